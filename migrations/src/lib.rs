@@ -1,0 +1,16 @@
+//! shard's database migrations: one dated file per schema change, applied in order at
+//! `shard serve` start and by `shard migrate`. A landed migration is never edited.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_initial_schema;
+
+/// The ordered list of every migration shard knows.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_initial_schema::Migration)]
+    }
+}

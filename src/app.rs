@@ -1,0 +1,187 @@
+//! Assembly: `App::build` opens the database, runs migrations, loads keys, binds the listener
+//! (port 0 in tests) and prepares the HTTP server and job workers; `run_until_stopped` runs them
+//! until a signal (or one of them ends) and then shuts down gracefully.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{HttpServer, web};
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{LoginLimiter, TokenKeys};
+use crate::config::Config;
+use crate::db::{self, Db};
+use crate::docker::Engine;
+use crate::secrets::{self, Sealer};
+use crate::{http, jobs, setup};
+
+/// Everything request handlers and jobs share. Built once per app; no globals.
+pub struct AppState {
+    pub config: Config,
+    pub db: Db,
+    pub sealer: Sealer,
+    pub tokens: TokenKeys,
+    pub limiter: LoginLimiter,
+    pub docker: Engine,
+    /// Serialises first-run setup so two racing requests cannot both create an admin.
+    pub setup_lock: tokio::sync::Mutex<()>,
+    /// The port actually bound (differs from the config when it asked for port 0).
+    pub port: u16,
+}
+
+pub struct App {
+    server: actix_web::dev::Server,
+    state: web::Data<AppState>,
+    workers: jobs::Workers,
+    shutdown: CancellationToken,
+}
+
+/// Opens the database named by the config and applies pending migrations.
+pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    let db = db::connect(&config.database_url()).await?;
+    db::migrate(&db).await?;
+    Ok(db)
+}
+
+impl App {
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        tracing::info!(config = ?config, "starting shard {}", env!("CARGO_PKG_VERSION"));
+        let db = open_database(&config).await?;
+        let secret_key = match &config.secret_key {
+            Some(key) if !key.expose().is_empty() => {
+                secrets::parse_key(key.expose()).context("secret_key is not a 32-byte key")?
+            }
+            _ => secrets::load_or_create_key_file(&config.data_dir.join("secret.key"))?,
+        };
+        let jwt_key = secrets::load_or_create_key_file(&config.data_dir.join("jwt.key"))?;
+
+        let listener = TcpListener::bind(config.listen).with_context(|| {
+            format!(
+                "cannot listen on {} (is it in use? set --listen)",
+                config.listen
+            )
+        })?;
+        let port = listener.local_addr()?.port();
+
+        announce_setup(&config, &db, port).await?;
+
+        let state = web::Data::new(AppState {
+            tokens: TokenKeys::new(&jwt_key, config.auth.access_token_ttl_secs),
+            limiter: LoginLimiter::new(
+                config.auth.login_attempts_per_ip,
+                config.auth.login_failures_per_username,
+                Duration::from_secs(config.auth.login_window_secs),
+            ),
+            sealer: Sealer::new(&secret_key),
+            docker: Engine::new(config.docker.host.as_deref()),
+            setup_lock: tokio::sync::Mutex::new(()),
+            db,
+            port,
+            config,
+        });
+
+        let shutdown = CancellationToken::new();
+        let workers = jobs::Workers::start(state.clone().into_inner(), shutdown.clone()).await?;
+
+        let server_state = state.clone();
+        let mut server = HttpServer::new(move || {
+            actix_web::App::new().configure(|cfg| http::configure(cfg, server_state.clone()))
+        })
+        .disable_signals()
+        .shutdown_timeout(state.config.http.shutdown_timeout_secs);
+        if state.config.http.workers > 0 {
+            server = server.workers(state.config.http.workers);
+        }
+        let server = server.listen(listener)?.run();
+        tracing::info!("listening on http://{}:{}", state.config.listen.ip(), port);
+        Ok(App {
+            server,
+            state,
+            workers,
+            shutdown,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.state.port
+    }
+
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone().into_inner()
+    }
+
+    /// Serves until SIGINT/SIGTERM (or the server ends), then stops accepting, lets in-flight
+    /// requests and jobs finish, and closes the database.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let App {
+            server,
+            state,
+            workers,
+            shutdown,
+        } = self;
+        let handle = server.handle();
+        let mut server = tokio::spawn(server);
+        let ended_by = tokio::select! {
+            result = &mut server => {
+                result.context("http server task")?.context("http server")?;
+                "http server"
+            }
+            signal = wait_for_signal() => signal,
+        };
+        tracing::info!(cause = ended_by, "shutting down");
+        handle.stop(true).await;
+        let _ = server.await;
+        shutdown.cancel();
+        workers.join().await;
+        if let Ok(state) = Arc::try_unwrap(state.into_inner()) {
+            state.db.close().await.context("closing the database")?;
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn wait_for_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            std::future::pending::<()>().await;
+            unreachable!()
+        };
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}
+
+/// With no users yet, makes sure a setup token exists and logs the URL that uses it;
+/// once a user exists, removes any stale token.
+async fn announce_setup(config: &Config, db: &Db, port: u16) -> anyhow::Result<()> {
+    if db::users::count(db).await? > 0 {
+        return setup::remove_token(&config.data_dir);
+    }
+    let token = setup::ensure_token(&config.data_dir)?;
+    let base = match &config.public_url {
+        Some(_) => config.public_url(),
+        None => format!("http://{}:{}", config.listen.ip(), port),
+    };
+    tracing::warn!(
+        "no users yet: finish setup at {base}/setup?token={token} (token also in {})",
+        setup::token_path(&config.data_dir).display()
+    );
+    Ok(())
+}

@@ -1,0 +1,29 @@
+//! Authentication: argon2id passwords, short-lived JWT access tokens, rotating refresh tokens
+//! (see `db::sessions`), API tokens, and the login rate limiter. HTTP wiring is in `http::auth`.
+
+mod limiter;
+mod password;
+mod tokens;
+
+pub use limiter::LoginLimiter;
+pub use password::{hash_password, verify_password};
+pub use tokens::{AccessClaims, TokenKeys};
+
+use uuid::Uuid;
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user_id: Uuid,
+    pub username: String,
+    pub role: String,
+}
+
+impl Actor {
+    pub fn is_admin(&self) -> bool {
+        self.role == crate::db::users::ROLE_ADMIN
+    }
+}
+
+/// Prefix of API tokens, so they are recognisable in a leaked config and told apart from JWTs.
+pub const API_TOKEN_PREFIX: &str = "shard_";

@@ -1,0 +1,380 @@
+//! Layered configuration: built-in defaults, then the TOML file, then `SHARD_*` environment
+//! variables (`__` separates section and key), then command-line flags. Validated once at load.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The documented example, also what `shard config init` writes.
+pub const EXAMPLE_TOML: &str = include_str!("../config.example.toml");
+
+/// The file read when no `--config` is given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "shard.toml";
+
+/// A value that must never reach logs or `config show`: `Debug` and `Serialize` redact it.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The clear value, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"[redacted]\"")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the SQLite file, keys and build directories live.
+    pub data_dir: PathBuf,
+    /// Address the dashboard, API and app proxy listen on.
+    pub listen: SocketAddr,
+    /// `sqlite://...` or `postgres://...`; empty means `<data_dir>/shard.db`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<Secret>,
+    /// 32-byte sealing key (64 hex chars or base64); empty means `<data_dir>/secret.key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_key: Option<Secret>,
+    /// The dashboard's external URL (used in the setup link and cookies); default `http://<listen>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    pub log: LogConfig,
+    pub http: HttpConfig,
+    pub auth: AuthConfig,
+    pub apps: AppsConfig,
+    pub jobs: JobsConfig,
+    pub git: GitConfig,
+    pub docker: DockerConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter such as `info` or `shard=debug,info`; `RUST_LOG` wins when set.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Largest accepted JSON request body.
+    pub body_limit_bytes: usize,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Seconds in-flight requests get to finish on shutdown.
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    /// Login attempts allowed per client IP in one window.
+    pub login_attempts_per_ip: u32,
+    /// Failed logins allowed per username in one window.
+    pub login_failures_per_username: u32,
+    pub login_window_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppsConfig {
+    /// Apps answer at `<slug>.<domain>`.
+    pub domain: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Jobs run at the same time.
+    pub concurrency: usize,
+    /// Seconds a claimed job stays leased without renewal before it is recovered.
+    pub lease_secs: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GitConfig {
+    /// Allow `file://` git URLs (only for trusted single-user installs).
+    pub allow_local_sources: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DockerConfig {
+    /// Docker endpoint such as `unix:///var/run/docker.sock`; empty means `DOCKER_HOST` or the default socket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./shard-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: None,
+            secret_key: None,
+            public_url: None,
+            log: LogConfig::default(),
+            http: HttpConfig::default(),
+            auth: AuthConfig::default(),
+            apps: AppsConfig::default(),
+            jobs: JobsConfig::default(),
+            git: GitConfig::default(),
+            docker: DockerConfig::default(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: 1024 * 1024,
+            workers: 0,
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 7 * 24 * 3600,
+            login_attempts_per_ip: 20,
+            login_failures_per_username: 5,
+            login_window_secs: 300,
+        }
+    }
+}
+
+impl Default for AppsConfig {
+    fn default() -> Self {
+        Self {
+            domain: "localhost".into(),
+        }
+    }
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 2,
+            lease_secs: 30,
+        }
+    }
+}
+
+/// Values given on the command line; they override everything else.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+}
+
+/// Top-level keys; `SHARD_*` variables outside them (such as `SHARD_CONFIG`) are not config.
+const TOP_KEYS: &[&str] = &[
+    "data_dir",
+    "listen",
+    "database_url",
+    "secret_key",
+    "public_url",
+    "log",
+    "http",
+    "auth",
+    "apps",
+    "jobs",
+    "git",
+    "docker",
+];
+
+/// A configuration problem, phrased so the person starting shard knows what to change.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Loads defaults → file → environment → flags, then validates.
+    pub fn load(overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match &overrides.config_file {
+            Some(path) if !path.exists() => {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist (create one with `shard config init`)",
+                    path.display()
+                )));
+            }
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_FILE))
+            }
+            None => {}
+        }
+        figment = figment.merge(
+            Env::prefixed("SHARD_")
+                .split("__")
+                .filter(|key| TOP_KEYS.contains(&key.as_str().split('.').next().unwrap_or(""))),
+        );
+        if let Some(dir) = &overrides.data_dir {
+            figment = figment.merge(Serialized::default("data_dir", dir));
+        }
+        if let Some(listen) = &overrides.listen {
+            figment = figment.merge(Serialized::default("listen", listen));
+        }
+        let config: Config = figment.extract().map_err(|e| {
+            let hint = "see config.example.toml for every key and its allowed values";
+            ConfigError(
+                e.into_iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+                    + &format!(" ({hint})"),
+            )
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| Err(ConfigError(format!("{key}: {why}")));
+        if self.data_dir.as_os_str().is_empty() {
+            return bad(
+                "data_dir",
+                "must not be empty (SHARD_DATA_DIR or --data-dir)",
+            );
+        }
+        if let Some(url) = &self.database_url {
+            let url = url.expose();
+            if !url.is_empty()
+                && !(url.starts_with("sqlite:")
+                    || url.starts_with("postgres://")
+                    || url.starts_with("postgresql://"))
+            {
+                return bad(
+                    "database_url",
+                    "must start with sqlite:, postgres:// or postgresql:// (or be empty for the SQLite file in data_dir)",
+                );
+            }
+        }
+        if let Some(key) = &self.secret_key
+            && !key.expose().is_empty()
+            && crate::secrets::parse_key(key.expose()).is_none()
+        {
+            return bad(
+                "secret_key",
+                "must be 32 bytes as 64 hex characters or base64 (generate one with `openssl rand -hex 32`)",
+            );
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return bad("public_url", "must start with http:// or https://");
+        }
+        if self
+            .log
+            .level
+            .parse::<tracing_subscriber::EnvFilter>()
+            .is_err()
+        {
+            return bad(
+                "log.level",
+                "is not a valid filter (try `info` or `shard=debug,info`)",
+            );
+        }
+        if self.http.body_limit_bytes < 1024 {
+            return bad("http.body_limit_bytes", "must be at least 1024");
+        }
+        if self.auth.access_token_ttl_secs < 30 || self.auth.access_token_ttl_secs > 24 * 3600 {
+            return bad("auth.access_token_ttl_secs", "must be between 30 and 86400");
+        }
+        if self.auth.refresh_token_ttl_secs < self.auth.access_token_ttl_secs {
+            return bad(
+                "auth.refresh_token_ttl_secs",
+                "must be at least auth.access_token_ttl_secs",
+            );
+        }
+        if self.auth.login_attempts_per_ip == 0 || self.auth.login_failures_per_username == 0 {
+            return bad(
+                "auth.login_attempts_per_ip",
+                "login limits must be at least 1",
+            );
+        }
+        if self.auth.login_window_secs == 0 {
+            return bad("auth.login_window_secs", "must be at least 1");
+        }
+        if let Err(e) = crate::validate::domain(&self.apps.domain) {
+            return bad("apps.domain", &e);
+        }
+        if !(1..=64).contains(&self.jobs.concurrency) {
+            return bad("jobs.concurrency", "must be between 1 and 64");
+        }
+        if self.jobs.lease_secs < 5 {
+            return bad("jobs.lease_secs", "must be at least 5");
+        }
+        Ok(())
+    }
+
+    /// The URL people open to reach the dashboard.
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    /// The database URL in effect: the configured one or the SQLite file in the data dir.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) if !url.expose().is_empty() => url.expose().to_string(),
+            _ => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("shard.db").display()
+            ),
+        }
+    }
+
+    /// The effective configuration as TOML, secrets redacted (`shard config show`).
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+}

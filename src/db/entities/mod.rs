@@ -1,0 +1,22 @@
+//! One sea-orm entity per table that code reads or writes. The migration creates the full
+//! schema; a table gets its entity here when a feature starts using it.
+
+pub mod api_tokens;
+pub mod audit_log;
+pub mod deployments;
+pub mod env_vars;
+pub mod jobs;
+pub mod projects;
+pub mod sessions;
+pub mod users;
+
+pub mod prelude {
+    pub use super::api_tokens::Entity as ApiTokens;
+    pub use super::audit_log::Entity as AuditLog;
+    pub use super::deployments::Entity as Deployments;
+    pub use super::env_vars::Entity as EnvVars;
+    pub use super::jobs::Entity as Jobs;
+    pub use super::projects::Entity as Projects;
+    pub use super::sessions::Entity as Sessions;
+    pub use super::users::Entity as Users;
+}

@@ -1,0 +1,29 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "projects")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub team_id: Option<Uuid>,
+    pub git_account_id: Option<Uuid>,
+    pub name: String,
+    pub slug: String,
+    pub git_url: String,
+    pub branch: String,
+    pub dockerfile: String,
+    pub port: Option<i32>,
+    pub health_path: String,
+    pub health_timeout_secs: i32,
+    pub memory_limit_mb: Option<i64>,
+    pub cpu_limit_millis: Option<i32>,
+    pub webhook_secret_sealed: Option<Vec<u8>>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

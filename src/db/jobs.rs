@@ -1,0 +1,143 @@
+//! Queries of the durable job queue. A job is `queued` until a worker claims it with a lease
+//! (`running`), then ends `succeeded`, `failed`, or goes back to `queued` with a later
+//! `run_after` for a retry. A running job whose lease expired is claimable again.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, Set};
+use uuid::Uuid;
+
+use super::entities::jobs::{self, Column, Entity as Jobs};
+use super::{Db, is_postgres, new_id, now};
+
+pub use jobs::Model as Job;
+
+pub const QUEUED: &str = "queued";
+pub const RUNNING: &str = "running";
+pub const SUCCEEDED: &str = "succeeded";
+pub const FAILED: &str = "failed";
+
+pub struct NewJob<'a> {
+    pub kind: &'a str,
+    pub payload: String,
+    pub project_id: Option<Uuid>,
+    pub max_attempts: i32,
+    pub run_after: DateTime<Utc>,
+}
+
+pub async fn enqueue(db: &Db, new: NewJob<'_>) -> Result<Job, DbErr> {
+    let at = now();
+    jobs::ActiveModel {
+        id: Set(new_id()),
+        kind: Set(new.kind.to_string()),
+        payload: Set(new.payload),
+        status: Set(QUEUED.into()),
+        project_id: Set(new.project_id),
+        attempts: Set(0),
+        max_attempts: Set(Ord::max(new.max_attempts, 1)),
+        run_after: Set(new.run_after),
+        lease_owner: Set(None),
+        lease_expires_at: Set(None),
+        last_error: Set(None),
+        created_at: Set(at),
+        updated_at: Set(at),
+    }
+    .insert(db)
+    .await
+}
+
+/// Atomically claims the oldest due job (or one whose lease expired) for `owner`.
+/// One statement on both backends; on Postgres the candidate row is locked `SKIP LOCKED` so
+/// several shard instances can share the queue.
+pub async fn claim(db: &Db, owner: &str, lease_until: DateTime<Utc>) -> Result<Option<Job>, DbErr> {
+    let at = now();
+    let mut candidate = Query::select();
+    candidate
+        .column(Column::Id)
+        .from(Jobs)
+        .cond_where(
+            Expr::col(Column::Status)
+                .eq(QUEUED)
+                .and(Expr::col(Column::RunAfter).lte(at))
+                .or(Expr::col(Column::Status)
+                    .eq(RUNNING)
+                    .and(Expr::col(Column::LeaseExpiresAt).lt(at))),
+        )
+        .order_by(Column::RunAfter, sea_orm::sea_query::Order::Asc)
+        .limit(1);
+    if is_postgres(db) {
+        candidate.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    }
+    let update = Query::update()
+        .table(Jobs)
+        .value(Column::Status, RUNNING)
+        .value(Column::LeaseOwner, owner)
+        .value(Column::LeaseExpiresAt, lease_until)
+        .value(Column::Attempts, Expr::col(Column::Attempts).add(1))
+        .value(Column::UpdatedAt, at)
+        .and_where(Expr::col(Column::Id).in_subquery(candidate))
+        .returning_all()
+        .to_owned();
+    let stmt = db.get_database_backend().build(&update);
+    Jobs::find().from_raw_sql(stmt).one(db).await
+}
+
+/// Extends the lease; false when the job is no longer this owner's (it was recovered).
+pub async fn renew(
+    db: &Db,
+    id: Uuid,
+    owner: &str,
+    lease_until: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let result = Jobs::update_many()
+        .col_expr(Column::LeaseExpiresAt, Expr::value(lease_until))
+        .filter(Column::Id.eq(id))
+        .filter(Column::LeaseOwner.eq(owner))
+        .filter(Column::Status.eq(RUNNING))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Ends a job owned by `owner`: `succeeded`, `failed`, or back to `queued` at `retry_at`.
+pub async fn finish(
+    db: &Db,
+    id: Uuid,
+    owner: &str,
+    status: &str,
+    error: Option<String>,
+    retry_at: Option<DateTime<Utc>>,
+) -> Result<(), DbErr> {
+    let mut update = Jobs::update_many()
+        .col_expr(Column::Status, Expr::value(status))
+        .col_expr(Column::LeaseOwner, Expr::value(Option::<String>::None))
+        .col_expr(
+            Column::LeaseExpiresAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(Column::LastError, Expr::value(error))
+        .col_expr(Column::UpdatedAt, Expr::value(now()));
+    if let Some(at) = retry_at {
+        update = update.col_expr(Column::RunAfter, Expr::value(at));
+    }
+    update
+        .filter(Column::Id.eq(id))
+        .filter(Column::LeaseOwner.eq(owner))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn find(db: &Db, id: Uuid) -> Result<Option<Job>, DbErr> {
+    Jobs::find_by_id(id).one(db).await
+}
+
+/// True when a job of `kind` is queued or running (used to keep one periodic job in flight).
+pub async fn pending_of_kind(db: &Db, kind: &str) -> Result<bool, DbErr> {
+    Ok(Jobs::find()
+        .filter(Column::Kind.eq(kind))
+        .filter(Column::Status.is_in([QUEUED, RUNNING]))
+        .one(db)
+        .await?
+        .is_some())
+}

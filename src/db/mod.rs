@@ -1,0 +1,83 @@
+//! The database: one connection pool over SQLite (default, a WAL-mode file in the data dir) or
+//! Postgres, the sea-orm entities, and the queries grouped per aggregate. Only this module
+//! touches entity internals; callers get plain models and functions.
+
+pub mod api_tokens;
+pub mod audit;
+pub mod entities;
+pub mod env_vars;
+pub mod jobs;
+pub mod projects;
+pub mod sessions;
+pub mod users;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
+
+pub use sea_orm::DatabaseConnection as Db;
+
+/// Opens the pool. SQLite files are created on first start, in WAL mode with foreign keys on.
+pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+    let sqlite = url.starts_with("sqlite:");
+    let mut options = ConnectOptions::new(url.to_string());
+    options
+        .max_connections(if sqlite { 8 } else { 16 })
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    if sqlite {
+        options.map_sqlx_sqlite_opts(|o| {
+            o.create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10))
+        });
+    }
+    Database::connect(options)
+        .await
+        .with_context(|| format!("cannot open the database ({})", redact_url(url)))
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
+    Migrator::up(db, None)
+        .await
+        .context("database migration failed")
+}
+
+pub fn is_postgres(db: &DatabaseConnection) -> bool {
+    db.get_database_backend() == DbBackend::Postgres
+}
+
+/// A database URL safe to log: the password, if any, replaced.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("redacted"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// True when `err` is a unique-constraint violation (on either backend).
+pub fn is_unique_violation(err: &sea_orm::DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}
+
+/// A new time-ordered public id.
+pub fn new_id() -> uuid::Uuid {
+    uuid::Uuid::now_v7()
+}
+
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}

@@ -1,0 +1,150 @@
+//! Projects and the deployment summary shown with them (status, live deployment).
+
+use std::collections::HashMap;
+
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    Set,
+};
+use uuid::Uuid;
+
+use super::entities::deployments::{self, Entity as Deployments};
+use super::entities::projects::{self, Entity as Projects};
+use super::{Db, new_id, now};
+
+pub use projects::Model as Project;
+
+/// The user-settable fields of a project, already validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub name: String,
+    pub slug: String,
+    pub git_url: String,
+    pub branch: String,
+    pub dockerfile: String,
+    pub port: Option<i32>,
+    pub health_path: String,
+    pub health_timeout_secs: i32,
+    pub memory_limit_mb: Option<i64>,
+    pub cpu_limit_millis: Option<i32>,
+}
+
+impl Settings {
+    pub fn of(p: &Project) -> Self {
+        Self {
+            name: p.name.clone(),
+            slug: p.slug.clone(),
+            git_url: p.git_url.clone(),
+            branch: p.branch.clone(),
+            dockerfile: p.dockerfile.clone(),
+            port: p.port,
+            health_path: p.health_path.clone(),
+            health_timeout_secs: p.health_timeout_secs,
+            memory_limit_mb: p.memory_limit_mb,
+            cpu_limit_millis: p.cpu_limit_millis,
+        }
+    }
+}
+
+pub async fn insert(db: &Db, owner_id: Uuid, s: Settings) -> Result<Project, DbErr> {
+    let at = now();
+    projects::ActiveModel {
+        id: Set(new_id()),
+        owner_id: Set(owner_id),
+        team_id: Set(None),
+        git_account_id: Set(None),
+        name: Set(s.name),
+        slug: Set(s.slug),
+        git_url: Set(s.git_url),
+        branch: Set(s.branch),
+        dockerfile: Set(s.dockerfile),
+        port: Set(s.port),
+        health_path: Set(s.health_path),
+        health_timeout_secs: Set(s.health_timeout_secs),
+        memory_limit_mb: Set(s.memory_limit_mb),
+        cpu_limit_millis: Set(s.cpu_limit_millis),
+        webhook_secret_sealed: Set(None),
+        created_at: Set(at),
+        updated_at: Set(at),
+    }
+    .insert(db)
+    .await
+}
+
+pub async fn update(db: &Db, project: Project, s: Settings) -> Result<Project, DbErr> {
+    let mut active = project.into_active_model();
+    active.name = Set(s.name);
+    active.slug = Set(s.slug);
+    active.git_url = Set(s.git_url);
+    active.branch = Set(s.branch);
+    active.dockerfile = Set(s.dockerfile);
+    active.port = Set(s.port);
+    active.health_path = Set(s.health_path);
+    active.health_timeout_secs = Set(s.health_timeout_secs);
+    active.memory_limit_mb = Set(s.memory_limit_mb);
+    active.cpu_limit_millis = Set(s.cpu_limit_millis);
+    active.updated_at = Set(now());
+    active.update(db).await
+}
+
+pub async fn find(db: &Db, id: Uuid) -> Result<Option<Project>, DbErr> {
+    Projects::find_by_id(id).one(db).await
+}
+
+/// All projects (`owner: None`, for admins) or one owner's, oldest first.
+pub async fn list(db: &Db, owner: Option<Uuid>) -> Result<Vec<Project>, DbErr> {
+    let mut query = Projects::find();
+    if let Some(owner) = owner {
+        query = query.filter(projects::Column::OwnerId.eq(owner));
+    }
+    query
+        .order_by_asc(projects::Column::CreatedAt)
+        .all(db)
+        .await
+}
+
+pub async fn delete(db: &Db, id: Uuid) -> Result<(), DbErr> {
+    Projects::delete_by_id(id).exec(db).await?;
+    Ok(())
+}
+
+/// What the dashboard shows beside a project: its newest deployment's status and the live one.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub latest_status: Option<String>,
+    pub live_deployment: Option<Uuid>,
+}
+
+/// Summaries for many projects in two queries.
+pub async fn summaries(db: &Db, ids: &[Uuid]) -> Result<HashMap<Uuid, Summary>, DbErr> {
+    let mut out: HashMap<Uuid, Summary> = HashMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let newest_per_project = Query::select()
+        .expr(Expr::col(("d2", deployments::Column::CreatedAt)).max())
+        .from_as(Deployments, "d2")
+        .and_where(
+            Expr::col(("d2", deployments::Column::ProjectId))
+                .equals((Deployments, deployments::Column::ProjectId)),
+        )
+        .to_owned();
+    let latest = Deployments::find()
+        .filter(deployments::Column::ProjectId.is_in(ids.iter().copied()))
+        .filter(deployments::Column::CreatedAt.in_subquery(newest_per_project))
+        .all(db)
+        .await?;
+    for d in latest {
+        out.entry(d.project_id).or_default().latest_status = Some(d.status);
+    }
+    let live = Deployments::find()
+        .filter(deployments::Column::ProjectId.is_in(ids.iter().copied()))
+        .filter(deployments::Column::Status.eq("live"))
+        .all(db)
+        .await?;
+    for d in live {
+        out.entry(d.project_id).or_default().live_deployment = Some(d.id);
+    }
+    Ok(out)
+}

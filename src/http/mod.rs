@@ -1,0 +1,94 @@
+//! The HTTP edge (actix-web): routes under `/api/v1`, `/health`, the OpenAPI document and the
+//! embedded dashboard. Only this layer knows HTTP and JSON shapes; it maps every failure to an
+//! `AppError` JSON body.
+
+pub mod auth;
+mod openapi;
+pub mod routes;
+mod spa;
+
+use actix_web::dev::Service;
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{HttpMessage, HttpRequest, web};
+use tracing_actix_web::{RequestId, TracingLogger};
+
+use crate::app::AppState;
+use crate::error::AppError;
+
+/// Mounts everything on one actix `App`.
+pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
+    let body_limit = state.config.http.body_limit_bytes;
+    cfg.app_data(state)
+        .app_data(
+            web::JsonConfig::default()
+                .limit(body_limit)
+                .error_handler(json_error),
+        )
+        .app_data(web::PathConfig::default().error_handler(path_error))
+        .app_data(web::QueryConfig::default().error_handler(query_error))
+        .service(
+            web::scope("")
+                .wrap_fn(|req, srv| {
+                    let id = req.extensions().get::<RequestId>().copied();
+                    let response = srv.call(req);
+                    async move {
+                        let mut response = response.await?;
+                        if let Some(id) = id
+                            && let Ok(value) = HeaderValue::from_str(&id.to_string())
+                        {
+                            response
+                                .headers_mut()
+                                .insert(HeaderName::from_static("x-request-id"), value);
+                        }
+                        Ok(response)
+                    }
+                })
+                .wrap(TracingLogger::default())
+                .route("/health", web::get().to(routes::health::health))
+                .service(
+                    web::scope("/api/v1")
+                        .configure(routes::auth::configure)
+                        .configure(routes::users::configure)
+                        .configure(routes::projects::configure)
+                        .configure(routes::env::configure)
+                        .route("/openapi.json", web::get().to(openapi::document))
+                        .default_service(web::to(api_not_found)),
+                )
+                .default_service(web::to(spa::serve)),
+        );
+}
+
+async fn api_not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, AppError> {
+    Err(AppError::NotFound(format!(
+        "no API route {} {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let app_error = match &err {
+        JsonPayloadError::Overflow { limit }
+        | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+            AppError::PayloadTooLarge(format!("request body is larger than {limit} bytes"))
+        }
+        JsonPayloadError::ContentType => {
+            AppError::BadRequest("expected Content-Type: application/json".into())
+        }
+        JsonPayloadError::Deserialize(e) if e.is_data() => {
+            AppError::validation("body", e.to_string())
+        }
+        JsonPayloadError::Deserialize(e) => AppError::BadRequest(format!("malformed JSON: {e}")),
+        other => AppError::BadRequest(format!("cannot read the request body: {other}")),
+    };
+    app_error.into()
+}
+
+fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
+    AppError::BadRequest(format!("invalid id in path: {err}")).into()
+}
+
+fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    AppError::BadRequest(format!("invalid query string: {err}")).into()
+}

@@ -1,0 +1,46 @@
+//! The OpenAPI document, generated from the handlers' annotations (utoipa).
+
+use actix_web::web;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::routes::{auth, env, health, projects, users};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "shard", description = "A self-hosted PaaS in one binary."),
+    paths(
+        health::health,
+        auth::setup_admin, auth::login, auth::refresh, auth::logout, auth::me,
+        auth::create_token, auth::list_tokens, auth::delete_token,
+        users::list_users, users::create_user,
+        projects::list_projects, projects::create_project, projects::get_project,
+        projects::update_project, projects::delete_project,
+        env::get_env, env::put_env,
+    ),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT or shard_ API token")
+                    .build(),
+            ),
+        );
+    }
+}
+
+pub async fn document() -> web::Json<utoipa::openapi::OpenApi> {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    web::Json(doc)
+}

@@ -1,0 +1,346 @@
+//! `/auth/*`: first-run setup, login, refresh-token rotation, logout, whoami, and API tokens.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{Duration, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::auth::{API_TOKEN_PREFIX, Actor, hash_password, verify_password};
+use crate::db::{self, sessions::NewSession, users::User};
+use crate::error::{AppError, AppResult, FieldCheck};
+use crate::http::auth::{
+    Authenticated, REFRESH_COOKIE, client_ip, expired_refresh_cookie, refresh_cookie,
+};
+use crate::{secrets, setup, validate};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/auth/setup", web::post().to(setup_admin))
+        .route("/auth/login", web::post().to(login))
+        .route("/auth/refresh", web::post().to(refresh))
+        .route("/auth/logout", web::post().to(logout))
+        .route("/auth/me", web::get().to(me))
+        .route("/tokens", web::get().to(list_tokens))
+        .route("/tokens", web::post().to(create_token))
+        .route("/tokens/{id}", web::delete().to(delete_token));
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserView {
+    pub id: Uuid,
+    pub username: String,
+    pub role: String,
+    pub created_at: chrono::DateTime<Utc>,
+}
+
+impl From<User> for UserView {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id,
+            username: u.username,
+            role: u.role,
+            created_at: u.created_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub user: UserView,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetupRequest {
+    pub token: String,
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+/// Creates the first admin with the one-time setup token, and signs them in.
+#[utoipa::path(post, path = "/api/v1/auth/setup", tag = "auth", request_body = SetupRequest,
+    responses((status = 201, body = TokenResponse), (status = 403, description = "wrong token"),
+              (status = 409, description = "setup already done"), (status = 422)))]
+pub async fn setup_admin(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<SetupRequest>,
+) -> AppResult<HttpResponse> {
+    let body = body.into_inner();
+    let _guard = state.setup_lock.lock().await;
+    if db::users::count(&state.db).await? > 0 {
+        return Err(AppError::Conflict(
+            "setup is already complete; sign in instead".into(),
+        ));
+    }
+    let expected =
+        setup::read_token(&setup::token_path(&state.config.data_dir)).ok_or_else(|| {
+            AppError::Forbidden("no setup token is pending; restart shard to create one".into())
+        })?;
+    if !secrets::constant_time_eq(body.token.trim().as_bytes(), expected.as_bytes()) {
+        return Err(AppError::Forbidden("invalid setup token".into()));
+    }
+    let username = body.username.trim().to_lowercase();
+    validate::username(&username).field("username")?;
+    validate::password(&body.password).field("password")?;
+    let hash = hash_password(body.password).await?;
+    let user = db::users::create(&state.db, &username, &hash, db::users::ROLE_ADMIN).await?;
+    setup::remove_token(&state.config.data_dir)?;
+    audit(&state, Some(user.id), "setup", &req).await;
+    tracing::info!(user = %user.username, "first admin created; setup closed");
+    let (body, cookie) = start_session(&state, &req, user).await?;
+    Ok(HttpResponse::Created().cookie(cookie).json(body))
+}
+
+/// Signs in with username and password; sets the refresh cookie.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = TokenResponse), (status = 401), (status = 429, description = "rate limited; see Retry-After")))]
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<LoginRequest>,
+) -> AppResult<HttpResponse> {
+    let body = body.into_inner();
+    let username = body.username.trim().to_lowercase();
+    let limited = |retry_after_secs| AppError::RateLimited { retry_after_secs };
+    state
+        .limiter
+        .attempt_from(&client_ip(&req))
+        .map_err(limited)?;
+    state.limiter.check_user(&username).map_err(limited)?;
+    let user = if body.password.len() <= validate::MAX_PASSWORD_LEN {
+        db::users::find_by_username(&state.db, &username).await?
+    } else {
+        None
+    };
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let password_ok = verify_password(body.password, hash).await;
+    let Some(user) = user.filter(|_| password_ok) else {
+        state.limiter.record_failure(&username);
+        return Err(AppError::Unauthorized("wrong username or password".into()));
+    };
+    state.limiter.clear_user(&username);
+    audit(&state, Some(user.id), "login", &req).await;
+    let (body, cookie) = start_session(&state, &req, user).await?;
+    Ok(HttpResponse::Ok().cookie(cookie).json(body))
+}
+
+/// Trades the refresh cookie for a new access token and a new refresh cookie. A refresh token
+/// that was already used revokes its whole login (it was stolen or replayed).
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth",
+    responses((status = 200, body = TokenResponse), (status = 401)))]
+pub async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> AppResult<HttpResponse> {
+    let unauthorized = || AppError::Unauthorized("sign in again".into());
+    let token = req.cookie(REFRESH_COOKIE).ok_or_else(unauthorized)?;
+    let session = db::sessions::find_by_hash(&state.db, &secrets::token_hash(token.value()))
+        .await?
+        .ok_or_else(unauthorized)?;
+    if session.revoked_at.is_some() || session.expires_at <= Utc::now() {
+        return Err(unauthorized());
+    }
+    if session.rotated_at.is_some() || !db::sessions::mark_rotated(&state.db, session.id).await? {
+        tracing::warn!(user = %session.user_id, family = %session.family_id, "refresh token reuse; revoking the session");
+        db::sessions::revoke_family(&state.db, session.family_id).await?;
+        return Err(AppError::Unauthorized(
+            "refresh token reuse detected; the session was revoked, sign in again".into(),
+        ));
+    }
+    let user = db::users::find(&state.db, session.user_id)
+        .await?
+        .ok_or_else(unauthorized)?;
+    let (body, cookie) = issue(&state, &req, user, session.family_id).await?;
+    Ok(HttpResponse::Ok().cookie(cookie).json(body))
+}
+
+/// Revokes the current login (refresh cookie or bearer token) and clears the cookie.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", responses((status = 204)))]
+pub async fn logout(state: web::Data<AppState>, req: HttpRequest) -> AppResult<HttpResponse> {
+    if let Some(cookie) = req.cookie(REFRESH_COOKIE)
+        && let Some(session) =
+            db::sessions::find_by_hash(&state.db, &secrets::token_hash(cookie.value())).await?
+    {
+        db::sessions::revoke_family(&state.db, session.family_id).await?;
+    }
+    let bearer = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if let Some(claims) = bearer.and_then(|t| state.tokens.verify(t)) {
+        db::sessions::revoke_family(&state.db, claims.sid).await?;
+    }
+    Ok(HttpResponse::NoContent()
+        .cookie(expired_refresh_cookie(&state))
+        .finish())
+}
+
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", responses((status = 200, body = UserView), (status = 401)),
+    security(("bearer" = [])))]
+pub async fn me(
+    state: web::Data<AppState>,
+    Authenticated(actor): Authenticated,
+) -> AppResult<web::Json<UserView>> {
+    let user = db::users::find(&state.db, actor.user_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("user"))?;
+    Ok(web::Json(user.into()))
+}
+
+async fn start_session(
+    state: &AppState,
+    req: &HttpRequest,
+    user: User,
+) -> AppResult<(TokenResponse, actix_web::cookie::Cookie<'static>)> {
+    issue(state, req, user, db::new_id()).await
+}
+
+/// Stores a new refresh token in `family` and signs an access token for it.
+async fn issue(
+    state: &AppState,
+    req: &HttpRequest,
+    user: User,
+    family_id: Uuid,
+) -> AppResult<(TokenResponse, actix_web::cookie::Cookie<'static>)> {
+    let refresh_token = secrets::random_token("");
+    let user_agent = req
+        .headers()
+        .get(actix_web::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().take(512).collect());
+    db::sessions::insert(
+        &state.db,
+        NewSession {
+            user_id: user.id,
+            family_id,
+            token_hash: &secrets::token_hash(&refresh_token),
+            expires_at: Utc::now()
+                + Duration::seconds(state.config.auth.refresh_token_ttl_secs as i64),
+            user_agent,
+            ip: Some(client_ip(req)),
+        },
+    )
+    .await?;
+    let access_token = state.tokens.issue(user.id, family_id, &user.role)?;
+    let body = TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: state.tokens.ttl_secs,
+        user: user.into(),
+    };
+    Ok((body, refresh_cookie(state, &refresh_token)))
+}
+
+async fn audit(state: &AppState, actor: Option<Uuid>, action: &str, req: &HttpRequest) {
+    let entry = db::audit::Entry {
+        actor_id: actor,
+        action,
+        target_type: "user",
+        target_id: actor,
+        ip: Some(client_ip(req)),
+    };
+    if let Err(e) = db::audit::record(&state.db, entry).await {
+        tracing::warn!(error = %e, "cannot write audit log");
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTokenRequest {
+    pub name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ApiTokenView {
+    pub id: Uuid,
+    pub name: String,
+    /// The first characters, to recognise the token.
+    pub prefix: String,
+    pub created_at: chrono::DateTime<Utc>,
+    /// The full token; only in the creation response.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl From<db::api_tokens::ApiToken> for ApiTokenView {
+    fn from(t: db::api_tokens::ApiToken) -> Self {
+        Self {
+            id: t.id,
+            name: t.name,
+            prefix: t.prefix,
+            created_at: t.created_at,
+            token: None,
+        }
+    }
+}
+
+/// Creates an API token for scripts; the token is shown once.
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "auth", request_body = CreateTokenRequest,
+    responses((status = 201, body = ApiTokenView)), security(("bearer" = [])))]
+pub async fn create_token(
+    state: web::Data<AppState>,
+    Authenticated(actor): Authenticated,
+    body: web::Json<CreateTokenRequest>,
+) -> AppResult<HttpResponse> {
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(AppError::validation(
+            "name",
+            "must be 1 to 100 printable characters",
+        ));
+    }
+    let token = secrets::random_token(API_TOKEN_PREFIX);
+    let prefix: String = token.chars().take(API_TOKEN_PREFIX.len() + 6).collect();
+    let row = db::api_tokens::create(
+        &state.db,
+        actor.user_id,
+        name,
+        &secrets::token_hash(&token),
+        &prefix,
+    )
+    .await?;
+    let mut view = ApiTokenView::from(row);
+    view.token = Some(token);
+    Ok(HttpResponse::Created().json(view))
+}
+
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "auth", responses((status = 200, body = [ApiTokenView])), security(("bearer" = [])))]
+pub async fn list_tokens(
+    state: web::Data<AppState>,
+    Authenticated(actor): Authenticated,
+) -> AppResult<web::Json<Vec<ApiTokenView>>> {
+    let tokens = db::api_tokens::list(&state.db, actor.user_id).await?;
+    Ok(web::Json(tokens.into_iter().map(Into::into).collect()))
+}
+
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "auth", responses((status = 204), (status = 404)), security(("bearer" = [])))]
+pub async fn delete_token(
+    state: web::Data<AppState>,
+    Authenticated(actor): Authenticated,
+    id: web::Path<Uuid>,
+) -> AppResult<HttpResponse> {
+    if db::api_tokens::delete(&state.db, actor.user_id, id.into_inner()).await? {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(AppError::not_found("token"))
+    }
+}
+
+/// Used by `users` routes: admins only.
+pub fn require_admin(actor: &Actor) -> AppResult<()> {
+    if actor.is_admin() {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden("admin role required".into()))
+    }
+}

@@ -1,0 +1,164 @@
+//! `/projects/{id}/env`: a project's environment variables. Values are sealed before they
+//! reach the database; secret values are never returned.
+
+use std::collections::{HashMap, HashSet};
+
+use actix_web::web;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::access;
+use crate::app::AppState;
+use crate::db::{self, env_vars::EnvVar};
+use crate::error::{AppError, AppResult, FieldCheck};
+use crate::http::auth::Authenticated;
+use crate::validate;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/projects/{id}/env", web::get().to(get_env))
+        .route("/projects/{id}/env", web::put().to(put_env));
+}
+
+const MAX_VARS: usize = 500;
+const MAX_VALUE_BYTES: usize = 32 * 1024;
+
+#[derive(Serialize, ToSchema)]
+pub struct EnvVarView {
+    pub key: String,
+    /// The value, or `null` for a secret (it is write-only).
+    pub value: Option<String>,
+    pub secret: bool,
+    /// Also passed to the image build as a build argument.
+    pub build: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EnvView {
+    pub vars: Vec<EnvVarView>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnvVarInput {
+    pub key: String,
+    /// Omit or `null` on an existing secret to keep its stored value.
+    pub value: Option<String>,
+    #[serde(default)]
+    pub secret: bool,
+    #[serde(default)]
+    pub build: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutEnv {
+    pub vars: Vec<EnvVarInput>,
+}
+
+fn open(state: &AppState, var: &EnvVar) -> AppResult<String> {
+    let clear = state
+        .sealer
+        .open(&var.value_sealed, var.id.as_bytes())
+        .map_err(|e| {
+            AppError::Internal(anyhow::Error::new(e).context(format!("env var {}", var.key)))
+        })?;
+    String::from_utf8(clear).map_err(|e| AppError::Internal(e.into()))
+}
+
+fn to_view(state: &AppState, vars: &[EnvVar]) -> AppResult<EnvView> {
+    let vars = vars
+        .iter()
+        .map(|v| {
+            Ok(EnvVarView {
+                key: v.key.clone(),
+                value: if v.secret {
+                    None
+                } else {
+                    Some(open(state, v)?)
+                },
+                secret: v.secret,
+                build: v.build,
+            })
+        })
+        .collect::<AppResult<_>>()?;
+    Ok(EnvView { vars })
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{id}/env", tag = "projects", responses((status = 200, body = EnvView), (status = 404)), security(("bearer" = [])))]
+pub async fn get_env(
+    state: web::Data<AppState>,
+    Authenticated(actor): Authenticated,
+    id: web::Path<Uuid>,
+) -> AppResult<web::Json<EnvView>> {
+    let project = access::project(&state.db, &actor, id.into_inner()).await?;
+    let vars = db::env_vars::list(&state.db, project.id).await?;
+    Ok(web::Json(to_view(&state, &vars)?))
+}
+
+/// Replaces the whole set. A secret sent without a value keeps the one stored.
+#[utoipa::path(put, path = "/api/v1/projects/{id}/env", tag = "projects", request_body = PutEnv,
+    responses((status = 200, body = EnvView), (status = 404), (status = 422)), security(("bearer" = [])))]
+pub async fn put_env(
+    state: web::Data<AppState>,
+    Authenticated(actor): Authenticated,
+    id: web::Path<Uuid>,
+    body: web::Json<PutEnv>,
+) -> AppResult<web::Json<EnvView>> {
+    let project = access::project(&state.db, &actor, id.into_inner()).await?;
+    let input = body.into_inner().vars;
+    if input.len() > MAX_VARS {
+        return Err(AppError::validation(
+            "vars",
+            format!("at most {MAX_VARS} variables"),
+        ));
+    }
+    let existing: HashMap<String, EnvVar> = db::env_vars::list(&state.db, project.id)
+        .await?
+        .into_iter()
+        .map(|v| (v.key.clone(), v))
+        .collect();
+    let mut seen = HashSet::new();
+    let mut rows = Vec::with_capacity(input.len());
+    for (i, var) in input.into_iter().enumerate() {
+        let field = format!("vars[{i}].key");
+        validate::env_key(&var.key).field(&field)?;
+        if !seen.insert(var.key.clone()) {
+            return Err(AppError::validation(
+                &field,
+                format!("duplicate key {}", var.key),
+            ));
+        }
+        let value = match var.value {
+            Some(value) => value,
+            None => match existing.get(&var.key) {
+                Some(old) if old.secret => open(&state, old)?,
+                _ => {
+                    return Err(AppError::validation(
+                        &format!("vars[{i}].value"),
+                        "is required (only an existing secret may omit it)",
+                    ));
+                }
+            },
+        };
+        if value.len() > MAX_VALUE_BYTES || value.contains('\0') {
+            return Err(AppError::validation(
+                &format!("vars[{i}].value"),
+                format!("must be at most {MAX_VALUE_BYTES} bytes without NUL characters"),
+            ));
+        }
+        let row_id = db::new_id();
+        rows.push(EnvVar {
+            id: row_id,
+            project_id: project.id,
+            key: var.key,
+            value_sealed: state.sealer.seal(value.as_bytes(), row_id.as_bytes()),
+            secret: var.secret,
+            build: var.build,
+            created_at: db::now(),
+        });
+    }
+    db::env_vars::replace(&state.db, project.id, rows).await?;
+    let vars = db::env_vars::list(&state.db, project.id).await?;
+    Ok(web::Json(to_view(&state, &vars)?))
+}

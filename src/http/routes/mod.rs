@@ -1,0 +1,7 @@
+//! Route handlers, one file per resource; each exposes `configure` for its scope.
+
+pub mod auth;
+pub mod env;
+pub mod health;
+pub mod projects;
+pub mod users;

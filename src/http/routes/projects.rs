@@ -1,0 +1,345 @@
+//! `/projects`: create, list, read, update and delete projects. Every id goes through
+//! `access::project`, so another user's project is a 404.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::auth::Actor;
+use crate::db::{
+    self,
+    projects::{Project, Settings, Summary},
+};
+use crate::error::{AppError, AppResult, FieldCheck};
+use crate::http::auth::{Authenticated, client_ip};
+use crate::{access, validate};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/projects", web::get().to(list_projects))
+        .route("/projects", web::post().to(create_project))
+        .route("/projects/{id}", web::get().to(get_project))
+        .route("/projects/{id}", web::patch().to(update_project))
+        .route("/projects/{id}", web::delete().to(delete_project));
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProjectView {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub owner_id: Uuid,
+    pub git_url: String,
+    pub branch: String,
+    pub dockerfile: String,
+    pub port: Option<i32>,
+    pub health_path: String,
+    pub health_timeout_secs: i32,
+    pub memory_limit_mb: Option<i64>,
+    pub cpu_limit_millis: Option<i32>,
+    /// Where the app answers once live.
+    pub url: String,
+    /// `live`, the newest deployment's status, or `new` before the first deploy.
+    pub status: String,
+    pub live_deployment: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn view(state: &AppState, p: Project, summary: Summary) -> ProjectView {
+    let url = app_url(state, &p.slug);
+    let status = match (&summary.live_deployment, summary.latest_status) {
+        (Some(_), Some(latest)) if latest != "failed" && latest != "cancelled" => latest,
+        (Some(_), _) => "live".into(),
+        (None, Some(latest)) => latest,
+        (None, None) => "new".into(),
+    };
+    ProjectView {
+        id: p.id,
+        name: p.name,
+        slug: p.slug,
+        owner_id: p.owner_id,
+        git_url: p.git_url,
+        branch: p.branch,
+        dockerfile: p.dockerfile,
+        port: p.port,
+        health_path: p.health_path,
+        health_timeout_secs: p.health_timeout_secs,
+        memory_limit_mb: p.memory_limit_mb,
+        cpu_limit_millis: p.cpu_limit_millis,
+        url,
+        status,
+        live_deployment: summary.live_deployment,
+        created_at: p.created_at,
+        updated_at: p.updated_at,
+    }
+}
+
+/// `http://<slug>.<apps.domain>:<port>`, or `https://<slug>.<apps.domain>` behind HTTPS.
+pub fn app_url(state: &AppState, slug: &str) -> String {
+    let domain = &state.config.apps.domain;
+    if state.config.public_url().starts_with("https://") {
+        format!("https://{slug}.{domain}")
+    } else if state.port == 80 {
+        format!("http://{slug}.{domain}")
+    } else {
+        format!("http://{slug}.{domain}:{}", state.port)
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProject {
+    pub name: String,
+    pub git_url: String,
+    /// Default `main`.
+    pub branch: Option<String>,
+    /// Path of the Dockerfile in the repository; default `Dockerfile`.
+    pub dockerfile: Option<String>,
+    /// Port the app listens on; default: the image's EXPOSE, else 8080.
+    pub port: Option<i32>,
+    /// Default `/`.
+    pub health_path: Option<String>,
+    /// Default 60.
+    pub health_timeout_secs: Option<i32>,
+    pub memory_limit_mb: Option<i64>,
+    pub cpu_limit_millis: Option<i32>,
+}
+
+/// A PATCH body: absent fields stay, `null` clears the nullable ones.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProject {
+    pub name: Option<String>,
+    pub git_url: Option<String>,
+    pub branch: Option<String>,
+    pub dockerfile: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i32>)]
+    pub port: Option<Option<i32>>,
+    pub health_path: Option<String>,
+    pub health_timeout_secs: Option<i32>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub memory_limit_mb: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i32>)]
+    pub cpu_limit_millis: Option<Option<i32>>,
+}
+
+/// Tells `"field": null` (Some(None)) from an absent field (None).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Checks every field of a project's settings, reporting the first bad one as a 422.
+fn check(state: &AppState, s: &Settings) -> AppResult<()> {
+    validate::project_name(&s.name).field("name")?;
+    validate::git_url(&s.git_url, state.config.git.allow_local_sources).field("git_url")?;
+    validate::branch(&s.branch).field("branch")?;
+    validate::dockerfile_path(&s.dockerfile).field("dockerfile")?;
+    if let Some(port) = s.port
+        && !(1..=65535).contains(&port)
+    {
+        return Err(AppError::validation("port", "must be between 1 and 65535"));
+    }
+    validate::health_path(&s.health_path).field("health_path")?;
+    if !(1..=3600).contains(&s.health_timeout_secs) {
+        return Err(AppError::validation(
+            "health_timeout_secs",
+            "must be between 1 and 3600",
+        ));
+    }
+    if let Some(mb) = s.memory_limit_mb
+        && !(6..=1_048_576).contains(&mb)
+    {
+        return Err(AppError::validation(
+            "memory_limit_mb",
+            "must be between 6 and 1048576",
+        ));
+    }
+    if let Some(millis) = s.cpu_limit_millis
+        && !(10..=1_024_000).contains(&millis)
+    {
+        return Err(AppError::validation(
+            "cpu_limit_millis",
+            "must be between 10 and 1024000",
+        ));
+    }
+    Ok(())
+}
+
+fn slug_taken(slug: &str) -> AppError {
+    AppError::Conflict(format!(
+        "a project with the slug '{slug}' already exists; choose another name"
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/projects", tag = "projects", responses((status = 200, body = [ProjectView])), security(("bearer" = [])))]
+pub async fn list_projects(
+    state: web::Data<AppState>,
+    Authenticated(actor): Authenticated,
+) -> AppResult<web::Json<Vec<ProjectView>>> {
+    let owner = (!actor.is_admin()).then_some(actor.user_id);
+    let projects = db::projects::list(&state.db, owner).await?;
+    let ids: Vec<Uuid> = projects.iter().map(|p| p.id).collect();
+    let mut summaries = db::projects::summaries(&state.db, &ids).await?;
+    Ok(web::Json(
+        projects
+            .into_iter()
+            .map(|p| {
+                let summary = summaries.remove(&p.id).unwrap_or_default();
+                view(&state, p, summary)
+            })
+            .collect(),
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/projects", tag = "projects", request_body = CreateProject,
+    responses((status = 201, body = ProjectView), (status = 409, description = "slug taken"), (status = 422)), security(("bearer" = [])))]
+pub async fn create_project(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Authenticated(actor): Authenticated,
+    body: web::Json<CreateProject>,
+) -> AppResult<HttpResponse> {
+    let b = body.into_inner();
+    let name = b.name.trim().to_string();
+    let settings = Settings {
+        slug: validate::slugify(&name),
+        name,
+        git_url: b.git_url.trim().to_string(),
+        branch: b.branch.unwrap_or_else(|| "main".into()),
+        dockerfile: b.dockerfile.unwrap_or_else(|| "Dockerfile".into()),
+        port: b.port,
+        health_path: b.health_path.unwrap_or_else(|| "/".into()),
+        health_timeout_secs: b.health_timeout_secs.unwrap_or(60),
+        memory_limit_mb: b.memory_limit_mb,
+        cpu_limit_millis: b.cpu_limit_millis,
+    };
+    check(&state, &settings)?;
+    let slug = settings.slug.clone();
+    let project = match db::projects::insert(&state.db, actor.user_id, settings).await {
+        Ok(project) => project,
+        Err(e) if db::is_unique_violation(&e) => return Err(slug_taken(&slug)),
+        Err(e) => return Err(e.into()),
+    };
+    audit(&state, &actor, "project.create", project.id, &req).await;
+    Ok(HttpResponse::Created().json(view(&state, project, Summary::default())))
+}
+
+async fn one(state: &AppState, actor: &Actor, id: Uuid) -> AppResult<ProjectView> {
+    let project = access::project(&state.db, actor, id).await?;
+    let summary = db::projects::summaries(&state.db, &[id])
+        .await?
+        .remove(&id)
+        .unwrap_or_default();
+    Ok(view(state, project, summary))
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects", responses((status = 200, body = ProjectView), (status = 404)), security(("bearer" = [])))]
+pub async fn get_project(
+    state: web::Data<AppState>,
+    Authenticated(actor): Authenticated,
+    id: web::Path<Uuid>,
+) -> AppResult<web::Json<ProjectView>> {
+    Ok(web::Json(one(&state, &actor, id.into_inner()).await?))
+}
+
+#[utoipa::path(patch, path = "/api/v1/projects/{id}", tag = "projects", request_body = UpdateProject,
+    responses((status = 200, body = ProjectView), (status = 404), (status = 409), (status = 422)), security(("bearer" = [])))]
+pub async fn update_project(
+    state: web::Data<AppState>,
+    Authenticated(actor): Authenticated,
+    id: web::Path<Uuid>,
+    body: web::Json<UpdateProject>,
+) -> AppResult<web::Json<ProjectView>> {
+    let project = access::project(&state.db, &actor, id.into_inner()).await?;
+    let b = body.into_inner();
+    let mut s = Settings::of(&project);
+    if let Some(name) = b.name {
+        s.name = name.trim().to_string();
+        s.slug = validate::slugify(&s.name);
+    }
+    if let Some(v) = b.git_url {
+        s.git_url = v.trim().to_string();
+    }
+    if let Some(v) = b.branch {
+        s.branch = v;
+    }
+    if let Some(v) = b.dockerfile {
+        s.dockerfile = v;
+    }
+    if let Some(v) = b.port {
+        s.port = v;
+    }
+    if let Some(v) = b.health_path {
+        s.health_path = v;
+    }
+    if let Some(v) = b.health_timeout_secs {
+        s.health_timeout_secs = v;
+    }
+    if let Some(v) = b.memory_limit_mb {
+        s.memory_limit_mb = v;
+    }
+    if let Some(v) = b.cpu_limit_millis {
+        s.cpu_limit_millis = v;
+    }
+    check(&state, &s)?;
+    let (id, slug) = (project.id, s.slug.clone());
+    match db::projects::update(&state.db, project, s).await {
+        Ok(_) => Ok(web::Json(one(&state, &actor, id).await?)),
+        Err(e) if db::is_unique_violation(&e) => Err(slug_taken(&slug)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Deletes the project with its containers and images. If Docker cannot be reached the
+/// project is kept (409) so nothing is left running without an owner.
+#[utoipa::path(delete, path = "/api/v1/projects/{id}", tag = "projects",
+    responses((status = 204), (status = 404), (status = 503, description = "Docker unreachable")), security(("bearer" = [])))]
+pub async fn delete_project(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Authenticated(actor): Authenticated,
+    id: web::Path<Uuid>,
+) -> AppResult<HttpResponse> {
+    let project = access::project(&state.db, &actor, id.into_inner()).await?;
+    let has_deployments = db::projects::summaries(&state.db, &[project.id])
+        .await?
+        .get(&project.id)
+        .is_some_and(|s| s.latest_status.is_some());
+    match state.docker.remove_project(project.id).await {
+        Ok(removed) => {
+            tracing::info!(project = %project.id, containers = removed.containers, images = removed.images, "removed docker objects")
+        }
+        Err(e) if has_deployments => {
+            tracing::warn!(project = %project.id, error = %e, "cannot remove the project's containers");
+            return Err(AppError::Unavailable(format!(
+                "cannot remove the project's containers: {e}; retry when Docker is reachable"
+            )));
+        }
+        // Never deployed: nothing can be running for it.
+        Err(e) => tracing::debug!(error = %e, "docker unreachable; project was never deployed"),
+    }
+    db::projects::delete(&state.db, project.id).await?;
+    audit(&state, &actor, "project.delete", project.id, &req).await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn audit(state: &AppState, actor: &Actor, action: &str, project: Uuid, req: &HttpRequest) {
+    let entry = db::audit::Entry {
+        actor_id: Some(actor.user_id),
+        action,
+        target_type: "project",
+        target_id: Some(project),
+        ip: Some(client_ip(req)),
+    };
+    if let Err(e) = db::audit::record(&state.db, entry).await {
+        tracing::warn!(error = %e, "cannot write audit log");
+    }
+}

@@ -1,0 +1,197 @@
+//! The durable in-process job queue: jobs are rows (`db::jobs`), claimed by N workers under a
+//! lease they renew while the job runs. A job whose worker died is claimed again once its lease
+//! expires; failures retry with exponential backoff up to the job's attempt limit.
+
+mod maintenance;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::AppState;
+use crate::db::jobs::{self as queue, Job};
+
+/// How long an idle worker waits before looking for due jobs again.
+const IDLE_POLL: Duration = Duration::from_millis(500);
+
+/// The kinds of job shard runs. The stored `kind` column is `Kind::as_str`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Periodic housekeeping: prune expired sessions; reschedules itself.
+    Maintenance,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Maintenance => "maintenance",
+        }
+    }
+
+    pub fn parse(kind: &str) -> Option<Kind> {
+        match kind {
+            "maintenance" => Some(Kind::Maintenance),
+            _ => None,
+        }
+    }
+}
+
+/// The running worker tasks.
+pub struct Workers {
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Schedules the periodic jobs (once) and starts `jobs.concurrency` workers.
+    pub async fn start(
+        state: Arc<AppState>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Workers> {
+        maintenance::ensure_scheduled(&state.db, Utc::now()).await?;
+        let owner_prefix = format!("{}-{}", hostname(), std::process::id());
+        let handles = (0..state.config.jobs.concurrency)
+            .map(|n| {
+                let worker = Worker {
+                    owner: format!("{owner_prefix}-{n}"),
+                    state: state.clone(),
+                    shutdown: shutdown.clone(),
+                };
+                tokio::spawn(worker.run())
+            })
+            .collect();
+        Ok(Workers { handles })
+    }
+
+    /// Waits for every worker to finish its current job and stop.
+    pub async fn join(self) {
+        for handle in self.handles {
+            if let Err(e) = handle.await {
+                tracing::error!(error = %e, "job worker panicked");
+            }
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "shard".into())
+}
+
+struct Worker {
+    owner: String,
+    state: Arc<AppState>,
+    shutdown: CancellationToken,
+}
+
+impl Worker {
+    async fn run(self) {
+        let lease = Duration::from_secs(self.state.config.jobs.lease_secs);
+        while !self.shutdown.is_cancelled() {
+            let lease_until = Utc::now() + lease;
+            match queue::claim(&self.state.db, &self.owner, lease_until).await {
+                Ok(Some(job)) => self.execute(job, lease).await,
+                Ok(None) => self.idle(IDLE_POLL).await,
+                Err(e) => {
+                    tracing::warn!(worker = %self.owner, error = %e, "cannot claim jobs; retrying");
+                    self.idle(Duration::from_secs(2)).await;
+                }
+            }
+        }
+    }
+
+    async fn idle(&self, duration: Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(duration) => {}
+            _ = self.shutdown.cancelled() => {}
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(job = %job.id, kind = %job.kind, attempt = job.attempts))]
+    async fn execute(&self, job: Job, lease: Duration) {
+        let Some(kind) = Kind::parse(&job.kind) else {
+            tracing::error!("unknown job kind; marking failed");
+            let _ = queue::finish(
+                &self.state.db,
+                job.id,
+                &self.owner,
+                queue::FAILED,
+                Some(format!("unknown job kind {}", job.kind)),
+                None,
+            )
+            .await;
+            return;
+        };
+        let outcome = tokio::select! {
+            result = self.dispatch(kind, &job) => Some(result),
+            lost = self.renew_lease(&job, lease) => { let () = lost; None }
+        };
+        let db = &self.state.db;
+        let result = match outcome {
+            None => {
+                tracing::warn!("lease lost; another worker owns the job now");
+                return;
+            }
+            Some(Ok(())) => {
+                queue::finish(db, job.id, &self.owner, queue::SUCCEEDED, None, None).await
+            }
+            Some(Err(e)) if job.attempts < job.max_attempts => {
+                let delay = backoff(job.attempts);
+                tracing::warn!(error = %format!("{e:#}"), retry_in_secs = delay.as_secs(), "job failed; will retry");
+                let retry_at = Utc::now() + delay;
+                queue::finish(
+                    db,
+                    job.id,
+                    &self.owner,
+                    queue::QUEUED,
+                    Some(format!("{e:#}")),
+                    Some(retry_at),
+                )
+                .await
+            }
+            Some(Err(e)) => {
+                tracing::error!(error = %format!("{e:#}"), "job failed for good");
+                queue::finish(
+                    db,
+                    job.id,
+                    &self.owner,
+                    queue::FAILED,
+                    Some(format!("{e:#}")),
+                    None,
+                )
+                .await
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "cannot record job outcome");
+        }
+    }
+
+    async fn dispatch(&self, kind: Kind, _job: &Job) -> anyhow::Result<()> {
+        match kind {
+            Kind::Maintenance => maintenance::run(&self.state).await,
+        }
+    }
+
+    /// Renews the lease every third of its length; returns only if the lease was lost.
+    async fn renew_lease(&self, job: &Job, lease: Duration) {
+        loop {
+            tokio::time::sleep(lease / 3).await;
+            match queue::renew(&self.state.db, job.id, &self.owner, Utc::now() + lease).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => tracing::warn!(error = %e, "lease renewal failed; will retry"),
+            }
+        }
+    }
+}
+
+/// 2^attempt seconds, at most five minutes.
+fn backoff(attempt: i32) -> Duration {
+    Duration::from_secs(2u64.saturating_pow(attempt.clamp(0, 16) as u32).min(300))
+}

@@ -1,0 +1,16 @@
+//! shard: a self-hosted PaaS in one binary. See ARCHITECTURE.md for the map of this crate.
+
+pub mod access;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod docker;
+pub mod error;
+pub mod http;
+pub mod jobs;
+pub mod secrets;
+pub mod setup;
+pub mod telemetry;
+pub mod validate;

@@ -1,0 +1,105 @@
+//! The `shard` binary: parse the command line, load config, start tracing, dispatch.
+
+use std::io::BufRead;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use shard::cli::{Cli, Command, ConfigCommand, UserCommand};
+use shard::config::{self, Config};
+use shard::{app, auth, db, setup, telemetry, validate};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Config(ConfigCommand::Init { path }) = &cli.command {
+        return report(config_init(path.clone().or(cli.global.config.clone())));
+    }
+    let config = match Config::load(&cli.overrides()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("shard: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Command::Config(ConfigCommand::Show) = &cli.command {
+        print!("{}", config.to_redacted_toml());
+        return ExitCode::SUCCESS;
+    }
+    telemetry::init(&config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return report(Err(e.into())),
+    };
+    report(runtime.block_on(run(cli.command, config)))
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("shard: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { .. } => app::App::build(config).await?.run_until_stopped().await,
+        Command::Migrate => {
+            let db = app::open_database(&config).await?;
+            db.close().await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::User(UserCommand::Create { username, admin }) => {
+            user_create(config, &username, admin).await
+        }
+        Command::Config(_) => unreachable!("handled before the runtime starts"),
+    }
+}
+
+fn config_init(path: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    let path = path.unwrap_or_else(|| config::DEFAULT_CONFIG_FILE.into());
+    if path.exists() {
+        anyhow::bail!(
+            "{} already exists; edit it or remove it first",
+            path.display()
+        );
+    }
+    std::fs::write(&path, config::EXAMPLE_TOML)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+async fn user_create(config: Config, username: &str, admin: bool) -> anyhow::Result<()> {
+    let username = username.trim().to_lowercase();
+    validate::username(&username).map_err(|why| anyhow::anyhow!("username: {why}"))?;
+    let mut password = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut password)
+        .context("cannot read the password from stdin")?;
+    let password = password.trim_end_matches(['\r', '\n']).to_string();
+    validate::password(&password).map_err(|why| anyhow::anyhow!("password (from stdin): {why}"))?;
+    let db = app::open_database(&config).await?;
+    let role = if admin {
+        db::users::ROLE_ADMIN
+    } else {
+        db::users::ROLE_MEMBER
+    };
+    let hash = auth::hash_password(password).await?;
+    match db::users::create(&db, &username, &hash, role).await {
+        Ok(user) => println!("created {role} {} ({})", user.username, user.id),
+        Err(e) if db::is_unique_violation(&e) => anyhow::bail!("user {username} already exists"),
+        Err(e) => return Err(e.into()),
+    }
+    // A user exists now, so first-run setup is closed.
+    setup::remove_token(&config.data_dir)?;
+    db.close().await?;
+    Ok(())
+}

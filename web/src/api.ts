@@ -1,0 +1,84 @@
+// A small client for shard's REST API. The access token lives in memory only; the refresh
+// token is an HttpOnly cookie the browser sends to /api/v1/auth/refresh.
+
+export type User = { id: string; username: string; role: string; created_at: string };
+export type Project = {
+  id: string;
+  name: string;
+  slug: string;
+  git_url: string;
+  branch: string;
+  url: string;
+  status: string;
+  live_deployment: string | null;
+  created_at: string;
+};
+type TokenResponse = { access_token: string; expires_in: number; user: User };
+
+export class ApiError extends Error {
+  constructor(
+    public status: number,
+    public code: string,
+    message: string,
+    public field?: string,
+  ) {
+    super(message);
+  }
+}
+
+let accessToken: string | null = null;
+
+async function request<T>(method: string, path: string, body?: unknown, retry = true): Promise<T> {
+  const headers: Record<string, string> = {};
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (accessToken) headers["Authorization"] = `Bearer ${accessToken}`;
+  const res = await fetch(`/api/v1${path}`, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: "same-origin",
+  });
+  if (res.status === 401 && retry && !path.startsWith("/auth/")) {
+    if (await refresh()) return request<T>(method, path, body, false);
+  }
+  if (!res.ok) {
+    const data = await res.json().catch(() => null);
+    const err = data?.error ?? { code: "http_error", message: res.statusText };
+    throw new ApiError(res.status, err.code, err.message, err.field);
+  }
+  return res.status === 204 ? (undefined as T) : ((await res.json()) as T);
+}
+
+/** Trades the refresh cookie for a new access token; false when signed out. */
+export async function refresh(): Promise<User | null> {
+  try {
+    const data = await request<TokenResponse>("POST", "/auth/refresh", undefined, false);
+    accessToken = data.access_token;
+    return data.user;
+  } catch {
+    accessToken = null;
+    return null;
+  }
+}
+
+export async function login(username: string, password: string): Promise<User> {
+  const data = await request<TokenResponse>("POST", "/auth/login", { username, password });
+  accessToken = data.access_token;
+  return data.user;
+}
+
+export async function setup(token: string, username: string, password: string): Promise<User> {
+  const data = await request<TokenResponse>("POST", "/auth/setup", { token, username, password });
+  accessToken = data.access_token;
+  return data.user;
+}
+
+export async function logout(): Promise<void> {
+  await request<void>("POST", "/auth/logout").catch(() => undefined);
+  accessToken = null;
+}
+
+export const listProjects = () => request<Project[]>("GET", "/projects");
+export const createProject = (p: { name: string; git_url: string; branch: string }) =>
+  request<Project>("POST", "/projects", p);
+export const deleteProject = (id: string) => request<void>("DELETE", `/projects/${id}`);

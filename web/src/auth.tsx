@@ -1,0 +1,70 @@
+import { FormEvent, useState } from "react";
+import { useNavigate, useSearchParams } from "react-router";
+import * as api from "./api";
+
+export function LoginPage({ onDone }: { onDone: (u: api.User) => void }) {
+  const [error, setError] = useState("");
+  const navigate = useNavigate();
+  async function submit(e: FormEvent<HTMLFormElement>) {
+    e.preventDefault();
+    const form = new FormData(e.currentTarget);
+    try {
+      onDone(await api.login(String(form.get("username")), String(form.get("password"))));
+      navigate("/");
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err));
+    }
+  }
+  return (
+    <form className="card narrow" onSubmit={submit}>
+      <h1>Sign in to shard</h1>
+      <label>
+        Username <input name="username" autoComplete="username" required />
+      </label>
+      <label>
+        Password <input name="password" type="password" autoComplete="current-password" required />
+      </label>
+      {error && <p className="error" role="alert">{error}</p>}
+      <button type="submit">Sign in</button>
+    </form>
+  );
+}
+
+export function SetupPage({ onDone }: { onDone: (u: api.User) => void }) {
+  const [params] = useSearchParams();
+  const [error, setError] = useState("");
+  const navigate = useNavigate();
+  async function submit(e: FormEvent<HTMLFormElement>) {
+    e.preventDefault();
+    const form = new FormData(e.currentTarget);
+    try {
+      const user = await api.setup(
+        String(form.get("token")),
+        String(form.get("username")),
+        String(form.get("password")),
+      );
+      onDone(user);
+      navigate("/");
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err));
+    }
+  }
+  return (
+    <form className="card narrow" onSubmit={submit}>
+      <h1>Set up shard</h1>
+      <p className="muted">Create the first admin. The setup token is in the server log and in the data directory.</p>
+      <label>
+        Setup token <input name="token" defaultValue={params.get("token") ?? ""} required />
+      </label>
+      <label>
+        Admin username <input name="username" autoComplete="username" required />
+      </label>
+      <label>
+        Password (8+ characters)
+        <input name="password" type="password" autoComplete="new-password" minLength={8} required />
+      </label>
+      {error && <p className="error" role="alert">{error}</p>}
+      <button type="submit">Create admin</button>
+    </form>
+  );
+}
