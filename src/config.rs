@@ -250,11 +250,15 @@ impl Config {
             }
             None => {}
         }
-        figment = figment.merge(
-            Env::prefixed("SHARD_")
-                .split("__")
-                .filter(|key| TOP_KEYS.contains(&key.as_str().split('.').next().unwrap_or(""))),
-        );
+        figment = figment.merge(Env::prefixed("SHARD_").split("__").filter(|key| {
+            let top = key
+                .as_str()
+                .split('.')
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            TOP_KEYS.contains(&top.as_str())
+        }));
         if let Some(dir) = &overrides.data_dir {
             figment = figment.merge(Serialized::default("data_dir", dir));
         }
@@ -285,11 +289,8 @@ impl Config {
         }
         if let Some(url) = &self.database_url {
             let url = url.expose();
-            if !url.is_empty()
-                && !(url.starts_with("sqlite:")
-                    || url.starts_with("postgres://")
-                    || url.starts_with("postgresql://"))
-            {
+            let known = ["sqlite:", "postgres://", "postgresql://"];
+            if !url.is_empty() && !known.iter().any(|scheme| url.starts_with(scheme)) {
                 return bad(
                     "database_url",
                     "must start with sqlite:, postgres:// or postgresql:// (or be empty for the SQLite file in data_dir)",

@@ -1,0 +1,129 @@
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn health_request_ids_and_openapi() {
+    let app = spawn_app().await;
+    let health = app.get("/health", None).await;
+    assert_eq!(health.status(), StatusCode::OK);
+    assert!(health.headers().contains_key("x-request-id"));
+    assert_eq!(
+        health.json::<Value>().await.unwrap(),
+        json!({"status": "ok"})
+    );
+
+    let doc: Value = app
+        .get("/api/v1/openapi.json", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/api/v1/projects",
+        "/api/v1/projects/{id}/env",
+        "/api/v1/auth/login",
+        "/health",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "openapi lacks {path}");
+    }
+}
+
+#[tokio::test]
+async fn oversized_and_malformed_bodies_are_client_errors() {
+    let app = spawn_app_with(|c| c.http.body_limit_bytes = 4096).await;
+    let admin = app.setup_admin().await;
+    let big = json!({"name": "x", "git_url": "https://example.com/a/b.git", "branch": "a".repeat(10_000)});
+    assert_error(
+        app.post("/api/v1/projects", Some(&admin.token), big).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    )
+    .await;
+
+    let malformed = app
+        .client
+        .post(app.url("/api/v1/projects"))
+        .bearer_auth(&admin.token)
+        .header("content-type", "application/json")
+        .body("{\"name\": ")
+        .send()
+        .await
+        .unwrap();
+    let body = assert_error(malformed, StatusCode::BAD_REQUEST, "bad_request").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("line 1"),
+        "{body}"
+    );
+
+    let wrong_type = app
+        .post(
+            "/api/v1/projects",
+            Some(&admin.token),
+            json!({"name": 5, "git_url": "https://e.com/a"}),
+        )
+        .await;
+    assert_error(
+        wrong_type,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_api_routes_are_json_404_and_the_spa_falls_back() {
+    let app = spawn_app().await;
+    assert_error(
+        app.get("/api/v1/nope", None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert_error(
+        app.get("/api/other", None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+
+    let index = app.get("/", None).await;
+    assert_eq!(index.status(), StatusCode::OK);
+    assert_eq!(index.headers()["cache-control"], "no-cache");
+    let html = index.text().await.unwrap();
+    assert!(html.contains("<div id=\"root\">"));
+
+    // Client-side routes get index.html; asset-like misses are 404.
+    let deep = app.get("/projects/123/settings", None).await;
+    assert_eq!(deep.status(), StatusCode::OK);
+    assert_eq!(deep.headers()["cache-control"], "no-cache");
+    assert_eq!(
+        app.get("/assets/missing-abc123.js", None).await.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    let asset = html
+        .split("src=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("index references its script");
+    let script = app.get(asset, None).await;
+    assert_eq!(script.status(), StatusCode::OK);
+    assert!(
+        script.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+    assert!(
+        script.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("javascript")
+    );
+}

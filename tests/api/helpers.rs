@@ -1,0 +1,224 @@
+use std::sync::Arc;
+
+use reqwest::{Client, Response, StatusCode};
+use sea_orm::ConnectionTrait;
+use serde_json::{Value, json};
+use shard::app::{App, AppState};
+use shard::config::{Config, Secret};
+use tempfile::TempDir;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub dir: TempDir,
+    pub state: Arc<AppState>,
+}
+
+/// A fresh database URL: a new Postgres database when SHARD_TEST_DATABASE_URL is set,
+/// otherwise `None` (the app's SQLite file in its data dir).
+pub async fn fresh_database_url() -> Option<String> {
+    let base = std::env::var("SHARD_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())?;
+    let name = format!("shard_t_{}", uuid::Uuid::new_v4().simple());
+    let admin = sea_orm::Database::connect(base.as_str())
+        .await
+        .expect("SHARD_TEST_DATABASE_URL must point at a running Postgres");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create test database");
+    admin.close().await.ok();
+    let mut url = url::Url::parse(&base).expect("SHARD_TEST_DATABASE_URL is a URL");
+    url.set_path(&name);
+    Some(url.to_string())
+}
+
+pub async fn test_config(dir: &TempDir) -> Config {
+    let mut config = Config {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: fresh_database_url().await.map(Secret::new),
+        ..Config::default()
+    };
+    config.log.level = "warn".into();
+    config
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = TempDir::new().unwrap();
+    let mut config = test_config(&dir).await;
+    adjust(&mut config);
+    shard::telemetry::init(&config.log);
+    let app = App::build(config).await.expect("app builds");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state();
+    tokio::spawn(app.run_until_stopped());
+    // No cookie store: tests handle the refresh cookie explicitly.
+    let client = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    TestApp {
+        base,
+        client,
+        dir,
+        state,
+    }
+}
+
+pub fn cookie_value(response: &Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .find_map(|v| {
+            let text = v.to_str().ok()?;
+            let (pair, _) = text.split_once(';').unwrap_or((text, ""));
+            let (k, v) = pair.split_once('=')?;
+            (k == name).then(|| v.to_string())
+        })
+}
+
+/// A signed-in user: access token and the refresh cookie value.
+pub struct Session {
+    pub token: String,
+    pub refresh: String,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn setup_token(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("setup-token"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        self.send(reqwest::Method::POST, path, token, Some(body))
+            .await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        self.send(reqwest::Method::GET, path, token, None).await
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn refresh_with(&self, cookie: &str) -> Response {
+        self.client
+            .post(self.url("/api/v1/auth/refresh"))
+            .header(reqwest::header::COOKIE, format!("shard_refresh={cookie}"))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Completes first-run setup as `admin`.
+    pub async fn setup_admin(&self) -> Session {
+        let response = self
+            .post(
+                "/api/v1/auth/setup",
+                None,
+                json!({"token": self.setup_token(), "username": "admin", "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        session_of(response).await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Response {
+        self.post(
+            "/api/v1/auth/login",
+            None,
+            json!({"username": username, "password": password}),
+        )
+        .await
+    }
+
+    /// Creates a member through the admin API and signs them in.
+    pub async fn member(&self, admin: &Session, username: &str) -> Session {
+        let created = self
+            .post(
+                "/api/v1/users",
+                Some(&admin.token),
+                json!({"username": username, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(created.status(), StatusCode::CREATED);
+        let response = self.login(username, PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        session_of(response).await
+    }
+
+    pub async fn create_project(&self, session: &Session, name: &str) -> Value {
+        let response = self
+            .post("/api/v1/projects", Some(&session.token), json!({"name": name, "git_url": "https://example.com/acme/app.git", "branch": "main"}))
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "{}",
+            response.text().await.unwrap()
+        );
+        response.json().await.unwrap()
+    }
+}
+
+pub async fn session_of(response: Response) -> Session {
+    let refresh = cookie_value(&response, "shard_refresh").expect("refresh cookie set");
+    let body: Value = response.json().await.unwrap();
+    Session {
+        token: body["access_token"].as_str().unwrap().to_string(),
+        refresh,
+    }
+}
+
+/// Asserts an error response: status, stable code, and (for 422) the field.
+pub async fn assert_error(response: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(response.status(), status);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    body
+}
+
+pub async fn assert_invalid(response: Response, field: &str) {
+    let body = assert_error(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["error"]["field"], field, "{body}");
+}

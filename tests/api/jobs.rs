@@ -1,0 +1,112 @@
+use chrono::{Duration, Utc};
+use shard::db::jobs::{self, NewJob};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn maintenance_job_runs_and_reschedules_itself() {
+    let app = spawn_app().await;
+    let db = &app.state.db;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let done = shard::db::jobs::pending_of_kind(db, "maintenance")
+            .await
+            .unwrap();
+        let rows = <shard::db::entities::jobs::Entity as sea_orm::EntityTrait>::find()
+            .all(db)
+            .await
+            .unwrap();
+        let succeeded = rows
+            .iter()
+            .filter(|j| j.kind == "maintenance" && j.status == jobs::SUCCEEDED)
+            .count();
+        let queued_later = rows.iter().any(|j| {
+            j.kind == "maintenance"
+                && j.status == jobs::QUEUED
+                && j.run_after > Utc::now() + Duration::minutes(30)
+        });
+        if done && succeeded == 1 && queued_later {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "maintenance job did not run: {rows:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_job_is_claimed_once_and_recovered_after_its_lease_expires() {
+    // The queue alone, without workers: a migrated database of its own.
+    let dir = tempfile::TempDir::new().unwrap();
+    let db = shard::app::open_database(&test_config(&dir).await)
+        .await
+        .unwrap();
+    let new = |run_after| NewJob {
+        kind: "probe",
+        payload: "{}".into(),
+        project_id: None,
+        max_attempts: 2,
+        run_after,
+    };
+    let future = jobs::enqueue(&db, new(Utc::now() + Duration::days(1)))
+        .await
+        .unwrap();
+    assert!(
+        jobs::claim(&db, "a", Utc::now() + Duration::seconds(60))
+            .await
+            .unwrap()
+            .is_none(),
+        "a job is not claimed before run_after"
+    );
+    let due = jobs::enqueue(&db, new(Utc::now() - Duration::seconds(1)))
+        .await
+        .unwrap();
+
+    // Two claims at once: exactly one wins.
+    let lease = Utc::now() + Duration::seconds(60);
+    let (a, b) = tokio::join!(
+        jobs::claim(&db, "owner-a", lease),
+        jobs::claim(&db, "owner-b", lease)
+    );
+    let winners: Vec<_> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
+    assert_eq!(winners.len(), 1);
+    assert_eq!(winners[0].id, due.id);
+    assert_eq!(winners[0].attempts, 1);
+    let owner = winners[0].lease_owner.clone().unwrap();
+    assert!(jobs::renew(&db, due.id, &owner, lease).await.unwrap());
+    assert!(!jobs::renew(&db, due.id, "intruder", lease).await.unwrap());
+
+    // The owner "dies": once its lease has expired the job is claimed again.
+    assert!(
+        jobs::renew(&db, due.id, &owner, Utc::now() - Duration::seconds(1))
+            .await
+            .unwrap()
+    );
+    let recovered = jobs::claim(&db, "owner-c", lease)
+        .await
+        .unwrap()
+        .expect("expired lease is recovered");
+    assert_eq!((recovered.id, recovered.attempts), (due.id, 2));
+    // The old owner can no longer finish it.
+    jobs::finish(&db, due.id, &owner, jobs::SUCCEEDED, None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        jobs::find(&db, due.id).await.unwrap().unwrap().status,
+        jobs::RUNNING
+    );
+    jobs::finish(&db, due.id, "owner-c", jobs::SUCCEEDED, None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        jobs::find(&db, due.id).await.unwrap().unwrap().status,
+        jobs::SUCCEEDED
+    );
+    assert_eq!(
+        jobs::find(&db, future.id).await.unwrap().unwrap().status,
+        jobs::QUEUED
+    );
+    db.close().await.unwrap();
+}

@@ -1,0 +1,11 @@
+//! shard's integration tests: one binary, real HTTP on port 0, a real SQLite file (or a fresh
+//! Postgres database per test when SHARD_TEST_DATABASE_URL is set), and a real Docker engine
+//! for the tests that need one.
+
+mod auth;
+mod cli;
+mod docker;
+mod edge;
+mod helpers;
+mod jobs;
+mod projects;

@@ -1,0 +1,394 @@
+use reqwest::{Method, StatusCode};
+use sea_orm::{ConnectionTrait, Statement};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn projects_crud_and_derived_fields() {
+    let app = spawn_app().await;
+    let admin = app.setup_admin().await;
+    let project = app.create_project(&admin, "My Blog").await;
+    assert_eq!(project["slug"], "my-blog");
+    assert_eq!(project["branch"], "main");
+    assert_eq!(project["dockerfile"], "Dockerfile");
+    assert_eq!(project["health_path"], "/");
+    assert_eq!(project["status"], "new");
+    assert!(project["live_deployment"].is_null());
+    let port = app.base.rsplit(':').next().unwrap();
+    assert_eq!(project["url"], format!("http://my-blog.localhost:{port}"));
+    let id = project["id"].as_str().unwrap();
+    assert_eq!(uuid::Uuid::parse_str(id).unwrap().get_version_num(), 7);
+
+    let patched = app
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/projects/{id}"),
+            Some(&admin.token),
+            Some(json!({"port": 3000, "branch": "release/1"})),
+        )
+        .await;
+    assert_eq!(patched.status(), StatusCode::OK);
+    let patched: Value = patched.json().await.unwrap();
+    assert_eq!(
+        (patched["port"].clone(), patched["branch"].clone()),
+        (json!(3000), json!("release/1"))
+    );
+    let cleared: Value = app
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/projects/{id}"),
+            Some(&admin.token),
+            Some(json!({"port": null})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(cleared["port"].is_null());
+    assert_eq!(cleared["branch"], "release/1", "absent fields are kept");
+
+    // Slugs are unique.
+    let duplicate = app
+        .post(
+            "/api/v1/projects",
+            Some(&admin.token),
+            json!({"name": "my blog", "git_url": "https://example.com/a/b.git"}),
+        )
+        .await;
+    assert_error(duplicate, StatusCode::CONFLICT, "conflict").await;
+    let other = app.create_project(&admin, "other").await;
+    let rename = app
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/projects/{}", other["id"].as_str().unwrap()),
+            Some(&admin.token),
+            Some(json!({"name": "My-Blog"})),
+        )
+        .await;
+    assert_error(rename, StatusCode::CONFLICT, "conflict").await;
+
+    let list: Vec<Value> = app
+        .get("/api/v1/projects", Some(&admin.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 2);
+    let deleted = app
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/projects/{id}"),
+            Some(&admin.token),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert_error(
+        app.get(&format!("/api/v1/projects/{id}"), Some(&admin.token))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert_error(
+        app.get("/api/v1/projects/not-a-uuid", Some(&admin.token))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn other_users_resources_are_404_and_admin_routes_403() {
+    let app = spawn_app().await;
+    let admin = app.setup_admin().await;
+    let bob = app.member(&admin, "bob").await;
+    let alice = app.member(&admin, "alice").await;
+    let project = app.create_project(&bob, "bobs-app").await;
+    let id = project["id"].as_str().unwrap();
+    let path = format!("/api/v1/projects/{id}");
+
+    assert_error(
+        app.get(&path, Some(&alice.token)).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let patch = app
+        .send(
+            Method::PATCH,
+            &path,
+            Some(&alice.token),
+            Some(json!({"branch": "x"})),
+        )
+        .await;
+    assert_error(patch, StatusCode::NOT_FOUND, "not_found").await;
+    assert_error(
+        app.get(&format!("{path}/env"), Some(&alice.token)).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let put_env = app
+        .send(
+            Method::PUT,
+            &format!("{path}/env"),
+            Some(&alice.token),
+            Some(json!({"vars": []})),
+        )
+        .await;
+    assert_error(put_env, StatusCode::NOT_FOUND, "not_found").await;
+    let delete = app
+        .send(Method::DELETE, &path, Some(&alice.token), None)
+        .await;
+    assert_error(delete, StatusCode::NOT_FOUND, "not_found").await;
+    let alice_list: Vec<Value> = app
+        .get("/api/v1/projects", Some(&alice.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(alice_list.is_empty());
+
+    // Members cannot use admin routes.
+    assert_error(
+        app.get("/api/v1/users", Some(&alice.token)).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    let create_user = app
+        .post(
+            "/api/v1/users",
+            Some(&alice.token),
+            json!({"username": "mallory", "password": PASSWORD, "role": "admin"}),
+        )
+        .await;
+    assert_error(create_user, StatusCode::FORBIDDEN, "forbidden").await;
+
+    // The owner and admins still see it, unchanged.
+    let seen: Value = app.get(&path, Some(&bob.token)).await.json().await.unwrap();
+    assert_eq!(seen["branch"], "main");
+    assert_eq!(
+        app.get(&path, Some(&admin.token)).await.status(),
+        StatusCode::OK
+    );
+    let admin_list: Vec<Value> = app
+        .get("/api/v1/projects", Some(&admin.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(admin_list.len(), 1);
+}
+
+#[tokio::test]
+async fn every_validation_rule_answers_422_with_the_field() {
+    let app = spawn_app().await;
+    let admin = app.setup_admin().await;
+    let create = |body: Value| {
+        let mut full = json!({"name": "ok", "git_url": "https://example.com/a/b.git"});
+        full.as_object_mut()
+            .unwrap()
+            .extend(body.as_object().unwrap().clone());
+        full
+    };
+    let cases: Vec<(Value, &str)> = vec![
+        (json!({"name": "!!!"}), "name"),
+        (json!({"name": ""}), "name"),
+        (json!({"name": "x".repeat(64)}), "name"),
+        (json!({"git_url": "file:///etc/passwd"}), "git_url"),
+        (json!({"git_url": "ext::sh -c id"}), "git_url"),
+        (json!({"git_url": "-uhttps://example.com/a"}), "git_url"),
+        (
+            json!({"git_url": "https://user:secret@example.com/a/b.git"}),
+            "git_url",
+        ),
+        (json!({"git_url": "ftp://example.com/a/b.git"}), "git_url"),
+        (json!({"branch": "a..b"}), "branch"),
+        (json!({"branch": "-delete"}), "branch"),
+        (json!({"branch": "has space"}), "branch"),
+        (json!({"branch": "x.lock"}), "branch"),
+        (json!({"dockerfile": "../Dockerfile"}), "dockerfile"),
+        (json!({"dockerfile": "/etc/Dockerfile"}), "dockerfile"),
+        (json!({"port": 0}), "port"),
+        (json!({"port": 70000}), "port"),
+        (json!({"health_path": "health"}), "health_path"),
+        (json!({"health_timeout_secs": 0}), "health_timeout_secs"),
+    ];
+    for (body, field) in cases {
+        let response = app
+            .post("/api/v1/projects", Some(&admin.token), create(body.clone()))
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}"
+        );
+        assert_invalid(response, field).await;
+    }
+    let project = app.create_project(&admin, "valid").await;
+    let env_path = format!("/api/v1/projects/{}/env", project["id"].as_str().unwrap());
+    for (key, field) in [
+        ("1ABC", "vars[0].key"),
+        ("A-B", "vars[0].key"),
+        ("", "vars[0].key"),
+    ] {
+        let response = app
+            .send(
+                Method::PUT,
+                &env_path,
+                Some(&admin.token),
+                Some(json!({"vars": [{"key": key, "value": "v"}]})),
+            )
+            .await;
+        assert_invalid(response, field).await;
+    }
+    let duplicate = json!({"vars": [{"key": "A", "value": "1"}, {"key": "A", "value": "2"}]});
+    assert_invalid(
+        app.send(Method::PUT, &env_path, Some(&admin.token), Some(duplicate))
+            .await,
+        "vars[1].key",
+    )
+    .await;
+    let missing_value = json!({"vars": [{"key": "NEW"}]});
+    assert_invalid(
+        app.send(
+            Method::PUT,
+            &env_path,
+            Some(&admin.token),
+            Some(missing_value),
+        )
+        .await,
+        "vars[0].value",
+    )
+    .await;
+    // Usernames are validated too.
+    let bad_user = app
+        .post(
+            "/api/v1/users",
+            Some(&admin.token),
+            json!({"username": "Bad Name!", "password": PASSWORD}),
+        )
+        .await;
+    assert_invalid(bad_user, "username").await;
+    // Unknown fields are refused rather than ignored.
+    let unknown = app
+        .post(
+            "/api/v1/projects",
+            Some(&admin.token),
+            create(json!({"nmae": "typo"})),
+        )
+        .await;
+    assert_error(
+        unknown,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn secrets_are_masked_and_never_stored_in_clear() {
+    let app = spawn_app().await;
+    let admin = app.setup_admin().await;
+    let project = app.create_project(&admin, "envy").await;
+    let env_path = format!("/api/v1/projects/{}/env", project["id"].as_str().unwrap());
+    let needle = format!("needle-{}", uuid::Uuid::new_v4().simple());
+    let plain = format!("plain-{}", uuid::Uuid::new_v4().simple());
+    let body = json!({"vars": [
+        {"key": "API_KEY", "value": needle, "secret": true},
+        {"key": "MODE", "value": plain, "build": true},
+    ]});
+    let put = app
+        .send(Method::PUT, &env_path, Some(&admin.token), Some(body))
+        .await;
+    assert_eq!(put.status(), StatusCode::OK);
+    let put_text = put.text().await.unwrap();
+    assert!(!put_text.contains(&needle), "PUT response leaks the secret");
+
+    let got: Value = app
+        .get(&env_path, Some(&admin.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        got["vars"],
+        json!([
+            {"key": "API_KEY", "value": null, "secret": true, "build": false},
+            {"key": "MODE", "value": plain, "secret": false, "build": true},
+        ])
+    );
+
+    // Sending the masked set back (secret without value) keeps the stored secret.
+    let resend =
+        json!({"vars": [{"key": "API_KEY", "secret": true}, {"key": "MODE", "value": "changed"}]});
+    assert_eq!(
+        app.send(Method::PUT, &env_path, Some(&admin.token), Some(resend))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let rows = app
+        .state
+        .db
+        .query_all_raw(Statement::from_string(
+            app.state.db.get_database_backend(),
+            "SELECT id, key, value_sealed FROM env_vars".to_string(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    let key = std::fs::read_to_string(app.dir.path().join("secret.key")).unwrap();
+    let sealer = shard::secrets::Sealer::new(&shard::secrets::parse_key(&key).unwrap());
+    for row in rows {
+        let id: uuid::Uuid = row.try_get("", "id").unwrap();
+        let key: String = row.try_get("", "key").unwrap();
+        let sealed: Vec<u8> = row.try_get("", "value_sealed").unwrap();
+        assert!(!contains(&sealed, needle.as_bytes()) && !contains(&sealed, b"changed"));
+        let clear = String::from_utf8(sealer.open(&sealed, id.as_bytes()).unwrap()).unwrap();
+        assert_eq!(
+            clear,
+            if key == "API_KEY" {
+                needle.clone()
+            } else {
+                "changed".to_string()
+            }
+        );
+    }
+
+    // Nothing in the database files holds the values in clear.
+    if app.state.config.database_url.is_none() {
+        let mut scanned = 0;
+        for entry in std::fs::read_dir(app.dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("shard.db")
+            {
+                let bytes = std::fs::read(&path).unwrap();
+                scanned += bytes.len();
+                assert!(
+                    !contains(&bytes, needle.as_bytes()),
+                    "{} holds the secret in clear",
+                    path.display()
+                );
+                assert!(
+                    !contains(&bytes, plain.as_bytes()),
+                    "{} holds an env value in clear",
+                    path.display()
+                );
+            }
+        }
+        assert!(scanned > 0, "the SQLite files were scanned");
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
