@@ -15,6 +15,8 @@ use crate::config::Config;
 use crate::db::{self, Db};
 use crate::docker::Engine;
 use crate::secrets::{self, Sealer};
+use crate::hub::Hub;
+use crate::jobs::deploy;
 use crate::{http, jobs, setup};
 
 /// Everything request handlers and jobs share. Built once per app; no globals.
@@ -29,6 +31,12 @@ pub struct AppState {
     pub setup_lock: tokio::sync::Mutex<()>,
     /// The port actually bound (differs from the config when it asked for port 0).
     pub port: u16,
+    /// Status and log events, published after they are persisted.
+    pub hub: Hub,
+    /// Cancel tokens of deploys running in this process.
+    pub deploys: deploy::Running,
+    /// Client for health checks of app containers (loopback only).
+    pub http: reqwest::Client,
 }
 
 pub struct App {
@@ -40,11 +48,31 @@ pub struct App {
 
 /// Opens the database named by the config and applies pending migrations.
 pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    install_crypto_provider();
+    create_private_dir(&config.data_dir)?;
     let db = db::connect(&config.database_url()).await?;
     db::migrate(&db).await?;
     Ok(db)
+}
+
+/// sqlx (ring) and reqwest/gix (aws-lc-rs) both bring a rustls backend; with two compiled in,
+/// rustls cannot pick one by itself, so shard names one before any TLS is used.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+/// Creates the data dir readable by its owner only (it holds keys and the database).
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create data dir {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }
 
 impl App {
@@ -79,11 +107,19 @@ impl App {
             sealer: Sealer::new(&secret_key),
             docker: Engine::new(config.docker.host.as_deref()),
             setup_lock: tokio::sync::Mutex::new(()),
+            hub: Hub::new(4096),
+            deploys: deploy::Running::default(),
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .context("building the health-check client")?,
             db,
             port,
             config,
         });
 
+        jobs::reconcile::at_startup(&state).await;
         let shutdown = CancellationToken::new();
         let workers = jobs::Workers::start(state.clone().into_inner(), shutdown.clone()).await?;
 

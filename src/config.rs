@@ -65,6 +65,7 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub git: GitConfig,
     pub docker: DockerConfig,
+    pub deploy: DeployConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,6 +130,21 @@ pub struct GitConfig {
     pub allow_local_sources: bool,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeployConfig {
+    /// Seconds the previous version keeps running (draining) after a new one goes live.
+    pub grace_secs: u64,
+    /// Images of this many recent deployments per project are kept for rollback.
+    pub keep_images: usize,
+}
+
+impl Default for DeployConfig {
+    fn default() -> Self {
+        Self { grace_secs: 10, keep_images: 5 }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DockerConfig {
@@ -152,6 +168,7 @@ impl Default for Config {
             jobs: JobsConfig::default(),
             git: GitConfig::default(),
             docker: DockerConfig::default(),
+            deploy: DeployConfig::default(),
         }
     }
 }
@@ -348,6 +365,12 @@ impl Config {
         }
         if !(1..=64).contains(&self.jobs.concurrency) {
             return bad("jobs.concurrency", "must be between 1 and 64");
+        }
+        if self.deploy.grace_secs > 3600 {
+            return bad("deploy.grace_secs", "must be at most 3600");
+        }
+        if self.deploy.keep_images == 0 {
+            return bad("deploy.keep_images", "must be at least 1 (the live image)");
         }
         if self.jobs.lease_secs < 5 {
             return bad("jobs.lease_secs", "must be at least 5");

@@ -51,6 +51,14 @@ pub async fn enqueue(db: &Db, new: NewJob<'_>) -> Result<Job, DbErr> {
 /// several shard instances can share the queue.
 pub async fn claim(db: &Db, owner: &str, lease_until: DateTime<Utc>) -> Result<Option<Job>, DbErr> {
     let at = now();
+    // One running job per project: skip jobs whose project has a live lease elsewhere.
+    let project_busy = Query::select()
+        .expr(Expr::val(1))
+        .from_as(Jobs, "j2")
+        .and_where(Expr::col(("j2", Column::ProjectId)).equals((Jobs, Column::ProjectId)))
+        .and_where(Expr::col(("j2", Column::Status)).eq(RUNNING))
+        .and_where(Expr::col(("j2", Column::LeaseExpiresAt)).gte(at))
+        .to_owned();
     let mut candidate = Query::select();
     candidate
         .column(Column::Id)
@@ -62,6 +70,11 @@ pub async fn claim(db: &Db, owner: &str, lease_until: DateTime<Utc>) -> Result<O
                 .or(Expr::col(Column::Status)
                     .eq(RUNNING)
                     .and(Expr::col(Column::LeaseExpiresAt).lt(at))),
+        )
+        .and_where(
+            Expr::col(Column::ProjectId)
+                .is_null()
+                .or(Expr::exists(project_busy).not()),
         )
         .order_by(Column::RunAfter, sea_orm::sea_query::Order::Asc)
         .limit(1);
@@ -140,4 +153,15 @@ pub async fn pending_of_kind(db: &Db, kind: &str) -> Result<bool, DbErr> {
         .one(db)
         .await?
         .is_some())
+}
+
+/// Ends the leases of all running jobs so they are recovered now. Only correct when no other
+/// process can hold a lease (SQLite: one process per database file).
+pub async fn expire_running_leases(db: &Db) -> Result<u64, DbErr> {
+    let result = Jobs::update_many()
+        .col_expr(Column::LeaseExpiresAt, Expr::value(now() - chrono::Duration::seconds(1)))
+        .filter(Column::Status.eq(RUNNING))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
 }

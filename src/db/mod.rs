@@ -4,6 +4,8 @@
 
 pub mod api_tokens;
 pub mod audit;
+pub mod deployment_logs;
+pub mod deployments;
 pub mod entities;
 pub mod env_vars;
 pub mod jobs;

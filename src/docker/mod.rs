@@ -12,6 +12,8 @@ use bollard::query_parameters::{
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
+pub mod context;
+
 pub const LABEL_MANAGED: &str = "shard.managed";
 pub const LABEL_PROJECT: &str = "shard.project";
 pub const LABEL_DEPLOYMENT: &str = "shard.deployment";
@@ -130,4 +132,290 @@ fn is_not_found(e: &bollard::errors::Error) -> bool {
             ..
         }
     )
+}
+
+/// What `Engine::build_image` needs.
+pub struct BuildSpec {
+    pub tag: String,
+    /// Path of the Dockerfile inside the context.
+    pub dockerfile: String,
+    /// The tar from `context::tar_context`.
+    pub context: Vec<u8>,
+    pub build_args: HashMap<String, String>,
+    pub labels: HashMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The Dockerfile failed; `step` is the last `Step N/M : ...` line seen.
+    #[error("{message}")]
+    Failed { message: String, step: Option<String> },
+    #[error("build cancelled")]
+    Cancelled,
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// A container to create and start.
+pub struct RunSpec {
+    pub name: String,
+    pub image: String,
+    pub env: Vec<String>,
+    pub labels: HashMap<String, String>,
+    /// The port the app listens on inside the container.
+    pub port: u16,
+    pub memory_mb: Option<i64>,
+    pub cpu_millis: Option<i32>,
+}
+
+/// A started container and the loopback port Docker published its app port on.
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub id: String,
+    pub host_port: u16,
+}
+
+/// The state of a container as shard cares about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerStatus {
+    pub running: bool,
+    pub exit_code: Option<i64>,
+    /// The loopback port published for the app, when running.
+    pub host_port: Option<u16>,
+}
+
+/// A container carrying `shard.managed=true`.
+#[derive(Debug, Clone)]
+pub struct ManagedContainer {
+    pub id: String,
+    pub project: Option<Uuid>,
+    pub deployment: Option<Uuid>,
+    pub running: bool,
+}
+
+impl Engine {
+    /// Builds `spec`, calling `on_line` with every output line as it arrives. Dropping the
+    /// stream on cancel closes the connection, which stops the build in dockerd.
+    pub async fn build_image(
+        &self,
+        spec: BuildSpec,
+        cancel: &tokio_util::sync::CancellationToken,
+        mut on_line: impl FnMut(String),
+    ) -> Result<(), BuildError> {
+        use futures_util::StreamExt;
+        let docker = self.client().await?;
+        let options = bollard::query_parameters::BuildImageOptionsBuilder::default()
+            .dockerfile(&spec.dockerfile)
+            .t(&spec.tag)
+            .rm(true)
+            .forcerm(true)
+            .buildargs(&spec.build_args)
+            .labels(&spec.labels)
+            .build();
+        let mut stream = docker.build_image(options, None, Some(bollard::body_full(bytes::Bytes::from(spec.context))));
+        let mut partial = String::new();
+        let mut step = None;
+        loop {
+            let item = tokio::select! {
+                item = stream.next() => item,
+                _ = cancel.cancelled() => return Err(BuildError::Cancelled),
+            };
+            let Some(item) = item else { break };
+            let info = match item {
+                Ok(info) => info,
+                Err(bollard::errors::Error::DockerStreamError { error }) => {
+                    return Err(BuildError::Failed { message: error, step });
+                }
+                Err(e) => return Err(BuildError::Engine(e.into())),
+            };
+            if let Some(text) = info.stream {
+                partial.push_str(&text);
+                while let Some(newline) = partial.find('\n') {
+                    let line: String = partial.drain(..=newline).collect();
+                    let line = line.trim_end_matches(['\n', '\r']).to_string();
+                    if line.starts_with("Step ") {
+                        step = Some(line.clone());
+                    }
+                    on_line(line);
+                }
+            }
+            if let Some(status) = info.status {
+                on_line(status);
+            }
+            if let Some(detail) = info.error_detail {
+                let message = detail.message.unwrap_or_else(|| "build failed".into());
+                return Err(BuildError::Failed { message, step });
+            }
+        }
+        if !partial.is_empty() {
+            on_line(partial);
+        }
+        Ok(())
+    }
+
+    /// The single port the image EXPOSEs, if it exposes exactly one TCP port.
+    pub async fn exposed_port(&self, image: &str) -> Result<Option<u16>, EngineError> {
+        let inspect = self.client().await?.inspect_image(image).await?;
+        let ports: Vec<u16> = inspect
+            .config
+            .and_then(|c| c.exposed_ports)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| p.strip_suffix("/tcp").and_then(|n| n.parse().ok()))
+            .collect();
+        Ok(if ports.len() == 1 { Some(ports[0]) } else { None })
+    }
+
+    /// Creates and starts a container with an init process, `unless-stopped` restarts and the
+    /// app port published on an ephemeral 127.0.0.1 port.
+    pub async fn run_container(&self, spec: RunSpec) -> Result<Started, EngineError> {
+        use bollard::models::{ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum};
+        let docker = self.client().await?;
+        let port_key = format!("{}/tcp", spec.port);
+        let host_config = HostConfig {
+            init: Some(true),
+            restart_policy: Some(RestartPolicy { name: Some(RestartPolicyNameEnum::UNLESS_STOPPED), maximum_retry_count: None }),
+            port_bindings: Some(HashMap::from([(
+                port_key.clone(),
+                Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) }]),
+            )])),
+            memory: spec.memory_mb.map(|mb| mb * 1024 * 1024),
+            nano_cpus: spec.cpu_millis.map(|m| i64::from(m) * 1_000_000),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(spec.image),
+            env: Some(spec.env),
+            labels: Some(spec.labels),
+            exposed_ports: Some(vec![port_key]),
+            host_config: Some(host_config),
+            ..Default::default()
+        };
+        let options = bollard::query_parameters::CreateContainerOptionsBuilder::default().name(&spec.name).build();
+        let created = docker.create_container(Some(options), body).await?;
+        if let Err(e) = docker.start_container(&created.id, None::<bollard::query_parameters::StartContainerOptions>).await {
+            let _ = self.remove_container(&created.id).await;
+            return Err(e.into());
+        }
+        let status = self.container_status(&created.id).await?;
+        match status.and_then(|s| s.host_port) {
+            Some(host_port) => Ok(Started { id: created.id, host_port }),
+            None => Ok(Started { id: created.id, host_port: 0 }),
+        }
+    }
+
+    /// `None` when the container does not exist.
+    pub async fn container_status(&self, id: &str) -> Result<Option<ContainerStatus>, EngineError> {
+        let docker = self.client().await?;
+        let inspect = match docker.inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>).await {
+            Ok(inspect) => inspect,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let state = inspect.state.unwrap_or_default();
+        let host_port = inspect
+            .network_settings
+            .and_then(|n| n.ports)
+            .and_then(|ports| {
+                ports.into_values().flatten().flatten().find_map(|b| {
+                    (b.host_ip.as_deref() == Some("127.0.0.1")).then_some(b.host_port).flatten()
+                })
+            })
+            .and_then(|p| p.parse().ok());
+        Ok(Some(ContainerStatus { running: state.running.unwrap_or(false), exit_code: state.exit_code, host_port }))
+    }
+
+    /// The last `lines` lines of the container's output.
+    pub async fn tail_logs(&self, id: &str, lines: usize) -> Result<Vec<String>, EngineError> {
+        use futures_util::StreamExt;
+        let docker = self.client().await?;
+        let options = bollard::query_parameters::LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .tail(&lines.to_string())
+            .build();
+        let mut stream = docker.logs(id, Some(options));
+        let mut text = String::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(output) => text.push_str(&String::from_utf8_lossy(&output.into_bytes())),
+                Err(e) if is_not_found(&e) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(text.lines().map(str::to_string).collect())
+    }
+
+    pub async fn start_container(&self, id: &str) -> Result<(), EngineError> {
+        let docker = self.client().await?;
+        docker.start_container(id, None::<bollard::query_parameters::StartContainerOptions>).await?;
+        Ok(())
+    }
+
+    /// Stops with `grace_secs` before SIGKILL; a missing or stopped container is fine.
+    pub async fn stop_container(&self, id: &str, grace_secs: i32) -> Result<(), EngineError> {
+        let docker = self.client().await?;
+        let options = bollard::query_parameters::StopContainerOptionsBuilder::default().t(grace_secs).build();
+        match docker.stop_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) || is_not_modified(&e) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn restart_container(&self, id: &str, grace_secs: i32) -> Result<(), EngineError> {
+        let docker = self.client().await?;
+        let options = bollard::query_parameters::RestartContainerOptionsBuilder::default().t(grace_secs).build();
+        docker.restart_container(id, Some(options)).await?;
+        Ok(())
+    }
+
+    /// Force-removes a container; a missing one is fine.
+    pub async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
+        let docker = self.client().await?;
+        let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+        match docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes an image by tag or id; a missing one is fine.
+    pub async fn remove_image(&self, image: &str) -> Result<(), EngineError> {
+        let docker = self.client().await?;
+        let options = RemoveImageOptionsBuilder::default().force(true).build();
+        match docker.remove_image(image, Some(options), None).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every container labelled `shard.managed=true`, running or not.
+    pub async fn managed_containers(&self) -> Result<Vec<ManagedContainer>, EngineError> {
+        let docker = self.client().await?;
+        let filters: HashMap<String, Vec<String>> =
+            HashMap::from([("label".to_string(), vec![format!("{LABEL_MANAGED}=true")])]);
+        let containers = docker
+            .list_containers(Some(ListContainersOptionsBuilder::default().all(true).filters(&filters).build()))
+            .await?;
+        Ok(containers
+            .into_iter()
+            .filter_map(|c| {
+                let labels = c.labels.unwrap_or_default();
+                let label = |key: &str| labels.get(key).and_then(|v| Uuid::parse_str(v).ok());
+                Some(ManagedContainer {
+                    project: label(LABEL_PROJECT),
+                    deployment: label(LABEL_DEPLOYMENT),
+                    running: c.state == Some(bollard::models::ContainerSummaryStateEnum::RUNNING),
+                    id: c.id?,
+                })
+            })
+            .collect())
+    }
+}
+
+fn is_not_modified(e: &bollard::errors::Error) -> bool {
+    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 304, .. })
 }

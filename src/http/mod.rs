@@ -52,6 +52,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                         .configure(routes::users::configure)
                         .configure(routes::projects::configure)
                         .configure(routes::env::configure)
+                        .configure(routes::deployments::configure)
                         .route("/openapi.json", web::get().to(openapi::document))
                         .default_service(web::to(api_not_found)),
                 )

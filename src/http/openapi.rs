@@ -4,7 +4,7 @@ use actix_web::web;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::routes::{auth, env, health, projects, users};
+use super::routes::{auth, deployments, env, health, projects, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,6 +17,9 @@ use super::routes::{auth, env, health, projects, users};
         projects::list_projects, projects::create_project, projects::get_project,
         projects::update_project, projects::delete_project,
         env::get_env, env::put_env,
+        deployments::create_deployment, deployments::list_deployments, deployments::get_deployment,
+        deployments::cancel_deployment, deployments::deployment_logs,
+        deployments::start_project, deployments::stop_project, deployments::restart_project,
     ),
     modifiers(&BearerAuth)
 )]

@@ -2,7 +2,9 @@
 //! lease they renew while the job runs. A job whose worker died is claimed again once its lease
 //! expires; failures retry with exponential backoff up to the job's attempt limit.
 
+pub mod deploy;
 mod maintenance;
+pub mod reconcile;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,18 +24,22 @@ const IDLE_POLL: Duration = Duration::from_millis(500);
 pub enum Kind {
     /// Periodic housekeeping: prune expired sessions; reschedules itself.
     Maintenance,
+    /// One deployment through the pipeline.
+    Deploy,
 }
 
 impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Maintenance => "maintenance",
+            Kind::Deploy => deploy::KIND,
         }
     }
 
     pub fn parse(kind: &str) -> Option<Kind> {
         match kind {
             "maintenance" => Some(Kind::Maintenance),
+            deploy::KIND => Some(Kind::Deploy),
             _ => None,
         }
     }
@@ -172,9 +178,10 @@ impl Worker {
         }
     }
 
-    async fn dispatch(&self, kind: Kind, _job: &Job) -> anyhow::Result<()> {
+    async fn dispatch(&self, kind: Kind, job: &Job) -> anyhow::Result<()> {
         match kind {
             Kind::Maintenance => maintenance::run(&self.state).await,
+            Kind::Deploy => deploy::run(&self.state, job).await,
         }
     }
 

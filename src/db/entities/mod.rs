@@ -3,6 +3,7 @@
 
 pub mod api_tokens;
 pub mod audit_log;
+pub mod deployment_logs;
 pub mod deployments;
 pub mod env_vars;
 pub mod jobs;
@@ -13,6 +14,7 @@ pub mod users;
 pub mod prelude {
     pub use super::api_tokens::Entity as ApiTokens;
     pub use super::audit_log::Entity as AuditLog;
+    pub use super::deployment_logs::Entity as DeploymentLogs;
     pub use super::deployments::Entity as Deployments;
     pub use super::env_vars::Entity as EnvVars;
     pub use super::jobs::Entity as Jobs;

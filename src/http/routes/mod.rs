@@ -1,6 +1,7 @@
 //! Route handlers, one file per resource; each exposes `configure` for its scope.
 
 pub mod auth;
+pub mod deployments;
 pub mod env;
 pub mod health;
 pub mod projects;

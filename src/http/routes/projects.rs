@@ -309,6 +309,12 @@ pub async fn delete_project(
     id: web::Path<Uuid>,
 ) -> AppResult<HttpResponse> {
     let project = access::project(&state.db, &actor, id.into_inner()).await?;
+    // Stop running deploys first so they do not create objects after the cleanup.
+    for running in db::deployments::with_status(&state.db, db::deployments::IN_PROGRESS).await? {
+        if running.project_id == project.id {
+            state.deploys.cancel(running.id);
+        }
+    }
     let has_deployments = db::projects::summaries(&state.db, &[project.id])
         .await?
         .get(&project.id)

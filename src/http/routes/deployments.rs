@@ -1,0 +1,251 @@
+//! Deployments: deploy now (or roll back), history, one deployment, cancel, its persisted log,
+//! and runtime control of a project's live container (start, stop, restart).
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::access;
+use crate::app::AppState;
+use crate::auth::Actor;
+use crate::db::deployments::{self as deps, Deployment};
+use crate::db::{self, deployment_logs};
+use crate::error::{AppError, AppResult};
+use crate::http::auth::Authenticated;
+use crate::jobs::deploy;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/projects/{id}/deployments", web::post().to(create_deployment))
+        .route("/projects/{id}/deployments", web::get().to(list_deployments))
+        .route("/projects/{id}/start", web::post().to(start_project))
+        .route("/projects/{id}/stop", web::post().to(stop_project))
+        .route("/projects/{id}/restart", web::post().to(restart_project))
+        .route("/deployments/{id}", web::get().to(get_deployment))
+        .route("/deployments/{id}/cancel", web::post().to(cancel_deployment))
+        .route("/deployments/{id}/logs", web::get().to(deployment_logs));
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeploymentView {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    /// queued fetching building starting health_checking live superseded stopped failed cancelled
+    pub status: String,
+    /// `manual` or `rollback`.
+    pub trigger: String,
+    pub from_deployment: Option<Uuid>,
+    pub commit_sha: Option<String>,
+    pub commit_message: Option<String>,
+    pub image: Option<String>,
+    /// `127.0.0.1:<port>` where the container's app port is published.
+    pub upstream: Option<String>,
+    /// The step that failed.
+    pub error_step: Option<String>,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<Deployment> for DeploymentView {
+    fn from(d: Deployment) -> Self {
+        Self {
+            id: d.id,
+            project_id: d.project_id,
+            status: d.status,
+            trigger: d.trigger,
+            from_deployment: d.from_deployment_id,
+            commit_sha: d.commit_sha,
+            commit_message: d.commit_message,
+            image: d.image,
+            upstream: d.upstream,
+            error_step: d.error_step,
+            error: d.error,
+            created_at: d.created_at,
+            started_at: d.started_at,
+            finished_at: d.finished_at,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDeployment {
+    /// Roll back: start this earlier deployment's image again.
+    pub from_deployment: Option<Uuid>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Accepted {
+    pub id: Uuid,
+    pub status: String,
+}
+
+/// The deployment, if the caller may see its project.
+async fn visible(state: &AppState, actor: &Actor, id: Uuid) -> AppResult<Deployment> {
+    let deployment = deps::find(&state.db, id).await?.ok_or_else(|| AppError::not_found("deployment"))?;
+    access::project(&state.db, actor, deployment.project_id)
+        .await
+        .map_err(|_| AppError::not_found("deployment"))?;
+    Ok(deployment)
+}
+
+/// Queues a deploy of the project's branch, or a rollback to an earlier deployment's image.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/deployments", tag = "deployments", request_body(content = CreateDeployment, description = "optional"),
+    responses((status = 202, body = Accepted), (status = 404), (status = 409, description = "rollback image no longer kept")), security(("bearer" = [])))]
+pub async fn create_deployment(
+    state: web::Data<AppState>,
+    Authenticated(actor): Authenticated,
+    id: web::Path<Uuid>,
+    body: Option<web::Json<CreateDeployment>>,
+) -> AppResult<HttpResponse> {
+    let project = access::project(&state.db, &actor, id.into_inner()).await?;
+    let body = body.map(web::Json::into_inner).unwrap_or_default();
+    let from = match body.from_deployment {
+        Some(from_id) => {
+            let from = deps::find(&state.db, from_id)
+                .await?
+                .filter(|d| d.project_id == project.id)
+                .ok_or_else(|| AppError::validation("from_deployment", "is not a deployment of this project"))?;
+            if from.image.is_none() {
+                return Err(AppError::Conflict("that deployment's image is no longer kept; deploy again instead".into()));
+            }
+            Some(from)
+        }
+        None => None,
+    };
+    let deployment = deploy::request(&state, &project, Some(actor.user_id), from.as_ref()).await?;
+    Ok(HttpResponse::Accepted().json(Accepted { id: deployment.id, status: deployment.status }))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct ListQuery {
+    /// At most this many (default 50, max 500).
+    pub limit: Option<u64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{id}/deployments", tag = "deployments", params(ListQuery),
+    responses((status = 200, body = [DeploymentView]), (status = 404)), security(("bearer" = [])))]
+pub async fn list_deployments(
+    state: web::Data<AppState>,
+    Authenticated(actor): Authenticated,
+    id: web::Path<Uuid>,
+    query: web::Query<ListQuery>,
+) -> AppResult<web::Json<Vec<DeploymentView>>> {
+    let project = access::project(&state.db, &actor, id.into_inner()).await?;
+    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    let list = deps::list_for_project(&state.db, project.id, limit).await?;
+    Ok(web::Json(list.into_iter().map(Into::into).collect()))
+}
+
+#[utoipa::path(get, path = "/api/v1/deployments/{id}", tag = "deployments", responses((status = 200, body = DeploymentView), (status = 404)), security(("bearer" = [])))]
+pub async fn get_deployment(
+    state: web::Data<AppState>,
+    Authenticated(actor): Authenticated,
+    id: web::Path<Uuid>,
+) -> AppResult<web::Json<DeploymentView>> {
+    Ok(web::Json(visible(&state, &actor, id.into_inner()).await?.into()))
+}
+
+/// Cancels a queued deploy at once, or stops a running one within seconds.
+#[utoipa::path(post, path = "/api/v1/deployments/{id}/cancel", tag = "deployments",
+    responses((status = 202, body = Accepted), (status = 404), (status = 409, description = "already finished")), security(("bearer" = [])))]
+pub async fn cancel_deployment(
+    state: web::Data<AppState>,
+    Authenticated(actor): Authenticated,
+    id: web::Path<Uuid>,
+) -> AppResult<HttpResponse> {
+    let deployment = visible(&state, &actor, id.into_inner()).await?;
+    if !deploy::cancel(&state, &deployment).await? {
+        let status = deps::find(&state.db, deployment.id).await?.map(|d| d.status).unwrap_or_default();
+        if status == deps::QUEUED || deps::IN_PROGRESS.contains(&status.as_str()) {
+            return Err(AppError::Conflict("the deploy is running on another shard instance; cancel it there".into()));
+        }
+        return Err(AppError::Conflict(format!("the deployment already ended ({status})")));
+    }
+    let status = deps::find(&state.db, deployment.id).await?.map(|d| d.status).unwrap_or_default();
+    Ok(HttpResponse::Accepted().json(Accepted { id: deployment.id, status }))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct LogsQuery {
+    /// Return lines with a seq greater than this (default 0: from the start).
+    pub since: Option<i64>,
+    /// At most this many lines (default 1000, max 10000).
+    pub limit: Option<u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LogLineView {
+    pub seq: i64,
+    pub ts: DateTime<Utc>,
+    /// `stdout`, `stderr`, `system` (step headers) or `status` (the line is the new status).
+    pub stream: String,
+    pub line: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/deployments/{id}/logs", tag = "deployments", params(LogsQuery),
+    responses((status = 200, body = [LogLineView]), (status = 404)), security(("bearer" = [])))]
+pub async fn deployment_logs(
+    state: web::Data<AppState>,
+    Authenticated(actor): Authenticated,
+    id: web::Path<Uuid>,
+    query: web::Query<LogsQuery>,
+) -> AppResult<web::Json<Vec<LogLineView>>> {
+    let deployment = visible(&state, &actor, id.into_inner()).await?;
+    let since = query.since.unwrap_or(0).max(0);
+    let limit = query.limit.unwrap_or(1000).clamp(1, 10_000);
+    let lines = deployment_logs::since(&state.db, deployment.id, since, limit).await?;
+    Ok(web::Json(
+        lines.into_iter().map(|l| LogLineView { seq: l.seq, ts: l.ts, stream: l.stream, line: l.line }).collect(),
+    ))
+}
+
+/// The live (or stopped) deployment and its container.
+async fn runtime(state: &AppState, actor: &Actor, project_id: Uuid) -> AppResult<(Deployment, String)> {
+    let project = access::project(&state.db, actor, project_id).await?;
+    let deployment = deps::live_for_project(&state.db, project.id)
+        .await?
+        .ok_or_else(|| AppError::Conflict("the project has no live deployment; deploy it first".into()))?;
+    let container = deployment.container_id.clone().ok_or_else(|| AppError::Conflict("the live deployment has no container".into()))?;
+    Ok((deployment, container))
+}
+
+fn engine_error(e: crate::docker::EngineError) -> AppError {
+    AppError::Unavailable(e.to_string())
+}
+
+async fn refresh_upstream(state: &AppState, deployment: &Deployment, container: &str) -> AppResult<()> {
+    if let Some(port) = state.docker.container_status(container).await.map_err(engine_error)?.and_then(|s| s.host_port) {
+        db::deployments::set_upstream(&state.db, deployment.id, &format!("127.0.0.1:{port}")).await?;
+    }
+    Ok(())
+}
+
+#[utoipa::path(post, path = "/api/v1/projects/{id}/start", tag = "deployments", responses((status = 200, body = DeploymentView), (status = 404), (status = 409)), security(("bearer" = [])))]
+pub async fn start_project(state: web::Data<AppState>, Authenticated(actor): Authenticated, id: web::Path<Uuid>) -> AppResult<web::Json<DeploymentView>> {
+    let (deployment, container) = runtime(&state, &actor, id.into_inner()).await?;
+    state.docker.start_container(&container).await.map_err(engine_error)?;
+    deps::transition(&state.db, deployment.id, &[deps::STOPPED], deps::LIVE, deps::Fields::default()).await?;
+    refresh_upstream(&state, &deployment, &container).await?;
+    Ok(web::Json(deps::find(&state.db, deployment.id).await?.ok_or_else(|| AppError::not_found("deployment"))?.into()))
+}
+
+#[utoipa::path(post, path = "/api/v1/projects/{id}/stop", tag = "deployments", responses((status = 200, body = DeploymentView), (status = 404), (status = 409)), security(("bearer" = [])))]
+pub async fn stop_project(state: web::Data<AppState>, Authenticated(actor): Authenticated, id: web::Path<Uuid>) -> AppResult<web::Json<DeploymentView>> {
+    let (deployment, container) = runtime(&state, &actor, id.into_inner()).await?;
+    state.docker.stop_container(&container, 10).await.map_err(engine_error)?;
+    deps::transition(&state.db, deployment.id, &[deps::LIVE], deps::STOPPED, deps::Fields::default()).await?;
+    Ok(web::Json(deps::find(&state.db, deployment.id).await?.ok_or_else(|| AppError::not_found("deployment"))?.into()))
+}
+
+#[utoipa::path(post, path = "/api/v1/projects/{id}/restart", tag = "deployments", responses((status = 200, body = DeploymentView), (status = 404), (status = 409)), security(("bearer" = [])))]
+pub async fn restart_project(state: web::Data<AppState>, Authenticated(actor): Authenticated, id: web::Path<Uuid>) -> AppResult<web::Json<DeploymentView>> {
+    let (deployment, container) = runtime(&state, &actor, id.into_inner()).await?;
+    state.docker.restart_container(&container, 10).await.map_err(engine_error)?;
+    deps::transition(&state.db, deployment.id, &[deps::STOPPED], deps::LIVE, deps::Fields::default()).await?;
+    refresh_upstream(&state, &deployment, &container).await?;
+    Ok(web::Json(deps::find(&state.db, deployment.id).await?.ok_or_else(|| AppError::not_found("deployment"))?.into()))
+}
