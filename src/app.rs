@@ -14,9 +14,9 @@ use crate::auth::{LoginLimiter, TokenKeys};
 use crate::config::Config;
 use crate::db::{self, Db};
 use crate::docker::Engine;
-use crate::secrets::{self, Sealer};
 use crate::hub::Hub;
 use crate::jobs::deploy;
+use crate::secrets::{self, Sealer};
 use crate::{http, jobs, setup};
 
 /// Everything request handlers and jobs share. Built once per app; no globals.
@@ -66,7 +66,8 @@ fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     if dir.exists() {
         return Ok(());
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create data dir {}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data dir {}", dir.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -105,7 +106,10 @@ impl App {
                 Duration::from_secs(config.auth.login_window_secs),
             ),
             sealer: Sealer::new(&secret_key),
-            docker: Engine::new(config.docker.host.as_deref()),
+            docker: Engine::new(
+                config.docker.host.as_deref(),
+                secrets::instance_id(&secret_key),
+            ),
             setup_lock: tokio::sync::Mutex::new(()),
             hub: Hub::new(4096),
             deploys: deploy::Running::default(),

@@ -141,7 +141,10 @@ pub struct DeployConfig {
 
 impl Default for DeployConfig {
     fn default() -> Self {
-        Self { grace_secs: 10, keep_images: 5 }
+        Self {
+            grace_secs: 10,
+            keep_images: 5,
+        }
     }
 }
 

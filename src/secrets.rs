@@ -89,6 +89,15 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// A stable public id of this installation, derived from its secret key: instances that share
+/// a database share the key, hence the id. Used to label Docker objects.
+pub fn instance_id(secret_key: &[u8; 32]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"shard instance id\0");
+    hasher.update(secret_key);
+    hex::encode(&hasher.finalize()[..8])
+}
+
 /// Constant-time equality for secrets compared against user input.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     use subtle::ConstantTimeEq;

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, NotSet, QueryFilter, QueryOrder, QuerySelect,
-    Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, NotSet, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -33,18 +33,26 @@ pub async fn last_seq(db: &Db, deployment_id: Uuid) -> Result<i64, DbErr> {
 }
 
 /// Inserts entries numbered `first_seq..` in one transaction.
-pub async fn insert(db: &Db, deployment_id: Uuid, first_seq: i64, entries: &[Entry]) -> Result<(), DbErr> {
+pub async fn insert(
+    db: &Db,
+    deployment_id: Uuid,
+    first_seq: i64,
+    entries: &[Entry],
+) -> Result<(), DbErr> {
     if entries.is_empty() {
         return Ok(());
     }
-    let models = entries.iter().enumerate().map(|(i, e)| deployment_logs::ActiveModel {
-        id: NotSet,
-        deployment_id: Set(deployment_id),
-        seq: Set(first_seq + i as i64),
-        ts: Set(e.ts),
-        stream: Set(e.stream.to_string()),
-        line: Set(e.line.clone()),
-    });
+    let models = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| deployment_logs::ActiveModel {
+            id: NotSet,
+            deployment_id: Set(deployment_id),
+            seq: Set(first_seq + i as i64),
+            ts: Set(e.ts),
+            stream: Set(e.stream.to_string()),
+            line: Set(e.line.clone()),
+        });
     DeploymentLogs::insert_many(models).exec(db).await?;
     Ok(())
 }
@@ -74,7 +82,12 @@ pub async fn append(db: &Db, deployment_id: Uuid, entries: &[Entry]) -> Result<(
 }
 
 /// Lines with seq > `since`, in order, at most `limit`.
-pub async fn since(db: &Db, deployment_id: Uuid, since: i64, limit: u64) -> Result<Vec<LogLine>, DbErr> {
+pub async fn since(
+    db: &Db,
+    deployment_id: Uuid,
+    since: i64,
+    limit: u64,
+) -> Result<Vec<LogLine>, DbErr> {
     DeploymentLogs::find()
         .filter(Column::DeploymentId.eq(deployment_id))
         .filter(Column::Seq.gt(since))

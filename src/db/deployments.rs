@@ -66,7 +66,11 @@ pub async fn find(db: &Db, id: Uuid) -> Result<Option<Deployment>, DbErr> {
 }
 
 /// A project's deployments, newest first.
-pub async fn list_for_project(db: &Db, project_id: Uuid, limit: u64) -> Result<Vec<Deployment>, DbErr> {
+pub async fn list_for_project(
+    db: &Db,
+    project_id: Uuid,
+    limit: u64,
+) -> Result<Vec<Deployment>, DbErr> {
     Deployments::find()
         .filter(Column::ProjectId.eq(project_id))
         .order_by_desc(Column::CreatedAt)
@@ -85,7 +89,10 @@ pub async fn live_for_project(db: &Db, project_id: Uuid) -> Result<Option<Deploy
 }
 
 pub async fn with_status(db: &Db, statuses: &[&str]) -> Result<Vec<Deployment>, DbErr> {
-    Deployments::find().filter(Column::Status.is_in(statuses.iter().copied())).all(db).await
+    Deployments::find()
+        .filter(Column::Status.is_in(statuses.iter().copied()))
+        .all(db)
+        .await
 }
 
 /// Optional columns written together with a status change.
@@ -103,7 +110,13 @@ pub struct Fields {
 
 /// Moves `id` to `to` if its status is one of `from`; false when it was not (someone else
 /// changed it first). Final statuses stamp `finished_at`.
-pub async fn transition(db: &Db, id: Uuid, from: &[&str], to: &str, fields: Fields) -> Result<bool, DbErr> {
+pub async fn transition(
+    db: &Db,
+    id: Uuid,
+    from: &[&str],
+    to: &str,
+    fields: Fields,
+) -> Result<bool, DbErr> {
     let at: DateTime<Utc> = now();
     let mut update = Deployments::update_many()
         .col_expr(Column::Status, Expr::value(to))
@@ -149,7 +162,11 @@ pub async fn set_upstream(db: &Db, id: Uuid, upstream: &str) -> Result<(), DbErr
 }
 
 /// Queued deployments of a project other than `keep`, oldest first.
-pub async fn queued_for_project(db: &Db, project_id: Uuid, keep: Uuid) -> Result<Vec<Deployment>, DbErr> {
+pub async fn queued_for_project(
+    db: &Db,
+    project_id: Uuid,
+    keep: Uuid,
+) -> Result<Vec<Deployment>, DbErr> {
     Deployments::find()
         .filter(Column::ProjectId.eq(project_id))
         .filter(Column::Status.eq(QUEUED))

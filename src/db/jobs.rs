@@ -159,7 +159,10 @@ pub async fn pending_of_kind(db: &Db, kind: &str) -> Result<bool, DbErr> {
 /// process can hold a lease (SQLite: one process per database file).
 pub async fn expire_running_leases(db: &Db) -> Result<u64, DbErr> {
     let result = Jobs::update_many()
-        .col_expr(Column::LeaseExpiresAt, Expr::value(now() - chrono::Duration::seconds(1)))
+        .col_expr(
+            Column::LeaseExpiresAt,
+            Expr::value(now() - chrono::Duration::seconds(1)),
+        )
         .filter(Column::Status.eq(RUNNING))
         .exec(db)
         .await?;

@@ -29,12 +29,19 @@ impl IgnoreRules {
                 Some(rest) => (false, rest.trim()),
                 None => (true, line),
             };
-            let pattern = pattern.trim_start_matches("./").trim_start_matches('/').trim_end_matches('/');
+            let pattern = pattern
+                .trim_start_matches("./")
+                .trim_start_matches('/')
+                .trim_end_matches('/');
             if pattern.is_empty() {
                 continue;
             }
-            let glob = Glob::new(pattern).with_context(|| format!(".dockerignore: bad pattern '{pattern}'"))?;
-            rules.push(Rule { matcher: glob.compile_matcher(), exclude });
+            let glob = Glob::new(pattern)
+                .with_context(|| format!(".dockerignore: bad pattern '{pattern}'"))?;
+            rules.push(Rule {
+                matcher: glob.compile_matcher(),
+                exclude,
+            });
         }
         Ok(Self { rules })
     }
@@ -67,7 +74,9 @@ pub fn tar_context(root: &Path, dockerfile: &str) -> anyhow::Result<Vec<u8>> {
     builder.mode(tar::HeaderMode::Deterministic);
     builder.follow_symlinks(false);
     add_dir(&mut builder, root, root, &rules, dockerfile)?;
-    builder.into_inner().context("finishing the build context tar")
+    builder
+        .into_inner()
+        .context("finishing the build context tar")
 }
 
 fn add_dir(
@@ -111,7 +120,10 @@ mod tests {
 
     #[test]
     fn dockerignore_semantics() {
-        let rules = IgnoreRules::parse("# comment\nnode_modules\n*.log\n!keep.log\n/secret/\ndocs/**/*.md\n").unwrap();
+        let rules = IgnoreRules::parse(
+            "# comment\nnode_modules\n*.log\n!keep.log\n/secret/\ndocs/**/*.md\n",
+        )
+        .unwrap();
         assert!(rules.is_excluded("node_modules"));
         assert!(rules.is_excluded("node_modules/a/b.js"));
         assert!(rules.is_excluded("debug.log"));

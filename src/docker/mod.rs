@@ -17,6 +17,8 @@ pub mod context;
 pub const LABEL_MANAGED: &str = "shard.managed";
 pub const LABEL_PROJECT: &str = "shard.project";
 pub const LABEL_DEPLOYMENT: &str = "shard.deployment";
+/// Which shard installation owns the object, so several can share one Docker engine.
+pub const LABEL_INSTANCE: &str = "shard.instance";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -30,6 +32,7 @@ pub enum EngineError {
 /// while Docker is down, and each call reports an unreachable engine as an error.
 pub struct Engine {
     endpoint: String,
+    instance: String,
     client: OnceCell<Docker>,
 }
 
@@ -42,16 +45,42 @@ pub struct Removed {
 
 impl Engine {
     /// `host` as in `DOCKER_HOST` (`unix:///var/run/docker.sock`, `tcp://...`); `None` uses
-    /// `DOCKER_HOST` or the platform default.
-    pub fn new(host: Option<&str>) -> Self {
+    /// `DOCKER_HOST` or the platform default. `instance` names this installation in labels.
+    pub fn new(host: Option<&str>, instance: String) -> Self {
         let endpoint = host
             .map(str::to_string)
             .or_else(|| std::env::var("DOCKER_HOST").ok())
             .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string());
         Self {
             endpoint,
+            instance,
             client: OnceCell::new(),
         }
+    }
+
+    /// This installation's id, as put in the `shard.instance` label.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// The labels of every object shard creates for a deployment.
+    pub fn labels(&self, project: Uuid, deployment: Uuid) -> HashMap<String, String> {
+        HashMap::from([
+            (LABEL_MANAGED.to_string(), "true".to_string()),
+            (LABEL_INSTANCE.to_string(), self.instance.clone()),
+            (LABEL_PROJECT.to_string(), project.to_string()),
+            (LABEL_DEPLOYMENT.to_string(), deployment.to_string()),
+        ])
+    }
+
+    /// A label filter that matches only this installation's objects, plus `extra`.
+    fn owned_filter(&self, extra: Option<String>) -> HashMap<String, Vec<String>> {
+        let mut labels = vec![
+            format!("{LABEL_MANAGED}=true"),
+            format!("{LABEL_INSTANCE}={}", self.instance),
+        ];
+        labels.extend(extra);
+        HashMap::from([("label".to_string(), labels)])
     }
 
     async fn client(&self) -> Result<&Docker, EngineError> {
@@ -80,10 +109,7 @@ impl Engine {
     /// Force-removes every container and image labelled with this project.
     pub async fn remove_project(&self, project_id: Uuid) -> Result<Removed, EngineError> {
         let docker = self.client().await?;
-        let filters: HashMap<String, Vec<String>> = HashMap::from([(
-            "label".to_string(),
-            vec![format!("{LABEL_PROJECT}={project_id}")],
-        )]);
+        let filters = self.owned_filter(Some(format!("{LABEL_PROJECT}={project_id}")));
         let mut removed = Removed::default();
         let containers = docker
             .list_containers(Some(
@@ -149,7 +175,10 @@ pub struct BuildSpec {
 pub enum BuildError {
     /// The Dockerfile failed; `step` is the last `Step N/M : ...` line seen.
     #[error("{message}")]
-    Failed { message: String, step: Option<String> },
+    Failed {
+        message: String,
+        step: Option<String>,
+    },
     #[error("build cancelled")]
     Cancelled,
     #[error(transparent)]
@@ -212,7 +241,11 @@ impl Engine {
             .buildargs(&spec.build_args)
             .labels(&spec.labels)
             .build();
-        let mut stream = docker.build_image(options, None, Some(bollard::body_full(bytes::Bytes::from(spec.context))));
+        let mut stream = docker.build_image(
+            options,
+            None,
+            Some(bollard::body_full(bytes::Bytes::from(spec.context))),
+        );
         let mut partial = String::new();
         let mut step = None;
         loop {
@@ -224,7 +257,10 @@ impl Engine {
             let info = match item {
                 Ok(info) => info,
                 Err(bollard::errors::Error::DockerStreamError { error }) => {
-                    return Err(BuildError::Failed { message: error, step });
+                    return Err(BuildError::Failed {
+                        message: error,
+                        step,
+                    });
                 }
                 Err(e) => return Err(BuildError::Engine(e.into())),
             };
@@ -263,21 +299,33 @@ impl Engine {
             .iter()
             .filter_map(|p| p.strip_suffix("/tcp").and_then(|n| n.parse().ok()))
             .collect();
-        Ok(if ports.len() == 1 { Some(ports[0]) } else { None })
+        Ok(if ports.len() == 1 {
+            Some(ports[0])
+        } else {
+            None
+        })
     }
 
     /// Creates and starts a container with an init process, `unless-stopped` restarts and the
     /// app port published on an ephemeral 127.0.0.1 port.
     pub async fn run_container(&self, spec: RunSpec) -> Result<Started, EngineError> {
-        use bollard::models::{ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum};
+        use bollard::models::{
+            ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+        };
         let docker = self.client().await?;
         let port_key = format!("{}/tcp", spec.port);
         let host_config = HostConfig {
             init: Some(true),
-            restart_policy: Some(RestartPolicy { name: Some(RestartPolicyNameEnum::UNLESS_STOPPED), maximum_retry_count: None }),
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                maximum_retry_count: None,
+            }),
             port_bindings: Some(HashMap::from([(
                 port_key.clone(),
-                Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(String::new()) }]),
+                Some(vec![PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: Some(String::new()),
+                }]),
             )])),
             memory: spec.memory_mb.map(|mb| mb * 1024 * 1024),
             nano_cpus: spec.cpu_millis.map(|m| i64::from(m) * 1_000_000),
@@ -291,23 +339,43 @@ impl Engine {
             host_config: Some(host_config),
             ..Default::default()
         };
-        let options = bollard::query_parameters::CreateContainerOptionsBuilder::default().name(&spec.name).build();
+        let options = bollard::query_parameters::CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
         let created = docker.create_container(Some(options), body).await?;
-        if let Err(e) = docker.start_container(&created.id, None::<bollard::query_parameters::StartContainerOptions>).await {
+        if let Err(e) = docker
+            .start_container(
+                &created.id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await
+        {
             let _ = self.remove_container(&created.id).await;
             return Err(e.into());
         }
         let status = self.container_status(&created.id).await?;
         match status.and_then(|s| s.host_port) {
-            Some(host_port) => Ok(Started { id: created.id, host_port }),
-            None => Ok(Started { id: created.id, host_port: 0 }),
+            Some(host_port) => Ok(Started {
+                id: created.id,
+                host_port,
+            }),
+            None => Ok(Started {
+                id: created.id,
+                host_port: 0,
+            }),
         }
     }
 
     /// `None` when the container does not exist.
     pub async fn container_status(&self, id: &str) -> Result<Option<ContainerStatus>, EngineError> {
         let docker = self.client().await?;
-        let inspect = match docker.inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>).await {
+        let inspect = match docker
+            .inspect_container(
+                id,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+        {
             Ok(inspect) => inspect,
             Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => return Err(e.into()),
@@ -318,11 +386,17 @@ impl Engine {
             .and_then(|n| n.ports)
             .and_then(|ports| {
                 ports.into_values().flatten().flatten().find_map(|b| {
-                    (b.host_ip.as_deref() == Some("127.0.0.1")).then_some(b.host_port).flatten()
+                    (b.host_ip.as_deref() == Some("127.0.0.1"))
+                        .then_some(b.host_port)
+                        .flatten()
                 })
             })
             .and_then(|p| p.parse().ok());
-        Ok(Some(ContainerStatus { running: state.running.unwrap_or(false), exit_code: state.exit_code, host_port }))
+        Ok(Some(ContainerStatus {
+            running: state.running.unwrap_or(false),
+            exit_code: state.exit_code,
+            host_port,
+        }))
     }
 
     /// The last `lines` lines of the container's output.
@@ -348,14 +422,18 @@ impl Engine {
 
     pub async fn start_container(&self, id: &str) -> Result<(), EngineError> {
         let docker = self.client().await?;
-        docker.start_container(id, None::<bollard::query_parameters::StartContainerOptions>).await?;
+        docker
+            .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
+            .await?;
         Ok(())
     }
 
     /// Stops with `grace_secs` before SIGKILL; a missing or stopped container is fine.
     pub async fn stop_container(&self, id: &str, grace_secs: i32) -> Result<(), EngineError> {
         let docker = self.client().await?;
-        let options = bollard::query_parameters::StopContainerOptionsBuilder::default().t(grace_secs).build();
+        let options = bollard::query_parameters::StopContainerOptionsBuilder::default()
+            .t(grace_secs)
+            .build();
         match docker.stop_container(id, Some(options)).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) || is_not_modified(&e) => Ok(()),
@@ -365,7 +443,9 @@ impl Engine {
 
     pub async fn restart_container(&self, id: &str, grace_secs: i32) -> Result<(), EngineError> {
         let docker = self.client().await?;
-        let options = bollard::query_parameters::RestartContainerOptionsBuilder::default().t(grace_secs).build();
+        let options = bollard::query_parameters::RestartContainerOptionsBuilder::default()
+            .t(grace_secs)
+            .build();
         docker.restart_container(id, Some(options)).await?;
         Ok(())
     }
@@ -373,7 +453,10 @@ impl Engine {
     /// Force-removes a container; a missing one is fine.
     pub async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
         let docker = self.client().await?;
-        let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
         match docker.remove_container(id, Some(options)).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
@@ -392,13 +475,17 @@ impl Engine {
         }
     }
 
-    /// Every container labelled `shard.managed=true`, running or not.
+    /// Every container of this installation, running or not.
     pub async fn managed_containers(&self) -> Result<Vec<ManagedContainer>, EngineError> {
         let docker = self.client().await?;
-        let filters: HashMap<String, Vec<String>> =
-            HashMap::from([("label".to_string(), vec![format!("{LABEL_MANAGED}=true")])]);
+        let filters = self.owned_filter(None);
         let containers = docker
-            .list_containers(Some(ListContainersOptionsBuilder::default().all(true).filters(&filters).build()))
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            ))
             .await?;
         Ok(containers
             .into_iter()
@@ -417,5 +504,11 @@ impl Engine {
 }
 
 fn is_not_modified(e: &bollard::errors::Error) -> bool {
-    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 304, .. })
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 304,
+            ..
+        }
+    )
 }

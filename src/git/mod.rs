@@ -47,12 +47,17 @@ pub fn fetch_branch(
     };
     let mut prepare = gix::prepare_clone(url, dest)
         .map_err(|e| failed("cannot prepare the clone", &e))?
-        .with_shallow(gix::remote::fetch::Shallow::DepthAtRemote(1.try_into().expect("1 is non-zero")))
+        .with_shallow(gix::remote::fetch::Shallow::DepthAtRemote(
+            1.try_into().expect("1 is non-zero"),
+        ))
         .with_ref_name(Some(branch))
         .map_err(|e| failed("invalid branch name", &e))?;
     if let Some(token) = token {
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
-        prepare = prepare.with_in_memory_config_overrides([format!("http.extraHeader=Authorization: Basic {basic}")]);
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+        prepare = prepare.with_in_memory_config_overrides([format!(
+            "http.extraHeader=Authorization: Basic {basic}"
+        )]);
     }
     let (mut checkout, _outcome) = prepare
         .fetch_then_checkout(gix::progress::Discard, interrupt)
@@ -67,12 +72,18 @@ pub fn fetch_branch(
     let (repo, _) = checkout
         .main_worktree(gix::progress::Discard, interrupt)
         .map_err(|e| failed("checkout failed", &e))?;
-    let commit = repo.head_commit().map_err(|e| failed("cannot read HEAD", &e))?;
+    let commit = repo
+        .head_commit()
+        .map_err(|e| failed("cannot read HEAD", &e))?;
     let summary = commit
         .message()
         .map(|m| m.summary().to_string())
         .unwrap_or_default();
-    Ok(Checkout { commit_sha: commit.id.to_string(), summary, shallow: repo.is_shallow().unwrap_or(false) })
+    Ok(Checkout {
+        commit_sha: commit.id.to_string(),
+        summary,
+        shallow: repo.is_shallow().unwrap_or(false),
+    })
 }
 
 /// Removes any occurrence of the token from an error message.

@@ -8,9 +8,20 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 pub enum Event {
     /// A deployment changed status (`seq` is its position in the deployment's log).
-    Status { project_id: Uuid, deployment_id: Uuid, seq: i64, status: String },
+    Status {
+        project_id: Uuid,
+        deployment_id: Uuid,
+        seq: i64,
+        status: String,
+    },
     /// A persisted line of a deployment's log.
-    Log { deployment_id: Uuid, seq: i64, ts: DateTime<Utc>, stream: &'static str, line: String },
+    Log {
+        deployment_id: Uuid,
+        seq: i64,
+        ts: DateTime<Utc>,
+        stream: &'static str,
+        line: String,
+    },
 }
 
 pub struct Hub {
@@ -19,7 +30,9 @@ pub struct Hub {
 
 impl Hub {
     pub fn new(capacity: usize) -> Self {
-        Self { sender: broadcast::channel(capacity).0 }
+        Self {
+            sender: broadcast::channel(capacity).0,
+        }
     }
 
     /// Never blocks; with no subscriber the event is dropped (it is already persisted).

@@ -19,7 +19,7 @@ use crate::db::deployment_logs::{self, Entry};
 use crate::db::deployments::{self as deps, Deployment, Fields};
 use crate::db::jobs::{Job, NewJob};
 use crate::db::projects::Project;
-use crate::docker::{self, BuildError, BuildSpec, RunSpec, context};
+use crate::docker::{BuildError, BuildSpec, RunSpec, context};
 use crate::hub::Event;
 use crate::{db, git};
 
@@ -52,7 +52,10 @@ impl Running {
 
     /// Signals a running deploy to stop; false when none runs here.
     pub fn cancel(&self, id: Uuid) -> bool {
-        lock(&self.tokens).get(&id).map(CancellationToken::cancel).is_some()
+        lock(&self.tokens)
+            .get(&id)
+            .map(CancellationToken::cancel)
+            .is_some()
     }
 }
 
@@ -72,7 +75,11 @@ pub async fn request(
         &state.db,
         deps::NewDeployment {
             project_id: project.id,
-            trigger: if rollback_from.is_some() { "rollback" } else { "manual" },
+            trigger: if rollback_from.is_some() {
+                "rollback"
+            } else {
+                "manual"
+            },
             from_deployment_id: rollback_from.map(|d| d.id),
             image: rollback_from.and_then(|d| d.image.clone()),
             commit_sha: rollback_from.and_then(|d| d.commit_sha.clone()),
@@ -84,16 +91,35 @@ pub async fn request(
     for older in deps::queued_for_project(&state.db, project.id, deployment.id).await? {
         if older.created_at <= deployment.created_at {
             let reason = format!("superseded by a newer deploy request ({})", deployment.id);
-            let fields = Fields { error: Some(reason.clone()), ..Fields::default() };
-            if deps::transition(&state.db, older.id, &[deps::QUEUED], deps::CANCELLED, fields).await? {
+            let fields = Fields {
+                error: Some(reason.clone()),
+                ..Fields::default()
+            };
+            if deps::transition(
+                &state.db,
+                older.id,
+                &[deps::QUEUED],
+                deps::CANCELLED,
+                fields,
+            )
+            .await?
+            {
                 record_status(state, project.id, older.id, deps::CANCELLED, Some(&reason)).await;
             }
         }
     }
-    let payload = serde_json::to_string(&Payload { deployment_id: deployment.id })?;
+    let payload = serde_json::to_string(&Payload {
+        deployment_id: deployment.id,
+    })?;
     db::jobs::enqueue(
         &state.db,
-        NewJob { kind: KIND, payload, project_id: Some(project.id), max_attempts: 1, run_after: Utc::now() },
+        NewJob {
+            kind: KIND,
+            payload,
+            project_id: Some(project.id),
+            max_attempts: 1,
+            run_after: Utc::now(),
+        },
     )
     .await?;
     Ok(deployment)
@@ -102,19 +128,51 @@ pub async fn request(
 /// Cancels a queued deployment now, or signals a running one. False when it is already final.
 pub async fn cancel(state: &AppState, deployment: &Deployment) -> anyhow::Result<bool> {
     let reason = "cancelled by request".to_string();
-    let fields = Fields { error: Some(reason.clone()), ..Fields::default() };
-    if deps::transition(&state.db, deployment.id, &[deps::QUEUED], deps::CANCELLED, fields).await? {
-        record_status(state, deployment.project_id, deployment.id, deps::CANCELLED, Some(&reason)).await;
+    let fields = Fields {
+        error: Some(reason.clone()),
+        ..Fields::default()
+    };
+    if deps::transition(
+        &state.db,
+        deployment.id,
+        &[deps::QUEUED],
+        deps::CANCELLED,
+        fields,
+    )
+    .await?
+    {
+        record_status(
+            state,
+            deployment.project_id,
+            deployment.id,
+            deps::CANCELLED,
+            Some(&reason),
+        )
+        .await;
         return Ok(true);
     }
     Ok(state.deploys.cancel(deployment.id))
 }
 
 /// Persists and publishes a status change made outside a running pipeline.
-async fn record_status(state: &AppState, project_id: Uuid, deployment_id: Uuid, status: &str, reason: Option<&str>) {
-    let mut entries = vec![Entry { ts: Utc::now(), stream: "status", line: status.to_string() }];
+async fn record_status(
+    state: &AppState,
+    project_id: Uuid,
+    deployment_id: Uuid,
+    status: &str,
+    reason: Option<&str>,
+) {
+    let mut entries = vec![Entry {
+        ts: Utc::now(),
+        stream: "status",
+        line: status.to_string(),
+    }];
     if let Some(reason) = reason {
-        entries.push(Entry { ts: Utc::now(), stream: "system", line: format!("==> {reason}") });
+        entries.push(Entry {
+            ts: Utc::now(),
+            stream: "system",
+            line: format!("==> {reason}"),
+        });
     }
     if let Err(e) = deployment_logs::append(&state.db, deployment_id, &entries).await {
         tracing::error!(deployment = %deployment_id, error = %e, "cannot record status");
@@ -122,9 +180,20 @@ async fn record_status(state: &AppState, project_id: Uuid, deployment_id: Uuid, 
     }
     if let Ok(last) = deployment_logs::last_seq(&state.db, deployment_id).await {
         let first = last - entries.len() as i64 + 1;
-        state.hub.publish(Event::Status { project_id, deployment_id, seq: first, status: status.to_string() });
+        state.hub.publish(Event::Status {
+            project_id,
+            deployment_id,
+            seq: first,
+            status: status.to_string(),
+        });
         for (i, e) in entries.into_iter().enumerate().skip(1) {
-            state.hub.publish(Event::Log { deployment_id, seq: first + i as i64, ts: e.ts, stream: e.stream, line: e.line });
+            state.hub.publish(Event::Log {
+                deployment_id,
+                seq: first + i as i64,
+                ts: e.ts,
+                stream: e.stream,
+                line: e.line,
+            });
         }
     }
 }
@@ -148,7 +217,14 @@ pub async fn run(state: &Arc<AppState>, job: &Job) -> anyhow::Result<()> {
     };
     let cancel = state.deploys.register(deployment.id);
     let log = LogWriter::start(state.clone(), &deployment).await?;
-    let mut pipeline = Pipeline { state: state.clone(), project, deployment, cancel, log, container: None };
+    let mut pipeline = Pipeline {
+        state: state.clone(),
+        project,
+        deployment,
+        cancel,
+        log,
+        container: None,
+    };
     let outcome = pipeline.execute().await;
     pipeline.conclude(outcome).await;
     state.deploys.remove(pipeline.deployment.id);
@@ -163,9 +239,28 @@ async fn interrupted(state: &AppState, deployment: &Deployment) -> anyhow::Resul
         state.docker.remove_container(container).await?;
     }
     let reason = "interrupted by restart";
-    let fields = Fields { error: Some(reason.into()), error_step: Some(deployment.status.clone()), ..Fields::default() };
-    if deps::transition(&state.db, deployment.id, deps::IN_PROGRESS, deps::FAILED, fields).await? {
-        record_status(state, deployment.project_id, deployment.id, deps::FAILED, Some(reason)).await;
+    let fields = Fields {
+        error: Some(reason.into()),
+        error_step: Some(deployment.status.clone()),
+        ..Fields::default()
+    };
+    if deps::transition(
+        &state.db,
+        deployment.id,
+        deps::IN_PROGRESS,
+        deps::FAILED,
+        fields,
+    )
+    .await?
+    {
+        record_status(
+            state,
+            deployment.project_id,
+            deployment.id,
+            deps::FAILED,
+            Some(reason),
+        )
+        .await;
     }
     Ok(())
 }
@@ -173,14 +268,20 @@ async fn interrupted(state: &AppState, deployment: &Deployment) -> anyhow::Resul
 /// Why a pipeline stopped early.
 enum Stop {
     Cancelled,
-    Failed { step: &'static str, message: String },
+    Failed {
+        step: &'static str,
+        message: String,
+    },
     /// Someone else moved the deployment (it was cancelled while queued, or the project went).
     Preempted,
 }
 
 impl From<anyhow::Error> for Stop {
     fn from(e: anyhow::Error) -> Self {
-        Stop::Failed { step: "internal", message: format!("{e:#}") }
+        Stop::Failed {
+            step: "internal",
+            message: format!("{e:#}"),
+        }
     }
 }
 
@@ -199,17 +300,47 @@ impl Pipeline {
         let id = self.deployment.id;
         let image = match self.deployment.image.clone() {
             Some(image) => {
-                self.advance(&[deps::QUEUED], deps::STARTING, Fields { started: true, ..Fields::default() }).await?;
-                self.log.system(format!("==> Rolling back to image {image}"));
+                self.advance(
+                    &[deps::QUEUED],
+                    deps::STARTING,
+                    Fields {
+                        started: true,
+                        ..Fields::default()
+                    },
+                )
+                .await?;
+                self.log
+                    .system(format!("==> Rolling back to image {image}"));
                 image
             }
             None => {
-                self.advance(&[deps::QUEUED], deps::FETCHING, Fields { started: true, ..Fields::default() }).await?;
-                let build_dir = self.state.config.data_dir.join("builds").join(id.to_string());
+                self.advance(
+                    &[deps::QUEUED],
+                    deps::FETCHING,
+                    Fields {
+                        started: true,
+                        ..Fields::default()
+                    },
+                )
+                .await?;
+                let build_dir = self
+                    .state
+                    .config
+                    .data_dir
+                    .join("builds")
+                    .join(id.to_string());
                 let result = self.fetch_and_build(&build_dir).await;
                 let _ = tokio::fs::remove_dir_all(&build_dir).await;
                 let image = result?;
-                self.advance(&[deps::BUILDING], deps::STARTING, Fields { image: Some(image.clone()), ..Fields::default() }).await?;
+                self.advance(
+                    &[deps::BUILDING],
+                    deps::STARTING,
+                    Fields {
+                        image: Some(image.clone()),
+                        ..Fields::default()
+                    },
+                )
+                .await?;
                 image
             }
         };
@@ -222,7 +353,10 @@ impl Pipeline {
         if self.cancel.is_cancelled() {
             return Err(Stop::Cancelled);
         }
-        if !deps::transition(&self.state.db, self.deployment.id, from, to, fields).await.map_err(anyhow::Error::from)? {
+        if !deps::transition(&self.state.db, self.deployment.id, from, to, fields)
+            .await
+            .map_err(anyhow::Error::from)?
+        {
             return Err(Stop::Preempted);
         }
         self.deployment.status = to.to_string();
@@ -232,12 +366,20 @@ impl Pipeline {
 
     async fn fetch_and_build(&mut self, build_dir: &std::path::Path) -> Result<String, Stop> {
         let p = self.project.clone();
-        self.log.system(format!("==> Fetching {} ({})", p.git_url, p.branch));
-        let env = db::env_vars::list(&self.state.db, p.id).await.map_err(anyhow::Error::from)?;
+        self.log
+            .system(format!("==> Fetching {} ({})", p.git_url, p.branch));
+        let env = db::env_vars::list(&self.state.db, p.id)
+            .await
+            .map_err(anyhow::Error::from)?;
         let opened = self.open_env(&env)?;
-        let token = opened.iter().find(|(k, _, _)| k == GIT_TOKEN_VAR).map(|(_, v, _)| v.clone());
+        let token = opened
+            .iter()
+            .find(|(k, _, _)| k == GIT_TOKEN_VAR)
+            .map(|(_, v, _)| v.clone());
         let _ = tokio::fs::remove_dir_all(build_dir).await;
-        tokio::fs::create_dir_all(build_dir.parent().expect("builds dir")).await.map_err(anyhow::Error::from)?;
+        tokio::fs::create_dir_all(build_dir.parent().expect("builds dir"))
+            .await
+            .map_err(anyhow::Error::from)?;
         let interrupt = Arc::new(AtomicBool::new(false));
         let watcher = {
             let (cancel, interrupt) = (self.cancel.clone(), interrupt.clone());
@@ -247,33 +389,57 @@ impl Pipeline {
             })
         };
         let (url, branch, dir) = (p.git_url.clone(), p.branch.clone(), build_dir.to_path_buf());
-        let fetched = tokio::task::spawn_blocking(move || git::fetch_branch(&url, &branch, &dir, token.as_deref(), &interrupt)).await;
+        let fetched = tokio::task::spawn_blocking(move || {
+            git::fetch_branch(&url, &branch, &dir, token.as_deref(), &interrupt)
+        })
+        .await;
         watcher.abort();
         let checkout = match fetched.map_err(|e| anyhow::anyhow!("fetch task: {e}"))? {
             Ok(checkout) => checkout,
             Err(git::GitError::Cancelled) => return Err(Stop::Cancelled),
-            Err(e) => return Err(Stop::Failed { step: "fetch", message: e.to_string() }),
+            Err(e) => {
+                return Err(Stop::Failed {
+                    step: "fetch",
+                    message: e.to_string(),
+                });
+            }
         };
         if !checkout.shallow {
             tracing::warn!("the fetch was not shallow (server without protocol v2?)");
         }
         let short = &checkout.commit_sha[..checkout.commit_sha.len().min(12)];
-        self.log.system(format!("==> Fetched {short} {}", checkout.summary));
-        let fields = Fields { commit_sha: Some(checkout.commit_sha.clone()), commit_message: Some(checkout.summary.clone()), ..Fields::default() };
-        self.advance(&[deps::FETCHING], deps::BUILDING, fields).await?;
+        self.log
+            .system(format!("==> Fetched {short} {}", checkout.summary));
+        let fields = Fields {
+            commit_sha: Some(checkout.commit_sha.clone()),
+            commit_message: Some(checkout.summary.clone()),
+            ..Fields::default()
+        };
+        self.advance(&[deps::FETCHING], deps::BUILDING, fields)
+            .await?;
 
         let tag = format!("shard/{}:{}", p.slug, self.deployment.id);
         self.log.system(format!("==> Building {tag}"));
         let root = build_dir.to_path_buf();
         let dockerfile = p.dockerfile.clone();
         if !root.join(&dockerfile).is_file() {
-            return Err(Stop::Failed { step: "build", message: format!("no Dockerfile at '{dockerfile}' in the repository") });
+            return Err(Stop::Failed {
+                step: "build",
+                message: format!("no Dockerfile at '{dockerfile}' in the repository"),
+            });
         }
         let tar = tokio::task::spawn_blocking(move || context::tar_context(&root, &dockerfile))
             .await
             .map_err(|e| anyhow::anyhow!("context task: {e}"))?
-            .map_err(|e| Stop::Failed { step: "build", message: format!("{e:#}") })?;
-        let build_args = opened.iter().filter(|(k, _, build)| *build && k != GIT_TOKEN_VAR).map(|(k, v, _)| (k.clone(), v.clone())).collect();
+            .map_err(|e| Stop::Failed {
+                step: "build",
+                message: format!("{e:#}"),
+            })?;
+        let build_args = opened
+            .iter()
+            .filter(|(k, _, build)| *build && k != GIT_TOKEN_VAR)
+            .map(|(k, v, _)| (k.clone(), v.clone()))
+            .collect();
         let spec = BuildSpec {
             tag: tag.clone(),
             dockerfile: p.dockerfile.clone(),
@@ -282,7 +448,12 @@ impl Pipeline {
             labels: self.labels(),
         };
         let log = &self.log;
-        match self.state.docker.build_image(spec, &self.cancel, |line| log.stdout(line)).await {
+        match self
+            .state
+            .docker
+            .build_image(spec, &self.cancel, |line| log.stdout(line))
+            .await
+        {
             Ok(()) => Ok(tag),
             Err(BuildError::Cancelled) => {
                 let _ = self.state.docker.remove_image(&tag).await;
@@ -295,9 +466,15 @@ impl Pipeline {
                 };
                 text.push_str("\n--- last lines ---\n");
                 text.push_str(&self.log.tail().join("\n"));
-                Err(Stop::Failed { step: "build", message: text })
+                Err(Stop::Failed {
+                    step: "build",
+                    message: text,
+                })
             }
-            Err(BuildError::Engine(e)) => Err(Stop::Failed { step: "build", message: e.to_string() }),
+            Err(BuildError::Engine(e)) => Err(Stop::Failed {
+                step: "build",
+                message: e.to_string(),
+            }),
         }
     }
 
@@ -305,8 +482,13 @@ impl Pipeline {
     fn open_env(&self, vars: &[db::env_vars::EnvVar]) -> Result<Vec<(String, String, bool)>, Stop> {
         vars.iter()
             .map(|v| {
-                let clear = self.state.sealer.open(&v.value_sealed, v.id.as_bytes()).map_err(|e| anyhow::anyhow!("env var {}: {e}", v.key))?;
-                let value = String::from_utf8(clear).map_err(|_| anyhow::anyhow!("env var {} is not UTF-8", v.key))?;
+                let clear = self
+                    .state
+                    .sealer
+                    .open(&v.value_sealed, v.id.as_bytes())
+                    .map_err(|e| anyhow::anyhow!("env var {}: {e}", v.key))?;
+                let value = String::from_utf8(clear)
+                    .map_err(|_| anyhow::anyhow!("env var {} is not UTF-8", v.key))?;
                 if v.secret && value.len() >= 4 {
                     self.log.mask(value.clone());
                 }
@@ -316,11 +498,9 @@ impl Pipeline {
     }
 
     fn labels(&self) -> HashMap<String, String> {
-        HashMap::from([
-            (docker::LABEL_MANAGED.to_string(), "true".to_string()),
-            (docker::LABEL_PROJECT.to_string(), self.project.id.to_string()),
-            (docker::LABEL_DEPLOYMENT.to_string(), self.deployment.id.to_string()),
-        ])
+        self.state
+            .docker
+            .labels(self.project.id, self.deployment.id)
     }
 
     async fn start_container(&mut self, image: &str) -> Result<(), Stop> {
@@ -328,14 +508,32 @@ impl Pipeline {
         let engine = &self.state.docker;
         let port = match self.project.port {
             Some(port) => port as u16,
-            None => engine.exposed_port(image).await.map_err(|e| Stop::Failed { step: "start", message: e.to_string() })?.unwrap_or(8080),
+            None => engine
+                .exposed_port(image)
+                .await
+                .map_err(|e| Stop::Failed {
+                    step: "start",
+                    message: e.to_string(),
+                })?
+                .unwrap_or(8080),
         };
-        let vars = db::env_vars::list(&self.state.db, self.project.id).await.map_err(anyhow::Error::from)?;
+        let vars = db::env_vars::list(&self.state.db, self.project.id)
+            .await
+            .map_err(anyhow::Error::from)?;
         // Decrypted at the last moment, and only into the container's environment.
-        let mut env: Vec<String> = self.open_env(&vars)?.into_iter().filter(|(k, _, _)| k != GIT_TOKEN_VAR).map(|(k, v, _)| format!("{k}={v}")).collect();
+        let mut env: Vec<String> = self
+            .open_env(&vars)?
+            .into_iter()
+            .filter(|(k, _, _)| k != GIT_TOKEN_VAR)
+            .map(|(k, v, _)| format!("{k}={v}"))
+            .collect();
         env.push(format!("PORT={port}"));
         let spec = RunSpec {
-            name: format!("shard-{}-{}", self.project.slug, self.deployment.id.simple()),
+            name: format!(
+                "shard-{}-{}",
+                self.project.slug,
+                self.deployment.id.simple()
+            ),
             image: image.to_string(),
             env,
             labels: self.labels(),
@@ -343,22 +541,43 @@ impl Pipeline {
             memory_mb: self.project.memory_limit_mb,
             cpu_millis: self.project.cpu_limit_millis,
         };
-        let started = engine.run_container(spec).await.map_err(|e| Stop::Failed { step: "start", message: e.to_string() })?;
+        let started = engine.run_container(spec).await.map_err(|e| Stop::Failed {
+            step: "start",
+            message: e.to_string(),
+        })?;
         self.container = Some(started.id.clone());
         if started.host_port == 0 {
-            return Err(Stop::Failed { step: "start", message: self.exited_message("the container stopped right after start").await });
+            return Err(Stop::Failed {
+                step: "start",
+                message: self
+                    .exited_message("the container stopped right after start")
+                    .await,
+            });
         }
         let upstream = format!("127.0.0.1:{}", started.host_port);
-        self.log.system(format!("==> Container {} listening on port {port}, published at {upstream}", &started.id[..12]));
-        let fields = Fields { container_id: Some(started.id), upstream: Some(upstream.clone()), ..Fields::default() };
-        self.advance(&[deps::STARTING], deps::HEALTH_CHECKING, fields).await?;
+        self.log.system(format!(
+            "==> Container {} listening on port {port}, published at {upstream}",
+            &started.id[..12]
+        ));
+        let fields = Fields {
+            container_id: Some(started.id),
+            upstream: Some(upstream.clone()),
+            ..Fields::default()
+        };
+        self.advance(&[deps::STARTING], deps::HEALTH_CHECKING, fields)
+            .await?;
         self.deployment.upstream = Some(upstream);
         Ok(())
     }
 
     async fn exited_message(&self, what: &str) -> String {
         let lines = match &self.container {
-            Some(id) => self.state.docker.tail_logs(id, TAIL_LINES).await.unwrap_or_default(),
+            Some(id) => self
+                .state
+                .docker
+                .tail_logs(id, TAIL_LINES)
+                .await
+                .unwrap_or_default(),
             None => Vec::new(),
         };
         let mut text = what.to_string();
@@ -373,7 +592,11 @@ impl Pipeline {
         let upstream = self.deployment.upstream.clone().unwrap_or_default();
         let url = format!("http://{upstream}{}", self.project.health_path);
         let timeout = Duration::from_secs(self.project.health_timeout_secs.max(1) as u64);
-        self.log.system(format!("==> Health check GET {} (up to {} s)", self.project.health_path, timeout.as_secs()));
+        self.log.system(format!(
+            "==> Health check GET {} (up to {} s)",
+            self.project.health_path,
+            timeout.as_secs()
+        ));
         let deadline = Instant::now() + timeout;
         let container = self.container.clone().unwrap_or_default();
         let mut last_problem;
@@ -381,22 +604,60 @@ impl Pipeline {
             if self.cancel.is_cancelled() {
                 return Err(Stop::Cancelled);
             }
-            match self.state.http.get(&url).timeout(Duration::from_secs(2)).send().await {
-                Ok(response) if response.status().is_success() || response.status().is_redirection() => return Ok(()),
+            match self
+                .state
+                .http
+                .get(&url)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+            {
+                Ok(response)
+                    if response.status().is_success() || response.status().is_redirection() =>
+                {
+                    return Ok(());
+                }
                 Ok(response) => last_problem = format!("answered {}", response.status()),
-                Err(e) => last_problem = format!("no answer ({})", if e.is_timeout() { "timeout".to_string() } else { "connection refused or reset".to_string() }),
+                Err(e) => {
+                    last_problem = format!(
+                        "no answer ({})",
+                        if e.is_timeout() {
+                            "timeout".to_string()
+                        } else {
+                            "connection refused or reset".to_string()
+                        }
+                    )
+                }
             }
             match self.state.docker.container_status(&container).await {
                 Ok(Some(status)) if !status.running => {
-                    let what = format!("the container exited (code {}) before it became healthy", status.exit_code.unwrap_or(-1));
-                    return Err(Stop::Failed { step: "health_check", message: self.exited_message(&what).await });
+                    let what = format!(
+                        "the container exited (code {}) before it became healthy",
+                        status.exit_code.unwrap_or(-1)
+                    );
+                    return Err(Stop::Failed {
+                        step: "health_check",
+                        message: self.exited_message(&what).await,
+                    });
                 }
-                Ok(None) => return Err(Stop::Failed { step: "health_check", message: "the container disappeared".into() }),
+                Ok(None) => {
+                    return Err(Stop::Failed {
+                        step: "health_check",
+                        message: "the container disappeared".into(),
+                    });
+                }
                 _ => {}
             }
             if Instant::now() >= deadline {
-                let what = format!("GET {} did not succeed within {} s: last {last_problem}", self.project.health_path, timeout.as_secs());
-                return Err(Stop::Failed { step: "health_check", message: self.exited_message(&what).await });
+                let what = format!(
+                    "GET {} did not succeed within {} s: last {last_problem}",
+                    self.project.health_path,
+                    timeout.as_secs()
+                );
+                return Err(Stop::Failed {
+                    step: "health_check",
+                    message: self.exited_message(&what).await,
+                });
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}
@@ -406,13 +667,25 @@ impl Pipeline {
     }
 
     async fn go_live(&mut self) -> Result<(), Stop> {
-        let previous = deps::live_for_project(&self.state.db, self.project.id).await.map_err(anyhow::Error::from)?;
-        self.advance(&[deps::HEALTH_CHECKING], deps::LIVE, Fields::default()).await?;
+        let previous = deps::live_for_project(&self.state.db, self.project.id)
+            .await
+            .map_err(anyhow::Error::from)?;
+        self.advance(&[deps::HEALTH_CHECKING], deps::LIVE, Fields::default())
+            .await?;
         self.container = None; // it is the live one now
         let url = crate::http::routes::projects::app_url(&self.state, &self.project.slug);
         self.log.system(format!("==> Live at {url}"));
         if let Some(old) = previous.filter(|d| d.id != self.deployment.id) {
-            if deps::transition(&self.state.db, old.id, &[deps::LIVE, deps::STOPPED], deps::SUPERSEDED, Fields::default()).await.unwrap_or(false) {
+            if deps::transition(
+                &self.state.db,
+                old.id,
+                &[deps::LIVE, deps::STOPPED],
+                deps::SUPERSEDED,
+                Fields::default(),
+            )
+            .await
+            .unwrap_or(false)
+            {
                 record_status(&self.state, self.project.id, old.id, deps::SUPERSEDED, None).await;
             }
             if let Some(container) = old.container_id {
@@ -427,7 +700,12 @@ impl Pipeline {
                 });
             }
         }
-        prune_images(&self.state, self.project.id, self.state.config.deploy.keep_images).await;
+        prune_images(
+            &self.state,
+            self.project.id,
+            self.state.config.deploy.keep_images,
+        )
+        .await;
         Ok(())
     }
 
@@ -439,14 +717,35 @@ impl Pipeline {
         {
             tracing::warn!(error = %e, "cannot remove the failed deploy's container");
         }
-        let from = [deps::QUEUED, deps::FETCHING, deps::BUILDING, deps::STARTING, deps::HEALTH_CHECKING];
+        let from = [
+            deps::QUEUED,
+            deps::FETCHING,
+            deps::BUILDING,
+            deps::STARTING,
+            deps::HEALTH_CHECKING,
+        ];
         let (status, fields, summary) = match stop {
             Stop::Preempted => return,
-            Stop::Cancelled => (deps::CANCELLED, Fields { error: Some("cancelled by request".into()), ..Fields::default() }, "==> Cancelled".to_string()),
+            Stop::Cancelled => (
+                deps::CANCELLED,
+                Fields {
+                    error: Some("cancelled by request".into()),
+                    ..Fields::default()
+                },
+                "==> Cancelled".to_string(),
+            ),
             Stop::Failed { step, message } => {
                 let message = self.log.masked(&message);
                 let summary = format!("==> Failed at {step}: {message}");
-                (deps::FAILED, Fields { error: Some(message), error_step: Some(step.into()), ..Fields::default() }, summary)
+                (
+                    deps::FAILED,
+                    Fields {
+                        error: Some(message),
+                        error_step: Some(step.into()),
+                        ..Fields::default()
+                    },
+                    summary,
+                )
             }
         };
         match deps::transition(&self.state.db, self.deployment.id, &from, status, fields).await {
@@ -463,12 +762,16 @@ impl Pipeline {
 
 /// Keeps the images of the newest `keep` deployments (and the live one), removes the rest.
 pub async fn prune_images(state: &AppState, project_id: Uuid, keep: usize) {
-    let Ok(with_images) = deps::with_images(&state.db, project_id).await else { return };
+    let Ok(with_images) = deps::with_images(&state.db, project_id).await else {
+        return;
+    };
     for old in with_images.into_iter().skip(keep) {
         if old.status == deps::LIVE || old.status == deps::STOPPED {
             continue;
         }
-        let Some(image) = old.image.as_deref() else { continue };
+        let Some(image) = old.image.as_deref() else {
+            continue;
+        };
         // Rollbacks share their source's image; only remove it when no kept deployment uses it.
         match state.docker.remove_image(image).await {
             Ok(()) => {
@@ -497,7 +800,9 @@ impl LogWriter {
             let mut batch = Vec::with_capacity(256);
             while receiver.recv_many(&mut batch, 512).await > 0 {
                 let mut attempt = 0;
-                while let Err(e) = deployment_logs::insert(&state.db, deployment_id, next_seq, &batch).await {
+                while let Err(e) =
+                    deployment_logs::insert(&state.db, deployment_id, next_seq, &batch).await
+                {
                     attempt += 1;
                     tracing::warn!(error = %e, attempt, "cannot persist log lines; retrying");
                     tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
@@ -507,16 +812,32 @@ impl LogWriter {
                 }
                 for entry in batch.drain(..) {
                     let event = if entry.stream == "status" {
-                        Event::Status { project_id, deployment_id, seq: next_seq, status: entry.line }
+                        Event::Status {
+                            project_id,
+                            deployment_id,
+                            seq: next_seq,
+                            status: entry.line,
+                        }
                     } else {
-                        Event::Log { deployment_id, seq: next_seq, ts: entry.ts, stream: entry.stream, line: entry.line }
+                        Event::Log {
+                            deployment_id,
+                            seq: next_seq,
+                            ts: entry.ts,
+                            stream: entry.stream,
+                            line: entry.line,
+                        }
                     };
                     state.hub.publish(event);
                     next_seq += 1;
                 }
             }
         });
-        Ok(Self { sender: Some(sender), task: Some(task), tail: Mutex::default(), masks: Mutex::default() })
+        Ok(Self {
+            sender: Some(sender),
+            task: Some(task),
+            tail: Mutex::default(),
+            masks: Mutex::default(),
+        })
     }
 
     fn send(&self, stream: &'static str, line: String) {
@@ -529,7 +850,11 @@ impl LogWriter {
             tail.push_back(line.clone());
         }
         if let Some(sender) = &self.sender {
-            let _ = sender.send(Entry { ts: Utc::now(), stream, line });
+            let _ = sender.send(Entry {
+                ts: Utc::now(),
+                stream,
+                line,
+            });
         }
     }
 

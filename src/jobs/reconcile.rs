@@ -44,7 +44,8 @@ async fn containers(state: &AppState) -> anyhow::Result<()> {
                 }
             }
             // Stopped by its owner, or a deploy the queue will conclude: leave it.
-            (Some(_), Some(status)) if status == deps::STOPPED || deps::IN_PROGRESS.contains(&status) => {}
+            (Some(_), Some(status))
+                if status == deps::STOPPED || deps::IN_PROGRESS.contains(&status) => {}
             _ => {
                 tracing::info!(container = %container.id, "removing orphan container");
                 state.docker.remove_container(&container.id).await?;

@@ -21,7 +21,7 @@ fn docker(args: &[&str]) -> String {
 }
 
 /// Builds a tiny image FROM scratch with the static busybox, labelled for `project`.
-fn build_labelled_image(dir: &Path, tag: &str, project: &str) {
+fn build_labelled_image(dir: &Path, tag: &str, project: &str, instance: &str) {
     std::fs::copy("/bin/busybox", dir.join("busybox"))
         .expect("busybox-static is installed at /bin/busybox");
     std::fs::write(
@@ -30,6 +30,7 @@ fn build_labelled_image(dir: &Path, tag: &str, project: &str) {
     )
     .unwrap();
     let project_label = format!("shard.project={project}");
+    let instance_label = format!("shard.instance={instance}");
     docker(&[
         "build",
         "-q",
@@ -37,6 +38,8 @@ fn build_labelled_image(dir: &Path, tag: &str, project: &str) {
         tag,
         "--label",
         "shard.managed=true",
+        "--label",
+        &instance_label,
         "--label",
         &project_label,
         dir.to_str().unwrap(),
@@ -58,9 +61,11 @@ async fn deleting_a_project_removes_its_containers_and_images() {
 
     let context = tempfile::TempDir::new().unwrap();
     let tag = format!("shard-test/doomed:{}", &id[..8]);
-    build_labelled_image(context.path(), &tag, &id);
+    let instance = app.state.docker.instance().to_string();
+    let instance_label = format!("shard.instance={instance}");
+    build_labelled_image(context.path(), &tag, &id, &instance);
     let other_tag = format!("shard-test/survivor:{}", &other_id[..8]);
-    build_labelled_image(context.path(), &other_tag, &other_id);
+    build_labelled_image(context.path(), &other_tag, &other_id, &instance);
     let label = format!("shard.project={id}");
     let other_label = format!("shard.project={other_id}");
     docker(&[
@@ -70,6 +75,8 @@ async fn deleting_a_project_removes_its_containers_and_images() {
         "--label",
         "shard.managed=true",
         "--label",
+        &instance_label,
+        "--label",
         &label,
         &tag,
     ]);
@@ -77,6 +84,8 @@ async fn deleting_a_project_removes_its_containers_and_images() {
         "create",
         "--label",
         "shard.managed=true",
+        "--label",
+        &instance_label,
         "--label",
         &other_label,
         &other_tag,

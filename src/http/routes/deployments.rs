@@ -17,14 +17,23 @@ use crate::http::auth::Authenticated;
 use crate::jobs::deploy;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/projects/{id}/deployments", web::post().to(create_deployment))
-        .route("/projects/{id}/deployments", web::get().to(list_deployments))
-        .route("/projects/{id}/start", web::post().to(start_project))
-        .route("/projects/{id}/stop", web::post().to(stop_project))
-        .route("/projects/{id}/restart", web::post().to(restart_project))
-        .route("/deployments/{id}", web::get().to(get_deployment))
-        .route("/deployments/{id}/cancel", web::post().to(cancel_deployment))
-        .route("/deployments/{id}/logs", web::get().to(deployment_logs));
+    cfg.route(
+        "/projects/{id}/deployments",
+        web::post().to(create_deployment),
+    )
+    .route(
+        "/projects/{id}/deployments",
+        web::get().to(list_deployments),
+    )
+    .route("/projects/{id}/start", web::post().to(start_project))
+    .route("/projects/{id}/stop", web::post().to(stop_project))
+    .route("/projects/{id}/restart", web::post().to(restart_project))
+    .route("/deployments/{id}", web::get().to(get_deployment))
+    .route(
+        "/deployments/{id}/cancel",
+        web::post().to(cancel_deployment),
+    )
+    .route("/deployments/{id}/logs", web::get().to(deployment_logs));
 }
 
 #[derive(Serialize, ToSchema)]
@@ -85,7 +94,9 @@ pub struct Accepted {
 
 /// The deployment, if the caller may see its project.
 async fn visible(state: &AppState, actor: &Actor, id: Uuid) -> AppResult<Deployment> {
-    let deployment = deps::find(&state.db, id).await?.ok_or_else(|| AppError::not_found("deployment"))?;
+    let deployment = deps::find(&state.db, id)
+        .await?
+        .ok_or_else(|| AppError::not_found("deployment"))?;
     access::project(&state.db, actor, deployment.project_id)
         .await
         .map_err(|_| AppError::not_found("deployment"))?;
@@ -108,16 +119,23 @@ pub async fn create_deployment(
             let from = deps::find(&state.db, from_id)
                 .await?
                 .filter(|d| d.project_id == project.id)
-                .ok_or_else(|| AppError::validation("from_deployment", "is not a deployment of this project"))?;
+                .ok_or_else(|| {
+                    AppError::validation("from_deployment", "is not a deployment of this project")
+                })?;
             if from.image.is_none() {
-                return Err(AppError::Conflict("that deployment's image is no longer kept; deploy again instead".into()));
+                return Err(AppError::Conflict(
+                    "that deployment's image is no longer kept; deploy again instead".into(),
+                ));
             }
             Some(from)
         }
         None => None,
     };
     let deployment = deploy::request(&state, &project, Some(actor.user_id), from.as_ref()).await?;
-    Ok(HttpResponse::Accepted().json(Accepted { id: deployment.id, status: deployment.status }))
+    Ok(HttpResponse::Accepted().json(Accepted {
+        id: deployment.id,
+        status: deployment.status,
+    }))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -146,7 +164,9 @@ pub async fn get_deployment(
     Authenticated(actor): Authenticated,
     id: web::Path<Uuid>,
 ) -> AppResult<web::Json<DeploymentView>> {
-    Ok(web::Json(visible(&state, &actor, id.into_inner()).await?.into()))
+    Ok(web::Json(
+        visible(&state, &actor, id.into_inner()).await?.into(),
+    ))
 }
 
 /// Cancels a queued deploy at once, or stops a running one within seconds.
@@ -159,14 +179,27 @@ pub async fn cancel_deployment(
 ) -> AppResult<HttpResponse> {
     let deployment = visible(&state, &actor, id.into_inner()).await?;
     if !deploy::cancel(&state, &deployment).await? {
-        let status = deps::find(&state.db, deployment.id).await?.map(|d| d.status).unwrap_or_default();
+        let status = deps::find(&state.db, deployment.id)
+            .await?
+            .map(|d| d.status)
+            .unwrap_or_default();
         if status == deps::QUEUED || deps::IN_PROGRESS.contains(&status.as_str()) {
-            return Err(AppError::Conflict("the deploy is running on another shard instance; cancel it there".into()));
+            return Err(AppError::Conflict(
+                "the deploy is running on another shard instance; cancel it there".into(),
+            ));
         }
-        return Err(AppError::Conflict(format!("the deployment already ended ({status})")));
+        return Err(AppError::Conflict(format!(
+            "the deployment already ended ({status})"
+        )));
     }
-    let status = deps::find(&state.db, deployment.id).await?.map(|d| d.status).unwrap_or_default();
-    Ok(HttpResponse::Accepted().json(Accepted { id: deployment.id, status }))
+    let status = deps::find(&state.db, deployment.id)
+        .await?
+        .map(|d| d.status)
+        .unwrap_or_default();
+    Ok(HttpResponse::Accepted().json(Accepted {
+        id: deployment.id,
+        status,
+    }))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -199,17 +232,34 @@ pub async fn deployment_logs(
     let limit = query.limit.unwrap_or(1000).clamp(1, 10_000);
     let lines = deployment_logs::since(&state.db, deployment.id, since, limit).await?;
     Ok(web::Json(
-        lines.into_iter().map(|l| LogLineView { seq: l.seq, ts: l.ts, stream: l.stream, line: l.line }).collect(),
+        lines
+            .into_iter()
+            .map(|l| LogLineView {
+                seq: l.seq,
+                ts: l.ts,
+                stream: l.stream,
+                line: l.line,
+            })
+            .collect(),
     ))
 }
 
 /// The live (or stopped) deployment and its container.
-async fn runtime(state: &AppState, actor: &Actor, project_id: Uuid) -> AppResult<(Deployment, String)> {
+async fn runtime(
+    state: &AppState,
+    actor: &Actor,
+    project_id: Uuid,
+) -> AppResult<(Deployment, String)> {
     let project = access::project(&state.db, actor, project_id).await?;
     let deployment = deps::live_for_project(&state.db, project.id)
         .await?
-        .ok_or_else(|| AppError::Conflict("the project has no live deployment; deploy it first".into()))?;
-    let container = deployment.container_id.clone().ok_or_else(|| AppError::Conflict("the live deployment has no container".into()))?;
+        .ok_or_else(|| {
+            AppError::Conflict("the project has no live deployment; deploy it first".into())
+        })?;
+    let container = deployment
+        .container_id
+        .clone()
+        .ok_or_else(|| AppError::Conflict("the live deployment has no container".into()))?;
     Ok((deployment, container))
 }
 
@@ -217,35 +267,106 @@ fn engine_error(e: crate::docker::EngineError) -> AppError {
     AppError::Unavailable(e.to_string())
 }
 
-async fn refresh_upstream(state: &AppState, deployment: &Deployment, container: &str) -> AppResult<()> {
-    if let Some(port) = state.docker.container_status(container).await.map_err(engine_error)?.and_then(|s| s.host_port) {
-        db::deployments::set_upstream(&state.db, deployment.id, &format!("127.0.0.1:{port}")).await?;
+async fn refresh_upstream(
+    state: &AppState,
+    deployment: &Deployment,
+    container: &str,
+) -> AppResult<()> {
+    if let Some(port) = state
+        .docker
+        .container_status(container)
+        .await
+        .map_err(engine_error)?
+        .and_then(|s| s.host_port)
+    {
+        db::deployments::set_upstream(&state.db, deployment.id, &format!("127.0.0.1:{port}"))
+            .await?;
     }
     Ok(())
 }
 
 #[utoipa::path(post, path = "/api/v1/projects/{id}/start", tag = "deployments", responses((status = 200, body = DeploymentView), (status = 404), (status = 409)), security(("bearer" = [])))]
-pub async fn start_project(state: web::Data<AppState>, Authenticated(actor): Authenticated, id: web::Path<Uuid>) -> AppResult<web::Json<DeploymentView>> {
+pub async fn start_project(
+    state: web::Data<AppState>,
+    Authenticated(actor): Authenticated,
+    id: web::Path<Uuid>,
+) -> AppResult<web::Json<DeploymentView>> {
     let (deployment, container) = runtime(&state, &actor, id.into_inner()).await?;
-    state.docker.start_container(&container).await.map_err(engine_error)?;
-    deps::transition(&state.db, deployment.id, &[deps::STOPPED], deps::LIVE, deps::Fields::default()).await?;
+    state
+        .docker
+        .start_container(&container)
+        .await
+        .map_err(engine_error)?;
+    deps::transition(
+        &state.db,
+        deployment.id,
+        &[deps::STOPPED],
+        deps::LIVE,
+        deps::Fields::default(),
+    )
+    .await?;
     refresh_upstream(&state, &deployment, &container).await?;
-    Ok(web::Json(deps::find(&state.db, deployment.id).await?.ok_or_else(|| AppError::not_found("deployment"))?.into()))
+    Ok(web::Json(
+        deps::find(&state.db, deployment.id)
+            .await?
+            .ok_or_else(|| AppError::not_found("deployment"))?
+            .into(),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/projects/{id}/stop", tag = "deployments", responses((status = 200, body = DeploymentView), (status = 404), (status = 409)), security(("bearer" = [])))]
-pub async fn stop_project(state: web::Data<AppState>, Authenticated(actor): Authenticated, id: web::Path<Uuid>) -> AppResult<web::Json<DeploymentView>> {
+pub async fn stop_project(
+    state: web::Data<AppState>,
+    Authenticated(actor): Authenticated,
+    id: web::Path<Uuid>,
+) -> AppResult<web::Json<DeploymentView>> {
     let (deployment, container) = runtime(&state, &actor, id.into_inner()).await?;
-    state.docker.stop_container(&container, 10).await.map_err(engine_error)?;
-    deps::transition(&state.db, deployment.id, &[deps::LIVE], deps::STOPPED, deps::Fields::default()).await?;
-    Ok(web::Json(deps::find(&state.db, deployment.id).await?.ok_or_else(|| AppError::not_found("deployment"))?.into()))
+    state
+        .docker
+        .stop_container(&container, 10)
+        .await
+        .map_err(engine_error)?;
+    deps::transition(
+        &state.db,
+        deployment.id,
+        &[deps::LIVE],
+        deps::STOPPED,
+        deps::Fields::default(),
+    )
+    .await?;
+    Ok(web::Json(
+        deps::find(&state.db, deployment.id)
+            .await?
+            .ok_or_else(|| AppError::not_found("deployment"))?
+            .into(),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/projects/{id}/restart", tag = "deployments", responses((status = 200, body = DeploymentView), (status = 404), (status = 409)), security(("bearer" = [])))]
-pub async fn restart_project(state: web::Data<AppState>, Authenticated(actor): Authenticated, id: web::Path<Uuid>) -> AppResult<web::Json<DeploymentView>> {
+pub async fn restart_project(
+    state: web::Data<AppState>,
+    Authenticated(actor): Authenticated,
+    id: web::Path<Uuid>,
+) -> AppResult<web::Json<DeploymentView>> {
     let (deployment, container) = runtime(&state, &actor, id.into_inner()).await?;
-    state.docker.restart_container(&container, 10).await.map_err(engine_error)?;
-    deps::transition(&state.db, deployment.id, &[deps::STOPPED], deps::LIVE, deps::Fields::default()).await?;
+    state
+        .docker
+        .restart_container(&container, 10)
+        .await
+        .map_err(engine_error)?;
+    deps::transition(
+        &state.db,
+        deployment.id,
+        &[deps::STOPPED],
+        deps::LIVE,
+        deps::Fields::default(),
+    )
+    .await?;
     refresh_upstream(&state, &deployment, &container).await?;
-    Ok(web::Json(deps::find(&state.db, deployment.id).await?.ok_or_else(|| AppError::not_found("deployment"))?.into()))
+    Ok(web::Json(
+        deps::find(&state.db, deployment.id)
+            .await?
+            .ok_or_else(|| AppError::not_found("deployment"))?
+            .into(),
+    ))
 }
