@@ -4,8 +4,10 @@
 
 mod auth;
 mod cli;
+mod deploy;
 mod docker;
 mod edge;
+mod gitserver;
 mod helpers;
 mod jobs;
 mod projects;
