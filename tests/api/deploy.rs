@@ -577,3 +577,156 @@ async fn other_users_deployments_are_404() {
         .await;
     assert_error(stop, StatusCode::CONFLICT, "conflict").await;
 }
+
+/// A `shard serve` child process on its own port, data dir and database.
+struct ServerProcess {
+    child: std::process::Child,
+    base: String,
+}
+
+fn spawn_server(dir: &std::path::Path, port: u16, db_url: &Option<String>) -> ServerProcess {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_shard"));
+    command
+        .env("SHARD_DATA_DIR", dir)
+        .env("SHARD_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SHARD_LOG__LEVEL", "warn")
+        .env("SHARD_DEPLOY__GRACE_SECS", "0")
+        .args(["serve"])
+        .stderr(std::process::Stdio::null());
+    if let Some(url) = db_url {
+        command.env("SHARD_DATABASE_URL", url);
+    }
+    ServerProcess {
+        child: command.spawn().unwrap(),
+        base: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+async fn wait_healthy(base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::get(format!("{base}/health")).await.is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_deploy_killed_mid_build_ends_interrupted_and_the_live_app_survives() {
+    let git = GitServer::start().await;
+    let repo = git.repo("survivor", &app_files("1", ""));
+    let dir = tempfile::TempDir::new().unwrap();
+    let db_url = fresh_database_url().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = spawn_server(dir.path(), port, &db_url);
+    wait_healthy(&server.base).await;
+    let client = reqwest::Client::new();
+    let base = server.base.clone();
+    let token = std::fs::read_to_string(dir.path().join("setup-token")).unwrap();
+    let setup: Value = client
+        .post(format!("{base}/api/v1/auth/setup"))
+        .json(&json!({"token": token.trim(), "username": "admin", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bearer = setup["access_token"].as_str().unwrap().to_string();
+    let api = |method: Method, path: &str| {
+        client
+            .request(method, format!("{base}/api/v1{path}"))
+            .bearer_auth(&bearer)
+    };
+    let project: Value = api(Method::POST, "/projects")
+        .json(&json!({"name": "survivor", "git_url": repo.url}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let project = project["id"].as_str().unwrap().to_string();
+    let status_of = |id: String| {
+        let request = api(Method::GET, &format!("/deployments/{id}"));
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let wait = |id: String, statuses: &'static [&'static str]| {
+        let status_of = &status_of;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            loop {
+                let d = status_of(id.clone()).await;
+                if statuses.contains(&d["status"].as_str().unwrap_or("")) {
+                    return d;
+                }
+                assert!(Instant::now() < deadline, "stuck: {d}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let deploy = || {
+        let request =
+            api(Method::POST, &format!("/projects/{project}/deployments")).json(&json!({}));
+        async move {
+            request.send().await.unwrap().json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+
+    let first = deploy().await;
+    let live = wait(first.clone(), FINAL).await;
+    assert_eq!(live["status"], "live", "{live}");
+    let upstream = live["upstream"].as_str().unwrap().to_string();
+
+    repo.commit(
+        &[(
+            "Dockerfile",
+            dockerfile("RUN [\"/bin/busybox\", \"sleep\", \"120\"]\n"),
+            false,
+        )],
+        "slow",
+    );
+    let slow = deploy().await;
+    wait(slow.clone(), &["building"]).await;
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+
+    let mut server = spawn_server(dir.path(), port, &db_url);
+    wait_healthy(&server.base).await;
+    let ended = wait(slow.clone(), FINAL).await;
+    assert_eq!(ended["status"], "failed", "{ended}");
+    assert!(
+        ended["error"].as_str().unwrap().contains("interrupted"),
+        "{ended}"
+    );
+    assert_eq!(
+        docker_ids(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=shard.deployment={slow}")
+        ]),
+        "",
+        "no orphan container"
+    );
+    assert_eq!(status_of(first.clone()).await["status"], "live");
+    assert_eq!(
+        get_page(&upstream, "/").await.unwrap().1,
+        "version 1\n",
+        "the live app is still served"
+    );
+
+    let deleted = api(Method::DELETE, &format!("/projects/{project}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
