@@ -41,9 +41,9 @@ fn app_files(version: &str, extra: &str) -> Files {
                 .to_vec(),
             true,
         ),
-        (".dockerignore", b"*.md\n".to_vec(), false),
+        (".dockerignore", b"**/*.md\n".to_vec(), false),
         (
-            "notes.md",
+            "www/notes.md",
             b"left out of the build context\n".to_vec(),
             false,
         ),
@@ -176,12 +176,13 @@ async fn wait_gone(filter: &str) {
 #[tokio::test]
 async fn deploy_env_redeploy_rollback_and_delete() {
     let git = GitServer::start().await;
-    let repo = git.repo("web", &app_files("1", ""));
+    let build_step = "ARG BUILD_MODE\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo mode=$BUILD_MODE > /www/mode.txt\"]\n";
+    let repo = git.repo("web", &app_files("1", build_step));
     let app = spawn_deploy_app().await;
     let admin = app.setup_admin().await;
     let project = app.project_for(&admin, "web", &repo.url).await;
     let needle = format!("s3cret-{}", uuid::Uuid::new_v4().simple());
-    let env = json!({"vars": [{"key": "GREETING", "value": "hello"}, {"key": "API_SECRET", "value": needle, "secret": true}]});
+    let env = json!({"vars": [{"key": "GREETING", "value": "hello"}, {"key": "BUILD_MODE", "value": "fast", "build": true}, {"key": "API_SECRET", "value": needle, "secret": true}]});
     let put = app
         .send(
             Method::PUT,
@@ -209,6 +210,15 @@ async fn deploy_env_redeploy_rollback_and_delete() {
         "the secret reaches the container"
     );
     assert!(env_page.contains("PORT=8080"));
+    assert_eq!(
+        get_page(&upstream, "/mode.txt").await.unwrap().1,
+        "mode=fast\n",
+        "build-time vars reach the build"
+    );
+    assert_eq!(
+        get_page(&upstream, "/notes.md").await.unwrap().0,
+        StatusCode::NOT_FOUND
+    );
 
     let project_view: Value = app
         .get(&format!("/api/v1/projects/{project}"), Some(&admin.token))
