@@ -52,7 +52,10 @@ async fn until_final(state: &AppState, id: uuid::Uuid) -> String {
 
 async fn shard_deploy(state: &Arc<AppState>, project: uuid::Uuid) -> f64 {
     let started = Instant::now();
-    let p = db::projects::find(&state.db, project).await.unwrap().unwrap();
+    let p = db::projects::find(&state.db, project)
+        .await
+        .unwrap()
+        .unwrap();
     let d = deploy::request(state, &p, None, None).await.unwrap();
     let status = until_final(state, d.id).await;
     assert_eq!(status, "live", "shard deploy ended {status}");
@@ -70,7 +73,10 @@ until curl -sf "http://127.0.0.1:$port/" >/dev/null; do sleep 0.02; done
 docker rm -f "$id" >/dev/null
 rm -rf "$dir""#;
     let started = Instant::now();
-    let status = Command::new("bash").args(["-c", script, "manual", url, &n.to_string()]).status().unwrap();
+    let status = Command::new("bash")
+        .args(["-c", script, "manual", url, &n.to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     started.elapsed().as_secs_f64()
 }
@@ -78,7 +84,11 @@ rm -rf "$dir""#;
 #[tokio::main]
 async fn main() {
     let dir = tempfile::TempDir::new().unwrap();
-    let mut config = Config { data_dir: dir.path().to_path_buf(), listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
+    let mut config = Config {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
     config.log.level = "warn".into();
     config.deploy.grace_secs = 0;
     shard::telemetry::init(&config.log);
@@ -87,8 +97,14 @@ async fn main() {
     tokio::spawn(app.run_until_stopped());
     let git = gitserver::GitServer::start().await;
     let repo = git.repo("bench", &files("0"));
-    let admin = db::users::create(&state.db, "bench", "x", "admin").await.unwrap();
-    let actor = Actor { user_id: admin.id, username: admin.username.clone(), role: admin.role.clone() };
+    let admin = db::users::create(&state.db, "bench", "x", "admin")
+        .await
+        .unwrap();
+    let actor = Actor {
+        user_id: admin.id,
+        username: admin.username.clone(),
+        role: admin.role.clone(),
+    };
     let settings = |name: &str| db::projects::Settings {
         name: name.into(),
         slug: name.into(),
@@ -101,14 +117,23 @@ async fn main() {
         memory_limit_mb: None,
         cpu_limit_millis: None,
     };
-    let project = db::projects::insert(&state.db, actor.user_id, settings("bench")).await.unwrap().id;
+    let project = db::projects::insert(&state.db, actor.user_id, settings("bench"))
+        .await
+        .unwrap()
+        .id;
 
     // 1. Cold deploys, alternated, each on its own new commit.
     let (mut ours, mut manual) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
-        repo.commit(&files(&format!("shard-{round}-{}", uuid::Uuid::new_v4())), "shard round");
+        repo.commit(
+            &files(&format!("shard-{round}-{}", uuid::Uuid::new_v4())),
+            "shard round",
+        );
         ours.push(shard_deploy(&state, project).await);
-        repo.commit(&files(&format!("manual-{round}-{}", uuid::Uuid::new_v4())), "manual round");
+        repo.commit(
+            &files(&format!("manual-{round}-{}", uuid::Uuid::new_v4())),
+            "manual round",
+        );
         manual.push(manual_deploy(&repo.url, round));
     }
     // 2. Unchanged commit: the layers are cached.
@@ -119,7 +144,11 @@ async fn main() {
     // 3. Queue: 100 requests across 20 projects.
     let mut projects = Vec::new();
     for i in 0..20 {
-        projects.push(db::projects::insert(&state.db, actor.user_id, settings(&format!("q{i}"))).await.unwrap());
+        projects.push(
+            db::projects::insert(&state.db, actor.user_id, settings(&format!("q{i}")))
+                .await
+                .unwrap(),
+        );
     }
     let started = Instant::now();
     let mut ids = Vec::new();
@@ -136,15 +165,29 @@ async fn main() {
     let queue_secs = started.elapsed().as_secs_f64();
     let lost = 100 - outcomes.values().sum::<usize>();
 
-    let (m_ours, m_manual, m_warm) = (median(ours.clone()), median(manual.clone()), median(warm.clone()));
+    let (m_ours, m_manual, m_warm) = (
+        median(ours.clone()),
+        median(manual.clone()),
+        median(warm.clone()),
+    );
     println!("\n| measure | shard | by hand | ratio / goal |");
     println!("|---|---|---|---|");
-    println!("| cold deploy, request → live (median of {ROUNDS}) | {m_ours:.2} s | {m_manual:.2} s | {:.2}× (goal ≤ 1.05) |", m_ours / m_manual);
+    println!(
+        "| cold deploy, request → live (median of {ROUNDS}) | {m_ours:.2} s | {m_manual:.2} s | {:.2}× (goal ≤ 1.05) |",
+        m_ours / m_manual
+    );
     println!("| redeploy, unchanged commit (median of {ROUNDS}) | {m_warm:.2} s | | goal ≤ 2 s |");
-    println!("| queue: 100 requests, 20 projects | {queue_secs:.1} s, {lost} lost, {outcomes:?} | | all final |");
+    println!(
+        "| queue: 100 requests, 20 projects | {queue_secs:.1} s, {lost} lost, {outcomes:?} | | all final |"
+    );
     println!("\nsamples: shard {ours:.2?}, manual {manual:.2?}, warm {warm:.2?}");
     for p in projects.iter().map(|p| p.id).chain([project]) {
         let _ = state.docker.remove_project(p).await;
     }
-    let _ = Command::new("bash").args(["-c", "docker images -q 'shard-bench/manual' | xargs -r docker rmi -f >/dev/null"]).status();
+    let _ = Command::new("bash")
+        .args([
+            "-c",
+            "docker images -q 'shard-bench/manual' | xargs -r docker rmi -f >/dev/null",
+        ])
+        .status();
 }

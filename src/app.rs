@@ -14,7 +14,7 @@ use crate::auth::{LoginLimiter, TokenKeys};
 use crate::config::Config;
 use crate::db::{self, Db};
 use crate::docker::Engine;
-use crate::hub::Hub;
+use crate::hub::{Hub, RuntimeLogs};
 use crate::jobs::deploy;
 use crate::secrets::{self, Sealer};
 use crate::{http, jobs, setup};
@@ -26,13 +26,15 @@ pub struct AppState {
     pub sealer: Sealer,
     pub tokens: TokenKeys,
     pub limiter: LoginLimiter,
-    pub docker: Engine,
+    pub docker: Arc<Engine>,
     /// Serialises first-run setup so two racing requests cannot both create an admin.
     pub setup_lock: tokio::sync::Mutex<()>,
     /// The port actually bound (differs from the config when it asked for port 0).
     pub port: u16,
     /// Status and log events, published after they are persisted.
-    pub hub: Hub,
+    pub hub: Arc<Hub>,
+    /// Followers of running containers' output, while someone listens.
+    pub runtime_logs: RuntimeLogs,
     /// Cancel tokens of deploys running in this process.
     pub deploys: deploy::Running,
     /// Client for health checks of app containers (loopback only).
@@ -106,12 +108,13 @@ impl App {
                 Duration::from_secs(config.auth.login_window_secs),
             ),
             sealer: Sealer::new(&secret_key),
-            docker: Engine::new(
+            docker: Arc::new(Engine::new(
                 config.docker.host.as_deref(),
                 secrets::instance_id(&secret_key),
-            ),
+            )),
             setup_lock: tokio::sync::Mutex::new(()),
-            hub: Hub::new(4096),
+            hub: Arc::new(Hub::new(4096)),
+            runtime_logs: RuntimeLogs::default(),
             deploys: deploy::Running::default(),
             http: reqwest::Client::builder()
                 .no_proxy()

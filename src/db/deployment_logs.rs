@@ -57,8 +57,9 @@ pub async fn insert(
     Ok(())
 }
 
-/// Appends entries after the current last seq (for writers outside a running pipeline).
-pub async fn append(db: &Db, deployment_id: Uuid, entries: &[Entry]) -> Result<(), DbErr> {
+/// Appends entries after the current last seq (for writers outside a running pipeline);
+/// returns the seq of the first.
+pub async fn append(db: &Db, deployment_id: Uuid, entries: &[Entry]) -> Result<i64, DbErr> {
     let tx = db.begin().await?;
     let last = DeploymentLogs::find()
         .filter(Column::DeploymentId.eq(deployment_id))
@@ -78,7 +79,8 @@ pub async fn append(db: &Db, deployment_id: Uuid, entries: &[Entry]) -> Result<(
         .insert(&tx)
         .await?;
     }
-    tx.commit().await
+    tx.commit().await?;
+    Ok(last + 1)
 }
 
 /// Lines with seq > `since`, in order, at most `limit`.

@@ -512,3 +512,41 @@ fn is_not_modified(e: &bollard::errors::Error) -> bool {
         }
     )
 }
+
+impl Engine {
+    /// Follows a container's output from its last `tail` lines on, calling `on_line` with the
+    /// stream name and each line, until the container stops or the future is dropped.
+    pub async fn follow_logs(
+        &self,
+        id: &str,
+        tail: usize,
+        mut on_line: impl FnMut(&'static str, String),
+    ) -> Result<(), EngineError> {
+        use bollard::container::LogOutput;
+        use futures_util::StreamExt;
+        let docker = self.client().await?;
+        let options = bollard::query_parameters::LogsOptionsBuilder::default()
+            .follow(true)
+            .stdout(true)
+            .stderr(true)
+            .tail(&tail.to_string())
+            .build();
+        let mut stream = docker.logs(id, Some(options));
+        let (mut out, mut err) = (String::new(), String::new());
+        while let Some(chunk) = stream.next().await {
+            let (name, partial, bytes) = match chunk? {
+                LogOutput::StdErr { message } => ("stderr", &mut err, message),
+                LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                    ("stdout", &mut out, message)
+                }
+                LogOutput::StdIn { .. } => continue,
+            };
+            partial.push_str(&String::from_utf8_lossy(&bytes));
+            while let Some(newline) = partial.find('\n') {
+                let line: String = partial.drain(..=newline).collect();
+                on_line(name, line.trim_end_matches(['\n', '\r']).to_string());
+            }
+        }
+        Ok(())
+    }
+}

@@ -13,7 +13,8 @@ use crate::db;
 use crate::error::AppError;
 
 pub const REFRESH_COOKIE: &str = "shard_refresh";
-const COOKIE_PATH: &str = "/api/v1/auth";
+/// The API root, so the cookie also reaches `/api/v1/ws` (cookie-authenticated WebSockets).
+const COOKIE_PATH: &str = "/api/v1";
 
 /// The caller, proven by a valid access token (whose login is not revoked) or API token.
 pub struct Authenticated(pub Actor);

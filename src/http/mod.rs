@@ -6,6 +6,7 @@ pub mod auth;
 mod openapi;
 pub mod routes;
 mod spa;
+pub mod ws;
 
 use actix_web::dev::Service;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
@@ -54,6 +55,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                         .configure(routes::env::configure)
                         .configure(routes::deployments::configure)
                         .route("/openapi.json", web::get().to(openapi::document))
+                        .route("/ws", web::get().to(ws::connect))
                         .default_service(web::to(api_not_found)),
                 )
                 .default_service(web::to(spa::serve)),

@@ -1,5 +1,14 @@
-//! In-process events: every persisted deployment status change and log line is published here
-//! after it is written. Receivers that fall behind get `Lagged` and resync from the database.
+//! The hub: in-process pub/sub of everything live. Deployment status changes and log lines
+//! are published after they are persisted (so a subscriber can always fill a gap from the
+//! database); runtime container logs are followed from Docker only while someone listens and
+//! kept in a bounded in-memory buffer. Publishing never blocks: a receiver that falls behind
+//! gets `Lagged` and resyncs.
+
+pub mod runtime;
+mod topic;
+
+pub use runtime::RuntimeLogs;
+pub use topic::Topic;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
@@ -12,6 +21,7 @@ pub enum Event {
         project_id: Uuid,
         deployment_id: Uuid,
         seq: i64,
+        ts: DateTime<Utc>,
         status: String,
     },
     /// A persisted line of a deployment's log.
@@ -22,6 +32,37 @@ pub enum Event {
         stream: &'static str,
         line: String,
     },
+    /// A line of a project's running container (not persisted).
+    Runtime {
+        project_id: Uuid,
+        seq: i64,
+        ts: DateTime<Utc>,
+        stream: &'static str,
+        line: String,
+    },
+}
+
+/// Now, to the microsecond: what both databases store, so a replayed line equals the live one.
+pub fn timestamp() -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(6)
+}
+
+impl Event {
+    /// The topic this event is delivered on, and its sequence number there.
+    pub fn topic(&self) -> (Topic, i64) {
+        match self {
+            Event::Status {
+                deployment_id, seq, ..
+            }
+            | Event::Log {
+                deployment_id, seq, ..
+            } => (Topic::Deployment(*deployment_id), *seq),
+            Event::Runtime {
+                project_id, seq, ..
+            } => (Topic::ProjectLogs(*project_id), *seq),
+        }
+    }
 }
 
 pub struct Hub {
@@ -35,7 +76,7 @@ impl Hub {
         }
     }
 
-    /// Never blocks; with no subscriber the event is dropped (it is already persisted).
+    /// Never blocks; with no subscriber the event is dropped (persisted events stay in the DB).
     pub fn publish(&self, event: Event) {
         let _ = self.sender.send(event);
     }

@@ -163,27 +163,30 @@ async fn record_status(
     reason: Option<&str>,
 ) {
     let mut entries = vec![Entry {
-        ts: Utc::now(),
+        ts: crate::hub::timestamp(),
         stream: "status",
         line: status.to_string(),
     }];
     if let Some(reason) = reason {
         entries.push(Entry {
-            ts: Utc::now(),
+            ts: crate::hub::timestamp(),
             stream: "system",
             line: format!("==> {reason}"),
         });
     }
-    if let Err(e) = deployment_logs::append(&state.db, deployment_id, &entries).await {
-        tracing::error!(deployment = %deployment_id, error = %e, "cannot record status");
-        return;
-    }
-    if let Ok(last) = deployment_logs::last_seq(&state.db, deployment_id).await {
-        let first = last - entries.len() as i64 + 1;
+    let first = match deployment_logs::append(&state.db, deployment_id, &entries).await {
+        Ok(first) => first,
+        Err(e) => {
+            tracing::error!(deployment = %deployment_id, error = %e, "cannot record status");
+            return;
+        }
+    };
+    {
         state.hub.publish(Event::Status {
             project_id,
             deployment_id,
             seq: first,
+            ts: entries[0].ts,
             status: status.to_string(),
         });
         for (i, e) in entries.into_iter().enumerate().skip(1) {
@@ -670,11 +673,25 @@ impl Pipeline {
         let previous = deps::live_for_project(&self.state.db, self.project.id)
             .await
             .map_err(anyhow::Error::from)?;
-        self.advance(&[deps::HEALTH_CHECKING], deps::LIVE, Fields::default())
-            .await?;
+        if self.cancel.is_cancelled() {
+            return Err(Stop::Cancelled);
+        }
+        let id = self.deployment.id;
+        let live = deps::transition(
+            &self.state.db,
+            id,
+            &[deps::HEALTH_CHECKING],
+            deps::LIVE,
+            Fields::default(),
+        );
+        if !live.await.map_err(anyhow::Error::from)? {
+            return Err(Stop::Preempted);
+        }
         self.container = None; // it is the live one now
+        // The header first, then the status: `live` is the last message of a deploy's topic.
         let url = crate::http::routes::projects::app_url(&self.state, &self.project.slug);
         self.log.system(format!("==> Live at {url}"));
+        self.log.status(deps::LIVE);
         if let Some(old) = previous.filter(|d| d.id != self.deployment.id) {
             if deps::transition(
                 &self.state.db,
@@ -816,6 +833,7 @@ impl LogWriter {
                             project_id,
                             deployment_id,
                             seq: next_seq,
+                            ts: entry.ts,
                             status: entry.line,
                         }
                     } else {
@@ -851,7 +869,7 @@ impl LogWriter {
         }
         if let Some(sender) = &self.sender {
             let _ = sender.send(Entry {
-                ts: Utc::now(),
+                ts: crate::hub::timestamp(),
                 stream,
                 line,
             });

@@ -11,3 +11,4 @@ mod gitserver;
 mod helpers;
 mod jobs;
 mod projects;
+mod ws;

@@ -1,0 +1,464 @@
+//! `GET /api/v1/ws`: the live WebSocket (actix-ws). One task per connection reads client
+//! messages and the hub; every subscription is authorized like its REST resource and
+//! re-checked periodically. Replay comes from the database (or the runtime-log buffer) with a
+//! per-topic cursor, so delivery has no gap and no duplicate. A slow client only slows its own
+//! task: its hub receiver lags, it is told so, and it resumes from its cursor via the database.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::{Message, Session};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use crate::app::AppState;
+use crate::auth::Actor;
+use crate::db::{self, deployment_logs};
+use crate::error::AppError;
+use crate::hub::{Event, Topic};
+use crate::{access, secrets};
+
+/// Subscriptions one connection may hold.
+pub const MAX_SUBSCRIPTIONS: usize = 50;
+/// Largest client frame accepted.
+pub const MAX_FRAME_BYTES: usize = 16 * 1024;
+const AUTH_DEADLINE: Duration = Duration::from_secs(10);
+const PING_EVERY: Duration = Duration::from_secs(15);
+const IDLE_LIMIT: Duration = Duration::from_secs(60);
+/// A send that cannot complete this long means a dead peer: the connection is closed.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+const REPLAY_PAGE: u64 = 1000;
+
+pub async fn connect(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> actix_web::Result<HttpResponse> {
+    let cookie_actor = match req.cookie(super::auth::REFRESH_COOKIE) {
+        Some(cookie) => actor_for_refresh_cookie(&state, cookie.value()).await?,
+        None => None,
+    };
+    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let stream = stream.max_frame_size(MAX_FRAME_BYTES);
+    let conn = Connection {
+        state: state.into_inner(),
+        session,
+        actor: cookie_actor,
+        subs: HashMap::new(),
+        events: None,
+    };
+    actix_web::rt::spawn(conn.run(stream));
+    Ok(response)
+}
+
+/// The user of a valid (unused, unrevoked, unexpired) refresh cookie; it is not rotated.
+async fn actor_for_refresh_cookie(
+    state: &AppState,
+    token: &str,
+) -> Result<Option<Actor>, AppError> {
+    let Some(session) = db::sessions::find_by_hash(&state.db, &secrets::token_hash(token)).await?
+    else {
+        return Ok(None);
+    };
+    if session.revoked_at.is_some()
+        || session.rotated_at.is_some()
+        || session.expires_at <= chrono::Utc::now()
+    {
+        return Ok(None);
+    }
+    Ok(db::users::find(&state.db, session.user_id)
+        .await?
+        .map(|u| Actor {
+            user_id: u.id,
+            username: u.username,
+            role: u.role,
+        }))
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
+enum ClientMessage {
+    Auth {
+        token: String,
+    },
+    Subscribe {
+        topic: String,
+        #[serde(default)]
+        since: i64,
+    },
+    Unsubscribe {
+        topic: String,
+    },
+    Ping,
+}
+
+struct Connection {
+    state: Arc<AppState>,
+    session: Session,
+    actor: Option<Actor>,
+    /// Topic → the last seq delivered.
+    subs: HashMap<Topic, i64>,
+    events: Option<broadcast::Receiver<Event>>,
+}
+
+/// The connection ends (closed by either side, or the peer is dead).
+struct Closed;
+
+impl Connection {
+    async fn run(mut self, mut stream: actix_ws::MessageStream) {
+        let opened = Instant::now();
+        let mut last_seen = Instant::now();
+        let mut ticker = tokio::time::interval(PING_EVERY);
+        ticker.tick().await;
+        let reason = loop {
+            let step = tokio::select! {
+                message = stream.recv() => match message {
+                    Some(Ok(message)) => {
+                        last_seen = Instant::now();
+                        self.on_message(message).await
+                    }
+                    Some(Err(e)) => {
+                        let _ = self.error(None, "bad_frame", &e.to_string()).await;
+                        Err(Closed)
+                    }
+                    None => Err(Closed),
+                },
+                event = recv(&mut self.events) => self.on_event(event).await,
+                _ = ticker.tick() => self.on_tick(opened, last_seen).await,
+            };
+            if step.is_err() {
+                break "closed";
+            }
+        };
+        tracing::debug!(reason, "websocket ended");
+        for topic in self.subs.keys() {
+            if let Topic::ProjectLogs(project) = topic {
+                self.state.runtime_logs.unsubscribe(*project);
+            }
+        }
+        let _ = self.session.close(None).await;
+    }
+
+    async fn send(&mut self, value: Value) -> Result<(), Closed> {
+        match tokio::time::timeout(SEND_TIMEOUT, self.session.text(value.to_string())).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(Closed),
+        }
+    }
+
+    async fn error(
+        &mut self,
+        topic: Option<&str>,
+        code: &str,
+        message: &str,
+    ) -> Result<(), Closed> {
+        let mut value = json!({"type": "error", "code": code, "message": message});
+        if let Some(topic) = topic {
+            value["topic"] = json!(topic);
+        }
+        self.send(value).await
+    }
+
+    async fn on_message(&mut self, message: Message) -> Result<(), Closed> {
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Ping(bytes) => return self.session.pong(&bytes).await.map_err(|_| Closed),
+            Message::Pong(_) => return Ok(()),
+            Message::Close(_) => return Err(Closed),
+            _ => {
+                return self
+                    .error(None, "bad_request", "send JSON text messages")
+                    .await;
+            }
+        };
+        let message: ClientMessage = match serde_json::from_str(&text) {
+            Ok(m) => m,
+            Err(e) => {
+                return self
+                    .error(None, "bad_request", &format!("invalid message: {e}"))
+                    .await;
+            }
+        };
+        match message {
+            ClientMessage::Auth { token } => {
+                match super::auth::actor_for_token(&self.state, &token).await {
+                    Ok(Some(actor)) => {
+                        self.actor = Some(actor);
+                        self.send(json!({"type": "authenticated"})).await
+                    }
+                    _ => {
+                        self.error(None, "unauthorized", "invalid or expired token")
+                            .await
+                    }
+                }
+            }
+            ClientMessage::Ping => self.send(json!({"type": "pong"})).await,
+            _ if self.actor.is_none() => {
+                self.error(
+                    None,
+                    "unauthorized",
+                    "authenticate first: {\"op\":\"auth\",\"token\":...}",
+                )
+                .await
+            }
+            ClientMessage::Subscribe { topic, since } => self.subscribe(&topic, since.max(0)).await,
+            ClientMessage::Unsubscribe { topic } => {
+                if let Ok(parsed) = topic.parse::<Topic>()
+                    && self.subs.remove(&parsed).is_some()
+                {
+                    if let Topic::ProjectLogs(project) = parsed {
+                        self.state.runtime_logs.unsubscribe(project);
+                    }
+                    return self
+                        .send(json!({"type": "unsubscribed", "topic": topic}))
+                        .await;
+                }
+                self.error(Some(&topic), "not_subscribed", "no such subscription")
+                    .await
+            }
+        }
+    }
+
+    /// Checks the caller may read `topic`; for runtime logs returns the live container.
+    async fn authorize(&self, topic: Topic) -> Result<Option<String>, AppError> {
+        let actor = self
+            .actor
+            .as_ref()
+            .ok_or_else(|| AppError::Unauthorized("not authenticated".into()))?;
+        match topic {
+            Topic::Deployment(id) => {
+                let deployment = db::deployments::find(&self.state.db, id)
+                    .await?
+                    .ok_or_else(|| AppError::not_found("deployment"))?;
+                access::project(&self.state.db, actor, deployment.project_id)
+                    .await
+                    .map_err(|_| AppError::not_found("deployment"))?;
+                Ok(None)
+            }
+            Topic::ProjectLogs(id) => {
+                let project = access::project(&self.state.db, actor, id).await?;
+                let live = db::deployments::live_for_project(&self.state.db, project.id).await?;
+                let container = live.and_then(|d| d.container_id).ok_or_else(|| {
+                    AppError::Conflict("the project has no live container".into())
+                })?;
+                Ok(Some(container))
+            }
+        }
+    }
+
+    async fn subscribe(&mut self, raw: &str, since: i64) -> Result<(), Closed> {
+        let topic = match raw.parse::<Topic>() {
+            Ok(topic) => topic,
+            Err(why) => return self.error(Some(raw), "bad_topic", &why).await,
+        };
+        if self.subs.contains_key(&topic) {
+            return self
+                .error(
+                    Some(raw),
+                    "already_subscribed",
+                    "already subscribed to this topic",
+                )
+                .await;
+        }
+        if self.subs.len() >= MAX_SUBSCRIPTIONS {
+            return self
+                .error(
+                    Some(raw),
+                    "too_many_subscriptions",
+                    &format!("at most {MAX_SUBSCRIPTIONS} per connection"),
+                )
+                .await;
+        }
+        let container = match self.authorize(topic).await {
+            Ok(container) => container,
+            Err(e) => {
+                let code = match &e {
+                    AppError::NotFound(_) => "not_found",
+                    AppError::Conflict(_) => "conflict",
+                    AppError::Internal(_) => "internal",
+                    _ => "forbidden",
+                };
+                let message = if code == "internal" {
+                    "internal error".to_string()
+                } else {
+                    e.to_string()
+                };
+                return self.error(Some(raw), code, &message).await;
+            }
+        };
+        // Listen before reading the backlog, so nothing published meanwhile is missed.
+        if self.events.is_none() {
+            self.events = Some(self.state.hub.subscribe());
+        }
+        if let (Topic::ProjectLogs(project), Some(container)) = (topic, container) {
+            self.state.runtime_logs.subscribe(
+                project,
+                container,
+                self.state.docker.clone(),
+                self.state.hub.clone(),
+            );
+        }
+        self.subs.insert(topic, since);
+        self.send(json!({"type": "subscribed", "topic": raw, "since": since}))
+            .await?;
+        self.catch_up(topic).await
+    }
+
+    /// Sends everything after the topic's cursor from the database or the runtime buffer.
+    async fn catch_up(&mut self, topic: Topic) -> Result<(), Closed> {
+        match topic {
+            Topic::Deployment(id) => loop {
+                let Some(&cursor) = self.subs.get(&topic) else {
+                    return Ok(());
+                };
+                let lines =
+                    match deployment_logs::since(&self.state.db, id, cursor, REPLAY_PAGE).await {
+                        Ok(lines) => lines,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "replay failed");
+                            return self
+                                .error(
+                                    Some(&topic.to_string()),
+                                    "internal",
+                                    "replay failed; resubscribe",
+                                )
+                                .await;
+                        }
+                    };
+                let full = lines.len() as u64 == REPLAY_PAGE;
+                for line in lines {
+                    self.deliver(topic, line.seq, persisted_message(&topic, &line))
+                        .await?;
+                }
+                if !full {
+                    return Ok(());
+                }
+            },
+            Topic::ProjectLogs(project) => {
+                let cursor = self.subs.get(&topic).copied().unwrap_or(0);
+                let (lines, _) = self.state.runtime_logs.since(project, cursor);
+                if let Some(first) = lines.first()
+                    && first.seq > cursor + 1
+                {
+                    let note = json!({"type": "notice", "topic": topic.to_string(), "message": format!("lines {}..{} are no longer kept (runtime logs keep the last {})", cursor + 1, first.seq - 1, crate::hub::runtime::BUFFER_LINES)});
+                    self.send(note).await?;
+                }
+                for line in lines {
+                    let message =
+                        runtime_message(&topic, line.seq, line.ts, line.stream, &line.line);
+                    self.deliver(topic, line.seq, message).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends one message if it is the next after the cursor; older ones are duplicates.
+    async fn deliver(&mut self, topic: Topic, seq: i64, message: Value) -> Result<(), Closed> {
+        match self.subs.get_mut(&topic) {
+            Some(cursor) if seq > *cursor => {
+                *cursor = seq;
+                self.send(message).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn on_event(&mut self, event: Result<Event, RecvError>) -> Result<(), Closed> {
+        let event = match event {
+            Ok(event) => event,
+            Err(RecvError::Lagged(missed)) => {
+                let topics: Vec<Topic> = self.subs.keys().copied().collect();
+                for topic in topics {
+                    let seq = self.subs.get(&topic).copied().unwrap_or(0);
+                    self.send(json!({"type": "lagged", "topic": topic.to_string(), "seq": seq, "missed_events": missed})).await?;
+                    self.catch_up(topic).await?;
+                }
+                return Ok(());
+            }
+            Err(RecvError::Closed) => return Err(Closed),
+        };
+        let (topic, seq) = event.topic();
+        let Some(&cursor) = self.subs.get(&topic) else {
+            return Ok(());
+        };
+        if seq > cursor + 1 {
+            // A gap (we lagged on another topic, or replay raced): fill it from the source.
+            self.catch_up(topic).await?;
+        }
+        let message = match &event {
+            Event::Status { ts, status, .. } => {
+                json!({"topic": topic.to_string(), "seq": seq, "type": "status", "ts": ts, "status": status})
+            }
+            Event::Log {
+                ts, stream, line, ..
+            } => {
+                json!({"topic": topic.to_string(), "seq": seq, "type": "log", "ts": ts, "stream": stream, "line": line})
+            }
+            Event::Runtime {
+                ts, stream, line, ..
+            } => runtime_message(&topic, seq, *ts, stream, line),
+        };
+        self.deliver(topic, seq, message).await
+    }
+
+    async fn on_tick(&mut self, opened: Instant, last_seen: Instant) -> Result<(), Closed> {
+        if self.actor.is_none() && opened.elapsed() > AUTH_DEADLINE {
+            let _ = self
+                .error(None, "unauthorized", "authentication timed out")
+                .await;
+            return Err(Closed);
+        }
+        if last_seen.elapsed() > IDLE_LIMIT {
+            return Err(Closed);
+        }
+        self.session.ping(b"").await.map_err(|_| Closed)?;
+        // Access can change (project deleted or given away): re-check every subscription.
+        let topics: Vec<Topic> = self.subs.keys().copied().collect();
+        for topic in topics {
+            if let Err(e) = self.authorize(topic).await
+                && !matches!(e, AppError::Internal(_))
+            {
+                self.subs.remove(&topic);
+                if let Topic::ProjectLogs(project) = topic {
+                    self.state.runtime_logs.unsubscribe(project);
+                }
+                self.error(
+                    Some(&topic.to_string()),
+                    "subscription_ended",
+                    &e.to_string(),
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn recv(events: &mut Option<broadcast::Receiver<Event>>) -> Result<Event, RecvError> {
+    match events {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn persisted_message(topic: &Topic, line: &deployment_logs::LogLine) -> Value {
+    if line.stream == "status" {
+        json!({"topic": topic.to_string(), "seq": line.seq, "type": "status", "ts": line.ts, "status": line.line})
+    } else {
+        json!({"topic": topic.to_string(), "seq": line.seq, "type": "log", "ts": line.ts, "stream": line.stream, "line": line.line})
+    }
+}
+
+fn runtime_message(
+    topic: &Topic,
+    seq: i64,
+    ts: chrono::DateTime<chrono::Utc>,
+    stream: &str,
+    line: &str,
+) -> Value {
+    json!({"topic": topic.to_string(), "seq": seq, "type": "log", "ts": ts, "stream": stream, "line": line, "persisted": false})
+}

@@ -1,0 +1,52 @@
+use std::fmt;
+use std::str::FromStr;
+
+use uuid::Uuid;
+
+/// What a WebSocket client can subscribe to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// Build log lines and status changes of one deployment (persisted, replayable).
+    Deployment(Uuid),
+    /// Runtime output of a project's live container (followed while subscribed, not persisted).
+    ProjectLogs(Uuid),
+}
+
+impl fmt::Display for Topic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Topic::Deployment(id) => write!(f, "deployment:{id}"),
+            Topic::ProjectLogs(id) => write!(f, "project:{id}:logs"),
+        }
+    }
+}
+
+impl FromStr for Topic {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parse = |id: &str| Uuid::parse_str(id).map_err(|_| format!("'{id}' is not an id"));
+        match s.split(':').collect::<Vec<_>>().as_slice() {
+            ["deployment", id] => Ok(Topic::Deployment(parse(id)?)),
+            ["project", id, "logs"] => Ok(Topic::ProjectLogs(parse(id)?)),
+            _ => Err(format!(
+                "unknown topic '{s}' (known: deployment:<id>, project:<id>:logs)"
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_round_trip() {
+        let id = Uuid::now_v7();
+        for topic in [Topic::Deployment(id), Topic::ProjectLogs(id)] {
+            assert_eq!(topic.to_string().parse::<Topic>().unwrap(), topic);
+        }
+        assert!("deployment:nope".parse::<Topic>().is_err());
+        assert!("system:x".parse::<Topic>().is_err());
+    }
+}
