@@ -128,6 +128,11 @@ impl App {
 
         jobs::reconcile::at_startup(&state).await;
         let shutdown = CancellationToken::new();
+        tokio::spawn(crate::hub::record::system_heartbeat(
+            state.clone().into_inner(),
+            Duration::from_secs(5),
+            shutdown.clone(),
+        ));
         let workers = jobs::Workers::start(state.clone().into_inner(), shutdown.clone()).await?;
 
         let server_state = state.clone();

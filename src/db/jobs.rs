@@ -168,3 +168,12 @@ pub async fn expire_running_leases(db: &Db) -> Result<u64, DbErr> {
         .await?;
     Ok(result.rows_affected)
 }
+
+/// Jobs queued or running (the `system` topic's queue length).
+pub async fn count_pending(db: &Db) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    Jobs::find()
+        .filter(Column::Status.is_in([QUEUED, RUNNING]))
+        .count(db)
+        .await
+}

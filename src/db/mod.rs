@@ -11,6 +11,7 @@ pub mod env_vars;
 pub mod jobs;
 pub mod projects;
 pub mod sessions;
+pub mod topic_events;
 pub mod users;
 
 use std::time::Duration;

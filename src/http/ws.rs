@@ -238,6 +238,14 @@ impl Connection {
                     .map_err(|_| AppError::not_found("deployment"))?;
                 Ok(None)
             }
+            Topic::Project(id) => {
+                access::project(&self.state.db, actor, id).await?;
+                Ok(None)
+            }
+            Topic::User(id) if id == actor.user_id => Ok(None),
+            Topic::User(_) => Err(AppError::NotFound("user not found".into())),
+            Topic::System if actor.is_admin() => Ok(None),
+            Topic::System => Err(AppError::Forbidden("the system topic is for admins".into())),
             Topic::ProjectLogs(id) => {
                 let project = access::project(&self.state.db, actor, id).await?;
                 let live = db::deployments::live_for_project(&self.state.db, project.id).await?;
@@ -337,6 +345,34 @@ impl Connection {
                     return Ok(());
                 }
             },
+            Topic::Project(_) | Topic::User(_) => loop {
+                let Some(&cursor) = self.subs.get(&topic) else {
+                    return Ok(());
+                };
+                let name = topic.to_string();
+                let events =
+                    match db::topic_events::since(&self.state.db, &name, cursor, REPLAY_PAGE).await
+                    {
+                        Ok(events) => events,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "replay failed");
+                            return self
+                                .error(Some(&name), "internal", "replay failed; resubscribe")
+                                .await;
+                        }
+                    };
+                let full = events.len() as u64 == REPLAY_PAGE;
+                for event in events {
+                    let payload = serde_json::from_str(&event.payload).unwrap_or(Value::Null);
+                    let message = topic_message(&topic, event.seq, event.ts, &event.kind, payload);
+                    self.deliver(topic, event.seq, message).await?;
+                }
+                if !full {
+                    return Ok(());
+                }
+            },
+            // Live only: a snapshot every few seconds.
+            Topic::System => Ok(()),
             Topic::ProjectLogs(project) => {
                 let cursor = self.subs.get(&topic).copied().unwrap_or(0);
                 let (lines, _) = self.state.runtime_logs.since(project, cursor);
@@ -385,7 +421,10 @@ impl Connection {
         let Some(&cursor) = self.subs.get(&topic) else {
             return Ok(());
         };
-        if seq > cursor + 1 {
+        if topic == Topic::System && cursor == 0 {
+            // Not persisted: a new subscriber starts from the current snapshot.
+            self.subs.insert(topic, seq - 1);
+        } else if seq > cursor + 1 {
             // A gap (we lagged on another topic, or replay raced): fill it from the source.
             self.catch_up(topic).await?;
         }
@@ -401,6 +440,9 @@ impl Connection {
             Event::Runtime {
                 ts, stream, line, ..
             } => runtime_message(&topic, seq, *ts, stream, line),
+            Event::Topic {
+                ts, kind, payload, ..
+            } => topic_message(&topic, seq, *ts, kind, payload.clone()),
         };
         self.deliver(topic, seq, message).await
     }
@@ -461,4 +503,26 @@ fn runtime_message(
     line: &str,
 ) -> Value {
     json!({"topic": topic.to_string(), "seq": seq, "type": "log", "ts": ts, "stream": stream, "line": line, "persisted": false})
+}
+
+/// A `project:`/`user:`/`system` event: its payload's fields plus topic, seq, type and ts.
+fn topic_message(
+    topic: &Topic,
+    seq: i64,
+    ts: chrono::DateTime<chrono::Utc>,
+    kind: &str,
+    payload: Value,
+) -> Value {
+    let mut message = match payload {
+        Value::Object(map) => Value::Object(map),
+        other => json!({"data": other}),
+    };
+    message["topic"] = json!(topic.to_string());
+    message["seq"] = json!(seq);
+    message["type"] = json!(kind);
+    message["ts"] = json!(ts);
+    if *topic == Topic::System {
+        message["persisted"] = json!(false);
+    }
+    message
 }

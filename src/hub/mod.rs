@@ -4,6 +4,7 @@
 //! kept in a bounded in-memory buffer. Publishing never blocks: a receiver that falls behind
 //! gets `Lagged` and resyncs.
 
+pub mod record;
 pub mod runtime;
 mod topic;
 
@@ -40,6 +41,14 @@ pub enum Event {
         stream: &'static str,
         line: String,
     },
+    /// An event of a `project:`, `user:` or `system` topic: `kind` and a JSON payload.
+    Topic {
+        topic: Topic,
+        seq: i64,
+        ts: DateTime<Utc>,
+        kind: String,
+        payload: serde_json::Value,
+    },
 }
 
 /// Now, to the microsecond: what both databases store, so a replayed line equals the live one.
@@ -61,6 +70,7 @@ impl Event {
             Event::Runtime {
                 project_id, seq, ..
             } => (Topic::ProjectLogs(*project_id), *seq),
+            Event::Topic { topic, seq, .. } => (*topic, *seq),
         }
     }
 }

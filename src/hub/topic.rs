@@ -10,6 +10,12 @@ pub enum Topic {
     Deployment(Uuid),
     /// Runtime output of a project's live container (followed while subscribed, not persisted).
     ProjectLogs(Uuid),
+    /// Status changes of a project's deployments and container (persisted).
+    Project(Uuid),
+    /// Notifications for one user (persisted).
+    User(Uuid),
+    /// Health of the installation, for admins: queue length, Docker, disk (not persisted).
+    System,
 }
 
 impl fmt::Display for Topic {
@@ -17,6 +23,9 @@ impl fmt::Display for Topic {
         match self {
             Topic::Deployment(id) => write!(f, "deployment:{id}"),
             Topic::ProjectLogs(id) => write!(f, "project:{id}:logs"),
+            Topic::Project(id) => write!(f, "project:{id}"),
+            Topic::User(id) => write!(f, "user:{id}"),
+            Topic::System => f.write_str("system"),
         }
     }
 }
@@ -29,8 +38,11 @@ impl FromStr for Topic {
         match s.split(':').collect::<Vec<_>>().as_slice() {
             ["deployment", id] => Ok(Topic::Deployment(parse(id)?)),
             ["project", id, "logs"] => Ok(Topic::ProjectLogs(parse(id)?)),
+            ["project", id] => Ok(Topic::Project(parse(id)?)),
+            ["user", id] => Ok(Topic::User(parse(id)?)),
+            ["system"] => Ok(Topic::System),
             _ => Err(format!(
-                "unknown topic '{s}' (known: deployment:<id>, project:<id>:logs)"
+                "unknown topic '{s}' (known: deployment:<id>, project:<id>, project:<id>:logs, user:<id>, system)"
             )),
         }
     }
@@ -43,10 +55,17 @@ mod tests {
     #[test]
     fn topics_round_trip() {
         let id = Uuid::now_v7();
-        for topic in [Topic::Deployment(id), Topic::ProjectLogs(id)] {
+        for topic in [
+            Topic::Deployment(id),
+            Topic::ProjectLogs(id),
+            Topic::Project(id),
+            Topic::User(id),
+            Topic::System,
+        ] {
             assert_eq!(topic.to_string().parse::<Topic>().unwrap(), topic);
         }
         assert!("deployment:nope".parse::<Topic>().is_err());
         assert!("system:x".parse::<Topic>().is_err());
+        assert!("user:1:x".parse::<Topic>().is_err());
     }
 }

@@ -20,7 +20,7 @@ use crate::db::deployments::{self as deps, Deployment, Fields};
 use crate::db::jobs::{Job, NewJob};
 use crate::db::projects::Project;
 use crate::docker::{BuildError, BuildSpec, RunSpec, context};
-use crate::hub::Event;
+use crate::hub::{Event, record};
 use crate::{db, git};
 
 pub const KIND: &str = "deploy";
@@ -174,6 +174,7 @@ async fn record_status(
             line: format!("==> {reason}"),
         });
     }
+    record::deployment_status(state, project_id, deployment_id, status, reason).await;
     let first = match deployment_logs::append(&state.db, deployment_id, &entries).await {
         Ok(first) => first,
         Err(e) => {
@@ -826,6 +827,25 @@ impl LogWriter {
                     if attempt >= 10 {
                         break;
                     }
+                }
+                for entry in batch.iter().filter(|e| e.stream == "status") {
+                    let error = if entry.line == deps::FAILED {
+                        deps::find(&state.db, deployment_id)
+                            .await
+                            .ok()
+                            .flatten()
+                            .and_then(|d| d.error)
+                    } else {
+                        None
+                    };
+                    record::deployment_status(
+                        &state,
+                        project_id,
+                        deployment_id,
+                        &entry.line,
+                        error.as_deref(),
+                    )
+                    .await;
                 }
                 for entry in batch.drain(..) {
                     let event = if entry.stream == "status" {

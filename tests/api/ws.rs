@@ -407,6 +407,24 @@ async fn runtime_logs_arrive_within_a_second() {
     let app = spawn_app_with(|c| c.deploy.grace_secs = 0).await;
     let admin = app.setup_admin().await;
     let project = project(&app, &admin, "ticker", &repo.url).await;
+    let me: Value = app
+        .get("/api/v1/auth/me", Some(&admin.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let user_topic = format!("user:{}", me["id"].as_str().unwrap());
+    let project_topic = format!("project:{project}");
+    let mut events = connect(&app, &admin.token).await;
+    for topic in [&project_topic, &user_topic, &"system".to_string()] {
+        send(
+            &mut events,
+            json!({"op": "subscribe", "topic": topic, "since": 0}),
+        )
+        .await;
+        let ack = next(&mut events).await;
+        assert_eq!(ack["type"], "subscribed", "{ack}");
+    }
     let id = deploy(&app, &admin, &project).await;
     let mut ws = connect(&app, &admin.token).await;
     send(
@@ -449,6 +467,75 @@ async fn runtime_logs_arrive_within_a_second() {
         previous = Instant::now();
     }
     assert_eq!(app.state.runtime_logs.active(), 1);
+
+    // The project topic saw every status, the owner got a notification, admins see `system`.
+    let (mut statuses, mut notified, mut system) = (Vec::new(), None, None);
+    while statuses.last().map(String::as_str) != Some("live")
+        || notified.is_none()
+        || system.is_none()
+    {
+        let m = next(&mut events).await;
+        match m["topic"].as_str().unwrap_or("") {
+            t if t == project_topic => {
+                assert_eq!(
+                    m["seq"].as_i64().unwrap(),
+                    statuses.len() as i64 + 1,
+                    "project topic is gapless"
+                );
+                assert_eq!(m["deployment"], id.as_str());
+                statuses.push(m["status"].as_str().unwrap().to_string());
+            }
+            t if t == user_topic => notified = Some(m),
+            "system" => system = Some(m),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        statuses,
+        [
+            "queued",
+            "fetching",
+            "building",
+            "starting",
+            "health_checking",
+            "live"
+        ]
+    );
+    let notified = notified.unwrap();
+    assert_eq!(
+        (notified["type"].as_str(), notified["level"].as_str()),
+        (Some("notification"), Some("success")),
+        "{notified}"
+    );
+    let system = system.unwrap();
+    assert_eq!(system["docker_reachable"], true, "{system}");
+    assert!(system["disk_free_bytes"].as_u64().unwrap() > 0);
+    // Replay of the project topic after the fact is the same sequence.
+    let mut late = connect(&app, &admin.token).await;
+    send(
+        &mut late,
+        json!({"op": "subscribe", "topic": project_topic, "since": 2}),
+    )
+    .await;
+    assert_eq!(next(&mut late).await["type"], "subscribed");
+    let third = next(&mut late).await;
+    assert_eq!(
+        (third["seq"].as_i64(), third["status"].as_str()),
+        (Some(3), Some("building"))
+    );
+    // Members cannot watch `system` or another user's notifications.
+    let bob = app.member(&admin, "bob").await;
+    let mut bobs = connect(&app, &bob.token).await;
+    send(&mut bobs, json!({"op": "subscribe", "topic": "system"})).await;
+    assert_eq!(next(&mut bobs).await["code"], "forbidden");
+    send(&mut bobs, json!({"op": "subscribe", "topic": user_topic})).await;
+    assert_eq!(next(&mut bobs).await["code"], "not_found");
+    send(
+        &mut bobs,
+        json!({"op": "subscribe", "topic": project_topic}),
+    )
+    .await;
+    assert_eq!(next(&mut bobs).await["code"], "not_found");
     send(&mut ws, json!({"op": "unsubscribe", "topic": topic})).await;
     let deadline = Instant::now() + Duration::from_secs(5);
     while app.state.runtime_logs.active() != 0 {

@@ -9,6 +9,7 @@ pub mod env_vars;
 pub mod jobs;
 pub mod projects;
 pub mod sessions;
+pub mod topic_events;
 pub mod users;
 
 pub mod prelude {
@@ -20,5 +21,6 @@ pub mod prelude {
     pub use super::jobs::Entity as Jobs;
     pub use super::projects::Entity as Projects;
     pub use super::sessions::Entity as Sessions;
+    pub use super::topic_events::Entity as TopicEvents;
     pub use super::users::Entity as Users;
 }

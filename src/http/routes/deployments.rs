@@ -267,6 +267,18 @@ fn engine_error(e: crate::docker::EngineError) -> AppError {
     AppError::Unavailable(e.to_string())
 }
 
+/// Tells the project topic what happened to its container.
+async fn container_event(state: &AppState, deployment: &Deployment, action: &str) {
+    let payload = serde_json::json!({"action": action, "deployment": deployment.id});
+    crate::hub::record::publish(
+        state,
+        crate::hub::Topic::Project(deployment.project_id),
+        "container",
+        payload,
+    )
+    .await;
+}
+
 async fn refresh_upstream(
     state: &AppState,
     deployment: &Deployment,
@@ -306,6 +318,7 @@ pub async fn start_project(
     )
     .await?;
     refresh_upstream(&state, &deployment, &container).await?;
+    container_event(&state, &deployment, "started").await;
     Ok(web::Json(
         deps::find(&state.db, deployment.id)
             .await?
@@ -334,6 +347,7 @@ pub async fn stop_project(
         deps::Fields::default(),
     )
     .await?;
+    container_event(&state, &deployment, "stopped").await;
     Ok(web::Json(
         deps::find(&state.db, deployment.id)
             .await?
@@ -363,6 +377,7 @@ pub async fn restart_project(
     )
     .await?;
     refresh_upstream(&state, &deployment, &container).await?;
+    container_event(&state, &deployment, "restarted").await;
     Ok(web::Json(
         deps::find(&state.db, deployment.id)
             .await?
