@@ -35,6 +35,8 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     /// Followers of running containers' output, while someone listens.
     pub runtime_logs: RuntimeLogs,
+    /// Wakes idle job workers when a job is enqueued.
+    pub job_signal: tokio::sync::Notify,
     /// Cancel tokens of deploys running in this process.
     pub deploys: deploy::Running,
     /// Client for health checks of app containers (loopback only).
@@ -116,6 +118,7 @@ impl App {
             hub: Arc::new(Hub::new(4096)),
             runtime_logs: RuntimeLogs::default(),
             deploys: deploy::Running::default(),
+            job_signal: tokio::sync::Notify::new(),
             http: reqwest::Client::builder()
                 .no_proxy()
                 .redirect(reqwest::redirect::Policy::none())

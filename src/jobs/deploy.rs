@@ -122,6 +122,7 @@ pub async fn request(
         },
     )
     .await?;
+    state.job_signal.notify_waiters();
     Ok(deployment)
 }
 
@@ -664,7 +665,7 @@ impl Pipeline {
                 });
             }
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = tokio::time::sleep(poll_interval(deadline - timeout)) => {}
                 _ = self.cancel.cancelled() => return Err(Stop::Cancelled),
             }
         }
@@ -775,6 +776,15 @@ impl Pipeline {
             Err(e) => tracing::error!(error = %e, "cannot record the deploy outcome"),
         }
         tracing::info!(status, "deploy ended");
+    }
+}
+
+/// Health polls are frequent while a fresh app is likely starting, then back off.
+fn poll_interval(started: Instant) -> Duration {
+    if started.elapsed() < Duration::from_secs(3) {
+        Duration::from_millis(25)
+    } else {
+        Duration::from_millis(250)
     }
 }
 

@@ -16,7 +16,9 @@ use tokio_util::sync::CancellationToken;
 use crate::app::AppState;
 use crate::db::jobs::{self as queue, Job};
 
-/// How long an idle worker waits before looking for due jobs again.
+/// How long an idle worker waits before looking for due jobs again, unless woken by
+/// `AppState::job_signal` (new job in this process). Other instances' jobs and `run_after`
+/// retries are found by this poll.
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
 /// The kinds of job shard runs. The stored `kind` column is `Kind::as_str`.
@@ -114,6 +116,7 @@ impl Worker {
     async fn idle(&self, duration: Duration) {
         tokio::select! {
             _ = tokio::time::sleep(duration) => {}
+            _ = self.state.job_signal.notified() => {}
             _ = self.shutdown.cancelled() => {}
         }
     }
