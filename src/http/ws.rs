@@ -18,8 +18,10 @@ use crate::app::AppState;
 use crate::auth::Actor;
 use crate::db::{self, deployment_logs};
 use crate::error::AppError;
-use crate::hub::{Event, Topic};
+use crate::hub::wire::{persisted_message, runtime_message, topic_message};
+use crate::hub::{Published, Topic};
 use crate::{access, secrets};
+use bytestring::ByteString;
 
 /// Subscriptions one connection may hold.
 pub const MAX_SUBSCRIPTIONS: usize = 50;
@@ -101,7 +103,7 @@ struct Connection {
     actor: Option<Actor>,
     /// Topic → the last seq delivered.
     subs: HashMap<Topic, i64>,
-    events: Option<broadcast::Receiver<Event>>,
+    events: Option<broadcast::Receiver<Arc<Published>>>,
 }
 
 /// The connection ends (closed by either side, or the peer is dead).
@@ -143,7 +145,11 @@ impl Connection {
     }
 
     async fn send(&mut self, value: Value) -> Result<(), Closed> {
-        match tokio::time::timeout(SEND_TIMEOUT, self.session.text(value.to_string())).await {
+        self.send_text(value.to_string().into()).await
+    }
+
+    async fn send_text(&mut self, text: ByteString) -> Result<(), Closed> {
+        match tokio::time::timeout(SEND_TIMEOUT, self.session.text(text)).await {
             Ok(Ok(())) => Ok(()),
             _ => Err(Closed),
         }
@@ -338,8 +344,8 @@ impl Connection {
                     };
                 let full = lines.len() as u64 == REPLAY_PAGE;
                 for line in lines {
-                    self.deliver(topic, line.seq, persisted_message(&topic, &line))
-                        .await?;
+                    let message = persisted_message(&topic, &line).to_string();
+                    self.deliver(topic, line.seq, message).await?;
                 }
                 if !full {
                     return Ok(());
@@ -364,7 +370,8 @@ impl Connection {
                 let full = events.len() as u64 == REPLAY_PAGE;
                 for event in events {
                     let payload = serde_json::from_str(&event.payload).unwrap_or(Value::Null);
-                    let message = topic_message(&topic, event.seq, event.ts, &event.kind, payload);
+                    let message = topic_message(&topic, event.seq, event.ts, &event.kind, payload)
+                        .to_string();
                     self.deliver(topic, event.seq, message).await?;
                 }
                 if !full {
@@ -384,7 +391,8 @@ impl Connection {
                 }
                 for line in lines {
                     let message =
-                        runtime_message(&topic, line.seq, line.ts, line.stream, &line.line);
+                        runtime_message(&topic, line.seq, line.ts, line.stream, &line.line)
+                            .to_string();
                     self.deliver(topic, line.seq, message).await?;
                 }
                 Ok(())
@@ -393,19 +401,24 @@ impl Connection {
     }
 
     /// Sends one message if it is the next after the cursor; older ones are duplicates.
-    async fn deliver(&mut self, topic: Topic, seq: i64, message: Value) -> Result<(), Closed> {
+    async fn deliver(
+        &mut self,
+        topic: Topic,
+        seq: i64,
+        message: impl Into<ByteString>,
+    ) -> Result<(), Closed> {
         match self.subs.get_mut(&topic) {
             Some(cursor) if seq > *cursor => {
                 *cursor = seq;
-                self.send(message).await
+                self.send_text(message.into()).await
             }
             _ => Ok(()),
         }
     }
 
-    async fn on_event(&mut self, event: Result<Event, RecvError>) -> Result<(), Closed> {
-        let event = match event {
-            Ok(event) => event,
+    async fn on_event(&mut self, event: Result<Arc<Published>, RecvError>) -> Result<(), Closed> {
+        let published = match event {
+            Ok(published) => published,
             Err(RecvError::Lagged(missed)) => {
                 let topics: Vec<Topic> = self.subs.keys().copied().collect();
                 for topic in topics {
@@ -417,7 +430,7 @@ impl Connection {
             }
             Err(RecvError::Closed) => return Err(Closed),
         };
-        let (topic, seq) = event.topic();
+        let (topic, seq) = published.event.topic();
         let Some(&cursor) = self.subs.get(&topic) else {
             return Ok(());
         };
@@ -428,23 +441,7 @@ impl Connection {
             // A gap (we lagged on another topic, or replay raced): fill it from the source.
             self.catch_up(topic).await?;
         }
-        let message = match &event {
-            Event::Status { ts, status, .. } => {
-                json!({"topic": topic.to_string(), "seq": seq, "type": "status", "ts": ts, "status": status})
-            }
-            Event::Log {
-                ts, stream, line, ..
-            } => {
-                json!({"topic": topic.to_string(), "seq": seq, "type": "log", "ts": ts, "stream": stream, "line": line})
-            }
-            Event::Runtime {
-                ts, stream, line, ..
-            } => runtime_message(&topic, seq, *ts, stream, line),
-            Event::Topic {
-                ts, kind, payload, ..
-            } => topic_message(&topic, seq, *ts, kind, payload.clone()),
-        };
-        self.deliver(topic, seq, message).await
+        self.deliver(topic, seq, published.wire()).await
     }
 
     async fn on_tick(&mut self, opened: Instant, last_seen: Instant) -> Result<(), Closed> {
@@ -480,49 +477,11 @@ impl Connection {
     }
 }
 
-async fn recv(events: &mut Option<broadcast::Receiver<Event>>) -> Result<Event, RecvError> {
+async fn recv(
+    events: &mut Option<broadcast::Receiver<Arc<Published>>>,
+) -> Result<Arc<Published>, RecvError> {
     match events {
         Some(receiver) => receiver.recv().await,
         None => std::future::pending().await,
     }
-}
-
-fn persisted_message(topic: &Topic, line: &deployment_logs::LogLine) -> Value {
-    if line.stream == "status" {
-        json!({"topic": topic.to_string(), "seq": line.seq, "type": "status", "ts": line.ts, "status": line.line})
-    } else {
-        json!({"topic": topic.to_string(), "seq": line.seq, "type": "log", "ts": line.ts, "stream": line.stream, "line": line.line})
-    }
-}
-
-fn runtime_message(
-    topic: &Topic,
-    seq: i64,
-    ts: chrono::DateTime<chrono::Utc>,
-    stream: &str,
-    line: &str,
-) -> Value {
-    json!({"topic": topic.to_string(), "seq": seq, "type": "log", "ts": ts, "stream": stream, "line": line, "persisted": false})
-}
-
-/// A `project:`/`user:`/`system` event: its payload's fields plus topic, seq, type and ts.
-fn topic_message(
-    topic: &Topic,
-    seq: i64,
-    ts: chrono::DateTime<chrono::Utc>,
-    kind: &str,
-    payload: Value,
-) -> Value {
-    let mut message = match payload {
-        Value::Object(map) => Value::Object(map),
-        other => json!({"data": other}),
-    };
-    message["topic"] = json!(topic.to_string());
-    message["seq"] = json!(seq);
-    message["type"] = json!(kind);
-    message["ts"] = json!(ts);
-    if *topic == Topic::System {
-        message["persisted"] = json!(false);
-    }
-    message
 }

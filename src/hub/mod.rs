@@ -7,6 +7,7 @@
 pub mod record;
 pub mod runtime;
 mod topic;
+pub mod wire;
 
 pub use runtime::RuntimeLogs;
 pub use topic::Topic;
@@ -75,8 +76,23 @@ impl Event {
     }
 }
 
+/// An event as subscribers receive it: shared, with its wire form rendered once on first use.
+pub struct Published {
+    pub event: Event,
+    wire: std::sync::OnceLock<bytestring::ByteString>,
+}
+
+impl Published {
+    /// The JSON text sent to WebSocket subscribers (cheap to clone: reference-counted).
+    pub fn wire(&self) -> bytestring::ByteString {
+        self.wire
+            .get_or_init(|| wire::event_message(&self.event).to_string().into())
+            .clone()
+    }
+}
+
 pub struct Hub {
-    sender: broadcast::Sender<Event>,
+    sender: broadcast::Sender<std::sync::Arc<Published>>,
 }
 
 impl Hub {
@@ -88,10 +104,13 @@ impl Hub {
 
     /// Never blocks; with no subscriber the event is dropped (persisted events stay in the DB).
     pub fn publish(&self, event: Event) {
-        let _ = self.sender.send(event);
+        let _ = self.sender.send(std::sync::Arc::new(Published {
+            event,
+            wire: std::sync::OnceLock::new(),
+        }));
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+    pub fn subscribe(&self) -> broadcast::Receiver<std::sync::Arc<Published>> {
         self.sender.subscribe()
     }
 }

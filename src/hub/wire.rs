@@ -1,0 +1,69 @@
+//! The wire form of topic messages (the WebSocket protocol of api.md): one JSON object per
+//! message with `topic`, `seq` and `type`. Live events are rendered once and shared by every
+//! subscriber.
+
+use serde_json::{Value, json};
+
+use super::{Event, Topic};
+use crate::db::deployment_logs;
+
+/// The message for a live event.
+pub fn event_message(event: &Event) -> Value {
+    let (topic, seq) = event.topic();
+    match event {
+        Event::Status { ts, status, .. } => {
+            json!({"topic": topic.to_string(), "seq": seq, "type": "status", "ts": ts, "status": status})
+        }
+        Event::Log {
+            ts, stream, line, ..
+        } => {
+            json!({"topic": topic.to_string(), "seq": seq, "type": "log", "ts": ts, "stream": stream, "line": line})
+        }
+        Event::Runtime {
+            ts, stream, line, ..
+        } => runtime_message(&topic, seq, *ts, stream, line),
+        Event::Topic {
+            ts, kind, payload, ..
+        } => topic_message(&topic, seq, *ts, kind, payload.clone()),
+    }
+}
+
+pub fn persisted_message(topic: &Topic, line: &deployment_logs::LogLine) -> Value {
+    if line.stream == "status" {
+        json!({"topic": topic.to_string(), "seq": line.seq, "type": "status", "ts": line.ts, "status": line.line})
+    } else {
+        json!({"topic": topic.to_string(), "seq": line.seq, "type": "log", "ts": line.ts, "stream": line.stream, "line": line.line})
+    }
+}
+
+pub fn runtime_message(
+    topic: &Topic,
+    seq: i64,
+    ts: chrono::DateTime<chrono::Utc>,
+    stream: &str,
+    line: &str,
+) -> Value {
+    json!({"topic": topic.to_string(), "seq": seq, "type": "log", "ts": ts, "stream": stream, "line": line, "persisted": false})
+}
+
+/// A `project:`/`user:`/`system` event: its payload's fields plus topic, seq, type and ts.
+pub fn topic_message(
+    topic: &Topic,
+    seq: i64,
+    ts: chrono::DateTime<chrono::Utc>,
+    kind: &str,
+    payload: Value,
+) -> Value {
+    let mut message = match payload {
+        Value::Object(map) => Value::Object(map),
+        other => json!({"data": other}),
+    };
+    message["topic"] = json!(topic.to_string());
+    message["seq"] = json!(seq);
+    message["type"] = json!(kind);
+    message["ts"] = json!(ts);
+    if *topic == Topic::System {
+        message["persisted"] = json!(false);
+    }
+    message
+}
