@@ -812,7 +812,7 @@ pub async fn prune_images(state: &AppState, project_id: Uuid, keep: usize) {
 
 /// Streams a pipeline's log into `deployment_logs` in batches on its own task, so a slow
 /// database never slows the build, and publishes each line once it is persisted.
-struct LogWriter {
+pub struct LogWriter {
     sender: Option<mpsc::UnboundedSender<Entry>>,
     task: Option<tokio::task::JoinHandle<()>>,
     tail: Mutex<VecDeque<String>>,
@@ -820,7 +820,7 @@ struct LogWriter {
 }
 
 impl LogWriter {
-    async fn start(state: Arc<AppState>, deployment: &Deployment) -> anyhow::Result<Self> {
+    pub async fn start(state: Arc<AppState>, deployment: &Deployment) -> anyhow::Result<Self> {
         let (sender, mut receiver) = mpsc::unbounded_channel::<Entry>();
         let mut next_seq = deployment_logs::last_seq(&state.db, deployment.id).await? + 1;
         let (deployment_id, project_id) = (deployment.id, deployment.project_id);
@@ -906,7 +906,7 @@ impl LogWriter {
         }
     }
 
-    fn stdout(&self, line: String) {
+    pub fn stdout(&self, line: String) {
         self.send("stdout", line);
     }
 
@@ -942,7 +942,7 @@ impl LogWriter {
     }
 
     /// Flushes everything written so far.
-    async fn finish(&mut self) {
+    pub async fn finish(&mut self) {
         self.sender.take();
         if let Some(task) = self.task.take() {
             let _ = task.await;

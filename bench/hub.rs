@@ -1,0 +1,282 @@
+//! Hub benchmarks (issue: live log hub). Run: `bench/run-hub`. Prints a table.
+//!
+//! 1. Fan-out: N WebSocket subscribers (default 1,000) on one deployment topic while the build
+//!    log writer (the same `LogWriter` a deploy uses) takes 5,000 lines/s for 10 s. Every
+//!    client must receive every line, in order; delivery latency is measured from the moment
+//!    the line was handed to the writer. shard's RSS is sampled during the run.
+//! 2. Replay: a 100,000-line log replayed to a new subscriber, subscribe → last line.
+//!
+//! Clients, server and producer share this machine's cores, so the figures include the
+//! clients' own cost.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use shard::app::App;
+use shard::config::Config;
+use shard::db;
+use shard::jobs::deploy::LogWriter;
+use tokio_tungstenite::tungstenite::Message;
+
+const RATE: usize = 5_000;
+const SECONDS: usize = 10;
+const REPLAY_LINES: usize = 100_000;
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Log-scale latency histogram (2% wide buckets from 1 µs), small enough for 1,000 clients.
+const BUCKETS: usize = 1200;
+fn bucket(ms: f64) -> usize {
+    let us = (ms * 1000.0).max(1.0);
+    (us.ln() / 1.02f64.ln()) as usize
+}
+fn bucket_ms(b: usize) -> f64 {
+    1.02f64.powi(b as i32 + 1) / 1000.0
+}
+fn percentile(hist: &[u64], p: f64) -> f64 {
+    let total: u64 = hist.iter().sum();
+    let target = (total as f64 * p).ceil() as u64;
+    let mut seen = 0;
+    for (b, count) in hist.iter().enumerate() {
+        seen += count;
+        if seen >= target {
+            return bucket_ms(b);
+        }
+    }
+    bucket_ms(BUCKETS - 1)
+}
+
+/// Pulls `"seq":N` and the line (a nanosecond timestamp) out of a log message cheaply.
+fn parse(text: &str) -> Option<(i64, Option<u128>)> {
+    let seq = text
+        .split("\"seq\":")
+        .nth(1)?
+        .split([',', '}'])
+        .next()?
+        .parse()
+        .ok()?;
+    let line = text
+        .split("\"line\":\"")
+        .nth(1)
+        .and_then(|l| l.split('"').next())
+        .and_then(|l| l.parse().ok());
+    Some((seq, line))
+}
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn subscriber(url: &str, token: &str, topic: &str) -> Ws {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connect");
+    ws.send(Message::Text(
+        format!("{{\"op\":\"auth\",\"token\":\"{token}\"}}").into(),
+    ))
+    .await
+    .unwrap();
+    ws.send(Message::Text(
+        format!("{{\"op\":\"subscribe\",\"topic\":\"{topic}\",\"since\":0}}").into(),
+    ))
+    .await
+    .unwrap();
+    loop {
+        if let Some(Ok(Message::Text(t))) = ws.next().await
+            && t.contains("\"subscribed\"")
+        {
+            return ws;
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let clients: usize = std::env::var("HUB_CLIENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let dir = tempfile::TempDir::new().unwrap();
+    let mut config = Config {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
+    config.log.level = "error".into();
+    shard::telemetry::init(&config.log);
+    let app = App::build(config).await.expect("app");
+    let port = app.port();
+    let state = app.state();
+    tokio::spawn(app.run_until_stopped());
+
+    let user = db::users::create(&state.db, "bench", "x", "admin")
+        .await
+        .unwrap();
+    let token = shard::secrets::random_token(shard::auth::API_TOKEN_PREFIX);
+    db::api_tokens::create(
+        &state.db,
+        user.id,
+        "bench",
+        &shard::secrets::token_hash(&token),
+        "shard_",
+    )
+    .await
+    .unwrap();
+    let settings = |slug: &str| db::projects::Settings {
+        name: slug.into(),
+        slug: slug.into(),
+        git_url: "https://example.com/a/b.git".into(),
+        branch: "main".into(),
+        dockerfile: "Dockerfile".into(),
+        port: None,
+        health_path: "/".into(),
+        health_timeout_secs: 60,
+        memory_limit_mb: None,
+        cpu_limit_millis: None,
+    };
+    let project = db::projects::insert(&state.db, user.id, settings("fanout"))
+        .await
+        .unwrap();
+    let new_deployment = || db::deployments::NewDeployment {
+        project_id: project.id,
+        trigger: "manual",
+        from_deployment_id: None,
+        image: None,
+        commit_sha: None,
+        created_by: None,
+    };
+    let deployment = db::deployments::create(&state.db, new_deployment())
+        .await
+        .unwrap();
+    let topic = format!("deployment:{}", deployment.id);
+    let url = format!("ws://127.0.0.1:{port}/api/v1/ws");
+
+    // 1. Fan-out.
+    let total = RATE * SECONDS;
+    let mut handles = Vec::new();
+    let ready = Arc::new(tokio::sync::Barrier::new(clients + 1));
+    for _ in 0..clients {
+        let (url, token, topic, ready) = (url.clone(), token.clone(), topic.clone(), ready.clone());
+        handles.push(tokio::spawn(async move {
+            let mut ws = subscriber(&url, &token, &topic).await;
+            ready.wait().await;
+            let mut latencies = vec![0u64; BUCKETS];
+            let mut expected = 1i64;
+            while expected <= total as i64 {
+                let Some(Ok(message)) = ws.next().await else {
+                    panic!("socket closed at seq {expected}")
+                };
+                let Message::Text(text) = message else {
+                    continue;
+                };
+                let Some((seq, sent)) = parse(&text) else {
+                    continue;
+                };
+                assert_eq!(seq, expected, "out of order or lost");
+                expected += 1;
+                if let Some(sent) = sent {
+                    let ms = now_nanos().saturating_sub(sent) as f64 / 1e6;
+                    latencies[bucket(ms).min(BUCKETS - 1)] += 1;
+                }
+            }
+            latencies
+        }));
+    }
+    ready.wait().await;
+    let rss_before = rss_kib();
+    let mut writer = LogWriter::start(state.clone(), &deployment).await.unwrap();
+    let started = Instant::now();
+    let mut peak_rss = rss_before;
+    let per_tick = RATE / 100;
+    for tick in 0..(SECONDS * 100) {
+        for _ in 0..per_tick {
+            writer.stdout(now_nanos().to_string());
+        }
+        if tick % 50 == 0 {
+            peak_rss = peak_rss.max(rss_kib());
+        }
+        let next = started + Duration::from_millis(10 * (tick as u64 + 1));
+        tokio::time::sleep_until(next.into()).await;
+    }
+    let produced_in = started.elapsed();
+    let mut all = vec![0u64; BUCKETS];
+    for handle in handles {
+        peak_rss = peak_rss.max(rss_kib());
+        for (b, count) in handle
+            .await
+            .expect("a client failed")
+            .into_iter()
+            .enumerate()
+        {
+            all[b] += count;
+        }
+    }
+    let delivered_in = started.elapsed();
+    writer.finish().await;
+
+    // 2. Replay of a 100,000-line log.
+    let replay = db::deployments::create(&state.db, new_deployment())
+        .await
+        .unwrap();
+    let entries: Vec<db::deployment_logs::Entry> = (0..REPLAY_LINES)
+        .map(|i| db::deployment_logs::Entry {
+            ts: chrono::Utc::now(),
+            stream: "stdout",
+            line: format!("line {i} of a long build log, with some typical length to it"),
+        })
+        .collect();
+    for (i, chunk) in entries.chunks(1000).enumerate() {
+        db::deployment_logs::insert(&state.db, replay.id, 1 + (i * 1000) as i64, chunk)
+            .await
+            .unwrap();
+    }
+    let replay_topic = format!("deployment:{}", replay.id);
+    let replay_started = Instant::now();
+    let mut ws = subscriber(&url, &token, &replay_topic).await;
+    let mut last = 0i64;
+    while last < REPLAY_LINES as i64 {
+        if let Some(Ok(Message::Text(text))) = ws.next().await
+            && let Some((seq, _)) = parse(&text)
+        {
+            assert_eq!(seq, last + 1);
+            last = seq;
+        }
+    }
+    let replay_secs = replay_started.elapsed().as_secs_f64();
+
+    println!("\n| measure | shard | goal |");
+    println!("|---|---|---|");
+    println!(
+        "| fan-out: {clients} subscribers × {total} lines ({RATE}/s for {SECONDS} s), all delivered in order | p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms | p99 ≤ 50 ms |",
+        percentile(&all, 0.5),
+        percentile(&all, 0.99),
+        percentile(&all, 1.0)
+    );
+    println!(
+        "| fan-out: production took / last delivery at | {:.1} s / {:.1} s | |",
+        produced_in.as_secs_f64(),
+        delivered_in.as_secs_f64()
+    );
+    println!(
+        "| process RSS (server + clients) before / peak | {} / {} MiB | |",
+        rss_before / 1024,
+        peak_rss / 1024
+    );
+    println!("| replay of {REPLAY_LINES} lines to a new subscriber | {replay_secs:.2} s | ≤ 1 s |");
+}
