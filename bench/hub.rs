@@ -58,6 +58,9 @@ fn percentile(hist: &[u64], p: f64) -> f64 {
 
 /// Pulls `"seq":N` and the line (a nanosecond timestamp) out of a log message cheaply.
 fn parse(text: &str) -> Option<(i64, Option<u128>)> {
+    if !text.contains("\"type\":\"log\"") {
+        return None; // `subscribed`, `lagged` and other notices
+    }
     let seq = text
         .split("\"seq\":")
         .nth(1)?
@@ -171,8 +174,10 @@ async fn main() {
     let total = RATE * SECONDS;
     let mut handles = Vec::new();
     let ready = Arc::new(tokio::sync::Barrier::new(clients + 1));
+    let lagged = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for _ in 0..clients {
         let (url, token, topic, ready) = (url.clone(), token.clone(), topic.clone(), ready.clone());
+        let lagged = lagged.clone();
         handles.push(tokio::spawn(async move {
             let mut ws = subscriber(&url, &token, &topic).await;
             ready.wait().await;
@@ -185,6 +190,9 @@ async fn main() {
                 let Message::Text(text) = message else {
                     continue;
                 };
+                if text.contains("\"type\":\"lagged\"") {
+                    lagged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 let Some((seq, sent)) = parse(&text) else {
                     continue;
                 };
@@ -277,6 +285,10 @@ async fn main() {
         "| process RSS (server + clients) before / peak | {} / {} MiB | |",
         rss_before / 1024,
         peak_rss / 1024
+    );
+    println!(
+        "| `lagged` notices received by fan-out clients (resynced from the DB) | {} | |",
+        lagged.load(std::sync::atomic::Ordering::Relaxed)
     );
     println!("| replay of {REPLAY_LINES} lines to a new subscriber | {replay_secs:.2} s | ≤ 1 s |");
 }

@@ -15,7 +15,7 @@ type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 const APP_DOCKERFILE: &str = "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nARG STAMP\n\
-RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo building $STAMP; /bin/busybox seq 1 ${LINES:-5}\"]\n\
+RUN [\"/bin/busybox\", \"sh\", \"-c\", \"printf '\\\\033[32mgreen\\\\033[0m\\\\n'; /bin/busybox seq 1 ${LINES:-5}\"]\n\
 EXPOSE 8080\nCMD [\"/bin/busybox\", \"sh\", \"-c\", \"while true; do echo tick; /bin/busybox sleep 0.2; done & exec /bin/busybox httpd -f -p 8080 -h /www\"]\n";
 
 fn files(lines: usize) -> Vec<(&'static str, Vec<u8>, bool)> {
@@ -180,6 +180,10 @@ async fn live_then_replay_then_since_are_identical_and_gapless() {
     let lines: Vec<&str> = all.iter().filter_map(|m| m["line"].as_str()).collect();
     assert!(lines.iter().any(|l| l.starts_with("==> Building")));
     assert!(lines.contains(&"200"), "every build output line arrives");
+    assert!(
+        lines.contains(&"\u{1b}[32mgreen\u{1b}[0m"),
+        "ANSI colour codes are kept: {lines:?}"
+    );
     for m in all.iter().filter(|m| m["type"] == "log") {
         assert!(m["ts"].is_string() && m["stream"].is_string(), "{m}");
     }

@@ -82,3 +82,73 @@ export const listProjects = () => request<Project[]>("GET", "/projects");
 export const createProject = (p: { name: string; git_url: string; branch: string }) =>
   request<Project>("POST", "/projects", p);
 export const deleteProject = (id: string) => request<void>("DELETE", `/projects/${id}`);
+
+export type Deployment = {
+  id: string;
+  project_id: string;
+  status: string;
+  trigger: string;
+  commit_sha: string | null;
+  commit_message: string | null;
+  error: string | null;
+  error_step: string | null;
+  created_at: string;
+  finished_at: string | null;
+};
+
+export const getProject = (id: string) => request<Project>("GET", `/projects/${id}`);
+export const listDeployments = (id: string) => request<Deployment[]>("GET", `/projects/${id}/deployments`);
+export const deploy = (id: string, fromDeployment?: string) =>
+  request<{ id: string; status: string }>(
+    "POST",
+    `/projects/${id}/deployments`,
+    fromDeployment ? { from_deployment: fromDeployment } : {},
+  );
+export const cancelDeployment = (id: string) => request<unknown>("POST", `/deployments/${id}/cancel`);
+
+export type LiveMessage = {
+  topic?: string;
+  seq?: number;
+  type: string;
+  ts?: string;
+  stream?: string;
+  line?: string;
+  status?: string;
+  code?: string;
+  message?: string;
+};
+
+/**
+ * Follows one topic over the WebSocket, resuming after the last seq it saw when the
+ * connection drops. Returns a function that stops it.
+ */
+export function follow(topic: string, onMessage: (m: LiveMessage) => void): () => void {
+  let lastSeq = 0;
+  let socket: WebSocket | null = null;
+  let stopped = false;
+  const open = async () => {
+    if (!accessToken) await refresh();
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    socket = new WebSocket(`${scheme}://${location.host}/api/v1/ws`);
+    socket.onopen = () => {
+      socket?.send(JSON.stringify({ op: "auth", token: accessToken }));
+      socket?.send(JSON.stringify({ op: "subscribe", topic, since: lastSeq }));
+    };
+    socket.onmessage = (event) => {
+      const message = JSON.parse(event.data) as LiveMessage;
+      if (message.topic === topic && typeof message.seq === "number" && (message.type === "log" || message.type === "status")) {
+        if (message.seq <= lastSeq) return;
+        lastSeq = message.seq;
+      }
+      onMessage(message);
+    };
+    socket.onclose = () => {
+      if (!stopped) setTimeout(open, 1000);
+    };
+  };
+  open();
+  return () => {
+    stopped = true;
+    socket?.close();
+  };
+}

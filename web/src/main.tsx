@@ -3,6 +3,7 @@ import { createRoot } from "react-dom/client";
 import { BrowserRouter, Navigate, Route, Routes, useNavigate } from "react-router";
 import * as api from "./api";
 import { LoginPage, SetupPage } from "./auth";
+import { ProjectPage } from "./project";
 import { ProjectsPage } from "./projects";
 import "./style.css";
 
@@ -46,6 +47,7 @@ function Shell({ user, onLogout }: { user: api.User; onLogout: () => void }) {
       <main>
         <Routes>
           <Route path="/" element={<ProjectsPage />} />
+          <Route path="/projects/:id" element={<ProjectPage />} />
           <Route path="*" element={<p>Page not found.</p>} />
         </Routes>
       </main>

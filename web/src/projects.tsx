@@ -1,4 +1,5 @@
 import { FormEvent, useEffect, useState } from "react";
+import { Link } from "react-router";
 import * as api from "./api";
 
 export function ProjectsPage() {
@@ -48,7 +49,9 @@ export function ProjectsPage() {
           <tbody>
             {projects.map((p) => (
               <tr key={p.id}>
-                <td>{p.name}</td>
+                <td>
+                  <Link to={`/projects/${p.id}`}>{p.name}</Link>
+                </td>
                 <td className="muted">
                   {p.git_url} @ {p.branch}
                 </td>
