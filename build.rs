@@ -1,5 +1,5 @@
 //! Builds the dashboard (`web/`, Vite + TypeScript) into `web/dist` before the crate embeds it.
-//! Runs `npm ci` when dependencies are missing or the lockfile changed, then `npm run build`,
+//! Runs `npm install` when dependencies are missing or the lockfile changed, then `npm run build`,
 //! but only when a source file is newer than `web/dist/index.html`.
 
 use std::path::{Path, PathBuf};
@@ -34,7 +34,10 @@ fn main() {
     let lock_time = modified(&web.join("package-lock.json"));
     let deps_time = modified(&web.join("node_modules/.package-lock.json"));
     if deps_time.is_none() || lock_time > deps_time {
-        npm(&web, &["ci", "--no-audit", "--no-fund"]);
+        // Not `npm ci`: npm leaves the platform-specific optional packages of rollup out of
+        // the lockfile, and `npm ci` then refuses it as out of sync. `npm install` installs
+        // the locked versions all the same.
+        npm(&web, &["install", "--no-audit", "--no-fund"]);
     }
     npm(&web, &["run", "build"]);
 }
