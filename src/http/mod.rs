@@ -95,3 +95,24 @@ fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
 fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
     AppError::BadRequest(format!("invalid query string: {err}")).into()
 }
+
+/// Records who did what from where; a failure to write is logged, never fails the request.
+pub(crate) async fn audit(
+    state: &AppState,
+    req: &HttpRequest,
+    actor: uuid::Uuid,
+    action: &str,
+    target_type: &str,
+    target: uuid::Uuid,
+) {
+    let entry = crate::db::audit::Entry {
+        actor_id: Some(actor),
+        action,
+        target_type,
+        target_id: Some(target),
+        ip: Some(auth::client_ip(req)),
+    };
+    if let Err(e) = crate::db::audit::record(&state.db, entry).await {
+        tracing::warn!(error = %e, "cannot write audit log");
+    }
+}

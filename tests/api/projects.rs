@@ -98,6 +98,25 @@ async fn projects_crud_and_derived_fields() {
         "bad_request",
     )
     .await;
+    // Who did what is in the audit log.
+    let rows = app
+        .state
+        .db
+        .query_all_raw(Statement::from_string(
+            app.state.db.get_database_backend(),
+            "SELECT action FROM audit_log ORDER BY id".to_string(),
+        ))
+        .await
+        .unwrap();
+    let actions: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get("", "action").unwrap())
+        .collect();
+    assert_eq!(actions.iter().filter(|a| *a == "project.create").count(), 2);
+    assert!(
+        actions.contains(&"setup".to_string()) && actions.contains(&"project.delete".to_string()),
+        "{actions:?}"
+    );
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ use crate::app::AppState;
 use crate::auth::{API_TOKEN_PREFIX, Actor, hash_password, verify_password};
 use crate::db::{self, sessions::NewSession, users::User};
 use crate::error::{AppError, AppResult, FieldCheck};
+use crate::http::audit;
 use crate::http::auth::{
     Authenticated, REFRESH_COOKIE, client_ip, expired_refresh_cookie, refresh_cookie,
 };
@@ -97,7 +98,7 @@ pub async fn setup_admin(
     let hash = hash_password(body.password).await?;
     let user = db::users::create(&state.db, &username, &hash, db::users::ROLE_ADMIN).await?;
     setup::remove_token(&state.config.data_dir)?;
-    audit(&state, Some(user.id), "setup", &req).await;
+    audit(&state, &req, user.id, "setup", "user", user.id).await;
     tracing::info!(user = %user.username, "first admin created; setup closed");
     let (body, cookie) = start_session(&state, &req, user).await?;
     Ok(HttpResponse::Created().cookie(cookie).json(body))
@@ -131,7 +132,7 @@ pub async fn login(
         return Err(AppError::Unauthorized("wrong username or password".into()));
     };
     state.limiter.clear_user(&username);
-    audit(&state, Some(user.id), "login", &req).await;
+    audit(&state, &req, user.id, "login", "user", user.id).await;
     let (body, cookie) = start_session(&state, &req, user).await?;
     Ok(HttpResponse::Ok().cookie(cookie).json(body))
 }
@@ -239,19 +240,6 @@ async fn issue(
         user: user.into(),
     };
     Ok((body, refresh_cookie(state, &refresh_token)))
-}
-
-async fn audit(state: &AppState, actor: Option<Uuid>, action: &str, req: &HttpRequest) {
-    let entry = db::audit::Entry {
-        actor_id: actor,
-        action,
-        target_type: "user",
-        target_id: actor,
-        ip: Some(client_ip(req)),
-    };
-    if let Err(e) = db::audit::record(&state.db, entry).await {
-        tracing::warn!(error = %e, "cannot write audit log");
-    }
 }
 
 #[derive(Deserialize, ToSchema)]

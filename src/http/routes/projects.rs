@@ -14,7 +14,8 @@ use crate::db::{
     projects::{Project, Settings, Summary},
 };
 use crate::error::{AppError, AppResult, FieldCheck};
-use crate::http::auth::{Authenticated, client_ip};
+use crate::http::audit;
+use crate::http::auth::Authenticated;
 use crate::{access, validate};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -228,7 +229,15 @@ pub async fn create_project(
         Err(e) if db::is_unique_violation(&e) => return Err(slug_taken(&slug)),
         Err(e) => return Err(e.into()),
     };
-    audit(&state, &actor, "project.create", project.id, &req).await;
+    audit(
+        &state,
+        &req,
+        actor.user_id,
+        "project.create",
+        "project",
+        project.id,
+    )
+    .await;
     Ok(HttpResponse::Created().json(view(&state, project, Summary::default())))
 }
 
@@ -333,19 +342,14 @@ pub async fn delete_project(
         Err(e) => tracing::debug!(error = %e, "docker unreachable; project was never deployed"),
     }
     db::projects::delete(&state.db, project.id).await?;
-    audit(&state, &actor, "project.delete", project.id, &req).await;
+    audit(
+        &state,
+        &req,
+        actor.user_id,
+        "project.delete",
+        "project",
+        project.id,
+    )
+    .await;
     Ok(HttpResponse::NoContent().finish())
-}
-
-async fn audit(state: &AppState, actor: &Actor, action: &str, project: Uuid, req: &HttpRequest) {
-    let entry = db::audit::Entry {
-        actor_id: Some(actor.user_id),
-        action,
-        target_type: "project",
-        target_id: Some(project),
-        ip: Some(client_ip(req)),
-    };
-    if let Err(e) = db::audit::record(&state.db, entry).await {
-        tracing::warn!(error = %e, "cannot write audit log");
-    }
 }
