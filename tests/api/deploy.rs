@@ -740,3 +740,147 @@ async fn a_deploy_killed_mid_build_ends_interrupted_and_the_live_app_survives() 
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn private_repos_limits_restart_and_image_pruning() {
+    use base64::Engine as _;
+    let token = format!("ghp_{}", uuid::Uuid::new_v4().simple());
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+    let git = GitServer::start_with_auth(Some(format!("Basic {basic}"))).await;
+    let repo = git.repo("private", &app_files("1", ""));
+    let app = spawn_app_with(|c| {
+        c.deploy.grace_secs = 0;
+        c.deploy.keep_images = 1;
+    })
+    .await;
+    let admin = app.setup_admin().await;
+    let response = app
+        .post(
+            "/api/v1/projects",
+            Some(&admin.token),
+            json!({"name": "private", "git_url": repo.url, "memory_limit_mb": 64}),
+        )
+        .await;
+    let project = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Without the token the fetch is refused.
+    let refused = app.deploy(&admin, &project, json!({})).await;
+    let failed = app
+        .wait_for(&admin, &refused, FINAL, Duration::from_secs(60))
+        .await;
+    assert_eq!(
+        (failed["status"].as_str(), failed["error_step"].as_str()),
+        (Some("failed"), Some("fetch")),
+        "{failed}"
+    );
+
+    // With SHARD_GIT_TOKEN (a secret) it deploys, and the token shows up nowhere.
+    let env = json!({"vars": [{"key": "SHARD_GIT_TOKEN", "value": token, "secret": true}]});
+    app.send(
+        Method::PUT,
+        &format!("/api/v1/projects/{project}/env"),
+        Some(&admin.token),
+        Some(env),
+    )
+    .await;
+    let first = app.deploy(&admin, &project, json!({})).await;
+    let live = app
+        .wait_for(&admin, &first, FINAL, Duration::from_secs(120))
+        .await;
+    assert_eq!(live["status"], "live", "{live}");
+    let upstream = live["upstream"].as_str().unwrap().to_string();
+    let (_, env_page) = get_page(&upstream, "/cgi-bin/env").await.unwrap();
+    assert!(
+        !env_page.contains("SHARD_GIT_TOKEN"),
+        "the git token is not injected into the app"
+    );
+    let everything = format!(
+        "{}{}{}",
+        app.logs_text(&admin, &first).await,
+        app.logs_text(&admin, &refused).await,
+        app.get(
+            &format!("/api/v1/projects/{project}/deployments"),
+            Some(&admin.token)
+        )
+        .await
+        .text()
+        .await
+        .unwrap()
+    );
+    assert!(!everything.contains(&token), "the git token leaked");
+
+    // The memory limit reaches the container.
+    let container = docker_ids(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=shard.deployment={first}"),
+    ]);
+    let memory = docker_ids(&["inspect", "-f", "{{.HostConfig.Memory}}", &container]);
+    assert_eq!(memory, (64 * 1024 * 1024).to_string());
+
+    // Restart keeps it live and serving.
+    let restarted = app
+        .post(
+            &format!("/api/v1/projects/{project}/restart"),
+            Some(&admin.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(restarted.status(), StatusCode::OK);
+    let upstream = restarted.json::<Value>().await.unwrap()["upstream"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get_page(&upstream, "/").await.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "app did not come back after restart"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // With keep_images = 1, the next live deploy prunes the first image; rollback to it is refused.
+    repo.commit(
+        &[(
+            "www/index.html",
+            format!("version {}\n", uuid::Uuid::new_v4()).into_bytes(),
+            false,
+        )],
+        "second",
+    );
+    let second = app.deploy(&admin, &project, json!({})).await;
+    assert_eq!(
+        app.wait_for(&admin, &second, FINAL, Duration::from_secs(120))
+            .await["status"],
+        "live"
+    );
+    let first_view = app.deployment(&admin, &first).await;
+    assert!(
+        first_view["image"].is_null(),
+        "the old image was pruned: {first_view}"
+    );
+    assert_eq!(
+        docker_ids(&["images", "-q", &format!("shard/private:{first}")]),
+        ""
+    );
+    let rollback = app
+        .post(
+            &format!("/api/v1/projects/{project}/deployments"),
+            Some(&admin.token),
+            json!({"from_deployment": first}),
+        )
+        .await;
+    assert_error(rollback, StatusCode::CONFLICT, "conflict").await;
+    app.send(
+        Method::DELETE,
+        &format!("/api/v1/projects/{project}"),
+        Some(&admin.token),
+        None,
+    )
+    .await;
+}

@@ -47,15 +47,22 @@ fn git(dir: &Path, args: &[&str]) -> String {
 
 impl GitServer {
     pub async fn start() -> GitServer {
+        Self::start_with_auth(None).await
+    }
+
+    /// A server that answers 401 unless the request carries `Authorization: <required>`.
+    pub async fn start_with_auth(required: Option<String>) -> GitServer {
         let dir = tempfile::TempDir::new().unwrap();
         let root = dir.path().join("repos");
         std::fs::create_dir_all(&root).unwrap();
         let data = web::Data::new(root.clone());
+        let auth = web::Data::new(RequiredAuth(required));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .app_data(auth.clone())
                 .default_service(web::to(cgi))
         })
         .workers(1)
@@ -123,7 +130,25 @@ impl Repo {
     }
 }
 
-async fn cgi(req: HttpRequest, body: web::Bytes, root: web::Data<PathBuf>) -> HttpResponse {
+struct RequiredAuth(Option<String>);
+
+async fn cgi(
+    req: HttpRequest,
+    body: web::Bytes,
+    root: web::Data<PathBuf>,
+    auth: web::Data<RequiredAuth>,
+) -> HttpResponse {
+    if let Some(required) = &auth.0 {
+        let given = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        if given != Some(required.as_str()) {
+            return HttpResponse::Unauthorized()
+                .insert_header(("WWW-Authenticate", "Basic realm=\"git\""))
+                .finish();
+        }
+    }
     let header = |name: &str| {
         req.headers()
             .get(name)
