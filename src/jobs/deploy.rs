@@ -694,6 +694,7 @@ impl Pipeline {
         let url = crate::http::routes::projects::app_url(&self.state, &self.project.slug);
         self.log.system(format!("==> Live at {url}"));
         self.log.status(deps::LIVE);
+        let mut old_container = None;
         if let Some(old) = previous.filter(|d| d.id != self.deployment.id) {
             if deps::transition(
                 &self.state.db,
@@ -707,24 +708,21 @@ impl Pipeline {
             {
                 record_status(&self.state, self.project.id, old.id, deps::SUPERSEDED, None).await;
             }
-            if let Some(container) = old.container_id {
-                let state = self.state.clone();
-                let grace = self.state.config.deploy.grace_secs;
-                tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_secs(grace)).await;
-                    let _ = state.docker.stop_container(&container, 5).await;
-                    if let Err(e) = state.docker.remove_container(&container).await {
-                        tracing::warn!(error = %e, "cannot remove the superseded container; reconcile will");
-                    }
-                });
-            }
+            old_container = old.container_id;
         }
-        prune_images(
-            &self.state,
-            self.project.id,
-            self.state.config.deploy.keep_images,
-        )
-        .await;
+        // Drain: the previous container keeps serving for the grace period, then goes; only
+        // then can its image be pruned (Docker refuses to remove an image a container uses).
+        let (state, project_id) = (self.state.clone(), self.project.id);
+        tokio::spawn(async move {
+            if let Some(container) = old_container {
+                tokio::time::sleep(Duration::from_secs(state.config.deploy.grace_secs)).await;
+                let _ = state.docker.stop_container(&container, 5).await;
+                if let Err(e) = state.docker.remove_container(&container).await {
+                    tracing::warn!(error = %e, "cannot remove the superseded container; reconcile will");
+                }
+            }
+            prune_images(&state, project_id, state.config.deploy.keep_images).await;
+        });
         Ok(())
     }
 
@@ -793,20 +791,30 @@ pub async fn prune_images(state: &AppState, project_id: Uuid, keep: usize) {
     let Ok(with_images) = deps::with_images(&state.db, project_id).await else {
         return;
     };
-    for old in with_images.into_iter().skip(keep) {
-        if old.status == deps::LIVE || old.status == deps::STOPPED {
-            continue;
-        }
+    let kept_or_running = |d: &Deployment| d.status == deps::LIVE || d.status == deps::STOPPED;
+    // Rollbacks share their source's image: an image stays while any kept deployment uses it.
+    let in_use: std::collections::HashSet<String> = with_images
+        .iter()
+        .enumerate()
+        .filter(|(i, d)| *i < keep || kept_or_running(d))
+        .filter_map(|(_, d)| d.image.clone())
+        .collect();
+    for old in with_images
+        .iter()
+        .skip(keep)
+        .filter(|d| !kept_or_running(d))
+    {
         let Some(image) = old.image.as_deref() else {
             continue;
         };
-        // Rollbacks share their source's image; only remove it when no kept deployment uses it.
-        match state.docker.remove_image(image).await {
-            Ok(()) => {
-                let _ = deps::clear_image(&state.db, old.id).await;
-            }
-            Err(e) => tracing::debug!(image, error = %e, "image still in use; kept"),
+        if !in_use.contains(image)
+            && let Err(e) = state.docker.remove_image(image).await
+        {
+            tracing::debug!(image, error = %e, "image still in use; kept");
+            continue;
         }
+        // Beyond the kept window, a deployment no longer offers its image for rollback.
+        let _ = deps::clear_image(&state.db, old.id).await;
     }
 }
 

@@ -859,11 +859,19 @@ async fn private_repos_limits_restart_and_image_pruning() {
             .await["status"],
         "live"
     );
-    let first_view = app.deployment(&admin, &first).await;
-    assert!(
-        first_view["image"].is_null(),
-        "the old image was pruned: {first_view}"
-    );
+    // Pruning follows the old container's removal (after the grace period, 0 here).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let first_view = app.deployment(&admin, &first).await;
+        if first_view["image"].is_null() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the old image was not pruned: {first_view}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(
         docker_ids(&["images", "-q", &format!("shard/private:{first}")]),
         ""
