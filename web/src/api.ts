@@ -134,8 +134,16 @@ export function follow(topic: string, onMessage: (m: LiveMessage) => void): () =
       socket?.send(JSON.stringify({ op: "auth", token: accessToken }));
       socket?.send(JSON.stringify({ op: "subscribe", topic, since: lastSeq }));
     };
-    socket.onmessage = (event) => {
+    socket.onmessage = async (event) => {
       const message = JSON.parse(event.data) as LiveMessage;
+      if (message.type === "error" && message.code === "unauthorized" && !message.topic) {
+        // The access token expired while the socket was open: refresh it and sign in again.
+        if (await refresh()) {
+          socket?.send(JSON.stringify({ op: "auth", token: accessToken }));
+          socket?.send(JSON.stringify({ op: "subscribe", topic, since: lastSeq }));
+        }
+        return;
+      }
       if (message.topic === topic && typeof message.seq === "number" && (message.type === "log" || message.type === "status")) {
         if (message.seq <= lastSeq) return;
         lastSeq = message.seq;
