@@ -91,21 +91,7 @@ pub async fn request(
     for older in deps::queued_for_project(&state.db, project.id, deployment.id).await? {
         if older.created_at <= deployment.created_at {
             let reason = format!("superseded by a newer deploy request ({})", deployment.id);
-            let fields = Fields {
-                error: Some(reason.clone()),
-                ..Fields::default()
-            };
-            if deps::transition(
-                &state.db,
-                older.id,
-                &[deps::QUEUED],
-                deps::CANCELLED,
-                fields,
-            )
-            .await?
-            {
-                record_status(state, project.id, older.id, deps::CANCELLED, Some(&reason)).await;
-            }
+            cancel_queued(state, &older, &reason).await?;
         }
     }
     let payload = serde_json::to_string(&Payload {
@@ -128,31 +114,41 @@ pub async fn request(
 
 /// Cancels a queued deployment now, or signals a running one. False when it is already final.
 pub async fn cancel(state: &AppState, deployment: &Deployment) -> anyhow::Result<bool> {
-    let reason = "cancelled by request".to_string();
+    Ok(
+        cancel_queued(state, deployment, "cancelled by request").await?
+            || state.deploys.cancel(deployment.id),
+    )
+}
+
+/// Moves a still-queued deployment to `cancelled` with `reason`; false if it was not queued.
+async fn cancel_queued(
+    state: &AppState,
+    deployment: &Deployment,
+    reason: &str,
+) -> anyhow::Result<bool> {
     let fields = Fields {
-        error: Some(reason.clone()),
+        error: Some(reason.to_string()),
         ..Fields::default()
     };
-    if deps::transition(
+    let cancelled = deps::transition(
         &state.db,
         deployment.id,
         &[deps::QUEUED],
         deps::CANCELLED,
         fields,
     )
-    .await?
-    {
+    .await?;
+    if cancelled {
         record_status(
             state,
             deployment.project_id,
             deployment.id,
             deps::CANCELLED,
-            Some(&reason),
+            Some(reason),
         )
         .await;
-        return Ok(true);
     }
-    Ok(state.deploys.cancel(deployment.id))
+    Ok(cancelled)
 }
 
 /// Persists and publishes a status change made outside a running pipeline.

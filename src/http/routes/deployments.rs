@@ -10,8 +10,8 @@ use uuid::Uuid;
 use crate::access;
 use crate::app::AppState;
 use crate::auth::Actor;
+use crate::db::deployment_logs;
 use crate::db::deployments::{self as deps, Deployment};
-use crate::db::{self, deployment_logs};
 use crate::error::{AppError, AppResult};
 use crate::http::auth::Authenticated;
 use crate::jobs::deploy;
@@ -267,9 +267,63 @@ fn engine_error(e: crate::docker::EngineError) -> AppError {
     AppError::Unavailable(e.to_string())
 }
 
-/// Tells the project topic what happened to its container.
-async fn container_event(state: &AppState, deployment: &Deployment, action: &str) {
-    let payload = serde_json::json!({"action": action, "deployment": deployment.id});
+/// What `start`, `stop` and `restart` do to the live container.
+#[derive(Clone, Copy)]
+enum Control {
+    Start,
+    Stop,
+    Restart,
+}
+
+/// Runs `control` on the project's live container, moves the deployment between `live` and
+/// `stopped`, re-reads the published port when it runs again, and tells the project topic.
+async fn control(
+    state: &AppState,
+    actor: &Actor,
+    project_id: Uuid,
+    control: Control,
+) -> AppResult<web::Json<DeploymentView>> {
+    let (deployment, container) = runtime(state, actor, project_id).await?;
+    let docker = &state.docker;
+    let (result, from, to, event) = match control {
+        Control::Start => (
+            docker.start_container(&container).await,
+            deps::STOPPED,
+            deps::LIVE,
+            "started",
+        ),
+        Control::Stop => (
+            docker.stop_container(&container, 10).await,
+            deps::LIVE,
+            deps::STOPPED,
+            "stopped",
+        ),
+        Control::Restart => (
+            docker.restart_container(&container, 10).await,
+            deps::STOPPED,
+            deps::LIVE,
+            "restarted",
+        ),
+    };
+    result.map_err(engine_error)?;
+    deps::transition(
+        &state.db,
+        deployment.id,
+        &[from],
+        to,
+        deps::Fields::default(),
+    )
+    .await?;
+    if to == deps::LIVE
+        && let Some(port) = docker
+            .container_status(&container)
+            .await
+            .map_err(engine_error)?
+            .and_then(|s| s.host_port)
+    {
+        deps::set_upstream(&state.db, deployment.id, &format!("127.0.0.1:{port}")).await?;
+    }
+    let payload = serde_json::json!({"action": event, "deployment": deployment.id});
     crate::hub::record::publish(
         state,
         crate::hub::Topic::Project(deployment.project_id),
@@ -277,24 +331,10 @@ async fn container_event(state: &AppState, deployment: &Deployment, action: &str
         payload,
     )
     .await;
-}
-
-async fn refresh_upstream(
-    state: &AppState,
-    deployment: &Deployment,
-    container: &str,
-) -> AppResult<()> {
-    if let Some(port) = state
-        .docker
-        .container_status(container)
-        .await
-        .map_err(engine_error)?
-        .and_then(|s| s.host_port)
-    {
-        db::deployments::set_upstream(&state.db, deployment.id, &format!("127.0.0.1:{port}"))
-            .await?;
-    }
-    Ok(())
+    let updated = deps::find(&state.db, deployment.id)
+        .await?
+        .ok_or_else(|| AppError::not_found("deployment"))?;
+    Ok(web::Json(updated.into()))
 }
 
 #[utoipa::path(post, path = "/api/v1/projects/{id}/start", tag = "deployments", responses((status = 200, body = DeploymentView), (status = 404), (status = 409)), security(("bearer" = [])))]
@@ -303,28 +343,7 @@ pub async fn start_project(
     Authenticated(actor): Authenticated,
     id: web::Path<Uuid>,
 ) -> AppResult<web::Json<DeploymentView>> {
-    let (deployment, container) = runtime(&state, &actor, id.into_inner()).await?;
-    state
-        .docker
-        .start_container(&container)
-        .await
-        .map_err(engine_error)?;
-    deps::transition(
-        &state.db,
-        deployment.id,
-        &[deps::STOPPED],
-        deps::LIVE,
-        deps::Fields::default(),
-    )
-    .await?;
-    refresh_upstream(&state, &deployment, &container).await?;
-    container_event(&state, &deployment, "started").await;
-    Ok(web::Json(
-        deps::find(&state.db, deployment.id)
-            .await?
-            .ok_or_else(|| AppError::not_found("deployment"))?
-            .into(),
-    ))
+    control(&state, &actor, id.into_inner(), Control::Start).await
 }
 
 #[utoipa::path(post, path = "/api/v1/projects/{id}/stop", tag = "deployments", responses((status = 200, body = DeploymentView), (status = 404), (status = 409)), security(("bearer" = [])))]
@@ -333,27 +352,7 @@ pub async fn stop_project(
     Authenticated(actor): Authenticated,
     id: web::Path<Uuid>,
 ) -> AppResult<web::Json<DeploymentView>> {
-    let (deployment, container) = runtime(&state, &actor, id.into_inner()).await?;
-    state
-        .docker
-        .stop_container(&container, 10)
-        .await
-        .map_err(engine_error)?;
-    deps::transition(
-        &state.db,
-        deployment.id,
-        &[deps::LIVE],
-        deps::STOPPED,
-        deps::Fields::default(),
-    )
-    .await?;
-    container_event(&state, &deployment, "stopped").await;
-    Ok(web::Json(
-        deps::find(&state.db, deployment.id)
-            .await?
-            .ok_or_else(|| AppError::not_found("deployment"))?
-            .into(),
-    ))
+    control(&state, &actor, id.into_inner(), Control::Stop).await
 }
 
 #[utoipa::path(post, path = "/api/v1/projects/{id}/restart", tag = "deployments", responses((status = 200, body = DeploymentView), (status = 404), (status = 409)), security(("bearer" = [])))]
@@ -362,26 +361,5 @@ pub async fn restart_project(
     Authenticated(actor): Authenticated,
     id: web::Path<Uuid>,
 ) -> AppResult<web::Json<DeploymentView>> {
-    let (deployment, container) = runtime(&state, &actor, id.into_inner()).await?;
-    state
-        .docker
-        .restart_container(&container, 10)
-        .await
-        .map_err(engine_error)?;
-    deps::transition(
-        &state.db,
-        deployment.id,
-        &[deps::STOPPED],
-        deps::LIVE,
-        deps::Fields::default(),
-    )
-    .await?;
-    refresh_upstream(&state, &deployment, &container).await?;
-    container_event(&state, &deployment, "restarted").await;
-    Ok(web::Json(
-        deps::find(&state.db, deployment.id)
-            .await?
-            .ok_or_else(|| AppError::not_found("deployment"))?
-            .into(),
-    ))
+    control(&state, &actor, id.into_inner(), Control::Restart).await
 }
