@@ -12,8 +12,6 @@ use crate::helpers::*;
 
 type Files = Vec<(&'static str, Vec<u8>, bool)>;
 
-const FINAL: &[&str] = &["live", "failed", "cancelled", "superseded", "stopped"];
-
 fn dockerfile(extra: &str) -> Vec<u8> {
     format!(
         "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\n{extra}EXPOSE 8080\n\
@@ -69,87 +67,6 @@ async fn spawn_deploy_app() -> TestApp {
         c.jobs.concurrency = 2;
     })
     .await
-}
-
-impl TestApp {
-    async fn project_for(&self, session: &Session, name: &str, url: &str) -> String {
-        let response = self
-            .post(
-                "/api/v1/projects",
-                Some(&session.token),
-                json!({"name": name, "git_url": url, "health_timeout_secs": 20}),
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-        response.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-
-    async fn deploy(&self, session: &Session, project: &str, body: Value) -> String {
-        let response = self
-            .post(
-                &format!("/api/v1/projects/{project}/deployments"),
-                Some(&session.token),
-                body,
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::ACCEPTED);
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(body["status"], "queued");
-        body["id"].as_str().unwrap().to_string()
-    }
-
-    async fn deployment(&self, session: &Session, id: &str) -> Value {
-        self.get(&format!("/api/v1/deployments/{id}"), Some(&session.token))
-            .await
-            .json()
-            .await
-            .unwrap()
-    }
-
-    async fn wait_for(
-        &self,
-        session: &Session,
-        id: &str,
-        statuses: &[&str],
-        within: Duration,
-    ) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let d = self.deployment(session, id).await;
-            if statuses.contains(&d["status"].as_str().unwrap_or("")) {
-                return d;
-            }
-            assert!(Instant::now() < deadline, "deployment stuck: {d}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn logs_text(&self, session: &Session, id: &str) -> String {
-        let lines: Vec<Value> = self
-            .get(
-                &format!("/api/v1/deployments/{id}/logs"),
-                Some(&session.token),
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
-        for (i, line) in lines.iter().enumerate() {
-            assert_eq!(
-                line["seq"],
-                json!(i + 1),
-                "log seq has a gap or is out of order"
-            );
-        }
-        lines
-            .iter()
-            .map(|l| l["line"].as_str().unwrap().to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
 }
 
 async fn get_page(upstream: &str, path: &str) -> Option<(StatusCode, String)> {

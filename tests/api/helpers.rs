@@ -1,4 +1,5 @@
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use reqwest::{Client, Response, StatusCode};
 use sea_orm::ConnectionTrait;
@@ -8,6 +9,8 @@ use shard::config::{Config, Secret};
 use tempfile::TempDir;
 
 pub const PASSWORD: &str = "correct horse battery";
+/// Statuses a deployment does not leave by itself.
+pub const FINAL: &[&str] = &["live", "failed", "cancelled", "superseded", "stopped"];
 
 pub struct TestApp {
     pub base: String,
@@ -221,4 +224,86 @@ pub async fn assert_invalid(response: Response, field: &str) {
     )
     .await;
     assert_eq!(body["error"]["field"], field, "{body}");
+}
+
+/// Deploy helpers (the deploy and WebSocket tests).
+impl TestApp {
+    pub async fn project_for(&self, session: &Session, name: &str, url: &str) -> String {
+        let response = self
+            .post(
+                "/api/v1/projects",
+                Some(&session.token),
+                json!({"name": name, "git_url": url, "health_timeout_secs": 20}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    pub async fn deploy(&self, session: &Session, project: &str, body: Value) -> String {
+        let response = self
+            .post(
+                &format!("/api/v1/projects/{project}/deployments"),
+                Some(&session.token),
+                body,
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["status"], "queued");
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn deployment(&self, session: &Session, id: &str) -> Value {
+        self.get(&format!("/api/v1/deployments/{id}"), Some(&session.token))
+            .await
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn wait_for(
+        &self,
+        session: &Session,
+        id: &str,
+        statuses: &[&str],
+        within: Duration,
+    ) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let d = self.deployment(session, id).await;
+            if statuses.contains(&d["status"].as_str().unwrap_or("")) {
+                return d;
+            }
+            assert!(Instant::now() < deadline, "deployment stuck: {d}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn logs_text(&self, session: &Session, id: &str) -> String {
+        let lines: Vec<Value> = self
+            .get(
+                &format!("/api/v1/deployments/{id}/logs"),
+                Some(&session.token),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        for (i, line) in lines.iter().enumerate() {
+            assert_eq!(
+                line["seq"],
+                json!(i + 1),
+                "log seq has a gap or is out of order"
+            );
+        }
+        lines
+            .iter()
+            .map(|l| l["line"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
 }

@@ -4,7 +4,6 @@
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -96,46 +95,16 @@ fn assert_contiguous(messages: &[Value], from: i64) {
     }
 }
 
-async fn project(app: &TestApp, session: &Session, name: &str, url: &str) -> String {
-    let response = app
-        .post(
-            "/api/v1/projects",
-            Some(&session.token),
-            json!({"name": name, "git_url": url}),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
-    response.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-async fn deploy(app: &TestApp, session: &Session, project: &str) -> String {
-    let response = app
-        .post(
-            &format!("/api/v1/projects/{project}/deployments"),
-            Some(&session.token),
-            json!({}),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::ACCEPTED);
-    response.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 #[tokio::test]
 async fn live_then_replay_then_since_are_identical_and_gapless() {
     let git = GitServer::start().await;
     let repo = git.repo("hub", &files(200));
     let app = spawn_app_with(|c| c.deploy.grace_secs = 0).await;
     let admin = app.setup_admin().await;
-    let project = project(&app, &admin, "hub", &repo.url).await;
+    let project = app.project_for(&admin, "hub", &repo.url).await;
 
     let mut live = connect(&app, &admin.token).await;
-    let id = deploy(&app, &admin, &project).await;
+    let id = app.deploy(&admin, &project, json!({})).await;
     let topic = format!("deployment:{id}");
     send(
         &mut live,
@@ -255,7 +224,7 @@ async fn topics_are_authorized_like_rest() {
     let alice = app.member(&admin, "alice").await;
     let bobs = app.create_project(&bob, "bobs").await;
     let bobs_id = bobs["id"].as_str().unwrap();
-    let deployment = deploy(&app, &bob, bobs_id).await;
+    let deployment = app.deploy(&bob, bobs_id, json!({})).await;
 
     // Unauthenticated: nothing but an error.
     let url = app.base.replace("http://", "ws://") + "/api/v1/ws";
@@ -328,30 +297,15 @@ async fn a_stalled_client_does_not_slow_the_build_and_resumes_without_loss() {
     let repo = git.repo("loud", &files(10_000));
     let app = spawn_app_with(|c| c.deploy.grace_secs = 0).await;
     let admin = app.setup_admin().await;
-    let project = project(&app, &admin, "loud", &repo.url).await;
-    let wait_final = |id: String| {
-        let app = &app;
-        let token = admin.token.clone();
-        async move {
-            loop {
-                let d: Value = app
-                    .get(&format!("/api/v1/deployments/{id}"), Some(&token))
-                    .await
-                    .json()
-                    .await
-                    .unwrap();
-                if ["live", "failed", "cancelled"].contains(&d["status"].as_str().unwrap()) {
-                    return d;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    };
-
+    let project = app.project_for(&admin, "loud", &repo.url).await;
     // Without a listener.
     let started = Instant::now();
-    let quiet = deploy(&app, &admin, &project).await;
-    assert_eq!(wait_final(quiet.clone()).await["status"], "live");
+    let quiet = app.deploy(&admin, &project, json!({})).await;
+    assert_eq!(
+        app.wait_for(&admin, &quiet, FINAL, Duration::from_secs(120))
+            .await["status"],
+        "live"
+    );
     let alone = started.elapsed();
 
     // With a client that subscribes and then stops reading. A new commit busts the cache.
@@ -359,14 +313,16 @@ async fn a_stalled_client_does_not_slow_the_build_and_resumes_without_loss() {
     repo.commit(&[("www/index.html", again.into_bytes(), false)], "again");
     let mut stalled = connect(&app, &admin.token).await;
     let started = Instant::now();
-    let loud = deploy(&app, &admin, &project).await;
+    let loud = app.deploy(&admin, &project, json!({})).await;
     let topic = format!("deployment:{loud}");
     send(
         &mut stalled,
         json!({"op": "subscribe", "topic": topic, "since": 0}),
     )
     .await;
-    let result = wait_final(loud.clone()).await;
+    let result = app
+        .wait_for(&admin, &loud, FINAL, Duration::from_secs(120))
+        .await;
     let with_stalled = started.elapsed();
     assert_eq!(result["status"], "live", "{result}");
     assert!(
@@ -410,7 +366,7 @@ async fn runtime_logs_arrive_within_a_second() {
     let repo = git.repo("ticker", &files(1));
     let app = spawn_app_with(|c| c.deploy.grace_secs = 0).await;
     let admin = app.setup_admin().await;
-    let project = project(&app, &admin, "ticker", &repo.url).await;
+    let project = app.project_for(&admin, "ticker", &repo.url).await;
     let me: Value = app
         .get("/api/v1/auth/me", Some(&admin.token))
         .await
@@ -429,7 +385,7 @@ async fn runtime_logs_arrive_within_a_second() {
         let ack = next(&mut events).await;
         assert_eq!(ack["type"], "subscribed", "{ack}");
     }
-    let id = deploy(&app, &admin, &project).await;
+    let id = app.deploy(&admin, &project, json!({})).await;
     let mut ws = connect(&app, &admin.token).await;
     send(
         &mut ws,
