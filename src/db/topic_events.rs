@@ -1,18 +1,21 @@
 //! Numbered events of `project:<id>` and `user:<id>` topics.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, NotSet, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
-};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::Db;
 use super::entities::topic_events::{self, Column, Entity as TopicEvents};
 
 pub use topic_events::Model as TopicEvent;
 
-/// Appends one event after the topic's last; returns it. A concurrent writer that took the
-/// same seq makes the unique index fail, and the append is retried.
+/// Appends one event after the topic's last; returns it.
+///
+/// The next seq is computed and inserted by one `INSERT … SELECT` statement: on SQLite a
+/// read-then-write transaction fails with `SQLITE_BUSY_SNAPSHOT` whenever another writer commits
+/// in between (the busy timeout does not cover that case), while a single write statement takes
+/// the write lock first and waits its turn. On Postgres two concurrent appends may still pick the
+/// same seq; the unique index refuses one and it is retried.
 pub async fn append(
     db: &Db,
     topic: &str,
@@ -20,34 +23,35 @@ pub async fn append(
     payload: &str,
     ts: DateTime<Utc>,
 ) -> Result<TopicEvent, DbErr> {
+    let next_seq = Query::select()
+        .expr(Expr::val(topic))
+        .expr(Func::coalesce([Expr::col(Column::Seq).max(), Expr::val(0i64).into()]).add(1i64))
+        .expr(Expr::val(ts))
+        .expr(Expr::val(kind))
+        .expr(Expr::val(payload))
+        .from(TopicEvents)
+        .and_where(Expr::col(Column::Topic).eq(topic))
+        .to_owned();
+    let insert = Query::insert()
+        .into_table(TopicEvents)
+        .columns([
+            Column::Topic,
+            Column::Seq,
+            Column::Ts,
+            Column::Kind,
+            Column::Payload,
+        ])
+        .select_from(next_seq)
+        .map_err(|e| DbErr::Custom(e.to_string()))?
+        .returning_all()
+        .to_owned();
+    let stmt = db.get_database_backend().build(&insert);
     let mut attempt = 0;
     loop {
-        let tx = db.begin().await?;
-        let last = TopicEvents::find()
-            .filter(Column::Topic.eq(topic))
-            .order_by_desc(Column::Seq)
-            .one(&tx)
-            .await?
-            .map_or(0, |e| e.seq);
-        let inserted = topic_events::ActiveModel {
-            id: NotSet,
-            topic: Set(topic.to_string()),
-            seq: Set(last + 1),
-            ts: Set(ts),
-            kind: Set(kind.to_string()),
-            payload: Set(payload.to_string()),
-        }
-        .insert(&tx)
-        .await;
-        match inserted {
-            Ok(event) => {
-                tx.commit().await?;
-                return Ok(event);
-            }
-            Err(e) if super::is_unique_violation(&e) && attempt < 5 => {
-                attempt += 1;
-                let _ = tx.rollback().await;
-            }
+        match TopicEvents::find().from_raw_sql(stmt.clone()).one(db).await {
+            Ok(Some(event)) => return Ok(event),
+            Ok(None) => return Err(DbErr::RecordNotInserted),
+            Err(e) if super::is_unique_violation(&e) && attempt < 5 => attempt += 1,
             Err(e) => return Err(e),
         }
     }
