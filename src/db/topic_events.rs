@@ -25,7 +25,7 @@ pub async fn append(
 ) -> Result<TopicEvent, DbErr> {
     let next_seq = Query::select()
         .expr(Expr::val(topic))
-        .expr(Func::coalesce([Expr::col(Column::Seq).max(), Expr::val(0i64).into()]).add(1i64))
+        .expr(Func::coalesce([Expr::col(Column::Seq).max(), Expr::val(0i64)]).add(1i64))
         .expr(Expr::val(ts))
         .expr(Expr::val(kind))
         .expr(Expr::val(payload))
