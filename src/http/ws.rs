@@ -12,7 +12,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{Message, Session};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio_stream::StreamExt;
+use tokio_stream::StreamMap;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use crate::app::AppState;
 use crate::auth::Actor;
@@ -50,7 +53,7 @@ pub async fn connect(
         session,
         actor: cookie_actor,
         subs: HashMap::new(),
-        events: None,
+        events: StreamMap::new(),
     };
     actix_web::rt::spawn(conn.run(stream));
     Ok(response)
@@ -103,7 +106,8 @@ struct Connection {
     actor: Option<Actor>,
     /// Topic → the last seq delivered.
     subs: HashMap<Topic, i64>,
-    events: Option<broadcast::Receiver<Arc<Published>>>,
+    /// One hub receiver per subscribed topic.
+    events: StreamMap<Topic, BroadcastStream<Arc<Published>>>,
 }
 
 /// The connection ends (closed by either side, or the peer is dead).
@@ -128,7 +132,7 @@ impl Connection {
                     }
                     None => Err(Closed),
                 },
-                event = recv(&mut self.events) => self.on_event(event).await,
+                Some((topic, event)) = recv(&mut self.events) => self.on_event(topic, event).await,
                 _ = ticker.tick() => self.on_tick(opened, last_seen).await,
             };
             if step.is_err() {
@@ -136,12 +140,23 @@ impl Connection {
             }
         };
         tracing::debug!(reason, "websocket ended");
-        for topic in self.subs.keys() {
-            if let Topic::ProjectLogs(project) = topic {
-                self.state.runtime_logs.unsubscribe(*project);
-            }
+        let topics: Vec<Topic> = self.subs.keys().copied().collect();
+        for topic in topics {
+            self.drop_subscription(topic);
         }
         let _ = self.session.close(None).await;
+    }
+
+    /// Forgets `topic`: its hub receiver, and its runtime-log follower share.
+    fn drop_subscription(&mut self, topic: Topic) -> bool {
+        let existed = self.subs.remove(&topic).is_some();
+        if self.events.remove(&topic).is_some() {
+            self.state.hub.release(topic);
+        }
+        if existed && let Topic::ProjectLogs(project) = topic {
+            self.state.runtime_logs.unsubscribe(project);
+        }
+        existed
     }
 
     async fn send(&mut self, value: Value) -> Result<(), Closed> {
@@ -213,11 +228,8 @@ impl Connection {
             ClientMessage::Subscribe { topic, since } => self.subscribe(&topic, since.max(0)).await,
             ClientMessage::Unsubscribe { topic } => {
                 if let Ok(parsed) = topic.parse::<Topic>()
-                    && self.subs.remove(&parsed).is_some()
+                    && self.drop_subscription(parsed)
                 {
-                    if let Topic::ProjectLogs(project) = parsed {
-                        self.state.runtime_logs.unsubscribe(project);
-                    }
                     return self
                         .send(json!({"type": "unsubscribed", "topic": topic}))
                         .await;
@@ -304,9 +316,8 @@ impl Connection {
             }
         };
         // Listen before reading the backlog, so nothing published meanwhile is missed.
-        if self.events.is_none() {
-            self.events = Some(self.state.hub.subscribe());
-        }
+        self.events
+            .insert(topic, BroadcastStream::new(self.state.hub.subscribe(topic)));
         if let (Topic::ProjectLogs(project), Some(container)) = (topic, container) {
             self.state.runtime_logs.subscribe(
                 project,
@@ -416,21 +427,20 @@ impl Connection {
         }
     }
 
-    async fn on_event(&mut self, event: Result<Arc<Published>, RecvError>) -> Result<(), Closed> {
+    async fn on_event(
+        &mut self,
+        topic: Topic,
+        event: Result<Arc<Published>, BroadcastStreamRecvError>,
+    ) -> Result<(), Closed> {
         let published = match event {
             Ok(published) => published,
-            Err(RecvError::Lagged(missed)) => {
-                let topics: Vec<Topic> = self.subs.keys().copied().collect();
-                for topic in topics {
-                    let seq = self.subs.get(&topic).copied().unwrap_or(0);
-                    self.send(json!({"type": "lagged", "topic": topic.to_string(), "seq": seq, "missed_events": missed})).await?;
-                    self.catch_up(topic).await?;
-                }
-                return Ok(());
+            Err(BroadcastStreamRecvError::Lagged(missed)) => {
+                let seq = self.subs.get(&topic).copied().unwrap_or(0);
+                self.send(json!({"type": "lagged", "topic": topic.to_string(), "seq": seq, "missed_events": missed})).await?;
+                return self.catch_up(topic).await;
             }
-            Err(RecvError::Closed) => return Err(Closed),
         };
-        let (topic, seq) = published.event.topic();
+        let (_, seq) = published.event.topic();
         let Some(&cursor) = self.subs.get(&topic) else {
             return Ok(());
         };
@@ -438,7 +448,7 @@ impl Connection {
             // Not persisted: a new subscriber starts from the current snapshot.
             self.subs.insert(topic, seq - 1);
         } else if seq > cursor + 1 {
-            // A gap (we lagged on another topic, or replay raced): fill it from the source.
+            // A gap (replay raced the live stream): fill it from the source.
             self.catch_up(topic).await?;
         }
         self.deliver(topic, seq, published.wire()).await
@@ -461,10 +471,7 @@ impl Connection {
             if let Err(e) = self.authorize(topic).await
                 && !matches!(e, AppError::Internal(_))
             {
-                self.subs.remove(&topic);
-                if let Topic::ProjectLogs(project) = topic {
-                    self.state.runtime_logs.unsubscribe(project);
-                }
+                self.drop_subscription(topic);
                 self.error(
                     Some(&topic.to_string()),
                     "subscription_ended",
@@ -477,11 +484,12 @@ impl Connection {
     }
 }
 
+/// The next event of any subscribed topic; pending while there is none.
 async fn recv(
-    events: &mut Option<broadcast::Receiver<Arc<Published>>>,
-) -> Result<Arc<Published>, RecvError> {
-    match events {
-        Some(receiver) => receiver.recv().await,
-        None => std::future::pending().await,
+    events: &mut StreamMap<Topic, BroadcastStream<Arc<Published>>>,
+) -> Option<(Topic, Result<Arc<Published>, BroadcastStreamRecvError>)> {
+    if events.is_empty() {
+        return std::future::pending().await;
     }
+    events.next().await
 }
