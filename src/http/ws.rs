@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -53,6 +54,9 @@ pub async fn connect(
         session,
         actor: cookie_actor,
         subs: HashMap::new(),
+        last_alive: Instant::now(),
+        sent: 0,
+        sent_at_last_tick: 0,
         events: StreamMap::new(),
     };
     actix_web::rt::spawn(conn.run(stream));
@@ -106,6 +110,14 @@ struct Connection {
     actor: Option<Actor>,
     /// Topic → the last seq delivered.
     subs: HashMap<Topic, i64>,
+    /// When the peer last showed it is alive: a frame from it, or a message it took from us.
+    /// A client far behind on a busy log answers pings late, yet its reading is what lets our
+    /// sends complete; a peer that stops reading makes sends block until `SEND_TIMEOUT`.
+    last_alive: Instant,
+    /// Messages the peer has taken so far; the ping tick turns progress into `last_alive`
+    /// (cheaper than reading the clock on every send).
+    sent: u64,
+    sent_at_last_tick: u64,
     /// One hub receiver per subscribed topic.
     events: StreamMap<Topic, BroadcastStream<Arc<Published>>>,
 }
@@ -116,14 +128,13 @@ struct Closed;
 impl Connection {
     async fn run(mut self, mut stream: actix_ws::MessageStream) {
         let opened = Instant::now();
-        let mut last_seen = Instant::now();
         let mut ticker = tokio::time::interval(PING_EVERY);
         ticker.tick().await;
         let reason = loop {
             let step = tokio::select! {
                 message = stream.recv() => match message {
                     Some(Ok(message)) => {
-                        last_seen = Instant::now();
+                        self.last_alive = Instant::now();
                         self.on_message(message).await
                     }
                     Some(Err(e)) => {
@@ -133,7 +144,7 @@ impl Connection {
                     None => Err(Closed),
                 },
                 Some((topic, event)) = recv(&mut self.events) => self.on_event(topic, event).await,
-                _ = ticker.tick() => self.on_tick(opened, last_seen).await,
+                _ = ticker.tick() => self.on_tick(opened).await,
             };
             if step.is_err() {
                 break "closed";
@@ -164,9 +175,23 @@ impl Connection {
     }
 
     async fn send_text(&mut self, text: ByteString) -> Result<(), Closed> {
-        match tokio::time::timeout(SEND_TIMEOUT, self.session.text(text)).await {
-            Ok(Ok(())) => Ok(()),
-            _ => Err(Closed),
+        // Most sends complete at once (the session's queue has room): only a send that has to
+        // wait arms the timeout timer.
+        let mut sending = std::pin::pin!(self.session.text(text));
+        let first = std::future::poll_fn(|cx| Poll::Ready(sending.as_mut().poll(cx))).await;
+        let result = match first {
+            Poll::Ready(result) => result,
+            Poll::Pending => match tokio::time::timeout(SEND_TIMEOUT, sending).await {
+                Ok(result) => result,
+                Err(_) => return Err(Closed),
+            },
+        };
+        match result {
+            Ok(()) => {
+                self.sent += 1;
+                Ok(())
+            }
+            Err(_) => Err(Closed),
         }
     }
 
@@ -334,6 +359,20 @@ impl Connection {
 
     /// Sends everything after the topic's cursor from the database or the runtime buffer.
     async fn catch_up(&mut self, topic: Topic) -> Result<(), Closed> {
+        // Recent events are still in memory for a receiver that is only a little behind: no
+        // database read, and each message already rendered.
+        if matches!(
+            topic,
+            Topic::Deployment(_) | Topic::Project(_) | Topic::User(_)
+        ) && let Some(&cursor) = self.subs.get(&topic)
+            && let Some(events) = self.state.hub.recent_since(topic, cursor)
+        {
+            for published in events {
+                let (_, seq) = published.event.topic();
+                self.deliver(topic, seq, published.wire()).await?;
+            }
+            return Ok(());
+        }
         match topic {
             Topic::Deployment(id) => loop {
                 let Some(&cursor) = self.subs.get(&topic) else {
@@ -441,9 +480,15 @@ impl Connection {
             }
         };
         let (_, seq) = published.event.topic();
-        let Some(&cursor) = self.subs.get(&topic) else {
+        let Some(cursor) = self.subs.get_mut(&topic) else {
             return Ok(());
         };
+        if seq == *cursor + 1 {
+            // The common case: the next event, straight through.
+            *cursor = seq;
+            return self.send_text(published.wire()).await;
+        }
+        let cursor = *cursor;
         if topic == Topic::System && cursor == 0 {
             // Not persisted: a new subscriber starts from the current snapshot.
             self.subs.insert(topic, seq - 1);
@@ -454,14 +499,18 @@ impl Connection {
         self.deliver(topic, seq, published.wire()).await
     }
 
-    async fn on_tick(&mut self, opened: Instant, last_seen: Instant) -> Result<(), Closed> {
+    async fn on_tick(&mut self, opened: Instant) -> Result<(), Closed> {
         if self.actor.is_none() && opened.elapsed() > AUTH_DEADLINE {
             let _ = self
                 .error(None, "unauthorized", "authentication timed out")
                 .await;
             return Err(Closed);
         }
-        if last_seen.elapsed() > IDLE_LIMIT {
+        if self.sent != self.sent_at_last_tick {
+            self.sent_at_last_tick = self.sent;
+            self.last_alive = Instant::now();
+        }
+        if self.last_alive.elapsed() > IDLE_LIMIT {
             return Err(Closed);
         }
         self.session.ping(b"").await.map_err(|_| Closed)?;

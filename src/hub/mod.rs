@@ -13,8 +13,8 @@ pub mod wire;
 pub use runtime::RuntimeLogs;
 pub use topic::Topic;
 
-use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
@@ -95,34 +95,57 @@ impl Published {
     }
 }
 
-/// Topic → its broadcast channel. A channel exists only while someone listens, so publishing
-/// to a topic nobody watches costs one map lookup, and a connection wakes only for the topics
-/// it subscribed to.
+/// Events kept per busy topic (deployment build logs, runtime logs) for receivers that are
+/// behind: the broadcast buffer, and the recent ring a lagged receiver resyncs from before it
+/// falls back to the database. Only pointers are kept twice; the events are shared.
+pub const BUSY_TOPIC_EVENTS: usize = 4096;
+/// Recent events kept for a lagged receiver of a busy topic (pointers to shared events).
+pub const BUSY_TOPIC_RECENT: usize = 16384;
+/// The same for quiet topics (project status, notifications, system).
+const QUIET_TOPIC_EVENTS: usize = 64;
+const QUIET_TOPIC_RECENT: usize = 256;
+
+struct Channel {
+    sender: broadcast::Sender<Arc<Published>>,
+    /// The newest events in publish order, at most `keep`.
+    recent: Mutex<VecDeque<Arc<Published>>>,
+    keep: usize,
+}
+
+/// Topic → its channel. A channel exists only while someone listens, so publishing to a topic
+/// nobody watches costs one map lookup, and a connection wakes only for the topics it
+/// subscribed to.
+#[derive(Default)]
 pub struct Hub {
-    topics: RwLock<HashMap<Topic, broadcast::Sender<Arc<Published>>>>,
-    capacity: usize,
+    topics: RwLock<HashMap<Topic, Channel>>,
 }
 
 impl Hub {
-    /// `capacity`: events kept per topic for receivers that are behind; one further behind
-    /// gets `Lagged` and resyncs from the source (the database or the runtime buffer).
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            topics: RwLock::default(),
-            capacity,
-        }
+    pub fn new() -> Self {
+        Self::default()
     }
 
     /// Never blocks; with no subscriber the event is dropped (persisted events stay in the DB).
     pub fn publish(&self, event: Event) {
         let (topic, _) = event.topic();
         let topics = self.topics.read().unwrap_or_else(PoisonError::into_inner);
-        if let Some(sender) = topics.get(&topic) {
-            let _ = sender.send(Arc::new(Published {
-                event,
-                wire: std::sync::OnceLock::new(),
-            }));
+        let Some(channel) = topics.get(&topic) else {
+            return;
+        };
+        let published = Arc::new(Published {
+            event,
+            wire: std::sync::OnceLock::new(),
+        });
+        // Ring and channel are fed under one lock, so both hold events in the same order.
+        let mut recent = channel
+            .recent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if recent.len() == channel.keep {
+            recent.pop_front();
         }
+        recent.push_back(published.clone());
+        let _ = channel.sender.send(published);
     }
 
     /// A receiver of every event published on `topic` from now on. Drop it, then call
@@ -131,16 +154,64 @@ impl Hub {
         let mut topics = self.topics.write().unwrap_or_else(PoisonError::into_inner);
         topics
             .entry(topic)
-            .or_insert_with(|| broadcast::channel(self.capacity).0)
+            .or_insert_with(|| {
+                let (capacity, keep) = match topic {
+                    Topic::Deployment(_) | Topic::ProjectLogs(_) => {
+                        (BUSY_TOPIC_EVENTS, BUSY_TOPIC_RECENT)
+                    }
+                    _ => (QUIET_TOPIC_EVENTS, QUIET_TOPIC_RECENT),
+                };
+                Channel {
+                    sender: broadcast::channel(capacity).0,
+                    recent: Mutex::new(VecDeque::new()),
+                    keep,
+                }
+            })
+            .sender
             .subscribe()
     }
 
     /// Forgets `topic`'s channel (and the events it holds) once its last receiver is dropped.
     pub fn release(&self, topic: Topic) {
         let mut topics = self.topics.write().unwrap_or_else(PoisonError::into_inner);
-        if topics.get(&topic).is_some_and(|s| s.receiver_count() == 0) {
+        if topics
+            .get(&topic)
+            .is_some_and(|c| c.sender.receiver_count() == 0)
+        {
             topics.remove(&topic);
         }
+    }
+
+    /// Every event of `topic` after seq `after`, in order, when the recent ring still holds
+    /// all of them without a gap; `None` when the caller must read its source instead.
+    pub fn recent_since(&self, topic: Topic, after: i64) -> Option<Vec<Arc<Published>>> {
+        let topics = self.topics.read().unwrap_or_else(PoisonError::into_inner);
+        let channel = topics.get(&topic)?;
+        let (oldest, mut events) = {
+            let recent = channel
+                .recent
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let oldest = recent.iter().map(|p| p.event.topic().1).min()?;
+            let events: Vec<Arc<Published>> = recent
+                .iter()
+                .filter(|p| p.event.topic().1 > after)
+                .cloned()
+                .collect();
+            (oldest, events)
+        };
+        drop(topics);
+        if oldest > after + 1 {
+            // The ring starts after the cursor: what lies between is only in the source.
+            return None;
+        }
+        // Concurrent publishers of one topic may have handed their events over out of order.
+        events.sort_by_key(|p| p.event.topic().1);
+        let contiguous = events
+            .iter()
+            .enumerate()
+            .all(|(i, p)| p.event.topic().1 == after + 1 + i as i64);
+        contiguous.then_some(events)
     }
 
     /// Topics with at least one listener.
@@ -168,7 +239,7 @@ mod tests {
 
     #[test]
     fn receivers_get_only_their_topic_and_channels_go_with_the_last_listener() {
-        let hub = Hub::new(16);
+        let hub = Hub::new();
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
         hub.publish(log(a, 1)); // nobody listens: dropped
         let mut rx_a = hub.subscribe(Topic::Deployment(a));
@@ -195,17 +266,54 @@ mod tests {
     }
 
     #[test]
-    fn a_receiver_too_far_behind_is_told_it_lagged() {
-        let hub = Hub::new(4);
+    fn a_receiver_too_far_behind_is_told_it_lagged_and_the_ring_fills_the_gap() {
+        let hub = Hub::new();
         let d = Uuid::now_v7();
         let mut rx = hub.subscribe(Topic::Deployment(d));
-        for seq in 1..=10 {
+        let total = (BUSY_TOPIC_EVENTS + 10) as i64;
+        for seq in 1..=total {
             hub.publish(log(d, seq));
         }
         assert!(matches!(
             rx.try_recv(),
-            Err(broadcast::error::TryRecvError::Lagged(6))
+            Err(broadcast::error::TryRecvError::Lagged(10))
         ));
-        assert_eq!(rx.try_recv().unwrap().event.topic().1, 7);
+        let resync = hub.recent_since(Topic::Deployment(d), 3).unwrap();
+        assert_eq!(resync.len(), (total - 3) as usize);
+        assert_eq!(resync[0].event.topic().1, 4);
+        assert!(
+            hub.recent_since(Topic::Deployment(d), total)
+                .unwrap()
+                .is_empty()
+        );
+        // Past what the ring keeps: the caller must go to the database.
+        for seq in total + 1..=BUSY_TOPIC_RECENT as i64 + 10 {
+            hub.publish(log(d, seq));
+        }
+        assert!(hub.recent_since(Topic::Deployment(d), 3).is_none());
+        assert!(hub.recent_since(Topic::Deployment(d), 10).is_some());
+        // A gap (an event never published here) also sends the caller to the source.
+        let p = Uuid::now_v7();
+        let _rx = hub.subscribe(Topic::Deployment(p));
+        hub.publish(log(p, 1));
+        hub.publish(log(p, 3));
+        assert!(hub.recent_since(Topic::Deployment(p), 0).is_none());
+        assert_eq!(hub.recent_since(Topic::Deployment(p), 2).unwrap().len(), 1);
+        // Unknown topic, or a ring that starts after the cursor: nothing to serve from memory.
+        assert!(hub.recent_since(Topic::User(p), 0).is_none());
+        let q = Uuid::now_v7();
+        let _rx = hub.subscribe(Topic::Deployment(q));
+        assert!(hub.recent_since(Topic::Deployment(q), 0).is_none());
+        hub.publish(log(q, 101));
+        assert!(hub.recent_since(Topic::Deployment(q), 0).is_none());
+        assert_eq!(
+            hub.recent_since(Topic::Deployment(q), 100).unwrap().len(),
+            1
+        );
+        assert!(
+            hub.recent_since(Topic::Deployment(q), 101)
+                .unwrap()
+                .is_empty()
+        );
     }
 }
