@@ -80,6 +80,26 @@ fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses to start when the stored env vars were sealed with another key (a changed
+/// `SHARD_SECRET_KEY` or a replaced `secret.key`): otherwise every deploy and env read would
+/// fail later, far from the cause.
+async fn check_secret_key(db: &db::Db, sealer: &Sealer, config: &Config) -> anyhow::Result<()> {
+    let sample = db::env_vars::any(db)
+        .await
+        .context("cannot read env vars to check the secret key")?;
+    if let Some(var) = sample
+        && sealer.open(&var.value_sealed, var.id.as_bytes()).is_err()
+    {
+        anyhow::bail!(
+            "the secret key cannot open the env vars stored in this database: they were sealed \
+             with another key. Start shard with the key it used before (SHARD_SECRET_KEY, or the \
+             file {}); the key is never stored in the database",
+            config.data_dir.join("secret.key").display()
+        );
+    }
+    Ok(())
+}
+
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
         tracing::info!(config = ?config, "starting shard {}", env!("CARGO_PKG_VERSION"));
@@ -91,6 +111,8 @@ impl App {
             _ => secrets::load_or_create_key_file(&config.data_dir.join("secret.key"))?,
         };
         let jwt_key = secrets::load_or_create_key_file(&config.data_dir.join("jwt.key"))?;
+        let sealer = Sealer::new(&secret_key);
+        check_secret_key(&db, &sealer, &config).await?;
 
         let listener = TcpListener::bind(config.listen).with_context(|| {
             format!(
@@ -109,13 +131,13 @@ impl App {
                 config.auth.login_failures_per_username,
                 Duration::from_secs(config.auth.login_window_secs),
             ),
-            sealer: Sealer::new(&secret_key),
+            sealer,
             docker: Arc::new(Engine::new(
                 config.docker.host.as_deref(),
                 secrets::instance_id(&secret_key),
             )),
             setup_lock: tokio::sync::Mutex::new(()),
-            hub: Arc::new(Hub::new(4096)),
+            hub: Arc::new(Hub::new()),
             runtime_logs: RuntimeLogs::default(),
             deploys: deploy::Running::default(),
             job_signal: tokio::sync::Notify::new(),

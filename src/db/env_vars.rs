@@ -11,6 +11,11 @@ use super::entities::env_vars::{self, Entity as EnvVars};
 
 pub use env_vars::Model as EnvVar;
 
+/// Any one stored variable (to check that the secret key still opens them).
+pub async fn any(db: &Db) -> Result<Option<EnvVar>, DbErr> {
+    EnvVars::find().one(db).await
+}
+
 pub async fn list(db: &Db, project_id: Uuid) -> Result<Vec<EnvVar>, DbErr> {
     EnvVars::find()
         .filter(env_vars::Column::ProjectId.eq(project_id))

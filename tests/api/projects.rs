@@ -411,3 +411,35 @@ async fn secrets_are_masked_and_never_stored_in_clear() {
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// Values sealed with one key cannot be opened with another: shard refuses to start with a
+/// message naming the cause, instead of failing every env read and deploy with a 500 later.
+#[tokio::test]
+async fn a_changed_secret_key_stops_startup_with_a_clear_message() {
+    let app = spawn_app().await;
+    let admin = app.setup_admin().await;
+    let project = app.create_project(&admin, "sealed").await;
+    let env_path = format!("/api/v1/projects/{}/env", project["id"].as_str().unwrap());
+    let body = json!({"vars": [{"key": "TOKEN", "value": "s3cret", "secret": true}]});
+    let put = app
+        .send(Method::PUT, &env_path, Some(&admin.token), Some(body))
+        .await;
+    assert_eq!(put.status(), StatusCode::OK);
+
+    let mut same = app.state.config.clone();
+    same.listen = "127.0.0.1:0".parse().unwrap();
+    let mut other = same.clone();
+    other.secret_key = Some(shard::config::Secret::new(
+        "ab".repeat(32), // 32 bytes in hex, not this installation's key
+    ));
+    let refused = shard::app::App::build(other).await;
+    let message = format!("{:#}", refused.err().expect("another key must be refused"));
+    assert!(
+        message.contains("sealed with another key") && message.contains("SHARD_SECRET_KEY"),
+        "{message}"
+    );
+    assert!(
+        shard::app::App::build(same).await.is_ok(),
+        "the original key still starts"
+    );
+}
