@@ -44,7 +44,8 @@ try {
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic", "--no-first-run"],
   });
-  const page = await browser.newPage();
+  const context = await browser.newContext();
+  const page = await context.newPage();
   const consoleErrors = [];
   page.on("pageerror", (e) => consoleErrors.push(String(e)));
 
@@ -100,8 +101,20 @@ try {
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByRole("link", { name: "My Blog" }).waitFor();
 
+  // Two tabs of one browser share the single-use refresh cookie; loading both at the same
+  // moment must not look like token reuse (which would sign both out).
+  const tab2 = await context.newPage();
+  tab2.on("pageerror", (e) => consoleErrors.push(String(e)));
+  for (let i = 0; i < 5; i++) {
+    await Promise.all([page.reload(), tab2.goto(base + "/")]);
+    await Promise.all([
+      page.getByRole("link", { name: "My Blog" }).waitFor({ timeout: 10000 }),
+      tab2.getByRole("link", { name: "My Blog" }).waitFor({ timeout: 10000 }),
+    ]);
+  }
+
   assert.deepEqual(consoleErrors, [], "no uncaught errors in the page");
-  console.log("browser test passed: setup, projects, validation, project page, sign-out, sign-in");
+  console.log("browser test passed: setup, projects, validation, project page, sign-out, sign-in, two tabs");
 } finally {
   await browser?.close();
   shard.kill("SIGTERM");

@@ -49,16 +49,36 @@ async function request<T>(method: string, path: string, body?: unknown, retry = 
   return res.status === 204 ? (undefined as T) : ((await res.json()) as T);
 }
 
-/** Trades the refresh cookie for a new access token; false when signed out. */
-export async function refresh(): Promise<User | null> {
-  try {
-    const data = await request<TokenResponse>("POST", "/auth/refresh", undefined, false);
-    accessToken = data.access_token;
-    return data.user;
-  } catch {
-    accessToken = null;
-    return null;
+let refreshing: Promise<User | null> | null = null;
+
+/**
+ * Trades the refresh cookie for a new access token; null when signed out.
+ *
+ * Refresh tokens are single-use and a reused one signs the whole login out, so refreshes never
+ * overlap: calls in this tab share one request, and tabs take turns through a Web Lock (the
+ * next tab then presents the cookie the previous one received).
+ */
+export function refresh(): Promise<User | null> {
+  if (!refreshing) {
+    const run = async (): Promise<User | null> => {
+      try {
+        const data = await request<TokenResponse>("POST", "/auth/refresh", undefined, false);
+        accessToken = data.access_token;
+        return data.user;
+      } catch {
+        accessToken = null;
+        return null;
+      }
+    };
+    const locked: Promise<User | null> = navigator.locks
+      ? navigator.locks.request("shard-refresh", run).then((user) => user)
+      : run();
+    refreshing = locked.finally(() => {
+      refreshing = null;
+    });
+    return refreshing;
   }
+  return refreshing;
 }
 
 export async function login(username: string, password: string): Promise<User> {
