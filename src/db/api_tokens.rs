@@ -1,9 +1,6 @@
 //! Personal API tokens for scripts and the CLI, stored as SHA-256 hashes.
 
-use chrono::Utc;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QueryOrder, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Set};
 use uuid::Uuid;
 
 use super::entities::api_tokens::{self, Column, Entity as ApiTokens};
@@ -30,19 +27,6 @@ pub async fn create(
     }
     .insert(db)
     .await
-}
-
-/// The unexpired token with this hash.
-pub async fn find_valid(db: &Db, token_hash: &str) -> Result<Option<ApiToken>, DbErr> {
-    ApiTokens::find()
-        .filter(Column::TokenHash.eq(token_hash))
-        .filter(
-            Condition::any()
-                .add(Column::ExpiresAt.is_null())
-                .add(Column::ExpiresAt.gt(Utc::now())),
-        )
-        .one(db)
-        .await
 }
 
 pub async fn list(db: &Db, user_id: Uuid) -> Result<Vec<ApiToken>, DbErr> {

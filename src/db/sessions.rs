@@ -3,9 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DbErr, EntityTrait, PaginatorTrait, QueryFilter, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
 use super::entities::sessions::{self, Entity as Sessions};
@@ -66,17 +64,6 @@ pub async fn revoke_family(db: &Db, family_id: Uuid) -> Result<(), DbErr> {
         .exec(db)
         .await?;
     Ok(())
-}
-
-/// True while the family has an unrevoked, unexpired token (the login is still valid).
-pub async fn family_active(db: &Db, family_id: Uuid) -> Result<bool, DbErr> {
-    let live = Sessions::find()
-        .filter(sessions::Column::FamilyId.eq(family_id))
-        .filter(sessions::Column::RevokedAt.is_null())
-        .filter(sessions::Column::ExpiresAt.gt(now()))
-        .count(db)
-        .await?;
-    Ok(live > 0)
 }
 
 /// Deletes tokens that expired, and revoked ones past `keep_until`.

@@ -6,7 +6,9 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::entities::users::{self, Entity as Users};
+use super::entities::{api_tokens, sessions};
 use super::{Db, new_id, now};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, Query};
 
 pub use users::Model as User;
 
@@ -34,6 +36,49 @@ pub async fn create(
     }
     .insert(db)
     .await
+}
+
+/// The user behind an access token, if its login (session family) is still active: one query
+/// on every request made with an access token.
+pub async fn find_with_active_login(
+    db: &Db,
+    user_id: Uuid,
+    family_id: Uuid,
+) -> Result<Option<User>, DbErr> {
+    let active = Query::select()
+        .expr(Expr::val(1))
+        .from(sessions::Entity)
+        .and_where(Expr::col((sessions::Entity, sessions::Column::FamilyId)).eq(family_id))
+        .and_where(
+            Expr::col((sessions::Entity, sessions::Column::UserId))
+                .equals((Users, users::Column::Id)),
+        )
+        .and_where(Expr::col((sessions::Entity, sessions::Column::RevokedAt)).is_null())
+        .and_where(Expr::col((sessions::Entity, sessions::Column::ExpiresAt)).gt(now()))
+        .to_owned();
+    Users::find_by_id(user_id)
+        .filter(Expr::exists(active))
+        .one(db)
+        .await
+}
+
+/// The owner of an unexpired API token with this hash, in one query.
+pub async fn find_by_api_token(db: &Db, token_hash: &str) -> Result<Option<User>, DbErr> {
+    let valid = Query::select()
+        .expr(Expr::val(1))
+        .from(api_tokens::Entity)
+        .and_where(Expr::col((api_tokens::Entity, api_tokens::Column::TokenHash)).eq(token_hash))
+        .and_where(
+            Expr::col((api_tokens::Entity, api_tokens::Column::UserId))
+                .equals((Users, users::Column::Id)),
+        )
+        .cond_where(
+            Condition::any()
+                .add(Expr::col((api_tokens::Entity, api_tokens::Column::ExpiresAt)).is_null())
+                .add(Expr::col((api_tokens::Entity, api_tokens::Column::ExpiresAt)).gt(now())),
+        )
+        .to_owned();
+    Users::find().filter(Expr::exists(valid)).one(db).await
 }
 
 pub async fn find(db: &Db, id: Uuid) -> Result<Option<User>, DbErr> {

@@ -42,27 +42,19 @@ impl FromRequest for Authenticated {
 
 /// Resolves an access or API token to its user; `None` if the token is not valid now.
 pub async fn actor_for_token(state: &AppState, token: &str) -> Result<Option<Actor>, AppError> {
-    let user_id = if token.starts_with(API_TOKEN_PREFIX) {
-        match db::api_tokens::find_valid(&state.db, &crate::secrets::token_hash(token)).await? {
-            Some(api_token) => api_token.user_id,
-            None => return Ok(None),
-        }
+    let user = if token.starts_with(API_TOKEN_PREFIX) {
+        db::users::find_by_api_token(&state.db, &crate::secrets::token_hash(token)).await?
     } else {
         let Some(claims) = state.tokens.verify(token) else {
             return Ok(None);
         };
-        if !db::sessions::family_active(&state.db, claims.sid).await? {
-            return Ok(None);
-        }
-        claims.sub
+        db::users::find_with_active_login(&state.db, claims.sub, claims.sid).await?
     };
-    Ok(db::users::find(&state.db, user_id)
-        .await?
-        .map(|user| Actor {
-            user_id: user.id,
-            username: user.username,
-            role: user.role,
-        }))
+    Ok(user.map(|user| Actor {
+        user_id: user.id,
+        username: user.username,
+        role: user.role,
+    }))
 }
 
 fn bearer_token(req: &HttpRequest) -> Option<String> {
