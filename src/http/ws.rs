@@ -357,39 +357,54 @@ impl Connection {
         self.catch_up(topic).await
     }
 
-    /// Sends everything after the topic's cursor from the database or the runtime buffer.
+    /// Sends everything after the topic's cursor: from the hub's recent ring while it covers
+    /// the cursor (no database read, messages already rendered), otherwise page by page from
+    /// the database (or the runtime buffer) until the cursor reaches the ring or the end.
     async fn catch_up(&mut self, topic: Topic) -> Result<(), Closed> {
-        // Recent events are still in memory for a receiver that is only a little behind: no
-        // database read, and each message already rendered.
-        if matches!(
+        loop {
+            if self.catch_up_from_memory(topic).await? {
+                return Ok(());
+            }
+            if !self.catch_up_page(topic).await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// True when the recent ring had everything after the cursor (and it was sent).
+    async fn catch_up_from_memory(&mut self, topic: Topic) -> Result<bool, Closed> {
+        if !matches!(
             topic,
             Topic::Deployment(_) | Topic::Project(_) | Topic::User(_)
-        ) && let Some(&cursor) = self.subs.get(&topic)
-            && let Some(events) = self.state.hub.recent_since(topic, cursor)
-        {
-            for published in events {
-                let (_, seq) = published.event.topic();
-                self.deliver(topic, seq, published.wire()).await?;
-            }
-            return Ok(());
+        ) {
+            return Ok(false);
         }
+        let Some(&cursor) = self.subs.get(&topic) else {
+            return Ok(true);
+        };
+        let Some(events) = self.state.hub.recent_since(topic, cursor) else {
+            return Ok(false);
+        };
+        for published in events {
+            let (_, seq) = published.event.topic();
+            self.deliver(topic, seq, published.wire()).await?;
+        }
+        Ok(true)
+    }
+
+    /// Sends one page after the cursor from the topic's source; true when more may follow.
+    async fn catch_up_page(&mut self, topic: Topic) -> Result<bool, Closed> {
+        let Some(&cursor) = self.subs.get(&topic) else {
+            return Ok(false);
+        };
         match topic {
-            Topic::Deployment(id) => loop {
-                let Some(&cursor) = self.subs.get(&topic) else {
-                    return Ok(());
-                };
+            Topic::Deployment(id) => {
                 let lines =
                     match deployment_logs::since(&self.state.db, id, cursor, REPLAY_PAGE).await {
                         Ok(lines) => lines,
                         Err(e) => {
-                            tracing::warn!(error = %e, "replay failed");
-                            return self
-                                .error(
-                                    Some(&topic.to_string()),
-                                    "internal",
-                                    "replay failed; resubscribe",
-                                )
-                                .await;
+                            self.replay_failed(topic, e).await?;
+                            return Ok(false);
                         }
                     };
                 let full = lines.len() as u64 == REPLAY_PAGE;
@@ -397,24 +412,17 @@ impl Connection {
                     let message = persisted_message(&topic, &line).to_string();
                     self.deliver(topic, line.seq, message).await?;
                 }
-                if !full {
-                    return Ok(());
-                }
-            },
-            Topic::Project(_) | Topic::User(_) => loop {
-                let Some(&cursor) = self.subs.get(&topic) else {
-                    return Ok(());
-                };
+                Ok(full)
+            }
+            Topic::Project(_) | Topic::User(_) => {
                 let name = topic.to_string();
                 let events =
                     match db::topic_events::since(&self.state.db, &name, cursor, REPLAY_PAGE).await
                     {
                         Ok(events) => events,
                         Err(e) => {
-                            tracing::warn!(error = %e, "replay failed");
-                            return self
-                                .error(Some(&name), "internal", "replay failed; resubscribe")
-                                .await;
+                            self.replay_failed(topic, e).await?;
+                            return Ok(false);
                         }
                     };
                 let full = events.len() as u64 == REPLAY_PAGE;
@@ -424,14 +432,11 @@ impl Connection {
                         .to_string();
                     self.deliver(topic, event.seq, message).await?;
                 }
-                if !full {
-                    return Ok(());
-                }
-            },
+                Ok(full)
+            }
             // Live only: a snapshot every few seconds.
-            Topic::System => Ok(()),
+            Topic::System => Ok(false),
             Topic::ProjectLogs(project) => {
-                let cursor = self.subs.get(&topic).copied().unwrap_or(0);
                 let (lines, _) = self.state.runtime_logs.since(project, cursor);
                 if let Some(first) = lines.first()
                     && first.seq > cursor + 1
@@ -445,9 +450,23 @@ impl Connection {
                             .to_string();
                     self.deliver(topic, line.seq, message).await?;
                 }
-                Ok(())
+                Ok(false)
             }
         }
+    }
+
+    async fn replay_failed(
+        &mut self,
+        topic: Topic,
+        e: impl std::fmt::Display,
+    ) -> Result<(), Closed> {
+        tracing::warn!(error = %e, %topic, "replay failed");
+        self.error(
+            Some(&topic.to_string()),
+            "internal",
+            "replay failed; resubscribe",
+        )
+        .await
     }
 
     /// Sends one message if it is the next after the cursor; older ones are duplicates.

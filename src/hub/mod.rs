@@ -95,21 +95,44 @@ impl Published {
     }
 }
 
-/// Events kept per busy topic (deployment build logs, runtime logs) for receivers that are
-/// behind: the broadcast buffer, and the recent ring a lagged receiver resyncs from before it
-/// falls back to the database. Only pointers are kept twice; the events are shared.
+/// Events buffered per busy topic (deployment build logs, runtime logs) in the broadcast
+/// channel; a receiver further behind gets `Lagged` and resyncs.
 pub const BUSY_TOPIC_EVENTS: usize = 4096;
-/// Recent events kept for a lagged receiver of a busy topic (pointers to shared events).
-pub const BUSY_TOPIC_RECENT: usize = 16384;
+/// The recent ring a lagged receiver of a busy topic resyncs from before it falls back to the
+/// database: at most this many events and about [`BUSY_TOPIC_RECENT_BYTES`] of them. The ring
+/// holds pointers; the events are the ones every subscriber shares.
+pub const BUSY_TOPIC_RECENT: usize = 65536;
+pub const BUSY_TOPIC_RECENT_BYTES: usize = 16 << 20;
 /// The same for quiet topics (project status, notifications, system).
 const QUIET_TOPIC_EVENTS: usize = 64;
 const QUIET_TOPIC_RECENT: usize = 256;
+const QUIET_TOPIC_RECENT_BYTES: usize = 256 << 10;
+
+/// Roughly what an event and its rendered message occupy, for the ring's byte budget.
+fn footprint(event: &Event) -> usize {
+    let text = match event {
+        Event::Log { line, .. } | Event::Runtime { line, .. } => line.len(),
+        Event::Status { status, .. } => status.len(),
+        Event::Topic { payload, .. } => match payload {
+            serde_json::Value::Object(map) => map.len() * 32,
+            _ => 32,
+        },
+    };
+    // The event, the Arc and OnceLock around it, and the JSON message (text plus framing).
+    2 * text + 320
+}
+
+struct Recent {
+    events: VecDeque<Arc<Published>>,
+    bytes: usize,
+}
 
 struct Channel {
     sender: broadcast::Sender<Arc<Published>>,
-    /// The newest events in publish order, at most `keep`.
-    recent: Mutex<VecDeque<Arc<Published>>>,
+    /// The newest events in publish order, within `keep` events and `keep_bytes`.
+    recent: Mutex<Recent>,
     keep: usize,
+    keep_bytes: usize,
 }
 
 /// Topic → its channel. A channel exists only while someone listens, so publishing to a topic
@@ -141,10 +164,22 @@ impl Hub {
             .recent
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if recent.len() == channel.keep {
-            recent.pop_front();
+        recent.bytes += footprint(&published.event);
+        // Kept in seq order: concurrent publishers of a quiet topic may hand events over out
+        // of order (a busy topic has one publisher, so this is a push at the back).
+        let seq = published.event.topic().1;
+        let at = recent
+            .events
+            .iter()
+            .rposition(|p| p.event.topic().1 <= seq)
+            .map_or(0, |i| i + 1);
+        recent.events.insert(at, published.clone());
+        while recent.events.len() > channel.keep || recent.bytes > channel.keep_bytes {
+            match recent.events.pop_front() {
+                Some(old) => recent.bytes -= footprint(&old.event),
+                None => break,
+            }
         }
-        recent.push_back(published.clone());
         let _ = channel.sender.send(published);
     }
 
@@ -155,16 +190,26 @@ impl Hub {
         topics
             .entry(topic)
             .or_insert_with(|| {
-                let (capacity, keep) = match topic {
-                    Topic::Deployment(_) | Topic::ProjectLogs(_) => {
-                        (BUSY_TOPIC_EVENTS, BUSY_TOPIC_RECENT)
-                    }
-                    _ => (QUIET_TOPIC_EVENTS, QUIET_TOPIC_RECENT),
+                let (capacity, keep, keep_bytes) = match topic {
+                    Topic::Deployment(_) | Topic::ProjectLogs(_) => (
+                        BUSY_TOPIC_EVENTS,
+                        BUSY_TOPIC_RECENT,
+                        BUSY_TOPIC_RECENT_BYTES,
+                    ),
+                    _ => (
+                        QUIET_TOPIC_EVENTS,
+                        QUIET_TOPIC_RECENT,
+                        QUIET_TOPIC_RECENT_BYTES,
+                    ),
                 };
                 Channel {
                     sender: broadcast::channel(capacity).0,
-                    recent: Mutex::new(VecDeque::new()),
+                    recent: Mutex::new(Recent {
+                        events: VecDeque::new(),
+                        bytes: 0,
+                    }),
                     keep,
+                    keep_bytes,
                 }
             })
             .sender
@@ -187,17 +232,16 @@ impl Hub {
     pub fn recent_since(&self, topic: Topic, after: i64) -> Option<Vec<Arc<Published>>> {
         let topics = self.topics.read().unwrap_or_else(PoisonError::into_inner);
         let channel = topics.get(&topic)?;
-        let (oldest, mut events) = {
+        let (oldest, events) = {
             let recent = channel
                 .recent
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            let oldest = recent.iter().map(|p| p.event.topic().1).min()?;
-            let events: Vec<Arc<Published>> = recent
-                .iter()
-                .filter(|p| p.event.topic().1 > after)
-                .cloned()
-                .collect();
+            let oldest = recent.events.front()?.event.topic().1;
+            let start = recent
+                .events
+                .partition_point(|p| p.event.topic().1 <= after);
+            let events: Vec<Arc<Published>> = recent.events.range(start..).cloned().collect();
             (oldest, events)
         };
         drop(topics);
@@ -205,8 +249,7 @@ impl Hub {
             // The ring starts after the cursor: what lies between is only in the source.
             return None;
         }
-        // Concurrent publishers of one topic may have handed their events over out of order.
-        events.sort_by_key(|p| p.event.topic().1);
+        // A seq never published here (a failed write) leaves a gap only the source can fill.
         let contiguous = events
             .iter()
             .enumerate()
@@ -287,11 +330,40 @@ mod tests {
                 .is_empty()
         );
         // Past what the ring keeps: the caller must go to the database.
-        for seq in total + 1..=BUSY_TOPIC_RECENT as i64 + 10 {
+        let last = BUSY_TOPIC_RECENT as i64 + 10;
+        for seq in total + 1..=last {
             hub.publish(log(d, seq));
         }
         assert!(hub.recent_since(Topic::Deployment(d), 3).is_none());
-        assert!(hub.recent_since(Topic::Deployment(d), 10).is_some());
+        assert_eq!(
+            hub.recent_since(Topic::Deployment(d), last - 100)
+                .unwrap()
+                .len(),
+            100
+        );
+        // Long lines: the byte budget bounds the ring before the event count does.
+        let big = Uuid::now_v7();
+        let _rx = hub.subscribe(Topic::Deployment(big));
+        for seq in 1..=1000 {
+            hub.publish(Event::Log {
+                deployment_id: big,
+                seq,
+                ts: timestamp(),
+                stream: "stdout",
+                line: "x".repeat(64 << 10),
+            });
+        }
+        let kept = (BUSY_TOPIC_RECENT_BYTES / (2 * (64 << 10) + 320)) as i64;
+        assert!(
+            hub.recent_since(Topic::Deployment(big), 1000 - kept - 1)
+                .is_none()
+        );
+        assert_eq!(
+            hub.recent_since(Topic::Deployment(big), 1000 - kept)
+                .unwrap()
+                .len() as i64,
+            kept
+        );
         // A gap (an event never published here) also sends the caller to the source.
         let p = Uuid::now_v7();
         let _rx = hub.subscribe(Topic::Deployment(p));
@@ -299,6 +371,21 @@ mod tests {
         hub.publish(log(p, 3));
         assert!(hub.recent_since(Topic::Deployment(p), 0).is_none());
         assert_eq!(hub.recent_since(Topic::Deployment(p), 2).unwrap().len(), 1);
+        // Two publishers that hand over 5 before 4: the ring still serves both in order.
+        let r = Uuid::now_v7();
+        let _rx = hub.subscribe(Topic::Deployment(r));
+        for seq in [1, 2, 3, 5, 4, 6] {
+            hub.publish(log(r, seq));
+        }
+        let seqs = |after| {
+            hub.recent_since(Topic::Deployment(r), after)
+                .unwrap()
+                .iter()
+                .map(|p| p.event.topic().1)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(seqs(3), vec![4, 5, 6]);
+        assert_eq!(seqs(4), vec![5, 6]);
         // Unknown topic, or a ring that starts after the cursor: nothing to serve from memory.
         assert!(hub.recent_since(Topic::User(p), 0).is_none());
         let q = Uuid::now_v7();
