@@ -4,6 +4,7 @@
 //!    log writer (the same `LogWriter` a deploy uses) takes 5,000 lines/s for 10 s. Every
 //!    client must receive every line, in order; delivery latency is measured from the moment
 //!    the line was handed to the writer. shard's RSS is sampled during the run.
+//!    `lagged` notices are counted: each is a resync from the hub ring or the database.
 //! 2. Replay: a 100,000-line log replayed to a new subscriber, subscribe → last line.
 //!
 //! Clients, server and producer share this machine's cores, so the figures include the
@@ -287,7 +288,7 @@ async fn main() {
         peak_rss / 1024
     );
     println!(
-        "| `lagged` notices received by fan-out clients (resynced from the DB) | {} | |",
+        "| `lagged` notices received by fan-out clients (each resynced from the ring or the DB) | {} | |",
         lagged.load(std::sync::atomic::Ordering::Relaxed)
     );
     println!("| replay of {REPLAY_LINES} lines to a new subscriber | {replay_secs:.2} s | ≤ 1 s |");
