@@ -514,6 +514,15 @@ impl Connection {
         } else if seq > cursor + 1 {
             // A gap (replay raced the live stream): fill it from the source.
             self.catch_up(topic).await?;
+            let persisted = matches!(
+                topic,
+                Topic::Deployment(_) | Topic::Project(_) | Topic::User(_)
+            );
+            if persisted && self.subs.get(&topic).is_some_and(|&c| seq != c + 1) {
+                // Either the source already had this event (sent), or it could not be read
+                // (the client was told): a persisted topic never jumps over a gap.
+                return Ok(());
+            }
         }
         self.deliver(topic, seq, published.wire()).await
     }

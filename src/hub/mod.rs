@@ -98,7 +98,7 @@ impl Published {
 /// Events buffered per busy topic (deployment build logs, runtime logs) in the broadcast
 /// channel; a receiver further behind gets `Lagged` and resyncs.
 pub const BUSY_TOPIC_EVENTS: usize = 4096;
-/// The recent ring a lagged receiver of a busy topic resyncs from before it falls back to the
+/// The recent ring a lagged receiver of a build log resyncs from before it falls back to the
 /// database: at most this many events and about [`BUSY_TOPIC_RECENT_BYTES`] of them. The ring
 /// holds pointers; the events are the ones every subscriber shares.
 pub const BUSY_TOPIC_RECENT: usize = 65536;
@@ -129,7 +129,7 @@ struct Recent {
 
 struct Channel {
     sender: broadcast::Sender<Arc<Published>>,
-    /// The newest events in publish order, within `keep` events and `keep_bytes`.
+    /// The newest events in seq order, within `keep` events and `keep_bytes`.
     recent: Mutex<Recent>,
     keep: usize,
     keep_bytes: usize,
@@ -159,7 +159,7 @@ impl Hub {
             event,
             wire: std::sync::OnceLock::new(),
         });
-        // Ring and channel are fed under one lock, so both hold events in the same order.
+        // The ring's lock also serializes the broadcast sends of concurrent publishers.
         let mut recent = channel
             .recent
             .lock()
@@ -191,11 +191,13 @@ impl Hub {
             .entry(topic)
             .or_insert_with(|| {
                 let (capacity, keep, keep_bytes) = match topic {
-                    Topic::Deployment(_) | Topic::ProjectLogs(_) => (
+                    Topic::Deployment(_) => (
                         BUSY_TOPIC_EVENTS,
                         BUSY_TOPIC_RECENT,
                         BUSY_TOPIC_RECENT_BYTES,
                     ),
+                    // Runtime logs resync from their own buffer (`RuntimeLogs`): no ring.
+                    Topic::ProjectLogs(_) => (BUSY_TOPIC_EVENTS, 0, 0),
                     _ => (
                         QUIET_TOPIC_EVENTS,
                         QUIET_TOPIC_RECENT,
