@@ -93,6 +93,9 @@ pub struct HttpConfig {
     pub workers: usize,
     /// Seconds in-flight requests get to finish on shutdown.
     pub shutdown_timeout_secs: u64,
+    /// Reverse proxies in front of shard whose `X-Forwarded-For` is believed when they are
+    /// the TCP peer (for login rate limits and audit). Empty: the peer address is the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -191,6 +194,7 @@ impl Default for HttpConfig {
             body_limit_bytes: 1024 * 1024,
             workers: 0,
             shutdown_timeout_secs: 30,
+            trusted_proxies: Vec::new(),
         }
     }
 }

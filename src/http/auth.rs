@@ -2,6 +2,7 @@
 //! token as `Authorization: Bearer`, and the refresh cookie helpers.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
@@ -68,12 +69,44 @@ fn bearer_token(req: &HttpRequest) -> Option<String> {
         .then(|| token.trim().to_string())
 }
 
-/// The client address used for rate limiting: the TCP peer (shard does not trust
-/// forwarding headers it cannot verify).
+/// The client address used for rate limiting and the audit log: the TCP peer, unless the peer
+/// is a configured trusted proxy, in which case `X-Forwarded-For` is followed from the right
+/// past every trusted hop (headers from anyone else are ignored: they are trivial to forge).
 pub fn client_ip(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".into())
+    let Some(peer) = req.peer_addr().map(|a| a.ip()) else {
+        return "unknown".into();
+    };
+    let trusted = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.config.http.trusted_proxies.as_slice())
+        .unwrap_or_default();
+    if trusted.is_empty() {
+        return peer.to_string();
+    }
+    let forwarded: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    client_behind(peer, &forwarded, trusted).to_string()
+}
+
+/// Walks the forwarding chain back from `peer` while the current hop is a trusted proxy.
+fn client_behind(peer: IpAddr, forwarded: &[&str], trusted: &[IpAddr]) -> IpAddr {
+    let mut client = peer;
+    for hop in forwarded.iter().rev() {
+        if !trusted.contains(&client) {
+            break;
+        }
+        match hop.parse::<IpAddr>() {
+            Ok(ip) => client = ip,
+            // Garbage in the chain: stop at the last address a trusted proxy vouched for.
+            Err(_) => break,
+        }
+    }
+    client
 }
 
 pub fn refresh_cookie(state: &AppState, token: &str) -> Cookie<'static> {
@@ -92,4 +125,35 @@ pub fn expired_refresh_cookie(state: &AppState) -> Cookie<'static> {
     let mut cookie = refresh_cookie(state, "");
     cookie.make_removal();
     cookie
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let proxy = ip("10.0.0.1");
+        let trusted = [proxy, ip("10.0.0.2")];
+        // No trusted peer: the header is ignored.
+        assert_eq!(
+            client_behind(ip("203.0.113.9"), &["1.2.3.4"], &trusted),
+            ip("203.0.113.9")
+        );
+        // One trusted proxy: the address it saw.
+        assert_eq!(
+            client_behind(proxy, &["198.51.100.7"], &trusted),
+            ip("198.51.100.7")
+        );
+        // A forged left part is not believed: the walk stops at the first untrusted hop.
+        assert_eq!(
+            client_behind(proxy, &["1.2.3.4", "198.51.100.7", "10.0.0.2"], &trusted),
+            ip("198.51.100.7")
+        );
+        // Garbage: stop at the trusted proxy itself.
+        assert_eq!(client_behind(proxy, &["not-an-ip"], &trusted), proxy);
+        // No header at all.
+        assert_eq!(client_behind(proxy, &[], &trusted), proxy);
+    }
 }

@@ -234,6 +234,53 @@ async fn login_is_rate_limited_per_username_and_per_ip() {
     assert_error(limited, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
 }
 
+/// Behind a trusted reverse proxy each client has its own per-IP budget; from anyone else a
+/// forged `X-Forwarded-For` changes nothing.
+#[tokio::test]
+async fn forwarded_clients_are_limited_apart_only_behind_a_trusted_proxy() {
+    async fn attempts_until_limited(app: &TestApp, forwarded_for: &str) -> usize {
+        for n in 1..=10 {
+            let response = app
+                .client
+                .post(app.url("/api/v1/auth/login"))
+                .header("x-forwarded-for", forwarded_for)
+                .json(&json!({"username": format!("nobody{n}"), "password": "x-wrong-password"}))
+                .send()
+                .await
+                .unwrap();
+            if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                return n - 1;
+            }
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        }
+        10
+    }
+    let limits = |c: &mut shard::config::Config| c.auth.login_attempts_per_ip = 3;
+
+    let behind_proxy = spawn_app_with(|c| {
+        limits(c);
+        c.http.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    assert_eq!(
+        attempts_until_limited(&behind_proxy, "198.51.100.1").await,
+        3
+    );
+    assert_eq!(
+        attempts_until_limited(&behind_proxy, "198.51.100.2").await,
+        3,
+        "another client behind the proxy has its own budget"
+    );
+
+    let direct = spawn_app_with(limits).await;
+    assert_eq!(attempts_until_limited(&direct, "198.51.100.1").await, 3);
+    assert_eq!(
+        attempts_until_limited(&direct, "198.51.100.2").await,
+        0,
+        "a forged header from an untrusted peer does not buy a new budget"
+    );
+}
+
 #[tokio::test]
 async fn api_tokens_authenticate_and_can_be_revoked() {
     let app = spawn_app().await;
