@@ -88,6 +88,21 @@ fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     app_error.into()
 }
 
+/// An optional JSON body: empty means `T::default()`; anything else must parse (400 for broken
+/// JSON, 422 for a wrong shape), never be taken as "no body".
+pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, AppError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            AppError::validation("body", e.to_string())
+        } else {
+            AppError::BadRequest(format!("malformed JSON: {e}"))
+        }
+    })
+}
+
 fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
     AppError::BadRequest(format!("invalid id in path: {err}")).into()
 }

@@ -127,3 +127,42 @@ async fn unknown_api_routes_are_json_404_and_the_spa_falls_back() {
             .contains("javascript")
     );
 }
+
+/// A deploy request body that is broken or has the wrong shape is refused; it is never taken
+/// as "no body" (which would start a plain deploy instead of the rollback that was asked for).
+#[tokio::test]
+async fn a_bad_deploy_body_is_refused_and_queues_nothing() {
+    let app = spawn_app().await;
+    let admin = app.setup_admin().await;
+    let project = app.create_project(&admin, "careful").await;
+    let path = format!(
+        "/api/v1/projects/{}/deployments",
+        project["id"].as_str().unwrap()
+    );
+    for (body, status, code) in [
+        (r#"{"from_deployment":"nope"}"#, 422, "validation_failed"),
+        (r#"{"from_deploymnet":null}"#, 422, "validation_failed"),
+        (r#"{"from_deployment":"#, 400, "bad_request"),
+        ("[1,2]", 422, "validation_failed"),
+    ] {
+        let response = app
+            .client
+            .post(app.url(&path))
+            .bearer_auth(&admin.token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{body}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], code, "{body}: {error}");
+    }
+    let listed: Value = app
+        .get(&path, Some(&admin.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed, json!([]), "nothing was queued");
+}

@@ -105,15 +105,15 @@ async fn visible(state: &AppState, actor: &Actor, id: Uuid) -> AppResult<Deploym
 
 /// Queues a deploy of the project's branch, or a rollback to an earlier deployment's image.
 #[utoipa::path(post, path = "/api/v1/projects/{id}/deployments", tag = "deployments", request_body(content = CreateDeployment, description = "optional"),
-    responses((status = 202, body = Accepted), (status = 404), (status = 409, description = "rollback image no longer kept")), security(("bearer" = [])))]
+    responses((status = 202, body = Accepted), (status = 400, description = "malformed JSON"), (status = 404), (status = 409, description = "rollback image no longer kept"), (status = 422, description = "unknown field, or not a deployment of this project")), security(("bearer" = [])))]
 pub async fn create_deployment(
     state: web::Data<AppState>,
     Authenticated(actor): Authenticated,
     id: web::Path<Uuid>,
-    body: Option<web::Json<CreateDeployment>>,
+    body: web::Bytes,
 ) -> AppResult<HttpResponse> {
     let project = access::project(&state.db, &actor, id.into_inner()).await?;
-    let body = body.map(web::Json::into_inner).unwrap_or_default();
+    let body: CreateDeployment = crate::http::optional_json(&body)?;
     let from = match body.from_deployment {
         Some(from_id) => {
             let from = deps::find(&state.db, from_id)
