@@ -1,8 +1,11 @@
 // End-to-end test of the embedded dashboard: starts a real `shard serve`, drives Debian's
-// Chromium through first-run setup, the projects list, validation errors, the project page and
-// sign-out. Usage: node dashboard.mjs <path to the shard binary>. Exits non-zero on failure.
-import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+// Chromium through first-run setup, the projects list, validation errors, the project page,
+// sign-out, two tabs, and a real deploy (git over smart HTTP, Docker) whose build log streams
+// into the page live. Usage: node dashboard.mjs <path to the shard binary>. Exits non-zero on
+// failure. Needs git, a running Docker engine and /bin/busybox (busybox-static).
+import { execFileSync, spawn } from "node:child_process";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,6 +24,77 @@ const freePort = () =>
     });
   });
 
+/** A bare repository with a busybox web app, served by `git http-backend` over smart HTTP. */
+async function startGitServer(root) {
+  const work = join(root, "work");
+  mkdirSync(join(work, "www"), { recursive: true });
+  copyFileSync("/bin/busybox", join(work, "busybox"));
+  writeFileSync(join(work, "www", "index.html"), `hello from the browser test ${Date.now()}\n`);
+  writeFileSync(
+    join(work, "Dockerfile"),
+    [
+      "FROM scratch",
+      "COPY busybox /bin/busybox",
+      "COPY www /www",
+      `RUN ["/bin/busybox", "sh", "-c", "printf '\\\\033[32mgreen step\\\\033[0m\\\\n'; /bin/busybox seq 1 20"]`,
+      "EXPOSE 8080",
+      `CMD ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]`,
+      "",
+    ].join("\n"),
+  );
+  const git = (cwd, ...args) =>
+    execFileSync("git", ["-c", "user.name=browser-test", "-c", "user.email=t@shard.invalid", ...args], {
+      cwd,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+  git(work, "init", "-q", "-b", "main");
+  git(work, "add", "-A");
+  git(work, "commit", "-q", "-m", "first");
+  const repos = join(root, "repos");
+  mkdirSync(repos);
+  git(root, "clone", "-q", "--bare", work, join(repos, "app.git"));
+
+  const server = createHttpServer((req, res) => {
+    const url = new URL(req.url, "http://x");
+    const cgi = spawn("git", ["http-backend"], {
+      env: {
+        PATH: process.env.PATH,
+        GIT_PROJECT_ROOT: repos,
+        GIT_HTTP_EXPORT_ALL: "1",
+        PATH_INFO: url.pathname,
+        QUERY_STRING: url.search.slice(1),
+        REQUEST_METHOD: req.method,
+        CONTENT_TYPE: req.headers["content-type"] ?? "",
+        GIT_PROTOCOL: req.headers["git-protocol"] ?? "",
+        HTTP_CONTENT_ENCODING: req.headers["content-encoding"] ?? "",
+        REMOTE_ADDR: "127.0.0.1",
+      },
+    });
+    req.pipe(cgi.stdin);
+    const chunks = [];
+    cgi.stdout.on("data", (c) => chunks.push(c));
+    cgi.on("close", () => {
+      const out = Buffer.concat(chunks);
+      let end = out.indexOf("\r\n\r\n");
+      let sep = 4;
+      if (end < 0) [end, sep] = [out.indexOf("\n\n"), 2];
+      if (end < 0) return res.writeHead(502).end();
+      let status = 200;
+      const headers = {};
+      for (const line of out.subarray(0, end).toString().split(/\r?\n/)) {
+        const at = line.indexOf(":");
+        if (at < 0) continue;
+        const [name, value] = [line.slice(0, at).trim(), line.slice(at + 1).trim()];
+        if (name.toLowerCase() === "status") status = parseInt(value, 10);
+        else headers[name] = value;
+      }
+      res.writeHead(status, headers).end(out.subarray(end + sep));
+    });
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { server, url: `http://127.0.0.1:${server.address().port}/app.git` };
+}
+
 const port = await freePort();
 const dataDir = mkdtempSync(join(tmpdir(), "shard-browser-"));
 const base = `http://127.0.0.1:${port}`;
@@ -30,6 +104,7 @@ const shard = spawn(binary, ["serve"], {
 });
 
 let browser;
+let gitServer;
 try {
   for (let i = 0; ; i++) {
     try {
@@ -47,7 +122,7 @@ try {
   const context = await browser.newContext();
   const page = await context.newPage();
   const consoleErrors = [];
-  page.on("pageerror", (e) => consoleErrors.push(String(e)));
+  page.on("pageerror", (e) => consoleErrors.push(String(e.stack ?? e)));
 
   // Signed out, the dashboard sends us to the login page.
   await page.goto(base + "/");
@@ -113,10 +188,48 @@ try {
     ]);
   }
 
+  // A real deploy, watched live: the build log streams into the page, ANSI colours rendered,
+  // and the project turns live.
+  gitServer = await startGitServer(join(dataDir, "git"));
+  await page.goto(base + "/");
+  await page.getByLabel("Name").fill("Live App");
+  await page.getByLabel("Git URL").fill(gitServer.url);
+  await page.getByRole("button", { name: "Create project" }).click();
+  await page.getByRole("link", { name: "Live App" }).click();
+  await page.getByRole("button", { name: "Deploy now" }).click();
+  const log = page.getByTestId("log");
+  try {
+    await log.getByText("==> Building").waitFor({ timeout: 60000 });
+    await log.getByText(/==> Live at/).waitFor({ timeout: 120000 });
+  } catch (e) {
+    const text = (locator) => locator.innerText({ timeout: 1000 }).catch((e) => `(none: ${e.message.split("\n")[0]})`);
+    console.error(`page errors: ${consoleErrors.join(" | ")}\nthe page ${page.url()}: ${await text(page.locator("body"))}\nits build log:\n${await text(log)}`);
+    throw e;
+  }
+  assert.match(await log.innerText(), /— live —/);
+  const green = log.getByText("green step").last();
+  assert.equal(await green.evaluate((e) => getComputedStyle(e).color), "rgb(39, 174, 96)");
+  for (let n = 1; n <= 20; n++) assert.ok(await log.getByText(String(n), { exact: true }).count(), `build line ${n} shown`);
+  await page.locator("h1 .badge", { hasText: "live" }).waitFor({ timeout: 30000 });
+
+  // Clean up its container and image through the API.
+  const login = await fetch(`${base}/api/v1/auth/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ username: "admin", password: "browser-pass-123" }),
+  }).then((r) => r.json());
+  const projectId = new URL(page.url()).pathname.split("/").pop();
+  const deleted = await fetch(`${base}/api/v1/projects/${projectId}`, {
+    method: "DELETE",
+    headers: { authorization: `Bearer ${login.access_token}` },
+  });
+  assert.equal(deleted.status, 204);
+
   assert.deepEqual(consoleErrors, [], "no uncaught errors in the page");
-  console.log("browser test passed: setup, projects, validation, project page, sign-out, sign-in, two tabs");
+  console.log("browser test passed: setup, projects, validation, project page, sign-out, sign-in, two tabs, live deploy");
 } finally {
   await browser?.close();
+  gitServer?.server.close();
   shard.kill("SIGTERM");
   rmSync(dataDir, { recursive: true, force: true });
 }

@@ -104,7 +104,11 @@ function LogView({ deployment }: { deployment: string }) {
       }),
     [deployment],
   );
-  useEffect(() => bottom.current?.scrollIntoView({ block: "end" }), [lines]);
+  // A block body: newer browsers return a Promise from scrollIntoView, and an effect must
+  // return nothing or a cleanup function (returning the Promise crashed the page).
+  useEffect(() => {
+    bottom.current?.scrollIntoView({ block: "end" });
+  }, [lines]);
   return (
     <pre className="log" data-testid="log">
       {lines.map((m, i) => (
