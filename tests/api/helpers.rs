@@ -95,6 +95,42 @@ pub struct Session {
     pub refresh: String,
 }
 
+/// A test that fails half-way leaves its containers and images behind; whatever still carries
+/// this app's `shard.instance` label is removed when the app goes away (only this test's own
+/// objects: every test app has its own secret key, hence its own instance id).
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let filter = format!("label=shard.instance={}", self.state.docker.instance());
+        let ids = |args: &[&str]| -> Vec<String> {
+            std::process::Command::new("docker")
+                .args(args)
+                .args(["--filter", &filter, "-q"])
+                .output()
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .split_whitespace()
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let containers = ids(&["ps", "-a"]);
+        if !containers.is_empty() {
+            let _ = std::process::Command::new("docker")
+                .args(["rm", "-f"])
+                .args(&containers)
+                .output();
+        }
+        let images = ids(&["images"]);
+        if !images.is_empty() {
+            let _ = std::process::Command::new("docker")
+                .args(["rmi", "-f"])
+                .args(&images)
+                .output();
+        }
+    }
+}
+
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
