@@ -437,7 +437,18 @@ impl Connection {
             // Live only: a snapshot every few seconds.
             Topic::System => Ok(false),
             Topic::ProjectLogs(project) => {
-                let (lines, _) = self.state.runtime_logs.since(project, cursor);
+                let (mut lines, last) = self.state.runtime_logs.since(project, cursor);
+                let mut cursor = cursor;
+                if cursor > last {
+                    // The numbering restarted (the follower stopped with its last listener, or
+                    // shard restarted): a reconnecting client's cursor points past every line
+                    // now, and keeping it would freeze its log. Start over from the buffer.
+                    let note = json!({"type": "notice", "topic": topic.to_string(), "message": format!("runtime log numbering restarted; line {cursor} is gone, resuming from the lines kept now")});
+                    self.send(note).await?;
+                    cursor = 0;
+                    self.subs.insert(topic, cursor);
+                    lines = self.state.runtime_logs.since(project, cursor).0;
+                }
                 if let Some(first) = lines.first()
                     && first.seq > cursor + 1
                 {

@@ -505,6 +505,35 @@ async fn runtime_logs_arrive_within_a_second() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Coming back with the old cursor: a new follower numbers from 1 again, so the cursor is
+    // reset with a notice instead of silently holding back every new line.
+    send(
+        &mut ws,
+        json!({"op": "subscribe", "topic": topic, "since": last_seq + 1000}),
+    )
+    .await;
+    // Lines sent before the unsubscribe may still be in flight: start at the new ack.
+    while next(&mut ws).await["type"] != "subscribed" {}
+    let (mut noticed, mut resumed) = (false, 0);
+    while resumed < 3 {
+        let m = next(&mut ws).await;
+        if m["topic"] != topic.as_str() {
+            continue;
+        }
+        match m["type"].as_str() {
+            Some("notice") => noticed = true,
+            Some("log") => {
+                assert!(noticed, "the reset is announced before the lines: {m}");
+                resumed += 1;
+                assert_eq!(
+                    m["seq"].as_i64().unwrap(),
+                    resumed,
+                    "numbering restarts at 1"
+                );
+            }
+            _ => {}
+        }
+    }
     app.send(
         reqwest::Method::DELETE,
         &format!("/api/v1/projects/{project}"),
