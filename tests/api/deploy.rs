@@ -272,14 +272,7 @@ async fn deploy_env_redeploy_rollback_and_delete() {
     }
 
     // Deleting the project leaves nothing behind.
-    let deleted = app
-        .send(
-            Method::DELETE,
-            &format!("/api/v1/projects/{project}"),
-            Some(&admin.token),
-            None,
-        )
-        .await;
+    let deleted = app.delete_project(&admin, &project).await;
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     let label = format!("label=shard.project={project}");
     assert_eq!(docker_ids(&["ps", "-aq", "--filter", &label]), "");
@@ -371,13 +364,7 @@ async fn failed_deploys_leave_the_running_version_serving() {
         .await
         .unwrap();
     assert_eq!(view["live_deployment"], good.as_str());
-    app.send(
-        Method::DELETE,
-        &format!("/api/v1/projects/{project}"),
-        Some(&admin.token),
-        None,
-    )
-    .await;
+    app.delete_project(&admin, &project).await;
 }
 
 #[tokio::test]
@@ -450,13 +437,7 @@ async fn newer_requests_supersede_queued_ones_and_cancel_stops_a_build() {
         .await;
     assert_error(again, StatusCode::CONFLICT, "conflict").await;
     wait_gone(&format!("label=shard.project={project}")).await;
-    app.send(
-        Method::DELETE,
-        &format!("/api/v1/projects/{project}"),
-        Some(&admin.token),
-        None,
-    )
-    .await;
+    app.delete_project(&admin, &project).await;
 }
 
 #[tokio::test]
@@ -801,11 +782,5 @@ async fn private_repos_limits_restart_and_image_pruning() {
         )
         .await;
     assert_error(rollback, StatusCode::CONFLICT, "conflict").await;
-    app.send(
-        Method::DELETE,
-        &format!("/api/v1/projects/{project}"),
-        Some(&admin.token),
-        None,
-    )
-    .await;
+    app.delete_project(&admin, &project).await;
 }

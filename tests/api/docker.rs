@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 
 use crate::helpers::*;
 
@@ -93,14 +93,7 @@ async fn deleting_a_project_removes_its_containers_and_images() {
     let filter = format!("label={label}");
     assert!(!docker(&["ps", "-aq", "--filter", &filter]).is_empty());
 
-    let deleted = app
-        .send(
-            Method::DELETE,
-            &format!("/api/v1/projects/{id}"),
-            Some(&admin.token),
-            None,
-        )
-        .await;
+    let deleted = app.delete_project(&admin, &id).await;
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     assert_eq!(
         docker(&["ps", "-aq", "--filter", &filter]),
@@ -116,14 +109,7 @@ async fn deleting_a_project_removes_its_containers_and_images() {
     // Another project's objects are untouched.
     let other_filter = format!("label={other_label}");
     assert!(!docker(&["ps", "-aq", "--filter", &other_filter]).is_empty());
-    let deleted = app
-        .send(
-            Method::DELETE,
-            &format!("/api/v1/projects/{other_id}"),
-            Some(&admin.token),
-            None,
-        )
-        .await;
+    let deleted = app.delete_project(&admin, &other_id).await;
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     assert_eq!(docker(&["ps", "-aq", "--filter", &other_filter]), "");
     assert_eq!(docker(&["images", "-q", "--filter", &other_filter]), "");

@@ -293,6 +293,17 @@ impl TestApp {
         body["id"].as_str().unwrap().to_string()
     }
 
+    /// `DELETE /api/v1/projects/{project}` as `session`.
+    pub async fn delete_project(&self, session: &Session, project: &str) -> Response {
+        self.send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/projects/{project}"),
+            Some(&session.token),
+            None,
+        )
+        .await
+    }
+
     pub async fn deployment(&self, session: &Session, id: &str) -> Value {
         self.get(&format!("/api/v1/deployments/{id}"), Some(&session.token))
             .await

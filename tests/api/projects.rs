@@ -75,14 +75,7 @@ async fn projects_crud_and_derived_fields() {
         .await
         .unwrap();
     assert_eq!(list.len(), 2);
-    let deleted = app
-        .send(
-            Method::DELETE,
-            &format!("/api/v1/projects/{id}"),
-            Some(&admin.token),
-            None,
-        )
-        .await;
+    let deleted = app.delete_project(&admin, id).await;
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     assert_error(
         app.get(&format!("/api/v1/projects/{id}"), Some(&admin.token))

@@ -207,13 +207,7 @@ async fn live_then_replay_then_since_are_identical_and_gapless() {
         .await
         .unwrap();
     assert_eq!(tail[0]["seq"], 11);
-    app.send(
-        reqwest::Method::DELETE,
-        &format!("/api/v1/projects/{project}"),
-        Some(&admin.token),
-        None,
-    )
-    .await;
+    app.delete_project(&admin, &project).await;
 }
 
 #[tokio::test]
@@ -351,13 +345,7 @@ async fn a_stalled_client_does_not_slow_the_build_and_resumes_without_loss() {
         "all 10,000 build lines were delivered ({})",
         seqs.len()
     );
-    app.send(
-        reqwest::Method::DELETE,
-        &format!("/api/v1/projects/{project}"),
-        Some(&admin.token),
-        None,
-    )
-    .await;
+    app.delete_project(&admin, &project).await;
 }
 
 #[tokio::test]
@@ -534,11 +522,5 @@ async fn runtime_logs_arrive_within_a_second() {
             _ => {}
         }
     }
-    app.send(
-        reqwest::Method::DELETE,
-        &format!("/api/v1/projects/{project}"),
-        Some(&admin.token),
-        None,
-    )
-    .await;
+    app.delete_project(&admin, &project).await;
 }
