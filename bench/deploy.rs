@@ -13,11 +13,11 @@ mod gitserver;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use shard::app::{App, AppState};
+use shard::app::App;
 use shard::auth::Actor;
 use shard::config::Config;
 use shard::db;
-use shard::jobs::deploy;
+use shard::state::AppState;
 use std::sync::Arc;
 
 const ROUNDS: usize = 5;
@@ -56,7 +56,7 @@ async fn shard_deploy(state: &Arc<AppState>, project: uuid::Uuid) -> f64 {
         .await
         .unwrap()
         .unwrap();
-    let d = deploy::request(state, &p, None, None).await.unwrap();
+    let d = state.deployer.request(&p, None, None).await.unwrap();
     let status = until_final(state, d.id).await;
     assert_eq!(status, "live", "shard deploy ended {status}");
     started.elapsed().as_secs_f64()
@@ -155,7 +155,7 @@ async fn main() {
     for round in 0..5 {
         for p in &projects {
             let _ = round;
-            ids.push(deploy::request(&state, p, None, None).await.unwrap().id);
+            ids.push(state.deployer.request(p, None, None).await.unwrap().id);
         }
     }
     let mut outcomes = std::collections::BTreeMap::new();

@@ -17,7 +17,7 @@ use futures_util::{SinkExt, StreamExt};
 use shard::app::App;
 use shard::config::Config;
 use shard::db;
-use shard::jobs::deploy::LogWriter;
+use shard::deploy::log::{LogWriter, Sink};
 use tokio_tungstenite::tungstenite::Message;
 
 const RATE: usize = 5_000;
@@ -209,13 +209,19 @@ async fn main() {
     }
     ready.wait().await;
     let rss_before = rss_kib();
-    let mut writer = LogWriter::start(state.clone(), &deployment).await.unwrap();
+    let sink = Sink {
+        db: state.db.clone(),
+        hub: state.hub.clone(),
+    };
+    let mut writer = LogWriter::start(sink, &deployment, 16 * 1024, u64::MAX)
+        .await
+        .unwrap();
     let started = Instant::now();
     let mut peak_rss = rss_before;
     let per_tick = RATE / 100;
     for tick in 0..(SECONDS * 100) {
         for _ in 0..per_tick {
-            writer.stdout(now_nanos().to_string());
+            writer.stdout(now_nanos().to_string()).await;
         }
         if tick % 50 == 0 {
             peak_rss = peak_rss.max(rss_kib());

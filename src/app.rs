@@ -10,40 +10,19 @@ use actix_web::{HttpServer, web};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{LoginLimiter, TokenKeys};
+use crate::auth::{LoginLimiter, PasswordHasher, TokenKeys};
 use crate::config::Config;
 use crate::db::{self, Db};
+use crate::deploy::{self, Deployer};
 use crate::docker::Engine;
 use crate::hub::{Hub, RuntimeLogs};
-use crate::jobs::deploy;
 use crate::secrets::{self, Sealer};
+use crate::state::AppState;
 use crate::{http, jobs, setup};
 
-/// Everything request handlers and jobs share. Built once per app; no globals.
-pub struct AppState {
-    pub config: Config,
-    pub db: Db,
-    pub sealer: Sealer,
-    pub tokens: TokenKeys,
-    pub limiter: LoginLimiter,
-    pub docker: Arc<Engine>,
-    /// Serialises first-run setup so two racing requests cannot both create an admin.
-    pub setup_lock: tokio::sync::Mutex<()>,
-    /// The port actually bound (differs from the config when it asked for port 0).
-    pub port: u16,
-    /// Status and log events, published after they are persisted.
-    pub hub: Arc<Hub>,
-    /// Followers of running containers' output, while someone listens.
-    pub runtime_logs: RuntimeLogs,
-    /// Wakes idle job workers when a job is enqueued.
-    pub job_signal: tokio::sync::Notify,
-    /// Cancel tokens of deploys running in this process.
-    pub deploys: deploy::Running,
-    /// Client for health checks of app containers (loopback only).
-    pub http: reqwest::Client,
-}
-
 pub struct App {
+    /// Held for the life of the process: one `shard serve` per data dir.
+    _lock: DataDirLock,
     server: actix_web::dev::Server,
     state: web::Data<AppState>,
     workers: jobs::Workers,
@@ -54,6 +33,13 @@ pub struct App {
 pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     install_crypto_provider();
     create_private_dir(&config.data_dir)?;
+    if config
+        .database_url
+        .as_ref()
+        .is_none_or(|u| u.expose().is_empty())
+    {
+        create_private_file(&config.data_dir.join("shard.db"))?;
+    }
     let db = db::connect(&config.database_url()).await?;
     db::migrate(&db).await?;
     Ok(db)
@@ -80,6 +66,53 @@ fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Creates the SQLite file readable by its owner only before SQLite opens it (its WAL and
+/// shared-memory files take the same mode), and tightens an existing one.
+fn create_private_file(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot restrict {}", path.display()))?;
+    Ok(())
+}
+
+/// An exclusive lock on `<data_dir>/shard.lock`, released when the process ends (even by
+/// SIGKILL). A second `shard serve` on the same data dir would run every job twice and
+/// break SQLite's one-writer assumption of the queue; it exits at once instead.
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
+impl DataDirLock {
+    pub fn acquire(data_dir: &std::path::Path) -> anyhow::Result<Self> {
+        use rustix::fs::{FlockOperation, flock};
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = data_dir.join("shard.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => anyhow::bail!(
+                "the data dir {} is in use by another shard process; stop it first or choose another --data-dir",
+                data_dir.display()
+            ),
+            Err(e) => {
+                Err(anyhow::Error::from(e)).context(format!("cannot lock {}", path.display()))
+            }
+        }
+    }
+}
+
 /// Refuses to start when the stored env vars were sealed with another key (a changed
 /// `SHARD_SECRET_KEY` or a replaced `secret.key`): otherwise every deploy and env read would
 /// fail later, far from the cause.
@@ -103,6 +136,8 @@ async fn check_secret_key(db: &db::Db, sealer: &Sealer, config: &Config) -> anyh
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
         tracing::info!(config = ?config, "starting shard {}", env!("CARGO_PKG_VERSION"));
+        create_private_dir(&config.data_dir)?;
+        let lock = DataDirLock::acquire(&config.data_dir)?;
         let db = open_database(&config).await?;
         let secret_key = match &config.secret_key {
             Some(key) if !key.expose().is_empty() => {
@@ -111,7 +146,7 @@ impl App {
             _ => secrets::load_or_create_key_file(&config.data_dir.join("secret.key"))?,
         };
         let jwt_key = secrets::load_or_create_key_file(&config.data_dir.join("jwt.key"))?;
-        let sealer = Sealer::new(&secret_key);
+        let sealer = Arc::new(Sealer::new(&secret_key));
         check_secret_key(&db, &sealer, &config).await?;
 
         let listener = TcpListener::bind(config.listen).with_context(|| {
@@ -124,6 +159,22 @@ impl App {
 
         announce_setup(&config, &db, port).await?;
 
+        let config = Arc::new(config);
+        let hub = Arc::new(Hub::new());
+        let docker = Arc::new(Engine::new(
+            config.docker.host.as_deref(),
+            secrets::instance_id(&secret_key),
+        ));
+        let job_signal = Arc::new(tokio::sync::Notify::new());
+        let deployer = Arc::new(Deployer::new(deploy::Parts {
+            db: db.clone(),
+            hub: hub.clone(),
+            docker: docker.clone(),
+            sealer: sealer.clone(),
+            config: config.clone(),
+            port,
+            job_signal: job_signal.clone(),
+        })?);
         let state = web::Data::new(AppState {
             tokens: TokenKeys::new(&jwt_key, config.auth.access_token_ttl_secs),
             limiter: LoginLimiter::new(
@@ -131,28 +182,21 @@ impl App {
                 config.auth.login_failures_per_username,
                 Duration::from_secs(config.auth.login_window_secs),
             ),
+            passwords: PasswordHasher::new(config.auth.hash_concurrency),
             sealer,
-            docker: Arc::new(Engine::new(
-                config.docker.host.as_deref(),
-                secrets::instance_id(&secret_key),
-            )),
+            docker,
             setup_lock: tokio::sync::Mutex::new(()),
-            hub: Arc::new(Hub::new()),
-            runtime_logs: RuntimeLogs::default(),
-            deploys: deploy::Running::default(),
-            job_signal: tokio::sync::Notify::new(),
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .context("building the health-check client")?,
+            hub,
+            runtime_logs: RuntimeLogs::new(config.deploy.max_log_line_bytes),
+            job_signal,
+            deployer,
             db,
             port,
             config,
         });
 
-        jobs::reconcile::at_startup(&state).await;
         let shutdown = CancellationToken::new();
+        deploy::recover::at_startup(&state.deployer, shutdown.clone()).await;
         tokio::spawn(crate::hub::record::system_heartbeat(
             state.clone().into_inner(),
             Duration::from_secs(5),
@@ -172,6 +216,7 @@ impl App {
         let server = server.listen(listener)?.run();
         tracing::info!("listening on http://{}:{}", state.config.listen.ip(), port);
         Ok(App {
+            _lock: lock,
             server,
             state,
             workers,
@@ -191,6 +236,7 @@ impl App {
     /// requests and jobs finish, and closes the database.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let App {
+            _lock,
             server,
             state,
             workers,

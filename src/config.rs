@@ -66,6 +66,8 @@ pub struct Config {
     pub git: GitConfig,
     pub docker: DockerConfig,
     pub deploy: DeployConfig,
+    pub containers: ContainersConfig,
+    pub retention: RetentionConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -108,6 +110,8 @@ pub struct AuthConfig {
     /// Failed logins allowed per username in one window.
     pub login_failures_per_username: u32,
     pub login_window_secs: u64,
+    /// Password hashes computed at once (each holds 19 MiB while it runs); more wait.
+    pub hash_concurrency: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -140,6 +144,16 @@ pub struct DeployConfig {
     pub grace_secs: u64,
     /// Images of this many recent deployments per project are kept for rollback.
     pub keep_images: usize,
+    /// A git fetch taking longer fails the deploy.
+    pub fetch_timeout_secs: u64,
+    /// A checkout larger than this (MiB, without `.git`) fails the deploy.
+    pub max_checkout_mb: u64,
+    /// An image build taking longer fails the deploy.
+    pub build_timeout_secs: u64,
+    /// Build and runtime log lines longer than this are cut with a marker.
+    pub max_log_line_bytes: usize,
+    /// Output lines persisted per deployment; later ones are dropped after a notice.
+    pub max_log_lines: u64,
 }
 
 impl Default for DeployConfig {
@@ -147,6 +161,67 @@ impl Default for DeployConfig {
         Self {
             grace_secs: 10,
             keep_images: 5,
+            fetch_timeout_secs: 600,
+            max_checkout_mb: 2048,
+            build_timeout_secs: 1800,
+            max_log_line_bytes: 16 * 1024,
+            max_log_lines: 50_000,
+        }
+    }
+}
+
+/// What every app container gets unless its project asks for other limits (within the
+/// `max_*` values set here).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContainersConfig {
+    pub memory_mb: i64,
+    pub cpu_millis: i64,
+    /// Processes (and threads) a container may run.
+    pub pids_limit: i64,
+    /// Docker's json-file log of a container: size of one file and files kept.
+    pub log_max_size_mb: u32,
+    pub log_max_files: u32,
+    /// The most a project may ask for.
+    pub max_memory_mb: i64,
+    pub max_cpu_millis: i64,
+}
+
+impl Default for ContainersConfig {
+    fn default() -> Self {
+        Self {
+            memory_mb: 512,
+            cpu_millis: 1000,
+            pids_limit: 512,
+            log_max_size_mb: 10,
+            log_max_files: 3,
+            max_memory_mb: 16 * 1024,
+            max_cpu_millis: 16_000,
+        }
+    }
+}
+
+/// How long finished things are kept; maintenance (hourly) removes older ones.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Build logs of deployments that ended this many days ago (the deployments stay).
+    pub deployment_logs_days: u32,
+    /// Finished jobs.
+    pub jobs_days: u32,
+    /// Audit entries.
+    pub audit_days: u32,
+    /// Events of `project:` and `user:` topics.
+    pub topic_events_days: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            deployment_logs_days: 30,
+            jobs_days: 7,
+            audit_days: 180,
+            topic_events_days: 30,
         }
     }
 }
@@ -175,6 +250,8 @@ impl Default for Config {
             git: GitConfig::default(),
             docker: DockerConfig::default(),
             deploy: DeployConfig::default(),
+            containers: ContainersConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -207,6 +284,7 @@ impl Default for AuthConfig {
             login_attempts_per_ip: 20,
             login_failures_per_username: 5,
             login_window_secs: 300,
+            hash_concurrency: 2,
         }
     }
 }
@@ -236,21 +314,17 @@ pub struct Overrides {
     pub listen: Option<SocketAddr>,
 }
 
-/// Top-level keys; `SHARD_*` variables outside them (such as `SHARD_CONFIG`) are not config.
-const TOP_KEYS: &[&str] = &[
-    "data_dir",
-    "listen",
-    "database_url",
-    "secret_key",
-    "public_url",
-    "log",
-    "http",
-    "auth",
-    "apps",
-    "jobs",
-    "git",
-    "docker",
-];
+/// Top-level keys (every field of `Config`); `SHARD_*` variables outside them (such as
+/// `SHARD_CONFIG`) are not config. Read off the defaults, so a new section is never missed.
+fn top_keys() -> Vec<String> {
+    let mut keys: Vec<String> = match serde_json::to_value(Config::default()) {
+        Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+        _ => Vec::new(),
+    };
+    // Optional keys are left out of the serialized defaults when unset.
+    keys.extend(["database_url", "secret_key", "public_url"].map(String::from));
+    keys
+}
 
 /// A configuration problem, phrased so the person starting shard knows what to change.
 #[derive(Debug, thiserror::Error)]
@@ -274,14 +348,15 @@ impl Config {
             }
             None => {}
         }
-        figment = figment.merge(Env::prefixed("SHARD_").split("__").filter(|key| {
+        let top_keys = top_keys();
+        figment = figment.merge(Env::prefixed("SHARD_").split("__").filter(move |key| {
             let top = key
                 .as_str()
                 .split('.')
                 .next()
                 .unwrap_or("")
                 .to_ascii_lowercase();
-            TOP_KEYS.contains(&top.as_str())
+            top_keys.contains(&top)
         }));
         if let Some(dir) = &overrides.data_dir {
             figment = figment.merge(Serialized::default("data_dir", dir));
@@ -364,6 +439,9 @@ impl Config {
                 "login limits must be at least 1",
             );
         }
+        if !(1..=64).contains(&self.auth.hash_concurrency) {
+            return bad("auth.hash_concurrency", "must be between 1 and 64");
+        }
         if self.auth.login_window_secs == 0 {
             return bad("auth.login_window_secs", "must be at least 1");
         }
@@ -378,6 +456,58 @@ impl Config {
         }
         if self.deploy.keep_images == 0 {
             return bad("deploy.keep_images", "must be at least 1 (the live image)");
+        }
+        let d = &self.deploy;
+        if d.fetch_timeout_secs == 0 || d.build_timeout_secs == 0 {
+            return bad(
+                "deploy.fetch_timeout_secs",
+                "fetch and build timeouts must be at least 1 second",
+            );
+        }
+        if d.max_checkout_mb == 0 {
+            return bad("deploy.max_checkout_mb", "must be at least 1");
+        }
+        if !(256..=1 << 20).contains(&d.max_log_line_bytes) {
+            return bad(
+                "deploy.max_log_line_bytes",
+                "must be between 256 and 1048576",
+            );
+        }
+        if d.max_log_lines < 100 {
+            return bad("deploy.max_log_lines", "must be at least 100");
+        }
+        let c = &self.containers;
+        if !(6..=c.max_memory_mb).contains(&c.memory_mb) {
+            return bad(
+                "containers.memory_mb",
+                "must be between 6 and containers.max_memory_mb",
+            );
+        }
+        if !(10..=c.max_cpu_millis).contains(&c.cpu_millis) {
+            return bad(
+                "containers.cpu_millis",
+                "must be between 10 and containers.max_cpu_millis",
+            );
+        }
+        if c.pids_limit < 16 {
+            return bad("containers.pids_limit", "must be at least 16");
+        }
+        if c.log_max_size_mb == 0 || c.log_max_files == 0 {
+            return bad(
+                "containers.log_max_size_mb",
+                "log size and file count must be at least 1",
+            );
+        }
+        let r = &self.retention;
+        if [
+            r.deployment_logs_days,
+            r.jobs_days,
+            r.audit_days,
+            r.topic_events_days,
+        ]
+        .contains(&0)
+        {
+            return bad("retention", "every retention must be at least 1 day");
         }
         if self.jobs.lease_secs < 5 {
             return bad("jobs.lease_secs", "must be at least 5");

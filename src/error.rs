@@ -77,6 +77,19 @@ impl From<sea_orm::DbErr> for AppError {
     }
 }
 
+impl From<crate::deploy::DeployError> for AppError {
+    fn from(e: crate::deploy::DeployError) -> Self {
+        use crate::deploy::DeployError as D;
+        match e {
+            D::NotFound(what) => Self::not_found(what),
+            D::Invalid { field, message } => Self::validation(field, message),
+            D::Conflict(message) => Self::Conflict(message),
+            D::Unavailable(message) => Self::Unavailable(message),
+            D::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct Body<'a> {
     error: Detail<'a>,

@@ -92,7 +92,7 @@ async fn user_create(config: Config, username: &str, admin: bool) -> anyhow::Res
     } else {
         db::users::ROLE_MEMBER
     };
-    let hash = auth::hash_password(password).await?;
+    let hash = auth::PasswordHasher::new(1).hash(password).await?;
     match db::users::create(&db, &username, &hash, role).await {
         Ok(user) => println!("created {role} {} ({})", user.username, user.id),
         Err(e) if db::is_unique_violation(&e) => anyhow::bail!("user {username} already exists"),

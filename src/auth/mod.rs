@@ -6,7 +6,7 @@ mod password;
 mod tokens;
 
 pub use limiter::LoginLimiter;
-pub use password::{hash_password, verify_password};
+pub use password::PasswordHasher;
 pub use tokens::{AccessClaims, TokenKeys};
 
 use uuid::Uuid;

@@ -29,3 +29,13 @@ pub async fn record(db: &Db, entry: Entry<'_>) -> Result<(), DbErr> {
     .await?;
     Ok(())
 }
+
+/// Removes entries older than `before` (retention).
+pub async fn prune(db: &Db, before: chrono::DateTime<chrono::Utc>) -> Result<u64, DbErr> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let result = audit_log::Entity::delete_many()
+        .filter(audit_log::Column::CreatedAt.lt(before))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}

@@ -98,3 +98,21 @@ pub async fn since(
         .all(db)
         .await
 }
+
+/// Removes the logs of deployments that ended before `before` and no longer serve (retention;
+/// the deployments themselves stay in the history).
+pub async fn prune(db: &Db, before: DateTime<Utc>) -> Result<u64, DbErr> {
+    use super::entities::deployments::{self, Entity as Deployments};
+    use sea_orm::sea_query::Query;
+    let ended = Query::select()
+        .column(deployments::Column::Id)
+        .from(Deployments)
+        .and_where(deployments::Column::FinishedAt.lt(before))
+        .and_where(deployments::Column::Status.is_not_in(["live", "stopped"]))
+        .to_owned();
+    let result = DeploymentLogs::delete_many()
+        .filter(Column::DeploymentId.in_subquery(ended))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}

@@ -13,19 +13,19 @@ use super::{Db, new_id, now};
 
 pub use deployments::Model as Deployment;
 
-pub const QUEUED: &str = "queued";
-pub const FETCHING: &str = "fetching";
-pub const BUILDING: &str = "building";
-pub const STARTING: &str = "starting";
-pub const HEALTH_CHECKING: &str = "health_checking";
-pub const LIVE: &str = "live";
-pub const SUPERSEDED: &str = "superseded";
-pub const STOPPED: &str = "stopped";
-pub const FAILED: &str = "failed";
-pub const CANCELLED: &str = "cancelled";
+pub use crate::deploy::DeploymentStatus;
+use DeploymentStatus as S;
 
-/// Statuses of a deployment a worker is moving forward.
-pub const IN_PROGRESS: &[&str] = &[FETCHING, BUILDING, STARTING, HEALTH_CHECKING];
+impl Deployment {
+    /// The stored status as a type (an unknown string reads as `failed`).
+    pub fn state(&self) -> DeploymentStatus {
+        DeploymentStatus::parse(&self.status).unwrap_or(S::Failed)
+    }
+}
+
+fn names(statuses: &[DeploymentStatus]) -> Vec<&'static str> {
+    statuses.iter().map(|s| s.as_str()).collect()
+}
 
 pub struct NewDeployment {
     pub project_id: Uuid,
@@ -41,7 +41,7 @@ pub async fn create(db: &Db, new: NewDeployment) -> Result<Deployment, DbErr> {
     deployments::ActiveModel {
         id: Set(new_id()),
         project_id: Set(new.project_id),
-        status: Set(QUEUED.into()),
+        status: Set(S::Queued.as_str().into()),
         trigger: Set(new.trigger.into()),
         from_deployment_id: Set(new.from_deployment_id),
         created_by: Set(new.created_by),
@@ -82,15 +82,15 @@ pub async fn list_for_project(
 pub async fn live_for_project(db: &Db, project_id: Uuid) -> Result<Option<Deployment>, DbErr> {
     Deployments::find()
         .filter(Column::ProjectId.eq(project_id))
-        .filter(Column::Status.is_in([LIVE, STOPPED]))
+        .filter(Column::Status.is_in(names(&S::CURRENT)))
         .order_by_desc(Column::CreatedAt)
         .one(db)
         .await
 }
 
-pub async fn with_status(db: &Db, statuses: &[&str]) -> Result<Vec<Deployment>, DbErr> {
+pub async fn with_status(db: &Db, statuses: &[DeploymentStatus]) -> Result<Vec<Deployment>, DbErr> {
     Deployments::find()
-        .filter(Column::Status.is_in(statuses.iter().copied()))
+        .filter(Column::Status.is_in(names(statuses)))
         .all(db)
         .await
 }
@@ -113,15 +113,33 @@ pub struct Fields {
 pub async fn transition(
     db: &Db,
     id: Uuid,
-    from: &[&str],
-    to: &str,
+    from: &[DeploymentStatus],
+    to: DeploymentStatus,
     fields: Fields,
 ) -> Result<bool, DbErr> {
+    let update = transition_update(from, to, fields)
+        .filter(Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(update.rows_affected == 1)
+}
+
+/// The conditional update of `transition`, without its target row.
+fn transition_update(
+    from: &[DeploymentStatus],
+    to: DeploymentStatus,
+    fields: Fields,
+) -> sea_orm::UpdateMany<Deployments> {
+    debug_assert!(
+        from.iter().all(|f| f.can_move_to(to)),
+        "illegal move {from:?} -> {to}"
+    );
+    let from: Vec<DeploymentStatus> = from.iter().copied().filter(|f| f.can_move_to(to)).collect();
     let at: DateTime<Utc> = now();
     let mut update = Deployments::update_many()
-        .col_expr(Column::Status, Expr::value(to))
+        .col_expr(Column::Status, Expr::value(to.as_str()))
         .col_expr(Column::UpdatedAt, Expr::value(at));
-    let final_status = [LIVE, FAILED, CANCELLED].contains(&to);
+    let final_status = matches!(to, S::Live | S::Failed | S::Cancelled);
     if final_status {
         update = update.col_expr(Column::FinishedAt, Expr::value(at));
     }
@@ -142,12 +160,44 @@ pub async fn transition(
             update = update.col_expr(column, Expr::value(value));
         }
     }
-    let result = update
-        .filter(Column::Id.eq(id))
-        .filter(Column::Status.is_in(from.iter().copied()))
-        .exec(db)
+    update.filter(Column::Status.is_in(names(&from)))
+}
+
+/// The switch, in one transaction: `new` goes from `health_checking` to `live` and whatever
+/// deployment of the project was current (live or stopped) becomes `superseded`. A crash
+/// cannot leave two live deployments. Returns the superseded deployments, or `None` when `new`
+/// was no longer health-checking (cancelled meanwhile): then nothing changed.
+pub async fn switch(
+    db: &Db,
+    project_id: Uuid,
+    new: Uuid,
+) -> Result<Option<Vec<Deployment>>, DbErr> {
+    use sea_orm::TransactionTrait;
+    let tx = db.begin().await?;
+    let went_live = transition_update(&[S::HealthChecking], S::Live, Fields::default())
+        .filter(Column::Id.eq(new))
+        .exec(&tx)
+        .await?
+        .rows_affected
+        == 1;
+    if !went_live {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    let previous = Deployments::find()
+        .filter(Column::ProjectId.eq(project_id))
+        .filter(Column::Status.is_in(names(&S::CURRENT)))
+        .filter(Column::Id.ne(new))
+        .all(&tx)
         .await?;
-    Ok(result.rows_affected == 1)
+    for old in &previous {
+        transition_update(&S::CURRENT, S::Superseded, Fields::default())
+            .filter(Column::Id.eq(old.id))
+            .exec(&tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(Some(previous))
 }
 
 /// Updates the upstream address of a deployment (after a restart re-published its port).
@@ -169,7 +219,7 @@ pub async fn queued_for_project(
 ) -> Result<Vec<Deployment>, DbErr> {
     Deployments::find()
         .filter(Column::ProjectId.eq(project_id))
-        .filter(Column::Status.eq(QUEUED))
+        .filter(Column::Status.eq(S::Queued.as_str()))
         .filter(Column::Id.ne(keep))
         .order_by_asc(Column::CreatedAt)
         .all(db)
@@ -194,4 +244,16 @@ pub async fn clear_image(db: &Db, id: Uuid) -> Result<(), DbErr> {
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// Every image a deployment still records (any project, any status).
+pub async fn recorded_images(db: &Db) -> Result<Vec<String>, DbErr> {
+    let rows: Vec<Option<String>> = Deployments::find()
+        .select_only()
+        .column(Column::Image)
+        .filter(Column::Image.is_not_null())
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().flatten().collect())
 }

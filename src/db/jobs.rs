@@ -177,3 +177,25 @@ pub async fn count_pending(db: &Db) -> Result<u64, DbErr> {
         .count(db)
         .await
 }
+
+/// True when a job of `project` runs under a lease that has not expired (here or on another
+/// instance sharing the database).
+pub async fn project_busy(db: &Db, project_id: Uuid) -> Result<bool, DbErr> {
+    Ok(Jobs::find()
+        .filter(Column::ProjectId.eq(project_id))
+        .filter(Column::Status.eq(RUNNING))
+        .filter(Column::LeaseExpiresAt.gte(now()))
+        .one(db)
+        .await?
+        .is_some())
+}
+
+/// Removes jobs that ended before `before` (retention).
+pub async fn prune_finished(db: &Db, before: DateTime<Utc>) -> Result<u64, DbErr> {
+    let result = Jobs::delete_many()
+        .filter(Column::Status.is_in([SUCCEEDED, FAILED]))
+        .filter(Column::UpdatedAt.lt(before))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}

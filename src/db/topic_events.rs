@@ -66,3 +66,21 @@ pub async fn since(db: &Db, topic: &str, since: i64, limit: u64) -> Result<Vec<T
         .all(db)
         .await
 }
+
+/// Removes every event of `topic` (its owner was deleted).
+pub async fn delete_topic(db: &Db, topic: &str) -> Result<u64, DbErr> {
+    let result = TopicEvents::delete_many()
+        .filter(Column::Topic.eq(topic))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// Removes events older than `before` (retention).
+pub async fn prune(db: &Db, before: DateTime<Utc>) -> Result<u64, DbErr> {
+    let result = TopicEvents::delete_many()
+        .filter(Column::Ts.lt(before))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}

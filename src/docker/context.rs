@@ -7,6 +7,57 @@ use std::path::Path;
 use anyhow::Context;
 use globset::{Glob, GlobMatcher};
 
+/// A `.dockerignore` larger than this is refused.
+pub const MAX_DOCKERIGNORE_BYTES: u64 = 256 * 1024;
+
+/// Checks that `relative` names a regular file inside `root` reached through no symlink (a
+/// repository may contain links to `/dev/zero` or another tenant's files); `Ok(false)` when it
+/// does not exist.
+pub fn is_regular_file_in(root: &Path, relative: &str) -> anyhow::Result<bool> {
+    let mut path = root.to_path_buf();
+    let parts: Vec<&str> = relative.split('/').filter(|p| !p.is_empty()).collect();
+    for (i, part) in parts.iter().enumerate() {
+        if *part == ".." {
+            anyhow::bail!("'{relative}' leaves the repository");
+        }
+        path.push(part);
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e).with_context(|| format!("reading {relative}")),
+        };
+        if meta.file_type().is_symlink() {
+            anyhow::bail!(
+                "'{relative}' goes through a symbolic link; shard does not follow links in a repository"
+            );
+        }
+        let last = i + 1 == parts.len();
+        if last && !meta.is_file() {
+            anyhow::bail!("'{relative}' is not a regular file");
+        }
+    }
+    Ok(!parts.is_empty())
+}
+
+/// Reads a small text file of the checkout: never through a symlink, at most `max` bytes.
+/// `None` when it does not exist.
+pub fn read_checkout_file(root: &Path, relative: &str, max: u64) -> anyhow::Result<Option<String>> {
+    use std::io::Read;
+    if !is_regular_file_in(root, relative)? {
+        return Ok(None);
+    }
+    let file =
+        std::fs::File::open(root.join(relative)).with_context(|| format!("opening {relative}"))?;
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {relative}"))?;
+    if bytes.len() as u64 > max {
+        anyhow::bail!("{relative} is larger than {max} bytes");
+    }
+    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+}
+
 struct Rule {
     matcher: GlobMatcher,
     exclude: bool,
@@ -66,9 +117,9 @@ impl IgnoreRules {
 
 /// Tars `root` for `docker build`, keeping `dockerfile` (relative) whatever the ignore rules say.
 pub fn tar_context(root: &Path, dockerfile: &str) -> anyhow::Result<Vec<u8>> {
-    let rules = match std::fs::read_to_string(root.join(".dockerignore")) {
-        Ok(text) => IgnoreRules::parse(&text)?,
-        Err(_) => IgnoreRules { rules: Vec::new() },
+    let rules = match read_checkout_file(root, ".dockerignore", MAX_DOCKERIGNORE_BYTES)? {
+        Some(text) => IgnoreRules::parse(&text)?,
+        None => IgnoreRules { rules: Vec::new() },
     };
     let mut builder = tar::Builder::new(Vec::new());
     builder.mode(tar::HeaderMode::Deterministic);
@@ -153,5 +204,38 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, [".dockerignore", "Dockerfile", "app.txt"]);
+    }
+
+    #[test]
+    fn files_are_never_read_through_symlinks() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let root = dir.path();
+        let outside = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(outside.path(), "host-secret-content\n").unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join(".dockerignore")).unwrap();
+        std::fs::write(root.join("Dockerfile"), "FROM scratch\n").unwrap();
+        let err = tar_context(root, "Dockerfile").unwrap_err().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        assert!(!err.contains("host-secret-content"));
+        std::fs::remove_file(root.join(".dockerignore")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", root.join(".dockerignore")).unwrap();
+        assert!(tar_context(root, "Dockerfile").is_err());
+        // A directory link on the way to the Dockerfile is refused too.
+        std::fs::create_dir(root.join("real")).unwrap();
+        std::fs::write(root.join("real/Dockerfile"), "FROM scratch\n").unwrap();
+        std::os::unix::fs::symlink(root.join("real"), root.join("linked")).unwrap();
+        assert!(is_regular_file_in(root, "real/Dockerfile").unwrap());
+        assert!(is_regular_file_in(root, "linked/Dockerfile").is_err());
+        assert!(!is_regular_file_in(root, "missing/Dockerfile").unwrap());
+        // A big file is refused rather than read whole.
+        std::fs::write(root.join("big"), vec![b'x'; 2048]).unwrap();
+        assert!(read_checkout_file(root, "big", 1024).is_err());
+        assert_eq!(
+            read_checkout_file(root, "big", 4096)
+                .unwrap()
+                .unwrap()
+                .len(),
+            2048
+        );
     }
 }

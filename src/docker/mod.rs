@@ -13,6 +13,12 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 pub mod context;
+mod images;
+pub mod lines;
+
+pub use images::{BuildError, BuildSpec, ManagedImage, cap_text};
+
+pub use lines::LineSplitter;
 
 pub const LABEL_MANAGED: &str = "shard.managed";
 pub const LABEL_PROJECT: &str = "shard.project";
@@ -146,6 +152,14 @@ impl Engine {
                 Err(e) => return Err(e.into()),
             }
         }
+        match docker
+            .remove_network(&format!("shard-{}", project_id.simple()))
+            .await
+        {
+            Ok(()) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
         Ok(removed)
     }
 }
@@ -160,31 +174,6 @@ fn is_not_found(e: &bollard::errors::Error) -> bool {
     )
 }
 
-/// What `Engine::build_image` needs.
-pub struct BuildSpec {
-    pub tag: String,
-    /// Path of the Dockerfile inside the context.
-    pub dockerfile: String,
-    /// The tar from `context::tar_context`.
-    pub context: Vec<u8>,
-    pub build_args: HashMap<String, String>,
-    pub labels: HashMap<String, String>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    /// The Dockerfile failed; `step` is the last `Step N/M : ...` line seen.
-    #[error("{message}")]
-    Failed {
-        message: String,
-        step: Option<String>,
-    },
-    #[error("build cancelled")]
-    Cancelled,
-    #[error(transparent)]
-    Engine(#[from] EngineError),
-}
-
 /// A container to create and start.
 pub struct RunSpec {
     pub name: String,
@@ -193,9 +182,31 @@ pub struct RunSpec {
     pub labels: HashMap<String, String>,
     /// The port the app listens on inside the container.
     pub port: u16,
-    pub memory_mb: Option<i64>,
-    pub cpu_millis: Option<i32>,
+    pub limits: Limits,
+    /// The project's own bridge network (see `Engine::ensure_network`).
+    pub network: String,
 }
+
+/// What an app container may use, and how much log Docker keeps for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub memory_mb: i64,
+    pub cpu_millis: i64,
+    pub pids: i64,
+    pub log_max_size_mb: u32,
+    pub log_max_files: u32,
+}
+
+/// Capabilities Docker grants by default that an app has no business with: raw sockets
+/// (spoofing on the bridge), device nodes, audit writes, chroot and file capabilities.
+pub const DROPPED_CAPABILITIES: &[&str] = &[
+    "NET_RAW",
+    "MKNOD",
+    "AUDIT_WRITE",
+    "SYS_CHROOT",
+    "SETFCAP",
+    "SETPCAP",
+];
 
 /// A started container and the loopback port Docker published its app port on.
 #[derive(Debug, Clone)]
@@ -223,91 +234,44 @@ pub struct ManagedContainer {
 }
 
 impl Engine {
-    /// Builds `spec`, calling `on_line` with every output line as it arrives. Dropping the
-    /// stream on cancel closes the connection, which stops the build in dockerd.
-    pub async fn build_image(
-        &self,
-        spec: BuildSpec,
-        cancel: &tokio_util::sync::CancellationToken,
-        mut on_line: impl FnMut(String),
-    ) -> Result<(), BuildError> {
-        use futures_util::StreamExt;
+    /// Creates (if missing) the project's own bridge network, so apps of different projects
+    /// cannot reach each other's containers. Returns its name.
+    pub async fn ensure_network(&self, project: Uuid) -> Result<String, EngineError> {
         let docker = self.client().await?;
-        let options = bollard::query_parameters::BuildImageOptionsBuilder::default()
-            .dockerfile(&spec.dockerfile)
-            .t(&spec.tag)
-            .rm(true)
-            .forcerm(true)
-            .buildargs(&spec.build_args)
-            .labels(&spec.labels)
-            .build();
-        let mut stream = docker.build_image(
-            options,
-            None,
-            Some(bollard::body_full(bytes::Bytes::from(spec.context))),
-        );
-        let mut partial = String::new();
-        let mut step = None;
-        loop {
-            let item = tokio::select! {
-                item = stream.next() => item,
-                _ = cancel.cancelled() => return Err(BuildError::Cancelled),
-            };
-            let Some(item) = item else { break };
-            let info = match item {
-                Ok(info) => info,
-                Err(bollard::errors::Error::DockerStreamError { error }) => {
-                    return Err(BuildError::Failed {
-                        message: error,
-                        step,
-                    });
-                }
-                Err(e) => return Err(BuildError::Engine(e.into())),
-            };
-            if let Some(text) = info.stream {
-                partial.push_str(&text);
-                while let Some(newline) = partial.find('\n') {
-                    let line: String = partial.drain(..=newline).collect();
-                    let line = line.trim_end_matches(['\n', '\r']).to_string();
-                    if line.starts_with("Step ") {
-                        step = Some(line.clone());
-                    }
-                    on_line(line);
-                }
-            }
-            if let Some(status) = info.status {
-                on_line(status);
-            }
-            if let Some(detail) = info.error_detail {
-                let message = detail.message.unwrap_or_else(|| "build failed".into());
-                return Err(BuildError::Failed { message, step });
-            }
+        let name = format!("shard-{}", project.simple());
+        match docker
+            .inspect_network(
+                &name,
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
+            .await
+        {
+            Ok(_) => return Ok(name),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(e.into()),
         }
-        if !partial.is_empty() {
-            on_line(partial);
+        let mut labels = self.labels(project, Uuid::nil());
+        labels.remove(LABEL_DEPLOYMENT);
+        let request = bollard::models::NetworkCreateRequest {
+            name: name.clone(),
+            driver: Some("bridge".into()),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        match docker.create_network(request).await {
+            Ok(_) => Ok(name),
+            // Created meanwhile by a concurrent deploy of the same project.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(name),
+            Err(e) => Err(e.into()),
         }
-        Ok(())
     }
 
-    /// The single port the image EXPOSEs, if it exposes exactly one TCP port.
-    pub async fn exposed_port(&self, image: &str) -> Result<Option<u16>, EngineError> {
-        let inspect = self.client().await?.inspect_image(image).await?;
-        let ports: Vec<u16> = inspect
-            .config
-            .and_then(|c| c.exposed_ports)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|p| p.strip_suffix("/tcp").and_then(|n| n.parse().ok()))
-            .collect();
-        Ok(if ports.len() == 1 {
-            Some(ports[0])
-        } else {
-            None
-        })
-    }
-
-    /// Creates and starts a container with an init process, `unless-stopped` restarts and the
-    /// app port published on an ephemeral 127.0.0.1 port.
+    /// Creates and starts a container with an init process, `unless-stopped` restarts, the
+    /// app port published on an ephemeral 127.0.0.1 port, and the safe defaults of
+    /// ARCHITECTURE.md: limits, rotated logs, `no-new-privileges`, dropped capabilities and
+    /// the project's own network.
     pub async fn run_container(&self, spec: RunSpec) -> Result<Started, EngineError> {
         use bollard::models::{
             ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
@@ -327,8 +291,27 @@ impl Engine {
                     host_port: Some(String::new()),
                 }]),
             )])),
-            memory: spec.memory_mb.map(|mb| mb * 1024 * 1024),
-            nano_cpus: spec.cpu_millis.map(|m| i64::from(m) * 1_000_000),
+            memory: Some(spec.limits.memory_mb * 1024 * 1024),
+            // No swap beyond the memory limit.
+            memory_swap: Some(spec.limits.memory_mb * 1024 * 1024),
+            nano_cpus: Some(spec.limits.cpu_millis * 1_000_000),
+            pids_limit: Some(spec.limits.pids),
+            log_config: Some(bollard::models::HostConfigLogConfig {
+                typ: Some("json-file".into()),
+                config: Some(HashMap::from([
+                    (
+                        "max-size".to_string(),
+                        format!("{}m", spec.limits.log_max_size_mb),
+                    ),
+                    (
+                        "max-file".to_string(),
+                        spec.limits.log_max_files.to_string(),
+                    ),
+                ])),
+            }),
+            security_opt: Some(vec!["no-new-privileges:true".into()]),
+            cap_drop: Some(DROPPED_CAPABILITIES.iter().map(|c| c.to_string()).collect()),
+            network_mode: Some(spec.network.clone()),
             ..Default::default()
         };
         let body = ContainerCreateBody {
@@ -409,15 +392,25 @@ impl Engine {
             .tail(&lines.to_string())
             .build();
         let mut stream = docker.logs(id, Some(options));
-        let mut text = String::new();
+        let mut splitter = LineSplitter::new(lines::DEFAULT_MAX_LINE_BYTES);
+        let mut tail = std::collections::VecDeque::with_capacity(lines + 1);
+        let mut keep = |line: String| {
+            tail.push_back(line);
+            if tail.len() > lines {
+                tail.pop_front();
+            }
+        };
         while let Some(chunk) = stream.next().await {
             match chunk {
-                Ok(output) => text.push_str(&String::from_utf8_lossy(&output.into_bytes())),
+                Ok(output) => {
+                    splitter.push(&String::from_utf8_lossy(&output.into_bytes()), &mut keep)
+                }
                 Err(e) if is_not_found(&e) => break,
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(text.lines().map(str::to_string).collect())
+        splitter.finish(&mut keep);
+        Ok(tail.into_iter().collect())
     }
 
     pub async fn start_container(&self, id: &str) -> Result<(), EngineError> {
@@ -464,17 +457,6 @@ impl Engine {
         }
     }
 
-    /// Removes an image by tag or id; a missing one is fine.
-    pub async fn remove_image(&self, image: &str) -> Result<(), EngineError> {
-        let docker = self.client().await?;
-        let options = RemoveImageOptionsBuilder::default().force(true).build();
-        match docker.remove_image(image, Some(options), None).await {
-            Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
-    }
-
     /// Every container of this installation, running or not.
     pub async fn managed_containers(&self) -> Result<Vec<ManagedContainer>, EngineError> {
         let docker = self.client().await?;
@@ -515,11 +497,13 @@ fn is_not_modified(e: &bollard::errors::Error) -> bool {
 
 impl Engine {
     /// Follows a container's output from its last `tail` lines on, calling `on_line` with the
-    /// stream name and each line, until the container stops or the future is dropped.
+    /// stream name and each line (cut at `max_line` bytes), until the container stops or the
+    /// future is dropped.
     pub async fn follow_logs(
         &self,
         id: &str,
         tail: usize,
+        max_line: usize,
         mut on_line: impl FnMut(&'static str, String),
     ) -> Result<(), EngineError> {
         use bollard::container::LogOutput;
@@ -532,21 +516,46 @@ impl Engine {
             .tail(&tail.to_string())
             .build();
         let mut stream = docker.logs(id, Some(options));
-        let (mut out, mut err) = (String::new(), String::new());
+        let mut out = LineSplitter::new(max_line);
+        let mut err = LineSplitter::new(max_line);
         while let Some(chunk) = stream.next().await {
-            let (name, partial, bytes) = match chunk? {
+            let (name, splitter, bytes) = match chunk? {
                 LogOutput::StdErr { message } => ("stderr", &mut err, message),
                 LogOutput::StdOut { message } | LogOutput::Console { message } => {
                     ("stdout", &mut out, message)
                 }
                 LogOutput::StdIn { .. } => continue,
             };
-            partial.push_str(&String::from_utf8_lossy(&bytes));
-            while let Some(newline) = partial.find('\n') {
-                let line: String = partial.drain(..=newline).collect();
-                on_line(name, line.trim_end_matches(['\n', '\r']).to_string());
-            }
+            splitter.push(&String::from_utf8_lossy(&bytes), |line| on_line(name, line));
         }
+        out.finish(|line| on_line("stdout", line));
+        err.finish(|line| on_line("stderr", line));
         Ok(())
+    }
+}
+
+impl Engine {
+    /// Force-removes every container labelled with `deployment`, recorded or not (a crash
+    /// between create and record leaves one only the label knows). Returns how many.
+    pub async fn remove_deployment_containers(
+        &self,
+        deployment: Uuid,
+    ) -> Result<usize, EngineError> {
+        let docker = self.client().await?;
+        let filters = self.owned_filter(Some(format!("{LABEL_DEPLOYMENT}={deployment}")));
+        let containers = docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await?;
+        let mut removed = 0;
+        for id in containers.into_iter().filter_map(|c| c.id) {
+            self.remove_container(&id).await?;
+            removed += 1;
+        }
+        Ok(removed)
     }
 }

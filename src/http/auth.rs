@@ -8,10 +8,10 @@ use std::pin::Pin;
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
-use crate::app::AppState;
 use crate::auth::{API_TOKEN_PREFIX, Actor};
 use crate::db;
 use crate::error::AppError;
+use crate::state::AppState;
 
 pub const REFRESH_COOKIE: &str = "shard_refresh";
 /// The API root, so the cookie also reaches `/api/v1/ws` (cookie-authenticated WebSockets).

@@ -14,8 +14,8 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpMessage, HttpRequest, web};
 use tracing_actix_web::{RequestId, TracingLogger};
 
-use crate::app::AppState;
 use crate::error::AppError;
+use crate::state::AppState;
 
 /// Mounts everything on one actix `App`.
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {

@@ -18,12 +18,12 @@ use tokio_stream::StreamMap;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
-use crate::app::AppState;
 use crate::auth::Actor;
 use crate::db::{self, deployment_logs};
 use crate::error::AppError;
 use crate::hub::wire::{persisted_message, runtime_message, topic_message};
 use crate::hub::{Published, Topic};
+use crate::state::AppState;
 use crate::{access, secrets};
 use bytestring::ByteString;
 

@@ -1,4 +1,5 @@
-//! Writers of the persisted `project:` and `user:` topics, and the `system` heartbeat.
+//! Writer of the persisted `project:` and `user:` topics (persist, then publish), and the
+//! `system` heartbeat.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -6,25 +7,16 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
-use super::{Event, Topic};
-use crate::app::AppState;
-use crate::db;
+use super::{Event, Hub, Topic};
+use crate::db::{self, Db};
+use crate::state::AppState;
 
 /// Persists an event of a `project:` or `user:` topic, then publishes it.
-pub async fn publish(state: &AppState, topic: Topic, kind: &str, payload: Value) {
+pub async fn publish(db: &Db, hub: &Hub, topic: Topic, kind: &str, payload: Value) {
     let ts = super::timestamp();
-    match db::topic_events::append(
-        &state.db,
-        &topic.to_string(),
-        kind,
-        &payload.to_string(),
-        ts,
-    )
-    .await
-    {
-        Ok(event) => state.hub.publish(Event::Topic {
+    match db::topic_events::append(db, &topic.to_string(), kind, &payload.to_string(), ts).await {
+        Ok(event) => hub.publish(Event::Topic {
             topic,
             seq: event.seq,
             ts,
@@ -33,38 +25,6 @@ pub async fn publish(state: &AppState, topic: Topic, kind: &str, payload: Value)
         }),
         Err(e) => tracing::error!(%topic, error = %e, "cannot record topic event"),
     }
-}
-
-/// A deployment of `project` changed status: the project topic, and at the end of a deploy a
-/// notification for the project's owner.
-pub async fn deployment_status(
-    state: &AppState,
-    project: Uuid,
-    deployment: Uuid,
-    status: &str,
-    error: Option<&str>,
-) {
-    let payload = json!({"deployment": deployment, "status": status});
-    publish(state, Topic::Project(project), "status", payload).await;
-    if status != db::deployments::LIVE && status != db::deployments::FAILED {
-        return;
-    }
-    let Ok(Some(p)) = db::projects::find(&state.db, project).await else {
-        return;
-    };
-    let (level, title) = if status == db::deployments::LIVE {
-        ("success", format!("{} is live", p.name))
-    } else {
-        ("error", format!("deploy of {} failed", p.name))
-    };
-    let payload = json!({
-        "level": level,
-        "title": title,
-        "body": error.unwrap_or(""),
-        "project": project,
-        "deployment": deployment,
-    });
-    publish(state, Topic::User(p.owner_id), "notification", payload).await;
 }
 
 /// Publishes a `system` snapshot for admins every `every` until shutdown (not persisted).

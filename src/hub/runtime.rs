@@ -29,9 +29,16 @@ struct Follower {
     buffer: Arc<Mutex<(i64, VecDeque<Line>)>>,
 }
 
-#[derive(Default)]
 pub struct RuntimeLogs {
     followers: Mutex<HashMap<Uuid, Follower>>,
+    /// Longer container output lines are cut.
+    max_line: usize,
+}
+
+impl Default for RuntimeLogs {
+    fn default() -> Self {
+        Self::new(crate::docker::lines::DEFAULT_MAX_LINE_BYTES)
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -39,6 +46,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl RuntimeLogs {
+    pub fn new(max_line: usize) -> Self {
+        Self {
+            followers: Mutex::default(),
+            max_line,
+        }
+    }
+
     /// Adds a subscriber to `project`'s logs, starting a follower of `container` if none runs.
     pub fn subscribe(&self, project: Uuid, container: String, engine: Arc<Engine>, hub: Arc<Hub>) {
         let mut followers = lock(&self.followers);
@@ -48,9 +62,9 @@ impl RuntimeLogs {
         }
         let cancel = CancellationToken::new();
         let buffer = Arc::new(Mutex::new((0i64, VecDeque::with_capacity(BUFFER_LINES))));
-        let (task_cancel, task_buffer) = (cancel.clone(), buffer.clone());
+        let (task_cancel, task_buffer, max_line) = (cancel.clone(), buffer.clone(), self.max_line);
         tokio::spawn(async move {
-            let follow = engine.follow_logs(&container, 100, |stream, text| {
+            let follow = engine.follow_logs(&container, 100, max_line, |stream, text| {
                 let mut guard = lock(&task_buffer);
                 guard.0 += 1;
                 let line = Line {

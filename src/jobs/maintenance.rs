@@ -1,10 +1,11 @@
-//! Housekeeping that runs hourly as a job: prunes expired and long-revoked refresh tokens.
+//! Housekeeping that runs hourly as a job: prunes expired refresh tokens and enforces the
+//! retention of `[retention]` (old deployment logs, topic events, finished jobs, audit rows).
 
 use chrono::{DateTime, Duration, Utc};
 
 use super::Kind;
-use crate::app::AppState;
 use crate::db::{self, Db, jobs::NewJob};
+use crate::state::AppState;
 
 const EVERY: Duration = Duration::hours(1);
 
@@ -29,8 +30,27 @@ async fn schedule(db: &Db, run_after: DateTime<Utc>) -> anyhow::Result<()> {
 }
 
 pub async fn run(state: &AppState) -> anyhow::Result<()> {
-    let pruned = db::sessions::prune(&state.db, Utc::now() - Duration::days(1)).await?;
-    tracing::info!(pruned, "pruned refresh tokens");
+    prune(state).await?;
     // The running row still counts as pending, so enqueue the next run directly.
     schedule(&state.db, Utc::now() + EVERY).await
+}
+
+/// One pass of every retention rule.
+pub async fn prune(state: &AppState) -> anyhow::Result<()> {
+    let (db, r, now) = (&state.db, &state.config.retention, Utc::now());
+    let days = |n: u32| now - Duration::days(i64::from(n));
+    let sessions = db::sessions::prune(db, now - Duration::days(1)).await?;
+    let logs = db::deployment_logs::prune(db, days(r.deployment_logs_days)).await?;
+    let events = db::topic_events::prune(db, days(r.topic_events_days)).await?;
+    let jobs = db::jobs::prune_finished(db, days(r.jobs_days)).await?;
+    let audit = db::audit::prune(db, days(r.audit_days)).await?;
+    tracing::info!(
+        sessions,
+        logs,
+        events,
+        jobs,
+        audit,
+        "maintenance pruned old rows"
+    );
+    Ok(())
 }

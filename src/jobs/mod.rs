@@ -1,10 +1,9 @@
 //! The durable in-process job queue: jobs are rows (`db::jobs`), claimed by N workers under a
 //! lease they renew while the job runs. A job whose worker died is claimed again once its lease
-//! expires; failures retry with exponential backoff up to the job's attempt limit.
+//! expires; failures retry with exponential backoff up to the job's attempt limit. Job kinds
+//! dispatch into their domain modules (`deploy`) or housekeeping (`maintenance`).
 
-pub mod deploy;
-mod maintenance;
-pub mod reconcile;
+pub mod maintenance;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +12,9 @@ use chrono::Utc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::AppState;
 use crate::db::jobs::{self as queue, Job};
+use crate::deploy;
+use crate::state::AppState;
 
 /// How long an idle worker waits before looking for due jobs again, unless woken by
 /// `AppState::job_signal` (new job in this process). Other instances' jobs and `run_after`
@@ -34,14 +34,14 @@ impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Maintenance => "maintenance",
-            Kind::Deploy => deploy::KIND,
+            Kind::Deploy => deploy::JOB_KIND,
         }
     }
 
     pub fn parse(kind: &str) -> Option<Kind> {
         match kind {
             "maintenance" => Some(Kind::Maintenance),
-            deploy::KIND => Some(Kind::Deploy),
+            deploy::JOB_KIND => Some(Kind::Deploy),
             _ => None,
         }
     }
@@ -184,7 +184,7 @@ impl Worker {
     async fn dispatch(&self, kind: Kind, job: &Job) -> anyhow::Result<()> {
         match kind {
             Kind::Maintenance => maintenance::run(&self.state).await,
-            Kind::Deploy => deploy::run(&self.state, job).await,
+            Kind::Deploy => self.state.deployer.run_job(job).await,
         }
     }
 

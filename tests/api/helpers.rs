@@ -4,8 +4,9 @@ use std::time::{Duration, Instant};
 use reqwest::{Client, Response, StatusCode};
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
-use shard::app::{App, AppState};
+use shard::app::App;
 use shard::config::{Config, Secret};
+use shard::state::AppState;
 use tempfile::TempDir;
 
 pub const PASSWORD: &str = "correct horse battery";

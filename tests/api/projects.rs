@@ -419,9 +419,23 @@ async fn a_changed_secret_key_stops_startup_with_a_clear_message() {
         .await;
     assert_eq!(put.status(), StatusCode::OK);
 
-    let mut same = app.state.config.clone();
+    // A second process on the same database needs its own data dir (the first one holds its
+    // data dir's lock); the database URL keeps pointing at the first one's database.
+    let mut same = (*app.state.config).clone();
+    let second_dir = tempfile::TempDir::new().unwrap();
+    same.database_url = Some(shard::config::Secret::new(app.state.config.database_url()));
+    same.data_dir = second_dir.path().to_path_buf();
+    for key in ["secret.key", "jwt.key"] {
+        std::fs::copy(
+            app.state.config.data_dir.join(key),
+            second_dir.path().join(key),
+        )
+        .unwrap();
+    }
     same.listen = "127.0.0.1:0".parse().unwrap();
     let mut other = same.clone();
+    let third_dir = tempfile::TempDir::new().unwrap();
+    other.data_dir = third_dir.path().to_path_buf();
     other.secret_key = Some(shard::config::Secret::new(
         "ab".repeat(32), // 32 bytes in hex, not this installation's key
     ));

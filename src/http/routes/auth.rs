@@ -6,14 +6,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::app::AppState;
-use crate::auth::{API_TOKEN_PREFIX, Actor, hash_password, verify_password};
+use crate::auth::{API_TOKEN_PREFIX, Actor};
 use crate::db::{self, sessions::NewSession, users::User};
 use crate::error::{AppError, AppResult, FieldCheck};
 use crate::http::audit;
 use crate::http::auth::{
     Authenticated, REFRESH_COOKIE, client_ip, expired_refresh_cookie, refresh_cookie,
 };
+use crate::state::AppState;
 use crate::{secrets, setup, validate};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -95,7 +95,7 @@ pub async fn setup_admin(
     let username = body.username.trim().to_lowercase();
     validate::username(&username).field("username")?;
     validate::password(&body.password).field("password")?;
-    let hash = hash_password(body.password).await?;
+    let hash = state.passwords.hash(body.password).await?;
     let user = db::users::create(&state.db, &username, &hash, db::users::ROLE_ADMIN).await?;
     setup::remove_token(&state.config.data_dir)?;
     audit(&state, &req, user.id, "setup", "user", user.id).await;
@@ -126,7 +126,7 @@ pub async fn login(
         None
     };
     let hash = user.as_ref().map(|u| u.password_hash.clone());
-    let password_ok = verify_password(body.password, hash).await;
+    let password_ok = state.passwords.verify(body.password, hash).await;
     let Some(user) = user.filter(|_| password_ok) else {
         state.limiter.record_failure(&username);
         return Err(AppError::Unauthorized("wrong username or password".into()));

@@ -8,13 +8,13 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::access;
-use crate::app::AppState;
 use crate::auth::Actor;
 use crate::db::deployment_logs;
 use crate::db::deployments::{self as deps, Deployment};
+use crate::deploy::Control;
 use crate::error::{AppError, AppResult};
 use crate::http::auth::Authenticated;
-use crate::jobs::deploy;
+use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route(
@@ -114,24 +114,10 @@ pub async fn create_deployment(
 ) -> AppResult<HttpResponse> {
     let project = access::project(&state.db, &actor, id.into_inner()).await?;
     let body: CreateDeployment = crate::http::optional_json(&body)?;
-    let from = match body.from_deployment {
-        Some(from_id) => {
-            let from = deps::find(&state.db, from_id)
-                .await?
-                .filter(|d| d.project_id == project.id)
-                .ok_or_else(|| {
-                    AppError::validation("from_deployment", "is not a deployment of this project")
-                })?;
-            if from.image.is_none() {
-                return Err(AppError::Conflict(
-                    "that deployment's image is no longer kept; deploy again instead".into(),
-                ));
-            }
-            Some(from)
-        }
-        None => None,
-    };
-    let deployment = deploy::request(&state, &project, Some(actor.user_id), from.as_ref()).await?;
+    let deployment = state
+        .deployer
+        .request(&project, Some(actor.user_id), body.from_deployment)
+        .await?;
     Ok(HttpResponse::Accepted().json(Accepted {
         id: deployment.id,
         status: deployment.status,
@@ -178,27 +164,10 @@ pub async fn cancel_deployment(
     id: web::Path<Uuid>,
 ) -> AppResult<HttpResponse> {
     let deployment = visible(&state, &actor, id.into_inner()).await?;
-    if !deploy::cancel(&state, &deployment).await? {
-        let status = deps::find(&state.db, deployment.id)
-            .await?
-            .map(|d| d.status)
-            .unwrap_or_default();
-        if status == deps::QUEUED || deps::IN_PROGRESS.contains(&status.as_str()) {
-            return Err(AppError::Conflict(
-                "the deploy is running on another shard instance; cancel it there".into(),
-            ));
-        }
-        return Err(AppError::Conflict(format!(
-            "the deployment already ended ({status})"
-        )));
-    }
-    let status = deps::find(&state.db, deployment.id)
-        .await?
-        .map(|d| d.status)
-        .unwrap_or_default();
+    let after = state.deployer.cancel(&deployment).await?;
     Ok(HttpResponse::Accepted().json(Accepted {
-        id: deployment.id,
-        status,
+        id: after.id,
+        status: after.status,
     }))
 }
 
@@ -244,97 +213,16 @@ pub async fn deployment_logs(
     ))
 }
 
-/// The live (or stopped) deployment and its container.
-async fn runtime(
-    state: &AppState,
-    actor: &Actor,
-    project_id: Uuid,
-) -> AppResult<(Deployment, String)> {
-    let project = access::project(&state.db, actor, project_id).await?;
-    let deployment = deps::live_for_project(&state.db, project.id)
-        .await?
-        .ok_or_else(|| {
-            AppError::Conflict("the project has no live deployment; deploy it first".into())
-        })?;
-    let container = deployment
-        .container_id
-        .clone()
-        .ok_or_else(|| AppError::Conflict("the live deployment has no container".into()))?;
-    Ok((deployment, container))
-}
-
-fn engine_error(e: crate::docker::EngineError) -> AppError {
-    AppError::Unavailable(e.to_string())
-}
-
-/// What `start`, `stop` and `restart` do to the live container.
-#[derive(Clone, Copy)]
-enum Control {
-    Start,
-    Stop,
-    Restart,
-}
-
-/// Runs `control` on the project's live container, moves the deployment between `live` and
-/// `stopped`, re-reads the published port when it runs again, and tells the project topic.
+/// Runs `control` on the project's serving container (through the deployer).
 async fn control(
     state: &AppState,
     actor: &Actor,
     project_id: Uuid,
     control: Control,
 ) -> AppResult<web::Json<DeploymentView>> {
-    let (deployment, container) = runtime(state, actor, project_id).await?;
-    let docker = &state.docker;
-    let (result, from, to, event) = match control {
-        Control::Start => (
-            docker.start_container(&container).await,
-            deps::STOPPED,
-            deps::LIVE,
-            "started",
-        ),
-        Control::Stop => (
-            docker.stop_container(&container, 10).await,
-            deps::LIVE,
-            deps::STOPPED,
-            "stopped",
-        ),
-        Control::Restart => (
-            docker.restart_container(&container, 10).await,
-            deps::STOPPED,
-            deps::LIVE,
-            "restarted",
-        ),
-    };
-    result.map_err(engine_error)?;
-    deps::transition(
-        &state.db,
-        deployment.id,
-        &[from],
-        to,
-        deps::Fields::default(),
-    )
-    .await?;
-    if to == deps::LIVE
-        && let Some(port) = docker
-            .container_status(&container)
-            .await
-            .map_err(engine_error)?
-            .and_then(|s| s.host_port)
-    {
-        deps::set_upstream(&state.db, deployment.id, &format!("127.0.0.1:{port}")).await?;
-    }
-    let payload = serde_json::json!({"action": event, "deployment": deployment.id});
-    crate::hub::record::publish(
-        state,
-        crate::hub::Topic::Project(deployment.project_id),
-        "container",
-        payload,
-    )
-    .await;
-    let updated = deps::find(&state.db, deployment.id)
-        .await?
-        .ok_or_else(|| AppError::not_found("deployment"))?;
-    Ok(web::Json(updated.into()))
+    let project = access::project(&state.db, actor, project_id).await?;
+    let deployment = state.deployer.control(&project, control).await?;
+    Ok(web::Json(deployment.into()))
 }
 
 #[utoipa::path(post, path = "/api/v1/projects/{id}/start", tag = "deployments", responses((status = 200, body = DeploymentView), (status = 404), (status = 409)), security(("bearer" = [])))]

@@ -9,10 +9,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::access;
-use crate::app::AppState;
 use crate::db::{self, env_vars::EnvVar};
+use crate::deploy::env;
 use crate::error::{AppError, AppResult, FieldCheck};
 use crate::http::auth::Authenticated;
+use crate::state::AppState;
 use crate::validate;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -44,8 +45,9 @@ pub struct EnvVarInput {
     pub key: String,
     /// Omit or `null` on an existing secret to keep its stored value.
     pub value: Option<String>,
-    #[serde(default)]
-    pub secret: bool,
+    /// Omitted: an existing variable keeps its setting (a secret stays secret); a new one is
+    /// not secret.
+    pub secret: Option<bool>,
     #[serde(default)]
     pub build: bool,
 }
@@ -57,13 +59,7 @@ pub struct PutEnv {
 }
 
 fn open(state: &AppState, var: &EnvVar) -> AppResult<String> {
-    let clear = state
-        .sealer
-        .open(&var.value_sealed, var.id.as_bytes())
-        .map_err(|e| {
-            AppError::Internal(anyhow::Error::new(e).context(format!("env var {}", var.key)))
-        })?;
-    String::from_utf8(clear).map_err(|e| AppError::Internal(e.into()))
+    Ok(env::open(&state.sealer, var)?)
 }
 
 fn to_view(state: &AppState, vars: &[EnvVar]) -> AppResult<EnvView> {
@@ -147,16 +143,17 @@ pub async fn put_env(
                 format!("must be at most {MAX_VALUE_BYTES} bytes without NUL characters"),
             ));
         }
-        let row_id = db::new_id();
-        rows.push(EnvVar {
-            id: row_id,
-            project_id: project.id,
-            key: var.key,
-            value_sealed: state.sealer.seal(value.as_bytes(), row_id.as_bytes()),
-            secret: var.secret,
-            build: var.build,
-            created_at: db::now(),
-        });
+        let secret = var
+            .secret
+            .unwrap_or_else(|| existing.get(&var.key).is_some_and(|old| old.secret));
+        rows.push(env::seal(
+            &state.sealer,
+            project.id,
+            var.key,
+            &value,
+            secret,
+            var.build,
+        ));
     }
     db::env_vars::replace(&state.db, project.id, rows).await?;
     let vars = db::env_vars::list(&state.db, project.id).await?;

@@ -7,7 +7,6 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::auth::Actor;
 use crate::db::{
     self,
@@ -16,6 +15,7 @@ use crate::db::{
 use crate::error::{AppError, AppResult, FieldCheck};
 use crate::http::audit;
 use crate::http::auth::Authenticated;
+use crate::state::AppState;
 use crate::{access, validate};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -50,7 +50,7 @@ pub struct ProjectView {
 }
 
 fn view(state: &AppState, p: Project, summary: Summary) -> ProjectView {
-    let url = app_url(state, &p.slug);
+    let url = state.deployer.app_url(&p.slug);
     let status = match (&summary.live_deployment, summary.latest_status) {
         (Some(_), Some(latest)) if latest != "failed" && latest != "cancelled" => latest,
         (Some(_), _) => "live".into(),
@@ -75,18 +75,6 @@ fn view(state: &AppState, p: Project, summary: Summary) -> ProjectView {
         live_deployment: summary.live_deployment,
         created_at: p.created_at,
         updated_at: p.updated_at,
-    }
-}
-
-/// `http://<slug>.<apps.domain>:<port>`, or `https://<slug>.<apps.domain>` behind HTTPS.
-pub fn app_url(state: &AppState, slug: &str) -> String {
-    let domain = &state.config.apps.domain;
-    if state.config.public_url().starts_with("https://") {
-        format!("https://{slug}.{domain}")
-    } else if state.port == 80 {
-        format!("http://{slug}.{domain}")
-    } else {
-        format!("http://{slug}.{domain}:{}", state.port)
     }
 }
 
@@ -318,30 +306,7 @@ pub async fn delete_project(
     id: web::Path<Uuid>,
 ) -> AppResult<HttpResponse> {
     let project = access::project(&state.db, &actor, id.into_inner()).await?;
-    // Stop running deploys first so they do not create objects after the cleanup.
-    for running in db::deployments::with_status(&state.db, db::deployments::IN_PROGRESS).await? {
-        if running.project_id == project.id {
-            state.deploys.cancel(running.id);
-        }
-    }
-    let has_deployments = db::projects::summaries(&state.db, &[project.id])
-        .await?
-        .get(&project.id)
-        .is_some_and(|s| s.latest_status.is_some());
-    match state.docker.remove_project(project.id).await {
-        Ok(removed) => {
-            tracing::info!(project = %project.id, containers = removed.containers, images = removed.images, "removed docker objects")
-        }
-        Err(e) if has_deployments => {
-            tracing::warn!(project = %project.id, error = %e, "cannot remove the project's containers");
-            return Err(AppError::Unavailable(format!(
-                "cannot remove the project's containers: {e}; retry when Docker is reachable"
-            )));
-        }
-        // Never deployed: nothing can be running for it.
-        Err(e) => tracing::debug!(error = %e, "docker unreachable; project was never deployed"),
-    }
-    db::projects::delete(&state.db, project.id).await?;
+    state.deployer.delete_project(&project).await?;
     audit(
         &state,
         &req,

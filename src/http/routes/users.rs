@@ -5,11 +5,10 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::auth::{UserView, require_admin};
-use crate::app::AppState;
-use crate::auth::hash_password;
 use crate::db::{self, users};
 use crate::error::{AppError, AppResult, FieldCheck};
 use crate::http::auth::Authenticated;
+use crate::state::AppState;
 use crate::validate;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -59,7 +58,7 @@ pub async fn create_user(
         Some(users::ROLE_ADMIN) => users::ROLE_ADMIN,
         Some(_) => return Err(AppError::validation("role", "must be 'admin' or 'member'")),
     };
-    let hash = hash_password(body.password).await?;
+    let hash = state.passwords.hash(body.password).await?;
     match users::create(&state.db, &username, &hash, role).await {
         Ok(user) => Ok(HttpResponse::Created().json(UserView::from(user))),
         Err(e) if db::is_unique_violation(&e) => Err(AppError::Conflict(format!(

@@ -1,0 +1,61 @@
+//! Env var sealing in one place: values are sealed (AES-256-GCM, the row id as associated
+//! data) before they reach the database and opened only here, for the API's non-secret
+//! values and for a deploy at the last moment.
+
+use uuid::Uuid;
+
+use crate::db::{self, env_vars::EnvVar};
+use crate::secrets::Sealer;
+
+/// Env var holding a token for private repositories; used for the fetch, never injected.
+pub const GIT_TOKEN_VAR: &str = "SHARD_GIT_TOKEN";
+
+/// An opened variable.
+pub struct OpenVar {
+    pub key: String,
+    pub value: String,
+    pub secret: bool,
+    pub build: bool,
+}
+
+/// Opens one stored value.
+pub fn open(sealer: &Sealer, var: &EnvVar) -> anyhow::Result<String> {
+    let clear = sealer
+        .open(&var.value_sealed, var.id.as_bytes())
+        .map_err(|e| anyhow::anyhow!("env var {}: {e}", var.key))?;
+    String::from_utf8(clear).map_err(|_| anyhow::anyhow!("env var {} is not UTF-8", var.key))
+}
+
+pub fn open_all(sealer: &Sealer, vars: &[EnvVar]) -> anyhow::Result<Vec<OpenVar>> {
+    vars.iter()
+        .map(|v| {
+            Ok(OpenVar {
+                key: v.key.clone(),
+                value: open(sealer, v)?,
+                secret: v.secret,
+                build: v.build,
+            })
+        })
+        .collect()
+}
+
+/// A new row for `project` holding `value` sealed under the row's fresh id.
+pub fn seal(
+    sealer: &Sealer,
+    project: Uuid,
+    key: String,
+    value: &str,
+    secret: bool,
+    build: bool,
+) -> EnvVar {
+    let id = db::new_id();
+    EnvVar {
+        id,
+        project_id: project,
+        key,
+        value_sealed: sealer.seal(value.as_bytes(), id.as_bytes()),
+        secret,
+        build,
+        created_at: db::now(),
+    }
+}

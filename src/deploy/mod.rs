@@ -1,0 +1,437 @@
+//! The deploy domain: the `Deployer` owns every action that changes what runs for a project —
+//! deploy requests, rollback, cancel, the pipeline (`pipeline.rs`), the switch, runtime control
+//! (start/stop/restart) and project deletion — plus the log writer, image pruning, env sealing,
+//! deploy notifications and crash recovery. Routes call it; it is the one place that drives
+//! Docker for apps.
+
+pub mod env;
+pub mod log;
+mod notify;
+mod pipeline;
+pub mod prune;
+pub mod recover;
+mod status;
+mod workspace;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub use env::GIT_TOKEN_VAR;
+pub use log::LogWriter;
+pub use status::DeploymentStatus;
+
+use crate::config::Config;
+use crate::db::deployment_logs::Entry;
+use crate::db::deployments::{self as deps, Deployment, Fields};
+use crate::db::jobs::{Job, NewJob};
+use crate::db::projects::Project;
+use crate::db::{self, Db, deployment_logs};
+use crate::docker::{Engine, EngineError};
+use crate::hub::{Event, Hub, Topic, record};
+use crate::secrets::Sealer;
+use DeploymentStatus as S;
+
+/// The `kind` of deploy jobs in the queue.
+pub const JOB_KIND: &str = "deploy";
+
+/// A deploy job's payload.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Payload {
+    pub deployment_id: Uuid,
+}
+
+/// Why a deploy action was refused; the HTTP edge maps each to its status.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    Conflict(String),
+    /// Docker could not be reached or refused.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sea_orm::DbErr> for DeployError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        Self::Internal(anyhow::Error::new(e).context("database error"))
+    }
+}
+
+impl From<EngineError> for DeployError {
+    fn from(e: EngineError) -> Self {
+        Self::Unavailable(e.to_string())
+    }
+}
+
+/// Runtime control of a project's serving container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Start,
+    Stop,
+    Restart,
+}
+
+/// Cancel tokens of the deploys running in this process.
+#[derive(Default)]
+struct Running {
+    tokens: Mutex<HashMap<Uuid, CancellationToken>>,
+}
+
+impl Running {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, CancellationToken>> {
+        self.tokens.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn register(&self, id: Uuid) -> CancellationToken {
+        let token = CancellationToken::new();
+        self.lock().insert(id, token.clone());
+        token
+    }
+
+    fn remove(&self, id: Uuid) {
+        self.lock().remove(&id);
+    }
+
+    fn cancel(&self, id: Uuid) -> bool {
+        self.lock()
+            .get(&id)
+            .map(CancellationToken::cancel)
+            .is_some()
+    }
+
+    fn ids(&self) -> Vec<Uuid> {
+        self.lock().keys().copied().collect()
+    }
+}
+
+/// The deploy domain's handle: the narrow set of shared services it needs.
+pub struct Deployer {
+    db: Db,
+    hub: Arc<Hub>,
+    docker: Arc<Engine>,
+    sealer: Arc<Sealer>,
+    config: Arc<Config>,
+    /// The port shard listens on (part of app URLs).
+    port: u16,
+    running: Running,
+    /// Wakes idle job workers when a deploy is enqueued.
+    job_signal: Arc<tokio::sync::Notify>,
+    /// Health checks of app containers (loopback only, no redirects followed).
+    http: reqwest::Client,
+}
+
+/// What `Deployer::new` takes.
+pub struct Parts {
+    pub db: Db,
+    pub hub: Arc<Hub>,
+    pub docker: Arc<Engine>,
+    pub sealer: Arc<Sealer>,
+    pub config: Arc<Config>,
+    pub port: u16,
+    pub job_signal: Arc<tokio::sync::Notify>,
+}
+
+impl Deployer {
+    pub fn new(parts: Parts) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| anyhow::anyhow!("building the health-check client: {e}"))?;
+        Ok(Self {
+            db: parts.db,
+            hub: parts.hub,
+            docker: parts.docker,
+            sealer: parts.sealer,
+            config: parts.config,
+            port: parts.port,
+            running: Running::default(),
+            job_signal: parts.job_signal,
+            http,
+        })
+    }
+
+    fn sink(&self) -> log::Sink {
+        log::Sink {
+            db: self.db.clone(),
+            hub: self.hub.clone(),
+        }
+    }
+
+    /// `http://<slug>.<apps.domain>:<port>`, or `https://<slug>.<apps.domain>` behind HTTPS.
+    pub fn app_url(&self, slug: &str) -> String {
+        let domain = &self.config.apps.domain;
+        if self.config.public_url().starts_with("https://") {
+            format!("https://{slug}.{domain}")
+        } else if self.port == 80 {
+            format!("http://{slug}.{domain}")
+        } else {
+            format!("http://{slug}.{domain}:{}", self.port)
+        }
+    }
+
+    /// Queues a deploy of the project's branch, or with `from` a rollback to that earlier
+    /// deployment's image. Older queued requests of the project are cancelled in its favour.
+    pub async fn request(
+        &self,
+        project: &Project,
+        created_by: Option<Uuid>,
+        from: Option<Uuid>,
+    ) -> Result<Deployment, DeployError> {
+        let rollback_from = match from {
+            Some(from_id) => {
+                let from = deps::find(&self.db, from_id)
+                    .await?
+                    .filter(|d| d.project_id == project.id)
+                    .ok_or_else(|| DeployError::Invalid {
+                        field: "from_deployment",
+                        message: "is not a deployment of this project".into(),
+                    })?;
+                if from.image.is_none() {
+                    return Err(DeployError::Conflict(
+                        "that deployment's image is no longer kept; deploy again instead".into(),
+                    ));
+                }
+                Some(from)
+            }
+            None => None,
+        };
+        let deployment = deps::create(
+            &self.db,
+            deps::NewDeployment {
+                project_id: project.id,
+                trigger: if rollback_from.is_some() {
+                    "rollback"
+                } else {
+                    "manual"
+                },
+                from_deployment_id: rollback_from.as_ref().map(|d| d.id),
+                image: rollback_from.as_ref().and_then(|d| d.image.clone()),
+                commit_sha: rollback_from.as_ref().and_then(|d| d.commit_sha.clone()),
+                created_by,
+            },
+        )
+        .await?;
+        self.record_status(project.id, deployment.id, S::Queued, None)
+            .await;
+        for older in deps::queued_for_project(&self.db, project.id, deployment.id).await? {
+            if older.created_at <= deployment.created_at {
+                let reason = format!("superseded by a newer deploy request ({})", deployment.id);
+                self.cancel_queued(&older, &reason).await?;
+            }
+        }
+        let payload = serde_json::to_string(&Payload {
+            deployment_id: deployment.id,
+        })
+        .map_err(anyhow::Error::from)?;
+        db::jobs::enqueue(
+            &self.db,
+            NewJob {
+                kind: JOB_KIND,
+                payload,
+                project_id: Some(project.id),
+                max_attempts: 1,
+                run_after: Utc::now(),
+            },
+        )
+        .await?;
+        self.job_signal.notify_waiters();
+        Ok(deployment)
+    }
+
+    /// Cancels a queued deployment now, or signals a running one; returns it as it is after.
+    pub async fn cancel(&self, deployment: &Deployment) -> Result<Deployment, DeployError> {
+        let done = self
+            .cancel_queued(deployment, "cancelled by request")
+            .await?
+            || self.running.cancel(deployment.id);
+        let now = deps::find(&self.db, deployment.id)
+            .await?
+            .ok_or(DeployError::NotFound("deployment"))?;
+        if !done {
+            let status = now.state();
+            if status == S::Queued || status.is_in_progress() {
+                return Err(DeployError::Conflict(
+                    "the deploy is running on another shard instance; cancel it there".into(),
+                ));
+            }
+            return Err(DeployError::Conflict(format!(
+                "the deployment already ended ({status})"
+            )));
+        }
+        Ok(now)
+    }
+
+    /// Moves a still-queued deployment to `cancelled` with `reason`; false if it was not queued.
+    async fn cancel_queued(&self, deployment: &Deployment, reason: &str) -> anyhow::Result<bool> {
+        let fields = Fields {
+            error: Some(reason.to_string()),
+            ..Fields::default()
+        };
+        let cancelled =
+            deps::transition(&self.db, deployment.id, &[S::Queued], S::Cancelled, fields).await?;
+        if cancelled {
+            self.record_status(
+                deployment.project_id,
+                deployment.id,
+                S::Cancelled,
+                Some(reason),
+            )
+            .await;
+        }
+        Ok(cancelled)
+    }
+
+    /// Persists and publishes a status change made outside a running pipeline.
+    async fn record_status(
+        &self,
+        project_id: Uuid,
+        deployment_id: Uuid,
+        status: S,
+        reason: Option<&str>,
+    ) {
+        let mut entries = vec![Entry {
+            ts: crate::hub::timestamp(),
+            stream: "status",
+            line: status.as_str().to_string(),
+        }];
+        if let Some(reason) = reason {
+            entries.push(Entry {
+                ts: crate::hub::timestamp(),
+                stream: "system",
+                line: format!("==> {reason}"),
+            });
+        }
+        notify::deployment_status(&self.sink(), project_id, deployment_id, status, reason).await;
+        let first = match deployment_logs::append(&self.db, deployment_id, &entries).await {
+            Ok(first) => first,
+            Err(e) => {
+                tracing::error!(deployment = %deployment_id, error = %e, "cannot record status");
+                return;
+            }
+        };
+        self.hub.publish(Event::Status {
+            project_id,
+            deployment_id,
+            seq: first,
+            ts: entries[0].ts,
+            status: status.as_str().to_string(),
+        });
+        for (i, e) in entries.into_iter().enumerate().skip(1) {
+            self.hub.publish(Event::Log {
+                deployment_id,
+                seq: first + i as i64,
+                ts: e.ts,
+                stream: e.stream,
+                line: e.line,
+            });
+        }
+    }
+
+    /// Starts, stops or restarts the project's serving container, moves its deployment between
+    /// `live` and `stopped`, re-reads the published port when it runs again, and tells the
+    /// project topic. Returns the deployment as it is after.
+    pub async fn control(
+        &self,
+        project: &Project,
+        control: Control,
+    ) -> Result<Deployment, DeployError> {
+        let deployment = deps::live_for_project(&self.db, project.id)
+            .await?
+            .ok_or_else(|| {
+                DeployError::Conflict("the project has no live deployment; deploy it first".into())
+            })?;
+        let container = deployment
+            .container_id
+            .clone()
+            .ok_or_else(|| DeployError::Conflict("the live deployment has no container".into()))?;
+        let docker = &self.docker;
+        let (from, to, event) = match control {
+            Control::Start => {
+                docker.start_container(&container).await?;
+                (S::Stopped, S::Live, "started")
+            }
+            Control::Stop => {
+                docker.stop_container(&container, 10).await?;
+                (S::Live, S::Stopped, "stopped")
+            }
+            Control::Restart => {
+                docker.restart_container(&container, 10).await?;
+                (S::Stopped, S::Live, "restarted")
+            }
+        };
+        deps::transition(&self.db, deployment.id, &[from], to, Fields::default()).await?;
+        if to == S::Live
+            && let Some(port) = docker
+                .container_status(&container)
+                .await?
+                .and_then(|s| s.host_port)
+        {
+            deps::set_upstream(&self.db, deployment.id, &format!("127.0.0.1:{port}")).await?;
+        }
+        let payload = serde_json::json!({"action": event, "deployment": deployment.id});
+        record::publish(
+            &self.db,
+            &self.hub,
+            Topic::Project(project.id),
+            "container",
+            payload,
+        )
+        .await;
+        deps::find(&self.db, deployment.id)
+            .await?
+            .ok_or(DeployError::NotFound("deployment"))
+    }
+
+    /// Deletes a project with its containers, images, network and topic history. Running
+    /// deploys are cancelled first so they create nothing after the cleanup. When Docker
+    /// cannot be reached the project is kept (so nothing runs without an owner), unless it was
+    /// never deployed.
+    pub async fn delete_project(&self, project: &Project) -> Result<(), DeployError> {
+        for running in deps::with_status(&self.db, &S::IN_PROGRESS).await? {
+            if running.project_id == project.id {
+                self.running.cancel(running.id);
+            }
+        }
+        let has_deployments = !deps::list_for_project(&self.db, project.id, 1)
+            .await?
+            .is_empty();
+        match self.docker.remove_project(project.id).await {
+            Ok(removed) => {
+                tracing::info!(project = %project.id, containers = removed.containers, images = removed.images, "removed docker objects")
+            }
+            Err(e) if has_deployments => {
+                tracing::warn!(project = %project.id, error = %e, "cannot remove the project's containers");
+                return Err(DeployError::Unavailable(format!(
+                    "cannot remove the project's containers: {e}; retry when Docker is reachable"
+                )));
+            }
+            Err(e) => tracing::debug!(error = %e, "docker unreachable; project was never deployed"),
+        }
+        db::projects::delete(&self.db, project.id).await?;
+        for topic in [Topic::Project(project.id)] {
+            db::topic_events::delete_topic(&self.db, &topic.to_string()).await?;
+        }
+        Ok(())
+    }
+
+    /// The deploy job handler.
+    pub async fn run_job(self: &Arc<Self>, job: &Job) -> anyhow::Result<()> {
+        let payload: Payload = serde_json::from_str(&job.payload)
+            .map_err(|e| anyhow::anyhow!("deploy job payload: {e}"))?;
+        pipeline::run(self, payload.deployment_id).await
+    }
+}

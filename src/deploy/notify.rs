@@ -1,0 +1,54 @@
+//! Deploy notifications: a deployment's status change goes to its project's topic, and the end
+//! of a deploy (live or failed) becomes a notification on the owner's `user:` topic.
+
+use serde_json::json;
+use uuid::Uuid;
+
+use super::DeploymentStatus;
+use super::log::Sink;
+use crate::db;
+use crate::hub::{Topic, record};
+
+pub async fn deployment_status(
+    sink: &Sink,
+    project: Uuid,
+    deployment: Uuid,
+    status: DeploymentStatus,
+    error: Option<&str>,
+) {
+    let payload = json!({"deployment": deployment, "status": status.as_str()});
+    record::publish(
+        &sink.db,
+        &sink.hub,
+        Topic::Project(project),
+        "status",
+        payload,
+    )
+    .await;
+    if !matches!(status, DeploymentStatus::Live | DeploymentStatus::Failed) {
+        return;
+    }
+    let Ok(Some(p)) = db::projects::find(&sink.db, project).await else {
+        return;
+    };
+    let (level, title) = if status == DeploymentStatus::Live {
+        ("success", format!("{} is live", p.name))
+    } else {
+        ("error", format!("deploy of {} failed", p.name))
+    };
+    let payload = json!({
+        "level": level,
+        "title": title,
+        "body": error.unwrap_or(""),
+        "project": project,
+        "deployment": deployment,
+    });
+    record::publish(
+        &sink.db,
+        &sink.hub,
+        Topic::User(p.owner_id),
+        "notification",
+        payload,
+    )
+    .await;
+}

@@ -1,0 +1,592 @@
+//! The deploy pipeline: queued → fetching → building → starting → health_checking → live.
+//! A failure or cancel at any step removes what this deploy created and leaves the running
+//! version untouched; a deploy found half-done after a crash ends `failed` ("interrupted").
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::env::{self, GIT_TOKEN_VAR, OpenVar};
+use super::log::{LogWriter, TAIL_LINES};
+use super::workspace::{build_dir, checkout_size, remove_dir};
+use super::{Deployer, DeploymentStatus as S, prune};
+use crate::db::deployments::{self as deps, Deployment, Fields};
+use crate::db::projects::Project;
+use crate::docker::{BuildError, BuildSpec, Limits, RunSpec, context};
+use crate::{db, git};
+
+/// Runs the deployment `id` (the job handler's body).
+#[tracing::instrument(skip_all, fields(deployment = %id))]
+pub async fn run(deployer: &Arc<Deployer>, id: Uuid) -> anyhow::Result<()> {
+    let Some(deployment) = deps::find(&deployer.db, id).await? else {
+        return Ok(()); // project deleted with its deployments
+    };
+    match deployment.state() {
+        S::Queued => {}
+        status if status.is_in_progress() => {
+            super::recover::interrupted(deployer, &deployment).await;
+            return Ok(());
+        }
+        _ => return Ok(()),
+    }
+    let Some(project) = db::projects::find(&deployer.db, deployment.project_id).await? else {
+        return Ok(());
+    };
+    let cancel = deployer.running.register(deployment.id);
+    let deploy = &deployer.config.deploy;
+    let log = LogWriter::start(
+        deployer.sink(),
+        &deployment,
+        deploy.max_log_line_bytes,
+        deploy.max_log_lines,
+    )
+    .await?;
+    let mut pipeline = Pipeline {
+        d: deployer.clone(),
+        project,
+        deployment,
+        cancel,
+        log,
+        container: None,
+    };
+    let outcome = pipeline.execute().await;
+    pipeline.conclude(outcome).await;
+    deployer.running.remove(pipeline.deployment.id);
+    pipeline.log.finish().await;
+    // Whatever an earlier crash (or this deploy's failed cleanup) left behind goes now.
+    let d = deployer.clone();
+    tokio::spawn(async move {
+        if let Err(e) = super::recover::sweep(&d).await {
+            tracing::debug!(error = %format!("{e:#}"), "post-deploy sweep failed");
+        }
+    });
+    Ok(())
+}
+
+/// Why a pipeline stopped early.
+enum Stop {
+    Cancelled,
+    Failed {
+        step: &'static str,
+        message: String,
+    },
+    /// Someone else moved the deployment (it was cancelled while queued, or the project went).
+    Preempted,
+}
+
+impl From<anyhow::Error> for Stop {
+    fn from(e: anyhow::Error) -> Self {
+        Stop::Failed {
+            step: "internal",
+            message: format!("{e:#}"),
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for Stop {
+    fn from(e: sea_orm::DbErr) -> Self {
+        anyhow::Error::from(e).into()
+    }
+}
+
+fn failed(step: &'static str, message: impl Into<String>) -> Stop {
+    Stop::Failed {
+        step,
+        message: message.into(),
+    }
+}
+
+struct Pipeline {
+    d: Arc<Deployer>,
+    project: Project,
+    deployment: Deployment,
+    cancel: CancellationToken,
+    log: LogWriter,
+    /// The container this deploy created, removed if it does not go live.
+    container: Option<String>,
+}
+
+impl Pipeline {
+    async fn execute(&mut self) -> Result<(), Stop> {
+        let image = match self.deployment.image.clone() {
+            Some(image) => {
+                self.advance(&[S::Queued], S::Starting, started()).await?;
+                self.log
+                    .system(format!("==> Rolling back to image {image}"))
+                    .await;
+                image
+            }
+            None => {
+                self.advance(&[S::Queued], S::Fetching, started()).await?;
+                let build_dir = build_dir(&self.d.config.data_dir, self.deployment.id);
+                let result = self.fetch_and_build(&build_dir).await;
+                remove_dir(&build_dir).await;
+                let image = result?;
+                let fields = Fields {
+                    image: Some(image.clone()),
+                    ..Fields::default()
+                };
+                self.advance(&[S::Building], S::Starting, fields).await?;
+                image
+            }
+        };
+        self.start_container(&image).await?;
+        self.health_check().await?;
+        self.go_live().await
+    }
+
+    async fn advance(&mut self, from: &[S], to: S, fields: Fields) -> Result<(), Stop> {
+        if self.cancel.is_cancelled() {
+            return Err(Stop::Cancelled);
+        }
+        if !deps::transition(&self.d.db, self.deployment.id, from, to, fields).await? {
+            return Err(Stop::Preempted);
+        }
+        self.deployment.status = to.as_str().to_string();
+        self.log.status(to).await;
+        Ok(())
+    }
+
+    /// Decrypts the project's env vars, registering secret values for masking.
+    async fn open_env(&self) -> Result<Vec<OpenVar>, Stop> {
+        let vars = db::env_vars::list(&self.d.db, self.project.id).await?;
+        let opened = env::open_all(&self.d.sealer, &vars)?;
+        for var in opened.iter().filter(|v| v.secret && v.value.len() >= 4) {
+            self.log.mask(var.value.clone());
+        }
+        Ok(opened)
+    }
+
+    async fn fetch(
+        &mut self,
+        build_dir: &Path,
+        token: Option<String>,
+    ) -> Result<git::Checkout, Stop> {
+        let p = &self.project;
+        remove_dir(build_dir).await;
+        if let Some(parent) = build_dir.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(anyhow::Error::from)?;
+        }
+        let interrupt = Arc::new(AtomicBool::new(false));
+        let timeout = Duration::from_secs(self.d.config.deploy.fetch_timeout_secs);
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let watcher = {
+            let (cancel, interrupt, timed_out) =
+                (self.cancel.clone(), interrupt.clone(), timed_out.clone());
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = cancel.cancelled() => {}
+                    _ = tokio::time::sleep(timeout) => timed_out.store(true, Ordering::Relaxed),
+                }
+                interrupt.store(true, Ordering::Relaxed);
+            })
+        };
+        let (url, branch, dir) = (p.git_url.clone(), p.branch.clone(), build_dir.to_path_buf());
+        let fetched = tokio::task::spawn_blocking(move || {
+            git::fetch_branch(&url, &branch, &dir, token.as_deref(), &interrupt)
+        })
+        .await;
+        watcher.abort();
+        match fetched.map_err(|e| anyhow::anyhow!("fetch task: {e}"))? {
+            Ok(checkout) => Ok(checkout),
+            Err(git::GitError::Cancelled) if timed_out.load(Ordering::Relaxed) => Err(failed(
+                "fetch",
+                format!(
+                    "the fetch took longer than {} s (deploy.fetch_timeout_secs)",
+                    timeout.as_secs()
+                ),
+            )),
+            Err(git::GitError::Cancelled) => Err(Stop::Cancelled),
+            Err(e) => Err(failed("fetch", e.to_string())),
+        }
+    }
+
+    async fn fetch_and_build(&mut self, build_dir: &Path) -> Result<String, Stop> {
+        let p = self.project.clone();
+        self.log
+            .system(format!("==> Fetching {} ({})", p.git_url, p.branch))
+            .await;
+        let opened = self.open_env().await?;
+        let token = opened
+            .iter()
+            .find(|v| v.key == GIT_TOKEN_VAR)
+            .map(|v| v.value.clone());
+        let checkout = self.fetch(build_dir, token).await?;
+        if !checkout.shallow {
+            tracing::warn!("the fetch was not shallow (server without protocol v2?)");
+        }
+        let limit = self.d.config.deploy.max_checkout_mb * 1024 * 1024;
+        let root = build_dir.to_path_buf();
+        let size = tokio::task::spawn_blocking(move || checkout_size(&root, limit))
+            .await
+            .map_err(|e| anyhow::anyhow!("size task: {e}"))?;
+        if size > limit {
+            return Err(failed(
+                "fetch",
+                format!(
+                    "the checkout is larger than {} MiB (deploy.max_checkout_mb)",
+                    self.d.config.deploy.max_checkout_mb
+                ),
+            ));
+        }
+        let short = &checkout.commit_sha[..checkout.commit_sha.len().min(12)];
+        self.log
+            .system(format!("==> Fetched {short} {}", checkout.summary))
+            .await;
+        let fields = Fields {
+            commit_sha: Some(checkout.commit_sha.clone()),
+            commit_message: Some(checkout.summary.clone()),
+            ..Fields::default()
+        };
+        self.advance(&[S::Fetching], S::Building, fields).await?;
+
+        let tag = format!("shard/{}:{}", p.slug, self.deployment.id);
+        self.log.system(format!("==> Building {tag}")).await;
+        let (root, dockerfile) = (build_dir.to_path_buf(), p.dockerfile.clone());
+        let tar = tokio::task::spawn_blocking(move || {
+            if !context::is_regular_file_in(&root, &dockerfile)? {
+                anyhow::bail!("no Dockerfile at '{dockerfile}' in the repository");
+            }
+            context::tar_context(&root, &dockerfile)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("context task: {e}"))?
+        .map_err(|e| failed("build", format!("{e:#}")))?;
+        let build_args = opened
+            .iter()
+            .filter(|v| v.build && v.key != GIT_TOKEN_VAR)
+            .map(|v| (v.key.clone(), v.value.clone()))
+            .collect();
+        let spec = BuildSpec {
+            tag: tag.clone(),
+            dockerfile: p.dockerfile.clone(),
+            context: tar,
+            build_args,
+            labels: self.d.docker.labels(p.id, self.deployment.id),
+        };
+        let built = self.build(spec).await;
+        match built {
+            Ok(()) => Ok(tag),
+            Err(stop) => {
+                let _ = self.d.docker.remove_image(&tag).await;
+                Err(stop)
+            }
+        }
+    }
+
+    /// Runs the build with its timeout, feeding the output to the log as it arrives.
+    async fn build(&mut self, spec: BuildSpec) -> Result<(), Stop> {
+        let timeout = Duration::from_secs(self.d.config.deploy.build_timeout_secs);
+        let max_line = self.d.config.deploy.max_log_line_bytes;
+        let (lines, mut output) = tokio::sync::mpsc::channel::<String>(256);
+        let build_cancel = self.cancel.child_token();
+        let build = self
+            .d
+            .docker
+            .build_image(spec, &build_cancel, max_line, lines);
+        let log = &self.log;
+        let forward = async {
+            while let Some(line) = output.recv().await {
+                log.stdout(line).await;
+            }
+        };
+        let (result, ()) = tokio::join!(
+            async { tokio::time::timeout(timeout, build).await.ok() },
+            forward
+        );
+        match result {
+            None => Err(failed(
+                "build",
+                format!(
+                    "the build took longer than {} s (deploy.build_timeout_secs)",
+                    timeout.as_secs()
+                ),
+            )),
+            Some(Ok(())) => Ok(()),
+            Some(Err(BuildError::Cancelled)) => Err(Stop::Cancelled),
+            Some(Err(BuildError::Failed { message, step })) => {
+                let mut text = match step {
+                    Some(step) => format!("{step}: {message}"),
+                    None => message,
+                };
+                text.push_str("\n--- last lines ---\n");
+                text.push_str(&self.log.tail().join("\n"));
+                Err(failed("build", text))
+            }
+            Some(Err(BuildError::Engine(e))) => Err(failed("build", e.to_string())),
+        }
+    }
+
+    fn limits(&self) -> Limits {
+        let c = &self.d.config.containers;
+        Limits {
+            memory_mb: self.project.memory_limit_mb.unwrap_or(c.memory_mb),
+            cpu_millis: self
+                .project
+                .cpu_limit_millis
+                .map_or(c.cpu_millis, i64::from),
+            pids: c.pids_limit,
+            log_max_size_mb: c.log_max_size_mb,
+            log_max_files: c.log_max_files,
+        }
+    }
+
+    async fn start_container(&mut self, image: &str) -> Result<(), Stop> {
+        self.log.system("==> Starting".to_string()).await;
+        let engine = self.d.docker.clone();
+        let start_failed = |e: crate::docker::EngineError| failed("start", e.to_string());
+        let port = match self.project.port {
+            Some(port) => port as u16,
+            None => engine
+                .exposed_port(image)
+                .await
+                .map_err(start_failed)?
+                .unwrap_or(8080),
+        };
+        // Decrypted at the last moment, and only into the container's environment.
+        let mut env: Vec<String> = self
+            .open_env()
+            .await?
+            .into_iter()
+            .filter(|v| v.key != GIT_TOKEN_VAR)
+            .map(|v| format!("{}={}", v.key, v.value))
+            .collect();
+        env.push(format!("PORT={port}"));
+        let network = engine
+            .ensure_network(self.project.id)
+            .await
+            .map_err(start_failed)?;
+        let spec = RunSpec {
+            name: format!(
+                "shard-{}-{}",
+                self.project.slug,
+                self.deployment.id.simple()
+            ),
+            image: image.to_string(),
+            env,
+            labels: engine.labels(self.project.id, self.deployment.id),
+            port,
+            limits: self.limits(),
+            network,
+        };
+        let started = engine.run_container(spec).await.map_err(start_failed)?;
+        self.container = Some(started.id.clone());
+        if started.host_port == 0 {
+            let message = self
+                .exited_message("the container stopped right after start")
+                .await;
+            return Err(failed("start", message));
+        }
+        let upstream = format!("127.0.0.1:{}", started.host_port);
+        self.log
+            .system(format!(
+                "==> Container {} listening on port {port}, published at {upstream}",
+                &started.id[..12]
+            ))
+            .await;
+        let fields = Fields {
+            container_id: Some(started.id),
+            upstream: Some(upstream.clone()),
+            ..Fields::default()
+        };
+        self.advance(&[S::Starting], S::HealthChecking, fields)
+            .await?;
+        self.deployment.upstream = Some(upstream);
+        Ok(())
+    }
+
+    async fn exited_message(&self, what: &str) -> String {
+        let lines = match &self.container {
+            Some(id) => self
+                .d
+                .docker
+                .tail_logs(id, TAIL_LINES)
+                .await
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let mut text = what.to_string();
+        if !lines.is_empty() {
+            text.push_str("\n--- container output ---\n");
+            text.push_str(&self.log.masked(&lines.join("\n")));
+        }
+        text
+    }
+
+    async fn health_check(&mut self) -> Result<(), Stop> {
+        let upstream = self.deployment.upstream.clone().unwrap_or_default();
+        let url = format!("http://{upstream}{}", self.project.health_path);
+        let timeout = Duration::from_secs(self.project.health_timeout_secs.max(1) as u64);
+        self.log
+            .system(format!(
+                "==> Health check GET {} (up to {} s)",
+                self.project.health_path,
+                timeout.as_secs()
+            ))
+            .await;
+        let deadline = Instant::now() + timeout;
+        let container = self.container.clone().unwrap_or_default();
+        let mut last_problem;
+        loop {
+            if self.cancel.is_cancelled() {
+                return Err(Stop::Cancelled);
+            }
+            let request = self.d.http.get(&url).timeout(Duration::from_secs(2));
+            match request.send().await {
+                Ok(response)
+                    if response.status().is_success() || response.status().is_redirection() =>
+                {
+                    return Ok(());
+                }
+                Ok(response) => last_problem = format!("answered {}", response.status()),
+                Err(e) => {
+                    last_problem = format!(
+                        "no answer ({})",
+                        if e.is_timeout() {
+                            "timeout"
+                        } else {
+                            "connection refused or reset"
+                        }
+                    )
+                }
+            }
+            match self.d.docker.container_status(&container).await {
+                Ok(Some(status)) if !status.running => {
+                    let what = format!(
+                        "the container exited (code {}) before it became healthy",
+                        status.exit_code.unwrap_or(-1)
+                    );
+                    return Err(failed("health_check", self.exited_message(&what).await));
+                }
+                Ok(None) => return Err(failed("health_check", "the container disappeared")),
+                _ => {}
+            }
+            if Instant::now() >= deadline {
+                let what = format!(
+                    "GET {} did not succeed within {} s: last {last_problem}",
+                    self.project.health_path,
+                    timeout.as_secs()
+                );
+                return Err(failed("health_check", self.exited_message(&what).await));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(poll_interval(deadline - timeout)) => {}
+                _ = self.cancel.cancelled() => return Err(Stop::Cancelled),
+            }
+        }
+    }
+
+    /// The switch: this deployment `live` and the previous one `superseded` in one
+    /// transaction, then the previous container drained and removed, then images pruned.
+    async fn go_live(&mut self) -> Result<(), Stop> {
+        if self.cancel.is_cancelled() {
+            return Err(Stop::Cancelled);
+        }
+        let Some(previous) = deps::switch(&self.d.db, self.project.id, self.deployment.id).await?
+        else {
+            return Err(Stop::Preempted);
+        };
+        self.container = None; // it is the live one now
+        // The header first, then the status: `live` is the last message of a deploy's topic.
+        let url = self.d.app_url(&self.project.slug);
+        self.log.system(format!("==> Live at {url}")).await;
+        self.log.status(S::Live).await;
+        let mut old_containers = Vec::new();
+        for old in previous {
+            self.d
+                .record_status(self.project.id, old.id, S::Superseded, None)
+                .await;
+            old_containers.extend(old.container_id);
+        }
+        // Drain: the previous container keeps serving for the grace period, then goes; only
+        // then can its image be pruned (Docker refuses to remove an image a container uses).
+        let (d, project_id) = (self.d.clone(), self.project.id);
+        tokio::spawn(async move {
+            if !old_containers.is_empty() {
+                tokio::time::sleep(Duration::from_secs(d.config.deploy.grace_secs)).await;
+            }
+            for container in old_containers {
+                let _ = d.docker.stop_container(&container, 5).await;
+                if let Err(e) = d.docker.remove_container(&container).await {
+                    tracing::warn!(error = %e, "cannot remove the superseded container; reconcile will");
+                }
+            }
+            prune::apply(&d, project_id).await;
+        });
+        Ok(())
+    }
+
+    /// Records how the pipeline ended and removes what a failed or cancelled deploy created.
+    async fn conclude(&mut self, outcome: Result<(), Stop>) {
+        let Err(stop) = outcome else { return };
+        if let Some(container) = self.container.take()
+            && let Err(e) = self.d.docker.remove_container(&container).await
+        {
+            tracing::warn!(error = %e, "cannot remove the failed deploy's container; reconcile will");
+        }
+        let (status, fields, summary) = match stop {
+            Stop::Preempted => return,
+            Stop::Cancelled => (
+                S::Cancelled,
+                Fields {
+                    error: Some("cancelled by request".into()),
+                    ..Fields::default()
+                },
+                "==> Cancelled".to_string(),
+            ),
+            Stop::Failed { step, message } => {
+                let mut message = self.log.masked(&message);
+                crate::docker::cap_text(&mut message, 64 * 1024);
+                let summary = format!("==> Failed at {step}: {message}");
+                (
+                    S::Failed,
+                    Fields {
+                        error: Some(message),
+                        error_step: Some(step.into()),
+                        ..Fields::default()
+                    },
+                    summary,
+                )
+            }
+        };
+        match deps::transition(
+            &self.d.db,
+            self.deployment.id,
+            &S::UNFINISHED,
+            status,
+            fields,
+        )
+        .await
+        {
+            Ok(true) => {
+                self.log.system(summary).await;
+                self.log.status(status).await;
+            }
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "cannot record the deploy outcome"),
+        }
+        tracing::info!(%status, "deploy ended");
+    }
+}
+
+fn started() -> Fields {
+    Fields {
+        started: true,
+        ..Fields::default()
+    }
+}
+
+/// Health polls are frequent while a fresh app is likely starting, then back off.
+fn poll_interval(started: Instant) -> Duration {
+    if started.elapsed() < Duration::from_secs(3) {
+        Duration::from_millis(25)
+    } else {
+        Duration::from_millis(250)
+    }
+}

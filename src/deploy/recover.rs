@@ -1,0 +1,203 @@
+//! Crash recovery. What a killed process left behind is found by Docker label and by build
+//! directory, not by what it managed to record: containers of no serving deployment (a
+//! container created but not yet recorded included), images no deployment records, build
+//! directories of no running deploy. The sweep runs at startup — retried with backoff while
+//! Docker is unreachable — and after every deploy. A deploy found in progress by its re-claimed
+//! job ends `failed` ("interrupted by restart") before anything else is tried, so nothing
+//! stays in progress even when Docker is down.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::{Deployer, DeploymentStatus as S};
+use crate::db::deployments::{self as deps, Deployment, Fields};
+use crate::db::{self};
+
+/// What a sweep removed (or started again).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    pub containers: usize,
+    pub images: usize,
+    pub dirs: usize,
+    pub restarted: usize,
+}
+
+/// Startup: on SQLite (one process per database, guarded by the data-dir lock) every running
+/// job is an orphan, so its lease ends now; then the sweep runs in the background until it
+/// succeeds once.
+pub async fn at_startup(d: &Arc<Deployer>, shutdown: CancellationToken) {
+    if !db::is_postgres(&d.db) {
+        match db::jobs::expire_running_leases(&d.db).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(jobs = n, "recovering jobs interrupted by a restart"),
+            Err(e) => tracing::error!(error = %e, "cannot recover interrupted jobs"),
+        }
+    }
+    match sweep(d).await {
+        Ok(swept) => log_swept(swept),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "startup reconcile failed; retrying in the background");
+            let d = d.clone();
+            tokio::spawn(async move {
+                let mut delay = Duration::from_secs(1);
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.cancelled() => return,
+                    }
+                    match sweep(&d).await {
+                        Ok(swept) => return log_swept(swept),
+                        Err(e) => {
+                            tracing::debug!(error = %format!("{e:#}"), "reconcile retry failed")
+                        }
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(60));
+                }
+            });
+        }
+    }
+}
+
+fn log_swept(swept: Swept) {
+    if swept != Swept::default() {
+        tracing::info!(?swept, "reconciled docker with the database");
+    }
+}
+
+/// A deploy that was in progress when its process died: fail it first (so it never stays in
+/// progress), then remove every container carrying its label. If Docker cannot be reached,
+/// the next sweep removes them.
+pub async fn interrupted(d: &Deployer, deployment: &Deployment) {
+    tracing::warn!(deployment = %deployment.id, status = %deployment.status, "deploy was interrupted by a restart");
+    let reason = "interrupted by restart";
+    let fields = Fields {
+        error: Some(reason.into()),
+        error_step: Some(deployment.status.clone()),
+        ..Fields::default()
+    };
+    match deps::transition(&d.db, deployment.id, &S::UNFINISHED, S::Failed, fields).await {
+        Ok(true) => {
+            d.record_status(
+                deployment.project_id,
+                deployment.id,
+                S::Failed,
+                Some(reason),
+            )
+            .await
+        }
+        Ok(false) => {}
+        Err(e) => tracing::error!(error = %e, "cannot mark the interrupted deploy failed"),
+    }
+    if let Err(e) = d.docker.remove_deployment_containers(deployment.id).await {
+        tracing::warn!(error = %e, "cannot remove the interrupted deploy's container yet");
+    }
+}
+
+/// Makes Docker and the data dir agree with the database. Errors only when Docker cannot be
+/// listed; single removals that fail are logged and retried by the next sweep.
+pub async fn sweep(d: &Deployer) -> anyhow::Result<Swept> {
+    let mut swept = Swept::default();
+    let running_here: HashSet<Uuid> = d.running.ids().into_iter().collect();
+    swept.dirs = sweep_build_dirs(d, &running_here).await;
+    let grace = chrono::Duration::seconds(d.config.deploy.grace_secs as i64 + 30);
+    for container in d.docker.managed_containers().await? {
+        let deployment = match container.deployment {
+            Some(id) => deps::find(&d.db, id).await?,
+            None => None,
+        };
+        let keep = match &deployment {
+            None => false,
+            Some(dep) => match dep.state() {
+                S::Live => {
+                    if !container.running {
+                        tracing::info!(deployment = %dep.id, "starting the stopped live container");
+                        if d.docker.start_container(&container.id).await.is_ok() {
+                            swept.restarted += 1;
+                        }
+                    }
+                    refresh_upstream(d, dep, &container.id).await;
+                    true
+                }
+                S::Stopped => true,
+                // Draining after a switch; removed by the switch once its grace period ends.
+                S::Superseded => dep.updated_at + grace > db::now(),
+                status if status == S::Queued || status.is_in_progress() => {
+                    running_here.contains(&dep.id)
+                        || db::jobs::project_busy(&d.db, dep.project_id).await?
+                }
+                _ => false,
+            },
+        };
+        if !keep {
+            tracing::info!(container = %container.id, "removing a leftover container");
+            match d.docker.remove_container(&container.id).await {
+                Ok(()) => swept.containers += 1,
+                Err(e) => tracing::warn!(error = %e, "cannot remove a leftover container"),
+            }
+        }
+    }
+    let recorded: HashSet<String> = deps::recorded_images(&d.db).await?.into_iter().collect();
+    for image in d.docker.managed_images().await? {
+        if image.tags.iter().any(|t| recorded.contains(t)) {
+            continue;
+        }
+        if let Some(id) = image.deployment
+            && let Some(dep) = deps::find(&d.db, id).await?
+            && (dep.state() == S::Queued || dep.state().is_in_progress())
+            && (running_here.contains(&id) || db::jobs::project_busy(&d.db, dep.project_id).await?)
+        {
+            continue; // built, not yet recorded by a deploy that is still running
+        }
+        tracing::info!(image = %image.id, tags = ?image.tags, "removing a leftover image");
+        match d.docker.remove_image(&image.id).await {
+            Ok(()) => swept.images += 1,
+            Err(e) => tracing::debug!(error = %e, "cannot remove a leftover image"),
+        }
+    }
+    Ok(swept)
+}
+
+async fn refresh_upstream(d: &Deployer, dep: &Deployment, container: &str) {
+    if let Ok(Some(status)) = d.docker.container_status(container).await
+        && let Some(port) = status.host_port
+    {
+        let upstream = format!("127.0.0.1:{port}");
+        if dep.upstream.as_deref() != Some(upstream.as_str())
+            && let Err(e) = deps::set_upstream(&d.db, dep.id, &upstream).await
+        {
+            tracing::warn!(error = %e, "cannot record the new upstream");
+        }
+    }
+}
+
+/// Removes `<data_dir>/builds/*` that belong to no deploy running in this process.
+async fn sweep_build_dirs(d: &Deployer, running_here: &HashSet<Uuid>) -> usize {
+    let builds = d.config.data_dir.join("builds");
+    let Ok(mut entries) = tokio::fs::read_dir(&builds).await else {
+        return 0;
+    };
+    let mut removed = 0;
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let name = entry.file_name();
+        let id = name.to_str().and_then(|n| Uuid::parse_str(n).ok());
+        if id.is_some_and(|id| running_here.contains(&id)) {
+            continue;
+        }
+        let path = entry.path();
+        let result = match entry.file_type().await {
+            Ok(t) if t.is_dir() => tokio::fs::remove_dir_all(&path).await,
+            _ => tokio::fs::remove_file(&path).await,
+        };
+        match result {
+            Ok(()) => removed += 1,
+            Err(e) => {
+                tracing::warn!(dir = %path.display(), error = %e, "cannot remove a leftover build dir")
+            }
+        }
+    }
+    removed
+}

@@ -1,0 +1,36 @@
+//! `AppState`: what request handlers and jobs share, built once per app by `App::build` (no
+//! globals, so tests start many apps in one process). Lower layers take the narrow handles
+//! they need (db, hub, engine, deployer), never the whole state.
+
+use std::sync::Arc;
+
+use crate::auth::{LoginLimiter, PasswordHasher, TokenKeys};
+use crate::config::Config;
+use crate::db::Db;
+use crate::deploy::Deployer;
+use crate::docker::Engine;
+use crate::hub::{Hub, RuntimeLogs};
+use crate::secrets::Sealer;
+
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub sealer: Arc<Sealer>,
+    pub tokens: TokenKeys,
+    pub limiter: LoginLimiter,
+    /// Argon2id with bounded concurrency and memory.
+    pub passwords: PasswordHasher,
+    pub docker: Arc<Engine>,
+    /// Serialises first-run setup so two racing requests cannot both create an admin.
+    pub setup_lock: tokio::sync::Mutex<()>,
+    /// The port actually bound (differs from the config when it asked for port 0).
+    pub port: u16,
+    /// Status and log events, published after they are persisted.
+    pub hub: Arc<Hub>,
+    /// Followers of running containers' output, while someone listens.
+    pub runtime_logs: RuntimeLogs,
+    /// Wakes idle job workers when a job is enqueued.
+    pub job_signal: Arc<tokio::sync::Notify>,
+    /// The deploy domain: deploys, rollbacks, cancels, runtime control, project deletion.
+    pub deployer: Arc<Deployer>,
+}
