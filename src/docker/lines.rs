@@ -77,8 +77,14 @@ impl LineSplitter {
         }
     }
 
+    /// The cut line with its marker, `max` bytes in all.
     fn cut_marker(&self, mut line: String) -> String {
-        line.push_str(&format!(" [line cut: longer than {} bytes]", self.max));
+        let marker = format!(" [line cut: longer than {} bytes]", self.max);
+        line.truncate(floor_char_boundary(
+            &line,
+            self.max.saturating_sub(marker.len()),
+        ));
+        line.push_str(&marker);
         line
     }
 }
@@ -125,15 +131,17 @@ mod tests {
         }
         splitter.push("end\nnext\n", |l| out.push(l));
         assert_eq!(out.len(), 2, "{out:?}");
-        assert!(out[0].starts_with(&"x".repeat(64)));
+        assert!(out[0].starts_with("xxxx"));
         assert!(out[0].ends_with("[line cut: longer than 64 bytes]"));
+        assert_eq!(out[0].len(), 64);
         assert_eq!(out[1], "next");
     }
 
     #[test]
     fn cuts_on_a_character_boundary() {
-        let out = split(64, &[&"é".repeat(100), "\n"]);
+        let out = split(256, &[&"é".repeat(300), "\n"]);
         assert_eq!(out.len(), 1);
-        assert!(out[0].starts_with(&"é".repeat(32)));
+        assert!(out[0].starts_with(&"é".repeat(100)));
+        assert!(out[0].len() <= 256);
     }
 }

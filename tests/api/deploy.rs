@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 use crate::gitserver::GitServer;
 use crate::helpers::*;
 
-type Files = Vec<(&'static str, Vec<u8>, bool)>;
+pub(crate) type Files = Vec<(&'static str, Vec<u8>, bool)>;
 
-fn dockerfile(extra: &str) -> Vec<u8> {
+pub(crate) fn dockerfile(extra: &str) -> Vec<u8> {
     format!(
         "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\n{extra}EXPOSE 8080\n\
          CMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"
@@ -20,7 +20,7 @@ fn dockerfile(extra: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn app_files(version: &str, extra: &str) -> Files {
+pub(crate) fn app_files(version: &str, extra: &str) -> Files {
     vec![
         (
             "busybox",
@@ -48,7 +48,7 @@ fn app_files(version: &str, extra: &str) -> Files {
     ]
 }
 
-fn docker_ids(args: &[&str]) -> String {
+pub(crate) fn docker_ids(args: &[&str]) -> String {
     let out = Command::new("docker")
         .args(args)
         .output()

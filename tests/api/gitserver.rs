@@ -210,3 +210,20 @@ async fn cgi(
     }
     response.body(output[end + sep..].to_vec())
 }
+
+impl Repo {
+    /// Commits a symbolic link `path` → `target` (git stores the link, not the file).
+    #[allow(dead_code)] // the deploy benchmark shares this file
+    pub fn symlink(&self, path: &str, target: &str, message: &str) -> String {
+        let link = self.work.join(path);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(target, &link).unwrap();
+        git(&self.work, &["add", "-A"]);
+        git(&self.work, &["commit", "-q", "-m", message]);
+        git(
+            &self.work,
+            &["push", "-q", self.bare.to_str().unwrap(), "main"],
+        );
+        git(&self.work, &["rev-parse", "HEAD"])
+    }
+}

@@ -3,6 +3,7 @@
 //! for the tests that need one.
 
 mod auth;
+mod bounds;
 mod cli;
 mod deploy;
 mod docker;
@@ -10,5 +11,6 @@ mod edge;
 mod gitserver;
 mod helpers;
 mod jobs;
+mod process;
 mod projects;
 mod ws;

@@ -1,0 +1,148 @@
+//! `shard serve` as a child process, for what only a real process shows: its memory (VmRSS,
+//! VmHWM from /proc), a SIGKILL at any moment, a restart on the same data dir, a second
+//! process on a data dir in use.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::PASSWORD;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_shard");
+
+pub struct Serve {
+    pub base: String,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub db_url: Option<String>,
+    envs: Vec<(String, String)>,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Serve {
+    /// Starts `shard serve` on `dir` with extra `SHARD_*` variables and waits for `/health`.
+    pub async fn start(dir: &Path, db_url: Option<String>, envs: &[(&str, &str)]) -> Serve {
+        let port = free_port();
+        let mut serve = Serve {
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+            dir: dir.to_path_buf(),
+            db_url,
+            envs: envs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            child: None,
+        };
+        serve.spawn().await;
+        serve
+    }
+
+    /// The command line of this server (also for a second process on the same data dir).
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("SHARD_DATA_DIR", &self.dir)
+            .env("SHARD_LISTEN", format!("127.0.0.1:{}", self.port))
+            .env("SHARD_LOG__LEVEL", "warn")
+            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .args(["serve"])
+            .stdout(Stdio::null());
+        if let Some(url) = &self.db_url {
+            command.env("SHARD_DATABASE_URL", url);
+        }
+        command
+    }
+
+    /// Starts the process again (after `kill`) and waits until it answers.
+    pub async fn spawn(&mut self) {
+        let child = self
+            .command()
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("shard binary");
+        self.child = Some(child);
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        loop {
+            if let Ok(r) = client.get(format!("{}/health", self.base)).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("shard serve exited with {status} before it answered");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "shard serve did not answer"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// A `/proc/<pid>/status` field in KiB (`VmRSS`, `VmHWM`).
+    pub fn status_kib(&self, field: &str) -> u64 {
+        let text = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc status"))
+    }
+
+    /// SIGKILL: no cleanup of any kind runs.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Creates the first admin with the setup token; returns an access token.
+    pub async fn setup_admin(&self) -> String {
+        let token = std::fs::read_to_string(self.dir.join("setup-token")).unwrap();
+        let response = reqwest::Client::new()
+            .post(format!("{}/api/v1/auth/setup", self.base))
+            .json(&json!({"token": token.trim(), "username": "admin", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn login(&self) -> String {
+        let response = reqwest::Client::new()
+            .post(format!("{}/api/v1/auth/login", self.base))
+            .json(&json!({"username": "admin", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
