@@ -190,3 +190,117 @@ async fn migrate_user_create_and_graceful_sigterm() {
         "stopped accepting"
     );
 }
+
+/// Every config section takes `SHARD_<SECTION>__<KEY>`: the sections are read off
+/// `config show` itself, so a new section is covered the day it is added.
+#[tokio::test]
+async fn every_config_section_takes_environment_overrides() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let show = |envs: Vec<(String, String)>| {
+        let dir = dir.path().to_path_buf();
+        async move {
+            let output = shard(&dir)
+                .await
+                .envs(envs)
+                .args(["config", "show"])
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            String::from_utf8(output.stdout)
+                .unwrap()
+                .parse::<toml::Table>()
+                .unwrap()
+        }
+    };
+    let defaults = show(Vec::new()).await;
+    let mut overrides = Vec::new();
+    let mut expected = Vec::new();
+    for (section, value) in &defaults {
+        let Some(table) = value.as_table() else {
+            continue;
+        };
+        let (key, new) = match table.iter().find_map(|(k, v)| match v {
+            toml::Value::Integer(n) => Some((k.clone(), toml::Value::Integer(n + 1))),
+            toml::Value::Boolean(b) => Some((k.clone(), toml::Value::Boolean(!b))),
+            _ => None,
+        }) {
+            Some(pair) => pair,
+            None => match section.as_str() {
+                "log" => ("level".into(), toml::Value::String("debug".into())),
+                "apps" => (
+                    "domain".into(),
+                    toml::Value::String("apps.example.test".into()),
+                ),
+                "docker" => (
+                    "host".into(),
+                    toml::Value::String("unix:///tmp/x.sock".into()),
+                ),
+                other => panic!("section [{other}] has no key this test knows how to change"),
+            },
+        };
+        let text = match &new {
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        overrides.push((
+            format!("SHARD_{}__{}", section.to_uppercase(), key.to_uppercase()),
+            text,
+        ));
+        expected.push((section.clone(), key, new));
+    }
+    assert!(expected.len() >= 10, "sections found: {expected:?}");
+    let changed = show(overrides.clone()).await;
+    for (section, key, value) in expected {
+        assert_eq!(
+            changed[&section].get(&key),
+            Some(&value),
+            "[{section}] {key} ignored its environment override ({overrides:?})"
+        );
+    }
+}
+
+/// A second `shard serve` on a data dir in use exits at once and says why.
+#[tokio::test]
+async fn a_second_serve_on_the_same_data_dir_exits_with_a_message() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let first = crate::process::Serve::start(dir.path(), fresh_database_url().await, &[]).await;
+    let started = Instant::now();
+    let second = first
+        .command()
+        .env("SHARD_LISTEN", "127.0.0.1:0")
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(!second.status.success());
+    let message = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        message.contains("in use by another shard process"),
+        "{message}"
+    );
+    // The first one still serves.
+    let health = reqwest::get(format!("{}/health", first.base))
+        .await
+        .unwrap();
+    assert!(health.status().is_success());
+    // The database and keys are the owner's only.
+    use std::os::unix::fs::PermissionsExt;
+    for file in ["secret.key", "jwt.key", "shard.lock"] {
+        let mode = std::fs::metadata(dir.path().join(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{file} is readable by others ({mode:o})");
+    }
+    if first.db_url.is_none() {
+        let mode = std::fs::metadata(dir.path().join("shard.db"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "shard.db mode {mode:o}");
+    }
+}

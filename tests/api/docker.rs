@@ -114,3 +114,82 @@ async fn deleting_a_project_removes_its_containers_and_images() {
     assert_eq!(docker(&["ps", "-aq", "--filter", &other_filter]), "");
     assert_eq!(docker(&["images", "-q", "--filter", &other_filter]), "");
 }
+
+/// Every app container gets the safe defaults of ARCHITECTURE.md, read back from Docker:
+/// limits, rotated json-file logs, no-new-privileges, dropped capabilities, a port on
+/// 127.0.0.1 only, and its project's own network.
+#[tokio::test]
+async fn app_containers_get_limits_rotated_logs_and_their_own_network() {
+    use serde_json::{Value, json};
+    let git = crate::gitserver::GitServer::start().await;
+    let repo = git.repo("boxed", &crate::deploy::app_files("1", ""));
+    let app = spawn_app().await;
+    let admin = app.setup_admin().await;
+    let project = app.project_for(&admin, "boxed", &repo.url).await;
+    let other = app.project_for(&admin, "neighbour", &repo.url).await;
+    let mut containers = Vec::new();
+    for p in [&project, &other] {
+        let id = app.deploy(&admin, p, json!({})).await;
+        let done = app
+            .wait_for(&admin, &id, FINAL, std::time::Duration::from_secs(120))
+            .await;
+        assert_eq!(done["status"], "live", "{done}");
+        let filter = format!("label=shard.deployment={id}");
+        containers.push(docker(&["ps", "-q", "--filter", &filter]));
+    }
+    let inspect = |id: &str| -> Value {
+        serde_json::from_str::<Vec<Value>>(&docker(&["inspect", id])).unwrap()[0].clone()
+    };
+    let c = inspect(&containers[0]);
+    let host = &c["HostConfig"];
+    let defaults = shard::config::ContainersConfig::default();
+    assert_eq!(host["Memory"], json!(defaults.memory_mb * 1024 * 1024));
+    assert_eq!(host["NanoCpus"], json!(defaults.cpu_millis * 1_000_000));
+    assert_eq!(host["PidsLimit"], json!(defaults.pids_limit));
+    assert_eq!(host["LogConfig"]["Type"], "json-file");
+    assert_eq!(
+        host["LogConfig"]["Config"],
+        json!({"max-size": format!("{}m", defaults.log_max_size_mb), "max-file": defaults.log_max_files.to_string()})
+    );
+    assert_eq!(host["SecurityOpt"], json!(["no-new-privileges:true"]));
+    let dropped: Vec<&str> = host["CapDrop"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().trim_start_matches("CAP_"))
+        .collect();
+    for cap in ["NET_RAW", "MKNOD", "SYS_CHROOT"] {
+        assert!(dropped.contains(&cap), "{cap} not dropped: {dropped:?}");
+    }
+    for bindings in host["PortBindings"].as_object().unwrap().values() {
+        for b in bindings.as_array().unwrap() {
+            assert_eq!(b["HostIp"], "127.0.0.1");
+        }
+    }
+    let network = host["NetworkMode"].as_str().unwrap().to_string();
+    assert_eq!(network, format!("shard-{}", project.replace('-', "")));
+    let other_network = inspect(&containers[1])["HostConfig"]["NetworkMode"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(network, other_network, "projects share a network");
+    let members = |n: &str| docker(&["network", "inspect", "-f", "{{len .Containers}}", n]);
+    assert_eq!(members(&network), "1");
+    // Deleting the project removes its network too.
+    assert_eq!(
+        app.delete_project(&admin, &project).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let networks = docker(&[
+        "network",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("name={network}"),
+    ]);
+    assert_eq!(networks, "", "the project's network is left behind");
+    assert_eq!(
+        app.delete_project(&admin, &other).await.status(),
+        StatusCode::NO_CONTENT
+    );
+}

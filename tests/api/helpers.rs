@@ -129,6 +129,13 @@ impl Drop for TestApp {
                 .args(&images)
                 .output();
         }
+        let networks = ids(&["network", "ls"]);
+        if !networks.is_empty() {
+            let _ = std::process::Command::new("docker")
+                .args(["network", "rm"])
+                .args(&networks)
+                .output();
+        }
     }
 }
 
