@@ -209,6 +209,9 @@ impl App {
             actix_web::App::new().configure(|cfg| http::configure(cfg, server_state.clone()))
         })
         .disable_signals()
+        // Idle keep-alive connections stay open longer than clients keep them pooled, so a
+        // client never sends on a connection the server is closing at that very moment.
+        .keep_alive(Duration::from_secs(75))
         .shutdown_timeout(state.config.http.shutdown_timeout_secs);
         if state.config.http.workers > 0 {
             server = server.workers(state.config.http.workers);

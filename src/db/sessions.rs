@@ -66,13 +66,43 @@ pub async fn revoke_family(db: &Db, family_id: Uuid) -> Result<(), DbErr> {
     Ok(())
 }
 
-/// Deletes tokens that expired, and revoked ones past `keep_until`.
+/// A subquery that finds a revoked token in `family_id`: a login is over for good once any of
+/// its tokens is revoked.
+pub fn revoked_in_family(family_id: Uuid) -> sea_orm::sea_query::SelectStatement {
+    use sea_orm::sea_query::{ExprTrait, Query};
+    Query::select()
+        .expr(Expr::val(1))
+        .from_as(Sessions, "revoked")
+        .and_where(Expr::col(("revoked", sessions::Column::FamilyId)).eq(family_id))
+        .and_where(Expr::col(("revoked", sessions::Column::RevokedAt)).is_not_null())
+        .to_owned()
+}
+
+/// True when any token of the login was revoked (logout or detected reuse).
+pub async fn family_revoked(db: &Db, family_id: Uuid) -> Result<bool, DbErr> {
+    Ok(Sessions::find()
+        .filter(sessions::Column::FamilyId.eq(family_id))
+        .filter(sessions::Column::RevokedAt.is_not_null())
+        .one(db)
+        .await?
+        .is_some())
+}
+
+/// Deletes tokens that expired, and whole logins revoked before `keep_until` (every token of
+/// the family goes at once, so a family never loses its revocation mark while a token of it
+/// remains).
 pub async fn prune(db: &Db, keep_until: DateTime<Utc>) -> Result<u64, DbErr> {
+    use sea_orm::sea_query::Query;
+    let revoked_families = Query::select()
+        .column(sessions::Column::FamilyId)
+        .from(Sessions)
+        .and_where(sessions::Column::RevokedAt.lt(keep_until))
+        .to_owned();
     let result = Sessions::delete_many()
         .filter(
             Condition::any()
                 .add(sessions::Column::ExpiresAt.lt(now()))
-                .add(sessions::Column::RevokedAt.lt(keep_until)),
+                .add(sessions::Column::FamilyId.in_subquery(revoked_families)),
         )
         .exec(db)
         .await?;

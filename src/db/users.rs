@@ -38,8 +38,10 @@ pub async fn create(
     .await
 }
 
-/// The user behind an access token, if its login (session family) is still active: one query
-/// on every request made with an access token.
+/// The user behind an access token, if its login (session family) is still active — it has an
+/// unexpired token and none of its tokens was ever revoked (revocation is final: a token a
+/// racing refresh adds to a revoked family is dead too). One query on every request made with
+/// an access token.
 pub async fn find_with_active_login(
     db: &Db,
     user_id: Uuid,
@@ -58,6 +60,7 @@ pub async fn find_with_active_login(
         .to_owned();
     Users::find_by_id(user_id)
         .filter(Expr::exists(active))
+        .filter(Expr::exists(super::sessions::revoked_in_family(family_id)).not())
         .one(db)
         .await
 }

@@ -109,6 +109,63 @@ fn client_behind(peer: IpAddr, forwarded: &[&str], trusted: &[IpAddr]) -> IpAddr
     client
 }
 
+/// Refuses a cookie-authenticated request that a page of another origin made: the refresh
+/// cookie is `SameSite=Strict`, but apps served at `<slug>.<apps.domain>` are the same *site*
+/// as the dashboard, so the cookie alone would reach it from an app's page. A browser says
+/// where a request comes from (`Sec-Fetch-Site`, `Origin`); it must be the dashboard itself.
+/// Clients that are not browsers send neither header and are not affected.
+pub fn check_same_origin(req: &HttpRequest) -> Result<(), AppError> {
+    let refused = |why: &str| {
+        AppError::Forbidden(format!(
+            "cross-origin request refused ({why}); the session cookie only works from the dashboard"
+        ))
+    };
+    let headers = req.headers();
+    if let Some(site) = headers.get("sec-fetch-site") {
+        let site = site.to_str().unwrap_or("");
+        if site != "same-origin" && site != "none" {
+            return Err(refused(&format!("Sec-Fetch-Site: {site}")));
+        }
+    }
+    let Some(origin) = headers.get(actix_web::http::header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or("");
+    let host = headers
+        .get(actix_web::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let public = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|s| s.config.public_url.clone());
+    if same_origin(origin, host, public.as_deref()) {
+        Ok(())
+    } else {
+        Err(refused(&format!("Origin: {origin}")))
+    }
+}
+
+/// True when `origin` is the page the request was addressed to (`host`) or the configured
+/// public URL.
+fn same_origin(origin: &str, host: &str, public_url: Option<&str>) -> bool {
+    let Ok(parsed) = url::Url::parse(origin) else {
+        return false; // includes "null" (sandboxed frames, file: pages)
+    };
+    let Some(origin_host) = parsed.host_str() else {
+        return false;
+    };
+    let authority = match parsed.port() {
+        Some(port) => format!("{origin_host}:{port}"),
+        None => origin_host.to_string(),
+    };
+    if !host.is_empty() && authority.eq_ignore_ascii_case(host) {
+        return true;
+    }
+    public_url
+        .and_then(|u| url::Url::parse(u).ok())
+        .is_some_and(|public| public.origin() == parsed.origin())
+}
+
 pub fn refresh_cookie(state: &AppState, token: &str) -> Cookie<'static> {
     Cookie::build(REFRESH_COOKIE, token.to_string())
         .path(COOKIE_PATH)
@@ -130,6 +187,37 @@ pub fn expired_refresh_cookie(state: &AppState) -> Cookie<'static> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_dashboard_origin_is_same_origin() {
+        assert!(same_origin("http://localhost:8080", "localhost:8080", None));
+        assert!(same_origin("http://LOCALHOST:8080", "localhost:8080", None));
+        assert!(same_origin("http://127.0.0.1", "127.0.0.1", None));
+        // An app on a subdomain is the same site, but not the same origin.
+        assert!(!same_origin(
+            "http://blog.localhost:8080",
+            "localhost:8080",
+            None
+        ));
+        assert!(!same_origin(
+            "http://localhost:9999",
+            "localhost:8080",
+            None
+        ));
+        assert!(!same_origin("null", "localhost:8080", None));
+        assert!(!same_origin("https://evil.example", "localhost:8080", None));
+        // Behind a reverse proxy the browser's origin is the public URL.
+        assert!(same_origin(
+            "https://shard.example.com",
+            "127.0.0.1:8080",
+            Some("https://shard.example.com/")
+        ));
+        assert!(!same_origin(
+            "https://apps.example.com",
+            "127.0.0.1:8080",
+            Some("https://shard.example.com")
+        ));
+    }
 
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {

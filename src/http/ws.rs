@@ -1,8 +1,9 @@
-//! `GET /api/v1/ws`: the live WebSocket (actix-ws). One task per connection reads client
-//! messages and the hub; every subscription is authorized like its REST resource and
-//! re-checked periodically. Replay comes from the database (or the runtime-log buffer) with a
-//! per-topic cursor, so delivery has no gap and no duplicate. A slow client only slows its own
-//! task: its hub receiver lags, it is told so, and it resumes from its cursor via the database.
+//! `GET /api/v1/ws`: the live WebSocket (actix-ws), transport only. One task per connection
+//! reads client messages and its hub receivers; replay comes from each topic's source
+//! (`hub::replay`) with a per-topic cursor, so delivery has no gap and no duplicate. Events
+//! waiting for the same topic go out as one `batch` message. Subscriptions are authorized like
+//! their REST resource and re-checked on every ping tick, and so is the credential: a revoked
+//! login or a deleted API token ends the connection, an expired access token must be replaced.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,63 +12,103 @@ use std::time::{Duration, Instant};
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{Message, Session};
+use bytestring::ByteString;
+use futures_util::FutureExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_stream::StreamExt;
 use tokio_stream::StreamMap;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use uuid::Uuid;
 
-use crate::auth::Actor;
-use crate::db::{self, deployment_logs};
+use crate::auth::{API_TOKEN_PREFIX, Actor};
+use crate::db;
 use crate::error::AppError;
-use crate::hub::wire::{persisted_message, runtime_message, topic_message};
-use crate::hub::{Published, Topic};
+use crate::hub::{Published, Topic, replay};
 use crate::state::AppState;
 use crate::{access, secrets};
-use bytestring::ByteString;
 
 /// Subscriptions one connection may hold.
 pub const MAX_SUBSCRIPTIONS: usize = 50;
 /// Largest client frame accepted.
 pub const MAX_FRAME_BYTES: usize = 16 * 1024;
+/// A batch message holds at most this many events and about this many bytes.
+const BATCH_EVENTS: usize = 512;
+const BATCH_BYTES: usize = 256 * 1024;
+/// Ready hub events handled before the outbox is flushed.
+const DRAIN_EVENTS: usize = 1024;
 const AUTH_DEADLINE: Duration = Duration::from_secs(10);
 const PING_EVERY: Duration = Duration::from_secs(15);
 const IDLE_LIMIT: Duration = Duration::from_secs(60);
 /// A send that cannot complete this long means a dead peer: the connection is closed.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
-const REPLAY_PAGE: u64 = 1000;
 
 pub async fn connect(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
-    let cookie_actor = match req.cookie(super::auth::REFRESH_COOKIE) {
-        Some(cookie) => actor_for_refresh_cookie(&state, cookie.value()).await?,
+    let cookie_login = match req.cookie(super::auth::REFRESH_COOKIE) {
+        Some(cookie) => {
+            // The cookie rides along with any page of the same site (apps included).
+            super::auth::check_same_origin(&req)?;
+            login_for_refresh_cookie(&state, cookie.value()).await?
+        }
         None => None,
     };
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let stream = stream.max_frame_size(MAX_FRAME_BYTES);
+    let (actor, credential) = cookie_login.unzip();
     let conn = Connection {
         state: state.into_inner(),
         session,
-        actor: cookie_actor,
+        actor,
+        credential,
+        auth_by: Instant::now() + AUTH_DEADLINE,
         subs: HashMap::new(),
         last_alive: Instant::now(),
         sent: 0,
         sent_at_last_tick: 0,
         events: StreamMap::new(),
+        outbox: Vec::new(),
+        outbox_topic: None,
+        outbox_bytes: 0,
     };
     actix_web::rt::spawn(conn.run(stream));
     Ok(response)
 }
 
+/// What proved who the peer is; checked again on every tick.
+#[derive(Debug, Clone)]
+enum Credential {
+    Access {
+        user: Uuid,
+        family: Uuid,
+        expires: i64,
+    },
+    ApiToken {
+        hash: String,
+    },
+    Cookie {
+        user: Uuid,
+        family: Uuid,
+    },
+}
+
+fn actor_of(user: db::users::User) -> Actor {
+    Actor {
+        user_id: user.id,
+        username: user.username,
+        role: user.role,
+    }
+}
+
 /// The user of a valid (unused, unrevoked, unexpired) refresh cookie; it is not rotated.
-async fn actor_for_refresh_cookie(
+async fn login_for_refresh_cookie(
     state: &AppState,
     token: &str,
-) -> Result<Option<Actor>, AppError> {
+) -> Result<Option<(Actor, Credential)>, AppError> {
     let Some(session) = db::sessions::find_by_hash(&state.db, &secrets::token_hash(token)).await?
     else {
         return Ok(None);
@@ -78,13 +119,78 @@ async fn actor_for_refresh_cookie(
     {
         return Ok(None);
     }
-    Ok(db::users::find(&state.db, session.user_id)
-        .await?
-        .map(|u| Actor {
-            user_id: u.id,
-            username: u.username,
-            role: u.role,
-        }))
+    let user =
+        db::users::find_with_active_login(&state.db, session.user_id, session.family_id).await?;
+    Ok(user.map(|user| {
+        let credential = Credential::Cookie {
+            user: user.id,
+            family: session.family_id,
+        };
+        (actor_of(user), credential)
+    }))
+}
+
+/// The user of an access or API token, and the credential to re-check later.
+async fn login_for_token(
+    state: &AppState,
+    token: &str,
+) -> Result<Option<(Actor, Credential)>, AppError> {
+    if token.starts_with(API_TOKEN_PREFIX) {
+        let hash = secrets::token_hash(token);
+        let user = db::users::find_by_api_token(&state.db, &hash).await?;
+        return Ok(user.map(|u| (actor_of(u), Credential::ApiToken { hash })));
+    }
+    let Some(claims) = state.tokens.verify(token) else {
+        return Ok(None);
+    };
+    let user = db::users::find_with_active_login(&state.db, claims.sub, claims.sid).await?;
+    Ok(user.map(|u| {
+        let credential = Credential::Access {
+            user: u.id,
+            family: claims.sid,
+            expires: claims.exp,
+        };
+        (actor_of(u), credential)
+    }))
+}
+
+/// How a credential stands now.
+enum Standing {
+    Valid,
+    /// The access token ran out; the login may still be fine (send a fresh token).
+    Expired,
+    /// Logged out, revoked, deleted: the connection ends.
+    Revoked,
+}
+
+async fn standing(state: &AppState, credential: &Credential) -> Result<Standing, AppError> {
+    let (user, family) = match credential {
+        Credential::Access {
+            user,
+            family,
+            expires,
+        } => {
+            if *expires <= chrono::Utc::now().timestamp() {
+                return Ok(Standing::Expired);
+            }
+            (*user, *family)
+        }
+        Credential::Cookie { user, family } => (*user, *family),
+        Credential::ApiToken { hash } => {
+            let found = db::users::find_by_api_token(&state.db, hash).await?;
+            return Ok(if found.is_some() {
+                Standing::Valid
+            } else {
+                Standing::Revoked
+            });
+        }
+    };
+    Ok(
+        match db::users::find_with_active_login(&state.db, user, family).await? {
+            Some(_) => Standing::Valid,
+            None => Standing::Revoked,
+        },
+    )
 }
 
 #[derive(Deserialize)]
@@ -108,7 +214,10 @@ struct Connection {
     state: Arc<AppState>,
     session: Session,
     actor: Option<Actor>,
-    /// Topic → the last seq delivered.
+    credential: Option<Credential>,
+    /// An unauthenticated connection is closed after this.
+    auth_by: Instant,
+    /// Topic → the last seq delivered (or queued in the outbox).
     subs: HashMap<Topic, i64>,
     /// When the peer last showed it is alive: a frame from it, or a message it took from us.
     /// A client far behind on a busy log answers pings late, yet its reading is what lets our
@@ -120,6 +229,10 @@ struct Connection {
     sent_at_last_tick: u64,
     /// One hub receiver per subscribed topic.
     events: StreamMap<Topic, BroadcastStream<Arc<Published>>>,
+    /// Events of one topic waiting to go out together (rendered JSON, seq order).
+    outbox: Vec<ByteString>,
+    outbox_topic: Option<Topic>,
+    outbox_bytes: usize,
 }
 
 /// The connection ends (closed by either side, or the peer is dead).
@@ -127,7 +240,6 @@ struct Closed;
 
 impl Connection {
     async fn run(mut self, mut stream: actix_ws::MessageStream) {
-        let opened = Instant::now();
         let mut ticker = tokio::time::interval(PING_EVERY);
         ticker.tick().await;
         let reason = loop {
@@ -143,18 +255,19 @@ impl Connection {
                     }
                     None => Err(Closed),
                 },
-                Some((topic, event)) = recv(&mut self.events) => self.on_event(topic, event).await,
-                _ = ticker.tick() => self.on_tick(opened).await,
+                Some((topic, event)) = recv(&mut self.events) => self.on_events(topic, event).await,
+                _ = ticker.tick() => self.on_tick().await,
+            };
+            let step = match step {
+                Ok(()) => self.flush().await,
+                closed => closed,
             };
             if step.is_err() {
                 break "closed";
             }
         };
         tracing::debug!(reason, "websocket ended");
-        let topics: Vec<Topic> = self.subs.keys().copied().collect();
-        for topic in topics {
-            self.drop_subscription(topic);
-        }
+        self.drop_all_subscriptions();
         let _ = self.session.close(None).await;
     }
 
@@ -167,10 +280,24 @@ impl Connection {
         if existed && let Topic::ProjectLogs(project) = topic {
             self.state.runtime_logs.unsubscribe(project);
         }
+        if self.outbox_topic == Some(topic) {
+            self.outbox.clear();
+            self.outbox_topic = None;
+            self.outbox_bytes = 0;
+        }
         existed
     }
 
+    fn drop_all_subscriptions(&mut self) {
+        let topics: Vec<Topic> = self.subs.keys().copied().collect();
+        for topic in topics {
+            self.drop_subscription(topic);
+        }
+    }
+
+    /// Sends a control message (after whatever events are waiting, to keep the order).
     async fn send(&mut self, value: Value) -> Result<(), Closed> {
+        self.flush().await?;
         self.send_text(value.to_string().into()).await
     }
 
@@ -193,6 +320,48 @@ impl Connection {
             }
             Err(_) => Err(Closed),
         }
+    }
+
+    /// Queues an event message of `topic`; a full outbox, or one of another topic, goes first.
+    async fn queue(&mut self, topic: Topic, message: ByteString) -> Result<(), Closed> {
+        if self.outbox_topic != Some(topic)
+            || self.outbox.len() >= BATCH_EVENTS
+            || self.outbox_bytes >= BATCH_BYTES
+        {
+            self.flush().await?;
+        }
+        self.outbox_topic = Some(topic);
+        self.outbox_bytes += message.len();
+        self.outbox.push(message);
+        Ok(())
+    }
+
+    /// Sends the waiting events: one alone as itself, several as one `batch` message whose
+    /// `events` are the very same rendered objects.
+    async fn flush(&mut self) -> Result<(), Closed> {
+        let Some(topic) = self.outbox_topic.take() else {
+            return Ok(());
+        };
+        self.outbox_bytes = 0;
+        let mut events = std::mem::take(&mut self.outbox);
+        let text = if events.len() == 1 {
+            events.pop().unwrap_or_default()
+        } else {
+            let mut text =
+                String::with_capacity(events.iter().map(|e| e.len() + 1).sum::<usize>() + 96);
+            text.push_str("{\"type\":\"batch\",\"topic\":\"");
+            text.push_str(&topic.to_string());
+            text.push_str("\",\"events\":[");
+            for (i, event) in events.iter().enumerate() {
+                if i > 0 {
+                    text.push(',');
+                }
+                text.push_str(event);
+            }
+            text.push_str("]}");
+            text.into()
+        };
+        self.send_text(text).await
     }
 
     async fn error(
@@ -229,18 +398,17 @@ impl Connection {
             }
         };
         match message {
-            ClientMessage::Auth { token } => {
-                match super::auth::actor_for_token(&self.state, &token).await {
-                    Ok(Some(actor)) => {
-                        self.actor = Some(actor);
-                        self.send(json!({"type": "authenticated"})).await
-                    }
-                    _ => {
-                        self.error(None, "unauthorized", "invalid or expired token")
-                            .await
-                    }
+            ClientMessage::Auth { token } => match login_for_token(&self.state, &token).await {
+                Ok(Some((actor, credential))) => {
+                    self.actor = Some(actor);
+                    self.credential = Some(credential);
+                    self.send(json!({"type": "authenticated"})).await
                 }
-            }
+                _ => {
+                    self.error(None, "unauthorized", "invalid or expired token")
+                        .await
+                }
+            },
             ClientMessage::Ping => self.send(json!({"type": "pong"})).await,
             _ if self.actor.is_none() => {
                 self.error(
@@ -271,18 +439,19 @@ impl Connection {
             .actor
             .as_ref()
             .ok_or_else(|| AppError::Unauthorized("not authenticated".into()))?;
+        let db = &self.state.db;
         match topic {
             Topic::Deployment(id) => {
-                let deployment = db::deployments::find(&self.state.db, id)
+                let deployment = db::deployments::find(db, id)
                     .await?
                     .ok_or_else(|| AppError::not_found("deployment"))?;
-                access::project(&self.state.db, actor, deployment.project_id)
+                access::project(db, actor, deployment.project_id)
                     .await
                     .map_err(|_| AppError::not_found("deployment"))?;
                 Ok(None)
             }
             Topic::Project(id) => {
-                access::project(&self.state.db, actor, id).await?;
+                access::project(db, actor, id).await?;
                 Ok(None)
             }
             Topic::User(id) if id == actor.user_id => Ok(None),
@@ -290,8 +459,8 @@ impl Connection {
             Topic::System if actor.is_admin() => Ok(None),
             Topic::System => Err(AppError::Forbidden("the system topic is for admins".into())),
             Topic::ProjectLogs(id) => {
-                let project = access::project(&self.state.db, actor, id).await?;
-                let live = db::deployments::live_for_project(&self.state.db, project.id).await?;
+                let project = access::project(db, actor, id).await?;
+                let live = db::deployments::live_for_project(db, project.id).await?;
                 let container = live.and_then(|d| d.container_id).ok_or_else(|| {
                     AppError::Conflict("the project has no live container".into())
                 })?;
@@ -306,22 +475,12 @@ impl Connection {
             Err(why) => return self.error(Some(raw), "bad_topic", &why).await,
         };
         if self.subs.contains_key(&topic) {
-            return self
-                .error(
-                    Some(raw),
-                    "already_subscribed",
-                    "already subscribed to this topic",
-                )
-                .await;
+            let why = "already subscribed to this topic";
+            return self.error(Some(raw), "already_subscribed", why).await;
         }
         if self.subs.len() >= MAX_SUBSCRIPTIONS {
-            return self
-                .error(
-                    Some(raw),
-                    "too_many_subscriptions",
-                    &format!("at most {MAX_SUBSCRIPTIONS} per connection"),
-                )
-                .await;
+            let why = format!("at most {MAX_SUBSCRIPTIONS} per connection");
+            return self.error(Some(raw), "too_many_subscriptions", &why).await;
         }
         let container = match self.authorize(topic).await {
             Ok(container) => container,
@@ -358,129 +517,46 @@ impl Connection {
     }
 
     /// Sends everything after the topic's cursor: from the hub's recent ring while it covers
-    /// the cursor (no database read, messages already rendered), otherwise page by page from
-    /// the database (or the runtime buffer) until the cursor reaches the ring or the end.
+    /// the cursor, otherwise page by page from the topic's source until the cursor reaches
+    /// the ring or the end.
     async fn catch_up(&mut self, topic: Topic) -> Result<(), Closed> {
         loop {
-            if self.catch_up_from_memory(topic).await? {
+            let Some(&cursor) = self.subs.get(&topic) else {
+                return Ok(());
+            };
+            if let Some(events) = replay::from_memory(&self.state.hub, topic, cursor) {
+                for published in events {
+                    let (_, seq) = published.event.topic();
+                    self.deliver(topic, seq, published.wire()).await?;
+                }
                 return Ok(());
             }
-            if !self.catch_up_page(topic).await? {
+            let page = replay::page(&self.state.db, &self.state.runtime_logs, topic, cursor).await;
+            let page = match page {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::warn!(error = %e, %topic, "replay failed");
+                    let name = topic.to_string();
+                    let why = "replay failed; resubscribe";
+                    return self.error(Some(&name), "internal", why).await;
+                }
+            };
+            if let Some(reset) = page.reset_cursor {
+                self.subs.insert(topic, reset);
+            }
+            for notice in page.notices {
+                self.send(notice).await?;
+            }
+            for (seq, message) in page.events {
+                self.deliver(topic, seq, message).await?;
+            }
+            if !page.more {
                 return Ok(());
             }
         }
     }
 
-    /// True when the recent ring had everything after the cursor (and it was sent).
-    async fn catch_up_from_memory(&mut self, topic: Topic) -> Result<bool, Closed> {
-        if !matches!(
-            topic,
-            Topic::Deployment(_) | Topic::Project(_) | Topic::User(_)
-        ) {
-            return Ok(false);
-        }
-        let Some(&cursor) = self.subs.get(&topic) else {
-            return Ok(true);
-        };
-        let Some(events) = self.state.hub.recent_since(topic, cursor) else {
-            return Ok(false);
-        };
-        for published in events {
-            let (_, seq) = published.event.topic();
-            self.deliver(topic, seq, published.wire()).await?;
-        }
-        Ok(true)
-    }
-
-    /// Sends one page after the cursor from the topic's source; true when more may follow.
-    async fn catch_up_page(&mut self, topic: Topic) -> Result<bool, Closed> {
-        let Some(&cursor) = self.subs.get(&topic) else {
-            return Ok(false);
-        };
-        match topic {
-            Topic::Deployment(id) => {
-                let lines =
-                    match deployment_logs::since(&self.state.db, id, cursor, REPLAY_PAGE).await {
-                        Ok(lines) => lines,
-                        Err(e) => {
-                            self.replay_failed(topic, e).await?;
-                            return Ok(false);
-                        }
-                    };
-                let full = lines.len() as u64 == REPLAY_PAGE;
-                for line in lines {
-                    let message = persisted_message(&topic, &line).to_string();
-                    self.deliver(topic, line.seq, message).await?;
-                }
-                Ok(full)
-            }
-            Topic::Project(_) | Topic::User(_) => {
-                let name = topic.to_string();
-                let events =
-                    match db::topic_events::since(&self.state.db, &name, cursor, REPLAY_PAGE).await
-                    {
-                        Ok(events) => events,
-                        Err(e) => {
-                            self.replay_failed(topic, e).await?;
-                            return Ok(false);
-                        }
-                    };
-                let full = events.len() as u64 == REPLAY_PAGE;
-                for event in events {
-                    let payload = serde_json::from_str(&event.payload).unwrap_or(Value::Null);
-                    let message = topic_message(&topic, event.seq, event.ts, &event.kind, payload)
-                        .to_string();
-                    self.deliver(topic, event.seq, message).await?;
-                }
-                Ok(full)
-            }
-            // Live only: a snapshot every few seconds.
-            Topic::System => Ok(false),
-            Topic::ProjectLogs(project) => {
-                let (mut lines, last) = self.state.runtime_logs.since(project, cursor);
-                let mut cursor = cursor;
-                if cursor > last {
-                    // The numbering restarted (the follower stopped with its last listener, or
-                    // shard restarted): a reconnecting client's cursor points past every line
-                    // now, and keeping it would freeze its log. Start over from the buffer.
-                    let note = json!({"type": "notice", "topic": topic.to_string(), "message": format!("runtime log numbering restarted; line {cursor} is gone, resuming from the lines kept now")});
-                    self.send(note).await?;
-                    cursor = 0;
-                    self.subs.insert(topic, cursor);
-                    lines = self.state.runtime_logs.since(project, cursor).0;
-                }
-                if let Some(first) = lines.first()
-                    && first.seq > cursor + 1
-                {
-                    let note = json!({"type": "notice", "topic": topic.to_string(), "message": format!("lines {}..{} are no longer kept (runtime logs keep the last {})", cursor + 1, first.seq - 1, crate::hub::runtime::BUFFER_LINES)});
-                    self.send(note).await?;
-                }
-                for line in lines {
-                    let message =
-                        runtime_message(&topic, line.seq, line.ts, line.stream, &line.line)
-                            .to_string();
-                    self.deliver(topic, line.seq, message).await?;
-                }
-                Ok(false)
-            }
-        }
-    }
-
-    async fn replay_failed(
-        &mut self,
-        topic: Topic,
-        e: impl std::fmt::Display,
-    ) -> Result<(), Closed> {
-        tracing::warn!(error = %e, %topic, "replay failed");
-        self.error(
-            Some(&topic.to_string()),
-            "internal",
-            "replay failed; resubscribe",
-        )
-        .await
-    }
-
-    /// Sends one message if it is the next after the cursor; older ones are duplicates.
+    /// Queues one message if it is the next after the cursor; older ones are duplicates.
     async fn deliver(
         &mut self,
         topic: Topic,
@@ -490,10 +566,27 @@ impl Connection {
         match self.subs.get_mut(&topic) {
             Some(cursor) if seq > *cursor => {
                 *cursor = seq;
-                self.send_text(message.into()).await
+                self.queue(topic, message.into()).await
             }
             _ => Ok(()),
         }
+    }
+
+    /// Handles one hub event and then every other one already waiting (up to a bound), so
+    /// a busy topic's events leave in batches.
+    async fn on_events(
+        &mut self,
+        topic: Topic,
+        event: Result<Arc<Published>, BroadcastStreamRecvError>,
+    ) -> Result<(), Closed> {
+        self.on_event(topic, event).await?;
+        for _ in 0..DRAIN_EVENTS {
+            match self.events.next().now_or_never() {
+                Some(Some((topic, event))) => self.on_event(topic, event).await?,
+                _ => break,
+            }
+        }
+        Ok(())
     }
 
     async fn on_event(
@@ -516,7 +609,7 @@ impl Connection {
         if seq == *cursor + 1 {
             // The common case: the next event, straight through.
             *cursor = seq;
-            return self.send_text(published.wire()).await;
+            return self.queue(topic, published.wire()).await;
         }
         let cursor = *cursor;
         if topic == Topic::System && cursor == 0 {
@@ -525,11 +618,7 @@ impl Connection {
         } else if seq > cursor + 1 {
             // A gap (replay raced the live stream): fill it from the source.
             self.catch_up(topic).await?;
-            let persisted = matches!(
-                topic,
-                Topic::Deployment(_) | Topic::Project(_) | Topic::User(_)
-            );
-            if persisted && self.subs.get(&topic).is_some_and(|&c| seq != c + 1) {
+            if replay::is_persisted(topic) && self.subs.get(&topic).is_some_and(|&c| seq != c + 1) {
                 // Either the source already had this event (sent), or it could not be read
                 // (the client was told): a persisted topic never jumps over a gap.
                 return Ok(());
@@ -538,8 +627,8 @@ impl Connection {
         self.deliver(topic, seq, published.wire()).await
     }
 
-    async fn on_tick(&mut self, opened: Instant) -> Result<(), Closed> {
-        if self.actor.is_none() && opened.elapsed() > AUTH_DEADLINE {
+    async fn on_tick(&mut self) -> Result<(), Closed> {
+        if self.actor.is_none() && Instant::now() > self.auth_by {
             let _ = self
                 .error(None, "unauthorized", "authentication timed out")
                 .await;
@@ -553,6 +642,7 @@ impl Connection {
             return Err(Closed);
         }
         self.session.ping(b"").await.map_err(|_| Closed)?;
+        self.check_credential().await?;
         // Access can change (project deleted or given away): re-check every subscription.
         let topics: Vec<Topic> = self.subs.keys().copied().collect();
         for topic in topics {
@@ -569,6 +659,30 @@ impl Connection {
             }
         }
         Ok(())
+    }
+
+    /// A revoked login ends the connection; an expired access token ends the subscriptions
+    /// until the client authenticates again (within the auth deadline).
+    async fn check_credential(&mut self) -> Result<(), Closed> {
+        let Some(credential) = self.credential.clone() else {
+            return Ok(());
+        };
+        match standing(&self.state, &credential).await {
+            Ok(Standing::Valid) | Err(_) => Ok(()),
+            Ok(Standing::Expired) => {
+                self.drop_all_subscriptions();
+                self.actor = None;
+                self.credential = None;
+                self.auth_by = Instant::now() + AUTH_DEADLINE;
+                let why = "the access token expired; send {\"op\":\"auth\"} with a fresh one and subscribe again";
+                self.error(None, "unauthorized", why).await
+            }
+            Ok(Standing::Revoked) => {
+                let why = "the session was signed out or revoked";
+                let _ = self.error(None, "session_ended", why).await;
+                Err(Closed)
+            }
+        }
     }
 }
 

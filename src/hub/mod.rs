@@ -6,6 +6,7 @@
 //! behind gets `Lagged` and resyncs.
 
 pub mod record;
+pub mod replay;
 pub mod runtime;
 mod topic;
 pub mod wire;

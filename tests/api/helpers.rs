@@ -67,6 +67,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     // No cookie store: tests handle the refresh cookie explicitly.
     let client = Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(Duration::from_secs(30))
         .build()
         .unwrap();
     TestApp {

@@ -13,4 +13,5 @@ mod helpers;
 mod jobs;
 mod process;
 mod projects;
+mod sessions;
 mod ws;

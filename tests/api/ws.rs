@@ -10,8 +10,28 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::gitserver::GitServer;
 use crate::helpers::*;
 
-type Ws =
+type RawWs =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A client socket that reads messages one event at a time: a `batch` message (several
+/// events of one topic) is opened into its events, each checked to carry the batch's topic.
+struct Ws {
+    socket: RawWs,
+    pending: std::collections::VecDeque<Value>,
+    /// Batch messages seen so far.
+    batches: usize,
+}
+
+async fn open(url: String) -> Ws {
+    let (socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket connects");
+    Ws {
+        socket,
+        pending: Default::default(),
+        batches: 0,
+    }
+}
 
 const APP_DOCKERFILE: &str = "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nARG STAMP\n\
 RUN [\"/bin/busybox\", \"sh\", \"-c\", \"printf '\\\\033[32mgreen\\\\033[0m\\\\n'; /bin/busybox seq 1 ${LINES:-5}\"]\n\
@@ -38,30 +58,43 @@ fn files(lines: usize) -> Vec<(&'static str, Vec<u8>, bool)> {
 
 async fn connect(app: &TestApp, token: &str) -> Ws {
     let url = app.base.replace("http://", "ws://") + "/api/v1/ws";
-    let (mut ws, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("websocket connects");
+    let mut ws = open(url).await;
     send(&mut ws, json!({"op": "auth", "token": token})).await;
     assert_eq!(next(&mut ws).await["type"], "authenticated");
     ws
 }
 
 async fn send(ws: &mut Ws, value: Value) {
-    ws.send(Message::Text(value.to_string().into()))
+    ws.socket
+        .send(Message::Text(value.to_string().into()))
         .await
         .unwrap();
 }
 
-/// The next JSON message (pings are answered by the library).
+/// The next JSON message, or the next event of a batch (pings are answered by the library).
 async fn next(ws: &mut Ws) -> Value {
     loop {
-        let message = tokio::time::timeout(Duration::from_secs(60), ws.next())
+        if let Some(value) = ws.pending.pop_front() {
+            return value;
+        }
+        let message = tokio::time::timeout(Duration::from_secs(60), ws.socket.next())
             .await
             .expect("a message within 60 s")
             .expect("socket open")
             .unwrap();
         if let Message::Text(text) = message {
-            return serde_json::from_str(&text).unwrap();
+            let value: Value = serde_json::from_str(&text).unwrap();
+            if value["type"] == "batch" {
+                let events = value["events"].as_array().expect("a batch has events");
+                assert!(events.len() > 1, "a batch of one: {value}");
+                for event in events {
+                    assert_eq!(event["topic"], value["topic"], "{value}");
+                }
+                ws.batches += 1;
+                ws.pending.extend(events.iter().cloned());
+                continue;
+            }
+            return value;
         }
     }
 }
@@ -222,7 +255,7 @@ async fn topics_are_authorized_like_rest() {
 
     // Unauthenticated: nothing but an error.
     let url = app.base.replace("http://", "ws://") + "/api/v1/ws";
-    let (mut anon, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let mut anon = open(url).await;
     send(
         &mut anon,
         json!({"op": "subscribe", "topic": format!("deployment:{deployment}"), "since": 0}),
@@ -343,6 +376,13 @@ async fn a_stalled_client_does_not_slow_the_build_and_resumes_without_loss() {
     assert!(
         seqs.len() > 10_000,
         "all 10,000 build lines were delivered ({})",
+        seqs.len()
+    );
+    // A backlog goes out in batch messages, not one frame per line.
+    assert!(
+        stalled.batches > 0 && stalled.batches * 20 < seqs.len(),
+        "{} batches for {} events",
+        stalled.batches,
         seqs.len()
     );
     app.delete_project(&admin, &project).await;

@@ -154,8 +154,20 @@ export function follow(topic: string, onMessage: (m: LiveMessage) => void): () =
       socket?.send(JSON.stringify({ op: "auth", token: accessToken }));
       socket?.send(JSON.stringify({ op: "subscribe", topic, since: lastSeq }));
     };
+    const handle = (message: LiveMessage) => {
+      if (message.topic === topic && typeof message.seq === "number" && (message.type === "log" || message.type === "status")) {
+        if (message.seq <= lastSeq) return;
+        lastSeq = message.seq;
+      }
+      onMessage(message);
+    };
     socket.onmessage = async (event) => {
-      const message = JSON.parse(event.data) as LiveMessage;
+      const message = JSON.parse(event.data) as LiveMessage & { events?: LiveMessage[] };
+      if (message.type === "batch" && Array.isArray(message.events)) {
+        // Several events of one topic in one message, each exactly as it would come alone.
+        for (const one of message.events) handle(one);
+        return;
+      }
       if (message.type === "error" && message.code === "unauthorized" && !message.topic) {
         // The access token expired while the socket was open: refresh it and sign in again.
         if (await refresh()) {
@@ -164,11 +176,7 @@ export function follow(topic: string, onMessage: (m: LiveMessage) => void): () =
         }
         return;
       }
-      if (message.topic === topic && typeof message.seq === "number" && (message.type === "log" || message.type === "status")) {
-        if (message.seq <= lastSeq) return;
-        lastSeq = message.seq;
-      }
-      onMessage(message);
+      handle(message);
     };
     socket.onclose = () => {
       if (!stopped) setTimeout(open, 1000);

@@ -140,8 +140,9 @@ pub async fn login(
 /// Trades the refresh cookie for a new access token and a new refresh cookie. A refresh token
 /// that was already used revokes its whole login (it was stolen or replayed).
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth",
-    responses((status = 200, body = TokenResponse), (status = 401)))]
+    responses((status = 200, body = TokenResponse), (status = 401), (status = 403, description = "another origin")))]
 pub async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> AppResult<HttpResponse> {
+    crate::http::auth::check_same_origin(&req)?;
     let unauthorized = || AppError::Unauthorized("sign in again".into());
     let token = req.cookie(REFRESH_COOKIE).ok_or_else(unauthorized)?;
     let session = db::sessions::find_by_hash(&state.db, &secrets::token_hash(token.value()))
@@ -160,13 +161,25 @@ pub async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> AppResult<
     let user = db::users::find(&state.db, session.user_id)
         .await?
         .ok_or_else(unauthorized)?;
+    if db::sessions::family_revoked(&state.db, session.family_id).await? {
+        return Err(unauthorized());
+    }
     let (body, cookie) = issue(&state, &req, user, session.family_id).await?;
+    // A logout or a reuse detection that raced this refresh: the family is revoked for good,
+    // so the token just issued is dead; say so instead of handing it out.
+    if db::sessions::family_revoked(&state.db, session.family_id).await? {
+        db::sessions::revoke_family(&state.db, session.family_id).await?;
+        return Err(unauthorized());
+    }
     Ok(HttpResponse::Ok().cookie(cookie).json(body))
 }
 
 /// Revokes the current login (refresh cookie or bearer token) and clears the cookie.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", responses((status = 204)))]
 pub async fn logout(state: web::Data<AppState>, req: HttpRequest) -> AppResult<HttpResponse> {
+    if req.cookie(REFRESH_COOKIE).is_some() {
+        crate::http::auth::check_same_origin(&req)?;
+    }
     if let Some(cookie) = req.cookie(REFRESH_COOKIE)
         && let Some(session) =
             db::sessions::find_by_hash(&state.db, &secrets::token_hash(cookie.value())).await?
