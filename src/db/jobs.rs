@@ -46,9 +46,10 @@ pub async fn enqueue(db: &Db, new: NewJob<'_>) -> Result<Job, DbErr> {
     .await
 }
 
-/// Atomically claims the oldest due job (or one whose lease expired) for `owner`.
-/// One statement on both backends; on Postgres the candidate row is locked `SKIP LOCKED` so
-/// several shard instances can share the queue.
+/// Atomically claims the oldest due job (or one whose lease expired) for `owner`, never a job
+/// of a project that has one running under a live lease. One statement; on Postgres the
+/// candidate row is locked `SKIP LOCKED` and claims take turns under an advisory lock, so
+/// several shard instances share the queue and still run one deploy per project.
 pub async fn claim(db: &Db, owner: &str, lease_until: DateTime<Utc>) -> Result<Option<Job>, DbErr> {
     let at = now();
     // One running job per project: skip jobs whose project has a live lease elsewhere.
@@ -92,8 +93,23 @@ pub async fn claim(db: &Db, owner: &str, lease_until: DateTime<Utc>) -> Result<O
         .returning_all()
         .to_owned();
     let stmt = db.get_database_backend().build(&update);
-    Jobs::find().from_raw_sql(stmt).one(db).await
+    if !is_postgres(db) {
+        // SQLite runs one write statement at a time: the busy check and the claim are one.
+        return Jobs::find().from_raw_sql(stmt).one(db).await;
+    }
+    // Under READ COMMITTED two instances could both find a project idle and claim two of its
+    // jobs; a transaction-scoped advisory lock makes claims take turns (they are short).
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let tx = db.begin().await?;
+    tx.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({CLAIM_LOCK})"))
+        .await?;
+    let claimed = Jobs::find().from_raw_sql(stmt).one(&tx).await?;
+    tx.commit().await?;
+    Ok(claimed)
 }
+
+/// The advisory lock key claims take on Postgres ("shard" in ASCII).
+const CLAIM_LOCK: i64 = 0x7368_6172_64;
 
 /// Extends the lease; false when the job is no longer this owner's (it was recovered).
 pub async fn renew(

@@ -151,3 +151,75 @@ async fn concurrent_topic_appends_all_land_with_gapless_seqs() {
         .unwrap();
     assert_eq!(stored.len(), 40);
 }
+
+/// Two shard instances on one database (two connection pools here) claiming at the same time
+/// never run two jobs of one project: the second claim waits for the first, sees the project
+/// busy, and takes nothing.
+#[tokio::test]
+async fn two_instances_never_claim_two_jobs_of_one_project() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let config = test_config(&dir).await;
+    let first = shard::app::open_database(&config).await.unwrap();
+    let second = shard::db::connect(&config.database_url()).await.unwrap();
+    let user = shard::db::users::create(&first, "owner", "x", shard::db::users::ROLE_MEMBER)
+        .await
+        .unwrap();
+    let settings = |name: &str| shard::db::projects::Settings {
+        name: name.into(),
+        slug: name.into(),
+        git_url: "https://example.com/x.git".into(),
+        branch: "main".into(),
+        dockerfile: "Dockerfile".into(),
+        port: None,
+        health_path: "/".into(),
+        health_timeout_secs: 5,
+        memory_limit_mb: None,
+        cpu_limit_millis: None,
+    };
+    let lease = || Utc::now() + Duration::seconds(60);
+    for round in 0..20 {
+        let project = shard::db::projects::insert(&first, user.id, settings(&format!("p{round}")))
+            .await
+            .unwrap();
+        for _ in 0..2 {
+            jobs::enqueue(
+                &first,
+                NewJob {
+                    kind: "probe",
+                    payload: "{}".into(),
+                    project_id: Some(project.id),
+                    max_attempts: 1,
+                    run_after: Utc::now() - Duration::seconds(1),
+                },
+            )
+            .await
+            .unwrap();
+        }
+        let (a, b) = tokio::join!(
+            jobs::claim(&first, "instance-a", lease()),
+            jobs::claim(&second, "instance-b", lease())
+        );
+        let claimed: Vec<_> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
+        assert_eq!(
+            claimed.len(),
+            1,
+            "round {round}: two jobs of one project claimed"
+        );
+        let job = &claimed[0];
+        let owner = job.lease_owner.clone().unwrap();
+        jobs::finish(&first, job.id, &owner, jobs::SUCCEEDED, None, None)
+            .await
+            .unwrap();
+        let next = jobs::claim(&second, "instance-b", lease()).await.unwrap();
+        assert!(
+            next.is_some(),
+            "round {round}: the second job waits its turn, then runs"
+        );
+        let next = next.unwrap();
+        jobs::finish(&first, next.id, "instance-b", jobs::SUCCEEDED, None, None)
+            .await
+            .unwrap();
+    }
+    second.close().await.unwrap();
+    first.close().await.unwrap();
+}
