@@ -135,6 +135,9 @@ pub struct JobsConfig {
 pub struct GitConfig {
     /// Allow `file://` git URLs (only for trusted single-user installs).
     pub allow_local_sources: bool,
+    /// Let members use git URLs on loopback, private or link-local addresses (admins always
+    /// may). Off by default: a fetch would otherwise reach the host's own networks.
+    pub allow_private_networks: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -10,6 +10,7 @@ mod notify;
 mod pipeline;
 pub mod prune;
 pub mod recover;
+pub mod source;
 mod status;
 mod workspace;
 

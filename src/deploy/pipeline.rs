@@ -207,11 +207,27 @@ impl Pipeline {
         }
     }
 
+    /// A member's repository must not sit on the host's own networks (checked again at
+    /// fetch time: DNS may have changed since the project was saved).
+    async fn check_source(&self) -> Result<(), Stop> {
+        if self.d.config.git.allow_private_networks {
+            return Ok(());
+        }
+        let owner = db::users::find(&self.d.db, self.project.owner_id).await?;
+        if owner.is_some_and(|u| u.role == db::users::ROLE_ADMIN) {
+            return Ok(());
+        }
+        super::source::check_public(&self.project.git_url)
+            .await
+            .map_err(|why| failed("fetch", format!("the git URL {why}")))
+    }
+
     async fn fetch_and_build(&mut self, build_dir: &Path) -> Result<String, Stop> {
         let p = self.project.clone();
         self.log
             .system(format!("==> Fetching {} ({})", p.git_url, p.branch))
             .await;
+        self.check_source().await?;
         let opened = self.open_env().await?;
         let token = opened
             .iter()

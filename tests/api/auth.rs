@@ -327,3 +327,35 @@ async fn api_tokens_authenticate_and_can_be_revoked() {
     )
     .await;
 }
+
+/// A stranger failing logins for `admin` locks out only their own address: the real admin,
+/// from theirs, still signs in.
+#[tokio::test]
+async fn a_stranger_cannot_lock_the_admin_out() {
+    let app = spawn_app_with(|c| {
+        c.auth.login_failures_per_username = 3;
+        c.http.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    app.setup_admin().await;
+    let login_from = |ip: &'static str, password: &'static str| {
+        app.client
+            .post(app.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", ip)
+            .json(&json!({"username": "admin", "password": password}))
+            .send()
+    };
+    for _ in 0..5 {
+        let _ = login_from("203.0.113.9", "guess-guess-guess")
+            .await
+            .unwrap();
+    }
+    let stranger = login_from("203.0.113.9", PASSWORD).await.unwrap();
+    assert_eq!(stranger.status(), StatusCode::TOO_MANY_REQUESTS);
+    let admin = login_from("198.51.100.7", PASSWORD).await.unwrap();
+    assert_eq!(
+        admin.status(),
+        StatusCode::OK,
+        "the real admin was locked out"
+    );
+}

@@ -450,3 +450,44 @@ async fn a_changed_secret_key_stops_startup_with_a_clear_message() {
         "the original key still starts"
     );
 }
+
+/// A member's git URL may not reach the host's own networks; an admin's may, and so may
+/// everyone's with `git.allow_private_networks`.
+#[tokio::test]
+async fn members_cannot_fetch_from_private_networks() {
+    let app = spawn_app().await;
+    let admin = app.setup_admin().await;
+    let bob = app.member(&admin, "bob").await;
+    for url in [
+        "http://127.0.0.1:9/repo.git",
+        "http://localhost/repo.git",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/repo.git",
+        "https://10.0.0.8/team/repo.git",
+    ] {
+        let body = json!({"name": "sneaky", "git_url": url});
+        let refused = app.post("/api/v1/projects", Some(&bob.token), body).await;
+        assert_invalid(refused, "git_url").await;
+    }
+    let mine = app.create_project(&bob, "fine").await;
+    let id = mine["id"].as_str().unwrap();
+    let patch = app
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/projects/{id}"),
+            Some(&bob.token),
+            Some(json!({"git_url": "http://127.0.0.1:22/x.git"})),
+        )
+        .await;
+    assert_invalid(patch, "git_url").await;
+    let body = json!({"name": "internal", "git_url": "http://127.0.0.1:9/repo.git"});
+    let created = app.post("/api/v1/projects", Some(&admin.token), body).await;
+    assert_eq!(created.status(), StatusCode::CREATED, "admins decide");
+
+    let open = spawn_app_with(|c| c.git.allow_private_networks = true).await;
+    let admin = open.setup_admin().await;
+    let bob = open.member(&admin, "bob").await;
+    let body = json!({"name": "internal", "git_url": "http://127.0.0.1:9/repo.git"});
+    let created = open.post("/api/v1/projects", Some(&bob.token), body).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+}

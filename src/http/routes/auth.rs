@@ -115,11 +115,9 @@ pub async fn login(
     let body = body.into_inner();
     let username = body.username.trim().to_lowercase();
     let limited = |retry_after_secs| AppError::RateLimited { retry_after_secs };
-    state
-        .limiter
-        .attempt_from(&client_ip(&req))
-        .map_err(limited)?;
-    state.limiter.check_user(&username).map_err(limited)?;
+    let ip = client_ip(&req);
+    state.limiter.attempt_from(&ip).map_err(limited)?;
+    state.limiter.check_user(&username, &ip).map_err(limited)?;
     let user = if body.password.len() <= validate::MAX_PASSWORD_LEN {
         db::users::find_by_username(&state.db, &username).await?
     } else {
@@ -128,10 +126,10 @@ pub async fn login(
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     let password_ok = state.passwords.verify(body.password, hash).await;
     let Some(user) = user.filter(|_| password_ok) else {
-        state.limiter.record_failure(&username);
+        state.limiter.record_failure(&username, &ip);
         return Err(AppError::Unauthorized("wrong username or password".into()));
     };
-    state.limiter.clear_user(&username);
+    state.limiter.clear_user(&username, &ip);
     audit(&state, &req, user.id, "login", "user", user.id).await;
     let (body, cookie) = start_session(&state, &req, user).await?;
     Ok(HttpResponse::Ok().cookie(cookie).json(body))

@@ -143,23 +143,40 @@ fn check(state: &AppState, s: &Settings) -> AppResult<()> {
             "must be between 1 and 3600",
         ));
     }
+    let limits = &state.config.containers;
     if let Some(mb) = s.memory_limit_mb
-        && !(6..=1_048_576).contains(&mb)
+        && !(6..=limits.max_memory_mb).contains(&mb)
     {
         return Err(AppError::validation(
             "memory_limit_mb",
-            "must be between 6 and 1048576",
+            format!(
+                "must be between 6 and {} (containers.max_memory_mb)",
+                limits.max_memory_mb
+            ),
         ));
     }
     if let Some(millis) = s.cpu_limit_millis
-        && !(10..=1_024_000).contains(&millis)
+        && !(10..=limits.max_cpu_millis).contains(&i64::from(millis))
     {
         return Err(AppError::validation(
             "cpu_limit_millis",
-            "must be between 10 and 1024000",
+            format!(
+                "must be between 10 and {} (containers.max_cpu_millis)",
+                limits.max_cpu_millis
+            ),
         ));
     }
     Ok(())
+}
+
+/// A member's git URL may not point into the host's own networks (see `deploy::source`).
+async fn check_source(state: &AppState, actor: &Actor, git_url: &str) -> AppResult<()> {
+    if actor.is_admin() || state.config.git.allow_private_networks {
+        return Ok(());
+    }
+    crate::deploy::source::check_public(git_url)
+        .await
+        .map_err(|why| AppError::validation("git_url", why))
 }
 
 fn slug_taken(slug: &str) -> AppError {
@@ -211,6 +228,7 @@ pub async fn create_project(
         cpu_limit_millis: b.cpu_limit_millis,
     };
     check(&state, &settings)?;
+    check_source(&state, &actor, &settings.git_url).await?;
     let slug = settings.slug.clone();
     let project = match db::projects::insert(&state.db, actor.user_id, settings).await {
         Ok(project) => project,
@@ -287,6 +305,9 @@ pub async fn update_project(
         s.cpu_limit_millis = v;
     }
     check(&state, &s)?;
+    if s.git_url != project.git_url {
+        check_source(&state, &actor, &s.git_url).await?;
+    }
     let (id, slug) = (project.id, s.slug.clone());
     match db::projects::update(&state.db, project, s).await {
         Ok(_) => Ok(web::Json(one(&state, &actor, id).await?)),
