@@ -128,6 +128,8 @@ pub struct Deployer {
     /// The port shard listens on (part of app URLs).
     port: u16,
     running: Running,
+    /// Containers of superseded deployments still serving their grace period here.
+    draining: Mutex<std::collections::HashSet<String>>,
     /// Wakes idle job workers when a deploy is enqueued.
     job_signal: Arc<tokio::sync::Notify>,
     /// Health checks of app containers (loopback only, no redirects followed).
@@ -160,9 +162,14 @@ impl Deployer {
             config: parts.config,
             port: parts.port,
             running: Running::default(),
+            draining: Mutex::default(),
             job_signal: parts.job_signal,
             http,
         })
+    }
+
+    fn draining(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.draining.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn sink(&self) -> log::Sink {

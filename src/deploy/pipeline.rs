@@ -523,6 +523,7 @@ impl Pipeline {
         // Drain: the previous container keeps serving for the grace period, then goes; only
         // then can its image be pruned (Docker refuses to remove an image a container uses).
         let (d, project_id) = (self.d.clone(), self.project.id);
+        d.draining().extend(old_containers.iter().cloned());
         tokio::spawn(async move {
             if !old_containers.is_empty() {
                 tokio::time::sleep(Duration::from_secs(d.config.deploy.grace_secs)).await;
@@ -532,6 +533,7 @@ impl Pipeline {
                 if let Err(e) = d.docker.remove_container(&container).await {
                     tracing::warn!(error = %e, "cannot remove the superseded container; reconcile will");
                 }
+                d.draining().remove(&container);
             }
             prune::apply(&d, project_id).await;
         });

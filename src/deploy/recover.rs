@@ -26,9 +26,13 @@ pub struct Swept {
     pub restarted: usize,
 }
 
+/// How often the sweep runs once it has succeeded (it also runs after every deploy).
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
 /// Startup: on SQLite (one process per database, guarded by the data-dir lock) every running
-/// job is an orphan, so its lease ends now; then the sweep runs in the background until it
-/// succeeds once.
+/// job is an orphan, so its lease ends now. Then the sweep runs in the background: at once,
+/// retried with backoff (1 s doubling to 60 s) while Docker cannot be reached, and every
+/// `SWEEP_EVERY` after that, until shutdown.
 pub async fn at_startup(d: &Arc<Deployer>, shutdown: CancellationToken) {
     if !db::is_postgres(&d.db) {
         match db::jobs::expire_running_leases(&d.db).await {
@@ -37,29 +41,30 @@ pub async fn at_startup(d: &Arc<Deployer>, shutdown: CancellationToken) {
             Err(e) => tracing::error!(error = %e, "cannot recover interrupted jobs"),
         }
     }
-    match sweep(d).await {
-        Ok(swept) => log_swept(swept),
-        Err(e) => {
-            tracing::warn!(error = %format!("{e:#}"), "startup reconcile failed; retrying in the background");
-            let d = d.clone();
-            tokio::spawn(async move {
-                let mut delay = Duration::from_secs(1);
-                loop {
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = shutdown.cancelled() => return,
-                    }
-                    match sweep(&d).await {
-                        Ok(swept) => return log_swept(swept),
-                        Err(e) => {
-                            tracing::debug!(error = %format!("{e:#}"), "reconcile retry failed")
-                        }
-                    }
-                    delay = (delay * 2).min(Duration::from_secs(60));
+    let d = d.clone();
+    tokio::spawn(async move {
+        let mut retry = Duration::from_secs(1);
+        let mut delay = Duration::ZERO;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = shutdown.cancelled() => return,
+            }
+            delay = match sweep(&d).await {
+                Ok(swept) => {
+                    log_swept(swept);
+                    retry = Duration::from_secs(1);
+                    SWEEP_EVERY
                 }
-            });
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), retry_in_secs = retry.as_secs(), "reconcile with Docker failed; retrying");
+                    let wait = retry;
+                    retry = (retry * 2).min(Duration::from_secs(60));
+                    wait
+                }
+            };
         }
-    }
+    });
 }
 
 fn log_swept(swept: Swept) {
@@ -123,8 +128,12 @@ pub async fn sweep(d: &Deployer) -> anyhow::Result<Swept> {
                     true
                 }
                 S::Stopped => true,
-                // Draining after a switch; removed by the switch once its grace period ends.
-                S::Superseded => dep.updated_at + grace > db::now(),
+                // Draining after a switch here (removed once its grace period ends); on a
+                // shared Postgres another instance may be draining it, for a while.
+                S::Superseded => {
+                    d.draining().contains(&container.id)
+                        || (db::is_postgres(&d.db) && dep.updated_at + grace > db::now())
+                }
                 status if status == S::Queued || status.is_in_progress() => {
                     running_here.contains(&dep.id)
                         || db::jobs::project_busy(&d.db, dep.project_id).await?

@@ -5,6 +5,7 @@
 mod auth;
 mod bounds;
 mod cli;
+mod crash;
 mod deploy;
 mod docker;
 mod edge;
