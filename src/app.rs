@@ -166,6 +166,11 @@ impl App {
             secrets::instance_id(&secret_key),
         ));
         let job_signal = Arc::new(tokio::sync::Notify::new());
+        let runtime_logs = RuntimeLogs::new(
+            config.deploy.max_log_line_bytes,
+            docker.clone(),
+            hub.clone(),
+        );
         let deployer = Arc::new(Deployer::new(deploy::Parts {
             db: db.clone(),
             hub: hub.clone(),
@@ -184,12 +189,12 @@ impl App {
             ),
             passwords: PasswordHasher::new(config.auth.hash_concurrency),
             sealer,
-            docker,
             setup_lock: tokio::sync::Mutex::new(()),
             hub,
-            runtime_logs: RuntimeLogs::new(config.deploy.max_log_line_bytes),
+            runtime_logs,
             job_signal,
             deployer,
+            docker,
             db,
             port,
             config,

@@ -503,12 +503,7 @@ impl Connection {
         self.events
             .insert(topic, BroadcastStream::new(self.state.hub.subscribe(topic)));
         if let (Topic::ProjectLogs(project), Some(container)) = (topic, container) {
-            self.state.runtime_logs.subscribe(
-                project,
-                container,
-                self.state.docker.clone(),
-                self.state.hub.clone(),
-            );
+            self.state.runtime_logs.subscribe(project, container);
         }
         self.subs.insert(topic, since);
         self.send(json!({"type": "subscribed", "topic": raw, "since": since}))

@@ -33,12 +33,8 @@ pub struct RuntimeLogs {
     followers: Mutex<HashMap<Uuid, Follower>>,
     /// Longer container output lines are cut.
     max_line: usize,
-}
-
-impl Default for RuntimeLogs {
-    fn default() -> Self {
-        Self::new(crate::docker::lines::DEFAULT_MAX_LINE_BYTES)
-    }
+    engine: Arc<Engine>,
+    hub: Arc<Hub>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -46,15 +42,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl RuntimeLogs {
-    pub fn new(max_line: usize) -> Self {
+    pub fn new(max_line: usize, engine: Arc<Engine>, hub: Arc<Hub>) -> Self {
         Self {
             followers: Mutex::default(),
             max_line,
+            engine,
+            hub,
         }
     }
 
     /// Adds a subscriber to `project`'s logs, starting a follower of `container` if none runs.
-    pub fn subscribe(&self, project: Uuid, container: String, engine: Arc<Engine>, hub: Arc<Hub>) {
+    pub fn subscribe(&self, project: Uuid, container: String) {
+        let (engine, hub) = (self.engine.clone(), self.hub.clone());
         let mut followers = lock(&self.followers);
         if let Some(f) = followers.get_mut(&project) {
             f.subscribers += 1;
