@@ -5,6 +5,7 @@
 //! Docker for apps.
 
 pub mod env;
+mod health;
 pub mod log;
 mod notify;
 mod pipeline;

@@ -20,14 +20,17 @@ use tokio_stream::StreamExt;
 use tokio_stream::StreamMap;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
-use uuid::Uuid;
 
-use crate::auth::{API_TOKEN_PREFIX, Actor};
+mod credential;
+
+use credential::{Credential, Standing, login_for_refresh_cookie, login_for_token, standing};
+
+use crate::access;
+use crate::auth::Actor;
 use crate::db;
 use crate::error::AppError;
 use crate::hub::{Published, Topic, replay};
 use crate::state::AppState;
-use crate::{access, secrets};
 
 /// Subscriptions one connection may hold.
 pub const MAX_SUBSCRIPTIONS: usize = 50;
@@ -77,120 +80,6 @@ pub async fn connect(
     };
     actix_web::rt::spawn(conn.run(stream));
     Ok(response)
-}
-
-/// What proved who the peer is; checked again on every tick.
-#[derive(Debug, Clone)]
-enum Credential {
-    Access {
-        user: Uuid,
-        family: Uuid,
-        expires: i64,
-    },
-    ApiToken {
-        hash: String,
-    },
-    Cookie {
-        user: Uuid,
-        family: Uuid,
-    },
-}
-
-fn actor_of(user: db::users::User) -> Actor {
-    Actor {
-        user_id: user.id,
-        username: user.username,
-        role: user.role,
-    }
-}
-
-/// The user of a valid (unused, unrevoked, unexpired) refresh cookie; it is not rotated.
-async fn login_for_refresh_cookie(
-    state: &AppState,
-    token: &str,
-) -> Result<Option<(Actor, Credential)>, AppError> {
-    let Some(session) = db::sessions::find_by_hash(&state.db, &secrets::token_hash(token)).await?
-    else {
-        return Ok(None);
-    };
-    if session.revoked_at.is_some()
-        || session.rotated_at.is_some()
-        || session.expires_at <= chrono::Utc::now()
-    {
-        return Ok(None);
-    }
-    let user =
-        db::users::find_with_active_login(&state.db, session.user_id, session.family_id).await?;
-    Ok(user.map(|user| {
-        let credential = Credential::Cookie {
-            user: user.id,
-            family: session.family_id,
-        };
-        (actor_of(user), credential)
-    }))
-}
-
-/// The user of an access or API token, and the credential to re-check later.
-async fn login_for_token(
-    state: &AppState,
-    token: &str,
-) -> Result<Option<(Actor, Credential)>, AppError> {
-    if token.starts_with(API_TOKEN_PREFIX) {
-        let hash = secrets::token_hash(token);
-        let user = db::users::find_by_api_token(&state.db, &hash).await?;
-        return Ok(user.map(|u| (actor_of(u), Credential::ApiToken { hash })));
-    }
-    let Some(claims) = state.tokens.verify(token) else {
-        return Ok(None);
-    };
-    let user = db::users::find_with_active_login(&state.db, claims.sub, claims.sid).await?;
-    Ok(user.map(|u| {
-        let credential = Credential::Access {
-            user: u.id,
-            family: claims.sid,
-            expires: claims.exp,
-        };
-        (actor_of(u), credential)
-    }))
-}
-
-/// How a credential stands now.
-enum Standing {
-    Valid,
-    /// The access token ran out; the login may still be fine (send a fresh token).
-    Expired,
-    /// Logged out, revoked, deleted: the connection ends.
-    Revoked,
-}
-
-async fn standing(state: &AppState, credential: &Credential) -> Result<Standing, AppError> {
-    let (user, family) = match credential {
-        Credential::Access {
-            user,
-            family,
-            expires,
-        } => {
-            if *expires <= chrono::Utc::now().timestamp() {
-                return Ok(Standing::Expired);
-            }
-            (*user, *family)
-        }
-        Credential::Cookie { user, family } => (*user, *family),
-        Credential::ApiToken { hash } => {
-            let found = db::users::find_by_api_token(&state.db, hash).await?;
-            return Ok(if found.is_some() {
-                Standing::Valid
-            } else {
-                Standing::Revoked
-            });
-        }
-    };
-    Ok(
-        match db::users::find_with_active_login(&state.db, user, family).await? {
-            Some(_) => Standing::Valid,
-            None => Standing::Revoked,
-        },
-    )
 }
 
 #[derive(Deserialize)]
