@@ -188,6 +188,7 @@ impl App {
                 Duration::from_secs(config.auth.login_window_secs),
             ),
             passwords: PasswordHasher::new(config.auth.hash_concurrency),
+            logins: Default::default(),
             sealer,
             setup_lock: tokio::sync::Mutex::new(()),
             hub,

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::auth::{LoginLimiter, PasswordHasher, TokenKeys};
+use crate::auth::{ActiveLogins, LoginLimiter, PasswordHasher, TokenKeys};
 use crate::config::Config;
 use crate::db::Db;
 use crate::deploy::Deployer;
@@ -20,6 +20,8 @@ pub struct AppState {
     pub limiter: LoginLimiter,
     /// Argon2id with bounded concurrency and memory.
     pub passwords: PasswordHasher,
+    /// Logins recently found active (access-token checks), forgotten on revocation.
+    pub logins: ActiveLogins,
     pub docker: Arc<Engine>,
     /// Serialises first-run setup so two racing requests cannot both create an admin.
     pub setup_lock: tokio::sync::Mutex<()>,

@@ -2,10 +2,12 @@
 //! (see `db::sessions`), API tokens, and the login rate limiter. HTTP wiring is in `http::auth`.
 
 mod limiter;
+pub mod logins;
 mod password;
 mod tokens;
 
 pub use limiter::LoginLimiter;
+pub use logins::ActiveLogins;
 pub use password::PasswordHasher;
 pub use tokens::{AccessClaims, TokenKeys};
 

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    Set,
+    ActiveModelTrait, ColumnTrait, Condition, DbErr, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, Set,
 };
 use uuid::Uuid;
 
@@ -116,7 +116,7 @@ pub struct Summary {
     pub live_deployment: Option<Uuid>,
 }
 
-/// Summaries for many projects in two queries.
+/// Summaries for many projects in one query: each project's newest deployment and its live one.
 pub async fn summaries(db: &Db, ids: &[Uuid]) -> Result<HashMap<Uuid, Summary>, DbErr> {
     let mut out: HashMap<Uuid, Summary> = HashMap::new();
     if ids.is_empty() {
@@ -130,21 +130,28 @@ pub async fn summaries(db: &Db, ids: &[Uuid]) -> Result<HashMap<Uuid, Summary>, 
                 .equals((Deployments, deployments::Column::ProjectId)),
         )
         .to_owned();
-    let latest = Deployments::find()
+    let rows = Deployments::find()
         .filter(deployments::Column::ProjectId.is_in(ids.iter().copied()))
-        .filter(deployments::Column::CreatedAt.in_subquery(newest_per_project))
+        .filter(
+            Condition::any()
+                .add(deployments::Column::CreatedAt.in_subquery(newest_per_project))
+                .add(deployments::Column::Status.eq("live")),
+        )
         .all(db)
         .await?;
-    for d in latest {
-        out.entry(d.project_id).or_default().latest_status = Some(d.status);
-    }
-    let live = Deployments::find()
-        .filter(deployments::Column::ProjectId.is_in(ids.iter().copied()))
-        .filter(deployments::Column::Status.eq("live"))
-        .all(db)
-        .await?;
-    for d in live {
-        out.entry(d.project_id).or_default().live_deployment = Some(d.id);
+    let mut newest: HashMap<Uuid, chrono::DateTime<chrono::Utc>> = HashMap::new();
+    for d in rows {
+        let summary = out.entry(d.project_id).or_default();
+        if d.status == "live" {
+            summary.live_deployment = Some(d.id);
+        }
+        if newest
+            .get(&d.project_id)
+            .is_none_or(|at| d.created_at > *at)
+        {
+            newest.insert(d.project_id, d.created_at);
+            summary.latest_status = Some(d.status);
+        }
     }
     Ok(out)
 }

@@ -49,7 +49,19 @@ pub async fn actor_for_token(state: &AppState, token: &str) -> Result<Option<Act
         let Some(claims) = state.tokens.verify(token) else {
             return Ok(None);
         };
-        db::users::find_with_active_login(&state.db, claims.sub, claims.sid).await?
+        if let Some(actor) = state.logins.get(claims.sid, claims.sub) {
+            return Ok(Some(actor));
+        }
+        let user = db::users::find_with_active_login(&state.db, claims.sub, claims.sid).await?;
+        if let Some(user) = &user {
+            let actor = Actor {
+                user_id: user.id,
+                username: user.username.clone(),
+                role: user.role.clone(),
+            };
+            state.logins.remember(claims.sid, actor);
+        }
+        user
     };
     Ok(user.map(|user| Actor {
         user_id: user.id,

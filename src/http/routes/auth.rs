@@ -152,6 +152,7 @@ pub async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> AppResult<
     if session.rotated_at.is_some() || !db::sessions::mark_rotated(&state.db, session.id).await? {
         tracing::warn!(user = %session.user_id, family = %session.family_id, "refresh token reuse; revoking the session");
         db::sessions::revoke_family(&state.db, session.family_id).await?;
+        state.logins.forget(session.family_id);
         return Err(AppError::Unauthorized(
             "refresh token reuse detected; the session was revoked, sign in again".into(),
         ));
@@ -167,6 +168,7 @@ pub async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> AppResult<
     // so the token just issued is dead; say so instead of handing it out.
     if db::sessions::family_revoked(&state.db, session.family_id).await? {
         db::sessions::revoke_family(&state.db, session.family_id).await?;
+        state.logins.forget(session.family_id);
         return Err(unauthorized());
     }
     Ok(HttpResponse::Ok().cookie(cookie).json(body))
@@ -183,6 +185,7 @@ pub async fn logout(state: web::Data<AppState>, req: HttpRequest) -> AppResult<H
             db::sessions::find_by_hash(&state.db, &secrets::token_hash(cookie.value())).await?
     {
         db::sessions::revoke_family(&state.db, session.family_id).await?;
+        state.logins.forget(session.family_id);
     }
     let bearer = req
         .headers()
@@ -191,6 +194,7 @@ pub async fn logout(state: web::Data<AppState>, req: HttpRequest) -> AppResult<H
         .and_then(|v| v.strip_prefix("Bearer "));
     if let Some(claims) = bearer.and_then(|t| state.tokens.verify(t)) {
         db::sessions::revoke_family(&state.db, claims.sid).await?;
+        state.logins.forget(claims.sid);
     }
     Ok(HttpResponse::NoContent()
         .cookie(expired_refresh_cookie(&state))
