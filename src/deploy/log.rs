@@ -208,6 +208,7 @@ async fn write_batches(
             notify::deployment_status(&sink, project_id, deployment_id, status, error.as_deref())
                 .await;
         }
+        let mut events = Vec::with_capacity(batch.len());
         for entry in batch.drain(..) {
             let event = if entry.stream == "status" {
                 Event::Status {
@@ -226,8 +227,9 @@ async fn write_batches(
                     line: entry.line,
                 }
             };
-            sink.hub.publish(event);
+            events.push(event);
             next_seq += 1;
         }
+        sink.hub.publish_all(events);
     }
 }

@@ -96,6 +96,57 @@ impl Published {
     }
 }
 
+/// What a topic's receivers get from one publish: one event, or a run of consecutive events
+/// of the topic (a persisted batch of build log lines). Its wire form — the event itself, or
+/// one `batch` message of them — is rendered once and shared by every subscriber whose cursor
+/// is right before it, so fan-out does its rendering work once per batch, not per subscriber.
+pub struct Delivery {
+    pub events: Vec<Arc<Published>>,
+    wire: std::sync::OnceLock<bytestring::ByteString>,
+}
+
+/// At most this many events, and about this many bytes, go in one delivery.
+pub const DELIVERY_EVENTS: usize = 512;
+pub const DELIVERY_BYTES: usize = 256 * 1024;
+
+impl Delivery {
+    pub fn topic(&self) -> Topic {
+        self.events[0].event.topic().0
+    }
+
+    pub fn first_seq(&self) -> i64 {
+        self.events[0].event.topic().1
+    }
+
+    pub fn last_seq(&self) -> i64 {
+        self.events[self.events.len() - 1].event.topic().1
+    }
+
+    /// True when the seqs run without a gap.
+    pub fn contiguous(&self) -> bool {
+        let first = self.first_seq();
+        self.events
+            .iter()
+            .enumerate()
+            .all(|(i, p)| p.event.topic().1 == first + i as i64)
+    }
+
+    /// The message for all of it (shared; cheap to clone).
+    pub fn wire(&self) -> bytestring::ByteString {
+        self.wire
+            .get_or_init(|| {
+                if self.events.len() == 1 {
+                    self.events[0].wire()
+                } else {
+                    let parts: Vec<bytestring::ByteString> =
+                        self.events.iter().map(|p| p.wire()).collect();
+                    wire::batch(&self.topic(), &parts)
+                }
+            })
+            .clone()
+    }
+}
+
 /// Events buffered per busy topic (deployment build logs, runtime logs) in the broadcast
 /// channel; a receiver further behind gets `Lagged` and resyncs.
 pub const BUSY_TOPIC_EVENTS: usize = 4096;
@@ -129,11 +180,50 @@ struct Recent {
 }
 
 struct Channel {
-    sender: broadcast::Sender<Arc<Published>>,
+    sender: broadcast::Sender<Arc<Delivery>>,
     /// The newest events in seq order, within `keep` events and `keep_bytes`.
     recent: Mutex<Recent>,
     keep: usize,
     keep_bytes: usize,
+}
+
+/// Puts an event in its topic's recent ring (kept in seq order, within the ring's bounds).
+fn remember(channel: &Channel, published: &Arc<Published>) {
+    let mut recent = channel
+        .recent
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    recent.bytes += footprint(&published.event);
+    // Kept in seq order: concurrent publishers of a quiet topic may hand events over out of
+    // order (a busy topic has one publisher, so this is a push at the back).
+    let seq = published.event.topic().1;
+    let at = recent
+        .events
+        .iter()
+        .rposition(|p| p.event.topic().1 <= seq)
+        .map_or(0, |i| i + 1);
+    recent.events.insert(at, published.clone());
+    while recent.events.len() > channel.keep || recent.bytes > channel.keep_bytes {
+        match recent.events.pop_front() {
+            Some(old) => recent.bytes -= footprint(&old.event),
+            None => break,
+        }
+    }
+}
+
+fn send(channel: &Channel, events: Vec<Arc<Published>>) {
+    if events.is_empty() {
+        return;
+    }
+    // The ring's lock also serializes the broadcast sends of concurrent publishers.
+    let _order = channel
+        .recent
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let _ = channel.sender.send(Arc::new(Delivery {
+        events,
+        wire: std::sync::OnceLock::new(),
+    }));
 }
 
 /// Topic → its channel. A channel exists only while someone listens, so publishing to a topic
@@ -151,42 +241,48 @@ impl Hub {
 
     /// Never blocks; with no subscriber the event is dropped (persisted events stay in the DB).
     pub fn publish(&self, event: Event) {
-        let (topic, _) = event.topic();
+        self.publish_all(vec![event]);
+    }
+
+    /// Publishes events in seq order; consecutive events of one topic reach receivers as one
+    /// `Delivery` (split at `DELIVERY_EVENTS` / `DELIVERY_BYTES`).
+    pub fn publish_all(&self, events: Vec<Event>) {
         let topics = self.topics.read().unwrap_or_else(PoisonError::into_inner);
-        let Some(channel) = topics.get(&topic) else {
-            return;
-        };
-        let published = Arc::new(Published {
-            event,
-            wire: std::sync::OnceLock::new(),
-        });
-        // The ring's lock also serializes the broadcast sends of concurrent publishers.
-        let mut recent = channel
-            .recent
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        recent.bytes += footprint(&published.event);
-        // Kept in seq order: concurrent publishers of a quiet topic may hand events over out
-        // of order (a busy topic has one publisher, so this is a push at the back).
-        let seq = published.event.topic().1;
-        let at = recent
-            .events
-            .iter()
-            .rposition(|p| p.event.topic().1 <= seq)
-            .map_or(0, |i| i + 1);
-        recent.events.insert(at, published.clone());
-        while recent.events.len() > channel.keep || recent.bytes > channel.keep_bytes {
-            match recent.events.pop_front() {
-                Some(old) => recent.bytes -= footprint(&old.event),
-                None => break,
+        let mut run: Vec<Arc<Published>> = Vec::new();
+        let mut run_bytes = 0;
+        let mut run_topic = None;
+        for event in events {
+            let (topic, _) = event.topic();
+            let Some(channel) = topics.get(&topic) else {
+                continue;
+            };
+            if run_topic != Some(topic)
+                || run.len() >= DELIVERY_EVENTS
+                || run_bytes >= DELIVERY_BYTES
+            {
+                if let Some(previous) = run_topic.and_then(|t| topics.get(&t)) {
+                    send(previous, std::mem::take(&mut run));
+                }
+                run.clear();
+                run_bytes = 0;
+                run_topic = Some(topic);
             }
+            run_bytes += footprint(&event);
+            let published = Arc::new(Published {
+                event,
+                wire: std::sync::OnceLock::new(),
+            });
+            remember(channel, &published);
+            run.push(published);
         }
-        let _ = channel.sender.send(published);
+        if let Some(channel) = run_topic.and_then(|t| topics.get(&t)) {
+            send(channel, run);
+        }
     }
 
     /// A receiver of every event published on `topic` from now on. Drop it, then call
     /// [`Hub::release`], when done.
-    pub fn subscribe(&self, topic: Topic) -> broadcast::Receiver<Arc<Published>> {
+    pub fn subscribe(&self, topic: Topic) -> broadcast::Receiver<Arc<Delivery>> {
         let mut topics = self.topics.write().unwrap_or_else(PoisonError::into_inner);
         topics
             .entry(topic)
@@ -293,12 +389,29 @@ mod tests {
         let mut rx_b = hub.subscribe(Topic::Deployment(b));
         hub.publish(log(a, 2));
         hub.publish(log(b, 1));
-        assert_eq!(rx_a.try_recv().unwrap().event.topic().1, 2);
+        assert_eq!(rx_a.try_recv().unwrap().first_seq(), 2);
         assert!(rx_a.try_recv().is_err());
-        assert_eq!(rx_a2.try_recv().unwrap().event.topic().1, 2);
+        assert_eq!(rx_a2.try_recv().unwrap().first_seq(), 2);
+        let for_b = rx_b.try_recv().unwrap();
         assert_eq!(
-            rx_b.try_recv().unwrap().event.topic(),
+            (for_b.topic(), for_b.first_seq()),
             (Topic::Deployment(b), 1)
+        );
+        // A run of events reaches receivers as one delivery with one shared message.
+        hub.publish_all((3..=5).map(|seq| log(a, seq)).collect());
+        let run = rx_a2.try_recv().unwrap();
+        assert_eq!(
+            (run.first_seq(), run.last_seq(), run.contiguous()),
+            (3, 5, true)
+        );
+        let text = run.wire();
+        assert!(text.starts_with("{\"type\":\"batch\""), "{text}");
+        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(parsed["events"].as_array().unwrap().len(), 3);
+        assert_eq!(parsed["events"][0]["seq"], 3);
+        assert!(
+            std::ptr::eq(text.as_ptr(), run.wire().as_ptr()),
+            "rendered once"
         );
         assert_eq!(hub.topics_listened(), 2);
         drop(rx_a);

@@ -67,3 +67,22 @@ pub fn topic_message(
     }
     message
 }
+
+/// Several rendered events of `topic` as one `batch` message (the elements are the very same
+/// objects the single messages carry).
+pub fn batch(topic: &Topic, events: &[bytestring::ByteString]) -> bytestring::ByteString {
+    let name = topic.to_string();
+    let mut text =
+        String::with_capacity(events.iter().map(|e| e.len() + 1).sum::<usize>() + name.len() + 48);
+    text.push_str("{\"type\":\"batch\",\"topic\":\"");
+    text.push_str(&name);
+    text.push_str("\",\"events\":[");
+    for (i, event) in events.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(event);
+    }
+    text.push_str("]}");
+    text.into()
+}

@@ -29,7 +29,7 @@ use crate::access;
 use crate::auth::Actor;
 use crate::db;
 use crate::error::AppError;
-use crate::hub::{Published, Topic, replay};
+use crate::hub::{Delivery, Published, Topic, replay, wire};
 use crate::state::AppState;
 
 /// Subscriptions one connection may hold.
@@ -117,7 +117,7 @@ struct Connection {
     sent: u64,
     sent_at_last_tick: u64,
     /// One hub receiver per subscribed topic.
-    events: StreamMap<Topic, BroadcastStream<Arc<Published>>>,
+    events: StreamMap<Topic, BroadcastStream<Arc<Delivery>>>,
     /// Events of one topic waiting to go out together (rendered JSON, seq order).
     outbox: Vec<ByteString>,
     outbox_topic: Option<Topic>,
@@ -236,19 +236,7 @@ impl Connection {
         let text = if events.len() == 1 {
             events.pop().unwrap_or_default()
         } else {
-            let mut text =
-                String::with_capacity(events.iter().map(|e| e.len() + 1).sum::<usize>() + 96);
-            text.push_str("{\"type\":\"batch\",\"topic\":\"");
-            text.push_str(&topic.to_string());
-            text.push_str("\",\"events\":[");
-            for (i, event) in events.iter().enumerate() {
-                if i > 0 {
-                    text.push(',');
-                }
-                text.push_str(event);
-            }
-            text.push_str("]}");
-            text.into()
+            wire::batch(&topic, &events)
         };
         self.send_text(text).await
     }
@@ -461,7 +449,7 @@ impl Connection {
     async fn on_events(
         &mut self,
         topic: Topic,
-        event: Result<Arc<Published>, BroadcastStreamRecvError>,
+        event: Result<Arc<Delivery>, BroadcastStreamRecvError>,
     ) -> Result<(), Closed> {
         self.on_event(topic, event).await?;
         for _ in 0..DRAIN_EVENTS {
@@ -476,22 +464,44 @@ impl Connection {
     async fn on_event(
         &mut self,
         topic: Topic,
-        event: Result<Arc<Published>, BroadcastStreamRecvError>,
+        event: Result<Arc<Delivery>, BroadcastStreamRecvError>,
     ) -> Result<(), Closed> {
-        let published = match event {
-            Ok(published) => published,
+        let delivery = match event {
+            Ok(delivery) => delivery,
             Err(BroadcastStreamRecvError::Lagged(missed)) => {
                 let seq = self.subs.get(&topic).copied().unwrap_or(0);
                 self.send(json!({"type": "lagged", "topic": topic.to_string(), "seq": seq, "missed_events": missed})).await?;
                 return self.catch_up(topic).await;
             }
         };
+        let Some(cursor) = self.subs.get_mut(&topic) else {
+            return Ok(());
+        };
+        if delivery.events.len() > 1 && delivery.first_seq() == *cursor + 1 && delivery.contiguous()
+        {
+            // The common case on a busy topic: the next run of events, sent as the message
+            // every subscriber at this point shares (rendered once, not copied per client).
+            *cursor = delivery.last_seq();
+            self.flush().await?;
+            return self.send_text(delivery.wire()).await;
+        }
+        for published in &delivery.events {
+            self.on_published(topic, published.clone()).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_published(
+        &mut self,
+        topic: Topic,
+        published: Arc<Published>,
+    ) -> Result<(), Closed> {
         let (_, seq) = published.event.topic();
         let Some(cursor) = self.subs.get_mut(&topic) else {
             return Ok(());
         };
         if seq == *cursor + 1 {
-            // The common case: the next event, straight through.
+            // The next event, straight through.
             *cursor = seq;
             return self.queue(topic, published.wire()).await;
         }
@@ -572,8 +582,8 @@ impl Connection {
 
 /// The next event of any subscribed topic; pending while there is none.
 async fn recv(
-    events: &mut StreamMap<Topic, BroadcastStream<Arc<Published>>>,
-) -> Option<(Topic, Result<Arc<Published>, BroadcastStreamRecvError>)> {
+    events: &mut StreamMap<Topic, BroadcastStream<Arc<Delivery>>>,
+) -> Option<(Topic, Result<Arc<Delivery>, BroadcastStreamRecvError>)> {
     if events.is_empty() {
         return std::future::pending().await;
     }
