@@ -188,6 +188,18 @@ pub struct ContainersConfig {
     /// The most a project may ask for.
     pub max_memory_mb: i64,
     pub max_cpu_millis: i64,
+    /// Address block the per-project networks take their subnets from (each a `/network_prefix`).
+    pub network_pool: String,
+    pub network_prefix: u8,
+}
+
+impl ContainersConfig {
+    /// The parsed `network_pool` (checked at load).
+    pub fn subnets(&self) -> crate::docker::SubnetPool {
+        crate::docker::SubnetPool::parse(&self.network_pool, self.network_prefix).unwrap_or_else(
+            |_| crate::docker::SubnetPool::parse("10.213.0.0/16", 26).expect("a valid default"),
+        )
+    }
 }
 
 impl Default for ContainersConfig {
@@ -200,6 +212,8 @@ impl Default for ContainersConfig {
             log_max_files: 3,
             max_memory_mb: 16 * 1024,
             max_cpu_millis: 16_000,
+            network_pool: "10.213.0.0/16".into(),
+            network_prefix: 26,
         }
     }
 }
@@ -494,6 +508,9 @@ impl Config {
         }
         if c.pids_limit < 16 {
             return bad("containers.pids_limit", "must be at least 16");
+        }
+        if let Err(why) = crate::docker::SubnetPool::parse(&c.network_pool, c.network_prefix) {
+            return bad("containers.network_pool", &why);
         }
         if c.log_max_size_mb == 0 || c.log_max_files == 0 {
             return bad(

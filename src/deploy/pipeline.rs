@@ -375,7 +375,7 @@ impl Pipeline {
             .collect();
         env.push(format!("PORT={port}"));
         let network = engine
-            .ensure_network(self.project.id)
+            .ensure_network(self.project.id, &self.d.config.containers.subnets())
             .await
             .map_err(start_failed)?;
         let spec = RunSpec {

@@ -175,6 +175,17 @@ async fn app_containers_get_limits_rotated_logs_and_their_own_network() {
     assert_ne!(network, other_network, "projects share a network");
     let members = |n: &str| docker(&["network", "inspect", "-f", "{{len .Containers}}", n]);
     assert_eq!(members(&network), "1");
+    let subnet = docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{(index .IPAM.Config 0).Subnet}}",
+        &network,
+    ]);
+    assert!(
+        subnet.starts_with("10.213.") && subnet.ends_with("/26"),
+        "{subnet}"
+    );
     // Deleting the project removes its network too.
     assert_eq!(
         app.delete_project(&admin, &project).await.status(),
@@ -192,4 +203,46 @@ async fn app_containers_get_limits_rotated_logs_and_their_own_network() {
         app.delete_project(&admin, &other).await.status(),
         StatusCode::NO_CONTENT
     );
+}
+
+/// Docker's default address pools hold about 30 bridge networks; project networks come from
+/// shard's own pool, so a host runs many more projects than that.
+#[tokio::test]
+async fn project_networks_are_not_limited_by_dockers_default_pools() {
+    let app = spawn_app().await;
+    let subnets = app.state.config.containers.subnets();
+    let mut names = Vec::new();
+    for _ in 0..40 {
+        let project = uuid::Uuid::now_v7();
+        let name = app
+            .state
+            .docker
+            .ensure_network(project, &subnets)
+            .await
+            .expect("a network for every project");
+        // Asking again finds the same network.
+        assert_eq!(
+            app.state
+                .docker
+                .ensure_network(project, &subnets)
+                .await
+                .unwrap(),
+            name
+        );
+        names.push(name);
+    }
+    let mut distinct = std::collections::HashSet::new();
+    for name in &names {
+        let subnet = docker(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{(index .IPAM.Config 0).Subnet}}",
+            name,
+        ]);
+        assert!(distinct.insert(subnet.clone()), "{subnet} given twice");
+    }
+    let mut rm = vec!["network", "rm"];
+    rm.extend(names.iter().map(String::as_str));
+    docker(&rm);
 }

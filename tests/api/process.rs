@@ -142,7 +142,39 @@ impl Serve {
 }
 
 impl Drop for Serve {
+    /// Kills the process, then removes whatever its installation left in Docker (found by its
+    /// instance label, derived from the data dir's secret key, as shard itself does).
     fn drop(&mut self) {
         self.kill();
+        let Ok(text) = std::fs::read_to_string(self.dir.join("secret.key")) else {
+            return;
+        };
+        let Some(key) = shard::secrets::parse_key(text.trim()) else {
+            return;
+        };
+        let filter = format!("label=shard.instance={}", shard::secrets::instance_id(&key));
+        let ids = |args: &[&str]| -> Vec<String> {
+            Command::new("docker")
+                .args(args)
+                .args(["--filter", &filter, "-q"])
+                .output()
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .split_whitespace()
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        for (list, remove) in [
+            (vec!["ps", "-a"], vec!["rm", "-f"]),
+            (vec!["images"], vec!["rmi", "-f"]),
+            (vec!["network", "ls"], vec!["network", "rm"]),
+        ] {
+            let found = ids(&list);
+            if !found.is_empty() {
+                let _ = Command::new("docker").args(&remove).args(&found).output();
+            }
+        }
     }
 }
