@@ -167,6 +167,17 @@ pub async fn sweep(d: &Deployer) -> anyhow::Result<Swept> {
             Err(e) => tracing::debug!(error = %e, "cannot remove a leftover image"),
         }
     }
+    // Intermediate layers of builds that were cut off carry only the deployment label: they
+    // are ours when the deployment is, and it has ended.
+    for image in d.docker.dangling_build_images().await? {
+        let Some(id) = image.deployment else { continue };
+        if let Some(dep) = deps::find(&d.db, id).await?
+            && matches!(dep.state(), S::Failed | S::Cancelled)
+            && d.docker.remove_image(&image.id).await.is_ok()
+        {
+            swept.images += 1;
+        }
+    }
     Ok(swept)
 }
 

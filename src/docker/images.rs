@@ -144,6 +144,34 @@ impl Engine {
         }
     }
 
+    /// Untagged intermediate images of builds that were cut off (they carry only the labels
+    /// the build had applied so far, at least `shard.deployment`).
+    pub async fn dangling_build_images(&self) -> Result<Vec<ManagedImage>, EngineError> {
+        let docker = self.client().await?;
+        let filters = HashMap::from([
+            ("dangling".to_string(), vec!["true".to_string()]),
+            ("label".to_string(), vec![LABEL_DEPLOYMENT.to_string()]),
+        ]);
+        let images = docker
+            .list_images(Some(
+                ListImagesOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await?;
+        Ok(images
+            .into_iter()
+            .map(|i| ManagedImage {
+                deployment: i
+                    .labels
+                    .get(LABEL_DEPLOYMENT)
+                    .and_then(|v| Uuid::parse_str(v).ok()),
+                tags: i.repo_tags,
+                id: i.id,
+            })
+            .collect())
+    }
+
     /// Every image this installation built.
     pub async fn managed_images(&self) -> Result<Vec<ManagedImage>, EngineError> {
         let docker = self.client().await?;

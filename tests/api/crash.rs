@@ -148,6 +148,30 @@ impl Harness {
                 .lines()
                 .filter(|tag| !recorded.iter().any(|r| r == tag))
                 .collect();
+            // Intermediate layers of cut-off builds (labelled with the deployment only).
+            let ours: Vec<&str> = list.iter().filter_map(|d| d["id"].as_str()).collect();
+            let dangling = docker_ids(&[
+                "images",
+                "-q",
+                "--filter",
+                "dangling=true",
+                "--filter",
+                "label=shard.deployment",
+            ]);
+            let mut labels = String::new();
+            if !dangling.is_empty() {
+                let mut args = vec![
+                    "inspect",
+                    "--format",
+                    "{{.Id}} {{index .Config.Labels \"shard.deployment\"}}",
+                ];
+                args.extend(dangling.lines());
+                labels = docker_ids(&args);
+            }
+            let stray_layers: Vec<&str> = labels
+                .lines()
+                .filter(|l| ours.iter().any(|id| l.contains(id)))
+                .collect();
             let builds = std::fs::read_dir(self.serve.dir.join("builds"))
                 .map(|d| d.count())
                 .unwrap_or(0);
@@ -155,6 +179,7 @@ impl Harness {
                 && live.len() == 1
                 && containers.lines().count() == 1
                 && stray_images.is_empty()
+                && stray_layers.is_empty()
                 && builds == 0;
             if settled {
                 let live = live[0].clone();
@@ -172,7 +197,7 @@ impl Harness {
             }
             assert!(
                 Instant::now() < deadline,
-                "not settled: in progress {busy:?}, live {}, containers {containers:?}, stray images {stray_images:?}, build dirs {builds}",
+                "not settled: in progress {busy:?}, live {}, containers {containers:?}, stray images {stray_images:?}, stray build layers {stray_layers:?}, build dirs {builds}",
                 live.len()
             );
             tokio::time::sleep(Duration::from_millis(250)).await;
