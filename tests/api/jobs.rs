@@ -223,3 +223,113 @@ async fn two_instances_never_claim_two_jobs_of_one_project() {
     second.close().await.unwrap();
     first.close().await.unwrap();
 }
+
+/// Maintenance enforces `[retention]`: old build logs of ended deployments, old topic events,
+/// finished jobs and audit rows go; recent ones and the live deployment's log stay.
+#[tokio::test]
+async fn maintenance_enforces_retention() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let app = spawn_app().await;
+    let admin = app.setup_admin().await;
+    let project = app.create_project(&admin, "old").await;
+    let project_id = uuid::Uuid::parse_str(project["id"].as_str().unwrap()).unwrap();
+    let db = &app.state.db;
+    let new_deployment = || shard::db::deployments::NewDeployment {
+        project_id,
+        trigger: "manual",
+        from_deployment_id: None,
+        image: None,
+        commit_sha: None,
+        created_by: None,
+    };
+    let old = shard::db::deployments::create(db, new_deployment())
+        .await
+        .unwrap();
+    let live = shard::db::deployments::create(db, new_deployment())
+        .await
+        .unwrap();
+    let entry = shard::db::deployment_logs::Entry {
+        ts: Utc::now(),
+        stream: "stdout",
+        line: "hello".into(),
+    };
+    for d in [&old, &live] {
+        shard::db::deployment_logs::insert(db, d.id, 1, std::slice::from_ref(&entry))
+            .await
+            .unwrap();
+    }
+    let backend = db.get_database_backend();
+    let long_ago = Utc::now() - Duration::days(400);
+    let exec = |sql: &str, values: Vec<sea_orm::Value>| {
+        db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+    };
+    let p = |n: usize| {
+        if shard::db::is_postgres(db) {
+            format!("${n}")
+        } else {
+            "?".into()
+        }
+    };
+    exec(
+        &format!(
+            "UPDATE deployments SET status = 'failed', finished_at = {} WHERE id = {}",
+            p(1),
+            p(2)
+        ),
+        vec![long_ago.into(), old.id.into()],
+    )
+    .await
+    .unwrap();
+    exec(
+        &format!(
+            "UPDATE deployments SET status = 'live', finished_at = {} WHERE id = {}",
+            p(1),
+            p(2)
+        ),
+        vec![long_ago.into(), live.id.into()],
+    )
+    .await
+    .unwrap();
+    let topic = format!("project:{project_id}");
+    shard::db::topic_events::append(db, &topic, "status", "{}", long_ago)
+        .await
+        .unwrap();
+    shard::db::topic_events::append(db, &topic, "status", "{}", Utc::now())
+        .await
+        .unwrap();
+    exec(
+        &format!("UPDATE audit_log SET created_at = {}", p(1)),
+        vec![long_ago.into()],
+    )
+    .await
+    .unwrap();
+
+    shard::jobs::maintenance::prune(&app.state).await.unwrap();
+
+    assert!(
+        shard::db::deployment_logs::since(db, old.id, 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        shard::db::deployment_logs::since(db, live.id, 0, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let events = shard::db::topic_events::since(db, &topic, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1, "only the recent event stays");
+    let audit = db
+        .query_one_raw(Statement::from_string(
+            backend,
+            "SELECT COUNT(*) AS n FROM audit_log",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(audit.try_get::<i64>("", "n").unwrap(), 0);
+}

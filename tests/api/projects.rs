@@ -491,3 +491,45 @@ async fn members_cannot_fetch_from_private_networks() {
     let created = open.post("/api/v1/projects", Some(&bob.token), body).await;
     assert_eq!(created.status(), StatusCode::CREATED);
 }
+
+/// Re-sending an existing secret without `secret` (a script that only knows key and value)
+/// keeps it secret: its value is never shown again.
+#[tokio::test]
+async fn a_secret_resent_without_the_flag_stays_secret() {
+    let app = spawn_app().await;
+    let admin = app.setup_admin().await;
+    let project = app.create_project(&admin, "still-secret").await;
+    let env_path = format!("/api/v1/projects/{}/env", project["id"].as_str().unwrap());
+    let put = |body: Value| app.send(Method::PUT, &env_path, Some(&admin.token), Some(body));
+    let first = json!({"vars": [{"key": "TOKEN", "value": "first-value", "secret": true}]});
+    assert_eq!(put(first).await.status(), StatusCode::OK);
+    let again =
+        json!({"vars": [{"key": "TOKEN", "value": "rotated-value"}, {"key": "NEW", "value": "x"}]});
+    let response = put(again).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.text().await.unwrap();
+    assert!(!body.contains("rotated-value"), "{body}");
+    let got: Value = app
+        .get(&env_path, Some(&admin.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        got["vars"],
+        json!([
+            {"key": "NEW", "value": "x", "secret": false, "build": false},
+            {"key": "TOKEN", "value": null, "secret": true, "build": false},
+        ])
+    );
+    // Saying so explicitly still turns it into a plain variable.
+    let plain = json!({"vars": [{"key": "TOKEN", "value": "public", "secret": false}]});
+    assert_eq!(put(plain).await.status(), StatusCode::OK);
+    let got: Value = app
+        .get(&env_path, Some(&admin.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["vars"][0]["value"], "public");
+}
