@@ -2,7 +2,8 @@
 //! costs one database check instead of one per request (each SQLite query is a round trip to
 //! the connection's worker thread, and it dominated every authenticated request). A logout or
 //! a detected reuse in this process forgets the login at once; one made by another instance
-//! sharing a Postgres database takes effect here within `TTL`.
+//! sharing a Postgres database takes effect here within `TTL`. Revocations made here are also
+//! broadcast, so open WebSockets of that login end at once.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -17,15 +18,31 @@ pub const TTL: Duration = Duration::from_secs(2);
 /// Logins remembered at most; a full map is cleared (it only costs database checks).
 const MAX_ENTRIES: usize = 10_000;
 
-#[derive(Default)]
 pub struct ActiveLogins {
     entries: Mutex<HashMap<Uuid, (Actor, Instant)>>,
+    /// Every revocation made here, for open WebSockets to end at once.
+    revocations: tokio::sync::broadcast::Sender<Uuid>,
     /// Logins revoked here lately: a check that read the database just before the revocation
     /// must not put them back.
     revoked: Mutex<HashMap<Uuid, Instant>>,
 }
 
+impl Default for ActiveLogins {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::default(),
+            revocations: tokio::sync::broadcast::channel(256).0,
+            revoked: Mutex::default(),
+        }
+    }
+}
+
 impl ActiveLogins {
+    /// Logins revoked in this process from now on (a lagging receiver should re-check its own).
+    pub fn revocations(&self) -> tokio::sync::broadcast::Receiver<Uuid> {
+        self.revocations.subscribe()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (Actor, Instant)>> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -67,6 +84,7 @@ impl ActiveLogins {
         revoked.insert(family, Instant::now());
         drop(revoked);
         self.lock().remove(&family);
+        let _ = self.revocations.send(family);
     }
 }
 

@@ -122,3 +122,13 @@ pub async fn standing(state: &AppState, credential: &Credential) -> Result<Stand
         },
     )
 }
+
+impl Credential {
+    /// The login (session family) behind it, if it has one.
+    pub fn family(&self) -> Option<Uuid> {
+        match self {
+            Credential::Access { family, .. } | Credential::Cookie { family, .. } => Some(*family),
+            Credential::ApiToken { .. } => None,
+        }
+    }
+}

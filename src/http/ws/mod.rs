@@ -20,6 +20,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::StreamMap;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use uuid::Uuid;
 
 mod credential;
 
@@ -131,6 +132,7 @@ impl Connection {
     async fn run(mut self, mut stream: actix_ws::MessageStream) {
         let mut ticker = tokio::time::interval(PING_EVERY);
         ticker.tick().await;
+        let mut revocations = self.state.logins.revocations();
         let reason = loop {
             let step = tokio::select! {
                 message = stream.recv() => match message {
@@ -146,6 +148,7 @@ impl Connection {
                 },
                 Some((topic, event)) = recv(&mut self.events) => self.on_events(topic, event).await,
                 _ = ticker.tick() => self.on_tick().await,
+                revoked = revocations.recv() => self.on_revocation(revoked).await,
             };
             let step = match step {
                 Ok(()) => self.flush().await,
@@ -553,6 +556,27 @@ impl Connection {
             }
         }
         Ok(())
+    }
+
+    /// A login revoked in this process: if it is ours, the connection ends now (a receiver
+    /// that fell behind checks its credential instead).
+    async fn on_revocation(
+        &mut self,
+        revoked: Result<Uuid, tokio::sync::broadcast::error::RecvError>,
+    ) -> Result<(), Closed> {
+        let ours = self.credential.as_ref().and_then(Credential::family);
+        match revoked {
+            Ok(family) if Some(family) == ours => {
+                let why = "the session was signed out or revoked";
+                let _ = self.error(None, "session_ended", why).await;
+                Err(Closed)
+            }
+            Ok(_) => Ok(()),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                self.check_credential().await
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => Ok(()),
+        }
     }
 
     /// A revoked login ends the connection; an expired access token ends the subscriptions
