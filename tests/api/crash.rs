@@ -166,7 +166,13 @@ impl Harness {
                     "{{.Id}} {{index .Config.Labels \"shard.deployment\"}}",
                 ];
                 args.extend(dangling.lines());
-                labels = docker_ids(&args);
+                // The sweep may remove an image between the listing and this look: what is
+                // gone is fine, so a failed inspect still yields the labels it could read.
+                let out = std::process::Command::new("docker")
+                    .args(&args)
+                    .output()
+                    .unwrap();
+                labels = String::from_utf8_lossy(&out.stdout).into_owned();
             }
             let stray_layers: Vec<&str> = labels
                 .lines()
