@@ -14,8 +14,8 @@ pub use topic_events::Model as TopicEvent;
 /// The next seq is computed and inserted by one `INSERT … SELECT` statement: on SQLite a
 /// read-then-write transaction fails with `SQLITE_BUSY_SNAPSHOT` whenever another writer commits
 /// in between (the busy timeout does not cover that case), while a single write statement takes
-/// the write lock first and waits its turn. On Postgres two concurrent appends may still pick the
-/// same seq; the unique index refuses one and it is retried.
+/// the write lock first and waits its turn. On Postgres appends to one topic take turns under an
+/// advisory lock (READ COMMITTED would let two pick the same seq).
 pub async fn append(
     db: &Db,
     topic: &str,
@@ -46,15 +46,27 @@ pub async fn append(
         .returning_all()
         .to_owned();
     let stmt = db.get_database_backend().build(&insert);
-    let mut attempt = 0;
-    loop {
-        match TopicEvents::find().from_raw_sql(stmt.clone()).one(db).await {
-            Ok(Some(event)) => return Ok(event),
-            Ok(None) => return Err(DbErr::RecordNotInserted),
-            Err(e) if super::is_unique_violation(&e) && attempt < 5 => attempt += 1,
-            Err(e) => return Err(e),
-        }
+    if !super::is_postgres(db) {
+        return TopicEvents::find()
+            .from_raw_sql(stmt)
+            .one(db)
+            .await?
+            .ok_or(DbErr::RecordNotInserted);
     }
+    // Postgres: appends to one topic take turns under a transaction-scoped advisory lock on
+    // the topic, so two never pick the same seq (retrying on the unique index alone lost
+    // events when dozens raced).
+    use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+    let tx = db.begin().await?;
+    tx.execute_raw(Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        "SELECT pg_advisory_xact_lock(hashtext($1))",
+        [topic.into()],
+    ))
+    .await?;
+    let event = TopicEvents::find().from_raw_sql(stmt).one(&tx).await?;
+    tx.commit().await?;
+    event.ok_or(DbErr::RecordNotInserted)
 }
 
 pub async fn since(db: &Db, topic: &str, since: i64, limit: u64) -> Result<Vec<TopicEvent>, DbErr> {
