@@ -1,7 +1,10 @@
 //! Who a WebSocket peer is, and whether that still holds: the refresh cookie (checked, not
 //! rotated), an access token or an API token, re-checked on every ping tick.
 
+use std::time::Instant;
 use uuid::Uuid;
+
+use super::{AUTH_DEADLINE, Closed, Connection};
 
 use crate::auth::{API_TOKEN_PREFIX, Actor};
 use crate::db;
@@ -129,6 +132,53 @@ impl Credential {
         match self {
             Credential::Access { family, .. } | Credential::Cookie { family, .. } => Some(*family),
             Credential::ApiToken { .. } => None,
+        }
+    }
+}
+
+impl Connection {
+    /// A login revoked in this process: if it is ours, the connection ends now (a receiver
+    /// that fell behind checks its credential instead).
+    pub(super) async fn on_revocation(
+        &mut self,
+        revoked: Result<Uuid, tokio::sync::broadcast::error::RecvError>,
+    ) -> Result<(), Closed> {
+        let ours = self.credential.as_ref().and_then(Credential::family);
+        match revoked {
+            Ok(family) if Some(family) == ours => {
+                let why = "the session was signed out or revoked";
+                let _ = self.error(None, "session_ended", why).await;
+                Err(Closed)
+            }
+            Ok(_) => Ok(()),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                self.check_credential().await
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => Ok(()),
+        }
+    }
+
+    /// A revoked login ends the connection; an expired access token ends the subscriptions
+    /// until the client authenticates again (within the auth deadline).
+    pub(super) async fn check_credential(&mut self) -> Result<(), Closed> {
+        let Some(credential) = self.credential.clone() else {
+            return Ok(());
+        };
+        match standing(&self.state, &credential).await {
+            Ok(Standing::Valid) | Err(_) => Ok(()),
+            Ok(Standing::Expired) => {
+                self.drop_all_subscriptions();
+                self.actor = None;
+                self.credential = None;
+                self.auth_by = Instant::now() + AUTH_DEADLINE;
+                let why = "the access token expired; send {\"op\":\"auth\"} with a fresh one and subscribe again";
+                self.error(None, "unauthorized", why).await
+            }
+            Ok(Standing::Revoked) => {
+                let why = "the session was signed out or revoked";
+                let _ = self.error(None, "session_ended", why).await;
+                Err(Closed)
+            }
         }
     }
 }

@@ -20,11 +20,10 @@ use tokio_stream::StreamExt;
 use tokio_stream::StreamMap;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
-use uuid::Uuid;
 
 mod credential;
 
-use credential::{Credential, Standing, login_for_refresh_cookie, login_for_token, standing};
+use credential::{Credential, login_for_refresh_cookie, login_for_token};
 
 use crate::access;
 use crate::auth::Actor;
@@ -556,51 +555,6 @@ impl Connection {
             }
         }
         Ok(())
-    }
-
-    /// A login revoked in this process: if it is ours, the connection ends now (a receiver
-    /// that fell behind checks its credential instead).
-    async fn on_revocation(
-        &mut self,
-        revoked: Result<Uuid, tokio::sync::broadcast::error::RecvError>,
-    ) -> Result<(), Closed> {
-        let ours = self.credential.as_ref().and_then(Credential::family);
-        match revoked {
-            Ok(family) if Some(family) == ours => {
-                let why = "the session was signed out or revoked";
-                let _ = self.error(None, "session_ended", why).await;
-                Err(Closed)
-            }
-            Ok(_) => Ok(()),
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                self.check_credential().await
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => Ok(()),
-        }
-    }
-
-    /// A revoked login ends the connection; an expired access token ends the subscriptions
-    /// until the client authenticates again (within the auth deadline).
-    async fn check_credential(&mut self) -> Result<(), Closed> {
-        let Some(credential) = self.credential.clone() else {
-            return Ok(());
-        };
-        match standing(&self.state, &credential).await {
-            Ok(Standing::Valid) | Err(_) => Ok(()),
-            Ok(Standing::Expired) => {
-                self.drop_all_subscriptions();
-                self.actor = None;
-                self.credential = None;
-                self.auth_by = Instant::now() + AUTH_DEADLINE;
-                let why = "the access token expired; send {\"op\":\"auth\"} with a fresh one and subscribe again";
-                self.error(None, "unauthorized", why).await
-            }
-            Ok(Standing::Revoked) => {
-                let why = "the session was signed out or revoked";
-                let _ = self.error(None, "session_ended", why).await;
-                Err(Closed)
-            }
-        }
     }
 }
 
