@@ -67,12 +67,9 @@ impl LoginLimiter {
     }
 
     /// Entries held now (both maps).
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn entries(&self) -> usize {
         lock(&self.per_ip).len() + lock(&self.per_user).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn hit(
@@ -151,7 +148,11 @@ mod tests {
             let _ = limiter.attempt_from(&ip);
             limiter.record_failure("admin", &ip);
         }
-        assert!(limiter.len() <= 2 * MAX_ENTRIES, "{}", limiter.len());
+        assert!(
+            limiter.entries() <= 2 * MAX_ENTRIES,
+            "{}",
+            limiter.entries()
+        );
         // A blocked address stays blocked while the flood passes by.
         let limiter = LoginLimiter::new(2, 2, Duration::from_secs(3600));
         for _ in 0..3 {

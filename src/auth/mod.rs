@@ -21,6 +21,16 @@ pub struct Actor {
     pub role: String,
 }
 
+impl From<crate::db::users::User> for Actor {
+    fn from(user: crate::db::users::User) -> Self {
+        Actor {
+            user_id: user.id,
+            username: user.username,
+            role: user.role,
+        }
+    }
+}
+
 impl Actor {
     pub fn is_admin(&self) -> bool {
         self.role == crate::db::users::ROLE_ADMIN

@@ -332,22 +332,27 @@ impl Deployer {
                 return;
             }
         };
-        self.hub.publish(Event::Status {
+        let mut events = vec![Event::Status {
             project_id,
             deployment_id,
             seq: first,
             ts: entries[0].ts,
             status: status.as_str().to_string(),
-        });
-        for (i, e) in entries.into_iter().enumerate().skip(1) {
-            self.hub.publish(Event::Log {
-                deployment_id,
-                seq: first + i as i64,
-                ts: e.ts,
-                stream: e.stream,
-                line: e.line,
-            });
-        }
+        }];
+        events.extend(
+            entries
+                .into_iter()
+                .enumerate()
+                .skip(1)
+                .map(|(i, e)| Event::Log {
+                    deployment_id,
+                    seq: first + i as i64,
+                    ts: e.ts,
+                    stream: e.stream,
+                    line: e.line,
+                }),
+        );
+        self.hub.publish_all(events);
     }
 
     /// Starts, stops or restarts the project's serving container, moves its deployment between
@@ -431,9 +436,8 @@ impl Deployer {
             Err(e) => tracing::debug!(error = %e, "docker unreachable; project was never deployed"),
         }
         db::projects::delete(&self.db, project.id).await?;
-        for topic in [Topic::Project(project.id)] {
-            db::topic_events::delete_topic(&self.db, &topic.to_string()).await?;
-        }
+        let topic = Topic::Project(project.id).to_string();
+        db::topic_events::delete_topic(&self.db, &topic).await?;
         Ok(())
     }
 

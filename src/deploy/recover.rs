@@ -14,8 +14,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{Deployer, DeploymentStatus as S};
+use crate::db;
 use crate::db::deployments::{self as deps, Deployment, Fields};
-use crate::db::{self};
 
 /// What a sweep removed (or started again).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

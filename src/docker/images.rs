@@ -147,40 +147,28 @@ impl Engine {
     /// Untagged intermediate images of builds that were cut off (they carry only the labels
     /// the build had applied so far, at least `shard.deployment`).
     pub async fn dangling_build_images(&self) -> Result<Vec<ManagedImage>, EngineError> {
-        let docker = self.client().await?;
         let filters = HashMap::from([
             ("dangling".to_string(), vec!["true".to_string()]),
             ("label".to_string(), vec![LABEL_DEPLOYMENT.to_string()]),
         ]);
-        let images = docker
-            .list_images(Some(
-                ListImagesOptionsBuilder::default()
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await?;
-        Ok(images
-            .into_iter()
-            .map(|i| ManagedImage {
-                deployment: i
-                    .labels
-                    .get(LABEL_DEPLOYMENT)
-                    .and_then(|v| Uuid::parse_str(v).ok()),
-                tags: i.repo_tags,
-                id: i.id,
-            })
-            .collect())
+        self.images_matching(&filters).await
     }
 
     /// Every image this installation built.
     pub async fn managed_images(&self) -> Result<Vec<ManagedImage>, EngineError> {
-        let docker = self.client().await?;
-        let filters = self.owned_filter(None);
-        let images = docker
+        self.images_matching(&self.owned_filter(None)).await
+    }
+
+    /// Images matching `filters`, with the deployment label read off.
+    pub(super) async fn images_matching(
+        &self,
+        filters: &HashMap<String, Vec<String>>,
+    ) -> Result<Vec<ManagedImage>, EngineError> {
+        let images = self
+            .client()
+            .await?
             .list_images(Some(
-                ListImagesOptionsBuilder::default()
-                    .filters(&filters)
-                    .build(),
+                ListImagesOptionsBuilder::default().filters(filters).build(),
             ))
             .await?;
         Ok(images

@@ -5,10 +5,7 @@
 use std::collections::HashMap;
 
 use bollard::Docker;
-use bollard::query_parameters::{
-    ListContainersOptionsBuilder, ListImagesOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveImageOptionsBuilder,
-};
+use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
@@ -114,47 +111,21 @@ impl Engine {
         Ok(version.version.unwrap_or_else(|| "unknown".into()))
     }
 
-    /// Force-removes every container and image labelled with this project.
+    /// Force-removes every container and image labelled with this project, and its network.
     pub async fn remove_project(&self, project_id: Uuid) -> Result<Removed, EngineError> {
-        let docker = self.client().await?;
         let filters = self.owned_filter(Some(format!("{LABEL_PROJECT}={project_id}")));
         let mut removed = Removed::default();
-        let containers = docker
-            .list_containers(Some(
-                ListContainersOptionsBuilder::default()
-                    .all(true)
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await?;
-        for container in containers {
-            let Some(id) = container.id else { continue };
-            let options = RemoveContainerOptionsBuilder::default()
-                .force(true)
-                .v(true)
-                .build();
-            match docker.remove_container(&id, Some(options)).await {
-                Ok(()) => removed.containers += 1,
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => return Err(e.into()),
-            }
+        for id in self.container_ids(&filters).await? {
+            self.remove_container(&id).await?;
+            removed.containers += 1;
         }
-        let images = docker
-            .list_images(Some(
-                ListImagesOptionsBuilder::default()
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await?;
-        for image in images {
-            let options = RemoveImageOptionsBuilder::default().force(true).build();
-            match docker.remove_image(&image.id, Some(options), None).await {
-                Ok(_) => removed.images += 1,
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => return Err(e.into()),
-            }
+        for image in self.images_matching(&filters).await? {
+            self.remove_image(&image.id).await?;
+            removed.images += 1;
         }
-        match docker
+        match self
+            .client()
+            .await?
             .remove_network(&format!("shard-{}", project_id.simple()))
             .await
         {
@@ -163,6 +134,24 @@ impl Engine {
             Err(e) => return Err(e.into()),
         }
         Ok(removed)
+    }
+
+    /// Ids of every container (running or not) matching `filters`.
+    async fn container_ids(
+        &self,
+        filters: &HashMap<String, Vec<String>>,
+    ) -> Result<Vec<String>, EngineError> {
+        let containers = self
+            .client()
+            .await?
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(filters)
+                    .build(),
+            ))
+            .await?;
+        Ok(containers.into_iter().filter_map(|c| c.id).collect())
     }
 }
 
@@ -509,18 +498,9 @@ impl Engine {
         &self,
         deployment: Uuid,
     ) -> Result<usize, EngineError> {
-        let docker = self.client().await?;
         let filters = self.owned_filter(Some(format!("{LABEL_DEPLOYMENT}={deployment}")));
-        let containers = docker
-            .list_containers(Some(
-                ListContainersOptionsBuilder::default()
-                    .all(true)
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await?;
         let mut removed = 0;
-        for id in containers.into_iter().filter_map(|c| c.id) {
+        for id in self.container_ids(&filters).await? {
             self.remove_container(&id).await?;
             removed += 1;
         }

@@ -8,6 +8,8 @@ use std::pin::Pin;
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
+use uuid::Uuid;
+
 use crate::auth::{API_TOKEN_PREFIX, Actor};
 use crate::db;
 use crate::error::AppError;
@@ -43,30 +45,43 @@ impl FromRequest for Authenticated {
 
 /// Resolves an access or API token to its user; `None` if the token is not valid now.
 pub async fn actor_for_token(state: &AppState, token: &str) -> Result<Option<Actor>, AppError> {
-    let user = if token.starts_with(API_TOKEN_PREFIX) {
-        db::users::find_by_api_token(&state.db, &crate::secrets::token_hash(token)).await?
-    } else {
-        let Some(claims) = state.tokens.verify(token) else {
-            return Ok(None);
-        };
-        if let Some(actor) = state.logins.get(claims.sid, claims.sub) {
-            return Ok(Some(actor));
-        }
-        let user = db::users::find_with_active_login(&state.db, claims.sub, claims.sid).await?;
-        if let Some(user) = &user {
-            let actor = Actor {
-                user_id: user.id,
-                username: user.username.clone(),
-                role: user.role.clone(),
-            };
-            state.logins.remember(claims.sid, actor);
-        }
-        user
+    Ok(resolve_token(state, token).await?.map(|(actor, _)| actor))
+}
+
+/// What a bearer token proved, for callers that check it again later (the WebSocket).
+pub enum TokenProof {
+    /// An access token of login `family`, valid until `expires` (Unix seconds).
+    Access { family: Uuid, expires: i64 },
+    /// An API token, by its hash.
+    Api { hash: String },
+}
+
+/// Resolves a token to its user and what it proved. Access tokens are checked against their
+/// login (`state.logins` remembers an active one for a moment).
+pub async fn resolve_token(
+    state: &AppState,
+    token: &str,
+) -> Result<Option<(Actor, TokenProof)>, AppError> {
+    if token.starts_with(API_TOKEN_PREFIX) {
+        let hash = crate::secrets::token_hash(token);
+        let user = db::users::find_by_api_token(&state.db, &hash).await?;
+        return Ok(user.map(|u| (Actor::from(u), TokenProof::Api { hash })));
+    }
+    let Some(claims) = state.tokens.verify(token) else {
+        return Ok(None);
     };
-    Ok(user.map(|user| Actor {
-        user_id: user.id,
-        username: user.username,
-        role: user.role,
+    let proof = TokenProof::Access {
+        family: claims.sid,
+        expires: claims.exp,
+    };
+    if let Some(actor) = state.logins.get(claims.sid, claims.sub) {
+        return Ok(Some((actor, proof)));
+    }
+    let user = db::users::find_with_active_login(&state.db, claims.sub, claims.sid).await?;
+    Ok(user.map(|user| {
+        let actor = Actor::from(user);
+        state.logins.remember(claims.sid, actor.clone());
+        (actor, proof)
     }))
 }
 

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use reqwest::Method;
+use serde_json::json;
 
 use crate::deploy::app_files;
 use crate::gitserver::GitServer;
@@ -66,41 +67,24 @@ async fn an_endless_line_is_cut_and_a_deployment_log_has_a_line_cap() {
     )
     .await;
     let token = serve.setup_admin().await;
-    let client = reqwest::Client::new();
-    let api = |path: &str| format!("{}/api/v1{path}", serve.base);
-    let project: Value = client
-        .post(api("/projects"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "loud", "git_url": repo.url}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let project = project["id"].as_str().unwrap().to_string();
+    let project = serve
+        .create_project(&token, json!({"name": "loud", "git_url": repo.url}))
+        .await;
     let before = serve.status_kib("VmRSS");
-    let deployment: Value = client
-        .post(api(&format!("/projects/{project}/deployments")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let deployment = serve
+        .api(
+            &token,
+            Method::POST,
+            &format!("/projects/{project}/deployments"),
+            None,
+        )
+        .await;
     let id = deployment["id"].as_str().unwrap().to_string();
     let deadline = std::time::Instant::now() + Duration::from_secs(240);
     let done = loop {
-        let d: Value = client
-            .get(api(&format!("/deployments/{id}")))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let d = serve
+            .api(&token, Method::GET, &format!("/deployments/{id}"), None)
+            .await;
         if FINAL.contains(&d["status"].as_str().unwrap_or("")) {
             break d;
         }
@@ -114,15 +98,9 @@ async fn an_endless_line_is_cut_and_a_deployment_log_has_a_line_cap() {
         peak <= before + 48 * 1024,
         "peak RSS {peak} KiB (before the build {before} KiB)"
     );
-    let lines: Vec<Value> = client
-        .get(api(&format!("/deployments/{id}/logs?limit=10000")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let path = format!("/deployments/{id}/logs?limit=10000");
+    let lines = serve.api(&token, Method::GET, &path, None).await;
+    let lines = lines.as_array().unwrap();
     let longest = lines
         .iter()
         .map(|l| l["line"].as_str().unwrap().len())

@@ -42,7 +42,6 @@ struct Harness {
     _dir: tempfile::TempDir,
     token: String,
     project: String,
-    client: reqwest::Client,
 }
 
 impl Harness {
@@ -58,41 +57,18 @@ impl Harness {
         )
         .await;
         let token = serve.setup_admin().await;
-        let client = reqwest::Client::new();
-        let project: Value = client
-            .post(format!("{}/api/v1/projects", serve.base))
-            .bearer_auth(&token)
-            .json(&json!({"name": "crashy", "git_url": repo.url, "health_timeout_secs": 30}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let project = project["id"].as_str().unwrap().to_string();
+        let body = json!({"name": "crashy", "git_url": repo.url, "health_timeout_secs": 30});
+        let project = serve.create_project(&token, body).await;
         Harness {
             serve,
             _dir: dir,
             token,
             project,
-            client,
         }
     }
 
     async fn api(&self, method: reqwest::Method, path: &str) -> Value {
-        let response = self
-            .client
-            .request(method, format!("{}/api/v1{path}", self.serve.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "{path}: {}",
-            response.status()
-        );
-        response.json().await.unwrap()
+        self.serve.api(&self.token, method, path, None).await
     }
 
     async fn deploy(&self) -> String {

@@ -128,6 +128,37 @@ impl Serve {
         body["access_token"].as_str().unwrap().to_string()
     }
 
+    /// `method /api/v1{path}` as `token`; the JSON answer of a successful request.
+    pub async fn api(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let mut request = reqwest::Client::new()
+            .request(method, format!("{}/api/v1{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        response.json().await.unwrap()
+    }
+
+    /// Creates a project from `body`; returns its id.
+    pub async fn create_project(&self, token: &str, body: Value) -> String {
+        let project = self
+            .api(token, reqwest::Method::POST, "/projects", Some(body))
+            .await;
+        project["id"].as_str().unwrap().to_string()
+    }
+
     pub async fn login(&self) -> String {
         let response = reqwest::Client::new()
             .post(format!("{}/api/v1/auth/login", self.base))

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{AUTH_DEADLINE, Closed, Connection};
 
-use crate::auth::{API_TOKEN_PREFIX, Actor};
+use crate::auth::Actor;
 use crate::db;
 use crate::error::AppError;
 use crate::secrets;
@@ -27,14 +27,6 @@ pub enum Credential {
         user: Uuid,
         family: Uuid,
     },
-}
-
-fn actor_of(user: db::users::User) -> Actor {
-    Actor {
-        user_id: user.id,
-        username: user.username,
-        role: user.role,
-    }
 }
 
 /// The user of a valid (unused, unrevoked, unexpired) refresh cookie; it is not rotated.
@@ -59,7 +51,7 @@ pub async fn login_for_refresh_cookie(
             user: user.id,
             family: session.family_id,
         };
-        (actor_of(user), credential)
+        (Actor::from(user), credential)
     }))
 }
 
@@ -68,22 +60,17 @@ pub async fn login_for_token(
     state: &AppState,
     token: &str,
 ) -> Result<Option<(Actor, Credential)>, AppError> {
-    if token.starts_with(API_TOKEN_PREFIX) {
-        let hash = secrets::token_hash(token);
-        let user = db::users::find_by_api_token(&state.db, &hash).await?;
-        return Ok(user.map(|u| (actor_of(u), Credential::ApiToken { hash })));
-    }
-    let Some(claims) = state.tokens.verify(token) else {
-        return Ok(None);
-    };
-    let user = db::users::find_with_active_login(&state.db, claims.sub, claims.sid).await?;
-    Ok(user.map(|u| {
-        let credential = Credential::Access {
-            user: u.id,
-            family: claims.sid,
-            expires: claims.exp,
+    use crate::http::auth::{TokenProof, resolve_token};
+    Ok(resolve_token(state, token).await?.map(|(actor, proof)| {
+        let credential = match proof {
+            TokenProof::Access { family, expires } => Credential::Access {
+                user: actor.user_id,
+                family,
+                expires,
+            },
+            TokenProof::Api { hash } => Credential::ApiToken { hash },
         };
-        (actor_of(u), credential)
+        (actor, credential)
     }))
 }
 
