@@ -16,6 +16,7 @@ use crate::db::{self, Db};
 use crate::deploy::{self, Deployer};
 use crate::docker::Engine;
 use crate::hub::{Hub, RuntimeLogs};
+use crate::proxy::{Destination, Proxy};
 use crate::secrets::{self, Sealer};
 use crate::state::AppState;
 use crate::{http, jobs, setup};
@@ -166,6 +167,7 @@ impl App {
             secrets::instance_id(&secret_key),
         ));
         let job_signal = Arc::new(tokio::sync::Notify::new());
+        let proxy = Arc::new(Proxy::new(db.clone(), &config));
         let runtime_logs = RuntimeLogs::new(
             config.deploy.max_log_line_bytes,
             docker.clone(),
@@ -179,6 +181,7 @@ impl App {
             config: config.clone(),
             port,
             job_signal: job_signal.clone(),
+            proxy: proxy.clone(),
         })?);
         let state = web::Data::new(AppState {
             tokens: TokenKeys::new(&jwt_key, config.auth.access_token_ttl_secs),
@@ -195,6 +198,7 @@ impl App {
             runtime_logs,
             job_signal,
             deployer,
+            proxy,
             docker,
             db,
             port,
@@ -202,6 +206,11 @@ impl App {
         });
 
         let shutdown = CancellationToken::new();
+        state
+            .proxy
+            .refresh()
+            .await
+            .context("building the route table")?;
         deploy::recover::at_startup(&state.deployer, shutdown.clone()).await;
         tokio::spawn(crate::hub::record::system_heartbeat(
             state.clone().into_inner(),
@@ -212,7 +221,31 @@ impl App {
 
         let server_state = state.clone();
         let mut server = HttpServer::new(move || {
-            actix_web::App::new().configure(|cfg| http::configure(cfg, server_state.clone()))
+            // The host decides first: app hosts go to the proxy (with this worker's upstream
+            // pool) and never reach the dashboard's routes or middleware.
+            let proxy = server_state.proxy.clone();
+            let client = std::rc::Rc::new(Proxy::client(&server_state.config));
+            actix_web::App::new()
+                .wrap_fn(move |req, srv| {
+                    use actix_web::dev::Service;
+                    use futures_util::future::{Either, FutureExt};
+                    match proxy.destination_of(&req) {
+                        Destination::Dashboard => Either::Left(srv.call(req)),
+                        destination => {
+                            let (proxy, client) = (proxy.clone(), client.clone());
+                            Either::Right(
+                                async move {
+                                    Ok(proxy
+                                        .serve(req, destination, &client)
+                                        .await
+                                        .map_into_boxed_body())
+                                }
+                                .boxed_local(),
+                            )
+                        }
+                    }
+                })
+                .configure(|cfg| http::configure(cfg, server_state.clone()))
         })
         .disable_signals()
         // Idle keep-alive connections stay open longer than clients keep them pooled, so a

@@ -68,6 +68,8 @@ pub struct Config {
     pub deploy: DeployConfig,
     pub containers: ContainersConfig,
     pub retention: RetentionConfig,
+    pub proxy: ProxyConfig,
+    pub dns: DnsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -243,6 +245,43 @@ impl Default for RetentionConfig {
     }
 }
 
+/// The app proxy on the shared listener.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Largest request body forwarded to an app.
+    pub max_body_mb: u64,
+    /// Seconds to open a connection to an app container.
+    pub connect_timeout_secs: u64,
+    /// Seconds an app has to start answering (its response headers); bodies may stream longer.
+    pub response_timeout_secs: u64,
+    /// Seconds an idle pooled connection to an app is kept open.
+    pub upstream_idle_secs: u64,
+    /// Largest WebSocket frame relayed, in KiB.
+    pub max_websocket_frame_kb: usize,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            max_body_mb: 100,
+            connect_timeout_secs: 5,
+            response_timeout_secs: 60,
+            upstream_idle_secs: 30,
+            max_websocket_frame_kb: 1024,
+        }
+    }
+}
+
+/// How custom domains are checked.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DnsConfig {
+    /// The resolver asked when verifying a domain (`IP` or `IP:PORT`); empty means the system's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolver: Option<String>,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DockerConfig {
@@ -269,6 +308,8 @@ impl Default for Config {
             deploy: DeployConfig::default(),
             containers: ContainersConfig::default(),
             retention: RetentionConfig::default(),
+            proxy: ProxyConfig::default(),
+            dns: DnsConfig::default(),
         }
     }
 }
@@ -516,6 +557,27 @@ impl Config {
             return bad(
                 "containers.log_max_size_mb",
                 "log size and file count must be at least 1",
+            );
+        }
+        let p = &self.proxy;
+        if p.max_body_mb == 0 || p.connect_timeout_secs == 0 || p.response_timeout_secs == 0 {
+            return bad(
+                "proxy.max_body_mb",
+                "proxy body limit and timeouts must be at least 1",
+            );
+        }
+        if !(1..=65536).contains(&p.max_websocket_frame_kb) {
+            return bad(
+                "proxy.max_websocket_frame_kb",
+                "must be between 1 and 65536",
+            );
+        }
+        if let Some(resolver) = self.dns.resolver.as_deref().filter(|r| !r.is_empty())
+            && crate::proxy::dns::parse_resolver(resolver).is_none()
+        {
+            return bad(
+                "dns.resolver",
+                "must be an IP address, optionally with :PORT",
             );
         }
         let r = &self.retention;

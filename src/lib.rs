@@ -13,6 +13,7 @@ pub mod git;
 pub mod http;
 pub mod hub;
 pub mod jobs;
+pub mod proxy;
 pub mod secrets;
 pub mod setup;
 pub mod state;

@@ -10,6 +10,7 @@ use crate::db::Db;
 use crate::deploy::Deployer;
 use crate::docker::Engine;
 use crate::hub::{Hub, RuntimeLogs};
+use crate::proxy::Proxy;
 use crate::secrets::Sealer;
 
 pub struct AppState {
@@ -35,4 +36,6 @@ pub struct AppState {
     pub job_signal: Arc<tokio::sync::Notify>,
     /// The deploy domain: deploys, rollbacks, cancels, runtime control, project deletion.
     pub deployer: Arc<Deployer>,
+    /// The app proxy's route table (which host reaches which container).
+    pub proxy: Arc<Proxy>,
 }

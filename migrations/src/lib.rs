@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_initial_schema;
 mod m20261122_000002_topic_events;
+mod m20261123_000003_domain_status;
 
 /// The ordered list of every migration shard knows.
 pub struct Migrator;
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_initial_schema::Migration),
             Box::new(m20261122_000002_topic_events::Migration),
+            Box::new(m20261123_000003_domain_status::Migration),
         ]
     }
 }

@@ -6,6 +6,7 @@ pub mod api_tokens;
 pub mod audit;
 pub mod deployment_logs;
 pub mod deployments;
+pub mod domains;
 pub mod entities;
 pub mod env_vars;
 pub mod jobs;

@@ -35,6 +35,7 @@ use crate::db::projects::Project;
 use crate::db::{self, Db, deployment_logs};
 use crate::docker::{Engine, EngineError};
 use crate::hub::{Event, Hub, Topic, record};
+use crate::proxy::Proxy;
 use crate::secrets::Sealer;
 use DeploymentStatus as S;
 
@@ -135,6 +136,8 @@ pub struct Deployer {
     job_signal: Arc<tokio::sync::Notify>,
     /// Health checks of app containers (loopback only, no redirects followed).
     http: reqwest::Client,
+    /// The route table, rebuilt after every change of what serves a project.
+    proxy: Arc<Proxy>,
 }
 
 /// What `Deployer::new` takes.
@@ -146,6 +149,7 @@ pub struct Parts {
     pub config: Arc<Config>,
     pub port: u16,
     pub job_signal: Arc<tokio::sync::Notify>,
+    pub proxy: Arc<Proxy>,
 }
 
 impl Deployer {
@@ -166,6 +170,7 @@ impl Deployer {
             draining: Mutex::default(),
             job_signal: parts.job_signal,
             http,
+            proxy: parts.proxy,
         })
     }
 
@@ -182,13 +187,22 @@ impl Deployer {
 
     /// `http://<slug>.<apps.domain>:<port>`, or `https://<slug>.<apps.domain>` behind HTTPS.
     pub fn app_url(&self, slug: &str) -> String {
-        let domain = &self.config.apps.domain;
+        self.url_of(&format!("{slug}.{}", self.config.apps.domain))
+    }
+
+    /// `http://<short-id>-<slug>.<apps.domain>[:port]`: one deployment's own URL.
+    pub fn preview_url(&self, deployment: Uuid, slug: &str) -> String {
+        let host = crate::proxy::preview_host(deployment, slug, &self.config.apps.domain);
+        self.url_of(&host)
+    }
+
+    fn url_of(&self, host: &str) -> String {
         if self.config.public_url().starts_with("https://") {
-            format!("https://{slug}.{domain}")
+            format!("https://{host}")
         } else if self.port == 80 {
-            format!("http://{slug}.{domain}")
+            format!("http://{host}")
         } else {
-            format!("http://{slug}.{domain}:{}", self.port)
+            format!("http://{host}:{}", self.port)
         }
     }
 
@@ -388,9 +402,25 @@ impl Deployer {
             }
         };
         deps::transition(&self.db, deployment.id, &[from], to, Fields::default()).await?;
+        let result = self
+            .after_control(project, &deployment, &container, to, event)
+            .await;
+        self.proxy.refresh_or_log().await;
+        result
+    }
+
+    async fn after_control(
+        &self,
+        project: &Project,
+        deployment: &Deployment,
+        container: &str,
+        to: S,
+        event: &str,
+    ) -> Result<Deployment, DeployError> {
+        let docker = &self.docker;
         if to == S::Live
             && let Some(port) = docker
-                .container_status(&container)
+                .container_status(container)
                 .await?
                 .and_then(|s| s.host_port)
         {
@@ -436,9 +466,15 @@ impl Deployer {
             Err(e) => tracing::debug!(error = %e, "docker unreachable; project was never deployed"),
         }
         db::projects::delete(&self.db, project.id).await?;
+        self.proxy.refresh_or_log().await;
         let topic = Topic::Project(project.id).to_string();
         db::topic_events::delete_topic(&self.db, &topic).await?;
         Ok(())
+    }
+
+    /// The route table, for callers that change what a host means (renames, domains).
+    pub fn proxy(&self) -> &Proxy {
+        &self.proxy
     }
 
     /// The deploy job handler.

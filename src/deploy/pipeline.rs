@@ -19,6 +19,10 @@ use crate::db::projects::Project;
 use crate::docker::{BuildError, BuildSpec, Limits, RunSpec, context};
 use crate::{db, git};
 
+/// How long a drain waits before it trusts the in-flight count: requests that read the route
+/// table just before the swap may not have counted themselves yet.
+const DRAIN_SETTLE: Duration = Duration::from_millis(500);
+
 /// Runs the deployment `id` (the job handler's body).
 #[tracing::instrument(skip_all, fields(deployment = %id))]
 pub async fn run(deployer: &Arc<Deployer>, id: Uuid) -> anyhow::Result<()> {
@@ -414,6 +418,8 @@ impl Pipeline {
         self.advance(&[S::Starting], S::HealthChecking, fields)
             .await?;
         self.deployment.upstream = Some(upstream);
+        // Its preview host routes from now on, while it is being checked.
+        self.d.proxy.refresh_or_log().await;
         Ok(())
     }
 
@@ -428,6 +434,9 @@ impl Pipeline {
             return Err(Stop::Preempted);
         };
         self.container = None; // it is the live one now
+        // The route table follows the database at once: new requests reach the new
+        // container from here on, while requests already on the old one finish there.
+        self.d.proxy.refresh_or_log().await;
         // The header first, then the status: `live` is the last message of a deploy's topic.
         let url = self.d.app_url(&self.project.slug);
         self.log.system(format!("==> Live at {url}")).await;
@@ -437,23 +446,27 @@ impl Pipeline {
             self.d
                 .record_status(self.project.id, old.id, S::Superseded, None)
                 .await;
-            old_containers.extend(old.container_id);
-        }
-        // Drain: the previous container keeps serving for the grace period, then goes; only
-        // then can its image be pruned (Docker refuses to remove an image a container uses).
-        let (d, project_id) = (self.d.clone(), self.project.id);
-        d.draining().extend(old_containers.iter().cloned());
-        tokio::spawn(async move {
-            if !old_containers.is_empty() {
-                tokio::time::sleep(Duration::from_secs(d.config.deploy.grace_secs)).await;
+            if let Some(container) = old.container_id {
+                old_containers.push((old.id, container));
             }
-            for container in old_containers {
+        }
+        // Drain: each previous container keeps serving until its in-flight requests end (at
+        // most the grace period), then goes; only then can its image be pruned (Docker
+        // refuses to remove an image a container uses).
+        let (d, project_id) = (self.d.clone(), self.project.id);
+        d.draining()
+            .extend(old_containers.iter().map(|(_, c)| c.clone()));
+        tokio::spawn(async move {
+            let grace = Duration::from_secs(d.config.deploy.grace_secs);
+            for (deployment, container) in old_containers {
+                d.proxy.drain(deployment, DRAIN_SETTLE, grace).await;
                 let _ = d.docker.stop_container(&container, 5).await;
                 if let Err(e) = d.docker.remove_container(&container).await {
                     tracing::warn!(error = %e, "cannot remove the superseded container; reconcile will");
                 }
                 d.draining().remove(&container);
             }
+            d.proxy.refresh_or_log().await;
             prune::apply(&d, project_id).await;
         });
         Ok(())
@@ -508,6 +521,7 @@ impl Pipeline {
             Ok(false) => {}
             Err(e) => tracing::error!(error = %e, "cannot record the deploy outcome"),
         }
+        self.d.proxy.refresh_or_log().await;
         tracing::info!(%status, "deploy ended");
     }
 }

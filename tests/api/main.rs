@@ -14,5 +14,6 @@ mod helpers;
 mod jobs;
 mod process;
 mod projects;
+mod proxy;
 mod sessions;
 mod ws;

@@ -5,6 +5,7 @@ pub mod api_tokens;
 pub mod audit_log;
 pub mod deployment_logs;
 pub mod deployments;
+pub mod domains;
 pub mod env_vars;
 pub mod jobs;
 pub mod projects;
@@ -17,6 +18,7 @@ pub mod prelude {
     pub use super::audit_log::Entity as AuditLog;
     pub use super::deployment_logs::Entity as DeploymentLogs;
     pub use super::deployments::Entity as Deployments;
+    pub use super::domains::Entity as Domains;
     pub use super::env_vars::Entity as EnvVars;
     pub use super::jobs::Entity as Jobs;
     pub use super::projects::Entity as Projects;

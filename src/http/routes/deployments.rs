@@ -11,7 +11,8 @@ use crate::access;
 use crate::auth::Actor;
 use crate::db::deployment_logs;
 use crate::db::deployments::{self as deps, Deployment};
-use crate::deploy::Control;
+use crate::db::projects::Project;
+use crate::deploy::{Control, DeploymentStatus};
 use crate::error::{AppError, AppResult};
 use crate::http::auth::Authenticated;
 use crate::state::AppState;
@@ -50,6 +51,11 @@ pub struct DeploymentView {
     pub image: Option<String>,
     /// `127.0.0.1:<port>` where the container's app port is published.
     pub upstream: Option<String>,
+    /// The Docker container serving it, while one exists.
+    pub container_id: Option<String>,
+    /// `http://<short-id>-<slug>.<apps.domain>`: this deployment's own URL while its
+    /// container runs (health-checking or live).
+    pub preview_url: Option<String>,
     /// The step that failed.
     pub error_step: Option<String>,
     pub error: Option<String>,
@@ -58,9 +64,15 @@ pub struct DeploymentView {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-impl From<Deployment> for DeploymentView {
-    fn from(d: Deployment) -> Self {
+impl DeploymentView {
+    fn of(state: &AppState, d: Deployment, project: &Project) -> Self {
+        let running = matches!(
+            d.state(),
+            DeploymentStatus::Live | DeploymentStatus::HealthChecking
+        );
         Self {
+            preview_url: running.then(|| state.deployer.preview_url(d.id, &project.slug)),
+            container_id: d.container_id,
             id: d.id,
             project_id: d.project_id,
             status: d.status,
@@ -92,15 +104,15 @@ pub struct Accepted {
     pub status: String,
 }
 
-/// The deployment, if the caller may see its project.
-async fn visible(state: &AppState, actor: &Actor, id: Uuid) -> AppResult<Deployment> {
+/// The deployment and its project, if the caller may see that project.
+async fn visible(state: &AppState, actor: &Actor, id: Uuid) -> AppResult<(Deployment, Project)> {
     let deployment = deps::find(&state.db, id)
         .await?
         .ok_or_else(|| AppError::not_found("deployment"))?;
-    access::project(&state.db, actor, deployment.project_id)
+    let project = access::project(&state.db, actor, deployment.project_id)
         .await
         .map_err(|_| AppError::not_found("deployment"))?;
-    Ok(deployment)
+    Ok((deployment, project))
 }
 
 /// Queues a deploy of the project's branch, or a rollback to an earlier deployment's image.
@@ -141,7 +153,11 @@ pub async fn list_deployments(
     let project = access::project(&state.db, &actor, id.into_inner()).await?;
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
     let list = deps::list_for_project(&state.db, project.id, limit).await?;
-    Ok(web::Json(list.into_iter().map(Into::into).collect()))
+    Ok(web::Json(
+        list.into_iter()
+            .map(|d| DeploymentView::of(&state, d, &project))
+            .collect(),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/deployments/{id}", tag = "deployments", responses((status = 200, body = DeploymentView), (status = 404)), security(("bearer" = [])))]
@@ -150,9 +166,8 @@ pub async fn get_deployment(
     Authenticated(actor): Authenticated,
     id: web::Path<Uuid>,
 ) -> AppResult<web::Json<DeploymentView>> {
-    Ok(web::Json(
-        visible(&state, &actor, id.into_inner()).await?.into(),
-    ))
+    let (deployment, project) = visible(&state, &actor, id.into_inner()).await?;
+    Ok(web::Json(DeploymentView::of(&state, deployment, &project)))
 }
 
 /// Cancels a queued deploy at once, or stops a running one within seconds.
@@ -163,7 +178,7 @@ pub async fn cancel_deployment(
     Authenticated(actor): Authenticated,
     id: web::Path<Uuid>,
 ) -> AppResult<HttpResponse> {
-    let deployment = visible(&state, &actor, id.into_inner()).await?;
+    let (deployment, _) = visible(&state, &actor, id.into_inner()).await?;
     let after = state.deployer.cancel(&deployment).await?;
     Ok(HttpResponse::Accepted().json(Accepted {
         id: after.id,
@@ -196,7 +211,7 @@ pub async fn deployment_logs(
     id: web::Path<Uuid>,
     query: web::Query<LogsQuery>,
 ) -> AppResult<web::Json<Vec<LogLineView>>> {
-    let deployment = visible(&state, &actor, id.into_inner()).await?;
+    let (deployment, _) = visible(&state, &actor, id.into_inner()).await?;
     let since = query.since.unwrap_or(0).max(0);
     let limit = query.limit.unwrap_or(1000).clamp(1, 10_000);
     let lines = deployment_logs::since(&state.db, deployment.id, since, limit).await?;
@@ -222,7 +237,7 @@ async fn control(
 ) -> AppResult<web::Json<DeploymentView>> {
     let project = access::project(&state.db, actor, project_id).await?;
     let deployment = state.deployer.control(&project, control).await?;
-    Ok(web::Json(deployment.into()))
+    Ok(web::Json(DeploymentView::of(state, deployment, &project)))
 }
 
 #[utoipa::path(post, path = "/api/v1/projects/{id}/start", tag = "deployments", responses((status = 200, body = DeploymentView), (status = 404), (status = 409)), security(("bearer" = [])))]

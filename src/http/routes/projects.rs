@@ -45,6 +45,8 @@ pub struct ProjectView {
     /// `live`, the newest deployment's status, or `new` before the first deploy.
     pub status: String,
     pub live_deployment: Option<Uuid>,
+    /// How the app runs right now: `not_deployed`, `running`, `stopped` or `crashed`.
+    pub runtime: crate::proxy::RuntimeState,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -73,6 +75,7 @@ fn view(state: &AppState, p: Project, summary: Summary) -> ProjectView {
         url,
         status,
         live_deployment: summary.live_deployment,
+        runtime: state.proxy.runtime(p.id),
         created_at: p.created_at,
         updated_at: p.updated_at,
     }
@@ -235,6 +238,7 @@ pub async fn create_project(
         Err(e) if db::is_unique_violation(&e) => return Err(slug_taken(&slug)),
         Err(e) => return Err(e.into()),
     };
+    state.proxy.refresh_or_log().await;
     audit(
         &state,
         &req,
@@ -310,7 +314,11 @@ pub async fn update_project(
     }
     let (id, slug) = (project.id, s.slug.clone());
     match db::projects::update(&state.db, project, s).await {
-        Ok(_) => Ok(web::Json(one(&state, &actor, id).await?)),
+        Ok(_) => {
+            // A new slug is a new host name; the old one stops answering at once.
+            state.proxy.refresh_or_log().await;
+            Ok(web::Json(one(&state, &actor, id).await?))
+        }
         Err(e) if db::is_unique_violation(&e) => Err(slug_taken(&slug)),
         Err(e) => Err(e.into()),
     }

@@ -1,0 +1,235 @@
+//! The app proxy on shard's one listener: requests for the dashboard's hosts go on to the
+//! dashboard and API; `<slug>.<apps.domain>`, preview hosts and verified custom domains are
+//! forwarded to the app's container; anything else gets a small 404 page.
+//!
+//! The route table (`table.rs`) is immutable and swapped whole (`arc-swap`) by `refresh`,
+//! which the deploy domain calls after every switch, stop, start, delete and rename, and
+//! after Docker reports a container started or died. Readers never lock.
+
+pub mod dns;
+mod forward;
+pub mod hosts;
+mod pages;
+pub mod table;
+mod websocket;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use arc_swap::ArcSwap;
+use uuid::Uuid;
+
+pub use forward::Settings;
+pub use table::{RuntimeState, preview_host, short_id};
+
+use crate::config::Config;
+use crate::db::{self, Db};
+use crate::deploy::DeploymentStatus as S;
+use hosts::DashboardHosts;
+use table::{DeploymentInput, ProjectInput, Route, RouteTable};
+
+/// Where a request goes, decided by its host.
+pub enum Destination {
+    Dashboard,
+    App { route: Route, host: String },
+    Unknown,
+}
+
+pub struct Proxy {
+    db: Db,
+    apps_domain: String,
+    dashboard: DashboardHosts,
+    settings: Settings,
+    table: ArcSwap<RouteTable>,
+    /// One rebuild at a time, so an older read of the database never replaces a newer one.
+    refresh_lock: tokio::sync::Mutex<()>,
+    /// In-flight request counts per deployment, shared by every table that routes to it.
+    inflight: Mutex<HashMap<Uuid, Arc<AtomicUsize>>>,
+    /// Containers Docker reported dead (until they start again).
+    exited: Mutex<HashSet<String>>,
+}
+
+impl Proxy {
+    pub fn new(db: Db, config: &Config) -> Self {
+        Self {
+            db,
+            apps_domain: config.apps.domain.to_ascii_lowercase(),
+            dashboard: DashboardHosts::new(config.listen, config.public_url.as_deref()),
+            settings: Settings {
+                max_body_bytes: config.proxy.max_body_mb * 1024 * 1024,
+                response_timeout: Duration::from_secs(config.proxy.response_timeout_secs),
+                trusted_proxies: config.http.trusted_proxies.clone(),
+                max_ws_frame_bytes: config.proxy.max_websocket_frame_kb * 1024,
+            },
+            table: ArcSwap::from_pointee(RouteTable::default()),
+            refresh_lock: tokio::sync::Mutex::new(()),
+            inflight: Mutex::default(),
+            exited: Mutex::default(),
+        }
+    }
+
+    /// The upstream client each HTTP worker keeps (its own keep-alive pool).
+    pub fn client(config: &Config) -> awc::Client {
+        let connector = awc::Connector::new()
+            .timeout(Duration::from_secs(config.proxy.connect_timeout_secs))
+            .limit(0)
+            .conn_keep_alive(Duration::from_secs(config.proxy.upstream_idle_secs));
+        awc::Client::builder()
+            .connector(connector)
+            .disable_redirects()
+            .no_default_headers()
+            .timeout(Duration::from_secs(config.proxy.response_timeout_secs))
+            .finish()
+    }
+
+    /// Decides where a request with this `Host` goes (no host at all: the dashboard).
+    pub fn destination(&self, raw_host: Option<&str>) -> Destination {
+        let Some(host) = raw_host.and_then(hosts::normalize) else {
+            return Destination::Dashboard;
+        };
+        if self.dashboard.contains(&host) {
+            return Destination::Dashboard;
+        }
+        match self.table.load().get(&host) {
+            Some(route) => Destination::App {
+                route: route.clone(),
+                host: host.into_owned(),
+            },
+            None => Destination::Unknown,
+        }
+    }
+
+    /// A project's runtime state as the current table has it.
+    pub fn runtime(&self, project: Uuid) -> RuntimeState {
+        self.table.load().runtime(project)
+    }
+
+    /// Rebuilds the route table from the database and swaps it in.
+    pub async fn refresh(&self) -> anyhow::Result<()> {
+        let _one_at_a_time = self.refresh_lock.lock().await;
+        let projects = db::projects::list(&self.db, None).await?;
+        let domains = db::domains::verified_by_project(&self.db).await?;
+        let deployments =
+            db::deployments::with_status(&self.db, &[S::HealthChecking, S::Live, S::Stopped])
+                .await?;
+        let projects: Vec<ProjectInput> = projects
+            .into_iter()
+            .map(|p| ProjectInput {
+                domains: domains.get(&p.id).cloned().unwrap_or_default(),
+                id: p.id,
+                name: p.name,
+                slug: p.slug,
+            })
+            .collect();
+        let deployments: Vec<DeploymentInput> = deployments
+            .into_iter()
+            .map(|d| DeploymentInput {
+                live: d.state() == S::Live,
+                stopped: d.state() == S::Stopped,
+                id: d.id,
+                project_id: d.project_id,
+                container_id: d.container_id,
+                upstream: d.upstream,
+            })
+            .collect();
+        let exited = self.exited().clone();
+        let table = {
+            let mut counters = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
+            let table =
+                RouteTable::build(&self.apps_domain, &projects, &deployments, &exited, |id| {
+                    counters.entry(id).or_default().clone()
+                });
+            // Counters of deployments no table routes to any more go once they are idle.
+            let serving: HashSet<Uuid> = deployments.iter().map(|d| d.id).collect();
+            counters.retain(|id, c| serving.contains(id) || c.load(Ordering::Acquire) > 0);
+            table
+        };
+        tracing::debug!(hosts = table.len(), "route table swapped");
+        self.table.store(Arc::new(table));
+        Ok(())
+    }
+
+    /// Refreshes, logging instead of failing: callers have already done their work.
+    pub async fn refresh_or_log(&self) {
+        if let Err(e) = self.refresh().await {
+            tracing::error!(error = %e, "cannot rebuild the route table");
+        }
+    }
+
+    fn exited(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.exited.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records what Docker said about a container; true when that changes anything.
+    pub fn container_event(&self, container: &str, running: bool) -> bool {
+        if running {
+            self.exited().remove(container)
+        } else {
+            self.exited().insert(container.to_string())
+        }
+    }
+
+    /// Waits until no request is in flight to `deployment` (after `settle`, for requests that
+    /// picked the old route just before the swap), or until `max` has passed.
+    pub async fn drain(&self, deployment: Uuid, settle: Duration, max: Duration) {
+        let started = Instant::now();
+        let counter = self
+            .inflight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&deployment)
+            .cloned();
+        let Some(counter) = counter else { return };
+        tokio::time::sleep(settle.min(max)).await;
+        while counter.load(Ordering::Acquire) > 0 && started.elapsed() < max {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let left = counter.load(Ordering::Acquire);
+        if left > 0 {
+            tracing::info!(%deployment, requests = left, "drain ended with requests still open");
+        }
+    }
+
+    /// Where this request goes: the `Host` header, or the URI's authority (HTTP/2).
+    pub fn destination_of(&self, req: &ServiceRequest) -> Destination {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str()));
+        self.destination(host)
+    }
+
+    /// Answers a request whose destination is not the dashboard.
+    pub async fn serve(
+        &self,
+        req: ServiceRequest,
+        destination: Destination,
+        client: &awc::Client,
+    ) -> ServiceResponse {
+        let (req, payload) = req.into_parts();
+        let response = match destination {
+            Destination::Dashboard | Destination::Unknown => pages::unknown_host(),
+            Destination::App {
+                route: Route::Down { project, state },
+                ..
+            } => pages::down(&project, state),
+            Destination::App {
+                route: Route::App(upstream),
+                host,
+            } => {
+                if websocket::is_upgrade(&req) {
+                    websocket::forward(&req, payload, &upstream, &host, client, &self.settings)
+                        .await
+                } else {
+                    forward::forward(&req, payload, &upstream, &host, client, &self.settings).await
+                }
+            }
+        };
+        ServiceResponse::new(req, response)
+    }
+}

@@ -1,0 +1,330 @@
+//! The route table: an immutable map from a normalised host name to what answers it, built in
+//! one piece from the database (and the containers Docker reported dead) and swapped in whole.
+//! Readers look a host up with one hash probe and never lock.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use uuid::Uuid;
+
+/// How a project's app runs right now, as users see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeState {
+    /// Never went live (or its live deployment was removed).
+    NotDeployed,
+    Running,
+    /// Stopped by a user.
+    Stopped,
+    /// Its container exited without being asked to.
+    Crashed,
+}
+
+impl RuntimeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotDeployed => "not_deployed",
+            Self::Running => "running",
+            Self::Stopped => "stopped",
+            Self::Crashed => "crashed",
+        }
+    }
+}
+
+/// One serving container, shared by every table that routes to it so that its in-flight
+/// count survives table swaps (a drain waits on it).
+#[derive(Debug)]
+pub struct Upstream {
+    pub project_id: Uuid,
+    pub deployment_id: Uuid,
+    /// `127.0.0.1:<published port>`.
+    pub authority: String,
+    inflight: Arc<AtomicUsize>,
+}
+
+impl Upstream {
+    pub fn new(
+        project_id: Uuid,
+        deployment_id: Uuid,
+        authority: String,
+        inflight: Arc<AtomicUsize>,
+    ) -> Self {
+        Self {
+            project_id,
+            deployment_id,
+            authority,
+            inflight,
+        }
+    }
+
+    /// Counts a request as in flight until the guard (kept with its response body) drops.
+    pub fn enter(&self) -> InflightGuard {
+        self.inflight.fetch_add(1, Ordering::AcqRel);
+        InflightGuard(self.inflight.clone())
+    }
+}
+
+/// Decrements its upstream's in-flight count when dropped.
+pub struct InflightGuard(Arc<AtomicUsize>);
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// What a host resolves to.
+#[derive(Debug, Clone)]
+pub enum Route {
+    App(Arc<Upstream>),
+    /// A project's host with nothing to forward to; the page says why.
+    Down {
+        project: Arc<str>,
+        state: RuntimeState,
+    },
+}
+
+/// A project as the table needs it.
+pub struct ProjectInput {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+    /// Verified custom domains (already normalised).
+    pub domains: Vec<String>,
+}
+
+/// A deployment with a container: live, stopped, or still being health-checked (preview only).
+pub struct DeploymentInput {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub live: bool,
+    pub stopped: bool,
+    pub container_id: Option<String>,
+    pub upstream: Option<String>,
+}
+
+#[derive(Default)]
+pub struct RouteTable {
+    hosts: HashMap<Box<str>, Route>,
+    runtime: HashMap<Uuid, RuntimeState>,
+}
+
+impl RouteTable {
+    /// Builds the table. `counter` hands out the in-flight counter of a deployment (the same
+    /// one across rebuilds); `exited` holds containers Docker reported dead.
+    pub fn build(
+        apps_domain: &str,
+        projects: &[ProjectInput],
+        deployments: &[DeploymentInput],
+        exited: &HashSet<String>,
+        mut counter: impl FnMut(Uuid) -> Arc<AtomicUsize>,
+    ) -> Self {
+        let mut table = RouteTable::default();
+        let by_id: HashMap<Uuid, &ProjectInput> = projects.iter().map(|p| (p.id, p)).collect();
+        let mut live: HashMap<Uuid, Route> = HashMap::new();
+        // Newest last, so that when two previews share the short form the newer one wins.
+        let mut ordered: Vec<&DeploymentInput> = deployments.iter().collect();
+        ordered.sort_by_key(|d| d.id);
+        for d in ordered {
+            let Some(project) = by_id.get(&d.project_id) else {
+                continue;
+            };
+            let dead = d.container_id.as_ref().is_some_and(|c| exited.contains(c));
+            let upstream = match (&d.upstream, dead, d.stopped) {
+                (Some(authority), false, false) => Some(Arc::new(Upstream::new(
+                    project.id,
+                    d.id,
+                    authority.clone(),
+                    counter(d.id),
+                ))),
+                _ => None,
+            };
+            if let Some(upstream) = &upstream {
+                for host in preview_hosts(d.id, &project.slug, apps_domain) {
+                    table
+                        .hosts
+                        .insert(host.into(), Route::App(upstream.clone()));
+                }
+            }
+            if !d.live && !d.stopped {
+                continue;
+            }
+            let (route, state) = match upstream {
+                Some(upstream) => (Route::App(upstream), RuntimeState::Running),
+                None => {
+                    let state = if d.stopped {
+                        RuntimeState::Stopped
+                    } else {
+                        RuntimeState::Crashed
+                    };
+                    let down = Route::Down {
+                        project: project.name.as_str().into(),
+                        state,
+                    };
+                    (down, state)
+                }
+            };
+            table.runtime.insert(project.id, state);
+            live.insert(project.id, route);
+        }
+        for project in projects {
+            let route = live.remove(&project.id).unwrap_or_else(|| Route::Down {
+                project: project.name.as_str().into(),
+                state: RuntimeState::NotDeployed,
+            });
+            for domain in &project.domains {
+                table.hosts.insert(domain.as_str().into(), route.clone());
+            }
+            table
+                .hosts
+                .insert(format!("{}.{apps_domain}", project.slug).into(), route);
+        }
+        table
+    }
+
+    /// What answers `host` (already normalised), if anything.
+    pub fn get(&self, host: &str) -> Option<&Route> {
+        self.hosts.get(host)
+    }
+
+    pub fn runtime(&self, project: Uuid) -> RuntimeState {
+        self.runtime
+            .get(&project)
+            .copied()
+            .unwrap_or(RuntimeState::NotDeployed)
+    }
+
+    pub fn len(&self) -> usize {
+        self.hosts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty()
+    }
+}
+
+/// A deployment's short id: the last 8 hex digits of its id (the random part of a UUID v7;
+/// the first digits are a timestamp and repeat across deployments made within a minute).
+pub fn short_id(id: Uuid) -> String {
+    let simple = id.simple().to_string();
+    simple[simple.len() - 8..].to_string()
+}
+
+/// The preview host names of a deployment: `<short-id>-<slug>.<apps domain>`, and the same
+/// with the first 8 hex digits (git-style prefix), where a newer deployment wins a clash.
+pub fn preview_hosts(id: Uuid, slug: &str, apps_domain: &str) -> [String; 2] {
+    let simple = id.simple().to_string();
+    [
+        format!("{}-{slug}.{apps_domain}", short_id(id)),
+        format!("{}-{slug}.{apps_domain}", &simple[..8]),
+    ]
+}
+
+/// The canonical preview URL host of a deployment.
+pub fn preview_host(id: Uuid, slug: &str, apps_domain: &str) -> String {
+    format!("{}-{slug}.{apps_domain}", short_id(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(slug: &str) -> ProjectInput {
+        ProjectInput {
+            id: Uuid::now_v7(),
+            name: slug.to_uppercase(),
+            slug: slug.into(),
+            domains: vec![format!("www.{slug}.example")],
+        }
+    }
+
+    fn deployment(project: &ProjectInput, live: bool, stopped: bool, port: u16) -> DeploymentInput {
+        DeploymentInput {
+            id: Uuid::now_v7(),
+            project_id: project.id,
+            live,
+            stopped,
+            container_id: Some(format!("c{port}")),
+            upstream: Some(format!("127.0.0.1:{port}")),
+        }
+    }
+
+    fn counters() -> impl FnMut(Uuid) -> Arc<AtomicUsize> {
+        |_| Arc::new(AtomicUsize::new(0))
+    }
+
+    #[test]
+    fn live_apps_stopped_crashed_and_undeployed_projects() {
+        let (blog, shop, docs, new) = (
+            project("blog"),
+            project("shop"),
+            project("docs"),
+            project("new"),
+        );
+        let deployments = [
+            deployment(&blog, true, false, 1001),
+            deployment(&shop, false, true, 1002),
+            deployment(&docs, true, false, 1003),
+        ];
+        let exited = HashSet::from(["c1003".to_string()]);
+        let table = RouteTable::build(
+            "apps.test",
+            &[blog, shop, docs, new],
+            &deployments,
+            &exited,
+            counters(),
+        );
+        let Some(Route::App(up)) = table.get("blog.apps.test") else {
+            panic!("blog routes to its container")
+        };
+        assert_eq!(up.authority, "127.0.0.1:1001");
+        assert!(matches!(table.get("www.blog.example"), Some(Route::App(_))));
+        let state = |host| match table.get(host) {
+            Some(Route::Down { state, .. }) => Some(*state),
+            _ => None,
+        };
+        assert_eq!(state("shop.apps.test"), Some(RuntimeState::Stopped));
+        assert_eq!(state("docs.apps.test"), Some(RuntimeState::Crashed));
+        assert_eq!(state("new.apps.test"), Some(RuntimeState::NotDeployed));
+        assert!(table.get("other.apps.test").is_none());
+    }
+
+    #[test]
+    fn previews_route_while_their_container_runs() {
+        let blog = project("blog");
+        let old = deployment(&blog, true, false, 1001);
+        let new = DeploymentInput {
+            live: false,
+            ..deployment(&blog, false, false, 1002)
+        };
+        let new_host = preview_host(new.id, "blog", "localhost");
+        let table = RouteTable::build(
+            "localhost",
+            &[blog],
+            &[old, new],
+            &HashSet::new(),
+            counters(),
+        );
+        let Some(Route::App(up)) = table.get(&new_host) else {
+            panic!("the health-checking deployment has its preview host")
+        };
+        assert_eq!(up.authority, "127.0.0.1:1002");
+        let Some(Route::App(up)) = table.get("blog.localhost") else {
+            panic!("the live one keeps the main host")
+        };
+        assert_eq!(up.authority, "127.0.0.1:1001");
+    }
+
+    #[test]
+    fn in_flight_count_follows_guards() {
+        let counter = Arc::new(AtomicUsize::new(0));
+        let up = Upstream::new(Uuid::nil(), Uuid::nil(), "x".into(), counter.clone());
+        let a = up.enter();
+        let b = up.enter();
+        assert_eq!(counter.load(Ordering::Acquire), 2);
+        drop(a);
+        drop(b);
+        assert_eq!(counter.load(Ordering::Acquire), 0);
+    }
+}
