@@ -212,6 +212,10 @@ impl App {
             .await
             .context("building the route table")?;
         deploy::recover::at_startup(&state.deployer, shutdown.clone()).await;
+        tokio::spawn(deploy::events::watch(
+            state.deployer.clone(),
+            shutdown.clone(),
+        ));
         tokio::spawn(crate::hub::record::system_heartbeat(
             state.clone().into_inner(),
             Duration::from_secs(5),

@@ -5,6 +5,7 @@
 //! Docker for apps.
 
 pub mod env;
+pub mod events;
 mod health;
 pub mod log;
 mod notify;

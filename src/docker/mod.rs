@@ -10,10 +10,12 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 pub mod context;
+mod events;
 mod images;
 pub mod lines;
 mod network;
 
+pub use events::{ContainerChange, ContainerEvent};
 pub use images::{BuildError, BuildSpec, ManagedImage, cap_text};
 pub use network::SubnetPool;
 

@@ -114,29 +114,78 @@ fn joined(headers: &HeaderMap, name: &str) -> String {
         .join(", ")
 }
 
-/// The body the client sent, refused past the cap even when it lied about its length.
-struct CappedBody {
-    inner: Payload,
-    seen: u64,
-    limit: u64,
+/// The upstream HTTP client one worker keeps: a keep-alive pool per app address.
+pub type HttpClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    RequestBody,
+>;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// A request body on its way to the app.
+pub type RequestBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+
+pub fn http_client(connect_timeout: Duration, idle: Duration) -> HttpClient {
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_connect_timeout(Some(connect_timeout));
+    connector.set_nodelay(true);
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_idle_timeout(idle)
+        .build(connector)
 }
 
-impl Stream for CappedBody {
-    type Item = Result<Bytes, actix_web::error::PayloadError>;
+#[derive(Debug)]
+struct TooLarge;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_next(cx) {
-            Poll::Ready(Some(Ok(chunk))) => {
-                this.seen += chunk.len() as u64;
-                if this.seen > this.limit {
-                    return Poll::Ready(Some(Err(actix_web::error::PayloadError::Overflow)));
-                }
-                Poll::Ready(Some(Ok(chunk)))
-            }
-            other => other,
-        }
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("request body over the limit")
     }
+}
+
+impl std::error::Error for TooLarge {}
+
+/// Streams the client's body (actix's payload is bound to this worker thread) to the app
+/// through a small channel, refusing it past the cap even when it lied about its length.
+fn request_body(
+    mut payload: Payload,
+    limit: u64,
+    overflow: std::rc::Rc<std::cell::Cell<bool>>,
+) -> RequestBody {
+    use futures_util::StreamExt;
+    use http_body_util::BodyExt;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, BoxError>>(4);
+    actix_web::rt::spawn(async move {
+        let mut seen = 0u64;
+        while let Some(chunk) = payload.next().await {
+            let item = match chunk {
+                Ok(chunk) => {
+                    seen += chunk.len() as u64;
+                    if seen > limit {
+                        overflow.set(true);
+                        Err(Box::new(TooLarge) as BoxError)
+                    } else {
+                        Ok(hyper::body::Frame::data(chunk))
+                    }
+                }
+                Err(e) => Err(Box::new(std::io::Error::other(e.to_string())) as BoxError),
+            };
+            let stop = item.is_err();
+            if tx.send(item).await.is_err() || stop {
+                return;
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    http_body_util::StreamBody::new(stream).boxed_unsync()
+}
+
+fn empty_body() -> RequestBody {
+    use http_body_util::BodyExt;
+    http_body_util::Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// The app's response body, holding its upstream's in-flight count until it ends.
@@ -159,7 +208,7 @@ pub async fn forward(
     payload: Payload,
     upstream: &Upstream,
     host: &str,
-    client: &awc::Client,
+    client: &HttpClient,
     settings: &Settings,
 ) -> HttpResponse {
     let declared = req
@@ -172,46 +221,69 @@ pub async fn forward(
     }
     let guard = upstream.enter();
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let url = format!("http://{}{path}", upstream.authority);
-    let mut request = client
-        .request(req.method().clone(), url)
-        .timeout(settings.response_timeout);
-    *request.headers_mut() = upstream_headers(req, host, settings);
     let has_body = declared.is_some_and(|len| len > 0)
         || req.headers().contains_key(header::TRANSFER_ENCODING);
-    let sent = if has_body {
-        request
-            .send_stream(CappedBody {
-                inner: payload,
-                seen: 0,
-                limit: settings.max_body_bytes,
-            })
-            .await
+    let overflow = std::rc::Rc::new(std::cell::Cell::new(false));
+    let body = if has_body {
+        request_body(payload, settings.max_body_bytes, overflow.clone())
     } else {
-        request.send().await
+        empty_body()
     };
-    let response = match sent {
-        Ok(response) => response,
-        Err(awc::error::SendRequestError::Timeout) => return pages::timed_out(),
-        Err(awc::error::SendRequestError::Body(_)) if has_body => {
-            return pages::too_large(settings.max_body_bytes);
+    let mut request = http::Request::new(body);
+    *request.method_mut() = match http::Method::from_bytes(req.method().as_str().as_bytes()) {
+        Ok(method) => method,
+        Err(_) => return pages::bad_request("unsupported method"),
+    };
+    *request.uri_mut() = match format!("http://{}{path}", upstream.authority).parse() {
+        Ok(uri) => uri,
+        Err(_) => return pages::bad_request("unsupported request target"),
+    };
+    let headers = request.headers_mut();
+    for (name, value) in upstream_headers(req, host, settings).iter() {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_str().as_bytes()),
+            http::HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            headers.append(name, value);
         }
-        Err(e) => {
+    }
+    let response = match tokio::time::timeout(settings.response_timeout, client.request(request))
+        .await
+    {
+        Ok(Ok(response)) => response,
+        Err(_) => return pages::timed_out(),
+        Ok(Err(_)) if overflow.get() => return pages::too_large(settings.max_body_bytes),
+        Ok(Err(e)) => {
             tracing::debug!(upstream = %upstream.authority, error = %e, "upstream request failed");
             return pages::not_responding();
         }
     };
-    let status = response.status();
+    let status =
+        StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let length = response
         .headers()
-        .get(header::CONTENT_LENGTH)
+        .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let mut builder = HttpResponse::build(status);
-    let listed = connection_listed(response.headers());
-    for (name, value) in response.headers().iter() {
-        if !is_hop_by_hop(name, &listed) {
-            builder.append_header((name.clone(), value.clone()));
+    let listed: Vec<String> = response
+        .headers()
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|v| v.trim().to_ascii_lowercase())
+        .collect();
+    for (name, value) in response.headers() {
+        let lower = name.as_str();
+        if HOP_BY_HOP.contains(&lower) || listed.iter().any(|l| l == lower) {
+            continue;
+        }
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(lower.as_bytes()),
+            HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            builder.append_header((name, value));
         }
     }
     if req.method() == Method::HEAD
@@ -222,7 +294,7 @@ pub async fn forward(
         return builder.body(());
     }
     let body = Counted {
-        inner: response,
+        inner: http_body_util::BodyExt::into_data_stream(response.into_body()),
         _guard: guard,
     };
     match length {

@@ -32,6 +32,12 @@ use crate::deploy::DeploymentStatus as S;
 use hosts::DashboardHosts;
 use table::{DeploymentInput, ProjectInput, Route, RouteTable};
 
+/// One HTTP worker's upstream clients.
+pub struct Clients {
+    http: forward::HttpClient,
+    websocket: awc::Client,
+}
+
 /// Where a request goes, decided by its host.
 pub enum Destination {
     Dashboard,
@@ -72,18 +78,19 @@ impl Proxy {
         }
     }
 
-    /// The upstream client each HTTP worker keeps (its own keep-alive pool).
-    pub fn client(config: &Config) -> awc::Client {
-        let connector = awc::Connector::new()
-            .timeout(Duration::from_secs(config.proxy.connect_timeout_secs))
-            .limit(0)
-            .conn_keep_alive(Duration::from_secs(config.proxy.upstream_idle_secs));
-        awc::Client::builder()
-            .connector(connector)
-            .disable_redirects()
-            .no_default_headers()
-            .timeout(Duration::from_secs(config.proxy.response_timeout_secs))
-            .finish()
+    /// The upstream clients each HTTP worker keeps (its own keep-alive pool).
+    pub fn client(config: &Config) -> Clients {
+        let connect = Duration::from_secs(config.proxy.connect_timeout_secs);
+        let idle = Duration::from_secs(config.proxy.upstream_idle_secs);
+        let connector = awc::Connector::new().timeout(connect).limit(0);
+        Clients {
+            http: forward::http_client(connect, idle),
+            websocket: awc::Client::builder()
+                .connector(connector)
+                .disable_redirects()
+                .no_default_headers()
+                .finish(),
+        }
     }
 
     /// Decides where a request with this `Host` goes (no host at all: the dashboard).
@@ -209,7 +216,7 @@ impl Proxy {
         &self,
         req: ServiceRequest,
         destination: Destination,
-        client: &awc::Client,
+        client: &Clients,
     ) -> ServiceResponse {
         let (req, payload) = req.into_parts();
         let response = match destination {
@@ -223,10 +230,25 @@ impl Proxy {
                 host,
             } => {
                 if websocket::is_upgrade(&req) {
-                    websocket::forward(&req, payload, &upstream, &host, client, &self.settings)
-                        .await
+                    websocket::forward(
+                        &req,
+                        payload,
+                        &upstream,
+                        &host,
+                        &client.websocket,
+                        &self.settings,
+                    )
+                    .await
                 } else {
-                    forward::forward(&req, payload, &upstream, &host, client, &self.settings).await
+                    forward::forward(
+                        &req,
+                        payload,
+                        &upstream,
+                        &host,
+                        &client.http,
+                        &self.settings,
+                    )
+                    .await
                 }
             }
         };
