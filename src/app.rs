@@ -199,6 +199,7 @@ impl App {
             job_signal,
             deployer,
             proxy,
+            dns: crate::proxy::dns::Checker::new(config.dns.resolver.as_deref())?,
             docker,
             db,
             port,

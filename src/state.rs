@@ -38,4 +38,6 @@ pub struct AppState {
     pub deployer: Arc<Deployer>,
     /// The app proxy's route table (which host reaches which container).
     pub proxy: Arc<Proxy>,
+    /// Asks DNS whether a custom domain points at shard.
+    pub dns: crate::proxy::dns::Checker,
 }

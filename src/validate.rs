@@ -222,9 +222,72 @@ pub fn domain(value: &str) -> Check {
     Ok(())
 }
 
+/// A custom domain as users type it → its normal form (lower case, no trailing dot), if it
+/// is a real public host name: at least two labels, letters in the top-level one (so never an
+/// IP address), and `*.` only as the whole first label.
+pub fn custom_domain(value: &str) -> Result<String, String> {
+    let name = value.trim().trim_end_matches('.').to_ascii_lowercase();
+    if name.is_empty() || name.len() > 253 {
+        return Err("must be a host name of 1 to 253 characters".into());
+    }
+    let labels: Vec<&str> = name.split('.').collect();
+    if labels.len() < 2 {
+        return Err("must be a full domain such as app.example.com".into());
+    }
+    for (i, label) in labels.iter().enumerate() {
+        if i == 0 && *label == "*" {
+            continue;
+        }
+        let ok_chars = label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if label.is_empty()
+            || label.len() > 63
+            || !ok_chars
+            || label.starts_with('-')
+            || label.ends_with('-')
+        {
+            return Err(format!(
+                "label '{label}' must be 1 to 63 letters, digits or inner hyphens"
+            ));
+        }
+    }
+    let tld = labels[labels.len() - 1];
+    if !tld.bytes().any(|b| b.is_ascii_lowercase()) {
+        return Err("must be a domain name, not an address".into());
+    }
+    if labels[0] == "*" && labels.len() < 3 {
+        return Err("a wildcard must sit under a domain such as *.example.com".into());
+    }
+    Ok(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn custom_domains() {
+        assert_eq!(
+            custom_domain(" App.Example.COM. ").unwrap(),
+            "app.example.com"
+        );
+        assert_eq!(custom_domain("*.example.com").unwrap(), "*.example.com");
+        for bad in [
+            "localhost",
+            "10.0.0.1",
+            "a..b",
+            "-a.com",
+            "a_b.com",
+            "*.com",
+            "a.*.com",
+            "",
+            "exa mple.com",
+        ] {
+            assert!(custom_domain(bad).is_err(), "{bad}");
+        }
+        assert!(custom_domain(&format!("{}.com", "a".repeat(64))).is_err());
+    }
 
     #[test]
     fn slugs() {

@@ -4,7 +4,7 @@ use actix_web::web;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::routes::{auth, deployments, env, health, projects, users};
+use super::routes::{auth, deployments, domains, env, health, projects, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,6 +20,7 @@ use super::routes::{auth, deployments, env, health, projects, users};
         deployments::create_deployment, deployments::list_deployments, deployments::get_deployment,
         deployments::cancel_deployment, deployments::deployment_logs,
         deployments::start_project, deployments::stop_project, deployments::restart_project,
+        domains::list_domains, domains::add_domain, domains::delete_domain, domains::verify_domain,
     ),
     modifiers(&BearerAuth)
 )]

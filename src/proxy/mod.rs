@@ -101,13 +101,24 @@ impl Proxy {
         if self.dashboard.contains(&host) {
             return Destination::Dashboard;
         }
-        match self.table.load().get(&host) {
+        let table = self.table.load();
+        // An exact name first, then a wildcard domain one level up (`*.example.com`).
+        let route = table.get(&host).or_else(|| {
+            let parent = host.split_once('.')?.1;
+            table.get(&format!("*.{parent}"))
+        });
+        match route {
             Some(route) => Destination::App {
                 route: route.clone(),
                 host: host.into_owned(),
             },
             None => Destination::Unknown,
         }
+    }
+
+    /// True for a host name (normalised) that is the dashboard's.
+    pub fn is_dashboard_host(&self, host: &str) -> bool {
+        self.dashboard.contains(host)
     }
 
     /// A project's runtime state as the current table has it.

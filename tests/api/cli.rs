@@ -239,6 +239,10 @@ async fn every_config_section_takes_environment_overrides() {
                     "host".into(),
                     toml::Value::String("unix:///tmp/x.sock".into()),
                 ),
+                "dns" => (
+                    "resolver".into(),
+                    toml::Value::String("127.0.0.1:5353".into()),
+                ),
                 other => panic!("section [{other}] has no key this test knows how to change"),
             },
         };

@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod deploy;
 mod docker;
+mod domains;
 mod edge;
 mod gitserver;
 mod helpers;

@@ -21,7 +21,7 @@ use crate::helpers::*;
 
 /// A plain upstream on loopback: `/echo` (request line and headers back), `/sse` (three
 /// events, 200 ms apart), `/ws` (WebSocket echo).
-async fn start_upstream() -> std::net::SocketAddr {
+pub(crate) async fn start_upstream() -> std::net::SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let server = actix_web::HttpServer::new(|| {
@@ -93,7 +93,7 @@ async fn ws_echo(req: HttpRequest, body: web::Payload) -> actix_web::Result<Http
 }
 
 /// Makes `upstream` the live deployment of a new project `name` (as a deploy would).
-async fn live_project(
+pub(crate) async fn live_project(
     app: &TestApp,
     admin: &Session,
     name: &str,
@@ -146,7 +146,7 @@ fn port_of(app: &TestApp) -> u16 {
     app.state.port
 }
 
-async fn get_host(app: &TestApp, host: &str, path: &str) -> reqwest::Response {
+pub(crate) async fn get_host(app: &TestApp, host: &str, path: &str) -> reqwest::Response {
     app.client
         .get(format!("{}{path}", app.base))
         .header("host", host)

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod deployments;
+pub mod domains;
 pub mod env;
 pub mod health;
 pub mod projects;
