@@ -16,7 +16,9 @@ use crate::db::{self, Db};
 use crate::deploy::{self, Deployer};
 use crate::docker::Engine;
 use crate::hub::{Hub, RuntimeLogs};
-use crate::proxy::{Destination, Proxy};
+use crate::proxy::acme::Acme;
+use crate::proxy::tls::Certificates;
+use crate::proxy::{Destination, Https, Proxy};
 use crate::secrets::{self, Sealer};
 use crate::state::AppState;
 use crate::{http, jobs, setup};
@@ -28,6 +30,8 @@ pub struct App {
     state: web::Data<AppState>,
     workers: jobs::Workers,
     shutdown: CancellationToken,
+    /// Started with the server, so that it can answer its own challenges.
+    acme: Option<Arc<Acme>>,
 }
 
 /// Opens the database named by the config and applies pending migrations.
@@ -167,7 +171,32 @@ impl App {
             secrets::instance_id(&secret_key),
         ));
         let job_signal = Arc::new(tokio::sync::Notify::new());
-        let proxy = Arc::new(Proxy::new(db.clone(), &config));
+        let https_listener = match config.proxy.https_listen {
+            Some(addr) => Some(TcpListener::bind(addr).with_context(|| {
+                format!("cannot listen on {addr} for HTTPS (is it in use? set proxy.https_listen)")
+            })?),
+            None => None,
+        };
+        let https = match &https_listener {
+            Some(listener) => {
+                let certs = Arc::new(Certificates::load(
+                    &config.data_dir,
+                    &config.proxy.certificates,
+                ));
+                let acme = config.acme.directory_url.as_ref().map(|_| {
+                    Arc::new(Acme::new(db.clone(), config.clone(), certs.clone()))
+                });
+                Some(Https {
+                    certs,
+                    acme,
+                    port: listener.local_addr()?.port(),
+                })
+            }
+            None => None,
+        };
+        let tls_config = https.as_ref().map(|h| h.certs.server_config());
+        let acme = https.as_ref().and_then(|h| h.acme.clone());
+        let proxy = Arc::new(Proxy::new(db.clone(), &config, https));
         let runtime_logs = RuntimeLogs::new(
             config.deploy.max_log_line_bytes,
             docker.clone(),
@@ -234,6 +263,10 @@ impl App {
                 .wrap_fn(move |req, srv| {
                     use actix_web::dev::Service;
                     use futures_util::future::{Either, FutureExt};
+                    if let Some(answer) = proxy.early_answer(&req) {
+                        let response = req.into_response(answer);
+                        return Either::Right(async move { Ok(response) }.boxed_local());
+                    }
                     match proxy.destination_of(&req) {
                         Destination::Dashboard => Either::Left(srv.call(req)),
                         destination => {
@@ -260,7 +293,12 @@ impl App {
         if state.config.http.workers > 0 {
             server = server.workers(state.config.http.workers);
         }
-        let server = server.listen(listener)?.run();
+        server = server.listen(listener)?;
+        if let (Some(listener), Some(tls)) = (https_listener, tls_config) {
+            tracing::info!("listening on https://{}", listener.local_addr()?);
+            server = server.listen_rustls_0_23(listener, tls)?;
+        }
+        let server = server.run();
         tracing::info!("listening on http://{}:{}", state.config.listen.ip(), port);
         Ok(App {
             _lock: lock,
@@ -268,6 +306,7 @@ impl App {
             state,
             workers,
             shutdown,
+            acme,
         })
     }
 
@@ -288,9 +327,13 @@ impl App {
             state,
             workers,
             shutdown,
+            acme,
         } = self;
         let handle = server.handle();
         let mut server = tokio::spawn(server);
+        if let Some(acme) = acme {
+            tokio::spawn(acme.run(shutdown.clone()));
+        }
         let ended_by = tokio::select! {
             result = &mut server => {
                 result.context("http server task")?.context("http server")?;

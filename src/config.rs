@@ -70,6 +70,7 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub proxy: ProxyConfig,
     pub dns: DnsConfig,
+    pub acme: AcmeConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -259,6 +260,55 @@ pub struct ProxyConfig {
     pub upstream_idle_secs: u64,
     /// Largest WebSocket frame relayed, in KiB.
     pub max_websocket_frame_kb: usize,
+    /// A second listener for HTTPS (SNI; HTTP/2 and HTTP/1.1), e.g. `0.0.0.0:443`. With it,
+    /// plain HTTP redirects to HTTPS for names that have a certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub https_listen: Option<SocketAddr>,
+    /// Certificate files given per domain (they win over ACME for their name).
+    pub certificates: Vec<CertificateFiles>,
+}
+
+/// A certificate chain and its key, as PEM files, for one host name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateFiles {
+    pub domain: String,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+/// Automatic certificates (ACME HTTP-01) for the HTTPS listener.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AcmeConfig {
+    /// The ACME directory, e.g. `https://acme-v02.api.letsencrypt.org/directory`; unset: no ACME.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub directory_url: Option<String>,
+    /// Contact address given to the CA.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// PEM file of the CA that signs the ACME server's own HTTPS certificate (a private CA).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Renew a certificate this many days before it expires.
+    pub renew_before_days: u64,
+    /// Seconds between checks of every certificate (also run when a domain is verified).
+    pub check_interval_secs: u64,
+    /// Seconds before a name whose order failed is tried again.
+    pub retry_after_secs: u64,
+}
+
+impl Default for AcmeConfig {
+    fn default() -> Self {
+        Self {
+            directory_url: None,
+            email: None,
+            ca_file: None,
+            renew_before_days: 30,
+            check_interval_secs: 3600,
+            retry_after_secs: 3600,
+        }
+    }
 }
 
 impl Default for ProxyConfig {
@@ -269,6 +319,8 @@ impl Default for ProxyConfig {
             response_timeout_secs: 60,
             upstream_idle_secs: 30,
             max_websocket_frame_kb: 1024,
+            https_listen: None,
+            certificates: Vec::new(),
         }
     }
 }
@@ -310,6 +362,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             proxy: ProxyConfig::default(),
             dns: DnsConfig::default(),
+            acme: AcmeConfig::default(),
         }
     }
 }
@@ -571,6 +624,23 @@ impl Config {
                 "proxy.max_websocket_frame_kb",
                 "must be between 1 and 65536",
             );
+        }
+        if self.acme.directory_url.is_some() && self.proxy.https_listen.is_none() {
+            return bad(
+                "acme.directory_url",
+                "needs proxy.https_listen (certificates are served there)",
+            );
+        }
+        if self.acme.check_interval_secs == 0 || self.acme.retry_after_secs == 0 {
+            return bad(
+                "acme.check_interval_secs",
+                "ACME check and retry intervals must be at least 1 second",
+            );
+        }
+        for c in &self.proxy.certificates {
+            if let Err(why) = crate::validate::custom_domain(&c.domain) {
+                return bad("proxy.certificates", &format!("{}: {why}", c.domain));
+            }
         }
         if let Some(resolver) = self.dns.resolver.as_deref().filter(|r| !r.is_empty())
             && crate::proxy::dns::parse_resolver(resolver).is_none()

@@ -6,11 +6,13 @@
 //! which the deploy domain calls after every switch, stop, start, delete and rename, and
 //! after Docker reports a container started or died. Readers never lock.
 
+pub mod acme;
 pub mod dns;
 mod forward;
 pub mod hosts;
 mod pages;
 pub mod table;
+pub mod tls;
 mod websocket;
 
 use std::collections::{HashMap, HashSet};
@@ -18,6 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use actix_web::HttpResponse;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use arc_swap::ArcSwap;
@@ -31,6 +34,14 @@ use crate::db::{self, Db};
 use crate::deploy::DeploymentStatus as S;
 use hosts::DashboardHosts;
 use table::{DeploymentInput, ProjectInput, Route, RouteTable};
+
+/// HTTPS: the certificates served by SNI, ACME when configured, and the port plain-HTTP
+/// requests are redirected to.
+pub struct Https {
+    pub certs: Arc<tls::Certificates>,
+    pub acme: Option<Arc<acme::Acme>>,
+    pub port: u16,
+}
 
 /// One HTTP worker's upstream clients.
 pub struct Clients {
@@ -57,10 +68,11 @@ pub struct Proxy {
     inflight: Mutex<HashMap<Uuid, Arc<AtomicUsize>>>,
     /// Containers Docker reported dead (until they start again).
     exited: Mutex<HashSet<String>>,
+    https: Option<Https>,
 }
 
 impl Proxy {
-    pub fn new(db: Db, config: &Config) -> Self {
+    pub fn new(db: Db, config: &Config, https: Option<Https>) -> Self {
         Self {
             db,
             apps_domain: config.apps.domain.to_ascii_lowercase(),
@@ -75,7 +87,45 @@ impl Proxy {
             refresh_lock: tokio::sync::Mutex::new(()),
             inflight: Mutex::default(),
             exited: Mutex::default(),
+            https,
         }
+    }
+
+    /// Answers that come before any routing: ACME HTTP-01 challenges (for any host), and the
+    /// redirect of plain HTTP to HTTPS for a name that has a certificate.
+    pub fn early_answer(&self, req: &ServiceRequest) -> Option<HttpResponse> {
+        let https = self.https.as_ref()?;
+        let path = req.path();
+        if let Some(token) = path.strip_prefix("/.well-known/acme-challenge/") {
+            let answer = https.acme.as_ref()?.challenge_response(token)?;
+            return Some(
+                HttpResponse::Ok()
+                    .content_type("application/octet-stream")
+                    .body(answer),
+            );
+        }
+        if req.app_config().secure() {
+            return None;
+        }
+        let raw = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())?;
+        let host = hosts::normalize(raw)?;
+        if !https.certs.has(&host) {
+            return None;
+        }
+        let port = if https.port == 443 {
+            String::new()
+        } else {
+            format!(":{}", https.port)
+        };
+        let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        Some(
+            HttpResponse::PermanentRedirect()
+                .insert_header((header::LOCATION, format!("https://{host}{port}{target}")))
+                .finish(),
+        )
     }
 
     /// The upstream clients each HTTP worker keeps (its own keep-alive pool).
@@ -168,6 +218,9 @@ impl Proxy {
         };
         tracing::debug!(hosts = table.len(), "route table swapped");
         self.table.store(Arc::new(table));
+        if let Some(acme) = self.https.as_ref().and_then(|h| h.acme.as_ref()) {
+            acme.wake.notify_one();
+        }
         Ok(())
     }
 

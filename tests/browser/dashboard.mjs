@@ -211,6 +211,40 @@ try {
   assert.equal(await green.evaluate((e) => getComputedStyle(e).color), "rgb(39, 174, 96)");
   for (let n = 1; n <= 20; n++) assert.ok(await log.getByText(String(n), { exact: true }).count(), `build line ${n} shown`);
   await page.locator("h1 .badge", { hasText: "live" }).waitFor({ timeout: 30000 });
+  await page.locator("h1 .badge.runtime", { hasText: "running" }).waitFor({ timeout: 10000 });
+
+  // The app at its own URL, through shard's proxy (Chromium resolves *.localhost to loopback).
+  const appUrl = await page.getByTestId("app-url").getAttribute("href");
+  assert.match(appUrl, /^http:\/\/live-app\.localhost:\d+$/);
+  const appPage = await page.context().newPage();
+  const appResponse = await appPage.goto(appUrl);
+  assert.equal(appResponse.status(), 200);
+  assert.match(await appPage.locator("body").innerText(), /hello from the browser test/);
+
+  // Domains: a bad name is refused with the reason; a good one shows what to set in DNS.
+  const domains = page.getByRole("region", { name: "Domains" });
+  await domains.getByLabel("Domain").fill("not a domain");
+  await domains.getByRole("button", { name: "Add domain" }).click();
+  await domains.getByRole("alert").waitFor();
+  assert.match(await domains.getByRole("alert").innerText(), /domain/);
+  await domains.getByLabel("Domain").fill("www.example.test");
+  await domains.getByRole("button", { name: "Add domain" }).click();
+  const entry = domains.getByTestId("domain-www.example.test");
+  await entry.waitFor();
+  assert.match(await entry.innerText(), /pending/);
+  assert.match(await entry.innerText(), /_shard-challenge\.www\.example\.test/);
+  assert.match(await entry.innerText(), /live-app\.localhost/);
+
+  // Stop from the page: the app's URL answers with the stopped page; start brings it back.
+  await page.getByRole("button", { name: "Stop" }).click();
+  await page.locator("h1 .badge.runtime", { hasText: "stopped" }).waitFor({ timeout: 15000 });
+  const stopped = await appPage.goto(appUrl);
+  assert.equal(stopped.status(), 503);
+  assert.match(await appPage.locator("body").innerText(), /Live App is stopped/);
+  await page.getByRole("button", { name: "Start" }).click();
+  await page.locator("h1 .badge.runtime", { hasText: "running" }).waitFor({ timeout: 15000 });
+  assert.equal((await appPage.goto(appUrl)).status(), 200);
+  await appPage.close();
 
   // Clean up its container and image through the API.
   const login = await fetch(`${base}/api/v1/auth/login`, {
@@ -226,7 +260,7 @@ try {
   assert.equal(deleted.status, 204);
 
   assert.deepEqual(consoleErrors, [], "no uncaught errors in the page");
-  console.log("browser test passed: setup, projects, validation, project page, sign-out, sign-in, two tabs, live deploy");
+  console.log("browser test passed: setup, projects, validation, project page, sign-out, sign-in, two tabs, live deploy, app URL, domains, stop/start");
 } finally {
   await browser?.close();
   gitServer?.server.close();

@@ -10,6 +10,8 @@ export type Project = {
   branch: string;
   url: string;
   status: string;
+  /** How the app runs now: not_deployed, running, stopped or crashed. */
+  runtime: string;
   live_deployment: string | null;
   created_at: string;
 };
@@ -125,6 +127,28 @@ export const deploy = (id: string, fromDeployment?: string) =>
     fromDeployment ? { from_deployment: fromDeployment } : {},
   );
 export const cancelDeployment = (id: string) => request<unknown>("POST", `/deployments/${id}/cancel`);
+export const control = (id: string, action: "start" | "stop" | "restart") =>
+  request<unknown>("POST", `/projects/${id}/${action}`, {});
+
+export type DnsRecord = { type: string; name: string; value: string };
+export type Domain = {
+  domain: string;
+  status: string;
+  verification: DnsRecord;
+  routing: DnsRecord;
+  message: string | null;
+  checked_at: string | null;
+  verified_at: string | null;
+  certificate: { status: string; expires_at: string | null; message: string | null };
+  url: string;
+};
+const domainPath = (id: string, domain?: string) =>
+  `/projects/${id}/domains${domain ? `/${encodeURIComponent(domain)}` : ""}`;
+export const listDomains = (id: string) => request<Domain[]>("GET", domainPath(id));
+export const addDomain = (id: string, domain: string) => request<Domain>("POST", domainPath(id), { domain });
+export const verifyDomain = (id: string, domain: string) =>
+  request<Domain>("POST", `${domainPath(id, domain)}/verify`, {});
+export const deleteDomain = (id: string, domain: string) => request<void>("DELETE", domainPath(id, domain));
 
 export type LiveMessage = {
   topic?: string;

@@ -2,6 +2,7 @@ import { useEffect, useRef, useState } from "react";
 import { Link, useParams } from "react-router";
 import * as api from "./api";
 import { Ansi } from "./ansi";
+import { Domains } from "./domains";
 
 const FINAL = ["live", "failed", "cancelled", "superseded", "stopped"];
 
@@ -24,7 +25,7 @@ export function ProjectPage() {
     reload();
     // Statuses change while we look: follow the project's topic and refresh on each change.
     return api.follow(`project:${id}`, (m) => {
-      if (m.type === "status" || m.type === "container") reload();
+      if (m.type === "status" || m.type === "container" || m.type === "runtime") reload();
     });
   }, [id]);
 
@@ -35,10 +36,16 @@ export function ProjectPage() {
         <Link to="/">← Projects</Link>
       </p>
       <h1>
-        {project.name} <span className={`badge ${project.status}`}>{project.status}</span>
+        {project.name} <span className={`badge ${project.status}`}>{project.status}</span>{" "}
+        <span className={`badge runtime ${project.runtime}`} title="runtime state">
+          {project.runtime.replace("_", " ")}
+        </span>
       </h1>
       <p className="muted">
-        {project.git_url} @ {project.branch} · <a href={project.url}>{project.url}</a>
+        {project.git_url} @ {project.branch} ·{" "}
+        <a href={project.url} target="_blank" rel="noreferrer" data-testid="app-url">
+          {project.url}
+        </a>
       </p>
       {error && <p className="error" role="alert">{error}</p>}
       <button
@@ -54,7 +61,18 @@ export function ProjectPage() {
         }}
       >
         Deploy now
-      </button>
+      </button>{" "}
+      {project.live_deployment &&
+        (["start", "stop", "restart"] as const).map((action) => (
+          <button
+            key={action}
+            className="secondary"
+            disabled={(action === "start") === (project.runtime === "running")}
+            onClick={() => api.control(id, action).then(reload, (e) => setError(e.message))}
+          >
+            {action[0].toUpperCase() + action.slice(1)}
+          </button>
+        ))}
       <table>
         <thead>
           <tr>
@@ -90,6 +108,7 @@ export function ProjectPage() {
         </tbody>
       </table>
       {selected && <LogView key={selected} deployment={selected} />}
+      <Domains project={id} />
     </section>
   );
 }

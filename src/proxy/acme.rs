@@ -1,0 +1,285 @@
+//! Automatic certificates by ACME HTTP-01 (`acme.directory_url`): for every routed name — each
+//! verified custom domain, each app host under a real `apps.domain`, and the dashboard's
+//! public host — shard orders a certificate, answers the challenge on its own listener
+//! (`/.well-known/acme-challenge/<token>`, any host), stores it (key 0600) and serves it by
+//! SNI at once. Certificates are renewed `acme.renew_before_days` before expiry. A failure is
+//! recorded on the domain (status and message), retried after `acme.retry_after_secs`, and
+//! never touches a listener.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::Utc;
+use instant_acme::{
+    Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount,
+    NewOrder, OrderStatus, RetryPolicy,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::tls::Certificates;
+use crate::config::Config;
+use crate::db::{self, Db};
+
+pub struct Acme {
+    db: Db,
+    config: Arc<Config>,
+    certs: Arc<Certificates>,
+    /// Challenge token → key authorization, while an order waits for validation.
+    challenges: Mutex<HashMap<String, String>>,
+    account: tokio::sync::OnceCell<Account>,
+    /// Names whose last attempt failed, and when (retried after `acme.retry_after_secs`).
+    failed: Mutex<HashMap<String, Instant>>,
+    /// Woken when the set of routed names may have changed (a domain verified, a project added).
+    pub wake: tokio::sync::Notify,
+}
+
+impl Acme {
+    pub fn new(db: Db, config: Arc<Config>, certs: Arc<Certificates>) -> Self {
+        Self {
+            db,
+            config,
+            certs,
+            challenges: Mutex::default(),
+            account: tokio::sync::OnceCell::new(),
+            failed: Mutex::default(),
+            wake: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// The key authorization for an HTTP-01 challenge token, while it is pending.
+    pub fn challenge_response(&self, token: &str) -> Option<String> {
+        self.challenges
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(token)
+            .cloned()
+    }
+
+    /// Checks every routed name now, then at `acme.check_interval_secs` or when woken.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let interval = Duration::from_secs(self.config.acme.check_interval_secs);
+        loop {
+            self.check_all().await;
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+                _ = self.wake.notified() => {}
+            }
+        }
+    }
+
+    /// The names shard answers for that can have a public certificate.
+    async fn wanted(&self) -> anyhow::Result<Vec<(String, bool)>> {
+        let mut names = Vec::new();
+        for domain in db::domains::verified(&self.db).await? {
+            names.push((domain.domain, true));
+        }
+        let apps = self.config.apps.domain.to_ascii_lowercase();
+        if is_public(&apps) {
+            for project in db::projects::list(&self.db, None).await? {
+                names.push((format!("{}.{apps}", project.slug), false));
+            }
+        }
+        if let Some(host) = self
+            .config
+            .public_url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok())
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+            .filter(|h| is_public(h))
+        {
+            names.push((host, false));
+        }
+        Ok(names)
+    }
+
+    async fn check_all(&self) {
+        let names = match self.wanted().await {
+            Ok(names) => names,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the names that need certificates");
+                return;
+            }
+        };
+        let renew_before = chrono::Duration::days(self.config.acme.renew_before_days as i64);
+        let retry_after = Duration::from_secs(self.config.acme.retry_after_secs);
+        for (name, is_domain) in names {
+            if let Some(current) = self.certs.get(&name)
+                && (current.from_file || current.expires_at - Utc::now() > renew_before)
+            {
+                continue;
+            }
+            let recently_failed = self
+                .failed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&name)
+                .is_some_and(|at| at.elapsed() < retry_after);
+            if recently_failed {
+                continue;
+            }
+            if name.starts_with("*.") {
+                let why = "wildcard certificates need a DNS-01 challenge, which shard does not do; \
+                           give the certificate files in proxy.certificates";
+                self.record(&name, is_domain, "failed", None, Some(why.into()))
+                    .await;
+                self.mark_failed(&name);
+                continue;
+            }
+            if is_domain {
+                self.record(&name, true, "pending", None, None).await;
+            }
+            match self.issue(&name).await {
+                Ok(expires_at) => {
+                    tracing::info!(name, %expires_at, "certificate issued");
+                    self.failed
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(&name);
+                    self.record(&name, is_domain, "issued", Some(expires_at), None)
+                        .await;
+                }
+                Err(e) => {
+                    let message = format!("{e:#}");
+                    tracing::warn!(name, error = %message, "cannot get a certificate");
+                    self.mark_failed(&name);
+                    self.record(&name, is_domain, "failed", None, Some(message))
+                        .await;
+                }
+            }
+        }
+    }
+
+    fn mark_failed(&self, name: &str) {
+        self.failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_string(), Instant::now());
+    }
+
+    async fn record(
+        &self,
+        name: &str,
+        is_domain: bool,
+        status: &str,
+        expires_at: Option<chrono::DateTime<Utc>>,
+        message: Option<String>,
+    ) {
+        if !is_domain {
+            return;
+        }
+        if let Err(e) =
+            db::domains::record_certificate(&self.db, name, status, expires_at, message).await
+        {
+            tracing::warn!(error = %e, "cannot record the certificate state");
+        }
+    }
+
+    async fn account(&self) -> anyhow::Result<&Account> {
+        self.account
+            .get_or_try_init(|| async {
+                let acme = &self.config.acme;
+                let directory = acme
+                    .directory_url
+                    .clone()
+                    .context("acme.directory_url is not set")?;
+                let builder = || -> anyhow::Result<_> {
+                    Ok(match &acme.ca_file {
+                        Some(ca) => Account::builder_with_root(ca)
+                            .with_context(|| format!("cannot use acme.ca_file {}", ca.display()))?,
+                        None => Account::builder()?,
+                    })
+                };
+                let path = self.config.data_dir.join("acme-account.json");
+                if let Ok(text) = std::fs::read_to_string(&path)
+                    && let Ok(credentials) = serde_json::from_str::<AccountCredentials>(&text)
+                {
+                    return Ok(builder()?.from_credentials(credentials).await?);
+                }
+                let contact = acme.email.as_ref().map(|e| format!("mailto:{e}"));
+                let contacts: Vec<&str> = contact.iter().map(String::as_str).collect();
+                let new = NewAccount {
+                    contact: &contacts,
+                    terms_of_service_agreed: true,
+                    only_return_existing: false,
+                };
+                let (account, credentials) = builder()?
+                    .create(&new, directory, None)
+                    .await
+                    .context("cannot register with the ACME server")?;
+                crate::secrets::write_private_file(
+                    &path,
+                    serde_json::to_string(&credentials)?.as_bytes(),
+                )?;
+                Ok(account)
+            })
+            .await
+    }
+
+    /// One order for `name`: HTTP-01 answered here, then the certificate installed.
+    async fn issue(&self, name: &str) -> anyhow::Result<chrono::DateTime<Utc>> {
+        let account = self.account().await?;
+        let identifiers = [Identifier::Dns(name.to_string())];
+        let mut order = account
+            .new_order(&NewOrder::new(&identifiers))
+            .await
+            .context("the ACME server refused the order")?;
+        let mut tokens = Vec::new();
+        let result = async {
+            let mut authorizations = order.authorizations();
+            while let Some(authorization) = authorizations.next().await {
+                let mut authorization = authorization?;
+                match authorization.status {
+                    AuthorizationStatus::Valid => continue,
+                    AuthorizationStatus::Pending => {}
+                    other => anyhow::bail!("authorization is {other:?}"),
+                }
+                let mut challenge = authorization
+                    .challenge(ChallengeType::Http01)
+                    .context("the ACME server offers no HTTP-01 challenge")?;
+                let token = challenge.token.clone();
+                let answer = challenge.key_authorization().as_str().to_string();
+                self.challenges
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(token.clone(), answer);
+                tokens.push(token);
+                challenge.set_ready().await?;
+            }
+            let retries = RetryPolicy::new().timeout(Duration::from_secs(90));
+            let status = order.poll_ready(&retries).await?;
+            if status != OrderStatus::Ready {
+                let detail = order
+                    .refresh()
+                    .await
+                    .ok()
+                    .and_then(|s| s.error.as_ref().map(|e| format!("{e:?}")))
+                    .unwrap_or_default();
+                anyhow::bail!("the order is {status:?} (the HTTP-01 check failed?) {detail}");
+            }
+            let key_pem = order.finalize().await?;
+            let chain_pem = order.poll_certificate(&retries).await?;
+            Ok((chain_pem, key_pem))
+        }
+        .await;
+        {
+            let mut challenges = self.challenges.lock().unwrap_or_else(PoisonError::into_inner);
+            for token in &tokens {
+                challenges.remove(token);
+            }
+        }
+        let (chain_pem, key_pem) = result?;
+        let loaded = self.certs.install(name, &chain_pem, &key_pem)?;
+        Ok(loaded.expires_at)
+    }
+}
+
+/// A name a public CA can issue for: has a dot, is not an address, not under `localhost`.
+fn is_public(name: &str) -> bool {
+    name.contains('.')
+        && name.parse::<std::net::IpAddr>().is_err()
+        && name != "localhost"
+        && !name.ends_with(".localhost")
+}
