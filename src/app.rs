@@ -183,9 +183,11 @@ impl App {
                     &config.data_dir,
                     &config.proxy.certificates,
                 ));
-                let acme = config.acme.directory_url.as_ref().map(|_| {
-                    Arc::new(Acme::new(db.clone(), config.clone(), certs.clone()))
-                });
+                let acme = config
+                    .acme
+                    .directory_url
+                    .as_ref()
+                    .map(|_| Arc::new(Acme::new(db.clone(), config.clone(), certs.clone())));
                 Some(Https {
                     certs,
                     acme,

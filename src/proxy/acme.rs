@@ -265,7 +265,10 @@ impl Acme {
         }
         .await;
         {
-            let mut challenges = self.challenges.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut challenges = self
+                .challenges
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             for token in &tokens {
                 challenges.remove(token);
             }

@@ -75,7 +75,12 @@ pub fn upstream_headers(req: &HttpRequest, host: &str, settings: &Settings) -> H
     let peer = req.peer_addr().map(|a| a.ip());
     let trusted = peer.is_some_and(|p| settings.trusted_proxies.contains(&p));
     // From the connection itself: `connection_info` would believe a client's own headers.
-    let scheme = if req.app_config().secure() { "https" } else { "http" }.to_string();
+    let scheme = if req.app_config().secure() {
+        "https"
+    } else {
+        "http"
+    }
+    .to_string();
     let peer_text = peer.map_or_else(|| "unknown".to_string(), |p| p.to_string());
     let mut set = |name: &'static str, own: String| {
         let earlier = trusted

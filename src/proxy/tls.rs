@@ -53,7 +53,9 @@ impl Certificates {
                 Ok(loaded) => {
                     by_name.insert(file.domain.to_ascii_lowercase(), loaded);
                 }
-                Err(e) => tracing::error!(domain = %file.domain, error = %e, "cannot load the configured certificate"),
+                Err(e) => {
+                    tracing::error!(domain = %file.domain, error = %e, "cannot load the configured certificate")
+                }
             }
         }
         Self {
@@ -80,7 +82,8 @@ impl Certificates {
     /// Stores an issued certificate (key file 0600) and serves it from now on.
     pub fn install(&self, name: &str, chain_pem: &str, key_pem: &str) -> anyhow::Result<Loaded> {
         let dir = self.dir.join(name);
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         let key_path = dir.join("key.pem");
         let cert_path = dir.join("cert.pem");
         // Written to new files and renamed, so a crash never leaves half a pair.

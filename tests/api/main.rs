@@ -17,4 +17,5 @@ mod process;
 mod projects;
 mod proxy;
 mod sessions;
+mod tls;
 mod ws;

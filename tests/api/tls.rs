@@ -1,0 +1,310 @@
+//! HTTPS end to end against pebble (Let's Encrypt's test CA, started here with its own DNS,
+//! pebble-challtestsrv, answering 127.0.0.1 for every name): certificates by HTTP-01 for an
+//! app host and a verified custom domain, served by SNI, renewal of a short-lived certificate,
+//! HTTP/2, the redirect from plain HTTP, and a failure recorded on the domain.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use shard::db::domains;
+
+use crate::helpers::*;
+use crate::proxy::{get_host, live_project, start_upstream};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Pebble {
+    children: Vec<Child>,
+    dir: tempfile::TempDir,
+    directory: String,
+    management: u16,
+}
+
+impl Drop for Pebble {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Pebble {
+    /// pebble validating HTTP-01 on `http_port` of whatever name it is asked for.
+    fn start(http_port: u16) -> Pebble {
+        let dir = tempfile::TempDir::new().unwrap();
+        // pebble's own HTTPS listener needs a certificate: a throwaway CA and a leaf.
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf =
+            rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .unwrap()
+                .signed_by(&leaf_key, &issuer)
+                .unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(dir.path().join("cert.pem"), leaf.pem()).unwrap();
+        std::fs::write(dir.path().join("key.pem"), leaf_key.serialize_pem()).unwrap();
+        let (listen, management, dns) = (free_port(), free_port(), free_port());
+        let config = serde_json::json!({"pebble": {
+            "listenAddress": format!("127.0.0.1:{listen}"),
+            "managementListenAddress": format!("127.0.0.1:{management}"),
+            "certificate": dir.path().join("cert.pem"),
+            "privateKey": dir.path().join("key.pem"),
+            "httpPort": http_port,
+            "tlsPort": free_port(),
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": false
+        }});
+        std::fs::write(dir.path().join("pebble.json"), config.to_string()).unwrap();
+        let quiet = |c: &mut Command| {
+            c.stdout(Stdio::null()).stderr(Stdio::null());
+        };
+        let mut dns_server = Command::new("pebble-challtestsrv");
+        dns_server.args([
+            "-defaultIPv4",
+            "127.0.0.1",
+            "-defaultIPv6",
+            "",
+            "-http01",
+            "",
+            "-https01",
+            "",
+            "-tlsalpn01",
+            "",
+        ]);
+        dns_server.arg("-dns01").arg(format!("127.0.0.1:{dns}"));
+        dns_server
+            .arg("-management")
+            .arg(format!("127.0.0.1:{}", free_port()));
+        quiet(&mut dns_server);
+        let mut pebble = Command::new("pebble");
+        pebble
+            .arg("-config")
+            .arg(dir.path().join("pebble.json"))
+            .arg("-dnsserver")
+            .arg(format!("127.0.0.1:{dns}"))
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", "0");
+        quiet(&mut pebble);
+        let children = vec![
+            dns_server
+                .spawn()
+                .expect("pebble-challtestsrv is installed (apt-get install pebble)"),
+            pebble
+                .spawn()
+                .expect("pebble is installed (apt-get install pebble)"),
+        ];
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", listen)).is_err() {
+            assert!(Instant::now() < deadline, "pebble did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Pebble {
+            children,
+            directory: format!("https://127.0.0.1:{listen}/dir"),
+            management,
+            dir,
+        }
+    }
+
+    fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// The root that signs pebble's issued certificates (new at every pebble start).
+    async fn issuing_root(&self) -> Vec<u8> {
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(self.ca_file()).unwrap()).unwrap();
+        let client = reqwest::Client::builder()
+            .add_root_certificate(ca)
+            .build()
+            .unwrap();
+        let root = client
+            .get(format!("https://127.0.0.1:{}/roots/0", self.management))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(root.status(), StatusCode::OK);
+        root.bytes().await.unwrap().to_vec()
+    }
+}
+
+/// A self-signed certificate for `name` that expires in two days, stored where shard keeps
+/// issued ones: shard must renew it.
+fn plant_short_lived(data_dir: &Path, name: &str) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    params.not_before = time_from_unix(now - 3600);
+    params.not_after = time_from_unix(now + 2 * 24 * 3600);
+    let cert = params.self_signed(&key).unwrap();
+    let dir = data_dir.join("certs").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+}
+
+fn time_from_unix(secs: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(secs).unwrap()
+}
+
+#[tokio::test]
+async fn certificates_from_pebble_served_by_sni_renewed_and_redirected_to() {
+    let (http_port, https_port) = (free_port(), free_port());
+    let pebble = Pebble::start(http_port);
+    let upstream = start_upstream().await.to_string();
+    let (directory, ca_file) = (pebble.directory.clone(), pebble.ca_file());
+    let app = spawn_app_with(move |c| {
+        c.listen = format!("127.0.0.1:{http_port}").parse().unwrap();
+        c.apps.domain = "apps.test".into();
+        c.proxy.https_listen = Some(format!("127.0.0.1:{https_port}").parse().unwrap());
+        c.acme.directory_url = Some(directory);
+        c.acme.ca_file = Some(ca_file);
+        c.acme.check_interval_secs = 1;
+        c.acme.retry_after_secs = 2;
+        plant_short_lived(&c.data_dir, "shop.apps.test");
+    })
+    .await;
+    let admin = app.setup_admin().await;
+    let (project, _) = live_project(&app, &admin, "shop", &upstream).await;
+    let project_id: uuid::Uuid = project.parse().unwrap();
+    // Verified domains (DNS verification has its own test).
+    for name in ["www.shop.test", "*.wild.test"] {
+        let added = domains::add(&app.state.db, project_id, name, "token")
+            .await
+            .unwrap();
+        domains::record_check(&app.state.db, added, domains::VERIFIED, None)
+            .await
+            .unwrap();
+    }
+    app.state.proxy.refresh().await.unwrap();
+
+    // The custom domain gets its certificate; the wildcard's failure is on the domain.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let list = loop {
+        let list: Value = app
+            .get(
+                &format!("/api/v1/projects/{project}/domains"),
+                Some(&admin.token),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let status = |name: &str| {
+            list.as_array()
+                .unwrap()
+                .iter()
+                .find(|d| d["domain"] == name)
+                .map(|d| d["certificate"]["status"].as_str().unwrap().to_string())
+                .unwrap()
+        };
+        if status("www.shop.test") == "issued" && status("*.wild.test") == "failed" {
+            break list;
+        }
+        assert!(Instant::now() < deadline, "no certificate in time: {list}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let www = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["domain"] == "www.shop.test")
+        .unwrap();
+    assert!(www["certificate"]["expires_at"].is_string(), "{www}");
+    let wild = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["domain"] == "*.wild.test")
+        .unwrap();
+    assert!(
+        wild["certificate"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("DNS-01"),
+        "{wild}"
+    );
+    let key = app.dir.path().join("certs/www.shop.test/key.pem");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // Served by SNI and valid against pebble's root: for the app host that only holds once
+    // the planted two-day certificate was renewed.
+    let root = pebble.issuing_root().await;
+    std::fs::write(app.dir.path().join("pebble-root.pem"), &root).unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{https_port}").parse().unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&root).unwrap())
+        .resolve("shop.apps.test", addr)
+        .resolve("www.shop.test", addr)
+        .build()
+        .unwrap();
+    for host in ["www.shop.test", "shop.apps.test"] {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let response = loop {
+            match client
+                .get(format!("https://{host}:{https_port}/echo"))
+                .send()
+                .await
+            {
+                Ok(response) => break response,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "{host} over TLS: {e:?}");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        };
+        assert_eq!(response.status(), StatusCode::OK, "{host}");
+        let body: Value = response.json().await.unwrap();
+        let headers: Vec<String> = serde_json::from_value(body["headers"].clone()).unwrap();
+        assert!(
+            headers.contains(&"x-forwarded-proto: https".to_string()),
+            "{headers:?}"
+        );
+    }
+
+    // HTTP/2 is offered by ALPN.
+    let version = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_version}", "--http2"])
+        .arg("--resolve")
+        .arg(format!("shop.apps.test:{https_port}:127.0.0.1"))
+        .arg("--cacert")
+        .arg(app.dir.path().join("pebble-root.pem"))
+        .arg(format!("https://shop.apps.test:{https_port}/echo"))
+        .output()
+        .expect("curl is installed");
+    assert_eq!(String::from_utf8_lossy(&version.stdout), "2");
+
+    // Plain HTTP redirects for a name with a certificate; the dashboard's hosts do not.
+    let response = get_host(&app, "www.shop.test", "/echo?a=1").await;
+    assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(
+        response.headers()["location"],
+        format!("https://www.shop.test:{https_port}/echo?a=1").as_str()
+    );
+    assert_eq!(
+        get_host(&app, &format!("127.0.0.1:{http_port}"), "/health")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
