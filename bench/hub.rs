@@ -153,6 +153,8 @@ async fn main() {
         health_timeout_secs: 60,
         memory_limit_mb: None,
         cpu_limit_millis: None,
+        build_type: "dockerfile".into(),
+        static_dir: None,
     };
     let project = db::projects::insert(&state.db, user.id, settings("fanout"))
         .await

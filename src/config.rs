@@ -154,6 +154,8 @@ pub struct DeployConfig {
     pub fetch_timeout_secs: u64,
     /// A checkout larger than this (MiB, without `.git`) fails the deploy.
     pub max_checkout_mb: u64,
+    /// Largest static site copied out of an image, in MiB.
+    pub max_site_mb: u64,
     /// An image build taking longer fails the deploy.
     pub build_timeout_secs: u64,
     /// Build and runtime log lines longer than this are cut with a marker.
@@ -169,6 +171,7 @@ impl Default for DeployConfig {
             keep_images: 5,
             fetch_timeout_secs: 600,
             max_checkout_mb: 2048,
+            max_site_mb: 1024,
             build_timeout_secs: 1800,
             max_log_line_bytes: 16 * 1024,
             max_log_lines: 50_000,
@@ -574,6 +577,9 @@ impl Config {
                 "deploy.fetch_timeout_secs",
                 "fetch and build timeouts must be at least 1 second",
             );
+        }
+        if d.max_site_mb == 0 {
+            return bad("deploy.max_site_mb", "must be at least 1");
         }
         if d.max_checkout_mb == 0 {
             return bad("deploy.max_checkout_mb", "must be at least 1");

@@ -222,6 +222,17 @@ pub fn domain(value: &str) -> Check {
     Ok(())
 }
 
+/// The directory of a built image that holds a static site: absolute, no `..`, printable.
+pub fn static_dir(value: &str) -> Check {
+    if !value.starts_with('/') || value.len() > 255 {
+        return Err("must be an absolute path of at most 255 characters, e.g. /app/dist".into());
+    }
+    if value.split('/').any(|part| part == "..") || value.chars().any(char::is_control) {
+        return Err("must not contain '..' or control characters".into());
+    }
+    Ok(())
+}
+
 /// A custom domain as users type it → its normal form (lower case, no trailing dot), if it
 /// is a real public host name: at least two labels, letters in the top-level one (so never an
 /// IP address), and `*.` only as the whole first label.

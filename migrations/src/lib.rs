@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_initial_schema;
 mod m20261122_000002_topic_events;
 mod m20261123_000003_domain_status;
+mod m20261123_000004_static_sites;
 
 /// The ordered list of every migration shard knows.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_initial_schema::Migration),
             Box::new(m20261122_000002_topic_events::Migration),
             Box::new(m20261123_000003_domain_status::Migration),
+            Box::new(m20261123_000004_static_sites::Migration),
         ]
     }
 }

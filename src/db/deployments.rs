@@ -79,6 +79,18 @@ pub async fn list_for_project(
         .await
 }
 
+/// Every deployment id of a project.
+pub async fn ids_for_project(db: &Db, project_id: Uuid) -> Result<Vec<Uuid>, DbErr> {
+    use sea_orm::QuerySelect;
+    Deployments::find()
+        .select_only()
+        .column(Column::Id)
+        .filter(Column::ProjectId.eq(project_id))
+        .into_tuple()
+        .all(db)
+        .await
+}
+
 pub async fn live_for_project(db: &Db, project_id: Uuid) -> Result<Option<Deployment>, DbErr> {
     Deployments::find()
         .filter(Column::ProjectId.eq(project_id))

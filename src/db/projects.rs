@@ -28,7 +28,15 @@ pub struct Settings {
     pub health_timeout_secs: i32,
     pub memory_limit_mb: Option<i64>,
     pub cpu_limit_millis: Option<i32>,
+    /// `dockerfile` or `static`.
+    pub build_type: String,
+    /// For `static`: the directory of the built image that holds the site.
+    pub static_dir: Option<String>,
 }
+
+/// The build types a project can have.
+pub const DOCKERFILE: &str = "dockerfile";
+pub const STATIC: &str = "static";
 
 impl Settings {
     pub fn of(p: &Project) -> Self {
@@ -43,6 +51,8 @@ impl Settings {
             health_timeout_secs: p.health_timeout_secs,
             memory_limit_mb: p.memory_limit_mb,
             cpu_limit_millis: p.cpu_limit_millis,
+            build_type: p.build_type.clone(),
+            static_dir: p.static_dir.clone(),
         }
     }
 }
@@ -67,6 +77,8 @@ pub async fn insert(db: &Db, owner_id: Uuid, s: Settings) -> Result<Project, DbE
         webhook_secret_sealed: Set(None),
         created_at: Set(at),
         updated_at: Set(at),
+        build_type: Set(s.build_type),
+        static_dir: Set(s.static_dir),
     }
     .insert(db)
     .await
@@ -84,6 +96,8 @@ pub async fn update(db: &Db, project: Project, s: Settings) -> Result<Project, D
     active.health_timeout_secs = Set(s.health_timeout_secs);
     active.memory_limit_mb = Set(s.memory_limit_mb);
     active.cpu_limit_millis = Set(s.cpu_limit_millis);
+    active.build_type = Set(s.build_type);
+    active.static_dir = Set(s.static_dir);
     active.updated_at = Set(now());
     active.update(db).await
 }

@@ -12,6 +12,7 @@ mod notify;
 mod pipeline;
 pub mod prune;
 pub mod recover;
+pub mod site;
 pub mod source;
 mod status;
 mod workspace;
@@ -383,10 +384,15 @@ impl Deployer {
             .ok_or_else(|| {
                 DeployError::Conflict("the project has no live deployment; deploy it first".into())
             })?;
-        let container = deployment
-            .container_id
-            .clone()
-            .ok_or_else(|| DeployError::Conflict("the live deployment has no container".into()))?;
+        let container = deployment.container_id.clone().ok_or_else(|| {
+            DeployError::Conflict(
+                if deployment.upstream.as_deref() == Some(site::STATIC_UPSTREAM) {
+                    "a static site has no container to start, stop or restart".into()
+                } else {
+                    "the live deployment has no container".into()
+                },
+            )
+        })?;
         let docker = &self.docker;
         let (from, to, event) = match control {
             Control::Start => {
@@ -466,8 +472,12 @@ impl Deployer {
             }
             Err(e) => tracing::debug!(error = %e, "docker unreachable; project was never deployed"),
         }
+        let deployments = deps::ids_for_project(&self.db, project.id).await?;
         db::projects::delete(&self.db, project.id).await?;
         self.proxy.refresh_or_log().await;
+        for id in deployments {
+            site::remove_site(&self.config.data_dir, id).await;
+        }
         let topic = Topic::Project(project.id).to_string();
         db::topic_events::delete_topic(&self.db, &topic).await?;
         Ok(())

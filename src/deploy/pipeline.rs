@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::env::{self, GIT_TOKEN_VAR, OpenVar};
 use super::log::LogWriter;
 use super::workspace::{build_dir, checkout_size, remove_dir};
-use super::{Deployer, DeploymentStatus as S, prune};
+use super::{Deployer, DeploymentStatus as S, prune, site};
 use crate::db::deployments::{self as deps, Deployment, Fields};
 use crate::db::projects::Project;
 use crate::docker::{BuildError, BuildSpec, Limits, RunSpec, context};
@@ -138,12 +138,16 @@ impl Pipeline {
                 image
             }
         };
-        self.start_container(&image).await?;
-        self.health_check().await?;
+        if self.project.build_type == crate::db::projects::STATIC {
+            self.publish_site(&image).await?;
+        } else {
+            self.start_container(&image).await?;
+            self.health_check().await?;
+        }
         self.go_live().await
     }
 
-    async fn advance(&mut self, from: &[S], to: S, fields: Fields) -> Result<(), Stop> {
+    pub(super) async fn advance(&mut self, from: &[S], to: S, fields: Fields) -> Result<(), Stop> {
         if self.cancel.is_cancelled() {
             return Err(Stop::Cancelled);
         }
@@ -442,10 +446,14 @@ impl Pipeline {
         self.log.system(format!("==> Live at {url}")).await;
         self.log.status(S::Live).await;
         let mut old_containers = Vec::new();
+        let mut old_sites = Vec::new();
         for old in previous {
             self.d
                 .record_status(self.project.id, old.id, S::Superseded, None)
                 .await;
+            if old.upstream.as_deref() == Some(site::STATIC_UPSTREAM) {
+                old_sites.push(old.id);
+            }
             if let Some(container) = old.container_id {
                 old_containers.push((old.id, container));
             }
@@ -458,6 +466,13 @@ impl Pipeline {
             .extend(old_containers.iter().map(|(_, c)| c.clone()));
         tokio::spawn(async move {
             let grace = Duration::from_secs(d.config.deploy.grace_secs);
+            // Files already open keep serving after their directory goes.
+            if !old_sites.is_empty() {
+                tokio::time::sleep(DRAIN_SETTLE).await;
+            }
+            for old in old_sites {
+                site::remove_site(&d.config.data_dir, old).await;
+            }
             for (deployment, container) in old_containers {
                 d.proxy.drain(deployment, DRAIN_SETTLE, grace).await;
                 let _ = d.docker.stop_container(&container, 5).await;
@@ -475,6 +490,9 @@ impl Pipeline {
     /// Records how the pipeline ended and removes what a failed or cancelled deploy created.
     async fn conclude(&mut self, outcome: Result<(), Stop>) {
         let Err(stop) = outcome else { return };
+        if self.project.build_type == crate::db::projects::STATIC {
+            site::remove_site(&self.d.config.data_dir, self.deployment.id).await;
+        }
         if let Some(container) = self.container.take()
             && let Err(e) = self.d.docker.remove_container(&container).await
         {

@@ -14,10 +14,12 @@ mod events;
 mod images;
 pub mod lines;
 mod network;
+mod site;
 
 pub use events::{ContainerChange, ContainerEvent};
 pub use images::{BuildError, BuildSpec, ManagedImage, cap_text};
 pub use network::SubnetPool;
+pub use site::{CopyError, CopyStats};
 
 pub use lines::LineSplitter;
 

@@ -11,6 +11,7 @@ pub mod dns;
 mod forward;
 pub mod hosts;
 mod pages;
+mod static_files;
 pub mod table;
 pub mod tls;
 mod websocket;
@@ -59,6 +60,7 @@ pub enum Destination {
 pub struct Proxy {
     db: Db,
     apps_domain: String,
+    sites_dir: std::path::PathBuf,
     dashboard: DashboardHosts,
     settings: Settings,
     table: ArcSwap<RouteTable>,
@@ -76,6 +78,7 @@ impl Proxy {
         Self {
             db,
             apps_domain: config.apps.domain.to_ascii_lowercase(),
+            sites_dir: config.data_dir.join("sites"),
             dashboard: DashboardHosts::new(config.listen, config.public_url.as_deref()),
             settings: Settings {
                 max_body_bytes: config.proxy.max_body_mb * 1024 * 1024,
@@ -207,10 +210,14 @@ impl Proxy {
         let exited = self.exited().clone();
         let table = {
             let mut counters = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
-            let table =
-                RouteTable::build(&self.apps_domain, &projects, &deployments, &exited, |id| {
-                    counters.entry(id).or_default().clone()
-                });
+            let table = RouteTable::build(
+                &self.apps_domain,
+                &self.sites_dir,
+                &projects,
+                &deployments,
+                &exited,
+                |id| counters.entry(id).or_default().clone(),
+            );
             // Counters of deployments no table routes to any more go once they are idle.
             let serving: HashSet<Uuid> = deployments.iter().map(|d| d.id).collect();
             counters.retain(|id, c| serving.contains(id) || c.load(Ordering::Acquire) > 0);
@@ -289,6 +296,10 @@ impl Proxy {
                 route: Route::Down { project, state },
                 ..
             } => pages::down(&project, state),
+            Destination::App {
+                route: Route::Static(site),
+                ..
+            } => static_files::serve(&req, &site).await,
             Destination::App {
                 route: Route::App(upstream),
                 host,

@@ -36,6 +36,14 @@ pub fn down(project: &str, state: RuntimeState) -> HttpResponse {
     }
 }
 
+pub fn static_not_found() -> HttpResponse {
+    page(
+        StatusCode::NOT_FOUND,
+        "Not found",
+        "There is no file at this address.",
+    )
+}
+
 pub fn not_responding() -> HttpResponse {
     page(
         StatusCode::BAD_GATEWAY,

@@ -74,10 +74,19 @@ impl Drop for InflightGuard {
     }
 }
 
+/// A static site's files, served by shard itself.
+#[derive(Debug)]
+pub struct Site {
+    pub project_id: Uuid,
+    pub deployment_id: Uuid,
+    pub root: std::path::PathBuf,
+}
+
 /// What a host resolves to.
 #[derive(Debug, Clone)]
 pub enum Route {
     App(Arc<Upstream>),
+    Static(Arc<Site>),
     /// A project's host with nothing to forward to; the page says why.
     Down {
         project: Arc<str>,
@@ -115,6 +124,7 @@ impl RouteTable {
     /// one across rebuilds); `exited` holds containers Docker reported dead.
     pub fn build(
         apps_domain: &str,
+        sites_dir: &std::path::Path,
         projects: &[ProjectInput],
         deployments: &[DeploymentInput],
         exited: &HashSet<String>,
@@ -132,26 +142,31 @@ impl RouteTable {
             };
             let dead = d.container_id.as_ref().is_some_and(|c| exited.contains(c));
             let upstream = match (&d.upstream, dead, d.stopped) {
-                (Some(authority), false, false) => Some(Arc::new(Upstream::new(
+                (Some(site), _, false) if site == crate::deploy::site::STATIC_UPSTREAM => {
+                    Some(Route::Static(Arc::new(Site {
+                        project_id: project.id,
+                        deployment_id: d.id,
+                        root: sites_dir.join(d.id.simple().to_string()),
+                    })))
+                }
+                (Some(authority), false, false) => Some(Route::App(Arc::new(Upstream::new(
                     project.id,
                     d.id,
                     authority.clone(),
                     counter(d.id),
-                ))),
+                )))),
                 _ => None,
             };
             if let Some(upstream) = &upstream {
                 for host in preview_hosts(d.id, &project.slug, apps_domain) {
-                    table
-                        .hosts
-                        .insert(host.into(), Route::App(upstream.clone()));
+                    table.hosts.insert(host.into(), upstream.clone());
                 }
             }
             if !d.live && !d.stopped {
                 continue;
             }
             let (route, state) = match upstream {
-                Some(upstream) => (Route::App(upstream), RuntimeState::Running),
+                Some(route) => (route, RuntimeState::Running),
                 None => {
                     let state = if d.stopped {
                         RuntimeState::Stopped
@@ -270,6 +285,7 @@ mod tests {
         let exited = HashSet::from(["c1003".to_string()]);
         let table = RouteTable::build(
             "apps.test",
+            std::path::Path::new("/sites"),
             &[blog, shop, docs, new],
             &deployments,
             &exited,
@@ -301,6 +317,7 @@ mod tests {
         let new_host = preview_host(new.id, "blog", "localhost");
         let table = RouteTable::build(
             "localhost",
+            std::path::Path::new("/sites"),
             &[blog],
             &[old, new],
             &HashSet::new(),

@@ -175,6 +175,8 @@ async fn two_instances_never_claim_two_jobs_of_one_project() {
         health_timeout_secs: 5,
         memory_limit_mb: None,
         cpu_limit_millis: None,
+        build_type: "dockerfile".into(),
+        static_dir: None,
     };
     let lease = || Utc::now() + Duration::seconds(60);
     for round in 0..20 {

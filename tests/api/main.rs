@@ -17,5 +17,6 @@ mod process;
 mod projects;
 mod proxy;
 mod sessions;
+mod sites;
 mod tls;
 mod ws;

@@ -21,6 +21,8 @@ pub struct Model {
     pub webhook_secret_sealed: Option<Vec<u8>>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    pub build_type: String,
+    pub static_dir: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -40,6 +40,10 @@ pub struct ProjectView {
     pub health_timeout_secs: i32,
     pub memory_limit_mb: Option<i64>,
     pub cpu_limit_millis: Option<i32>,
+    /// `dockerfile` (an app container) or `static` (files served by shard).
+    pub build_type: String,
+    /// For `static`: the directory of the built image that holds the site.
+    pub static_dir: Option<String>,
     /// Where the app answers once live.
     pub url: String,
     /// `live`, the newest deployment's status, or `new` before the first deploy.
@@ -72,6 +76,8 @@ fn view(state: &AppState, p: Project, summary: Summary) -> ProjectView {
         health_timeout_secs: p.health_timeout_secs,
         memory_limit_mb: p.memory_limit_mb,
         cpu_limit_millis: p.cpu_limit_millis,
+        build_type: p.build_type,
+        static_dir: p.static_dir,
         url,
         status,
         live_deployment: summary.live_deployment,
@@ -98,6 +104,10 @@ pub struct CreateProject {
     pub health_timeout_secs: Option<i32>,
     pub memory_limit_mb: Option<i64>,
     pub cpu_limit_millis: Option<i32>,
+    /// `dockerfile` (default) or `static`.
+    pub build_type: Option<String>,
+    /// Required for `static`: the absolute directory in the built image with the site.
+    pub static_dir: Option<String>,
 }
 
 /// A PATCH body: absent fields stay, `null` clears the nullable ones.
@@ -119,6 +129,10 @@ pub struct UpdateProject {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i32>)]
     pub cpu_limit_millis: Option<Option<i32>>,
+    pub build_type: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub static_dir: Option<Option<String>>,
 }
 
 /// Tells `"field": null` (Some(None)) from an absent field (None).
@@ -140,6 +154,22 @@ fn check(state: &AppState, s: &Settings) -> AppResult<()> {
         return Err(AppError::validation("port", "must be between 1 and 65535"));
     }
     validate::health_path(&s.health_path).field("health_path")?;
+    match (s.build_type.as_str(), &s.static_dir) {
+        (db::projects::DOCKERFILE, _) => {}
+        (db::projects::STATIC, Some(dir)) => validate::static_dir(dir).field("static_dir")?,
+        (db::projects::STATIC, None) => {
+            return Err(AppError::validation(
+                "static_dir",
+                "is required for a static site (the directory of the built image to serve)",
+            ));
+        }
+        _ => {
+            return Err(AppError::validation(
+                "build_type",
+                "must be \"dockerfile\" or \"static\"",
+            ));
+        }
+    }
     if !(1..=3600).contains(&s.health_timeout_secs) {
         return Err(AppError::validation(
             "health_timeout_secs",
@@ -229,6 +259,10 @@ pub async fn create_project(
         health_timeout_secs: b.health_timeout_secs.unwrap_or(60),
         memory_limit_mb: b.memory_limit_mb,
         cpu_limit_millis: b.cpu_limit_millis,
+        build_type: b
+            .build_type
+            .unwrap_or_else(|| db::projects::DOCKERFILE.into()),
+        static_dir: b.static_dir,
     };
     check(&state, &settings)?;
     check_source(&state, &actor, &settings.git_url).await?;
@@ -307,6 +341,12 @@ pub async fn update_project(
     }
     if let Some(v) = b.cpu_limit_millis {
         s.cpu_limit_millis = v;
+    }
+    if let Some(v) = b.build_type {
+        s.build_type = v;
+    }
+    if let Some(v) = b.static_dir {
+        s.static_dir = v;
     }
     check(&state, &s)?;
     if s.git_url != project.git_url {
