@@ -81,12 +81,11 @@ impl From<EngineError> for DeployError {
     }
 }
 
-/// Runtime control of a project's serving container.
+/// Runtime control of a project's serving container (a restart is `Deployer::restart`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
     Start,
     Stop,
-    Restart,
 }
 
 /// Cancel tokens of the deploys running in this process.
@@ -216,6 +215,34 @@ impl Deployer {
         created_by: Option<Uuid>,
         from: Option<Uuid>,
     ) -> Result<Deployment, DeployError> {
+        let trigger = if from.is_some() { "rollback" } else { "manual" };
+        self.enqueue(project, created_by, from, trigger).await
+    }
+
+    /// Restarts the app the way every replacement happens: a new container from the live
+    /// deployment's image, health-checked, switched in, the old one drained — never a
+    /// `docker restart` of the serving container. Returns the queued deployment.
+    pub async fn restart(
+        &self,
+        project: &Project,
+        created_by: Option<Uuid>,
+    ) -> Result<Deployment, DeployError> {
+        let current = deps::live_for_project(&self.db, project.id)
+            .await?
+            .ok_or_else(|| {
+                DeployError::Conflict("the project has no live deployment; deploy it first".into())
+            })?;
+        self.enqueue(project, created_by, Some(current.id), "restart")
+            .await
+    }
+
+    async fn enqueue(
+        &self,
+        project: &Project,
+        created_by: Option<Uuid>,
+        from: Option<Uuid>,
+        trigger: &'static str,
+    ) -> Result<Deployment, DeployError> {
         let rollback_from = match from {
             Some(from_id) => {
                 let from = deps::find(&self.db, from_id)
@@ -238,11 +265,7 @@ impl Deployer {
             &self.db,
             deps::NewDeployment {
                 project_id: project.id,
-                trigger: if rollback_from.is_some() {
-                    "rollback"
-                } else {
-                    "manual"
-                },
+                trigger,
                 from_deployment_id: rollback_from.as_ref().map(|d| d.id),
                 image: rollback_from.as_ref().and_then(|d| d.image.clone()),
                 commit_sha: rollback_from.as_ref().and_then(|d| d.commit_sha.clone()),
@@ -402,10 +425,6 @@ impl Deployer {
             Control::Stop => {
                 docker.stop_container(&container, 10).await?;
                 (S::Live, S::Stopped, "stopped")
-            }
-            Control::Restart => {
-                docker.restart_container(&container, 10).await?;
-                (S::Stopped, S::Live, "restarted")
             }
         };
         deps::transition(&self.db, deployment.id, &[from], to, Fields::default()).await?;

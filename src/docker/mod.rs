@@ -395,15 +395,6 @@ impl Engine {
         }
     }
 
-    pub async fn restart_container(&self, id: &str, grace_secs: i32) -> Result<(), EngineError> {
-        let docker = self.client().await?;
-        let options = bollard::query_parameters::RestartContainerOptionsBuilder::default()
-            .t(grace_secs)
-            .build();
-        docker.restart_container(id, Some(options)).await?;
-        Ok(())
-    }
-
     /// Force-removes a container; a missing one is fine.
     pub async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
         let docker = self.client().await?;

@@ -720,7 +720,12 @@ async fn private_repos_limits_restart_and_image_pruning() {
     let memory = docker_ids(&["inspect", "-f", "{{.HostConfig.Memory}}", &container]);
     assert_eq!(memory, (64 * 1024 * 1024).to_string());
 
-    // Restart keeps it live and serving.
+    // Restart is a new container from the same image through the health gate, then the
+    // switch: the old container serves until the new one is live.
+    let old_upstream = app.deployment(&admin, &first).await["upstream"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let restarted = app
         .post(
             &format!("/api/v1/projects/{project}/restart"),
@@ -729,18 +734,24 @@ async fn private_repos_limits_restart_and_image_pruning() {
         )
         .await;
     assert_eq!(restarted.status(), StatusCode::OK);
-    let upstream = restarted.json::<Value>().await.unwrap()["upstream"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while get_page(&upstream, "/").await.is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "app did not come back after restart"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let restarted: Value = restarted.json().await.unwrap();
+    assert_eq!(restarted["trigger"], "restart");
+    assert_eq!(restarted["from_deployment"].as_str(), Some(first.as_str()));
+    let restart_id = restarted["id"].as_str().unwrap().to_string();
+    let live = app
+        .wait_for(&admin, &restart_id, FINAL, Duration::from_secs(60))
+        .await;
+    assert_eq!(live["status"], "live", "{live}");
+    let upstream = live["upstream"].as_str().unwrap().to_string();
+    assert_ne!(upstream, old_upstream, "a new container serves");
+    assert!(
+        get_page(&upstream, "/").await.is_some(),
+        "the app serves after restart"
+    );
+    assert_eq!(app.deployment(&admin, &first).await["status"], "superseded");
+    // The restart runs the first deployment's image: that image is the one to prune next.
+    let first_image = format!("shard/private:{first}");
+    let first = restart_id;
 
     // With keep_images = 1, the next live deploy prunes the first image; rollback to it is refused.
     repo.commit(
@@ -770,10 +781,7 @@ async fn private_repos_limits_restart_and_image_pruning() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(
-        docker_ids(&["images", "-q", &format!("shard/private:{first}")]),
-        ""
-    );
+    assert_eq!(docker_ids(&["images", "-q", &first_image]), "");
     let rollback = app
         .post(
             &format!("/api/v1/projects/{project}/deployments"),

@@ -43,7 +43,7 @@ pub struct DeploymentView {
     pub project_id: Uuid,
     /// queued fetching building starting health_checking live superseded stopped failed cancelled
     pub status: String,
-    /// `manual` or `rollback`.
+    /// `manual`, `rollback` or `restart` (a new container from the live image).
     pub trigger: String,
     pub from_deployment: Option<Uuid>,
     pub commit_sha: Option<String>,
@@ -258,11 +258,18 @@ pub async fn stop_project(
     control(&state, &actor, id.into_inner(), Control::Stop).await
 }
 
-#[utoipa::path(post, path = "/api/v1/projects/{id}/restart", tag = "deployments", responses((status = 200, body = DeploymentView), (status = 404), (status = 409)), security(("bearer" = [])))]
+/// Replaces the running container with a new one from the same image through the health gate
+/// (zero downtime); answers with that queued deployment.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/restart", tag = "deployments", responses((status = 200, body = DeploymentView, description = "the queued deployment that replaces the running container"), (status = 404), (status = 409)), security(("bearer" = [])))]
 pub async fn restart_project(
     state: web::Data<AppState>,
     Authenticated(actor): Authenticated,
     id: web::Path<Uuid>,
 ) -> AppResult<web::Json<DeploymentView>> {
-    control(&state, &actor, id.into_inner(), Control::Restart).await
+    let project = access::project(&state.db, &actor, id.into_inner()).await?;
+    let deployment = state
+        .deployer
+        .restart(&project, Some(actor.user_id))
+        .await?;
+    Ok(web::Json(DeploymentView::of(&state, deployment, &project)))
 }
