@@ -103,6 +103,14 @@ impl Acme {
                 return;
             }
         };
+        {
+            let wanted: std::collections::HashSet<&str> =
+                names.iter().map(|(n, _)| n.as_str()).collect();
+            self.failed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(|name, _| wanted.contains(name.as_str()));
+        }
         let renew_before = chrono::Duration::days(self.config.acme.renew_before_days as i64);
         let retry_after = Duration::from_secs(self.config.acme.retry_after_secs);
         for (name, is_domain) in names {

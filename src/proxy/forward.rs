@@ -130,12 +130,16 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// A request body on its way to the app.
 pub type RequestBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 
+/// Idle keep-alive connections one worker keeps per app container.
+const MAX_IDLE_PER_APP: usize = 512;
+
 pub fn http_client(connect_timeout: Duration, idle: Duration) -> HttpClient {
     let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
     connector.set_connect_timeout(Some(connect_timeout));
     connector.set_nodelay(true);
     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .pool_idle_timeout(idle)
+        .pool_max_idle_per_host(MAX_IDLE_PER_APP)
         .build(connector)
 }
 

@@ -207,7 +207,16 @@ impl Proxy {
                 upstream: d.upstream,
             })
             .collect();
-        let exited = self.exited().clone();
+        let exited = {
+            // Only containers of deployments that can still serve are worth remembering.
+            let mut exited = self.exited();
+            let known: HashSet<&str> = deployments
+                .iter()
+                .filter_map(|d| d.container_id.as_deref())
+                .collect();
+            exited.retain(|c| known.contains(c.as_str()));
+            exited.clone()
+        };
         let table = {
             let mut counters = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
             let table = RouteTable::build(
