@@ -132,6 +132,8 @@ pub type RequestBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxErro
 
 /// Idle keep-alive connections one worker keeps per app container.
 const MAX_IDLE_PER_APP: usize = 512;
+/// Largest read buffer of one upstream connection.
+const MAX_READ_BUFFER: usize = 64 * 1024;
 
 pub fn http_client(connect_timeout: Duration, idle: Duration) -> HttpClient {
     let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -140,6 +142,9 @@ pub fn http_client(connect_timeout: Duration, idle: Duration) -> HttpClient {
     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .pool_idle_timeout(idle)
         .pool_max_idle_per_host(MAX_IDLE_PER_APP)
+        // hyper's read buffer otherwise grows to ~400 KiB per connection on large bodies
+        // and stays with the pooled connection: 256 connections held 150 MiB.
+        .http1_max_buf_size(MAX_READ_BUFFER)
         .build(connector)
 }
 
