@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use shard::db::domains;
 
 use crate::helpers::*;
 use crate::proxy::{get_host, live_project, start_upstream};
@@ -27,6 +26,9 @@ struct Pebble {
     dir: tempfile::TempDir,
     directory: String,
     management: u16,
+    /// pebble-challtestsrv: the DNS server (for pebble and for shard's domain checks).
+    dns: u16,
+    dns_management: u16,
 }
 
 impl Drop for Pebble {
@@ -57,7 +59,8 @@ impl Pebble {
         std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
         std::fs::write(dir.path().join("cert.pem"), leaf.pem()).unwrap();
         std::fs::write(dir.path().join("key.pem"), leaf_key.serialize_pem()).unwrap();
-        let (listen, management, dns) = (free_port(), free_port(), free_port());
+        let (listen, management, dns, dns_management) =
+            (free_port(), free_port(), free_port(), free_port());
         let config = serde_json::json!({"pebble": {
             "listenAddress": format!("127.0.0.1:{listen}"),
             "managementListenAddress": format!("127.0.0.1:{management}"),
@@ -88,7 +91,7 @@ impl Pebble {
         dns_server.arg("-dns01").arg(format!("127.0.0.1:{dns}"));
         dns_server
             .arg("-management")
-            .arg(format!("127.0.0.1:{}", free_port()));
+            .arg(format!("127.0.0.1:{dns_management}"));
         quiet(&mut dns_server);
         let mut pebble = Command::new("pebble");
         pebble
@@ -108,16 +111,31 @@ impl Pebble {
                 .expect("pebble is installed (apt-get install pebble)"),
         ];
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", listen)).is_err() {
-            assert!(Instant::now() < deadline, "pebble did not start");
-            std::thread::sleep(Duration::from_millis(50));
+        for port in [listen, dns_management] {
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(Instant::now() < deadline, "pebble did not start");
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
         Pebble {
             children,
             directory: format!("https://127.0.0.1:{listen}/dir"),
             management,
+            dns,
+            dns_management,
             dir,
         }
+    }
+
+    /// Publishes a TXT record in the test DNS.
+    async fn set_txt(&self, name: &str, value: &str) {
+        let response = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}/set-txt", self.dns_management))
+            .json(&serde_json::json!({"host": format!("{name}."), "value": value}))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
     }
 
     fn ca_file(&self) -> PathBuf {
@@ -168,7 +186,7 @@ async fn certificates_from_pebble_served_by_sni_renewed_and_redirected_to() {
     let (http_port, https_port) = (free_port(), free_port());
     let pebble = Pebble::start(http_port);
     let upstream = start_upstream().await.to_string();
-    let (directory, ca_file) = (pebble.directory.clone(), pebble.ca_file());
+    let (directory, ca_file, dns) = (pebble.directory.clone(), pebble.ca_file(), pebble.dns);
     let app = spawn_app_with(move |c| {
         c.listen = format!("127.0.0.1:{http_port}").parse().unwrap();
         c.apps.domain = "apps.test".into();
@@ -177,22 +195,36 @@ async fn certificates_from_pebble_served_by_sni_renewed_and_redirected_to() {
         c.acme.ca_file = Some(ca_file);
         c.acme.check_interval_secs = 1;
         c.acme.retry_after_secs = 2;
+        c.dns.resolver = Some(format!("127.0.0.1:{dns}"));
         plant_short_lived(&c.data_dir, "shop.apps.test");
     })
     .await;
     let admin = app.setup_admin().await;
     let (project, _) = live_project(&app, &admin, "shop", &upstream).await;
-    let project_id: uuid::Uuid = project.parse().unwrap();
-    // Verified domains (DNS verification has its own test).
+    // Custom domains verified through DNS (the TXT token in the test DNS), as a user would.
     for name in ["www.shop.test", "*.wild.test"] {
-        let added = domains::add(&app.state.db, project_id, name, "token")
-            .await
-            .unwrap();
-        domains::record_check(&app.state.db, added, domains::VERIFIED, None)
-            .await
-            .unwrap();
+        let added = app
+            .post(
+                &format!("/api/v1/projects/{project}/domains"),
+                Some(&admin.token),
+                serde_json::json!({ "domain": name }),
+            )
+            .await;
+        assert_eq!(added.status(), StatusCode::CREATED);
+        let added: Value = added.json().await.unwrap();
+        let record = &added["verification"];
+        pebble
+            .set_txt(record["name"].as_str().unwrap(), record["value"].as_str().unwrap())
+            .await;
+        let verified = app
+            .post(
+                &format!("/api/v1/projects/{project}/domains/{name}/verify"),
+                Some(&admin.token),
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(verified.status(), StatusCode::OK, "{name}");
     }
-    app.state.proxy.refresh().await.unwrap();
 
     // The custom domain gets its certificate; the wildcard's failure is on the domain.
     let deadline = Instant::now() + Duration::from_secs(90);
