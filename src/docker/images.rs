@@ -54,6 +54,7 @@ impl Engine {
         lines: tokio::sync::mpsc::Sender<String>,
     ) -> Result<(), BuildError> {
         use futures_util::StreamExt;
+        let _building = self.layers.read().await;
         let docker = self.client().await?;
         let options = bollard::query_parameters::BuildImageOptionsBuilder::default()
             .dockerfile(&spec.dockerfile)
@@ -135,6 +136,12 @@ impl Engine {
 
     /// Removes an image by tag or id; a missing one is fine.
     pub async fn remove_image(&self, image: &str) -> Result<(), EngineError> {
+        // Waits for running builds, but not forever: a long build must not hold up a
+        // project's deletion for its whole duration.
+        let _no_build_running =
+            tokio::time::timeout(std::time::Duration::from_secs(30), self.layers.write())
+                .await
+                .ok();
         let docker = self.client().await?;
         let options = RemoveImageOptionsBuilder::default().force(true).build();
         match docker.remove_image(image, Some(options), None).await {

@@ -43,6 +43,10 @@ pub struct Engine {
     endpoint: String,
     instance: String,
     client: OnceCell<Docker>,
+    /// Builds hold it shared, image removals exclusively: removing an image also deletes its
+    /// untagged parent layers, and a build that just took one of them from the cache would
+    /// fail ("failed to get digest"). Removals wait for running builds (up to 30 s) instead.
+    layers: tokio::sync::RwLock<()>,
 }
 
 /// What `Engine::remove_project` removed.
@@ -64,6 +68,7 @@ impl Engine {
             endpoint,
             instance,
             client: OnceCell::new(),
+            layers: tokio::sync::RwLock::new(()),
         }
     }
 

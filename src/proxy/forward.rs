@@ -53,11 +53,31 @@ fn connection_listed(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
-/// The request headers the app receives.
+/// The request headers the app receives, as an actix header map (WebSocket handshakes).
 pub fn upstream_headers(req: &HttpRequest, host: &str, settings: &Settings) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(req.headers().len() + 4);
+    each_upstream_header(req, host, settings, |name, value| {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) {
+            out.append(name, value);
+        }
+    });
+    out
+}
+
+/// Hands every request header the app receives to `emit`, in one pass: the client's headers
+/// minus hop-by-hop and forwarding ones, `Host` kept (or set), then `X-Forwarded-For/-Proto/
+/// -Host` and `Forwarded` (extended, not replaced, only when the peer is a trusted proxy).
+pub fn each_upstream_header(
+    req: &HttpRequest,
+    host: &str,
+    settings: &Settings,
+    mut emit: impl FnMut(&str, &[u8]),
+) {
     let incoming = req.headers();
     let listed = connection_listed(incoming);
-    let mut out = HeaderMap::with_capacity(incoming.len() + 4);
     for (name, value) in incoming.iter() {
         if is_hop_by_hop(name, &listed)
             || name.as_str().starts_with("x-forwarded-")
@@ -65,12 +85,10 @@ pub fn upstream_headers(req: &HttpRequest, host: &str, settings: &Settings) -> H
         {
             continue;
         }
-        out.append(name.clone(), value.clone());
+        emit(name.as_str(), value.as_bytes());
     }
-    if !out.contains_key(header::HOST)
-        && let Ok(value) = HeaderValue::from_str(host)
-    {
-        out.insert(header::HOST, value);
+    if !incoming.contains_key(header::HOST) {
+        emit("host", host.as_bytes());
     }
     let peer = req.peer_addr().map(|a| a.ip());
     let trusted = peer.is_some_and(|p| settings.trusted_proxies.contains(&p));
@@ -79,37 +97,32 @@ pub fn upstream_headers(req: &HttpRequest, host: &str, settings: &Settings) -> H
         "https"
     } else {
         "http"
-    }
-    .to_string();
+    };
     let peer_text = peer.map_or_else(|| "unknown".to_string(), |p| p.to_string());
-    let mut set = |name: &'static str, own: String| {
+    let mut set = |name: &'static str, own: &str| {
         let earlier = trusted
             .then(|| joined(incoming, name))
             .filter(|v| !v.is_empty());
-        let value = match (name, earlier) {
-            ("x-forwarded-for" | "forwarded", Some(earlier)) => format!("{earlier}, {own}"),
-            (_, Some(earlier)) => earlier,
-            (_, None) => own,
-        };
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            out.insert(HeaderName::from_static(name), value);
+        match (name, earlier) {
+            ("x-forwarded-for" | "forwarded", Some(earlier)) => {
+                emit(name, format!("{earlier}, {own}").as_bytes())
+            }
+            (_, Some(earlier)) => emit(name, earlier.as_bytes()),
+            (_, None) => emit(name, own.as_bytes()),
         }
     };
-    set("x-forwarded-for", peer_text.clone());
-    set("x-forwarded-proto", scheme.clone());
-    set("x-forwarded-host", host.to_string());
+    set("x-forwarded-for", &peer_text);
+    set("x-forwarded-proto", scheme);
+    set("x-forwarded-host", host);
     let node = match peer {
         Some(IpAddr::V6(v6)) => format!("\"[{v6}]\""),
         _ => peer_text,
     };
+    let host = host.replace('"', "");
     set(
         "forwarded",
-        format!(
-            "for={node};host=\"{}\";proto={scheme}",
-            host.replace('"', "")
-        ),
+        &format!("for={node};host=\"{host}\";proto={scheme}"),
     );
-    out
 }
 
 fn joined(headers: &HeaderMap, name: &str) -> String {
@@ -254,14 +267,15 @@ pub async fn forward(
         Err(_) => return pages::bad_request("unsupported request target"),
     };
     let headers = request.headers_mut();
-    for (name, value) in upstream_headers(req, host, settings).iter() {
+    headers.reserve(req.headers().len() + 4);
+    each_upstream_header(req, host, settings, |name, value| {
         if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(name.as_str().as_bytes()),
-            http::HeaderValue::from_bytes(value.as_bytes()),
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_bytes(value),
         ) {
             headers.append(name, value);
         }
-    }
+    });
     let response = match tokio::time::timeout(settings.response_timeout, client.request(request))
         .await
     {

@@ -12,9 +12,14 @@ use crate::helpers::*;
 
 pub(crate) type Files = Vec<(&'static str, Vec<u8>, bool)>;
 
+/// The test app's Dockerfile. Its first step is unique, so that no layer is shared with the
+/// apps of tests running at the same time: each test is its own shard installation, and one
+/// removing its image would remove a shared parent layer another's build just took from the
+/// cache (inside one installation, removals wait for builds).
 pub(crate) fn dockerfile(extra: &str) -> Vec<u8> {
+    let unique = uuid::Uuid::new_v4().simple();
     format!(
-        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\n{extra}EXPOSE 8080\n\
+        "FROM scratch\nLABEL test.build={unique}\nCOPY busybox /bin/busybox\nCOPY www /www\n{extra}EXPOSE 8080\n\
          CMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"
     )
     .into_bytes()

@@ -26,7 +26,10 @@ fn build_labelled_image(dir: &Path, tag: &str, project: &str, instance: &str) {
         .expect("busybox-static is installed at /bin/busybox");
     std::fs::write(
         dir.join("Dockerfile"),
-        "FROM scratch\nCOPY busybox /bin/busybox\nCMD [\"/bin/busybox\", \"sleep\", \"3600\"]\n",
+        format!(
+            "FROM scratch\nLABEL test.build={}\nCOPY busybox /bin/busybox\nCMD [\"/bin/busybox\", \"sleep\", \"3600\"]\n",
+            uuid::Uuid::new_v4().simple()
+        ),
     )
     .unwrap();
     let project_label = format!("shard.project={project}");

@@ -214,7 +214,10 @@ async fn certificates_from_pebble_served_by_sni_renewed_and_redirected_to() {
         let added: Value = added.json().await.unwrap();
         let record = &added["verification"];
         pebble
-            .set_txt(record["name"].as_str().unwrap(), record["value"].as_str().unwrap())
+            .set_txt(
+                record["name"].as_str().unwrap(),
+                record["value"].as_str().unwrap(),
+            )
             .await;
         let verified = app
             .post(

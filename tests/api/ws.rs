@@ -44,6 +44,15 @@ fn files(lines: usize) -> Vec<(&'static str, Vec<u8>, bool)> {
             "Dockerfile",
             APP_DOCKERFILE
                 .replace("${LINES:-5}", &lines.to_string())
+                // A first step of its own: no layer shared with other tests' apps.
+                .replacen(
+                    "FROM scratch\n",
+                    &format!(
+                        "FROM scratch\nLABEL test.build={}\n",
+                        uuid::Uuid::new_v4().simple()
+                    ),
+                    1,
+                )
                 .into_bytes(),
             false,
         ),
