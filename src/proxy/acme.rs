@@ -22,6 +22,9 @@ use super::tls::Certificates;
 use crate::config::Config;
 use crate::db::{self, Db};
 
+/// The longest one order may take, validation included.
+const ORDER_TIMEOUT: Duration = Duration::from_secs(180);
+
 pub struct Acme {
     db: Db,
     config: Arc<Config>,
@@ -114,10 +117,15 @@ impl Acme {
         let renew_before = chrono::Duration::days(self.config.acme.renew_before_days as i64);
         let retry_after = Duration::from_secs(self.config.acme.retry_after_secs);
         for (name, is_domain) in names {
-            if let Some(current) = self.certs.get(&name)
-                && (current.from_file || current.expires_at - Utc::now() > renew_before)
-            {
-                continue;
+            if let Some(current) = self.certs.get(&name) {
+                if current.from_file {
+                    let (status, expiry) = ("file", Some(current.expires_at));
+                    self.record(&name, is_domain, status, expiry, None).await;
+                    continue;
+                }
+                if current.expires_at - Utc::now() > renew_before {
+                    continue;
+                }
             }
             let recently_failed = self
                 .failed
@@ -139,7 +147,15 @@ impl Acme {
             if is_domain {
                 self.record(&name, true, "pending", None, None).await;
             }
-            match self.issue(&name).await {
+            // A CA that stops answering must not stall every other name's renewal.
+            let issued = tokio::time::timeout(ORDER_TIMEOUT, self.issue(&name))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(anyhow::anyhow!(
+                        "the ACME server did not finish the order in time"
+                    ))
+                });
+            match issued {
                 Ok(expires_at) => {
                     tracing::info!(name, %expires_at, "certificate issued");
                     self.failed

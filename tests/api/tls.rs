@@ -187,6 +187,16 @@ async fn certificates_from_pebble_served_by_sni_renewed_and_redirected_to() {
     let pebble = Pebble::start(http_port);
     let upstream = start_upstream().await.to_string();
     let (directory, ca_file, dns) = (pebble.directory.clone(), pebble.ca_file(), pebble.dns);
+    // A certificate the user brings as files, for one domain.
+    let own = tempfile::TempDir::new().unwrap();
+    let own_cert_dir = own.path().to_path_buf();
+    let own_key = rcgen::KeyPair::generate().unwrap();
+    let own_cert = rcgen::CertificateParams::new(vec!["files.shop.test".to_string()])
+        .unwrap()
+        .self_signed(&own_key)
+        .unwrap();
+    std::fs::write(own.path().join("cert.pem"), own_cert.pem()).unwrap();
+    std::fs::write(own.path().join("key.pem"), own_key.serialize_pem()).unwrap();
     let app = spawn_app_with(move |c| {
         c.listen = format!("127.0.0.1:{http_port}").parse().unwrap();
         c.apps.domain = "apps.test".into();
@@ -197,12 +207,17 @@ async fn certificates_from_pebble_served_by_sni_renewed_and_redirected_to() {
         c.acme.retry_after_secs = 2;
         c.dns.resolver = Some(format!("127.0.0.1:{dns}"));
         plant_short_lived(&c.data_dir, "shop.apps.test");
+        c.proxy.certificates = vec![shard::config::CertificateFiles {
+            domain: "files.shop.test".into(),
+            cert_file: own_cert_dir.join("cert.pem"),
+            key_file: own_cert_dir.join("key.pem"),
+        }];
     })
     .await;
     let admin = app.setup_admin().await;
     let (project, _) = live_project(&app, &admin, "shop", &upstream).await;
     // Custom domains verified through DNS (the TXT token in the test DNS), as a user would.
-    for name in ["www.shop.test", "*.wild.test"] {
+    for name in ["www.shop.test", "*.wild.test", "files.shop.test"] {
         let added = app
             .post(
                 &format!("/api/v1/projects/{project}/domains"),
@@ -249,7 +264,10 @@ async fn certificates_from_pebble_served_by_sni_renewed_and_redirected_to() {
                 .map(|d| d["certificate"]["status"].as_str().unwrap().to_string())
                 .unwrap()
         };
-        if status("www.shop.test") == "issued" && status("*.wild.test") == "failed" {
+        if status("www.shop.test") == "issued"
+            && status("*.wild.test") == "failed"
+            && status("files.shop.test") == "file"
+        {
             break list;
         }
         assert!(Instant::now() < deadline, "no certificate in time: {list}");
@@ -316,6 +334,19 @@ async fn certificates_from_pebble_served_by_sni_renewed_and_redirected_to() {
             "{headers:?}"
         );
     }
+
+    // The certificate given as files is served for its name (and never replaced by ACME).
+    let own_client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(own_cert.pem().as_bytes()).unwrap())
+        .resolve("files.shop.test", addr)
+        .build()
+        .unwrap();
+    let response = own_client
+        .get(format!("https://files.shop.test:{https_port}/echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
 
     // HTTP/2 is offered by ALPN.
     let version = Command::new("curl")
