@@ -236,14 +236,15 @@ try {
   assert.match(await entry.innerText(), /live-app\.localhost/);
 
   // Stop from the page: the app's URL answers with the stopped page; start brings it back.
-  await page.getByRole("button", { name: "Stop" }).click();
+  await page.getByRole("button", { name: "Stop", exact: true }).click();
   await page.locator("h1 .badge.runtime", { hasText: "stopped" }).waitFor({ timeout: 15000 });
-  const stopped = await appPage.goto(appUrl);
+  // A query of its own each time: the browser may answer a repeated URL from its cache.
+  const stopped = await appPage.goto(`${appUrl}/?after=stop`);
   assert.equal(stopped.status(), 503);
   assert.match(await appPage.locator("body").innerText(), /Live App is stopped/);
-  await page.getByRole("button", { name: "Start" }).click();
+  await page.getByRole("button", { name: "Start", exact: true }).click();
   await page.locator("h1 .badge.runtime", { hasText: "running" }).waitFor({ timeout: 15000 });
-  assert.equal((await appPage.goto(appUrl)).status(), 200);
+  assert.equal((await appPage.goto(`${appUrl}/?after=start`)).status(), 200);
   await appPage.close();
 
   // Clean up its container and image through the API.

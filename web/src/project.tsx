@@ -62,12 +62,15 @@ export function ProjectPage() {
       >
         Deploy now
       </button>{" "}
-      {project.live_deployment &&
+      {project.runtime !== "not_deployed" &&
         (["start", "stop", "restart"] as const).map((action) => (
           <button
             key={action}
             className="secondary"
-            disabled={(action === "start") === (project.runtime === "running")}
+            disabled={
+              (action === "start" && project.runtime === "running") ||
+              (action === "stop" && project.runtime !== "running")
+            }
             onClick={() => api.control(id, action).then(reload, (e) => setError(e.message))}
           >
             {action[0].toUpperCase() + action.slice(1)}
