@@ -438,13 +438,13 @@ impl Pipeline {
             return Err(Stop::Preempted);
         };
         self.container = None; // it is the live one now
-        // The route table follows the database at once: new requests reach the new
-        // container from here on, while requests already on the old one finish there.
-        self.d.proxy.refresh_or_log().await;
         // The header first, then the status: `live` is the last message of a deploy's topic.
         let url = self.d.app_url(&self.project.slug);
         self.log.system(format!("==> Live at {url}")).await;
         self.log.status(S::Live).await;
+        // The route table follows: new requests reach the new container from here on, while
+        // requests already on the old one finish there (the old one serves until drained).
+        self.d.proxy.refresh_or_log().await;
         let mut old_containers = Vec::new();
         let mut old_sites = Vec::new();
         for old in previous {

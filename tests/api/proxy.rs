@@ -127,8 +127,9 @@ pub(crate) async fn live_project(
                 .unwrap()
         );
     }
+    // No container id: the Docker event follower would (rightly) find no such container
+    // and call the app crashed.
     let fields = Fields {
-        container_id: Some(format!("test-{name}")),
         upstream: Some(upstream.to_string()),
         ..Fields::default()
     };
