@@ -79,7 +79,7 @@ impl Default for ProxyConfig {
             max_body_mb: 100,
             connect_timeout_secs: 5,
             response_timeout_secs: 60,
-            upstream_idle_secs: 30,
+            upstream_idle_secs: 60,
             max_websocket_frame_kb: 1024,
             https_listen: None,
             certificates: Vec::new(),
