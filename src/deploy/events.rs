@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{Deployer, DeploymentStatus as S};
+use super::{Deployer, DeploymentStatus as S, recover};
 use crate::db::deployments as deps;
 use crate::docker::{ContainerChange, ContainerEvent};
 use crate::hub::{Topic, record};
@@ -75,18 +75,7 @@ impl Deployer {
         {
             return;
         }
-        let port = match self.docker.container_status(container).await {
-            Ok(Some(status)) => status.host_port,
-            _ => None,
-        };
-        if let Some(port) = port {
-            let upstream = format!("127.0.0.1:{port}");
-            if d.upstream.as_deref() != Some(upstream.as_str())
-                && let Err(e) = deps::set_upstream(&self.db, d.id, &upstream).await
-            {
-                tracing::warn!(error = %e, "cannot record the restarted container's port");
-            }
-        }
+        recover::refresh_upstream(self, &d, container).await;
     }
 
     /// Rebuilds the route table and tells the project's topic when its runtime state moved.
@@ -123,7 +112,7 @@ impl Deployer {
                 Ok(Some(status)) => {
                     self.proxy.container_event(&container, status.running);
                     if status.running {
-                        self.follow_port(d.id, &container).await;
+                        recover::record_port(self, &d, status.host_port).await;
                     }
                 }
                 Ok(None) => {

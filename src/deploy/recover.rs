@@ -181,16 +181,20 @@ pub async fn sweep(d: &Deployer) -> anyhow::Result<Swept> {
     Ok(swept)
 }
 
-async fn refresh_upstream(d: &Deployer, dep: &Deployment, container: &str) {
-    if let Ok(Some(status)) = d.docker.container_status(container).await
-        && let Some(port) = status.host_port
+pub(super) async fn refresh_upstream(d: &Deployer, dep: &Deployment, container: &str) {
+    if let Ok(Some(status)) = d.docker.container_status(container).await {
+        record_port(d, dep, status.host_port).await;
+    }
+}
+
+/// Records the port Docker published for `dep`'s container, when it moved.
+pub(super) async fn record_port(d: &Deployer, dep: &Deployment, port: Option<u16>) {
+    let Some(port) = port else { return };
+    let upstream = format!("127.0.0.1:{port}");
+    if dep.upstream.as_deref() != Some(upstream.as_str())
+        && let Err(e) = deps::set_upstream(&d.db, dep.id, &upstream).await
     {
-        let upstream = format!("127.0.0.1:{port}");
-        if dep.upstream.as_deref() != Some(upstream.as_str())
-            && let Err(e) = deps::set_upstream(&d.db, dep.id, &upstream).await
-        {
-            tracing::warn!(error = %e, "cannot record the new upstream");
-        }
+        tracing::warn!(error = %e, "cannot record the new upstream");
     }
 }
 

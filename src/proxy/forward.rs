@@ -38,15 +38,15 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
 ];
 
-fn is_hop_by_hop(name: &HeaderName, listed: &[String]) -> bool {
-    HOP_BY_HOP.contains(&name.as_str()) || listed.iter().any(|l| l == name.as_str())
+fn is_hop_by_hop(name: &str, listed: &[String]) -> bool {
+    HOP_BY_HOP.contains(&name) || listed.iter().any(|l| l == name)
 }
 
-/// Header names a `Connection` header lists (they are hop-by-hop for this message).
-fn connection_listed(headers: &HeaderMap) -> Vec<String> {
-    headers
-        .get_all(header::CONNECTION)
-        .filter_map(|v| v.to_str().ok())
+/// Header names the `Connection` header values list (hop-by-hop for this message); the
+/// values come from actix's request headers or hyper's response headers alike.
+fn connection_listed<'a>(values: impl Iterator<Item = &'a [u8]>) -> Vec<String> {
+    values
+        .filter_map(|v| std::str::from_utf8(v).ok())
         .flat_map(|v| v.split(','))
         .map(|v| v.trim().to_ascii_lowercase())
         .filter(|v| !v.is_empty())
@@ -77,9 +77,13 @@ pub fn each_upstream_header(
     mut emit: impl FnMut(&str, &[u8]),
 ) {
     let incoming = req.headers();
-    let listed = connection_listed(incoming);
+    let listed = connection_listed(
+        incoming
+            .get_all(header::CONNECTION)
+            .map(HeaderValue::as_bytes),
+    );
     for (name, value) in incoming.iter() {
-        if is_hop_by_hop(name, &listed)
+        if is_hop_by_hop(name.as_str(), &listed)
             || name.as_str().starts_with("x-forwarded-")
             || name == header::FORWARDED
         {
@@ -295,17 +299,16 @@ pub async fn forward(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let mut builder = HttpResponse::build(status);
-    let listed: Vec<String> = response
-        .headers()
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|v| v.trim().to_ascii_lowercase())
-        .collect();
+    let listed = connection_listed(
+        response
+            .headers()
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .map(http::HeaderValue::as_bytes),
+    );
     for (name, value) in response.headers() {
         let lower = name.as_str();
-        if HOP_BY_HOP.contains(&lower) || listed.iter().any(|l| l == lower) {
+        if is_hop_by_hop(lower, &listed) {
             continue;
         }
         if let (Ok(name), Ok(value)) = (

@@ -63,6 +63,12 @@ pub fn normalize(raw: &str) -> Option<Cow<'_, str>> {
     }
 }
 
+/// The wildcard name that covers `host` one level up: `a.example.com` → `*.example.com`.
+pub fn wildcard_of(host: &str) -> Option<String> {
+    let parent = host.split_once('.')?.1;
+    Some(format!("*.{parent}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

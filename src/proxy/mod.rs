@@ -156,10 +156,9 @@ impl Proxy {
         }
         let table = self.table.load();
         // An exact name first, then a wildcard domain one level up (`*.example.com`).
-        let route = table.get(&host).or_else(|| {
-            let parent = host.split_once('.')?.1;
-            table.get(&format!("*.{parent}"))
-        });
+        let route = table
+            .get(&host)
+            .or_else(|| table.get(&hosts::wildcard_of(&host)?));
         match route {
             Some(route) => Destination::App {
                 route: route.clone(),

@@ -68,10 +68,7 @@ impl Certificates {
     pub fn get(&self, name: &str) -> Option<Loaded> {
         let map = self.by_name.load();
         map.get(name)
-            .or_else(|| {
-                let parent = name.split_once('.')?.1;
-                map.get(&format!("*.{parent}"))
-            })
+            .or_else(|| map.get(&super::hosts::wildcard_of(name)?))
             .cloned()
     }
 

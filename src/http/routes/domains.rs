@@ -204,7 +204,9 @@ async fn project_domain(
     name: &str,
 ) -> AppResult<(Project, Domain)> {
     let project = access::project(&state.db, actor, project).await?;
-    let normal = name.trim().trim_end_matches('.').to_ascii_lowercase();
+    let Some(normal) = crate::proxy::hosts::normalize(name) else {
+        return Err(AppError::not_found("domain"));
+    };
     match domains::find(&state.db, &normal).await? {
         Some(domain) if domain.project_id == project.id => Ok((project, domain)),
         _ => Err(AppError::not_found("domain")),
