@@ -128,6 +128,8 @@ pub async fn delete(db: &Db, id: Uuid) -> Result<(), DbErr> {
 pub struct Summary {
     pub latest_status: Option<String>,
     pub live_deployment: Option<Uuid>,
+    /// The newest deployment, whatever its status.
+    pub latest: Option<super::deployments::Deployment>,
 }
 
 /// Summaries for many projects in one query: each project's newest deployment and its live one.
@@ -164,7 +166,8 @@ pub async fn summaries(db: &Db, ids: &[Uuid]) -> Result<HashMap<Uuid, Summary>, 
             .is_none_or(|at| d.created_at > *at)
         {
             newest.insert(d.project_id, d.created_at);
-            summary.latest_status = Some(d.status);
+            summary.latest_status = Some(d.status.clone());
+            summary.latest = Some(d);
         }
     }
     Ok(out)

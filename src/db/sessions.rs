@@ -108,3 +108,16 @@ pub async fn prune(db: &Db, keep_until: DateTime<Utc>) -> Result<u64, DbErr> {
         .await?;
     Ok(result.rows_affected)
 }
+
+/// The user's logins (session families) that are not revoked.
+pub async fn active_families(db: &Db, user_id: Uuid) -> Result<Vec<Uuid>, DbErr> {
+    let rows = Sessions::find()
+        .filter(sessions::Column::UserId.eq(user_id))
+        .filter(sessions::Column::RevokedAt.is_null())
+        .all(db)
+        .await?;
+    let mut families: Vec<Uuid> = rows.into_iter().map(|s| s.family_id).collect();
+    families.sort_unstable();
+    families.dedup();
+    Ok(families)
+}

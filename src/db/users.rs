@@ -102,3 +102,55 @@ pub async fn list(db: &Db) -> Result<Vec<User>, DbErr> {
         .all(db)
         .await
 }
+
+/// Replaces a user's password hash.
+pub async fn set_password(db: &Db, id: Uuid, password_hash: &str) -> Result<(), DbErr> {
+    Users::update_many()
+        .col_expr(users::Column::PasswordHash, Expr::value(password_hash))
+        .col_expr(users::Column::UpdatedAt, Expr::value(now()))
+        .filter(users::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_role(db: &Db, id: Uuid, role: &str) -> Result<(), DbErr> {
+    Users::update_many()
+        .col_expr(users::Column::Role, Expr::value(role))
+        .col_expr(users::Column::UpdatedAt, Expr::value(now()))
+        .filter(users::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn count_admins(db: &Db) -> Result<u64, DbErr> {
+    Users::find()
+        .filter(users::Column::Role.eq(ROLE_ADMIN))
+        .count(db)
+        .await
+}
+
+/// Deletes a user; their sessions and API tokens go with them (foreign keys cascade).
+pub async fn delete(db: &Db, id: Uuid) -> Result<(), DbErr> {
+    Users::delete_by_id(id).exec(db).await?;
+    Ok(())
+}
+
+/// Usernames of these users, for showing who triggered what.
+pub async fn usernames(
+    db: &Db,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> Result<std::collections::HashMap<Uuid, String>, DbErr> {
+    let ids: Vec<Uuid> = ids.into_iter().collect();
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    Ok(Users::find()
+        .filter(users::Column::Id.is_in(ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u.username))
+        .collect())
+}

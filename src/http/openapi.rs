@@ -11,9 +11,9 @@ use super::routes::{auth, deployments, domains, env, health, projects, users};
     info(title = "shard", description = "A self-hosted PaaS in one binary."),
     paths(
         health::health,
-        auth::setup_admin, auth::login, auth::refresh, auth::logout, auth::me,
+        auth::setup_admin, auth::login, auth::refresh, auth::logout, auth::me, auth::change_password,
         auth::create_token, auth::list_tokens, auth::delete_token,
-        users::list_users, users::create_user,
+        users::list_users, users::create_user, users::update_user, users::delete_user,
         projects::list_projects, projects::create_project, projects::get_project,
         projects::update_project, projects::delete_project,
         env::get_env, env::put_env,

@@ -3,7 +3,7 @@
 //! (client-side routes) and unknown asset-like paths are a 404.
 
 use actix_web::ResponseError;
-use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use actix_web::{HttpRequest, HttpResponse};
 use rust_embed::RustEmbed;
 
@@ -31,10 +31,7 @@ pub async fn serve(req: HttpRequest) -> HttpResponse {
         } else {
             "public, max-age=3600"
         };
-        return HttpResponse::Ok()
-            .insert_header((CONTENT_TYPE, file.metadata.mimetype()))
-            .insert_header((CACHE_CONTROL, cache))
-            .body(file.data.into_owned());
+        return respond(&req, file, None, cache);
     }
     let last = path.rsplit('/').next().unwrap_or("");
     if last.contains('.') {
@@ -43,10 +40,43 @@ pub async fn serve(req: HttpRequest) -> HttpResponse {
             .body("not found");
     }
     match Dist::get("index.html") {
-        Some(index) => HttpResponse::Ok()
-            .insert_header((CONTENT_TYPE, "text/html; charset=utf-8"))
-            .insert_header((CACHE_CONTROL, "no-cache"))
-            .body(index.data.into_owned()),
+        Some(index) => respond(&req, index, Some("text/html; charset=utf-8"), "no-cache"),
         None => HttpResponse::NotFound().body("dashboard not built"),
     }
+}
+
+/// The file, or 304 when the client's cached copy (by ETag) is this one.
+fn respond(
+    req: &HttpRequest,
+    file: rust_embed::EmbeddedFile,
+    content_type: Option<&'static str>,
+    cache: &'static str,
+) -> HttpResponse {
+    let hash = file.metadata.sha256_hash();
+    let etag = format!("\"{}\"", hex(&hash[..16]));
+    let cached = req
+        .headers()
+        .get(IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let mut response = if cached {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response
+        .insert_header((ETAG, etag))
+        .insert_header((CACHE_CONTROL, cache));
+    if cached {
+        return response.finish();
+    }
+    let content_type =
+        content_type.map_or_else(|| file.metadata.mimetype().to_string(), str::to_string);
+    response
+        .insert_header((CONTENT_TYPE, content_type))
+        .body(file.data.into_owned())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

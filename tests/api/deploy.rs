@@ -155,6 +155,13 @@ async fn deploy_env_redeploy_rollback_and_delete() {
         ),
         (Some("live"), Some(first.as_str()))
     );
+    // What the projects list shows beside it: the newest deployment, its commit and who ran it.
+    let latest = &project_view["latest_deployment"];
+    assert_eq!(latest["id"], first.as_str(), "{project_view}");
+    assert_eq!(latest["trigger"], "manual");
+    assert_eq!(latest["created_by"], "admin");
+    assert_eq!(latest["commit_sha"], live["commit_sha"]);
+    assert_eq!(live["created_by"], "admin");
     let log = app.logs_text(&admin, &first).await;
     for header in [
         "==> Fetching",

@@ -2,6 +2,7 @@
 //! Postgres database per test when SHARD_TEST_DATABASE_URL is set), and a real Docker engine
 //! for the tests that need one.
 
+mod accounts;
 mod auth;
 mod bounds;
 mod cli;

@@ -22,6 +22,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/auth/refresh", web::post().to(refresh))
         .route("/auth/logout", web::post().to(logout))
         .route("/auth/me", web::get().to(me))
+        .route("/auth/password", web::post().to(change_password))
         .route("/tokens", web::get().to(list_tokens))
         .route("/tokens", web::post().to(create_token))
         .route("/tokens/{id}", web::delete().to(delete_token));
@@ -346,4 +347,50 @@ pub fn require_admin(actor: &Actor) -> AppResult<()> {
     } else {
         Err(AppError::Forbidden("admin role required".into()))
     }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// Changes the caller's password. Every other login of the user ends; this one stays.
+#[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", request_body = ChangePasswordRequest,
+    responses((status = 204), (status = 401), (status = 422, description = "wrong current password or a weak new one")),
+    security(("bearer" = [])))]
+pub async fn change_password(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Authenticated(actor): Authenticated,
+    body: web::Json<ChangePasswordRequest>,
+) -> AppResult<HttpResponse> {
+    let body = body.into_inner();
+    let user = db::users::find(&state.db, actor.user_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("user"))?;
+    if !state
+        .passwords
+        .verify(body.current_password, Some(user.password_hash.clone()))
+        .await
+    {
+        return Err(AppError::validation(
+            "current_password",
+            "the current password is wrong",
+        ));
+    }
+    crate::validate::password(&body.new_password).field("new_password")?;
+    let hash = state.passwords.hash(body.new_password).await?;
+    db::users::set_password(&state.db, user.id, &hash).await?;
+    let current = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|t| state.tokens.verify(t))
+        .map(|claims| claims.sid);
+    super::users::end_logins(&state, user.id, current).await?;
+    audit(&state, &req, user.id, "password", "user", user.id).await;
+    Ok(HttpResponse::NoContent().finish())
 }

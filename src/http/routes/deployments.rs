@@ -9,9 +9,9 @@ use uuid::Uuid;
 
 use crate::access;
 use crate::auth::Actor;
-use crate::db::deployment_logs;
 use crate::db::deployments::{self as deps, Deployment};
 use crate::db::projects::Project;
+use crate::db::{self, deployment_logs};
 use crate::deploy::{Control, DeploymentStatus};
 use crate::error::{AppError, AppResult};
 use crate::http::auth::Authenticated;
@@ -45,6 +45,8 @@ pub struct DeploymentView {
     pub status: String,
     /// `manual`, `rollback` or `restart` (a new container from the live image).
     pub trigger: String,
+    /// The user who started it (absent for automatic ones and removed users).
+    pub created_by: Option<String>,
     pub from_deployment: Option<Uuid>,
     pub commit_sha: Option<String>,
     pub commit_message: Option<String>,
@@ -77,6 +79,7 @@ impl DeploymentView {
             project_id: d.project_id,
             status: d.status,
             trigger: d.trigger,
+            created_by: None,
             from_deployment: d.from_deployment_id,
             commit_sha: d.commit_sha,
             commit_message: d.commit_message,
@@ -153,9 +156,16 @@ pub async fn list_deployments(
     let project = access::project(&state.db, &actor, id.into_inner()).await?;
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
     let list = deps::list_for_project(&state.db, project.id, limit).await?;
+    let names = db::users::usernames(&state.db, list.iter().filter_map(|d| d.created_by)).await?;
     Ok(web::Json(
         list.into_iter()
-            .map(|d| DeploymentView::of(&state, d, &project))
+            .map(|d| {
+                let by = d.created_by.and_then(|u| names.get(&u).cloned());
+                DeploymentView {
+                    created_by: by,
+                    ..DeploymentView::of(&state, d, &project)
+                }
+            })
             .collect(),
     ))
 }
@@ -167,7 +177,14 @@ pub async fn get_deployment(
     id: web::Path<Uuid>,
 ) -> AppResult<web::Json<DeploymentView>> {
     let (deployment, project) = visible(&state, &actor, id.into_inner()).await?;
-    Ok(web::Json(DeploymentView::of(&state, deployment, &project)))
+    let created_by = match deployment.created_by {
+        Some(user) => db::users::find(&state.db, user).await?.map(|u| u.username),
+        None => None,
+    };
+    Ok(web::Json(DeploymentView {
+        created_by,
+        ..DeploymentView::of(&state, deployment, &project)
+    }))
 }
 
 /// Cancels a queued deploy at once, or stops a running one within seconds.

@@ -49,13 +49,53 @@ pub struct ProjectView {
     /// `live`, the newest deployment's status, or `new` before the first deploy.
     pub status: String,
     pub live_deployment: Option<Uuid>,
+    /// The newest deployment (what the projects list shows: when, which commit, who or what).
+    pub latest_deployment: Option<LatestDeployment>,
     /// How the app runs right now: `not_deployed`, `running`, `stopped` or `crashed`.
     pub runtime: crate::proxy::RuntimeState,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-fn view(state: &AppState, p: Project, summary: Summary) -> ProjectView {
+/// A project's newest deployment in brief.
+#[derive(Serialize, ToSchema)]
+pub struct LatestDeployment {
+    pub id: Uuid,
+    pub status: String,
+    pub trigger: String,
+    pub commit_sha: Option<String>,
+    pub commit_message: Option<String>,
+    /// The user who started it, when a user did.
+    pub created_by: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Usernames of the users who started these summaries' newest deployments.
+async fn deployers<'a>(
+    state: &AppState,
+    summaries: impl Iterator<Item = &'a Summary>,
+) -> AppResult<std::collections::HashMap<Uuid, String>> {
+    let ids = summaries.filter_map(|s| s.latest.as_ref()?.created_by);
+    Ok(db::users::usernames(&state.db, ids).await?)
+}
+
+fn view(
+    state: &AppState,
+    p: Project,
+    summary: Summary,
+    names: &std::collections::HashMap<Uuid, String>,
+) -> ProjectView {
+    let latest_deployment = summary.latest.map(|d| LatestDeployment {
+        created_by: d.created_by.and_then(|u| names.get(&u).cloned()),
+        id: d.id,
+        status: d.status,
+        trigger: d.trigger,
+        commit_sha: d.commit_sha,
+        commit_message: d.commit_message,
+        created_at: d.created_at,
+        finished_at: d.finished_at,
+    });
     let url = state.deployer.app_url(&p.slug);
     let status = match (&summary.live_deployment, summary.latest_status) {
         (Some(_), Some(latest)) if latest != "failed" && latest != "cancelled" => latest,
@@ -81,6 +121,7 @@ fn view(state: &AppState, p: Project, summary: Summary) -> ProjectView {
         url,
         status,
         live_deployment: summary.live_deployment,
+        latest_deployment,
         runtime: state.proxy.runtime(p.id),
         created_at: p.created_at,
         updated_at: p.updated_at,
@@ -227,12 +268,13 @@ pub async fn list_projects(
     let projects = db::projects::list(&state.db, owner).await?;
     let ids: Vec<Uuid> = projects.iter().map(|p| p.id).collect();
     let mut summaries = db::projects::summaries(&state.db, &ids).await?;
+    let names = deployers(&state, summaries.values()).await?;
     Ok(web::Json(
         projects
             .into_iter()
             .map(|p| {
                 let summary = summaries.remove(&p.id).unwrap_or_default();
-                view(&state, p, summary)
+                view(&state, p, summary, &names)
             })
             .collect(),
     ))
@@ -282,7 +324,12 @@ pub async fn create_project(
         project.id,
     )
     .await;
-    Ok(HttpResponse::Created().json(view(&state, project, Summary::default())))
+    Ok(HttpResponse::Created().json(view(
+        &state,
+        project,
+        Summary::default(),
+        &Default::default(),
+    )))
 }
 
 async fn one(state: &AppState, actor: &Actor, id: Uuid) -> AppResult<ProjectView> {
@@ -291,7 +338,8 @@ async fn one(state: &AppState, actor: &Actor, id: Uuid) -> AppResult<ProjectView
         .await?
         .remove(&id)
         .unwrap_or_default();
-    Ok(view(state, project, summary))
+    let names = deployers(state, std::iter::once(&summary)).await?;
+    Ok(view(state, project, summary, &names))
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects", responses((status = 200, body = ProjectView), (status = 404)), security(("bearer" = [])))]

@@ -1,8 +1,9 @@
-//! `/users`: admins list and create accounts (members or admins).
+//! `/users`: admins list and create accounts (members or admins), change a role, remove one.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 use super::auth::{UserView, require_admin};
 use crate::db::{self, users};
@@ -13,7 +14,9 @@ use crate::validate;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/users", web::get().to(list_users))
-        .route("/users", web::post().to(create_user));
+        .route("/users", web::post().to(create_user))
+        .route("/users/{id}", web::patch().to(update_user))
+        .route("/users/{id}", web::delete().to(delete_user));
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -53,11 +56,7 @@ pub async fn create_user(
     let username = body.username.trim().to_lowercase();
     validate::username(&username).field("username")?;
     validate::password(&body.password).field("password")?;
-    let role = match body.role.as_deref() {
-        None | Some(users::ROLE_MEMBER) => users::ROLE_MEMBER,
-        Some(users::ROLE_ADMIN) => users::ROLE_ADMIN,
-        Some(_) => return Err(AppError::validation("role", "must be 'admin' or 'member'")),
-    };
+    let role = parse_role(body.role.as_deref())?;
     let hash = state.passwords.hash(body.password).await?;
     match users::create(&state.db, &username, &hash, role).await {
         Ok(user) => Ok(HttpResponse::Created().json(UserView::from(user))),
@@ -66,4 +65,106 @@ pub async fn create_user(
         ))),
         Err(e) => Err(e.into()),
     }
+}
+
+fn parse_role(role: Option<&str>) -> AppResult<&'static str> {
+    match role {
+        None | Some(users::ROLE_MEMBER) => Ok(users::ROLE_MEMBER),
+        Some(users::ROLE_ADMIN) => Ok(users::ROLE_ADMIN),
+        Some(_) => Err(AppError::validation("role", "must be 'admin' or 'member'")),
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserRequest {
+    /// `admin` or `member`.
+    pub role: String,
+}
+
+/// The user `id`, or 404; and 409 when the change would leave no admin.
+async fn target_user(
+    state: &AppState,
+    id: Uuid,
+    leaves_admin_role: bool,
+) -> AppResult<users::User> {
+    let user = users::find(&state.db, id)
+        .await?
+        .ok_or_else(|| AppError::not_found("user"))?;
+    if leaves_admin_role
+        && user.role == users::ROLE_ADMIN
+        && users::count_admins(&state.db).await? <= 1
+    {
+        return Err(AppError::Conflict(format!(
+            "'{}' is the only admin; make another user admin first",
+            user.username
+        )));
+    }
+    Ok(user)
+}
+
+/// Ends every login of a user at once (role change, removal, password change).
+pub(crate) async fn end_logins(state: &AppState, user: Uuid, keep: Option<Uuid>) -> AppResult<()> {
+    for family in db::sessions::active_families(&state.db, user).await? {
+        if Some(family) == keep {
+            continue;
+        }
+        db::sessions::revoke_family(&state.db, family).await?;
+        state.logins.forget(family);
+    }
+    Ok(())
+}
+
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = UpdateUserRequest,
+    responses((status = 200, body = UserView), (status = 403), (status = 404), (status = 409, description = "the last admin"), (status = 422)),
+    security(("bearer" = [])))]
+pub async fn update_user(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Authenticated(actor): Authenticated,
+    path: web::Path<Uuid>,
+    body: web::Json<UpdateUserRequest>,
+) -> AppResult<web::Json<UserView>> {
+    require_admin(&actor)?;
+    let role = parse_role(Some(body.role.as_str()))?;
+    let user = target_user(&state, *path, role != users::ROLE_ADMIN).await?;
+    if user.role != role {
+        users::set_role(&state.db, user.id, role).await?;
+        // Access tokens carry the role: sign the user in again so the new one applies now.
+        end_logins(&state, user.id, None).await?;
+        crate::http::audit(&state, &req, actor.user_id, "user.role", "user", user.id).await;
+    }
+    let user = users::find(&state.db, user.id)
+        .await?
+        .ok_or_else(|| AppError::not_found("user"))?;
+    Ok(web::Json(user.into()))
+}
+
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users",
+    responses((status = 204), (status = 403), (status = 404), (status = 409, description = "the last admin, yourself, or a user who owns projects")),
+    security(("bearer" = [])))]
+pub async fn delete_user(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Authenticated(actor): Authenticated,
+    path: web::Path<Uuid>,
+) -> AppResult<HttpResponse> {
+    require_admin(&actor)?;
+    if *path == actor.user_id {
+        return Err(AppError::Conflict(
+            "you cannot remove yourself; ask another admin".into(),
+        ));
+    }
+    let user = target_user(&state, *path, true).await?;
+    let owned = db::projects::list(&state.db, Some(user.id)).await?.len();
+    if owned > 0 {
+        return Err(AppError::Conflict(format!(
+            "'{}' owns {owned} project(s); delete them first",
+            user.username
+        )));
+    }
+    end_logins(&state, user.id, None).await?;
+    users::delete(&state.db, user.id).await?;
+    crate::http::audit(&state, &req, actor.user_id, "user.delete", "user", user.id).await;
+    Ok(HttpResponse::NoContent().finish())
 }
