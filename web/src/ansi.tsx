@@ -1,8 +1,13 @@
 // Renders the SGR colour codes build tools print (ESC[...m) as styled spans; other escape
-// sequences are dropped.
+// sequences are dropped. The palette is tuned for the log viewer's dark background.
 
-const COLOURS = ["#000", "#c0392b", "#27ae60", "#b7950b", "#2e86c1", "#8e44ad", "#17a589", "#ccc"];
-const BRIGHT = ["#777", "#e74c3c", "#2ecc71", "#f1c40f", "#5dade2", "#bb8fce", "#48c9b0", "#fff"];
+const ESCAPES = /\u001b\[[0-9;?]*[A-Za-z]/g;
+
+/** The text without escape sequences (for search, copy and download). */
+export const stripAnsi = (text: string) => text.replace(ESCAPES, "");
+
+const COLOURS = ["#9a9aae", "#ff7b72", "#56d364", "#e3b341", "#79c0ff", "#d2a8ff", "#56d4dd", "#d0d0d8"];
+const BRIGHT = ["#b1b1c2", "#ffa198", "#7ee787", "#f2cc60", "#a5d6ff", "#e2c5ff", "#87e8ee", "#ffffff"];
 
 type Style = { color?: string; background?: string; fontWeight?: string };
 

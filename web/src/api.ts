@@ -2,19 +2,53 @@
 // token is an HttpOnly cookie the browser sends to /api/v1/auth/refresh.
 
 export type User = { id: string; username: string; role: string; created_at: string };
+export type LatestDeployment = {
+  id: string;
+  status: string;
+  trigger: string;
+  commit_sha: string | null;
+  commit_message: string | null;
+  created_by: string | null;
+  created_at: string;
+  finished_at: string | null;
+};
 export type Project = {
   id: string;
   name: string;
   slug: string;
   git_url: string;
   branch: string;
+  dockerfile: string;
+  port: number | null;
+  health_path: string;
+  health_timeout_secs: number;
+  memory_limit_mb: number | null;
+  cpu_limit_millis: number | null;
+  build_type: string;
+  static_dir: string | null;
   url: string;
   status: string;
   /** How the app runs now: not_deployed, running, stopped or crashed. */
   runtime: string;
   live_deployment: string | null;
+  latest_deployment: LatestDeployment | null;
   created_at: string;
+  updated_at: string;
 };
+/** The fields POST /projects and PATCH /projects/{id} take. */
+export type ProjectSettings = Partial<{
+  name: string;
+  git_url: string;
+  branch: string;
+  dockerfile: string;
+  port: number | null;
+  health_path: string;
+  health_timeout_secs: number;
+  memory_limit_mb: number | null;
+  cpu_limit_millis: number | null;
+  build_type: string;
+  static_dir: string | null;
+}>;
 type TokenResponse = { access_token: string; expires_in: number; user: User };
 
 export class ApiError extends Error {
@@ -101,8 +135,8 @@ export async function logout(): Promise<void> {
 }
 
 export const listProjects = () => request<Project[]>("GET", "/projects");
-export const createProject = (p: { name: string; git_url: string; branch: string }) =>
-  request<Project>("POST", "/projects", p);
+export const createProject = (p: ProjectSettings) => request<Project>("POST", "/projects", p);
+export const updateProject = (id: string, p: ProjectSettings) => request<Project>("PATCH", `/projects/${id}`, p);
 export const deleteProject = (id: string) => request<void>("DELETE", `/projects/${id}`);
 
 export type Deployment = {
@@ -110,6 +144,11 @@ export type Deployment = {
   project_id: string;
   status: string;
   trigger: string;
+  created_by: string | null;
+  from_deployment: string | null;
+  image: string | null;
+  preview_url: string | null;
+  started_at: string | null;
   commit_sha: string | null;
   commit_message: string | null;
   error: string | null;
@@ -120,6 +159,7 @@ export type Deployment = {
 
 export const getProject = (id: string) => request<Project>("GET", `/projects/${id}`);
 export const listDeployments = (id: string) => request<Deployment[]>("GET", `/projects/${id}/deployments`);
+export const getDeployment = (id: string) => request<Deployment>("GET", `/deployments/${id}`);
 export const deploy = (id: string, fromDeployment?: string) =>
   request<{ id: string; status: string }>(
     "POST",
@@ -150,65 +190,25 @@ export const verifyDomain = (id: string, domain: string) =>
   request<Domain>("POST", `${domainPath(id, domain)}/verify`, {});
 export const deleteDomain = (id: string, domain: string) => request<void>("DELETE", domainPath(id, domain));
 
-export type LiveMessage = {
-  topic?: string;
-  seq?: number;
-  type: string;
-  ts?: string;
-  stream?: string;
-  line?: string;
-  status?: string;
-  code?: string;
-  message?: string;
-};
+export type EnvVar = { key: string; value: string | null; secret: boolean; build: boolean };
+/** A var to PUT: a secret's `value` may be left out to keep the stored one. */
+export type EnvVarInput = { key: string; value?: string; secret: boolean; build: boolean };
+export const getEnv = (id: string) => request<{ vars: EnvVar[] }>("GET", `/projects/${id}/env`);
+export const putEnv = (id: string, vars: EnvVarInput[]) =>
+  request<{ vars: EnvVar[] }>("PUT", `/projects/${id}/env`, { vars });
 
-/**
- * Follows one topic over the WebSocket, resuming after the last seq it saw when the
- * connection drops. Returns a function that stops it.
- */
-export function follow(topic: string, onMessage: (m: LiveMessage) => void): () => void {
-  let lastSeq = 0;
-  let socket: WebSocket | null = null;
-  let stopped = false;
-  const open = async () => {
-    if (!accessToken) await refresh();
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    socket = new WebSocket(`${scheme}://${location.host}/api/v1/ws`);
-    socket.onopen = () => {
-      socket?.send(JSON.stringify({ op: "auth", token: accessToken }));
-      socket?.send(JSON.stringify({ op: "subscribe", topic, since: lastSeq }));
-    };
-    const handle = (message: LiveMessage) => {
-      if (message.topic === topic && typeof message.seq === "number" && (message.type === "log" || message.type === "status")) {
-        if (message.seq <= lastSeq) return;
-        lastSeq = message.seq;
-      }
-      onMessage(message);
-    };
-    socket.onmessage = async (event) => {
-      const message = JSON.parse(event.data) as LiveMessage & { events?: LiveMessage[] };
-      if (message.type === "batch" && Array.isArray(message.events)) {
-        // Several events of one topic in one message, each exactly as it would come alone.
-        for (const one of message.events) handle(one);
-        return;
-      }
-      if (message.type === "error" && message.code === "unauthorized" && !message.topic) {
-        // The access token expired while the socket was open: refresh it and sign in again.
-        if (await refresh()) {
-          socket?.send(JSON.stringify({ op: "auth", token: accessToken }));
-          socket?.send(JSON.stringify({ op: "subscribe", topic, since: lastSeq }));
-        }
-        return;
-      }
-      handle(message);
-    };
-    socket.onclose = () => {
-      if (!stopped) setTimeout(open, 1000);
-    };
-  };
-  open();
-  return () => {
-    stopped = true;
-    socket?.close();
-  };
-}
+export type ApiToken = { id: string; name: string; prefix: string; created_at: string; token?: string | null };
+export const listTokens = () => request<ApiToken[]>("GET", "/tokens");
+export const createToken = (name: string) => request<ApiToken>("POST", "/tokens", { name });
+export const deleteToken = (id: string) => request<void>("DELETE", `/tokens/${id}`);
+
+export const changePassword = (current_password: string, new_password: string) =>
+  request<void>("POST", "/auth/password", { current_password, new_password });
+export const listUsers = () => request<User[]>("GET", "/users");
+export const createUser = (username: string, password: string, role: string) =>
+  request<User>("POST", "/users", { username, password, role });
+export const setRole = (id: string, role: string) => request<User>("PATCH", `/users/${id}`, { role });
+export const deleteUser = (id: string) => request<void>("DELETE", `/users/${id}`);
+
+/** The current access token, for the WebSocket's auth message. */
+export const currentToken = () => accessToken;

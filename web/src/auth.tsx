@@ -1,6 +1,7 @@
 import { FormEvent, useState } from "react";
 import { useNavigate, useSearchParams } from "react-router";
 import * as api from "./api";
+import { Alert, errorText } from "./ui";
 
 export function LoginPage({ onDone }: { onDone: (u: api.User) => void }) {
   const [error, setError] = useState("");
@@ -12,21 +13,23 @@ export function LoginPage({ onDone }: { onDone: (u: api.User) => void }) {
       onDone(await api.login(String(form.get("username")), String(form.get("password"))));
       navigate("/");
     } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
+      setError(errorText(err));
     }
   }
   return (
-    <form className="card narrow" onSubmit={submit}>
+    <main>
+    <form className="card narrow stack" onSubmit={submit}>
       <h1>Sign in to shard</h1>
-      <label>
+      <label className="field">
         Username <input name="username" autoComplete="username" required />
       </label>
-      <label>
+      <label className="field">
         Password <input name="password" type="password" autoComplete="current-password" required />
       </label>
-      {error && <p className="error" role="alert">{error}</p>}
-      <button type="submit">Sign in</button>
+      <Alert>{error}</Alert>
+      <button type="submit" className="btn">Sign in</button>
     </form>
+    </main>
   );
 }
 
@@ -46,25 +49,27 @@ export function SetupPage({ onDone }: { onDone: (u: api.User) => void }) {
       onDone(user);
       navigate("/");
     } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
+      setError(errorText(err));
     }
   }
   return (
-    <form className="card narrow" onSubmit={submit}>
+    <main>
+    <form className="card narrow stack" onSubmit={submit}>
       <h1>Set up shard</h1>
       <p className="muted">Create the first admin. The setup token is in the server log and in the data directory.</p>
-      <label>
+      <label className="field">
         Setup token <input name="token" defaultValue={params.get("token") ?? ""} required />
       </label>
-      <label>
+      <label className="field">
         Admin username <input name="username" autoComplete="username" required />
       </label>
-      <label>
+      <label className="field">
         Password (8+ characters)
         <input name="password" type="password" autoComplete="new-password" minLength={8} required />
       </label>
-      {error && <p className="error" role="alert">{error}</p>}
-      <button type="submit">Create admin</button>
+      <Alert>{error}</Alert>
+      <button type="submit" className="btn">Create admin</button>
     </form>
+    </main>
   );
 }

@@ -1,5 +1,6 @@
 import { useEffect, useState } from "react";
 import * as api from "./api";
+import { Alert, Badge, Empty, errorText } from "./ui";
 
 /** A project's custom domains: add one, see what to set in DNS, verify, certificate state. */
 export function Domains({ project }: { project: string }) {
@@ -19,7 +20,7 @@ export function Domains({ project }: { project: string }) {
     try {
       await action();
     } catch (e) {
-      setError(e instanceof Error ? e.message : String(e));
+      setError(errorText(e));
     } finally {
       setBusy(null);
       await reload();
@@ -27,41 +28,40 @@ export function Domains({ project }: { project: string }) {
   };
 
   return (
-    <section aria-label="Domains">
+    <section aria-label="Domains" className="card stack">
       <h2>Domains</h2>
       <form
+        className="row"
         onSubmit={(e) => {
           e.preventDefault();
           run("add", () => api.addDomain(project, name).then(() => setName("")));
         }}
       >
-        <label>
+        <label className="field grow">
           Domain <input value={name} onChange={(e) => setName(e.target.value)} placeholder="app.example.com" required />
-        </label>{" "}
-        <button disabled={busy === "add"}>Add domain</button>
+        </label>
+        <button className="btn" style={{ alignSelf: "end" }} disabled={busy === "add"}>
+          Add domain
+        </button>
       </form>
-      {error && (
-        <p className="error" role="alert">
-          {error}
-        </p>
-      )}
-      {domains.length === 0 && <p className="muted">No custom domains. The app answers at its own URL above.</p>}
+      <Alert>{error}</Alert>
+      {domains.length === 0 && <Empty title="No custom domains">The app answers at its own URL above.</Empty>}
       {domains.map((d) => (
-        <div key={d.domain} className="domain" data-testid={`domain-${d.domain}`}>
+        <div key={d.domain} className="stack" style={{ borderTop: "1px solid var(--border)", paddingTop: "var(--space-3)" }} data-testid={`domain-${d.domain}`}>
           <h3>
             <a href={d.url} target="_blank" rel="noreferrer">
               {d.domain}
             </a>{" "}
-            <span className={`badge ${d.status}`}>{d.status}</span>{" "}
-            <span className="badge" title={d.certificate.message ?? ""}>
-              certificate: {d.certificate.status}
-              {d.certificate.expires_at && ` until ${new Date(d.certificate.expires_at).toLocaleDateString()}`}
-            </span>
+            <Badge status={d.status} />{" "}
+            <Badge
+              status={d.certificate.status}
+              label={`certificate: ${d.certificate.status}${d.certificate.expires_at ? ` until ${new Date(d.certificate.expires_at).toLocaleDateString()}` : ""}`}
+            />
           </h3>
           {d.status !== "verified" && (
             <>
               <p>Set one of these DNS records, then verify:</p>
-              <table>
+              <table className="table">
                 <thead>
                   <tr>
                     <th>Type</th>
@@ -72,11 +72,11 @@ export function Domains({ project }: { project: string }) {
                 <tbody>
                   {[d.routing, d.verification].map((r) => (
                     <tr key={r.type}>
-                      <td>{r.type}</td>
-                      <td>
+                      <td data-label="Type">{r.type}</td>
+                      <td data-label="Name" className="wrap-anywhere">
                         <code>{r.name}</code>
                       </td>
-                      <td>
+                      <td data-label="Value" className="wrap-anywhere">
                         <code>{r.value}</code>
                       </td>
                     </tr>
@@ -86,11 +86,11 @@ export function Domains({ project }: { project: string }) {
               {d.message && <p className="muted">{d.message}</p>}
             </>
           )}
-          {d.certificate.message && <p className="error">{d.certificate.message}</p>}
-          <button disabled={busy === d.domain} onClick={() => run(d.domain, () => api.verifyDomain(project, d.domain))}>
+          {d.certificate.message && <Alert>{d.certificate.message}</Alert>}
+          <button className="btn secondary small" disabled={busy === d.domain} onClick={() => run(d.domain, () => api.verifyDomain(project, d.domain))}>
             Verify
           </button>{" "}
-          <button className="danger" onClick={() => run(d.domain, () => api.deleteDomain(project, d.domain))}>
+          <button className="btn danger small" onClick={() => run(d.domain, () => api.deleteDomain(project, d.domain))}>
             Remove
           </button>
         </div>

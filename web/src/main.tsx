@@ -1,18 +1,31 @@
-import { StrictMode, useEffect, useState } from "react";
+import { StrictMode, Suspense, lazy, useEffect, useState } from "react";
 import { createRoot } from "react-dom/client";
-import { BrowserRouter, Navigate, Route, Routes, useNavigate } from "react-router";
+import { BrowserRouter, Navigate, NavLink, Route, Routes, useNavigate } from "react-router";
 import * as api from "./api";
 import { LoginPage, SetupPage } from "./auth";
-import { ProjectPage } from "./project";
-import { ProjectsPage } from "./projects";
+import { Bell } from "./notifications";
+import { ProjectsPage } from "./pages/projects";
+import { Toasts } from "./ui";
 import "./style.css";
+
+// Everything past the projects list loads on demand, so the first page stays small.
+const ProjectPage = lazy(() => import("./pages/project"));
+const DeploymentPage = lazy(() => import("./pages/deployment"));
+const AccountPage = lazy(() => import("./pages/account"));
+const UsersPage = lazy(() => import("./pages/users"));
+const SystemPage = lazy(() => import("./pages/system"));
 
 function App() {
   const [user, setUser] = useState<api.User | null | undefined>(undefined);
   useEffect(() => {
     api.refresh().then(setUser);
   }, []);
-  if (user === undefined) return <p className="muted center">Loading…</p>;
+  if (user === undefined)
+    return (
+      <p className="muted center" role="status">
+        Loading…
+      </p>
+    );
   return (
     <Routes>
       <Route path="/setup" element={<SetupPage onDone={setUser} />} />
@@ -27,14 +40,27 @@ function App() {
 
 function Shell({ user, onLogout }: { user: api.User; onLogout: () => void }) {
   const navigate = useNavigate();
+  const admin = user.role === "admin";
   return (
-    <div className="shell">
-      <header>
-        <strong>shard</strong>
-        <span className="muted">
+    <Toasts>
+      <header className="shell-header">
+        <NavLink to="/" className="brand" aria-label="shard home">
+          shard
+        </NavLink>
+        <nav className="nav" aria-label="Main">
+          <NavLink to="/" end>
+            Projects
+          </NavLink>
+          {admin && <NavLink to="/admin/users">Users</NavLink>}
+          {admin && <NavLink to="/admin/system">System</NavLink>}
+          <NavLink to="/account">Account</NavLink>
+        </nav>
+        <Bell user={user} />
+        <span className="muted small" data-testid="whoami">
           {user.username} ({user.role})
         </span>
         <button
+          className="btn secondary small"
           onClick={async () => {
             await api.logout();
             onLogout();
@@ -45,12 +71,35 @@ function Shell({ user, onLogout }: { user: api.User; onLogout: () => void }) {
         </button>
       </header>
       <main>
-        <Routes>
-          <Route path="/" element={<ProjectsPage />} />
-          <Route path="/projects/:id" element={<ProjectPage />} />
-          <Route path="*" element={<p>Page not found.</p>} />
-        </Routes>
+        <Suspense
+          fallback={
+            <p className="muted" role="status">
+              Loading…
+            </p>
+          }
+        >
+          <Routes>
+            <Route path="/" element={<ProjectsPage />} />
+            <Route path="/projects/:id/deployments/:deployment" element={<DeploymentPage />} />
+            <Route path="/projects/:id/*" element={<ProjectPage />} />
+            <Route path="/account" element={<AccountPage user={user} />} />
+            <Route path="/admin/users" element={admin ? <UsersPage me={user} /> : <NotFound />} />
+            <Route path="/admin/system" element={admin ? <SystemPage /> : <NotFound />} />
+            <Route path="*" element={<NotFound />} />
+          </Routes>
+        </Suspense>
       </main>
+    </Toasts>
+  );
+}
+
+function NotFound() {
+  return (
+    <div className="empty">
+      <h1>Page not found</h1>
+      <p>
+        <NavLink to="/">Back to projects</NavLink>
+      </p>
     </div>
   );
 }

@@ -1,0 +1,114 @@
+// The projects list: a card per project with its state, URL and newest deployment, and the
+// "New project" dialog. It refreshes itself while any deploy is under way.
+import { useEffect, useState } from "react";
+import { Link, useNavigate } from "react-router";
+import * as api from "../api";
+import { Ago, Alert, Badge, Dialog, Empty, errorText } from "../ui";
+import { ProjectForm } from "./projectform";
+
+const BUSY = ["queued", "fetching", "building", "starting", "health_checking"];
+
+/** The one state a card shows: a deploy in progress, else how the app runs. */
+export function projectState(p: api.Project): string {
+  if (BUSY.includes(p.status)) return p.status === "queued" ? "queued" : "building";
+  if (p.runtime === "crashed" || p.runtime === "stopped") return p.runtime;
+  if (p.status === "failed" && !p.live_deployment) return "failed";
+  if (p.runtime === "running") return "live";
+  return p.status === "new" ? "new" : p.status;
+}
+
+export function triggerText(trigger: string, by: string | null): string {
+  const what = trigger === "manual" ? "deployed" : trigger === "rollback" ? "rolled back" : trigger;
+  return by ? `${what} by ${by}` : what;
+}
+
+export function ProjectsPage() {
+  const [projects, setProjects] = useState<api.Project[] | null>(null);
+  const [error, setError] = useState("");
+  const [creating, setCreating] = useState(false);
+  const navigate = useNavigate();
+  const reload = () => api.listProjects().then(setProjects, (e) => setError(errorText(e)));
+  useEffect(() => {
+    reload();
+  }, []);
+  const busy = projects?.some((p) => BUSY.includes(p.status));
+  useEffect(() => {
+    if (!busy) return;
+    const timer = setInterval(reload, 3000);
+    return () => clearInterval(timer);
+  }, [busy]);
+
+  return (
+    <section>
+      <div className="page-head">
+        <h1>Projects</h1>
+        <button className="btn" onClick={() => setCreating(true)}>
+          New project
+        </button>
+      </div>
+      <Alert>{error}</Alert>
+      {projects === null ? (
+        <p className="muted" role="status">
+          Loading…
+        </p>
+      ) : projects.length === 0 ? (
+        <Empty title="No projects yet">
+          <p>A project is a git repository shard builds with its Dockerfile and serves at its own URL.</p>
+          <button className="btn" onClick={() => setCreating(true)}>
+            Create your first project
+          </button>
+        </Empty>
+      ) : (
+        <div className="grid-cards">
+          {projects.map((p) => (
+            <ProjectCard key={p.id} project={p} />
+          ))}
+        </div>
+      )}
+      <Dialog open={creating} onClose={() => setCreating(false)} title="New project">
+        <ProjectForm
+          submitLabel="Create project"
+          onCancel={() => setCreating(false)}
+          onSaved={(p) => {
+            setCreating(false);
+            navigate(`/projects/${p.id}`);
+          }}
+        />
+      </Dialog>
+    </section>
+  );
+}
+
+function ProjectCard({ project: p }: { project: api.Project }) {
+  const latest = p.latest_deployment;
+  return (
+    <article className="card project-card" data-testid={`project-${p.slug}`}>
+      <div className="spread">
+        <h2 className="truncate">
+          <Link to={`/projects/${p.id}`}>{p.name}</Link>
+        </h2>
+        <Badge status={projectState(p)} />
+      </div>
+      <a href={p.url} target="_blank" rel="noreferrer" className="small truncate">
+        {p.url.replace(/^https?:\/\//, "")}
+      </a>
+      <div className="small muted truncate">
+        {p.git_url.replace(/^https?:\/\//, "")} @ {p.branch}
+      </div>
+      {latest ? (
+        <div className="small muted">
+          <Ago at={latest.created_at} /> · {triggerText(latest.trigger, latest.created_by)}
+          {latest.commit_sha && (
+            <>
+              {" "}
+              · <code>{latest.commit_sha.slice(0, 7)}</code>{" "}
+              <span className="truncate">{latest.commit_message?.split("\n")[0]}</span>
+            </>
+          )}
+        </div>
+      ) : (
+        <div className="small muted">Not deployed yet</div>
+      )}
+    </article>
+  );
+}

@@ -1,0 +1,55 @@
+// Admin: the system page, fed live by the `system` topic (a snapshot every few seconds).
+import { useEffect, useState } from "react";
+import { follow, LiveMessage } from "../live";
+import { Ago, Badge } from "../ui";
+
+function bytes(n: unknown): string {
+  if (typeof n !== "number") return "unknown";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(unit ? 1 : 0)} ${units[unit]}`;
+}
+
+export default function SystemPage() {
+  const [snapshot, setSnapshot] = useState<LiveMessage | null>(null);
+  const [state, setState] = useState("connecting");
+  useEffect(() => follow("system", (m) => m.type === "health" && setSnapshot(m), { onState: setState }), []);
+  return (
+    <section>
+      <div className="page-head">
+        <h1>System</h1>
+        <span className="small muted">{state === "open" ? "live" : state}</span>
+      </div>
+      {!snapshot ? (
+        <p className="muted" role="status">
+          Waiting for the first snapshot…
+        </p>
+      ) : (
+        <div className="card">
+          <dl className="kv" data-testid="system">
+            <dt>Docker</dt>
+            <dd>
+              <Badge status={snapshot.docker_reachable ? "running" : "failed"} label={snapshot.docker_reachable ? "reachable" : "unreachable"} />{" "}
+              {typeof snapshot.docker_version === "string" && <span className="small muted">{snapshot.docker_version}</span>}
+            </dd>
+            <dt>Jobs waiting</dt>
+            <dd>{String(snapshot.jobs_pending ?? "unknown")}</dd>
+            <dt>Free disk (data dir)</dt>
+            <dd>{bytes(snapshot.disk_free_bytes)}</dd>
+            <dt>Runtime log followers</dt>
+            <dd>{String(snapshot.runtime_log_followers ?? 0)}</dd>
+            <dt>Updated</dt>
+            <dd>
+              <Ago at={snapshot.ts} />
+            </dd>
+          </dl>
+        </div>
+      )}
+    </section>
+  );
+}
