@@ -1,14 +1,18 @@
-// End-to-end test of the embedded dashboard: starts a real `shard serve`, drives Debian's
-// Chromium through first-run setup, the projects list, validation errors, the project page,
-// sign-out, two tabs, and a real deploy (git over smart HTTP, Docker) whose build log streams
-// into the page live. Usage: node dashboard.mjs <path to the shard binary>. Exits non-zero on
-// failure. Needs git, a running Docker engine and /bin/busybox (busybox-static).
+// End-to-end test of the embedded dashboard: starts a real `shard serve` and drives Debian's
+// Chromium through a user's whole day: first-run setup, sign-in, creating a project from a git
+// server (smart HTTP), deploying it while the build log streams, opening the app, a secret env
+// var and a redeploy, a rollback, stop/start, runtime logs, an API token created and revoked,
+// and deleting the project; then the same screens at 360 px in dark mode. axe-core checks every
+// page (no serious or critical violations) and a screenshot of each step goes to a temp dir
+// whose path is printed. Usage: node dashboard.mjs <path to the shard binary>. Exits non-zero
+// on failure. Needs git, a running Docker engine and /bin/busybox (busybox-static).
 import { execFileSync, spawn } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer as createHttpServer } from "node:http";
+import { createServer as createHttpServer, request as httpRequest } from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createRequire } from "node:module";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 
@@ -30,6 +34,8 @@ async function startGitServer(root) {
   mkdirSync(join(work, "www"), { recursive: true });
   copyFileSync("/bin/busybox", join(work, "busybox"));
   writeFileSync(join(work, "www", "index.html"), `hello from the browser test ${Date.now()}\n`);
+  mkdirSync(join(work, "www", "cgi-bin"));
+  writeFileSync(join(work, "www", "cgi-bin", "env"), "#!/bin/busybox sh\necho 'Content-Type: text/plain'\necho\n/bin/busybox env\n", { mode: 0o755 });
   writeFileSync(
     join(work, "Dockerfile"),
     [
@@ -38,7 +44,7 @@ async function startGitServer(root) {
       "COPY www /www",
       `RUN ["/bin/busybox", "sh", "-c", "printf '\\\\033[32mgreen step\\\\033[0m\\\\n'; /bin/busybox seq 1 20"]`,
       "EXPOSE 8080",
-      `CMD ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]`,
+      `CMD ["/bin/busybox", "httpd", "-f", "-vv", "-p", "8080", "-h", "/www"]`,
       "",
     ].join("\n"),
   );
@@ -95,6 +101,8 @@ async function startGitServer(root) {
   return { server, url: `http://127.0.0.1:${server.address().port}/app.git` };
 }
 
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+const shots = mkdtempSync(join(tmpdir(), "shard-screens-"));
 const port = await freePort();
 const dataDir = mkdtempSync(join(tmpdir(), "shard-browser-"));
 const base = `http://127.0.0.1:${port}`;
@@ -102,6 +110,46 @@ const shard = spawn(binary, ["serve"], {
   env: { ...process.env, SHARD_DATA_DIR: dataDir, SHARD_LISTEN: `127.0.0.1:${port}`, SHARD_LOG__LEVEL: "warn" },
   stdio: ["ignore", "inherit", "inherit"],
 });
+
+const checked = [];
+let step = 0;
+/** axe-core on the page as it is now: no serious or critical violations. Then a screenshot. */
+async function audit(page, name) {
+  await page.waitForLoadState("domcontentloaded");
+  await page.addScriptTag({ content: axeSource });
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
+  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  const detail = bad.map((v) => `${v.id} (${v.impact}): ${v.help}\n    ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join("\n    ")}`);
+  assert.deepEqual(detail, [], `axe on ${name}`);
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  const viewport = page.viewportSize().width;
+  assert.ok(width <= viewport, `${name}: no sideways scroll (page is ${width}px wide in a ${viewport}px window)`);
+  step += 1;
+  await page.screenshot({ path: join(shots, `${String(step).padStart(2, "0")}-${name.replace(/[^a-z0-9]+/gi, "-")}.png`), fullPage: true });
+  checked.push(name);
+}
+
+const api = async (path, token, init = {}) =>
+  fetch(`${base}/api/v1${path}`, {
+    ...init,
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}), ...(init.headers ?? {}) },
+  });
+
+/** GET an app URL through shard on 127.0.0.1 with the app's Host (Node does not resolve *.localhost). */
+const appGet = (url) =>
+  new Promise((resolve, reject) => {
+    const target = new URL(url);
+    const req = httpRequest(
+      { host: "127.0.0.1", port: target.port, path: target.pathname + target.search, headers: { host: target.host } },
+      (res) => {
+        const chunks = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("end", () => resolve({ status: res.statusCode, text: Buffer.concat(chunks).toString() }));
+      },
+    );
+    req.on("error", reject);
+    req.end();
+  });
 
 let browser;
 let gitServer;
@@ -114,12 +162,14 @@ try {
     await new Promise((r) => setTimeout(r, 50));
   }
   const token = readFileSync(join(dataDir, "setup-token"), "utf8").trim();
+  gitServer = await startGitServer(join(dataDir, "git"));
 
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic", "--no-first-run"],
   });
-  const context = await browser.newContext();
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: base });
   const page = await context.newPage();
   const consoleErrors = [];
   page.on("pageerror", (e) => consoleErrors.push(String(e.stack ?? e)));
@@ -127,101 +177,178 @@ try {
   // Signed out, the dashboard sends us to the login page.
   await page.goto(base + "/");
   await page.getByRole("heading", { name: "Sign in to shard" }).waitFor();
+  await audit(page, "login");
 
   // First-run setup with the token from the setup URL.
   await page.goto(`${base}/setup?token=${token}`);
   assert.equal(await page.getByLabel("Setup token").inputValue(), token);
+  await audit(page, "setup");
   await page.getByLabel("Admin username").fill("admin");
   await page.getByLabel("Password (8+ characters)").fill("browser-pass-123");
   await page.getByRole("button", { name: "Create admin" }).click();
-  await page.getByRole("heading", { name: "Projects" }).waitFor();
-  assert.ok(await page.getByText("admin (admin)").isVisible());
+  await page.getByRole("heading", { name: "Projects", exact: true }).waitFor();
+  assert.equal(await page.getByTestId("whoami").innerText(), "admin (admin)");
+  await page.getByRole("heading", { name: "No projects yet" }).waitFor();
+  await audit(page, "projects-empty");
 
-  // A bad git URL shows the server's field error.
-  await page.getByLabel("Name").fill("My Blog");
-  await page.getByLabel("Git URL").fill("file:///etc/passwd");
-  await page.getByRole("button", { name: "Create project" }).click();
-  const alert = page.getByRole("alert");
-  await alert.waitFor();
-  assert.match(await alert.innerText(), /git_url: file:\/\/ URLs are not allowed/);
-
-  // A good project appears in the list with its URL.
-  await page.getByLabel("Git URL").fill("https://example.com/acme/blog.git");
-  await page.getByRole("button", { name: "Create project" }).click();
-  const link = page.getByRole("link", { name: "My Blog" });
-  await link.waitFor();
-  assert.ok(await page.getByText(`http://my-blog.localhost:${port}`).isVisible());
-
-  // The project page (a client-side route, also served on reload).
-  await link.click();
-  await page.getByRole("button", { name: "Deploy now" }).waitFor();
-  await page.reload();
-  await page.getByRole("button", { name: "Deploy now" }).waitFor();
-  assert.match(await page.locator("h1").innerText(), /My Blog\s+new/);
-
-  // The session survives a reload through the refresh cookie; sign-out ends it.
-  await page.goto(base + "/");
-  await page.getByRole("heading", { name: "Projects" }).waitFor();
+  // Sign out, a wrong password, then the right one.
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.getByRole("heading", { name: "Sign in to shard" }).waitFor();
-  await page.reload();
-  await page.getByRole("heading", { name: "Sign in to shard" }).waitFor();
-
-  // Wrong password, then the right one.
   await page.getByLabel("Username").fill("admin");
   await page.getByLabel("Password").fill("wrong-password");
   await page.getByRole("button", { name: "Sign in" }).click();
   assert.match(await page.getByRole("alert").innerText(), /wrong username or password/);
   await page.getByLabel("Password").fill("browser-pass-123");
   await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByRole("link", { name: "My Blog" }).waitFor();
+  await page.getByRole("heading", { name: "Projects", exact: true }).waitFor();
 
-  // Two tabs of one browser share the single-use refresh cookie; loading both at the same
-  // moment must not look like token reuse (which would sign both out).
+  // New project: the server's 422 appears under the field it names.
+  await page.getByRole("button", { name: "New project" }).click();
+  const dialog = page.getByRole("dialog", { name: "New project" });
+  await dialog.getByLabel("Name").fill("Live App");
+  await dialog.getByLabel("Git URL").fill("file:///etc/passwd");
+  await dialog.getByRole("button", { name: "Create project" }).click();
+  const gitUrl = dialog.getByLabel("Git URL");
+  await dialog.locator(".field-error").waitFor();
+  assert.match(await dialog.locator(".field-error").innerText(), /file:\/\/ URLs are not allowed/);
+  assert.equal(await gitUrl.getAttribute("aria-invalid"), "true");
+  await audit(page, "new-project-error");
+  await gitUrl.fill(gitServer.url);
+  await dialog.getByLabel("Health path").fill("/index.html");
+  await dialog.getByRole("button", { name: "Create project" }).click();
+  await page.getByRole("heading", { name: "No deployments yet" }).waitFor();
+  const projectId = new URL(page.url()).pathname.split("/")[2];
+  assert.match(await page.locator("h1").innerText(), /Live App/);
+  await audit(page, "project-new");
+
+  // The session survives a reload through the refresh cookie, also with two tabs at once.
   const tab2 = await context.newPage();
   tab2.on("pageerror", (e) => consoleErrors.push(String(e)));
-  for (let i = 0; i < 5; i++) {
+  for (let i = 0; i < 3; i++) {
     await Promise.all([page.reload(), tab2.goto(base + "/")]);
     await Promise.all([
-      page.getByRole("link", { name: "My Blog" }).waitFor({ timeout: 10000 }),
-      tab2.getByRole("link", { name: "My Blog" }).waitFor({ timeout: 10000 }),
+      page.getByRole("heading", { name: "No deployments yet" }).waitFor({ timeout: 10000 }),
+      tab2.getByRole("link", { name: "Live App" }).waitFor({ timeout: 10000 }),
     ]);
   }
+  await tab2.close();
 
-  // A real deploy, watched live: the build log streams into the page, ANSI colours rendered,
-  // and the project turns live.
-  gitServer = await startGitServer(join(dataDir, "git"));
-  await page.goto(base + "/");
-  await page.getByLabel("Name").fill("Live App");
-  await page.getByLabel("Git URL").fill(gitServer.url);
-  await page.getByRole("button", { name: "Create project" }).click();
-  await page.getByRole("link", { name: "Live App" }).click();
-  await page.getByRole("button", { name: "Deploy now" }).click();
+  // Deploy: the deployment page streams the build log to live, with the step timeline.
+  await page.getByRole("button", { name: "Deploy", exact: true }).click();
+  await page.waitForURL(/\/deployments\//);
+  const firstDeployment = new URL(page.url()).pathname.split("/").pop();
   const log = page.getByTestId("log");
   try {
-    await log.getByText("==> Building").waitFor({ timeout: 60000 });
-    await log.getByText(/==> Live at/).waitFor({ timeout: 120000 });
+    await log.getByText("==> Building").or(log.getByText("▾ Building")).first().waitFor({ timeout: 60000 });
+    await page.locator(".deployment-status", { hasText: "live" }).waitFor({ timeout: 120000 });
   } catch (e) {
     const text = (locator) => locator.innerText({ timeout: 1000 }).catch((e) => `(none: ${e.message.split("\n")[0]})`);
-    console.error(`page errors: ${consoleErrors.join(" | ")}\nthe page ${page.url()}: ${await text(page.locator("body"))}\nits build log:\n${await text(log)}`);
+    console.error(`page errors: ${consoleErrors.join(" | ")}\nthe page ${page.url()}: ${await text(page.locator("body"))}`);
     throw e;
   }
-  assert.match(await log.innerText(), /— live —/);
-  const green = log.getByText("green step").last();
-  assert.equal(await green.evaluate((e) => getComputedStyle(e).color), "rgb(39, 174, 96)");
-  for (let n = 1; n <= 20; n++) assert.ok(await log.getByText(String(n), { exact: true }).count(), `build line ${n} shown`);
-  await page.locator("h1 .badge", { hasText: "live" }).waitFor({ timeout: 30000 });
-  await page.locator("h1 .badge.runtime", { hasText: "running" }).waitFor({ timeout: 10000 });
+  await log.getByText("— live —").waitFor();
+  // The log is virtualised and follows its end: search brings an early line into view.
+  await page.getByLabel("Search the log").fill("green step");
+  await page.getByLabel("Search the log").press("Enter");
+  assert.match(await page.getByTestId("match-count").innerText(), /of [1-9]/);
+  const green = log.locator(".current-match").getByText("green step");
+  assert.equal(await green.evaluate((e) => getComputedStyle(e).color), "rgb(86, 211, 100)");
+  for (const name of ["fetching", "building", "starting", "health checking", "live"]) {
+    assert.match(await page.locator(".timeline li", { hasText: name }).getAttribute("class"), /done/, `step ${name} done`);
+  }
+  assert.match(await page.locator(".timeline li", { hasText: "building" }).innerText(), /\d+s/);
+  await audit(page, "deployment-live");
+
+  // A line number is a link that survives a reload.
+  await page.getByLabel("Search the log").fill("");
+  await log.evaluate((e) => (e.scrollTop = 0));
+  await page.getByLabel("line 3", { exact: true }).click();
+  assert.equal(new URL(page.url()).hash, "#L3");
+  await page.reload();
+  await page.locator(".log-row.target[data-line='3']").waitFor();
+  // Copy and download give the whole log as text.
+  await page.getByRole("button", { name: "Copy" }).click();
+  assert.match(await page.evaluate(() => navigator.clipboard.readText()), /==> Live at/);
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download" }).click()]);
+  assert.equal(download.suggestedFilename(), `deployment-${firstDeployment}.log`);
+  assert.match(readFileSync(await download.path(), "utf8"), /green step/);
 
   // The app at its own URL, through shard's proxy (Chromium resolves *.localhost to loopback).
+  await page.getByRole("link", { name: "← Project" }).click();
+  await page.locator("h1 .runtime", { hasText: "running" }).waitFor({ timeout: 15000 });
   const appUrl = await page.getByTestId("app-url").getAttribute("href");
   assert.match(appUrl, /^http:\/\/live-app\.localhost:\d+$/);
-  const appPage = await page.context().newPage();
+  const appPage = await context.newPage();
   const appResponse = await appPage.goto(appUrl);
   assert.equal(appResponse.status(), 200);
   assert.match(await appPage.locator("body").innerText(), /hello from the browser test/);
+  await audit(page, "project-deployments");
+
+  // A secret env var: saved, masked, never shown again; then a redeploy puts it in the app.
+  await page.getByRole("link", { name: "Environment" }).click();
+  await page.getByRole("button", { name: "Add variable" }).click();
+  await page.getByLabel("Name of variable 1").fill("SECRET_TOKEN");
+  await page.getByLabel("Value of SECRET_TOKEN").fill("s3cret-browser-value");
+  await page.getByTestId("env-row").getByRole("checkbox", { name: "Secret", exact: true }).check();
+  await page.getByRole("button", { name: "Paste .env" }).click();
+  await page.getByRole("dialog", { name: "Paste a .env file" }).getByLabel("Contents").fill("# pasted\nGREETING=hello from env\n");
+  await page.getByRole("button", { name: "Add to variables" }).click();
+  await page.getByRole("button", { name: "Save variables" }).click();
+  await page.getByRole("button", { name: "Redeploy now" }).waitFor();
+  await audit(page, "environment");
+  await page.reload();
+  const secretInput = page.getByLabel("Value of SECRET_TOKEN");
+  await secretInput.waitFor();
+  assert.equal(await secretInput.inputValue(), "");
+  assert.equal(await secretInput.getAttribute("type"), "password");
+  assert.equal(await page.getByLabel("Value of GREETING").inputValue(), "hello from env");
+  assert.ok(!(await page.content()).includes("s3cret-browser-value"), "the secret never comes back to the page");
+  // Saving again without touching the secret keeps it; the redeploy prompt deploys.
+  await page.getByLabel("Value of GREETING").fill("hello again");
+  await page.getByRole("button", { name: "Save variables" }).click();
+  await page.getByRole("button", { name: "Redeploy now" }).click();
+  await page.getByTestId("toast").filter({ hasText: "Deploy queued" }).waitFor();
+  await page.getByRole("link", { name: "Deployments" }).click();
+  const waitEnv = async (needle) => {
+    for (let i = 0; ; i++) {
+      const env = await appGet(`${appUrl}/cgi-bin/env`).catch(() => ({ status: 0, text: "" }));
+      if (env.status === 200 && env.text.includes(needle)) return env.text;
+      assert.ok(i < 240, `the app's environment never showed ${needle}: ${env.status} ${env.text.slice(0, 300)}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  };
+  const env = await waitEnv("SECRET_TOKEN=s3cret-browser-value");
+  assert.match(env, /GREETING=hello again/);
+  await page.locator("tbody tr").nth(0).locator(".badge", { hasText: "live" }).waitFor({ timeout: 30000 });
+
+  // Roll back to the first deployment: a new deployment from its image goes live.
+  const firstRow = page.getByTestId(`deployment-${firstDeployment}`);
+  await firstRow.getByRole("button", { name: "Roll back" }).click();
+  await page.getByTestId("toast").filter({ hasText: "Rollback queued" }).waitFor();
+  await page.locator("tbody tr").nth(0).getByText("rolled back by admin").waitFor({ timeout: 10000 });
+  await page.locator("tbody tr").nth(0).locator(".badge", { hasText: "live" }).waitFor({ timeout: 90000 });
+  assert.equal(await page.locator("tbody tr").count(), 3);
+
+  // Stop from the page: the app's URL answers with the stopped page; start brings it back.
+  await page.getByRole("button", { name: "Stop", exact: true }).click();
+  await page.locator("h1 .runtime", { hasText: "stopped" }).waitFor({ timeout: 15000 });
+  const stopped = await appPage.goto(`${appUrl}/?after=stop`);
+  assert.equal(stopped.status(), 503);
+  assert.match(await appPage.locator("body").innerText(), /Live App is stopped/);
+  await page.getByRole("button", { name: "Start", exact: true }).click();
+  await page.locator("h1 .runtime", { hasText: "running" }).waitFor({ timeout: 15000 });
+  assert.equal((await appPage.goto(`${appUrl}/?after=start`)).status(), 200);
+
+  // Runtime logs: the running container's output, live.
+  await page.getByRole("link", { name: "Runtime logs" }).click();
+  await page.getByTestId("log").waitFor();
+  await appPage.goto(`${appUrl}/runtime-probe-${Date.now()}`);
+  await page.getByTestId("log").getByText(/url:\/runtime-probe-/).first().waitFor({ timeout: 20000 });
+  await audit(page, "runtime-logs");
+  await appPage.close();
 
   // Domains: a bad name is refused with the reason; a good one shows what to set in DNS.
+  await page.getByRole("link", { name: "Domains" }).click();
   const domains = page.getByRole("region", { name: "Domains" });
   await domains.getByLabel("Domain").fill("not a domain");
   await domains.getByRole("button", { name: "Add domain" }).click();
@@ -231,37 +358,106 @@ try {
   await domains.getByRole("button", { name: "Add domain" }).click();
   const entry = domains.getByTestId("domain-www.example.test");
   await entry.waitFor();
-  assert.match(await entry.innerText(), /pending/);
   assert.match(await entry.innerText(), /_shard-challenge\.www\.example\.test/);
-  assert.match(await entry.innerText(), /live-app\.localhost/);
+  await audit(page, "domains");
 
-  // Stop from the page: the app's URL answers with the stopped page; start brings it back.
-  await page.getByRole("button", { name: "Stop", exact: true }).click();
-  await page.locator("h1 .badge.runtime", { hasText: "stopped" }).waitFor({ timeout: 15000 });
-  // A query of its own each time: the browser may answer a repeated URL from its cache.
-  const stopped = await appPage.goto(`${appUrl}/?after=stop`);
-  assert.equal(stopped.status(), 503);
-  assert.match(await appPage.locator("body").innerText(), /Live App is stopped/);
-  await page.getByRole("button", { name: "Start", exact: true }).click();
-  await page.locator("h1 .badge.runtime", { hasText: "running" }).waitFor({ timeout: 15000 });
-  assert.equal((await appPage.goto(`${appUrl}/?after=start`)).status(), 200);
-  await appPage.close();
+  // Settings: a rename warns that the URL changes; a bad port is refused in words.
+  await page.getByRole("link", { name: "Settings" }).click();
+  await page.getByLabel("Port").fill("99999");
+  await page.getByLabel("Name").fill("Live App Renamed");
+  await page.getByText("Renaming changes the app's URL").waitFor();
+  await page.getByRole("button", { name: "Save settings" }).click();
+  await page.locator(".field-error").waitFor();
+  assert.match(await page.locator(".field-error").innerText(), /port|65535|range/i);
+  await audit(page, "settings");
+  await page.getByLabel("Port").fill("8080");
+  await page.getByLabel("Name").fill("Live App");
 
-  // Clean up its container and image through the API.
-  const login = await fetch(`${base}/api/v1/auth/login`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ username: "admin", password: "browser-pass-123" }),
-  }).then((r) => r.json());
-  const projectId = new URL(page.url()).pathname.split("/").pop();
-  const deleted = await fetch(`${base}/api/v1/projects/${projectId}`, {
-    method: "DELETE",
-    headers: { authorization: `Bearer ${login.access_token}` },
+  // Account: an API token shown once, working, then revoked.
+  await page.getByRole("link", { name: "Account" }).click();
+  await page.getByLabel("Token name").fill("e2e token");
+  await page.getByRole("button", { name: "Create token" }).click();
+  const shown = page.getByTestId("new-token");
+  await shown.waitFor();
+  const apiToken = (await shown.locator(".secret-once").innerText()).trim();
+  assert.match(apiToken, /^shard_/);
+  assert.equal((await api("/projects", apiToken)).status, 200);
+  await audit(page, "account");
+  await page.getByTestId("token-e2e token").getByRole("button", { name: "Revoke" }).click();
+  await page.getByTestId("token-e2e token").waitFor({ state: "detached" });
+  assert.equal((await api("/projects", apiToken)).status, 401);
+
+  // Admin pages: users (add a member) and the live system snapshot.
+  await page.getByRole("link", { name: "Users" }).click();
+  await page.getByRole("button", { name: "Add user" }).click();
+  const addUser = page.getByRole("dialog", { name: "Add user" });
+  await addUser.getByLabel("Username").fill("member1");
+  await addUser.getByLabel("Password").fill("member-pass-123");
+  await addUser.getByRole("button", { name: "Add user" }).click();
+  await page.getByTestId("user-member1").waitFor();
+  await audit(page, "users");
+  await page.getByRole("link", { name: "System" }).click();
+  await page.getByTestId("system").waitFor({ timeout: 20000 });
+  assert.match(await page.getByTestId("system").innerText(), /reachable/);
+  await audit(page, "system");
+
+  // The bell holds the deploy notifications.
+  await page.getByTestId("bell").click();
+  await page.getByRole("region", { name: "Notifications" }).getByText("Live App is live").first().waitFor();
+  await audit(page, "notifications");
+  await page.keyboard.press("Escape");
+
+  // Narrow and dark: the same screens at 360 px with the dark theme.
+  const narrow = await browser.newContext({ viewport: { width: 360, height: 740 }, colorScheme: "dark" });
+  const phone = await narrow.newPage();
+  phone.on("pageerror", (e) => consoleErrors.push(String(e)));
+  await phone.goto(base + "/login");
+  await phone.getByLabel("Username").fill("admin");
+  await phone.getByLabel("Password").fill("browser-pass-123");
+  await phone.getByRole("button", { name: "Sign in" }).click();
+  await phone.getByRole("link", { name: "Live App" }).waitFor();
+  assert.equal(await phone.evaluate(() => getComputedStyle(document.body).backgroundColor), "rgb(15, 15, 20)");
+  await audit(phone, "dark-360-projects");
+  for (const [path, name, ready] of [
+    [`/projects/${projectId}`, "dark-360-deployments", "View log"],
+    [`/projects/${projectId}/deployments/${firstDeployment}`, "dark-360-deployment", "Download"],
+    [`/projects/${projectId}/env`, "dark-360-environment", "Save variables"],
+    [`/projects/${projectId}/domains`, "dark-360-domains", "Add domain"],
+    [`/projects/${projectId}/settings`, "dark-360-settings", "Save settings"],
+    ["/account", "dark-360-account", "Create token"],
+    ["/admin/users", "dark-360-users", "Add user"],
+  ]) {
+    await phone.goto(base + path);
+    await phone.getByText(ready, { exact: true }).first().waitFor();
+    await audit(phone, name);
+  }
+  await narrow.close();
+
+  // Keyboard: the first Tab lands on a visible, focus-ringed control.
+  await page.goto(base + "/");
+  await page.getByRole("link", { name: "Live App" }).waitFor();
+  await page.keyboard.press("Tab");
+  const focused = await page.evaluate(() => {
+    const e = document.activeElement;
+    return { tag: e.tagName, text: e.textContent, outline: getComputedStyle(e).outlineStyle };
   });
-  assert.equal(deleted.status, 204);
+  assert.notEqual(focused.tag, "BODY", "Tab reaches a control");
+  assert.notEqual(focused.outline, "none", `focus is visible on ${JSON.stringify(focused)}`);
+
+  // Delete the project with a typed confirmation.
+  await page.goto(`${base}/projects/${projectId}/settings`);
+  await page.getByRole("button", { name: "Delete project" }).click();
+  const confirm = page.getByRole("dialog", { name: "Delete Live App?" });
+  const confirmButton = confirm.getByRole("button", { name: "Delete project" });
+  assert.ok(await confirmButton.isDisabled());
+  await confirm.getByLabel("Type live-app to confirm").fill("live-app");
+  await confirmButton.click();
+  await page.getByRole("heading", { name: "No projects yet" }).waitFor({ timeout: 30000 });
+  assert.equal((await appGet(`${appUrl}/?after=delete`)).status, 404);
 
   assert.deepEqual(consoleErrors, [], "no uncaught errors in the page");
-  console.log("browser test passed: setup, projects, validation, project page, sign-out, sign-in, two tabs, live deploy, app URL, domains, stop/start");
+  console.log(`browser test passed; axe clean and no sideways scroll on: ${checked.join(", ")}`);
+  console.log(`screenshots: ${shots}`);
 } finally {
   await browser?.close();
   gitServer?.server.close();
