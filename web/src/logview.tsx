@@ -122,6 +122,13 @@ export function LogView({
   // Where our own last scroll put the box: a scroll event at that position is ours, not the user's.
   const programmatic = useRef(-1);
   const seenAtPause = useRef(0);
+  // Enter after typing a query shows the first match; later ones step through them.
+  const [jumped, setJumped] = useState(false);
+  const pause = () => {
+    if (!following) return;
+    seenAtPause.current = lines.length;
+    setFollowing(false);
+  };
 
   const rows = useMemo(() => visibleRows(lines, folded), [lines, lines.length, folded]);
   const count = rows ? rows.length : lines.length;
@@ -178,17 +185,16 @@ export function LogView({
     if (Math.abs(el.scrollTop - programmatic.current) < 2) return;
     programmatic.current = -1;
     const atEnd = el.scrollTop + el.clientHeight >= el.scrollHeight - ROW_HEIGHT;
-    if (!atEnd && following) {
-      seenAtPause.current = lines.length;
-      setFollowing(false);
-    } else if (atEnd && !following) setFollowing(true);
+    if (!atEnd && following) pause();
+    else if (atEnd && !following) setFollowing(true);
   };
 
   const jump = (step: number) => {
     if (matches.length === 0) return;
-    const next = (current + step + matches.length) % matches.length;
+    const next = jumped ? (current + step + matches.length) % matches.length : step < 0 ? matches.length - 1 : 0;
+    setJumped(true);
     setCurrent(next);
-    setFollowing(false);
+    pause();
     const index = matches[next];
     if (rows && rowOf(index) < 0) setFolded(new Set());
     scrollToRow(rows && rowOf(index) >= 0 ? rowOf(index) : index);
@@ -225,7 +231,7 @@ export function LogView({
             history.replaceState(null, "", `#L${index + 1}`);
             targetShown.current = true;
             setTarget(index + 1);
-            setFollowing(false);
+            pause();
           }}
         >
           {index + 1}
@@ -266,11 +272,12 @@ export function LogView({
           onChange={(e) => {
             setQuery(e.target.value);
             setCurrent(0);
+            setJumped(false);
           }}
           onKeyDown={(e) => {
             if (e.key === "Enter") {
               e.preventDefault();
-              jump(e.shiftKey ? -1 : matches.length && current === 0 && !following ? 0 : 1);
+              jump(e.shiftKey ? -1 : 1);
             }
           }}
         />

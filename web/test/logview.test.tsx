@@ -169,6 +169,20 @@ describe("log view", () => {
     });
     expect(view.container.querySelector('[data-testid="match-count"]')!.textContent).toBe("1 of 1");
     expect(view.container.querySelector(".log-row.current-match")!.textContent).toContain("needle here");
+    // Enter jumps to the first match first, and stops following without counting old lines as new.
+    await act(async () => {
+      Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, "value")!.set!.call(search, "fetch");
+      search.dispatchEvent(new Event("input", { bubbles: true }));
+    });
+    await act(async () => search.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true })));
+    expect(view.container.querySelector('[data-testid="match-count"]')!.textContent).toBe("1 of 10");
+    expect(view.container.querySelector(".log-row.current-match")!.textContent).toContain("Fetching");
+    // The next match is inside the folded section: it unfolds.
+    await act(async () => search.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true })));
+    expect(view.container.querySelector('[data-testid="match-count"]')!.textContent).toBe("2 of 10");
+    expect(view.container.querySelector(".log-row.current-match")!.textContent).toContain("fetch 2");
+    const follow = [...view.container.querySelectorAll("button")].find((b) => b.textContent?.startsWith("Follow"))!;
+    expect(follow.textContent).toBe("Follow");
   });
 
   it("opens at a line linked by URL without following", async () => {
