@@ -60,27 +60,46 @@ pub async fn insert(
 /// Appends entries after the current last seq (for writers outside a running pipeline);
 /// returns the seq of the first.
 pub async fn append(db: &Db, deployment_id: Uuid, entries: &[Entry]) -> Result<i64, DbErr> {
+    use sea_orm::ConnectionTrait;
+    use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
+    // Each line is one INSERT ... SELECT that numbers itself, so the transaction's first
+    // statement is a write. (A SELECT first would open a read snapshot on SQLite, and a write
+    // by another connection before our INSERT then fails it at once with SQLITE_BUSY_SNAPSHOT,
+    // "database is locked", which busy_timeout does not retry: status lines were lost so.)
     let tx = db.begin().await?;
-    let last = DeploymentLogs::find()
-        .filter(Column::DeploymentId.eq(deployment_id))
-        .order_by_desc(Column::Seq)
-        .one(&tx)
-        .await?
-        .map_or(0, |l| l.seq);
-    for (i, e) in entries.iter().enumerate() {
-        deployment_logs::ActiveModel {
-            id: NotSet,
-            deployment_id: Set(deployment_id),
-            seq: Set(last + 1 + i as i64),
-            ts: Set(e.ts),
-            stream: Set(e.stream.to_string()),
-            line: Set(e.line.clone()),
-        }
-        .insert(&tx)
-        .await?;
+    let mut first = None;
+    for e in entries {
+        let next = Query::select()
+            .expr(Expr::val(deployment_id))
+            .expr(Func::coalesce([Expr::col(Column::Seq).max(), Expr::val(0i64)]).add(1i64))
+            .expr(Expr::val(e.ts))
+            .expr(Expr::val(e.stream))
+            .expr(Expr::val(e.line.as_str()))
+            .from(DeploymentLogs)
+            .and_where(Expr::col(Column::DeploymentId).eq(deployment_id))
+            .to_owned();
+        let insert = Query::insert()
+            .into_table(DeploymentLogs)
+            .columns([
+                Column::DeploymentId,
+                Column::Seq,
+                Column::Ts,
+                Column::Stream,
+                Column::Line,
+            ])
+            .select_from(next)
+            .map_err(|e| DbErr::Custom(e.to_string()))?
+            .returning_col(Column::Seq)
+            .to_owned();
+        let row = tx
+            .query_one(tx.get_database_backend().build(&insert))
+            .await?
+            .ok_or(DbErr::RecordNotInserted)?;
+        let seq: i64 = row.try_get("", "seq")?;
+        first.get_or_insert(seq);
     }
     tx.commit().await?;
-    Ok(last + 1)
+    Ok(first.unwrap_or(0))
 }
 
 /// Lines with seq > `since`, in order, at most `limit`.
