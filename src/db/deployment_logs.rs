@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, NotSet, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    ColumnTrait, DbErr, EntityTrait, NotSet, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -92,7 +92,7 @@ pub async fn append(db: &Db, deployment_id: Uuid, entries: &[Entry]) -> Result<i
             .returning_col(Column::Seq)
             .to_owned();
         let row = tx
-            .query_one(tx.get_database_backend().build(&insert))
+            .query_one(&insert)
             .await?
             .ok_or(DbErr::RecordNotInserted)?;
         let seq: i64 = row.try_get("", "seq")?;

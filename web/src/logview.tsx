@@ -101,6 +101,7 @@ export function LogView({
   name,
   emptyText = "Waiting for output…",
   height,
+  note = "",
 }: {
   store: LogStore;
   /** File name for downloads, e.g. `deployment-<id>.log`. */
@@ -108,6 +109,8 @@ export function LogView({
   emptyText?: string;
   /** Viewport height in px when the element has none (tests). */
   height?: number;
+  /** A short word on the connection ("reconnecting…"), shown in the toolbar (no layout shift). */
+  note?: string;
 }) {
   useSyncExternalStore(store.subscribe, store.snapshot);
   const lines = store.lines;
@@ -297,7 +300,12 @@ export function LogView({
           </>
         )}
         <span className="grow" />
-        <span className="small muted">{lines.length.toLocaleString()} lines</span>
+        <span className="small muted" role="status" data-testid="log-note">
+          {note}
+        </span>
+        <span className="small muted" data-testid="line-count">
+          {lines.length.toLocaleString()} lines
+        </span>
         <button className="btn secondary small" onClick={() => navigator.clipboard?.writeText(store.text())}>
           Copy
         </button>

@@ -108,7 +108,6 @@ export default function DeploymentPage() {
           Failed{info.error_step ? ` at ${info.error_step}` : ""}: {info.error}
         </Alert>
       )}
-      {connection === "reconnecting" && <Alert tone="info">Connection lost — reconnecting, the log resumes where it stopped.</Alert>}
       <ol className="timeline" aria-label="Steps">
         {steps.map((s) => (
           <li key={s.status} className={s.state} aria-current={s.state === "current" ? "step" : undefined}>
@@ -117,7 +116,11 @@ export default function DeploymentPage() {
           </li>
         ))}
       </ol>
-      <LogView store={store} name={`deployment-${deployment}.log`} />
+      <LogView
+        store={store}
+        name={`deployment-${deployment}.log`}
+        note={connection === "reconnecting" ? "connection lost, reconnecting…" : ""}
+      />
     </section>
   );
 }

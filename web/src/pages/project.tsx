@@ -218,11 +218,10 @@ function RuntimeLogs({ project }: { project: api.Project }) {
   );
   return (
     <section aria-label="Runtime logs" className="stack">
-      <p className="small muted">
-        Output of the running container{state === "reconnecting" ? " — reconnecting…" : ""}.
-      </p>
+      <p className="small muted">Output of the running container, live.</p>
       <LogView
         store={store}
+        note={state === "reconnecting" ? "connection lost, reconnecting…" : ""}
         name={`${project.slug}-runtime.log`}
         emptyText={project.runtime === "running" ? "No output yet." : "The app is not running."}
       />
