@@ -8,8 +8,8 @@
 // on failure. Needs git, a running Docker engine and /bin/busybox (busybox-static).
 import { execFileSync, spawn } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer as createHttpServer, request as httpRequest } from "node:http";
-import { createServer } from "node:net";
+import { request as httpRequest } from "node:http";
+import { freePort, serveGit } from "./gitserver.mjs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRequire } from "node:module";
@@ -18,15 +18,6 @@ import { chromium } from "playwright-core";
 
 const binary = process.argv[2];
 assert.ok(binary, "usage: node dashboard.mjs <shard binary>");
-
-const freePort = () =>
-  new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
 
 /** A bare repository with a busybox web app, served by `git http-backend` over smart HTTP. */
 async function startGitServer(root) {
@@ -60,44 +51,7 @@ async function startGitServer(root) {
   mkdirSync(repos);
   git(root, "clone", "-q", "--bare", work, join(repos, "app.git"));
 
-  const server = createHttpServer((req, res) => {
-    const url = new URL(req.url, "http://x");
-    const cgi = spawn("git", ["http-backend"], {
-      env: {
-        PATH: process.env.PATH,
-        GIT_PROJECT_ROOT: repos,
-        GIT_HTTP_EXPORT_ALL: "1",
-        PATH_INFO: url.pathname,
-        QUERY_STRING: url.search.slice(1),
-        REQUEST_METHOD: req.method,
-        CONTENT_TYPE: req.headers["content-type"] ?? "",
-        GIT_PROTOCOL: req.headers["git-protocol"] ?? "",
-        HTTP_CONTENT_ENCODING: req.headers["content-encoding"] ?? "",
-        REMOTE_ADDR: "127.0.0.1",
-      },
-    });
-    req.pipe(cgi.stdin);
-    const chunks = [];
-    cgi.stdout.on("data", (c) => chunks.push(c));
-    cgi.on("close", () => {
-      const out = Buffer.concat(chunks);
-      let end = out.indexOf("\r\n\r\n");
-      let sep = 4;
-      if (end < 0) [end, sep] = [out.indexOf("\n\n"), 2];
-      if (end < 0) return res.writeHead(502).end();
-      let status = 200;
-      const headers = {};
-      for (const line of out.subarray(0, end).toString().split(/\r?\n/)) {
-        const at = line.indexOf(":");
-        if (at < 0) continue;
-        const [name, value] = [line.slice(0, at).trim(), line.slice(at + 1).trim()];
-        if (name.toLowerCase() === "status") status = parseInt(value, 10);
-        else headers[name] = value;
-      }
-      res.writeHead(status, headers).end(out.subarray(end + sep));
-    });
-  });
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const server = await serveGit(repos);
   return { server, url: `http://127.0.0.1:${server.address().port}/app.git` };
 }
 
@@ -452,12 +406,19 @@ try {
   const phone = await narrow.newPage();
   phone.on("pageerror", (e) => consoleErrors.push(String(e)));
   await phone.goto(base + "/login");
+  await phone.getByRole("heading", { name: "Sign in to shard" }).waitFor();
+  await audit(phone, "dark-360-login");
   await phone.getByLabel("Username").fill("admin");
   await phone.getByLabel("Password").fill("browser-pass-123");
   await phone.getByRole("button", { name: "Sign in" }).click();
   await phone.getByRole("link", { name: "Live App" }).waitFor();
   assert.equal(await phone.evaluate(() => getComputedStyle(document.body).backgroundColor), "rgb(15, 15, 20)");
   await audit(phone, "dark-360-projects");
+  await phone.getByRole("button", { name: "New project" }).click();
+  await phone.getByRole("dialog", { name: "New project" }).getByLabel("Name").waitFor();
+  await audit(phone, "dark-360-new-project");
+  await phone.keyboard.press("Escape");
+  await phone.getByRole("dialog", { name: "New project" }).waitFor({ state: "hidden" });
   for (const [path, name, ready] of [
     [`/projects/${projectId}`, "dark-360-deployments", "View log"],
     [`/projects/${projectId}/deployments/${firstDeployment}`, "dark-360-deployment", "Download"],
