@@ -18,7 +18,7 @@ copyFileSync("/bin/busybox", join(work, "busybox"));
 writeFileSync(join(work, "www", "index.html"), "ok\n");
 writeFileSync(
   join(work, "Dockerfile"),
-  `FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nRUN ["/bin/busybox", "sh", "-c", "/bin/busybox seq -f 'build output line %g with some text' 1 ${LINES}"]\nCMD ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]\n`,
+  `FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nRUN ["/bin/busybox", "sh", "-c", "/bin/busybox seq 1 ${LINES} | /bin/busybox sed 's/.*/build output line & with some text/'"]\nCMD ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]\n`,
 );
 const git = (...args) => execFileSync("git", ["-c", "user.name=b", "-c", "user.email=b@x", ...args], { cwd: work, stdio: "pipe" });
 git("init", "-q", "-b", "main");

@@ -42,7 +42,8 @@ export class LogStore {
       kind: m.type,
       stream: m.stream ?? m.type,
       text,
-      ts: m.ts,
+      // Only status lines need their time (the step timeline); 100,000 log lines do not.
+      ts: m.type === "status" ? m.ts : undefined,
     });
     this.changed();
     return true;
