@@ -398,7 +398,19 @@ try {
   // The bell holds the deploy notifications.
   await page.getByTestId("bell").click();
   await page.getByRole("region", { name: "Notifications" }).getByText("Live App is live").first().waitFor();
+  assert.match(await page.getByTestId("bell").getAttribute("aria-label"), /Notifications, [1-9]\d* unread/);
   await audit(page, "notifications");
+  await page.getByRole("button", { name: "Mark all read" }).click();
+  assert.equal(await page.getByTestId("bell").getAttribute("aria-label"), "Notifications");
+  await page.keyboard.press("Escape");
+  await page.getByRole("region", { name: "Notifications" }).waitFor({ state: "detached" });
+  // Read state survives a reload (kept per user in this browser).
+  await page.reload();
+  await page.getByTestId("bell").click();
+  const replayed = page.getByRole("region", { name: "Notifications" }).locator(".notice");
+  await replayed.first().waitFor();
+  assert.equal(await replayed.locator("xpath=self::*[contains(@class, 'unread')]").count(), 0);
+  assert.equal(await page.getByTestId("bell").getAttribute("aria-label"), "Notifications");
   await page.keyboard.press("Escape");
 
   // Narrow and dark: the same screens at 360 px with the dark theme.
