@@ -37,7 +37,7 @@ export default function SystemPage() {
               <Badge status={snapshot.docker_reachable ? "running" : "failed"} label={snapshot.docker_reachable ? "reachable" : "unreachable"} />{" "}
               {typeof snapshot.docker_version === "string" && <span className="small muted">{snapshot.docker_version}</span>}
             </dd>
-            <dt>Jobs waiting</dt>
+            <dt>Jobs queued or running</dt>
             <dd>{String(snapshot.jobs_pending ?? "unknown")}</dd>
             <dt>Free disk (data dir)</dt>
             <dd>{bytes(snapshot.disk_free_bytes)}</dd>
