@@ -61,7 +61,15 @@ const port = await freePort();
 const dataDir = mkdtempSync(join(tmpdir(), "shard-browser-"));
 const base = `http://127.0.0.1:${port}`;
 const shard = spawn(binary, ["serve"], {
-  env: { ...process.env, SHARD_DATA_DIR: dataDir, SHARD_LISTEN: `127.0.0.1:${port}`, SHARD_LOG__LEVEL: "warn" },
+  // Access tokens live 30 s (the shortest allowed), so they expire several times during the
+  // run: every page and every open WebSocket must refresh and carry on.
+  env: {
+    ...process.env,
+    SHARD_DATA_DIR: dataDir,
+    SHARD_LISTEN: `127.0.0.1:${port}`,
+    SHARD_LOG__LEVEL: "warn",
+    SHARD_AUTH__ACCESS_TOKEN_TTL_SECS: "30",
+  },
   stdio: ["ignore", "inherit", "inherit"],
 });
 
@@ -394,6 +402,11 @@ try {
   await page.getByTestId("system").waitFor({ timeout: 20000 });
   assert.match(await page.getByTestId("system").innerText(), /reachable/);
   await audit(page, "system");
+  // Stay past an access token's 30 s life: the live snapshot keeps coming (the socket
+  // re-authenticates with a refreshed token instead of going quiet).
+  await page.waitForTimeout(35000);
+  const updated = await page.getByTestId("system").locator("time").getAttribute("datetime");
+  assert.ok(Date.now() - new Date(updated).getTime() < 15000, `the system snapshot went stale after token expiry (last ${updated})`);
 
   // The bell holds the deploy notifications.
   await page.getByTestId("bell").click();
