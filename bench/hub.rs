@@ -165,7 +165,9 @@ async fn main() {
         from_deployment_id: None,
         image: None,
         commit_sha: None,
+        commit_message: None,
         created_by: None,
+        pusher: None,
     };
     let deployment = db::deployments::create(&state.db, new_deployment())
         .await

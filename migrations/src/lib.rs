@@ -7,6 +7,7 @@ mod m20261122_000001_initial_schema;
 mod m20261122_000002_topic_events;
 mod m20261123_000003_domain_status;
 mod m20261123_000004_static_sites;
+mod m20261123_000005_webhooks;
 
 /// The ordered list of every migration shard knows.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_topic_events::Migration),
             Box::new(m20261123_000003_domain_status::Migration),
             Box::new(m20261123_000004_static_sites::Migration),
+            Box::new(m20261123_000005_webhooks::Migration),
         ]
     }
 }

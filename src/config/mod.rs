@@ -239,6 +239,8 @@ pub struct RetentionConfig {
     pub audit_days: u32,
     /// Events of `project:` and `user:` topics.
     pub topic_events_days: u32,
+    /// Received GitHub webhook deliveries (the ids that make a redelivery a no-op).
+    pub webhook_deliveries_days: u32,
 }
 
 impl Default for RetentionConfig {
@@ -248,6 +250,7 @@ impl Default for RetentionConfig {
             jobs_days: 7,
             audit_days: 180,
             topic_events_days: 30,
+            webhook_deliveries_days: 30,
         }
     }
 }
@@ -540,6 +543,7 @@ impl Config {
             r.jobs_days,
             r.audit_days,
             r.topic_events_days,
+            r.webhook_deliveries_days,
         ]
         .contains(&0)
         {

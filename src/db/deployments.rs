@@ -33,7 +33,10 @@ pub struct NewDeployment {
     pub from_deployment_id: Option<Uuid>,
     pub image: Option<String>,
     pub commit_sha: Option<String>,
+    pub commit_message: Option<String>,
     pub created_by: Option<Uuid>,
+    /// The GitHub login whose push started it.
+    pub pusher: Option<String>,
 }
 
 pub async fn create(db: &Db, new: NewDeployment) -> Result<Deployment, DbErr> {
@@ -46,7 +49,8 @@ pub async fn create(db: &Db, new: NewDeployment) -> Result<Deployment, DbErr> {
         from_deployment_id: Set(new.from_deployment_id),
         created_by: Set(new.created_by),
         commit_sha: Set(new.commit_sha),
-        commit_message: Set(None),
+        commit_message: Set(new.commit_message),
+        pusher: Set(new.pusher),
         image: Set(new.image),
         container_id: Set(None),
         upstream: Set(None),

@@ -14,6 +14,7 @@ pub mod projects;
 pub mod sessions;
 pub mod topic_events;
 pub mod users;
+pub mod webhooks;
 
 use std::time::Duration;
 

@@ -81,6 +81,15 @@ impl From<EngineError> for DeployError {
     }
 }
 
+/// A push to deploy, as a webhook delivery described it.
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    /// The pushed commit (`after`).
+    pub commit_sha: String,
+    pub message: Option<String>,
+    pub pusher: Option<String>,
+}
+
 /// Runtime control of a project's serving container (a restart is `Deployer::restart`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
@@ -216,7 +225,18 @@ impl Deployer {
         from: Option<Uuid>,
     ) -> Result<Deployment, DeployError> {
         let trigger = if from.is_some() { "rollback" } else { "manual" };
-        self.enqueue(project, created_by, from, trigger).await
+        self.enqueue(project, created_by, from, trigger, None).await
+    }
+
+    /// Queues a deploy for a push to the project's branch (trigger `push`), naming the pushed
+    /// commit, its message and the pusher on the deployment.
+    pub async fn request_push(
+        &self,
+        project: &Project,
+        pushed: Pushed,
+    ) -> Result<Deployment, DeployError> {
+        self.enqueue(project, None, None, "push", Some(pushed))
+            .await
     }
 
     /// Restarts the app the way every replacement happens: a new container from the live
@@ -232,7 +252,7 @@ impl Deployer {
             .ok_or_else(|| {
                 DeployError::Conflict("the project has no live deployment; deploy it first".into())
             })?;
-        self.enqueue(project, created_by, Some(current.id), "restart")
+        self.enqueue(project, created_by, Some(current.id), "restart", None)
             .await
     }
 
@@ -242,6 +262,7 @@ impl Deployer {
         created_by: Option<Uuid>,
         from: Option<Uuid>,
         trigger: &'static str,
+        pushed: Option<Pushed>,
     ) -> Result<Deployment, DeployError> {
         let rollback_from = match from {
             Some(from_id) => {
@@ -268,8 +289,18 @@ impl Deployer {
                 trigger,
                 from_deployment_id: rollback_from.as_ref().map(|d| d.id),
                 image: rollback_from.as_ref().and_then(|d| d.image.clone()),
-                commit_sha: rollback_from.as_ref().and_then(|d| d.commit_sha.clone()),
+                commit_sha: match (&rollback_from, &pushed) {
+                    (Some(from), _) => from.commit_sha.clone(),
+                    (None, Some(pushed)) => Some(pushed.commit_sha.clone()),
+                    (None, None) => None,
+                },
+                commit_message: match (&rollback_from, &pushed) {
+                    (Some(from), _) => from.commit_message.clone(),
+                    (None, Some(pushed)) => pushed.message.clone(),
+                    (None, None) => None,
+                },
                 created_by,
+                pusher: pushed.and_then(|p| p.pusher),
             },
         )
         .await?;

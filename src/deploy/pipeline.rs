@@ -263,6 +263,18 @@ impl Pipeline {
         self.log
             .system(format!("==> Fetched {short} {}", checkout.summary))
             .await;
+        if self.deployment.trigger == "push"
+            && let Some(pushed) = &self.deployment.commit_sha
+            && !pushed.eq_ignore_ascii_case(&checkout.commit_sha)
+        {
+            // A depth-1 fetch gets the branch tip: the branch moved on after this push.
+            self.log
+                .system(format!(
+                    "==> The branch moved on since the push of {}; building its tip {short}",
+                    &pushed[..pushed.len().min(12)]
+                ))
+                .await;
+        }
         let fields = Fields {
             commit_sha: Some(checkout.commit_sha.clone()),
             commit_message: Some(checkout.summary.clone()),

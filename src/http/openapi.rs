@@ -4,7 +4,7 @@ use actix_web::web;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::routes::{auth, deployments, domains, env, health, projects, users};
+use super::routes::{auth, deployments, domains, env, health, projects, users, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +21,7 @@ use super::routes::{auth, deployments, domains, env, health, projects, users};
         deployments::cancel_deployment, deployments::deployment_logs,
         deployments::start_project, deployments::stop_project, deployments::restart_project,
         domains::list_domains, domains::add_domain, domains::delete_domain, domains::verify_domain,
+        webhooks::get_webhook, webhooks::list_deliveries, webhooks::github,
     ),
     modifiers(&BearerAuth)
 )]

@@ -44,12 +44,14 @@ pub async fn prune(state: &AppState) -> anyhow::Result<()> {
     let events = db::topic_events::prune(db, days(r.topic_events_days)).await?;
     let jobs = db::jobs::prune_finished(db, days(r.jobs_days)).await?;
     let audit = db::audit::prune(db, days(r.audit_days)).await?;
+    let deliveries = db::webhooks::prune(db, days(r.webhook_deliveries_days)).await?;
     tracing::info!(
         sessions,
         logs,
         events,
         jobs,
         audit,
+        deliveries,
         "maintenance pruned old rows"
     );
     Ok(())

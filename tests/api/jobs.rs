@@ -242,7 +242,9 @@ async fn maintenance_enforces_retention() {
         from_deployment_id: None,
         image: None,
         commit_sha: None,
+        commit_message: None,
         created_by: None,
+        pusher: None,
     };
     let old = shard::db::deployments::create(db, new_deployment())
         .await

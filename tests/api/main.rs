@@ -20,4 +20,5 @@ mod proxy;
 mod sessions;
 mod sites;
 mod tls;
+mod webhooks;
 mod ws;

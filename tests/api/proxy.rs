@@ -110,7 +110,9 @@ pub(crate) async fn live_project(
             from_deployment_id: None,
             image: None,
             commit_sha: None,
+            commit_message: None,
             created_by: None,
+            pusher: None,
         },
     )
     .await

@@ -12,6 +12,7 @@ pub mod projects;
 pub mod sessions;
 pub mod topic_events;
 pub mod users;
+pub mod webhook_deliveries;
 
 pub mod prelude {
     pub use super::api_tokens::Entity as ApiTokens;
@@ -25,4 +26,5 @@ pub mod prelude {
     pub use super::sessions::Entity as Sessions;
     pub use super::topic_events::Entity as TopicEvents;
     pub use super::users::Entity as Users;
+    pub use super::webhook_deliveries::Entity as WebhookDeliveries;
 }

@@ -43,10 +43,12 @@ pub struct DeploymentView {
     pub project_id: Uuid,
     /// queued fetching building starting health_checking live superseded stopped failed cancelled
     pub status: String,
-    /// `manual`, `rollback` or `restart` (a new container from the live image).
+    /// `manual`, `rollback`, `restart` (a new container from the live image) or `push`.
     pub trigger: String,
     /// The user who started it (absent for automatic ones and removed users).
     pub created_by: Option<String>,
+    /// For trigger `push`: the GitHub login that pushed.
+    pub pusher: Option<String>,
     pub from_deployment: Option<Uuid>,
     pub commit_sha: Option<String>,
     pub commit_message: Option<String>,
@@ -80,6 +82,7 @@ impl DeploymentView {
             status: d.status,
             trigger: d.trigger,
             created_by: None,
+            pusher: d.pusher,
             from_deployment: d.from_deployment_id,
             commit_sha: d.commit_sha,
             commit_message: d.commit_message,

@@ -7,3 +7,4 @@ pub mod env;
 pub mod health;
 pub mod projects;
 pub mod users;
+pub mod webhooks;
