@@ -13,6 +13,7 @@ import { freePort, serveGit } from "./gitserver.mjs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRequire } from "node:module";
+import { createHmac } from "node:crypto";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 
@@ -375,6 +376,33 @@ try {
   await page.getByLabel("Port").fill("8080");
   await page.getByLabel("Name").fill("Live App");
 
+  // Webhook: the URL and secret to paste into GitHub; a signed ping and a push to another
+  // branch show up as deliveries with what shard did.
+  await page.getByRole("link", { name: "Webhook" }).click();
+  const hookUrl = await page.getByTestId("webhook-url").innerText();
+  assert.match(hookUrl, new RegExp(`/api/v1/webhooks/github\\?project=${projectId}$`));
+  assert.doesNotMatch(await page.getByTestId("webhook-secret").innerText(), /[A-Za-z0-9]/, "the secret is hidden until asked");
+  await page.getByRole("button", { name: "Show" }).click();
+  const hookSecret = (await page.getByTestId("webhook-secret").innerText()).trim();
+  assert.ok(hookSecret.length >= 32);
+  const deliver = async (event, id, payload) => {
+    const body = JSON.stringify(payload);
+    const signature = "sha256=" + createHmac("sha256", hookSecret).update(body).digest("hex");
+    return fetch(`${base}/api/v1/webhooks/github?project=${projectId}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-github-event": event, "x-github-delivery": id, "x-hub-signature-256": signature },
+      body,
+    });
+  };
+  assert.equal((await deliver("ping", "browser-ping", { zen: "Practicality beats purity." })).status, 200);
+  const sha = "a".repeat(40);
+  const other = await deliver("push", "browser-push-other", { ref: "refs/heads/feature", before: sha, after: sha, deleted: false, pusher: { name: "octocat" } });
+  assert.equal(other.status, 200);
+  await page.getByRole("button", { name: "Refresh" }).click();
+  await page.getByTestId("delivery-browser-ping").getByText("pong").waitFor();
+  assert.match(await page.getByTestId("delivery-browser-push-other").innerText(), /ignored[\s\S]*push to feature/);
+  await audit(page, "webhook");
+
   // Account: an API token shown once, working, then revoked.
   await page.getByRole("link", { name: "Account" }).click();
   await page.getByLabel("Token name").fill("e2e token");
@@ -450,6 +478,7 @@ try {
     [`/projects/${projectId}/env`, "dark-360-environment", "Save variables"],
     [`/projects/${projectId}/domains`, "dark-360-domains", "Add domain"],
     [`/projects/${projectId}/settings`, "dark-360-settings", "Save settings"],
+    [`/projects/${projectId}/webhook`, "dark-360-webhook", "Refresh"],
     ["/account", "dark-360-account", "Create token"],
     ["/admin/users", "dark-360-users", "Add user"],
   ]) {

@@ -9,6 +9,7 @@ export type LatestDeployment = {
   commit_sha: string | null;
   commit_message: string | null;
   created_by: string | null;
+  pusher: string | null;
   created_at: string;
   finished_at: string | null;
 };
@@ -145,6 +146,8 @@ export type Deployment = {
   status: string;
   trigger: string;
   created_by: string | null;
+  /** For trigger `push`: the GitHub login that pushed. */
+  pusher: string | null;
   from_deployment: string | null;
   image: string | null;
   preview_url: string | null;
@@ -209,6 +212,18 @@ export const createUser = (username: string, password: string, role: string) =>
   request<User>("POST", "/users", { username, password, role });
 export const setRole = (id: string, role: string) => request<User>("PATCH", `/users/${id}`, { role });
 export const deleteUser = (id: string) => request<void>("DELETE", `/users/${id}`);
+
+export type Webhook = { url: string; secret: string; content_type: string; events: string[] };
+export type Delivery = {
+  delivery_id: string;
+  event: string;
+  outcome: string;
+  detail: string | null;
+  deployment_id: string | null;
+  received_at: string;
+};
+export const getWebhook = (id: string) => request<Webhook>("GET", `/projects/${id}/webhook`);
+export const listDeliveries = (id: string) => request<Delivery[]>("GET", `/projects/${id}/webhook/deliveries`);
 
 /** The current access token, for the WebSocket's auth message. */
 export const currentToken = () => accessToken;

@@ -67,6 +67,8 @@ pub struct LatestDeployment {
     pub commit_message: Option<String>,
     /// The user who started it, when a user did.
     pub created_by: Option<String>,
+    /// For trigger `push`: the GitHub login that pushed.
+    pub pusher: Option<String>,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
 }
@@ -88,6 +90,7 @@ fn view(
 ) -> ProjectView {
     let latest_deployment = summary.latest.map(|d| LatestDeployment {
         created_by: d.created_by.and_then(|u| names.get(&u).cloned()),
+        pusher: d.pusher,
         id: d.id,
         status: d.status,
         trigger: d.trigger,

@@ -74,7 +74,7 @@ export default function DeploymentPage() {
           </h1>
           {info && (
             <span className="small muted wrap-anywhere">
-              {triggerText(info.trigger, info.created_by)}
+              {triggerText(info.trigger, info.created_by, info.pusher)}
               {info.commit_sha && (
                 <>
                   {" "}

@@ -11,6 +11,7 @@ import { Ago, Alert, Badge, duration, Empty, errorText, useToast } from "../ui";
 import { EnvEditor } from "./env";
 import { projectState, triggerText } from "./projects";
 import { Settings } from "./settings";
+import { WebhookPanel } from "./webhook";
 
 const FINAL = ["live", "failed", "cancelled", "superseded", "stopped"];
 
@@ -115,6 +116,7 @@ export default function ProjectPage() {
         <NavLink to={`/projects/${id}/logs`}>Runtime logs</NavLink>
         <NavLink to={`/projects/${id}/env`}>Environment</NavLink>
         <NavLink to={`/projects/${id}/domains`}>Domains</NavLink>
+        <NavLink to={`/projects/${id}/webhook`}>Webhook</NavLink>
         <NavLink to={`/projects/${id}/settings`}>Settings</NavLink>
       </nav>
       <Routes>
@@ -122,6 +124,7 @@ export default function ProjectPage() {
         <Route path="logs" element={<RuntimeLogs project={project} />} />
         <Route path="env" element={<EnvEditor project={project} onDeploy={() => act("Deploy queued", () => api.deploy(id))} />} />
         <Route path="domains" element={<Domains project={id} />} />
+        <Route path="webhook" element={<WebhookPanel project={project} />} />
         <Route path="settings" element={<Settings project={project} onSaved={setProject} />} />
       </Routes>
     </section>
@@ -183,7 +186,7 @@ function Deployments({
               <Ago at={d.created_at} />
             </td>
             <td data-label="Duration">{FINAL.includes(d.status) ? duration(d.created_at, d.finished_at ?? d.created_at) : duration(d.created_at)}</td>
-            <td data-label="Trigger">{triggerText(d.trigger, d.created_by)}</td>
+            <td data-label="Trigger">{triggerText(d.trigger, d.created_by, d.pusher)}</td>
             <td className="actions">
               <Link className="btn secondary small" to={`/projects/${project.id}/deployments/${d.id}`}>
                 View log

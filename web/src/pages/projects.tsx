@@ -17,7 +17,8 @@ export function projectState(p: api.Project): string {
   return p.status === "new" ? "new" : p.status;
 }
 
-export function triggerText(trigger: string, by: string | null): string {
+export function triggerText(trigger: string, by: string | null, pusher?: string | null): string {
+  if (trigger === "push") return pusher ? `pushed by ${pusher}` : "push";
   const what = trigger === "manual" ? "deployed" : trigger === "rollback" ? "rolled back" : trigger;
   return by ? `${what} by ${by}` : what;
 }
@@ -97,7 +98,7 @@ function ProjectCard({ project: p }: { project: api.Project }) {
       </div>
       {latest ? (
         <div className="small muted">
-          <Ago at={latest.created_at} /> · {triggerText(latest.trigger, latest.created_by)}
+          <Ago at={latest.created_at} /> · {triggerText(latest.trigger, latest.created_by, latest.pusher)}
           {latest.commit_sha && (
             <>
               {" "}
