@@ -196,8 +196,14 @@ impl Pipeline {
             })
         };
         let (url, branch, dir) = (p.git_url.clone(), p.branch.clone(), build_dir.to_path_buf());
+        // A push names its commit: build exactly that one, even if the branch moved on.
+        let commit = pushed_commit(&self.deployment);
         let fetched = tokio::task::spawn_blocking(move || {
-            git::fetch_branch(&url, &branch, &dir, token.as_deref(), &interrupt)
+            let revision = match &commit {
+                Some(sha) => git::Revision::Commit(sha),
+                None => git::Revision::Branch(&branch),
+            };
+            git::fetch(&url, revision, &dir, token.as_deref(), &interrupt)
         })
         .await;
         watcher.abort();
@@ -233,7 +239,15 @@ impl Pipeline {
     async fn fetch_and_build(&mut self, build_dir: &Path) -> Result<String, Stop> {
         let p = self.project.clone();
         self.log
-            .system(format!("==> Fetching {} ({})", p.git_url, p.branch))
+            .system(match pushed_commit(&self.deployment) {
+                Some(sha) => format!(
+                    "==> Fetching {} (commit {} pushed to {})",
+                    p.git_url,
+                    &sha[..sha.len().min(12)],
+                    p.branch
+                ),
+                None => format!("==> Fetching {} ({})", p.git_url, p.branch),
+            })
             .await;
         self.check_source().await?;
         let opened = self.open_env().await?;
@@ -263,18 +277,6 @@ impl Pipeline {
         self.log
             .system(format!("==> Fetched {short} {}", checkout.summary))
             .await;
-        if self.deployment.trigger == "push"
-            && let Some(pushed) = &self.deployment.commit_sha
-            && !pushed.eq_ignore_ascii_case(&checkout.commit_sha)
-        {
-            // A depth-1 fetch gets the branch tip: the branch moved on after this push.
-            self.log
-                .system(format!(
-                    "==> The branch moved on since the push of {}; building its tip {short}",
-                    &pushed[..pushed.len().min(12)]
-                ))
-                .await;
-        }
         let fields = Fields {
             commit_sha: Some(checkout.commit_sha.clone()),
             commit_message: Some(checkout.summary.clone()),
@@ -561,4 +563,11 @@ fn started() -> Fields {
         started: true,
         ..Fields::default()
     }
+}
+
+/// The commit a push deployment must build (`None`: the branch tip).
+fn pushed_commit(deployment: &Deployment) -> Option<String> {
+    (deployment.trigger == "push")
+        .then(|| deployment.commit_sha.clone())
+        .flatten()
 }

@@ -1,5 +1,5 @@
-//! Git access: the only module that imports gix. A shallow (depth 1) fetch of one branch over
-//! http(s) into a fresh build directory, then a checkout of its tree. Blocking (gix has no async
+//! Git access: the only module that imports gix. A shallow (depth 1) fetch of a branch tip or
+//! of one commit over http(s) into a fresh build directory, then a checkout of its tree. Blocking (gix has no async
 //! HTTP transport): callers run it on a blocking thread.
 
 use std::path::Path;
@@ -28,16 +28,32 @@ pub enum GitError {
     Failed(String),
 }
 
-/// Fetches `branch` of `url` at depth 1 into `dest` (which must not exist or be empty) and
+/// What to check out: the tip of a branch, or one commit by its full SHA (a push webhook names
+/// the commit it pushed; the branch may have moved on since).
+#[derive(Debug, Clone, Copy)]
+pub enum Revision<'a> {
+    Branch(&'a str),
+    Commit(&'a str),
+}
+
+/// Fetches `revision` of `url` at depth 1 into `dest` (which must not exist or be empty) and
 /// checks it out. `token`, when given, is sent as HTTP basic auth (`x-access-token`), never
 /// placed in the URL. `interrupt` stops the transfer when set.
-pub fn fetch_branch(
+///
+/// A commit is asked for by its id (a protocol v2 `want` of an object no ref points at, which
+/// GitHub and `git http-backend` serve for reachable commits); the checkout is then verified to
+/// be exactly that commit.
+pub fn fetch(
     url: &str,
-    branch: &str,
+    revision: Revision<'_>,
     dest: &Path,
     token: Option<&str>,
     interrupt: &AtomicBool,
 ) -> Result<Checkout, GitError> {
+    let wanted = match revision {
+        Revision::Branch(branch) => branch,
+        Revision::Commit(sha) => sha,
+    };
     let failed = |what: &str, e: &dyn std::fmt::Display| {
         if interrupt.load(std::sync::atomic::Ordering::Relaxed) {
             GitError::Cancelled
@@ -45,13 +61,19 @@ pub fn fetch_branch(
             GitError::Failed(format!("{what}: {}", redact(&e.to_string(), token)))
         }
     };
-    let mut prepare = gix::prepare_clone(url, dest)
+    let prepare = gix::prepare_clone(url, dest)
         .map_err(|e| failed("cannot prepare the clone", &e))?
         .with_shallow(gix::remote::fetch::Shallow::DepthAtRemote(
             1.try_into().expect("1 is non-zero"),
-        ))
-        .with_ref_name(Some(branch))
-        .map_err(|e| failed("invalid branch name", &e))?;
+        ));
+    let mut prepare = match revision {
+        Revision::Branch(branch) => prepare
+            .with_ref_name(Some(branch))
+            .map_err(|e| failed("invalid branch name", &e))?,
+        Revision::Commit(sha) => prepare
+            .with_revision(Some(sha))
+            .map_err(|e| failed("invalid commit id", &e))?,
+    };
     if let Some(token) = token {
         let basic =
             base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
@@ -63,8 +85,13 @@ pub fn fetch_branch(
         .fetch_then_checkout(gix::progress::Discard, interrupt)
         .map_err(|e| {
             let text = e.to_string();
-            if text.contains("not found") && text.contains(branch) {
-                GitError::BranchNotFound(branch.to_string())
+            if text.contains("not found") && text.contains(wanted) {
+                match revision {
+                    Revision::Branch(branch) => GitError::BranchNotFound(branch.to_string()),
+                    Revision::Commit(sha) => GitError::Failed(format!(
+                        "commit {sha} is not in the repository (was it force-pushed away?)"
+                    )),
+                }
             } else {
                 failed("fetch failed", &e)
             }
@@ -79,6 +106,14 @@ pub fn fetch_branch(
         .message()
         .map(|m| m.summary().to_string())
         .unwrap_or_default();
+    if let Revision::Commit(sha) = revision
+        && !commit.id.to_string().eq_ignore_ascii_case(sha)
+    {
+        return Err(GitError::Failed(format!(
+            "asked for commit {sha} but the checkout is {}",
+            commit.id
+        )));
+    }
     Ok(Checkout {
         commit_sha: commit.id.to_string(),
         summary,

@@ -165,6 +165,8 @@ async fn signed_pushes_deploy_the_pushed_commit_and_nothing_else_does() {
     // A new commit pushed; a wrong, a missing and a foreign signature are refused and leave nothing.
     let before = repo.commit(&app_files("1", ""), "noop").to_string();
     let after = repo.commit(&app_files("2", ""), "version 2\n\nwith a body");
+    // The branch moves on before the delivery arrives: the deploy must still be of `after`.
+    let newer = repo.commit(&app_files("3", ""), "version 3");
     let push = push_payload(
         "refs/heads/main",
         &before,
@@ -246,7 +248,8 @@ async fn signed_pushes_deploy_the_pushed_commit_and_nothing_else_does() {
         .text()
         .await
         .unwrap();
-    assert_eq!(page, "version 2\n");
+    assert_eq!(page, "version 2\n", "the pushed commit, not the branch tip");
+    assert!(app.logs_text(&admin, &id).await.contains("pushed to main"));
 
     // The same delivery again (GitHub's redelivery, or a replay): no second deploy.
     let replay = hook.signed("push", "d-push-1", &push).await;
@@ -340,4 +343,34 @@ async fn signed_pushes_deploy_the_pushed_commit_and_nothing_else_does() {
         ]
     );
     assert_eq!(listed[4]["deployment_id"], id.as_str());
+
+    // The push of the newer commit then deploys that one.
+    let second = hook
+        .signed(
+            "push",
+            "d-push-2",
+            &push_payload("refs/heads/main", &after, &newer, false, "version 3"),
+        )
+        .await;
+    assert_eq!(second.status(), StatusCode::ACCEPTED);
+    let id2 = second.json::<Value>().await.unwrap()["deployment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let live2 = app
+        .wait_for(&admin, &id2, FINAL, Duration::from_secs(120))
+        .await;
+    assert_eq!(live2["status"], "live", "{live2}");
+    assert_eq!(live2["commit_sha"], newer.as_str());
+    let upstream = live2["upstream"].as_str().unwrap();
+    let page = app
+        .client
+        .get(format!("http://{upstream}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(page, "version 3\n");
 }
