@@ -231,6 +231,7 @@ impl App {
             deployer,
             proxy,
             dns: crate::proxy::dns::Checker::new(config.dns.resolver.as_deref())?,
+            github: crate::github::Github::new(config.github.clone())?,
             docker,
             db,
             port,

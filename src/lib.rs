@@ -10,6 +10,7 @@ pub mod deploy;
 pub mod docker;
 pub mod error;
 pub mod git;
+pub mod github;
 pub mod http;
 pub mod hub;
 pub mod jobs;

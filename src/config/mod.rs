@@ -9,7 +9,9 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod github;
 mod serving;
+pub use github::GithubConfig;
 pub use serving::{AcmeConfig, CertificateFiles, DnsConfig, ProxyConfig};
 
 /// The documented example, also what `shard config init` writes.
@@ -74,6 +76,7 @@ pub struct Config {
     pub proxy: ProxyConfig,
     pub dns: DnsConfig,
     pub acme: AcmeConfig,
+    pub github: GithubConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -284,6 +287,7 @@ impl Default for Config {
             proxy: ProxyConfig::default(),
             dns: DnsConfig::default(),
             acme: AcmeConfig::default(),
+            github: GithubConfig::default(),
         }
     }
 }
@@ -537,6 +541,7 @@ impl Config {
             );
         }
         self.check_serving()?;
+        self.check_github()?;
         let r = &self.retention;
         if [
             r.deployment_logs_days,

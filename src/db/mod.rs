@@ -9,6 +9,7 @@ pub mod deployments;
 pub mod domains;
 pub mod entities;
 pub mod env_vars;
+pub mod git_accounts;
 pub mod jobs;
 pub mod projects;
 pub mod sessions;

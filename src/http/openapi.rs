@@ -4,7 +4,7 @@ use actix_web::web;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::routes::{auth, deployments, domains, env, health, projects, users, webhooks};
+use super::routes::{auth, deployments, domains, env, github, health, projects, users, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,6 +22,7 @@ use super::routes::{auth, deployments, domains, env, health, projects, users, we
         deployments::start_project, deployments::stop_project, deployments::restart_project,
         domains::list_domains, domains::add_domain, domains::delete_domain, domains::verify_domain,
         webhooks::get_webhook, webhooks::list_deliveries, webhooks::github,
+        github::start, github::callback, github::account, github::disconnect, github::providers,
     ),
     modifiers(&BearerAuth)
 )]

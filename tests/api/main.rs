@@ -11,6 +11,7 @@ mod deploy;
 mod docker;
 mod domains;
 mod edge;
+mod github;
 mod gitserver;
 mod helpers;
 mod jobs;

@@ -225,5 +225,11 @@ export type Delivery = {
 export const getWebhook = (id: string) => request<Webhook>("GET", `/projects/${id}/webhook`);
 export const listDeliveries = (id: string) => request<Delivery[]>("GET", `/projects/${id}/webhook/deliveries`);
 
+export const providers = () => request<{ github: boolean }>("GET", "/auth/providers");
+export type GithubAccount = { enabled: boolean; connected: boolean; login: string | null; scopes: string | null };
+export const githubAccount = () => request<GithubAccount>("GET", "/auth/github");
+export const disconnectGithub = () =>
+  request<{ disconnected: boolean; revoke_error: string | null }>("DELETE", "/auth/github");
+
 /** The current access token, for the WebSocket's auth message. */
 export const currentToken = () => accessToken;

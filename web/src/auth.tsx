@@ -1,10 +1,14 @@
-import { FormEvent, useState } from "react";
+import { FormEvent, useEffect, useState } from "react";
 import { useNavigate, useSearchParams } from "react-router";
 import * as api from "./api";
 import { Alert, errorText } from "./ui";
 
 export function LoginPage({ onDone }: { onDone: (u: api.User) => void }) {
   const [error, setError] = useState("");
+  const [github, setGithub] = useState(false);
+  useEffect(() => {
+    api.providers().then((p) => setGithub(p.github), () => setGithub(false));
+  }, []);
   const navigate = useNavigate();
   async function submit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
@@ -28,6 +32,11 @@ export function LoginPage({ onDone }: { onDone: (u: api.User) => void }) {
       </label>
       <Alert>{error}</Alert>
       <button type="submit" className="btn">Sign in</button>
+      {github && (
+        <a className="btn secondary" href="/api/v1/auth/github/start">
+          Sign in with GitHub
+        </a>
+      )}
     </form>
     </main>
   );

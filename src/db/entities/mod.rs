@@ -7,6 +7,7 @@ pub mod deployment_logs;
 pub mod deployments;
 pub mod domains;
 pub mod env_vars;
+pub mod git_accounts;
 pub mod jobs;
 pub mod projects;
 pub mod sessions;
@@ -21,6 +22,7 @@ pub mod prelude {
     pub use super::deployments::Entity as Deployments;
     pub use super::domains::Entity as Domains;
     pub use super::env_vars::Entity as EnvVars;
+    pub use super::git_accounts::Entity as GitAccounts;
     pub use super::jobs::Entity as Jobs;
     pub use super::projects::Entity as Projects;
     pub use super::sessions::Entity as Sessions;

@@ -214,7 +214,7 @@ pub async fn me(
     Ok(web::Json(user.into()))
 }
 
-async fn start_session(
+pub(crate) async fn start_session(
     state: &AppState,
     req: &HttpRequest,
     user: User,

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod deployments;
 pub mod domains;
 pub mod env;
+pub mod github;
 pub mod health;
 pub mod projects;
 pub mod users;

@@ -103,7 +103,7 @@ pub async fn get_webhook(
     Ok(web::Json(WebhookView {
         url: format!(
             "{}/api/v1/webhooks/github?project={}",
-            state.config.public_url(),
+            state.public_base(),
             project.id
         ),
         secret,

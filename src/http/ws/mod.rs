@@ -21,7 +21,7 @@ use tokio_stream::StreamMap;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
-mod credential;
+pub(crate) mod credential;
 
 use credential::{Credential, login_for_refresh_cookie, login_for_token};
 

@@ -12,6 +12,7 @@ export default function AccountPage({ user }: { user: api.User }) {
           Signed in as <strong>{user.username}</strong> ({user.role})
         </span>
       </div>
+      <GithubLink />
       <Tokens />
       <Password />
     </section>
@@ -151,6 +152,53 @@ function Password() {
           <button className="btn">Change password</button>
         </div>
       </form>
+    </section>
+  );
+}
+
+function GithubLink() {
+  const [account, setAccount] = useState<api.GithubAccount | null>(null);
+  const [message, setMessage] = useState("");
+  const [error, setError] = useState("");
+  const reload = () => api.githubAccount().then(setAccount, (e) => setError(errorText(e)));
+  useEffect(() => {
+    reload();
+  }, []);
+  if (!account?.enabled) return null;
+  return (
+    <section className="card stack" aria-label="GitHub">
+      <h2>GitHub</h2>
+      {account.connected ? (
+        <div className="spread">
+          <span>
+            Connected as <strong>{account.login}</strong> <span className="small muted">({account.scopes})</span>
+          </span>
+          <button
+            className="btn danger small"
+            onClick={async () => {
+              setError("");
+              try {
+                const result = await api.disconnectGithub();
+                setMessage(result.revoke_error ? `Disconnected; GitHub did not confirm the revocation: ${result.revoke_error}` : "Disconnected, and the grant was revoked at GitHub.");
+                await reload();
+              } catch (e) {
+                setError(errorText(e));
+              }
+            }}
+          >
+            Disconnect
+          </button>
+        </div>
+      ) : (
+        <div className="spread">
+          <span className="small muted">Connect GitHub to sign in with it and to import repositories.</span>
+          <a className="btn" href="/api/v1/auth/github/start">
+            Connect GitHub
+          </a>
+        </div>
+      )}
+      <Alert tone="ok">{message}</Alert>
+      <Alert>{error}</Alert>
     </section>
   );
 }

@@ -1,0 +1,206 @@
+//! GitHub: the OAuth web flow (oauth2 crate, PKCE, state bound to the browser by a cookie) and
+//! the few REST calls shard makes. Base URLs come from `[github]`, so GitHub Enterprise Server
+//! and the test suite's stand-in work the same. Tokens are only ever sent as headers.
+
+use std::time::Duration;
+
+use oauth2::basic::BasicClient;
+use oauth2::{
+    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse, TokenUrl,
+};
+use serde::Deserialize;
+
+use crate::config::GithubConfig;
+
+/// What GitHub sign-in asks for: the user's repositories (private ones included) and their
+/// webhooks, so import can list repositories, fetch private ones and create the push webhook.
+pub const SCOPES: &[&str] = &["repo", "admin:repo_hook"];
+
+type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GithubError {
+    #[error("GitHub sign-in is not configured (github.client_id and github.client_secret)")]
+    NotConfigured,
+    #[error("GitHub refused the sign-in: {0}")]
+    Refused(String),
+    #[error("cannot reach GitHub: {0}")]
+    Unreachable(String),
+}
+
+/// An access token and the scopes GitHub granted.
+pub struct Grant {
+    pub token: String,
+    pub scopes: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct GithubUser {
+    pub id: i64,
+    pub login: String,
+}
+
+pub struct Github {
+    config: GithubConfig,
+    http: reqwest::Client,
+}
+
+impl Github {
+    pub fn new(config: GithubConfig) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("shard/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(Self { config, http })
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.config.oauth_app().is_some()
+    }
+
+    pub fn allow_signup(&self) -> bool {
+        self.config.allow_signup
+    }
+
+    /// The OAuth client; `base` is the dashboard's external URL, where GitHub sends the
+    /// browser back (`<base>/api/v1/auth/github/callback`).
+    fn client(&self, base: &str) -> Result<Client, GithubError> {
+        let (id, secret) = self.config.oauth_app().ok_or(GithubError::NotConfigured)?;
+        let web = self.config.web();
+        Ok(BasicClient::new(ClientId::new(id.to_string()))
+            .set_client_secret(ClientSecret::new(secret.to_string()))
+            .set_auth_uri(
+                AuthUrl::new(format!("{web}/login/oauth/authorize"))
+                    .map_err(|e| GithubError::Refused(e.to_string()))?,
+            )
+            .set_token_uri(
+                TokenUrl::new(format!("{web}/login/oauth/access_token"))
+                    .map_err(|e| GithubError::Refused(e.to_string()))?,
+            )
+            .set_redirect_uri(
+                RedirectUrl::new(format!("{base}/api/v1/auth/github/callback"))
+                    .map_err(|e| GithubError::Refused(e.to_string()))?,
+            ))
+    }
+
+    /// The authorize URL to send the browser to, with the state and PKCE verifier to keep in
+    /// the browser's cookie until it comes back.
+    pub fn authorize(&self, base: &str) -> Result<(String, String, String), GithubError> {
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let (url, state) = self
+            .client(base)?
+            .authorize_url(CsrfToken::new_random)
+            .add_scopes(SCOPES.iter().map(|s| Scope::new(s.to_string())))
+            .set_pkce_challenge(challenge)
+            .url();
+        Ok((
+            url.to_string(),
+            state.secret().clone(),
+            verifier.secret().clone(),
+        ))
+    }
+
+    /// Trades the code GitHub sent back for an access token.
+    pub async fn exchange(
+        &self,
+        base: &str,
+        code: &str,
+        verifier: &str,
+    ) -> Result<Grant, GithubError> {
+        let http = |request: oauth2::HttpRequest| self.send(request);
+        let token = self
+            .client(base)?
+            .exchange_code(AuthorizationCode::new(code.to_string()))
+            .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_string()))
+            .request_async(&http)
+            .await
+            .map_err(|e| match e {
+                oauth2::RequestTokenError::Request(e) => GithubError::Unreachable(e.to_string()),
+                other => GithubError::Refused(other.to_string()),
+            })?;
+        let scopes = token
+            .scopes()
+            .map(|s| s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","))
+            .unwrap_or_default();
+        Ok(Grant {
+            token: token.access_token().secret().clone(),
+            scopes,
+        })
+    }
+
+    /// oauth2's HTTP requests, sent with shard's reqwest client.
+    async fn send(&self, request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, HttpError> {
+        let (parts, body) = request.into_parts();
+        let mut builder = self
+            .http
+            .request(parts.method, parts.uri.to_string())
+            .body(body);
+        for (name, value) in &parts.headers {
+            builder = builder.header(name, value);
+        }
+        let response = builder.send().await.map_err(|e| HttpError(e.to_string()))?;
+        let mut out = oauth2::http::Response::builder().status(response.status());
+        for (name, value) in response.headers() {
+            out = out.header(name, value);
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| HttpError(e.to_string()))?;
+        out.body(bytes.to_vec())
+            .map_err(|e| HttpError(e.to_string()))
+    }
+
+    /// `GET /user`: who the token belongs to.
+    pub async fn user(&self, token: &str) -> Result<GithubUser, GithubError> {
+        let response = self
+            .http
+            .get(format!("{}/user", self.config.api()))
+            .bearer_auth(token)
+            .header("accept", "application/vnd.github+json")
+            .header("x-github-api-version", "2022-11-28")
+            .send()
+            .await
+            .map_err(|e| GithubError::Unreachable(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(GithubError::Refused(format!(
+                "GET /user answered {}",
+                response.status()
+            )));
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| GithubError::Refused(format!("GET /user: {e}")))
+    }
+
+    /// Revokes the app's grant for `token` (`DELETE /applications/{client_id}/grant`, basic
+    /// auth with the app's credentials). GitHub answers 204.
+    pub async fn revoke(&self, token: &str) -> Result<(), GithubError> {
+        let (id, secret) = self.config.oauth_app().ok_or(GithubError::NotConfigured)?;
+        let response = self
+            .http
+            .delete(format!("{}/applications/{id}/grant", self.config.api()))
+            .basic_auth(id, Some(secret))
+            .header("accept", "application/vnd.github+json")
+            .json(&serde_json::json!({ "access_token": token }))
+            .send()
+            .await
+            .map_err(|e| GithubError::Unreachable(e.to_string()))?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(GithubError::Refused(format!(
+                "revoking the grant answered {}",
+                response.status()
+            )))
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct HttpError(String);

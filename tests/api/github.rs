@@ -1,0 +1,405 @@
+//! GitHub sign-in against a stand-in that speaks the parts of GitHub's OAuth web flow and REST
+//! API shard uses, with GitHub's paths, parameters and JSON shapes: `/login/oauth/authorize`
+//! (approves at once as the stand-in's current user), `/login/oauth/access_token` (checks the
+//! client credentials, the single-use code, the redirect URI and the PKCE verifier),
+//! `GET /user` and `DELETE /applications/{client_id}/grant`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use base64::Engine as _;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::helpers::*;
+
+const CLIENT_ID: &str = "Iv1.standin";
+const CLIENT_SECRET: &str = "standin-client-secret";
+
+#[derive(Default)]
+struct Hub {
+    /// Who "signs in" at the authorize page next: (GitHub id, login).
+    current: Option<(i64, String)>,
+    /// code → (user, PKCE challenge, redirect URI)
+    codes: HashMap<String, ((i64, String), String, String)>,
+    tokens: HashMap<String, (i64, String)>,
+    revoked: Vec<String>,
+    issued: Vec<String>,
+}
+
+type Shared = web::Data<Arc<Mutex<Hub>>>;
+
+fn client_ok(req: &HttpRequest, form: &HashMap<String, String>) -> bool {
+    let basic = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .and_then(|b| String::from_utf8(b).ok());
+    let decode = |s: &str| {
+        url::form_urlencoded::parse(s.as_bytes())
+            .map(|(k, _)| k.into_owned())
+            .next()
+            .unwrap_or_default()
+    };
+    match basic.as_deref().and_then(|b| b.split_once(':')) {
+        Some((id, secret)) => decode(id) == CLIENT_ID && decode(secret) == CLIENT_SECRET,
+        None => {
+            form.get("client_id").map(String::as_str) == Some(CLIENT_ID)
+                && form.get("client_secret").map(String::as_str) == Some(CLIENT_SECRET)
+        }
+    }
+}
+
+async fn authorize(hub: Shared, query: web::Query<HashMap<String, String>>) -> HttpResponse {
+    let q = query.into_inner();
+    assert_eq!(q.get("client_id").map(String::as_str), Some(CLIENT_ID));
+    assert_eq!(
+        q.get("code_challenge_method").map(String::as_str),
+        Some("S256")
+    );
+    let scope = q.get("scope").cloned().unwrap_or_default();
+    assert!(scope.contains("repo"), "scope {scope}");
+    let mut hub = hub.lock().unwrap();
+    let user = hub.current.clone().expect("a current user");
+    let code = format!("code-{}", uuid::Uuid::new_v4().simple());
+    let redirect = q["redirect_uri"].clone();
+    hub.codes.insert(
+        code.clone(),
+        (user, q["code_challenge"].clone(), redirect.clone()),
+    );
+    let mut url = url::Url::parse(&redirect).unwrap();
+    url.query_pairs_mut()
+        .append_pair("code", &code)
+        .append_pair("state", &q["state"]);
+    HttpResponse::Found()
+        .insert_header(("location", url.to_string()))
+        .finish()
+}
+
+async fn access_token(
+    hub: Shared,
+    req: HttpRequest,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    let form = form.into_inner();
+    // GitHub answers errors with 200 and an `error` field.
+    let error = |e: &str| HttpResponse::Ok().json(json!({"error": e, "error_description": e}));
+    if !client_ok(&req, &form) {
+        return error("incorrect_client_credentials");
+    }
+    let mut hub = hub.lock().unwrap();
+    let Some((user, challenge, redirect)) = form.get("code").and_then(|c| hub.codes.remove(c))
+    else {
+        return error("bad_verification_code");
+    };
+    if form.get("redirect_uri") != Some(&redirect) {
+        return error("redirect_uri_mismatch");
+    }
+    let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+    let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(Sha256::digest(verifier.as_bytes()));
+    if computed != challenge {
+        return error("invalid_grant");
+    }
+    let token = format!("gho_{}", uuid::Uuid::new_v4().simple());
+    hub.tokens.insert(token.clone(), user);
+    hub.issued.push(token.clone());
+    HttpResponse::Ok().json(
+        json!({"access_token": token, "token_type": "bearer", "scope": "repo,admin:repo_hook"}),
+    )
+}
+
+async fn user(hub: Shared, req: HttpRequest) -> HttpResponse {
+    let token = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or(v.strip_prefix("token ")))
+        .unwrap_or("");
+    let hub = hub.lock().unwrap();
+    match hub.tokens.get(token) {
+        Some((id, login)) => HttpResponse::Ok().json(json!({
+            "login": login, "id": id, "type": "User", "site_admin": false,
+            "name": "Test User", "html_url": format!("https://github.com/{login}"),
+        })),
+        None => HttpResponse::Unauthorized().json(json!({"message": "Bad credentials"})),
+    }
+}
+
+async fn revoke_grant(
+    hub: Shared,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<Value>,
+) -> HttpResponse {
+    if path.as_str() != CLIENT_ID || !client_ok(&req, &HashMap::new()) {
+        return HttpResponse::NotFound().json(json!({"message": "Not Found"}));
+    }
+    let token = body["access_token"].as_str().unwrap_or("").to_string();
+    let mut hub = hub.lock().unwrap();
+    hub.tokens.remove(&token);
+    hub.revoked.push(token);
+    HttpResponse::NoContent().finish()
+}
+
+struct StandIn {
+    base: String,
+    hub: Arc<Mutex<Hub>>,
+}
+
+impl StandIn {
+    fn start() -> StandIn {
+        let hub = Arc::new(Mutex::new(Hub::default()));
+        let data = web::Data::new(hub.clone());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .route("/login/oauth/authorize", web::get().to(authorize))
+                .route("/login/oauth/access_token", web::post().to(access_token))
+                .route("/user", web::get().to(user))
+                .route(
+                    "/applications/{client_id}/grant",
+                    web::delete().to(revoke_grant),
+                )
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
+        tokio::spawn(server);
+        StandIn {
+            base: format!("http://127.0.0.1:{port}"),
+            hub,
+        }
+    }
+
+    fn sign_in_as(&self, id: i64, login: &str) {
+        self.hub.lock().unwrap().current = Some((id, login.to_string()));
+    }
+}
+
+async fn spawn(standin: &StandIn, signup: bool) -> TestApp {
+    let base = standin.base.clone();
+    spawn_app_with(move |c| {
+        c.github.client_id = Some(CLIENT_ID.into());
+        c.github.client_secret = Some(shard::config::Secret::new(CLIENT_SECRET));
+        c.github.web_url = base.clone();
+        c.github.api_url = base;
+        c.github.allow_signup = signup;
+    })
+    .await
+}
+
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The browser's side of the dance, up to the callback URL GitHub sends it back to; returns
+/// that URL and the state cookie shard set.
+async fn to_callback(app: &TestApp) -> (String, String) {
+    let start = app.get("/api/v1/auth/github/start", None).await;
+    assert_eq!(start.status(), StatusCode::FOUND);
+    let cookie = set_cookie(&start, "shard_github_oauth").expect("state cookie");
+    let authorize = start.headers()["location"].to_str().unwrap().to_string();
+    let back = app.client.get(&authorize).send().await.unwrap();
+    assert_eq!(back.status(), StatusCode::FOUND);
+    (
+        back.headers()["location"].to_str().unwrap().to_string(),
+        cookie,
+    )
+}
+
+async fn callback(app: &TestApp, url: &str, cookies: &[(&str, &str)]) -> reqwest::Response {
+    let cookie = cookies
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    app.client
+        .get(url)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn github_sign_in_refuses_bad_state_and_new_users_when_sign_up_is_off() {
+    let standin = StandIn::start();
+    let app = spawn(&standin, false).await;
+    let admin = app.setup_admin().await;
+    let providers: Value = app
+        .get("/api/v1/auth/providers", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(providers, json!({"github": true}));
+    standin.sign_in_as(583231, "octocat");
+
+    // A callback without this browser's cookie, or with another state, is refused.
+    let (url, cookie) = to_callback(&app).await;
+    let stolen = callback(&app, &url, &[]).await;
+    assert_error(stolen, StatusCode::BAD_REQUEST, "bad_request").await;
+    let forged = url.replace("state=", "state=x");
+    let wrong = callback(&app, &forged, &[("shard_github_oauth", &cookie)]).await;
+    assert_error(wrong, StatusCode::BAD_REQUEST, "bad_request").await;
+
+    // Sign-up is off: a GitHub user without a shard account is refused, and no user appears.
+    let refused = callback(&app, &url, &[("shard_github_oauth", &cookie)]).await;
+    let body = assert_error(refused, StatusCode::FORBIDDEN, "forbidden").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("sign-up with GitHub is off")
+    );
+    let users: Vec<Value> = app
+        .get("/api/v1/users", Some(&admin.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(users.len(), 1);
+    // The same callback again (a replay): the code was used, nothing signs in.
+    let replay = callback(&app, &url, &[("shard_github_oauth", &cookie)]).await;
+    assert_ne!(replay.status(), StatusCode::FOUND);
+
+    // Connect while signed in: the admin links octocat, then octocat signs in as the admin.
+    let (url, cookie) = to_callback(&app).await;
+    let linked = callback(
+        &app,
+        &url,
+        &[
+            ("shard_github_oauth", &cookie),
+            ("shard_refresh", &admin.refresh),
+        ],
+    )
+    .await;
+    assert_eq!(linked.status(), StatusCode::FOUND);
+    assert_eq!(linked.headers()["location"], "/account?github=connected");
+    let view: Value = app
+        .get("/api/v1/auth/github", Some(&admin.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        view,
+        json!({"enabled": true, "connected": true, "login": "octocat", "scopes": "repo,admin:repo_hook"})
+    );
+
+    let (url, cookie) = to_callback(&app).await;
+    let signed_in = callback(&app, &url, &[("shard_github_oauth", &cookie)]).await;
+    assert_eq!(signed_in.status(), StatusCode::FOUND);
+    assert_eq!(signed_in.headers()["location"], "/");
+    let refresh = set_cookie(&signed_in, "shard_refresh").expect("a session");
+    let session = session_of(app.refresh_with(&refresh).await).await;
+    let me: Value = app
+        .get("/api/v1/auth/me", Some(&session.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["username"], "admin");
+
+    // Disconnect: the link is gone and the grant revoked at GitHub.
+    let gone = app
+        .send(
+            reqwest::Method::DELETE,
+            "/api/v1/auth/github",
+            Some(&admin.token),
+            None,
+        )
+        .await;
+    assert_eq!(gone.status(), StatusCode::OK);
+    assert_eq!(
+        gone.json::<Value>().await.unwrap()["revoke_error"],
+        Value::Null
+    );
+    let hub = standin.hub.lock().unwrap();
+    assert_eq!(
+        hub.revoked.last(),
+        hub.issued.last(),
+        "the newest token was revoked"
+    );
+}
+
+#[tokio::test]
+async fn github_sign_up_creates_a_member_and_keeps_the_token_sealed() {
+    let standin = StandIn::start();
+    let app = spawn(&standin, true).await;
+    let admin = app.setup_admin().await;
+    standin.sign_in_as(1, "Mona");
+    let (url, cookie) = to_callback(&app).await;
+    let signed_up = callback(&app, &url, &[("shard_github_oauth", &cookie)]).await;
+    assert_eq!(signed_up.status(), StatusCode::FOUND);
+    // The state cookie is cleared on the way out.
+    assert_eq!(
+        set_cookie(&signed_up, "shard_github_oauth").as_deref(),
+        Some("")
+    );
+    let refresh = set_cookie(&signed_up, "shard_refresh").unwrap();
+    let mona = session_of(app.refresh_with(&refresh).await).await;
+    let me: Value = app
+        .get("/api/v1/auth/me", Some(&mona.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (me["username"].as_str(), me["role"].as_str()),
+        (Some("mona"), Some("member"))
+    );
+
+    // The token is in no API answer and not in the database file in clear.
+    let token = standin.hub.lock().unwrap().issued.last().cloned().unwrap();
+    for path in ["/api/v1/auth/github", "/api/v1/auth/me"] {
+        let text = app.get(path, Some(&mona.token)).await.text().await.unwrap();
+        assert!(!text.contains(&token), "{path} shows the token");
+    }
+    if std::env::var("SHARD_TEST_DATABASE_URL").is_err() {
+        let db = std::fs::read(app.dir.path().join("shard.db")).unwrap();
+        assert!(!db.windows(token.len()).any(|w| w == token.as_bytes()));
+        let wal = app.dir.path().join("shard.db-wal");
+        if let Ok(wal) = std::fs::read(wal) {
+            assert!(!wal.windows(token.len()).any(|w| w == token.as_bytes()));
+        }
+    }
+    let users: Vec<Value> = app
+        .get("/api/v1/users", Some(&admin.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(users.len(), 2);
+}
+
+#[tokio::test]
+async fn github_routes_say_when_sign_in_is_not_configured() {
+    let app = spawn_app().await;
+    let start = app.get("/api/v1/auth/github/start", None).await;
+    assert_error(start, StatusCode::NOT_FOUND, "not_found").await;
+    let providers: Value = app
+        .get("/api/v1/auth/providers", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(providers, json!({"github": false}));
+}
