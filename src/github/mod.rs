@@ -27,6 +27,10 @@ pub enum GithubError {
     Refused(String),
     #[error("cannot reach GitHub: {0}")]
     Unreachable(String),
+    #[error("GitHub has no such repository, or the account cannot see it")]
+    NotFound,
+    #[error("GitHub refused the stored token; connect GitHub again")]
+    TokenRejected,
 }
 
 /// An access token and the scopes GitHub granted.
@@ -204,3 +208,144 @@ impl Github {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct HttpError(String);
+
+/// Pages followed at most for one listing (100 items each).
+pub const MAX_PAGES: usize = 20;
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize, utoipa::ToSchema)]
+pub struct Repo {
+    pub full_name: String,
+    pub name: String,
+    pub private: bool,
+    pub default_branch: Option<String>,
+    pub clone_url: String,
+    pub html_url: String,
+    pub updated_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct BranchItem {
+    name: String,
+    commit: BranchCommit,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct BranchCommit {
+    sha: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Branch {
+    pub name: String,
+    pub commit_sha: String,
+}
+
+/// The `rel="next"` URL of a `Link` header, if any.
+pub fn next_link(link: Option<&str>) -> Option<String> {
+    link?.split(',').find_map(|part| {
+        let (url, params) = part.split_once(';')?;
+        params
+            .split(';')
+            .any(|p| p.trim() == "rel=\"next\"")
+            .then(|| {
+                url.trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_string()
+            })
+    })
+}
+
+impl Github {
+    /// Every item of a paginated listing, following `Link: rel="next"` (at most `MAX_PAGES`).
+    async fn list<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        first: String,
+    ) -> Result<Vec<T>, GithubError> {
+        let mut items = Vec::new();
+        let mut url = Some(first);
+        let api = self.config.api().to_string();
+        for _ in 0..MAX_PAGES {
+            let Some(next) = url.take() else { break };
+            // A next link must stay on the API host (the token goes with it).
+            if !next.starts_with(&api) {
+                return Err(GithubError::Refused(format!(
+                    "GitHub pointed the next page elsewhere: {next}"
+                )));
+            }
+            let response = self
+                .http
+                .get(&next)
+                .bearer_auth(token)
+                .header("accept", "application/vnd.github+json")
+                .header("x-github-api-version", "2022-11-28")
+                .send()
+                .await
+                .map_err(|e| GithubError::Unreachable(e.to_string()))?;
+            match response.status().as_u16() {
+                200 => {}
+                401 => return Err(GithubError::TokenRejected),
+                404 => return Err(GithubError::NotFound),
+                code => {
+                    return Err(GithubError::Refused(format!(
+                        "GitHub answered {code} for {next}"
+                    )));
+                }
+            }
+            url = next_link(response.headers().get("link").and_then(|v| v.to_str().ok()));
+            let page: Vec<T> = response
+                .json()
+                .await
+                .map_err(|e| GithubError::Refused(format!("unexpected answer: {e}")))?;
+            items.extend(page);
+        }
+        Ok(items)
+    }
+
+    /// The repositories the token's user can reach (owned, collaborating, organisations).
+    pub async fn repos(&self, token: &str) -> Result<Vec<Repo>, GithubError> {
+        let first = format!(
+            "{}/user/repos?per_page=100&sort=updated&affiliation=owner,collaborator,organization_member",
+            self.config.api()
+        );
+        self.list(token, first).await
+    }
+
+    pub async fn branches(
+        &self,
+        token: &str,
+        owner: &str,
+        repo: &str,
+    ) -> Result<Vec<Branch>, GithubError> {
+        let first = format!(
+            "{}/repos/{owner}/{repo}/branches?per_page=100",
+            self.config.api()
+        );
+        let items: Vec<BranchItem> = self.list(token, first).await?;
+        Ok(items
+            .into_iter()
+            .map(|b| Branch {
+                name: b.name,
+                commit_sha: b.commit.sha,
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_links_are_read_from_link_headers() {
+        let header = r#"<https://api.github.com/user/repos?page=3>; rel="next", <https://api.github.com/user/repos?page=5>; rel="last""#;
+        assert_eq!(
+            next_link(Some(header)).as_deref(),
+            Some("https://api.github.com/user/repos?page=3")
+        );
+        let last = r#"<https://api.github.com/user/repos?page=1>; rel="prev", <https://api.github.com/user/repos?page=1>; rel="first""#;
+        assert_eq!(next_link(Some(last)), None);
+        assert_eq!(next_link(None), None);
+    }
+}

@@ -27,6 +27,8 @@ struct Hub {
     tokens: HashMap<String, (i64, String)>,
     revoked: Vec<String>,
     issued: Vec<String>,
+    /// Full names of the repositories every user can see, newest first.
+    repos: Vec<String>,
 }
 
 type Shared = web::Data<Arc<Mutex<Hub>>>;
@@ -146,6 +148,99 @@ async fn revoke_grant(
     HttpResponse::NoContent().finish()
 }
 
+fn bearer(req: &HttpRequest) -> String {
+    req.headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or(v.strip_prefix("token ")))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// A page of a listing with GitHub's `Link` header (`next`, `last`).
+fn page_of(req: &HttpRequest, all: Vec<Value>) -> HttpResponse {
+    let query: HashMap<String, String> = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .into_owned()
+        .collect();
+    let per_page: usize = query
+        .get("per_page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(30)
+        .min(100);
+    let page: usize = query
+        .get("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let pages = all.len().div_ceil(per_page).max(1);
+    let items: Vec<Value> = all
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    let info = req.connection_info();
+    let link_to = |n: usize| {
+        let mut q = query.clone();
+        q.insert("page".into(), n.to_string());
+        let qs = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(q.iter())
+            .finish();
+        format!("<{}://{}{}?{}>", info.scheme(), info.host(), req.path(), qs)
+    };
+    let mut response = HttpResponse::Ok();
+    if page < pages {
+        response.insert_header((
+            "link",
+            format!(
+                "{}; rel=\"next\", {}; rel=\"last\"",
+                link_to(page + 1),
+                link_to(pages)
+            ),
+        ));
+    }
+    response.json(items)
+}
+
+async fn user_repos(hub: Shared, req: HttpRequest) -> HttpResponse {
+    let hub = hub.lock().unwrap();
+    if !hub.tokens.contains_key(&bearer(&req)) {
+        return HttpResponse::Unauthorized().json(json!({"message": "Bad credentials"}));
+    }
+    let all = hub
+        .repos
+        .iter()
+        .enumerate()
+        .map(|(i, full)| {
+            let name = full.split('/').nth(1).unwrap();
+            json!({"id": i, "name": name, "full_name": full, "private": name.starts_with("secret"),
+                "default_branch": "main", "clone_url": format!("https://github.com/{full}.git"),
+                "html_url": format!("https://github.com/{full}"), "updated_at": "2026-11-23T12:00:00Z",
+                "owner": {"login": full.split('/').next().unwrap()}})
+        })
+        .collect();
+    page_of(&req, all)
+}
+
+async fn repo_branches(
+    hub: Shared,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> HttpResponse {
+    let hub = hub.lock().unwrap();
+    if !hub.tokens.contains_key(&bearer(&req)) {
+        return HttpResponse::Unauthorized().json(json!({"message": "Bad credentials"}));
+    }
+    let (owner, repo) = path.into_inner();
+    if !hub.repos.contains(&format!("{owner}/{repo}")) {
+        return HttpResponse::NotFound().json(json!({"message": "Not Found"}));
+    }
+    let all = (0..3)
+        .map(|i| json!({"name": if i == 0 { "main".to_string() } else { format!("feature-{i}") },
+            "commit": {"sha": format!("{i:040}"), "url": "https://api.github.com/x"}, "protected": false}))
+        .collect();
+    page_of(&req, all)
+}
+
 struct StandIn {
     base: String,
     hub: Arc<Mutex<Hub>>,
@@ -153,7 +248,19 @@ struct StandIn {
 
 impl StandIn {
     fn start() -> StandIn {
-        let hub = Arc::new(Mutex::new(Hub::default()));
+        let repos = (0..130)
+            .map(|i| {
+                if i == 7 {
+                    "acme/secret-api".to_string()
+                } else {
+                    format!("acme/app-{i:03}")
+                }
+            })
+            .collect();
+        let hub = Arc::new(Mutex::new(Hub {
+            repos,
+            ..Hub::default()
+        }));
         let data = web::Data::new(hub.clone());
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -163,6 +270,11 @@ impl StandIn {
                 .route("/login/oauth/authorize", web::get().to(authorize))
                 .route("/login/oauth/access_token", web::post().to(access_token))
                 .route("/user", web::get().to(user))
+                .route("/user/repos", web::get().to(user_repos))
+                .route(
+                    "/repos/{owner}/{repo}/branches",
+                    web::get().to(repo_branches),
+                )
                 .route(
                     "/applications/{client_id}/grant",
                     web::delete().to(revoke_grant),
@@ -402,4 +514,98 @@ async fn github_routes_say_when_sign_in_is_not_configured() {
         .await
         .unwrap();
     assert_eq!(providers, json!({"github": false}));
+}
+
+#[tokio::test]
+async fn repositories_are_listed_across_pages_with_their_branches() {
+    let standin = StandIn::start();
+    let app = spawn(&standin, true).await;
+    let admin = app.setup_admin().await;
+    // Not connected yet: a clear 409.
+    let early = app.get("/api/v1/github/repos", Some(&admin.token)).await;
+    assert_error(early, StatusCode::CONFLICT, "conflict").await;
+
+    standin.sign_in_as(9, "builder");
+    let (url, cookie) = to_callback(&app).await;
+    let signed_up = callback(&app, &url, &[("shard_github_oauth", &cookie)]).await;
+    let refresh = set_cookie(&signed_up, "shard_refresh").unwrap();
+    let user = session_of(app.refresh_with(&refresh).await).await;
+
+    // 130 repositories: two pages of 100, all returned in GitHub's order.
+    let all: Vec<Value> = app
+        .get("/api/v1/github/repos", Some(&user.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 130);
+    assert_eq!(all[0]["full_name"], "acme/app-000");
+    assert_eq!(all[129]["full_name"], "acme/app-129");
+    let secret: Vec<&Value> = all.iter().filter(|r| r["private"] == true).collect();
+    assert_eq!(secret.len(), 1);
+    assert_eq!(secret[0]["full_name"], "acme/secret-api");
+    let found: Vec<Value> = app
+        .get("/api/v1/github/repos?q=APP-12", Some(&user.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = found
+        .iter()
+        .map(|r| r["full_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "acme/app-120",
+            "acme/app-121",
+            "acme/app-122",
+            "acme/app-123",
+            "acme/app-124",
+            "acme/app-125",
+            "acme/app-126",
+            "acme/app-127",
+            "acme/app-128",
+            "acme/app-129"
+        ]
+    );
+
+    let branches: Vec<Value> = app
+        .get(
+            "/api/v1/github/repos/acme/secret-api/branches",
+            Some(&user.token),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = branches
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["main", "feature-1", "feature-2"]);
+    assert_eq!(branches[0]["commit_sha"].as_str().unwrap().len(), 40);
+    let missing = app
+        .get("/api/v1/github/repos/acme/nope/branches", Some(&user.token))
+        .await;
+    assert_error(missing, StatusCode::NOT_FOUND, "not_found").await;
+    let bad = app
+        .get(
+            "/api/v1/github/repos/acme/bad%20name/branches",
+            Some(&user.token),
+        )
+        .await;
+    assert_invalid(bad, "repo").await;
+
+    // A token GitHub no longer accepts: say so, in words.
+    standin.hub.lock().unwrap().tokens.clear();
+    let stale = app.get("/api/v1/github/repos", Some(&user.token)).await;
+    let body = assert_error(stale, StatusCode::CONFLICT, "conflict").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("connect GitHub again"),
+        "{body}"
+    );
 }

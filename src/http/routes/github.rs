@@ -28,6 +28,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/auth/github/start", web::get().to(start))
         .route("/auth/github/callback", web::get().to(callback))
         .route("/auth/providers", web::get().to(providers))
+        .route("/github/repos", web::get().to(repos))
+        .route(
+            "/github/repos/{owner}/{repo}/branches",
+            web::get().to(branches),
+        )
         .route("/auth/github", web::get().to(account))
         .route("/auth/github", web::delete().to(disconnect));
 }
@@ -38,6 +43,9 @@ impl From<GithubError> for AppError {
             GithubError::NotConfigured => AppError::NotFound(e.to_string()),
             GithubError::Refused(_) => AppError::Unauthorized(e.to_string()),
             GithubError::Unreachable(_) => AppError::Unavailable(e.to_string()),
+            GithubError::NotFound => AppError::NotFound(e.to_string()),
+            // Not a 401: the caller's shard session is fine, GitHub's grant is not.
+            GithubError::TokenRejected => AppError::Conflict(e.to_string()),
         }
     }
 }
@@ -319,4 +327,74 @@ pub async fn providers(state: web::Data<AppState>) -> web::Json<ProvidersView> {
     web::Json(ProvidersView {
         github: state.github.enabled(),
     })
+}
+
+/// The caller's GitHub token in clear, or 409 when GitHub is not connected.
+async fn token_of(state: &AppState, user: uuid::Uuid) -> AppResult<String> {
+    let account = git_accounts::for_user(&state.db, user)
+        .await?
+        .ok_or_else(|| AppError::Conflict("connect GitHub first (Account → GitHub)".into()))?;
+    let token = state
+        .sealer
+        .open(&account.access_token_sealed, account.id.as_bytes())
+        .map_err(|e| anyhow::anyhow!("cannot open the GitHub token: {e:?}"))?;
+    String::from_utf8(token).map_err(|_| anyhow::anyhow!("GitHub token is not UTF-8").into())
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct RepoQuery {
+    /// Keeps repositories whose full name contains this (any case).
+    pub q: Option<String>,
+}
+
+/// The connected account's repositories (every page), newest activity first, filtered by `q`.
+#[utoipa::path(get, path = "/api/v1/github/repos", tag = "github", params(RepoQuery),
+    responses((status = 200, body = [crate::github::Repo]), (status = 409, description = "GitHub not connected")),
+    security(("bearer" = [])))]
+pub async fn repos(
+    state: web::Data<AppState>,
+    Authenticated(actor): Authenticated,
+    query: web::Query<RepoQuery>,
+) -> AppResult<web::Json<Vec<crate::github::Repo>>> {
+    let token = token_of(&state, actor.user_id).await?;
+    let mut list = state.github.repos(&token).await?;
+    if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        let q = q.to_lowercase();
+        list.retain(|r| r.full_name.to_lowercase().contains(&q));
+    }
+    Ok(web::Json(list))
+}
+
+/// GitHub owner and repository names: letters, digits, `-`, `_` and `.`.
+fn github_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 100
+        && s != "."
+        && s != ".."
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+#[utoipa::path(get, path = "/api/v1/github/repos/{owner}/{repo}/branches", tag = "github",
+    responses((status = 200, body = [crate::github::Branch]), (status = 404), (status = 409, description = "GitHub not connected"), (status = 422)),
+    security(("bearer" = [])))]
+pub async fn branches(
+    state: web::Data<AppState>,
+    Authenticated(actor): Authenticated,
+    path: web::Path<(String, String)>,
+) -> AppResult<web::Json<Vec<crate::github::Branch>>> {
+    let (owner, repo) = path.into_inner();
+    if !github_name(&owner) {
+        return Err(AppError::validation("owner", "is not a GitHub owner name"));
+    }
+    if !github_name(&repo) {
+        return Err(AppError::validation(
+            "repo",
+            "is not a GitHub repository name",
+        ));
+    }
+    let token = token_of(&state, actor.user_id).await?;
+    Ok(web::Json(
+        state.github.branches(&token, &owner, &repo).await?,
+    ))
 }
