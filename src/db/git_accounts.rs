@@ -19,6 +19,10 @@ pub async fn find_by_github_id(db: &Db, github_id: &str) -> Result<Option<GitAcc
         .await
 }
 
+pub async fn find(db: &Db, id: Uuid) -> Result<Option<GitAccount>, DbErr> {
+    GitAccounts::find_by_id(id).one(db).await
+}
+
 pub async fn for_user(db: &Db, user_id: Uuid) -> Result<Option<GitAccount>, DbErr> {
     GitAccounts::find()
         .filter(Column::Provider.eq(GITHUB))

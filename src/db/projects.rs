@@ -172,3 +172,14 @@ pub async fn summaries(db: &Db, ids: &[Uuid]) -> Result<HashMap<Uuid, Summary>, 
     }
     Ok(out)
 }
+
+/// Ties a project to the GitHub account whose token fetches it (import of a repository).
+pub async fn set_git_account(db: &Db, id: Uuid, account: Option<Uuid>) -> Result<(), DbErr> {
+    use sea_orm::sea_query::Expr;
+    Projects::update_many()
+        .col_expr(projects::Column::GitAccountId, Expr::value(account))
+        .filter(projects::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}

@@ -251,10 +251,10 @@ impl Pipeline {
             .await;
         self.check_source().await?;
         let opened = self.open_env().await?;
-        let token = opened
-            .iter()
-            .find(|v| v.key == GIT_TOKEN_VAR)
-            .map(|v| v.value.clone());
+        let token = match opened.iter().find(|v| v.key == GIT_TOKEN_VAR) {
+            Some(var) => Some(var.value.clone()),
+            None => self.account_token().await?,
+        };
         let checkout = self.fetch(build_dir, token).await?;
         if !checkout.shallow {
             tracing::warn!("the fetch was not shallow (server without protocol v2?)");
@@ -562,6 +562,27 @@ fn started() -> Fields {
     Fields {
         started: true,
         ..Fields::default()
+    }
+}
+
+impl Pipeline {
+    /// The token of the GitHub account an imported project is fetched with, if any.
+    async fn account_token(&self) -> Result<Option<String>, Stop> {
+        let Some(id) = self.project.git_account_id else {
+            return Ok(None);
+        };
+        let Some(account) = db::git_accounts::find(&self.d.db, id).await? else {
+            return Err(failed(
+                "fetch",
+                "the GitHub account this project was imported with is disconnected; connect GitHub again",
+            ));
+        };
+        let token = self
+            .d
+            .sealer
+            .open(&account.access_token_sealed, account.id.as_bytes())
+            .map_err(|e| anyhow::anyhow!("cannot open the GitHub token: {e:?}"))?;
+        Ok(Some(String::from_utf8(token).map_err(anyhow::Error::from)?))
     }
 }
 

@@ -312,6 +312,104 @@ impl Github {
         self.list(token, first).await
     }
 
+    async fn get(&self, token: &str, path: &str) -> Result<reqwest::Response, GithubError> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.config.api()))
+            .bearer_auth(token)
+            .header("accept", "application/vnd.github+json")
+            .header("x-github-api-version", "2022-11-28")
+            .send()
+            .await
+            .map_err(|e| GithubError::Unreachable(e.to_string()))?;
+        match response.status().as_u16() {
+            401 => Err(GithubError::TokenRejected),
+            404 => Err(GithubError::NotFound),
+            _ => Ok(response),
+        }
+    }
+
+    /// `GET /repos/{owner}/{repo}`.
+    pub async fn repo(&self, token: &str, owner: &str, repo: &str) -> Result<Repo, GithubError> {
+        let response = self.get(token, &format!("/repos/{owner}/{repo}")).await?;
+        if !response.status().is_success() {
+            return Err(GithubError::Refused(format!(
+                "GitHub answered {} for the repository",
+                response.status()
+            )));
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| GithubError::Refused(format!("unexpected answer: {e}")))
+    }
+
+    /// Whether `path` exists on `branch` (`GET /repos/{owner}/{repo}/contents/{path}?ref=`).
+    pub async fn file_exists(
+        &self,
+        token: &str,
+        owner: &str,
+        repo: &str,
+        path: &str,
+        branch: &str,
+    ) -> Result<bool, GithubError> {
+        let path: String = path
+            .trim_start_matches('/')
+            .split('/')
+            .map(|seg| url::form_urlencoded::byte_serialize(seg.as_bytes()).collect::<String>())
+            .collect::<Vec<_>>()
+            .join("/");
+        let branch: String = url::form_urlencoded::byte_serialize(branch.as_bytes()).collect();
+        match self
+            .get(
+                token,
+                &format!("/repos/{owner}/{repo}/contents/{path}?ref={branch}"),
+            )
+            .await
+        {
+            Ok(r) if r.status().is_success() => Ok(true),
+            Ok(r) => Err(GithubError::Refused(format!(
+                "GitHub answered {} for the Dockerfile check",
+                r.status()
+            ))),
+            Err(GithubError::NotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates the repository's push webhook (`POST /repos/{owner}/{repo}/hooks`).
+    pub async fn create_hook(
+        &self,
+        token: &str,
+        owner: &str,
+        repo: &str,
+        url: &str,
+        secret: &str,
+    ) -> Result<(), GithubError> {
+        let response = self
+            .http
+            .post(format!("{}/repos/{owner}/{repo}/hooks", self.config.api()))
+            .bearer_auth(token)
+            .header("accept", "application/vnd.github+json")
+            .header("x-github-api-version", "2022-11-28")
+            .json(&serde_json::json!({
+                "name": "web",
+                "active": true,
+                "events": ["push"],
+                "config": {"url": url, "content_type": "json", "secret": secret, "insecure_ssl": "0"},
+            }))
+            .send()
+            .await
+            .map_err(|e| GithubError::Unreachable(e.to_string()))?;
+        match response.status().as_u16() {
+            200 | 201 => Ok(()),
+            401 => Err(GithubError::TokenRejected),
+            code => Err(GithubError::Refused(format!(
+                "creating the webhook answered {code} (the token may lack admin:repo_hook)"
+            ))),
+        }
+    }
+
     pub async fn branches(
         &self,
         token: &str,

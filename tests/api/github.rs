@@ -29,6 +29,12 @@ struct Hub {
     issued: Vec<String>,
     /// Full names of the repositories every user can see, newest first.
     repos: Vec<String>,
+    /// Clone URLs of repositories really served (by the test git server).
+    clone_urls: HashMap<String, String>,
+    /// The access token the next code exchange hands out (default: a random one).
+    next_token: Option<String>,
+    /// Webhooks created: (repository, payload URL, secret).
+    hooks: Vec<(String, String, String)>,
 }
 
 type Shared = web::Data<Arc<Mutex<Hub>>>;
@@ -107,7 +113,10 @@ async fn access_token(
     if computed != challenge {
         return error("invalid_grant");
     }
-    let token = format!("gho_{}", uuid::Uuid::new_v4().simple());
+    let token = hub
+        .next_token
+        .take()
+        .unwrap_or_else(|| format!("gho_{}", uuid::Uuid::new_v4().simple()));
     hub.tokens.insert(token.clone(), user);
     hub.issued.push(token.clone());
     HttpResponse::Ok().json(
@@ -209,14 +218,7 @@ async fn user_repos(hub: Shared, req: HttpRequest) -> HttpResponse {
     let all = hub
         .repos
         .iter()
-        .enumerate()
-        .map(|(i, full)| {
-            let name = full.split('/').nth(1).unwrap();
-            json!({"id": i, "name": name, "full_name": full, "private": name.starts_with("secret"),
-                "default_branch": "main", "clone_url": format!("https://github.com/{full}.git"),
-                "html_url": format!("https://github.com/{full}"), "updated_at": "2026-11-23T12:00:00Z",
-                "owner": {"login": full.split('/').next().unwrap()}})
-        })
+        .map(|full| repo_json(full, hub.clone_urls.get(full)))
         .collect();
     page_of(&req, all)
 }
@@ -239,6 +241,68 @@ async fn repo_branches(
             "commit": {"sha": format!("{i:040}"), "url": "https://api.github.com/x"}, "protected": false}))
         .collect();
     page_of(&req, all)
+}
+
+fn repo_json(full: &str, clone_url: Option<&String>) -> Value {
+    let name = full.split('/').nth(1).unwrap();
+    json!({"name": name, "full_name": full, "private": name.starts_with("secret") || clone_url.is_some(),
+        "default_branch": "main",
+        "clone_url": clone_url.cloned().unwrap_or_else(|| format!("https://github.com/{full}.git")),
+        "html_url": format!("https://github.com/{full}"), "updated_at": "2026-11-23T12:00:00Z",
+        "owner": {"login": full.split('/').next().unwrap()}})
+}
+
+async fn one_repo(
+    hub: Shared,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> HttpResponse {
+    let hub = hub.lock().unwrap();
+    let full = format!("{}/{}", path.0, path.1);
+    if !hub.tokens.contains_key(&bearer(&req)) {
+        return HttpResponse::Unauthorized().json(json!({"message": "Bad credentials"}));
+    }
+    if !hub.repos.contains(&full) {
+        return HttpResponse::NotFound().json(json!({"message": "Not Found"}));
+    }
+    HttpResponse::Ok().json(repo_json(&full, hub.clone_urls.get(&full)))
+}
+
+async fn contents(
+    hub: Shared,
+    req: HttpRequest,
+    path: web::Path<(String, String, String)>,
+) -> HttpResponse {
+    let hub = hub.lock().unwrap();
+    let (owner, repo, file) = path.into_inner();
+    let query: HashMap<String, String> = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .into_owned()
+        .collect();
+    let served = hub.clone_urls.contains_key(&format!("{owner}/{repo}"));
+    if served && file == "Dockerfile" && query.get("ref").map(String::as_str) == Some("main") {
+        HttpResponse::Ok().json(json!({"type": "file", "name": "Dockerfile", "path": "Dockerfile"}))
+    } else {
+        HttpResponse::NotFound().json(json!({"message": "Not Found"}))
+    }
+}
+
+async fn create_hook(
+    hub: Shared,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Json<Value>,
+) -> HttpResponse {
+    let mut hub = hub.lock().unwrap();
+    if !hub.tokens.contains_key(&bearer(&req)) {
+        return HttpResponse::Unauthorized().json(json!({"message": "Bad credentials"}));
+    }
+    assert_eq!(body["events"], json!(["push"]));
+    assert_eq!(body["config"]["content_type"], "json");
+    let full = format!("{}/{}", path.0, path.1);
+    let url = body["config"]["url"].as_str().unwrap().to_string();
+    let secret = body["config"]["secret"].as_str().unwrap().to_string();
+    hub.hooks.push((full, url, secret));
+    HttpResponse::Created().json(json!({"id": hub.hooks.len(), "active": true}))
 }
 
 struct StandIn {
@@ -275,6 +339,12 @@ impl StandIn {
                     "/repos/{owner}/{repo}/branches",
                     web::get().to(repo_branches),
                 )
+                .route("/repos/{owner}/{repo}", web::get().to(one_repo))
+                .route(
+                    "/repos/{owner}/{repo}/contents/{path:.*}",
+                    web::get().to(contents),
+                )
+                .route("/repos/{owner}/{repo}/hooks", web::post().to(create_hook))
                 .route(
                     "/applications/{client_id}/grant",
                     web::delete().to(revoke_grant),
@@ -608,4 +678,128 @@ async fn repositories_are_listed_across_pages_with_their_branches() {
             .contains("connect GitHub again"),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn importing_a_private_repository_checks_its_dockerfile_creates_the_webhook_and_deploys() {
+    use base64::Engine as _;
+    let token = format!("gho_private_{}", uuid::Uuid::new_v4().simple());
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+    let git = crate::gitserver::GitServer::start_with_auth(Some(format!("Basic {basic}"))).await;
+    let served = git.repo("private-app", &crate::deploy::app_files("imported", ""));
+    let standin = StandIn::start();
+    {
+        let mut hub = standin.hub.lock().unwrap();
+        hub.repos.insert(0, "acme/private-app".into());
+        hub.clone_urls
+            .insert("acme/private-app".into(), served.url.clone());
+        hub.next_token = Some(token.clone());
+    }
+    let base = standin.base.clone();
+    let app = spawn_app_with(move |c| {
+        c.github.client_id = Some(CLIENT_ID.into());
+        c.github.client_secret = Some(shard::config::Secret::new(CLIENT_SECRET));
+        c.github.web_url = base.clone();
+        c.github.api_url = base;
+        c.github.allow_signup = true;
+        // The test's git server is on loopback; the importing user is a member.
+        c.git.allow_private_networks = true;
+        c.deploy.grace_secs = 0;
+    })
+    .await;
+    app.setup_admin().await;
+    standin.sign_in_as(42, "dev");
+    let (url, cookie) = to_callback(&app).await;
+    let signed_up = callback(&app, &url, &[("shard_github_oauth", &cookie)]).await;
+    let dev = session_of(
+        app.refresh_with(&set_cookie(&signed_up, "shard_refresh").unwrap())
+            .await,
+    )
+    .await;
+
+    let bad = app
+        .post(
+            "/api/v1/github/import",
+            Some(&dev.token),
+            json!({"repo": "no-slash"}),
+        )
+        .await;
+    assert_invalid(bad, "repo").await;
+    let unknown = app
+        .post(
+            "/api/v1/github/import",
+            Some(&dev.token),
+            json!({"repo": "acme/none"}),
+        )
+        .await;
+    assert_error(unknown, StatusCode::NOT_FOUND, "not_found").await;
+
+    // A wrong Dockerfile path is said before any deploy.
+    let elsewhere = app
+        .post("/api/v1/github/import", Some(&dev.token), json!({"repo": "acme/private-app", "name": "elsewhere", "dockerfile": "docker/Dockerfile"}))
+        .await;
+    let status = elsewhere.status();
+    let body: Value = elsewhere.json().await.unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["dockerfile_found"], false);
+
+    let imported = app
+        .post(
+            "/api/v1/github/import",
+            Some(&dev.token),
+            json!({"repo": "acme/private-app"}),
+        )
+        .await;
+    assert_eq!(imported.status(), StatusCode::CREATED);
+    let imported: Value = imported.json().await.unwrap();
+    assert_eq!(imported["private"], true);
+    assert_eq!(imported["dockerfile_found"], true);
+    assert_eq!(imported["webhook"], "created", "{imported}");
+    let project = imported["project"]["id"].as_str().unwrap().to_string();
+    assert_eq!(imported["project"]["name"], "private-app");
+    assert_eq!(imported["project"]["git_url"], served.url.as_str());
+    assert!(!imported.to_string().contains(&token));
+
+    // The webhook GitHub got is the project's, with its secret.
+    let hook: Value = app
+        .get(
+            &format!("/api/v1/projects/{project}/webhook"),
+            Some(&dev.token),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    {
+        let hub = standin.hub.lock().unwrap();
+        let (repo, url, secret) = hub.hooks.last().unwrap();
+        assert_eq!(repo, "acme/private-app");
+        assert_eq!(url, hook["url"].as_str().unwrap());
+        assert_eq!(secret, hook["secret"].as_str().unwrap());
+    }
+
+    // The private repository deploys with the account's token (as a header; the server
+    // refuses anything else) and the token shows up nowhere in the log.
+    let id = app.deploy(&dev, &project, json!({})).await;
+    let live = app
+        .wait_for(
+            &dev,
+            &id,
+            &["live", "failed", "cancelled"],
+            std::time::Duration::from_secs(120),
+        )
+        .await;
+    assert_eq!(live["status"], "live", "{live}");
+    let upstream = live["upstream"].as_str().unwrap();
+    let page = app
+        .client
+        .get(format!("http://{upstream}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(page, "version imported\n");
+    assert!(!app.logs_text(&dev, &id).await.contains(&token));
 }

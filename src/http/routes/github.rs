@@ -33,6 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/github/repos/{owner}/{repo}/branches",
             web::get().to(branches),
         )
+        .route("/github/import", web::post().to(import))
         .route("/auth/github", web::get().to(account))
         .route("/auth/github", web::delete().to(disconnect));
 }
@@ -397,4 +398,99 @@ pub async fn branches(
     Ok(web::Json(
         state.github.branches(&token, &owner, &repo).await?,
     ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRequest {
+    /// `owner/name` of a repository the connected account can see.
+    pub repo: String,
+    /// Default: the repository's default branch.
+    pub branch: Option<String>,
+    /// Project name; default: the repository's name.
+    pub name: Option<String>,
+    /// Default `Dockerfile`.
+    pub dockerfile: Option<String>,
+    pub port: Option<i32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ImportView {
+    pub project: super::projects::ProjectView,
+    pub private: bool,
+    /// Whether the Dockerfile exists at the chosen path on the chosen branch.
+    pub dockerfile_found: bool,
+    /// `created` (GitHub sends pushes) or `manual` (see `GET /projects/{id}/webhook`).
+    pub webhook: &'static str,
+    pub webhook_error: Option<String>,
+}
+
+/// Creates a project from a GitHub repository: fetched with the account's token, checked for
+/// its Dockerfile, and given a push webhook when the token may create one.
+#[utoipa::path(post, path = "/api/v1/github/import", tag = "github", request_body = ImportRequest,
+    responses((status = 201, body = ImportView), (status = 404), (status = 409, description = "GitHub not connected, or the name is taken"), (status = 422)),
+    security(("bearer" = [])))]
+pub async fn import(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Authenticated(actor): Authenticated,
+    body: web::Json<ImportRequest>,
+) -> AppResult<HttpResponse> {
+    let body = body.into_inner();
+    let (owner, name) = body
+        .repo
+        .split_once('/')
+        .filter(|(o, n)| github_name(o) && github_name(n))
+        .ok_or_else(|| AppError::validation("repo", "must be owner/name"))?;
+    let account = git_accounts::for_user(&state.db, actor.user_id)
+        .await?
+        .ok_or_else(|| AppError::Conflict("connect GitHub first (Account → GitHub)".into()))?;
+    let token = token_of(&state, actor.user_id).await?;
+    let repo = state.github.repo(&token, owner, name).await?;
+    let branch = body
+        .branch
+        .or(repo.default_branch.clone())
+        .unwrap_or_else(|| "main".into());
+    let dockerfile = body.dockerfile.unwrap_or_else(|| "Dockerfile".into());
+    let dockerfile_found = state
+        .github
+        .file_exists(&token, owner, name, &dockerfile, &branch)
+        .await?;
+    let create = super::projects::CreateProject {
+        name: body.name.unwrap_or_else(|| repo.name.clone()),
+        git_url: repo.clone_url.clone(),
+        branch: Some(branch),
+        dockerfile: Some(dockerfile),
+        port: body.port,
+        health_path: None,
+        health_timeout_secs: None,
+        memory_limit_mb: None,
+        cpu_limit_millis: None,
+        build_type: None,
+        static_dir: None,
+    };
+    let project = super::projects::create(&state, &req, &actor, create).await?;
+    db::projects::set_git_account(&state.db, project.id, Some(account.id)).await?;
+    let project = db::projects::find(&state.db, project.id)
+        .await?
+        .ok_or_else(|| AppError::not_found("project"))?;
+    let secret = super::webhooks::secret_of(&state, &project).await?;
+    let url = super::webhooks::hook_url(&state, project.id);
+    let webhook_error = state
+        .github
+        .create_hook(&token, owner, name, &url, &secret)
+        .await
+        .err()
+        .map(|e| e.to_string());
+    Ok(HttpResponse::Created().json(ImportView {
+        private: repo.private,
+        dockerfile_found,
+        webhook: if webhook_error.is_none() {
+            "created"
+        } else {
+            "manual"
+        },
+        webhook_error,
+        project: super::projects::created_view(&state, project),
+    }))
 }

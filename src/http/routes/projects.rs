@@ -291,48 +291,8 @@ pub async fn create_project(
     Authenticated(actor): Authenticated,
     body: web::Json<CreateProject>,
 ) -> AppResult<HttpResponse> {
-    let b = body.into_inner();
-    let name = b.name.trim().to_string();
-    let settings = Settings {
-        slug: validate::slugify(&name),
-        name,
-        git_url: b.git_url.trim().to_string(),
-        branch: b.branch.unwrap_or_else(|| "main".into()),
-        dockerfile: b.dockerfile.unwrap_or_else(|| "Dockerfile".into()),
-        port: b.port,
-        health_path: b.health_path.unwrap_or_else(|| "/".into()),
-        health_timeout_secs: b.health_timeout_secs.unwrap_or(60),
-        memory_limit_mb: b.memory_limit_mb,
-        cpu_limit_millis: b.cpu_limit_millis,
-        build_type: b
-            .build_type
-            .unwrap_or_else(|| db::projects::DOCKERFILE.into()),
-        static_dir: b.static_dir,
-    };
-    check(&state, &settings)?;
-    check_source(&state, &actor, &settings.git_url).await?;
-    let slug = settings.slug.clone();
-    let project = match db::projects::insert(&state.db, actor.user_id, settings).await {
-        Ok(project) => project,
-        Err(e) if db::is_unique_violation(&e) => return Err(slug_taken(&slug)),
-        Err(e) => return Err(e.into()),
-    };
-    state.proxy.refresh_or_log().await;
-    audit(
-        &state,
-        &req,
-        actor.user_id,
-        "project.create",
-        "project",
-        project.id,
-    )
-    .await;
-    Ok(HttpResponse::Created().json(view(
-        &state,
-        project,
-        Summary::default(),
-        &Default::default(),
-    )))
+    let project = create(&state, &req, &actor, body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(created_view(&state, project)))
 }
 
 async fn one(state: &AppState, actor: &Actor, id: Uuid) -> AppResult<ProjectView> {
@@ -437,4 +397,54 @@ pub async fn delete_project(
     )
     .await;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Creates a project (the body of `POST /projects`, also used by GitHub import).
+pub(crate) async fn create(
+    state: &AppState,
+    req: &HttpRequest,
+    actor: &Actor,
+    b: CreateProject,
+) -> AppResult<Project> {
+    let name = b.name.trim().to_string();
+    let settings = Settings {
+        slug: validate::slugify(&name),
+        name,
+        git_url: b.git_url.trim().to_string(),
+        branch: b.branch.unwrap_or_else(|| "main".into()),
+        dockerfile: b.dockerfile.unwrap_or_else(|| "Dockerfile".into()),
+        port: b.port,
+        health_path: b.health_path.unwrap_or_else(|| "/".into()),
+        health_timeout_secs: b.health_timeout_secs.unwrap_or(60),
+        memory_limit_mb: b.memory_limit_mb,
+        cpu_limit_millis: b.cpu_limit_millis,
+        build_type: b
+            .build_type
+            .unwrap_or_else(|| db::projects::DOCKERFILE.into()),
+        static_dir: b.static_dir,
+    };
+    check(state, &settings)?;
+    check_source(state, actor, &settings.git_url).await?;
+    let slug = settings.slug.clone();
+    let project = match db::projects::insert(&state.db, actor.user_id, settings).await {
+        Ok(project) => project,
+        Err(e) if db::is_unique_violation(&e) => return Err(slug_taken(&slug)),
+        Err(e) => return Err(e.into()),
+    };
+    state.proxy.refresh_or_log().await;
+    audit(
+        state,
+        req,
+        actor.user_id,
+        "project.create",
+        "project",
+        project.id,
+    )
+    .await;
+    Ok(project)
+}
+
+/// A project as the API shows it, just created.
+pub(crate) fn created_view(state: &AppState, project: Project) -> ProjectView {
+    view(state, project, Summary::default(), &Default::default())
 }

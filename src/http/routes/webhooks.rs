@@ -73,8 +73,19 @@ impl From<webhooks::Delivery> for DeliveryView {
     }
 }
 
+/// Where GitHub delivers a project's pushes.
+pub(crate) fn hook_url(state: &AppState, project: Uuid) -> String {
+    format!(
+        "{}/api/v1/webhooks/github?project={project}",
+        state.public_base()
+    )
+}
+
 /// The project's webhook secret in clear, creating it on first use.
-async fn secret_of(state: &AppState, project: &db::projects::Project) -> AppResult<String> {
+pub(crate) async fn secret_of(
+    state: &AppState,
+    project: &db::projects::Project,
+) -> AppResult<String> {
     let aad = project.id.as_bytes();
     let sealed = match &project.webhook_secret_sealed {
         Some(sealed) => sealed.clone(),
@@ -101,11 +112,7 @@ pub async fn get_webhook(
     let project = access::project(&state.db, &actor, id.into_inner()).await?;
     let secret = secret_of(&state, &project).await?;
     Ok(web::Json(WebhookView {
-        url: format!(
-            "{}/api/v1/webhooks/github?project={}",
-            state.public_base(),
-            project.id
-        ),
+        url: hook_url(&state, project.id),
         secret,
         content_type: "application/json",
         events: vec!["push"],
