@@ -231,5 +231,27 @@ export const githubAccount = () => request<GithubAccount>("GET", "/auth/github")
 export const disconnectGithub = () =>
   request<{ disconnected: boolean; revoke_error: string | null }>("DELETE", "/auth/github");
 
+export type GithubRepo = {
+  full_name: string;
+  name: string;
+  private: boolean;
+  default_branch: string | null;
+  clone_url: string;
+  html_url: string;
+  updated_at: string | null;
+};
+export type ImportResult = {
+  project: Project;
+  private: boolean;
+  dockerfile_found: boolean;
+  webhook: "created" | "manual";
+  webhook_error: string | null;
+};
+export const githubRepos = (q: string) => request<GithubRepo[]>("GET", `/github/repos?q=${encodeURIComponent(q)}`);
+export const githubBranches = (fullName: string) =>
+  request<{ name: string; commit_sha: string }[]>("GET", `/github/repos/${fullName}/branches`);
+export const importRepo = (body: { repo: string; branch?: string; dockerfile?: string; name?: string }) =>
+  request<ImportResult>("POST", "/github/import", body);
+
 /** The current access token, for the WebSocket's auth message. */
 export const currentToken = () => accessToken;

@@ -14,6 +14,7 @@ const DeploymentPage = lazy(() => import("./pages/deployment"));
 const AccountPage = lazy(() => import("./pages/account"));
 const UsersPage = lazy(() => import("./pages/users"));
 const SystemPage = lazy(() => import("./pages/system"));
+const ImportPage = lazy(() => import("./pages/import"));
 
 function App() {
   const [user, setUser] = useState<api.User | null | undefined>(undefined);
@@ -83,6 +84,7 @@ function Shell({ user, onLogout }: { user: api.User; onLogout: () => void }) {
             <Route path="/projects/:id/deployments/:deployment" element={<DeploymentPage />} />
             <Route path="/projects/:id/*" element={<ProjectPage />} />
             <Route path="/account" element={<AccountPage user={user} />} />
+            <Route path="/import" element={<ImportPage />} />
             <Route path="/admin/users" element={admin ? <UsersPage me={user} /> : <NotFound />} />
             <Route path="/admin/system" element={admin ? <SystemPage /> : <NotFound />} />
             <Route path="*" element={<NotFound />} />

@@ -43,9 +43,14 @@ export function ProjectsPage() {
     <section>
       <div className="page-head">
         <h1>Projects</h1>
-        <button className="btn" onClick={() => setCreating(true)}>
-          New project
-        </button>
+        <div className="row">
+          <Link className="btn secondary" to="/import">
+            Import from GitHub
+          </Link>
+          <button className="btn" onClick={() => setCreating(true)}>
+            New project
+          </button>
+        </div>
       </div>
       <Alert>{error}</Alert>
       {projects === null ? (
