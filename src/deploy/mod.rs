@@ -282,6 +282,12 @@ impl Deployer {
             }
             None => None,
         };
+        // The commit is known up front for a rollback (the earlier deployment's) and a push.
+        let (commit_sha, commit_message, pusher) = match (&rollback_from, pushed) {
+            (Some(from), _) => (from.commit_sha.clone(), from.commit_message.clone(), None),
+            (None, Some(p)) => (Some(p.commit_sha), p.message, p.pusher),
+            (None, None) => (None, None, None),
+        };
         let deployment = deps::create(
             &self.db,
             deps::NewDeployment {
@@ -289,18 +295,10 @@ impl Deployer {
                 trigger,
                 from_deployment_id: rollback_from.as_ref().map(|d| d.id),
                 image: rollback_from.as_ref().and_then(|d| d.image.clone()),
-                commit_sha: match (&rollback_from, &pushed) {
-                    (Some(from), _) => from.commit_sha.clone(),
-                    (None, Some(pushed)) => Some(pushed.commit_sha.clone()),
-                    (None, None) => None,
-                },
-                commit_message: match (&rollback_from, &pushed) {
-                    (Some(from), _) => from.commit_message.clone(),
-                    (None, Some(pushed)) => pushed.message.clone(),
-                    (None, None) => None,
-                },
+                commit_sha,
+                commit_message,
                 created_by,
-                pusher: pushed.and_then(|p| p.pusher),
+                pusher,
             },
         )
         .await?;

@@ -577,12 +577,7 @@ impl Pipeline {
                 "the GitHub account this project was imported with is disconnected; connect GitHub again",
             ));
         };
-        let token = self
-            .d
-            .sealer
-            .open(&account.access_token_sealed, account.id.as_bytes())
-            .map_err(|e| anyhow::anyhow!("cannot open the GitHub token: {e:?}"))?;
-        Ok(Some(String::from_utf8(token).map_err(anyhow::Error::from)?))
+        Ok(Some(crate::github::open_token(&self.d.sealer, &account)?))
     }
 }
 

@@ -160,36 +160,41 @@ impl Github {
 
     /// `GET /user`: who the token belongs to.
     pub async fn user(&self, token: &str) -> Result<GithubUser, GithubError> {
-        let response = self
-            .http
-            .get(format!("{}/user", self.config.api()))
-            .bearer_auth(token)
-            .header("accept", "application/vnd.github+json")
-            .header("x-github-api-version", "2022-11-28")
+        let response = self.call(self.http.get(self.url("/user")), token).await?;
+        json_of(response, "GET /user").await
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.config.api())
+    }
+
+    /// One REST call made with `token`: GitHub's JSON media type and API version, and the same
+    /// meaning everywhere for a transport failure, a rejected token (401) and a 404.
+    async fn call(
+        &self,
+        request: reqwest::RequestBuilder,
+        token: &str,
+    ) -> Result<reqwest::Response, GithubError> {
+        let response = with_api_headers(request.bearer_auth(token))
             .send()
             .await
             .map_err(|e| GithubError::Unreachable(e.to_string()))?;
-        if !response.status().is_success() {
-            return Err(GithubError::Refused(format!(
-                "GET /user answered {}",
-                response.status()
-            )));
+        match response.status().as_u16() {
+            401 => Err(GithubError::TokenRejected),
+            404 => Err(GithubError::NotFound),
+            _ => Ok(response),
         }
-        response
-            .json()
-            .await
-            .map_err(|e| GithubError::Refused(format!("GET /user: {e}")))
     }
 
     /// Revokes the app's grant for `token` (`DELETE /applications/{client_id}/grant`, basic
     /// auth with the app's credentials). GitHub answers 204.
     pub async fn revoke(&self, token: &str) -> Result<(), GithubError> {
         let (id, secret) = self.config.oauth_app().ok_or(GithubError::NotConfigured)?;
-        let response = self
+        let request = self
             .http
-            .delete(format!("{}/applications/{id}/grant", self.config.api()))
-            .basic_auth(id, Some(secret))
-            .header("accept", "application/vnd.github+json")
+            .delete(self.url(&format!("/applications/{id}/grant")))
+            .basic_auth(id, Some(secret));
+        let response = with_api_headers(request)
             .json(&serde_json::json!({ "access_token": token }))
             .send()
             .await
@@ -208,6 +213,45 @@ impl Github {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct HttpError(String);
+
+/// Seals an account's access token at rest (AES-GCM, the account's row id as associated data).
+pub fn seal_token(sealer: &crate::secrets::Sealer, account: uuid::Uuid, token: &str) -> Vec<u8> {
+    sealer.seal(token.as_bytes(), account.as_bytes())
+}
+
+/// An account's access token in clear.
+pub fn open_token(
+    sealer: &crate::secrets::Sealer,
+    account: &crate::db::git_accounts::GitAccount,
+) -> anyhow::Result<String> {
+    let clear = sealer
+        .open(&account.access_token_sealed, account.id.as_bytes())
+        .map_err(|e| anyhow::anyhow!("cannot open the GitHub token: {e:?}"))?;
+    String::from_utf8(clear).map_err(|_| anyhow::anyhow!("the GitHub token is not UTF-8"))
+}
+
+fn with_api_headers(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    request
+        .header("accept", "application/vnd.github+json")
+        .header("x-github-api-version", "2022-11-28")
+}
+
+/// A successful answer's JSON body; anything else is GitHub refusing, in words.
+async fn json_of<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+    what: &str,
+) -> Result<T, GithubError> {
+    if !response.status().is_success() {
+        return Err(GithubError::Refused(format!(
+            "GitHub answered {} for {what}",
+            response.status()
+        )));
+    }
+    response
+        .json()
+        .await
+        .map_err(|e| GithubError::Refused(format!("unexpected answer for {what}: {e}")))
+}
 
 /// Pages followed at most for one listing (100 items each).
 pub const MAX_PAGES: usize = 20;
@@ -274,30 +318,9 @@ impl Github {
                     "GitHub pointed the next page elsewhere: {next}"
                 )));
             }
-            let response = self
-                .http
-                .get(&next)
-                .bearer_auth(token)
-                .header("accept", "application/vnd.github+json")
-                .header("x-github-api-version", "2022-11-28")
-                .send()
-                .await
-                .map_err(|e| GithubError::Unreachable(e.to_string()))?;
-            match response.status().as_u16() {
-                200 => {}
-                401 => return Err(GithubError::TokenRejected),
-                404 => return Err(GithubError::NotFound),
-                code => {
-                    return Err(GithubError::Refused(format!(
-                        "GitHub answered {code} for {next}"
-                    )));
-                }
-            }
+            let response = self.call(self.http.get(&next), token).await?;
             url = next_link(response.headers().get("link").and_then(|v| v.to_str().ok()));
-            let page: Vec<T> = response
-                .json()
-                .await
-                .map_err(|e| GithubError::Refused(format!("unexpected answer: {e}")))?;
+            let page: Vec<T> = json_of(response, &next).await?;
             items.extend(page);
         }
         Ok(items)
@@ -305,43 +328,16 @@ impl Github {
 
     /// The repositories the token's user can reach (owned, collaborating, organisations).
     pub async fn repos(&self, token: &str) -> Result<Vec<Repo>, GithubError> {
-        let first = format!(
-            "{}/user/repos?per_page=100&sort=updated&affiliation=owner,collaborator,organization_member",
-            self.config.api()
-        );
+        let first =
+            self.url("/user/repos?per_page=100&sort=updated&affiliation=owner,collaborator,organization_member");
         self.list(token, first).await
-    }
-
-    async fn get(&self, token: &str, path: &str) -> Result<reqwest::Response, GithubError> {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.config.api()))
-            .bearer_auth(token)
-            .header("accept", "application/vnd.github+json")
-            .header("x-github-api-version", "2022-11-28")
-            .send()
-            .await
-            .map_err(|e| GithubError::Unreachable(e.to_string()))?;
-        match response.status().as_u16() {
-            401 => Err(GithubError::TokenRejected),
-            404 => Err(GithubError::NotFound),
-            _ => Ok(response),
-        }
     }
 
     /// `GET /repos/{owner}/{repo}`.
     pub async fn repo(&self, token: &str, owner: &str, repo: &str) -> Result<Repo, GithubError> {
-        let response = self.get(token, &format!("/repos/{owner}/{repo}")).await?;
-        if !response.status().is_success() {
-            return Err(GithubError::Refused(format!(
-                "GitHub answered {} for the repository",
-                response.status()
-            )));
-        }
-        response
-            .json()
-            .await
-            .map_err(|e| GithubError::Refused(format!("unexpected answer: {e}")))
+        let path = format!("/repos/{owner}/{repo}");
+        let response = self.call(self.http.get(self.url(&path)), token).await?;
+        json_of(response, &path).await
     }
 
     /// Whether `path` exists on `branch` (`GET /repos/{owner}/{repo}/contents/{path}?ref=`).
@@ -360,13 +356,10 @@ impl Github {
             .collect::<Vec<_>>()
             .join("/");
         let branch: String = url::form_urlencoded::byte_serialize(branch.as_bytes()).collect();
-        match self
-            .get(
-                token,
-                &format!("/repos/{owner}/{repo}/contents/{path}?ref={branch}"),
-            )
-            .await
-        {
+        let url = self.url(&format!(
+            "/repos/{owner}/{repo}/contents/{path}?ref={branch}"
+        ));
+        match self.call(self.http.get(url), token).await {
             Ok(r) if r.status().is_success() => Ok(true),
             Ok(r) => Err(GithubError::Refused(format!(
                 "GitHub answered {} for the Dockerfile check",
@@ -386,27 +379,25 @@ impl Github {
         url: &str,
         secret: &str,
     ) -> Result<(), GithubError> {
-        let response = self
+        let request = self
             .http
-            .post(format!("{}/repos/{owner}/{repo}/hooks", self.config.api()))
-            .bearer_auth(token)
-            .header("accept", "application/vnd.github+json")
-            .header("x-github-api-version", "2022-11-28")
+            .post(self.url(&format!("/repos/{owner}/{repo}/hooks")))
             .json(&serde_json::json!({
                 "name": "web",
                 "active": true,
                 "events": ["push"],
                 "config": {"url": url, "content_type": "json", "secret": secret, "insecure_ssl": "0"},
-            }))
-            .send()
-            .await
-            .map_err(|e| GithubError::Unreachable(e.to_string()))?;
-        match response.status().as_u16() {
-            200 | 201 => Ok(()),
-            401 => Err(GithubError::TokenRejected),
-            code => Err(GithubError::Refused(format!(
-                "creating the webhook answered {code} (the token may lack admin:repo_hook)"
+            }));
+        // GitHub answers 404 (not 403) when the token lacks the hook scope.
+        let scope = || GithubError::Refused("the token may lack admin:repo_hook".into());
+        match self.call(request, token).await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(GithubError::Refused(format!(
+                "creating the webhook answered {} (the token may lack admin:repo_hook)",
+                r.status()
             ))),
+            Err(GithubError::NotFound) => Err(scope()),
+            Err(e) => Err(e),
         }
     }
 
@@ -416,10 +407,7 @@ impl Github {
         owner: &str,
         repo: &str,
     ) -> Result<Vec<Branch>, GithubError> {
-        let first = format!(
-            "{}/repos/{owner}/{repo}/branches?per_page=100",
-            self.config.api()
-        );
+        let first = self.url(&format!("/repos/{owner}/{repo}/branches?per_page=100"));
         let items: Vec<BranchItem> = self.list(token, first).await?;
         Ok(items
             .into_iter()

@@ -53,7 +53,7 @@ fn respond(
     cache: &'static str,
 ) -> HttpResponse {
     let hash = file.metadata.sha256_hash();
-    let etag = format!("\"{}\"", hex(&hash[..16]));
+    let etag = format!("\"{}\"", hex::encode(&hash[..16]));
     let cached = req
         .headers()
         .get(IF_NONE_MATCH)
@@ -75,8 +75,4 @@ fn respond(
     response
         .insert_header((CONTENT_TYPE, content_type))
         .body(file.data.into_owned())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -74,7 +74,7 @@ async fn spawn_deploy_app() -> TestApp {
     .await
 }
 
-async fn get_page(upstream: &str, path: &str) -> Option<(StatusCode, String)> {
+pub(crate) async fn get_page(upstream: &str, path: &str) -> Option<(StatusCode, String)> {
     let response = reqwest::Client::new()
         .get(format!("http://{upstream}{path}"))
         .timeout(Duration::from_secs(5))

@@ -368,6 +368,15 @@ impl StandIn {
 }
 
 async fn spawn(standin: &StandIn, signup: bool) -> TestApp {
+    spawn_with(standin, signup, |_| {}).await
+}
+
+/// An app signing in with the stand-in, with `adjust` applied to the rest of its config.
+async fn spawn_with(
+    standin: &StandIn,
+    signup: bool,
+    adjust: impl FnOnce(&mut shard::config::Config) + Send + 'static,
+) -> TestApp {
     let base = standin.base.clone();
     spawn_app_with(move |c| {
         c.github.client_id = Some(CLIENT_ID.into());
@@ -375,8 +384,18 @@ async fn spawn(standin: &StandIn, signup: bool) -> TestApp {
         c.github.web_url = base.clone();
         c.github.api_url = base;
         c.github.allow_signup = signup;
+        adjust(c);
     })
     .await
+}
+
+/// The whole dance for the stand-in's current user, ending signed in.
+async fn github_session(app: &TestApp) -> Session {
+    let (url, cookie) = to_callback(app).await;
+    let done = callback(app, &url, &[("shard_github_oauth", &cookie)]).await;
+    assert_eq!(done.status(), StatusCode::FOUND);
+    let refresh = set_cookie(&done, "shard_refresh").expect("a session");
+    session_of(app.refresh_with(&refresh).await).await
 }
 
 fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
@@ -596,10 +615,7 @@ async fn repositories_are_listed_across_pages_with_their_branches() {
     assert_error(early, StatusCode::CONFLICT, "conflict").await;
 
     standin.sign_in_as(9, "builder");
-    let (url, cookie) = to_callback(&app).await;
-    let signed_up = callback(&app, &url, &[("shard_github_oauth", &cookie)]).await;
-    let refresh = set_cookie(&signed_up, "shard_refresh").unwrap();
-    let user = session_of(app.refresh_with(&refresh).await).await;
+    let user = github_session(&app).await;
 
     // 130 repositories: two pages of 100, all returned in GitHub's order.
     let all: Vec<Value> = app
@@ -695,13 +711,7 @@ async fn importing_a_private_repository_checks_its_dockerfile_creates_the_webhoo
             .insert("acme/private-app".into(), served.url.clone());
         hub.next_token = Some(token.clone());
     }
-    let base = standin.base.clone();
-    let app = spawn_app_with(move |c| {
-        c.github.client_id = Some(CLIENT_ID.into());
-        c.github.client_secret = Some(shard::config::Secret::new(CLIENT_SECRET));
-        c.github.web_url = base.clone();
-        c.github.api_url = base;
-        c.github.allow_signup = true;
+    let app = spawn_with(&standin, true, |c| {
         // The test's git server is on loopback; the importing user is a member.
         c.git.allow_private_networks = true;
         c.deploy.grace_secs = 0;
@@ -709,13 +719,7 @@ async fn importing_a_private_repository_checks_its_dockerfile_creates_the_webhoo
     .await;
     app.setup_admin().await;
     standin.sign_in_as(42, "dev");
-    let (url, cookie) = to_callback(&app).await;
-    let signed_up = callback(&app, &url, &[("shard_github_oauth", &cookie)]).await;
-    let dev = session_of(
-        app.refresh_with(&set_cookie(&signed_up, "shard_refresh").unwrap())
-            .await,
-    )
-    .await;
+    let dev = github_session(&app).await;
 
     let bad = app
         .post(
@@ -791,15 +795,7 @@ async fn importing_a_private_repository_checks_its_dockerfile_creates_the_webhoo
         .await;
     assert_eq!(live["status"], "live", "{live}");
     let upstream = live["upstream"].as_str().unwrap();
-    let page = app
-        .client
-        .get(format!("http://{upstream}/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = crate::deploy::get_page(upstream, "/").await.unwrap().1;
     assert_eq!(page, "version imported\n");
     assert!(!app.logs_text(&dev, &id).await.contains(&token));
 }

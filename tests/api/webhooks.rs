@@ -14,8 +14,6 @@ use crate::deploy::app_files;
 use crate::gitserver::GitServer;
 use crate::helpers::*;
 
-const FINAL: &[&str] = &["live", "failed", "cancelled"];
-
 fn signature(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body);
@@ -239,15 +237,7 @@ async fn signed_pushes_deploy_the_pushed_commit_and_nothing_else_does() {
     assert_eq!(live["commit_sha"], after.as_str());
     assert_eq!(live["commit_message"], "version 2");
     let upstream = live["upstream"].as_str().unwrap();
-    let page = app
-        .client
-        .get(format!("http://{upstream}/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = crate::deploy::get_page(upstream, "/").await.unwrap().1;
     assert_eq!(page, "version 2\n", "the pushed commit, not the branch tip");
     assert!(app.logs_text(&admin, &id).await.contains("pushed to main"));
 
@@ -363,14 +353,6 @@ async fn signed_pushes_deploy_the_pushed_commit_and_nothing_else_does() {
     assert_eq!(live2["status"], "live", "{live2}");
     assert_eq!(live2["commit_sha"], newer.as_str());
     let upstream = live2["upstream"].as_str().unwrap();
-    let page = app
-        .client
-        .get(format!("http://{upstream}/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = crate::deploy::get_page(upstream, "/").await.unwrap().1;
     assert_eq!(page, "version 3\n");
 }

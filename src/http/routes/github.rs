@@ -129,7 +129,7 @@ pub async fn callback(
         None => None,
     };
     let linked = git_accounts::find_by_github_id(&state.db, &github_id).await?;
-    let seal = |id: uuid::Uuid| state.sealer.seal(grant.token.as_bytes(), id.as_bytes());
+    let seal = |id: uuid::Uuid| crate::github::seal_token(&state.sealer, id, &grant.token);
 
     let user = match (signed_in, linked) {
         // Connect: link this GitHub account to the signed-in user.
@@ -290,11 +290,7 @@ pub async fn disconnect(
     let account = git_accounts::for_user(&state.db, actor.user_id)
         .await?
         .ok_or_else(|| AppError::not_found("GitHub account"))?;
-    let token = state
-        .sealer
-        .open(&account.access_token_sealed, account.id.as_bytes())
-        .ok()
-        .and_then(|t| String::from_utf8(t).ok());
+    let token = crate::github::open_token(&state.sealer, &account).ok();
     git_accounts::delete(&state.db, account.id).await?;
     let revoked = match token {
         Some(token) => match state.github.revoke(&token).await {
@@ -335,11 +331,7 @@ async fn token_of(state: &AppState, user: uuid::Uuid) -> AppResult<String> {
     let account = git_accounts::for_user(&state.db, user)
         .await?
         .ok_or_else(|| AppError::Conflict("connect GitHub first (Account → GitHub)".into()))?;
-    let token = state
-        .sealer
-        .open(&account.access_token_sealed, account.id.as_bytes())
-        .map_err(|e| anyhow::anyhow!("cannot open the GitHub token: {e:?}"))?;
-    String::from_utf8(token).map_err(|_| anyhow::anyhow!("GitHub token is not UTF-8").into())
+    Ok(crate::github::open_token(&state.sealer, &account)?)
 }
 
 #[derive(Deserialize, IntoParams)]
