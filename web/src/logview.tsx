@@ -21,13 +21,20 @@ export type LogLine = {
 const schedule: (f: () => void) => void =
   typeof requestAnimationFrame === "function" ? (f) => requestAnimationFrame(() => f()) : (f) => setTimeout(f, 16);
 
-/** A log's lines, appended in seq order; listeners hear about changes once per frame. */
+/**
+ * A log's lines, appended in seq order; listeners hear about changes once per frame. At most
+ * `limit` lines are kept: past it the oldest tenth goes (a runtime log can stream for days),
+ * and `dropped` counts them so line numbers stay those of the whole log.
+ */
 export class LogStore {
   lines: LogLine[] = [];
+  dropped = 0;
   lastSeq = 0;
   version = 0;
   private listeners = new Set<() => void>();
   private pending = false;
+
+  constructor(public readonly limit = 200_000) {}
 
   /** Adds one hub message; returns false for duplicates and messages that are not lines. */
   push(m: LiveMessage): boolean {
@@ -45,12 +52,18 @@ export class LogStore {
       // Only status lines need their time (the step timeline); 100,000 log lines do not.
       ts: m.type === "status" ? m.ts : undefined,
     });
+    if (this.lines.length > this.limit) {
+      const cut = Math.ceil(this.limit / 10);
+      this.lines.splice(0, cut);
+      this.dropped += cut;
+    }
     this.changed();
     return true;
   }
 
   clear() {
     this.lines = [];
+    this.dropped = 0;
     this.lastSeq = 0;
     this.changed();
   }
@@ -134,6 +147,11 @@ export function LogView({
     setFollowing(false);
   };
 
+  const dropped = store.dropped;
+  // Line numbers (and #L links) count from the start of the whole log, dropped lines included.
+  const numberOf = (index: number) => dropped + index + 1;
+  // Dropping old lines shifts every index: folds made before would point elsewhere.
+  useEffect(() => setFolded(new Set()), [dropped]);
   const rows = useMemo(() => visibleRows(lines, folded), [lines, lines.length, folded]);
   const count = rows ? rows.length : lines.length;
   const lineAt = (row: number) => (rows ? rows[row] : row);
@@ -176,9 +194,9 @@ export function LogView({
   // A line linked by URL: show it once it has arrived.
   const targetShown = useRef(false);
   useEffect(() => {
-    if (target !== null && !targetShown.current && target <= lines.length) {
+    if (target !== null && !targetShown.current && target - dropped <= lines.length && target > dropped) {
       targetShown.current = true;
-      scrollToRow(rowOf(target - 1));
+      scrollToRow(rowOf(target - dropped - 1));
     }
   });
 
@@ -223,22 +241,23 @@ export function LogView({
     const classes = ["log-row", line.kind === "log" ? line.stream : line.kind];
     if (header) classes.push("header");
     if (matchSet.has(index)) classes.push(index === matches[current] ? "current-match" : "match");
-    if (target === index + 1) classes.push("target");
+    const number = numberOf(index);
+    if (target === number) classes.push("target");
     shown.push(
-      <div key={index} className={classes.join(" ")} style={{ top: row * ROW_HEIGHT }} data-line={index + 1}>
+      <div key={index} className={classes.join(" ")} style={{ top: row * ROW_HEIGHT }} data-line={number}>
         <a
           className="ln"
-          href={`#L${index + 1}`}
-          aria-label={`line ${index + 1}`}
+          href={`#L${number}`}
+          aria-label={`line ${number}`}
           onClick={(e) => {
             e.preventDefault();
-            history.replaceState(null, "", `#L${index + 1}`);
+            history.replaceState(null, "", `#L${number}`);
             targetShown.current = true;
-            setTarget(index + 1);
+            setTarget(number);
             pause();
           }}
         >
-          {index + 1}
+          {number}
         </a>
         {header ? (
           <button
@@ -306,6 +325,7 @@ export function LogView({
         </span>
         <span className="small muted" data-testid="line-count">
           {lines.length.toLocaleString()} lines
+          {dropped > 0 && ` (${dropped.toLocaleString()} earlier ones let go)`}
         </span>
         <button className="btn secondary small" onClick={() => navigator.clipboard?.writeText(store.text())}>
           Copy

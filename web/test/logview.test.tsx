@@ -196,3 +196,19 @@ describe("log view", () => {
     expect(logBox(view.container).scrollTop).toBe(249 * 20 - 200);
   });
 });
+
+describe("a log without end", () => {
+  it("keeps at most its limit of lines and numbers them as in the whole log", async () => {
+    const store = new LogStore(1000);
+    for (let i = 1; i <= 1500; i++) store.push(line(i, `l${i}`));
+    expect(store.lines.length).toBeLessThanOrEqual(1000);
+    expect(store.dropped + store.lines.length).toBe(1500);
+    expect(store.lines[0].text).toBe(`l${store.dropped + 1}`);
+    view = await render(<LogView store={store} name="t.log" />);
+    await frames();
+    const shown = rows(view.container);
+    expect(shown[shown.length - 1].dataset.line).toBe("1500");
+    expect(shown[shown.length - 1].textContent).toBe("1500l1500");
+    expect(view.container.querySelector('[data-testid="line-count"]')!.textContent).toContain(`${store.dropped} earlier ones`);
+  });
+});

@@ -210,7 +210,8 @@ function Deployments({
 }
 
 function RuntimeLogs({ project }: { project: api.Project }) {
-  const store = useMemo(() => new LogStore(), [project.id]);
+  // A container may print for days: the browser keeps the newest 50,000 lines.
+  const store = useMemo(() => new LogStore(50_000), [project.id]);
   const [state, setState] = useState("connecting");
   useEffect(
     () =>
