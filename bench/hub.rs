@@ -17,7 +17,7 @@ use futures_util::{SinkExt, StreamExt};
 use shard::app::App;
 use shard::config::Config;
 use shard::db;
-use shard::deploy::log::{LogWriter, Sink};
+use shard::deploy::log::LogWriter;
 use tokio_tungstenite::tungstenite::Message;
 
 const RATE: usize = 5_000;
@@ -213,10 +213,7 @@ async fn main() {
     }
     ready.wait().await;
     let rss_before = rss_kib();
-    let sink = Sink {
-        db: state.db.clone(),
-        hub: state.hub.clone(),
-    };
+    let sink = state.deployer.sink();
     let mut writer = LogWriter::start(sink, &deployment, 16 * 1024, u64::MAX)
         .await
         .unwrap();

@@ -204,7 +204,9 @@ impl App {
             docker.clone(),
             hub.clone(),
         );
+        let github = Arc::new(crate::github::Github::new(config.github.clone())?);
         let deployer = Arc::new(Deployer::new(deploy::Parts {
+            github: github.clone(),
             db: db.clone(),
             hub: hub.clone(),
             docker: docker.clone(),
@@ -231,7 +233,7 @@ impl App {
             deployer,
             proxy,
             dns: crate::proxy::dns::Checker::new(config.dns.resolver.as_deref())?,
-            github: crate::github::Github::new(config.github.clone())?,
+            github,
             docker,
             db,
             port,

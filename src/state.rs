@@ -41,16 +41,13 @@ pub struct AppState {
     /// Asks DNS whether a custom domain points at shard.
     pub dns: crate::proxy::dns::Checker,
     /// GitHub OAuth and REST calls.
-    pub github: crate::github::Github,
+    pub github: Arc<crate::github::Github>,
 }
 
 impl AppState {
     /// The dashboard's external URL: `public_url`, else the listen address with the port
     /// actually bound (so links are right when listening on port 0).
     pub fn public_base(&self) -> String {
-        match &self.config.public_url {
-            Some(url) => url.trim_end_matches('/').to_string(),
-            None => format!("http://{}:{}", self.config.listen.ip(), self.port),
-        }
+        self.config.public_base(self.port)
     }
 }

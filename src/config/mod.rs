@@ -568,6 +568,15 @@ impl Config {
         }
     }
 
+    /// The dashboard's external URL: `public_url`, else the listen address with `port`, the
+    /// port actually bound (so links are right when listening on port 0).
+    pub fn public_base(&self, port: u16) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}:{port}", self.listen.ip()),
+        }
+    }
+
     /// The database URL in effect: the configured one or the SQLite file in the data dir.
     pub fn database_url(&self) -> String {
         match &self.database_url {

@@ -60,6 +60,8 @@ pub async fn create(db: &Db, new: NewDeployment) -> Result<Deployment, DbErr> {
         started_at: Set(None),
         finished_at: Set(None),
         updated_at: Set(at),
+        commit_status: Set(None),
+        commit_status_error: Set(None),
     }
     .insert(db)
     .await
@@ -272,4 +274,25 @@ pub async fn recorded_images(db: &Db) -> Result<Vec<String>, DbErr> {
         .all(db)
         .await?;
     Ok(rows.into_iter().flatten().collect())
+}
+
+/// Records the commit status last posted to GitHub for a deployment (`state`), or why
+/// posting failed (`error`, which keeps the last state that did arrive).
+pub async fn set_commit_status(
+    db: &Db,
+    id: Uuid,
+    state: Option<&str>,
+    error: Option<&str>,
+) -> Result<(), DbErr> {
+    let mut update = Deployments::update_many()
+        .col_expr(
+            deployments::Column::CommitStatusError,
+            Expr::value(error.map(|e| e.chars().take(500).collect::<String>())),
+        )
+        .filter(deployments::Column::Id.eq(id));
+    if let Some(state) = state {
+        update = update.col_expr(deployments::Column::CommitStatus, Expr::value(state));
+    }
+    update.exec(db).await?;
+    Ok(())
 }

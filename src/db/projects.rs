@@ -79,6 +79,8 @@ pub async fn insert(db: &Db, owner_id: Uuid, s: Settings) -> Result<Project, DbE
         updated_at: Set(at),
         build_type: Set(s.build_type),
         static_dir: Set(s.static_dir),
+        github_repo: Set(None),
+        github_hook_id: Set(None),
     }
     .insert(db)
     .await
@@ -173,12 +175,51 @@ pub async fn summaries(db: &Db, ids: &[Uuid]) -> Result<HashMap<Uuid, Summary>, 
     Ok(out)
 }
 
-/// Ties a project to the GitHub account whose token fetches it (import of a repository).
-pub async fn set_git_account(db: &Db, id: Uuid, account: Option<Uuid>) -> Result<(), DbErr> {
+/// How a project is tied to GitHub: the account whose token fetches it, the repository
+/// (`owner/name`) commit statuses go to, and the push webhook shard created there.
+#[derive(Debug, Clone, Default)]
+pub struct GithubLink {
+    pub account: Option<Uuid>,
+    pub repo: Option<String>,
+    pub hook_id: Option<i64>,
+}
+
+/// Sets (or with `GithubLink::default()` clears) a project's tie to GitHub.
+pub async fn set_github(db: &Db, id: Uuid, link: GithubLink) -> Result<(), DbErr> {
+    use sea_orm::sea_query::Expr;
+    Projects::update_many()
+        .col_expr(projects::Column::GitAccountId, Expr::value(link.account))
+        .col_expr(projects::Column::GithubRepo, Expr::value(link.repo))
+        .col_expr(projects::Column::GithubHookId, Expr::value(link.hook_id))
+        .filter(projects::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// A disconnected GitHub account no longer fetches anything: its projects keep their
+/// repository but lose the account.
+pub async fn detach_git_account(db: &Db, account: Uuid) -> Result<(), DbErr> {
+    use sea_orm::sea_query::Expr;
+    Projects::update_many()
+        .col_expr(
+            projects::Column::GitAccountId,
+            Expr::value(Option::<Uuid>::None),
+        )
+        .filter(projects::Column::GitAccountId.eq(account))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// A user who connects GitHub again gets their imported projects back on the new account.
+pub async fn attach_git_account(db: &Db, owner: Uuid, account: Uuid) -> Result<(), DbErr> {
     use sea_orm::sea_query::Expr;
     Projects::update_many()
         .col_expr(projects::Column::GitAccountId, Expr::value(account))
-        .filter(projects::Column::Id.eq(id))
+        .filter(projects::Column::OwnerId.eq(owner))
+        .filter(projects::Column::GithubRepo.is_not_null())
+        .filter(projects::Column::GitAccountId.is_null())
         .exec(db)
         .await?;
     Ok(())

@@ -44,6 +44,7 @@ struct Inner {
 pub struct Sink {
     pub db: Db,
     pub hub: Arc<Hub>,
+    pub commit_statuses: super::commit_status::CommitStatuses,
 }
 
 impl LogWriter {

@@ -4,6 +4,7 @@
 //! deploy notifications and crash recovery. Routes call it; it is the one place that drives
 //! Docker for apps.
 
+mod commit_status;
 pub mod env;
 pub mod events;
 mod health;
@@ -148,6 +149,8 @@ pub struct Deployer {
     http: reqwest::Client,
     /// The route table, rebuilt after every change of what serves a project.
     proxy: Arc<Proxy>,
+    /// Posts deployments' states to GitHub as commit statuses.
+    commit_statuses: commit_status::CommitStatuses,
 }
 
 /// What `Deployer::new` takes.
@@ -160,6 +163,7 @@ pub struct Parts {
     pub port: u16,
     pub job_signal: Arc<tokio::sync::Notify>,
     pub proxy: Arc<Proxy>,
+    pub github: Arc<crate::github::Github>,
 }
 
 impl Deployer {
@@ -169,7 +173,14 @@ impl Deployer {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| anyhow::anyhow!("building the health-check client: {e}"))?;
+        let commit_statuses = commit_status::CommitStatuses::start(commit_status::Poster {
+            db: parts.db.clone(),
+            sealer: parts.sealer.clone(),
+            github: parts.github,
+            base: parts.config.public_base(parts.port),
+        });
         Ok(Self {
+            commit_statuses,
             db: parts.db,
             hub: parts.hub,
             docker: parts.docker,
@@ -188,10 +199,12 @@ impl Deployer {
         self.draining.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn sink(&self) -> log::Sink {
+    /// Where a deployment's log and status changes go (the log writer's handle).
+    pub fn sink(&self) -> log::Sink {
         log::Sink {
             db: self.db.clone(),
             hub: self.hub.clone(),
+            commit_statuses: self.commit_statuses.clone(),
         }
     }
 

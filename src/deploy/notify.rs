@@ -1,5 +1,6 @@
-//! Deploy notifications: a deployment's status change goes to its project's topic, and the end
-//! of a deploy (live or failed) becomes a notification on the owner's `user:` topic.
+//! Deploy notifications: a deployment's status change goes to its project's topic (and, for a
+//! project imported from GitHub, to the commit as a commit status), and the end of a deploy
+//! (live or failed) becomes a notification on the owner's `user:` topic.
 
 use serde_json::json;
 use uuid::Uuid;
@@ -16,6 +17,7 @@ pub async fn deployment_status(
     status: DeploymentStatus,
     error: Option<&str>,
 ) {
+    sink.commit_statuses.report(deployment, status);
     let payload = json!({"deployment": deployment, "status": status.as_str()});
     record::publish(
         &sink.db,

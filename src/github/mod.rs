@@ -256,6 +256,56 @@ async fn json_of<T: serde::de::DeserializeOwned>(
 /// Pages followed at most for one listing (100 items each).
 pub const MAX_PAGES: usize = 20;
 
+/// A commit status as GitHub takes it: `state` is `pending`, `success`, `failure` or `error`.
+#[derive(Debug, serde::Serialize)]
+pub struct CommitStatus<'a> {
+    pub state: &'a str,
+    pub target_url: &'a str,
+    pub description: &'a str,
+    pub context: &'a str,
+}
+
+/// A repository's `owner/name`, both parts checked against GitHub's name grammar (letters,
+/// digits, `-`, `_`, `.`), so it can go into an API path as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoName {
+    pub owner: String,
+    pub name: String,
+}
+
+impl RepoName {
+    pub fn new(owner: &str, name: &str) -> Option<Self> {
+        fn ok(s: &str) -> bool {
+            !s.is_empty()
+                && s.len() <= 100
+                && s != "."
+                && s != ".."
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        }
+        (ok(owner) && ok(name)).then(|| Self {
+            owner: owner.to_string(),
+            name: name.to_string(),
+        })
+    }
+
+    /// `owner/name`.
+    pub fn parse(full: &str) -> Option<Self> {
+        let (owner, name) = full.split_once('/')?;
+        Self::new(owner, name)
+    }
+
+    pub fn valid_part(s: &str) -> bool {
+        Self::new(s, "x").is_some()
+    }
+}
+
+impl std::fmt::Display for RepoName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.owner, self.name)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, serde::Serialize, utoipa::ToSchema)]
 pub struct Repo {
     pub full_name: String,
@@ -334,8 +384,8 @@ impl Github {
     }
 
     /// `GET /repos/{owner}/{repo}`.
-    pub async fn repo(&self, token: &str, owner: &str, repo: &str) -> Result<Repo, GithubError> {
-        let path = format!("/repos/{owner}/{repo}");
+    pub async fn repo(&self, token: &str, repo: &RepoName) -> Result<Repo, GithubError> {
+        let path = format!("/repos/{repo}");
         let response = self.call(self.http.get(self.url(&path)), token).await?;
         json_of(response, &path).await
     }
@@ -344,8 +394,7 @@ impl Github {
     pub async fn file_exists(
         &self,
         token: &str,
-        owner: &str,
-        repo: &str,
+        repo: &RepoName,
         path: &str,
         branch: &str,
     ) -> Result<bool, GithubError> {
@@ -356,9 +405,7 @@ impl Github {
             .collect::<Vec<_>>()
             .join("/");
         let branch: String = url::form_urlencoded::byte_serialize(branch.as_bytes()).collect();
-        let url = self.url(&format!(
-            "/repos/{owner}/{repo}/contents/{path}?ref={branch}"
-        ));
+        let url = self.url(&format!("/repos/{repo}/contents/{path}?ref={branch}"));
         match self.call(self.http.get(url), token).await {
             Ok(r) if r.status().is_success() => Ok(true),
             Ok(r) => Err(GithubError::Refused(format!(
@@ -370,18 +417,22 @@ impl Github {
         }
     }
 
-    /// Creates the repository's push webhook (`POST /repos/{owner}/{repo}/hooks`).
+    /// Creates the repository's push webhook (`POST /repos/{owner}/{repo}/hooks`); returns
+    /// the hook's id.
     pub async fn create_hook(
         &self,
         token: &str,
-        owner: &str,
-        repo: &str,
+        repo: &RepoName,
         url: &str,
         secret: &str,
-    ) -> Result<(), GithubError> {
+    ) -> Result<i64, GithubError> {
+        #[derive(Deserialize)]
+        struct Created {
+            id: i64,
+        }
         let request = self
             .http
-            .post(self.url(&format!("/repos/{owner}/{repo}/hooks")))
+            .post(self.url(&format!("/repos/{repo}/hooks")))
             .json(&serde_json::json!({
                 "name": "web",
                 "active": true,
@@ -389,25 +440,73 @@ impl Github {
                 "config": {"url": url, "content_type": "json", "secret": secret, "insecure_ssl": "0"},
             }));
         // GitHub answers 404 (not 403) when the token lacks the hook scope.
-        let scope = || GithubError::Refused("the token may lack admin:repo_hook".into());
         match self.call(request, token).await {
-            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) if r.status().is_success() => {
+                Ok(json_of::<Created>(r, "creating the webhook").await?.id)
+            }
             Ok(r) => Err(GithubError::Refused(format!(
                 "creating the webhook answered {} (the token may lack admin:repo_hook)",
                 r.status()
             ))),
-            Err(GithubError::NotFound) => Err(scope()),
+            Err(GithubError::NotFound) => Err(GithubError::Refused(
+                "the token may lack admin:repo_hook".into(),
+            )),
             Err(e) => Err(e),
         }
     }
 
-    pub async fn branches(
+    /// Deletes a webhook shard created (`DELETE /repos/{owner}/{repo}/hooks/{id}`); one
+    /// already gone counts as deleted.
+    pub async fn delete_hook(
         &self,
         token: &str,
-        owner: &str,
-        repo: &str,
-    ) -> Result<Vec<Branch>, GithubError> {
-        let first = self.url(&format!("/repos/{owner}/{repo}/branches?per_page=100"));
+        repo: &RepoName,
+        id: i64,
+    ) -> Result<(), GithubError> {
+        let request = self
+            .http
+            .delete(self.url(&format!("/repos/{repo}/hooks/{id}")));
+        match self.call(request, token).await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(GithubError::Refused(format!(
+                "deleting the webhook answered {}",
+                r.status()
+            ))),
+            Err(GithubError::NotFound) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Posts a commit status (`POST /repos/{owner}/{repo}/statuses/{sha}`).
+    pub async fn post_status(
+        &self,
+        token: &str,
+        repo: &RepoName,
+        sha: &str,
+        status: &CommitStatus<'_>,
+    ) -> Result<(), GithubError> {
+        let request = self
+            .http
+            .post(self.url(&format!("/repos/{repo}/statuses/{sha}")))
+            .timeout(Duration::from_secs(10))
+            .json(status);
+        match self.call(request, token).await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(GithubError::Refused(format!(
+                "GitHub answered {} (the token may lack repo:status)",
+                r.status()
+            ))),
+            // GitHub hides what a token may not write behind a 404.
+            Err(GithubError::NotFound) => Err(GithubError::Refused(
+                "GitHub answered 404 (the token may lack repo:status, or the commit is not there)"
+                    .into(),
+            )),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn branches(&self, token: &str, repo: &RepoName) -> Result<Vec<Branch>, GithubError> {
+        let first = self.url(&format!("/repos/{repo}/branches?per_page=100"));
         let items: Vec<BranchItem> = self.list(token, first).await?;
         Ok(items
             .into_iter()
@@ -433,5 +532,16 @@ mod tests {
         let last = r#"<https://api.github.com/user/repos?page=1>; rel="prev", <https://api.github.com/user/repos?page=1>; rel="first""#;
         assert_eq!(next_link(Some(last)), None);
         assert_eq!(next_link(None), None);
+    }
+
+    #[test]
+    fn repository_names_follow_githubs_grammar() {
+        let ok = RepoName::parse("acme/app.js").unwrap();
+        assert_eq!(ok.to_string(), "acme/app.js");
+        for bad in [
+            "acme", "acme/", "/app", "acme/..", "acme/a b", "acme/a/b", "a%2f/b",
+        ] {
+            assert_eq!(RepoName::parse(bad), None, "{bad}");
+        }
     }
 }

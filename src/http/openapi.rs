@@ -23,7 +23,7 @@ use super::routes::{auth, deployments, domains, env, github, health, projects, u
         domains::list_domains, domains::add_domain, domains::delete_domain, domains::verify_domain,
         webhooks::get_webhook, webhooks::list_deliveries, webhooks::github,
         github::start, github::callback, github::account, github::disconnect, github::providers,
-        github::repos, github::branches, github::import,
+        github::repos, github::branches, github::import, github::unlink_project,
     ),
     modifiers(&BearerAuth)
 )]

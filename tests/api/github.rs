@@ -33,8 +33,14 @@ struct Hub {
     clone_urls: HashMap<String, String>,
     /// The access token the next code exchange hands out (default: a random one).
     next_token: Option<String>,
-    /// Webhooks created: (repository, payload URL, secret).
+    /// Webhooks created: (repository, payload URL, secret); a hook's id is its index + 1.
     hooks: Vec<(String, String, String)>,
+    /// Webhooks deleted: (repository, id).
+    deleted_hooks: Vec<(String, i64)>,
+    /// Commit statuses posted: (repository, commit, body).
+    statuses: Vec<(String, String, Value)>,
+    /// Answer status posts as GitHub does for a token without the scope (404).
+    refuse_statuses: bool,
 }
 
 type Shared = web::Data<Arc<Mutex<Hub>>>;
@@ -305,6 +311,56 @@ async fn create_hook(
     HttpResponse::Created().json(json!({"id": hub.hooks.len(), "active": true}))
 }
 
+async fn delete_hook(
+    hub: Shared,
+    req: HttpRequest,
+    path: web::Path<(String, String, i64)>,
+) -> HttpResponse {
+    let mut hub = hub.lock().unwrap();
+    if !hub.tokens.contains_key(&bearer(&req)) {
+        return HttpResponse::Unauthorized().json(json!({"message": "Bad credentials"}));
+    }
+    let (owner, repo, id) = path.into_inner();
+    let full = format!("{owner}/{repo}");
+    let exists = id >= 1 && hub.hooks.get(id as usize - 1).is_some_and(|h| h.0 == full);
+    if !exists || hub.deleted_hooks.contains(&(full.clone(), id)) {
+        return HttpResponse::NotFound().json(json!({"message": "Not Found"}));
+    }
+    hub.deleted_hooks.push((full, id));
+    HttpResponse::NoContent().finish()
+}
+
+/// `POST /repos/{owner}/{repo}/statuses/{sha}`, with GitHub's validation of the body.
+async fn create_status(
+    hub: Shared,
+    req: HttpRequest,
+    path: web::Path<(String, String, String)>,
+    body: web::Json<Value>,
+) -> HttpResponse {
+    let mut hub = hub.lock().unwrap();
+    if !hub.tokens.contains_key(&bearer(&req)) {
+        return HttpResponse::Unauthorized().json(json!({"message": "Bad credentials"}));
+    }
+    let (owner, repo, sha) = path.into_inner();
+    let full = format!("{owner}/{repo}");
+    if hub.refuse_statuses || !hub.repos.contains(&full) {
+        return HttpResponse::NotFound().json(json!({"message": "Not Found"}));
+    }
+    let body = body.into_inner();
+    let state = body["state"].as_str().unwrap_or("").to_string();
+    let description = body["description"].as_str().unwrap_or("");
+    if !["pending", "success", "failure", "error"].contains(&state.as_str())
+        || description.chars().count() > 140
+        || sha.len() != 40
+    {
+        return HttpResponse::UnprocessableEntity()
+            .json(json!({"message": "Validation Failed", "body": body}));
+    }
+    hub.statuses.push((full, sha, body.clone()));
+    HttpResponse::Created().json(json!({"id": hub.statuses.len(), "state": state,
+        "context": body["context"], "target_url": body["target_url"]}))
+}
+
 struct StandIn {
     base: String,
     hub: Arc<Mutex<Hub>>,
@@ -345,6 +401,14 @@ impl StandIn {
                     web::get().to(contents),
                 )
                 .route("/repos/{owner}/{repo}/hooks", web::post().to(create_hook))
+                .route(
+                    "/repos/{owner}/{repo}/hooks/{id}",
+                    web::delete().to(delete_hook),
+                )
+                .route(
+                    "/repos/{owner}/{repo}/statuses/{sha}",
+                    web::post().to(create_status),
+                )
                 .route(
                     "/applications/{client_id}/grant",
                     web::delete().to(revoke_grant),
@@ -413,7 +477,17 @@ fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
 /// The browser's side of the dance, up to the callback URL GitHub sends it back to; returns
 /// that URL and the state cookie shard set.
 async fn to_callback(app: &TestApp) -> (String, String) {
-    let start = app.get("/api/v1/auth/github/start", None).await;
+    to_callback_signed_in(app, None).await
+}
+
+/// As `to_callback`, from a browser signed in with `refresh` (its refresh cookie reaches
+/// `/start`, and only `/start`: GitHub's redirect back is cross-site).
+async fn to_callback_signed_in(app: &TestApp, refresh: Option<&str>) -> (String, String) {
+    let mut start = app.client.get(app.url("/api/v1/auth/github/start"));
+    if let Some(refresh) = refresh {
+        start = start.header("cookie", format!("shard_refresh={refresh}"));
+    }
+    let start = start.send().await.unwrap();
     assert_eq!(start.status(), StatusCode::FOUND);
     let cookie = set_cookie(&start, "shard_github_oauth").expect("state cookie");
     let authorize = start.headers()["location"].to_str().unwrap().to_string();
@@ -481,17 +555,19 @@ async fn github_sign_in_refuses_bad_state_and_new_users_when_sign_up_is_off() {
     let replay = callback(&app, &url, &[("shard_github_oauth", &cookie)]).await;
     assert_ne!(replay.status(), StatusCode::FOUND);
 
-    // Connect while signed in: the admin links octocat, then octocat signs in as the admin.
+    // A state cookie altered in the browser is refused.
     let (url, cookie) = to_callback(&app).await;
-    let linked = callback(
-        &app,
-        &url,
-        &[
-            ("shard_github_oauth", &cookie),
-            ("shard_refresh", &admin.refresh),
-        ],
-    )
-    .await;
+    let mut altered = cookie.clone().into_bytes();
+    let middle = altered.len() / 2;
+    altered[middle] = if altered[middle] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).unwrap();
+    let tampered = callback(&app, &url, &[("shard_github_oauth", &altered)]).await;
+    assert_error(tampered, StatusCode::BAD_REQUEST, "bad_request").await;
+
+    // Connect while signed in: the admin links octocat, then octocat signs in as the admin.
+    // The refresh cookie goes to /start only, as a browser sends it (SameSite=Strict).
+    let (url, cookie) = to_callback_signed_in(&app, Some(&admin.refresh)).await;
+    let linked = callback(&app, &url, &[("shard_github_oauth", &cookie)]).await;
     assert_eq!(linked.status(), StatusCode::FOUND);
     assert_eq!(linked.headers()["location"], "/account?github=connected");
     let view: Value = app
@@ -798,4 +874,328 @@ async fn importing_a_private_repository_checks_its_dockerfile_creates_the_webhoo
     let page = crate::deploy::get_page(upstream, "/").await.unwrap().1;
     assert_eq!(page, "version imported\n");
     assert!(!app.logs_text(&dev, &id).await.contains(&token));
+}
+
+/// Everything shard logs, at debug level, while the test runs (nextest runs each test in its
+/// own process, so this test's subscriber is the process's).
+fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
+    #[derive(Clone)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    let sink = Sink(buffer.clone());
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || sink.clone())
+        .try_init()
+        .expect("this test's log capture is the process's only subscriber");
+    buffer
+}
+
+/// Every row of every table as text (Postgres), to look for a value stored in clear.
+async fn postgres_rows_as_text(app: &TestApp) -> String {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = &app.state.db;
+    let tables = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'",
+        ))
+        .await
+        .unwrap();
+    let mut all = String::new();
+    for row in tables {
+        let table: String = row.try_get("", "tablename").unwrap();
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                db.get_database_backend(),
+                format!("SELECT t::text AS row FROM \"{table}\" t"),
+            ))
+            .await
+            .unwrap();
+        for row in rows {
+            all.push_str(&row.try_get::<String>("", "row").unwrap());
+            all.push('\n');
+        }
+    }
+    all
+}
+
+/// The commit statuses the stand-in got for `sha`, once `count` have arrived.
+async fn statuses_for(standin: &StandIn, sha: &str, count: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let got: Vec<Value> = standin
+            .hub
+            .lock()
+            .unwrap()
+            .statuses
+            .iter()
+            .filter(|(_, s, _)| s == sha)
+            .map(|(_, _, body)| body.clone())
+            .collect();
+        if got.len() >= count || std::time::Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn signed_pushes_to_an_imported_repository_deploy_and_report_commit_statuses_in_order() {
+    use std::time::Duration;
+    let logs = capture_logs();
+    let token = format!("gho_status_{}", uuid::Uuid::new_v4().simple());
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+    let git = crate::gitserver::GitServer::start_with_auth(Some(format!("Basic {basic}"))).await;
+    let served = git.repo("status-app", &crate::deploy::app_files("one", ""));
+    let standin = StandIn::start();
+    {
+        let mut hub = standin.hub.lock().unwrap();
+        hub.repos.insert(0, "acme/status-app".into());
+        hub.clone_urls
+            .insert("acme/status-app".into(), served.url.clone());
+        hub.next_token = Some(token.clone());
+    }
+    let app = spawn_with(&standin, true, |c| {
+        c.git.allow_private_networks = true;
+        c.deploy.grace_secs = 0;
+    })
+    .await;
+    app.setup_admin().await;
+    standin.sign_in_as(77, "pusher");
+    let dev = github_session(&app).await;
+    let imported: Value = app
+        .post(
+            "/api/v1/github/import",
+            Some(&dev.token),
+            json!({"repo": "acme/status-app"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(imported["webhook"], "created", "{imported}");
+    let project = imported["project"]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        imported["project"]["github"],
+        json!({"repo": "acme/status-app", "webhook": "created", "connected": true})
+    );
+    let (hook_url, secret) = {
+        let hub = standin.hub.lock().unwrap();
+        let (_, url, secret) = hub.hooks.last().unwrap().clone();
+        (url, secret)
+    };
+    // GitHub would deliver to the public URL; here that is the test server itself.
+    let deliver = |event: &'static str, delivery: String, body: Value| {
+        let app = &app;
+        let url = hook_url.clone();
+        let secret = secret.clone();
+        async move {
+            let bytes = serde_json::to_vec(&body).unwrap();
+            app.client
+                .post(url)
+                .header("content-type", "application/json")
+                .header("x-github-event", event)
+                .header("x-github-delivery", delivery)
+                .header(
+                    "x-hub-signature-256",
+                    crate::webhooks::signature(&secret, &bytes),
+                )
+                .body(bytes)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let push = |before: &str, after: &str, message: &str| {
+        crate::webhooks::push_payload("refs/heads/main", before, after, false, message)
+    };
+
+    // A push deploys the pushed commit; GitHub sees pending, then success, linking the
+    // deployment's page.
+    let first = served.commit(&crate::deploy::app_files("one", ""), "noop");
+    let second = served.commit(&crate::deploy::app_files("two", ""), "version two");
+    let accepted = deliver("push", "st-1".into(), push(&first, &second, "version two")).await;
+    assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    let id = accepted.json::<Value>().await.unwrap()["deployment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let live = app
+        .wait_for(&dev, &id, FINAL, Duration::from_secs(120))
+        .await;
+    assert_eq!(live["status"], "live", "{live}");
+    assert_eq!(live["commit_sha"], second.as_str());
+    let page = crate::deploy::get_page(live["upstream"].as_str().unwrap(), "/")
+        .await
+        .unwrap()
+        .1;
+    assert_eq!(page, "version two\n");
+    let posted = statuses_for(&standin, &second, 2).await;
+    let states: Vec<&str> = posted
+        .iter()
+        .map(|b| b["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["pending", "success"], "{posted:?}");
+    for body in &posted {
+        assert_eq!(body["context"], "shard");
+        assert!(
+            body["target_url"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("/projects/{project}/deployments/{id}")),
+            "{body}"
+        );
+    }
+    let view = app.deployment(&dev, &id).await;
+    assert_eq!(view["commit_status"], "success", "{view}");
+    assert_eq!(view["commit_status_error"], Value::Null);
+
+    // A push whose build fails: pending, then failure with the reason.
+    let broken = served.commit(
+        &crate::deploy::app_files("three", "RUN [\"/bin/busybox\", \"false\"]\n"),
+        "broken build",
+    );
+    let accepted = deliver(
+        "push",
+        "st-2".into(),
+        push(&second, &broken, "broken build"),
+    )
+    .await;
+    let failed_id = accepted.json::<Value>().await.unwrap()["deployment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let failed = app
+        .wait_for(&dev, &failed_id, FINAL, Duration::from_secs(120))
+        .await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let posted = statuses_for(&standin, &broken, 2).await;
+    let states: Vec<&str> = posted
+        .iter()
+        .map(|b| b["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["pending", "failure"], "{posted:?}");
+    assert!(
+        posted[1]["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("Deploy failed"),
+        "{posted:?}"
+    );
+
+    // GitHub refusing the status (a token without the scope) is recorded; the deploy goes on.
+    standin.hub.lock().unwrap().refuse_statuses = true;
+    let fixed = served.commit(&crate::deploy::app_files("four", ""), "fixed");
+    let accepted = deliver("push", "st-3".into(), push(&broken, &fixed, "fixed")).await;
+    let fixed_id = accepted.json::<Value>().await.unwrap()["deployment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fixed_live = app
+        .wait_for(&dev, &fixed_id, FINAL, Duration::from_secs(120))
+        .await;
+    assert_eq!(fixed_live["status"], "live", "{fixed_live}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let view = loop {
+        let view = app.deployment(&dev, &fixed_id).await;
+        if view["commit_status_error"].is_string() || std::time::Instant::now() > deadline {
+            break view;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        view["commit_status_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("404"),
+        "{view}"
+    );
+    assert!(statuses_for(&standin, &fixed, 0).await.is_empty());
+
+    // The token is in no API answer, no build log, no log line and no database column.
+    let mut answers = String::new();
+    for path in [
+        "/api/v1/auth/github".to_string(),
+        "/api/v1/auth/me".to_string(),
+        "/api/v1/projects".to_string(),
+        format!("/api/v1/projects/{project}"),
+        format!("/api/v1/projects/{project}/deployments"),
+        format!("/api/v1/projects/{project}/webhook"),
+        format!("/api/v1/projects/{project}/webhook/deliveries"),
+        format!("/api/v1/projects/{project}/env"),
+        format!("/api/v1/deployments/{id}"),
+        "/api/v1/github/repos?q=status".to_string(),
+    ] {
+        let response = app.get(&path, Some(&dev.token)).await;
+        assert!(response.status().is_success(), "{path}");
+        answers.push_str(&response.text().await.unwrap());
+    }
+    for deployment in [&id, &failed_id, &fixed_id] {
+        answers.push_str(&app.logs_text(&dev, deployment).await);
+    }
+    assert!(!answers.contains(&token), "an API answer shows the token");
+    let logged = String::from_utf8_lossy(&logs.lock().unwrap()).to_string();
+    assert!(
+        logged.contains("cannot post the commit status"),
+        "the capture sees shard's log"
+    );
+    assert!(!logged.contains(&token), "a log line shows the token");
+    if std::env::var("SHARD_TEST_DATABASE_URL").is_ok() {
+        let rows = postgres_rows_as_text(&app).await;
+        assert!(rows.contains("acme/status-app"), "the dump sees the data");
+        assert!(!rows.contains(&token), "a column holds the token in clear");
+    } else {
+        for file in ["shard.db", "shard.db-wal"] {
+            if let Ok(bytes) = std::fs::read(app.dir.path().join(file)) {
+                assert!(
+                    !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+                    "{file} holds the token in clear"
+                );
+            }
+        }
+    }
+
+    // Unlinking the project deletes the webhook shard created and stops the statuses.
+    let unlinked = app
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/projects/{project}/github"),
+            Some(&dev.token),
+            None,
+        )
+        .await;
+    assert_eq!(unlinked.status(), StatusCode::OK);
+    let body: Value = unlinked.json().await.unwrap();
+    assert_eq!(body["webhook_error"], Value::Null, "{body}");
+    assert_eq!(
+        standin.hub.lock().unwrap().deleted_hooks,
+        [("acme/status-app".to_string(), 1)]
+    );
+    let view: Value = app
+        .get(&format!("/api/v1/projects/{project}"), Some(&dev.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["github"], Value::Null);
+    let again = app
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/projects/{project}/github"),
+            Some(&dev.token),
+            None,
+        )
+        .await;
+    assert_error(again, StatusCode::NOT_FOUND, "not_found").await;
 }

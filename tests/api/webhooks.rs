@@ -14,14 +14,20 @@ use crate::deploy::app_files;
 use crate::gitserver::GitServer;
 use crate::helpers::*;
 
-fn signature(secret: &str, body: &[u8]) -> String {
+pub(crate) fn signature(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// GitHub's `push` payload, with the fields its documentation lists.
-fn push_payload(git_ref: &str, before: &str, after: &str, deleted: bool, message: &str) -> Value {
+pub(crate) fn push_payload(
+    git_ref: &str,
+    before: &str,
+    after: &str,
+    deleted: bool,
+    message: &str,
+) -> Value {
     json!({
         "ref": git_ref,
         "before": before,

@@ -22,6 +22,8 @@ pub struct Model {
     pub finished_at: Option<DateTimeUtc>,
     pub updated_at: DateTimeUtc,
     pub pusher: Option<String>,
+    pub commit_status: Option<String>,
+    pub commit_status_error: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

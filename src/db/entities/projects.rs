@@ -23,6 +23,8 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     pub build_type: String,
     pub static_dir: Option<String>,
+    pub github_repo: Option<String>,
+    pub github_hook_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -63,6 +63,11 @@ pub struct DeploymentView {
     /// The step that failed.
     pub error_step: Option<String>,
     pub error: Option<String>,
+    /// For a project imported from GitHub: the commit status last posted on the commit
+    /// (`pending`, `success`, `failure`).
+    pub commit_status: Option<String>,
+    /// Why the last commit status could not be posted (the deploy is not affected).
+    pub commit_status_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -77,6 +82,8 @@ impl DeploymentView {
         Self {
             preview_url: running.then(|| state.deployer.preview_url(d.id, &project.slug)),
             container_id: d.container_id,
+            commit_status: d.commit_status,
+            commit_status_error: d.commit_status_error,
             id: d.id,
             project_id: d.project_id,
             status: d.status,

@@ -1,11 +1,14 @@
 //! GitHub sign-in and account linking (OAuth web flow).
 //!
 //! `GET /auth/github/start` sends the browser to GitHub with a random `state` and a PKCE
-//! challenge; both are kept in a short-lived HttpOnly cookie on this browser only. The
-//! callback accepts the code only with that cookie's exact state, and clears the cookie, so a
-//! callback from another browser or a replayed one is refused. A browser already signed in
-//! (valid refresh cookie) links the GitHub account to its user ("connect"); otherwise the
-//! GitHub account signs in its linked user, or — only with `github.allow_signup` — creates one.
+//! challenge; both are kept in a short-lived HttpOnly cookie on this browser only, sealed
+//! (AES-GCM) so it cannot be read or altered. The callback accepts the code only with that
+//! cookie's exact state, and clears the cookie, so a callback from another browser or a
+//! replayed one is refused. A browser signed in when it starts (valid refresh cookie, which
+//! reaches `/start` because the dashboard links to it) links the GitHub account to that user
+//! ("connect"): the user is recorded in the sealed cookie, since the SameSite=Strict refresh
+//! cookie does not come back with GitHub's cross-site redirect. Otherwise the GitHub account
+//! signs in its linked user, or — only with `github.allow_signup` — creates one.
 //! The access token is sealed at rest (row id as associated data) and never returned.
 
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
@@ -16,7 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::db::{self, git_accounts};
 use crate::error::{AppError, AppResult};
-use crate::github::GithubError;
+use crate::github::{GithubError, RepoName};
 use crate::http::auth::{Authenticated, REFRESH_COOKIE};
 use crate::state::AppState;
 use crate::{secrets, validate};
@@ -34,6 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::get().to(branches),
         )
         .route("/github/import", web::post().to(import))
+        .route("/projects/{id}/github", web::delete().to(unlink_project))
         .route("/auth/github", web::get().to(account))
         .route("/auth/github", web::delete().to(disconnect));
 }
@@ -65,16 +69,67 @@ fn state_cookie(state: &AppState, value: String, max_age: CookieDuration) -> Coo
 /// Sends the browser to GitHub's authorize page.
 #[utoipa::path(get, path = "/api/v1/auth/github/start", tag = "github",
     responses((status = 302, description = "to GitHub's authorize URL"), (status = 404, description = "GitHub sign-in is not configured")))]
-pub async fn start(state: web::Data<AppState>) -> AppResult<HttpResponse> {
+pub async fn start(state: web::Data<AppState>, req: HttpRequest) -> AppResult<HttpResponse> {
     let (url, csrf, verifier) = state.github.authorize(&state.public_base())?;
+    let linking = match req.cookie(REFRESH_COOKIE) {
+        Some(c) => crate::http::ws::credential::login_for_refresh_cookie(&state, c.value())
+            .await?
+            .map(|(actor, _)| actor.user_id),
+        None => None,
+    };
+    let flow = Flow {
+        csrf,
+        verifier,
+        linking,
+    };
     Ok(HttpResponse::Found()
         .insert_header((LOCATION, url))
         .cookie(state_cookie(
             &state,
-            format!("{csrf}.{verifier}"),
+            flow.seal(&state.sealer),
             CookieDuration::minutes(10),
         ))
         .finish())
+}
+
+/// What the state cookie carries from `/start` to the callback.
+struct Flow {
+    csrf: String,
+    verifier: String,
+    /// The user signed in when the flow started: GitHub is being connected to them.
+    linking: Option<uuid::Uuid>,
+}
+
+/// Associated data of the sealed state cookie (nothing else sealed can pass for it).
+const FLOW_AAD: &[u8] = b"shard github oauth flow";
+
+impl Flow {
+    fn seal(&self, sealer: &secrets::Sealer) -> String {
+        use base64::Engine as _;
+        let linking = self.linking.map(|u| u.to_string()).unwrap_or_default();
+        let clear = format!("{}.{}.{linking}", self.csrf, self.verifier);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sealer.seal(clear.as_bytes(), FLOW_AAD))
+    }
+
+    fn open(sealer: &secrets::Sealer, value: &str) -> Option<Flow> {
+        use base64::Engine as _;
+        let sealed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(value)
+            .ok()?;
+        let clear = String::from_utf8(sealer.open(&sealed, FLOW_AAD).ok()?).ok()?;
+        let mut parts = clear.splitn(3, '.');
+        let (csrf, verifier, linking) = (parts.next()?, parts.next()?, parts.next()?);
+        let linking = match linking {
+            "" => None,
+            id => Some(id.parse().ok()?),
+        };
+        Some(Flow {
+            csrf: csrf.to_string(),
+            verifier: verifier.to_string(),
+            linking,
+        })
+    }
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -101,12 +156,10 @@ pub async fn callback(
     let cookie = req
         .cookie(STATE_COOKIE)
         .ok_or_else(|| refuse("no GitHub sign-in is under way in this browser; start again"))?;
-    let (expected, verifier) = cookie
-        .value()
-        .split_once('.')
+    let flow = Flow::open(&state.sealer, cookie.value())
         .ok_or_else(|| refuse("the sign-in state is damaged; start again"))?;
     let given = query.state.as_deref().unwrap_or("");
-    if given.is_empty() || !secrets::constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+    if given.is_empty() || !secrets::constant_time_eq(given.as_bytes(), flow.csrf.as_bytes()) {
         return Err(refuse("the sign-in state does not match; start again"));
     }
     if let Some(error) = &query.error {
@@ -118,14 +171,17 @@ pub async fn callback(
         .filter(|c| !c.is_empty())
         .ok_or_else(|| refuse("GitHub sent no code"))?;
     let base = state.public_base();
-    let grant = state.github.exchange(&base, code, verifier).await?;
+    let grant = state.github.exchange(&base, code, &flow.verifier).await?;
     let gh = state.github.user(&grant.token).await?;
     let github_id = gh.id.to_string();
 
-    let signed_in = match req.cookie(REFRESH_COOKIE) {
-        Some(c) => crate::http::ws::credential::login_for_refresh_cookie(&state, c.value())
-            .await?
-            .map(|(actor, _)| actor),
+    let signed_in = match flow.linking {
+        Some(id) => Some(
+            db::users::find(&state.db, id)
+                .await?
+                .ok_or_else(|| refuse("the user who started connecting GitHub is gone"))?
+                .id,
+        ),
         None => None,
     };
     let linked = git_accounts::find_by_github_id(&state.db, &github_id).await?;
@@ -133,16 +189,16 @@ pub async fn callback(
 
     let user = match (signed_in, linked) {
         // Connect: link this GitHub account to the signed-in user.
-        (Some(actor), Some(account)) if account.user_id != actor.user_id => {
+        (Some(user_id), Some(account)) if account.user_id != user_id => {
             return Err(AppError::Conflict(format!(
                 "GitHub account {} is linked to another shard user",
                 gh.login
             )));
         }
-        (Some(actor), existing) => {
+        (Some(user_id), existing) => {
             link(
                 &state,
-                actor.user_id,
+                user_id,
                 existing,
                 &github_id,
                 &gh.login,
@@ -211,10 +267,12 @@ async fn link(
 ) -> AppResult<()> {
     if let Some(account) = existing {
         git_accounts::update_token(&state.db, account.id, login, seal(account.id), scopes).await?;
+        db::projects::attach_git_account(&state.db, user_id, account.id).await?;
         return Ok(());
     }
     if let Some(old) = git_accounts::for_user(&state.db, user_id).await? {
         // One GitHub account per user: connecting another replaces the old link.
+        db::projects::detach_git_account(&state.db, old.id).await?;
         git_accounts::delete(&state.db, old.id).await?;
     }
     let id = git_accounts::next_id();
@@ -230,6 +288,7 @@ async fn link(
         },
     )
     .await?;
+    db::projects::attach_git_account(&state.db, user_id, id).await?;
     Ok(())
 }
 
@@ -291,6 +350,7 @@ pub async fn disconnect(
         .await?
         .ok_or_else(|| AppError::not_found("GitHub account"))?;
     let token = crate::github::open_token(&state.sealer, &account).ok();
+    db::projects::detach_git_account(&state.db, account.id).await?;
     git_accounts::delete(&state.db, account.id).await?;
     let revoked = match token {
         Some(token) => match state.github.revoke(&token).await {
@@ -358,16 +418,6 @@ pub async fn repos(
     Ok(web::Json(list))
 }
 
-/// GitHub owner and repository names: letters, digits, `-`, `_` and `.`.
-fn github_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 100
-        && s != "."
-        && s != ".."
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-}
-
 #[utoipa::path(get, path = "/api/v1/github/repos/{owner}/{repo}/branches", tag = "github",
     responses((status = 200, body = [crate::github::Branch]), (status = 404), (status = 409, description = "GitHub not connected"), (status = 422)),
     security(("bearer" = [])))]
@@ -377,19 +427,13 @@ pub async fn branches(
     path: web::Path<(String, String)>,
 ) -> AppResult<web::Json<Vec<crate::github::Branch>>> {
     let (owner, repo) = path.into_inner();
-    if !github_name(&owner) {
+    if !RepoName::valid_part(&owner) {
         return Err(AppError::validation("owner", "is not a GitHub owner name"));
     }
-    if !github_name(&repo) {
-        return Err(AppError::validation(
-            "repo",
-            "is not a GitHub repository name",
-        ));
-    }
+    let repo = RepoName::new(&owner, &repo)
+        .ok_or_else(|| AppError::validation("repo", "is not a GitHub repository name"))?;
     let token = token_of(&state, actor.user_id).await?;
-    Ok(web::Json(
-        state.github.branches(&token, &owner, &repo).await?,
-    ))
+    Ok(web::Json(state.github.branches(&token, &repo).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -429,16 +473,13 @@ pub async fn import(
     body: web::Json<ImportRequest>,
 ) -> AppResult<HttpResponse> {
     let body = body.into_inner();
-    let (owner, name) = body
-        .repo
-        .split_once('/')
-        .filter(|(o, n)| github_name(o) && github_name(n))
+    let full = RepoName::parse(&body.repo)
         .ok_or_else(|| AppError::validation("repo", "must be owner/name"))?;
     let account = git_accounts::for_user(&state.db, actor.user_id)
         .await?
         .ok_or_else(|| AppError::Conflict("connect GitHub first (Account → GitHub)".into()))?;
     let token = token_of(&state, actor.user_id).await?;
-    let repo = state.github.repo(&token, owner, name).await?;
+    let repo = state.github.repo(&token, &full).await?;
     let branch = body
         .branch
         .or(repo.default_branch.clone())
@@ -446,7 +487,7 @@ pub async fn import(
     let dockerfile = body.dockerfile.unwrap_or_else(|| "Dockerfile".into());
     let dockerfile_found = state
         .github
-        .file_exists(&token, owner, name, &dockerfile, &branch)
+        .file_exists(&token, &full, &dockerfile, &branch)
         .await?;
     let create = super::projects::CreateProject {
         name: body.name.unwrap_or_else(|| repo.name.clone()),
@@ -462,18 +503,28 @@ pub async fn import(
         static_dir: None,
     };
     let project = super::projects::create(&state, &req, &actor, create).await?;
-    db::projects::set_git_account(&state.db, project.id, Some(account.id)).await?;
+    let mut link = db::projects::GithubLink {
+        account: Some(account.id),
+        repo: Some(full.to_string()),
+        hook_id: None,
+    };
+    db::projects::set_github(&state.db, project.id, link.clone()).await?;
     let project = db::projects::find(&state.db, project.id)
         .await?
         .ok_or_else(|| AppError::not_found("project"))?;
     let secret = super::webhooks::secret_of(&state, &project).await?;
     let url = super::webhooks::hook_url(&state, project.id);
-    let webhook_error = state
-        .github
-        .create_hook(&token, owner, name, &url, &secret)
-        .await
-        .err()
-        .map(|e| e.to_string());
+    let webhook_error = match state.github.create_hook(&token, &full, &url, &secret).await {
+        Ok(id) => {
+            link.hook_id = Some(id);
+            db::projects::set_github(&state.db, project.id, link).await?;
+            None
+        }
+        Err(e) => Some(e.to_string()),
+    };
+    let project = db::projects::find(&state.db, project.id)
+        .await?
+        .ok_or_else(|| AppError::not_found("project"))?;
     Ok(HttpResponse::Created().json(ImportView {
         private: repo.private,
         dockerfile_found,
@@ -484,5 +535,73 @@ pub async fn import(
         },
         webhook_error,
         project: super::projects::created_view(&state, project),
+    }))
+}
+
+/// Deletes the push webhook shard created on a project's repository, when the project still
+/// has a connected account to do it with; says why not otherwise.
+pub(crate) async fn remove_hook(
+    state: &AppState,
+    project: &db::projects::Project,
+) -> Option<String> {
+    let hook = project.github_hook_id?;
+    let repo = project.github_repo.as_deref().and_then(RepoName::parse)?;
+    let account = match project.git_account_id {
+        Some(id) => git_accounts::find(&state.db, id).await.ok().flatten(),
+        None => None,
+    };
+    let Some(account) = account else {
+        return Some(format!(
+            "the GitHub account is disconnected: delete the webhook in {repo}'s settings by hand"
+        ));
+    };
+    let token = match crate::github::open_token(&state.sealer, &account) {
+        Ok(token) => token,
+        Err(e) => return Some(e.to_string()),
+    };
+    state
+        .github
+        .delete_hook(&token, &repo, hook)
+        .await
+        .err()
+        .map(|e| e.to_string())
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UnlinkView {
+    pub unlinked: bool,
+    /// Why the webhook on GitHub could not be deleted, if it could not.
+    pub webhook_error: Option<String>,
+}
+
+/// Unties a project from GitHub: the webhook shard created is deleted from the repository,
+/// commit statuses stop and fetches no longer use the account's token. The project keeps its
+/// git URL and its webhook secret (for a manual webhook).
+#[utoipa::path(delete, path = "/api/v1/projects/{id}/github", tag = "github",
+    responses((status = 200, body = UnlinkView), (status = 404)), security(("bearer" = [])))]
+pub async fn unlink_project(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Authenticated(actor): Authenticated,
+    id: web::Path<uuid::Uuid>,
+) -> AppResult<web::Json<UnlinkView>> {
+    let project = crate::access::project(&state.db, &actor, id.into_inner()).await?;
+    if project.github_repo.is_none() && project.git_account_id.is_none() {
+        return Err(AppError::not_found("GitHub link of this project"));
+    }
+    let webhook_error = remove_hook(&state, &project).await;
+    db::projects::set_github(&state.db, project.id, db::projects::GithubLink::default()).await?;
+    crate::http::audit(
+        &state,
+        &req,
+        actor.user_id,
+        "project.github_unlink",
+        "project",
+        project.id,
+    )
+    .await;
+    Ok(web::Json(UnlinkView {
+        unlinked: true,
+        webhook_error,
     }))
 }

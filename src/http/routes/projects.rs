@@ -53,8 +53,23 @@ pub struct ProjectView {
     pub latest_deployment: Option<LatestDeployment>,
     /// How the app runs right now: `not_deployed`, `running`, `stopped` or `crashed`.
     pub runtime: crate::proxy::RuntimeState,
+    /// For a project imported from GitHub: its repository and how pushes reach shard.
+    pub github: Option<GithubView>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A project's tie to GitHub.
+#[derive(Serialize, ToSchema)]
+pub struct GithubView {
+    /// `owner/name`.
+    pub repo: String,
+    /// `created`: shard created the push webhook on GitHub; `manual`: it must be added by hand
+    /// (`GET /projects/{id}/webhook`).
+    pub webhook: &'static str,
+    /// Whether the GitHub account that imported it is still connected (fetches of a private
+    /// repository and commit statuses need it).
+    pub connected: bool,
 }
 
 /// A project's newest deployment in brief.
@@ -126,6 +141,15 @@ fn view(
         live_deployment: summary.live_deployment,
         latest_deployment,
         runtime: state.proxy.runtime(p.id),
+        github: p.github_repo.map(|repo| GithubView {
+            repo,
+            webhook: if p.github_hook_id.is_some() {
+                "created"
+            } else {
+                "manual"
+            },
+            connected: p.git_account_id.is_some(),
+        }),
         created_at: p.created_at,
         updated_at: p.updated_at,
     }
@@ -386,6 +410,9 @@ pub async fn delete_project(
     id: web::Path<Uuid>,
 ) -> AppResult<HttpResponse> {
     let project = access::project(&state.db, &actor, id.into_inner()).await?;
+    if let Some(error) = super::github::remove_hook(&state, &project).await {
+        tracing::warn!(project = %project.id, %error, "the project's GitHub webhook was not deleted");
+    }
     state.deployer.delete_project(&project).await?;
     audit(
         &state,

@@ -1,0 +1,180 @@
+//! Commit statuses: a deployment of a project imported from GitHub reports its state on the
+//! deployed commit (`pending` while it runs, then `success` or `failure`), linking to the
+//! deployment's page. One task posts them in the order the statuses happened; a post that
+//! fails is recorded on the deployment and never touches the deploy itself.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::DeploymentStatus as S;
+use crate::db::{self, Db, deployments::Deployment};
+use crate::github::{CommitStatus, Github, RepoName};
+use crate::secrets::Sealer;
+
+/// Status changes waiting to be posted; past this many, new ones are dropped (and logged)
+/// rather than let a GitHub outage grow memory.
+const QUEUE: usize = 1024;
+
+/// The `context` GitHub shows next to the status.
+const CONTEXT: &str = "shard";
+
+/// The handle deploys report status changes through.
+#[derive(Clone)]
+pub struct CommitStatuses {
+    sender: mpsc::Sender<(Uuid, S)>,
+}
+
+/// What the posting task needs.
+pub struct Poster {
+    pub db: Db,
+    pub sealer: Arc<Sealer>,
+    pub github: Arc<Github>,
+    /// The dashboard's external URL, for the link to the deployment.
+    pub base: String,
+}
+
+impl CommitStatuses {
+    /// Starts the posting task; it ends when every handle is dropped.
+    pub fn start(poster: Poster) -> Self {
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        tokio::spawn(poster.run(receiver));
+        Self { sender }
+    }
+
+    /// Queues a status change for posting; never waits.
+    pub fn report(&self, deployment: Uuid, status: S) {
+        if github_state(status).is_none() {
+            return;
+        }
+        if self.sender.try_send((deployment, status)).is_err() {
+            tracing::warn!(%deployment, status = status.as_str(), "commit status queue full; not posted");
+        }
+    }
+}
+
+/// The GitHub state a deployment status is reported as, if any.
+fn github_state(status: S) -> Option<&'static str> {
+    match status {
+        S::Queued | S::Fetching | S::Building | S::Starting | S::HealthChecking => Some("pending"),
+        S::Live => Some("success"),
+        S::Failed | S::Cancelled => Some("failure"),
+        S::Superseded | S::Stopped => None,
+    }
+}
+
+fn is_commit_id(sha: &str) -> bool {
+    sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A GitHub description is at most 140 characters.
+fn description(status: S, deployment: &Deployment) -> String {
+    let text = match status {
+        S::Live => "Deployed: live".to_string(),
+        S::Cancelled => "Deploy cancelled".to_string(),
+        S::Failed => match &deployment.error {
+            Some(e) => format!("Deploy failed: {e}"),
+            None => "Deploy failed".to_string(),
+        },
+        other => format!("Deploying ({})", other.as_str().replace('_', " ")),
+    };
+    if text.chars().count() > 140 {
+        text.chars().take(139).chain(['…']).collect()
+    } else {
+        text
+    }
+}
+
+impl Poster {
+    async fn run(self, mut receiver: mpsc::Receiver<(Uuid, S)>) {
+        while let Some((id, status)) = receiver.recv().await {
+            if let Err(e) = self.post(id, status).await {
+                tracing::warn!(deployment = %id, error = %e, "cannot post the commit status");
+                if let Err(e) =
+                    db::deployments::set_commit_status(&self.db, id, None, Some(&e.to_string()))
+                        .await
+                {
+                    tracing::warn!(deployment = %id, error = %e, "cannot record the commit status failure");
+                }
+            }
+        }
+    }
+
+    /// Posts one status when the deployment's project is tied to a GitHub repository and the
+    /// deployment knows its commit. A `pending` after a final state, or a state already
+    /// posted, is skipped, so GitHub sees each state once and in order.
+    async fn post(&self, id: Uuid, status: S) -> anyhow::Result<()> {
+        let Some(state) = github_state(status) else {
+            return Ok(());
+        };
+        let Some(deployment) = db::deployments::find(&self.db, id).await? else {
+            return Ok(());
+        };
+        let Some(sha) = deployment.commit_sha.as_deref().filter(|s| is_commit_id(s)) else {
+            return Ok(());
+        };
+        match deployment.commit_status.as_deref() {
+            Some(posted) if posted == state => return Ok(()),
+            Some("success" | "failure") if state == "pending" => return Ok(()),
+            _ => {}
+        }
+        let Some(project) = db::projects::find(&self.db, deployment.project_id).await? else {
+            return Ok(());
+        };
+        let (Some(account), Some(repo)) = (project.git_account_id, project.github_repo.as_deref())
+        else {
+            return Ok(());
+        };
+        let repo = RepoName::parse(repo)
+            .ok_or_else(|| anyhow::anyhow!("the project's GitHub repository name is not valid"))?;
+        let account = db::git_accounts::find(&self.db, account)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the GitHub account is no longer connected"))?;
+        let token = crate::github::open_token(&self.sealer, &account)?;
+        let target_url = format!(
+            "{}/projects/{}/deployments/{}",
+            self.base, project.id, deployment.id
+        );
+        let description = description(status, &deployment);
+        let body = CommitStatus {
+            state,
+            target_url: &target_url,
+            description: &description,
+            context: CONTEXT,
+        };
+        self.github.post_status(&token, &repo, sha, &body).await?;
+        db::deployments::set_commit_status(&self.db, id, Some(state), None).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_running_status_is_pending_and_every_end_is_success_or_failure() {
+        for s in [
+            S::Queued,
+            S::Fetching,
+            S::Building,
+            S::Starting,
+            S::HealthChecking,
+        ] {
+            assert_eq!(github_state(s), Some("pending"));
+        }
+        assert_eq!(github_state(S::Live), Some("success"));
+        assert_eq!(github_state(S::Failed), Some("failure"));
+        assert_eq!(github_state(S::Cancelled), Some("failure"));
+        assert_eq!(github_state(S::Superseded), None);
+        assert_eq!(github_state(S::Stopped), None);
+    }
+
+    #[test]
+    fn only_full_commit_ids_are_posted_to() {
+        assert!(is_commit_id(&"a".repeat(40)));
+        assert!(!is_commit_id(&"a".repeat(39)));
+        assert!(!is_commit_id(&format!("{}/", "a".repeat(39))));
+    }
+}
