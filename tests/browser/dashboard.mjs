@@ -1,7 +1,8 @@
 // End-to-end test of the embedded dashboard: starts a real `shard serve` and drives Debian's
 // Chromium through a user's whole day: first-run setup, sign-in, creating a project from a git
 // server (smart HTTP), deploying it while the build log streams, opening the app, a secret env
-// var and a redeploy, a rollback, stop/start, runtime logs, an API token created and revoked,
+// var and a redeploy, a rollback, stop/start, runtime logs, a GitHub stand-in (connect, import,
+// a signed push deploying with commit statuses, disconnect), an API token created and revoked,
 // and deleting the project; then the same screens at 360 px in dark mode. axe-core checks every
 // page (no serious or critical violations) and a screenshot of each step goes to a temp dir
 // whose path is printed. Usage: node dashboard.mjs <path to the shard binary>. Exits non-zero
@@ -10,6 +11,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { freePort, serveGit } from "./gitserver.mjs";
+import { CLIENT_ID, CLIENT_SECRET, startGithub } from "./github.mjs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRequire } from "node:module";
@@ -61,6 +63,10 @@ const shots = mkdtempSync(join(tmpdir(), "shard-screens-"));
 const port = await freePort();
 const dataDir = mkdtempSync(join(tmpdir(), "shard-browser-"));
 const base = `http://127.0.0.1:${port}`;
+// GitHub's stand-in; the repository it offers for import is the test's git server, filled in
+// once that runs.
+const githubRepos = {};
+const github = await startGithub({ login: "octo", repos: githubRepos });
 const shard = spawn(binary, ["serve"], {
   // Access tokens live 30 s (the shortest allowed), so they expire several times during the
   // run: every page and every open WebSocket must refresh and carry on.
@@ -70,6 +76,10 @@ const shard = spawn(binary, ["serve"], {
     SHARD_LISTEN: `127.0.0.1:${port}`,
     SHARD_LOG__LEVEL: "warn",
     SHARD_AUTH__ACCESS_TOKEN_TTL_SECS: "30",
+    SHARD_GITHUB__CLIENT_ID: CLIENT_ID,
+    SHARD_GITHUB__CLIENT_SECRET: CLIENT_SECRET,
+    SHARD_GITHUB__API_URL: github.url,
+    SHARD_GITHUB__WEB_URL: github.url,
   },
   stdio: ["ignore", "inherit", "inherit"],
 });
@@ -126,6 +136,7 @@ try {
   }
   const token = readFileSync(join(dataDir, "setup-token"), "utf8").trim();
   gitServer = await startGitServer(join(dataDir, "git"));
+  githubRepos["acme/browser-app"] = gitServer.url;
 
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
@@ -167,6 +178,7 @@ try {
   // Signed out, the dashboard sends us to the login page.
   await page.goto(base + "/");
   await page.getByRole("heading", { name: "Sign in to shard" }).waitFor();
+  await page.getByRole("link", { name: "Sign in with GitHub" }).waitFor();
   await audit(page, "login");
 
   // First-run setup with the token from the setup URL.
@@ -403,6 +415,80 @@ try {
   assert.match(await page.getByTestId("delivery-browser-push-other").innerText(), /ignored[\s\S]*push to feature/);
   await audit(page, "webhook");
 
+  // GitHub: connect the account, import a private repository (search, private badge, branch
+  // picker, Dockerfile check), see the webhook shard created, and a signed push deploying
+  // the pushed commit with commit statuses on GitHub; then disconnect the project.
+  await page.getByRole("link", { name: "Account" }).click();
+  await page.getByRole("link", { name: "Connect GitHub" }).click();
+  await page.waitForURL(/\/account\?github=connected$/);
+  await page.getByRole("region", { name: "GitHub" }).getByText("octo", { exact: true }).waitFor();
+  await page.goto(base + "/");
+  await page.getByRole("link", { name: "Import from GitHub" }).click();
+  await page.getByRole("heading", { name: "Import from GitHub" }).waitFor();
+  await page.getByLabel("Search repositories").fill("browser");
+  const repoRow = page.getByRole("table", { name: "Repositories" }).getByRole("row");
+  await page.waitForFunction(() => document.querySelectorAll("table[aria-label=Repositories] tr").length === 1);
+  assert.match(await repoRow.innerText(), /acme\/browser-app[\s\S]*private/);
+  await page.getByLabel("Search repositories").fill("filler-11");
+  await page.waitForFunction(() => document.querySelectorAll("table[aria-label=Repositories] tr").length === 10);
+  assert.match(await repoRow.last().innerText(), /acme\/filler-119/, "the second page of repositories is listed");
+  await page.getByLabel("Search repositories").fill("browser-app");
+  await page.waitForFunction(() => document.querySelectorAll("table[aria-label=Repositories] tr").length === 1);
+  await repoRow.getByRole("button", { name: "Select" }).click();
+  await page.getByLabel("Branch").locator("option", { hasText: "staging" }).waitFor({ state: "attached" });
+  await audit(page, "import");
+  await page.getByRole("button", { name: "Import", exact: true }).click();
+  const imported = page.getByTestId("import-result");
+  await imported.getByText("The Dockerfile is there.").waitFor();
+  await imported.getByText("webhook created").waitFor();
+  assert.equal(github.state.hooks.length, 1);
+  await imported.getByRole("button", { name: "Open the project" }).click();
+  await page.getByRole("link", { name: "GitHub" }).click();
+  assert.match(await page.getByTestId("github-webhook").innerText(), /created on GitHub/);
+  await audit(page, "github-panel");
+  const importedId = new URL(page.url()).pathname.split("/")[2];
+  // (Not ls-remote: the git server runs in this process, which execFileSync would block.)
+  const pushed = execFileSync("git", ["--git-dir", join(dataDir, "git", "repos", "app.git"), "rev-parse", "refs/heads/main"]).toString().trim();
+  const hook = github.state.hooks[0];
+  const pushBody = JSON.stringify({
+    ref: "refs/heads/main", before: "0".repeat(40), after: pushed, created: false, deleted: false, forced: false,
+    head_commit: { id: pushed, message: "first", author: { name: "Octo", email: "o@example.com" } },
+    pusher: { name: "octo", email: "o@example.com" }, repository: { full_name: "acme/browser-app" },
+  });
+  const pushResponse = await fetch(hook.url, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json", "x-github-event": "push", "x-github-delivery": "browser-import-push",
+      "x-hub-signature-256": "sha256=" + createHmac("sha256", hook.secret).update(pushBody).digest("hex"),
+    },
+    body: pushBody,
+  });
+  assert.equal(pushResponse.status, 202);
+  const pushedDeployment = (await pushResponse.json()).deployment_id;
+  await page.getByRole("button", { name: "Refresh" }).click();
+  await page.getByTestId("delivery-browser-import-push").getByRole("link").click();
+  await page.locator(".deployment-status", { hasText: "live" }).waitFor({ timeout: 120000 });
+  await page.getByTestId("commit-status").getByText("success").waitFor({ timeout: 20000 });
+  assert.deepEqual(
+    github.state.statuses.filter((s) => s.sha === pushed).map((s) => s.state),
+    ["pending", "success"],
+  );
+  assert.ok(github.state.statuses.every((s) => s.target_url.endsWith(`/projects/${importedId}/deployments/${pushedDeployment}`)));
+  await audit(page, "imported-deployment");
+  await page.goto(`${base}/projects/${importedId}/webhook`);
+  await page.getByRole("button", { name: "Disconnect from GitHub" }).click();
+  const unlink = page.getByRole("dialog", { name: "Disconnect browser-app from GitHub?" });
+  await unlink.getByLabel("Type browser-app to confirm").fill("browser-app");
+  await unlink.getByRole("button", { name: "Disconnect" }).click();
+  await page.getByRole("link", { name: "Webhook" }).waitFor();
+  assert.deepEqual(github.state.deletedHooks, [{ repo: "acme/browser-app", id: 1 }]);
+  await page.goto(`${base}/projects/${importedId}/settings`);
+  await page.getByRole("button", { name: "Delete project" }).click();
+  const deleteImported = page.getByRole("dialog", { name: "Delete browser-app?" });
+  await deleteImported.getByLabel("Type browser-app to confirm").fill("browser-app");
+  await deleteImported.getByRole("button", { name: "Delete project" }).click();
+  await page.getByRole("link", { name: "Live App" }).waitFor({ timeout: 30000 });
+
   // Account: an API token shown once, working, then revoked.
   await page.getByRole("link", { name: "Account" }).click();
   await page.getByLabel("Token name").fill("e2e token");
@@ -516,6 +602,7 @@ try {
 } finally {
   await browser?.close();
   gitServer?.server.close();
+  github.server.close();
   shard.kill("SIGTERM");
   rmSync(dataDir, { recursive: true, force: true });
 }

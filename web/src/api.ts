@@ -33,8 +33,18 @@ export type Project = {
   runtime: string;
   live_deployment: string | null;
   latest_deployment: LatestDeployment | null;
+  /** For a project imported from GitHub: its repository and how pushes reach shard. */
+  github: ProjectGithub | null;
   created_at: string;
   updated_at: string;
+};
+export type ProjectGithub = {
+  /** owner/name */
+  repo: string;
+  /** created: shard added the push webhook on GitHub; manual: add it by hand. */
+  webhook: "created" | "manual";
+  /** Whether the GitHub account that imported it is still connected. */
+  connected: boolean;
 };
 /** The fields POST /projects and PATCH /projects/{id} take. */
 export type ProjectSettings = Partial<{
@@ -156,6 +166,9 @@ export type Deployment = {
   commit_message: string | null;
   error: string | null;
   error_step: string | null;
+  /** The commit status last posted on GitHub (pending, success, failure). */
+  commit_status: string | null;
+  commit_status_error: string | null;
   created_at: string;
   finished_at: string | null;
 };
@@ -223,6 +236,8 @@ export type Delivery = {
   received_at: string;
 };
 export const getWebhook = (id: string) => request<Webhook>("GET", `/projects/${id}/webhook`);
+export const unlinkGithub = (id: string) =>
+  request<{ unlinked: boolean; webhook_error: string | null }>("DELETE", `/projects/${id}/github`);
 export const listDeliveries = (id: string) => request<Delivery[]>("GET", `/projects/${id}/webhook/deliveries`);
 
 export const providers = () => request<{ github: boolean }>("GET", "/auth/providers");

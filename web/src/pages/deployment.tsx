@@ -81,6 +81,12 @@ export default function DeploymentPage() {
                   · <code>{info.commit_sha.slice(0, 10)}</code> {info.commit_message?.split("\n")[0]}
                 </>
               )}
+              {info.commit_status && (
+                <span data-testid="commit-status">
+                  {" "}
+                  · GitHub status: {info.commit_status}
+                </span>
+              )}
               {info.preview_url && (
                 <>
                   {" "}
@@ -103,6 +109,9 @@ export default function DeploymentPage() {
         )}
       </div>
       <Alert>{error}</Alert>
+      {info?.commit_status_error && (
+        <Alert tone="warn">The commit status was not posted to GitHub: {info.commit_status_error}</Alert>
+      )}
       {info?.status === "failed" && (
         <Alert>
           Failed{info.error_step ? ` at ${info.error_step}` : ""}: {info.error}

@@ -116,7 +116,7 @@ export default function ProjectPage() {
         <NavLink to={`/projects/${id}/logs`}>Runtime logs</NavLink>
         <NavLink to={`/projects/${id}/env`}>Environment</NavLink>
         <NavLink to={`/projects/${id}/domains`}>Domains</NavLink>
-        <NavLink to={`/projects/${id}/webhook`}>Webhook</NavLink>
+        <NavLink to={`/projects/${id}/webhook`}>{project.github ? "GitHub" : "Webhook"}</NavLink>
         <NavLink to={`/projects/${id}/settings`}>Settings</NavLink>
       </nav>
       <Routes>
@@ -124,7 +124,7 @@ export default function ProjectPage() {
         <Route path="logs" element={<RuntimeLogs project={project} />} />
         <Route path="env" element={<EnvEditor project={project} onDeploy={() => act("Deploy queued", () => api.deploy(id))} />} />
         <Route path="domains" element={<Domains project={id} />} />
-        <Route path="webhook" element={<WebhookPanel project={project} />} />
+        <Route path="webhook" element={<WebhookPanel project={project} onChanged={reload} />} />
         <Route path="settings" element={<Settings project={project} onSaved={setProject} />} />
       </Routes>
     </section>

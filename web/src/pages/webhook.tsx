@@ -1,11 +1,74 @@
-// The Webhook tab: what to paste into the GitHub repository's webhook settings (payload URL,
-// content type, secret, the push event) and the deliveries shard received, with what it did.
+// The Webhook tab ("GitHub" for an imported project): the repository, whether shard created
+// the push webhook there, disconnecting; what to paste into the repository's webhook settings
+// (payload URL, content type, secret, the push event) when it did not; and the deliveries shard
+// received, with what it did.
 import { useEffect, useState } from "react";
 import { Link } from "react-router";
 import * as api from "../api";
-import { Ago, Alert, Badge, CopyButton, Empty, errorText } from "../ui";
+import { Ago, Alert, Badge, ConfirmDialog, CopyButton, Empty, errorText, useToast } from "../ui";
 
-export function WebhookPanel({ project }: { project: api.Project }) {
+function GithubCard({ project, onChanged }: { project: api.Project; onChanged: () => void }) {
+  const [unlinking, setUnlinking] = useState(false);
+  const toast = useToast();
+  const github = project.github!;
+  return (
+    <section className="card stack" aria-label="GitHub repository">
+      <div className="spread">
+        <h2>
+          GitHub: <code>{github.repo}</code>
+        </h2>
+        <button className="btn secondary small" onClick={() => setUnlinking(true)}>
+          Disconnect from GitHub
+        </button>
+      </div>
+      <dl className="kv">
+        <dt>Push webhook</dt>
+        <dd data-testid="github-webhook">
+          {github.webhook === "created" ? (
+            <Badge status="success" label="created on GitHub" />
+          ) : (
+            <Badge status="pending" label="manual setup needed" />
+          )}
+        </dd>
+        <dt>Account</dt>
+        <dd>
+          {github.connected ? (
+            <Badge status="success" label="connected" />
+          ) : (
+            <span className="row">
+              <Badge status="failed" label="disconnected" />
+              <a href="/api/v1/auth/github/start">Connect GitHub again</a>
+            </span>
+          )}
+        </dd>
+        <dt>Commit statuses</dt>
+        <dd className="small muted">Each deploy reports pending, then success or failure, on the pushed commit.</dd>
+      </dl>
+      <ConfirmDialog
+        open={unlinking}
+        onClose={() => setUnlinking(false)}
+        title={`Disconnect ${project.name} from GitHub?`}
+        word={project.slug}
+        action="Disconnect"
+        onConfirm={async () => {
+          const result = await api.unlinkGithub(project.id);
+          toast(
+            result.webhook_error ? `Disconnected; ${result.webhook_error}` : "Disconnected from GitHub; the webhook was removed",
+            result.webhook_error ? "error" : "success",
+          );
+          onChanged();
+        }}
+      >
+        <p>
+          shard deletes the push webhook it created on <code>{github.repo}</code>, stops posting commit statuses and no longer
+          fetches with the account's token. The project, its deployments and the running app stay.
+        </p>
+      </ConfirmDialog>
+    </section>
+  );
+}
+
+export function WebhookPanel({ project, onChanged }: { project: api.Project; onChanged: () => void }) {
   const [hook, setHook] = useState<api.Webhook | null>(null);
   const [deliveries, setDeliveries] = useState<api.Delivery[] | null>(null);
   const [shown, setShown] = useState(false);
@@ -22,9 +85,11 @@ export function WebhookPanel({ project }: { project: api.Project }) {
   return (
     <div className="stack">
       <Alert>{error}</Alert>
+      {project.github && <GithubCard project={project} onChanged={onChanged} />}
       <section className="card stack" aria-label="Webhook setup">
-        <h2>Deploy on every push</h2>
+        <h2>{project.github?.webhook === "created" ? "Webhook settings" : "Deploy on every push"}</h2>
         <p className="small muted">
+          {project.github?.webhook === "created" && "shard added this webhook to the repository itself. "}
           In the GitHub repository, open Settings → Webhooks → Add webhook and enter these values. Every push to{" "}
           <code>{project.branch}</code> then deploys; other branches and tags are recorded and ignored.
         </p>
