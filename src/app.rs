@@ -251,6 +251,15 @@ impl App {
             state.deployer.clone(),
             shutdown.clone(),
         ));
+        tokio::spawn(
+            crate::metrics::Collector::new(
+                state.db.clone(),
+                state.docker.clone(),
+                state.hub.clone(),
+                &state.config,
+            )
+            .run(shutdown.clone()),
+        );
         tokio::spawn(crate::hub::record::system_heartbeat(
             state.clone().into_inner(),
             Duration::from_secs(5),

@@ -14,6 +14,7 @@ pub mod github;
 pub mod http;
 pub mod hub;
 pub mod jobs;
+pub mod metrics;
 pub mod proxy;
 pub mod secrets;
 pub mod setup;

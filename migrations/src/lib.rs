@@ -9,6 +9,7 @@ mod m20261123_000003_domain_status;
 mod m20261123_000004_static_sites;
 mod m20261123_000005_webhooks;
 mod m20261127_000006_github_links;
+mod m20261127_000007_metrics;
 
 /// The ordered list of every migration shard knows.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_static_sites::Migration),
             Box::new(m20261123_000005_webhooks::Migration),
             Box::new(m20261127_000006_github_links::Migration),
+            Box::new(m20261127_000007_metrics::Migration),
         ]
     }
 }

@@ -10,8 +10,10 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 mod github;
+mod observe;
 mod serving;
 pub use github::GithubConfig;
+pub use observe::MetricsConfig;
 pub use serving::{AcmeConfig, CertificateFiles, DnsConfig, ProxyConfig};
 
 /// The documented example, also what `shard config init` writes.
@@ -77,6 +79,7 @@ pub struct Config {
     pub dns: DnsConfig,
     pub acme: AcmeConfig,
     pub github: GithubConfig,
+    pub metrics: MetricsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -288,6 +291,7 @@ impl Default for Config {
             dns: DnsConfig::default(),
             acme: AcmeConfig::default(),
             github: GithubConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -542,6 +546,7 @@ impl Config {
         }
         self.check_serving()?;
         self.check_github()?;
+        self.check_metrics()?;
         let r = &self.retention;
         if [
             r.deployment_logs_days,

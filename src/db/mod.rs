@@ -11,6 +11,7 @@ pub mod entities;
 pub mod env_vars;
 pub mod git_accounts;
 pub mod jobs;
+pub mod metrics;
 pub mod projects;
 pub mod sessions;
 pub mod topic_events;

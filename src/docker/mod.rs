@@ -15,11 +15,13 @@ mod images;
 pub mod lines;
 mod network;
 mod site;
+mod stats;
 
 pub use events::{ContainerChange, ContainerEvent};
 pub use images::{BuildError, BuildSpec, ManagedImage, cap_text};
 pub use network::SubnetPool;
 pub use site::{CopyError, CopyStats};
+pub use stats::StatsReading;
 
 pub use lines::LineSplitter;
 

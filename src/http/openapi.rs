@@ -4,7 +4,9 @@ use actix_web::web;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::routes::{auth, deployments, domains, env, github, health, projects, users, webhooks};
+use super::routes::{
+    auth, deployments, domains, env, github, health, metrics, projects, users, webhooks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,6 +26,7 @@ use super::routes::{auth, deployments, domains, env, github, health, projects, u
         webhooks::get_webhook, webhooks::list_deliveries, webhooks::github,
         github::start, github::callback, github::account, github::disconnect, github::providers,
         github::repos, github::branches, github::import, github::unlink_project,
+        metrics::project_metrics, metrics::overview,
     ),
     modifiers(&BearerAuth)
 )]

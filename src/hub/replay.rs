@@ -79,8 +79,8 @@ pub async fn page(
                 ..Page::default()
             })
         }
-        // Live only: a snapshot every few seconds.
-        Topic::System => Ok(Page::default()),
+        // Live only: a snapshot every few seconds, a sample every interval.
+        Topic::System | Topic::ProjectMetrics(_) => Ok(Page::default()),
         Topic::ProjectLogs(project) => Ok(runtime_page(runtime, topic, project, cursor)),
     }
 }

@@ -10,6 +10,9 @@ pub enum Topic {
     Deployment(Uuid),
     /// Runtime output of a project's live container (followed while subscribed, not persisted).
     ProjectLogs(Uuid),
+    /// Resource samples of a project's running container, as the collector takes them (not
+    /// persisted here: `GET /projects/{id}/metrics` has the history).
+    ProjectMetrics(Uuid),
     /// Status changes of a project's deployments and container (persisted).
     Project(Uuid),
     /// Notifications for one user (persisted).
@@ -23,6 +26,7 @@ impl fmt::Display for Topic {
         match self {
             Topic::Deployment(id) => write!(f, "deployment:{id}"),
             Topic::ProjectLogs(id) => write!(f, "project:{id}:logs"),
+            Topic::ProjectMetrics(id) => write!(f, "project:{id}:metrics"),
             Topic::Project(id) => write!(f, "project:{id}"),
             Topic::User(id) => write!(f, "user:{id}"),
             Topic::System => f.write_str("system"),
@@ -38,11 +42,12 @@ impl FromStr for Topic {
         match s.split(':').collect::<Vec<_>>().as_slice() {
             ["deployment", id] => Ok(Topic::Deployment(parse(id)?)),
             ["project", id, "logs"] => Ok(Topic::ProjectLogs(parse(id)?)),
+            ["project", id, "metrics"] => Ok(Topic::ProjectMetrics(parse(id)?)),
             ["project", id] => Ok(Topic::Project(parse(id)?)),
             ["user", id] => Ok(Topic::User(parse(id)?)),
             ["system"] => Ok(Topic::System),
             _ => Err(format!(
-                "unknown topic '{s}' (known: deployment:<id>, project:<id>, project:<id>:logs, user:<id>, system)"
+                "unknown topic '{s}' (known: deployment:<id>, project:<id>, project:<id>:logs, project:<id>:metrics, user:<id>, system)"
             )),
         }
     }
@@ -58,6 +63,7 @@ mod tests {
         for topic in [
             Topic::Deployment(id),
             Topic::ProjectLogs(id),
+            Topic::ProjectMetrics(id),
             Topic::Project(id),
             Topic::User(id),
             Topic::System,

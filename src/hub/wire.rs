@@ -62,7 +62,7 @@ pub fn topic_message(
     message["seq"] = json!(seq);
     message["type"] = json!(kind);
     message["ts"] = json!(ts);
-    if *topic == Topic::System {
+    if matches!(topic, Topic::System | Topic::ProjectMetrics(_)) {
         message["persisted"] = json!(false);
     }
     message

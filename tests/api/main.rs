@@ -15,6 +15,7 @@ mod github;
 mod gitserver;
 mod helpers;
 mod jobs;
+mod metrics;
 mod process;
 mod projects;
 mod proxy;

@@ -9,6 +9,7 @@ pub mod domains;
 pub mod env_vars;
 pub mod git_accounts;
 pub mod jobs;
+pub mod metrics_samples;
 pub mod projects;
 pub mod sessions;
 pub mod topic_events;
@@ -24,6 +25,7 @@ pub mod prelude {
     pub use super::env_vars::Entity as EnvVars;
     pub use super::git_accounts::Entity as GitAccounts;
     pub use super::jobs::Entity as Jobs;
+    pub use super::metrics_samples::Entity as MetricsSamples;
     pub use super::projects::Entity as Projects;
     pub use super::sessions::Entity as Sessions;
     pub use super::topic_events::Entity as TopicEvents;

@@ -6,6 +6,7 @@ pub mod domains;
 pub mod env;
 pub mod github;
 pub mod health;
+pub mod metrics;
 pub mod projects;
 pub mod users;
 pub mod webhooks;

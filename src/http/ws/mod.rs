@@ -329,7 +329,7 @@ impl Connection {
                     .map_err(|_| AppError::not_found("deployment"))?;
                 Ok(None)
             }
-            Topic::Project(id) => {
+            Topic::Project(id) | Topic::ProjectMetrics(id) => {
                 access::project(db, actor, id).await?;
                 Ok(None)
             }
@@ -508,7 +508,7 @@ impl Connection {
             return self.queue(topic, published.wire()).await;
         }
         let cursor = *cursor;
-        if topic == Topic::System && cursor == 0 {
+        if matches!(topic, Topic::System | Topic::ProjectMetrics(_)) && cursor == 0 {
             // Not persisted: a new subscriber starts from the current snapshot.
             self.subs.insert(topic, seq - 1);
         } else if seq > cursor + 1 {

@@ -1,0 +1,76 @@
+//! The `[metrics]` section: how often the collector samples app containers, how long each
+//! resolution of samples is kept, and who may scrape `GET /metrics`.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Config, ConfigError, Secret};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Seconds between two samples of every running app container (0 turns the collector off).
+    pub interval_secs: u64,
+    /// How long raw samples are kept (then only the 1-minute averages).
+    pub raw_retention_hours: u32,
+    /// How long 1-minute averages are kept (then only the 1-hour averages).
+    pub minute_retention_days: u32,
+    /// How long 1-hour averages are kept.
+    pub hour_retention_days: u32,
+    /// A bearer token that lets any client scrape `GET /metrics`; without it only loopback
+    /// clients may.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            interval_secs: 15,
+            raw_retention_hours: 24,
+            minute_retention_days: 7,
+            hour_retention_days: 90,
+            token: None,
+        }
+    }
+}
+
+impl MetricsConfig {
+    pub fn retention(&self) -> crate::db::metrics::Retention {
+        crate::db::metrics::Retention {
+            raw: chrono::Duration::hours(i64::from(self.raw_retention_hours)),
+            minute: chrono::Duration::days(i64::from(self.minute_retention_days)),
+            hour: chrono::Duration::days(i64::from(self.hour_retention_days)),
+        }
+    }
+}
+
+impl Config {
+    /// The checks of `[metrics]` (part of `Config::validate`).
+    pub(super) fn check_metrics(&self) -> Result<(), ConfigError> {
+        let m = &self.metrics;
+        let bad = |key: &str, why: &str| Err(ConfigError(format!("metrics.{key}: {why}")));
+        if m.interval_secs > 3600 {
+            return bad(
+                "interval_secs",
+                "must be at most 3600 (0 turns the collector off)",
+            );
+        }
+        if m.raw_retention_hours == 0 || m.minute_retention_days == 0 || m.hour_retention_days == 0
+        {
+            return bad("raw_retention_hours", "every retention must be at least 1");
+        }
+        if m.raw_retention_hours > 24 * 31
+            || m.minute_retention_days > 90
+            || m.hour_retention_days > 3660
+        {
+            return bad(
+                "hour_retention_days",
+                "retentions are bounded (raw ≤ 744 h, minute ≤ 90 d, hour ≤ 3660 d) so the table stays small",
+            );
+        }
+        if m.token.as_ref().is_some_and(|t| t.expose().len() < 16) {
+            return bad("token", "must be at least 16 characters");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,160 @@
+//! `GET /projects/{id}/metrics`: a project's container metrics as one aligned series, and
+//! `GET /system/overview`: the host at a glance, for admins.
+
+use actix_web::web;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::access;
+use crate::db::{self, metrics::Point};
+use crate::error::{AppError, AppResult};
+use crate::http::auth::Authenticated;
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/projects/{id}/metrics", web::get().to(project_metrics))
+        .route("/system/overview", web::get().to(overview));
+}
+
+/// Points one series may have.
+const MAX_POINTS: i64 = 5000;
+
+#[derive(Deserialize, IntoParams)]
+pub struct MetricsQuery {
+    /// Start (RFC 3339 or Unix seconds); default one hour before `to`.
+    pub from: Option<String>,
+    /// End (RFC 3339 or Unix seconds); default now.
+    pub to: Option<String>,
+    /// Seconds between points; default the range split in about 300 points.
+    pub step: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MetricsView {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub step: i64,
+    /// Oldest first, one per `step`-second bucket that has samples (aligned to the epoch).
+    /// CPU and memory are averages over the bucket; the limit, network and block I/O
+    /// (cumulative since the container started) and the restart count are the last values.
+    pub points: Vec<Point>,
+}
+
+fn parse_time(field: &'static str, text: &str) -> AppResult<DateTime<Utc>> {
+    if let Ok(secs) = text.parse::<i64>() {
+        return Utc
+            .timestamp_opt(secs, 0)
+            .single()
+            .ok_or_else(|| AppError::validation(field, "is not a time"));
+    }
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| AppError::validation(field, "must be RFC 3339 or Unix seconds"))
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{id}/metrics", tag = "metrics", params(MetricsQuery),
+    responses((status = 200, body = MetricsView), (status = 404), (status = 422)),
+    security(("bearer" = [])))]
+pub async fn project_metrics(
+    state: web::Data<AppState>,
+    Authenticated(actor): Authenticated,
+    id: web::Path<Uuid>,
+    query: web::Query<MetricsQuery>,
+) -> AppResult<web::Json<MetricsView>> {
+    let project = access::project(&state.db, &actor, id.into_inner()).await?;
+    let to = match &query.to {
+        Some(t) => parse_time("to", t)?,
+        None => Utc::now(),
+    };
+    let from = match &query.from {
+        Some(t) => parse_time("from", t)?,
+        None => to - Duration::hours(1),
+    };
+    if from >= to {
+        return Err(AppError::validation("from", "must be before to"));
+    }
+    let span = (to - from).num_seconds().max(1);
+    let interval = state.config.metrics.interval_secs.max(1) as i64;
+    let step = match query.step {
+        Some(step) if step < 1 => return Err(AppError::validation("step", "must be at least 1")),
+        Some(step) => step,
+        None => (span / 300).max(interval),
+    };
+    if span / step > MAX_POINTS {
+        return Err(AppError::validation(
+            "step",
+            format!("gives more than {MAX_POINTS} points for this range; use a larger step"),
+        ));
+    }
+    let retention = state.config.metrics.retention();
+    let points = db::metrics::series(
+        &state.db,
+        project.id,
+        from,
+        to,
+        step,
+        Utc::now(),
+        &retention,
+    )
+    .await?;
+    Ok(web::Json(MetricsView {
+        from,
+        to,
+        step,
+        points,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Overview {
+    pub docker_reachable: bool,
+    pub docker_version: Option<String>,
+    /// Free space where the data dir is.
+    pub disk_free_bytes: Option<u64>,
+    pub disk_total_bytes: Option<u64>,
+    pub memory_total_bytes: Option<u64>,
+    pub memory_available_bytes: Option<u64>,
+    /// Jobs queued or running.
+    pub queue_depth: Option<u64>,
+    /// shard's app containers, and how many of them run.
+    pub containers: Option<usize>,
+    pub containers_running: Option<usize>,
+    /// shard's own resident memory.
+    pub shard_rss_bytes: Option<u64>,
+    pub metrics_samples: Option<u64>,
+}
+
+/// The host at a glance (admins).
+#[utoipa::path(get, path = "/api/v1/system/overview", tag = "metrics",
+    responses((status = 200, body = Overview), (status = 403)), security(("bearer" = [])))]
+pub async fn overview(
+    state: web::Data<AppState>,
+    Authenticated(actor): Authenticated,
+) -> AppResult<web::Json<Overview>> {
+    if !actor.is_admin() {
+        return Err(AppError::Forbidden(
+            "the host overview is for admins".into(),
+        ));
+    }
+    let docker_version = state.docker.version().await.ok();
+    let containers = state.docker.managed_containers().await.ok();
+    let (disk_free_bytes, disk_total_bytes) = crate::metrics::host::disk(&state.config.data_dir);
+    let (memory_total_bytes, memory_available_bytes) = crate::metrics::host::memory();
+    Ok(web::Json(Overview {
+        docker_reachable: docker_version.is_some(),
+        docker_version,
+        disk_free_bytes,
+        disk_total_bytes,
+        memory_total_bytes,
+        memory_available_bytes,
+        queue_depth: db::jobs::count_pending(&state.db).await.ok(),
+        containers_running: containers
+            .as_ref()
+            .map(|c| c.iter().filter(|c| c.running).count()),
+        containers: containers.map(|c| c.len()),
+        shard_rss_bytes: crate::metrics::host::own_rss(),
+        metrics_samples: db::metrics::count(&state.db).await.ok(),
+    }))
+}

@@ -1,0 +1,173 @@
+//! Metrics of the apps: the collector samples every running app container each
+//! `metrics.interval_secs` (Docker stats, one-shot), stores the samples, publishes them live on
+//! `project:<id>:metrics`, and every few minutes rolls raw samples up into 1-minute and 1-hour
+//! averages and drops what is past its retention. With no app running a tick is one query.
+
+pub mod host;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::db::metrics::{self, Point, Retention};
+use crate::db::{self, Db};
+use crate::deploy::DeploymentStatus;
+use crate::docker::{Engine, StatsReading};
+use crate::hub::{Event, Hub, Topic};
+
+/// Containers read at once.
+const CONCURRENCY: usize = 8;
+/// How often samples are rolled up and old ones dropped.
+const MAINTAIN_EVERY: Duration = Duration::from_secs(300);
+
+pub struct Collector {
+    db: Db,
+    docker: Arc<Engine>,
+    hub: Arc<Hub>,
+    interval: Duration,
+    retention: Retention,
+    /// The previous reading of each running container (CPU % needs two).
+    previous: HashMap<String, StatsReading>,
+    /// The last seq published on each project's metrics topic.
+    seqs: HashMap<Uuid, i64>,
+}
+
+impl Collector {
+    pub fn new(db: Db, docker: Arc<Engine>, hub: Arc<Hub>, config: &crate::config::Config) -> Self {
+        Self {
+            db,
+            docker,
+            hub,
+            interval: Duration::from_secs(config.metrics.interval_secs),
+            retention: config.metrics.retention(),
+            previous: HashMap::new(),
+            seqs: HashMap::new(),
+        }
+    }
+
+    /// Samples until `shutdown`.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        if self.interval.is_zero() {
+            return;
+        }
+        let mut ticker = tokio::time::interval(self.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut maintained: Option<Instant> = None;
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = shutdown.cancelled() => return,
+            }
+            if let Err(e) = self.tick().await {
+                tracing::debug!(error = %e, "metrics sample skipped");
+            }
+            if maintained.is_none_or(|at| at.elapsed() >= MAINTAIN_EVERY) {
+                maintained = Some(Instant::now());
+                if let Err(e) = maintain(&self.db, chrono::Utc::now(), &self.retention).await {
+                    tracing::warn!(error = %e, "metrics roll-up failed");
+                }
+            }
+        }
+    }
+
+    /// One sample of every live app container.
+    async fn tick(&mut self) -> anyhow::Result<()> {
+        let live = db::deployments::with_status(&self.db, &[DeploymentStatus::Live]).await?;
+        let containers: Vec<(Uuid, String)> = live
+            .into_iter()
+            .filter_map(|d| Some((d.project_id, d.container_id?)))
+            .collect();
+        if containers.is_empty() && self.previous.is_empty() {
+            return Ok(());
+        }
+        let docker = &self.docker;
+        let readings: Vec<(Uuid, String, _)> = futures_util::stream::iter(containers)
+            .map(|(project, container)| async move {
+                let reading = docker.stats(&container).await;
+                (project, container, reading)
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        let ts = crate::hub::timestamp();
+        let mut seen = HashSet::new();
+        let mut points = Vec::new();
+        for (project, container, reading) in readings {
+            let reading = match reading {
+                Ok(Some(reading)) => reading,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::debug!(%project, error = %e, "no stats for the container");
+                    continue;
+                }
+            };
+            seen.insert(container.clone());
+            let before = self.previous.insert(container, reading);
+            let Some(cpu) = before.and_then(|b| reading.cpu_percent(&b)) else {
+                continue;
+            };
+            points.push((project, point(ts, cpu, &reading)));
+        }
+        self.previous.retain(|c, _| seen.contains(c));
+        metrics::insert(&self.db, &points).await?;
+        let projects: HashSet<Uuid> = points.iter().map(|(p, _)| *p).collect();
+        self.seqs.retain(|p, _| projects.contains(p));
+        for (project, p) in points {
+            let seq = self.seqs.entry(project).or_default();
+            *seq += 1;
+            self.hub.publish(Event::Topic {
+                topic: Topic::ProjectMetrics(project),
+                seq: *seq,
+                ts,
+                kind: "metrics".into(),
+                payload: serde_json::to_value(&p).unwrap_or_default(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn point(ts: chrono::DateTime<chrono::Utc>, cpu: f64, r: &StatsReading) -> Point {
+    let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    Point {
+        ts,
+        cpu_percent: (cpu * 100.0).round() / 100.0,
+        memory_bytes: i(r.memory_bytes),
+        memory_limit_bytes: i(r.memory_limit_bytes),
+        net_rx_bytes: i(r.net_rx_bytes),
+        net_tx_bytes: i(r.net_tx_bytes),
+        block_read_bytes: i(r.block_read_bytes),
+        block_write_bytes: i(r.block_write_bytes),
+        restart_count: r.restart_count,
+    }
+}
+
+/// Rolls samples up (raw → 1 min → 1 h) and drops those past their retention.
+pub async fn maintain(
+    db: &Db,
+    now: chrono::DateTime<chrono::Utc>,
+    retention: &Retention,
+) -> Result<(), sea_orm::DbErr> {
+    metrics::roll_up(
+        db,
+        metrics::RAW,
+        metrics::MINUTE,
+        now,
+        chrono::Duration::days(2),
+    )
+    .await?;
+    metrics::roll_up(
+        db,
+        metrics::MINUTE,
+        metrics::HOUR,
+        now,
+        chrono::Duration::days(14),
+    )
+    .await?;
+    metrics::prune(db, now, retention).await?;
+    Ok(())
+}
