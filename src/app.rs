@@ -198,7 +198,8 @@ impl App {
         };
         let tls_config = https.as_ref().map(|h| h.certs.server_config());
         let acme = https.as_ref().and_then(|h| h.acme.clone());
-        let proxy = Arc::new(Proxy::new(db.clone(), &config, https));
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let proxy = Arc::new(Proxy::new(db.clone(), &config, https, metrics.clone()));
         let runtime_logs = RuntimeLogs::new(
             config.deploy.max_log_line_bytes,
             docker.clone(),
@@ -207,6 +208,7 @@ impl App {
         let github = Arc::new(crate::github::Github::new(config.github.clone())?);
         let deployer = Arc::new(Deployer::new(deploy::Parts {
             github: github.clone(),
+            metrics: metrics.clone(),
             db: db.clone(),
             hub: hub.clone(),
             docker: docker.clone(),
@@ -234,6 +236,7 @@ impl App {
             proxy,
             dns: crate::proxy::dns::Checker::new(config.dns.resolver.as_deref())?,
             github,
+            metrics,
             docker,
             db,
             port,

@@ -42,6 +42,8 @@ pub struct AppState {
     pub dns: crate::proxy::dns::Checker,
     /// GitHub OAuth and REST calls.
     pub github: Arc<crate::github::Github>,
+    /// shard's own Prometheus metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {

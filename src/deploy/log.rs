@@ -45,6 +45,7 @@ pub struct Sink {
     pub db: Db,
     pub hub: Arc<Hub>,
     pub commit_statuses: super::commit_status::CommitStatuses,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl LogWriter {

@@ -151,6 +151,7 @@ pub struct Deployer {
     proxy: Arc<Proxy>,
     /// Posts deployments' states to GitHub as commit statuses.
     commit_statuses: commit_status::CommitStatuses,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// What `Deployer::new` takes.
@@ -164,6 +165,7 @@ pub struct Parts {
     pub job_signal: Arc<tokio::sync::Notify>,
     pub proxy: Arc<Proxy>,
     pub github: Arc<crate::github::Github>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Deployer {
@@ -181,6 +183,7 @@ impl Deployer {
         });
         Ok(Self {
             commit_statuses,
+            metrics: parts.metrics,
             db: parts.db,
             hub: parts.hub,
             docker: parts.docker,
@@ -205,6 +208,7 @@ impl Deployer {
             db: self.db.clone(),
             hub: self.hub.clone(),
             commit_statuses: self.commit_statuses.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 

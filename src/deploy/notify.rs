@@ -18,6 +18,7 @@ pub async fn deployment_status(
     error: Option<&str>,
 ) {
     sink.commit_statuses.report(deployment, status);
+    sink.metrics.deployment_status(deployment, status);
     let payload = json!({"deployment": deployment, "status": status.as_str()});
     record::publish(
         &sink.db,

@@ -20,6 +20,7 @@ use crate::state::AppState;
 /// Mounts everything on one actix `App`.
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
     let body_limit = state.config.http.body_limit_bytes;
+    let metrics = state.metrics.clone();
     cfg.app_data(state)
         .app_data(
             web::JsonConfig::default()
@@ -30,11 +31,17 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         .app_data(web::QueryConfig::default().error_handler(query_error))
         .service(
             web::scope("")
-                .wrap_fn(|req, srv| {
+                .wrap_fn(move |req, srv| {
                     let id = req.extensions().get::<RequestId>().copied();
                     let response = srv.call(req);
+                    let metrics = metrics.clone();
                     async move {
                         let mut response = response.await?;
+                        metrics.http_request(
+                            response.request().match_pattern().as_deref(),
+                            response.request().method().as_str(),
+                            response.status().as_u16(),
+                        );
                         if let Some(id) = id
                             && let Ok(value) = HeaderValue::from_str(&id.to_string())
                         {
@@ -47,6 +54,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 })
                 .wrap(TracingLogger::default())
                 .route("/health", web::get().to(routes::health::health))
+                .route("/metrics", web::get().to(routes::metrics::prometheus))
                 .service(
                     web::scope("/api/v1")
                         .configure(routes::auth::configure)

@@ -26,7 +26,7 @@ use super::routes::{
         webhooks::get_webhook, webhooks::list_deliveries, webhooks::github,
         github::start, github::callback, github::account, github::disconnect, github::providers,
         github::repos, github::branches, github::import, github::unlink_project,
-        metrics::project_metrics, metrics::overview,
+        metrics::project_metrics, metrics::overview, metrics::prometheus,
     ),
     modifiers(&BearerAuth)
 )]

@@ -356,6 +356,16 @@ impl Hub {
         contiguous.then_some(events)
     }
 
+    /// Subscriptions open across all topics.
+    pub fn subscribers(&self) -> usize {
+        self.topics
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .map(|c| c.sender.receiver_count())
+            .sum()
+    }
+
     /// Topics with at least one listener.
     pub fn topics_listened(&self) -> usize {
         self.topics

@@ -4,6 +4,9 @@
 //! averages and drops what is past its retention. With no app running a tick is one query.
 
 pub mod host;
+pub mod prom;
+
+pub use prom::Metrics;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

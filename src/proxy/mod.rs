@@ -71,11 +71,19 @@ pub struct Proxy {
     /// Containers Docker reported dead (until they start again).
     exited: Mutex<HashSet<String>>,
     https: Option<Https>,
+    /// Requests forwarded and upstream latency, per app.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Proxy {
-    pub fn new(db: Db, config: &Config, https: Option<Https>) -> Self {
+    pub fn new(
+        db: Db,
+        config: &Config,
+        https: Option<Https>,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Self {
         Self {
+            metrics,
             db,
             apps_domain: config.apps.domain.to_ascii_lowercase(),
             sites_dir: config.data_dir.join("sites"),
@@ -323,7 +331,8 @@ impl Proxy {
                     )
                     .await
                 } else {
-                    forward::forward(
+                    let started = std::time::Instant::now();
+                    let response = forward::forward(
                         &req,
                         payload,
                         &upstream,
@@ -331,7 +340,13 @@ impl Proxy {
                         &client.http,
                         &self.settings,
                     )
-                    .await
+                    .await;
+                    self.metrics.proxy_request(
+                        upstream.project_id,
+                        response.status().as_u16(),
+                        started.elapsed(),
+                    );
+                    response
                 }
             }
         };

@@ -18,6 +18,7 @@ mod jobs;
 mod metrics;
 mod process;
 mod projects;
+mod prometheus;
 mod proxy;
 mod sessions;
 mod sites;

@@ -1,7 +1,9 @@
-//! `GET /projects/{id}/metrics`: a project's container metrics as one aligned series, and
-//! `GET /system/overview`: the host at a glance, for admins.
+//! `GET /projects/{id}/metrics`: a project's container metrics as one aligned series;
+//! `GET /system/overview`: the host at a glance, for admins; `GET /metrics` (at the root):
+//! shard's own metrics in the Prometheus text format, for loopback clients, or with
+//! `metrics.token` set for any client that sends it as a bearer token.
 
-use actix_web::web;
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -157,4 +159,42 @@ pub async fn overview(
         shard_rss_bytes: crate::metrics::host::own_rss(),
         metrics_samples: db::metrics::count(&state.db).await.ok(),
     }))
+}
+
+/// shard's own metrics, Prometheus text format 0.0.4.
+#[utoipa::path(get, path = "/metrics", tag = "metrics",
+    responses((status = 200, description = "the text exposition", content_type = "text/plain"),
+        (status = 401, description = "metrics.token is set and was not sent"),
+        (status = 403, description = "not a loopback client and no metrics.token configured")))]
+pub async fn prometheus(state: web::Data<AppState>, req: HttpRequest) -> AppResult<HttpResponse> {
+    match &state.config.metrics.token {
+        Some(token) => {
+            let sent = req
+                .headers()
+                .get(actix_web::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            if !crate::secrets::constant_time_eq(sent.as_bytes(), token.expose().as_bytes()) {
+                return Err(AppError::Unauthorized(
+                    "send metrics.token as a bearer token".into(),
+                ));
+            }
+        }
+        None => {
+            let loopback = req.peer_addr().is_some_and(|a| a.ip().is_loopback());
+            if !loopback {
+                return Err(AppError::Forbidden(
+                    "metrics are served to loopback clients only (set metrics.token to allow others)"
+                        .into(),
+                ));
+            }
+        }
+    }
+    let depth = db::jobs::count_pending(&state.db).await.ok();
+    let text = state.metrics.render(depth, state.hub.subscribers());
+    Ok(HttpResponse::Ok()
+        .content_type(crate::metrics::prom::CONTENT_TYPE)
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .body(text))
 }
