@@ -274,7 +274,17 @@ pub async fn series(
     retention: &Retention,
 ) -> Result<Vec<Point>, DbErr> {
     let resolution = resolution_for(from, step, now, retention);
-    let source = rows(db, project, resolution, bucket_of(from, step), to).await?;
+    // The newest samples are not rolled up yet: after the last bucket of a resolution, the
+    // next finer one carries on.
+    let mut cursor = bucket_of(from, step);
+    let mut source = Vec::new();
+    for r in [HOUR, MINUTE, RAW].into_iter().filter(|r| *r <= resolution) {
+        let part = rows(db, project, r, cursor, to).await?;
+        if let Some(last) = part.last() {
+            cursor = last.ts + Duration::seconds(i64::from(r.max(1)));
+        }
+        source.extend(part);
+    }
     Ok(aggregate(source.iter().map(Point::of), step))
 }
 

@@ -24,6 +24,8 @@ use crate::hub::{Event, Hub, Topic};
 
 /// Containers read at once.
 const CONCURRENCY: usize = 8;
+/// Projects whose topic seq is remembered regardless of whether they run.
+const MAX_COUNTERS: usize = 10_000;
 /// How often samples are rolled up and old ones dropped.
 const MAINTAIN_EVERY: Duration = Duration::from_secs(300);
 
@@ -84,6 +86,7 @@ impl Collector {
             .into_iter()
             .filter_map(|d| Some((d.project_id, d.container_id?)))
             .collect();
+        let live: HashSet<Uuid> = containers.iter().map(|(p, _)| *p).collect();
         if containers.is_empty() && self.previous.is_empty() {
             return Ok(());
         }
@@ -117,8 +120,12 @@ impl Collector {
         }
         self.previous.retain(|c, _| seen.contains(c));
         metrics::insert(&self.db, &points).await?;
-        let projects: HashSet<Uuid> = points.iter().map(|(p, _)| *p).collect();
-        self.seqs.retain(|p, _| projects.contains(p));
+        // Seqs only grow while shard runs (a subscriber drops what is not past its cursor),
+        // so a project's counter is kept while it has a live container, and beyond that
+        // while there are fewer than MAX_COUNTERS.
+        if self.seqs.len() > MAX_COUNTERS {
+            self.seqs.retain(|p, _| live.contains(p));
+        }
         for (project, p) in points {
             let seq = self.seqs.entry(project).or_default();
             *seq += 1;

@@ -131,6 +131,20 @@ async fn the_collector_samples_a_busy_container_and_streams_it() {
     sorted.sort();
     assert_eq!(times, sorted, "oldest first");
 
+    // A day's view (1-minute averages) already shows the samples not yet rolled up.
+    let day_ago = (Utc::now() - chrono::Duration::days(1)).timestamp();
+    let day: Value = app
+        .get(
+            &format!("/api/v1/projects/{project}/metrics?from={day_ago}"),
+            Some(&admin.token),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(day["step"], 288);
+    assert!(!day["points"].as_array().unwrap().is_empty(), "{day}");
+
     // Someone else's project is a 404, bad parameters a 422.
     let stranger = app.member(&admin, "stranger").await;
     let hidden = app

@@ -76,6 +76,7 @@ const shard = spawn(binary, ["serve"], {
     SHARD_LISTEN: `127.0.0.1:${port}`,
     SHARD_LOG__LEVEL: "warn",
     SHARD_AUTH__ACCESS_TOKEN_TTL_SECS: "30",
+    SHARD_METRICS__INTERVAL_SECS: "2",
     SHARD_GITHUB__CLIENT_ID: CLIENT_ID,
     SHARD_GITHUB__CLIENT_SECRET: CLIENT_SECRET,
     SHARD_GITHUB__API_URL: github.url,
@@ -360,6 +361,26 @@ try {
   await appPage.goto(`${appUrl}/runtime-probe-${Date.now()}`);
   await page.getByTestId("log").getByText(/url:\/runtime-probe-/).first().waitFor({ timeout: 20000 });
   await audit(page, "runtime-logs");
+
+  // Metrics: the running container's CPU, memory against its limit and network, streaming
+  // new samples in the last-hour view; the 24 h view reads the stored averages.
+  await page.getByRole("link", { name: "Metrics" }).click();
+  const memoryLatest = page.getByTestId("latest-Memory");
+  await memoryLatest.waitFor({ timeout: 30000 });
+  assert.match(await memoryLatest.innerText(), /used [\d.]+ (B|KiB|MiB) of 512\.0 MiB/);
+  const cpuChart = page.getByRole("img", { name: /^CPU: CPU [\d.]+ %$/ });
+  await cpuChart.waitFor();
+  const before = await page.locator(".chart polyline").first().getAttribute("points");
+  await page.waitForFunction(
+    (old) => document.querySelector(".chart polyline")?.getAttribute("points") !== old,
+    before,
+    { timeout: 20000 },
+  );
+  await audit(page, "metrics");
+  await page.getByRole("button", { name: "24 h" }).click();
+  assert.equal(await page.getByRole("button", { name: "24 h" }).getAttribute("aria-pressed"), "true");
+  await page.getByText("averaged").waitFor();
+  await page.getByRole("img", { name: /^CPU: / }).waitFor();
   await appPage.close();
 
   // Domains: a bad name is refused with the reason; a good one shows what to set in DNS.
@@ -515,6 +536,7 @@ try {
   await page.getByRole("link", { name: "System" }).click();
   await page.getByTestId("system").waitFor({ timeout: 20000 });
   assert.match(await page.getByTestId("system").innerText(), /reachable/);
+  assert.match(await page.getByTestId("host").innerText(), /App containers\s+\d+ running of \d+/);
   await audit(page, "system");
   // Stay past an access token's 30 s life: the live snapshot keeps coming (the socket
   // re-authenticates with a refreshed token instead of going quiet).
@@ -561,6 +583,7 @@ try {
   for (const [path, name, ready] of [
     [`/projects/${projectId}`, "dark-360-deployments", "View log"],
     [`/projects/${projectId}/deployments/${firstDeployment}`, "dark-360-deployment", "Download"],
+    [`/projects/${projectId}/metrics`, "dark-360-metrics", "24 h"],
     [`/projects/${projectId}/env`, "dark-360-environment", "Save variables"],
     [`/projects/${projectId}/domains`, "dark-360-domains", "Add domain"],
     [`/projects/${projectId}/settings`, "dark-360-settings", "Save settings"],

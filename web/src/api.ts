@@ -236,6 +236,34 @@ export type Delivery = {
   received_at: string;
 };
 export const getWebhook = (id: string) => request<Webhook>("GET", `/projects/${id}/webhook`);
+/** One point of GET /projects/{id}/metrics (network and block I/O are cumulative counters). */
+export type MetricsPoint = {
+  ts: string;
+  cpu_percent: number;
+  memory_bytes: number;
+  memory_limit_bytes: number;
+  net_rx_bytes: number;
+  net_tx_bytes: number;
+  block_read_bytes: number;
+  block_write_bytes: number;
+  restart_count: number;
+};
+export const projectMetrics = (id: string, from: number, to: number) =>
+  request<{ from: string; to: string; step: number; points: MetricsPoint[] }>("GET", `/projects/${id}/metrics?from=${from}&to=${to}`);
+export type Overview = {
+  docker_reachable: boolean;
+  docker_version: string | null;
+  disk_free_bytes: number | null;
+  disk_total_bytes: number | null;
+  memory_total_bytes: number | null;
+  memory_available_bytes: number | null;
+  queue_depth: number | null;
+  containers: number | null;
+  containers_running: number | null;
+  shard_rss_bytes: number | null;
+  metrics_samples: number | null;
+};
+export const systemOverview = () => request<Overview>("GET", "/system/overview");
 export const unlinkGithub = (id: string) =>
   request<{ unlinked: boolean; webhook_error: string | null }>("DELETE", `/projects/${id}/github`);
 export const listDeliveries = (id: string) => request<Delivery[]>("GET", `/projects/${id}/webhook/deliveries`);

@@ -1,7 +1,7 @@
 // A project: header (live URL, state, Deploy / Stop / Start / Restart) and its tabs —
-// deployments, runtime logs, environment, domains, settings. The page follows the project's
+// deployments, runtime logs, metrics, environment, domains, webhook/GitHub, settings. The page follows the project's
 // topic, so statuses change on screen as they change on the server.
-import { useEffect, useMemo, useState } from "react";
+import { lazy, Suspense, useEffect, useMemo, useState } from "react";
 import { Link, NavLink, Route, Routes, useNavigate, useParams } from "react-router";
 import * as api from "../api";
 import { Domains } from "../domains";
@@ -14,6 +14,7 @@ import { Settings } from "./settings";
 import { WebhookPanel } from "./webhook";
 
 const FINAL = ["live", "failed", "cancelled", "superseded", "stopped"];
+const MetricsPanel = lazy(() => import("./metrics"));
 
 export default function ProjectPage() {
   const { id = "" } = useParams();
@@ -114,6 +115,7 @@ export default function ProjectPage() {
           Deployments
         </NavLink>
         <NavLink to={`/projects/${id}/logs`}>Runtime logs</NavLink>
+        <NavLink to={`/projects/${id}/metrics`}>Metrics</NavLink>
         <NavLink to={`/projects/${id}/env`}>Environment</NavLink>
         <NavLink to={`/projects/${id}/domains`}>Domains</NavLink>
         <NavLink to={`/projects/${id}/webhook`}>{project.github ? "GitHub" : "Webhook"}</NavLink>
@@ -122,6 +124,14 @@ export default function ProjectPage() {
       <Routes>
         <Route index element={<Deployments project={project} deployments={deployments} act={act} />} />
         <Route path="logs" element={<RuntimeLogs project={project} />} />
+        <Route
+          path="metrics"
+          element={
+            <Suspense fallback={<p className="muted">Loading…</p>}>
+              <MetricsPanel project={project} />
+            </Suspense>
+          }
+        />
         <Route path="env" element={<EnvEditor project={project} onDeploy={() => act("Deploy queued", () => api.deploy(id))} />} />
         <Route path="domains" element={<Domains project={id} />} />
         <Route path="webhook" element={<WebhookPanel project={project} onChanged={reload} />} />

@@ -1,5 +1,7 @@
-// Admin: the system page, fed live by the `system` topic (a snapshot every few seconds).
+// Admin: the system page, fed live by the `system` topic (a snapshot every few seconds), and
+// the host overview (memory, disk, containers, shard's own memory), read every 10 s.
 import { useEffect, useState } from "react";
+import * as api from "../api";
 import { follow, LiveMessage } from "../live";
 import { Ago, Badge } from "../ui";
 
@@ -15,12 +17,46 @@ function bytes(n: unknown): string {
   return `${value.toFixed(unit ? 1 : 0)} ${units[unit]}`;
 }
 
+function HostOverview() {
+  const [host, setHost] = useState<api.Overview | null>(null);
+  useEffect(() => {
+    const load = () => api.systemOverview().then(setHost, () => setHost(null));
+    load();
+    const timer = setInterval(load, 10000);
+    return () => clearInterval(timer);
+  }, []);
+  if (!host) return null;
+  return (
+    <section className="card stack" aria-label="Host">
+      <h2>Host</h2>
+      <dl className="kv" data-testid="host">
+        <dt>Memory available</dt>
+        <dd>
+          {bytes(host.memory_available_bytes)} of {bytes(host.memory_total_bytes)}
+        </dd>
+        <dt>Disk free (data dir)</dt>
+        <dd>
+          {bytes(host.disk_free_bytes)} of {bytes(host.disk_total_bytes)}
+        </dd>
+        <dt>App containers</dt>
+        <dd>
+          {String(host.containers_running ?? "unknown")} running of {String(host.containers ?? "unknown")}
+        </dd>
+        <dt>shard's memory</dt>
+        <dd>{bytes(host.shard_rss_bytes)}</dd>
+        <dt>Metrics samples stored</dt>
+        <dd>{String(host.metrics_samples ?? "unknown")}</dd>
+      </dl>
+    </section>
+  );
+}
+
 export default function SystemPage() {
   const [snapshot, setSnapshot] = useState<LiveMessage | null>(null);
   const [state, setState] = useState("connecting");
   useEffect(() => follow("system", (m) => m.type === "health" && setSnapshot(m), { onState: setState }), []);
   return (
-    <section>
+    <section className="stack">
       <div className="page-head">
         <h1>System</h1>
         <span className="small muted">{state === "open" ? "live" : state}</span>
@@ -50,6 +86,7 @@ export default function SystemPage() {
           </dl>
         </div>
       )}
+      <HostOverview />
     </section>
   );
 }
