@@ -206,9 +206,16 @@ impl App {
             hub.clone(),
         );
         let github = Arc::new(crate::github::Github::new(config.github.clone())?);
+        let notifier = Arc::new(crate::notifications::Notifier::new(
+            db.clone(),
+            sealer.clone(),
+            job_signal.clone(),
+            &config,
+        )?);
         let deployer = Arc::new(Deployer::new(deploy::Parts {
             github: github.clone(),
             metrics: metrics.clone(),
+            notifier: notifier.clone(),
             db: db.clone(),
             hub: hub.clone(),
             docker: docker.clone(),
@@ -237,6 +244,7 @@ impl App {
             dns: crate::proxy::dns::Checker::new(config.dns.resolver.as_deref())?,
             github,
             metrics,
+            notifier,
             docker,
             db,
             port,

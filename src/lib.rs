@@ -15,6 +15,7 @@ pub mod http;
 pub mod hub;
 pub mod jobs;
 pub mod metrics;
+pub mod notifications;
 pub mod proxy;
 pub mod secrets;
 pub mod setup;

@@ -44,6 +44,8 @@ pub struct AppState {
     pub github: Arc<crate::github::Github>,
     /// shard's own Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Notification channels: emitting events and sending them.
+    pub notifier: Arc<crate::notifications::Notifier>,
 }
 
 impl AppState {

@@ -13,7 +13,7 @@ mod github;
 mod observe;
 mod serving;
 pub use github::GithubConfig;
-pub use observe::MetricsConfig;
+pub use observe::{MetricsConfig, SmtpConfig, SmtpTls};
 pub use serving::{AcmeConfig, CertificateFiles, DnsConfig, ProxyConfig};
 
 /// The documented example, also what `shard config init` writes.
@@ -80,6 +80,7 @@ pub struct Config {
     pub acme: AcmeConfig,
     pub github: GithubConfig,
     pub metrics: MetricsConfig,
+    pub smtp: SmtpConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -247,6 +248,8 @@ pub struct RetentionConfig {
     pub topic_events_days: u32,
     /// Received GitHub webhook deliveries (the ids that make a redelivery a no-op).
     pub webhook_deliveries_days: u32,
+    /// Notification deliveries (and their attempts) of the notification channels.
+    pub notification_deliveries_days: u32,
 }
 
 impl Default for RetentionConfig {
@@ -257,6 +260,7 @@ impl Default for RetentionConfig {
             audit_days: 180,
             topic_events_days: 30,
             webhook_deliveries_days: 30,
+            notification_deliveries_days: 30,
         }
     }
 }
@@ -292,6 +296,7 @@ impl Default for Config {
             acme: AcmeConfig::default(),
             github: GithubConfig::default(),
             metrics: MetricsConfig::default(),
+            smtp: SmtpConfig::default(),
         }
     }
 }
@@ -547,6 +552,7 @@ impl Config {
         self.check_serving()?;
         self.check_github()?;
         self.check_metrics()?;
+        self.check_smtp()?;
         let r = &self.retention;
         if [
             r.deployment_logs_days,
@@ -554,6 +560,7 @@ impl Config {
             r.audit_days,
             r.topic_events_days,
             r.webhook_deliveries_days,
+            r.notification_deliveries_days,
         ]
         .contains(&0)
         {

@@ -1,5 +1,6 @@
-//! The `[metrics]` section: how often the collector samples app containers, how long each
-//! resolution of samples is kept, and who may scrape `GET /metrics`.
+//! The `[metrics]` section (how often the collector samples app containers, how long each
+//! resolution of samples is kept, who may scrape `GET /metrics`) and the `[smtp]` section
+//! (the mail server email notifications go through).
 
 use serde::{Deserialize, Serialize};
 
@@ -70,6 +71,65 @@ impl Config {
         }
         if m.token.as_ref().is_some_and(|t| t.expose().len() < 16) {
             return bad("token", "must be at least 16 characters");
+        }
+        Ok(())
+    }
+}
+
+/// How the connection to the SMTP server is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (required), usually port 587.
+    Starttls,
+    /// TLS from the first byte, usually port 465.
+    Tls,
+    /// No encryption: only for a relay on the same host or a test sink.
+    None,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// The mail server; email channels cannot be added until it is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    pub port: u16,
+    pub tls: SmtpTls,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    /// The sender, e.g. `shard <shard@example.com>`.
+    pub from: String,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            host: None,
+            port: 587,
+            tls: SmtpTls::Starttls,
+            username: None,
+            password: None,
+            from: "shard <shard@localhost>".into(),
+        }
+    }
+}
+
+impl Config {
+    /// The checks of `[smtp]` (part of `Config::validate`).
+    pub(super) fn check_smtp(&self) -> Result<(), ConfigError> {
+        let s = &self.smtp;
+        if s.from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(ConfigError(
+                "smtp.from: must be an address such as `shard <shard@example.com>`".into(),
+            ));
+        }
+        if s.username.is_some() != s.password.is_some() {
+            return Err(ConfigError(
+                "smtp.username: username and password go together".into(),
+            ));
         }
         Ok(())
     }

@@ -12,6 +12,7 @@ pub mod env_vars;
 pub mod git_accounts;
 pub mod jobs;
 pub mod metrics;
+pub mod notification_channels;
 pub mod projects;
 pub mod sessions;
 pub mod topic_events;

@@ -46,6 +46,9 @@ pub struct Sink {
     pub hub: Arc<Hub>,
     pub commit_statuses: super::commit_status::CommitStatuses,
     pub metrics: Arc<crate::metrics::Metrics>,
+    pub notifier: Arc<crate::notifications::Notifier>,
+    /// The dashboard's external URL (links in notifications).
+    pub base: String,
 }
 
 impl LogWriter {

@@ -152,6 +152,9 @@ pub struct Deployer {
     /// Posts deployments' states to GitHub as commit statuses.
     commit_statuses: commit_status::CommitStatuses,
     metrics: Arc<crate::metrics::Metrics>,
+    notifier: Arc<crate::notifications::Notifier>,
+    /// The dashboard's external URL (links in notifications).
+    base: String,
 }
 
 /// What `Deployer::new` takes.
@@ -166,6 +169,7 @@ pub struct Parts {
     pub proxy: Arc<Proxy>,
     pub github: Arc<crate::github::Github>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    pub notifier: Arc<crate::notifications::Notifier>,
 }
 
 impl Deployer {
@@ -184,6 +188,8 @@ impl Deployer {
         Ok(Self {
             commit_statuses,
             metrics: parts.metrics,
+            notifier: parts.notifier,
+            base: parts.config.public_base(parts.port),
             db: parts.db,
             hub: parts.hub,
             docker: parts.docker,
@@ -209,6 +215,8 @@ impl Deployer {
             hub: self.hub.clone(),
             commit_statuses: self.commit_statuses.clone(),
             metrics: self.metrics.clone(),
+            notifier: self.notifier.clone(),
+            base: self.base.clone(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Deploy notifications: a deployment's status change goes to its project's topic (and, for a
 //! project imported from GitHub, to the commit as a commit status), and the end of a deploy
-//! (live or failed) becomes a notification on the owner's `user:` topic.
+//! (live or failed) becomes a notification on the owner's `user:` topic and goes to the
+//! owner's notification channels that listen to it.
 
 use serde_json::json;
 use uuid::Uuid;
@@ -54,4 +55,12 @@ pub async fn deployment_status(
         payload,
     )
     .await;
+    let notice = crate::notifications::deploy_notice(
+        &p,
+        deployment,
+        status == DeploymentStatus::Live,
+        error,
+        &sink.base,
+    );
+    sink.notifier.emit_logged(p.owner_id, notice).await;
 }

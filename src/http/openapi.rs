@@ -5,7 +5,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::routes::{
-    auth, deployments, domains, env, github, health, metrics, projects, users, webhooks,
+    auth, deployments, domains, env, github, health, metrics, notifications, projects, users,
+    webhooks,
 };
 
 #[derive(OpenApi)]
@@ -27,6 +28,8 @@ use super::routes::{
         github::start, github::callback, github::account, github::disconnect, github::providers,
         github::repos, github::branches, github::import, github::unlink_project,
         metrics::project_metrics, metrics::overview, metrics::prometheus,
+        notifications::list_channels, notifications::create_channel, notifications::delete_channel,
+        notifications::test_channel, notifications::list_deliveries,
     ),
     modifiers(&BearerAuth)
 )]

@@ -45,6 +45,9 @@ pub async fn prune(state: &AppState) -> anyhow::Result<()> {
     let jobs = db::jobs::prune_finished(db, days(r.jobs_days)).await?;
     let audit = db::audit::prune(db, days(r.audit_days)).await?;
     let deliveries = db::webhooks::prune(db, days(r.webhook_deliveries_days)).await?;
+    let notices =
+        db::notification_channels::prune_deliveries(db, days(r.notification_deliveries_days))
+            .await?;
     tracing::info!(
         sessions,
         logs,
@@ -52,6 +55,7 @@ pub async fn prune(state: &AppState) -> anyhow::Result<()> {
         jobs,
         audit,
         deliveries,
+        notices,
         "maintenance pruned old rows"
     );
     Ok(())

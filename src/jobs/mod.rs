@@ -28,6 +28,8 @@ pub enum Kind {
     Maintenance,
     /// One deployment through the pipeline.
     Deploy,
+    /// One notification delivery attempt.
+    Notify,
 }
 
 impl Kind {
@@ -35,6 +37,7 @@ impl Kind {
         match self {
             Kind::Maintenance => "maintenance",
             Kind::Deploy => deploy::JOB_KIND,
+            Kind::Notify => crate::notifications::JOB_KIND,
         }
     }
 
@@ -42,6 +45,7 @@ impl Kind {
         match kind {
             "maintenance" => Some(Kind::Maintenance),
             deploy::JOB_KIND => Some(Kind::Deploy),
+            crate::notifications::JOB_KIND => Some(Kind::Notify),
             _ => None,
         }
     }
@@ -185,6 +189,7 @@ impl Worker {
         match kind {
             Kind::Maintenance => maintenance::run(&self.state).await,
             Kind::Deploy => self.state.deployer.run_job(job).await,
+            Kind::Notify => self.state.notifier.run_job(job).await,
         }
     }
 

@@ -16,6 +16,7 @@ mod gitserver;
 mod helpers;
 mod jobs;
 mod metrics;
+mod notifications;
 mod process;
 mod projects;
 mod prometheus;

@@ -10,6 +10,8 @@ pub mod env_vars;
 pub mod git_accounts;
 pub mod jobs;
 pub mod metrics_samples;
+pub mod notification_channels;
+pub mod notification_deliveries;
 pub mod projects;
 pub mod sessions;
 pub mod topic_events;
@@ -26,6 +28,8 @@ pub mod prelude {
     pub use super::git_accounts::Entity as GitAccounts;
     pub use super::jobs::Entity as Jobs;
     pub use super::metrics_samples::Entity as MetricsSamples;
+    pub use super::notification_channels::Entity as NotificationChannels;
+    pub use super::notification_deliveries::Entity as NotificationDeliveries;
     pub use super::projects::Entity as Projects;
     pub use super::sessions::Entity as Sessions;
     pub use super::topic_events::Entity as TopicEvents;

@@ -7,6 +7,7 @@ pub mod env;
 pub mod github;
 pub mod health;
 pub mod metrics;
+pub mod notifications;
 pub mod projects;
 pub mod users;
 pub mod webhooks;
