@@ -258,6 +258,10 @@ impl App {
             .await
             .context("building the route table")?;
         deploy::recover::at_startup(&state.deployer, shutdown.clone()).await;
+        tokio::spawn(deploy::watchdog::watch(
+            state.deployer.clone(),
+            shutdown.clone(),
+        ));
         tokio::spawn(deploy::events::watch(
             state.deployer.clone(),
             shutdown.clone(),

@@ -13,7 +13,7 @@ mod github;
 mod observe;
 mod serving;
 pub use github::GithubConfig;
-pub use observe::{MetricsConfig, SmtpConfig, SmtpTls};
+pub use observe::{HealthConfig, MetricsConfig, SmtpConfig, SmtpTls};
 pub use serving::{AcmeConfig, CertificateFiles, DnsConfig, ProxyConfig};
 
 /// The documented example, also what `shard config init` writes.
@@ -81,6 +81,7 @@ pub struct Config {
     pub github: GithubConfig,
     pub metrics: MetricsConfig,
     pub smtp: SmtpConfig,
+    pub health: HealthConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -297,6 +298,7 @@ impl Default for Config {
             github: GithubConfig::default(),
             metrics: MetricsConfig::default(),
             smtp: SmtpConfig::default(),
+            health: HealthConfig::default(),
         }
     }
 }
@@ -553,6 +555,7 @@ impl Config {
         self.check_github()?;
         self.check_metrics()?;
         self.check_smtp()?;
+        self.check_health()?;
         let r = &self.retention;
         if [
             r.deployment_logs_days,

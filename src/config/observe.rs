@@ -1,6 +1,7 @@
 //! The `[metrics]` section (how often the collector samples app containers, how long each
-//! resolution of samples is kept, who may scrape `GET /metrics`) and the `[smtp]` section
-//! (the mail server email notifications go through).
+//! resolution of samples is kept, who may scrape `GET /metrics`), the `[health]` section (the
+//! watchdog of running apps) and the `[smtp]` section (the mail server email notifications go
+//! through).
 
 use serde::{Deserialize, Serialize};
 
@@ -130,6 +131,51 @@ impl Config {
             return Err(ConfigError(
                 "smtp.username: username and password go together".into(),
             ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Seconds between two probes of every running app's health path (0 turns it off).
+    pub interval_secs: u64,
+    /// Failed probes in a row that restart the app (through the health-gated switch).
+    pub failures: u32,
+    /// Restarts (Docker's and the watchdog's) within `crash_loop_window_secs` that mean a
+    /// crash loop: the app is stopped, marked crashed, and its owner notified.
+    pub crash_loop_restarts: u32,
+    pub crash_loop_window_secs: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            interval_secs: 30,
+            failures: 3,
+            crash_loop_restarts: 5,
+            crash_loop_window_secs: 600,
+        }
+    }
+}
+
+impl Config {
+    /// The checks of `[health]` (part of `Config::validate`).
+    pub(super) fn check_health(&self) -> Result<(), ConfigError> {
+        let h = &self.health;
+        let bad = |key: &str, why: &str| Err(ConfigError(format!("health.{key}: {why}")));
+        if h.failures == 0 {
+            return bad("failures", "must be at least 1");
+        }
+        if h.crash_loop_restarts < 2 {
+            return bad("crash_loop_restarts", "must be at least 2");
+        }
+        if h.crash_loop_window_secs == 0 || h.interval_secs > 3600 {
+            return bad(
+                "crash_loop_window_secs",
+                "must be at least 1 (and interval_secs at most 3600)",
+            );
         }
         Ok(())
     }

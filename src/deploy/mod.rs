@@ -16,6 +16,7 @@ pub mod recover;
 pub mod site;
 pub mod source;
 mod status;
+pub mod watchdog;
 mod workspace;
 
 use std::collections::HashMap;
@@ -143,6 +144,9 @@ pub struct Deployer {
     running: Running,
     /// Containers of superseded deployments still serving their grace period here.
     draining: Mutex<std::collections::HashSet<String>>,
+    /// Live deployments the watchdog stopped for crash-looping (not started again by the
+    /// recovery sweep until someone starts, restarts or redeploys).
+    crash_looped: Mutex<std::collections::HashSet<Uuid>>,
     /// Wakes idle job workers when a deploy is enqueued.
     job_signal: Arc<tokio::sync::Notify>,
     /// Health checks of app containers (loopback only, no redirects followed).
@@ -198,6 +202,7 @@ impl Deployer {
             port: parts.port,
             running: Running::default(),
             draining: Mutex::default(),
+            crash_looped: Mutex::default(),
             job_signal: parts.job_signal,
             http,
             proxy: parts.proxy,
@@ -206,6 +211,17 @@ impl Deployer {
 
     fn draining(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
         self.draining.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn crash_looped(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<Uuid>> {
+        self.crash_looped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether the watchdog stopped this deployment for crash-looping.
+    pub fn is_crash_looped(&self, deployment: Uuid) -> bool {
+        self.crash_looped().contains(&deployment)
     }
 
     /// Where a deployment's log and status changes go (the log writer's handle).
@@ -473,6 +489,7 @@ impl Deployer {
         let docker = &self.docker;
         let (from, to, event) = match control {
             Control::Start => {
+                self.crash_looped().remove(&deployment.id);
                 docker.start_container(&container).await?;
                 (S::Stopped, S::Live, "started")
             }

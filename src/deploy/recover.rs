@@ -118,7 +118,7 @@ pub async fn sweep(d: &Deployer) -> anyhow::Result<Swept> {
             None => false,
             Some(dep) => match dep.state() {
                 S::Live => {
-                    if !container.running {
+                    if !container.running && !d.is_crash_looped(dep.id) {
                         tracing::info!(deployment = %dep.id, "starting the stopped live container");
                         if d.docker.start_container(&container.id).await.is_ok() {
                             swept.restarted += 1;

@@ -224,6 +224,8 @@ pub struct ContainerStatus {
     pub exit_code: Option<i64>,
     /// The loopback port published for the app, when running.
     pub host_port: Option<u16>,
+    /// How many times Docker restarted it (its restart policy).
+    pub restart_count: i64,
 }
 
 /// A container carrying `shard.managed=true`.
@@ -344,6 +346,7 @@ impl Engine {
             })
             .and_then(|p| p.parse().ok());
         Ok(Some(ContainerStatus {
+            restart_count: inspect.restart_count.unwrap_or(0),
             running: state.running.unwrap_or(false),
             exit_code: state.exit_code,
             host_port,

@@ -24,5 +24,6 @@ mod proxy;
 mod sessions;
 mod sites;
 mod tls;
+mod watchdog;
 mod webhooks;
 mod ws;

@@ -18,16 +18,16 @@ use crate::gitserver::GitServer;
 use crate::helpers::*;
 
 /// One request a receiver got: path, headers, body.
-type Request = (String, Vec<(String, String)>, Vec<u8>);
+pub(crate) type Request = (String, Vec<(String, String)>, Vec<u8>);
 
 #[derive(Default)]
-struct Received {
-    requests: Vec<Request>,
+pub(crate) struct Received {
+    pub(crate) requests: Vec<Request>,
     /// Answer 500 to this many requests before answering 200.
     fail_first: usize,
 }
 
-type Shared = Arc<Mutex<Received>>;
+pub(crate) type Shared = Arc<Mutex<Received>>;
 
 async fn receive(state: web::Data<Shared>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let mut state = state.lock().unwrap();
@@ -47,7 +47,7 @@ async fn receive(state: web::Data<Shared>, req: HttpRequest, body: web::Bytes) -
 }
 
 /// A local HTTP receiver taking every POST; returns its base URL and what it got.
-fn start_receiver() -> (String, Shared) {
+pub(crate) fn start_receiver() -> (String, Shared) {
     let shared: Shared = Arc::default();
     let data = web::Data::new(shared.clone());
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
