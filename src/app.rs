@@ -171,6 +171,12 @@ impl App {
             secrets::instance_id(&secret_key),
         ));
         let job_signal = Arc::new(tokio::sync::Notify::new());
+        let notifier = Arc::new(crate::notifications::Notifier::new(
+            db.clone(),
+            sealer.clone(),
+            job_signal.clone(),
+            &config,
+        )?);
         let https_listener = match config.proxy.https_listen {
             Some(addr) => Some(TcpListener::bind(addr).with_context(|| {
                 format!("cannot listen on {addr} for HTTPS (is it in use? set proxy.https_listen)")
@@ -183,11 +189,14 @@ impl App {
                     &config.data_dir,
                     &config.proxy.certificates,
                 ));
-                let acme = config
-                    .acme
-                    .directory_url
-                    .as_ref()
-                    .map(|_| Arc::new(Acme::new(db.clone(), config.clone(), certs.clone())));
+                let acme = config.acme.directory_url.as_ref().map(|_| {
+                    Arc::new(Acme::new(
+                        db.clone(),
+                        config.clone(),
+                        certs.clone(),
+                        notifier.clone(),
+                    ))
+                });
                 Some(Https {
                     certs,
                     acme,
@@ -206,12 +215,6 @@ impl App {
             hub.clone(),
         );
         let github = Arc::new(crate::github::Github::new(config.github.clone())?);
-        let notifier = Arc::new(crate::notifications::Notifier::new(
-            db.clone(),
-            sealer.clone(),
-            job_signal.clone(),
-            &config,
-        )?);
         let deployer = Arc::new(Deployer::new(deploy::Parts {
             github: github.clone(),
             metrics: metrics.clone(),

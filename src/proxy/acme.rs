@@ -34,13 +34,21 @@ pub struct Acme {
     account: tokio::sync::OnceCell<Account>,
     /// Names whose last attempt failed, and when (retried after `acme.retry_after_secs`).
     failed: Mutex<HashMap<String, Instant>>,
+    /// A domain's first failure in a row goes to its project owner's channels.
+    notifier: Arc<crate::notifications::Notifier>,
     /// Woken when the set of routed names may have changed (a domain verified, a project added).
     pub wake: tokio::sync::Notify,
 }
 
 impl Acme {
-    pub fn new(db: Db, config: Arc<Config>, certs: Arc<Certificates>) -> Self {
+    pub fn new(
+        db: Db,
+        config: Arc<Config>,
+        certs: Arc<Certificates>,
+        notifier: Arc<crate::notifications::Notifier>,
+    ) -> Self {
         Self {
+            notifier,
             db,
             config,
             certs,
@@ -139,9 +147,7 @@ impl Acme {
             if name.starts_with("*.") {
                 let why = "wildcard certificates need a DNS-01 challenge, which shard does not do; \
                            give the certificate files in proxy.certificates";
-                self.record(&name, is_domain, "failed", None, Some(why.into()))
-                    .await;
-                self.mark_failed(&name);
+                self.fail(&name, is_domain, why.into()).await;
                 continue;
             }
             if is_domain {
@@ -168,12 +174,50 @@ impl Acme {
                 Err(e) => {
                     let message = format!("{e:#}");
                     tracing::warn!(name, error = %message, "cannot get a certificate");
-                    self.mark_failed(&name);
-                    self.record(&name, is_domain, "failed", None, Some(message))
-                        .await;
+                    self.fail(&name, is_domain, message).await;
                 }
             }
         }
+    }
+
+    /// Records a failure (retried after `acme.retry_after_secs`); the first of a streak goes
+    /// to the domain's project owner.
+    async fn fail(&self, name: &str, is_domain: bool, message: String) {
+        let first = !self
+            .failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(name);
+        self.mark_failed(name);
+        if first && is_domain {
+            self.notify_failure(name, &message).await;
+        }
+        self.record(name, is_domain, "failed", None, Some(message))
+            .await;
+    }
+
+    /// Tells the domain's project owner (their `certificate.failed` channels).
+    async fn notify_failure(&self, name: &str, message: &str) {
+        let Ok(Some(domain)) = db::domains::find(&self.db, name).await else {
+            return;
+        };
+        let Ok(Some(project)) = db::projects::find(&self.db, domain.project_id).await else {
+            return;
+        };
+        let notice = crate::notifications::Notice {
+            event: "certificate.failed".into(),
+            title: format!("No certificate for {name} ({})", project.name),
+            body: message.chars().take(1000).collect(),
+            project_id: Some(project.id),
+            project: Some(project.name.clone()),
+            deployment_id: None,
+            url: Some(format!(
+                "{}/projects/{}/domains",
+                self.config.public_url(),
+                project.id
+            )),
+        };
+        self.notifier.emit_logged(project.owner_id, notice).await;
     }
 
     fn mark_failed(&self, name: &str) {

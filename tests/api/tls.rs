@@ -216,6 +216,16 @@ async fn certificates_from_pebble_served_by_sni_renewed_and_redirected_to() {
     .await;
     let admin = app.setup_admin().await;
     let (project, _) = live_project(&app, &admin, "shop", &upstream).await;
+    // Certificate failures reach the owner's channels (once per streak of failures).
+    let (receiver, received) = crate::notifications::start_receiver();
+    let channel = app
+        .post(
+            "/api/v1/notifications/channels",
+            Some(&admin.token),
+            serde_json::json!({"kind": "webhook", "target": format!("{receiver}/certs"), "events": ["certificate.failed"]}),
+        )
+        .await;
+    assert_eq!(channel.status(), StatusCode::CREATED);
     // Custom domains verified through DNS (the TXT token in the test DNS), as a user would.
     for name in ["www.shop.test", "*.wild.test", "files.shop.test"] {
         let added = app
@@ -292,6 +302,30 @@ async fn certificates_from_pebble_served_by_sni_renewed_and_redirected_to() {
             .unwrap()
             .contains("DNS-01"),
         "{wild}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let notices: Vec<Value> = loop {
+        let notices: Vec<Value> = received
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .map(|(_, _, body)| serde_json::from_slice(body).unwrap())
+            .collect();
+        if !notices.is_empty() || Instant::now() > deadline {
+            break notices;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(notices[0]["event"], "certificate.failed");
+    // Retried every 2 s, still failing: no second notice for the same streak.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(received.lock().unwrap().requests.len(), 1);
+    assert!(
+        notices[0]["title"]
+            .as_str()
+            .unwrap()
+            .contains("*.wild.test")
     );
     let key = app.dir.path().join("certs/www.shop.test/key.pem");
     use std::os::unix::fs::PermissionsExt;
