@@ -9,7 +9,7 @@
 // on failure. Needs git, a running Docker engine and /bin/busybox (busybox-static).
 import { execFileSync, spawn } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { request as httpRequest } from "node:http";
+import { createServer, request as httpRequest } from "node:http";
 import { freePort, serveGit } from "./gitserver.mjs";
 import { CLIENT_ID, CLIENT_SECRET, startGithub } from "./github.mjs";
 import { tmpdir } from "node:os";
@@ -523,6 +523,41 @@ try {
   await page.getByTestId("token-e2e token").getByRole("button", { name: "Revoke" }).click();
   await page.getByTestId("token-e2e token").waitFor({ state: "detached" });
   assert.equal((await api("/projects", apiToken)).status, 401);
+
+  // Notification channels: a signed webhook to a local receiver, a test sent and seen as
+  // delivered, then removed.
+  const hooks = [];
+  const receiver = createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      hooks.push({ headers: req.headers, body: Buffer.concat(chunks).toString() });
+      res.end("ok");
+    });
+  });
+  await new Promise((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+  const channels = page.getByRole("region", { name: "Notification channels" });
+  await channels.getByLabel("Kind").selectOption("webhook");
+  await channels.getByLabel("Payload URL").fill("ftp://nowhere");
+  await channels.getByLabel("Signing secret (optional, 16+ characters)").fill("browser-channel-secret");
+  await channels.getByRole("button", { name: "Add channel" }).click();
+  await channels.locator(".field-error").waitFor();
+  await channels.getByLabel("Payload URL").fill(`http://127.0.0.1:${receiver.address().port}/hook`);
+  await channels.getByRole("checkbox", { name: "Deploy failed" }).check();
+  await channels.getByRole("button", { name: "Add channel" }).click();
+  const channel = channels.getByTestId("channel-webhook");
+  await channel.waitFor();
+  assert.match(await channel.innerText(), /deploy\.failed · signed/);
+  await channel.getByRole("button", { name: "Send test" }).click();
+  await channel.getByTestId("delivery-test").getByText("delivered").waitFor({ timeout: 20000 });
+  assert.equal(hooks.length, 1);
+  const expected = "sha256=" + createHmac("sha256", "browser-channel-secret").update(hooks[0].body).digest("hex");
+  assert.equal(hooks[0].headers["x-shard-signature-256"], expected);
+  assert.equal(JSON.parse(hooks[0].body).event, "test");
+  await audit(page, "notification-channels");
+  await channel.getByRole("button", { name: "Remove" }).click();
+  await channel.waitFor({ state: "detached" });
+  receiver.close();
 
   // Admin pages: users (add a member) and the live system snapshot.
   await page.getByRole("link", { name: "Users" }).click();

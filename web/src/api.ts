@@ -264,6 +264,31 @@ export type Overview = {
   metrics_samples: number | null;
 };
 export const systemOverview = () => request<Overview>("GET", "/system/overview");
+export type Channel = {
+  id: string;
+  kind: string;
+  /** The destination, masked. */
+  target: string;
+  has_secret: boolean;
+  project_id: string | null;
+  events: string[];
+  created_at: string;
+};
+export type ChannelDelivery = {
+  id: string;
+  event: string;
+  status: string;
+  attempts: number;
+  last_error: string | null;
+  created_at: string;
+  updated_at: string;
+};
+export const listChannels = () => request<Channel[]>("GET", "/notifications/channels");
+export const createChannel = (body: { kind: string; target: string; secret?: string; project_id?: string; events?: string[] }) =>
+  request<Channel>("POST", "/notifications/channels", body);
+export const deleteChannel = (id: string) => request<void>("DELETE", `/notifications/channels/${id}`);
+export const testChannel = (id: string) => request<{ delivery_id: string }>("POST", `/notifications/channels/${id}/test`);
+export const channelDeliveries = (id: string) => request<ChannelDelivery[]>("GET", `/notifications/channels/${id}/deliveries`);
 export const unlinkGithub = (id: string) =>
   request<{ unlinked: boolean; webhook_error: string | null }>("DELETE", `/projects/${id}/github`);
 export const listDeliveries = (id: string) => request<Delivery[]>("GET", `/projects/${id}/webhook/deliveries`);

@@ -1,6 +1,8 @@
-// Account: API tokens (created, shown once, copied, revoked) and the password.
+// Account: GitHub, API tokens (created, shown once, copied, revoked), notification channels
+// and the password.
 import { FormEvent, useEffect, useState } from "react";
 import * as api from "../api";
+import { NotificationChannels } from "./channels";
 import { Ago, Alert, CopyButton, Empty, errorText, Field, formErrors, FormErrors, noErrors, useToast } from "../ui";
 
 export default function AccountPage({ user }: { user: api.User }) {
@@ -14,6 +16,7 @@ export default function AccountPage({ user }: { user: api.User }) {
       </div>
       <GithubLink />
       <Tokens />
+      <NotificationChannels />
       <Password />
     </section>
   );
