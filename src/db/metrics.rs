@@ -70,10 +70,15 @@ impl Retention {
 
 /// Stores raw samples: `(project, point)`.
 pub async fn insert(db: &Db, points: &[(Uuid, Point)]) -> Result<(), DbErr> {
-    insert_at(db, RAW, points).await
+    insert_resolution(db, RAW, points).await
 }
 
-async fn insert_at(db: &Db, resolution: i32, points: &[(Uuid, Point)]) -> Result<(), DbErr> {
+/// Stores samples of one resolution (the roll-ups, and benchmarks that build a history).
+pub async fn insert_resolution(
+    db: &Db,
+    resolution: i32,
+    points: &[(Uuid, Point)],
+) -> Result<(), DbErr> {
     if points.is_empty() {
         return Ok(());
     }
@@ -207,7 +212,7 @@ pub async fn roll_up(
             .map(|p| (project, p))
             .collect();
         written += points.len();
-        insert_at(db, to, &points).await?;
+        insert_resolution(db, to, &points).await?;
     }
     Ok(written)
 }
