@@ -11,6 +11,7 @@ mod m20261123_000005_webhooks;
 mod m20261127_000006_github_links;
 mod m20261127_000007_metrics;
 mod m20261127_000008_notification_channels;
+mod m20261127_000009_metrics_index;
 
 /// The ordered list of every migration shard knows.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000006_github_links::Migration),
             Box::new(m20261127_000007_metrics::Migration),
             Box::new(m20261127_000008_notification_channels::Migration),
+            Box::new(m20261127_000009_metrics_index::Migration),
         ]
     }
 }
