@@ -159,6 +159,9 @@ async fn the_collector_samples_a_busy_container_and_streams_it() {
         ("from=2000&to=1000", "from"),
         ("step=0", "step"),
         ("from=0&step=1", "step"),
+        ("to=-1", "to"),
+        ("to=-9999999999999", "to"),
+        ("from=99999999999999", "from"),
     ] {
         let bad = app
             .get(

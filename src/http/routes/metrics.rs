@@ -44,16 +44,19 @@ pub struct MetricsView {
     pub points: Vec<Point>,
 }
 
+/// Times from 1970 to 9999 (so no arithmetic on them can leave chrono's range).
 fn parse_time(field: &'static str, text: &str) -> AppResult<DateTime<Utc>> {
-    if let Ok(secs) = text.parse::<i64>() {
-        return Utc
-            .timestamp_opt(secs, 0)
-            .single()
-            .ok_or_else(|| AppError::validation(field, "is not a time"));
+    let time = match text.parse::<i64>() {
+        Ok(secs) => Utc.timestamp_opt(secs, 0).single(),
+        Err(_) => DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|t| t.with_timezone(&Utc)),
     }
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| AppError::validation(field, "must be RFC 3339 or Unix seconds"))
+    .ok_or_else(|| AppError::validation(field, "must be RFC 3339 or Unix seconds"))?;
+    if !(0..=253_402_300_799).contains(&time.timestamp()) {
+        return Err(AppError::validation(field, "must be between 1970 and 9999"));
+    }
+    Ok(time)
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/metrics", tag = "metrics", params(MetricsQuery),
