@@ -11,9 +11,11 @@ use serde::{Deserialize, Serialize};
 
 mod github;
 mod observe;
+mod retention;
 mod serving;
 pub use github::GithubConfig;
 pub use observe::{HealthConfig, MetricsConfig, SmtpConfig, SmtpTls};
+pub use retention::RetentionConfig;
 pub use serving::{AcmeConfig, CertificateFiles, DnsConfig, ProxyConfig};
 
 /// The documented example, also what `shard config init` writes.
@@ -231,37 +233,6 @@ impl Default for ContainersConfig {
             max_cpu_millis: 16_000,
             network_pool: "10.213.0.0/16".into(),
             network_prefix: 26,
-        }
-    }
-}
-
-/// How long finished things are kept; maintenance (hourly) removes older ones.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RetentionConfig {
-    /// Build logs of deployments that ended this many days ago (the deployments stay).
-    pub deployment_logs_days: u32,
-    /// Finished jobs.
-    pub jobs_days: u32,
-    /// Audit entries.
-    pub audit_days: u32,
-    /// Events of `project:` and `user:` topics.
-    pub topic_events_days: u32,
-    /// Received GitHub webhook deliveries (the ids that make a redelivery a no-op).
-    pub webhook_deliveries_days: u32,
-    /// Notification deliveries (and their attempts) of the notification channels.
-    pub notification_deliveries_days: u32,
-}
-
-impl Default for RetentionConfig {
-    fn default() -> Self {
-        Self {
-            deployment_logs_days: 30,
-            jobs_days: 7,
-            audit_days: 180,
-            topic_events_days: 30,
-            webhook_deliveries_days: 30,
-            notification_deliveries_days: 30,
         }
     }
 }
@@ -556,19 +527,7 @@ impl Config {
         self.check_metrics()?;
         self.check_smtp()?;
         self.check_health()?;
-        let r = &self.retention;
-        if [
-            r.deployment_logs_days,
-            r.jobs_days,
-            r.audit_days,
-            r.topic_events_days,
-            r.webhook_deliveries_days,
-            r.notification_deliveries_days,
-        ]
-        .contains(&0)
-        {
-            return bad("retention", "every retention must be at least 1 day");
-        }
+        self.check_retention()?;
         if self.jobs.lease_secs < 5 {
             return bad("jobs.lease_secs", "must be at least 5");
         }
