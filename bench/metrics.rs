@@ -41,6 +41,23 @@ fn files() -> Vec<(&'static str, Vec<u8>, bool)> {
     ]
 }
 
+fn settings(name: &str, git_url: &str, memory_limit_mb: Option<i64>) -> db::projects::Settings {
+    db::projects::Settings {
+        name: name.into(),
+        slug: name.into(),
+        git_url: git_url.into(),
+        branch: "main".into(),
+        dockerfile: "Dockerfile".into(),
+        port: None,
+        health_path: "/".into(),
+        health_timeout_secs: 60,
+        memory_limit_mb,
+        cpu_limit_millis: None,
+        build_type: "dockerfile".into(),
+        static_dir: None,
+    }
+}
+
 /// utime + stime of a process, in seconds.
 fn cpu_seconds(pid: &str) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -122,26 +139,10 @@ async fn overhead_and_scrape() -> Vec<(String, String)> {
     let mut ids = Vec::new();
     for i in 0..APPS {
         let name = format!("metrics-{i:02}");
-        let project = db::projects::insert(
-            &state.db,
-            admin.id,
-            db::projects::Settings {
-                name: name.clone(),
-                slug: name,
-                git_url: repo.url.clone(),
-                branch: "main".into(),
-                dockerfile: "Dockerfile".into(),
-                port: None,
-                health_path: "/".into(),
-                health_timeout_secs: 60,
-                memory_limit_mb: Some(32),
-                cpu_limit_millis: None,
-                build_type: "dockerfile".into(),
-                static_dir: None,
-            },
-        )
-        .await
-        .unwrap();
+        let project =
+            db::projects::insert(&state.db, admin.id, settings(&name, &repo.url, Some(32)))
+                .await
+                .unwrap();
         ids.push(
             state
                 .deployer
@@ -264,20 +265,7 @@ async fn database_size() -> Vec<(String, String)> {
         let project = db::projects::insert(
             &db,
             owner.id,
-            db::projects::Settings {
-                name: name.clone(),
-                slug: name,
-                git_url: "https://example.com/x.git".into(),
-                branch: "main".into(),
-                dockerfile: "Dockerfile".into(),
-                port: None,
-                health_path: "/".into(),
-                health_timeout_secs: 60,
-                memory_limit_mb: None,
-                cpu_limit_millis: None,
-                build_type: "dockerfile".into(),
-                static_dir: None,
-            },
+            settings(&name, "https://example.com/x.git", None),
         )
         .await
         .unwrap()

@@ -65,6 +65,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                         .configure(routes::domains::configure)
                         .configure(routes::webhooks::configure)
                         .configure(routes::github::configure)
+                        .configure(routes::github_repos::configure)
                         .configure(routes::metrics::configure)
                         .configure(routes::notifications::configure)
                         .route("/openapi.json", web::get().to(openapi::document))

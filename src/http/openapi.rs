@@ -5,8 +5,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::routes::{
-    auth, deployments, domains, env, github, health, metrics, notifications, projects, users,
-    webhooks,
+    auth, deployments, domains, env, github, github_repos, health, metrics, notifications,
+    projects, users, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -26,7 +26,8 @@ use super::routes::{
         domains::list_domains, domains::add_domain, domains::delete_domain, domains::verify_domain,
         webhooks::get_webhook, webhooks::list_deliveries, webhooks::github,
         github::start, github::callback, github::account, github::disconnect, github::providers,
-        github::repos, github::branches, github::import, github::unlink_project,
+        github_repos::repos, github_repos::branches, github_repos::import,
+        github_repos::unlink_project,
         metrics::project_metrics, metrics::overview, metrics::prometheus,
         notifications::list_channels, notifications::create_channel, notifications::delete_channel,
         notifications::test_channel, notifications::list_deliveries,

@@ -772,19 +772,29 @@ async fn repositories_are_listed_across_pages_with_their_branches() {
     );
 }
 
-#[tokio::test]
-async fn importing_a_private_repository_checks_its_dockerfile_creates_the_webhook_and_deploys() {
-    use base64::Engine as _;
-    let token = format!("gho_private_{}", uuid::Uuid::new_v4().simple());
+/// A private repository `acme/<name>` on a git server that accepts only the account's token
+/// (as GitHub does), offered by the stand-in, and a signed-in GitHub user of an app that may
+/// fetch from loopback.
+struct Private {
+    token: String,
+    served: crate::gitserver::Repo,
+    standin: StandIn,
+    app: TestApp,
+    dev: Session,
+    _git: crate::gitserver::GitServer,
+}
+
+async fn private_repo(name: &str, version: &str) -> Private {
+    let token = format!("gho_{name}_{}", uuid::Uuid::new_v4().simple());
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
     let git = crate::gitserver::GitServer::start_with_auth(Some(format!("Basic {basic}"))).await;
-    let served = git.repo("private-app", &crate::deploy::app_files("imported", ""));
+    let served = git.repo(name, &crate::deploy::app_files(version, ""));
     let standin = StandIn::start();
     {
+        let full = format!("acme/{name}");
         let mut hub = standin.hub.lock().unwrap();
-        hub.repos.insert(0, "acme/private-app".into());
-        hub.clone_urls
-            .insert("acme/private-app".into(), served.url.clone());
+        hub.repos.insert(0, full.clone());
+        hub.clone_urls.insert(full, served.url.clone());
         hub.next_token = Some(token.clone());
     }
     let app = spawn_with(&standin, true, |c| {
@@ -796,6 +806,26 @@ async fn importing_a_private_repository_checks_its_dockerfile_creates_the_webhoo
     app.setup_admin().await;
     standin.sign_in_as(42, "dev");
     let dev = github_session(&app).await;
+    Private {
+        token,
+        served,
+        standin,
+        app,
+        dev,
+        _git: git,
+    }
+}
+
+#[tokio::test]
+async fn importing_a_private_repository_checks_its_dockerfile_creates_the_webhook_and_deploys() {
+    let Private {
+        token,
+        served,
+        standin,
+        app,
+        dev,
+        _git,
+    } = private_repo("private-app", "imported").await;
 
     let bad = app
         .post(
@@ -954,26 +984,14 @@ async fn statuses_for(standin: &StandIn, sha: &str, count: usize) -> Vec<Value> 
 async fn signed_pushes_to_an_imported_repository_deploy_and_report_commit_statuses_in_order() {
     use std::time::Duration;
     let logs = capture_logs();
-    let token = format!("gho_status_{}", uuid::Uuid::new_v4().simple());
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
-    let git = crate::gitserver::GitServer::start_with_auth(Some(format!("Basic {basic}"))).await;
-    let served = git.repo("status-app", &crate::deploy::app_files("one", ""));
-    let standin = StandIn::start();
-    {
-        let mut hub = standin.hub.lock().unwrap();
-        hub.repos.insert(0, "acme/status-app".into());
-        hub.clone_urls
-            .insert("acme/status-app".into(), served.url.clone());
-        hub.next_token = Some(token.clone());
-    }
-    let app = spawn_with(&standin, true, |c| {
-        c.git.allow_private_networks = true;
-        c.deploy.grace_secs = 0;
-    })
-    .await;
-    app.setup_admin().await;
-    standin.sign_in_as(77, "pusher");
-    let dev = github_session(&app).await;
+    let Private {
+        token,
+        served,
+        standin,
+        app,
+        dev,
+        _git,
+    } = private_repo("status-app", "one").await;
     let imported: Value = app
         .post(
             "/api/v1/github/import",

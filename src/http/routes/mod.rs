@@ -5,6 +5,7 @@ pub mod deployments;
 pub mod domains;
 pub mod env;
 pub mod github;
+pub mod github_repos;
 pub mod health;
 pub mod metrics;
 pub mod notifications;

@@ -410,7 +410,7 @@ pub async fn delete_project(
     id: web::Path<Uuid>,
 ) -> AppResult<HttpResponse> {
     let project = access::project(&state.db, &actor, id.into_inner()).await?;
-    if let Some(error) = super::github::remove_hook(&state, &project).await {
+    if let Some(error) = super::github_repos::remove_hook(&state, &project).await {
         tracing::warn!(project = %project.id, %error, "the project's GitHub webhook was not deleted");
     }
     state.deployer.delete_project(&project).await?;
