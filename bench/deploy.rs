@@ -104,6 +104,7 @@ async fn main() {
         user_id: admin.id,
         username: admin.username.clone(),
         role: admin.role.clone(),
+        token: None,
     };
     let settings = |name: &str| db::projects::Settings {
         name: name.into(),

@@ -135,10 +135,15 @@ async fn main() {
     let token = shard::secrets::random_token(shard::auth::API_TOKEN_PREFIX);
     db::api_tokens::create(
         &state.db,
-        user.id,
-        "bench",
-        &shard::secrets::token_hash(&token),
-        "shard_",
+        db::api_tokens::New {
+            user_id: user.id,
+            name: "bench",
+            token_hash: &shard::secrets::token_hash(&token),
+            prefix: "shard_",
+            scope: "read",
+            project_ids: None,
+            expires_at: None,
+        },
     )
     .await
     .unwrap();

@@ -100,6 +100,7 @@ mod tests {
             user_id: user,
             username: "a".into(),
             role: "member".into(),
+            token: None,
         };
         assert!(logins.get(family, user).is_none());
         logins.remember(family, actor);
@@ -117,6 +118,7 @@ mod tests {
                 user_id: user,
                 username: "a".into(),
                 role: "member".into(),
+                token: None,
             },
         );
         assert!(logins.get(family, user).is_none());

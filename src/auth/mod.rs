@@ -18,7 +18,18 @@ use uuid::Uuid;
 pub struct Actor {
     pub user_id: Uuid,
     pub username: String,
+    /// The instance role: `admin` or `member`.
     pub role: String,
+    /// Set when the caller used an API token: what it narrows the user's rights to.
+    pub token: Option<TokenGrant>,
+}
+
+/// What an API token allows: its scope and, optionally, the only projects it reaches.
+#[derive(Debug, Clone)]
+pub struct TokenGrant {
+    pub id: Uuid,
+    pub scope: crate::access::Scope,
+    pub projects: Option<Vec<Uuid>>,
 }
 
 impl From<crate::db::users::User> for Actor {
@@ -27,6 +38,7 @@ impl From<crate::db::users::User> for Actor {
             user_id: user.id,
             username: user.username,
             role: user.role,
+            token: None,
         }
     }
 }

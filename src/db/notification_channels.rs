@@ -66,13 +66,6 @@ pub async fn for_user(db: &Db, user: Uuid) -> Result<Vec<Channel>, DbErr> {
 }
 
 /// A channel of `user` (another user's is `None`, like a missing one).
-pub async fn find_for_user(db: &Db, user: Uuid, id: Uuid) -> Result<Option<Channel>, DbErr> {
-    Channels::find_by_id(id)
-        .filter(Column::UserId.eq(user))
-        .one(db)
-        .await
-}
-
 pub async fn find(db: &Db, id: Uuid) -> Result<Option<Channel>, DbErr> {
     Channels::find_by_id(id).one(db).await
 }

@@ -57,12 +57,26 @@ impl Settings {
     }
 }
 
+/// Creates a project in its owner's personal team.
 pub async fn insert(db: &Db, owner_id: Uuid, s: Settings) -> Result<Project, DbErr> {
+    let team = super::teams::personal(db, owner_id)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("the personal team of user {owner_id}")))?;
+    insert_in(db, owner_id, team.id, s).await
+}
+
+/// Creates a project in a team.
+pub async fn insert_in(
+    db: &Db,
+    owner_id: Uuid,
+    team_id: Uuid,
+    s: Settings,
+) -> Result<Project, DbErr> {
     let at = now();
     projects::ActiveModel {
         id: Set(new_id()),
         owner_id: Set(owner_id),
-        team_id: Set(None),
+        team_id: Set(Some(team_id)),
         git_account_id: Set(None),
         name: Set(s.name),
         slug: Set(s.slug),
@@ -113,6 +127,18 @@ pub async fn list(db: &Db, owner: Option<Uuid>) -> Result<Vec<Project>, DbErr> {
     let mut query = Projects::find();
     if let Some(owner) = owner {
         query = query.filter(projects::Column::OwnerId.eq(owner));
+    }
+    query
+        .order_by_asc(projects::Column::CreatedAt)
+        .all(db)
+        .await
+}
+
+/// The projects of these teams (`None`: every project), oldest first.
+pub async fn list_in_teams(db: &Db, teams: Option<Vec<Uuid>>) -> Result<Vec<Project>, DbErr> {
+    let mut query = Projects::find();
+    if let Some(teams) = teams {
+        query = query.filter(projects::Column::TeamId.is_in(teams));
     }
     query
         .order_by_asc(projects::Column::CreatedAt)

@@ -2,13 +2,14 @@
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, Set,
+    TransactionTrait,
 };
 use uuid::Uuid;
 
+use super::entities::sessions;
 use super::entities::users::{self, Entity as Users};
-use super::entities::{api_tokens, sessions};
 use super::{Db, new_id, now};
-use sea_orm::sea_query::{Condition, Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 
 pub use users::Model as User;
 
@@ -26,7 +27,8 @@ pub async fn create(
     role: &str,
 ) -> Result<User, DbErr> {
     let at = now();
-    users::ActiveModel {
+    let txn = db.begin().await?;
+    let user = users::ActiveModel {
         id: Set(new_id()),
         username: Set(username.to_string()),
         password_hash: Set(password_hash.to_string()),
@@ -34,8 +36,11 @@ pub async fn create(
         created_at: Set(at),
         updated_at: Set(at),
     }
-    .insert(db)
-    .await
+    .insert(&txn)
+    .await?;
+    super::teams::create_personal(&txn, user.id, username).await?;
+    txn.commit().await?;
+    Ok(user)
 }
 
 /// The user behind an access token, if its login (session family) is still active — it has an
@@ -63,25 +68,6 @@ pub async fn find_with_active_login(
         .filter(Expr::exists(super::sessions::revoked_in_family(family_id)).not())
         .one(db)
         .await
-}
-
-/// The owner of an unexpired API token with this hash, in one query.
-pub async fn find_by_api_token(db: &Db, token_hash: &str) -> Result<Option<User>, DbErr> {
-    let valid = Query::select()
-        .expr(Expr::val(1))
-        .from(api_tokens::Entity)
-        .and_where(Expr::col((api_tokens::Entity, api_tokens::Column::TokenHash)).eq(token_hash))
-        .and_where(
-            Expr::col((api_tokens::Entity, api_tokens::Column::UserId))
-                .equals((Users, users::Column::Id)),
-        )
-        .cond_where(
-            Condition::any()
-                .add(Expr::col((api_tokens::Entity, api_tokens::Column::ExpiresAt)).is_null())
-                .add(Expr::col((api_tokens::Entity, api_tokens::Column::ExpiresAt)).gt(now())),
-        )
-        .to_owned();
-    Users::find().filter(Expr::exists(valid)).one(db).await
 }
 
 pub async fn find(db: &Db, id: Uuid) -> Result<Option<User>, DbErr> {
@@ -131,10 +117,16 @@ pub async fn count_admins(db: &Db) -> Result<u64, DbErr> {
         .await
 }
 
-/// Deletes a user; their sessions and API tokens go with them (foreign keys cascade).
+/// Deletes a user; their sessions, API tokens and memberships go with them (foreign keys
+/// cascade), and so does their personal team (the caller made sure it holds no project).
 pub async fn delete(db: &Db, id: Uuid) -> Result<(), DbErr> {
-    Users::delete_by_id(id).exec(db).await?;
-    Ok(())
+    let txn = db.begin().await?;
+    Users::delete_by_id(id).exec(&txn).await?;
+    super::entities::teams::Entity::delete_many()
+        .filter(super::entities::teams::Column::PersonalOf.eq(id))
+        .exec(&txn)
+        .await?;
+    txn.commit().await
 }
 
 /// Usernames of these users, for showing who triggered what.

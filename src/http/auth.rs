@@ -19,27 +19,60 @@ pub const REFRESH_COOKIE: &str = "shard_refresh";
 /// The API root, so the cookie also reaches `/api/v1/ws` (cookie-authenticated WebSockets).
 const COOKIE_PATH: &str = "/api/v1";
 
-/// The caller, proven by a valid access token (whose login is not revoked) or API token.
+/// The caller, proven by a valid access token (whose login is not revoked) or API token. For
+/// a request that changes state and names no resource, a narrowed API token is refused here
+/// (`access::account`); routes on a project, deployment or team use `http::access` instead.
 pub struct Authenticated(pub Actor);
+
+/// The caller, whatever their token's scope: for the few routes that check it themselves
+/// (minting a narrower token).
+pub struct Caller(pub Actor);
+
+/// Resolves the bearer token of a request and notes the actor for the audit log.
+pub(crate) fn authenticate(
+    req: &HttpRequest,
+) -> Pin<Box<dyn Future<Output = Result<Actor, AppError>>>> {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let token = bearer_token(req);
+    let req = req.clone();
+    Box::pin(async move {
+        let state =
+            state.ok_or_else(|| AppError::Internal(anyhow::anyhow!("app state missing")))?;
+        let token = token
+            .ok_or_else(|| AppError::Unauthorized("missing Authorization: Bearer token".into()))?;
+        let actor = actor_for_token(&state, &token)
+            .await?
+            .ok_or_else(|| AppError::Unauthorized("invalid or expired token".into()))?;
+        super::audit::actor(&req, &actor);
+        Ok(actor)
+    })
+}
 
 impl FromRequest for Authenticated {
     type Error = AppError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = bearer_token(req);
+        let changes = !matches!(
+            *req.method(),
+            actix_web::http::Method::GET | actix_web::http::Method::HEAD
+        );
+        let actor = authenticate(req);
         Box::pin(async move {
-            let state =
-                state.ok_or_else(|| AppError::Internal(anyhow::anyhow!("app state missing")))?;
-            let token = token.ok_or_else(|| {
-                AppError::Unauthorized("missing Authorization: Bearer token".into())
-            })?;
-            actor_for_token(&state, &token)
-                .await?
-                .map(Authenticated)
-                .ok_or_else(|| AppError::Unauthorized("invalid or expired token".into()))
+            let actor = actor.await?;
+            crate::access::account(&actor, changes)?;
+            Ok(Authenticated(actor))
         })
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let actor = authenticate(req);
+        Box::pin(async move { Ok(Caller(actor.await?)) })
     }
 }
 
@@ -64,8 +97,9 @@ pub async fn resolve_token(
 ) -> Result<Option<(Actor, TokenProof)>, AppError> {
     if token.starts_with(API_TOKEN_PREFIX) {
         let hash = crate::secrets::token_hash(token);
-        let user = db::users::find_by_api_token(&state.db, &hash).await?;
-        return Ok(user.map(|u| (Actor::from(u), TokenProof::Api { hash })));
+        return Ok(api_token_actor(state, &hash)
+            .await?
+            .map(|actor| (actor, TokenProof::Api { hash })));
     }
     let Some(claims) = state.tokens.verify(token) else {
         return Ok(None);
@@ -83,6 +117,28 @@ pub async fn resolve_token(
         state.logins.remember(claims.sid, actor.clone());
         (actor, proof)
     }))
+}
+
+/// The user of the unexpired API token with this hash, narrowed to the token's grant; the use
+/// is recorded (at most once a minute).
+pub async fn api_token_actor(state: &AppState, hash: &str) -> Result<Option<Actor>, AppError> {
+    let Some(token) = db::api_tokens::find_valid(&state.db, hash).await? else {
+        return Ok(None);
+    };
+    let Some(user) = db::users::find(&state.db, token.user_id).await? else {
+        return Ok(None);
+    };
+    if let Err(e) = db::api_tokens::touch(&state.db, &token).await {
+        tracing::warn!(error = %e, "cannot record an API token's use");
+    }
+    let mut actor = Actor::from(user);
+    actor.token = Some(crate::auth::TokenGrant {
+        id: token.id,
+        // A scope that cannot be read grants the least.
+        scope: crate::access::Scope::parse(&token.scope).unwrap_or(crate::access::Scope::Read),
+        projects: db::api_tokens::project_ids(&token),
+    });
+    Ok(Some(actor))
 }
 
 fn bearer_token(req: &HttpRequest) -> Option<String> {

@@ -2,6 +2,8 @@
 //! embedded dashboard. Only this layer knows HTTP and JSON shapes; it maps every failure to an
 //! `AppError` JSON body.
 
+pub mod access;
+pub mod audit;
 pub mod auth;
 mod openapi;
 pub mod routes;
@@ -21,6 +23,7 @@ use crate::state::AppState;
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
     let body_limit = state.config.http.body_limit_bytes;
     let metrics = state.metrics.clone();
+    let audit_state = state.clone();
     cfg.app_data(state)
         .app_data(
             web::JsonConfig::default()
@@ -35,8 +38,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                     let id = req.extensions().get::<RequestId>().copied();
                     let response = srv.call(req);
                     let metrics = metrics.clone();
+                    let state = audit_state.clone();
                     async move {
                         let mut response = response.await?;
+                        audit::record(&state, &response).await;
                         metrics.http_request(
                             response.request().match_pattern().as_deref(),
                             response.request().method().as_str(),
@@ -59,6 +64,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                     web::scope("/api/v1")
                         .configure(routes::auth::configure)
                         .configure(routes::users::configure)
+                        .configure(routes::tokens::configure)
+                        .configure(routes::teams::configure)
+                        .configure(routes::audit::configure)
                         .configure(routes::projects::configure)
                         .configure(routes::env::configure)
                         .configure(routes::deployments::configure)
@@ -123,25 +131,4 @@ fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
 
 fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
     AppError::BadRequest(format!("invalid query string: {err}")).into()
-}
-
-/// Records who did what from where; a failure to write is logged, never fails the request.
-pub(crate) async fn audit(
-    state: &AppState,
-    req: &HttpRequest,
-    actor: uuid::Uuid,
-    action: &str,
-    target_type: &str,
-    target: uuid::Uuid,
-) {
-    let entry = crate::db::audit::Entry {
-        actor_id: Some(actor),
-        action,
-        target_type,
-        target_id: Some(target),
-        ip: Some(auth::client_ip(req)),
-    };
-    if let Err(e) = crate::db::audit::record(&state.db, entry).await {
-        tracing::warn!(error = %e, "cannot write audit log");
-    }
 }

@@ -12,6 +12,10 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub last_used_at: Option<DateTimeUtc>,
     pub expires_at: Option<DateTimeUtc>,
+    /// `read`, `deploy` or `admin`.
+    pub scope: String,
+    /// A JSON array of project ids the token is limited to; none: every project of its user.
+    pub project_ids: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

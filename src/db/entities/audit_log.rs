@@ -12,6 +12,11 @@ pub struct Model {
     pub detail: Option<String>,
     pub ip: Option<String>,
     pub created_at: DateTimeUtc,
+    pub actor_name: Option<String>,
+    pub token_id: Option<Uuid>,
+    pub team_id: Option<Uuid>,
+    pub project_id: Option<Uuid>,
+    pub status: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,4 +1,4 @@
-//! `/auth/*`: first-run setup, login, refresh-token rotation, logout, whoami, and API tokens.
+//! `/auth/*`: first-run setup, login, refresh-token rotation, logout, whoami, password.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{Duration, Utc};
@@ -6,10 +6,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::{API_TOKEN_PREFIX, Actor};
 use crate::db::{self, sessions::NewSession, users::User};
 use crate::error::{AppError, AppResult, FieldCheck};
-use crate::http::audit;
 use crate::http::auth::{
     Authenticated, REFRESH_COOKIE, client_ip, expired_refresh_cookie, refresh_cookie,
 };
@@ -22,10 +20,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/auth/refresh", web::post().to(refresh))
         .route("/auth/logout", web::post().to(logout))
         .route("/auth/me", web::get().to(me))
-        .route("/auth/password", web::post().to(change_password))
-        .route("/tokens", web::get().to(list_tokens))
-        .route("/tokens", web::post().to(create_token))
-        .route("/tokens/{id}", web::delete().to(delete_token));
+        .route("/auth/password", web::post().to(change_password));
 }
 
 #[derive(Serialize, ToSchema)]
@@ -99,7 +94,11 @@ pub async fn setup_admin(
     let hash = state.passwords.hash(body.password).await?;
     let user = db::users::create(&state.db, &username, &hash, db::users::ROLE_ADMIN).await?;
     setup::remove_token(&state.config.data_dir)?;
-    audit(&state, &req, user.id, "setup", "user", user.id).await;
+    crate::http::audit::action(&req, "setup", "user", user.id);
+    crate::http::audit::note(&req, |f| {
+        f.user = Some(user.id);
+        f.name = Some(user.username.clone());
+    });
     tracing::info!(user = %user.username, "first admin created; setup closed");
     let (body, cookie) = start_session(&state, &req, user).await?;
     Ok(HttpResponse::Created().cookie(cookie).json(body))
@@ -131,7 +130,11 @@ pub async fn login(
         return Err(AppError::Unauthorized("wrong username or password".into()));
     };
     state.limiter.clear_user(&username, &ip);
-    audit(&state, &req, user.id, "login", "user", user.id).await;
+    crate::http::audit::action(&req, "login", "user", user.id);
+    crate::http::audit::note(&req, |f| {
+        f.user = Some(user.id);
+        f.name = Some(user.username.clone());
+    });
     let (body, cookie) = start_session(&state, &req, user).await?;
     Ok(HttpResponse::Ok().cookie(cookie).json(body))
 }
@@ -260,97 +263,6 @@ async fn issue(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateTokenRequest {
-    pub name: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ApiTokenView {
-    pub id: Uuid,
-    pub name: String,
-    /// The first characters, to recognise the token.
-    pub prefix: String,
-    pub created_at: chrono::DateTime<Utc>,
-    /// The full token; only in the creation response.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub token: Option<String>,
-}
-
-impl From<db::api_tokens::ApiToken> for ApiTokenView {
-    fn from(t: db::api_tokens::ApiToken) -> Self {
-        Self {
-            id: t.id,
-            name: t.name,
-            prefix: t.prefix,
-            created_at: t.created_at,
-            token: None,
-        }
-    }
-}
-
-/// Creates an API token for scripts; the token is shown once.
-#[utoipa::path(post, path = "/api/v1/tokens", tag = "auth", request_body = CreateTokenRequest,
-    responses((status = 201, body = ApiTokenView)), security(("bearer" = [])))]
-pub async fn create_token(
-    state: web::Data<AppState>,
-    Authenticated(actor): Authenticated,
-    body: web::Json<CreateTokenRequest>,
-) -> AppResult<HttpResponse> {
-    let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(AppError::validation(
-            "name",
-            "must be 1 to 100 printable characters",
-        ));
-    }
-    let token = secrets::random_token(API_TOKEN_PREFIX);
-    let prefix: String = token.chars().take(API_TOKEN_PREFIX.len() + 6).collect();
-    let row = db::api_tokens::create(
-        &state.db,
-        actor.user_id,
-        name,
-        &secrets::token_hash(&token),
-        &prefix,
-    )
-    .await?;
-    let mut view = ApiTokenView::from(row);
-    view.token = Some(token);
-    Ok(HttpResponse::Created().json(view))
-}
-
-#[utoipa::path(get, path = "/api/v1/tokens", tag = "auth", responses((status = 200, body = [ApiTokenView])), security(("bearer" = [])))]
-pub async fn list_tokens(
-    state: web::Data<AppState>,
-    Authenticated(actor): Authenticated,
-) -> AppResult<web::Json<Vec<ApiTokenView>>> {
-    let tokens = db::api_tokens::list(&state.db, actor.user_id).await?;
-    Ok(web::Json(tokens.into_iter().map(Into::into).collect()))
-}
-
-#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "auth", responses((status = 204), (status = 404)), security(("bearer" = [])))]
-pub async fn delete_token(
-    state: web::Data<AppState>,
-    Authenticated(actor): Authenticated,
-    id: web::Path<Uuid>,
-) -> AppResult<HttpResponse> {
-    if db::api_tokens::delete(&state.db, actor.user_id, id.into_inner()).await? {
-        Ok(HttpResponse::NoContent().finish())
-    } else {
-        Err(AppError::not_found("token"))
-    }
-}
-
-/// Used by `users` routes: admins only.
-pub fn require_admin(actor: &Actor) -> AppResult<()> {
-    if actor.is_admin() {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden("admin role required".into()))
-    }
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     pub current_password: String,
     pub new_password: String,
@@ -391,6 +303,6 @@ pub async fn change_password(
         .and_then(|t| state.tokens.verify(t))
         .map(|claims| claims.sid);
     super::users::end_logins(&state, user.id, current).await?;
-    audit(&state, &req, user.id, "password", "user", user.id).await;
+    crate::http::audit::action(&req, "password", "user", user.id);
     Ok(HttpResponse::NoContent().finish())
 }

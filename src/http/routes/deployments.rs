@@ -1,20 +1,18 @@
 //! Deployments: deploy now (or roll back), history, one deployment, cancel, its persisted log,
 //! and runtime control of a project's live container (start, stop, restart).
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::access;
-use crate::auth::Actor;
 use crate::db::deployments::{self as deps, Deployment};
 use crate::db::projects::Project;
 use crate::db::{self, deployment_logs};
 use crate::deploy::{Control, DeploymentStatus};
-use crate::error::{AppError, AppResult};
-use crate::http::auth::Authenticated;
+use crate::error::AppResult;
+use crate::http::access::{Deploy, DeploymentFor, ProjectFor, Read};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -117,32 +115,28 @@ pub struct Accepted {
     pub status: String,
 }
 
-/// The deployment and its project, if the caller may see that project.
-async fn visible(state: &AppState, actor: &Actor, id: Uuid) -> AppResult<(Deployment, Project)> {
-    let deployment = deps::find(&state.db, id)
-        .await?
-        .ok_or_else(|| AppError::not_found("deployment"))?;
-    let project = access::project(&state.db, actor, deployment.project_id)
-        .await
-        .map_err(|_| AppError::not_found("deployment"))?;
-    Ok((deployment, project))
-}
-
 /// Queues a deploy of the project's branch, or a rollback to an earlier deployment's image.
 #[utoipa::path(post, path = "/api/v1/projects/{id}/deployments", tag = "deployments", request_body(content = CreateDeployment, description = "optional"),
-    responses((status = 202, body = Accepted), (status = 400, description = "malformed JSON"), (status = 404), (status = 409, description = "rollback image no longer kept"), (status = 422, description = "unknown field, or not a deployment of this project")), security(("bearer" = [])))]
+    responses((status = 202, body = Accepted), (status = 400, description = "malformed JSON"), (status = 404), (status = 409, description = "rollback image no longer kept"), (status = 422, description = "unknown field, or not a deployment of this project")), security(("bearer" = ["role:member", "scope:deploy"])))]
 pub async fn create_deployment(
     state: web::Data<AppState>,
-    Authenticated(actor): Authenticated,
-    id: web::Path<Uuid>,
+    req: HttpRequest,
+    ProjectFor(actor, project, _need): ProjectFor<Deploy>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
-    let project = access::project(&state.db, &actor, id.into_inner()).await?;
     let body: CreateDeployment = crate::http::optional_json(&body)?;
     let deployment = state
         .deployer
         .request(&project, Some(actor.user_id), body.from_deployment)
         .await?;
+    let action = match body.from_deployment {
+        Some(_) => "rollback",
+        None => "deploy",
+    };
+    crate::http::audit::action(&req, action, "deployment", deployment.id);
+    if let Some(from) = body.from_deployment {
+        crate::http::audit::detail(&req, serde_json::json!({ "from_deployment": from }));
+    }
     Ok(HttpResponse::Accepted().json(Accepted {
         id: deployment.id,
         status: deployment.status,
@@ -156,14 +150,12 @@ pub struct ListQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/deployments", tag = "deployments", params(ListQuery),
-    responses((status = 200, body = [DeploymentView]), (status = 404)), security(("bearer" = [])))]
+    responses((status = 200, body = [DeploymentView]), (status = 404)), security(("bearer" = ["role:viewer", "scope:read"])))]
 pub async fn list_deployments(
     state: web::Data<AppState>,
-    Authenticated(actor): Authenticated,
-    id: web::Path<Uuid>,
+    ProjectFor(_actor, project, _need): ProjectFor<Read>,
     query: web::Query<ListQuery>,
 ) -> AppResult<web::Json<Vec<DeploymentView>>> {
-    let project = access::project(&state.db, &actor, id.into_inner()).await?;
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
     let list = deps::list_for_project(&state.db, project.id, limit).await?;
     let names = db::users::usernames(&state.db, list.iter().filter_map(|d| d.created_by)).await?;
@@ -180,13 +172,11 @@ pub async fn list_deployments(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/deployments/{id}", tag = "deployments", responses((status = 200, body = DeploymentView), (status = 404)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/deployments/{id}", tag = "deployments", responses((status = 200, body = DeploymentView), (status = 404)), security(("bearer" = ["role:viewer", "scope:read"])))]
 pub async fn get_deployment(
     state: web::Data<AppState>,
-    Authenticated(actor): Authenticated,
-    id: web::Path<Uuid>,
+    DeploymentFor(_actor, deployment, project, _need): DeploymentFor<Read>,
 ) -> AppResult<web::Json<DeploymentView>> {
-    let (deployment, project) = visible(&state, &actor, id.into_inner()).await?;
     let created_by = match deployment.created_by {
         Some(user) => db::users::find(&state.db, user).await?.map(|u| u.username),
         None => None,
@@ -199,13 +189,11 @@ pub async fn get_deployment(
 
 /// Cancels a queued deploy at once, or stops a running one within seconds.
 #[utoipa::path(post, path = "/api/v1/deployments/{id}/cancel", tag = "deployments",
-    responses((status = 202, body = Accepted), (status = 404), (status = 409, description = "already finished")), security(("bearer" = [])))]
+    responses((status = 202, body = Accepted), (status = 403), (status = 404), (status = 409, description = "already finished")), security(("bearer" = ["role:member", "scope:deploy"])))]
 pub async fn cancel_deployment(
     state: web::Data<AppState>,
-    Authenticated(actor): Authenticated,
-    id: web::Path<Uuid>,
+    DeploymentFor(_actor, deployment, _project, _need): DeploymentFor<Deploy>,
 ) -> AppResult<HttpResponse> {
-    let (deployment, _) = visible(&state, &actor, id.into_inner()).await?;
     let after = state.deployer.cancel(&deployment).await?;
     Ok(HttpResponse::Accepted().json(Accepted {
         id: after.id,
@@ -231,14 +219,12 @@ pub struct LogLineView {
 }
 
 #[utoipa::path(get, path = "/api/v1/deployments/{id}/logs", tag = "deployments", params(LogsQuery),
-    responses((status = 200, body = [LogLineView]), (status = 404)), security(("bearer" = [])))]
+    responses((status = 200, body = [LogLineView]), (status = 404)), security(("bearer" = ["role:viewer", "scope:read"])))]
 pub async fn deployment_logs(
     state: web::Data<AppState>,
-    Authenticated(actor): Authenticated,
-    id: web::Path<Uuid>,
+    DeploymentFor(_actor, deployment, _project, _need): DeploymentFor<Read>,
     query: web::Query<LogsQuery>,
 ) -> AppResult<web::Json<Vec<LogLineView>>> {
-    let (deployment, _) = visible(&state, &actor, id.into_inner()).await?;
     let since = query.since.unwrap_or(0).max(0);
     let limit = query.limit.unwrap_or(1000).clamp(1, 10_000);
     let lines = deployment_logs::since(&state.db, deployment.id, since, limit).await?;
@@ -258,42 +244,36 @@ pub async fn deployment_logs(
 /// Runs `control` on the project's serving container (through the deployer).
 async fn control(
     state: &AppState,
-    actor: &Actor,
-    project_id: Uuid,
+    project: Project,
     control: Control,
 ) -> AppResult<web::Json<DeploymentView>> {
-    let project = access::project(&state.db, actor, project_id).await?;
     let deployment = state.deployer.control(&project, control).await?;
     Ok(web::Json(DeploymentView::of(state, deployment, &project)))
 }
 
-#[utoipa::path(post, path = "/api/v1/projects/{id}/start", tag = "deployments", responses((status = 200, body = DeploymentView), (status = 404), (status = 409)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/projects/{id}/start", tag = "deployments", responses((status = 200, body = DeploymentView), (status = 403), (status = 404), (status = 409)), security(("bearer" = ["role:member", "scope:deploy"])))]
 pub async fn start_project(
     state: web::Data<AppState>,
-    Authenticated(actor): Authenticated,
-    id: web::Path<Uuid>,
+    ProjectFor(_actor, project, _need): ProjectFor<Deploy>,
 ) -> AppResult<web::Json<DeploymentView>> {
-    control(&state, &actor, id.into_inner(), Control::Start).await
+    control(&state, project, Control::Start).await
 }
 
-#[utoipa::path(post, path = "/api/v1/projects/{id}/stop", tag = "deployments", responses((status = 200, body = DeploymentView), (status = 404), (status = 409)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/projects/{id}/stop", tag = "deployments", responses((status = 200, body = DeploymentView), (status = 403), (status = 404), (status = 409)), security(("bearer" = ["role:member", "scope:deploy"])))]
 pub async fn stop_project(
     state: web::Data<AppState>,
-    Authenticated(actor): Authenticated,
-    id: web::Path<Uuid>,
+    ProjectFor(_actor, project, _need): ProjectFor<Deploy>,
 ) -> AppResult<web::Json<DeploymentView>> {
-    control(&state, &actor, id.into_inner(), Control::Stop).await
+    control(&state, project, Control::Stop).await
 }
 
 /// Replaces the running container with a new one from the same image through the health gate
 /// (zero downtime); answers with that queued deployment.
-#[utoipa::path(post, path = "/api/v1/projects/{id}/restart", tag = "deployments", responses((status = 200, body = DeploymentView, description = "the queued deployment that replaces the running container"), (status = 404), (status = 409)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/projects/{id}/restart", tag = "deployments", responses((status = 200, body = DeploymentView, description = "the queued deployment that replaces the running container"), (status = 403), (status = 404), (status = 409)), security(("bearer" = ["role:member", "scope:deploy"])))]
 pub async fn restart_project(
     state: web::Data<AppState>,
-    Authenticated(actor): Authenticated,
-    id: web::Path<Uuid>,
+    ProjectFor(actor, project, _need): ProjectFor<Deploy>,
 ) -> AppResult<web::Json<DeploymentView>> {
-    let project = access::project(&state.db, &actor, id.into_inner()).await?;
     let deployment = state
         .deployer
         .restart(&project, Some(actor.user_id))

@@ -8,13 +8,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::access;
 use crate::auth::Actor;
 use crate::db::domains::{self, AddError, Domain};
 use crate::db::projects::Project;
 use crate::error::{AppError, AppResult};
-use crate::http::audit;
-use crate::http::auth::Authenticated;
+use crate::http::access::{Configure, ProjectFor, Read};
 use crate::proxy::dns;
 use crate::state::AppState;
 use crate::validate;
@@ -114,13 +112,11 @@ pub struct AddDomain {
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/domains", tag = "domains",
-    responses((status = 200, body = [DomainView]), (status = 404)), security(("bearer" = [])))]
+    responses((status = 200, body = [DomainView]), (status = 404)), security(("bearer" = ["role:viewer", "scope:read"])))]
 pub async fn list_domains(
     state: web::Data<AppState>,
-    Authenticated(actor): Authenticated,
-    id: web::Path<Uuid>,
+    ProjectFor(_actor, project, _need): ProjectFor<Read>,
 ) -> AppResult<web::Json<Vec<DomainView>>> {
-    let project = access::project(&state.db, &actor, id.into_inner()).await?;
     let list = domains::list_for_project(&state.db, project.id).await?;
     Ok(web::Json(
         list.into_iter()
@@ -155,15 +151,13 @@ fn allowed(state: &AppState, actor: &Actor, raw: &str) -> AppResult<String> {
 }
 
 #[utoipa::path(post, path = "/api/v1/projects/{id}/domains", tag = "domains", request_body = AddDomain,
-    responses((status = 201, body = DomainView), (status = 404), (status = 409, description = "domain in use"), (status = 422)), security(("bearer" = [])))]
+    responses((status = 201, body = DomainView), (status = 404), (status = 403), (status = 409, description = "domain in use"), (status = 422)), security(("bearer" = ["role:admin", "scope:admin"])))]
 pub async fn add_domain(
     state: web::Data<AppState>,
     req: HttpRequest,
-    Authenticated(actor): Authenticated,
-    id: web::Path<Uuid>,
+    ProjectFor(actor, project, _need): ProjectFor<Configure>,
     body: web::Json<AddDomain>,
 ) -> AppResult<HttpResponse> {
-    let project = access::project(&state.db, &actor, id.into_inner()).await?;
     let domain = allowed(&state, &actor, &body.domain)?;
     if domains::list_for_project(&state.db, project.id)
         .await?
@@ -184,26 +178,17 @@ pub async fn add_domain(
         }
         Err(AddError::Db(e)) => return Err(e.into()),
     };
-    audit(
-        &state,
-        &req,
-        actor.user_id,
-        "domain.add",
-        "project",
-        project.id,
-    )
-    .await;
+    crate::http::audit::action(&req, "domain.add", "project", project.id);
+    crate::http::audit::detail(&req, serde_json::json!({ "domain": added.domain }));
     Ok(HttpResponse::Created().json(view(&state, &project, added)))
 }
 
 /// The domain `name` of this project, or 404.
 async fn project_domain(
     state: &AppState,
-    actor: &Actor,
-    project: Uuid,
+    project: Project,
     name: &str,
 ) -> AppResult<(Project, Domain)> {
-    let project = access::project(&state.db, actor, project).await?;
     let Some(normal) = crate::proxy::hosts::normalize(name) else {
         return Err(AppError::not_found("domain"));
     };
@@ -214,38 +199,31 @@ async fn project_domain(
 }
 
 #[utoipa::path(delete, path = "/api/v1/projects/{id}/domains/{domain}", tag = "domains",
-    responses((status = 204), (status = 404)), security(("bearer" = [])))]
+    responses((status = 204), (status = 403), (status = 404)), security(("bearer" = ["role:admin", "scope:admin"])))]
 pub async fn delete_domain(
     state: web::Data<AppState>,
     req: HttpRequest,
-    Authenticated(actor): Authenticated,
+    ProjectFor(_actor, project, _need): ProjectFor<Configure>,
     path: web::Path<(Uuid, String)>,
 ) -> AppResult<HttpResponse> {
-    let (id, name) = path.into_inner();
-    let (project, domain) = project_domain(&state, &actor, id, &name).await?;
+    let (_, name) = path.into_inner();
+    let (project, domain) = project_domain(&state, project, &name).await?;
     domains::delete(&state.db, project.id, &domain.domain).await?;
     state.proxy.refresh_or_log().await;
-    audit(
-        &state,
-        &req,
-        actor.user_id,
-        "domain.delete",
-        "project",
-        project.id,
-    )
-    .await;
+    crate::http::audit::action(&req, "domain.delete", "project", project.id);
+    crate::http::audit::detail(&req, serde_json::json!({ "domain": domain.domain }));
     Ok(HttpResponse::NoContent().finish())
 }
 
 #[utoipa::path(post, path = "/api/v1/projects/{id}/domains/{domain}/verify", tag = "domains",
-    responses((status = 200, body = DomainView), (status = 404), (status = 422, description = "DNS does not show the record yet; the message says what it answered"), (status = 503, description = "the resolver did not answer")), security(("bearer" = [])))]
+    responses((status = 200, body = DomainView), (status = 404), (status = 422, description = "DNS does not show the record yet; the message says what it answered"), (status = 503, description = "the resolver did not answer")), security(("bearer" = ["role:admin", "scope:admin"])))]
 pub async fn verify_domain(
     state: web::Data<AppState>,
-    Authenticated(actor): Authenticated,
+    ProjectFor(_actor, project, _need): ProjectFor<Configure>,
     path: web::Path<(Uuid, String)>,
 ) -> AppResult<web::Json<DomainView>> {
-    let (id, name) = path.into_inner();
-    let (project, domain) = project_domain(&state, &actor, id, &name).await?;
+    let (_, name) = path.into_inner();
+    let (project, domain) = project_domain(&state, project, &name).await?;
     let answers = state
         .dns
         .answers(&domain.domain)

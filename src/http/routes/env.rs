@@ -3,16 +3,14 @@
 
 use std::collections::{HashMap, HashSet};
 
-use actix_web::web;
+use actix_web::{HttpRequest, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
-use crate::access;
 use crate::db::{self, env_vars::EnvVar};
 use crate::deploy::env;
 use crate::error::{AppError, AppResult, FieldCheck};
-use crate::http::auth::Authenticated;
+use crate::http::access::{Configure, ProjectFor, Read};
 use crate::state::AppState;
 use crate::validate;
 
@@ -81,27 +79,24 @@ fn to_view(state: &AppState, vars: &[EnvVar]) -> AppResult<EnvView> {
     Ok(EnvView { vars })
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{id}/env", tag = "projects", responses((status = 200, body = EnvView), (status = 404)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/projects/{id}/env", tag = "projects", responses((status = 200, body = EnvView), (status = 404)), security(("bearer" = ["role:viewer", "scope:read"])))]
 pub async fn get_env(
     state: web::Data<AppState>,
-    Authenticated(actor): Authenticated,
-    id: web::Path<Uuid>,
+    ProjectFor(_actor, project, _need): ProjectFor<Read>,
 ) -> AppResult<web::Json<EnvView>> {
-    let project = access::project(&state.db, &actor, id.into_inner()).await?;
     let vars = db::env_vars::list(&state.db, project.id).await?;
     Ok(web::Json(to_view(&state, &vars)?))
 }
 
 /// Replaces the whole set. A secret sent without a value keeps the one stored.
 #[utoipa::path(put, path = "/api/v1/projects/{id}/env", tag = "projects", request_body = PutEnv,
-    responses((status = 200, body = EnvView), (status = 404), (status = 422)), security(("bearer" = [])))]
+    responses((status = 200, body = EnvView), (status = 403), (status = 404), (status = 422)), security(("bearer" = ["role:admin", "scope:admin"])))]
 pub async fn put_env(
     state: web::Data<AppState>,
-    Authenticated(actor): Authenticated,
-    id: web::Path<Uuid>,
+    req: HttpRequest,
+    ProjectFor(_actor, project, _need): ProjectFor<Configure>,
     body: web::Json<PutEnv>,
 ) -> AppResult<web::Json<EnvView>> {
-    let project = access::project(&state.db, &actor, id.into_inner()).await?;
     let input = body.into_inner().vars;
     if input.len() > MAX_VARS {
         return Err(AppError::validation(
@@ -116,6 +111,7 @@ pub async fn put_env(
         .collect();
     let mut seen = HashSet::new();
     let mut rows = Vec::with_capacity(input.len());
+    let (mut added, mut changed) = (Vec::new(), Vec::new());
     for (i, var) in input.into_iter().enumerate() {
         let field = format!("vars[{i}].key");
         validate::env_key(&var.key).field(&field)?;
@@ -146,6 +142,17 @@ pub async fn put_env(
         let secret = var
             .secret
             .unwrap_or_else(|| existing.get(&var.key).is_some_and(|old| old.secret));
+        match existing.get(&var.key) {
+            None => added.push(var.key.clone()),
+            Some(old)
+                if old.secret != secret
+                    || old.build != var.build
+                    || open(&state, old)? != value =>
+            {
+                changed.push(var.key.clone())
+            }
+            Some(_) => {}
+        }
         rows.push(env::seal(
             &state.sealer,
             project.id,
@@ -155,6 +162,13 @@ pub async fn put_env(
             var.build,
         ));
     }
+    let removed: Vec<&String> = existing.keys().filter(|k| !seen.contains(*k)).collect();
+    // Keys only: values (secret or not) never reach the audit log.
+    crate::http::audit::action(&req, "env.update", "project", project.id);
+    crate::http::audit::detail(
+        &req,
+        serde_json::json!({ "added": added, "changed": changed, "removed": removed }),
+    );
     db::env_vars::replace(&state.db, project.id, rows).await?;
     let vars = db::env_vars::list(&state.db, project.id).await?;
     Ok(web::Json(to_view(&state, &vars)?))

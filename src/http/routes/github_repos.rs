@@ -9,6 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::db::{self, git_accounts};
 use crate::error::{AppError, AppResult};
 use crate::github::RepoName;
+use crate::http::access::{Configure, ProjectFor};
 use crate::http::auth::Authenticated;
 use crate::state::AppState;
 
@@ -84,6 +85,8 @@ pub struct ImportRequest {
     /// Default `Dockerfile`.
     pub dockerfile: Option<String>,
     pub port: Option<i32>,
+    /// The team it goes to; default: the caller's personal team.
+    pub team_id: Option<uuid::Uuid>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -127,6 +130,7 @@ pub async fn import(
         .await?;
     let create = super::projects::CreateProject {
         name: body.name.unwrap_or_else(|| repo.name.clone()),
+        team_id: body.team_id,
         git_url: repo.clone_url.clone(),
         branch: Some(branch),
         dockerfile: Some(dockerfile),
@@ -214,28 +218,18 @@ pub struct UnlinkView {
 /// commit statuses stop and fetches no longer use the account's token. The project keeps its
 /// git URL and its webhook secret (for a manual webhook).
 #[utoipa::path(delete, path = "/api/v1/projects/{id}/github", tag = "github",
-    responses((status = 200, body = UnlinkView), (status = 404)), security(("bearer" = [])))]
+    responses((status = 200, body = UnlinkView), (status = 403), (status = 404)), security(("bearer" = ["role:admin", "scope:admin"])))]
 pub async fn unlink_project(
     state: web::Data<AppState>,
     req: HttpRequest,
-    Authenticated(actor): Authenticated,
-    id: web::Path<uuid::Uuid>,
+    ProjectFor(_actor, project, _need): ProjectFor<Configure>,
 ) -> AppResult<web::Json<UnlinkView>> {
-    let project = crate::access::project(&state.db, &actor, id.into_inner()).await?;
     if project.github_repo.is_none() && project.git_account_id.is_none() {
         return Err(AppError::not_found("GitHub link of this project"));
     }
     let webhook_error = remove_hook(&state, &project).await;
     db::projects::set_github(&state.db, project.id, db::projects::GithubLink::default()).await?;
-    crate::http::audit(
-        &state,
-        &req,
-        actor.user_id,
-        "project.github_unlink",
-        "project",
-        project.id,
-    )
-    .await;
+    crate::http::audit::action(&req, "project.github_unlink", "project", project.id);
     Ok(web::Json(UnlinkView {
         unlinked: true,
         webhook_error,

@@ -7,11 +7,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use uuid::Uuid;
 
 use crate::access;
 use crate::db::{self, metrics::Point};
 use crate::error::{AppError, AppResult};
+use crate::http::access::{ProjectFor, Read};
 use crate::http::auth::Authenticated;
 use crate::state::AppState;
 
@@ -61,14 +61,12 @@ fn parse_time(field: &'static str, text: &str) -> AppResult<DateTime<Utc>> {
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/metrics", tag = "metrics", params(MetricsQuery),
     responses((status = 200, body = MetricsView), (status = 404), (status = 422)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["role:viewer", "scope:read"])))]
 pub async fn project_metrics(
     state: web::Data<AppState>,
-    Authenticated(actor): Authenticated,
-    id: web::Path<Uuid>,
+    ProjectFor(_actor, project, _need): ProjectFor<Read>,
     query: web::Query<MetricsQuery>,
 ) -> AppResult<web::Json<MetricsView>> {
-    let project = access::project(&state.db, &actor, id.into_inner()).await?;
     let to = match &query.to {
         Some(t) => parse_time("to", t)?,
         None => Utc::now(),
@@ -138,11 +136,7 @@ pub async fn overview(
     state: web::Data<AppState>,
     Authenticated(actor): Authenticated,
 ) -> AppResult<web::Json<Overview>> {
-    if !actor.is_admin() {
-        return Err(AppError::Forbidden(
-            "the host overview is for admins".into(),
-        ));
-    }
+    access::instance_admin(&actor)?;
     let docker_version = state.docker.version().await.ok();
     let containers = state.docker.managed_containers().await.ok();
     let (disk_free_bytes, disk_total_bytes) = crate::metrics::host::disk(&state.config.data_dir);

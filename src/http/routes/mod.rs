@@ -1,5 +1,6 @@
 //! Route handlers, one file per resource; each exposes `configure` for its scope.
 
+pub mod audit;
 pub mod auth;
 pub mod deployments;
 pub mod domains;
@@ -10,5 +11,7 @@ pub mod health;
 pub mod metrics;
 pub mod notifications;
 pub mod projects;
+pub mod teams;
+pub mod tokens;
 pub mod users;
 pub mod webhooks;

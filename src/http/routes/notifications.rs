@@ -10,9 +10,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::access;
+use crate::auth::Actor;
 use crate::db::notification_channels::{self as channels, Channel, MAX_CHANNELS};
 use crate::error::{AppError, AppResult};
-use crate::http::audit;
 use crate::http::auth::Authenticated;
 use crate::notifications::{EVENTS, KINDS, Notice, hint};
 use crate::state::AppState;
@@ -116,7 +116,7 @@ pub async fn create_channel(
         ));
     }
     if let Some(project) = body.project_id {
-        access::project(&state.db, &actor, project).await?;
+        access::project(&state.db, &actor, project, access::Action::Read).await?;
     }
     let target = body.target.trim().to_string();
     if kind == "email" {
@@ -188,22 +188,23 @@ pub async fn create_channel(
         },
     )
     .await?;
-    audit(
-        &state,
+    crate::http::audit::action(
         &req,
-        actor.user_id,
         "notification_channel.create",
         "notification_channel",
         id,
-    )
-    .await;
+    );
     Ok(HttpResponse::Created().json(ChannelView::from(channel)))
 }
 
-async fn own_channel(state: &AppState, user: Uuid, id: Uuid) -> AppResult<Channel> {
-    channels::find_for_user(&state.db, user, id)
+/// The caller's own channel `id` (a channel holds its owner's secrets: nobody else reaches it).
+async fn own_channel(state: &AppState, actor: &Actor, id: Uuid) -> AppResult<Channel> {
+    let what = "notification channel";
+    let channel = channels::find(&state.db, id)
         .await?
-        .ok_or_else(|| AppError::not_found("notification channel"))
+        .ok_or_else(|| AppError::not_found(what))?;
+    access::owned_by(actor, channel.user_id, false, what)?;
+    Ok(channel)
 }
 
 #[utoipa::path(delete, path = "/api/v1/notifications/channels/{id}", tag = "notifications",
@@ -214,17 +215,14 @@ pub async fn delete_channel(
     Authenticated(actor): Authenticated,
     id: web::Path<Uuid>,
 ) -> AppResult<HttpResponse> {
-    let channel = own_channel(&state, actor.user_id, id.into_inner()).await?;
+    let channel = own_channel(&state, &actor, id.into_inner()).await?;
     channels::delete(&state.db, channel.id).await?;
-    audit(
-        &state,
+    crate::http::audit::action(
         &req,
-        actor.user_id,
         "notification_channel.delete",
         "notification_channel",
         channel.id,
-    )
-    .await;
+    );
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -241,7 +239,7 @@ pub async fn test_channel(
     Authenticated(actor): Authenticated,
     id: web::Path<Uuid>,
 ) -> AppResult<HttpResponse> {
-    let channel = own_channel(&state, actor.user_id, id.into_inner()).await?;
+    let channel = own_channel(&state, &actor, id.into_inner()).await?;
     let notice = Notice {
         event: "test".into(),
         title: "Test notification from shard".into(),
@@ -275,7 +273,7 @@ pub async fn list_deliveries(
     Authenticated(actor): Authenticated,
     id: web::Path<Uuid>,
 ) -> AppResult<web::Json<Vec<DeliveryView>>> {
-    let channel = own_channel(&state, actor.user_id, id.into_inner()).await?;
+    let channel = own_channel(&state, &actor, id.into_inner()).await?;
     let list = channels::deliveries(&state.db, channel.id, 100).await?;
     Ok(web::Json(
         list.into_iter()

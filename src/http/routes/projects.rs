@@ -1,5 +1,5 @@
-//! `/projects`: create, list, read, update and delete projects. Every id goes through
-//! `access::project`, so another user's project is a 404.
+//! `/projects`: create, list, read, update and delete projects. Every id goes through an
+//! `http::access` extractor, so a project of another team is a 404.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
@@ -7,16 +7,17 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::access::{self, Action};
 use crate::auth::Actor;
 use crate::db::{
     self,
     projects::{Project, Settings, Summary},
 };
 use crate::error::{AppError, AppResult, FieldCheck};
-use crate::http::audit;
+use crate::http::access::{Configure, Own, ProjectFor, Read};
 use crate::http::auth::Authenticated;
 use crate::state::AppState;
-use crate::{access, validate};
+use crate::validate;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/projects", web::get().to(list_projects))
@@ -31,7 +32,10 @@ pub struct ProjectView {
     pub id: Uuid,
     pub name: String,
     pub slug: String,
+    /// The user who created it.
     pub owner_id: Uuid,
+    /// The team it belongs to (whose members may see and change it, by role).
+    pub team_id: Option<Uuid>,
     pub git_url: String,
     pub branch: String,
     pub dockerfile: String,
@@ -126,6 +130,7 @@ fn view(
         name: p.name,
         slug: p.slug,
         owner_id: p.owner_id,
+        team_id: p.team_id,
         git_url: p.git_url,
         branch: p.branch,
         dockerfile: p.dockerfile,
@@ -159,6 +164,8 @@ fn view(
 #[serde(deny_unknown_fields)]
 pub struct CreateProject {
     pub name: String,
+    /// The team it belongs to; default: the caller's personal team.
+    pub team_id: Option<Uuid>,
     pub git_url: String,
     /// Default `main`.
     pub branch: Option<String>,
@@ -286,13 +293,31 @@ fn slug_taken(slug: &str) -> AppError {
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/projects", tag = "projects", responses((status = 200, body = [ProjectView])), security(("bearer" = [])))]
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// Only this team's projects.
+    pub team_id: Option<Uuid>,
+}
+
+/// The projects the caller may see (of their teams; every project for instance admins),
+/// narrowed by an API token's project list.
+#[utoipa::path(get, path = "/api/v1/projects", tag = "projects", params(ListQuery),
+    responses((status = 200, body = [ProjectView])), security(("bearer" = ["scope:read"])))]
 pub async fn list_projects(
     state: web::Data<AppState>,
     Authenticated(actor): Authenticated,
+    query: web::Query<ListQuery>,
 ) -> AppResult<web::Json<Vec<ProjectView>>> {
-    let owner = (!actor.is_admin()).then_some(actor.user_id);
-    let projects = db::projects::list(&state.db, owner).await?;
+    let visible = access::visible(&state.db, &actor).await?;
+    let teams = match (query.team_id, visible.teams.clone()) {
+        (Some(team), _) => Some(vec![team]),
+        (None, teams) => teams,
+    };
+    let projects: Vec<Project> = db::projects::list_in_teams(&state.db, teams)
+        .await?
+        .into_iter()
+        .filter(|p| visible.includes(p))
+        .collect();
     let ids: Vec<Uuid> = projects.iter().map(|p| p.id).collect();
     let mut summaries = db::projects::summaries(&state.db, &ids).await?;
     let names = deployers(&state, summaries.values()).await?;
@@ -319,8 +344,8 @@ pub async fn create_project(
     Ok(HttpResponse::Created().json(created_view(&state, project)))
 }
 
-async fn one(state: &AppState, actor: &Actor, id: Uuid) -> AppResult<ProjectView> {
-    let project = access::project(&state.db, actor, id).await?;
+async fn one(state: &AppState, project: Project) -> AppResult<ProjectView> {
+    let id = project.id;
     let summary = db::projects::summaries(&state.db, &[id])
         .await?
         .remove(&id)
@@ -329,24 +354,21 @@ async fn one(state: &AppState, actor: &Actor, id: Uuid) -> AppResult<ProjectView
     Ok(view(state, project, summary, &names))
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects", responses((status = 200, body = ProjectView), (status = 404)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects", responses((status = 200, body = ProjectView), (status = 404)), security(("bearer" = ["role:viewer", "scope:read"])))]
 pub async fn get_project(
     state: web::Data<AppState>,
-    Authenticated(actor): Authenticated,
-    id: web::Path<Uuid>,
+    ProjectFor(_actor, project, _need): ProjectFor<Read>,
 ) -> AppResult<web::Json<ProjectView>> {
-    Ok(web::Json(one(&state, &actor, id.into_inner()).await?))
+    Ok(web::Json(one(&state, project).await?))
 }
 
 #[utoipa::path(patch, path = "/api/v1/projects/{id}", tag = "projects", request_body = UpdateProject,
-    responses((status = 200, body = ProjectView), (status = 404), (status = 409), (status = 422)), security(("bearer" = [])))]
+    responses((status = 200, body = ProjectView), (status = 403), (status = 404), (status = 409), (status = 422)), security(("bearer" = ["role:admin", "scope:admin"])))]
 pub async fn update_project(
     state: web::Data<AppState>,
-    Authenticated(actor): Authenticated,
-    id: web::Path<Uuid>,
+    ProjectFor(actor, project, _need): ProjectFor<Configure>,
     body: web::Json<UpdateProject>,
 ) -> AppResult<web::Json<ProjectView>> {
-    let project = access::project(&state.db, &actor, id.into_inner()).await?;
     let b = body.into_inner();
     let mut s = Settings::of(&project);
     if let Some(name) = b.name {
@@ -387,12 +409,12 @@ pub async fn update_project(
     if s.git_url != project.git_url {
         check_source(&state, &actor, &s.git_url).await?;
     }
-    let (id, slug) = (project.id, s.slug.clone());
+    let slug = s.slug.clone();
     match db::projects::update(&state.db, project, s).await {
-        Ok(_) => {
+        Ok(updated) => {
             // A new slug is a new host name; the old one stops answering at once.
             state.proxy.refresh_or_log().await;
-            Ok(web::Json(one(&state, &actor, id).await?))
+            Ok(web::Json(one(&state, updated).await?))
         }
         Err(e) if db::is_unique_violation(&e) => Err(slug_taken(&slug)),
         Err(e) => Err(e.into()),
@@ -402,27 +424,17 @@ pub async fn update_project(
 /// Deletes the project with its containers and images. If Docker cannot be reached the
 /// project is kept (409) so nothing is left running without an owner.
 #[utoipa::path(delete, path = "/api/v1/projects/{id}", tag = "projects",
-    responses((status = 204), (status = 404), (status = 503, description = "Docker unreachable")), security(("bearer" = [])))]
+    responses((status = 204), (status = 403), (status = 404), (status = 503, description = "Docker unreachable")), security(("bearer" = ["role:owner", "scope:admin"])))]
 pub async fn delete_project(
     state: web::Data<AppState>,
     req: HttpRequest,
-    Authenticated(actor): Authenticated,
-    id: web::Path<Uuid>,
+    ProjectFor(_actor, project, _need): ProjectFor<Own>,
 ) -> AppResult<HttpResponse> {
-    let project = access::project(&state.db, &actor, id.into_inner()).await?;
     if let Some(error) = super::github_repos::remove_hook(&state, &project).await {
         tracing::warn!(project = %project.id, %error, "the project's GitHub webhook was not deleted");
     }
     state.deployer.delete_project(&project).await?;
-    audit(
-        &state,
-        &req,
-        actor.user_id,
-        "project.delete",
-        "project",
-        project.id,
-    )
-    .await;
+    crate::http::audit::action(&req, "project.delete", "project", project.id);
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -450,24 +462,26 @@ pub(crate) async fn create(
             .unwrap_or_else(|| db::projects::DOCKERFILE.into()),
         static_dir: b.static_dir,
     };
+    let team = match b.team_id {
+        Some(team) => {
+            access::team(&state.db, actor, team, Action::CreateProject)
+                .await?
+                .0
+        }
+        None => db::teams::personal(&state.db, actor.user_id)
+            .await?
+            .ok_or_else(|| AppError::not_found("personal team"))?,
+    };
     check(state, &settings)?;
     check_source(state, actor, &settings.git_url).await?;
     let slug = settings.slug.clone();
-    let project = match db::projects::insert(&state.db, actor.user_id, settings).await {
+    let project = match db::projects::insert_in(&state.db, actor.user_id, team.id, settings).await {
         Ok(project) => project,
         Err(e) if db::is_unique_violation(&e) => return Err(slug_taken(&slug)),
         Err(e) => return Err(e.into()),
     };
     state.proxy.refresh_or_log().await;
-    audit(
-        state,
-        req,
-        actor.user_id,
-        "project.create",
-        "project",
-        project.id,
-    )
-    .await;
+    crate::http::audit::action(req, "project.create", "project", project.id);
     Ok(project)
 }
 

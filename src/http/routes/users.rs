@@ -5,7 +5,8 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::auth::{UserView, require_admin};
+use super::auth::UserView;
+use crate::access;
 use crate::db::{self, users};
 use crate::error::{AppError, AppResult, FieldCheck};
 use crate::http::auth::Authenticated;
@@ -34,7 +35,7 @@ pub async fn list_users(
     state: web::Data<AppState>,
     Authenticated(actor): Authenticated,
 ) -> AppResult<web::Json<Vec<UserView>>> {
-    require_admin(&actor)?;
+    access::instance_admin(&actor)?;
     Ok(web::Json(
         users::list(&state.db)
             .await?
@@ -51,7 +52,7 @@ pub async fn create_user(
     Authenticated(actor): Authenticated,
     body: web::Json<CreateUserRequest>,
 ) -> AppResult<HttpResponse> {
-    require_admin(&actor)?;
+    access::instance_admin(&actor)?;
     let body = body.into_inner();
     let username = body.username.trim().to_lowercase();
     validate::username(&username).field("username")?;
@@ -125,14 +126,14 @@ pub async fn update_user(
     path: web::Path<Uuid>,
     body: web::Json<UpdateUserRequest>,
 ) -> AppResult<web::Json<UserView>> {
-    require_admin(&actor)?;
+    access::instance_admin(&actor)?;
     let role = parse_role(Some(body.role.as_str()))?;
     let user = target_user(&state, *path, role != users::ROLE_ADMIN).await?;
     if user.role != role {
         users::set_role(&state.db, user.id, role).await?;
         // Access tokens carry the role: sign the user in again so the new one applies now.
         end_logins(&state, user.id, None).await?;
-        crate::http::audit(&state, &req, actor.user_id, "user.role", "user", user.id).await;
+        crate::http::audit::action(&req, "user.role", "user", user.id);
     }
     let user = users::find(&state.db, user.id)
         .await?
@@ -149,7 +150,7 @@ pub async fn delete_user(
     Authenticated(actor): Authenticated,
     path: web::Path<Uuid>,
 ) -> AppResult<HttpResponse> {
-    require_admin(&actor)?;
+    access::instance_admin(&actor)?;
     if *path == actor.user_id {
         return Err(AppError::Conflict(
             "you cannot remove yourself; ask another admin".into(),
@@ -165,6 +166,6 @@ pub async fn delete_user(
     }
     end_logins(&state, user.id, None).await?;
     users::delete(&state.db, user.id).await?;
-    crate::http::audit(&state, &req, actor.user_id, "user.delete", "user", user.id).await;
+    crate::http::audit::action(&req, "user.delete", "user", user.id);
     Ok(HttpResponse::NoContent().finish())
 }

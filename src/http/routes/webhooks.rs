@@ -17,9 +17,9 @@ use uuid::Uuid;
 use crate::db::{self, webhooks};
 use crate::deploy::Pushed;
 use crate::error::{AppError, AppResult};
-use crate::http::auth::Authenticated;
+use crate::http::access::{Configure, ProjectFor, Read};
+use crate::secrets;
 use crate::state::AppState;
-use crate::{access, secrets};
 
 /// GitHub caps payloads at 25 MB; a push of a normal size is a few KiB, a huge one a few MiB.
 const MAX_PAYLOAD: usize = 5 << 20;
@@ -103,13 +103,11 @@ pub(crate) async fn secret_of(
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/webhook", tag = "webhooks",
-    responses((status = 200, body = WebhookView), (status = 404)), security(("bearer" = [])))]
+    responses((status = 200, body = WebhookView), (status = 403), (status = 404)), security(("bearer" = ["role:admin", "scope:admin"])))]
 pub async fn get_webhook(
     state: web::Data<AppState>,
-    Authenticated(actor): Authenticated,
-    id: web::Path<Uuid>,
+    ProjectFor(_actor, project, _need): ProjectFor<Configure>,
 ) -> AppResult<web::Json<WebhookView>> {
-    let project = access::project(&state.db, &actor, id.into_inner()).await?;
     let secret = secret_of(&state, &project).await?;
     Ok(web::Json(WebhookView {
         url: hook_url(&state, project.id),
@@ -120,13 +118,11 @@ pub async fn get_webhook(
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/webhook/deliveries", tag = "webhooks",
-    responses((status = 200, body = [DeliveryView]), (status = 404)), security(("bearer" = [])))]
+    responses((status = 200, body = [DeliveryView]), (status = 404)), security(("bearer" = ["role:viewer", "scope:read"])))]
 pub async fn list_deliveries(
     state: web::Data<AppState>,
-    Authenticated(actor): Authenticated,
-    id: web::Path<Uuid>,
+    ProjectFor(_actor, project, _need): ProjectFor<Read>,
 ) -> AppResult<web::Json<Vec<DeliveryView>>> {
-    let project = access::project(&state.db, &actor, id.into_inner()).await?;
     let list = webhooks::list(&state.db, project.id, LIST_LIMIT).await?;
     Ok(web::Json(list.into_iter().map(Into::into).collect()))
 }
@@ -249,6 +245,16 @@ pub async fn github(
         (other, None) => ("ignored", format!("'{other}' events deploy nothing"), None),
     };
     webhooks::settle(&state.db, row.id, outcome, &detail, deployment).await?;
+    crate::http::audit::note(&req, |f| {
+        f.name = Some("github".into());
+        f.action = Some(format!("webhook.{outcome}"));
+        f.team = project.team_id;
+        f.project = Some(project.id);
+        f.target = Some(match deployment {
+            Some(d) => ("deployment", d),
+            None => ("project", project.id),
+        });
+    });
     let result = DeliveryResult {
         outcome: outcome.into(),
         detail,

@@ -97,7 +97,7 @@ pub async fn standing(state: &AppState, credential: &Credential) -> Result<Stand
         }
         Credential::Cookie { user, family } => (*user, *family),
         Credential::ApiToken { hash } => {
-            let found = db::users::find_by_api_token(&state.db, hash).await?;
+            let found = crate::http::auth::api_token_actor(state, hash).await?;
             return Ok(if found.is_some() {
                 Standing::Valid
             } else {

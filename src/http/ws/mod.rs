@@ -25,7 +25,7 @@ pub(crate) mod credential;
 
 use credential::{Credential, login_for_refresh_cookie, login_for_token};
 
-use crate::access;
+use crate::access::{self, Action};
 use crate::auth::Actor;
 use crate::db;
 use crate::error::AppError;
@@ -324,21 +324,23 @@ impl Connection {
                 let deployment = db::deployments::find(db, id)
                     .await?
                     .ok_or_else(|| AppError::not_found("deployment"))?;
-                access::project(db, actor, deployment.project_id)
+                access::project(db, actor, deployment.project_id, Action::Read)
                     .await
                     .map_err(|_| AppError::not_found("deployment"))?;
                 Ok(None)
             }
             Topic::Project(id) | Topic::ProjectMetrics(id) => {
-                access::project(db, actor, id).await?;
+                access::project(db, actor, id, Action::Read).await?;
                 Ok(None)
             }
             Topic::User(id) if id == actor.user_id => Ok(None),
             Topic::User(_) => Err(AppError::NotFound("user not found".into())),
-            Topic::System if actor.is_admin() => Ok(None),
-            Topic::System => Err(AppError::Forbidden("the system topic is for admins".into())),
+            Topic::System => {
+                access::instance_admin(actor)?;
+                Ok(None)
+            }
             Topic::ProjectLogs(id) => {
-                let project = access::project(db, actor, id).await?;
+                let project = access::project(db, actor, id, Action::Read).await?;
                 let live = db::deployments::live_for_project(db, project.id).await?;
                 let container = live.and_then(|d| d.container_id).ok_or_else(|| {
                     AppError::Conflict("the project has no live container".into())

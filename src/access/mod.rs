@@ -1,0 +1,161 @@
+//! Authorization: the one place that decides whether an actor may take an action on a
+//! resource. `decide` is the rule (team role, token scope, token project limits, instance
+//! admins); the loaders below fetch a project, deployment or team and ask it. A resource the
+//! caller may not see is reported exactly like one that does not exist (404); one they see but
+//! may not change is a 403 that says which role or scope is missing.
+
+mod policy;
+
+pub use policy::{Action, Role, Scope, decide};
+
+use uuid::Uuid;
+
+use crate::auth::Actor;
+use crate::db::{self, Db, deployments::Deployment, projects::Project, teams::Team};
+use crate::error::{AppError, AppResult};
+
+/// Why an action is refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The caller may not even know the resource exists.
+    Hidden,
+    /// The caller sees it but lacks a role or scope; the message says which.
+    Forbidden(String),
+}
+
+impl Refusal {
+    fn into_error(self, what: &str) -> AppError {
+        match self {
+            Refusal::Hidden => AppError::not_found(what),
+            Refusal::Forbidden(why) => AppError::Forbidden(why),
+        }
+    }
+}
+
+/// The actor's role in a team: instance admins act as owners everywhere.
+async fn role_in(db: &Db, actor: &Actor, team: Option<Uuid>) -> AppResult<Option<Role>> {
+    if actor.is_admin() {
+        return Ok(Some(Role::Owner));
+    }
+    let Some(team) = team else {
+        return Ok(None);
+    };
+    Ok(db::teams::role_of(db, team, actor.user_id)
+        .await?
+        .and_then(|r| Role::parse(&r)))
+}
+
+/// The project `id`, if the actor may take `action` on it.
+pub async fn project(db: &Db, actor: &Actor, id: Uuid, action: Action) -> AppResult<Project> {
+    let Some(project) = db::projects::find(db, id).await? else {
+        return Err(AppError::not_found("project"));
+    };
+    let role = role_in(db, actor, project.team_id).await?;
+    decide(actor, role, Some(project.id), action).map_err(|r| r.into_error("project"))?;
+    Ok(project)
+}
+
+/// The deployment `id` and its project, if the actor may take `action` on the project.
+pub async fn deployment(
+    db: &Db,
+    actor: &Actor,
+    id: Uuid,
+    action: Action,
+) -> AppResult<(Deployment, Project)> {
+    let Some(deployment) = db::deployments::find(db, id).await? else {
+        return Err(AppError::not_found("deployment"));
+    };
+    let project = match project(db, actor, deployment.project_id, action).await {
+        Err(AppError::NotFound(_)) => return Err(AppError::not_found("deployment")),
+        other => other?,
+    };
+    Ok((deployment, project))
+}
+
+/// The team `id` and the actor's role in it, if they may take `action` there.
+pub async fn team(db: &Db, actor: &Actor, id: Uuid, action: Action) -> AppResult<(Team, Role)> {
+    let Some(team) = db::teams::find(db, id).await? else {
+        return Err(AppError::not_found("team"));
+    };
+    let role = role_in(db, actor, Some(team.id)).await?;
+    decide(actor, role, None, action).map_err(|r| r.into_error("team"))?;
+    Ok((team, role.unwrap_or(Role::Viewer)))
+}
+
+/// A request that names no resource (accounts, tokens, users, system pages): reads are open
+/// to any caller; changes need a full-scope credential not limited to some projects.
+pub fn account(actor: &Actor, changes: bool) -> AppResult<()> {
+    match &actor.token {
+        Some(token) if changes && (token.scope < Scope::Admin || token.projects.is_some()) => {
+            Err(AppError::Forbidden(format!(
+                "this API token (scope '{}'{}) cannot change account or instance settings; \
+                 that needs an unlimited 'admin' token or a sign-in",
+                token.scope.as_str(),
+                if token.projects.is_some() {
+                    ", limited to some projects"
+                } else {
+                    ""
+                }
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The instance-wide rights (users, the system topic, all tokens): instance admins only,
+/// through a credential that is not narrowed.
+pub fn instance_admin(actor: &Actor) -> AppResult<()> {
+    if !actor.is_admin() {
+        return Err(AppError::Forbidden("admin role required".into()));
+    }
+    match &actor.token {
+        Some(token) if token.scope < Scope::Admin || token.projects.is_some() => Err(
+            AppError::Forbidden("this API token's scope does not reach instance settings".into()),
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// A resource that belongs to one user (a notification channel, an API token): only that
+/// user reaches it; instance admins too when `admins_too` (they may revoke anyone's token).
+pub fn owned_by(actor: &Actor, owner: Uuid, admins_too: bool, what: &str) -> AppResult<()> {
+    if actor.user_id == owner || (admins_too && instance_admin(actor).is_ok()) {
+        Ok(())
+    } else {
+        Err(AppError::not_found(what))
+    }
+}
+
+/// What the actor may list: `None` for every project (instance admins), else the teams they
+/// belong to; and the token's project limit, if any.
+pub struct Visible {
+    pub teams: Option<Vec<Uuid>>,
+    pub projects: Option<Vec<Uuid>>,
+}
+
+pub async fn visible(db: &Db, actor: &Actor) -> AppResult<Visible> {
+    let teams = if actor.is_admin() {
+        None
+    } else {
+        Some(db::teams::ids_of_user(db, actor.user_id).await?)
+    };
+    Ok(Visible {
+        teams,
+        projects: actor.token.as_ref().and_then(|t| t.projects.clone()),
+    })
+}
+
+impl Visible {
+    pub fn includes(&self, project: &Project) -> bool {
+        let in_team = match (&self.teams, project.team_id) {
+            (None, _) => true,
+            (Some(teams), Some(team)) => teams.contains(&team),
+            (Some(_), None) => false,
+        };
+        in_team
+            && self
+                .projects
+                .as_ref()
+                .is_none_or(|p| p.contains(&project.id))
+    }
+}
