@@ -5,6 +5,7 @@
 pub mod access;
 pub mod audit;
 pub mod auth;
+pub mod body;
 mod openapi;
 pub mod routes;
 mod spa;

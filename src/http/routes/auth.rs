@@ -11,6 +11,7 @@ use crate::error::{AppError, AppResult, FieldCheck};
 use crate::http::auth::{
     Authenticated, REFRESH_COOKIE, client_ip, expired_refresh_cookie, refresh_cookie,
 };
+use crate::http::body::JsonBody;
 use crate::state::AppState;
 use crate::{secrets, setup, validate};
 
@@ -72,9 +73,9 @@ pub struct LoginRequest {
 pub async fn setup_admin(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<SetupRequest>,
+    body: JsonBody<SetupRequest>,
 ) -> AppResult<HttpResponse> {
-    let body = body.into_inner();
+    let body = body.parse()?;
     let _guard = state.setup_lock.lock().await;
     if db::users::count(&state.db).await? > 0 {
         return Err(AppError::Conflict(
@@ -110,9 +111,9 @@ pub async fn setup_admin(
 pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<LoginRequest>,
+    body: JsonBody<LoginRequest>,
 ) -> AppResult<HttpResponse> {
-    let body = body.into_inner();
+    let body = body.parse()?;
     let username = body.username.trim().to_lowercase();
     let limited = |retry_after_secs| AppError::RateLimited { retry_after_secs };
     let ip = client_ip(&req);
@@ -276,9 +277,9 @@ pub async fn change_password(
     state: web::Data<AppState>,
     req: HttpRequest,
     Authenticated(actor): Authenticated,
-    body: web::Json<ChangePasswordRequest>,
+    body: JsonBody<ChangePasswordRequest>,
 ) -> AppResult<HttpResponse> {
-    let body = body.into_inner();
+    let body = body.parse()?;
     let user = db::users::find(&state.db, actor.user_id)
         .await?
         .ok_or_else(|| AppError::not_found("user"))?;

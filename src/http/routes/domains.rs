@@ -13,6 +13,7 @@ use crate::db::domains::{self, AddError, Domain};
 use crate::db::projects::Project;
 use crate::error::{AppError, AppResult};
 use crate::http::access::{Configure, ProjectFor, Read};
+use crate::http::body::JsonBody;
 use crate::proxy::dns;
 use crate::state::AppState;
 use crate::validate;
@@ -156,8 +157,9 @@ pub async fn add_domain(
     state: web::Data<AppState>,
     req: HttpRequest,
     ProjectFor(actor, project, _need): ProjectFor<Configure>,
-    body: web::Json<AddDomain>,
+    body: JsonBody<AddDomain>,
 ) -> AppResult<HttpResponse> {
+    let body = body.parse()?;
     let domain = allowed(&state, &actor, &body.domain)?;
     if domains::list_for_project(&state.db, project.id)
         .await?

@@ -11,6 +11,7 @@ use crate::db::{self, env_vars::EnvVar};
 use crate::deploy::env;
 use crate::error::{AppError, AppResult, FieldCheck};
 use crate::http::access::{Configure, ProjectFor, Read};
+use crate::http::body::JsonBody;
 use crate::state::AppState;
 use crate::validate;
 
@@ -95,9 +96,10 @@ pub async fn put_env(
     state: web::Data<AppState>,
     req: HttpRequest,
     ProjectFor(_actor, project, _need): ProjectFor<Configure>,
-    body: web::Json<PutEnv>,
+    body: JsonBody<PutEnv>,
 ) -> AppResult<web::Json<EnvView>> {
-    let input = body.into_inner().vars;
+    let body = body.parse()?;
+    let input = body.vars;
     if input.len() > MAX_VARS {
         return Err(AppError::validation(
             "vars",

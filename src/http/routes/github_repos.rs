@@ -11,6 +11,7 @@ use crate::error::{AppError, AppResult};
 use crate::github::RepoName;
 use crate::http::access::{Configure, ProjectFor};
 use crate::http::auth::Authenticated;
+use crate::http::body::JsonBody;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -109,9 +110,9 @@ pub async fn import(
     state: web::Data<AppState>,
     req: HttpRequest,
     Authenticated(actor): Authenticated,
-    body: web::Json<ImportRequest>,
+    body: JsonBody<ImportRequest>,
 ) -> AppResult<HttpResponse> {
-    let body = body.into_inner();
+    let body = body.parse()?;
     let full = RepoName::parse(&body.repo)
         .ok_or_else(|| AppError::validation("repo", "must be owner/name"))?;
     let account = git_accounts::for_user(&state.db, actor.user_id)

@@ -14,6 +14,7 @@ use crate::auth::Actor;
 use crate::db::notification_channels::{self as channels, Channel, MAX_CHANNELS};
 use crate::error::{AppError, AppResult};
 use crate::http::auth::Authenticated;
+use crate::http::body::JsonBody;
 use crate::notifications::{EVENTS, KINDS, Notice, hint};
 use crate::state::AppState;
 
@@ -105,9 +106,9 @@ pub async fn create_channel(
     state: web::Data<AppState>,
     req: HttpRequest,
     Authenticated(actor): Authenticated,
-    body: web::Json<CreateChannel>,
+    body: JsonBody<CreateChannel>,
 ) -> AppResult<HttpResponse> {
-    let body = body.into_inner();
+    let body = body.parse()?;
     let kind = body.kind.trim();
     if !KINDS.contains(&kind) {
         return Err(AppError::validation(

@@ -16,6 +16,7 @@ use crate::db::{
 use crate::error::{AppError, AppResult, FieldCheck};
 use crate::http::access::{Configure, Own, ProjectFor, Read};
 use crate::http::auth::Authenticated;
+use crate::http::body::JsonBody;
 use crate::state::AppState;
 use crate::validate;
 
@@ -338,9 +339,10 @@ pub async fn create_project(
     state: web::Data<AppState>,
     req: HttpRequest,
     Authenticated(actor): Authenticated,
-    body: web::Json<CreateProject>,
+    body: JsonBody<CreateProject>,
 ) -> AppResult<HttpResponse> {
-    let project = create(&state, &req, &actor, body.into_inner()).await?;
+    let body = body.parse()?;
+    let project = create(&state, &req, &actor, body).await?;
     Ok(HttpResponse::Created().json(created_view(&state, project)))
 }
 
@@ -367,9 +369,10 @@ pub async fn get_project(
 pub async fn update_project(
     state: web::Data<AppState>,
     ProjectFor(actor, project, _need): ProjectFor<Configure>,
-    body: web::Json<UpdateProject>,
+    body: JsonBody<UpdateProject>,
 ) -> AppResult<web::Json<ProjectView>> {
-    let b = body.into_inner();
+    let body = body.parse()?;
+    let b = body;
     let mut s = Settings::of(&project);
     if let Some(name) = b.name {
         s.name = name.trim().to_string();
@@ -482,6 +485,10 @@ pub(crate) async fn create(
     };
     state.proxy.refresh_or_log().await;
     crate::http::audit::action(req, "project.create", "project", project.id);
+    crate::http::audit::note(req, |f| {
+        f.project = Some(project.id);
+        f.team = project.team_id;
+    });
     Ok(project)
 }
 

@@ -13,6 +13,7 @@ use crate::db::{self, invitations, teams};
 use crate::error::{AppError, AppResult};
 use crate::http::access::{ManageMembers, Own, Read, TeamFor};
 use crate::http::auth::Authenticated;
+use crate::http::body::JsonBody;
 use crate::state::AppState;
 use crate::{secrets, validate};
 
@@ -134,8 +135,9 @@ pub async fn create_team(
     state: web::Data<AppState>,
     req: HttpRequest,
     Authenticated(actor): Authenticated,
-    body: web::Json<TeamRequest>,
+    body: JsonBody<TeamRequest>,
 ) -> AppResult<HttpResponse> {
+    let body = body.parse()?;
     let (name, slug) = team_name(&body.name)?;
     let owned = teams::of_user(&state.db, actor.user_id)
         .await?
@@ -185,8 +187,9 @@ pub async fn get_team(
 pub async fn rename_team(
     state: web::Data<AppState>,
     TeamFor(_actor, team, role, _need): TeamFor<Own>,
-    body: web::Json<TeamRequest>,
+    body: JsonBody<TeamRequest>,
 ) -> AppResult<web::Json<TeamView>> {
+    let body = body.parse()?;
     let (name, slug) = team_name(&body.name)?;
     let slug = if team.personal_of.is_some() {
         team.slug.clone()
@@ -265,8 +268,9 @@ pub async fn set_role(
     req: HttpRequest,
     TeamFor(actor, team, _role, _need): TeamFor<ManageMembers>,
     path: web::Path<(Uuid, Uuid)>,
-    body: web::Json<RoleRequest>,
+    body: JsonBody<RoleRequest>,
 ) -> AppResult<web::Json<MemberView>> {
+    let body = body.parse()?;
     let user = path.into_inner().1;
     let new = parse_role(&body.role)?;
     let old = member(&state, &team, user, new != Role::Owner).await?;
@@ -367,9 +371,9 @@ pub async fn invite(
     state: web::Data<AppState>,
     req: HttpRequest,
     TeamFor(actor, team, _role, _need): TeamFor<ManageMembers>,
-    body: web::Json<InviteRequest>,
+    body: JsonBody<InviteRequest>,
 ) -> AppResult<HttpResponse> {
-    let body = body.into_inner();
+    let body = body.parse()?;
     if team.personal_of.is_some() {
         return Err(AppError::Conflict(
             "a personal team is yours alone; create a team to share projects".into(),

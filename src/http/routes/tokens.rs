@@ -14,6 +14,7 @@ use crate::auth::API_TOKEN_PREFIX;
 use crate::db::{self, api_tokens::ApiToken};
 use crate::error::{AppError, AppResult};
 use crate::http::auth::{Authenticated, Caller};
+use crate::http::body::JsonBody;
 use crate::secrets;
 use crate::state::AppState;
 
@@ -85,9 +86,9 @@ pub async fn create_token(
     state: web::Data<AppState>,
     req: HttpRequest,
     Caller(actor): Caller,
-    body: web::Json<CreateTokenRequest>,
+    body: JsonBody<CreateTokenRequest>,
 ) -> AppResult<HttpResponse> {
-    let body = body.into_inner();
+    let body = body.parse()?;
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(AppError::validation(

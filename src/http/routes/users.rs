@@ -10,6 +10,7 @@ use crate::access;
 use crate::db::{self, users};
 use crate::error::{AppError, AppResult, FieldCheck};
 use crate::http::auth::Authenticated;
+use crate::http::body::JsonBody;
 use crate::state::AppState;
 use crate::validate;
 
@@ -50,10 +51,10 @@ pub async fn list_users(
 pub async fn create_user(
     state: web::Data<AppState>,
     Authenticated(actor): Authenticated,
-    body: web::Json<CreateUserRequest>,
+    body: JsonBody<CreateUserRequest>,
 ) -> AppResult<HttpResponse> {
+    let body = body.parse()?;
     access::instance_admin(&actor)?;
-    let body = body.into_inner();
     let username = body.username.trim().to_lowercase();
     validate::username(&username).field("username")?;
     validate::password(&body.password).field("password")?;
@@ -124,8 +125,9 @@ pub async fn update_user(
     req: HttpRequest,
     Authenticated(actor): Authenticated,
     path: web::Path<Uuid>,
-    body: web::Json<UpdateUserRequest>,
+    body: JsonBody<UpdateUserRequest>,
 ) -> AppResult<web::Json<UserView>> {
+    let body = body.parse()?;
     access::instance_admin(&actor)?;
     let role = parse_role(Some(body.role.as_str()))?;
     let user = target_user(&state, *path, role != users::ROLE_ADMIN).await?;
