@@ -248,6 +248,7 @@ impl App {
             github,
             metrics,
             notifier,
+            device_logins: Default::default(),
             docker,
             db,
             port,

@@ -1,4 +1,5 @@
-//! The command line (clap): `serve`, `migrate`, `user create`, `config init|show`.
+//! The command line (clap): the server's `serve`, `migrate`, `user create`, `config init|show`,
+//! and the client's `login`, `projects`, `deploy`, `logs`, `env`, `rollback`, `open`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,6 +25,9 @@ pub struct GlobalArgs {
     /// Data directory (database, keys); default ./shard-data.
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Client commands: print JSON (one document, or one event per line when following).
+    #[arg(long, global = true)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -42,6 +46,77 @@ pub enum Command {
     /// Write or print the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    #[command(flatten)]
+    Client(ClientCommand),
+}
+
+/// The client: talks to a shard server over its API with the token `login` stored.
+/// Exit codes: 0 done; 1 the deploy ended failed or cancelled; 2 bad usage; 3 the server
+/// refused; 4 not logged in, or the server unreachable or failing.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Sign in to a shard server; stores its URL and an API token in your config directory.
+    Login {
+        /// The server, such as https://shard.example.com.
+        url: String,
+        /// Use this API token instead of approving a code on the dashboard (`-`: read stdin).
+        #[arg(long, value_name = "TOKEN")]
+        token: Option<String>,
+    },
+    /// List the projects you can see.
+    Projects,
+    /// Deploy a project's branch now.
+    Deploy {
+        /// Project name, slug or id.
+        project: String,
+        /// Stream the build log until the deploy ends; exit 0 when live, 1 when it failed.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Print a project's runtime log (what the running app writes).
+    Logs {
+        project: String,
+        /// Keep streaming until interrupted.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// A project's environment variables.
+    #[command(subcommand)]
+    Env(EnvCommand),
+    /// Start an earlier deployment's image again (default: the one before the live one).
+    Rollback {
+        project: String,
+        /// The deployment id to go back to.
+        deployment: Option<String>,
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Print the project's URL and open it in a browser when there is a desktop.
+    Open { project: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// List the variables (secret values are not shown).
+    List { project: String },
+    /// Set variables: KEY=VALUE ...
+    Set {
+        project: String,
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        pairs: Vec<String>,
+        /// Store them as secrets (write-only).
+        #[arg(long)]
+        secret: bool,
+        /// Also pass them to the image build.
+        #[arg(long)]
+        build: bool,
+    },
+    /// Remove variables.
+    Unset {
+        project: String,
+        #[arg(required = true, value_name = "KEY")]
+        keys: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,6 +11,9 @@ use shard::{app, auth, db, setup, telemetry, validate};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Client(command) = cli.command {
+        return shard::client::run(command, cli.global.json);
+    }
     if let Command::Config(ConfigCommand::Init { path }) = &cli.command {
         return report(config_init(path.clone().or(cli.global.config.clone())));
     }
@@ -58,7 +61,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::User(UserCommand::Create { username, admin }) => {
             user_create(config, &username, admin).await
         }
-        Command::Config(_) => unreachable!("handled before the runtime starts"),
+        Command::Config(_) | Command::Client(_) => {
+            unreachable!("handled before the runtime starts")
+        }
     }
 }
 

@@ -46,6 +46,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Notification channels: emitting events and sending them.
     pub notifier: Arc<crate::notifications::Notifier>,
+    /// CLI sign-ins waiting for a user's approval.
+    pub device_logins: crate::auth::device::DeviceLogins,
 }
 
 impl AppState {

@@ -1,6 +1,7 @@
 //! Authentication: argon2id passwords, short-lived JWT access tokens, rotating refresh tokens
 //! (see `db::sessions`), API tokens, and the login rate limiter. HTTP wiring is in `http::auth`.
 
+pub mod device;
 mod limiter;
 pub mod logins;
 mod password;

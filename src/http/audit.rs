@@ -2,8 +2,9 @@
 //! and OPTIONS) is recorded once its answer is known: who (user and token), what, on which
 //! team, project and target, from where, and the status. Extractors note the actor and the
 //! resource as they authorize; handlers may name the action and add a detail (never a secret:
-//! environment changes list keys, not values). Unauthenticated requests that failed are not
-//! recorded (anyone can send those; the login limiter and the logs cover them).
+//! environment changes list keys, not values). Anonymous requests are recorded only when a
+//! handler names what they did (first-run setup, a login, a webhook delivery): anyone can send
+//! the others, and the login limiter and the logs cover them.
 
 use actix_web::dev::ServiceResponse;
 use actix_web::{HttpMessage, HttpRequest, http::Method};
@@ -127,7 +128,9 @@ pub async fn record(state: &AppState, response: &ServiceResponse) {
     }
     let facts = req.extensions().get::<Facts>().cloned().unwrap_or_default();
     let status = response.status();
-    if facts.user.is_none() && !(status.is_success() || status.is_redirection()) {
+    // Nobody known and nothing named: an anonymous request (a failed login, a CLI sign-in
+    // being polled) that changed nothing worth keeping.
+    if facts.user.is_none() && facts.action.is_none() {
         return;
     }
     let action = facts.action.clone().unwrap_or_else(|| {

@@ -68,6 +68,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                         .configure(routes::tokens::configure)
                         .configure(routes::teams::configure)
                         .configure(routes::audit::configure)
+                        .configure(routes::cli_logins::configure)
                         .configure(routes::projects::configure)
                         .configure(routes::env::configure)
                         .configure(routes::deployments::configure)

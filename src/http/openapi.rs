@@ -5,8 +5,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::routes::{
-    audit, auth, deployments, domains, env, github, github_repos, health, metrics, notifications,
-    projects, teams, tokens, users, webhooks,
+    audit, auth, cli_logins, deployments, domains, env, github, github_repos, health, metrics,
+    notifications, projects, teams, tokens, users, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -20,6 +20,7 @@ use super::routes::{
         teams::delete_team, teams::set_role, teams::remove_member, teams::invite,
         teams::list_invitations, teams::withdraw_invitation, teams::accept_invitation,
         audit::list_audit,
+        cli_logins::start, cli_logins::poll, cli_logins::show, cli_logins::approve, cli_logins::deny,
         users::list_users, users::create_user, users::update_user, users::delete_user,
         projects::list_projects, projects::create_project, projects::get_project,
         projects::update_project, projects::delete_project,

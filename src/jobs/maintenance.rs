@@ -48,6 +48,8 @@ pub async fn prune(state: &AppState) -> anyhow::Result<()> {
     let notices =
         db::notification_channels::prune_deliveries(db, days(r.notification_deliveries_days))
             .await?;
+    // Invitations are kept a week past their expiry (so a late click says "expired").
+    let invitations = db::invitations::prune(db, days(7)).await?;
     tracing::info!(
         sessions,
         logs,
@@ -56,6 +58,7 @@ pub async fn prune(state: &AppState) -> anyhow::Result<()> {
         audit,
         deliveries,
         notices,
+        invitations,
         "maintenance pruned old rows"
     );
     Ok(())

@@ -6,6 +6,7 @@ mod accounts;
 mod auth;
 mod bounds;
 mod cli;
+mod client;
 mod crash;
 mod deploy;
 mod docker;

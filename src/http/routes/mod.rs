@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod cli_logins;
 pub mod deployments;
 pub mod domains;
 pub mod env;

@@ -146,12 +146,29 @@ pub async fn create_token(
             "a user can hold at most {MAX_TOKENS_PER_USER} tokens; revoke some first"
         )));
     }
+    let (row, token) = mint(&state, actor.user_id, name, scope, projects, expires_at).await?;
+    crate::http::audit::action(&req, "token.create", "token", row.id);
+    crate::http::audit::detail(&req, serde_json::json!({ "scope": scope.as_str() }));
+    let mut view = ApiTokenView::from(row);
+    view.token = Some(token);
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// Creates a token row and returns it with the token (never stored in the clear).
+pub(crate) async fn mint(
+    state: &AppState,
+    user: Uuid,
+    name: &str,
+    scope: Scope,
+    projects: Option<Vec<Uuid>>,
+    expires_at: Option<DateTime<Utc>>,
+) -> AppResult<(ApiToken, String)> {
     let token = secrets::random_token(API_TOKEN_PREFIX);
     let prefix: String = token.chars().take(API_TOKEN_PREFIX.len() + 6).collect();
     let row = db::api_tokens::create(
         &state.db,
         db::api_tokens::New {
-            user_id: actor.user_id,
+            user_id: user,
             name,
             token_hash: &secrets::token_hash(&token),
             prefix: &prefix,
@@ -161,11 +178,7 @@ pub async fn create_token(
         },
     )
     .await?;
-    crate::http::audit::action(&req, "token.create", "token", row.id);
-    crate::http::audit::detail(&req, serde_json::json!({ "scope": scope.as_str() }));
-    let mut view = ApiTokenView::from(row);
-    view.token = Some(token);
-    Ok(HttpResponse::Created().json(view))
+    Ok((row, token))
 }
 
 #[derive(Deserialize, IntoParams)]
