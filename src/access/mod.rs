@@ -11,7 +11,7 @@ pub use policy::{Action, Role, Scope, decide};
 use uuid::Uuid;
 
 use crate::auth::Actor;
-use crate::db::{self, Db, deployments::Deployment, projects::Project, teams::Team};
+use crate::db::{self, Db, projects::Project, teams::Team};
 use crate::error::{AppError, AppResult};
 
 /// Why an action is refused.
@@ -50,26 +50,19 @@ pub async fn project(db: &Db, actor: &Actor, id: Uuid, action: Action) -> AppRes
     let Some(project) = db::projects::find(db, id).await? else {
         return Err(AppError::not_found("project"));
     };
-    let role = role_in(db, actor, project.team_id).await?;
-    decide(actor, role, Some(project.id), action).map_err(|r| r.into_error("project"))?;
+    check_project(db, actor, &project, action).await?;
     Ok(project)
 }
 
-/// The deployment `id` and its project, if the actor may take `action` on the project.
-pub async fn deployment(
+/// Whether the actor may take `action` on this (loaded) project.
+pub async fn check_project(
     db: &Db,
     actor: &Actor,
-    id: Uuid,
+    project: &Project,
     action: Action,
-) -> AppResult<(Deployment, Project)> {
-    let Some(deployment) = db::deployments::find(db, id).await? else {
-        return Err(AppError::not_found("deployment"));
-    };
-    let project = match project(db, actor, deployment.project_id, action).await {
-        Err(AppError::NotFound(_)) => return Err(AppError::not_found("deployment")),
-        other => other?,
-    };
-    Ok((deployment, project))
+) -> AppResult<()> {
+    let role = role_in(db, actor, project.team_id).await?;
+    decide(actor, role, Some(project.id), action).map_err(|r| r.into_error("project"))
 }
 
 /// The team `id` and the actor's role in it, if they may take `action` there.
@@ -77,9 +70,15 @@ pub async fn team(db: &Db, actor: &Actor, id: Uuid, action: Action) -> AppResult
     let Some(team) = db::teams::find(db, id).await? else {
         return Err(AppError::not_found("team"));
     };
+    let role = check_team(db, actor, &team, action).await?;
+    Ok((team, role))
+}
+
+/// The actor's role in this (loaded) team, if they may take `action` there.
+pub async fn check_team(db: &Db, actor: &Actor, team: &Team, action: Action) -> AppResult<Role> {
     let role = role_in(db, actor, Some(team.id)).await?;
     decide(actor, role, None, action).map_err(|r| r.into_error("team"))?;
-    Ok((team, role.unwrap_or(Role::Viewer)))
+    Ok(role.unwrap_or(Role::Viewer))
 }
 
 /// A request that names no resource (accounts, tokens, users, system pages): reads are open

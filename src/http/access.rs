@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::access::{self, Action, Role};
 use crate::auth::Actor;
-use crate::db::{deployments::Deployment, projects::Project, teams::Team};
+use crate::db::{self, deployments::Deployment, projects::Project, teams::Team};
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -56,6 +56,14 @@ fn state_of(req: &HttpRequest) -> Result<web::Data<AppState>, AppError> {
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("app state missing")))
 }
 
+fn note_project(req: &HttpRequest, project: &Project) {
+    super::audit::note(req, |f| {
+        f.project = Some(project.id);
+        f.team = project.team_id;
+        f.target.get_or_insert(("project", project.id));
+    });
+}
+
 /// The project of `/projects/{id}`, which the caller may act on with `A`.
 pub struct ProjectFor<A: Need>(pub Actor, pub Project, pub PhantomData<A>);
 
@@ -69,12 +77,12 @@ impl<A: Need> FromRequest for ProjectFor<A> {
         Box::pin(async move {
             let actor = actor.await?;
             let (state, id) = (state_of(&req)?, path_id(&req)?);
-            let project = access::project(&state.db, &actor, id, A::ACTION).await?;
-            super::audit::note(&req, |f| {
-                f.project = Some(project.id);
-                f.team = project.team_id;
-                f.target.get_or_insert(("project", project.id));
-            });
+            let project = db::projects::find(&state.db, id)
+                .await?
+                .ok_or_else(|| AppError::not_found("project"))?;
+            // Noted before the decision, so a refused attempt is on the team's record too.
+            note_project(&req, &project);
+            access::check_project(&state.db, &actor, &project, A::ACTION).await?;
             Ok(ProjectFor(actor, project, PhantomData))
         })
     }
@@ -93,13 +101,19 @@ impl<A: Need> FromRequest for DeploymentFor<A> {
         Box::pin(async move {
             let actor = actor.await?;
             let (state, id) = (state_of(&req)?, path_id(&req)?);
-            let (deployment, project) =
-                access::deployment(&state.db, &actor, id, A::ACTION).await?;
-            super::audit::note(&req, |f| {
-                f.project = Some(project.id);
-                f.team = project.team_id;
-                f.target.get_or_insert(("deployment", deployment.id));
-            });
+            let not_found = || AppError::not_found("deployment");
+            let deployment = db::deployments::find(&state.db, id)
+                .await?
+                .ok_or_else(not_found)?;
+            let project = db::projects::find(&state.db, deployment.project_id)
+                .await?
+                .ok_or_else(not_found)?;
+            super::audit::note(&req, |f| f.target = Some(("deployment", deployment.id)));
+            note_project(&req, &project);
+            match access::check_project(&state.db, &actor, &project, A::ACTION).await {
+                Err(AppError::NotFound(_)) => return Err(not_found()),
+                other => other?,
+            }
             Ok(DeploymentFor(actor, deployment, project, PhantomData))
         })
     }
@@ -118,11 +132,14 @@ impl<A: Need> FromRequest for TeamFor<A> {
         Box::pin(async move {
             let actor = actor.await?;
             let (state, id) = (state_of(&req)?, path_id(&req)?);
-            let (team, role) = access::team(&state.db, &actor, id, A::ACTION).await?;
+            let team = db::teams::find(&state.db, id)
+                .await?
+                .ok_or_else(|| AppError::not_found("team"))?;
             super::audit::note(&req, |f| {
                 f.team = Some(team.id);
                 f.target.get_or_insert(("team", team.id));
             });
+            let role = access::check_team(&state.db, &actor, &team, A::ACTION).await?;
             Ok(TeamFor(actor, team, role, PhantomData))
         })
     }

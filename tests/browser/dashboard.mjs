@@ -3,7 +3,8 @@
 // server (smart HTTP), deploying it while the build log streams, opening the app, a secret env
 // var and a redeploy, a rollback, stop/start, runtime logs, a GitHub stand-in (connect, import,
 // a signed push deploying with commit statuses, disconnect), an API token created and revoked,
-// and deleting the project; then the same screens at 360 px in dark mode. axe-core checks every
+// teams (invitation link, roles, team switcher, a scoped token, the audit log, a CLI sign-in
+// approved; see teams.mjs), and deleting the project; then the same screens at 360 px in dark mode. axe-core checks every
 // page (no serious or critical violations) and a screenshot of each step goes to a temp dir
 // whose path is printed. Usage: node dashboard.mjs <path to the shard binary>. Exits non-zero
 // on failure. Needs git, a running Docker engine and /bin/busybox (busybox-static).
@@ -12,6 +13,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { createServer, request as httpRequest } from "node:http";
 import { freePort, serveGit } from "./gitserver.mjs";
 import { CLIENT_ID, CLIENT_SECRET, startGithub } from "./github.mjs";
+import { teamsFlow } from "./teams.mjs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRequire } from "node:module";
@@ -568,6 +570,9 @@ try {
   await addUser.getByRole("button", { name: "Add user" }).click();
   await page.getByTestId("user-member1").waitFor();
   await audit(page, "users");
+
+  // Teams, invitations, roles, a scoped token, the audit log, a CLI sign-in (teams.mjs).
+  const { teamId } = await teamsFlow({ browser, base, page, audit, api, member: "member1", memberPassword: "member-pass-123", gitUrl: gitServer.url });
   await page.getByRole("link", { name: "System" }).click();
   await page.getByTestId("system").waitFor({ timeout: 20000 });
   assert.match(await page.getByTestId("system").innerText(), /reachable/);
@@ -625,6 +630,9 @@ try {
     [`/projects/${projectId}/webhook`, "dark-360-webhook", "Refresh"],
     ["/account", "dark-360-account", "Create token"],
     ["/admin/users", "dark-360-users", "Add user"],
+    ["/teams", "dark-360-teams", "New team"],
+    [`/teams/${teamId}`, "dark-360-team", "Invite"],
+    ["/audit", "dark-360-audit", "Filter"],
   ]) {
     await phone.goto(base + path);
     await phone.getByText(ready, { exact: true }).first().waitFor();

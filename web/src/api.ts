@@ -35,6 +35,8 @@ export type Project = {
   latest_deployment: LatestDeployment | null;
   /** For a project imported from GitHub: its repository and how pushes reach shard. */
   github: ProjectGithub | null;
+  /** The team it belongs to. */
+  team_id: string | null;
   created_at: string;
   updated_at: string;
 };
@@ -59,6 +61,7 @@ export type ProjectSettings = Partial<{
   cpu_limit_millis: number | null;
   build_type: string;
   static_dir: string | null;
+  team_id: string;
 }>;
 type TokenResponse = { access_token: string; expires_in: number; user: User };
 
@@ -145,7 +148,8 @@ export async function logout(): Promise<void> {
   accessToken = null;
 }
 
-export const listProjects = () => request<Project[]>("GET", "/projects");
+export const listProjects = (teamId?: string) =>
+  request<Project[]>("GET", teamId ? `/projects?team_id=${encodeURIComponent(teamId)}` : "/projects");
 export const createProject = (p: ProjectSettings) => request<Project>("POST", "/projects", p);
 export const updateProject = (id: string, p: ProjectSettings) => request<Project>("PATCH", `/projects/${id}`, p);
 export const deleteProject = (id: string) => request<void>("DELETE", `/projects/${id}`);
@@ -213,9 +217,21 @@ export const getEnv = (id: string) => request<{ vars: EnvVar[] }>("GET", `/proje
 export const putEnv = (id: string, vars: EnvVarInput[]) =>
   request<{ vars: EnvVar[] }>("PUT", `/projects/${id}/env`, { vars });
 
-export type ApiToken = { id: string; name: string; prefix: string; created_at: string; token?: string | null };
+export type ApiToken = {
+  id: string;
+  name: string;
+  prefix: string;
+  /** read, deploy or admin */
+  scope: string;
+  project_ids: string[] | null;
+  created_at: string;
+  last_used_at: string | null;
+  expires_at: string | null;
+  token?: string | null;
+};
+export type NewToken = { name: string; scope: string; project_ids?: string[]; expires_in_days?: number };
 export const listTokens = () => request<ApiToken[]>("GET", "/tokens");
-export const createToken = (name: string) => request<ApiToken>("POST", "/tokens", { name });
+export const createToken = (body: NewToken) => request<ApiToken>("POST", "/tokens", body);
 export const deleteToken = (id: string) => request<void>("DELETE", `/tokens/${id}`);
 
 export const changePassword = (current_password: string, new_password: string) =>
@@ -323,3 +339,58 @@ export const importRepo = (body: { repo: string; branch?: string; dockerfile?: s
 
 /** The current access token, for the WebSocket's auth message. */
 export const currentToken = () => accessToken;
+
+export type Team = { id: string; name: string; slug: string; personal: boolean; role: string; created_at: string };
+export type Member = { user_id: string; username: string; role: string; joined_at: string };
+export type Invitation = {
+  id: string;
+  username: string;
+  role: string;
+  created_at: string;
+  expires_at: string;
+  token?: string;
+  url?: string;
+};
+export const listTeams = () => request<Team[]>("GET", "/teams");
+export const createTeam = (name: string) => request<Team>("POST", "/teams", { name });
+export const getTeam = (id: string) => request<Team & { members: Member[] }>("GET", `/teams/${id}`);
+export const renameTeam = (id: string, name: string) => request<Team>("PATCH", `/teams/${id}`, { name });
+export const deleteTeam = (id: string) => request<void>("DELETE", `/teams/${id}`);
+export const setMemberRole = (team: string, user: string, role: string) =>
+  request<Member>("PATCH", `/teams/${team}/members/${user}`, { role });
+export const removeMember = (team: string, user: string) => request<void>("DELETE", `/teams/${team}/members/${user}`);
+export const listInvitations = (team: string) => request<Invitation[]>("GET", `/teams/${team}/invitations`);
+export const invite = (team: string, body: { username: string; role: string; expires_in_hours?: number }) =>
+  request<Invitation>("POST", `/teams/${team}/invitations`, body);
+export const withdrawInvitation = (team: string, id: string) =>
+  request<void>("DELETE", `/teams/${team}/invitations/${id}`);
+export const acceptInvitation = (token: string) =>
+  request<Team>("POST", `/invitations/${encodeURIComponent(token)}/accept`, {});
+
+export type AuditEntry = {
+  id: number;
+  at: string;
+  actor_id: string | null;
+  actor: string | null;
+  token_id: string | null;
+  action: string;
+  target_type: string;
+  target_id: string | null;
+  team_id: string | null;
+  project_id: string | null;
+  detail: Record<string, unknown> | null;
+  ip: string | null;
+  status: number | null;
+};
+export type AuditFilter = Partial<Record<"team_id" | "project_id" | "actor" | "action" | "since" | "until" | "before", string>>;
+export const listAudit = (filter: AuditFilter, limit = 100) => {
+  const query = new URLSearchParams({ limit: String(limit) });
+  for (const [key, value] of Object.entries(filter)) if (value) query.set(key, value);
+  return request<AuditEntry[]>("GET", `/audit?${query}`);
+};
+
+export type CliLogin = { code: string; name: string; expires_in: number };
+export const cliLogin = (code: string) => request<CliLogin>("GET", `/cli/logins/${encodeURIComponent(code)}`);
+export const approveCliLogin = (code: string) =>
+  request<void>("POST", `/cli/logins/${encodeURIComponent(code)}/approve`, {});
+export const denyCliLogin = (code: string) => request<void>("POST", `/cli/logins/${encodeURIComponent(code)}/deny`, {});

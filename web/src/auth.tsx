@@ -1,5 +1,5 @@
 import { FormEvent, useEffect, useState } from "react";
-import { useNavigate, useSearchParams } from "react-router";
+import { useLocation, useNavigate, useSearchParams } from "react-router";
 import * as api from "./api";
 import { Alert, errorText } from "./ui";
 
@@ -10,12 +10,15 @@ export function LoginPage({ onDone }: { onDone: (u: api.User) => void }) {
     api.providers().then((p) => setGithub(p.github), () => setGithub(false));
   }, []);
   const navigate = useNavigate();
+  // Where the user was going when sent here (an invitation or CLI sign-in link), same site only.
+  const from = (useLocation().state as { from?: string } | null)?.from;
+  const next = from && from.startsWith("/") && !from.startsWith("//") ? from : "/";
   async function submit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
     const form = new FormData(e.currentTarget);
     try {
       onDone(await api.login(String(form.get("username")), String(form.get("password"))));
-      navigate("/");
+      navigate(next);
     } catch (err) {
       setError(errorText(err));
     }

@@ -1,6 +1,6 @@
 import { StrictMode, Suspense, lazy, useEffect, useState } from "react";
 import { createRoot } from "react-dom/client";
-import { BrowserRouter, Navigate, NavLink, Route, Routes, useNavigate } from "react-router";
+import { BrowserRouter, Navigate, NavLink, Route, Routes, useLocation, useNavigate } from "react-router";
 import * as api from "./api";
 import { LoginPage, SetupPage } from "./auth";
 import { Bell } from "./notifications";
@@ -15,6 +15,23 @@ const AccountPage = lazy(() => import("./pages/account"));
 const UsersPage = lazy(() => import("./pages/users"));
 const SystemPage = lazy(() => import("./pages/system"));
 const ImportPage = lazy(() => import("./pages/import"));
+const TeamsPage = lazy(() => import("./pages/teams"));
+const TeamPage = lazy(() => import("./pages/teams").then((m) => ({ default: m.TeamPage })));
+const AuditPage = lazy(() => import("./pages/audit"));
+const InvitationPage = lazy(() => import("./pages/join").then((m) => ({ default: m.InvitationPage })));
+const CliApprovePage = lazy(() => import("./pages/join").then((m) => ({ default: m.CliApprovePage })));
+
+/** Signed out: to the login page, remembering where we were going (an invitation link...). */
+function ToLogin() {
+  const location = useLocation();
+  return <Navigate to="/login" state={{ from: location.pathname + location.search }} />;
+}
+
+/** Signed in on the login page: on to where we were going. */
+function AfterLogin() {
+  const from = (useLocation().state as { from?: string } | null)?.from;
+  return <Navigate to={from && from.startsWith("/") && !from.startsWith("//") ? from : "/"} />;
+}
 
 function App() {
   const [user, setUser] = useState<api.User | null | undefined>(undefined);
@@ -30,11 +47,8 @@ function App() {
   return (
     <Routes>
       <Route path="/setup" element={<SetupPage onDone={setUser} />} />
-      <Route path="/login" element={user ? <Navigate to="/" /> : <LoginPage onDone={setUser} />} />
-      <Route
-        path="/*"
-        element={user ? <Shell user={user} onLogout={() => setUser(null)} /> : <Navigate to="/login" />}
-      />
+      <Route path="/login" element={user ? <AfterLogin /> : <LoginPage onDone={setUser} />} />
+      <Route path="/*" element={user ? <Shell user={user} onLogout={() => setUser(null)} /> : <ToLogin />} />
     </Routes>
   );
 }
@@ -52,6 +66,8 @@ function Shell({ user, onLogout }: { user: api.User; onLogout: () => void }) {
           <NavLink to="/" end>
             Projects
           </NavLink>
+          <NavLink to="/teams">Teams</NavLink>
+          <NavLink to="/audit">Audit</NavLink>
           {admin && <NavLink to="/admin/users">Users</NavLink>}
           {admin && <NavLink to="/admin/system">System</NavLink>}
           <NavLink to="/account">Account</NavLink>
@@ -85,6 +101,11 @@ function Shell({ user, onLogout }: { user: api.User; onLogout: () => void }) {
             <Route path="/projects/:id/*" element={<ProjectPage />} />
             <Route path="/account" element={<AccountPage user={user} />} />
             <Route path="/import" element={<ImportPage />} />
+            <Route path="/teams" element={<TeamsPage />} />
+            <Route path="/teams/:id" element={<TeamPage me={user} />} />
+            <Route path="/audit" element={<AuditPage />} />
+            <Route path="/invitations/:token" element={<InvitationPage me={user} />} />
+            <Route path="/cli" element={<CliApprovePage me={user} />} />
             <Route path="/admin/users" element={admin ? <UsersPage me={user} /> : <NotFound />} />
             <Route path="/admin/system" element={admin ? <SystemPage /> : <NotFound />} />
             <Route path="*" element={<NotFound />} />

@@ -3,7 +3,8 @@
 import { FormEvent, useEffect, useState } from "react";
 import * as api from "../api";
 import { NotificationChannels } from "./channels";
-import { Ago, Alert, CopyButton, Empty, errorText, Field, formErrors, FormErrors, noErrors, useToast } from "../ui";
+import { Tokens } from "./tokens";
+import { Alert, errorText, Field, formErrors, FormErrors, noErrors } from "../ui";
 
 export default function AccountPage({ user }: { user: api.User }) {
   return (
@@ -18,103 +19,6 @@ export default function AccountPage({ user }: { user: api.User }) {
       <Tokens />
       <NotificationChannels />
       <Password />
-    </section>
-  );
-}
-
-function Tokens() {
-  const [tokens, setTokens] = useState<api.ApiToken[] | null>(null);
-  const [name, setName] = useState("");
-  const [fresh, setFresh] = useState<api.ApiToken | null>(null);
-  const [errors, setErrors] = useState<FormErrors>(noErrors);
-  const toast = useToast();
-  const reload = () => api.listTokens().then(setTokens, (e) => setErrors(formErrors(e)));
-  useEffect(() => {
-    reload();
-  }, []);
-  return (
-    <section className="card stack" aria-label="API tokens">
-      <h2>API tokens</h2>
-      <p className="small muted">For scripts and CI: send one as <code>Authorization: Bearer …</code>. A token acts as you.</p>
-      <form
-        className="row"
-        onSubmit={async (e) => {
-          e.preventDefault();
-          setErrors(noErrors);
-          try {
-            setFresh(await api.createToken(name));
-            setName("");
-            await reload();
-          } catch (err) {
-            setErrors(formErrors(err));
-          }
-        }}
-      >
-        <div className="grow">
-          <Field label="Token name" value={name} onChange={(e) => setName(e.target.value)} placeholder="ci deploy" error={errors.fields.name} />
-        </div>
-        <button className="btn" style={{ alignSelf: "end" }}>
-          Create token
-        </button>
-      </form>
-      <Alert>{errors.message}</Alert>
-      {fresh?.token && (
-        <div className="alert ok stack" role="status" data-testid="new-token">
-          <strong>Copy your new token now — it is shown only once.</strong>
-          <div className="secret-once">{fresh.token}</div>
-          <div className="row">
-            <CopyButton text={fresh.token} label="Copy token" />
-            <button className="btn ghost small" onClick={() => setFresh(null)}>
-              Done
-            </button>
-          </div>
-        </div>
-      )}
-      {tokens && tokens.length === 0 && <Empty title="No tokens" />}
-      {tokens && tokens.length > 0 && (
-        <table className="table" aria-label="Tokens">
-          <thead>
-            <tr>
-              <th>Name</th>
-              <th>Starts with</th>
-              <th>Created</th>
-              <th>
-                <span className="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {tokens.map((t) => (
-              <tr key={t.id} data-testid={`token-${t.name}`}>
-                <td data-label="Name" className="wrap-anywhere">{t.name}</td>
-                <td data-label="Starts with">
-                  <code>{t.prefix}…</code>
-                </td>
-                <td data-label="Created">
-                  <Ago at={t.created_at} />
-                </td>
-                <td className="actions">
-                  <button
-                    className="btn danger small"
-                    onClick={async () => {
-                      try {
-                        await api.deleteToken(t.id);
-                        toast(`Token ${t.name} revoked`, "success");
-                        if (fresh?.id === t.id) setFresh(null);
-                        await reload();
-                      } catch (e) {
-                        setErrors({ fields: {}, message: errorText(e) });
-                      }
-                    }}
-                  >
-                    Revoke
-                  </button>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
     </section>
   );
 }

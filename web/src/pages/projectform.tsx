@@ -49,13 +49,19 @@ export function ProjectForm({
   submitLabel,
   onSaved,
   onCancel,
+  teams = [],
+  team: initialTeam = "",
 }: {
   project?: api.Project;
   submitLabel: string;
   onSaved: (p: api.Project) => void;
   onCancel?: () => void;
+  /** On create: the teams it may go to (where the user is at least a member). */
+  teams?: api.Team[];
+  team?: string;
 }) {
   const original = valuesOf(project);
+  const [team, setTeam] = useState(initialTeam);
   const [values, setValues] = useState<Values>(original);
   const [errors, setErrors] = useState<FormErrors>(noErrors);
   const [busy, setBusy] = useState(false);
@@ -71,6 +77,7 @@ export function ProjectForm({
     setErrors(noErrors);
     try {
       const body = settingsBody(values, project ? original : undefined);
+      if (!project && team) body.team_id = team;
       const saved = project ? await api.updateProject(project.id, body) : await api.createProject(body);
       onSaved(saved);
     } catch (err) {
@@ -89,6 +96,18 @@ export function ProjectForm({
         {field("name", "Name", { required: true, placeholder: "blog", autoFocus: !project })}
         {field("git_url", "Git URL", { required: true, placeholder: "https://github.com/you/blog.git" })}
         {field("branch", "Branch", { placeholder: "main" })}
+        {!project && teams.length > 1 && (
+          <div className="field">
+            <label htmlFor="project-team">Team</label>
+            <select id="project-team" value={team} onChange={(e) => setTeam(e.target.value)}>
+              {teams.map((t) => (
+                <option key={t.id} value={t.id}>
+                  {t.personal ? `${t.name} (personal)` : t.name}
+                </option>
+              ))}
+            </select>
+          </div>
+        )}
       </div>
       {renamed && (
         <Alert tone="warn">Renaming changes the app's URL: the old address stops answering once you save.</Alert>

@@ -23,15 +23,34 @@ export function triggerText(trigger: string, by: string | null, pusher?: string 
   return by ? `${what} by ${by}` : what;
 }
 
+const TEAM_KEY = "shard.team";
+
 export function ProjectsPage() {
   const [projects, setProjects] = useState<api.Project[] | null>(null);
   const [error, setError] = useState("");
   const [creating, setCreating] = useState(false);
+  const [teams, setTeams] = useState<api.Team[]>([]);
+  // The team switcher: one team's projects, or every team's (""), remembered in this browser.
+  const [team, setTeam] = useState(() => localStorage.getItem(TEAM_KEY) ?? "");
   const navigate = useNavigate();
-  const reload = () => api.listProjects().then(setProjects, (e) => setError(errorText(e)));
+  const reload = () => api.listProjects(team || undefined).then(setProjects, (e) => setError(errorText(e)));
+  useEffect(() => {
+    api.listTeams().then((all) => {
+      setTeams(all);
+      // A remembered team the user left falls back to all teams.
+      if (team && !all.some((t) => t.id === team)) switchTeam("");
+    }, () => setTeams([]));
+  }, []);
   useEffect(() => {
     reload();
-  }, []);
+  }, [team]);
+  const switchTeam = (id: string) => {
+    localStorage.setItem(TEAM_KEY, id);
+    setProjects(null);
+    setTeam(id);
+  };
+  const creatable = teams.filter((t) => t.role !== "viewer");
+  const current = teams.find((t) => t.id === team);
   const busy = projects?.some((p) => BUSY.includes(p.status));
   useEffect(() => {
     if (!busy) return;
@@ -44,6 +63,21 @@ export function ProjectsPage() {
       <div className="page-head">
         <h1>Projects</h1>
         <div className="row">
+          {teams.length > 1 && (
+            <div className="team-switch">
+              <label htmlFor="team-switch" className="small">
+                Team
+              </label>
+              <select id="team-switch" value={team} onChange={(e) => switchTeam(e.target.value)}>
+                <option value="">All teams</option>
+                {teams.map((t) => (
+                  <option key={t.id} value={t.id}>
+                    {t.personal ? `${t.name} (personal)` : t.name}
+                  </option>
+                ))}
+              </select>
+            </div>
+          )}
           <Link className="btn secondary" to="/import">
             Import from GitHub
           </Link>
@@ -73,6 +107,8 @@ export function ProjectsPage() {
       )}
       <Dialog open={creating} onClose={() => setCreating(false)} title="New project">
         <ProjectForm
+          teams={creatable}
+          team={current && current.role !== "viewer" ? current.id : (creatable.find((t) => t.personal)?.id ?? "")}
           submitLabel="Create project"
           onCancel={() => setCreating(false)}
           onSaved={(p) => {

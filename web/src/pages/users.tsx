@@ -45,10 +45,11 @@ export default function UsersPage({ me }: { me: api.User }) {
                     aria-label={`Role of ${u.username}`}
                     value={u.role}
                     onChange={async (e) => {
+                      const role = e.target.value;
                       setError("");
                       try {
-                        await api.setRole(u.id, e.target.value);
-                        toast(`${u.username} is now ${e.target.value}`, "success");
+                        await api.setRole(u.id, role);
+                        toast(`${u.username} is now ${role}`, "success");
                       } catch (err) {
                         setError(errorText(err));
                       }
