@@ -195,6 +195,7 @@ mod tests {
                 id: Uuid::nil(),
                 scope,
                 projects: Some(vec![p]),
+                expires_at: None,
             }));
             for action in Action::ALL {
                 let on_p = decide(&a, Some(Role::Owner), Some(p), action).is_ok();

@@ -31,6 +31,7 @@ pub struct TokenGrant {
     pub id: Uuid,
     pub scope: crate::access::Scope,
     pub projects: Option<Vec<Uuid>>,
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl From<crate::db::users::User> for Actor {

@@ -137,6 +137,7 @@ pub async fn api_token_actor(state: &AppState, hash: &str) -> Result<Option<Acto
         // A scope that cannot be read grants the least.
         scope: crate::access::Scope::parse(&token.scope).unwrap_or(crate::access::Scope::Read),
         projects: db::api_tokens::project_ids(&token),
+        expires_at: token.expires_at,
     });
     Ok(Some(actor))
 }

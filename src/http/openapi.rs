@@ -16,7 +16,7 @@ use super::routes::{
         health::health,
         auth::setup_admin, auth::login, auth::refresh, auth::logout, auth::me, auth::change_password,
         tokens::create_token, tokens::list_tokens, tokens::delete_token,
-        teams::list_teams, teams::create_team, teams::get_team, teams::rename_team,
+        teams::list_teams, teams::create_team, teams::get_team, teams::list_members, teams::rename_team,
         teams::delete_team, teams::set_role, teams::remove_member, teams::invite,
         teams::list_invitations, teams::withdraw_invitation, teams::accept_invitation,
         audit::list_audit,

@@ -32,6 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/teams/{id}", web::get().to(get_team))
         .route("/teams/{id}", web::patch().to(rename_team))
         .route("/teams/{id}", web::delete().to(delete_team))
+        .route("/teams/{id}/members", web::get().to(list_members))
         .route("/teams/{id}/members/{user}", web::patch().to(set_role))
         .route(
             "/teams/{id}/members/{user}",
@@ -159,13 +160,8 @@ pub async fn create_team(
     Ok(HttpResponse::Created().json(team_view(team, teams::OWNER)))
 }
 
-#[utoipa::path(get, path = "/api/v1/teams/{id}", tag = "teams", responses((status = 200, body = TeamDetail), (status = 404)),
-    security(("bearer" = ["role:viewer", "scope:read"])))]
-pub async fn get_team(
-    state: web::Data<AppState>,
-    TeamFor(_actor, team, role, _need): TeamFor<Read>,
-) -> AppResult<web::Json<TeamDetail>> {
-    let members = teams::members(&state.db, team.id)
+async fn members_of(state: &AppState, team: uuid::Uuid) -> AppResult<Vec<MemberView>> {
+    Ok(teams::members(&state.db, team)
         .await?
         .into_iter()
         .map(|(m, username)| MemberView {
@@ -174,11 +170,30 @@ pub async fn get_team(
             role: m.role,
             joined_at: m.created_at,
         })
-        .collect();
+        .collect())
+}
+
+#[utoipa::path(get, path = "/api/v1/teams/{id}", tag = "teams", responses((status = 200, body = TeamDetail), (status = 404)),
+    security(("bearer" = ["role:viewer", "scope:read"])))]
+pub async fn get_team(
+    state: web::Data<AppState>,
+    TeamFor(_actor, team, role, _need): TeamFor<Read>,
+) -> AppResult<web::Json<TeamDetail>> {
+    let members = members_of(&state, team.id).await?;
     Ok(web::Json(TeamDetail {
         team: team_view(team, role.as_str()),
         members,
     }))
+}
+
+/// A team's members, owners first.
+#[utoipa::path(get, path = "/api/v1/teams/{id}/members", tag = "teams", responses((status = 200, body = [MemberView]), (status = 404)),
+    security(("bearer" = ["role:viewer", "scope:read"])))]
+pub async fn list_members(
+    state: web::Data<AppState>,
+    TeamFor(_actor, team, _role, _need): TeamFor<Read>,
+) -> AppResult<web::Json<Vec<MemberView>>> {
+    Ok(web::Json(members_of(&state, team.id).await?))
 }
 
 #[utoipa::path(patch, path = "/api/v1/teams/{id}", tag = "teams", request_body = TeamRequest,

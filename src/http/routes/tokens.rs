@@ -134,6 +134,14 @@ pub async fn create_token(
                 scope.as_str()
             )));
         }
+        if let Some(limit) = parent.expires_at
+            && expires_at.is_none_or(|e| e > limit)
+        {
+            return Err(AppError::Forbidden(format!(
+                "this API token expires at {limit}; a token it creates must expire no later \
+                 (set expires_in_days)"
+            )));
+        }
         if parent.projects.is_some() && projects.is_none() {
             return Err(AppError::Forbidden(
                 "this API token is limited to some projects; list project_ids (a subset of its own)"
