@@ -111,7 +111,7 @@ fn collector(state: &Arc<AppState>, interval: u64) -> CancellationToken {
         state.hub.clone(),
         &config,
     );
-    tokio::spawn(collector.run(stop.clone()));
+    tokio::spawn(collector.run(shard::cluster::Leadership::single(), stop.clone()));
     stop
 }
 

@@ -150,7 +150,9 @@ impl App {
             }
             _ => secrets::load_or_create_key_file(&config.data_dir.join("secret.key"))?,
         };
-        let jwt_key = secrets::load_or_create_key_file(&config.data_dir.join("jwt.key"))?;
+        // Derived, not stored: instances that share the secret key accept each other's
+        // access tokens. (A `jwt.key` file from earlier versions is no longer read.)
+        let jwt_key = secrets::derive_key(&secret_key, "access tokens v1");
         let sealer = Arc::new(Sealer::new(&secret_key));
         check_secret_key(&db, &sealer, &config).await?;
 
@@ -165,7 +167,29 @@ impl App {
         announce_setup(&config, &db, port).await?;
 
         let config = Arc::new(config);
+        let shutdown = CancellationToken::new();
         let hub = Arc::new(Hub::new());
+        // Several instances on one Postgres: one leads the singletons; hub events fan out.
+        let leadership =
+            crate::cluster::leader::campaign(&db, &config.database_url(), shutdown.clone());
+        if db::is_postgres(&db) {
+            use crate::cluster::relay;
+            let instance = uuid::Uuid::now_v7();
+            let (outbox, published) = tokio::sync::mpsc::channel(relay::QUEUE);
+            hub.announce_to(outbox);
+            tokio::spawn(relay::send(
+                db.clone(),
+                instance,
+                published,
+                shutdown.clone(),
+            ));
+            tokio::spawn(relay::listen(
+                db.clone(),
+                hub.clone(),
+                instance,
+                shutdown.clone(),
+            ));
+        }
         let docker = Arc::new(Engine::new(
             config.docker.host.as_deref(),
             secrets::instance_id(&secret_key),
@@ -249,13 +273,13 @@ impl App {
             metrics,
             notifier,
             device_logins: Default::default(),
+            leadership,
             docker,
             db,
             port,
             config,
         });
 
-        let shutdown = CancellationToken::new();
         state
             .proxy
             .refresh()
@@ -264,6 +288,7 @@ impl App {
         deploy::recover::at_startup(&state.deployer, shutdown.clone()).await;
         tokio::spawn(deploy::watchdog::watch(
             state.deployer.clone(),
+            state.leadership.clone(),
             shutdown.clone(),
         ));
         tokio::spawn(deploy::events::watch(
@@ -277,7 +302,7 @@ impl App {
                 state.hub.clone(),
                 &state.config,
             )
-            .run(shutdown.clone()),
+            .run(state.leadership.clone(), shutdown.clone()),
         );
         tokio::spawn(crate::hub::record::system_heartbeat(
             state.clone().into_inner(),
@@ -365,7 +390,7 @@ impl App {
         let handle = server.handle();
         let mut server = tokio::spawn(server);
         if let Some(acme) = acme {
-            tokio::spawn(acme.run(shutdown.clone()));
+            tokio::spawn(acme.run(state.leadership.clone(), shutdown.clone()));
         }
         let ended_by = tokio::select! {
             result = &mut server => {

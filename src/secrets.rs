@@ -98,6 +98,16 @@ pub fn instance_id(secret_key: &[u8; 32]) -> String {
     hex::encode(&hasher.finalize()[..8])
 }
 
+/// A key for one purpose, derived from the secret key (HMAC-SHA256 keyed by it), so every
+/// instance sharing the secret key shares it too and nothing else has to be copied around.
+pub fn derive_key(secret_key: &[u8; 32], purpose: &str) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret_key).expect("HMAC takes any key");
+    mac.update(b"shard derived key\0");
+    mac.update(purpose.as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
 /// Constant-time equality for secrets compared against user input.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     use subtle::ConstantTimeEq;

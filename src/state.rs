@@ -48,6 +48,8 @@ pub struct AppState {
     pub notifier: Arc<crate::notifications::Notifier>,
     /// CLI sign-ins waiting for a user's approval.
     pub device_logins: crate::auth::device::DeviceLogins,
+    /// Whether this instance runs the singletons (always, on SQLite).
+    pub leadership: crate::cluster::Leadership,
 }
 
 impl AppState {

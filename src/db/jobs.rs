@@ -109,7 +109,7 @@ pub async fn claim(db: &Db, owner: &str, lease_until: DateTime<Utc>) -> Result<O
 }
 
 /// The advisory lock key claims take on Postgres ("shard" in ASCII).
-const CLAIM_LOCK: i64 = 0x73_6861_7264;
+pub const CLAIM_LOCK: i64 = 0x73_6861_7264;
 
 /// Extends the lease; false when the job is no longer this owner's (it was recovered).
 pub async fn renew(

@@ -32,7 +32,11 @@ struct Watch {
     restarts: VecDeque<Instant>,
 }
 
-pub async fn watch(deployer: Arc<Deployer>, shutdown: CancellationToken) {
+pub async fn watch(
+    deployer: Arc<Deployer>,
+    leadership: crate::cluster::Leadership,
+    shutdown: CancellationToken,
+) {
     let config = deployer.config.health.clone();
     if config.interval_secs == 0 {
         return;
@@ -44,6 +48,11 @@ pub async fn watch(deployer: Arc<Deployer>, shutdown: CancellationToken) {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = shutdown.cancelled() => return,
+        }
+        // One watchdog per installation: the leading instance's.
+        if !leadership.is_leader() {
+            watches.clear();
+            continue;
         }
         let live = match db::deployments::with_status(&deployer.db, &[S::Live]).await {
             Ok(live) => live,

@@ -226,12 +226,39 @@ fn send(channel: &Channel, events: Vec<Arc<Published>>) {
     }));
 }
 
+/// Announces the runs of persisted events in `events` (`(topic, first, last)` each). A full
+/// outbox drops the announcement: the other instances' subscribers fill that gap from the
+/// database at their next event.
+fn announce(outbox: &tokio::sync::mpsc::Sender<(Topic, i64, i64)>, events: &[Event]) {
+    let mut run: Option<(Topic, i64, i64)> = None;
+    for event in events {
+        let (topic, seq) = event.topic();
+        if !replay::is_persisted(topic) {
+            continue;
+        }
+        run = match run {
+            Some((t, first, last)) if t == topic && seq == last + 1 => Some((t, first, seq)),
+            Some(done) => {
+                let _ = outbox.try_send(done);
+                Some((topic, seq, seq))
+            }
+            None => Some((topic, seq, seq)),
+        };
+    }
+    if let Some(done) = run {
+        let _ = outbox.try_send(done);
+    }
+}
+
 /// Topic → its channel. A channel exists only while someone listens, so publishing to a topic
 /// nobody watches costs one map lookup, and a connection wakes only for the topics it
 /// subscribed to.
 #[derive(Default)]
 pub struct Hub {
     topics: RwLock<HashMap<Topic, Channel>>,
+    /// Where persisted events just published are announced to other instances
+    /// (`cluster::relay`), as `(topic, first seq, last seq)`; unset with one instance.
+    outbox: std::sync::OnceLock<tokio::sync::mpsc::Sender<(Topic, i64, i64)>>,
 }
 
 impl Hub {
@@ -244,9 +271,35 @@ impl Hub {
         self.publish_all(vec![event]);
     }
 
+    /// Announces this instance's persisted events to the others from now on.
+    pub fn announce_to(&self, outbox: tokio::sync::mpsc::Sender<(Topic, i64, i64)>) {
+        let _ = self.outbox.set(outbox);
+    }
+
     /// Publishes events in seq order; consecutive events of one topic reach receivers as one
-    /// `Delivery` (split at `DELIVERY_EVENTS` / `DELIVERY_BYTES`).
+    /// `Delivery` (split at `DELIVERY_EVENTS` / `DELIVERY_BYTES`). Persisted ones are also
+    /// announced to other instances, listened to here or not.
     pub fn publish_all(&self, events: Vec<Event>) {
+        if let Some(outbox) = self.outbox.get() {
+            announce(outbox, &events);
+        }
+        self.deliver(events);
+    }
+
+    /// Publishes events another instance announced (read back from the database).
+    pub fn publish_relayed(&self, events: Vec<Event>) {
+        self.deliver(events);
+    }
+
+    /// Whether anyone here listens to `topic`.
+    pub fn is_listened(&self, topic: Topic) -> bool {
+        self.topics
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(&topic)
+    }
+
+    fn deliver(&self, events: Vec<Event>) {
         let topics = self.topics.read().unwrap_or_else(PoisonError::into_inner);
         let mut run: Vec<Arc<Published>> = Vec::new();
         let mut run_bytes = 0;

@@ -54,8 +54,12 @@ impl Collector {
         }
     }
 
-    /// Samples until `shutdown`.
-    pub async fn run(mut self, shutdown: CancellationToken) {
+    /// Samples until `shutdown`, while this instance leads (one collector per installation).
+    pub async fn run(
+        mut self,
+        leadership: crate::cluster::Leadership,
+        shutdown: CancellationToken,
+    ) {
         if self.interval.is_zero() {
             return;
         }
@@ -66,6 +70,9 @@ impl Collector {
             tokio::select! {
                 _ = ticker.tick() => {}
                 _ = shutdown.cancelled() => return,
+            }
+            if !leadership.is_leader() {
+                continue;
             }
             if let Err(e) = self.tick().await {
                 tracing::debug!(error = %e, "metrics sample skipped");

@@ -69,10 +69,17 @@ impl Acme {
     }
 
     /// Checks every routed name now, then at `acme.check_interval_secs` or when woken.
-    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+    pub async fn run(
+        self: Arc<Self>,
+        leadership: crate::cluster::Leadership,
+        shutdown: CancellationToken,
+    ) {
         let interval = Duration::from_secs(self.config.acme.check_interval_secs);
         loop {
-            self.check_all().await;
+            // One instance orders certificates: the leading one.
+            if leadership.is_leader() {
+                self.check_all().await;
+            }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(interval) => {}

@@ -293,7 +293,7 @@ async fn a_second_serve_on_the_same_data_dir_exits_with_a_message() {
     assert!(health.status().is_success());
     // The database and keys are the owner's only.
     use std::os::unix::fs::PermissionsExt;
-    for file in ["secret.key", "jwt.key", "shard.lock"] {
+    for file in ["secret.key", "shard.lock"] {
         let mode = std::fs::metadata(dir.path().join(file))
             .unwrap()
             .permissions()

@@ -35,8 +35,36 @@ impl Dns {
             .stderr(Stdio::null())
             .spawn()
             .expect("dnsmasq is installed (apt-get install dnsmasq)");
-        std::thread::sleep(Duration::from_millis(300));
+        wait_until_answering(port);
         Dns { child }
+    }
+}
+
+/// Waits until a DNS server answers on 127.0.0.1:`port` (a busy machine may take more than
+/// a moment to start dnsmasq): a query for `probe.example.test`, type A, until a reply comes.
+fn wait_until_answering(port: u16) {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut query = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in ["probe", "example", "test"] {
+        query.push(label.len() as u8);
+        query.extend_from_slice(label.as_bytes());
+    }
+    query.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut reply = [0u8; 512];
+    loop {
+        let _ = socket.send_to(&query, ("127.0.0.1", port));
+        if matches!(socket.recv_from(&mut reply), Ok((n, _)) if n >= 12 && reply[..2] == [0x12, 0x34])
+        {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "dnsmasq did not answer on port {port} within 15 s"
+        );
     }
 }
 

@@ -15,6 +15,7 @@ mod edge;
 mod github;
 mod gitserver;
 mod helpers;
+mod instances;
 mod jobs;
 mod metrics;
 mod notifications;

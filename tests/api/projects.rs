@@ -425,13 +425,11 @@ async fn a_changed_secret_key_stops_startup_with_a_clear_message() {
     let second_dir = tempfile::TempDir::new().unwrap();
     same.database_url = Some(shard::config::Secret::new(app.state.config.database_url()));
     same.data_dir = second_dir.path().to_path_buf();
-    for key in ["secret.key", "jwt.key"] {
-        std::fs::copy(
-            app.state.config.data_dir.join(key),
-            second_dir.path().join(key),
-        )
-        .unwrap();
-    }
+    std::fs::copy(
+        app.state.config.data_dir.join("secret.key"),
+        second_dir.path().join("secret.key"),
+    )
+    .unwrap();
     same.listen = "127.0.0.1:0".parse().unwrap();
     let mut other = same.clone();
     let third_dir = tempfile::TempDir::new().unwrap();

@@ -127,6 +127,9 @@ pub struct Overview {
     /// shard's own resident memory.
     pub shard_rss_bytes: Option<u64>,
     pub metrics_samples: Option<u64>,
+    /// Whether this instance runs the singletons (collector, watchdog, renewals); always true
+    /// with one instance.
+    pub leader: bool,
 }
 
 /// The host at a glance (admins).
@@ -155,6 +158,7 @@ pub async fn overview(
         containers: containers.map(|c| c.len()),
         shard_rss_bytes: crate::metrics::host::own_rss(),
         metrics_samples: db::metrics::count(&state.db).await.ok(),
+        leader: state.leadership.is_leader(),
     }))
 }
 

@@ -1,0 +1,8 @@
+//! Several shard instances on one Postgres: `leader` (which instance runs the singletons,
+//! by a Postgres advisory lock) and `relay` (hub events fanned out to the other instances by
+//! `LISTEN/NOTIFY`). With SQLite there is one instance and neither does anything.
+
+pub mod leader;
+pub mod relay;
+
+pub use leader::Leadership;

@@ -1,0 +1,207 @@
+//! Hub fan-out across shard instances sharing one Postgres. Persisted events (deployment logs
+//! and statuses, `project:` and `user:` topic events) are written before they are published,
+//! so an instance only has to say which seqs of which topic it just published: a `NOTIFY
+//! shard_hub` with `{instance, topic, first, last}`. Every other instance that has local
+//! listeners on that topic reads exactly that range from the database and publishes it to them.
+//! A lost notice (a full queue, a reconnecting listener) is a gap the WebSocket layer already
+//! fills from the database at the next event, so delivery stays gapless.
+
+use std::time::Duration;
+
+use sea_orm::sqlx::postgres::PgListener;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::db::{self, deployment_logs, topic_events};
+use crate::hub::{Event, Hub, Topic};
+
+pub const CHANNEL: &str = "shard_hub";
+/// Notices waiting to be sent; beyond this they are dropped (the receivers' gap fill covers it).
+pub const QUEUE: usize = 4096;
+/// At most this many events are read for one notice (a longer run is read by the gap fill).
+const RANGE_LIMIT: i64 = 2000;
+
+/// "This instance published seqs `first..=last` of `topic`."
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Notice {
+    #[serde(rename = "i")]
+    pub instance: Uuid,
+    #[serde(rename = "t")]
+    pub topic: String,
+    #[serde(rename = "a")]
+    pub first: i64,
+    #[serde(rename = "b")]
+    pub last: i64,
+}
+
+/// Sends this instance's notices (one `pg_notify` each, in order): what the hub published,
+/// as `(topic, first, last)`.
+pub async fn send(
+    db: DatabaseConnection,
+    instance: Uuid,
+    mut published: mpsc::Receiver<(Topic, i64, i64)>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let (topic, first, last) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            n = published.recv() => match n { Some(n) => n, None => return },
+        };
+        let notice = Notice {
+            instance,
+            topic: topic.to_string(),
+            first,
+            last,
+        };
+        let Ok(payload) = serde_json::to_string(&notice) else {
+            continue;
+        };
+        let statement = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_notify($1, $2)",
+            [CHANNEL.into(), payload.into()],
+        );
+        if let Err(e) = db.execute_raw(statement).await {
+            tracing::warn!(error = %e, "cannot notify other instances of hub events");
+        }
+    }
+}
+
+/// Listens for other instances' notices and publishes their events to this instance's
+/// listeners. Reconnects when the listening connection drops.
+pub async fn listen(
+    db: DatabaseConnection,
+    hub: std::sync::Arc<Hub>,
+    instance: Uuid,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let listener = async {
+            let mut listener = PgListener::connect_with(db.get_postgres_connection_pool()).await?;
+            listener.listen(CHANNEL).await?;
+            Ok::<_, sea_orm::sqlx::Error>(listener)
+        };
+        let mut listener = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            l = listener => match l {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for other instances' hub events; retrying");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    continue;
+                }
+            },
+        };
+        loop {
+            let received = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = listener.recv() => r,
+            };
+            let notification = match received {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "hub listener connection lost; reconnecting");
+                    break;
+                }
+            };
+            let Ok(notice) = serde_json::from_str::<Notice>(notification.payload()) else {
+                continue;
+            };
+            if notice.instance == instance {
+                continue;
+            }
+            let Ok(topic) = notice.topic.parse::<Topic>() else {
+                continue;
+            };
+            if !hub.is_listened(topic) {
+                continue;
+            }
+            match read(&db, topic, notice.first, notice.last).await {
+                Ok(events) => hub.publish_relayed(events),
+                Err(e) => tracing::warn!(error = %e, %topic, "cannot read relayed hub events"),
+            }
+        }
+    }
+}
+
+/// Events `first..=last` of a persisted topic, from the database.
+async fn read(
+    db: &DatabaseConnection,
+    topic: Topic,
+    first: i64,
+    last: i64,
+) -> Result<Vec<Event>, sea_orm::DbErr> {
+    let count = (last - first + 1).clamp(0, RANGE_LIMIT) as u64;
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    match topic {
+        Topic::Deployment(id) => {
+            let project = db::deployments::find(db, id)
+                .await?
+                .map(|d| d.project_id)
+                .unwrap_or_default();
+            let lines = deployment_logs::since(db, id, first - 1, count).await?;
+            Ok(lines
+                .into_iter()
+                .map(|l| match l.stream.as_str() {
+                    "status" => Event::Status {
+                        project_id: project,
+                        deployment_id: id,
+                        seq: l.seq,
+                        ts: l.ts,
+                        status: l.line,
+                    },
+                    stream => Event::Log {
+                        deployment_id: id,
+                        seq: l.seq,
+                        ts: l.ts,
+                        stream: match stream {
+                            "stderr" => "stderr",
+                            "system" => "system",
+                            _ => "stdout",
+                        },
+                        line: l.line,
+                    },
+                })
+                .collect())
+        }
+        Topic::Project(_) | Topic::User(_) => {
+            let rows = topic_events::since(db, &topic.to_string(), first - 1, count).await?;
+            Ok(rows
+                .into_iter()
+                .map(|e| Event::Topic {
+                    topic,
+                    seq: e.seq,
+                    ts: e.ts,
+                    kind: e.kind,
+                    payload: serde_json::from_str(&e.payload).unwrap_or_default(),
+                })
+                .collect())
+        }
+        // Live-only topics are not relayed.
+        _ => Ok(Vec::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_are_small_and_read_back() {
+        let notice = Notice {
+            instance: Uuid::now_v7(),
+            topic: format!("deployment:{}", Uuid::now_v7()),
+            first: 1,
+            last: 512,
+        };
+        let text = serde_json::to_string(&notice).unwrap();
+        // pg_notify payloads must stay under 8000 bytes.
+        assert!(text.len() < 200, "{text}");
+        assert_eq!(serde_json::from_str::<Notice>(&text).unwrap(), notice);
+    }
+}

@@ -1,0 +1,254 @@
+//! Several shard instances on one Postgres: access tokens issued by one are accepted by the
+//! other (keys derived from the shared secret key), a deploy asked of instance A is watched
+//! live from instance B (hub events relayed by LISTEN/NOTIFY, gapless), and exactly one
+//! instance leads the singletons, the other taking over when the leader is SIGKILLed. These
+//! run on Postgres in both passes of the suite: the SQLite pass uses the database role that
+//! `scripts/test` creates.
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use shard::config::Secret;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::deploy::app_files;
+use crate::gitserver::GitServer;
+use crate::helpers::*;
+use crate::process::Serve;
+
+const FALLBACK_POSTGRES: &str = "postgres://shard_test:shard_test@127.0.0.1:5432/postgres";
+/// 32 bytes in hex: the secret key both instances share.
+const SHARED_KEY: &str = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
+
+/// A fresh Postgres database, on the suite's server or the one `scripts/test` prepares.
+async fn cluster_database() -> String {
+    if let Some(url) = fresh_database_url().await {
+        return url;
+    }
+    let name = format!("shard_t_{}", uuid::Uuid::new_v4().simple());
+    let admin = sea_orm::Database::connect(FALLBACK_POSTGRES).await.expect(
+        "the two-instance tests need Postgres (scripts/test starts it and creates shard_test)",
+    );
+    use sea_orm::ConnectionTrait;
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create test database");
+    admin.close().await.ok();
+    let mut url = url::Url::parse(FALLBACK_POSTGRES).unwrap();
+    url.set_path(&name);
+    url.to_string()
+}
+
+async fn instance(db: &str) -> TestApp {
+    let db = db.to_string();
+    spawn_app_with(move |c| {
+        c.database_url = Some(Secret::new(db));
+        c.secret_key = Some(Secret::new(SHARED_KEY.to_string()));
+    })
+    .await
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn subscribe(app: &TestApp, token: &str, topic: &str) -> Ws {
+    let url = app.base.replace("http://", "ws://") + "/api/v1/ws";
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    for message in [
+        json!({"op": "auth", "token": token}),
+        json!({"op": "subscribe", "topic": topic, "since": 0}),
+    ] {
+        ws.send(Message::Text(message.to_string().into()))
+            .await
+            .unwrap();
+    }
+    loop {
+        let v = next_json(&mut ws).await;
+        if v["type"] == "subscribed" {
+            return ws;
+        }
+        assert_ne!(v["type"], "error", "{v}");
+    }
+}
+
+async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(120), ws.next())
+            .await
+            .expect("a message within 120 s")
+            .expect("socket open")
+            .unwrap();
+        if let Message::Text(text) = message {
+            return serde_json::from_str(&text).unwrap();
+        }
+    }
+}
+
+/// Events of one topic until `done` holds for one: (seqs in order, the events).
+async fn events_until(ws: &mut Ws, done: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let mut out = Vec::new();
+    loop {
+        let v = next_json(ws).await;
+        let batch = match v["type"].as_str() {
+            Some("batch") => v["events"].as_array().unwrap().clone(),
+            Some("log" | "status" | "deployment") => vec![v],
+            Some("error") => panic!("{v}"),
+            _ => vec![v].into_iter().filter(|e| e["seq"].is_i64()).collect(),
+        };
+        for event in batch {
+            let finished = done(&event);
+            out.push(event);
+            if finished {
+                return out;
+            }
+        }
+    }
+}
+
+fn gapless(events: &[Value]) {
+    let seqs: Vec<i64> = events.iter().filter_map(|e| e["seq"].as_i64()).collect();
+    assert!(!seqs.is_empty());
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "seqs with a gap or repeat: {seqs:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_deploy_asked_of_one_instance_is_watched_live_from_another() {
+    let db = cluster_database().await;
+    let a = instance(&db).await;
+    let b = instance(&db).await;
+    let admin = a.setup_admin().await;
+    // An access token from A works on B: the signing key comes from the shared secret key.
+    let me = b.get("/api/v1/auth/me", Some(&admin.token)).await;
+    assert_eq!(me.status(), reqwest::StatusCode::OK);
+
+    let git = GitServer::start().await;
+    let repo = git.repo(
+        "relayed",
+        &app_files("one", "RUN [\"/bin/busybox\", \"seq\", \"1\", \"300\"]\n"),
+    );
+    let project = a.project_for(&admin, "relayed", &repo.url).await;
+    // B listens to the project before anything happens: all it gets comes through the relay.
+    let mut project_ws = subscribe(&b, &admin.token, &format!("project:{project}")).await;
+    let deployment = a.deploy(&admin, &project, json!({})).await;
+    let mut build_ws = subscribe(&b, &admin.token, &format!("deployment:{deployment}")).await;
+
+    let build = events_until(&mut build_ws, |e| {
+        e["type"] == "status" && FINAL.contains(&e["status"].as_str().unwrap_or(""))
+    })
+    .await;
+    gapless(&build);
+    assert_eq!(
+        build.last().unwrap()["status"],
+        "live",
+        "{:?}",
+        build.last()
+    );
+    let lines: Vec<&str> = build.iter().filter_map(|e| e["line"].as_str()).collect();
+    assert!(lines.contains(&"300"), "the whole build log reached B");
+    // The same log as A persisted, line for line (status changes included).
+    let seen: Vec<&str> = build
+        .iter()
+        .map(|e| e["line"].as_str().or(e["status"].as_str()).unwrap())
+        .collect();
+    assert_eq!(
+        seen.join("\n").trim_end(),
+        a.logs_text(&admin, &deployment).await.trim_end(),
+        "B saw A's log exactly"
+    );
+
+    let statuses = events_until(&mut project_ws, |e| e["status"] == "live").await;
+    gapless(&statuses);
+    let seen: Vec<&str> = statuses
+        .iter()
+        .filter_map(|e| e["status"].as_str())
+        .collect();
+    assert!(
+        seen.contains(&"building") && seen.last() == Some(&"live"),
+        "{seen:?}"
+    );
+}
+
+async fn overview(serve: &Serve, token: &str) -> Option<Value> {
+    let response = reqwest::Client::new()
+        .get(format!("{}/api/v1/system/overview", serve.base))
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()?;
+    response.json().await.ok()
+}
+
+/// Which of the servers lead now (waits until exactly one does).
+async fn the_leader(servers: &[&Serve], token: &str) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut leaders = Vec::new();
+        for (i, s) in servers.iter().enumerate() {
+            if overview(s, token)
+                .await
+                .is_some_and(|o| o["leader"] == true)
+            {
+                leaders.push(i);
+            }
+        }
+        if leaders.len() == 1 {
+            return leaders[0];
+        }
+        assert!(leaders.len() < 2, "two leaders at once: {leaders:?}");
+        assert!(Instant::now() < deadline, "no leader within 20 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_sigkilled_leader_hands_its_singletons_to_the_other_instance() {
+    let db = cluster_database().await;
+    let (dir_a, dir_b) = (
+        tempfile::TempDir::new().unwrap(),
+        tempfile::TempDir::new().unwrap(),
+    );
+    let env = [("SHARD_SECRET_KEY", SHARED_KEY)];
+    let mut a = Serve::start(dir_a.path(), Some(db.clone()), &env).await;
+    let token = a.setup_admin().await;
+    let mut b = Serve::start(dir_b.path(), Some(db.clone()), &env).await;
+    let first = the_leader(&[&a, &b], &token).await;
+    // Stays put while both run.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(the_leader(&[&a, &b], &token).await, first);
+
+    let killed_at = Instant::now();
+    if first == 0 {
+        a.kill()
+    } else {
+        b.kill()
+    }
+    let survivor = if first == 0 { &b } else { &a };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !overview(survivor, &token)
+        .await
+        .is_some_and(|o| o["leader"] == true)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the survivor did not take the lead within 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let handover = killed_at.elapsed();
+    eprintln!("leader handover after SIGKILL: {handover:?}");
+    assert!(handover < Duration::from_secs(10), "took {handover:?}");
+    // The killed one comes back as a follower.
+    if first == 0 {
+        a.spawn().await
+    } else {
+        b.spawn().await
+    }
+    let now = the_leader(&[&a, &b], &token).await;
+    assert_eq!(now, 1 - first, "the new leader keeps the lead");
+}
