@@ -106,8 +106,10 @@ async fn hold(url: &str, leading: &watch::Sender<bool>) {
 mod tests {
     #[test]
     fn the_leader_lock_is_not_the_job_queues_claim_lock() {
-        // Holding the claim lock for life would stop every job claim of the installation.
+        // Holding the claim lock for life would stop every job claim of the installation (and
+        // the setup lock, first-run setup on the other instances).
         assert_ne!(super::LOCK_KEY, crate::db::jobs::CLAIM_LOCK);
+        assert_ne!(super::LOCK_KEY, crate::db::users::SETUP_LOCK);
     }
 
     #[tokio::test]

@@ -26,8 +26,45 @@ pub async fn create(
     password_hash: &str,
     role: &str,
 ) -> Result<User, DbErr> {
-    let at = now();
     let txn = db.begin().await?;
+    let user = insert(&txn, username, password_hash, role).await?;
+    txn.commit().await?;
+    Ok(user)
+}
+
+/// Creates the first user (an admin) unless a user exists already (`None` then). Safe against
+/// several instances on one Postgres: the check and the insert take turns under a
+/// transaction-scoped advisory lock. (SQLite has one instance, which serialises setup itself.)
+pub async fn create_first(
+    db: &Db,
+    username: &str,
+    password_hash: &str,
+) -> Result<Option<User>, DbErr> {
+    use sea_orm::ConnectionTrait;
+    let txn = db.begin().await?;
+    if super::is_postgres(db) {
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({SETUP_LOCK})"))
+            .await?;
+    }
+    if Users::find().count(&txn).await? > 0 {
+        return Ok(None);
+    }
+    let user = insert(&txn, username, password_hash, ROLE_ADMIN).await?;
+    txn.commit().await?;
+    Ok(Some(user))
+}
+
+/// The advisory lock key first-run setup takes on Postgres ("setup" in ASCII).
+pub const SETUP_LOCK: i64 = 0x73_6574_7570;
+
+/// A user and their personal team, inside the caller's transaction.
+async fn insert<C: sea_orm::ConnectionTrait>(
+    txn: &C,
+    username: &str,
+    password_hash: &str,
+    role: &str,
+) -> Result<User, DbErr> {
+    let at = now();
     let user = users::ActiveModel {
         id: Set(new_id()),
         username: Set(username.to_string()),
@@ -36,10 +73,9 @@ pub async fn create(
         created_at: Set(at),
         updated_at: Set(at),
     }
-    .insert(&txn)
+    .insert(txn)
     .await?;
-    super::teams::create_personal(&txn, user.id, username).await?;
-    txn.commit().await?;
+    super::teams::create_personal(txn, user.id, username).await?;
     Ok(user)
 }
 

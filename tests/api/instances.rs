@@ -173,6 +173,36 @@ async fn a_deploy_asked_of_one_instance_is_watched_live_from_another() {
     );
 }
 
+#[tokio::test]
+async fn two_instances_racing_through_setup_make_exactly_one_admin() {
+    let db = cluster_database().await;
+    let a = instance(&db).await;
+    let b = instance(&db).await;
+    let body = |app: &TestApp, name: &str| json!({"token": app.setup_token(), "username": name, "password": PASSWORD});
+    let (first, second) = tokio::join!(
+        a.post("/api/v1/auth/setup", None, body(&a, "alpha")),
+        b.post("/api/v1/auth/setup", None, body(&b, "beta"))
+    );
+    let mut statuses = [first.status().as_u16(), second.status().as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [201, 409], "exactly one instance ran setup");
+    let users: i64 = {
+        use sea_orm::ConnectionTrait;
+        let row = a
+            .state
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT COUNT(*) AS n FROM users",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get("", "n").unwrap()
+    };
+    assert_eq!(users, 1);
+}
+
 async fn overview(serve: &Serve, token: &str) -> Option<Value> {
     let response = reqwest::Client::new()
         .get(format!("{}/api/v1/system/overview", serve.base))

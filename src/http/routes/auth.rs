@@ -93,7 +93,10 @@ pub async fn setup_admin(
     validate::username(&username).field("username")?;
     validate::password(&body.password).field("password")?;
     let hash = state.passwords.hash(body.password).await?;
-    let user = db::users::create(&state.db, &username, &hash, db::users::ROLE_ADMIN).await?;
+    // Another instance on the same Postgres may have finished setup meanwhile.
+    let user = db::users::create_first(&state.db, &username, &hash)
+        .await?
+        .ok_or_else(|| AppError::Conflict("setup is already complete; sign in instead".into()))?;
     setup::remove_token(&state.config.data_dir)?;
     crate::http::audit::action(&req, "setup", "user", user.id);
     crate::http::audit::note(&req, |f| {
