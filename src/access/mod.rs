@@ -85,18 +85,16 @@ pub async fn check_team(db: &Db, actor: &Actor, team: &Team, action: Action) -> 
 /// to any caller; changes need a full-scope credential not limited to some projects.
 pub fn account(actor: &Actor, changes: bool) -> AppResult<()> {
     match &actor.token {
-        Some(token) if changes && (token.scope < Scope::Admin || token.projects.is_some()) => {
-            Err(AppError::Forbidden(format!(
-                "this API token (scope '{}'{}) cannot change account or instance settings; \
+        Some(token) if changes && actor.is_narrowed() => Err(AppError::Forbidden(format!(
+            "this API token (scope '{}'{}) cannot change account or instance settings; \
                  that needs an unlimited 'admin' token or a sign-in",
-                token.scope.as_str(),
-                if token.projects.is_some() {
-                    ", limited to some projects"
-                } else {
-                    ""
-                }
-            )))
-        }
+            token.scope.as_str(),
+            if token.projects.is_some() {
+                ", limited to some projects"
+            } else {
+                ""
+            }
+        ))),
         _ => Ok(()),
     }
 }
@@ -107,12 +105,12 @@ pub fn instance_admin(actor: &Actor) -> AppResult<()> {
     if !actor.is_admin() {
         return Err(AppError::Forbidden("admin role required".into()));
     }
-    match &actor.token {
-        Some(token) if token.scope < Scope::Admin || token.projects.is_some() => Err(
-            AppError::Forbidden("this API token's scope does not reach instance settings".into()),
-        ),
-        _ => Ok(()),
+    if actor.is_narrowed() {
+        return Err(AppError::Forbidden(
+            "this API token's scope does not reach instance settings".into(),
+        ));
     }
+    Ok(())
 }
 
 /// A resource that belongs to one user (a notification channel, an API token): only that

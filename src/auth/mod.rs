@@ -49,6 +49,14 @@ impl Actor {
     pub fn is_admin(&self) -> bool {
         self.role == crate::db::users::ROLE_ADMIN
     }
+
+    /// True when an API token narrows the user's rights (a scope below `admin`, or a project
+    /// list): such a credential reaches no account or instance-wide setting.
+    pub fn is_narrowed(&self) -> bool {
+        self.token
+            .as_ref()
+            .is_some_and(|t| t.scope < crate::access::Scope::Admin || t.projects.is_some())
+    }
 }
 
 /// Prefix of API tokens, so they are recognisable in a leaked config and told apart from JWTs.

@@ -10,6 +10,7 @@ use super::credentials::Credentials;
 
 pub struct Api {
     pub base: String,
+    /// Empty for the calls a client makes before it has a token (a device sign-in).
     token: String,
     http: reqwest::Client,
 }
@@ -54,7 +55,10 @@ impl Api {
         body: Option<&Value>,
     ) -> Result<T, ClientError> {
         let url = format!("{}/api/v1{path}", self.base);
-        let mut request = self.http.request(method, &url).bearer_auth(&self.token);
+        let mut request = self.http.request(method, &url);
+        if !self.token.is_empty() {
+            request = request.bearer_auth(&self.token);
+        }
         if let Some(body) = body {
             request = request.json(body);
         }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::ClientError;
-use super::api::{Api, error_of};
+use super::api::Api;
 use super::credentials::{self, Credentials};
 
 pub async fn login(url: &str, token: Option<String>, json: bool) -> Result<(), ClientError> {
@@ -59,30 +59,15 @@ fn normalize(url: &str) -> Result<String, ClientError> {
 }
 
 async fn device_login(url: &str, json: bool) -> Result<String, ClientError> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| ClientError::Unreachable(e.to_string()))?;
-    let post = async |path: &str, body: Value| -> Result<Value, ClientError> {
-        let response = http
-            .post(format!("{url}/api/v1{path}"))
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| ClientError::Unreachable(format!("cannot reach {url}: {e}")))?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| ClientError::Unreachable(e.to_string()))?;
-        if !status.is_success() {
-            return Err(error_of(status, &bytes));
-        }
-        serde_json::from_slice(&bytes)
-            .map_err(|_| ClientError::Unreachable(format!("{url} is not a shard server")))
-    };
+    // Not signed in yet: the same API client, without a token.
+    let api = Api::new(&Credentials {
+        url: url.to_string(),
+        token: String::new(),
+    })?;
     let name = hostname();
-    let started = post("/cli/logins", json!({ "name": name })).await?;
+    let started = api
+        .post::<Value>("/cli/logins", &json!({ "name": name }))
+        .await?;
     let (Some(code), Some(poll_token), Some(verify)) = (
         started["code"].as_str(),
         started["poll_token"].as_str(),
@@ -102,7 +87,9 @@ async fn device_login(url: &str, json: bool) -> Result<String, ClientError> {
         Instant::now() + Duration::from_secs(started["expires_in"].as_u64().unwrap_or(600));
     while Instant::now() < deadline {
         tokio::time::sleep(interval).await;
-        let answer = post("/cli/logins/poll", json!({ "poll_token": poll_token })).await?;
+        let answer = api
+            .post::<Value>("/cli/logins/poll", &json!({ "poll_token": poll_token }))
+            .await?;
         match answer["status"].as_str() {
             Some("approved") => {
                 return answer["token"]

@@ -26,18 +26,13 @@ pub struct Leadership {
 impl Leadership {
     /// The only instance: it always leads.
     pub fn single() -> Self {
-        // The value stays readable (and `led` returns at once) after the sender is gone.
+        // The value stays readable after the sender is gone.
         let (_, leading) = watch::channel(true);
         Self { leading }
     }
 
     pub fn is_leader(&self) -> bool {
         *self.leading.borrow()
-    }
-
-    /// Waits until this instance leads (at once if it does).
-    pub async fn led(&mut self) {
-        let _ = self.leading.wait_for(|leading| *leading).await;
     }
 }
 
@@ -112,10 +107,8 @@ mod tests {
         assert_ne!(super::LOCK_KEY, crate::db::users::SETUP_LOCK);
     }
 
-    #[tokio::test]
-    async fn a_single_instance_always_leads() {
-        let mut single = super::Leadership::single();
-        assert!(single.is_leader());
-        single.led().await;
+    #[test]
+    fn a_single_instance_always_leads() {
+        assert!(super::Leadership::single().is_leader());
     }
 }

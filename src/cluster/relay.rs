@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::db::{self, deployment_logs, topic_events};
+use crate::db::{deployment_logs, topic_events};
 use crate::hub::{Event, Hub, Topic};
 
 pub const CHANNEL: &str = "shard_hub";
@@ -140,16 +140,11 @@ async fn read(
     }
     match topic {
         Topic::Deployment(id) => {
-            let project = db::deployments::find(db, id)
-                .await?
-                .map(|d| d.project_id)
-                .unwrap_or_default();
             let lines = deployment_logs::since(db, id, first - 1, count).await?;
             Ok(lines
                 .into_iter()
                 .map(|l| match l.stream.as_str() {
                     "status" => Event::Status {
-                        project_id: project,
                         deployment_id: id,
                         seq: l.seq,
                         ts: l.ts,

@@ -120,14 +120,6 @@ pub async fn of_user(db: &Db, user: Uuid) -> Result<Vec<(Team, String)>, DbErr> 
     Ok(out)
 }
 
-/// Every team (instance admins see them all), oldest first.
-pub async fn all(db: &Db) -> Result<Vec<Team>, DbErr> {
-    Teams::find()
-        .order_by_asc(teams::Column::CreatedAt)
-        .all(db)
-        .await
-}
-
 /// The ids of the teams a user belongs to.
 pub async fn ids_of_user(db: &Db, user: Uuid) -> Result<Vec<Uuid>, DbErr> {
     Ok(Members::find()

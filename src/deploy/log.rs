@@ -217,7 +217,6 @@ async fn write_batches(
         for entry in batch.drain(..) {
             let event = if entry.stream == "status" {
                 Event::Status {
-                    project_id,
                     deployment_id,
                     seq: next_seq,
                     ts: entry.ts,

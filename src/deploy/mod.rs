@@ -442,7 +442,6 @@ impl Deployer {
             }
         };
         let mut events = vec![Event::Status {
-            project_id,
             deployment_id,
             seq: first,
             ts: entries[0].ts,

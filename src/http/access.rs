@@ -64,6 +64,22 @@ fn note_project(req: &HttpRequest, project: &Project) {
     });
 }
 
+/// The shell every extractor shares: authenticate, then hand the request, state, actor and
+/// the path's `{id}` to `load`, which fetches the resource and asks `access`.
+fn resolve<T, F, Fut>(req: &HttpRequest, load: F) -> Boxed<T>
+where
+    F: FnOnce(HttpRequest, web::Data<AppState>, Actor, Uuid) -> Fut + 'static,
+    Fut: Future<Output = Result<T, AppError>> + 'static,
+{
+    let actor = super::auth::authenticate(req);
+    let req = req.clone();
+    Box::pin(async move {
+        let actor = actor.await?;
+        let (state, id) = (state_of(&req)?, path_id(&req)?);
+        load(req, state, actor, id).await
+    })
+}
+
 /// The project of `/projects/{id}`, which the caller may act on with `A`.
 pub struct ProjectFor<A: Need>(pub Actor, pub Project, pub PhantomData<A>);
 
@@ -72,11 +88,7 @@ impl<A: Need> FromRequest for ProjectFor<A> {
     type Future = Boxed<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let actor = super::auth::authenticate(req);
-        let req = req.clone();
-        Box::pin(async move {
-            let actor = actor.await?;
-            let (state, id) = (state_of(&req)?, path_id(&req)?);
+        resolve(req, |req, state, actor, id| async move {
             let project = db::projects::find(&state.db, id)
                 .await?
                 .ok_or_else(|| AppError::not_found("project"))?;
@@ -96,11 +108,7 @@ impl<A: Need> FromRequest for DeploymentFor<A> {
     type Future = Boxed<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let actor = super::auth::authenticate(req);
-        let req = req.clone();
-        Box::pin(async move {
-            let actor = actor.await?;
-            let (state, id) = (state_of(&req)?, path_id(&req)?);
+        resolve(req, |req, state, actor, id| async move {
             let not_found = || AppError::not_found("deployment");
             let deployment = db::deployments::find(&state.db, id)
                 .await?
@@ -127,11 +135,7 @@ impl<A: Need> FromRequest for TeamFor<A> {
     type Future = Boxed<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let actor = super::auth::authenticate(req);
-        let req = req.clone();
-        Box::pin(async move {
-            let actor = actor.await?;
-            let (state, id) = (state_of(&req)?, path_id(&req)?);
+        resolve(req, |req, state, actor, id| async move {
             let team = db::teams::find(&state.db, id)
                 .await?
                 .ok_or_else(|| AppError::not_found("team"))?;

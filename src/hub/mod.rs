@@ -25,7 +25,6 @@ use uuid::Uuid;
 pub enum Event {
     /// A deployment changed status (`seq` is its position in the deployment's log).
     Status {
-        project_id: Uuid,
         deployment_id: Uuid,
         seq: i64,
         ts: DateTime<Utc>,

@@ -40,6 +40,36 @@ pub async fn fresh_database_url() -> Option<String> {
     Some(url.to_string())
 }
 
+/// Runs one statement written with Postgres placeholders (`$1`, `$2`...) on the app's
+/// database, whichever it is (SQLite takes `?`), for tests that age or alter rows directly.
+pub async fn execute_sql(app: &TestApp, sql: &str, values: Vec<sea_orm::Value>) {
+    let db = &app.state.db;
+    let sql = if shard::db::is_postgres(db) {
+        sql.to_string()
+    } else {
+        let mut out = String::new();
+        let mut chars = sql.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+                while chars.peek().is_some_and(char::is_ascii_digit) {
+                    chars.next();
+                }
+                out.push('?');
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    };
+    db.execute_raw(sea_orm::Statement::from_sql_and_values(
+        db.get_database_backend(),
+        sql,
+        values,
+    ))
+    .await
+    .unwrap();
+}
+
 pub async fn test_config(dir: &TempDir) -> Config {
     let mut config = Config {
         data_dir: dir.path().to_path_buf(),

@@ -261,7 +261,7 @@ async fn call(
 }
 
 /// The newest audit entry, read by the instance admin.
-async fn newest_audit(app: &TestApp, admin: &Session) -> Value {
+pub async fn newest_audit(app: &TestApp, admin: &Session) -> Value {
     let list: Value = app
         .get("/api/v1/audit?limit=1", Some(&admin.token))
         .await
@@ -756,19 +756,11 @@ async fn invitations_are_single_use_bound_to_their_user_and_expire() {
 }
 
 async fn expire_invitations(app: &TestApp) {
-    use sea_orm::{ConnectionTrait, Statement};
-    let db = &app.state.db;
     let past = chrono::Utc::now() - chrono::Duration::hours(1);
-    let sql = if shard::db::is_postgres(db) {
-        "UPDATE invitations SET expires_at = $1"
-    } else {
-        "UPDATE invitations SET expires_at = ?"
-    };
-    db.execute_raw(Statement::from_sql_and_values(
-        db.get_database_backend(),
-        sql,
-        [past.into()],
-    ))
-    .await
-    .unwrap();
+    execute_sql(
+        app,
+        "UPDATE invitations SET expires_at = $1",
+        vec![past.into()],
+    )
+    .await;
 }

@@ -6,7 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::teams::{create_in, fixture};
+use crate::teams::{create_in, fixture, newest_audit};
 
 async fn mint(app: &TestApp, by: &str, body: Value) -> reqwest::Response {
     app.post("/api/v1/tokens", Some(by), body).await
@@ -283,21 +283,9 @@ async fn tokens_are_scoped_limited_expiring_and_never_mint_wider() {
 }
 
 async fn expire_tokens(app: &TestApp, name: &str) {
-    use sea_orm::{ConnectionTrait, Statement};
-    let db = &app.state.db;
     let past = chrono::Utc::now() - chrono::Duration::minutes(1);
-    let sql = if shard::db::is_postgres(db) {
-        "UPDATE api_tokens SET expires_at = $1 WHERE name = $2"
-    } else {
-        "UPDATE api_tokens SET expires_at = ? WHERE name = ?"
-    };
-    db.execute_raw(Statement::from_sql_and_values(
-        db.get_database_backend(),
-        sql,
-        [past.into(), name.into()],
-    ))
-    .await
-    .unwrap();
+    let sql = "UPDATE api_tokens SET expires_at = $1 WHERE name = $2";
+    execute_sql(app, sql, vec![past.into(), name.into()]).await;
 }
 
 /// Every authenticated route that changes state, from the OpenAPI document, leaves an entry
@@ -334,14 +322,14 @@ async fn every_authenticated_change_is_audited() {
                 })
                 .collect::<Vec<_>>()
                 .join("/");
-            let before = newest(&app, &admin).await;
+            let before = newest_audit(&app, &admin).await;
             let body =
                 (method != Method::DELETE).then(|| json!({"probe_field_no_route_knows": true}));
             let response = app
                 .send(method.clone(), &concrete, Some(&admin.token), body)
                 .await;
             let status = response.status().as_u16();
-            let entry = newest(&app, &admin).await;
+            let entry = newest_audit(&app, &admin).await;
             assert!(
                 entry["id"].as_i64() > before["id"].as_i64(),
                 "{method} {path} ({status}) left no entry"
@@ -358,16 +346,6 @@ async fn every_authenticated_change_is_audited() {
         }
     }
     assert!(checked >= 30, "only {checked} changing routes found");
-}
-
-async fn newest(app: &TestApp, admin: &Session) -> Value {
-    let list: Value = app
-        .get("/api/v1/audit?limit=1", Some(&admin.token))
-        .await
-        .json()
-        .await
-        .unwrap();
-    list.get(0).cloned().unwrap_or(json!({"id": 0}))
 }
 
 #[tokio::test]

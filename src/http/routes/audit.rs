@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::access::{self, Action, Scope};
+use crate::access::{self, Action};
 use crate::db::{self, audit::Filter};
 use crate::error::{AppError, AppResult};
 use crate::http::auth::Authenticated;
@@ -86,11 +86,7 @@ pub async fn list_audit(
             .filter(|(_, role)| role == db::teams::OWNER)
             .map(|(t, _)| t.id)
             .collect();
-        let narrowed = actor
-            .token
-            .as_ref()
-            .is_some_and(|t| t.scope < Scope::Admin || t.projects.is_some());
-        if owned.is_empty() || narrowed {
+        if owned.is_empty() || actor.is_narrowed() {
             return Err(AppError::Forbidden(
                 "the audit log is for admins and team owners (with an unlimited admin token)"
                     .into(),

@@ -290,7 +290,7 @@ pub async fn set_role(
     let new = parse_role(&body.role)?;
     let old = member(&state, &team, user, new != Role::Owner).await?;
     if new == Role::Owner || old == Role::Owner {
-        access::team(&state.db, &actor, team.id, Action::Own).await?;
+        access::check_team(&state.db, &actor, &team, Action::Own).await?;
     }
     teams::set_role(&state.db, team.id, user, new.as_str()).await?;
     crate::http::audit::action(&req, "member.role", "user", user);
@@ -325,7 +325,7 @@ pub async fn remove_member(
         // Leaving is a change to one's own account.
         access::account(&actor, true)?;
     } else {
-        access::team(&state.db, &actor, team.id, Action::ManageMembers).await?;
+        access::check_team(&state.db, &actor, &team, Action::ManageMembers).await?;
     }
     if team.personal_of == Some(user) {
         return Err(AppError::Conflict(
@@ -334,7 +334,7 @@ pub async fn remove_member(
     }
     let role = member(&state, &team, user, true).await?;
     if role >= Role::Admin && user != actor.user_id {
-        access::team(&state.db, &actor, team.id, Action::Own).await?;
+        access::check_team(&state.db, &actor, &team, Action::Own).await?;
     }
     teams::remove_member(&state.db, team.id, user).await?;
     crate::http::audit::action(&req, "member.remove", "user", user);
@@ -396,7 +396,7 @@ pub async fn invite(
     }
     let role = parse_role(&body.role)?;
     if role == Role::Owner {
-        access::team(&state.db, &actor, team.id, Action::Own).await?;
+        access::check_team(&state.db, &actor, &team, Action::Own).await?;
     }
     let hours = body.expires_in_hours.unwrap_or(INVITATION_HOURS);
     if !(1..=MAX_INVITATION_HOURS).contains(&hours) {

@@ -4,7 +4,7 @@
 import { useEffect, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router";
 import * as api from "../api";
-import { Ago, Alert, ConfirmDialog, CopyButton, Dialog, Empty, errorText, Field, formErrors, FormErrors, noErrors, useToast } from "../ui";
+import { Ago, Alert, ConfirmDialog, Dialog, Empty, errorText, Field, formErrors, FormErrors, noErrors, ShownOnce, useToast } from "../ui";
 
 const ROLES = ["viewer", "member", "admin", "owner"];
 const rank = (role: string) => ROLES.indexOf(role);
@@ -284,16 +284,13 @@ function Invitations({ team, canInviteOwners }: { team: api.Team; canInviteOwner
         </div>
       </form>
       {fresh?.url && (
-        <div className="alert ok stack" role="status" data-testid="new-invitation">
-          <strong>Send this link to {fresh.username}; it is shown only once.</strong>
-          <div className="secret-once">{fresh.url}</div>
-          <div className="row">
-            <CopyButton text={fresh.url} label="Copy link" />
-            <button className="btn ghost small" onClick={() => setFresh(null)}>
-              Done
-            </button>
-          </div>
-        </div>
+        <ShownOnce
+          title={`Send this link to ${fresh.username}; it is shown only once.`}
+          secret={fresh.url}
+          copyLabel="Copy link"
+          testId="new-invitation"
+          onDone={() => setFresh(null)}
+        />
       )}
       {pending && pending.length > 0 && (
         <table className="table" aria-label="Pending invitations">

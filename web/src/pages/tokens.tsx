@@ -2,7 +2,7 @@
 // limited to some projects and given an expiry; shown once, copied, revoked.
 import { useEffect, useState } from "react";
 import * as api from "../api";
-import { Ago, Alert, CopyButton, Empty, errorText, Field, formErrors, FormErrors, noErrors, useToast } from "../ui";
+import { Ago, Alert, Empty, errorText, Field, formErrors, FormErrors, noErrors, ShownOnce, useToast } from "../ui";
 
 const SCOPES: [string, string][] = [
   ["read", "read — see projects, logs and metrics"],
@@ -102,16 +102,13 @@ export function Tokens() {
       </form>
       <Alert>{errors.message}</Alert>
       {fresh?.token && (
-        <div className="alert ok stack" role="status" data-testid="new-token">
-          <strong>Copy your new token now — it is shown only once.</strong>
-          <div className="secret-once">{fresh.token}</div>
-          <div className="row">
-            <CopyButton text={fresh.token} label="Copy token" />
-            <button className="btn ghost small" onClick={() => setFresh(null)}>
-              Done
-            </button>
-          </div>
-        </div>
+        <ShownOnce
+          title="Copy your new token now — it is shown only once."
+          secret={fresh.token}
+          copyLabel="Copy token"
+          testId="new-token"
+          onDone={() => setFresh(null)}
+        />
       )}
       {tokens && tokens.length === 0 && <Empty title="No tokens" />}
       {tokens && tokens.length > 0 && (

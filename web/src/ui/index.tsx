@@ -283,6 +283,34 @@ export function Toasts({ children }: { children: ReactNode }) {
   );
 }
 
+/** A secret shown once (a new API token, an invitation link): copy it, then dismiss it. */
+export function ShownOnce({
+  title,
+  secret,
+  copyLabel,
+  testId,
+  onDone,
+}: {
+  title: ReactNode;
+  secret: string;
+  copyLabel: string;
+  testId: string;
+  onDone: () => void;
+}) {
+  return (
+    <div className="alert ok stack" role="status" data-testid={testId}>
+      <strong>{title}</strong>
+      <div className="secret-once">{secret}</div>
+      <div className="row">
+        <CopyButton text={secret} label={copyLabel} />
+        <button className="btn ghost small" onClick={onDone}>
+          Done
+        </button>
+      </div>
+    </div>
+  );
+}
+
 /** Copies text and says so. */
 export function CopyButton({ text, label = "Copy" }: { text: string | (() => string); label?: string }) {
   const [done, setDone] = useState(false);
