@@ -151,6 +151,8 @@ async fn main() {
             cpu_limit_millis: None,
             build_type: "dockerfile".into(),
             static_dir: None,
+            replicas: 1,
+            placement: Default::default(),
         },
     )
     .await

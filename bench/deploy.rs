@@ -119,6 +119,8 @@ async fn main() {
         cpu_limit_millis: None,
         build_type: "dockerfile".into(),
         static_dir: None,
+        replicas: 1,
+        placement: Default::default(),
     };
     let project = db::projects::insert(&state.db, actor.user_id, settings("bench"))
         .await

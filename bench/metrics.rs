@@ -55,6 +55,8 @@ fn settings(name: &str, git_url: &str, memory_limit_mb: Option<i64>) -> db::proj
         cpu_limit_millis: None,
         build_type: "dockerfile".into(),
         static_dir: None,
+        replicas: 1,
+        placement: Default::default(),
     }
 }
 

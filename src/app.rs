@@ -295,6 +295,15 @@ impl App {
             state.deployer.clone(),
             shutdown.clone(),
         ));
+        if state.deployer.is_swarm() {
+            let (deployer, stop) = (state.deployer.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = deploy::swarm::watch(deployer) => {}
+                    () = stop.cancelled() => {}
+                }
+            });
+        }
         tokio::spawn(
             crate::metrics::Collector::new(
                 state.db.clone(),

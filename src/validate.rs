@@ -177,6 +177,37 @@ pub fn env_key(value: &str) -> Check {
     Ok(())
 }
 
+/// A node label key or value as shard accepts it in placements: 1–63 of `A-Z a-z 0-9 . _ -`,
+/// starting with a letter or digit (so a Swarm constraint built from it cannot carry an
+/// operator or a second expression).
+pub fn node_label(value: &str) -> Check {
+    if value.is_empty() || value.len() > 63 {
+        return Err("must be 1 to 63 characters".into());
+    }
+    if !value.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err("must start with a letter or digit".into());
+    }
+    if !value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err("may only contain letters, digits, '.', '_' and '-'".into());
+    }
+    Ok(())
+}
+
+/// At most 10 node labels, each key and value a `node_label`.
+pub fn placement(labels: &std::collections::BTreeMap<String, String>) -> Check {
+    if labels.len() > 10 {
+        return Err("may name at most 10 labels".into());
+    }
+    for (key, value) in labels {
+        node_label(key).map_err(|why| format!("label name '{key}' {why}"))?;
+        node_label(value).map_err(|why| format!("the value of '{key}' {why}"))?;
+    }
+    Ok(())
+}
+
 /// A path relative to the checkout that cannot leave it.
 pub fn dockerfile_path(value: &str) -> Check {
     if value.is_empty() || value.len() > 255 {
@@ -275,6 +306,25 @@ pub fn custom_domain(value: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn node_labels_cannot_smuggle_constraint_operators() {
+        use super::node_label;
+        assert!(node_label("edge").is_ok());
+        assert!(node_label("eu-west.1_a").is_ok());
+        for bad in [
+            "",
+            "a==b",
+            "a!=b",
+            "a b",
+            "-lead",
+            ".x",
+            "é",
+            &"x".repeat(64),
+        ] {
+            assert!(node_label(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -13,6 +13,7 @@ mod m20261127_000007_metrics;
 mod m20261127_000008_notification_channels;
 mod m20261127_000009_metrics_index;
 mod m20261127_000010_teams_tokens_audit;
+mod m20261127_000011_swarm;
 
 /// The ordered list of every migration shard knows.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000008_notification_channels::Migration),
             Box::new(m20261127_000009_metrics_index::Migration),
             Box::new(m20261127_000010_teams_tokens_audit::Migration),
+            Box::new(m20261127_000011_swarm::Migration),
         ]
     }
 }

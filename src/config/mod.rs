@@ -9,10 +9,12 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod cluster;
 mod github;
 mod observe;
 mod retention;
 mod serving;
+pub use cluster::{RegistryConfig, RuntimeConfig, RuntimeKind};
 pub use github::GithubConfig;
 pub use observe::{HealthConfig, MetricsConfig, SmtpConfig, SmtpTls};
 pub use retention::RetentionConfig;
@@ -84,6 +86,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub smtp: SmtpConfig,
     pub health: HealthConfig,
+    pub runtime: RuntimeConfig,
+    pub registry: RegistryConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -270,6 +274,8 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             smtp: SmtpConfig::default(),
             health: HealthConfig::default(),
+            runtime: RuntimeConfig::default(),
+            registry: RegistryConfig::default(),
         }
     }
 }
@@ -525,6 +531,7 @@ impl Config {
         self.check_serving()?;
         self.check_github()?;
         self.check_metrics()?;
+        self.check_cluster()?;
         self.check_smtp()?;
         self.check_health()?;
         self.check_retention()?;

@@ -62,6 +62,7 @@ pub async fn create(db: &Db, new: NewDeployment) -> Result<Deployment, DbErr> {
         updated_at: Set(at),
         commit_status: Set(None),
         commit_status_error: Set(None),
+        service_id: Set(None),
     }
     .insert(db)
     .await
@@ -120,6 +121,7 @@ pub struct Fields {
     pub commit_message: Option<String>,
     pub image: Option<String>,
     pub container_id: Option<String>,
+    pub service_id: Option<String>,
     pub upstream: Option<String>,
     pub error_step: Option<String>,
     pub error: Option<String>,
@@ -169,6 +171,7 @@ fn transition_update(
         (Column::CommitMessage, fields.commit_message),
         (Column::Image, fields.image),
         (Column::ContainerId, fields.container_id),
+        (Column::ServiceId, fields.service_id),
         (Column::Upstream, fields.upstream),
         (Column::ErrorStep, fields.error_step),
         (Column::Error, fields.error),

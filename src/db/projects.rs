@@ -32,6 +32,10 @@ pub struct Settings {
     pub build_type: String,
     /// For `static`: the directory of the built image that holds the site.
     pub static_dir: Option<String>,
+    /// How many copies of the app run (Swarm; plain Docker runs one).
+    pub replicas: i32,
+    /// Node labels every replica's node must carry (Swarm).
+    pub placement: std::collections::BTreeMap<String, String>,
 }
 
 /// The build types a project can have.
@@ -53,8 +57,22 @@ impl Settings {
             cpu_limit_millis: p.cpu_limit_millis,
             build_type: p.build_type.clone(),
             static_dir: p.static_dir.clone(),
+            replicas: p.replicas,
+            placement: placement_of(p),
         }
     }
+}
+
+/// A project's placement labels (empty when it has none or the stored text is unreadable).
+pub fn placement_of(p: &Project) -> std::collections::BTreeMap<String, String> {
+    p.placement
+        .as_deref()
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_default()
+}
+
+fn placement_text(labels: &std::collections::BTreeMap<String, String>) -> Option<String> {
+    (!labels.is_empty()).then(|| serde_json::to_string(labels).unwrap_or_default())
 }
 
 /// Creates a project in its owner's personal team.
@@ -95,6 +113,8 @@ pub async fn insert_in(
         static_dir: Set(s.static_dir),
         github_repo: Set(None),
         github_hook_id: Set(None),
+        replicas: Set(s.replicas),
+        placement: Set(placement_text(&s.placement)),
     }
     .insert(db)
     .await
@@ -114,6 +134,8 @@ pub async fn update(db: &Db, project: Project, s: Settings) -> Result<Project, D
     active.cpu_limit_millis = Set(s.cpu_limit_millis);
     active.build_type = Set(s.build_type);
     active.static_dir = Set(s.static_dir);
+    active.replicas = Set(s.replicas);
+    active.placement = Set(placement_text(&s.placement));
     active.updated_at = Set(now());
     active.update(db).await
 }

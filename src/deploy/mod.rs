@@ -16,6 +16,7 @@ pub mod recover;
 pub mod site;
 pub mod source;
 mod status;
+pub mod swarm;
 pub mod watchdog;
 mod workspace;
 
@@ -476,6 +477,11 @@ impl Deployer {
             .ok_or_else(|| {
                 DeployError::Conflict("the project has no live deployment; deploy it first".into())
             })?;
+        if let Some(service) = deployment.service_id.clone() {
+            return self
+                .control_service(project, &deployment, &service, control)
+                .await;
+        }
         let container = deployment.container_id.clone().ok_or_else(|| {
             DeployError::Conflict(
                 if deployment.upstream.as_deref() == Some(site::STATIC_UPSTREAM) {
@@ -503,6 +509,45 @@ impl Deployer {
             .await;
         self.proxy.refresh_or_log().await;
         result
+    }
+
+    /// Start and stop of a Swarm deployment: its service scaled to the project's replicas or
+    /// to none.
+    async fn control_service(
+        &self,
+        project: &Project,
+        deployment: &Deployment,
+        service: &str,
+        control: Control,
+    ) -> Result<Deployment, DeployError> {
+        let (from, to, event, replicas) = match control {
+            Control::Start => (
+                S::Stopped,
+                S::Live,
+                "started",
+                project.replicas.max(1) as u32,
+            ),
+            Control::Stop => (S::Live, S::Stopped, "stopped", 0),
+        };
+        if !self.docker.scale_service(service, replicas).await? {
+            return Err(DeployError::Conflict(
+                "the live deployment's service is gone; deploy again".into(),
+            ));
+        }
+        deps::transition(&self.db, deployment.id, &[from], to, Fields::default()).await?;
+        let payload = serde_json::json!({"action": event, "deployment": deployment.id});
+        record::publish(
+            &self.db,
+            &self.hub,
+            Topic::Project(project.id),
+            "container",
+            payload,
+        )
+        .await;
+        self.proxy.refresh_or_log().await;
+        deps::find(&self.db, deployment.id)
+            .await?
+            .ok_or(DeployError::NotFound("deployment"))
     }
 
     async fn after_control(
@@ -549,7 +594,15 @@ impl Deployer {
         let has_deployments = !deps::list_for_project(&self.db, project.id, 1)
             .await?
             .is_empty();
-        match self.docker.remove_project(project.id).await {
+        let services = if self.is_swarm() {
+            self.docker
+                .remove_project_services(project.id)
+                .await
+                .map(Some)
+        } else {
+            Ok(None)
+        };
+        match services.and(self.docker.remove_project(project.id).await) {
             Ok(removed) => {
                 tracing::info!(project = %project.id, containers = removed.containers, images = removed.images, "removed docker objects")
             }

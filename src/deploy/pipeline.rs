@@ -21,7 +21,7 @@ use crate::{db, git};
 
 /// How long a drain waits before it trusts the in-flight count: requests that read the route
 /// table just before the swap may not have counted themselves yet.
-const DRAIN_SETTLE: Duration = Duration::from_millis(500);
+pub(super) const DRAIN_SETTLE: Duration = Duration::from_millis(500);
 
 /// Runs the deployment `id` (the job handler's body).
 #[tracing::instrument(skip_all, fields(deployment = %id))]
@@ -56,6 +56,7 @@ pub async fn run(deployer: &Arc<Deployer>, id: Uuid) -> anyhow::Result<()> {
         cancel,
         log,
         container: None,
+        service: None,
     };
     let outcome = pipeline.execute().await;
     pipeline.conclude(outcome).await;
@@ -112,6 +113,8 @@ pub(super) struct Pipeline {
     pub(super) log: LogWriter,
     /// The container this deploy created, removed if it does not go live.
     pub(super) container: Option<String>,
+    /// The Swarm service this deploy created, removed if it does not go live.
+    pub(super) service: Option<String>,
 }
 
 impl Pipeline {
@@ -140,6 +143,9 @@ impl Pipeline {
         };
         if self.project.build_type == crate::db::projects::STATIC {
             self.publish_site(&image).await?;
+        } else if self.d.is_swarm() {
+            self.start_service(&image).await?;
+            self.health_check_service().await?;
         } else {
             self.start_container(&image).await?;
             self.health_check().await?;
@@ -160,7 +166,7 @@ impl Pipeline {
     }
 
     /// Decrypts the project's env vars, registering secret values for masking.
-    async fn open_env(&self) -> Result<Vec<OpenVar>, Stop> {
+    pub(super) async fn open_env(&self) -> Result<Vec<OpenVar>, Stop> {
         let vars = db::env_vars::list(&self.d.db, self.project.id).await?;
         let opened = env::open_all(&self.d.sealer, &vars)?;
         for var in opened.iter().filter(|v| v.secret && v.value.len() >= 4) {
@@ -284,7 +290,13 @@ impl Pipeline {
         };
         self.advance(&[S::Fetching], S::Building, fields).await?;
 
-        let tag = format!("shard/{}:{}", p.slug, self.deployment.id);
+        // Under Swarm the image is named for the registry every node pulls from.
+        let tag = match self.d.config.image_registry() {
+            Some(registry) if p.build_type != crate::db::projects::STATIC => {
+                format!("{registry}/shard/{}:{}", p.slug, self.deployment.id)
+            }
+            _ => format!("shard/{}:{}", p.slug, self.deployment.id),
+        };
         self.log.system(format!("==> Building {tag}")).await;
         let (root, dockerfile) = (build_dir.to_path_buf(), p.dockerfile.clone());
         let tar = tokio::task::spawn_blocking(move || {
@@ -308,7 +320,10 @@ impl Pipeline {
             build_args,
             labels: self.d.docker.labels(p.id, self.deployment.id),
         };
-        let built = self.build(spec).await;
+        let mut built = self.build(spec).await;
+        if built.is_ok() && tag != format!("shard/{}:{}", p.slug, self.deployment.id) {
+            built = self.push_image(&tag).await;
+        }
         match built {
             Ok(()) => Ok(tag),
             Err(stop) => {
@@ -361,7 +376,7 @@ impl Pipeline {
         }
     }
 
-    fn limits(&self) -> Limits {
+    pub(super) fn limits(&self) -> Limits {
         let c = &self.d.config.containers;
         Limits {
             memory_mb: self.project.memory_limit_mb.unwrap_or(c.memory_mb),
@@ -452,14 +467,17 @@ impl Pipeline {
             return Err(Stop::Preempted);
         };
         self.container = None; // it is the live one now
+        self.service = None;
+        // The route table follows at once, before anything is said: new requests reach the
+        // new container from here on, while requests already on the old one finish there
+        // (the old one serves until drained).
+        self.d.proxy.refresh_or_log().await;
         // The header first, then the status: `live` is the last message of a deploy's topic.
         let url = self.d.app_url(&self.project.slug);
         self.log.system(format!("==> Live at {url}")).await;
         self.log.status(S::Live).await;
-        // The route table follows: new requests reach the new container from here on, while
-        // requests already on the old one finish there (the old one serves until drained).
-        self.d.proxy.refresh_or_log().await;
         let mut old_containers = Vec::new();
+        let mut old_services = Vec::new();
         let mut old_sites = Vec::new();
         for old in previous {
             self.d
@@ -470,6 +488,9 @@ impl Pipeline {
             }
             if let Some(container) = old.container_id {
                 old_containers.push((old.id, container));
+            }
+            if let Some(service) = old.service_id {
+                old_services.push((old.id, service));
             }
         }
         // Drain: each previous container keeps serving until its in-flight requests end (at
@@ -486,6 +507,9 @@ impl Pipeline {
             }
             for old in old_sites {
                 site::remove_site(&d.config.data_dir, old).await;
+            }
+            for (deployment, service) in old_services {
+                d.retire_service(deployment, &service, grace).await;
             }
             for (deployment, container) in old_containers {
                 d.proxy.drain(deployment, DRAIN_SETTLE, grace).await;
@@ -511,6 +535,11 @@ impl Pipeline {
             && let Err(e) = self.d.docker.remove_container(&container).await
         {
             tracing::warn!(error = %e, "cannot remove the failed deploy's container; reconcile will");
+        }
+        if let Some(service) = self.service.take()
+            && let Err(e) = self.d.docker.remove_service(&service).await
+        {
+            tracing::warn!(error = %e, "cannot remove the failed deploy's service; the sweep will");
         }
         let (status, fields, summary) = match stop {
             Stop::Preempted => return,

@@ -21,6 +21,8 @@ use crate::db::deployments::{self as deps, Deployment, Fields};
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Swept {
     pub containers: usize,
+    /// Swarm services (`runtime.kind = "swarm"`).
+    pub services: usize,
     pub images: usize,
     pub dirs: usize,
     pub restarted: usize,
@@ -100,6 +102,11 @@ pub async fn interrupted(d: &Deployer, deployment: &Deployment) {
     if let Err(e) = d.docker.remove_deployment_containers(deployment.id).await {
         tracing::warn!(error = %e, "cannot remove the interrupted deploy's container yet");
     }
+    if let Some(service) = &deployment.service_id
+        && let Err(e) = d.docker.remove_service(service).await
+    {
+        tracing::warn!(error = %e, "cannot remove the interrupted deploy's service yet");
+    }
 }
 
 /// Makes Docker and the data dir agree with the database. Errors only when Docker cannot be
@@ -149,6 +156,9 @@ pub async fn sweep(d: &Deployer) -> anyhow::Result<Swept> {
             }
         }
     }
+    if d.is_swarm() {
+        swept.services = sweep_services(d, &running_here, grace).await?;
+    }
     let recorded: HashSet<String> = deps::recorded_images(&d.db).await?.into_iter().collect();
     for image in d.docker.managed_images().await? {
         if image.tags.iter().any(|t| recorded.contains(t)) {
@@ -179,6 +189,42 @@ pub async fn sweep(d: &Deployer) -> anyhow::Result<Swept> {
         }
     }
     Ok(swept)
+}
+
+/// Removes services whose deployment no longer runs (a crash between create and record, a
+/// removal that failed); a superseded one is kept while it may still be draining.
+async fn sweep_services(
+    d: &Deployer,
+    running_here: &HashSet<Uuid>,
+    grace: chrono::Duration,
+) -> anyhow::Result<usize> {
+    let mut removed = 0;
+    for (service, _, deployment) in d.docker.managed_services(None).await? {
+        let deployment = match deployment {
+            Some(id) => deps::find(&d.db, id).await?,
+            None => None,
+        };
+        let keep = match &deployment {
+            None => false,
+            Some(dep) => match dep.state() {
+                S::Live | S::Stopped => true,
+                S::Superseded => dep.updated_at + grace > db::now(),
+                status if status == S::Queued || status.is_in_progress() => {
+                    running_here.contains(&dep.id)
+                        || db::jobs::project_busy(&d.db, dep.project_id).await?
+                }
+                _ => false,
+            },
+        };
+        if !keep {
+            tracing::info!(%service, "removing a leftover service");
+            match d.docker.remove_service(&service).await {
+                Ok(()) => removed += 1,
+                Err(e) => tracing::warn!(error = %e, "cannot remove a leftover service"),
+            }
+        }
+    }
+    Ok(removed)
 }
 
 pub(super) async fn refresh_upstream(d: &Deployer, dep: &Deployment, container: &str) {

@@ -16,12 +16,14 @@ pub mod lines;
 mod network;
 mod site;
 mod stats;
+mod swarm;
 
 pub use events::{ContainerChange, ContainerEvent};
 pub use images::{BuildError, BuildSpec, ManagedImage, cap_text};
 pub use network::SubnetPool;
 pub use site::{CopyError, CopyStats};
 pub use stats::StatsReading;
+pub use swarm::{NodeChange, NodeInfo, Replica, ServiceRun, SwarmInfo};
 
 pub use lines::LineSplitter;
 
@@ -30,6 +32,9 @@ pub const LABEL_PROJECT: &str = "shard.project";
 pub const LABEL_DEPLOYMENT: &str = "shard.deployment";
 /// Which shard installation owns the object, so several can share one Docker engine.
 pub const LABEL_INSTANCE: &str = "shard.instance";
+
+/// Docker's label on the containers of Swarm tasks.
+const SWARM_TASK_LABEL: &str = "com.docker.swarm.task.id";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -435,6 +440,10 @@ impl Engine {
             .into_iter()
             .filter_map(|c| {
                 let labels = c.labels.unwrap_or_default();
+                // A Swarm replica's container belongs to its service, which shard manages.
+                if labels.contains_key(SWARM_TASK_LABEL) {
+                    return None;
+                }
                 let label = |key: &str| labels.get(key).and_then(|v| Uuid::parse_str(v).ok());
                 Some(ManagedContainer {
                     project: label(LABEL_PROJECT),

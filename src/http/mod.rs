@@ -78,6 +78,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                         .configure(routes::github_repos::configure)
                         .configure(routes::metrics::configure)
                         .configure(routes::notifications::configure)
+                        .configure(routes::nodes::configure)
                         .route("/openapi.json", web::get().to(openapi::document))
                         .route("/ws", web::get().to(ws::connect))
                         .default_service(web::to(api_not_found)),

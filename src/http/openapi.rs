@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::routes::{
     audit, auth, cli_logins, deployments, domains, env, github, github_repos, health, metrics,
-    notifications, projects, teams, tokens, users, webhooks,
+    nodes, notifications, projects, teams, tokens, users, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -36,6 +36,7 @@ use super::routes::{
         metrics::project_metrics, metrics::overview, metrics::prometheus,
         notifications::list_channels, notifications::create_channel, notifications::delete_channel,
         notifications::test_channel, notifications::list_deliveries,
+        nodes::list_nodes, nodes::update_node, nodes::join,
     ),
     modifiers(&BearerAuth)
 )]

@@ -149,6 +149,8 @@ pub type RequestBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxErro
 
 /// Idle keep-alive connections one worker keeps per app container.
 const MAX_IDLE_PER_APP: usize = 512;
+/// How many replicas one request may try when connections are refused.
+const MAX_ATTEMPTS: usize = 3;
 /// Largest read buffer of one upstream connection.
 const MAX_READ_BUFFER: usize = 64 * 1024;
 
@@ -256,39 +258,54 @@ pub async fn forward(
     let has_body = declared.is_some_and(|len| len > 0)
         || req.headers().contains_key(header::TRANSFER_ENCODING);
     let overflow = std::rc::Rc::new(std::cell::Cell::new(false));
-    let body = if has_body {
+    let mut body = Some(if has_body {
         request_body(payload, settings.max_body_bytes, overflow.clone())
     } else {
         empty_body()
-    };
-    let mut request = http::Request::new(body);
-    *request.method_mut() = match http::Method::from_bytes(req.method().as_str().as_bytes()) {
+    });
+    let method = match http::Method::from_bytes(req.method().as_str().as_bytes()) {
         Ok(method) => method,
         Err(_) => return pages::bad_request("unsupported method"),
     };
-    *request.uri_mut() = match format!("http://{}{path}", upstream.authority).parse() {
-        Ok(uri) => uri,
-        Err(_) => return pages::bad_request("unsupported request target"),
+    // A replica that refuses the connection never saw the request, so a request without a
+    // body moves on to the next replica (a body already handed over cannot be sent twice).
+    let (first, endpoints) = upstream.pick();
+    let attempts = if has_body {
+        1
+    } else {
+        endpoints.min(MAX_ATTEMPTS)
     };
-    let headers = request.headers_mut();
-    headers.reserve(req.headers().len() + 4);
-    each_upstream_header(req, host, settings, |name, value| {
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(name.as_bytes()),
-            http::HeaderValue::from_bytes(value),
-        ) {
-            headers.append(name, value);
-        }
-    });
-    let response = match tokio::time::timeout(settings.response_timeout, client.request(request))
-        .await
-    {
-        Ok(Ok(response)) => response,
-        Err(_) => return pages::timed_out(),
-        Ok(Err(_)) if overflow.get() => return pages::too_large(settings.max_body_bytes),
-        Ok(Err(e)) => {
-            tracing::debug!(upstream = %upstream.authority, error = %e, "upstream request failed");
-            return pages::not_responding();
+    let mut attempt = 0;
+    let response = loop {
+        let authority = upstream.endpoint(first + attempt);
+        let mut request = http::Request::new(body.take().unwrap_or_else(empty_body));
+        *request.method_mut() = method.clone();
+        *request.uri_mut() = match format!("http://{authority}{path}").parse() {
+            Ok(uri) => uri,
+            Err(_) => return pages::bad_request("unsupported request target"),
+        };
+        let headers = request.headers_mut();
+        headers.reserve(req.headers().len() + 4);
+        each_upstream_header(req, host, settings, |name, value| {
+            if let (Ok(name), Ok(value)) = (
+                http::HeaderName::from_bytes(name.as_bytes()),
+                http::HeaderValue::from_bytes(value),
+            ) {
+                headers.append(name, value);
+            }
+        });
+        match tokio::time::timeout(settings.response_timeout, client.request(request)).await {
+            Ok(Ok(response)) => break response,
+            Err(_) => return pages::timed_out(),
+            Ok(Err(_)) if overflow.get() => return pages::too_large(settings.max_body_bytes),
+            Ok(Err(e)) if e.is_connect() && attempt + 1 < attempts => {
+                tracing::debug!(upstream = %authority, error = %e, "replica refused; trying the next");
+                attempt += 1;
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(upstream = %authority, error = %e, "upstream request failed");
+                return pages::not_responding();
+            }
         }
     };
     let status =

@@ -28,7 +28,7 @@ use arc_swap::ArcSwap;
 use uuid::Uuid;
 
 pub use forward::Settings;
-pub use table::{RuntimeState, preview_host, short_id};
+pub use table::{RuntimeState, SWARM_UPSTREAM, preview_host, short_id};
 
 use crate::config::Config;
 use crate::db::{self, Db};
@@ -70,6 +70,11 @@ pub struct Proxy {
     inflight: Mutex<HashMap<Uuid, Arc<AtomicUsize>>>,
     /// Containers Docker reported dead (until they start again).
     exited: Mutex<HashSet<String>>,
+    /// The running replicas of each Swarm deployment, as the swarm watcher last read them.
+    replicas: Mutex<HashMap<Uuid, Vec<String>>>,
+    /// Replicas a health gate handed over, with when: a watcher read that began earlier
+    /// cannot know them and must not drop them.
+    pinned: Mutex<HashMap<Uuid, (Instant, Vec<String>)>>,
     https: Option<Https>,
     /// Requests forwarded and upstream latency, per app.
     metrics: Arc<crate::metrics::Metrics>,
@@ -98,6 +103,8 @@ impl Proxy {
             refresh_lock: tokio::sync::Mutex::new(()),
             inflight: Mutex::default(),
             exited: Mutex::default(),
+            replicas: Mutex::default(),
+            pinned: Mutex::default(),
             https,
         }
     }
@@ -232,6 +239,7 @@ impl Proxy {
                 &projects,
                 &deployments,
                 &exited,
+                &self.replicas.lock().unwrap_or_else(PoisonError::into_inner),
                 |id| counters.entry(id).or_default().clone(),
             );
             // Counters of deployments no table routes to any more go once they are idle.
@@ -256,6 +264,51 @@ impl Proxy {
 
     fn exited(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
         self.exited.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Replaces the running replicas of Swarm deployments (`host:port` each, sorted) with a
+    /// read of the swarm that began at `read_at`; true when that changes anything (the caller
+    /// then refreshes).
+    pub fn set_replicas(&self, mut replicas: HashMap<Uuid, Vec<String>>, read_at: Instant) -> bool {
+        {
+            let mut pinned = self.pinned.lock().unwrap_or_else(PoisonError::into_inner);
+            pinned.retain(|id, (at, endpoints)| {
+                let newer = *at > read_at;
+                if newer {
+                    replicas.entry(*id).or_insert_with(|| endpoints.clone());
+                }
+                newer
+            });
+        }
+        let mut current = self.replicas.lock().unwrap_or_else(PoisonError::into_inner);
+        if *current == replicas {
+            return false;
+        }
+        *current = replicas;
+        true
+    }
+
+    /// The replicas a Swarm deployment is routed to right now.
+    pub fn replica_endpoints(&self, deployment: Uuid) -> Vec<String> {
+        self.replicas
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&deployment)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Sets one deployment's replicas now (its health gate just checked them), ahead of the
+    /// watcher's next read.
+    pub fn set_deployment_replicas(&self, deployment: Uuid, endpoints: Vec<String>) {
+        self.pinned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(deployment, (Instant::now(), endpoints.clone()));
+        self.replicas
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(deployment, endpoints);
     }
 
     /// Records what Docker said about a container; true when that changes anything.

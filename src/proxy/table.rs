@@ -32,30 +32,47 @@ impl RuntimeState {
     }
 }
 
-/// One serving container, shared by every table that routes to it so that its in-flight
-/// count survives table swaps (a drain waits on it).
+/// What serves one deployment: its container, or its Swarm service's running replicas. The
+/// in-flight count is shared by every table that routes to it so that it survives table
+/// swaps (a drain waits on it).
 #[derive(Debug)]
 pub struct Upstream {
     pub project_id: Uuid,
     pub deployment_id: Uuid,
-    /// `127.0.0.1:<published port>`.
-    pub authority: String,
+    /// `host:port` of each replica (one for a container: `127.0.0.1:<published port>`).
+    endpoints: Vec<String>,
+    /// Round-robin position over `endpoints`.
+    next: AtomicUsize,
     inflight: Arc<AtomicUsize>,
 }
 
 impl Upstream {
+    /// `endpoints` must not be empty.
     pub fn new(
         project_id: Uuid,
         deployment_id: Uuid,
-        authority: String,
+        endpoints: Vec<String>,
         inflight: Arc<AtomicUsize>,
     ) -> Self {
         Self {
             project_id,
             deployment_id,
-            authority,
+            endpoints,
+            next: AtomicUsize::new(0),
             inflight,
         }
+    }
+
+    /// Where the next request goes first (round robin), then how many endpoints there are:
+    /// a caller that cannot connect tries `endpoint(first + 1)`, and so on.
+    pub fn pick(&self) -> (usize, usize) {
+        let first = self.next.fetch_add(1, Ordering::Relaxed);
+        (first, self.endpoints.len())
+    }
+
+    /// The endpoint at position `i` (wrapping).
+    pub fn endpoint(&self, i: usize) -> &str {
+        &self.endpoints[i % self.endpoints.len()]
     }
 
     /// Counts a request as in flight until the guard (kept with its response body) drops.
@@ -73,6 +90,9 @@ impl Drop for InflightGuard {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
+
+/// The `upstream` of a deployment run as a Swarm service: its addresses are its replicas'.
+pub const SWARM_UPSTREAM: &str = "swarm";
 
 /// A static site's files, served by shard itself.
 #[derive(Debug)]
@@ -121,13 +141,16 @@ pub struct RouteTable {
 
 impl RouteTable {
     /// Builds the table. `counter` hands out the in-flight counter of a deployment (the same
-    /// one across rebuilds); `exited` holds containers Docker reported dead.
+    /// one across rebuilds); `exited` holds containers Docker reported dead; `replicas` the
+    /// running replicas of Swarm deployments.
+    #[allow(clippy::too_many_arguments)]
     pub fn build(
         apps_domain: &str,
         sites_dir: &std::path::Path,
         projects: &[ProjectInput],
         deployments: &[DeploymentInput],
         exited: &HashSet<String>,
+        replicas: &HashMap<Uuid, Vec<String>>,
         mut counter: impl FnMut(Uuid) -> Arc<AtomicUsize>,
     ) -> Self {
         let mut table = RouteTable::default();
@@ -149,10 +172,16 @@ impl RouteTable {
                         root: sites_dir.join(d.id.simple().to_string()),
                     })))
                 }
+                (Some(swarm), _, false) if swarm == SWARM_UPSTREAM => match replicas.get(&d.id) {
+                    Some(endpoints) if !endpoints.is_empty() => Some(Route::App(Arc::new(
+                        Upstream::new(project.id, d.id, endpoints.clone(), counter(d.id)),
+                    ))),
+                    _ => None,
+                },
                 (Some(authority), false, false) => Some(Route::App(Arc::new(Upstream::new(
                     project.id,
                     d.id,
-                    authority.clone(),
+                    vec![authority.clone()],
                     counter(d.id),
                 )))),
                 _ => None,
@@ -289,12 +318,13 @@ mod tests {
             &[blog, shop, docs, new],
             &deployments,
             &exited,
+            &HashMap::new(),
             counters(),
         );
         let Some(Route::App(up)) = table.get("blog.apps.test") else {
             panic!("blog routes to its container")
         };
-        assert_eq!(up.authority, "127.0.0.1:1001");
+        assert_eq!(up.endpoint(0), "127.0.0.1:1001");
         assert!(matches!(table.get("www.blog.example"), Some(Route::App(_))));
         let state = |host| match table.get(host) {
             Some(Route::Down { state, .. }) => Some(*state),
@@ -321,22 +351,72 @@ mod tests {
             &[blog],
             &[old, new],
             &HashSet::new(),
+            &HashMap::new(),
             counters(),
         );
         let Some(Route::App(up)) = table.get(&new_host) else {
             panic!("the health-checking deployment has its preview host")
         };
-        assert_eq!(up.authority, "127.0.0.1:1002");
+        assert_eq!(up.endpoint(0), "127.0.0.1:1002");
         let Some(Route::App(up)) = table.get("blog.localhost") else {
             panic!("the live one keeps the main host")
         };
-        assert_eq!(up.authority, "127.0.0.1:1001");
+        assert_eq!(up.endpoint(0), "127.0.0.1:1001");
+    }
+
+    #[test]
+    fn swarm_deployments_route_round_robin_over_running_replicas() {
+        let (blog, shop) = (project("blog"), project("shop"));
+        let swarm = |p: &ProjectInput| DeploymentInput {
+            upstream: Some(SWARM_UPSTREAM.into()),
+            container_id: None,
+            ..deployment(p, true, false, 0)
+        };
+        let (on_two, on_none) = (swarm(&blog), swarm(&shop));
+        let replicas = HashMap::from([(
+            on_two.id,
+            vec!["127.0.0.1:2001".to_string(), "10.0.0.2:2002".to_string()],
+        )]);
+        let table = RouteTable::build(
+            "apps.test",
+            std::path::Path::new("/sites"),
+            &[blog, shop],
+            &[on_two, on_none],
+            &HashSet::new(),
+            &replicas,
+            counters(),
+        );
+        let Some(Route::App(up)) = table.get("blog.apps.test") else {
+            panic!("blog routes to its replicas")
+        };
+        let picks: Vec<&str> = (0..4).map(|_| up.endpoint(up.pick().0)).collect();
+        assert_eq!(
+            picks,
+            [
+                "127.0.0.1:2001",
+                "10.0.0.2:2002",
+                "127.0.0.1:2001",
+                "10.0.0.2:2002"
+            ]
+        );
+        // A failed connection moves on to the next replica.
+        let (first, count) = up.pick();
+        assert_eq!(count, 2);
+        assert_ne!(up.endpoint(first), up.endpoint(first + 1));
+        // A live service without a running replica answers as crashed, not as a dead host.
+        assert!(matches!(
+            table.get("shop.apps.test"),
+            Some(Route::Down {
+                state: RuntimeState::Crashed,
+                ..
+            })
+        ));
     }
 
     #[test]
     fn in_flight_count_follows_guards() {
         let counter = Arc::new(AtomicUsize::new(0));
-        let up = Upstream::new(Uuid::nil(), Uuid::nil(), "x".into(), counter.clone());
+        let up = Upstream::new(Uuid::nil(), Uuid::nil(), vec!["x".into()], counter.clone());
         let a = up.enter();
         let b = up.enter();
         assert_eq!(counter.load(Ordering::Acquire), 2);

@@ -31,8 +31,9 @@ pub async fn forward(
 ) -> HttpResponse {
     let guard = upstream.enter();
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let authority = upstream.endpoint(upstream.pick().0);
     let mut request = client
-        .ws(format!("ws://{}{path}", upstream.authority))
+        .ws(format!("ws://{authority}{path}"))
         .max_frame_size(settings.max_ws_frame_bytes);
     for (name, value) in upstream_headers(req, host, settings).iter() {
         // The handshake's own headers are made anew by the client side; compression
@@ -48,7 +49,7 @@ pub async fn forward(
             return HttpResponse::build(status).finish();
         }
         Err(e) => {
-            tracing::debug!(upstream = %upstream.authority, error = %e, "websocket upstream failed");
+            tracing::debug!(upstream = %authority, error = %e, "websocket upstream failed");
             return pages::not_responding();
         }
     };

@@ -177,6 +177,8 @@ async fn two_instances_never_claim_two_jobs_of_one_project() {
         cpu_limit_millis: None,
         build_type: "dockerfile".into(),
         static_dir: None,
+        replicas: 1,
+        placement: Default::default(),
     };
     let lease = || Utc::now() + Duration::seconds(60);
     for round in 0..20 {

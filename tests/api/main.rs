@@ -25,6 +25,7 @@ mod prometheus;
 mod proxy;
 mod sessions;
 mod sites;
+mod swarm;
 mod teams;
 mod tls;
 mod tokens;

@@ -397,6 +397,23 @@ async fn wait_status(
     }
 }
 
+/// Waits until `host` answers `/` with `want` (the route table swaps just after the switch).
+async fn wait_body(app: &TestApp, host: &str, want: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let body = get_host(app, host, "/")
+            .await
+            .text()
+            .await
+            .unwrap_or_default();
+        if body == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{host} still answers {body:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Requests the app in a loop from `workers` tasks until stopped; counts failures.
 struct Load {
     stop: Arc<std::sync::atomic::AtomicBool>,
@@ -601,22 +618,14 @@ async fn real_apps_preview_restart_and_zero_downtime_redeploy_and_rollback() {
         .wait_for(&admin, &second, FINAL, Duration::from_secs(120))
         .await;
     assert_eq!(live2["status"], "live", "{live2}");
-    wait_status(
+    // The route table swaps right after the switch commits (a refresh: milliseconds).
+    wait_body(
         &app,
         "site.localhost",
-        "/",
-        StatusCode::OK,
+        "version 2\n",
         Duration::from_secs(2),
     )
     .await;
-    assert_eq!(
-        get_host(&app, "site.localhost", "/")
-            .await
-            .text()
-            .await
-            .unwrap(),
-        "version 2\n"
-    );
     let back = app
         .deploy(&admin, &project, json!({"from_deployment": first}))
         .await;
@@ -624,14 +633,13 @@ async fn real_apps_preview_restart_and_zero_downtime_redeploy_and_rollback() {
         .wait_for(&admin, &back, FINAL, Duration::from_secs(120))
         .await;
     assert_eq!(live3["status"], "live", "{live3}");
-    assert_eq!(
-        get_host(&app, "site.localhost", "/")
-            .await
-            .text()
-            .await
-            .unwrap(),
-        "version 1\n"
-    );
+    wait_body(
+        &app,
+        "site.localhost",
+        "version 1\n",
+        Duration::from_secs(2),
+    )
+    .await;
     // Past the old containers' drain.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (ok, failed) = load.finish().await;

@@ -14,6 +14,7 @@ import { createServer, request as httpRequest } from "node:http";
 import { freePort, serveGit } from "./gitserver.mjs";
 import { CLIENT_ID, CLIENT_SECRET, startGithub } from "./github.mjs";
 import { teamsFlow } from "./teams.mjs";
+import { nodesFlow } from "./nodes.mjs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRequire } from "node:module";
@@ -59,6 +60,9 @@ async function startGitServer(root) {
   const server = await serveGit(repos);
   return { server, url: `http://127.0.0.1:${server.address().port}/app.git` };
 }
+
+// The two-node swarm the Nodes page shows (idempotent; the Rust suite may have made it).
+execFileSync(new URL("../../scripts/swarm-lab", import.meta.url).pathname, ["up"], { stdio: "inherit" });
 
 const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 const shots = mkdtempSync(join(tmpdir(), "shard-screens-"));
@@ -573,6 +577,8 @@ try {
 
   // Teams, invitations, roles, a scoped token, the audit log, a CLI sign-in (teams.mjs).
   const { teamId } = await teamsFlow({ browser, base, page, audit, api, member: "member1", memberPassword: "member-pass-123", gitUrl: gitServer.url });
+  // Swarm nodes: listed live, labels and availability, a project's replicas (nodes.mjs).
+  await nodesFlow({ base, page, audit, api, password: "browser-pass-123", projectId });
   await page.getByRole("link", { name: "System" }).click();
   await page.getByTestId("system").waitFor({ timeout: 20000 });
   assert.match(await page.getByTestId("system").innerText(), /reachable/);
@@ -633,6 +639,7 @@ try {
     ["/teams", "dark-360-teams", "New team"],
     [`/teams/${teamId}`, "dark-360-team", "Invite"],
     ["/audit", "dark-360-audit", "Filter"],
+    ["/nodes", "dark-360-nodes", "Save labels"],
   ]) {
     await phone.goto(base + path);
     await phone.getByText(ready, { exact: true }).first().waitFor();

@@ -27,6 +27,10 @@ export type Project = {
   cpu_limit_millis: number | null;
   build_type: string;
   static_dir: string | null;
+  /** Copies of the app (Swarm runtime). */
+  replicas: number;
+  /** Node labels its replicas are placed by (Swarm runtime). */
+  placement: Record<string, string>;
   url: string;
   status: string;
   /** How the app runs now: not_deployed, running, stopped or crashed. */
@@ -62,6 +66,8 @@ export type ProjectSettings = Partial<{
   build_type: string;
   static_dir: string | null;
   team_id: string;
+  replicas: number;
+  placement: Record<string, string>;
 }>;
 type TokenResponse = { access_token: string; expires_in: number; user: User };
 
@@ -280,6 +286,55 @@ export type Overview = {
   metrics_samples: number | null;
 };
 export const systemOverview = () => request<Overview>("GET", "/system/overview");
+
+/** A Docker Swarm node apps run on. */
+export type SwarmNode = {
+  id: string;
+  hostname: string;
+  address: string;
+  /** ready, down, disconnected or unknown */
+  state: string;
+  /** active, pause or drain */
+  availability: string;
+  role: string;
+  leader: boolean;
+  labels: Record<string, string>;
+  cpus: number;
+  memory_bytes: number;
+  engine_version: string | null;
+  last_seen: string | null;
+  this_machine: boolean;
+  replicas: number;
+};
+export type NodeJoin = {
+  runtime: string;
+  swarm: boolean;
+  command: string | null;
+  registry: string | null;
+  steps: string[];
+};
+export const nodes = () => request<SwarmNode[]>("GET", "/nodes");
+export const nodeJoin = () => request<NodeJoin>("GET", "/nodes/join");
+export const updateNode = (id: string, body: { labels?: Record<string, string>; availability?: string }) =>
+  request<SwarmNode>("PATCH", `/nodes/${encodeURIComponent(id)}`, body);
+
+/** `group=edge, zone=a` → `{group: "edge", zone: "a"}`; a part without `=` keeps an empty value (the API names it). */
+export function parseLabels(text: string): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const part of text.split(/[,\n]/)) {
+    const item = part.trim();
+    if (!item) continue;
+    const at = item.indexOf("=");
+    if (at < 0) labels[item] = "";
+    else labels[item.slice(0, at).trim()] = item.slice(at + 1).trim();
+  }
+  return labels;
+}
+
+export const labelsText = (labels: Record<string, string>) =>
+  Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(", ");
 export type Channel = {
   id: string;
   kind: string;

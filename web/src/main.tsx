@@ -18,6 +18,7 @@ const ImportPage = lazy(() => import("./pages/import"));
 const TeamsPage = lazy(() => import("./pages/teams"));
 const TeamPage = lazy(() => import("./pages/teams").then((m) => ({ default: m.TeamPage })));
 const AuditPage = lazy(() => import("./pages/audit"));
+const NodesPage = lazy(() => import("./pages/nodes"));
 const InvitationPage = lazy(() => import("./pages/join").then((m) => ({ default: m.InvitationPage })));
 const CliApprovePage = lazy(() => import("./pages/join").then((m) => ({ default: m.CliApprovePage })));
 
@@ -68,6 +69,7 @@ function Shell({ user, onLogout }: { user: api.User; onLogout: () => void }) {
           </NavLink>
           <NavLink to="/teams">Teams</NavLink>
           <NavLink to="/audit">Audit</NavLink>
+          <NavLink to="/nodes">Nodes</NavLink>
           {admin && <NavLink to="/admin/users">Users</NavLink>}
           {admin && <NavLink to="/admin/system">System</NavLink>}
           <NavLink to="/account">Account</NavLink>
@@ -104,6 +106,7 @@ function Shell({ user, onLogout }: { user: api.User; onLogout: () => void }) {
             <Route path="/teams" element={<TeamsPage />} />
             <Route path="/teams/:id" element={<TeamPage me={user} />} />
             <Route path="/audit" element={<AuditPage />} />
+            <Route path="/nodes" element={<NodesPage admin={admin} />} />
             <Route path="/invitations/:token" element={<InvitationPage me={user} />} />
             <Route path="/cli" element={<CliApprovePage me={user} />} />
             <Route path="/admin/users" element={admin ? <UsersPage me={user} /> : <NotFound />} />

@@ -145,6 +145,18 @@ describe("project form", () => {
     expect(view.container.querySelector('[role="alert"]')!.textContent).toBe("a project named 'blog' already exists");
   });
 
+  it("sends replicas as a number and placement labels as an object, cleared when emptied", () => {
+    expect(settingsBody({ name: "Edge", replicas: "2", placement: "group=edge, zone = a" })).toEqual({
+      name: "Edge",
+      replicas: 2,
+      placement: { group: "edge", zone: "a" },
+    });
+    expect(settingsBody({ name: "Edge", placement: "" })).toEqual({ name: "Edge" });
+    expect(settingsBody({ placement: "" }, { placement: "group=edge" })).toEqual({ placement: {} });
+    // A label without a value reaches the API, which names what is wrong with it.
+    expect(settingsBody({ placement: "edge" })).toEqual({ placement: { edge: "" } });
+  });
+
   it("on edit sends only changed fields, clears emptied limits, and warns about a rename", async () => {
     expect(
       settingsBody(

@@ -24,6 +24,8 @@ pub struct Model {
     pub pusher: Option<String>,
     pub commit_status: Option<String>,
     pub commit_status_error: Option<String>,
+    /// The Swarm service running this deployment (`runtime.kind = "swarm"`).
+    pub service_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -25,6 +25,9 @@ pub struct Model {
     pub static_dir: Option<String>,
     pub github_repo: Option<String>,
     pub github_hook_id: Option<i64>,
+    pub replicas: i32,
+    /// JSON object of node labels (`{"group": "edge"}`), Swarm only.
+    pub placement: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

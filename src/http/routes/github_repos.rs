@@ -142,6 +142,8 @@ pub async fn import(
         cpu_limit_millis: None,
         build_type: None,
         static_dir: None,
+        replicas: None,
+        placement: None,
     };
     let project = super::projects::create(&state, &req, &actor, create).await?;
     let mut link = db::projects::GithubLink {

@@ -10,6 +10,7 @@ pub mod github;
 pub mod github_repos;
 pub mod health;
 pub mod metrics;
+pub mod nodes;
 pub mod notifications;
 pub mod projects;
 pub mod teams;

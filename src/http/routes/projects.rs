@@ -49,6 +49,11 @@ pub struct ProjectView {
     pub build_type: String,
     /// For `static`: the directory of the built image that holds the site.
     pub static_dir: Option<String>,
+    /// How many copies of the app run (Swarm runtime; plain Docker runs one).
+    pub replicas: i32,
+    /// Node labels each replica's node must carry (Swarm runtime), e.g. `{"group": "edge"}`.
+    #[schema(value_type = Object)]
+    pub placement: std::collections::BTreeMap<String, String>,
     /// Where the app answers once live.
     pub url: String,
     /// `live`, the newest deployment's status, or `new` before the first deploy.
@@ -126,6 +131,7 @@ fn view(
         (None, Some(latest)) => latest,
         (None, None) => "new".into(),
     };
+    let placement = db::projects::placement_of(&p);
     ProjectView {
         id: p.id,
         name: p.name,
@@ -141,6 +147,8 @@ fn view(
         memory_limit_mb: p.memory_limit_mb,
         cpu_limit_millis: p.cpu_limit_millis,
         build_type: p.build_type,
+        replicas: p.replicas,
+        placement,
         static_dir: p.static_dir,
         url,
         status,
@@ -184,6 +192,11 @@ pub struct CreateProject {
     pub build_type: Option<String>,
     /// Required for `static`: the absolute directory in the built image with the site.
     pub static_dir: Option<String>,
+    /// Default 1 (Swarm runtime).
+    pub replicas: Option<i32>,
+    /// Node labels to run on (Swarm runtime); default none.
+    #[schema(value_type = Option<Object>)]
+    pub placement: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// A PATCH body: absent fields stay, `null` clears the nullable ones.
@@ -209,6 +222,11 @@ pub struct UpdateProject {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub static_dir: Option<Option<String>>,
+    pub replicas: Option<i32>,
+    /// Replaces the labels; `{}` or `null` clears them.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    pub placement: Option<Option<std::collections::BTreeMap<String, String>>>,
 }
 
 /// Tells `"field": null` (Some(None)) from an absent field (None).
@@ -217,6 +235,9 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
+
+/// The most copies of one app shard runs.
+const MAX_REPLICAS: i32 = 32;
 
 /// Checks every field of a project's settings, reporting the first bad one as a 422.
 fn check(state: &AppState, s: &Settings) -> AppResult<()> {
@@ -246,6 +267,13 @@ fn check(state: &AppState, s: &Settings) -> AppResult<()> {
             ));
         }
     }
+    if !(1..=MAX_REPLICAS).contains(&s.replicas) {
+        return Err(AppError::validation(
+            "replicas",
+            format!("must be between 1 and {MAX_REPLICAS}"),
+        ));
+    }
+    validate::placement(&s.placement).field("placement")?;
     if !(1..=3600).contains(&s.health_timeout_secs) {
         return Err(AppError::validation(
             "health_timeout_secs",
@@ -408,13 +436,23 @@ pub async fn update_project(
     if let Some(v) = b.static_dir {
         s.static_dir = v;
     }
+    if let Some(v) = b.replicas {
+        s.replicas = v;
+    }
+    if let Some(v) = b.placement {
+        s.placement = v.unwrap_or_default();
+    }
     check(&state, &s)?;
     if s.git_url != project.git_url {
         check_source(&state, &actor, &s.git_url).await?;
     }
     let slug = s.slug.clone();
+    let rescale = s.replicas != project.replicas;
     match db::projects::update(&state.db, project, s).await {
         Ok(updated) => {
+            if rescale {
+                state.deployer.rescale(&updated).await?;
+            }
             // A new slug is a new host name; the old one stops answering at once.
             state.proxy.refresh_or_log().await;
             Ok(web::Json(one(&state, updated).await?))
@@ -464,6 +502,8 @@ pub(crate) async fn create(
             .build_type
             .unwrap_or_else(|| db::projects::DOCKERFILE.into()),
         static_dir: b.static_dir,
+        replicas: b.replicas.unwrap_or(1),
+        placement: b.placement.unwrap_or_default(),
     };
     let team = match b.team_id {
         Some(team) => {

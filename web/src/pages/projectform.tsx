@@ -6,7 +6,7 @@ import { Alert, Field, formErrors, FormErrors, noErrors } from "../ui";
 
 type Values = Record<string, string>;
 
-const NUMBER_FIELDS = ["port", "health_timeout_secs", "memory_limit_mb", "cpu_limit_millis"];
+const NUMBER_FIELDS = ["port", "health_timeout_secs", "memory_limit_mb", "cpu_limit_millis", "replicas"];
 const NULLABLE = ["port", "memory_limit_mb", "cpu_limit_millis", "static_dir"];
 
 function valuesOf(p?: api.Project): Values {
@@ -22,6 +22,8 @@ function valuesOf(p?: api.Project): Values {
     cpu_limit_millis: p?.cpu_limit_millis?.toString() ?? "",
     build_type: p?.build_type ?? "dockerfile",
     static_dir: p?.static_dir ?? "",
+    replicas: p?.replicas?.toString() ?? "1",
+    placement: api.labelsText(p?.placement ?? {}),
   };
 }
 
@@ -34,6 +36,11 @@ export function settingsBody(values: Values, original?: Values): api.ProjectSett
   for (const [key, raw] of Object.entries(values)) {
     const value = raw.trim();
     if (original && original[key] === raw) continue;
+    if (key === "placement") {
+      // Labels as an object; emptied on edit clears them.
+      if (value !== "" || original) body[key] = api.parseLabels(value);
+      continue;
+    }
     if (value === "") {
       if (original && NULLABLE.includes(key)) body[key] = null;
       else if (original) body[key] = value;
@@ -141,6 +148,18 @@ export function ProjectForm({
           })}
         </div>
       </fieldset>
+      {values.build_type !== "static" && (
+        <fieldset>
+          <legend>Nodes (Docker Swarm)</legend>
+          <div className="form-grid">
+            {field("replicas", "Replicas", { inputMode: "numeric", hint: "copies of the app, spread over nodes" })}
+            {field("placement", "Placement labels", {
+              placeholder: "group=edge",
+              hint: "only nodes with these labels; comma-separated",
+            })}
+          </div>
+        </fieldset>
+      )}
       <Alert>{errors.message}</Alert>
       <div className="form-actions">
         {onCancel && (

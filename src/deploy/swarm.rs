@@ -1,0 +1,348 @@
+//! The Swarm runtime (`runtime.kind = "swarm"`): the same pipeline as plain containers up to
+//! the image, then the image is pushed to `registry.url`, a service with the project's
+//! `replicas` and `placement` runs it (the app port published in host mode on each node), and
+//! the health gate checks every replica before the switch. The switch is start-first as with
+//! containers: the new service serves beside the old one, then the old one drains and goes.
+//!
+//! The watcher reads the swarm's tasks and nodes every `runtime.poll_ms` and hands the proxy
+//! each deployment's running replicas (`127.0.0.1:port` on this machine's node, the node's
+//! address elsewhere); a replica whose task stops or whose node goes down leaves the route
+//! table on the next read, and the proxy moves a refused connection to the next replica.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use super::env::GIT_TOKEN_VAR;
+use super::pipeline::{Pipeline, Stop, failed};
+use super::{Deployer, DeploymentStatus as S};
+use crate::db::deployments::Fields;
+use crate::docker::{NodeInfo, Replica, ServiceRun};
+use crate::proxy::SWARM_UPSTREAM;
+
+/// Where each deployment's running replicas answer, from the swarm's tasks and nodes.
+pub fn endpoints(nodes: &[NodeInfo], replicas: &[Replica]) -> HashMap<Uuid, Vec<String>> {
+    let by_id: HashMap<&str, &NodeInfo> = nodes.iter().map(|n| (n.id.as_str(), n)).collect();
+    let mut out: HashMap<Uuid, Vec<String>> = HashMap::new();
+    for replica in replicas.iter().filter(|r| r.is_running()) {
+        let (Some(node), Some(port)) = (by_id.get(replica.node_id.as_str()), replica.port) else {
+            continue;
+        };
+        // A node that stopped answering keeps its tasks "running" until the swarm notices.
+        if node.state != "ready" {
+            continue;
+        }
+        let host = if node.is_local {
+            "127.0.0.1"
+        } else if node.address.is_empty() {
+            continue;
+        } else {
+            node.address.as_str()
+        };
+        out.entry(replica.deployment)
+            .or_default()
+            .push(format!("{host}:{port}"));
+    }
+    for list in out.values_mut() {
+        list.sort();
+    }
+    out
+}
+
+/// Reads the swarm's replicas, handing changes to the proxy, until shard stops.
+pub async fn watch(d: Arc<Deployer>) {
+    let period = Duration::from_millis(d.config.runtime.poll_ms);
+    let mut warned = false;
+    loop {
+        let read_at = Instant::now();
+        match read_endpoints(&d).await {
+            Ok(map) => {
+                warned = false;
+                if d.proxy.set_replicas(map, read_at) {
+                    d.proxy.refresh_or_log().await;
+                }
+            }
+            Err(e) if !warned => {
+                warned = true;
+                tracing::warn!(error = %e, "cannot read the swarm's replicas; routes keep the last ones");
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(period).await;
+    }
+}
+
+async fn read_endpoints(
+    d: &Deployer,
+) -> Result<HashMap<Uuid, Vec<String>>, crate::docker::EngineError> {
+    let local = d.docker.swarm_info().await?.node_id;
+    let nodes = d.docker.nodes(local.as_deref()).await?;
+    let replicas = d.docker.replicas(None).await?;
+    Ok(endpoints(&nodes, &replicas))
+}
+
+impl Pipeline {
+    /// Pushes the built image to the registry every node pulls from.
+    pub(super) async fn push_image(&mut self, image: &str) -> Result<(), Stop> {
+        self.log.system(format!("==> Pushing {image}")).await;
+        let mut lines = Vec::new();
+        let pushed = self
+            .d
+            .docker
+            .push_image(image, |line| lines.push(line))
+            .await;
+        for line in lines.drain(..) {
+            self.log.stdout(line).await;
+        }
+        pushed.map_err(|e| {
+            failed(
+                "push",
+                format!(
+                    "cannot push to the registry: {e} (registry.url; does this engine trust its certificate?)"
+                ),
+            )
+        })
+    }
+
+    /// Creates the deployment's service and moves it to health checking.
+    pub(super) async fn start_service(&mut self, image: &str) -> Result<(), Stop> {
+        self.log
+            .system("==> Starting the service".to_string())
+            .await;
+        let engine = self.d.docker.clone();
+        let start_failed = |e: crate::docker::EngineError| failed("start", e.to_string());
+        let port = match self.project.port {
+            Some(port) => port as u16,
+            None => engine
+                .exposed_port(image)
+                .await
+                .map_err(start_failed)?
+                .unwrap_or(8080),
+        };
+        let mut env: Vec<String> = self
+            .open_env()
+            .await?
+            .into_iter()
+            .filter(|v| v.key != GIT_TOKEN_VAR)
+            .map(|v| format!("{}={}", v.key, v.value))
+            .collect();
+        env.push(format!("PORT={port}"));
+        let placement = crate::db::projects::placement_of(&self.project);
+        let replicas = self.project.replicas.max(1) as u32;
+        let run = ServiceRun {
+            name: format!(
+                "shard-{}-{}",
+                self.project.slug,
+                &self.deployment.id.simple().to_string()[..12]
+            ),
+            image: image.to_string(),
+            env,
+            labels: engine.labels(self.project.id, self.deployment.id),
+            port,
+            replicas,
+            placement: placement.clone(),
+            limits: self.limits(),
+        };
+        let id = engine.create_service(run).await.map_err(start_failed)?;
+        self.service = Some(id.clone());
+        let placed = if placement.is_empty() {
+            String::new()
+        } else {
+            let labels: Vec<String> = placement.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!(" on nodes labelled {}", labels.join(", "))
+        };
+        self.log
+            .system(format!(
+                "==> Service {} with {replicas} replica(s){placed}, app port {port}",
+                &id[..id.len().min(12)]
+            ))
+            .await;
+        let fields = Fields {
+            service_id: Some(id),
+            upstream: Some(SWARM_UPSTREAM.into()),
+            ..Fields::default()
+        };
+        self.advance(&[S::Starting], S::HealthChecking, fields)
+            .await?;
+        self.deployment.upstream = Some(SWARM_UPSTREAM.into());
+        Ok(())
+    }
+
+    /// The health gate for a service: every replica must be running and answer
+    /// `GET <health_path>` with 2xx/3xx within the project's timeout. A replica that fails
+    /// ends the deploy at once; one the swarm cannot place is reported at the timeout.
+    pub(super) async fn health_check_service(&mut self) -> Result<(), Stop> {
+        let service = self.service.clone().unwrap_or_default();
+        let wanted = self.project.replicas.max(1) as usize;
+        let path = self.project.health_path.clone();
+        let timeout = Duration::from_secs(self.project.health_timeout_secs.max(1) as u64);
+        self.log
+            .system(format!(
+                "==> Health check GET {path} on {wanted} replica(s) (up to {} s)",
+                timeout.as_secs()
+            ))
+            .await;
+        let deadline = Instant::now() + timeout;
+        let local = self
+            .d
+            .docker
+            .swarm_info()
+            .await
+            .map_err(|e| failed("health_check", e.to_string()))?
+            .node_id;
+        let mut problem = String::from("no replica is running yet");
+        loop {
+            if self.cancel.is_cancelled() {
+                return Err(Stop::Cancelled);
+            }
+            let replicas = self.d.docker.replicas(Some(&service)).await;
+            let nodes = self.d.docker.nodes(local.as_deref()).await;
+            if let (Ok(replicas), Ok(nodes)) = (replicas, nodes) {
+                if let Some(dead) = replicas
+                    .iter()
+                    .find(|r| matches!(r.state.as_str(), "failed" | "rejected"))
+                {
+                    let node = nodes.iter().find(|n| n.id == dead.node_id);
+                    let what = format!(
+                        "a replica {} on {} before it became healthy: {}",
+                        dead.state,
+                        node.map_or("a node", |n| n.hostname.as_str()),
+                        dead.message.as_deref().unwrap_or("no reason given")
+                    );
+                    return Err(failed("health_check", what));
+                }
+                let endpoints = super::swarm::endpoints(&nodes, &replicas)
+                    .remove(&self.deployment.id)
+                    .unwrap_or_default();
+                if endpoints.len() >= wanted {
+                    match self.check_all(&endpoints, &path).await {
+                        Ok(()) => {
+                            self.log
+                                .system(format!("==> Healthy: {}", endpoints.join(", ")))
+                                .await;
+                            self.d
+                                .proxy
+                                .set_deployment_replicas(self.deployment.id, endpoints);
+                            return Ok(());
+                        }
+                        Err(why) => problem = why,
+                    }
+                } else {
+                    problem = match replicas.iter().find_map(|r| r.message.clone()) {
+                        Some(message) if endpoints.is_empty() => {
+                            format!("no replica is running ({message})")
+                        }
+                        _ => format!("{} of {wanted} replica(s) running", endpoints.len()),
+                    };
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(failed(
+                    "health_check",
+                    format!(
+                        "the replicas were not all healthy within {} s: {problem}",
+                        timeout.as_secs()
+                    ),
+                ));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = self.cancel.cancelled() => return Err(Stop::Cancelled),
+            }
+        }
+    }
+
+    async fn check_all(&self, endpoints: &[String], path: &str) -> Result<(), String> {
+        for endpoint in endpoints {
+            let url = format!("http://{endpoint}{path}");
+            let request = self.d.http.get(&url).timeout(Duration::from_secs(2));
+            match request.send().await {
+                Ok(r) if r.status().is_success() || r.status().is_redirection() => {}
+                Ok(r) => return Err(format!("{endpoint} answered {}", r.status())),
+                Err(_) => return Err(format!("{endpoint} did not answer")),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Deployer {
+    /// Whether apps run as Swarm services.
+    pub fn is_swarm(&self) -> bool {
+        self.config.runtime.kind == crate::config::RuntimeKind::Swarm
+    }
+
+    /// Applies a project's new replica count to its running service at once (placement and
+    /// everything else apply with the next deploy). Nothing to do without a running service.
+    pub async fn rescale(
+        &self,
+        project: &crate::db::projects::Project,
+    ) -> Result<(), super::DeployError> {
+        let Some(live) = crate::db::deployments::live_for_project(&self.db, project.id).await?
+        else {
+            return Ok(());
+        };
+        if let Some(service) = &live.service_id {
+            self.docker
+                .scale_service(service, project.replicas.max(1) as u32)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Removes a superseded deployment's service once its requests have drained.
+    pub(super) async fn retire_service(&self, deployment: Uuid, service: &str, grace: Duration) {
+        self.proxy
+            .drain(deployment, super::pipeline::DRAIN_SETTLE, grace)
+            .await;
+        if let Err(e) = self.docker.remove_service(service).await {
+            tracing::warn!(error = %e, "cannot remove the superseded service; the sweep will");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: &str, address: &str, state: &str, local: bool) -> NodeInfo {
+        NodeInfo::for_test(id, address, state, local)
+    }
+
+    fn replica(deployment: Uuid, node: &str, state: &str, port: Option<u16>) -> Replica {
+        Replica {
+            deployment,
+            node_id: node.into(),
+            state: state.into(),
+            wanted: state == "running",
+            port,
+            message: None,
+        }
+    }
+
+    #[test]
+    fn replicas_route_at_their_node_and_leave_with_it() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let nodes = [
+            node("n1", "10.0.0.1", "ready", true),
+            node("n2", "10.0.0.2", "ready", false),
+            node("n3", "10.0.0.3", "down", false),
+        ];
+        let replicas = [
+            replica(a, "n1", "running", Some(30001)),
+            replica(a, "n2", "running", Some(30002)),
+            replica(a, "n3", "running", Some(30003)),
+            replica(b, "n2", "starting", None),
+            replica(b, "n2", "failed", Some(30004)),
+        ];
+        let map = endpoints(&nodes, &replicas);
+        assert_eq!(
+            map.get(&a).map(Vec::as_slice),
+            Some(&["10.0.0.2:30002".to_string(), "127.0.0.1:30001".to_string()][..]),
+            "the local node answers on loopback, a down node's replica is left out"
+        );
+        assert!(!map.contains_key(&b), "nothing running, nothing routed");
+    }
+}

@@ -1,0 +1,253 @@
+//! `/nodes`: the Docker Swarm nodes apps run on (`runtime.kind = "swarm"`). Anyone signed in
+//! reads the list (placement labels are chosen from it); instance admins change a node's
+//! labels and availability (`drain` moves its replicas elsewhere) and read the join command.
+
+use std::collections::{BTreeMap, HashMap};
+
+use actix_web::{HttpRequest, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::access;
+use crate::config::RuntimeKind;
+use crate::docker::{NodeChange, NodeInfo};
+use crate::error::{AppError, AppResult};
+use crate::http::auth::Authenticated;
+use crate::http::body::JsonBody;
+use crate::state::AppState;
+use crate::validate;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/nodes", web::get().to(list_nodes))
+        .route("/nodes/join", web::get().to(join))
+        .route("/nodes/{id}", web::patch().to(update_node));
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NodeView {
+    pub id: String,
+    pub hostname: String,
+    /// The address shard's proxy reaches its replicas at.
+    pub address: String,
+    /// `ready`, `down`, `disconnected` or `unknown`.
+    pub state: String,
+    /// `active`, `pause` or `drain`.
+    pub availability: String,
+    /// `manager` or `worker`.
+    pub role: String,
+    pub leader: bool,
+    pub labels: BTreeMap<String, String>,
+    pub cpus: f64,
+    pub memory_bytes: i64,
+    pub engine_version: Option<String>,
+    /// When the swarm last heard of a change of the node (its state or spec).
+    pub last_seen: Option<String>,
+    /// The node shard's own engine runs on.
+    pub this_machine: bool,
+    /// shard app replicas running on it.
+    pub replicas: usize,
+}
+
+fn view(node: NodeInfo, replicas: &HashMap<String, usize>) -> NodeView {
+    NodeView {
+        replicas: replicas.get(&node.id).copied().unwrap_or(0),
+        id: node.id,
+        hostname: node.hostname,
+        address: node.address,
+        state: node.state,
+        availability: node.availability,
+        role: node.role,
+        leader: node.leader,
+        labels: node.labels,
+        cpus: node.cpus,
+        memory_bytes: node.memory_bytes,
+        engine_version: node.engine_version,
+        last_seen: node.updated_at,
+        this_machine: node.is_local,
+    }
+}
+
+/// The swarm's nodes as shard's engine sees them, or why there are none.
+async fn read_nodes(state: &AppState) -> AppResult<Vec<NodeView>> {
+    let unavailable = |e: crate::docker::EngineError| AppError::Unavailable(e.to_string());
+    let swarm = state.docker.swarm_info().await.map_err(unavailable)?;
+    if !swarm.active || !swarm.manager {
+        let runtime = match state.config.runtime.kind {
+            RuntimeKind::Docker => {
+                "apps run as plain containers on this machine (runtime.kind = \"docker\")"
+            }
+            RuntimeKind::Swarm => "runtime.kind is \"swarm\"",
+        };
+        return Err(AppError::Conflict(format!(
+            "shard's Docker engine is not a Swarm manager, so there are no nodes to list; {runtime}. Run `docker swarm init` on this machine to start one"
+        )));
+    }
+    let nodes = state
+        .docker
+        .nodes(swarm.node_id.as_deref())
+        .await
+        .map_err(unavailable)?;
+    let mut per_node: HashMap<String, usize> = HashMap::new();
+    for replica in state.docker.replicas(None).await.map_err(unavailable)? {
+        if replica.is_running() {
+            *per_node.entry(replica.node_id).or_default() += 1;
+        }
+    }
+    Ok(nodes.into_iter().map(|n| view(n, &per_node)).collect())
+}
+
+/// The swarm's nodes (409 when shard's engine is not a Swarm manager).
+#[utoipa::path(get, path = "/api/v1/nodes", tag = "nodes",
+    responses((status = 200, body = [NodeView]), (status = 401), (status = 409, description = "not a swarm"), (status = 503)),
+    security(("bearer" = [])))]
+pub async fn list_nodes(
+    state: web::Data<AppState>,
+    Authenticated(_actor): Authenticated,
+) -> AppResult<web::Json<Vec<NodeView>>> {
+    Ok(web::Json(read_nodes(&state).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateNode {
+    /// Replaces the node's labels.
+    pub labels: Option<BTreeMap<String, String>>,
+    /// `active`, `pause` (no new replicas) or `drain` (its replicas move away).
+    pub availability: Option<String>,
+}
+
+/// Changes a node's labels or availability (instance admins).
+#[utoipa::path(patch, path = "/api/v1/nodes/{id}", tag = "nodes", request_body = UpdateNode,
+    responses((status = 200, body = NodeView), (status = 403), (status = 404), (status = 409), (status = 422)),
+    security(("bearer" = [])))]
+pub async fn update_node(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Authenticated(actor): Authenticated,
+    path: web::Path<String>,
+    body: JsonBody<UpdateNode>,
+) -> AppResult<web::Json<NodeView>> {
+    access::instance_admin(&actor)?;
+    let body = body.parse()?;
+    let id = path.into_inner();
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(AppError::not_found("node"));
+    }
+    if let Some(labels) = &body.labels {
+        if labels.len() > 20 {
+            return Err(AppError::validation("labels", "at most 20 labels"));
+        }
+        for (key, value) in labels {
+            validate::node_label(key)
+                .map_err(|why| AppError::validation("labels", format!("'{key}' {why}")))?;
+            validate::node_label(value).map_err(|why| {
+                AppError::validation("labels", format!("the value of '{key}' {why}"))
+            })?;
+        }
+    }
+    if let Some(a) = &body.availability
+        && !matches!(a.as_str(), "active" | "pause" | "drain")
+    {
+        return Err(AppError::validation(
+            "availability",
+            "must be \"active\", \"pause\" or \"drain\"",
+        ));
+    }
+    // Confirms the swarm exists (409 otherwise) before changing anything.
+    let before = read_nodes(&state).await?;
+    if !before.iter().any(|n| n.id == id) {
+        return Err(AppError::not_found("node"));
+    }
+    crate::http::audit::note(&req, |f| f.action = Some("node.update".into()));
+    crate::http::audit::detail(
+        &req,
+        serde_json::json!({"node": id, "labels": body.labels, "availability": body.availability}),
+    );
+    let change = NodeChange {
+        labels: body.labels,
+        availability: body.availability,
+    };
+    match state.docker.update_node(&id, change).await {
+        Ok(Some(())) => {}
+        Ok(None) => return Err(AppError::not_found("node")),
+        Err(e) => return Err(AppError::Unavailable(e.to_string())),
+    }
+    read_nodes(&state)
+        .await?
+        .into_iter()
+        .find(|n| n.id == id)
+        .map(web::Json)
+        .ok_or_else(|| AppError::not_found("node"))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct JoinView {
+    /// `docker` or `swarm`.
+    pub runtime: String,
+    /// Whether shard's engine manages a swarm.
+    pub swarm: bool,
+    /// What to run on a new machine to add it as a node (`None` without a swarm).
+    pub command: Option<String>,
+    /// Where images travel between nodes (`registry.url`).
+    pub registry: Option<String>,
+    /// What a new node needs before it can run apps.
+    pub steps: Vec<String>,
+}
+
+/// How to add a node (instance admins): the `docker swarm join` command with the worker token.
+#[utoipa::path(get, path = "/api/v1/nodes/join", tag = "nodes",
+    responses((status = 200, body = JoinView), (status = 403)), security(("bearer" = [])))]
+pub async fn join(
+    state: web::Data<AppState>,
+    Authenticated(actor): Authenticated,
+) -> AppResult<web::Json<JoinView>> {
+    access::instance_admin(&actor)?;
+    let runtime = match state.config.runtime.kind {
+        RuntimeKind::Docker => "docker",
+        RuntimeKind::Swarm => "swarm",
+    };
+    let registry = state.config.registry.url.clone();
+    let swarm = state.docker.swarm_info().await.ok();
+    let managing = swarm.as_ref().is_some_and(|s| s.active && s.manager);
+    let command = match (managing, swarm.and_then(|s| s.manager_addr)) {
+        (true, Some(addr)) => {
+            let addr = match &state.config.runtime.advertise_addr {
+                Some(host) => format!("{host}:{}", addr.rsplit_once(':').map_or("2377", |p| p.1)),
+                None => addr,
+            };
+            state
+                .docker
+                .worker_join_token()
+                .await
+                .ok()
+                .flatten()
+                .map(|token| format!("docker swarm join --token {token} {addr}"))
+        }
+        _ => None,
+    };
+    let mut steps = Vec::new();
+    if runtime == "docker" {
+        steps.push("set runtime.kind = \"swarm\" in shard's config and restart shard".into());
+    }
+    if !managing {
+        steps.push("run `docker swarm init` on this machine".into());
+    }
+    match &registry {
+        Some(url) => steps.push(format!(
+            "make the new node's engine trust the registry: its CA in /etc/docker/certs.d/{url}/ca.crt"
+        )),
+        None => steps.push(
+            "run a registry every node can reach and set registry.url (images travel through it)"
+                .into(),
+        ),
+    }
+    steps.push("on the new machine, run the join command below".into());
+    steps.push("give it labels here to place projects on it".into());
+    Ok(web::Json(JoinView {
+        runtime: runtime.into(),
+        swarm: managing,
+        command,
+        registry,
+        steps,
+    }))
+}

@@ -1,0 +1,455 @@
+//! Apps across a two-node Docker Swarm made on this machine by `scripts/swarm-lab` (the host
+//! engine as manager, a second dockerd in a network namespace, a registry with a throwaway
+//! CA). One test walks every scenario in order, because stopping node 2 would disturb any
+//! other Swarm test running beside it: replicas on both nodes, placement by label, a rolling
+//! update under load, the loss of node 2.
+
+use std::collections::{BTreeSet, HashMap};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::deploy::app_files;
+use crate::gitserver::GitServer;
+use crate::helpers::*;
+use crate::proxy::get_host;
+
+const REGISTRY: &str = "10.251.0.1:5000";
+const NODE2_ADDRESS: &str = "10.251.0.2";
+
+fn lab(action: &str) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/swarm-lab");
+    let out = Command::new(script)
+        .arg(action)
+        .output()
+        .expect("scripts/swarm-lab runs");
+    assert!(
+        out.status.success(),
+        "swarm-lab {action}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The node ids the running tasks of `deployment`'s service are on, sorted (both lab nodes
+/// share this machine's hostname, so ids tell them apart).
+fn running_nodes(deployment: &str) -> Vec<String> {
+    let services = docker(&[
+        "service",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("label=shard.deployment={deployment}"),
+    ]);
+    let Some(service) = services.lines().next() else {
+        return Vec::new();
+    };
+    let tasks = docker(&[
+        "service",
+        "ps",
+        "-q",
+        service,
+        "--filter",
+        "desired-state=running",
+    ]);
+    if tasks.is_empty() {
+        return Vec::new();
+    }
+    let mut args = vec!["inspect", "--format", "{{.NodeID}} {{.Status.State}}"];
+    args.extend(tasks.lines());
+    let mut nodes: Vec<String> = docker(&args)
+        .lines()
+        .filter(|l| l.ends_with(" running"))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    nodes.sort();
+    nodes
+}
+
+/// The nodes as `GET /api/v1/nodes` lists them.
+async fn nodes(app: &TestApp, admin: &Session) -> Vec<Value> {
+    let response = app.get("/api/v1/nodes", Some(&admin.token)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+async fn swarm_app() -> TestApp {
+    spawn_app_with(|c| {
+        c.runtime.kind = shard::config::RuntimeKind::Swarm;
+        c.runtime.poll_ms = 250;
+        c.registry.url = Some(REGISTRY.into());
+        c.registry.ca_file = Some("/var/lib/shard-swarm-lab/ca.crt".into());
+        c.deploy.grace_secs = 5;
+    })
+    .await
+}
+
+async fn project(app: &TestApp, admin: &Session, name: &str, url: &str, extra: Value) -> String {
+    let mut body = json!({"name": name, "git_url": url, "health_timeout_secs": 120});
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let response = app.post("/api/v1/projects", Some(&admin.token), body).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: Value = response.json().await.unwrap();
+    body["id"].as_str().unwrap().to_string()
+}
+
+/// The distinct containers (their HOSTNAME) that answer `host` over `tries` requests.
+async fn answering(app: &TestApp, host: &str, tries: usize) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    for _ in 0..tries {
+        let response = get_host(app, host, "/cgi-bin/env").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let text = response.text().await.unwrap();
+        if let Some(name) = text.lines().find_map(|l| l.strip_prefix("HOSTNAME=")) {
+            seen.insert(name.to_string());
+        }
+    }
+    seen
+}
+
+/// Requests `host` from `workers` loops until stopped; counts answers by body and failures.
+struct Load {
+    stop: Arc<AtomicBool>,
+    failures: Arc<AtomicUsize>,
+    bodies: Arc<std::sync::Mutex<HashMap<String, usize>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(base: &str, host: &str, workers: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let failures = Arc::new(AtomicUsize::new(0));
+        let bodies = Arc::new(std::sync::Mutex::new(HashMap::new()));
+        let tasks = (0..workers)
+            .map(|_| {
+                let (stop, failures, bodies) = (stop.clone(), failures.clone(), bodies.clone());
+                let (url, host) = (format!("{base}/"), host.to_string());
+                tokio::spawn(async move {
+                    let client = reqwest::Client::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let answer = client
+                            .get(&url)
+                            .header("host", &host)
+                            .timeout(Duration::from_secs(10))
+                            .send()
+                            .await;
+                        match answer {
+                            Ok(r) if r.status() == StatusCode::OK => {
+                                let body = r.text().await.unwrap_or_default();
+                                *bodies.lock().unwrap().entry(body).or_default() += 1;
+                            }
+                            _ => {
+                                failures.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            failures,
+            bodies,
+            tasks,
+        }
+    }
+
+    async fn finish(self) -> (usize, HashMap<String, usize>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+        let bodies = self.bodies.lock().unwrap().clone();
+        (self.failures.load(Ordering::Relaxed), bodies)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn apps_spread_over_two_swarm_nodes_follow_placement_survive_updates_and_node_loss() {
+    lab("up");
+    // Services a crashed earlier run left behind (this is the only Swarm test).
+    let leftovers = docker(&[
+        "service",
+        "ls",
+        "-q",
+        "--filter",
+        "label=shard.managed=true",
+    ]);
+    for id in leftovers.lines() {
+        docker(&["service", "rm", id]);
+    }
+    let app = swarm_app().await;
+    let admin = app.setup_admin().await;
+    let port = app.state.port;
+    let git = GitServer::start().await;
+
+    // The nodes, as the API lists them.
+    let listed = nodes(&app, &admin).await;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed.iter().all(|n| n["state"] == "ready"), "{listed:?}");
+    let node2 = listed
+        .iter()
+        .find(|n| n["address"] == NODE2_ADDRESS)
+        .expect("node 2 listed at its address");
+    assert!(listed.iter().any(|n| n["this_machine"] == true));
+    let node2_id = node2["id"].as_str().unwrap().to_string();
+
+    // 1. Two replicas land on both nodes and both answer through the proxy.
+    let repo = git.repo("spread", &app_files("1", ""));
+    let spread = project(&app, &admin, "spread", &repo.url, json!({"replicas": 2})).await;
+    let started = Instant::now();
+    let first = app.deploy(&admin, &spread, json!({})).await;
+    let done = app
+        .wait_for(&admin, &first, FINAL, Duration::from_secs(240))
+        .await;
+    assert_eq!(
+        done["status"],
+        "live",
+        "{}",
+        app.logs_text(&admin, &first).await
+    );
+    println!("two-replica deploy: {:?}", started.elapsed());
+    let on = running_nodes(&first);
+    assert_eq!(on.len(), 2, "{on:?}");
+    assert_ne!(on[0], on[1], "one replica on each node: {on:?}");
+    let host = format!("spread.localhost:{port}");
+    let seen = answering(&app, &host, 12).await;
+    assert_eq!(seen.len(), 2, "both replicas answer: {seen:?}");
+    let log = app.logs_text(&admin, &first).await;
+    assert!(
+        log.contains(&format!("==> Pushing {REGISTRY}/shard/spread:")),
+        "{log}"
+    );
+    let with_replicas = nodes(&app, &admin).await;
+    assert!(
+        with_replicas
+            .iter()
+            .all(|n| n["replicas"].as_u64() >= Some(1)),
+        "{with_replicas:?}"
+    );
+
+    // 2. Node labels through the API, then a placement that only node 2 satisfies.
+    let member = app.member(&admin, "mia").await;
+    let patch = |token: String, id: String, body: Value| {
+        let app = &app;
+        async move {
+            app.send(
+                Method::PATCH,
+                &format!("/api/v1/nodes/{id}"),
+                Some(&token),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let refused = patch(
+        member.token.clone(),
+        node2_id.clone(),
+        json!({"labels": {"group": "edge"}}),
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_invalid(
+        patch(
+            admin.token.clone(),
+            node2_id.clone(),
+            json!({"labels": {"group": "a==b"}}),
+        )
+        .await,
+        "labels",
+    )
+    .await;
+    assert_invalid(
+        patch(
+            admin.token.clone(),
+            node2_id.clone(),
+            json!({"availability": "gone"}),
+        )
+        .await,
+        "availability",
+    )
+    .await;
+    let missing = patch(
+        admin.token.clone(),
+        "nosuchnode".into(),
+        json!({"labels": {}}),
+    )
+    .await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let labelled = patch(
+        admin.token.clone(),
+        node2_id.clone(),
+        json!({"labels": {"group": "edge"}}),
+    )
+    .await;
+    assert_eq!(labelled.status(), StatusCode::OK);
+    let labelled: Value = labelled.json().await.unwrap();
+    assert_eq!(labelled["labels"], json!({"group": "edge"}));
+    assert_invalid(
+        app.post(
+            "/api/v1/projects",
+            Some(&admin.token),
+            json!({"name": "bad", "git_url": repo.url, "placement": {"group": "edge || x"}}),
+        )
+        .await,
+        "placement",
+    )
+    .await;
+    for replicas in [0, 33] {
+        assert_invalid(
+            app.post(
+                "/api/v1/projects",
+                Some(&admin.token),
+                json!({"name": "bad", "git_url": repo.url, "replicas": replicas}),
+            )
+            .await,
+            "replicas",
+        )
+        .await;
+    }
+    let edge_repo = git.repo("edge", &app_files("edge", ""));
+    let edge = project(
+        &app,
+        &admin,
+        "edge",
+        &edge_repo.url,
+        json!({"replicas": 2, "placement": {"group": "edge"}}),
+    )
+    .await;
+    let edge_deploy = app.deploy(&admin, &edge, json!({})).await;
+    let done = app
+        .wait_for(&admin, &edge_deploy, FINAL, Duration::from_secs(240))
+        .await;
+    assert_eq!(
+        done["status"],
+        "live",
+        "{}",
+        app.logs_text(&admin, &edge_deploy).await
+    );
+    assert_eq!(
+        running_nodes(&edge_deploy),
+        [node2_id.clone(), node2_id.clone()],
+        "both edge replicas on node 2"
+    );
+    let response = get_host(&app, &format!("edge.localhost:{port}"), "/").await;
+    assert_eq!(response.text().await.unwrap(), "version edge\n");
+    assert_eq!(
+        app.delete_project(&admin, &edge).await.status(),
+        StatusCode::NO_CONTENT
+    );
+
+    // 3. A rolling update under load: not one failed request, and the new version takes over.
+    let load = Load::start(&app.base, &host, 4);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    repo.commit(&app_files("2", ""), "version 2");
+    let second = app.deploy(&admin, &spread, json!({})).await;
+    let done = app
+        .wait_for(&admin, &second, FINAL, Duration::from_secs(240))
+        .await;
+    assert_eq!(
+        done["status"],
+        "live",
+        "{}",
+        app.logs_text(&admin, &second).await
+    );
+    tokio::time::sleep(Duration::from_secs(7)).await; // past the old service's drain
+    let (failed, bodies) = load.finish().await;
+    assert_eq!(
+        failed, 0,
+        "requests failed during the rolling update: {bodies:?}"
+    );
+    assert!(
+        bodies.get("version 1\n").is_some_and(|n| *n > 0),
+        "{bodies:?}"
+    );
+    assert!(
+        bodies.get("version 2\n").is_some_and(|n| *n > 0),
+        "{bodies:?}"
+    );
+    let first_status = app.deployment(&admin, &first).await;
+    assert_eq!(first_status["status"], "superseded");
+    assert!(running_nodes(&first).is_empty(), "the old service is gone");
+
+    // 4. Node 2's engine stops: traffic moves to node 1, and the swarm reschedules there.
+    let on = running_nodes(&second);
+    assert_eq!(on.len(), 2);
+    let load = Load::start(&app.base, &host, 4);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let lost = Instant::now();
+    lab("stop-node2");
+    // Detection: the route table no longer lists a replica on node 2.
+    let routed_away = loop {
+        let routes = app.state.proxy.replica_endpoints(second.parse().unwrap());
+        if !routes.is_empty() && routes.iter().all(|e| !e.starts_with(NODE2_ADDRESS)) {
+            break lost.elapsed();
+        }
+        assert!(
+            lost.elapsed() < Duration::from_secs(120),
+            "still routed to node 2: {routes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let failed_before = load.failures.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let failed_after = load.failures.load(Ordering::Relaxed) - failed_before;
+    println!(
+        "node loss: routed around node 2 after {routed_away:?}; failures before detection {failed_before}"
+    );
+    assert_eq!(failed_after, 0, "no failed request after detection");
+    // The swarm puts the lost replica back on node 1.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let routes = app.state.proxy.replica_endpoints(second.parse().unwrap());
+        if routes.len() == 2 && routes.iter().all(|e| e.starts_with("127.0.0.1:")) {
+            println!("rescheduled on node 1 after {:?}", lost.elapsed());
+            break;
+        }
+        assert!(Instant::now() < deadline, "not rescheduled: {routes:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (failed, _) = load.finish().await;
+    assert_eq!(failed, failed_before, "no failure after detection");
+    let listed = nodes(&app, &admin).await;
+    let node2 = listed
+        .iter()
+        .find(|n| n["id"] == node2_id.as_str())
+        .unwrap();
+    assert_ne!(node2["state"], "ready", "{node2}");
+
+    lab("start-node2");
+    assert_eq!(
+        app.delete_project(&admin, &spread).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let left = docker(&[
+        "service",
+        "ls",
+        "-q",
+        "--filter",
+        "label=shard.managed=true",
+    ]);
+    assert!(
+        left.is_empty(),
+        "deleting the projects removed their services: {left}"
+    );
+}

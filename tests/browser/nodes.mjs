@@ -1,0 +1,59 @@
+// The nodes part of the dashboard's end-to-end test, on the two-node swarm `scripts/swarm-lab`
+// makes (shard's engine is its manager): both nodes listed with their state, the join command
+// for admins, labels and availability changed from the page, and a project's replicas and
+// placement set in its settings.
+import assert from "node:assert/strict";
+
+/** `page` is signed in as the instance admin `admin` (`password`). */
+export async function nodesFlow({ base, page, audit, api, password, projectId }) {
+  const login = await api("/auth/login", null, { method: "POST", body: JSON.stringify({ username: "admin", password }) });
+  const { access_token: token } = await login.json();
+  await page.getByRole("link", { name: "Nodes" }).click();
+  await page.getByRole("heading", { name: "Nodes", exact: true }).waitFor();
+  const node2 = page.locator('[data-testid="node"][data-address="10.251.0.2"]');
+  await node2.waitFor({ timeout: 20000 });
+  assert.equal(await page.getByTestId("node").count(), 2);
+  assert.match(await node2.innerText(), /ready/);
+  assert.match(await page.getByTestId("node").filter({ hasText: "(this machine)" }).innerText(), /manager/);
+  assert.match(await page.getByTestId("join-command").innerText(), /^docker swarm join --token SWMTKN-\S+ \S+:2377$/);
+  await audit(page, "nodes");
+
+  // Labels: a bad one is refused in words, a good one is saved and listed by the API.
+  const labels = node2.getByLabel(/^Labels of /);
+  await labels.fill("zone=a b");
+  await node2.getByRole("button", { name: "Save labels" }).click();
+  assert.match(await node2.locator(".field-error").innerText(), /letters, digits/);
+  await labels.fill("zone=lab, tier=2");
+  await node2.getByRole("button", { name: "Save labels" }).click();
+  await page.getByText("labels saved").first().waitFor();
+  const listed = async () => (await (await api("/nodes", token)).json()).find((n) => n.address === "10.251.0.2");
+  assert.deepEqual((await listed()).labels, { tier: "2", zone: "lab" });
+
+  // Availability: paused from the page, then active again.
+  const availability = node2.getByLabel(/^Availability of /);
+  await availability.selectOption("pause");
+  await page.getByText("availability pause").first().waitFor();
+  assert.equal((await listed()).availability, "pause");
+  await availability.selectOption("active");
+  await page.getByText("availability active").first().waitFor();
+  assert.equal((await listed()).availability, "active");
+
+  // A project's replicas and placement, from its settings.
+  await page.goto(`${base}/projects/${projectId}/settings`);
+  await page.getByLabel("Replicas").fill("2");
+  await page.getByLabel("Placement labels").fill("zone=lab");
+  await page.getByRole("button", { name: "Save settings" }).click();
+  await page.getByText("Settings saved").first().waitFor();
+  const project = await (await api(`/projects/${projectId}`, token)).json();
+  assert.equal(project.replicas, 2);
+  assert.deepEqual(project.placement, { zone: "lab" });
+  await page.getByLabel("Placement labels").fill("zone=a==b");
+  await page.getByRole("button", { name: "Save settings" }).click();
+  assert.match(await page.locator(".field-error").first().innerText(), /letters, digits/);
+  await page.getByLabel("Placement labels").fill("");
+  await page.getByLabel("Replicas").fill("1");
+  await page.getByRole("button", { name: "Save settings" }).click();
+  await page.getByText("Settings saved").first().waitFor();
+  const cleared = await (await api(`/projects/${projectId}`, token)).json();
+  assert.deepEqual([cleared.replicas, cleared.placement], [1, {}]);
+}
