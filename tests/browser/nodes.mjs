@@ -38,22 +38,28 @@ export async function nodesFlow({ base, page, audit, api, password, projectId })
   await page.getByText("availability active").first().waitFor();
   assert.equal((await listed()).availability, "active");
 
-  // A project's replicas and placement, from its settings.
+  // A project's replicas and placement, from its settings (each save waits for its answer).
   await page.goto(`${base}/projects/${projectId}/settings`);
+  const save = async (status) => {
+    const [response] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith(`/api/v1/projects/${projectId}`) && r.request().method() === "PATCH"),
+      page.getByRole("button", { name: "Save settings" }).click(),
+    ]);
+    assert.equal(response.status(), status, `PATCH ${response.request().postData()} → ${await response.text()}`);
+  };
   await page.getByLabel("Replicas").fill("2");
   await page.getByLabel("Placement labels").fill("zone=lab");
-  await page.getByRole("button", { name: "Save settings" }).click();
-  await page.getByText("Settings saved").first().waitFor();
+  await save(200);
   const project = await (await api(`/projects/${projectId}`, token)).json();
   assert.equal(project.replicas, 2);
   assert.deepEqual(project.placement, { zone: "lab" });
+  assert.equal(await page.getByLabel("Placement labels").inputValue(), "zone=lab");
   await page.getByLabel("Placement labels").fill("zone=a==b");
-  await page.getByRole("button", { name: "Save settings" }).click();
+  await save(422);
   assert.match(await page.locator(".field-error").first().innerText(), /letters, digits/);
   await page.getByLabel("Placement labels").fill("");
   await page.getByLabel("Replicas").fill("1");
-  await page.getByRole("button", { name: "Save settings" }).click();
-  await page.getByText("Settings saved").first().waitFor();
+  await save(200);
   const cleared = await (await api(`/projects/${projectId}`, token)).json();
   assert.deepEqual([cleared.replicas, cleared.placement], [1, {}]);
 }

@@ -1,7 +1,7 @@
 // A project: header (live URL, state, Deploy / Stop / Start / Restart) and its tabs —
 // deployments, runtime logs, metrics, environment, domains, webhook/GitHub, settings. The page follows the project's
 // topic, so statuses change on screen as they change on the server.
-import { lazy, Suspense, useEffect, useMemo, useState } from "react";
+import { lazy, Suspense, useEffect, useMemo, useRef, useState } from "react";
 import { Link, NavLink, Route, Routes, useNavigate, useParams } from "react-router";
 import * as api from "../api";
 import { Domains } from "../domains";
@@ -24,9 +24,17 @@ export default function ProjectPage() {
   const navigate = useNavigate();
   const toast = useToast();
 
+  // Answers can arrive out of order: only the newest reload (or a save after it) counts.
+  const latest = useRef(0);
+  const saved = (p: api.Project) => {
+    latest.current += 1;
+    setProject(p);
+  };
   const reload = async () => {
+    const mine = ++latest.current;
     try {
       const [p, d] = await Promise.all([api.getProject(id), api.listDeployments(id)]);
+      if (mine !== latest.current) return;
       setProject(p);
       setDeployments(d);
     } catch (e) {
@@ -135,7 +143,7 @@ export default function ProjectPage() {
         <Route path="env" element={<EnvEditor project={project} onDeploy={() => act("Deploy queued", () => api.deploy(id))} />} />
         <Route path="domains" element={<Domains project={id} />} />
         <Route path="webhook" element={<WebhookPanel project={project} onChanged={reload} />} />
-        <Route path="settings" element={<Settings project={project} onSaved={setProject} />} />
+        <Route path="settings" element={<Settings project={project} onSaved={saved} />} />
       </Routes>
     </section>
   );

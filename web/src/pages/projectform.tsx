@@ -22,7 +22,7 @@ function valuesOf(p?: api.Project): Values {
     cpu_limit_millis: p?.cpu_limit_millis?.toString() ?? "",
     build_type: p?.build_type ?? "dockerfile",
     static_dir: p?.static_dir ?? "",
-    replicas: p?.replicas?.toString() ?? "1",
+    replicas: p?.replicas?.toString() ?? "",
     placement: api.labelsText(p?.placement ?? {}),
   };
 }
@@ -67,7 +67,8 @@ export function ProjectForm({
   teams?: api.Team[];
   team?: string;
 }) {
-  const original = valuesOf(project);
+  // What the form started from: changes are sent against it, whatever refreshes meanwhile.
+  const [original] = useState(() => valuesOf(project));
   const [team, setTeam] = useState(initialTeam);
   const [values, setValues] = useState<Values>(original);
   const [errors, setErrors] = useState<FormErrors>(noErrors);
@@ -152,7 +153,7 @@ export function ProjectForm({
         <fieldset>
           <legend>Nodes (Docker Swarm)</legend>
           <div className="form-grid">
-            {field("replicas", "Replicas", { inputMode: "numeric", hint: "copies of the app, spread over nodes" })}
+            {field("replicas", "Replicas", { inputMode: "numeric", placeholder: "1", hint: "copies of the app, spread over nodes" })}
             {field("placement", "Placement labels", {
               placeholder: "group=edge",
               hint: "only nodes with these labels; comma-separated",
