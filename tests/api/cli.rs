@@ -243,6 +243,10 @@ async fn every_config_section_takes_environment_overrides() {
                     "resolver".into(),
                     toml::Value::String("127.0.0.1:5353".into()),
                 ),
+                "registry" => (
+                    "url".into(),
+                    toml::Value::String("registry.example.test:5000".into()),
+                ),
                 other => panic!("section [{other}] has no key this test knows how to change"),
             },
         };
