@@ -300,6 +300,7 @@ pub async fn forward(
             Ok(Err(_)) if overflow.get() => return pages::too_large(settings.max_body_bytes),
             Ok(Err(e)) if e.is_connect() && attempt + 1 < attempts => {
                 tracing::debug!(upstream = %authority, error = %e, "replica refused; trying the next");
+                upstream.mark_down(first + attempt);
                 attempt += 1;
             }
             Ok(Err(e)) => {

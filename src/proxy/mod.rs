@@ -70,6 +70,8 @@ pub struct Proxy {
     inflight: Mutex<HashMap<Uuid, Arc<AtomicUsize>>>,
     /// Containers Docker reported dead (until they start again).
     exited: Mutex<HashSet<String>>,
+    /// Every upstream address the tables route to, with whether it was found refusing.
+    endpoints: table::Endpoints,
     /// The running replicas of each Swarm deployment, as the swarm watcher last read them.
     replicas: Mutex<HashMap<Uuid, Vec<String>>>,
     /// Replicas a health gate handed over, with when: a watcher read that began earlier
@@ -104,6 +106,7 @@ impl Proxy {
             inflight: Mutex::default(),
             exited: Mutex::default(),
             replicas: Mutex::default(),
+            endpoints: table::Endpoints::default(),
             pinned: Mutex::default(),
             https,
         }
@@ -240,6 +243,7 @@ impl Proxy {
                 &deployments,
                 &exited,
                 &self.replicas.lock().unwrap_or_else(PoisonError::into_inner),
+                &self.endpoints,
                 |id| counters.entry(id).or_default().clone(),
             );
             // Counters of deployments no table routes to any more go once they are idle.
@@ -249,6 +253,7 @@ impl Proxy {
         };
         tracing::debug!(hosts = table.len(), "route table swapped");
         self.table.store(Arc::new(table));
+        self.endpoints.prune();
         if let Some(acme) = self.https.as_ref().and_then(|h| h.acme.as_ref()) {
             acme.wake.notify_one();
         }

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use uuid::Uuid;
 
@@ -39,8 +39,8 @@ impl RuntimeState {
 pub struct Upstream {
     pub project_id: Uuid,
     pub deployment_id: Uuid,
-    /// `host:port` of each replica (one for a container: `127.0.0.1:<published port>`).
-    endpoints: Vec<String>,
+    /// Each replica (one for a container: `127.0.0.1:<published port>`).
+    endpoints: Vec<Arc<Endpoint>>,
     /// Round-robin position over `endpoints`.
     next: AtomicUsize,
     inflight: Arc<AtomicUsize>,
@@ -51,7 +51,7 @@ impl Upstream {
     pub fn new(
         project_id: Uuid,
         deployment_id: Uuid,
-        endpoints: Vec<String>,
+        endpoints: Vec<Arc<Endpoint>>,
         inflight: Arc<AtomicUsize>,
     ) -> Self {
         Self {
@@ -63,22 +63,102 @@ impl Upstream {
         }
     }
 
-    /// Where the next request goes first (round robin), then how many endpoints there are:
-    /// a caller that cannot connect tries `endpoint(first + 1)`, and so on.
+    /// Where the next request goes first (round robin over the replicas not marked down;
+    /// over all of them when every one is), then how many endpoints there are: a caller that
+    /// cannot connect tries `endpoint(first + 1)`, and so on.
     pub fn pick(&self) -> (usize, usize) {
-        let first = self.next.fetch_add(1, Ordering::Relaxed);
-        (first, self.endpoints.len())
+        let count = self.endpoints.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        if count > 1 {
+            let now = Endpoint::now_ms();
+            if let Some(up) =
+                (start..start + count).find(|i| !self.endpoints[i % count].is_down(now))
+            {
+                return (up, count);
+            }
+        }
+        (start, count)
     }
 
     /// The endpoint at position `i` (wrapping).
     pub fn endpoint(&self, i: usize) -> &str {
-        &self.endpoints[i % self.endpoints.len()]
+        &self.endpoints[i % self.endpoints.len()].addr
+    }
+
+    /// The endpoint at position `i` refused a connection: requests skip it for a while (the
+    /// swarm takes seconds to notice a lost node; a dead host's connect would time out).
+    pub fn mark_down(&self, i: usize) {
+        self.endpoints[i % self.endpoints.len()].mark_down();
     }
 
     /// Counts a request as in flight until the guard (kept with its response body) drops.
     pub fn enter(&self) -> InflightGuard {
         self.inflight.fetch_add(1, Ordering::AcqRel);
         InflightGuard(self.inflight.clone())
+    }
+}
+
+/// One address of an upstream, shared by every table that lists it, so a replica found
+/// refusing connections stays skipped across table swaps.
+#[derive(Debug)]
+pub struct Endpoint {
+    pub addr: String,
+    /// Milliseconds (since `now_ms`'s epoch) until which requests skip it.
+    down_until: AtomicU64,
+}
+
+impl Endpoint {
+    /// How long a replica that refused a connection is skipped.
+    pub const DOWN_FOR_MS: u64 = 5_000;
+
+    pub fn new(addr: String) -> Self {
+        Self {
+            addr,
+            down_until: AtomicU64::new(0),
+        }
+    }
+
+    fn now_ms() -> u64 {
+        static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        EPOCH
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_millis() as u64
+            + 1
+    }
+
+    fn is_down(&self, now: u64) -> bool {
+        self.down_until.load(Ordering::Relaxed) > now
+    }
+
+    fn mark_down(&self) {
+        self.down_until
+            .store(Self::now_ms() + Self::DOWN_FOR_MS, Ordering::Relaxed);
+    }
+}
+
+/// The endpoints in use, by address (see `Endpoint`).
+#[derive(Debug, Default)]
+pub struct Endpoints(std::sync::Mutex<HashMap<String, Arc<Endpoint>>>);
+
+impl Endpoints {
+    fn get(&self, addr: &str) -> Arc<Endpoint> {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry(addr.to_string())
+            .or_insert_with(|| Arc::new(Endpoint::new(addr.to_string())))
+            .clone()
+    }
+
+    /// Forgets the endpoints no table holds any more.
+    pub fn prune(&self) {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.retain(|_, e| Arc::strong_count(e) > 1);
     }
 }
 
@@ -151,6 +231,7 @@ impl RouteTable {
         deployments: &[DeploymentInput],
         exited: &HashSet<String>,
         replicas: &HashMap<Uuid, Vec<String>>,
+        endpoints: &Endpoints,
         mut counter: impl FnMut(Uuid) -> Arc<AtomicUsize>,
     ) -> Self {
         let mut table = RouteTable::default();
@@ -173,15 +254,18 @@ impl RouteTable {
                     })))
                 }
                 (Some(swarm), _, false) if swarm == SWARM_UPSTREAM => match replicas.get(&d.id) {
-                    Some(endpoints) if !endpoints.is_empty() => Some(Route::App(Arc::new(
-                        Upstream::new(project.id, d.id, endpoints.clone(), counter(d.id)),
-                    ))),
+                    Some(addrs) if !addrs.is_empty() => Some(Route::App(Arc::new(Upstream::new(
+                        project.id,
+                        d.id,
+                        addrs.iter().map(|a| endpoints.get(a)).collect(),
+                        counter(d.id),
+                    )))),
                     _ => None,
                 },
                 (Some(authority), false, false) => Some(Route::App(Arc::new(Upstream::new(
                     project.id,
                     d.id,
-                    vec![authority.clone()],
+                    vec![endpoints.get(authority)],
                     counter(d.id),
                 )))),
                 _ => None,
@@ -319,6 +403,7 @@ mod tests {
             &deployments,
             &exited,
             &HashMap::new(),
+            &Endpoints::default(),
             counters(),
         );
         let Some(Route::App(up)) = table.get("blog.apps.test") else {
@@ -352,6 +437,7 @@ mod tests {
             &[old, new],
             &HashSet::new(),
             &HashMap::new(),
+            &Endpoints::default(),
             counters(),
         );
         let Some(Route::App(up)) = table.get(&new_host) else {
@@ -384,6 +470,7 @@ mod tests {
             &[on_two, on_none],
             &HashSet::new(),
             &replicas,
+            &Endpoints::default(),
             counters(),
         );
         let Some(Route::App(up)) = table.get("blog.apps.test") else {
@@ -399,10 +486,19 @@ mod tests {
                 "10.0.0.2:2002"
             ]
         );
-        // A failed connection moves on to the next replica.
+        // A failed connection moves on to the next replica, and the refusing one is skipped.
         let (first, count) = up.pick();
         assert_eq!(count, 2);
         assert_ne!(up.endpoint(first), up.endpoint(first + 1));
+        up.mark_down(first);
+        let down = up.endpoint(first).to_string();
+        for _ in 0..4 {
+            assert_ne!(up.endpoint(up.pick().0), down);
+        }
+        // With every replica down, requests still go somewhere (one may have come back).
+        up.mark_down(first + 1);
+        let (i, _) = up.pick();
+        assert!(["127.0.0.1:2001", "10.0.0.2:2002"].contains(&up.endpoint(i)));
         // A live service without a running replica answers as crashed, not as a dead host.
         assert!(matches!(
             table.get("shop.apps.test"),
@@ -416,7 +512,12 @@ mod tests {
     #[test]
     fn in_flight_count_follows_guards() {
         let counter = Arc::new(AtomicUsize::new(0));
-        let up = Upstream::new(Uuid::nil(), Uuid::nil(), vec!["x".into()], counter.clone());
+        let up = Upstream::new(
+            Uuid::nil(),
+            Uuid::nil(),
+            vec![Arc::new(Endpoint::new("x".into()))],
+            counter.clone(),
+        );
         let a = up.enter();
         let b = up.enter();
         assert_eq!(counter.load(Ordering::Acquire), 2);
