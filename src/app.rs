@@ -252,6 +252,7 @@ impl App {
             job_signal: job_signal.clone(),
             proxy: proxy.clone(),
         })?);
+        let device_logins = crate::auth::device::DeviceLogins::new(db.clone(), sealer.clone());
         let state = web::Data::new(AppState {
             tokens: TokenKeys::new(&jwt_key, config.auth.access_token_ttl_secs),
             limiter: LoginLimiter::new(
@@ -272,7 +273,7 @@ impl App {
             github,
             metrics,
             notifier,
-            device_logins: Default::default(),
+            device_logins,
             leadership,
             docker,
             db,

@@ -14,6 +14,7 @@ mod m20261127_000008_notification_channels;
 mod m20261127_000009_metrics_index;
 mod m20261127_000010_teams_tokens_audit;
 mod m20261127_000011_swarm;
+mod m20261127_000012_cli_logins;
 
 /// The ordered list of every migration shard knows.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000009_metrics_index::Migration),
             Box::new(m20261127_000010_teams_tokens_audit::Migration),
             Box::new(m20261127_000011_swarm::Migration),
+            Box::new(m20261127_000012_cli_logins::Migration),
         ]
     }
 }

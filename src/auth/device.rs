@@ -1,18 +1,23 @@
 //! Sign-in for the command-line client, device style: `shard login <url>` asks for a short
 //! code and a secret poll token; a signed-in user approves the code in the dashboard, which
 //! mints an API token for them; the CLI's next poll collects it, once. Pending sign-ins live
-//! in memory only, for ten minutes at most, and their number is bounded.
+//! in the database (`db::cli_logins`), so with several instances on one Postgres the CLI may
+//! poll one while the approval reaches another; they last ten minutes and their number is
+//! bounded. The approved token waits there sealed, with the code as associated data.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use rand::Rng;
+use sea_orm::DbErr;
+
+use crate::db::{self, Db, cli_logins};
+use crate::secrets::Sealer;
 
 /// How long a code can be approved and collected.
 pub const LIFETIME: Duration = Duration::from_secs(600);
 /// Sign-ins pending at once; more are refused until some end.
-pub const MAX_PENDING: usize = 200;
+pub const MAX_PENDING: u64 = 200;
 /// Letters and digits nobody mistakes for each other.
 const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 
@@ -27,17 +32,9 @@ pub enum Stage {
     Denied,
 }
 
-struct Pending {
-    poll_hash: String,
-    /// What the CLI called itself (shown to the approver, and the token's name).
-    name: String,
-    expires: Instant,
-    stage: Stage,
-}
-
-#[derive(Default)]
 pub struct DeviceLogins {
-    pending: Mutex<HashMap<String, Pending>>,
+    db: Db,
+    sealer: Arc<Sealer>,
 }
 
 /// What the approver is shown.
@@ -48,39 +45,32 @@ pub struct Request {
 }
 
 impl DeviceLogins {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
-        let mut map = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        map.retain(|_, p| p.expires > now);
-        map
+    pub fn new(db: Db, sealer: Arc<Sealer>) -> Self {
+        Self { db, sealer }
     }
 
     /// Opens a sign-in; `None` when too many are pending.
-    pub fn start(&self, name: &str, poll_hash: String) -> Option<String> {
-        let mut map = self.lock();
-        if map.len() >= MAX_PENDING {
-            return None;
+    pub async fn start(&self, name: &str, poll_hash: &str) -> Result<Option<String>, DbErr> {
+        if cli_logins::pending(&self.db).await? >= MAX_PENDING {
+            return Ok(None);
         }
-        let code = loop {
-            let mut rng = rand::rng();
-            let raw: String = (0..8)
-                .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-                .collect();
-            let code = format!("{}-{}", &raw[..4], &raw[4..]);
-            if !map.contains_key(&code) {
-                break code;
+        let expires = db::now() + chrono::Duration::seconds(LIFETIME.as_secs() as i64);
+        loop {
+            let code = {
+                let mut rng = rand::rng();
+                let raw: String = (0..8)
+                    .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+                    .collect();
+                format!("{}-{}", &raw[..4], &raw[4..])
+            };
+            match cli_logins::insert(&self.db, &code, poll_hash, name, expires).await {
+                Ok(()) => return Ok(Some(code)),
+                // A code in use (one in 10^12): draw another. A reused poll hash cannot
+                // happen: poll tokens are random.
+                Err(e) if db::is_unique_violation(&e) => continue,
+                Err(e) => return Err(e),
             }
-        };
-        map.insert(
-            code.clone(),
-            Pending {
-                poll_hash,
-                name: name.to_string(),
-                expires: Instant::now() + LIFETIME,
-                stage: Stage::Waiting,
-            },
-        );
-        Some(code)
+        }
     }
 
     fn normalize(code: &str) -> String {
@@ -97,81 +87,64 @@ impl DeviceLogins {
     }
 
     /// The waiting sign-in with this code.
-    pub fn request(&self, code: &str) -> Option<Request> {
+    pub async fn request(&self, code: &str) -> Result<Option<Request>, DbErr> {
         let code = Self::normalize(code);
-        let map = self.lock();
-        let p = map.get(&code).filter(|p| p.stage == Stage::Waiting)?;
-        Some(Request {
-            name: p.name.clone(),
-            expires_in: p.expires.saturating_duration_since(Instant::now()),
+        let Some(login) = cli_logins::waiting(&self.db, &code).await? else {
+            return Ok(None);
+        };
+        let left = (login.expires_at - db::now()).num_seconds().max(0) as u64;
+        Ok(Some(Request {
+            name: login.name,
+            expires_in: Duration::from_secs(left),
             code,
-        })
+        }))
     }
 
     /// Settles a waiting sign-in (approved with a token, or denied); false if there is none.
-    pub fn settle(&self, code: &str, stage: Stage) -> bool {
+    pub async fn settle(&self, code: &str, stage: Stage) -> Result<bool, DbErr> {
         let code = Self::normalize(code);
-        let mut map = self.lock();
-        match map.get_mut(&code) {
-            Some(p) if p.stage == Stage::Waiting => {
-                p.stage = stage;
-                true
-            }
-            _ => false,
-        }
+        let (name, sealed, username) = match stage {
+            Stage::Waiting => return Ok(false),
+            Stage::Denied => (cli_logins::DENIED, None, None),
+            Stage::Approved { token, username } => (
+                cli_logins::APPROVED,
+                Some(self.sealer.seal(token.as_bytes(), code.as_bytes())),
+                Some(username),
+            ),
+        };
+        cli_logins::settle(&self.db, &code, name, sealed, username).await
     }
 
     /// Where the sign-in with this poll token stands; an approved or denied one is removed as
-    /// it is reported, so its token is handed out once. `None`: unknown or expired.
-    pub fn poll(&self, poll_hash: &str) -> Option<Stage> {
-        let mut map = self.lock();
-        let code = map
-            .iter()
-            .find(|(_, p)| {
-                crate::secrets::constant_time_eq(p.poll_hash.as_bytes(), poll_hash.as_bytes())
-            })
-            .map(|(code, _)| code.clone())?;
-        let stage = map.get(&code)?.stage.clone();
-        if stage != Stage::Waiting {
-            map.remove(&code);
-        }
-        Some(stage)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_code_is_approved_once_and_its_token_collected_once() {
-        let logins = DeviceLogins::default();
-        let code = logins.start("laptop", "h1".into()).unwrap();
-        assert_eq!(logins.poll("h1"), Some(Stage::Waiting));
-        assert_eq!(
-            logins
-                .request(&code.to_lowercase().replace('-', ""))
-                .unwrap()
-                .name,
-            "laptop"
-        );
-        let approved = Stage::Approved {
-            token: "t".into(),
-            username: "u".into(),
+    /// it is reported, so its token is handed out once. `None`: unknown, expired or already
+    /// collected.
+    pub async fn poll(&self, poll_hash: &str) -> Result<Option<Stage>, DbErr> {
+        let Some(login) = cli_logins::by_poll_hash(&self.db, poll_hash).await? else {
+            return Ok(None);
         };
-        assert!(logins.settle(&code, approved.clone()));
-        assert!(!logins.settle(&code, Stage::Denied), "settled twice");
-        assert_eq!(logins.poll("h2"), None);
-        assert_eq!(logins.poll("h1"), Some(approved));
-        assert_eq!(logins.poll("h1"), None, "collected twice");
-    }
-
-    #[test]
-    fn pending_sign_ins_are_bounded() {
-        let logins = DeviceLogins::default();
-        for i in 0..MAX_PENDING {
-            assert!(logins.start("x", format!("h{i}")).is_some());
+        let stage = match login.stage.as_str() {
+            cli_logins::WAITING => return Ok(Some(Stage::Waiting)),
+            cli_logins::APPROVED => {
+                let token = login
+                    .token_sealed
+                    .as_deref()
+                    .and_then(|sealed| self.sealer.open(sealed, login.code.as_bytes()).ok())
+                    .and_then(|clear| String::from_utf8(clear).ok());
+                match token {
+                    Some(token) => Stage::Approved {
+                        token,
+                        username: login.username.clone().unwrap_or_default(),
+                    },
+                    // Sealed under another key: nothing this instance can hand out.
+                    None => Stage::Denied,
+                }
+            }
+            _ => Stage::Denied,
+        };
+        // Whoever deletes the row reports it; a racing poll finds nothing.
+        if !cli_logins::collect(&self.db, &login.code).await? {
+            return Ok(None);
         }
-        assert!(logins.start("x", "more".into()).is_none());
+        Ok(Some(stage))
     }
 }

@@ -1,13 +1,15 @@
 //! Several shard instances on one Postgres: access tokens issued by one are accepted by the
 //! other (keys derived from the shared secret key), a deploy asked of instance A is watched
 //! live from instance B (hub events relayed by LISTEN/NOTIFY, gapless), and exactly one
-//! instance leads the singletons, the other taking over when the leader is SIGKILLed. These
+//! instance leads the singletons, the other taking over when the leader is SIGKILLed; a CLI
+//! sign-in started on one is approved on the other and collected once. These
 //! run on Postgres in both passes of the suite: the SQLite pass uses the database role that
 //! `scripts/test` creates.
 
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shard::config::Secret;
 use tokio_tungstenite::tungstenite::Message;
@@ -201,6 +203,98 @@ async fn two_instances_racing_through_setup_make_exactly_one_admin() {
         row.try_get("", "n").unwrap()
     };
     assert_eq!(users, 1);
+}
+
+#[tokio::test]
+async fn a_cli_sign_in_started_on_one_instance_is_approved_on_another_and_collected_once() {
+    let db = cluster_database().await;
+    let a = instance(&db).await;
+    let b = instance(&db).await;
+    let admin = b.setup_admin().await;
+    let started = a
+        .post("/api/v1/cli/logins", None, json!({"name": "laptop"}))
+        .await;
+    assert_eq!(started.status(), StatusCode::CREATED);
+    let started: Value = started.json().await.unwrap();
+    let code = started["code"].as_str().unwrap().to_string();
+    let poll = json!({"poll_token": started["poll_token"]});
+    let pending: Value = b
+        .post("/api/v1/cli/logins/poll", None, poll.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pending["status"], "pending");
+    let shown: Value = b
+        .get(&format!("/api/v1/cli/logins/{code}"), Some(&admin.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["name"], "laptop");
+    let approved = b
+        .post(
+            &format!("/api/v1/cli/logins/{code}/approve"),
+            Some(&admin.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(approved.status(), StatusCode::NO_CONTENT);
+    // Polled on both at once: exactly one collects the token.
+    let (on_a, on_b) = tokio::join!(
+        a.post("/api/v1/cli/logins/poll", None, poll.clone()),
+        b.post("/api/v1/cli/logins/poll", None, poll.clone())
+    );
+    let mut answers = Vec::new();
+    for response in [on_a, on_b] {
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        answers.push((status, body));
+    }
+    answers.sort_by_key(|(status, _)| status.as_u16());
+    assert_eq!(answers[0].0, StatusCode::OK, "{answers:?}");
+    assert_eq!(
+        answers[1].0,
+        StatusCode::NOT_FOUND,
+        "collected twice: {answers:?}"
+    );
+    let token = answers[0].1["token"].as_str().unwrap().to_string();
+    assert_eq!(answers[0].1["username"], "admin");
+    let me = a.get("/api/v1/auth/me", Some(&token)).await;
+    assert_eq!(
+        me.status(),
+        StatusCode::OK,
+        "the token works on the other instance"
+    );
+    // The token never rests in clear: the row is gone, and while it waited it was sealed.
+    use sea_orm::ConnectionTrait;
+    let rows = a
+        .state
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT COUNT(*) AS n FROM cli_logins",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rows.try_get::<i64>("", "n").unwrap(), 0);
+}
+
+#[tokio::test]
+async fn pending_cli_sign_ins_are_bounded_across_instances() {
+    let db = cluster_database().await;
+    let a = instance(&db).await;
+    let b = instance(&db).await;
+    for i in 0..200 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let response = app.post("/api/v1/cli/logins", None, json!({})).await;
+        assert_eq!(response.status(), StatusCode::CREATED, "sign-in {i}");
+    }
+    for app in [&a, &b] {
+        let refused = app.post("/api/v1/cli/logins", None, json!({})).await;
+        assert_error(refused, StatusCode::CONFLICT, "conflict").await;
+    }
 }
 
 async fn overview(serve: &Serve, token: &str) -> Option<Value> {

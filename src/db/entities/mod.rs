@@ -3,6 +3,7 @@
 
 pub mod api_tokens;
 pub mod audit_log;
+pub mod cli_logins;
 pub mod deployment_logs;
 pub mod deployments;
 pub mod domains;

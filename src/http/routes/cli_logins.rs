@@ -60,7 +60,8 @@ pub async fn start(
     let poll_token = secrets::random_token("shcli_");
     let code = state
         .device_logins
-        .start(name.trim(), secrets::token_hash(&poll_token))
+        .start(name.trim(), &secrets::token_hash(&poll_token))
+        .await?
         .ok_or_else(|| {
             AppError::Conflict("too many CLI sign-ins are pending; retry in a few minutes".into())
         })?;
@@ -99,6 +100,7 @@ pub async fn poll(
     let stage = state
         .device_logins
         .poll(&secrets::token_hash(&body.poll_token))
+        .await?
         .ok_or_else(|| AppError::not_found("CLI sign-in (it may have expired)"))?;
     Ok(web::Json(match stage {
         Stage::Waiting => PollView {
@@ -137,6 +139,7 @@ pub async fn show(
     let request = state
         .device_logins
         .request(&code)
+        .await?
         .ok_or_else(|| AppError::not_found("CLI sign-in (it may have expired)"))?;
     Ok(web::Json(RequestView {
         code: request.code,
@@ -159,6 +162,7 @@ pub async fn approve(
     let request = state
         .device_logins
         .request(&code)
+        .await?
         .ok_or_else(|| AppError::not_found("CLI sign-in (it may have expired)"))?;
     let name = format!("CLI: {}", request.name);
     let (row, token) =
@@ -167,7 +171,7 @@ pub async fn approve(
         token,
         username: actor.username.clone(),
     };
-    if !state.device_logins.settle(&request.code, stage) {
+    if !state.device_logins.settle(&request.code, stage).await? {
         crate::db::api_tokens::delete(&state.db, row.id).await?;
         return Err(AppError::not_found("CLI sign-in (it may have expired)"));
     }
@@ -186,7 +190,7 @@ pub async fn deny(
     Authenticated(_actor): Authenticated,
     code: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    if state.device_logins.settle(&code, Stage::Denied) {
+    if state.device_logins.settle(&code, Stage::Denied).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(AppError::not_found("CLI sign-in (it may have expired)"))
