@@ -268,7 +268,13 @@ pub async fn forward(
         Err(_) => return pages::bad_request("unsupported method"),
     };
     // A replica that refuses the connection never saw the request, so a request without a
-    // body moves on to the next replica (a body already handed over cannot be sent twice).
+    // body moves on to the next replica (a body already handed over cannot be sent twice);
+    // an idempotent one also does when the connection broke before any answer came (a
+    // replica killed mid-request), as nginx's proxy_next_upstream does by default.
+    let idempotent = matches!(
+        method,
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+    );
     let (first, endpoints) = upstream.pick();
     let attempts = if has_body {
         1
@@ -298,9 +304,11 @@ pub async fn forward(
             Ok(Ok(response)) => break response,
             Err(_) => return pages::timed_out(),
             Ok(Err(_)) if overflow.get() => return pages::too_large(settings.max_body_bytes),
-            Ok(Err(e)) if e.is_connect() && attempt + 1 < attempts => {
-                tracing::debug!(upstream = %authority, error = %e, "replica refused; trying the next");
-                upstream.mark_down(first + attempt);
+            Ok(Err(e)) if (e.is_connect() || idempotent) && attempt + 1 < attempts => {
+                tracing::debug!(upstream = %authority, error = %e, "replica failed; trying the next");
+                if e.is_connect() {
+                    upstream.mark_down(first + attempt);
+                }
                 attempt += 1;
             }
             Ok(Err(e)) => {

@@ -196,7 +196,8 @@ async fn apps_spread_over_two_swarm_nodes_follow_placement_survive_updates_and_n
         "label=shard.managed=true",
     ]);
     for id in leftovers.lines() {
-        docker(&["service", "rm", id]);
+        // One may be going already (its owner is deleting it): that is as good.
+        let _ = Command::new("docker").args(["service", "rm", id]).output();
     }
     let app = swarm_app().await;
     let admin = app.setup_admin().await;
