@@ -462,16 +462,24 @@ impl Pipeline {
         if self.cancel.is_cancelled() {
             return Err(Stop::Cancelled);
         }
-        let Some(previous) = deps::switch(&self.d.db, self.project.id, self.deployment.id).await?
-        else {
+        // The route table moves with the switch (ahead of its commit): whoever reads the
+        // deployment as live finds new requests reaching the new container, while requests
+        // already on the old one finish there (the old one serves until drained).
+        let (project, deployment) = (self.project.id, self.deployment.id);
+        let switched = self
+            .d
+            .proxy
+            .switch(
+                project,
+                deployment,
+                deps::switch(&self.d.db, project, deployment),
+            )
+            .await;
+        let Some(previous) = switched? else {
             return Err(Stop::Preempted);
         };
         self.container = None; // it is the live one now
         self.service = None;
-        // The route table follows at once, before anything is said: new requests reach the
-        // new container from here on, while requests already on the old one finish there
-        // (the old one serves until drained).
-        self.d.proxy.refresh_or_log().await;
         // The header first, then the status: `live` is the last message of a deploy's topic.
         let url = self.d.app_url(&self.project.slug);
         self.log.system(format!("==> Live at {url}")).await;

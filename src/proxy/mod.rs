@@ -199,6 +199,34 @@ impl Proxy {
     /// Rebuilds the route table from the database and swaps it in.
     pub async fn refresh(&self) -> anyhow::Result<()> {
         let _one_at_a_time = self.refresh_lock.lock().await;
+        self.rebuild(None).await
+    }
+
+    /// The switch of `project` to `deployment`, seen from the proxy: the table routes to the
+    /// new deployment before `switch` (the database's switch) commits, and is rebuilt from
+    /// the database once it has, with other rebuilds held off meanwhile. So whoever reads the
+    /// deployment as `live` finds it routed. If the switch fails, the rebuild after it puts
+    /// the routes back.
+    pub async fn switch<T>(
+        &self,
+        project: Uuid,
+        deployment: Uuid,
+        switch: impl std::future::Future<Output = T>,
+    ) -> T {
+        let _one_at_a_time = self.refresh_lock.lock().await;
+        if let Err(e) = self.rebuild(Some((project, deployment))).await {
+            tracing::error!(error = %e, "cannot route to the new deployment ahead of the switch");
+        }
+        let result = switch.await;
+        if let Err(e) = self.rebuild(None).await {
+            tracing::error!(error = %e, "cannot rebuild the route table after the switch");
+        }
+        result
+    }
+
+    /// Builds the table from the database (`promote`: as if that project's switch to that
+    /// deployment had committed) and swaps it in; callers hold `refresh_lock`.
+    async fn rebuild(&self, promote: Option<(Uuid, Uuid)>) -> anyhow::Result<()> {
         let projects = db::projects::list(&self.db, None).await?;
         let domains = db::domains::verified_by_project(&self.db).await?;
         let deployments =
@@ -215,9 +243,17 @@ impl Proxy {
             .collect();
         let deployments: Vec<DeploymentInput> = deployments
             .into_iter()
-            .map(|d| DeploymentInput {
-                live: d.state() == S::Live,
-                stopped: d.state() == S::Stopped,
+            .filter_map(|d| {
+                let promoted = match promote {
+                    // The project's other deployments are superseded by the switch.
+                    Some((project, id)) if d.project_id == project => Some(d.id == id),
+                    _ => None,
+                };
+                (promoted != Some(false)).then_some((d, promoted == Some(true)))
+            })
+            .map(|(d, promoted)| DeploymentInput {
+                live: promoted || d.state() == S::Live,
+                stopped: !promoted && d.state() == S::Stopped,
                 id: d.id,
                 project_id: d.project_id,
                 container_id: d.container_id,
