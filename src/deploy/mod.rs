@@ -5,8 +5,10 @@
 //! Docker for apps.
 
 mod commit_status;
+mod control;
 pub mod env;
 pub mod events;
+mod fetch;
 mod health;
 pub mod log;
 mod notify;
@@ -39,7 +41,7 @@ use crate::db::jobs::{Job, NewJob};
 use crate::db::projects::Project;
 use crate::db::{self, Db, deployment_logs};
 use crate::docker::{Engine, EngineError};
-use crate::hub::{Event, Hub, Topic, record};
+use crate::hub::{Event, Hub, Topic};
 use crate::proxy::Proxy;
 use crate::secrets::Sealer;
 use DeploymentStatus as S;
@@ -462,123 +464,6 @@ impl Deployer {
                 }),
         );
         self.hub.publish_all(events);
-    }
-
-    /// Starts, stops or restarts the project's serving container, moves its deployment between
-    /// `live` and `stopped`, re-reads the published port when it runs again, and tells the
-    /// project topic. Returns the deployment as it is after.
-    pub async fn control(
-        &self,
-        project: &Project,
-        control: Control,
-    ) -> Result<Deployment, DeployError> {
-        let deployment = deps::live_for_project(&self.db, project.id)
-            .await?
-            .ok_or_else(|| {
-                DeployError::Conflict("the project has no live deployment; deploy it first".into())
-            })?;
-        if let Some(service) = deployment.service_id.clone() {
-            return self
-                .control_service(project, &deployment, &service, control)
-                .await;
-        }
-        let container = deployment.container_id.clone().ok_or_else(|| {
-            DeployError::Conflict(
-                if deployment.upstream.as_deref() == Some(site::STATIC_UPSTREAM) {
-                    "a static site has no container to start, stop or restart".into()
-                } else {
-                    "the live deployment has no container".into()
-                },
-            )
-        })?;
-        let docker = &self.docker;
-        let (from, to, event) = match control {
-            Control::Start => {
-                self.crash_looped().remove(&deployment.id);
-                docker.start_container(&container).await?;
-                (S::Stopped, S::Live, "started")
-            }
-            Control::Stop => {
-                docker.stop_container(&container, 10).await?;
-                (S::Live, S::Stopped, "stopped")
-            }
-        };
-        deps::transition(&self.db, deployment.id, &[from], to, Fields::default()).await?;
-        let result = self
-            .after_control(project, &deployment, &container, to, event)
-            .await;
-        self.proxy.refresh_or_log().await;
-        result
-    }
-
-    /// Start and stop of a Swarm deployment: its service scaled to the project's replicas or
-    /// to none.
-    async fn control_service(
-        &self,
-        project: &Project,
-        deployment: &Deployment,
-        service: &str,
-        control: Control,
-    ) -> Result<Deployment, DeployError> {
-        let (from, to, event, replicas) = match control {
-            Control::Start => (
-                S::Stopped,
-                S::Live,
-                "started",
-                project.replicas.max(1) as u32,
-            ),
-            Control::Stop => (S::Live, S::Stopped, "stopped", 0),
-        };
-        if !self.docker.scale_service(service, replicas).await? {
-            return Err(DeployError::Conflict(
-                "the live deployment's service is gone; deploy again".into(),
-            ));
-        }
-        deps::transition(&self.db, deployment.id, &[from], to, Fields::default()).await?;
-        let payload = serde_json::json!({"action": event, "deployment": deployment.id});
-        record::publish(
-            &self.db,
-            &self.hub,
-            Topic::Project(project.id),
-            "container",
-            payload,
-        )
-        .await;
-        self.proxy.refresh_or_log().await;
-        deps::find(&self.db, deployment.id)
-            .await?
-            .ok_or(DeployError::NotFound("deployment"))
-    }
-
-    async fn after_control(
-        &self,
-        project: &Project,
-        deployment: &Deployment,
-        container: &str,
-        to: S,
-        event: &str,
-    ) -> Result<Deployment, DeployError> {
-        let docker = &self.docker;
-        if to == S::Live
-            && let Some(port) = docker
-                .container_status(container)
-                .await?
-                .and_then(|s| s.host_port)
-        {
-            deps::set_upstream(&self.db, deployment.id, &format!("127.0.0.1:{port}")).await?;
-        }
-        let payload = serde_json::json!({"action": event, "deployment": deployment.id});
-        record::publish(
-            &self.db,
-            &self.hub,
-            Topic::Project(project.id),
-            "container",
-            payload,
-        )
-        .await;
-        deps::find(&self.db, deployment.id)
-            .await?
-            .ok_or(DeployError::NotFound("deployment"))
     }
 
     /// Deletes a project with its containers, images, network and topic history. Running

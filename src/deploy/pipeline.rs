@@ -4,20 +4,20 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::env::{self, GIT_TOKEN_VAR, OpenVar};
+use super::fetch::pushed_commit;
 use super::log::LogWriter;
 use super::workspace::{build_dir, checkout_size, remove_dir};
 use super::{Deployer, DeploymentStatus as S, prune, site};
+use crate::db;
 use crate::db::deployments::{self as deps, Deployment, Fields};
 use crate::db::projects::Project;
 use crate::docker::{BuildError, BuildSpec, Limits, RunSpec, context};
-use crate::{db, git};
 
 /// How long a drain waits before it trusts the in-flight count: requests that read the route
 /// table just before the swap may not have counted themselves yet.
@@ -166,80 +166,13 @@ impl Pipeline {
     }
 
     /// Decrypts the project's env vars, registering secret values for masking.
-    pub(super) async fn open_env(&self) -> Result<Vec<OpenVar>, Stop> {
+    async fn open_env(&self) -> Result<Vec<OpenVar>, Stop> {
         let vars = db::env_vars::list(&self.d.db, self.project.id).await?;
         let opened = env::open_all(&self.d.sealer, &vars)?;
         for var in opened.iter().filter(|v| v.secret && v.value.len() >= 4) {
             self.log.mask(var.value.clone());
         }
         Ok(opened)
-    }
-
-    async fn fetch(
-        &mut self,
-        build_dir: &Path,
-        token: Option<String>,
-    ) -> Result<git::Checkout, Stop> {
-        let p = &self.project;
-        remove_dir(build_dir).await;
-        if let Some(parent) = build_dir.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(anyhow::Error::from)?;
-        }
-        let interrupt = Arc::new(AtomicBool::new(false));
-        let timeout = Duration::from_secs(self.d.config.deploy.fetch_timeout_secs);
-        let timed_out = Arc::new(AtomicBool::new(false));
-        let watcher = {
-            let (cancel, interrupt, timed_out) =
-                (self.cancel.clone(), interrupt.clone(), timed_out.clone());
-            tokio::spawn(async move {
-                tokio::select! {
-                    _ = cancel.cancelled() => {}
-                    _ = tokio::time::sleep(timeout) => timed_out.store(true, Ordering::Relaxed),
-                }
-                interrupt.store(true, Ordering::Relaxed);
-            })
-        };
-        let (url, branch, dir) = (p.git_url.clone(), p.branch.clone(), build_dir.to_path_buf());
-        // A push names its commit: build exactly that one, even if the branch moved on.
-        let commit = pushed_commit(&self.deployment);
-        let fetched = tokio::task::spawn_blocking(move || {
-            let revision = match &commit {
-                Some(sha) => git::Revision::Commit(sha),
-                None => git::Revision::Branch(&branch),
-            };
-            git::fetch(&url, revision, &dir, token.as_deref(), &interrupt)
-        })
-        .await;
-        watcher.abort();
-        match fetched.map_err(|e| anyhow::anyhow!("fetch task: {e}"))? {
-            Ok(checkout) => Ok(checkout),
-            Err(git::GitError::Cancelled) if timed_out.load(Ordering::Relaxed) => Err(failed(
-                "fetch",
-                format!(
-                    "the fetch took longer than {} s (deploy.fetch_timeout_secs)",
-                    timeout.as_secs()
-                ),
-            )),
-            Err(git::GitError::Cancelled) => Err(Stop::Cancelled),
-            Err(e) => Err(failed("fetch", e.to_string())),
-        }
-    }
-
-    /// A member's repository must not sit on the host's own networks (checked again at
-    /// fetch time: DNS may have changed since the project was saved).
-    async fn check_source(&self) -> Result<(), Stop> {
-        if self.d.config.git.allow_private_networks {
-            return Ok(());
-        }
-        let owner = db::users::find(&self.d.db, self.project.owner_id).await?;
-        if owner.is_some_and(|u| u.role == db::users::ROLE_ADMIN) {
-            return Ok(());
-        }
-        super::source::check_public(&self.project.git_url)
-            .await
-            .map_err(|why| failed("fetch", format!("the git URL {why}")))
     }
 
     async fn fetch_and_build(&mut self, build_dir: &Path) -> Result<String, Stop> {
@@ -390,19 +323,20 @@ impl Pipeline {
         }
     }
 
-    async fn start_container(&mut self, image: &str) -> Result<(), Stop> {
-        self.log.system("==> Starting".to_string()).await;
-        let engine = self.d.docker.clone();
-        let start_failed = |e: crate::docker::EngineError| failed("start", e.to_string());
+    /// The port the app listens on (the project's, else the image's single EXPOSE, else
+    /// 8080) and its environment with `PORT` set, decrypted at the last moment and only for
+    /// the app (containers and Swarm services alike).
+    pub(super) async fn app_env(&self, image: &str) -> Result<(u16, Vec<String>), Stop> {
         let port = match self.project.port {
             Some(port) => port as u16,
-            None => engine
+            None => self
+                .d
+                .docker
                 .exposed_port(image)
                 .await
-                .map_err(start_failed)?
+                .map_err(|e| failed("start", e.to_string()))?
                 .unwrap_or(8080),
         };
-        // Decrypted at the last moment, and only into the container's environment.
         let mut env: Vec<String> = self
             .open_env()
             .await?
@@ -411,6 +345,14 @@ impl Pipeline {
             .map(|v| format!("{}={}", v.key, v.value))
             .collect();
         env.push(format!("PORT={port}"));
+        Ok((port, env))
+    }
+
+    async fn start_container(&mut self, image: &str) -> Result<(), Stop> {
+        self.log.system("==> Starting".to_string()).await;
+        let engine = self.d.docker.clone();
+        let start_failed = |e: crate::docker::EngineError| failed("start", e.to_string());
+        let (port, env) = self.app_env(image).await?;
         let network = engine
             .ensure_network(self.project.id, &self.d.config.containers.subnets())
             .await
@@ -600,27 +542,4 @@ fn started() -> Fields {
         started: true,
         ..Fields::default()
     }
-}
-
-impl Pipeline {
-    /// The token of the GitHub account an imported project is fetched with, if any.
-    async fn account_token(&self) -> Result<Option<String>, Stop> {
-        let Some(id) = self.project.git_account_id else {
-            return Ok(None);
-        };
-        let Some(account) = db::git_accounts::find(&self.d.db, id).await? else {
-            return Err(failed(
-                "fetch",
-                "the GitHub account this project was imported with is disconnected; connect GitHub again",
-            ));
-        };
-        Ok(Some(crate::github::open_token(&self.d.sealer, &account)?))
-    }
-}
-
-/// The commit a push deployment must build (`None`: the branch tip).
-fn pushed_commit(deployment: &Deployment) -> Option<String> {
-    (deployment.trigger == "push")
-        .then(|| deployment.commit_sha.clone())
-        .flatten()
 }

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use super::env::GIT_TOKEN_VAR;
 use super::pipeline::{Pipeline, Stop, failed};
 use super::{Deployer, DeploymentStatus as S};
 use crate::db::deployments::Fields;
@@ -34,7 +33,7 @@ pub fn endpoints(nodes: &[NodeInfo], replicas: &[Replica]) -> HashMap<Uuid, Vec<
         if node.state != "ready" {
             continue;
         }
-        let host = if node.is_local {
+        let host = if node.this_machine {
             "127.0.0.1"
         } else if node.address.is_empty() {
             continue;
@@ -55,9 +54,11 @@ pub fn endpoints(nodes: &[NodeInfo], replicas: &[Replica]) -> HashMap<Uuid, Vec<
 pub async fn watch(d: Arc<Deployer>) {
     let period = Duration::from_millis(d.config.runtime.poll_ms);
     let mut warned = false;
+    // This engine's node id, read once it is in a swarm (it never changes after that).
+    let mut local = None;
     loop {
         let read_at = Instant::now();
-        match read_endpoints(&d).await {
+        match read_endpoints(&d, &mut local).await {
             Ok(map) => {
                 warned = false;
                 if d.proxy.set_replicas(map, read_at) {
@@ -76,8 +77,11 @@ pub async fn watch(d: Arc<Deployer>) {
 
 async fn read_endpoints(
     d: &Deployer,
+    local: &mut Option<String>,
 ) -> Result<HashMap<Uuid, Vec<String>>, crate::docker::EngineError> {
-    let local = d.docker.swarm_info().await?.node_id;
+    if local.is_none() {
+        *local = d.docker.swarm_info().await?.node_id;
+    }
     let nodes = d.docker.nodes(local.as_deref()).await?;
     let replicas = d.docker.replicas(None).await?;
     Ok(endpoints(&nodes, &replicas))
@@ -112,23 +116,7 @@ impl Pipeline {
             .system("==> Starting the service".to_string())
             .await;
         let engine = self.d.docker.clone();
-        let start_failed = |e: crate::docker::EngineError| failed("start", e.to_string());
-        let port = match self.project.port {
-            Some(port) => port as u16,
-            None => engine
-                .exposed_port(image)
-                .await
-                .map_err(start_failed)?
-                .unwrap_or(8080),
-        };
-        let mut env: Vec<String> = self
-            .open_env()
-            .await?
-            .into_iter()
-            .filter(|v| v.key != GIT_TOKEN_VAR)
-            .map(|v| format!("{}={}", v.key, v.value))
-            .collect();
-        env.push(format!("PORT={port}"));
+        let (port, env) = self.app_env(image).await?;
         let placement = crate::db::projects::placement_of(&self.project);
         let replicas = self.project.replicas.max(1) as u32;
         let run = ServiceRun {
@@ -145,7 +133,10 @@ impl Pipeline {
             placement: placement.clone(),
             limits: self.limits(),
         };
-        let id = engine.create_service(run).await.map_err(start_failed)?;
+        let id = engine
+            .create_service(run)
+            .await
+            .map_err(|e| failed("start", e.to_string()))?;
         self.service = Some(id.clone());
         let placed = if placement.is_empty() {
             String::new()

@@ -54,8 +54,8 @@ impl Replica {
     }
 }
 
-/// A swarm node.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// A swarm node, as `GET /nodes` shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct NodeInfo {
     pub id: String,
     pub hostname: String,
@@ -65,22 +65,23 @@ pub struct NodeInfo {
     pub state: String,
     /// `active`, `pause` or `drain`.
     pub availability: String,
+    /// `manager` or `worker`.
     pub role: String,
     pub leader: bool,
     pub labels: BTreeMap<String, String>,
     pub cpus: f64,
     pub memory_bytes: i64,
     pub engine_version: Option<String>,
-    /// When the swarm last updated the node's record (its last state change or heartbeat).
-    pub updated_at: Option<String>,
+    /// When the swarm last changed the node's record (its state or spec; Swarm does not
+    /// expose heartbeat times).
+    pub last_seen: Option<String>,
     /// Whether this is the node shard's own engine runs on.
-    pub is_local: bool,
-    version: u64,
+    pub this_machine: bool,
 }
 
 #[cfg(test)]
 impl NodeInfo {
-    pub fn for_test(id: &str, address: &str, state: &str, is_local: bool) -> Self {
+    pub fn for_test(id: &str, address: &str, state: &str, this_machine: bool) -> Self {
         Self {
             id: id.into(),
             hostname: id.into(),
@@ -93,9 +94,8 @@ impl NodeInfo {
             cpus: 1.0,
             memory_bytes: 0,
             engine_version: None,
-            updated_at: None,
-            is_local,
-            version: 0,
+            last_seen: None,
+            this_machine,
         }
     }
 }
@@ -408,7 +408,7 @@ impl Engine {
                 };
                 let resources = description.resources.unwrap_or_default();
                 Some(NodeInfo {
-                    is_local: local == Some(id.as_str()),
+                    this_machine: local == Some(id.as_str()),
                     hostname: description.hostname.unwrap_or_default(),
                     address,
                     state: status.state.unwrap_or(NodeState::UNKNOWN).to_string(),
@@ -421,8 +421,7 @@ impl Engine {
                     cpus: resources.nano_cpus.unwrap_or(0) as f64 / 1e9,
                     memory_bytes: resources.memory_bytes.unwrap_or(0),
                     engine_version: description.engine.and_then(|e| e.engine_version),
-                    updated_at: node.updated_at.map(|t| t.to_string()),
-                    version: node.version.and_then(|v| v.index).unwrap_or(0),
+                    last_seen: node.updated_at.map(|t| t.to_string()),
                     id,
                 })
             })

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::deploy::app_files;
+use crate::deploy::{app_files, docker_ids};
 use crate::gitserver::GitServer;
 use crate::helpers::*;
 use crate::proxy::get_host;
@@ -36,23 +36,10 @@ fn lab(action: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker CLI");
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// The node ids the running tasks of `deployment`'s service are on, sorted (both lab nodes
 /// share this machine's hostname, so ids tell them apart).
 fn running_nodes(deployment: &str) -> Vec<String> {
-    let services = docker(&[
+    let services = docker_ids(&[
         "service",
         "ls",
         "-q",
@@ -62,7 +49,7 @@ fn running_nodes(deployment: &str) -> Vec<String> {
     let Some(service) = services.lines().next() else {
         return Vec::new();
     };
-    let tasks = docker(&[
+    let tasks = docker_ids(&[
         "service",
         "ps",
         "-q",
@@ -75,7 +62,7 @@ fn running_nodes(deployment: &str) -> Vec<String> {
     }
     let mut args = vec!["inspect", "--format", "{{.NodeID}} {{.Status.State}}"];
     args.extend(tasks.lines());
-    let mut nodes: Vec<String> = docker(&args)
+    let mut nodes: Vec<String> = docker_ids(&args)
         .lines()
         .filter(|l| l.ends_with(" running"))
         .filter_map(|l| l.split_whitespace().next().map(str::to_string))
@@ -188,7 +175,7 @@ impl Load {
 async fn apps_spread_over_two_swarm_nodes_follow_placement_survive_updates_and_node_loss() {
     lab("up");
     // Services a crashed earlier run left behind (this is the only Swarm test).
-    let leftovers = docker(&[
+    let leftovers = docker_ids(&[
         "service",
         "ls",
         "-q",
@@ -442,7 +429,7 @@ async fn apps_spread_over_two_swarm_nodes_follow_placement_survive_updates_and_n
         app.delete_project(&admin, &spread).await.status(),
         StatusCode::NO_CONTENT
     );
-    let left = docker(&[
+    let left = docker_ids(&[
         "service",
         "ls",
         "-q",

@@ -25,46 +25,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 #[derive(Serialize, ToSchema)]
 pub struct NodeView {
-    pub id: String,
-    pub hostname: String,
-    /// The address shard's proxy reaches its replicas at.
-    pub address: String,
-    /// `ready`, `down`, `disconnected` or `unknown`.
-    pub state: String,
-    /// `active`, `pause` or `drain`.
-    pub availability: String,
-    /// `manager` or `worker`.
-    pub role: String,
-    pub leader: bool,
-    pub labels: BTreeMap<String, String>,
-    pub cpus: f64,
-    pub memory_bytes: i64,
-    pub engine_version: Option<String>,
-    /// When the swarm last heard of a change of the node (its state or spec).
-    pub last_seen: Option<String>,
-    /// The node shard's own engine runs on.
-    pub this_machine: bool,
+    #[serde(flatten)]
+    pub node: NodeInfo,
     /// shard app replicas running on it.
     pub replicas: usize,
 }
 
-fn view(node: NodeInfo, replicas: &HashMap<String, usize>) -> NodeView {
-    NodeView {
-        replicas: replicas.get(&node.id).copied().unwrap_or(0),
-        id: node.id,
-        hostname: node.hostname,
-        address: node.address,
-        state: node.state,
-        availability: node.availability,
-        role: node.role,
-        leader: node.leader,
-        labels: node.labels,
-        cpus: node.cpus,
-        memory_bytes: node.memory_bytes,
-        engine_version: node.engine_version,
-        last_seen: node.updated_at,
-        this_machine: node.is_local,
-    }
+/// Why there are no nodes: shard's engine is not a swarm manager.
+fn not_a_swarm(state: &AppState) -> AppError {
+    let runtime = match state.config.runtime.kind {
+        RuntimeKind::Docker => {
+            "apps run as plain containers on this machine (runtime.kind = \"docker\")"
+        }
+        RuntimeKind::Swarm => "runtime.kind is \"swarm\"",
+    };
+    AppError::Conflict(format!(
+        "shard's Docker engine is not a Swarm manager, so there are no nodes to list; {runtime}. Run `docker swarm init` on this machine to start one"
+    ))
 }
 
 /// The swarm's nodes as shard's engine sees them, or why there are none.
@@ -72,15 +49,7 @@ async fn read_nodes(state: &AppState) -> AppResult<Vec<NodeView>> {
     let unavailable = |e: crate::docker::EngineError| AppError::Unavailable(e.to_string());
     let swarm = state.docker.swarm_info().await.map_err(unavailable)?;
     if !swarm.active || !swarm.manager {
-        let runtime = match state.config.runtime.kind {
-            RuntimeKind::Docker => {
-                "apps run as plain containers on this machine (runtime.kind = \"docker\")"
-            }
-            RuntimeKind::Swarm => "runtime.kind is \"swarm\"",
-        };
-        return Err(AppError::Conflict(format!(
-            "shard's Docker engine is not a Swarm manager, so there are no nodes to list; {runtime}. Run `docker swarm init` on this machine to start one"
-        )));
+        return Err(not_a_swarm(state));
     }
     let nodes = state
         .docker
@@ -93,7 +62,13 @@ async fn read_nodes(state: &AppState) -> AppResult<Vec<NodeView>> {
             *per_node.entry(replica.node_id).or_default() += 1;
         }
     }
-    Ok(nodes.into_iter().map(|n| view(n, &per_node)).collect())
+    Ok(nodes
+        .into_iter()
+        .map(|node| NodeView {
+            replicas: per_node.get(&node.id).copied().unwrap_or(0),
+            node,
+        })
+        .collect())
 }
 
 /// The swarm's nodes (409 when shard's engine is not a Swarm manager).
@@ -153,10 +128,13 @@ pub async fn update_node(
             "must be \"active\", \"pause\" or \"drain\"",
         ));
     }
-    // Confirms the swarm exists (409 otherwise) before changing anything.
-    let before = read_nodes(&state).await?;
-    if !before.iter().any(|n| n.id == id) {
-        return Err(AppError::not_found("node"));
+    let swarm = state
+        .docker
+        .swarm_info()
+        .await
+        .map_err(|e| AppError::Unavailable(e.to_string()))?;
+    if !swarm.active || !swarm.manager {
+        return Err(not_a_swarm(&state));
     }
     crate::http::audit::note(&req, |f| f.action = Some("node.update".into()));
     crate::http::audit::detail(
@@ -175,7 +153,7 @@ pub async fn update_node(
     read_nodes(&state)
         .await?
         .into_iter()
-        .find(|n| n.id == id)
+        .find(|n| n.node.id == id)
         .map(web::Json)
         .ok_or_else(|| AppError::not_found("node"))
 }

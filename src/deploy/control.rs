@@ -1,0 +1,76 @@
+//! Runtime control of a project's live deployment: start and stop of its container (plain
+//! Docker) or its service scaled to the project's replicas or to none (Swarm). Either way the
+//! deployment moves between `live` and `stopped`, the project topic is told and the route
+//! table rebuilt. A restart is a deployment (`Deployer::restart`), never `docker restart`.
+
+use super::{Control, DeployError, Deployer, DeploymentStatus as S, site};
+use crate::db::deployments::{self as deps, Deployment, Fields};
+use crate::db::projects::Project;
+use crate::hub::{Topic, record};
+
+impl Deployer {
+    /// Starts or stops the project's serving container or service and returns its deployment
+    /// as it is after.
+    pub async fn control(
+        &self,
+        project: &Project,
+        control: Control,
+    ) -> Result<Deployment, DeployError> {
+        let deployment = deps::live_for_project(&self.db, project.id)
+            .await?
+            .ok_or_else(|| {
+                DeployError::Conflict("the project has no live deployment; deploy it first".into())
+            })?;
+        let (from, to, event) = match control {
+            Control::Start => (S::Stopped, S::Live, "started"),
+            Control::Stop => (S::Live, S::Stopped, "stopped"),
+        };
+        if let Some(service) = &deployment.service_id {
+            let replicas = match control {
+                Control::Start => project.replicas.max(1) as u32,
+                Control::Stop => 0,
+            };
+            if !self.docker.scale_service(service, replicas).await? {
+                return Err(DeployError::Conflict(
+                    "the live deployment's service is gone; deploy again".into(),
+                ));
+            }
+            deps::transition(&self.db, deployment.id, &[from], to, Fields::default()).await?;
+        } else {
+            let container = deployment.container_id.clone().ok_or_else(|| {
+                DeployError::Conflict(
+                    if deployment.upstream.as_deref() == Some(site::STATIC_UPSTREAM) {
+                        "a static site has no container to start, stop or restart".into()
+                    } else {
+                        "the live deployment has no container".into()
+                    },
+                )
+            })?;
+            match control {
+                Control::Start => {
+                    self.crash_looped().remove(&deployment.id);
+                    self.docker.start_container(&container).await?;
+                }
+                Control::Stop => self.docker.stop_container(&container, 10).await?,
+            }
+            deps::transition(&self.db, deployment.id, &[from], to, Fields::default()).await?;
+            // Docker publishes a started container's port anew.
+            if to == S::Live {
+                super::recover::refresh_upstream(self, &deployment, &container).await;
+            }
+        }
+        let payload = serde_json::json!({"action": event, "deployment": deployment.id});
+        record::publish(
+            &self.db,
+            &self.hub,
+            Topic::Project(project.id),
+            "container",
+            payload,
+        )
+        .await;
+        self.proxy.refresh_or_log().await;
+        deps::find(&self.db, deployment.id)
+            .await?
+            .ok_or(DeployError::NotFound("deployment"))
+    }
+}

@@ -1,0 +1,105 @@
+//! The fetch step: the repository's branch (or a push's exact commit) into the build
+//! directory with gix, within `deploy.fetch_timeout_secs` and cancellable, after checking
+//! that a member's git URL does not point into the host's own networks; an imported project is
+//! fetched with its GitHub account's token.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::pipeline::{Pipeline, Stop, failed};
+use super::workspace::remove_dir;
+use crate::db::deployments::Deployment;
+use crate::{db, git};
+
+impl Pipeline {
+    /// Fetches into `build_dir`; a timeout or a cancel interrupts gix between packets.
+    pub(super) async fn fetch(
+        &mut self,
+        build_dir: &Path,
+        token: Option<String>,
+    ) -> Result<git::Checkout, Stop> {
+        let p = &self.project;
+        remove_dir(build_dir).await;
+        if let Some(parent) = build_dir.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(anyhow::Error::from)?;
+        }
+        let interrupt = Arc::new(AtomicBool::new(false));
+        let timeout = Duration::from_secs(self.d.config.deploy.fetch_timeout_secs);
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let watcher = {
+            let (cancel, interrupt, timed_out) =
+                (self.cancel.clone(), interrupt.clone(), timed_out.clone());
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = cancel.cancelled() => {}
+                    _ = tokio::time::sleep(timeout) => timed_out.store(true, Ordering::Relaxed),
+                }
+                interrupt.store(true, Ordering::Relaxed);
+            })
+        };
+        let (url, branch, dir) = (p.git_url.clone(), p.branch.clone(), build_dir.to_path_buf());
+        // A push names its commit: build exactly that one, even if the branch moved on.
+        let commit = pushed_commit(&self.deployment);
+        let fetched = tokio::task::spawn_blocking(move || {
+            let revision = match &commit {
+                Some(sha) => git::Revision::Commit(sha),
+                None => git::Revision::Branch(&branch),
+            };
+            git::fetch(&url, revision, &dir, token.as_deref(), &interrupt)
+        })
+        .await;
+        watcher.abort();
+        match fetched.map_err(|e| anyhow::anyhow!("fetch task: {e}"))? {
+            Ok(checkout) => Ok(checkout),
+            Err(git::GitError::Cancelled) if timed_out.load(Ordering::Relaxed) => Err(failed(
+                "fetch",
+                format!(
+                    "the fetch took longer than {} s (deploy.fetch_timeout_secs)",
+                    timeout.as_secs()
+                ),
+            )),
+            Err(git::GitError::Cancelled) => Err(Stop::Cancelled),
+            Err(e) => Err(failed("fetch", e.to_string())),
+        }
+    }
+
+    /// A member's repository must not sit on the host's own networks (checked again at
+    /// fetch time: DNS may have changed since the project was saved).
+    pub(super) async fn check_source(&self) -> Result<(), Stop> {
+        if self.d.config.git.allow_private_networks {
+            return Ok(());
+        }
+        let owner = db::users::find(&self.d.db, self.project.owner_id).await?;
+        if owner.is_some_and(|u| u.role == db::users::ROLE_ADMIN) {
+            return Ok(());
+        }
+        super::source::check_public(&self.project.git_url)
+            .await
+            .map_err(|why| failed("fetch", format!("the git URL {why}")))
+    }
+
+    /// The token of the GitHub account an imported project is fetched with, if any.
+    pub(super) async fn account_token(&self) -> Result<Option<String>, Stop> {
+        let Some(id) = self.project.git_account_id else {
+            return Ok(None);
+        };
+        let Some(account) = db::git_accounts::find(&self.d.db, id).await? else {
+            return Err(failed(
+                "fetch",
+                "the GitHub account this project was imported with is disconnected; connect GitHub again",
+            ));
+        };
+        Ok(Some(crate::github::open_token(&self.d.sealer, &account)?))
+    }
+}
+
+/// The commit a push deployment must build (`None`: the branch tip).
+pub(super) fn pushed_commit(deployment: &Deployment) -> Option<String> {
+    (deployment.trigger == "push")
+        .then(|| deployment.commit_sha.clone())
+        .flatten()
+}
