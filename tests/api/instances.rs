@@ -144,10 +144,16 @@ async fn a_deploy_asked_of_one_instance_is_watched_live_from_another() {
     })
     .await;
     gapless(&build);
+    let tail: Vec<&str> = build
+        .iter()
+        .rev()
+        .take(6)
+        .filter_map(|e| e["line"].as_str())
+        .collect();
     assert_eq!(
         build.last().unwrap()["status"],
         "live",
-        "{:?}",
+        "{:?}; last lines (newest first): {tail:?}",
         build.last()
     );
     let lines: Vec<&str> = build.iter().filter_map(|e| e["line"].as_str()).collect();
