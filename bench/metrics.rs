@@ -110,6 +110,7 @@ fn collector(state: &Arc<AppState>, interval: u64) -> CancellationToken {
     let collector = shard::metrics::Collector::new(
         state.db.clone(),
         state.docker.clone(),
+        state.deployer.runtime(),
         state.hub.clone(),
         &config,
     );

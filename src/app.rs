@@ -296,7 +296,7 @@ impl App {
             state.deployer.clone(),
             shutdown.clone(),
         ));
-        if state.deployer.is_swarm() {
+        if state.deployer.runtime().kind() == crate::config::RuntimeKind::Swarm {
             let (deployer, stop) = (state.deployer.clone(), shutdown.clone());
             tokio::spawn(async move {
                 tokio::select! {
@@ -309,6 +309,7 @@ impl App {
             crate::metrics::Collector::new(
                 state.db.clone(),
                 state.docker.clone(),
+                state.deployer.runtime(),
                 state.hub.clone(),
                 &state.config,
             )

@@ -3,7 +3,7 @@
 //! deployment moves between `live` and `stopped`, the project topic is told and the route
 //! table rebuilt. A restart is a deployment (`Deployer::restart`), never `docker restart`.
 
-use super::{Control, DeployError, Deployer, DeploymentStatus as S, site};
+use super::{Control, DeployError, Deployer, DeploymentStatus as S};
 use crate::db::deployments::{self as deps, Deployment, Fields};
 use crate::db::projects::Project;
 use crate::hub::{Topic, record};
@@ -25,39 +25,17 @@ impl Deployer {
             Control::Start => (S::Stopped, S::Live, "started"),
             Control::Stop => (S::Live, S::Stopped, "stopped"),
         };
-        if let Some(service) = &deployment.service_id {
-            let replicas = match control {
-                Control::Start => project.replicas.max(1) as u32,
-                Control::Stop => 0,
-            };
-            if !self.docker.scale_service(service, replicas).await? {
-                return Err(DeployError::Conflict(
-                    "the live deployment's service is gone; deploy again".into(),
-                ));
-            }
-            deps::transition(&self.db, deployment.id, &[from], to, Fields::default()).await?;
-        } else {
-            let container = deployment.container_id.clone().ok_or_else(|| {
-                DeployError::Conflict(
-                    if deployment.upstream.as_deref() == Some(site::STATIC_UPSTREAM) {
-                        "a static site has no container to start, stop or restart".into()
-                    } else {
-                        "the live deployment has no container".into()
-                    },
-                )
-            })?;
-            match control {
-                Control::Start => {
-                    self.crash_looped().remove(&deployment.id);
-                    self.docker.start_container(&container).await?;
-                }
-                Control::Stop => self.docker.stop_container(&container, 10).await?,
-            }
-            deps::transition(&self.db, deployment.id, &[from], to, Fields::default()).await?;
-            // Docker publishes a started container's port anew.
-            if to == S::Live {
-                super::recover::refresh_upstream(self, &deployment, &container).await;
-            }
+        if control == Control::Start {
+            self.crash_looped().remove(&deployment.id);
+        }
+        let replicas = project.replicas.max(1) as u32;
+        self.runtime
+            .control(self, &deployment, replicas, control)
+            .await?;
+        deps::transition(&self.db, deployment.id, &[from], to, Fields::default()).await?;
+        // Docker publishes a started container's port anew.
+        if let (S::Live, Some(container)) = (to, &deployment.container_id) {
+            super::recover::refresh_upstream(self, &deployment, container).await;
         }
         let payload = serde_json::json!({"action": event, "deployment": deployment.id});
         record::publish(

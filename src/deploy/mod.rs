@@ -15,6 +15,7 @@ mod notify;
 mod pipeline;
 pub mod prune;
 pub mod recover;
+pub mod runtime;
 pub mod site;
 pub mod source;
 mod status;
@@ -140,6 +141,8 @@ pub struct Deployer {
     db: Db,
     hub: Arc<Hub>,
     docker: Arc<Engine>,
+    /// What runs the apps: plain containers or Swarm services.
+    runtime: Arc<dyn runtime::Runtime>,
     sealer: Arc<Sealer>,
     config: Arc<Config>,
     /// The port shard listens on (part of app URLs).
@@ -197,6 +200,7 @@ impl Deployer {
             metrics: parts.metrics,
             notifier: parts.notifier,
             base: parts.config.public_base(parts.port),
+            runtime: runtime::for_config(&parts.config),
             db: parts.db,
             hub: parts.hub,
             docker: parts.docker,
@@ -210,6 +214,11 @@ impl Deployer {
             http,
             proxy: parts.proxy,
         })
+    }
+
+    /// What runs the apps.
+    pub fn runtime(&self) -> Arc<dyn runtime::Runtime> {
+        self.runtime.clone()
     }
 
     fn draining(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
@@ -479,18 +488,8 @@ impl Deployer {
         let has_deployments = !deps::list_for_project(&self.db, project.id, 1)
             .await?
             .is_empty();
-        let services = if self.is_swarm() {
-            self.docker
-                .remove_project_services(project.id)
-                .await
-                .map(Some)
-        } else {
-            Ok(None)
-        };
-        match services.and(self.docker.remove_project(project.id).await) {
-            Ok(removed) => {
-                tracing::info!(project = %project.id, containers = removed.containers, images = removed.images, "removed docker objects")
-            }
+        match self.runtime.remove_project(self, project.id).await {
+            Ok(_) => {}
             Err(e) if has_deployments => {
                 tracing::warn!(project = %project.id, error = %e, "cannot remove the project's containers");
                 return Err(DeployError::Unavailable(format!(

@@ -17,7 +17,7 @@ use super::{Deployer, DeploymentStatus as S, prune, site};
 use crate::db;
 use crate::db::deployments::{self as deps, Deployment, Fields};
 use crate::db::projects::Project;
-use crate::docker::{BuildError, BuildSpec, Limits, RunSpec, context};
+use crate::docker::{BuildError, BuildSpec, Limits, context};
 
 /// How long a drain waits before it trusts the in-flight count: requests that read the route
 /// table just before the swap may not have counted themselves yet.
@@ -73,7 +73,7 @@ pub async fn run(deployer: &Arc<Deployer>, id: Uuid) -> anyhow::Result<()> {
 }
 
 /// Why a pipeline stopped early.
-pub(super) enum Stop {
+pub enum Stop {
     Cancelled,
     Failed {
         step: &'static str,
@@ -105,7 +105,7 @@ pub(super) fn failed(step: &'static str, message: impl Into<String>) -> Stop {
     }
 }
 
-pub(super) struct Pipeline {
+pub struct Pipeline {
     pub(super) d: Arc<Deployer>,
     pub(super) project: Project,
     pub(super) deployment: Deployment,
@@ -143,12 +143,10 @@ impl Pipeline {
         };
         if self.project.build_type == crate::db::projects::STATIC {
             self.publish_site(&image).await?;
-        } else if self.d.is_swarm() {
-            self.start_service(&image).await?;
-            self.health_check_service().await?;
         } else {
-            self.start_container(&image).await?;
-            self.health_check().await?;
+            let runtime = self.d.runtime.clone();
+            runtime.start(self, &image).await?;
+            runtime.health_gate(self).await?;
         }
         self.go_live().await
     }
@@ -348,56 +346,6 @@ impl Pipeline {
         Ok((port, env))
     }
 
-    async fn start_container(&mut self, image: &str) -> Result<(), Stop> {
-        self.log.system("==> Starting".to_string()).await;
-        let engine = self.d.docker.clone();
-        let start_failed = |e: crate::docker::EngineError| failed("start", e.to_string());
-        let (port, env) = self.app_env(image).await?;
-        let network = engine
-            .ensure_network(self.project.id, &self.d.config.containers.subnets())
-            .await
-            .map_err(start_failed)?;
-        let spec = RunSpec {
-            name: format!(
-                "shard-{}-{}",
-                self.project.slug,
-                self.deployment.id.simple()
-            ),
-            image: image.to_string(),
-            env,
-            labels: engine.labels(self.project.id, self.deployment.id),
-            port,
-            limits: self.limits(),
-            network,
-        };
-        let started = engine.run_container(spec).await.map_err(start_failed)?;
-        self.container = Some(started.id.clone());
-        if started.host_port == 0 {
-            let message = self
-                .exited_message("the container stopped right after start")
-                .await;
-            return Err(failed("start", message));
-        }
-        let upstream = format!("127.0.0.1:{}", started.host_port);
-        self.log
-            .system(format!(
-                "==> Container {} listening on port {port}, published at {upstream}",
-                &started.id[..12]
-            ))
-            .await;
-        let fields = Fields {
-            container_id: Some(started.id),
-            upstream: Some(upstream.clone()),
-            ..Fields::default()
-        };
-        self.advance(&[S::Starting], S::HealthChecking, fields)
-            .await?;
-        self.deployment.upstream = Some(upstream);
-        // Its preview host routes from now on, while it is being checked.
-        self.d.proxy.refresh_or_log().await;
-        Ok(())
-    }
-
     /// The switch: this deployment `live` and the previous one `superseded` in one
     /// transaction, then the previous container drained and removed, then images pruned.
     async fn go_live(&mut self) -> Result<(), Stop> {
@@ -426,8 +374,7 @@ impl Pipeline {
         let url = self.d.app_url(&self.project.slug);
         self.log.system(format!("==> Live at {url}")).await;
         self.log.status(S::Live).await;
-        let mut old_containers = Vec::new();
-        let mut old_services = Vec::new();
+        let mut retiring = Vec::new();
         let mut old_sites = Vec::new();
         for old in previous {
             self.d
@@ -435,20 +382,17 @@ impl Pipeline {
                 .await;
             if old.upstream.as_deref() == Some(site::STATIC_UPSTREAM) {
                 old_sites.push(old.id);
-            }
-            if let Some(container) = old.container_id {
-                old_containers.push((old.id, container));
-            }
-            if let Some(service) = old.service_id {
-                old_services.push((old.id, service));
+            } else {
+                retiring.push(old);
             }
         }
-        // Drain: each previous container keeps serving until its in-flight requests end (at
-        // most the grace period), then goes; only then can its image be pruned (Docker
-        // refuses to remove an image a container uses).
+        // Drain: each previous deployment keeps serving until its in-flight requests end (at
+        // most the grace period), then the runtime removes it; only then can its image be
+        // pruned (Docker refuses to remove an image a container uses).
         let (d, project_id) = (self.d.clone(), self.project.id);
+        // Marked before the task starts, so no sweep takes a draining container for a leftover.
         d.draining()
-            .extend(old_containers.iter().map(|(_, c)| c.clone()));
+            .extend(retiring.iter().filter_map(|old| old.container_id.clone()));
         tokio::spawn(async move {
             let grace = Duration::from_secs(d.config.deploy.grace_secs);
             // Files already open keep serving after their directory goes.
@@ -458,17 +402,9 @@ impl Pipeline {
             for old in old_sites {
                 site::remove_site(&d.config.data_dir, old).await;
             }
-            for (deployment, service) in old_services {
-                d.retire_service(deployment, &service, grace).await;
-            }
-            for (deployment, container) in old_containers {
-                d.proxy.drain(deployment, DRAIN_SETTLE, grace).await;
-                let _ = d.docker.stop_container(&container, 5).await;
-                if let Err(e) = d.docker.remove_container(&container).await {
-                    tracing::warn!(error = %e, "cannot remove the superseded container; reconcile will");
-                }
-                d.draining().remove(&container);
-            }
+            let runtime = d.runtime.clone();
+            let retired = retiring.iter().map(|old| runtime.retire(&d, old, grace));
+            futures_util::future::join_all(retired).await;
             d.proxy.refresh_or_log().await;
             prune::apply(&d, project_id).await;
         });
@@ -481,16 +417,8 @@ impl Pipeline {
         if self.project.build_type == crate::db::projects::STATIC {
             site::remove_site(&self.d.config.data_dir, self.deployment.id).await;
         }
-        if let Some(container) = self.container.take()
-            && let Err(e) = self.d.docker.remove_container(&container).await
-        {
-            tracing::warn!(error = %e, "cannot remove the failed deploy's container; reconcile will");
-        }
-        if let Some(service) = self.service.take()
-            && let Err(e) = self.d.docker.remove_service(&service).await
-        {
-            tracing::warn!(error = %e, "cannot remove the failed deploy's service; the sweep will");
-        }
+        let runtime = self.d.runtime.clone();
+        runtime.discard(self).await;
         let (status, fields, summary) = match stop {
             Stop::Preempted => return,
             Stop::Cancelled => (

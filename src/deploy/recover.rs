@@ -99,14 +99,7 @@ pub async fn interrupted(d: &Deployer, deployment: &Deployment) {
         Ok(false) => {}
         Err(e) => tracing::error!(error = %e, "cannot mark the interrupted deploy failed"),
     }
-    if let Err(e) = d.docker.remove_deployment_containers(deployment.id).await {
-        tracing::warn!(error = %e, "cannot remove the interrupted deploy's container yet");
-    }
-    if let Some(service) = &deployment.service_id
-        && let Err(e) = d.docker.remove_service(service).await
-    {
-        tracing::warn!(error = %e, "cannot remove the interrupted deploy's service yet");
-    }
+    d.runtime.clone().remove_deployment(d, deployment).await;
 }
 
 /// Makes Docker and the data dir agree with the database. Errors only when Docker cannot be
@@ -116,6 +109,50 @@ pub async fn sweep(d: &Deployer) -> anyhow::Result<Swept> {
     let running_here: HashSet<Uuid> = d.running.ids().into_iter().collect();
     swept.dirs = sweep_build_dirs(d, &running_here).await;
     let grace = chrono::Duration::seconds(d.config.deploy.grace_secs as i64 + 30);
+    d.runtime
+        .clone()
+        .sweep(d, &running_here, grace, &mut swept)
+        .await?;
+    let recorded: HashSet<String> = deps::recorded_images(&d.db).await?.into_iter().collect();
+    for image in d.docker.managed_images().await? {
+        if image.tags.iter().any(|t| recorded.contains(t)) {
+            continue;
+        }
+        if let Some(id) = image.deployment
+            && let Some(dep) = deps::find(&d.db, id).await?
+            && (dep.state() == S::Queued || dep.state().is_in_progress())
+            && (running_here.contains(&id) || db::jobs::project_busy(&d.db, dep.project_id).await?)
+        {
+            continue; // built, not yet recorded by a deploy that is still running
+        }
+        tracing::info!(image = %image.id, tags = ?image.tags, "removing a leftover image");
+        match d.docker.remove_image(&image.id).await {
+            Ok(()) => swept.images += 1,
+            Err(e) => tracing::debug!(error = %e, "cannot remove a leftover image"),
+        }
+    }
+    // Intermediate layers of builds that were cut off carry only the deployment label: they
+    // are ours when the deployment is, and it has ended.
+    for image in d.docker.dangling_build_images().await? {
+        let Some(id) = image.deployment else { continue };
+        if let Some(dep) = deps::find(&d.db, id).await?
+            && matches!(dep.state(), S::Failed | S::Cancelled)
+            && d.docker.remove_image(&image.id).await.is_ok()
+        {
+            swept.images += 1;
+        }
+    }
+    Ok(swept)
+}
+
+/// Removes plain containers of no serving deployment and starts a live one Docker left stopped
+/// (unless the watchdog stopped it for crash-looping).
+pub(super) async fn sweep_containers(
+    d: &Deployer,
+    running_here: &HashSet<Uuid>,
+    grace: chrono::Duration,
+    swept: &mut Swept,
+) -> anyhow::Result<()> {
     for container in d.docker.managed_containers().await? {
         let deployment = match container.deployment {
             Some(id) => deps::find(&d.db, id).await?,
@@ -156,44 +193,12 @@ pub async fn sweep(d: &Deployer) -> anyhow::Result<Swept> {
             }
         }
     }
-    if d.is_swarm() {
-        swept.services = sweep_services(d, &running_here, grace).await?;
-    }
-    let recorded: HashSet<String> = deps::recorded_images(&d.db).await?.into_iter().collect();
-    for image in d.docker.managed_images().await? {
-        if image.tags.iter().any(|t| recorded.contains(t)) {
-            continue;
-        }
-        if let Some(id) = image.deployment
-            && let Some(dep) = deps::find(&d.db, id).await?
-            && (dep.state() == S::Queued || dep.state().is_in_progress())
-            && (running_here.contains(&id) || db::jobs::project_busy(&d.db, dep.project_id).await?)
-        {
-            continue; // built, not yet recorded by a deploy that is still running
-        }
-        tracing::info!(image = %image.id, tags = ?image.tags, "removing a leftover image");
-        match d.docker.remove_image(&image.id).await {
-            Ok(()) => swept.images += 1,
-            Err(e) => tracing::debug!(error = %e, "cannot remove a leftover image"),
-        }
-    }
-    // Intermediate layers of builds that were cut off carry only the deployment label: they
-    // are ours when the deployment is, and it has ended.
-    for image in d.docker.dangling_build_images().await? {
-        let Some(id) = image.deployment else { continue };
-        if let Some(dep) = deps::find(&d.db, id).await?
-            && matches!(dep.state(), S::Failed | S::Cancelled)
-            && d.docker.remove_image(&image.id).await.is_ok()
-        {
-            swept.images += 1;
-        }
-    }
-    Ok(swept)
+    Ok(())
 }
 
 /// Removes services whose deployment no longer runs (a crash between create and record, a
 /// removal that failed); a superseded one is kept while it may still be draining.
-async fn sweep_services(
+pub(super) async fn sweep_services(
     d: &Deployer,
     running_here: &HashSet<Uuid>,
     grace: chrono::Duration,

@@ -9,17 +9,23 @@
 //! address elsewhere); a replica whose task stops or whose node goes down leaves the route
 //! table on the next read, and the proxy moves a refused connection to the next replica.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
 use super::pipeline::{Pipeline, Stop, failed};
-use super::{Deployer, DeploymentStatus as S};
-use crate::db::deployments::Fields;
-use crate::docker::{NodeInfo, Replica, ServiceRun};
+use super::recover::Swept;
+use super::runtime::{Containers, Probe, Runtime};
+use super::{Control, DeployError, Deployer, DeploymentStatus as S};
+use crate::config::RuntimeKind;
+use crate::db::deployments::{Deployment, Fields};
+use crate::docker::{Engine, EngineError, LogSource, NodeInfo, Replica, ServiceRun};
 use crate::proxy::SWARM_UPSTREAM;
+
+/// How long starting a stopped service waits for its first replica to run.
+const START_WAIT: Duration = Duration::from_secs(30);
 
 /// Where each deployment's running replicas answer, from the swarm's tasks and nodes.
 pub fn endpoints(nodes: &[NodeInfo], replicas: &[Replica]) -> HashMap<Uuid, Vec<String>> {
@@ -259,12 +265,194 @@ impl Pipeline {
     }
 }
 
-impl Deployer {
-    /// Whether apps run as Swarm services.
-    pub fn is_swarm(&self) -> bool {
-        self.config.runtime.kind == crate::config::RuntimeKind::Swarm
+/// Docker Swarm services (see the module docs). Deployments that ran as plain containers
+/// before the installation moved to Swarm are handed to [`Containers`].
+#[derive(Default)]
+pub struct Swarm {
+    containers: Containers,
+    /// This engine's node id, read once it is in a swarm.
+    local: std::sync::Mutex<Option<String>>,
+}
+
+impl Swarm {
+    async fn endpoints_of(
+        &self,
+        engine: &Engine,
+        replicas: &[Replica],
+        deployment: Uuid,
+    ) -> Result<Vec<String>, EngineError> {
+        let known = self
+            .local
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let local = match known {
+            Some(id) => Some(id),
+            None => {
+                let id = engine.swarm_info().await?.node_id;
+                *self
+                    .local
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = id.clone();
+                id
+            }
+        };
+        let nodes = engine.nodes(local.as_deref()).await?;
+        Ok(endpoints(&nodes, replicas)
+            .remove(&deployment)
+            .unwrap_or_default())
+    }
+}
+
+#[async_trait::async_trait]
+impl Runtime for Swarm {
+    fn kind(&self) -> RuntimeKind {
+        RuntimeKind::Swarm
     }
 
+    async fn start(&self, p: &mut Pipeline, image: &str) -> Result<(), Stop> {
+        p.start_service(image).await
+    }
+
+    async fn health_gate(&self, p: &mut Pipeline) -> Result<(), Stop> {
+        p.health_check_service().await
+    }
+
+    async fn discard(&self, p: &mut Pipeline) {
+        if let Some(service) = p.service.take()
+            && let Err(e) = p.d.docker.remove_service(&service).await
+        {
+            tracing::warn!(error = %e, "cannot remove the failed deploy's service; the sweep will");
+        }
+        self.containers.discard(p).await;
+    }
+
+    async fn remove_deployment(&self, d: &Deployer, deployment: &Deployment) {
+        if let Some(service) = &deployment.service_id
+            && let Err(e) = d.docker.remove_service(service).await
+        {
+            tracing::warn!(error = %e, "cannot remove the deployment's service yet");
+        }
+        self.containers.remove_deployment(d, deployment).await;
+    }
+
+    async fn retire(&self, d: &Deployer, old: &Deployment, grace: Duration) {
+        let Some(service) = &old.service_id else {
+            return self.containers.retire(d, old, grace).await;
+        };
+        d.proxy
+            .drain(old.id, super::pipeline::DRAIN_SETTLE, grace)
+            .await;
+        if let Err(e) = d.docker.remove_service(service).await {
+            tracing::warn!(error = %e, "cannot remove the superseded service; the sweep will");
+        }
+    }
+
+    async fn control(
+        &self,
+        d: &Deployer,
+        deployment: &Deployment,
+        replicas: u32,
+        control: Control,
+    ) -> Result<(), DeployError> {
+        let Some(service) = &deployment.service_id else {
+            return self.containers.control(d, deployment, replicas, control).await;
+        };
+        let replicas = match control {
+            Control::Start => replicas,
+            Control::Stop => 0,
+        };
+        if !d.docker.scale_service(service, replicas).await? {
+            return Err(DeployError::Conflict(
+                "the live deployment's service is gone; deploy again".into(),
+            ));
+        }
+        if control == Control::Start {
+            // Answer once a replica runs, routed at once rather than at the watcher's next
+            // read (so the app never shows as crashed while its replicas come up).
+            let deadline = Instant::now() + START_WAIT;
+            while Instant::now() < deadline {
+                let replicas = d.docker.replicas(Some(service)).await?;
+                let running = self
+                    .endpoints_of(&d.docker, &replicas, deployment.id)
+                    .await?;
+                if !running.is_empty() {
+                    d.proxy.set_deployment_replicas(deployment.id, running);
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove_project(&self, d: &Deployer, project: Uuid) -> Result<usize, EngineError> {
+        let services = d.docker.remove_project_services(project).await?;
+        Ok(services + self.containers.remove_project(d, project).await?)
+    }
+
+    async fn sweep(
+        &self,
+        d: &Deployer,
+        running_here: &HashSet<Uuid>,
+        grace: chrono::Duration,
+        swept: &mut Swept,
+    ) -> anyhow::Result<()> {
+        self.containers.sweep(d, running_here, grace, swept).await?;
+        swept.services = super::recover::sweep_services(d, running_here, grace).await?;
+        Ok(())
+    }
+
+    async fn probe(
+        &self,
+        d: &Deployer,
+        deployment: &Deployment,
+    ) -> Result<Option<Probe>, EngineError> {
+        let Some(service) = &deployment.service_id else {
+            return self.containers.probe(d, deployment).await;
+        };
+        let replicas = d.docker.replicas(Some(service)).await?;
+        let endpoints = self
+            .endpoints_of(&d.docker, &replicas, deployment.id)
+            .await?;
+        Ok(Some(Probe {
+            endpoints,
+            restart_count: None,
+            ended: replicas
+                .iter()
+                .filter(|r| r.ended_unasked())
+                .map(|r| r.task.clone())
+                .collect(),
+        }))
+    }
+
+    async fn halt(&self, d: &Deployer, deployment: &Deployment) -> Result<(), EngineError> {
+        match &deployment.service_id {
+            Some(service) => d.docker.scale_service(service, 0).await.map(drop),
+            None => self.containers.halt(d, deployment).await,
+        }
+    }
+
+    fn log_source(&self, deployment: &Deployment) -> Option<LogSource> {
+        match &deployment.service_id {
+            Some(service) => Some(LogSource::Service(service.clone())),
+            None => self.containers.log_source(deployment),
+        }
+    }
+
+    async fn local_containers(
+        &self,
+        engine: &Engine,
+        deployment: &Deployment,
+    ) -> Result<Vec<String>, EngineError> {
+        match &deployment.service_id {
+            Some(service) => engine.service_containers(service).await,
+            None => self.containers.local_containers(engine, deployment).await,
+        }
+    }
+}
+
+impl Deployer {
     /// Applies a project's new replica count to its running service at once (placement and
     /// everything else apply with the next deploy). Nothing to do without a running service.
     pub async fn rescale(
@@ -282,16 +470,6 @@ impl Deployer {
         }
         Ok(())
     }
-
-    /// Removes a superseded deployment's service once its requests have drained.
-    pub(super) async fn retire_service(&self, deployment: Uuid, service: &str, grace: Duration) {
-        self.proxy
-            .drain(deployment, super::pipeline::DRAIN_SETTLE, grace)
-            .await;
-        if let Err(e) = self.docker.remove_service(service).await {
-            tracing::warn!(error = %e, "cannot remove the superseded service; the sweep will");
-        }
-    }
 }
 
 #[cfg(test)]
@@ -304,6 +482,7 @@ mod tests {
 
     fn replica(deployment: Uuid, node: &str, state: &str, port: Option<u16>) -> Replica {
         Replica {
+            task: format!("t-{node}-{state}"),
             deployment,
             node_id: node.into(),
             state: state.into(),

@@ -1,13 +1,15 @@
 //! The watchdog of running apps: every `health.interval_secs` it probes each live app's
-//! health path. `health.failures` failed probes in a row restart the app through the
-//! health-gated switch (a `restart` deployment, never `docker restart`), with an
-//! `app.unhealthy` and an `app.restarted` notification. Restarts — the watchdog's and those
-//! Docker's restart policy makes after a crash — are counted per project; reaching
-//! `health.crash_loop_restarts` within the window stops the container and leaves the app
-//! `crashed` (the recovery sweep does not start it again) with an `app.crash_loop`
-//! notification, until someone starts, restarts or deploys it.
+//! health path (every replica's under Swarm; the runtime says where they answer).
+//! `health.failures` failed probes in a row restart the app through the health-gated switch
+//! (a `restart` deployment, never `docker restart`), with an `app.unhealthy` and an
+//! `app.restarted` notification. Restarts — the watchdog's, those Docker's restart policy
+//! makes after a crash, and replicas the swarm starts again after one ended — are counted per
+//! project; reaching `health.crash_loop_restarts` within the window stops the app (the
+//! container, or the service scaled to none) and leaves it `crashed` (the recovery sweep does
+//! not start it again) with an `app.crash_loop` notification, until someone starts, restarts
+//! or deploys it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +30,8 @@ struct Watch {
     failures: u32,
     /// Docker's restart count last seen.
     docker_restarts: i64,
+    /// Swarm tasks already counted as restarts (only those the swarm still lists are kept).
+    ended: HashSet<String>,
     /// When restarts happened, within the window.
     restarts: VecDeque<Instant>,
 }
@@ -76,10 +80,6 @@ pub async fn watch(
 
 impl Deployer {
     async fn check(&self, deployment: &Deployment, watch: &mut Watch) -> anyhow::Result<()> {
-        let (Some(container), Some(upstream)) = (&deployment.container_id, &deployment.upstream)
-        else {
-            return Ok(());
-        };
         if self.is_crash_looped(deployment.id)
             || db::jobs::project_busy(&self.db, deployment.project_id).await?
             || !db::deployments::queued_for_project(&self.db, deployment.project_id, deployment.id)
@@ -100,26 +100,35 @@ impl Deployer {
             watch.deployment = Some(deployment.id);
             watch.failures = 0;
             watch.docker_restarts = 0;
+            watch.ended.clear();
         }
-        let status = self.docker.container_status(container).await?;
-        if let Some(status) = &status {
-            let new = status.restart_count - watch.docker_restarts;
-            if new > 0 {
-                for _ in 0..new.min(i64::from(h.crash_loop_restarts)) {
-                    watch.restarts.push_back(Instant::now());
-                }
-                self.notify_owner(
-                    &project,
-                    deployment,
-                    "app.restarted",
-                    format!(
-                        "{} crashed and Docker restarted it ({} times so far)",
-                        project.name, status.restart_count
-                    ),
-                )
-                .await;
+        let Some(probe) = self.runtime.probe(self, deployment).await? else {
+            return Ok(()); // nothing running to judge (a static site, a removed container)
+        };
+        let mut new = 0;
+        if let Some(count) = probe.restart_count {
+            new += (count - watch.docker_restarts).max(0);
+            watch.docker_restarts = count;
+        }
+        let listed: HashSet<String> = probe.ended.iter().cloned().collect();
+        new += listed.difference(&watch.ended).count() as i64;
+        watch.ended = listed;
+        if new > 0 {
+            for _ in 0..new.min(i64::from(h.crash_loop_restarts)) {
+                watch.restarts.push_back(Instant::now());
             }
-            watch.docker_restarts = status.restart_count;
+            let text = match probe.restart_count {
+                Some(count) => format!(
+                    "{} crashed and Docker restarted it ({count} times so far)",
+                    project.name
+                ),
+                None => format!(
+                    "{} crashed and the swarm started {new} replica(s) again",
+                    project.name
+                ),
+            };
+            self.notify_owner(&project, deployment, "app.restarted", text)
+                .await;
         }
         while watch
             .restarts
@@ -130,18 +139,21 @@ impl Deployer {
         }
         if watch.restarts.len() >= h.crash_loop_restarts as usize {
             watch.restarts.clear();
-            return self.stop_crash_loop(&project, deployment, container).await;
+            return self.stop_crash_loop(&project, deployment).await;
         }
-        if status.as_ref().is_some_and(|s| !s.running) {
-            // Down between Docker's restarts: the restart count tells the story.
+        if probe.endpoints.is_empty() {
+            // Down between restarts: the restart count tells the story.
             return Ok(());
         }
-        let url = format!("http://{upstream}{}", project.health_path);
         let timeout = Duration::from_secs(self.config.health.interval_secs.clamp(1, 10));
-        let healthy = matches!(
-            self.http.get(&url).timeout(timeout).send().await,
-            Ok(r) if r.status().is_success() || r.status().is_redirection()
-        );
+        let mut healthy = true;
+        for endpoint in &probe.endpoints {
+            let url = format!("http://{endpoint}{}", project.health_path);
+            healthy &= matches!(
+                self.http.get(&url).timeout(timeout).send().await,
+                Ok(r) if r.status().is_success() || r.status().is_redirection()
+            );
+        }
         if healthy {
             watch.failures = 0;
             return Ok(());
@@ -178,16 +190,10 @@ impl Deployer {
         Ok(())
     }
 
-    async fn stop_crash_loop(
-        &self,
-        project: &Project,
-        deployment: &Deployment,
-        container: &str,
-    ) -> anyhow::Result<()> {
+    async fn stop_crash_loop(&self, project: &Project, deployment: &Deployment) -> anyhow::Result<()> {
         tracing::warn!(project = %project.id, "crash loop: stopping the app");
         self.crash_looped().insert(deployment.id);
-        self.docker.stop_container(container, 5).await?;
-        self.proxy.container_event(container, false);
+        self.runtime.halt(self, deployment).await?;
         self.proxy.refresh_or_log().await;
         record::publish(
             &self.db,

@@ -466,13 +466,22 @@ fn is_not_modified(e: &bollard::errors::Error) -> bool {
     )
 }
 
+/// Where an app's runtime output is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogSource {
+    /// One container on this machine.
+    Container(String),
+    /// Every replica of a Swarm service, on whichever node it runs (the manager gathers them).
+    Service(String),
+}
+
 impl Engine {
-    /// Follows a container's output from its last `tail` lines on, calling `on_line` with the
-    /// stream name and each line (cut at `max_line` bytes), until the container stops or the
-    /// future is dropped.
+    /// Follows a container's or a service's output from its last `tail` lines on, calling
+    /// `on_line` with the stream name and each line (cut at `max_line` bytes), until it stops
+    /// or the future is dropped.
     pub async fn follow_logs(
         &self,
-        id: &str,
+        source: &LogSource,
         tail: usize,
         max_line: usize,
         mut on_line: impl FnMut(&'static str, String),
@@ -486,7 +495,10 @@ impl Engine {
             .stderr(true)
             .tail(&tail.to_string())
             .build();
-        let mut stream = docker.logs(id, Some(options));
+        let mut stream = match source {
+            LogSource::Container(id) => docker.logs(id, Some(options)).boxed(),
+            LogSource::Service(id) => docker.service_logs(id, Some(options)).boxed(),
+        };
         let mut out = LineSplitter::new(max_line);
         let mut err = LineSplitter::new(max_line);
         while let Some(chunk) = stream.next().await {
@@ -519,5 +531,23 @@ impl Engine {
             removed += 1;
         }
         Ok(removed)
+    }
+
+    /// The running containers on this machine of a Swarm service's replicas.
+    pub async fn service_containers(&self, service: &str) -> Result<Vec<String>, EngineError> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![format!("com.docker.swarm.service.id={service}")],
+        )]);
+        let containers = self
+            .client()
+            .await?
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await?;
+        Ok(containers.into_iter().filter_map(|c| c.id).collect())
     }
 }

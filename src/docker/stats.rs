@@ -36,6 +36,18 @@ impl StatsReading {
         }
         Some(cpu as f64 / system as f64 * f64::from(self.online_cpus.max(1)) * 100.0)
     }
+
+    /// Adds another replica's sizes and counters to this one (a service's sum on this
+    /// machine); the CPU fields are left alone, CPU % being summed by the caller.
+    pub fn add(&mut self, other: &StatsReading) {
+        self.memory_bytes += other.memory_bytes;
+        self.memory_limit_bytes += other.memory_limit_bytes;
+        self.net_rx_bytes += other.net_rx_bytes;
+        self.net_tx_bytes += other.net_tx_bytes;
+        self.block_read_bytes += other.block_read_bytes;
+        self.block_write_bytes += other.block_write_bytes;
+        self.restart_count += other.restart_count;
+    }
 }
 
 impl Engine {

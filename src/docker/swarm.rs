@@ -36,6 +36,8 @@ pub struct ServiceRun {
 /// One task (replica) of a managed service, as the swarm last reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replica {
+    /// The task's id.
+    pub task: String,
     pub deployment: Uuid,
     pub node_id: String,
     /// The task's state (`running`, `pending`, `failed`, ...).
@@ -51,6 +53,12 @@ pub struct Replica {
 impl Replica {
     pub fn is_running(&self) -> bool {
         self.wanted && self.state == "running" && self.port.is_some()
+    }
+
+    /// Whether the replica's app ended by itself (exited or crashed), after which the swarm
+    /// starts another in its slot; a replica shut down by a scale or removal does not count.
+    pub fn ended_unasked(&self) -> bool {
+        matches!(self.state.as_str(), "failed" | "complete")
     }
 }
 
@@ -346,6 +354,7 @@ impl Engine {
                     .find_map(|p| p.published_port)
                     .and_then(|p| u16::try_from(p).ok());
                 Some(Replica {
+                    task: task.id.unwrap_or_default(),
                     deployment,
                     node_id: task.node_id.unwrap_or_default(),
                     state: task_state_name(status.state),

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{Event, Hub};
-use crate::docker::Engine;
+use crate::docker::{Engine, LogSource};
 
 /// Lines kept per project for replay.
 pub const BUFFER_LINES: usize = 1000;
@@ -51,8 +51,8 @@ impl RuntimeLogs {
         }
     }
 
-    /// Adds a subscriber to `project`'s logs, starting a follower of `container` if none runs.
-    pub fn subscribe(&self, project: Uuid, container: String) {
+    /// Adds a subscriber to `project`'s logs, starting a follower of `source` if none runs.
+    pub fn subscribe(&self, project: Uuid, source: LogSource) {
         let (engine, hub) = (self.engine.clone(), self.hub.clone());
         let mut followers = lock(&self.followers);
         if let Some(f) = followers.get_mut(&project) {
@@ -63,7 +63,7 @@ impl RuntimeLogs {
         let buffer = Arc::new(Mutex::new((0i64, VecDeque::with_capacity(BUFFER_LINES))));
         let (task_cancel, task_buffer, max_line) = (cancel.clone(), buffer.clone(), self.max_line);
         tokio::spawn(async move {
-            let follow = engine.follow_logs(&container, 100, max_line, |stream, text| {
+            let follow = engine.follow_logs(&source, 100, max_line, |stream, text| {
                 let mut guard = lock(&task_buffer);
                 guard.0 += 1;
                 let line = Line {

@@ -1,5 +1,6 @@
 //! Metrics of the apps: the collector samples every running app container each
-//! `metrics.interval_secs` (Docker stats, one-shot), stores the samples, publishes them live on
+//! `metrics.interval_secs` (Docker stats, one-shot; under Swarm the replicas on this machine,
+//! summed, since an engine reports stats of its own containers only), stores the samples, publishes them live on
 //! `project:<id>:metrics`, and every few minutes rolls raw samples up into 1-minute and 1-hour
 //! averages and drops what is past its retention. With no app running a tick is one query.
 
@@ -19,6 +20,7 @@ use uuid::Uuid;
 use crate::db::metrics::{self, Point, Retention};
 use crate::db::{self, Db};
 use crate::deploy::DeploymentStatus;
+use crate::deploy::runtime::Runtime;
 use crate::docker::{Engine, StatsReading};
 use crate::hub::{Event, Hub, Topic};
 
@@ -32,6 +34,8 @@ const MAINTAIN_EVERY: Duration = Duration::from_secs(300);
 pub struct Collector {
     db: Db,
     docker: Arc<Engine>,
+    /// Says which containers make up each live deployment.
+    runtime: Arc<dyn Runtime>,
     hub: Arc<Hub>,
     interval: Duration,
     retention: Retention,
@@ -42,10 +46,17 @@ pub struct Collector {
 }
 
 impl Collector {
-    pub fn new(db: Db, docker: Arc<Engine>, hub: Arc<Hub>, config: &crate::config::Config) -> Self {
+    pub fn new(
+        db: Db,
+        docker: Arc<Engine>,
+        runtime: Arc<dyn Runtime>,
+        hub: Arc<Hub>,
+        config: &crate::config::Config,
+    ) -> Self {
         Self {
             db,
             docker,
+            runtime,
             hub,
             interval: Duration::from_secs(config.metrics.interval_secs),
             retention: config.metrics.retention(),
@@ -86,14 +97,18 @@ impl Collector {
         }
     }
 
-    /// One sample of every live app container.
+    /// One sample of every live app: each of its containers on this machine (one, or the
+    /// Swarm replicas that run here), summed per project.
     async fn tick(&mut self) -> anyhow::Result<()> {
         let live = db::deployments::with_status(&self.db, &[DeploymentStatus::Live]).await?;
-        let containers: Vec<(Uuid, String)> = live
-            .into_iter()
-            .filter_map(|d| Some((d.project_id, d.container_id?)))
-            .collect();
-        let live: HashSet<Uuid> = containers.iter().map(|(p, _)| *p).collect();
+        let mut containers: Vec<(Uuid, String)> = Vec::new();
+        for deployment in &live {
+            match self.runtime.local_containers(&self.docker, deployment).await {
+                Ok(ids) => containers.extend(ids.into_iter().map(|c| (deployment.project_id, c))),
+                Err(e) => tracing::debug!(deployment = %deployment.id, error = %e, "no containers to sample"),
+            }
+        }
+        let live: HashSet<Uuid> = live.iter().map(|d| d.project_id).collect();
         if containers.is_empty() && self.previous.is_empty() {
             return Ok(());
         }
@@ -108,7 +123,7 @@ impl Collector {
             .await;
         let ts = crate::hub::timestamp();
         let mut seen = HashSet::new();
-        let mut points = Vec::new();
+        let mut sums: HashMap<Uuid, (f64, StatsReading)> = HashMap::new();
         for (project, container, reading) in readings {
             let reading = match reading {
                 Ok(Some(reading)) => reading,
@@ -123,8 +138,21 @@ impl Collector {
             let Some(cpu) = before.and_then(|b| reading.cpu_percent(&b)) else {
                 continue;
             };
-            points.push((project, point(ts, cpu, &reading)));
+            match sums.entry(project) {
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert((cpu, reading));
+                }
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    let (sum_cpu, sum) = e.get_mut();
+                    *sum_cpu += cpu;
+                    sum.add(&reading);
+                }
+            }
         }
+        let points: Vec<(Uuid, Point)> = sums
+            .into_iter()
+            .map(|(project, (cpu, reading))| (project, point(ts, cpu, &reading)))
+            .collect();
         self.previous.retain(|c, _| seen.contains(c));
         metrics::insert(&self.db, &points).await?;
         // Seqs only grow while shard runs (a subscriber drops what is not past its cursor),

@@ -313,7 +313,7 @@ impl Connection {
     }
 
     /// Checks the caller may read `topic`; for runtime logs returns the live container.
-    async fn authorize(&self, topic: Topic) -> Result<Option<String>, AppError> {
+    async fn authorize(&self, topic: Topic) -> Result<Option<crate::docker::LogSource>, AppError> {
         let actor = self
             .actor
             .as_ref()
@@ -342,10 +342,11 @@ impl Connection {
             Topic::ProjectLogs(id) => {
                 let project = access::project(db, actor, id, Action::Read).await?;
                 let live = db::deployments::live_for_project(db, project.id).await?;
-                let container = live.and_then(|d| d.container_id).ok_or_else(|| {
-                    AppError::Conflict("the project has no live container".into())
-                })?;
-                Ok(Some(container))
+                let runtime = self.state.deployer.runtime();
+                let source = live
+                    .and_then(|d| runtime.log_source(&d))
+                    .ok_or_else(|| AppError::Conflict("the project has no live container".into()))?;
+                Ok(Some(source))
             }
         }
     }
@@ -363,8 +364,8 @@ impl Connection {
             let why = format!("at most {MAX_SUBSCRIPTIONS} per connection");
             return self.error(Some(raw), "too_many_subscriptions", &why).await;
         }
-        let container = match self.authorize(topic).await {
-            Ok(container) => container,
+        let source = match self.authorize(topic).await {
+            Ok(source) => source,
             Err(e) => {
                 let code = match &e {
                     AppError::NotFound(_) => "not_found",
@@ -383,8 +384,8 @@ impl Connection {
         // Listen before reading the backlog, so nothing published meanwhile is missed.
         self.events
             .insert(topic, BroadcastStream::new(self.state.hub.subscribe(topic)));
-        if let (Topic::ProjectLogs(project), Some(container)) = (topic, container) {
-            self.state.runtime_logs.subscribe(project, container);
+        if let (Topic::ProjectLogs(project), Some(source)) = (topic, source) {
+            self.state.runtime_logs.subscribe(project, source);
         }
         self.subs.insert(topic, since);
         self.send(json!({"type": "subscribed", "topic": raw, "since": since}))
