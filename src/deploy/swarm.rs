@@ -4,10 +4,11 @@
 //! the health gate checks every replica before the switch. The switch is start-first as with
 //! containers: the new service serves beside the old one, then the old one drains and goes.
 //!
-//! The watcher reads the swarm's tasks and nodes every `runtime.poll_ms` and hands the proxy
-//! each deployment's running replicas (`127.0.0.1:port` on this machine's node, the node's
-//! address elsewhere); a replica whose task stops or whose node goes down leaves the route
-//! table on the next read, and the proxy moves a refused connection to the next replica.
+//! The watcher reads the swarm's tasks and nodes every `runtime.poll_ms`, and at once on the
+//! Docker events that announce a change, and hands the proxy each deployment's running
+//! replicas (`127.0.0.1:port` on this machine's node, the node's address elsewhere); a
+//! replica whose task stops or whose node goes down leaves the route table on the next read,
+//! and the proxy moves a refused connection to the next replica.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -56,12 +57,19 @@ pub fn endpoints(nodes: &[NodeInfo], replicas: &[Replica]) -> HashMap<Uuid, Vec<
     out
 }
 
-/// Reads the swarm's replicas, handing changes to the proxy, until shard stops.
+/// Reads the swarm's replicas, handing changes to the proxy, until shard stops: every
+/// `runtime.poll_ms`, and at once when Docker reports a change (a replica's container here
+/// starting or dying, a node going down or coming back), then again 0.25, 0.75, 1.75 and
+/// 3.75 s after, since the swarm records a task's new state a moment after its container moved.
 pub async fn watch(d: Arc<Deployer>) {
     let period = Duration::from_millis(d.config.runtime.poll_ms);
+    let changed = Arc::new(tokio::sync::Notify::new());
+    let follower = tokio::spawn(follow_changes(d.clone(), changed.clone()));
+    let _stop_follower = AbortOnDrop(follower);
     let mut warned = false;
     // This engine's node id, read once it is in a swarm (it never changes after that).
     let mut local = None;
+    let mut soon = 0;
     loop {
         let read_at = Instant::now();
         match read_endpoints(&d, &mut local).await {
@@ -77,7 +85,50 @@ pub async fn watch(d: Arc<Deployer>) {
             }
             Err(_) => {}
         }
-        tokio::time::sleep(period).await;
+        let wait = match soon {
+            0 => period,
+            n => {
+                soon -= 1;
+                (AFTER_CHANGE * (1 << (AFTER_CHANGE_READS - n))).min(period)
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = changed.notified() => soon = AFTER_CHANGE_READS,
+        }
+    }
+}
+
+/// How soon the replicas are read again after a change Docker reported (doubling after that).
+const AFTER_CHANGE: Duration = Duration::from_millis(250);
+/// How many reads follow a change.
+const AFTER_CHANGE_READS: u32 = 4;
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Wakes the watcher on every change Docker reports, reconnecting with backoff.
+async fn follow_changes(d: Arc<Deployer>, changed: Arc<tokio::sync::Notify>) {
+    use futures_util::StreamExt;
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        match d.docker.swarm_changes().await {
+            Ok(stream) => {
+                backoff = Duration::from_secs(1);
+                tokio::pin!(stream);
+                while let Some(Ok(())) = stream.next().await {
+                    changed.notify_one();
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot follow the swarm's events yet"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
     }
 }
 

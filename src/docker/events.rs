@@ -61,3 +61,28 @@ impl Engine {
         }))
     }
 }
+
+impl Engine {
+    /// Follows what moves a swarm's replicas that this engine hears of: this installation's
+    /// containers on this machine starting or dying (replicas included) and node changes (a
+    /// node down or back, its availability or labels). Each item only says "something
+    /// changed"; the reader re-reads the tasks. Ends when the connection to Docker does.
+    pub async fn swarm_changes(
+        &self,
+    ) -> Result<impl Stream<Item = Result<(), EngineError>> + use<>, EngineError> {
+        let docker = self.client().await?.clone();
+        let mut containers = self.owned_filter(None);
+        containers.insert("type".into(), vec!["container".into()]);
+        containers.insert("event".into(), vec!["start".into(), "die".into()]);
+        let nodes = std::collections::HashMap::from([("type".to_string(), vec!["node".to_string()])]);
+        let follow = |filters| {
+            docker.events(Some(bollard::query_parameters::EventsOptions {
+                since: None,
+                until: None,
+                filters: Some(filters),
+            }))
+        };
+        let merged = futures_util::stream::select(follow(containers), follow(nodes));
+        Ok(merged.map(|event| event.map(drop).map_err(EngineError::from)))
+    }
+}

@@ -52,10 +52,10 @@ async fn instance(db: &str) -> TestApp {
     .await
 }
 
-type Ws =
+pub(crate) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn subscribe(app: &TestApp, token: &str, topic: &str) -> Ws {
+pub(crate) async fn subscribe(app: &TestApp, token: &str, topic: &str) -> Ws {
     let url = app.base.replace("http://", "ws://") + "/api/v1/ws";
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     for message in [
@@ -89,7 +89,7 @@ async fn next_json(ws: &mut Ws) -> Value {
 }
 
 /// Events of one topic until `done` holds for one: (seqs in order, the events).
-async fn events_until(ws: &mut Ws, done: impl Fn(&Value) -> bool) -> Vec<Value> {
+pub(crate) async fn events_until(ws: &mut Ws, mut done: impl FnMut(&Value) -> bool) -> Vec<Value> {
     let mut out = Vec::new();
     loop {
         let v = next_json(ws).await;

@@ -81,10 +81,13 @@ async fn nodes(app: &TestApp, admin: &Session) -> Vec<Value> {
 async fn swarm_app() -> TestApp {
     spawn_app_with(|c| {
         c.runtime.kind = shard::config::RuntimeKind::Swarm;
-        c.runtime.poll_ms = 250;
+        // Polling all but off: the routes must follow Docker's events (a node down, a
+        // replica's container starting) on their own.
+        c.runtime.poll_ms = 60_000;
         c.registry.url = Some(REGISTRY.into());
         c.registry.ca_file = Some("/var/lib/shard-swarm-lab/ca.crt".into());
         c.deploy.grace_secs = 5;
+        c.metrics.interval_secs = 1;
     })
     .await
 }
@@ -171,6 +174,92 @@ impl Load {
     }
 }
 
+/// The app files with a command that prints a line naming its replica before serving
+/// (`httpd -v` then logs each request too).
+fn announcing(mut files: crate::deploy::Files) -> crate::deploy::Files {
+    let dockerfile = String::from_utf8(crate::deploy::dockerfile("")).unwrap();
+    let cmd = r#"CMD ["/bin/busybox", "sh", "-c", "echo replica $HOSTNAME up; exec /bin/busybox httpd -f -v -p 8080 -h /www"]"#;
+    let dockerfile: String = dockerfile
+        .lines()
+        .map(|l| if l.starts_with("CMD ") { cmd } else { l })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for file in files.iter_mut().filter(|f| f.0 == "Dockerfile") {
+        file.1 = dockerfile.clone().into_bytes();
+    }
+    files
+}
+
+/// What sits above the runtime seam works for a service as for a container: runtime logs
+/// gather both replicas' output (one on each node), samples come from the replica on this
+/// machine, and stop then start leaves the app running and routed the moment start answers.
+async fn runtime_seam_under_swarm(app: &TestApp, admin: &Session, project: &str, host: &str) {
+    let topic = format!("project:{project}:logs");
+    let mut ws = crate::instances::subscribe(app, &admin.token, &topic).await;
+    let mut replicas = BTreeSet::new();
+    let started = Instant::now();
+    crate::instances::events_until(&mut ws, |event| {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "runtime logs of both replicas within 60 s: {replicas:?}"
+        );
+        if event["topic"] == topic.as_str()
+            && let Some(name) = event["line"]
+                .as_str()
+                .and_then(|l| l.strip_prefix("replica "))
+        {
+            replicas.insert(name.trim_end_matches(" up").to_string());
+        }
+        replicas.len() == 2
+    })
+    .await;
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let from = (chrono::Utc::now() - chrono::Duration::minutes(5)).timestamp();
+        let view: Value = app
+            .get(
+                &format!("/api/v1/projects/{project}/metrics?from={from}&step=1"),
+                Some(&admin.token),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let points = view["points"].as_array().cloned().unwrap_or_default();
+        if points.iter().any(|p| p["memory_bytes"].as_i64() > Some(0)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no samples of the service: {view}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    let control = |action: &'static str| async move {
+        app.post(
+            &format!("/api/v1/projects/{project}/{action}"),
+            Some(&admin.token),
+            json!({}),
+        )
+        .await
+    };
+    let view = || async {
+        let view: Value = app
+            .get(&format!("/api/v1/projects/{project}"), Some(&admin.token))
+            .await
+            .json()
+            .await
+            .unwrap();
+        view
+    };
+    assert_eq!(control("stop").await.status(), StatusCode::OK);
+    let stopped = view().await;
+    assert_eq!(stopped["runtime"], "stopped", "{stopped}");
+    assert_eq!(control("start").await.status(), StatusCode::OK);
+    let started = view().await;
+    assert_eq!(started["runtime"], "running", "routed once start answers: {started}");
+    assert_eq!(get_host(app, host, "/").await.status(), StatusCode::OK);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn apps_spread_over_two_swarm_nodes_follow_placement_survive_updates_and_node_loss() {
     lab("up");
@@ -203,7 +292,7 @@ async fn apps_spread_over_two_swarm_nodes_follow_placement_survive_updates_and_n
     let node2_id = node2["id"].as_str().unwrap().to_string();
 
     // 1. Two replicas land on both nodes and both answer through the proxy.
-    let repo = git.repo("spread", &app_files("1", ""));
+    let repo = git.repo("spread", &announcing(app_files("1", "")));
     let spread = project(&app, &admin, "spread", &repo.url, json!({"replicas": 2})).await;
     let started = Instant::now();
     let first = app.deploy(&admin, &spread, json!({})).await;
@@ -228,6 +317,7 @@ async fn apps_spread_over_two_swarm_nodes_follow_placement_survive_updates_and_n
         log.contains(&format!("==> Pushing {REGISTRY}/shard/spread:")),
         "{log}"
     );
+    runtime_seam_under_swarm(&app, &admin, &spread, &host).await;
     let with_replicas = nodes(&app, &admin).await;
     assert!(
         with_replicas
