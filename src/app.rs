@@ -216,6 +216,7 @@ impl App {
                 let acme = config.acme.directory_url.as_ref().map(|_| {
                     Arc::new(Acme::new(
                         db.clone(),
+                        sealer.clone(),
                         config.clone(),
                         certs.clone(),
                         notifier.clone(),
@@ -332,6 +333,15 @@ impl App {
                 .wrap_fn(move |req, srv| {
                     use actix_web::dev::Service;
                     use futures_util::future::{Either, FutureExt};
+                    if let Some((acme, token)) = proxy.acme_challenge(&req) {
+                        return Either::Right(
+                            async move {
+                                let answer = Proxy::answer_challenge(&acme, &token).await;
+                                Ok(req.into_response(answer))
+                            }
+                            .boxed_local(),
+                        );
+                    }
                     if let Some(answer) = proxy.early_answer(&req) {
                         let response = req.into_response(answer);
                         return Either::Right(async move { Ok(response) }.boxed_local());

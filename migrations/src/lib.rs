@@ -15,6 +15,7 @@ mod m20261127_000009_metrics_index;
 mod m20261127_000010_teams_tokens_audit;
 mod m20261127_000011_swarm;
 mod m20261127_000012_cli_logins;
+mod m20261127_000013_shared_values;
 
 /// The ordered list of every migration shard knows.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000010_teams_tokens_audit::Migration),
             Box::new(m20261127_000011_swarm::Migration),
             Box::new(m20261127_000012_cli_logins::Migration),
+            Box::new(m20261127_000013_shared_values::Migration),
         ]
     }
 }

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod notification_channels;
 pub mod projects;
 pub mod sessions;
+pub mod shared;
 pub mod teams;
 pub mod topic_events;
 pub mod users;

@@ -2,7 +2,9 @@
 //! verified custom domain, each app host under a real `apps.domain`, and the dashboard's
 //! public host — shard orders a certificate, answers the challenge on its own listener
 //! (`/.well-known/acme-challenge/<token>`, any host), stores it (key 0600) and serves it by
-//! SNI at once. Certificates are renewed `acme.renew_before_days` before expiry. A failure is
+//! SNI at once. With several instances on one database the leading one orders; the pending
+//! answers, the account and the certificates (key sealed) are shared through the database, so
+//! whichever instance the CA or a browser reaches answers. Certificates are renewed `acme.renew_before_days` before expiry. A failure is
 //! recorded on the domain (status and message), retried after `acme.retry_after_secs`, and
 //! never touches a listener.
 
@@ -25,8 +27,25 @@ use crate::db::{self, Db};
 /// The longest one order may take, validation included.
 const ORDER_TIMEOUT: Duration = Duration::from_secs(180);
 
+/// Where certificates, the account and pending answers are shared between instances.
+const CERT_PREFIX: &str = "acme-cert:";
+const CHALLENGE_PREFIX: &str = "acme-challenge:";
+const ACCOUNT_KEY: &str = "acme-account";
+/// How often an instance that does not order certificates looks for new ones.
+const FOLLOW_EVERY: Duration = Duration::from_secs(5);
+
+/// A certificate as shared through the database.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SharedCert {
+    chain_pem: String,
+    key_pem: String,
+}
+
 pub struct Acme {
     db: Db,
+    sealer: Arc<crate::secrets::Sealer>,
+    /// When each shared certificate this instance serves was written (skips unchanged ones).
+    synced: Mutex<HashMap<String, chrono::DateTime<Utc>>>,
     config: Arc<Config>,
     certs: Arc<Certificates>,
     /// Challenge token → key authorization, while an order waits for validation.
@@ -43,6 +62,7 @@ pub struct Acme {
 impl Acme {
     pub fn new(
         db: Db,
+        sealer: Arc<crate::secrets::Sealer>,
         config: Arc<Config>,
         certs: Arc<Certificates>,
         notifier: Arc<crate::notifications::Notifier>,
@@ -50,6 +70,8 @@ impl Acme {
         Self {
             notifier,
             db,
+            sealer,
+            synced: Mutex::default(),
             config,
             certs,
             challenges: Mutex::default(),
@@ -59,16 +81,32 @@ impl Acme {
         }
     }
 
-    /// The key authorization for an HTTP-01 challenge token, while it is pending.
-    pub fn challenge_response(&self, token: &str) -> Option<String> {
-        self.challenges
+    /// The key authorization for an HTTP-01 challenge token, while it is pending: from this
+    /// instance's orders, else from the database (another instance's order, the CA having
+    /// reached this one).
+    pub async fn challenge_response(&self, token: &str) -> Option<String> {
+        let mine = self
+            .challenges
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(token)
-            .cloned()
+            .cloned();
+        if mine.is_some() {
+            return mine;
+        }
+        let key = format!("{CHALLENGE_PREFIX}{token}");
+        match db::shared::get(&self.db, &self.sealer, &key).await {
+            Ok(answer) => answer.and_then(|a| String::from_utf8(a).ok()),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read a shared ACME challenge");
+                None
+            }
+        }
     }
 
-    /// Checks every routed name now, then at `acme.check_interval_secs` or when woken.
+    /// Takes up certificates other instances issued, then (on the leading instance) checks
+    /// every routed name: now, then at `acme.check_interval_secs` or when woken. The others
+    /// look for new certificates every few seconds.
     pub async fn run(
         self: Arc<Self>,
         leadership: crate::cluster::Leadership,
@@ -76,14 +114,59 @@ impl Acme {
     ) {
         let interval = Duration::from_secs(self.config.acme.check_interval_secs);
         loop {
+            self.take_up_shared().await;
             // One instance orders certificates: the leading one.
-            if leadership.is_leader() {
+            let leading = leadership.is_leader();
+            if leading {
                 self.check_all().await;
             }
+            let wait = if leading {
+                interval
+            } else {
+                interval.min(FOLLOW_EVERY)
+            };
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(interval) => {}
+                _ = tokio::time::sleep(wait) => {}
                 _ = self.wake.notified() => {}
+            }
+        }
+    }
+
+    /// Installs shared certificates this instance does not serve yet (or serves an older
+    /// version of); a configured file keeps winning for its name.
+    async fn take_up_shared(&self) {
+        let rows = match db::shared::with_prefix(&self.db, &self.sealer, CERT_PREFIX).await
+        {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the shared certificates");
+                return;
+            }
+        };
+        for (key, value, written) in rows {
+            let name = &key[CERT_PREFIX.len()..];
+            let known = self
+                .synced
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(name)
+                .copied();
+            if known == Some(written) || self.certs.get(name).is_some_and(|c| c.from_file) {
+                continue;
+            }
+            let installed = serde_json::from_slice::<SharedCert>(&value)
+                .map_err(anyhow::Error::from)
+                .and_then(|c| self.certs.install(name, &c.chain_pem, &c.key_pem));
+            match installed {
+                Ok(_) => {
+                    tracing::info!(name, "took up a certificate another instance issued");
+                    self.synced
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(name.to_string(), written);
+                }
+                Err(e) => tracing::warn!(name, error = %format!("{e:#}"), "cannot use a shared certificate"),
             }
         }
     }
@@ -273,6 +356,12 @@ impl Acme {
                 {
                     return Ok(builder()?.from_credentials(credentials).await?);
                 }
+                // The account another instance registered, when this one takes over.
+                if let Some(shared) = db::shared::get(&self.db, &self.sealer, ACCOUNT_KEY).await?
+                    && let Ok(credentials) = serde_json::from_slice::<AccountCredentials>(&shared)
+                {
+                    return Ok(builder()?.from_credentials(credentials).await?);
+                }
                 let contact = acme.email.as_ref().map(|e| format!("mailto:{e}"));
                 let contacts: Vec<&str> = contact.iter().map(String::as_str).collect();
                 let new = NewAccount {
@@ -284,10 +373,10 @@ impl Acme {
                     .create(&new, directory, None)
                     .await
                     .context("cannot register with the ACME server")?;
-                crate::secrets::write_private_file(
-                    &path,
-                    serde_json::to_string(&credentials)?.as_bytes(),
-                )?;
+                let text = serde_json::to_string(&credentials)?;
+                crate::secrets::write_private_file(&path, text.as_bytes())?;
+                db::shared::put(&self.db, &self.sealer, ACCOUNT_KEY, text.as_bytes(), None)
+                    .await?;
                 Ok(account)
             })
             .await
@@ -319,7 +408,12 @@ impl Acme {
                 self.challenges
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .insert(token.clone(), answer);
+                    .insert(token.clone(), answer.clone());
+                // Any instance may be the one the CA reaches.
+                let key = format!("{CHALLENGE_PREFIX}{token}");
+                let until = Utc::now() + chrono::Duration::from_std(ORDER_TIMEOUT)?;
+                db::shared::put(&self.db, &self.sealer, &key, answer.as_bytes(), Some(until))
+                    .await?;
                 tokens.push(token);
                 challenge.set_ready().await?;
             }
@@ -348,8 +442,19 @@ impl Acme {
                 challenges.remove(token);
             }
         }
+        for token in &tokens {
+            let _ = db::shared::delete(&self.db, &format!("{CHALLENGE_PREFIX}{token}")).await;
+        }
         let (chain_pem, key_pem) = result?;
         let loaded = self.certs.install(name, &chain_pem, &key_pem)?;
+        // Every other instance serves it too (the key sealed at rest).
+        let shared = serde_json::to_vec(&SharedCert { chain_pem, key_pem })?;
+        let key = format!("{CERT_PREFIX}{name}");
+        let written = db::shared::put(&self.db, &self.sealer, &key, &shared, None).await?;
+        self.synced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_string(), written);
         Ok(loaded.expires_at)
     }
 }

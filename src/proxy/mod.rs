@@ -112,19 +112,26 @@ impl Proxy {
         }
     }
 
-    /// Answers that come before any routing: ACME HTTP-01 challenges (for any host), and the
-    /// redirect of plain HTTP to HTTPS for a name that has a certificate.
+    /// The ACME server asking for a challenge's answer (any host, before any routing).
+    pub fn acme_challenge(&self, req: &ServiceRequest) -> Option<(Arc<acme::Acme>, String)> {
+        let acme = self.https.as_ref()?.acme.clone()?;
+        let token = req.path().strip_prefix("/.well-known/acme-challenge/")?;
+        Some((acme, token.to_string()))
+    }
+
+    /// The answer to an ACME HTTP-01 challenge: the key authorization, or 404.
+    pub async fn answer_challenge(acme: &acme::Acme, token: &str) -> HttpResponse {
+        match acme.challenge_response(token).await {
+            Some(answer) => HttpResponse::Ok()
+                .content_type("application/octet-stream")
+                .body(answer),
+            None => HttpResponse::NotFound().body("no such challenge\n"),
+        }
+    }
+
+    /// The redirect of plain HTTP to HTTPS for a name that has a certificate (before routing).
     pub fn early_answer(&self, req: &ServiceRequest) -> Option<HttpResponse> {
         let https = self.https.as_ref()?;
-        let path = req.path();
-        if let Some(token) = path.strip_prefix("/.well-known/acme-challenge/") {
-            let answer = https.acme.as_ref()?.challenge_response(token)?;
-            return Some(
-                HttpResponse::Ok()
-                    .content_type("application/octet-stream")
-                    .body(answer),
-            );
-        }
         if req.app_config().secure() {
             return None;
         }

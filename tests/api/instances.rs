@@ -21,10 +21,10 @@ use crate::process::Serve;
 
 const FALLBACK_POSTGRES: &str = "postgres://shard_test:shard_test@127.0.0.1:5432/postgres";
 /// 32 bytes in hex: the secret key both instances share.
-const SHARED_KEY: &str = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
+pub(crate) const SHARED_KEY: &str = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
 
 /// A fresh Postgres database, on the suite's server or the one `scripts/test` prepares.
-async fn cluster_database() -> String {
+pub(crate) async fn cluster_database() -> String {
     if let Some(url) = fresh_database_url().await {
         return url;
     }

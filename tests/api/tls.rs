@@ -408,3 +408,99 @@ async fn certificates_from_pebble_served_by_sni_renewed_and_redirected_to() {
         StatusCode::OK
     );
 }
+
+/// Two instances on one Postgres: the leader (A) orders the certificate, pebble checks the
+/// HTTP-01 answer at the other one (B), which answers from the database; B then serves the
+/// certificate A got, by SNI, and the key is sealed in the database (never stored as PEM).
+#[tokio::test]
+async fn two_instances_share_acme_answers_and_certificates() {
+    let db = crate::instances::cluster_database().await;
+    let (b_http, a_https, b_https) = (free_port(), free_port(), free_port());
+    let pebble = Pebble::start(b_http);
+    let upstream = start_upstream().await.to_string();
+    let instance = |http: Option<u16>, https: u16| {
+        let (db, directory, ca_file) = (db.clone(), pebble.directory.clone(), pebble.ca_file());
+        let dns = pebble.dns;
+        spawn_app_with(move |c| {
+            if let Some(port) = http {
+                c.listen = format!("127.0.0.1:{port}").parse().unwrap();
+            }
+            c.database_url = Some(shard::config::Secret::new(db));
+            c.secret_key = Some(shard::config::Secret::new(
+                crate::instances::SHARED_KEY.to_string(),
+            ));
+            c.apps.domain = "apps.test".into();
+            c.proxy.https_listen = Some(format!("127.0.0.1:{https}").parse().unwrap());
+            c.acme.directory_url = Some(directory);
+            c.acme.ca_file = Some(ca_file);
+            c.acme.check_interval_secs = 1;
+            c.acme.retry_after_secs = 2;
+            c.dns.resolver = Some(format!("127.0.0.1:{dns}"));
+        })
+    };
+    let a = instance(None, a_https).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !a.state.leadership.is_leader() {
+        assert!(Instant::now() < deadline, "A never led");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let b = instance(Some(b_http), b_https).await;
+    assert!(!b.state.leadership.is_leader(), "one leader at a time");
+    let admin = a.setup_admin().await;
+    live_project(&a, &admin, "shared", &upstream).await;
+
+    let root = pebble.issuing_root().await;
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{b_https}").parse().unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&root).unwrap())
+        .resolve("shared.apps.test", addr)
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let response = loop {
+        match client
+            .get(format!("https://shared.apps.test:{b_https}/echo"))
+            .send()
+            .await
+        {
+            Ok(response) => break response,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "B never served A's certificate: {e:?}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    };
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        b.dir.path().join("certs/shared.apps.test/key.pem").exists(),
+        "B keeps its copy like one it issued"
+    );
+
+    // In the database the key is sealed: no PEM in any shared value.
+    use sea_orm::{ConnectionTrait, Statement};
+    let rows = a
+        .state
+        .db
+        .query_all_raw(Statement::from_string(
+            a.state.db.get_database_backend(),
+            "SELECT key, value_sealed FROM shared_values",
+        ))
+        .await
+        .unwrap();
+    let mut keys = Vec::new();
+    for row in rows {
+        let key: String = row.try_get("", "key").unwrap();
+        let value: Vec<u8> = row.try_get("", "value_sealed").unwrap();
+        assert!(
+            !String::from_utf8_lossy(&value).contains("PRIVATE KEY"),
+            "{key} holds a plain key"
+        );
+        keys.push(key);
+    }
+    assert!(keys.contains(&"acme-cert:shared.apps.test".to_string()), "{keys:?}");
+    assert!(keys.contains(&"acme-account".to_string()), "{keys:?}");
+    assert!(
+        !keys.iter().any(|k| k.starts_with("acme-challenge:")),
+        "answers are removed once the order ends: {keys:?}"
+    );
+}

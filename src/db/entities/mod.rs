@@ -16,6 +16,7 @@ pub mod notification_channels;
 pub mod notification_deliveries;
 pub mod projects;
 pub mod sessions;
+pub mod shared_values;
 pub mod team_members;
 pub mod teams;
 pub mod topic_events;
