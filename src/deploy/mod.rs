@@ -15,6 +15,7 @@ mod notify;
 mod pipeline;
 pub mod prune;
 pub mod recover;
+pub mod registry;
 pub mod runtime;
 pub mod site;
 pub mod source;

@@ -148,11 +148,12 @@ impl Pipeline {
     /// Pushes the built image to the registry every node pulls from.
     pub(super) async fn push_image(&mut self, image: &str) -> Result<(), Stop> {
         self.log.system(format!("==> Pushing {image}")).await;
+        let auth = self.registry_auth().await?;
         let mut lines = Vec::new();
         let pushed = self
             .d
             .docker
-            .push_image(image, |line| lines.push(line))
+            .push_image(image, auth, |line| lines.push(line))
             .await;
         for line in lines.drain(..) {
             self.log.stdout(line).await;
@@ -161,10 +162,16 @@ impl Pipeline {
             failed(
                 "push",
                 format!(
-                    "cannot push to the registry: {e} (registry.url; does this engine trust its certificate?)"
+                    "cannot push to the registry: {e} (registry.url; does this engine trust its certificate? does the registry want credentials?)"
                 ),
             )
         })
+    }
+
+    /// The registry credentials an admin set, if any.
+    async fn registry_auth(&self) -> Result<Option<crate::docker::RegistryAuth>, Stop> {
+        let server = self.d.config.image_registry();
+        Ok(super::registry::auth_for(&self.d.db, &self.d.sealer, server).await?)
     }
 
     /// Creates the deployment's service and moves it to health checking.
@@ -191,7 +198,7 @@ impl Pipeline {
             limits: self.limits(),
         };
         let id = engine
-            .create_service(run)
+            .create_service(run, self.registry_auth().await?)
             .await
             .map_err(|e| failed("start", e.to_string()))?;
         self.service = Some(id.clone());

@@ -23,7 +23,7 @@ pub use images::{BuildError, BuildSpec, ManagedImage, cap_text};
 pub use network::SubnetPool;
 pub use site::{CopyError, CopyStats};
 pub use stats::StatsReading;
-pub use swarm::{NodeChange, NodeInfo, Replica, ServiceRun, SwarmInfo};
+pub use swarm::{NodeChange, NodeInfo, RegistryAuth, Replica, ServiceRun, SwarmInfo};
 
 pub use lines::LineSplitter;
 

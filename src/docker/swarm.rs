@@ -19,6 +19,33 @@ use uuid::Uuid;
 
 use super::{Engine, EngineError, LABEL_DEPLOYMENT, LABEL_PROJECT, Limits, is_not_found};
 
+/// A user and password for the registry (pushes, and pulls on every node).
+#[derive(Clone)]
+pub struct RegistryAuth {
+    pub username: String,
+    pub password: String,
+    /// The registry's address (`registry.url`).
+    pub server: String,
+}
+
+impl std::fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryAuth")
+            .field("username", &self.username)
+            .field("server", &self.server)
+            .finish_non_exhaustive()
+    }
+}
+
+fn credentials(auth: Option<RegistryAuth>) -> Option<bollard::auth::DockerCredentials> {
+    auth.map(|a| bollard::auth::DockerCredentials {
+        username: Some(a.username),
+        password: Some(a.password),
+        serveraddress: Some(a.server),
+        ..Default::default()
+    })
+}
+
 /// A deployment's service.
 pub struct ServiceRun {
     pub name: String,
@@ -138,6 +165,7 @@ impl Engine {
     pub async fn push_image(
         &self,
         image: &str,
+        auth: Option<RegistryAuth>,
         mut on_line: impl FnMut(String),
     ) -> Result<(), String> {
         use futures_util::StreamExt;
@@ -147,7 +175,7 @@ impl Engine {
             _ => (image, "latest"),
         };
         let options = PushImageOptionsBuilder::default().tag(tag).build();
-        let mut stream = docker.push_image(name, Some(options), None);
+        let mut stream = docker.push_image(name, Some(options), credentials(auth));
         while let Some(item) = stream.next().await {
             let info = item.map_err(|e| e.to_string())?;
             if let Some(detail) = info.error_detail {
@@ -165,8 +193,13 @@ impl Engine {
     }
 
     /// Creates a deployment's service and returns its id. Replicas restart on failure with a
-    /// back-off; limits, log rotation and labels are those of plain containers.
-    pub async fn create_service(&self, run: ServiceRun) -> Result<String, EngineError> {
+    /// back-off; limits, log rotation and labels are those of plain containers. With `auth`
+    /// the swarm hands the registry credentials to the nodes that pull the image.
+    pub async fn create_service(
+        &self,
+        run: ServiceRun,
+        auth: Option<RegistryAuth>,
+    ) -> Result<String, EngineError> {
         let docker = self.client().await?;
         let constraints = run
             .placement
@@ -243,7 +276,7 @@ impl Engine {
             }),
             ..Default::default()
         };
-        let created = docker.create_service(spec, None).await?;
+        let created = docker.create_service(spec, credentials(auth)).await?;
         Ok(created.id.unwrap_or_default())
     }
 

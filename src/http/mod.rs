@@ -79,6 +79,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                         .configure(routes::metrics::configure)
                         .configure(routes::notifications::configure)
                         .configure(routes::nodes::configure)
+                        .configure(routes::registry::configure)
                         .route("/openapi.json", web::get().to(openapi::document))
                         .route("/ws", web::get().to(ws::connect))
                         .default_service(web::to(api_not_found)),

@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::routes::{
     audit, auth, cli_logins, deployments, domains, env, github, github_repos, health, metrics,
-    nodes, notifications, projects, teams, tokens, users, webhooks,
+    nodes, notifications, projects, registry, teams, tokens, users, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -37,6 +37,7 @@ use super::routes::{
         notifications::list_channels, notifications::create_channel, notifications::delete_channel,
         notifications::test_channel, notifications::list_deliveries,
         nodes::list_nodes, nodes::update_node, nodes::join,
+        registry::show, registry::set_credentials, registry::clear_credentials,
     ),
     modifiers(&BearerAuth)
 )]

@@ -19,6 +19,10 @@ use crate::helpers::*;
 use crate::proxy::get_host;
 
 const REGISTRY: &str = "10.251.0.1:5000";
+/// The lab's registry that wants a user and password (see scripts/swarm-lab).
+const AUTH_REGISTRY: &str = "10.251.0.1:5001";
+const LAB_USER: &str = "shard-lab";
+const LAB_PASSWORD: &str = "lab-registry-pass-7c1e";
 const NODE2_ADDRESS: &str = "10.251.0.2";
 
 fn lab(action: &str) -> String {
@@ -79,12 +83,16 @@ async fn nodes(app: &TestApp, admin: &Session) -> Vec<Value> {
 }
 
 async fn swarm_app() -> TestApp {
-    spawn_app_with(|c| {
+    swarm_app_on(REGISTRY).await
+}
+
+async fn swarm_app_on(registry: &'static str) -> TestApp {
+    spawn_app_with(move |c| {
         c.runtime.kind = shard::config::RuntimeKind::Swarm;
         // Polling all but off: the routes must follow Docker's events (a node down, a
         // replica's container starting) on their own.
         c.runtime.poll_ms = 60_000;
-        c.registry.url = Some(REGISTRY.into());
+        c.registry.url = Some(registry.into());
         c.registry.ca_file = Some("/var/lib/shard-swarm-lab/ca.crt".into());
         c.deploy.grace_secs = 5;
         c.metrics.interval_secs = 1;
@@ -172,6 +180,117 @@ impl Load {
         let bodies = self.bodies.lock().unwrap().clone();
         (self.failures.load(Ordering::Relaxed), bodies)
     }
+}
+
+/// A registry that wants credentials: a deploy fails at the push until an admin sets them,
+/// then node 2 (the only one labelled for the project) pulls with them; the password is never
+/// answered back and is sealed in the database.
+async fn registry_credentials(git: &GitServer, node2_id: &str) {
+    let app = swarm_app_on(AUTH_REGISTRY).await;
+    let admin = app.setup_admin().await;
+    let member = app.member(&admin, "max").await;
+    let shown: Value = app
+        .get("/api/v1/registry", Some(&admin.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["url"], AUTH_REGISTRY, "{shown}");
+    assert_eq!(shown["password_set"], false, "{shown}");
+    let set = |token: String, body: Value| {
+        let app = &app;
+        async move {
+            app.send(
+                Method::PUT,
+                "/api/v1/registry/credentials",
+                Some(&token),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let body = json!({"username": LAB_USER, "password": LAB_PASSWORD});
+    assert_eq!(
+        set(member.token.clone(), body.clone()).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_invalid(
+        set(admin.token.clone(), json!({"username": " ", "password": "x"})).await,
+        "username",
+    )
+    .await;
+    assert_invalid(
+        set(admin.token.clone(), json!({"username": LAB_USER, "password": ""})).await,
+        "password",
+    )
+    .await;
+
+    let repo = git.repo("locked", &app_files("locked", ""));
+    let locked = project(
+        &app,
+        &admin,
+        "locked",
+        &repo.url,
+        json!({"placement": {"group": "edge"}}),
+    )
+    .await;
+    let refused = app.deploy(&admin, &locked, json!({})).await;
+    let done = app
+        .wait_for(&admin, &refused, FINAL, Duration::from_secs(240))
+        .await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["error_step"], "push", "{done}");
+
+    let saved = set(admin.token.clone(), body).await;
+    assert_eq!(saved.status(), StatusCode::OK);
+    let saved = saved.text().await.unwrap();
+    assert!(!saved.contains(LAB_PASSWORD), "the password is never answered: {saved}");
+    let saved: Value = serde_json::from_str(&saved).unwrap();
+    assert_eq!(saved["username"], LAB_USER);
+    assert_eq!(saved["password_set"], true);
+    let deployed = app.deploy(&admin, &locked, json!({})).await;
+    let done = app
+        .wait_for(&admin, &deployed, FINAL, Duration::from_secs(240))
+        .await;
+    assert_eq!(
+        done["status"],
+        "live",
+        "{}",
+        app.logs_text(&admin, &deployed).await
+    );
+    assert_eq!(
+        running_nodes(&deployed),
+        [node2_id.to_string()],
+        "pulled on node 2 with the credentials"
+    );
+    let response = get_host(&app, &format!("locked.localhost:{}", app.state.port), "/").await;
+    assert_eq!(response.text().await.unwrap(), "version locked\n");
+
+    use sea_orm::{ConnectionTrait, Statement};
+    let rows = app
+        .state
+        .db
+        .query_all_raw(Statement::from_string(
+            app.state.db.get_database_backend(),
+            "SELECT value_sealed FROM shared_values",
+        ))
+        .await
+        .unwrap();
+    assert!(!rows.is_empty());
+    for row in rows {
+        let value: Vec<u8> = row.try_get("", "value_sealed").unwrap();
+        assert!(!String::from_utf8_lossy(&value).contains(LAB_PASSWORD), "sealed at rest");
+    }
+    assert_eq!(
+        app.send(Method::DELETE, "/api/v1/registry/credentials", Some(&admin.token), None)
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.delete_project(&admin, &locked).await.status(),
+        StatusCode::NO_CONTENT
+    );
 }
 
 /// The app files with a command that prints a line naming its replica before serving
@@ -435,6 +554,7 @@ async fn apps_spread_over_two_swarm_nodes_follow_placement_survive_updates_and_n
         app.delete_project(&admin, &edge).await.status(),
         StatusCode::NO_CONTENT
     );
+    registry_credentials(&git, &node2_id).await;
 
     // 3. A rolling update under load: not one failed request, and the new version takes over.
     let load = Load::start(&app.base, &host, 4);

@@ -11,6 +11,7 @@ pub mod github_repos;
 pub mod health;
 pub mod metrics;
 pub mod nodes;
+pub mod registry;
 pub mod notifications;
 pub mod projects;
 pub mod teams;
