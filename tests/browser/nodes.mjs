@@ -38,6 +38,29 @@ export async function nodesFlow({ base, page, audit, api, password, projectId })
   await page.getByText("availability active").first().waitFor();
   assert.equal((await listed()).availability, "active");
 
+  // Registry credentials: a blank user is refused in words; saved ones show the user, never
+  // the password (not even in the API's answer), and can be forgotten.
+  const registry = page.getByRole("region", { name: "Registry" });
+  assert.match(await registry.getByTestId("registry-state").innerText(), /No credentials/);
+  await registry.getByLabel("Registry user").fill(" ");
+  await registry.getByLabel("Registry password").fill("pw-browser-1");
+  await registry.getByRole("button", { name: "Save credentials" }).click();
+  assert.match(await registry.locator(".field-error").innerText(), /username/);
+  await registry.getByLabel("Registry user").fill("deployer");
+  const [saved] = await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith("/api/v1/registry/credentials")),
+    registry.getByRole("button", { name: "Save credentials" }).click(),
+  ]);
+  assert.equal(saved.status(), 200);
+  assert.ok(!(await saved.text()).includes("pw-browser-1"));
+  await page.getByText("registry credentials saved").first().waitFor();
+  assert.match(await registry.getByTestId("registry-state").innerText(), /sign in as deployer/);
+  assert.equal(await registry.getByLabel("Registry password").inputValue(), "");
+  await audit(page, "nodes-registry");
+  await registry.getByRole("button", { name: "Forget credentials" }).click();
+  await page.getByText("registry credentials removed").first().waitFor();
+  assert.equal((await (await api("/registry", token)).json()).password_set, false);
+
   // A project's replicas and placement, from its settings (each save waits for its answer).
   await page.goto(`${base}/projects/${projectId}/settings`);
   const save = async (status) => {

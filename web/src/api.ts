@@ -317,6 +317,16 @@ export const nodes = () => request<SwarmNode[]>("GET", "/nodes");
 export const nodeJoin = () => request<NodeJoin>("GET", "/nodes/join");
 export const updateNode = (id: string, body: { labels?: Record<string, string>; availability?: string }) =>
   request<SwarmNode>("PATCH", `/nodes/${encodeURIComponent(id)}`, body);
+export type Registry = {
+  url: string | null;
+  ca_file: string | null;
+  username: string | null;
+  password_set: boolean;
+};
+export const registry = () => request<Registry>("GET", "/registry");
+export const setRegistryCredentials = (username: string, password: string) =>
+  request<Registry>("PUT", "/registry/credentials", { username, password });
+export const clearRegistryCredentials = () => request<void>("DELETE", "/registry/credentials");
 
 /** `group=edge, zone=a` → `{group: "edge", zone: "a"}`; a part without `=` keeps an empty value (the API names it). */
 export function parseLabels(text: string): Record<string, string> {

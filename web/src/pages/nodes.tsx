@@ -1,5 +1,6 @@
 // The Docker Swarm nodes apps run on, read every 3 s: state, availability, labels, replicas.
-// Admins change a node's labels and availability here and read the command that adds a node.
+// Admins change a node's labels and availability here, read the command that adds a node and
+// set the credentials deploys use with the registry.
 import { FormEvent, useCallback, useEffect, useState } from "react";
 import * as api from "../api";
 import { Ago, Alert, Badge, CopyButton, Empty, errorText, useToast } from "../ui";
@@ -39,6 +40,94 @@ function JoinCard() {
       ) : (
         <p className="muted small">No join command until this machine manages a swarm.</p>
       )}
+    </section>
+  );
+}
+
+/** Where images travel (registry.url) and the credentials deploys push and pull with. */
+function RegistryCard() {
+  const toast = useToast();
+  const [shown, setShown] = useState<api.Registry | null>(null);
+  const [username, setUsername] = useState("");
+  const [password, setPassword] = useState("");
+  const [error, setError] = useState("");
+  const [busy, setBusy] = useState(false);
+  useEffect(() => {
+    api.registry().then(setShown, (e) => setError(errorText(e)));
+  }, []);
+  async function save(e: FormEvent) {
+    e.preventDefault();
+    setBusy(true);
+    setError("");
+    try {
+      setShown(await api.setRegistryCredentials(username, password));
+      setPassword("");
+      toast("registry credentials saved");
+    } catch (err) {
+      setError(errorText(err));
+    } finally {
+      setBusy(false);
+    }
+  }
+  async function forget() {
+    try {
+      await api.clearRegistryCredentials();
+      setShown((s) => (s ? { ...s, username: null, password_set: false } : s));
+      toast("registry credentials removed");
+    } catch (err) {
+      toast(errorText(err), "error");
+    }
+  }
+  if (!shown) return error ? <Alert>{error}</Alert> : null;
+  return (
+    <section className="card stack" aria-label="Registry">
+      <h2>Registry</h2>
+      <p className="small" data-testid="registry-state">
+        {shown.url ? (
+          <>
+            Images travel through <code>{shown.url}</code>
+            {shown.ca_file && <> (its certificate checked against {shown.ca_file})</>}.{" "}
+          </>
+        ) : (
+          <>No registry.url is set: Swarm deploys need one every node can reach. </>
+        )}
+        {shown.password_set ? (
+          <>Deploys sign in as <strong>{shown.username}</strong>; the password is stored sealed and never shown.</>
+        ) : (
+          <>No credentials: the registry is reached without signing in.</>
+        )}
+      </p>
+      <form className="stack" onSubmit={save}>
+        <div className="field">
+          <label htmlFor="registry-user">Registry user</label>
+          <input id="registry-user" value={username} autoComplete="off" onChange={(e) => setUsername(e.target.value)} />
+        </div>
+        <div className="field">
+          <label htmlFor="registry-password">Registry password</label>
+          <input
+            id="registry-password"
+            type="password"
+            value={password}
+            autoComplete="new-password"
+            onChange={(e) => setPassword(e.target.value)}
+          />
+        </div>
+        {error && (
+          <p className="field-error" role="alert">
+            {error}
+          </p>
+        )}
+        <div className="row">
+          <button className="btn" disabled={busy}>
+            Save credentials
+          </button>
+          {shown.password_set && (
+            <button type="button" className="btn secondary" onClick={forget}>
+              Forget credentials
+            </button>
+          )}
+        </div>
+      </form>
     </section>
   );
 }
@@ -190,6 +279,7 @@ export default function NodesPage({ admin }: { admin: boolean }) {
         </table>
       )}
       {admin && <JoinCard />}
+      {admin && <RegistryCard />}
     </section>
   );
 }
