@@ -4,7 +4,8 @@
 //! shard_hub` with `{instance, topic, first, last}`. Every other instance that has local
 //! listeners on that topic reads exactly that range from the database and publishes it to them.
 //! A lost notice (a full queue, a reconnecting listener) is a gap the WebSocket layer already
-//! fills from the database at the next event, so delivery stays gapless.
+//! fills from the database at the next event, so delivery stays gapless. Metrics samples
+//! (live-only, published by the leader's collector) travel whole inside their notice.
 
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::db::{deployment_logs, topic_events};
-use crate::hub::{Event, Hub, Topic};
+use crate::hub::{Announcement, Event, Hub, Topic};
 
 pub const CHANNEL: &str = "shard_hub";
 /// Notices waiting to be sent; beyond this they are dropped (the receivers' gap fill covers it).
@@ -35,26 +36,56 @@ pub struct Notice {
     pub first: i64,
     #[serde(rename = "b")]
     pub last: i64,
+    /// A live-only event carried whole (a metrics sample), at seq `first`.
+    #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<Carried>,
 }
 
-/// Sends this instance's notices (one `pg_notify` each, in order): what the hub published,
-/// as `(topic, first, last)`.
-pub async fn send(
-    db: DatabaseConnection,
-    instance: Uuid,
-    mut published: mpsc::Receiver<(Topic, i64, i64)>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let (topic, first, last) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            n = published.recv() => match n { Some(n) => n, None => return },
+/// The rest of a carried event (`Event::Topic`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Carried {
+    pub ts: chrono::DateTime<chrono::Utc>,
+    pub kind: String,
+    pub payload: serde_json::Value,
+}
+
+impl Notice {
+    fn of(instance: Uuid, announcement: Announcement) -> Option<Self> {
+        let (topic, first, last, event) = match announcement {
+            Announcement::Range(topic, first, last) => (topic, first, last, None),
+            Announcement::Live(Event::Topic {
+                topic,
+                seq,
+                ts,
+                kind,
+                payload,
+            }) => (topic, seq, seq, Some(Carried { ts, kind, payload })),
+            Announcement::Live(_) => return None,
         };
-        let notice = Notice {
+        Some(Notice {
             instance,
             topic: topic.to_string(),
             first,
             last,
+            event,
+        })
+    }
+}
+
+/// Sends this instance's notices (one `pg_notify` each, in order): what the hub published.
+pub async fn send(
+    db: DatabaseConnection,
+    instance: Uuid,
+    mut published: mpsc::Receiver<Announcement>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let announcement = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            n = published.recv() => match n { Some(n) => n, None => return },
+        };
+        let Some(notice) = Notice::of(instance, announcement) else {
+            continue;
         };
         let Ok(payload) = serde_json::to_string(&notice) else {
             continue;
@@ -117,6 +148,16 @@ pub async fn listen(
                 continue;
             };
             if !hub.is_listened(topic) {
+                continue;
+            }
+            if let Some(carried) = notice.event {
+                hub.publish_relayed(vec![Event::Topic {
+                    topic,
+                    seq: notice.first,
+                    ts: carried.ts,
+                    kind: carried.kind,
+                    payload: carried.payload,
+                }]);
                 continue;
             }
             match read(&db, topic, notice.first, notice.last).await {
@@ -193,10 +234,37 @@ mod tests {
             topic: format!("deployment:{}", Uuid::now_v7()),
             first: 1,
             last: 512,
+            event: None,
         };
         let text = serde_json::to_string(&notice).unwrap();
         // pg_notify payloads must stay under 8000 bytes.
         assert!(text.len() < 200, "{text}");
+        assert_eq!(serde_json::from_str::<Notice>(&text).unwrap(), notice);
+    }
+
+    #[test]
+    fn a_carried_sample_fits_a_notice() {
+        let point = crate::db::metrics::Point {
+            ts: chrono::Utc::now(),
+            cpu_percent: 199.99,
+            memory_bytes: i64::MAX,
+            memory_limit_bytes: i64::MAX,
+            net_rx_bytes: i64::MAX,
+            net_tx_bytes: i64::MAX,
+            block_read_bytes: i64::MAX,
+            block_write_bytes: i64::MAX,
+            restart_count: i64::MAX,
+        };
+        let event = Event::Topic {
+            topic: Topic::ProjectMetrics(Uuid::now_v7()),
+            seq: i64::MAX,
+            ts: point.ts,
+            kind: "metrics".into(),
+            payload: serde_json::to_value(&point).unwrap(),
+        };
+        let notice = Notice::of(Uuid::now_v7(), Announcement::Live(event)).unwrap();
+        let text = serde_json::to_string(&notice).unwrap();
+        assert!(text.len() < 1000, "{text}");
         assert_eq!(serde_json::from_str::<Notice>(&text).unwrap(), notice);
     }
 }

@@ -225,27 +225,35 @@ fn send(channel: &Channel, events: Vec<Arc<Published>>) {
     }));
 }
 
-/// Announces the runs of persisted events in `events` (`(topic, first, last)` each). A full
-/// outbox drops the announcement: the other instances' subscribers fill that gap from the
-/// database at their next event.
-fn announce(outbox: &tokio::sync::mpsc::Sender<(Topic, i64, i64)>, events: &[Event]) {
+/// Announces the runs of persisted events in `events` (`(topic, first, last)` each) and
+/// metrics samples whole. A full outbox drops the announcement: the other instances'
+/// subscribers fill a persisted topic's gap from the database at their next event, and a
+/// sample missed live is in the stored series.
+fn announce(outbox: &tokio::sync::mpsc::Sender<Announcement>, events: &[Event]) {
     let mut run: Option<(Topic, i64, i64)> = None;
+    let flush = |run: (Topic, i64, i64)| {
+        let _ = outbox.try_send(Announcement::Range(run.0, run.1, run.2));
+    };
     for event in events {
         let (topic, seq) = event.topic();
+        if matches!(topic, Topic::ProjectMetrics(_)) {
+            let _ = outbox.try_send(Announcement::Live(event.clone()));
+            continue;
+        }
         if !replay::is_persisted(topic) {
             continue;
         }
         run = match run {
             Some((t, first, last)) if t == topic && seq == last + 1 => Some((t, first, seq)),
             Some(done) => {
-                let _ = outbox.try_send(done);
+                flush(done);
                 Some((topic, seq, seq))
             }
             None => Some((topic, seq, seq)),
         };
     }
     if let Some(done) = run {
-        let _ = outbox.try_send(done);
+        flush(done);
     }
 }
 
@@ -255,9 +263,19 @@ fn announce(outbox: &tokio::sync::mpsc::Sender<(Topic, i64, i64)>, events: &[Eve
 #[derive(Default)]
 pub struct Hub {
     topics: RwLock<HashMap<Topic, Channel>>,
-    /// Where persisted events just published are announced to other instances
-    /// (`cluster::relay`), as `(topic, first seq, last seq)`; unset with one instance.
-    outbox: std::sync::OnceLock<tokio::sync::mpsc::Sender<(Topic, i64, i64)>>,
+    /// Where events just published are announced to other instances (`cluster::relay`);
+    /// unset with one instance.
+    outbox: std::sync::OnceLock<tokio::sync::mpsc::Sender<Announcement>>,
+}
+
+/// What this instance tells the others it published.
+#[derive(Debug, Clone)]
+pub enum Announcement {
+    /// Seqs `first..=last` of a persisted topic: they read them from the database.
+    Range(Topic, i64, i64),
+    /// A small live-only event (a metrics sample), carried whole since nothing stores it by
+    /// seq.
+    Live(Event),
 }
 
 impl Hub {
@@ -271,7 +289,7 @@ impl Hub {
     }
 
     /// Announces this instance's persisted events to the others from now on.
-    pub fn announce_to(&self, outbox: tokio::sync::mpsc::Sender<(Topic, i64, i64)>) {
+    pub fn announce_to(&self, outbox: tokio::sync::mpsc::Sender<Announcement>) {
         let _ = self.outbox.set(outbox);
     }
 

@@ -48,6 +48,7 @@ async fn instance(db: &str) -> TestApp {
     spawn_app_with(move |c| {
         c.database_url = Some(Secret::new(db));
         c.secret_key = Some(Secret::new(SHARED_KEY.to_string()));
+        c.metrics.interval_secs = 1;
     })
     .await
 }
@@ -179,6 +180,25 @@ async fn a_deploy_asked_of_one_instance_is_watched_live_from_another() {
         seen.contains(&"building") && seen.last() == Some(&"live"),
         "{seen:?}"
     );
+
+    // The leader samples the app; a subscriber on the other instance gets the samples live.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let follower = loop {
+        match (a.state.leadership.is_leader(), b.state.leadership.is_leader()) {
+            (true, false) => break &b,
+            (false, true) => break &a,
+            _ => {
+                assert!(Instant::now() < deadline, "exactly one leader");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let topic = format!("project:{project}:metrics");
+    let mut metrics_ws = subscribe(follower, &admin.token, &topic).await;
+    let samples = events_until(&mut metrics_ws, |e| e["type"] == "metrics").await;
+    let sample = samples.last().unwrap();
+    assert_eq!(sample["topic"], topic.as_str(), "{sample}");
+    assert!(sample["memory_bytes"].as_i64() > Some(0), "{sample}");
 }
 
 #[tokio::test]
