@@ -34,6 +34,7 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        m.drop_table(Table::drop().table("shared_values").take()).await
+        m.drop_table(Table::drop().table("shared_values").take())
+            .await
     }
 }

@@ -18,10 +18,7 @@ pub struct Credentials {
 }
 
 /// The stored credentials, if any (and when they were set).
-pub async fn load(
-    db: &Db,
-    sealer: &Sealer,
-) -> Result<Option<Credentials>, sea_orm::DbErr> {
+pub async fn load(db: &Db, sealer: &Sealer) -> Result<Option<Credentials>, sea_orm::DbErr> {
     let Some(value) = db::shared::get(db, sealer, KEY).await? else {
         return Ok(None);
     };

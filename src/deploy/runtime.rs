@@ -76,8 +76,11 @@ pub trait Runtime: Send + Sync {
     ) -> anyhow::Result<()>;
 
     /// What the watchdog reads; `None` when the deployment has nothing running to judge.
-    async fn probe(&self, d: &Deployer, deployment: &Deployment)
-    -> Result<Option<Probe>, EngineError>;
+    async fn probe(
+        &self,
+        d: &Deployer,
+        deployment: &Deployment,
+    ) -> Result<Option<Probe>, EngineError>;
 
     /// Stops a crash-looping deployment (until someone starts, restarts or deploys it).
     async fn halt(&self, d: &Deployer, deployment: &Deployment) -> Result<(), EngineError>;

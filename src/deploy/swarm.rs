@@ -414,7 +414,10 @@ impl Runtime for Swarm {
         control: Control,
     ) -> Result<(), DeployError> {
         let Some(service) = &deployment.service_id else {
-            return self.containers.control(d, deployment, replicas, control).await;
+            return self
+                .containers
+                .control(d, deployment, replicas, control)
+                .await;
         };
         let replicas = match control {
             Control::Start => replicas,

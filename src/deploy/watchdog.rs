@@ -190,7 +190,11 @@ impl Deployer {
         Ok(())
     }
 
-    async fn stop_crash_loop(&self, project: &Project, deployment: &Deployment) -> anyhow::Result<()> {
+    async fn stop_crash_loop(
+        &self,
+        project: &Project,
+        deployment: &Deployment,
+    ) -> anyhow::Result<()> {
         tracing::warn!(project = %project.id, "crash loop: stopping the app");
         self.crash_looped().insert(deployment.id);
         self.runtime.halt(self, deployment).await?;

@@ -74,7 +74,8 @@ impl Engine {
         let mut containers = self.owned_filter(None);
         containers.insert("type".into(), vec!["container".into()]);
         containers.insert("event".into(), vec!["start".into(), "die".into()]);
-        let nodes = std::collections::HashMap::from([("type".to_string(), vec!["node".to_string()])]);
+        let nodes =
+            std::collections::HashMap::from([("type".to_string(), vec!["node".to_string()])]);
         let follow = |filters| {
             docker.events(Some(bollard::query_parameters::EventsOptions {
                 since: None,

@@ -103,9 +103,15 @@ impl Collector {
         let live = db::deployments::with_status(&self.db, &[DeploymentStatus::Live]).await?;
         let mut containers: Vec<(Uuid, String)> = Vec::new();
         for deployment in &live {
-            match self.runtime.local_containers(&self.docker, deployment).await {
+            match self
+                .runtime
+                .local_containers(&self.docker, deployment)
+                .await
+            {
                 Ok(ids) => containers.extend(ids.into_iter().map(|c| (deployment.project_id, c))),
-                Err(e) => tracing::debug!(deployment = %deployment.id, error = %e, "no containers to sample"),
+                Err(e) => {
+                    tracing::debug!(deployment = %deployment.id, error = %e, "no containers to sample")
+                }
             }
         }
         let live: HashSet<Uuid> = live.iter().map(|d| d.project_id).collect();

@@ -136,8 +136,7 @@ impl Acme {
     /// Installs shared certificates this instance does not serve yet (or serves an older
     /// version of); a configured file keeps winning for its name.
     async fn take_up_shared(&self) {
-        let rows = match db::shared::with_prefix(&self.db, &self.sealer, CERT_PREFIX).await
-        {
+        let rows = match db::shared::with_prefix(&self.db, &self.sealer, CERT_PREFIX).await {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::debug!(error = %e, "cannot read the shared certificates");
@@ -166,7 +165,9 @@ impl Acme {
                         .unwrap_or_else(PoisonError::into_inner)
                         .insert(name.to_string(), written);
                 }
-                Err(e) => tracing::warn!(name, error = %format!("{e:#}"), "cannot use a shared certificate"),
+                Err(e) => {
+                    tracing::warn!(name, error = %format!("{e:#}"), "cannot use a shared certificate")
+                }
             }
         }
     }
@@ -375,8 +376,7 @@ impl Acme {
                     .context("cannot register with the ACME server")?;
                 let text = serde_json::to_string(&credentials)?;
                 crate::secrets::write_private_file(&path, text.as_bytes())?;
-                db::shared::put(&self.db, &self.sealer, ACCOUNT_KEY, text.as_bytes(), None)
-                    .await?;
+                db::shared::put(&self.db, &self.sealer, ACCOUNT_KEY, text.as_bytes(), None).await?;
                 Ok(account)
             })
             .await

@@ -21,7 +21,8 @@ use crate::process::Serve;
 
 const FALLBACK_POSTGRES: &str = "postgres://shard_test:shard_test@127.0.0.1:5432/postgres";
 /// 32 bytes in hex: the secret key both instances share.
-pub(crate) const SHARED_KEY: &str = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
+pub(crate) const SHARED_KEY: &str =
+    "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
 
 /// A fresh Postgres database, on the suite's server or the one `scripts/test` prepares.
 pub(crate) async fn cluster_database() -> String {
@@ -184,7 +185,10 @@ async fn a_deploy_asked_of_one_instance_is_watched_live_from_another() {
     // The leader samples the app; a subscriber on the other instance gets the samples live.
     let deadline = Instant::now() + Duration::from_secs(30);
     let follower = loop {
-        match (a.state.leadership.is_leader(), b.state.leadership.is_leader()) {
+        match (
+            a.state.leadership.is_leader(),
+            b.state.leadership.is_leader(),
+        ) {
             (true, false) => break &b,
             (false, true) => break &a,
             _ => {

@@ -215,12 +215,20 @@ async fn registry_credentials(git: &GitServer, node2_id: &str) {
         StatusCode::FORBIDDEN
     );
     assert_invalid(
-        set(admin.token.clone(), json!({"username": " ", "password": "x"})).await,
+        set(
+            admin.token.clone(),
+            json!({"username": " ", "password": "x"}),
+        )
+        .await,
         "username",
     )
     .await;
     assert_invalid(
-        set(admin.token.clone(), json!({"username": LAB_USER, "password": ""})).await,
+        set(
+            admin.token.clone(),
+            json!({"username": LAB_USER, "password": ""}),
+        )
+        .await,
         "password",
     )
     .await;
@@ -244,7 +252,10 @@ async fn registry_credentials(git: &GitServer, node2_id: &str) {
     let saved = set(admin.token.clone(), body).await;
     assert_eq!(saved.status(), StatusCode::OK);
     let saved = saved.text().await.unwrap();
-    assert!(!saved.contains(LAB_PASSWORD), "the password is never answered: {saved}");
+    assert!(
+        !saved.contains(LAB_PASSWORD),
+        "the password is never answered: {saved}"
+    );
     let saved: Value = serde_json::from_str(&saved).unwrap();
     assert_eq!(saved["username"], LAB_USER);
     assert_eq!(saved["password_set"], true);
@@ -279,12 +290,20 @@ async fn registry_credentials(git: &GitServer, node2_id: &str) {
     assert!(!rows.is_empty());
     for row in rows {
         let value: Vec<u8> = row.try_get("", "value_sealed").unwrap();
-        assert!(!String::from_utf8_lossy(&value).contains(LAB_PASSWORD), "sealed at rest");
+        assert!(
+            !String::from_utf8_lossy(&value).contains(LAB_PASSWORD),
+            "sealed at rest"
+        );
     }
     assert_eq!(
-        app.send(Method::DELETE, "/api/v1/registry/credentials", Some(&admin.token), None)
-            .await
-            .status(),
+        app.send(
+            Method::DELETE,
+            "/api/v1/registry/credentials",
+            Some(&admin.token),
+            None
+        )
+        .await
+        .status(),
         StatusCode::NO_CONTENT
     );
     assert_eq!(
@@ -349,7 +368,10 @@ async fn runtime_seam_under_swarm(app: &TestApp, admin: &Session, project: &str,
         if points.iter().any(|p| p["memory_bytes"].as_i64() > Some(0)) {
             break;
         }
-        assert!(Instant::now() < deadline, "no samples of the service: {view}");
+        assert!(
+            Instant::now() < deadline,
+            "no samples of the service: {view}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
@@ -375,7 +397,10 @@ async fn runtime_seam_under_swarm(app: &TestApp, admin: &Session, project: &str,
     assert_eq!(stopped["runtime"], "stopped", "{stopped}");
     assert_eq!(control("start").await.status(), StatusCode::OK);
     let started = view().await;
-    assert_eq!(started["runtime"], "running", "routed once start answers: {started}");
+    assert_eq!(
+        started["runtime"], "running",
+        "routed once start answers: {started}"
+    );
     assert_eq!(get_host(app, host, "/").await.status(), StatusCode::OK);
 }
 

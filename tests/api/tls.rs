@@ -465,7 +465,10 @@ async fn two_instances_share_acme_answers_and_certificates() {
         {
             Ok(response) => break response,
             Err(e) => {
-                assert!(Instant::now() < deadline, "B never served A's certificate: {e:?}");
+                assert!(
+                    Instant::now() < deadline,
+                    "B never served A's certificate: {e:?}"
+                );
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
         }
@@ -497,7 +500,10 @@ async fn two_instances_share_acme_answers_and_certificates() {
         );
         keys.push(key);
     }
-    assert!(keys.contains(&"acme-cert:shared.apps.test".to_string()), "{keys:?}");
+    assert!(
+        keys.contains(&"acme-cert:shared.apps.test".to_string()),
+        "{keys:?}"
+    );
     assert!(keys.contains(&"acme-account".to_string()), "{keys:?}");
     assert!(
         !keys.iter().any(|k| k.starts_with("acme-challenge:")),

@@ -86,10 +86,7 @@ pub async fn set_credentials(
         ));
     }
     if body.password.is_empty() || body.password.len() > 4096 {
-        return Err(AppError::validation(
-            "password",
-            "must be 1 to 4096 bytes",
-        ));
+        return Err(AppError::validation("password", "must be 1 to 4096 bytes"));
     }
     crate::http::audit::note(&req, |f| f.action = Some("registry.credentials".into()));
     crate::http::audit::detail(&req, serde_json::json!({"username": username}));
@@ -112,7 +109,9 @@ pub async fn clear_credentials(
     Authenticated(actor): Authenticated,
 ) -> AppResult<HttpResponse> {
     access::instance_admin(&actor)?;
-    crate::http::audit::note(&req, |f| f.action = Some("registry.credentials.clear".into()));
+    crate::http::audit::note(&req, |f| {
+        f.action = Some("registry.credentials.clear".into())
+    });
     registry::clear(&state.db).await?;
     Ok(HttpResponse::NoContent().finish())
 }

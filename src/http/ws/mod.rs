@@ -343,9 +343,9 @@ impl Connection {
                 let project = access::project(db, actor, id, Action::Read).await?;
                 let live = db::deployments::live_for_project(db, project.id).await?;
                 let runtime = self.state.deployer.runtime();
-                let source = live
-                    .and_then(|d| runtime.log_source(&d))
-                    .ok_or_else(|| AppError::Conflict("the project has no live container".into()))?;
+                let source = live.and_then(|d| runtime.log_source(&d)).ok_or_else(|| {
+                    AppError::Conflict("the project has no live container".into())
+                })?;
                 Ok(Some(source))
             }
         }
