@@ -172,6 +172,8 @@ impl App {
         // Several instances on one Postgres: one leads the singletons; hub events fan out.
         let leadership =
             crate::cluster::leader::campaign(&db, &config.database_url(), shutdown.clone());
+        // Woken when another instance changed what a project serves (its route table follows).
+        let routes_changed = Arc::new(tokio::sync::Notify::new());
         if db::is_postgres(&db) {
             use crate::cluster::relay;
             let instance = uuid::Uuid::now_v7();
@@ -187,6 +189,7 @@ impl App {
                 db.clone(),
                 hub.clone(),
                 instance,
+                routes_changed.clone(),
                 shutdown.clone(),
             ));
         }
@@ -234,6 +237,13 @@ impl App {
         let acme = https.as_ref().and_then(|h| h.acme.clone());
         let metrics = Arc::new(crate::metrics::Metrics::new());
         let proxy = Arc::new(Proxy::new(db.clone(), &config, https, metrics.clone()));
+        if db::is_postgres(&db) {
+            tokio::spawn(crate::cluster::relay::follow_routes(
+                proxy.clone(),
+                routes_changed,
+                shutdown.clone(),
+            ));
+        }
         let runtime_logs = RuntimeLogs::new(
             config.deploy.max_log_line_bytes,
             docker.clone(),

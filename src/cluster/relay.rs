@@ -5,7 +5,9 @@
 //! listeners on that topic reads exactly that range from the database and publishes it to them.
 //! A lost notice (a full queue, a reconnecting listener) is a gap the WebSocket layer already
 //! fills from the database at the next event, so delivery stays gapless. Metrics samples
-//! (live-only, published by the leader's collector) travel whole inside their notice.
+//! (live-only, published by the leader's collector) travel whole inside their notice. A
+//! project event from another instance also rebuilds this instance's route table (which is
+//! rebuilt every few seconds anyway), so any instance routes what another one deployed.
 
 use std::time::Duration;
 
@@ -107,6 +109,7 @@ pub async fn listen(
     db: DatabaseConnection,
     hub: std::sync::Arc<Hub>,
     instance: Uuid,
+    routes_changed: std::sync::Arc<tokio::sync::Notify>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -147,6 +150,11 @@ pub async fn listen(
             let Ok(topic) = notice.topic.parse::<Topic>() else {
                 continue;
             };
+            // A project's status events mark every change of what it serves (a switch, a
+            // start or stop, a crash): this instance's route table follows.
+            if matches!(topic, Topic::Project(_)) {
+                routes_changed.notify_one();
+            }
             if !hub.is_listened(topic) {
                 continue;
             }
@@ -165,6 +173,27 @@ pub async fn listen(
                 Err(e) => tracing::warn!(error = %e, %topic, "cannot read relayed hub events"),
             }
         }
+    }
+}
+
+/// How often the route table is rebuilt from the database anyway when several instances
+/// share it (changes that announce nothing: a project created or renamed, a domain verified).
+pub const ROUTES_EVERY: Duration = Duration::from_secs(5);
+
+/// Keeps this instance's route table in step with changes other instances make: rebuilt when
+/// one announces a project event, and every `ROUTES_EVERY`.
+pub async fn follow_routes(
+    proxy: std::sync::Arc<crate::proxy::Proxy>,
+    changed: std::sync::Arc<tokio::sync::Notify>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = changed.notified() => {}
+            _ = tokio::time::sleep(ROUTES_EVERY) => {}
+        }
+        proxy.refresh_or_log().await;
     }
 }
 

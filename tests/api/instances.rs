@@ -20,9 +20,20 @@ use crate::helpers::*;
 use crate::process::Serve;
 
 const FALLBACK_POSTGRES: &str = "postgres://shard_test:shard_test@127.0.0.1:5432/postgres";
-/// 32 bytes in hex: the secret key both instances share.
-pub(crate) const SHARED_KEY: &str =
-    "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
+/// The secret key the instances of one cluster (one database) share: 32 bytes in hex, its
+/// own per database. Instances with the same key count as one installation and label their
+/// containers alike, so tests running side by side must not share one: each would sweep the
+/// others' containers as leftovers.
+pub(crate) fn cluster_key(db: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    (0u8..4)
+        .map(|salt| {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            (salt, db).hash(&mut hasher);
+            format!("{:016x}", hasher.finish())
+        })
+        .collect()
+}
 
 /// A fresh Postgres database, on the suite's server or the one `scripts/test` prepares.
 pub(crate) async fn cluster_database() -> String {
@@ -47,8 +58,8 @@ pub(crate) async fn cluster_database() -> String {
 async fn instance(db: &str) -> TestApp {
     let db = db.to_string();
     spawn_app_with(move |c| {
+        c.secret_key = Some(Secret::new(cluster_key(&db)));
         c.database_url = Some(Secret::new(db));
-        c.secret_key = Some(Secret::new(SHARED_KEY.to_string()));
         c.metrics.interval_secs = 1;
     })
     .await
@@ -181,6 +192,23 @@ async fn a_deploy_asked_of_one_instance_is_watched_live_from_another() {
         seen.contains(&"building") && seen.last() == Some(&"live"),
         "{seen:?}"
     );
+
+    // B routes the app A deployed: the relayed `live` rebuilt B's route table.
+    let host = format!("relayed.localhost:{}", b.state.port);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let response = crate::proxy::get_host(&b, &host, "/").await;
+        if response.status() == reqwest::StatusCode::OK {
+            assert_eq!(response.text().await.unwrap(), "version one\n");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B does not route A's deployment: {}",
+            response.status()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // The leader samples the app; a subscriber on the other instance gets the samples live.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -367,7 +395,8 @@ async fn a_sigkilled_leader_hands_its_singletons_to_the_other_instance() {
         tempfile::TempDir::new().unwrap(),
         tempfile::TempDir::new().unwrap(),
     );
-    let env = [("SHARD_SECRET_KEY", SHARED_KEY)];
+    let key = cluster_key(&db);
+    let env = [("SHARD_SECRET_KEY", key.as_str())];
     let mut a = Serve::start(dir_a.path(), Some(db.clone()), &env).await;
     let token = a.setup_admin().await;
     let mut b = Serve::start(dir_b.path(), Some(db.clone()), &env).await;

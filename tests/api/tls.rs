@@ -425,10 +425,10 @@ async fn two_instances_share_acme_answers_and_certificates() {
             if let Some(port) = http {
                 c.listen = format!("127.0.0.1:{port}").parse().unwrap();
             }
+            c.secret_key = Some(shard::config::Secret::new(crate::instances::cluster_key(
+                &db,
+            )));
             c.database_url = Some(shard::config::Secret::new(db));
-            c.secret_key = Some(shard::config::Secret::new(
-                crate::instances::SHARED_KEY.to_string(),
-            ));
             c.apps.domain = "apps.test".into();
             c.proxy.https_listen = Some(format!("127.0.0.1:{https}").parse().unwrap());
             c.acme.directory_url = Some(directory);
@@ -456,24 +456,27 @@ async fn two_instances_share_acme_answers_and_certificates() {
         .resolve("shared.apps.test", addr)
         .build()
         .unwrap();
+    // B serves A's certificate, and routes A's project (its route table follows A's changes).
     let deadline = Instant::now() + Duration::from_secs(90);
-    let response = loop {
+    loop {
         match client
             .get(format!("https://shared.apps.test:{b_https}/echo"))
             .send()
             .await
         {
-            Ok(response) => break response,
-            Err(e) => {
-                assert!(
-                    Instant::now() < deadline,
-                    "B never served A's certificate: {e:?}"
-                );
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
+            Ok(response) if response.status() == StatusCode::OK => break,
+            Ok(response) => assert!(
+                Instant::now() < deadline,
+                "B answered {} for A's project",
+                response.status()
+            ),
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "B never served A's certificate: {e:?}"
+            ),
         }
-    };
-    assert_eq!(response.status(), StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     assert!(
         b.dir.path().join("certs/shared.apps.test/key.pem").exists(),
         "B keeps its copy like one it issued"
