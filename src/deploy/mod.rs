@@ -499,6 +499,7 @@ impl Deployer {
             }
             Err(e) => tracing::debug!(error = %e, "docker unreachable; project was never deployed"),
         }
+        prune::purge_registry(self, project.id).await;
         let deployments = deps::ids_for_project(&self.db, project.id).await?;
         db::projects::delete(&self.db, project.id).await?;
         self.proxy.refresh_or_log().await;

@@ -54,8 +54,8 @@ pub fn plan(newest_first: &[WithImage], keep: usize) -> Plan {
     plan
 }
 
-/// Applies `prune::plan` to a project: removes images beyond the kept window and stops
-/// offering them for rollback.
+/// Applies `prune::plan` to a project: removes images beyond the kept window (from the
+/// registry too, under Swarm) and stops offering them for rollback.
 pub async fn apply(d: &Deployer, project_id: Uuid) {
     let Ok(with_images) = deps::with_images(&d.db, project_id).await else {
         return;
@@ -72,7 +72,28 @@ pub async fn apply(d: &Deployer, project_id: Uuid) {
         .collect();
     let plan = plan(&list, d.config.deploy.keep_images);
     let mut kept = Vec::new();
+    let registry = d.config.image_registry();
+    let credentials = match registry {
+        Some(_) => super::registry::load(&d.db, &d.sealer).await.ok().flatten(),
+        None => None,
+    };
     for image in &plan.remove {
+        // A Swarm image lives in the registry every node pulls from: it is kept (and
+        // offered for rollback) as long as the registry keeps it. The local copy goes too, or
+        // with the sweep once nothing records it.
+        if let Some(registry) = registry.filter(|r| image.starts_with(&format!("{r}/"))) {
+            let ca = d.config.registry.ca_file.as_deref();
+            match super::registry::delete_image(registry, ca, credentials.as_ref(), image).await {
+                Ok(_) => {
+                    let _ = d.docker.remove_image(image).await;
+                }
+                Err(e) => {
+                    tracing::warn!(image, error = %format!("{e:#}"), "cannot delete the image from the registry; kept");
+                    kept.push(image.as_str());
+                }
+            }
+            continue;
+        }
         if let Err(e) = d.docker.remove_image(image).await {
             tracing::debug!(image, error = %e, "image still in use; kept");
             kept.push(image.as_str());
@@ -84,6 +105,34 @@ pub async fn apply(d: &Deployer, project_id: Uuid) {
             .any(|w| w.id == id && kept.contains(&w.image.as_str()));
         if !still_there {
             let _ = deps::clear_image(&d.db, id).await;
+        }
+    }
+}
+
+/// Deletes every image of a project from the registry (the project is being deleted).
+pub async fn purge_registry(d: &Deployer, project_id: Uuid) {
+    let Some(registry) = d.config.image_registry() else {
+        return;
+    };
+    let Ok(with_images) = deps::with_images(&d.db, project_id).await else {
+        return;
+    };
+    let credentials = super::registry::load(&d.db, &d.sealer).await.ok().flatten();
+    let ca = d.config.registry.ca_file.as_deref();
+    let mut images: Vec<String> = with_images
+        .into_iter()
+        .filter_map(|dep| dep.image)
+        .collect();
+    images.sort();
+    images.dedup();
+    for image in images
+        .iter()
+        .filter(|i| i.starts_with(&format!("{registry}/")))
+    {
+        if let Err(e) =
+            super::registry::delete_image(registry, ca, credentials.as_ref(), image).await
+        {
+            tracing::warn!(image, error = %format!("{e:#}"), "cannot delete the image from the registry");
         }
     }
 }

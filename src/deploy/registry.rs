@@ -50,3 +50,69 @@ pub async fn auth_for(
         server: server.to_string(),
     }))
 }
+
+/// Deletes a pruned image's manifest from the registry (`<registry>/<name>:<tag>`), so the
+/// registry does not grow with every deploy. True when it is gone (or was never there). The
+/// registry must allow deletes (`storage.delete.enabled`); its blobs are freed by the
+/// registry's own garbage collection.
+pub async fn delete_image(
+    registry: &str,
+    ca_file: Option<&std::path::Path>,
+    credentials: Option<&Credentials>,
+    image: &str,
+) -> anyhow::Result<bool> {
+    use anyhow::Context;
+    let Some((name, tag)) = image
+        .strip_prefix(registry)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .and_then(|rest| rest.rsplit_once(':'))
+    else {
+        anyhow::bail!("{image} is not an image of {registry}");
+    };
+    let mut client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(15));
+    if let Some(ca) = ca_file {
+        let pem = tokio::fs::read(ca)
+            .await
+            .with_context(|| format!("cannot read registry.ca_file {}", ca.display()))?;
+        client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
+    }
+    let client = client.build()?;
+    let signed = |request: reqwest::RequestBuilder| match credentials {
+        Some(c) => request.basic_auth(&c.username, Some(&c.password)),
+        None => request,
+    };
+    let base = format!("https://{registry}/v2/{name}/manifests");
+    let head = signed(client.head(format!("{base}/{tag}")))
+        .header(
+            reqwest::header::ACCEPT,
+            "application/vnd.docker.distribution.manifest.v2+json, \
+             application/vnd.docker.distribution.manifest.list.v2+json, \
+             application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
+        )
+        .send()
+        .await?;
+    if head.status() == reqwest::StatusCode::NOT_FOUND {
+        return Ok(true);
+    }
+    if !head.status().is_success() {
+        anyhow::bail!("the registry answered {} for {image}", head.status());
+    }
+    let digest = head
+        .headers()
+        .get("docker-content-digest")
+        .and_then(|v| v.to_str().ok())
+        .context("the registry named no digest")?
+        .to_string();
+    let deleted = signed(client.delete(format!("{base}/{digest}")))
+        .send()
+        .await?;
+    match deleted.status() {
+        s if s.is_success() || s == reqwest::StatusCode::NOT_FOUND => Ok(true),
+        reqwest::StatusCode::METHOD_NOT_ALLOWED => {
+            anyhow::bail!("the registry does not allow deletes (storage.delete.enabled)")
+        }
+        s => anyhow::bail!("the registry answered {s} to the delete of {image}"),
+    }
+}

@@ -96,6 +96,8 @@ async fn swarm_app_on(registry: &'static str) -> TestApp {
         c.registry.ca_file = Some("/var/lib/shard-swarm-lab/ca.crt".into());
         c.deploy.grace_secs = 5;
         c.metrics.interval_secs = 1;
+        // Only the live image is kept, so a redeploy prunes the previous one (registry too).
+        c.deploy.keep_images = 1;
     })
     .await
 }
@@ -612,6 +614,17 @@ async fn apps_spread_over_two_swarm_nodes_follow_placement_survive_updates_and_n
     let first_status = app.deployment(&admin, &first).await;
     assert_eq!(first_status["status"], "superseded");
     assert!(running_nodes(&first).is_empty(), "the old service is gone");
+    // The superseded image leaves the registry too; the live one stays. (The lab registry
+    // outlives test runs, so only this run's tags are looked at.)
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let tags = registry_tags("shard/spread").await;
+        if !tags.contains(&first) && tags.contains(&second) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "registry tags: {tags:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
     // 4. Node 2's engine stops: traffic moves to node 1, and the swarm reschedules there.
     let on = running_nodes(&second);
@@ -675,4 +688,37 @@ async fn apps_spread_over_two_swarm_nodes_follow_placement_survive_updates_and_n
         left.is_empty(),
         "deleting the projects removed their services: {left}"
     );
+    assert!(
+        !registry_tags("shard/spread").await.contains(&second),
+        "and their images in the registry"
+    );
+}
+
+/// The tags the lab registry holds for `repository`.
+async fn registry_tags(repository: &str) -> Vec<String> {
+    let ca = std::fs::read("/var/lib/shard-swarm-lab/ca.crt").unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let response = client
+        .get(format!("https://{REGISTRY}/v2/{repository}/tags/list"))
+        .send()
+        .await
+        .unwrap();
+    if response.status() == StatusCode::NOT_FOUND {
+        return Vec::new();
+    }
+    let list: Value = response.json().await.unwrap();
+    let mut tags: Vec<String> = list["tags"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    tags.sort();
+    tags
 }
