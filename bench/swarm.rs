@@ -64,8 +64,8 @@ async fn start(swarm: bool) -> (Arc<AppState>, tempfile::TempDir) {
     config.log.level = "error".into();
     config.deploy.grace_secs = 2;
     if swarm {
+        // The shipped watcher: Docker's events, with the default poll as the fallback.
         config.runtime.kind = RuntimeKind::Swarm;
-        config.runtime.poll_ms = 250;
         config.registry.url = Some("10.251.0.1:5000".into());
     }
     let app = App::build(config).await.expect("app");

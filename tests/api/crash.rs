@@ -195,10 +195,15 @@ impl Harness {
             if status == "live" {
                 return id;
             }
-            assert!(
-                !["failed", "cancelled"].contains(&status.as_str()),
-                "deploy {id} ended {status}"
-            );
+            if ["failed", "cancelled"].contains(&status.as_str()) {
+                let d = self
+                    .api(reqwest::Method::GET, &format!("/deployments/{id}"))
+                    .await;
+                panic!(
+                    "deploy {id} ended {status} at {}: {}",
+                    d["error_step"], d["error"]
+                );
+            }
             assert!(Instant::now() < deadline, "deploy {id} stuck at {status}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
