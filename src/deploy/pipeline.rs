@@ -229,29 +229,37 @@ impl Pipeline {
             _ => format!("shard/{}:{}", p.slug, self.deployment.id),
         };
         self.log.system(format!("==> Building {tag}")).await;
-        let (root, dockerfile) = (build_dir.to_path_buf(), p.dockerfile.clone());
-        let tar = tokio::task::spawn_blocking(move || {
-            if !context::is_regular_file_in(&root, &dockerfile)? {
-                anyhow::bail!("no Dockerfile at '{dockerfile}' in the repository");
-            }
-            context::tar_context(&root, &dockerfile)
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("context task: {e}"))?
-        .map_err(|e| failed("build", format!("{e:#}")))?;
-        let build_args = opened
+        let build_args: std::collections::HashMap<String, String> = opened
             .iter()
             .filter(|v| v.build && v.key != GIT_TOKEN_VAR)
             .map(|v| (v.key.clone(), v.value.clone()))
             .collect();
-        let spec = BuildSpec {
+        let labels = self.d.docker.labels(p.id, self.deployment.id);
+        let spec = |context| BuildSpec {
             tag: tag.clone(),
             dockerfile: p.dockerfile.clone(),
-            context: tar,
-            build_args,
-            labels: self.d.docker.labels(p.id, self.deployment.id),
+            context,
+            build_args: build_args.clone(),
+            labels: labels.clone(),
         };
-        let mut built = self.build(spec).await;
+        let mut built = self
+            .build(spec(build_context(build_dir, &p.dockerfile).await?))
+            .await;
+        if let Err(Stop::Failed { message, .. }) = &built
+            && message.contains(ENGINE_LOST_IMAGE)
+        {
+            // Docker's builder looked at an image another deploy's pruning removed that very
+            // moment (not the app's fault): once more, from a fresh context.
+            self.log
+                .system(
+                    "==> Docker lost an image it was reading (removed meanwhile); building again"
+                        .into(),
+                )
+                .await;
+            built = self
+                .build(spec(build_context(build_dir, &p.dockerfile).await?))
+                .await;
+        }
         if built.is_ok() && tag != format!("shard/{}:{}", p.slug, self.deployment.id) {
             built = self.push_image(&tag).await;
         }
@@ -463,6 +471,23 @@ impl Pipeline {
         self.d.proxy.refresh_or_log().await;
         tracing::info!(%status, "deploy ended");
     }
+}
+
+/// How Docker's builder fails when an image it was reading is removed under it.
+const ENGINE_LOST_IMAGE: &str = "unable to find image \"sha256:";
+
+/// The build context: the checkout as a tar, Dockerfile checked.
+async fn build_context(build_dir: &Path, dockerfile: &str) -> Result<Vec<u8>, Stop> {
+    let (root, dockerfile) = (build_dir.to_path_buf(), dockerfile.to_string());
+    tokio::task::spawn_blocking(move || {
+        if !context::is_regular_file_in(&root, &dockerfile)? {
+            anyhow::bail!("no Dockerfile at '{dockerfile}' in the repository");
+        }
+        context::tar_context(&root, &dockerfile)
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("context task: {e}"))?
+    .map_err(|e| failed("build", format!("{e:#}")))
 }
 
 fn started() -> Fields {
