@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, Set};
 
 use super::entities::shared_values::{self, Column, Entity as SharedValues};
 use super::{Db, now};
@@ -57,20 +57,17 @@ pub async fn delete(db: &Db, key: &str) -> Result<(), DbErr> {
     Ok(())
 }
 
-/// Every value under `prefix`, oldest change first: (key, value, when it was written).
-pub async fn with_prefix(
-    db: &Db,
-    sealer: &Sealer,
-    prefix: &str,
-) -> Result<Vec<(String, Vec<u8>, DateTime<Utc>)>, DbErr> {
-    Ok(SharedValues::find()
+/// The keys under `prefix` with when each was last written (values are not read or opened,
+/// so a poll of what changed stays cheap).
+pub async fn versions(db: &Db, prefix: &str) -> Result<Vec<(String, DateTime<Utc>)>, DbErr> {
+    SharedValues::find()
+        .select_only()
+        .column(Column::Key)
+        .column(Column::UpdatedAt)
         .filter(Column::Key.starts_with(prefix))
-        .order_by_asc(Column::UpdatedAt)
+        .into_tuple()
         .all(db)
-        .await?
-        .into_iter()
-        .filter_map(|row| Some((row.key.clone(), open(sealer, &row)?, row.updated_at)))
-        .collect())
+        .await
 }
 
 fn open(sealer: &Sealer, row: &shared_values::Model) -> Option<Vec<u8>> {

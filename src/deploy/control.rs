@@ -33,10 +33,6 @@ impl Deployer {
             .control(self, &deployment, replicas, control)
             .await?;
         deps::transition(&self.db, deployment.id, &[from], to, Fields::default()).await?;
-        // Docker publishes a started container's port anew.
-        if let (S::Live, Some(container)) = (to, &deployment.container_id) {
-            super::recover::refresh_upstream(self, &deployment, container).await;
-        }
         let payload = serde_json::json!({"action": event, "deployment": deployment.id});
         record::publish(
             &self.db,

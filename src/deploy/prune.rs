@@ -72,19 +72,25 @@ pub async fn apply(d: &Deployer, project_id: Uuid) {
         .collect();
     let plan = plan(&list, d.config.deploy.keep_images);
     let mut kept = Vec::new();
-    let registry = d.config.image_registry();
-    let credentials = match registry {
-        Some(_) => super::registry::load(&d.db, &d.sealer).await.ok().flatten(),
-        None => None,
+    let registry = match plan.remove.is_empty() {
+        true => None,
+        false => registry_of(d).await,
     };
     for image in &plan.remove {
         // A Swarm image lives in the registry every node pulls from: it is kept (and
         // offered for rollback) as long as the registry keeps it. The local copy goes too, or
         // with the sweep once nothing records it.
-        if let Some(registry) = registry.filter(|r| image.starts_with(&format!("{r}/"))) {
-            let ca = d.config.registry.ca_file.as_deref();
-            match super::registry::delete_image(registry, ca, credentials.as_ref(), image).await {
-                Ok(_) => {
+        let in_registry = d
+            .config
+            .image_registry()
+            .is_some_and(|r| image.starts_with(&format!("{r}/")));
+        if in_registry {
+            let deleted = match &registry {
+                Some(registry) => registry.delete(image).await,
+                None => Err(anyhow::anyhow!("no registry client")),
+            };
+            match deleted {
+                Ok(()) => {
                     let _ = d.docker.remove_image(image).await;
                 }
                 Err(e) => {
@@ -109,29 +115,33 @@ pub async fn apply(d: &Deployer, project_id: Uuid) {
     }
 }
 
+/// The registry client for a prune (none without `registry.url`; an error is logged).
+async fn registry_of(d: &Deployer) -> Option<super::registry::Registry> {
+    match super::registry::Registry::of(&d.config, &d.db, &d.sealer).await {
+        Ok(registry) => registry,
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "cannot reach the registry to prune it");
+            None
+        }
+    }
+}
+
 /// Deletes every image of a project from the registry (the project is being deleted).
 pub async fn purge_registry(d: &Deployer, project_id: Uuid) {
-    let Some(registry) = d.config.image_registry() else {
-        return;
-    };
     let Ok(with_images) = deps::with_images(&d.db, project_id).await else {
         return;
     };
-    let credentials = super::registry::load(&d.db, &d.sealer).await.ok().flatten();
-    let ca = d.config.registry.ca_file.as_deref();
     let mut images: Vec<String> = with_images
         .into_iter()
         .filter_map(|dep| dep.image)
         .collect();
     images.sort();
     images.dedup();
-    for image in images
-        .iter()
-        .filter(|i| i.starts_with(&format!("{registry}/")))
-    {
-        if let Err(e) =
-            super::registry::delete_image(registry, ca, credentials.as_ref(), image).await
-        {
+    let Some(registry) = registry_of(d).await else {
+        return;
+    };
+    for image in images.iter().filter(|i| registry.holds(i)) {
+        if let Err(e) = registry.delete(image).await {
             tracing::warn!(image, error = %format!("{e:#}"), "cannot delete the image from the registry");
         }
     }

@@ -51,68 +51,101 @@ pub async fn auth_for(
     }))
 }
 
-/// Deletes a pruned image's manifest from the registry (`<registry>/<name>:<tag>`), so the
-/// registry does not grow with every deploy. True when it is gone (or was never there). The
-/// registry must allow deletes (`storage.delete.enabled`); its blobs are freed by the
-/// registry's own garbage collection.
-pub async fn delete_image(
-    registry: &str,
-    ca_file: Option<&std::path::Path>,
-    credentials: Option<&Credentials>,
-    image: &str,
-) -> anyhow::Result<bool> {
-    use anyhow::Context;
-    let Some((name, tag)) = image
-        .strip_prefix(registry)
-        .and_then(|rest| rest.strip_prefix('/'))
-        .and_then(|rest| rest.rsplit_once(':'))
-    else {
-        anyhow::bail!("{image} is not an image of {registry}");
-    };
-    let mut client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(std::time::Duration::from_secs(15));
-    if let Some(ca) = ca_file {
-        let pem = tokio::fs::read(ca)
-            .await
-            .with_context(|| format!("cannot read registry.ca_file {}", ca.display()))?;
-        client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
-    }
-    let client = client.build()?;
-    let signed = |request: reqwest::RequestBuilder| match credentials {
-        Some(c) => request.basic_auth(&c.username, Some(&c.password)),
-        None => request,
-    };
-    let base = format!("https://{registry}/v2/{name}/manifests");
-    let head = signed(client.head(format!("{base}/{tag}")))
-        .header(
-            reqwest::header::ACCEPT,
-            "application/vnd.docker.distribution.manifest.v2+json, \
-             application/vnd.docker.distribution.manifest.list.v2+json, \
-             application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
-        )
-        .send()
-        .await?;
-    if head.status() == reqwest::StatusCode::NOT_FOUND {
-        return Ok(true);
-    }
-    if !head.status().is_success() {
-        anyhow::bail!("the registry answered {} for {image}", head.status());
-    }
-    let digest = head
-        .headers()
-        .get("docker-content-digest")
-        .and_then(|v| v.to_str().ok())
-        .context("the registry named no digest")?
-        .to_string();
-    let deleted = signed(client.delete(format!("{base}/{digest}")))
-        .send()
-        .await?;
-    match deleted.status() {
-        s if s.is_success() || s == reqwest::StatusCode::NOT_FOUND => Ok(true),
-        reqwest::StatusCode::METHOD_NOT_ALLOWED => {
-            anyhow::bail!("the registry does not allow deletes (storage.delete.enabled)")
+/// The registry's HTTP API (v2), for deleting pruned images: one client (the registry's CA,
+/// the stored credentials) for a whole prune.
+pub struct Registry {
+    address: String,
+    client: reqwest::Client,
+    credentials: Option<Credentials>,
+}
+
+impl Registry {
+    /// The registry Swarm deploys use, if any (`registry.url`).
+    pub async fn of(
+        config: &crate::config::Config,
+        db: &Db,
+        sealer: &Sealer,
+    ) -> anyhow::Result<Option<Self>> {
+        use anyhow::Context;
+        let Some(address) = config.image_registry() else {
+            return Ok(None);
+        };
+        let mut client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(std::time::Duration::from_secs(15));
+        if let Some(ca) = &config.registry.ca_file {
+            let pem = tokio::fs::read(ca)
+                .await
+                .with_context(|| format!("cannot read registry.ca_file {}", ca.display()))?;
+            client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
         }
-        s => anyhow::bail!("the registry answered {s} to the delete of {image}"),
+        Ok(Some(Self {
+            address: address.to_string(),
+            client: client.build()?,
+            credentials: load(db, sealer).await?,
+        }))
+    }
+
+    /// Whether `image` lives in this registry.
+    pub fn holds(&self, image: &str) -> bool {
+        image
+            .strip_prefix(&self.address)
+            .is_some_and(|rest| rest.starts_with('/'))
+    }
+
+    fn signed(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.credentials {
+            Some(c) => request.basic_auth(&c.username, Some(&c.password)),
+            None => request,
+        }
+    }
+
+    /// Deletes a pruned image's manifest (`<registry>/<name>:<tag>`), so the registry does
+    /// not grow with every deploy; `Ok` when it is gone (or was never there). The registry
+    /// must allow deletes (`storage.delete.enabled`); its own garbage collection frees the
+    /// blobs.
+    pub async fn delete(&self, image: &str) -> anyhow::Result<()> {
+        use anyhow::Context;
+        let Some((name, tag)) = image
+            .strip_prefix(&self.address)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .and_then(|rest| rest.rsplit_once(':'))
+        else {
+            anyhow::bail!("{image} is not an image of {}", self.address);
+        };
+        let base = format!("https://{}/v2/{name}/manifests", self.address);
+        let head = self
+            .signed(self.client.head(format!("{base}/{tag}")))
+            .header(
+                reqwest::header::ACCEPT,
+                "application/vnd.docker.distribution.manifest.v2+json, \
+                 application/vnd.docker.distribution.manifest.list.v2+json, \
+                 application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
+            )
+            .send()
+            .await?;
+        if head.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        if !head.status().is_success() {
+            anyhow::bail!("the registry answered {} for {image}", head.status());
+        }
+        let digest = head
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .context("the registry named no digest")?
+            .to_string();
+        let deleted = self
+            .signed(self.client.delete(format!("{base}/{digest}")))
+            .send()
+            .await?;
+        match deleted.status() {
+            s if s.is_success() || s == reqwest::StatusCode::NOT_FOUND => Ok(()),
+            reqwest::StatusCode::METHOD_NOT_ALLOWED => {
+                anyhow::bail!("the registry does not allow deletes (storage.delete.enabled)")
+            }
+            s => anyhow::bail!("the registry answered {s} to the delete of {image}"),
+        }
     }
 }

@@ -140,7 +140,7 @@ impl Runtime for Containers {
         let Some(container) = &old.container_id else {
             return;
         };
-        d.draining().insert(container.clone());
+        // Marked draining by the switch (before this task ran), unmarked here once gone.
         d.proxy.drain(old.id, DRAIN_SETTLE, grace).await;
         let _ = d.docker.stop_container(container, 5).await;
         if let Err(e) = d.docker.remove_container(container).await {
@@ -166,7 +166,11 @@ impl Runtime for Containers {
             )
         })?;
         match control {
-            Control::Start => d.docker.start_container(&container).await?,
+            Control::Start => {
+                d.docker.start_container(&container).await?;
+                // Docker publishes a started container's port anew.
+                recover::refresh_upstream(d, deployment, &container).await;
+            }
             Control::Stop => d.docker.stop_container(&container, 10).await?,
         }
         Ok(())

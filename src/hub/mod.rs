@@ -5,6 +5,7 @@
 //! first subscriber and dropped with its last. Publishing never blocks: a receiver that falls
 //! behind gets `Lagged` and resyncs.
 
+mod announce;
 pub mod record;
 pub mod replay;
 pub mod runtime;
@@ -17,6 +18,8 @@ pub use topic::Topic;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+pub use announce::Announcement;
+use announce::announce;
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 use uuid::Uuid;
@@ -225,38 +228,6 @@ fn send(channel: &Channel, events: Vec<Arc<Published>>) {
     }));
 }
 
-/// Announces the runs of persisted events in `events` (`(topic, first, last)` each) and
-/// metrics samples whole. A full outbox drops the announcement: the other instances'
-/// subscribers fill a persisted topic's gap from the database at their next event, and a
-/// sample missed live is in the stored series.
-fn announce(outbox: &tokio::sync::mpsc::Sender<Announcement>, events: &[Event]) {
-    let mut run: Option<(Topic, i64, i64)> = None;
-    let flush = |run: (Topic, i64, i64)| {
-        let _ = outbox.try_send(Announcement::Range(run.0, run.1, run.2));
-    };
-    for event in events {
-        let (topic, seq) = event.topic();
-        if matches!(topic, Topic::ProjectMetrics(_)) {
-            let _ = outbox.try_send(Announcement::Live(event.clone()));
-            continue;
-        }
-        if !replay::is_persisted(topic) {
-            continue;
-        }
-        run = match run {
-            Some((t, first, last)) if t == topic && seq == last + 1 => Some((t, first, seq)),
-            Some(done) => {
-                flush(done);
-                Some((topic, seq, seq))
-            }
-            None => Some((topic, seq, seq)),
-        };
-    }
-    if let Some(done) = run {
-        flush(done);
-    }
-}
-
 /// Topic → its channel. A channel exists only while someone listens, so publishing to a topic
 /// nobody watches costs one map lookup, and a connection wakes only for the topics it
 /// subscribed to.
@@ -266,16 +237,6 @@ pub struct Hub {
     /// Where events just published are announced to other instances (`cluster::relay`);
     /// unset with one instance.
     outbox: std::sync::OnceLock<tokio::sync::mpsc::Sender<Announcement>>,
-}
-
-/// What this instance tells the others it published.
-#[derive(Debug, Clone)]
-pub enum Announcement {
-    /// Seqs `first..=last` of a persisted topic: they read them from the database.
-    Range(Topic, i64, i64),
-    /// A small live-only event (a metrics sample), carried whole since nothing stores it by
-    /// seq.
-    Live(Event),
 }
 
 impl Hub {

@@ -136,14 +136,14 @@ impl Acme {
     /// Installs shared certificates this instance does not serve yet (or serves an older
     /// version of); a configured file keeps winning for its name.
     async fn take_up_shared(&self) {
-        let rows = match db::shared::with_prefix(&self.db, &self.sealer, CERT_PREFIX).await {
-            Ok(rows) => rows,
+        let versions = match db::shared::versions(&self.db, CERT_PREFIX).await {
+            Ok(versions) => versions,
             Err(e) => {
                 tracing::debug!(error = %e, "cannot read the shared certificates");
                 return;
             }
         };
-        for (key, value, written) in rows {
+        for (key, written) in versions {
             let name = &key[CERT_PREFIX.len()..];
             let known = self
                 .synced
@@ -154,9 +154,14 @@ impl Acme {
             if known == Some(written) || self.certs.get(name).is_some_and(|c| c.from_file) {
                 continue;
             }
-            let installed = serde_json::from_slice::<SharedCert>(&value)
-                .map_err(anyhow::Error::from)
-                .and_then(|c| self.certs.install(name, &c.chain_pem, &c.key_pem));
+            // Only a certificate that changed is read and opened.
+            let installed = match db::shared::get(&self.db, &self.sealer, &key).await {
+                Ok(Some(value)) => serde_json::from_slice::<SharedCert>(&value)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|c| self.certs.install(name, &c.chain_pem, &c.key_pem)),
+                Ok(None) => continue,
+                Err(e) => Err(e.into()),
+            };
             match installed {
                 Ok(_) => {
                     tracing::info!(name, "took up a certificate another instance issued");
