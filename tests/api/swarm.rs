@@ -464,13 +464,22 @@ async fn apps_spread_over_two_swarm_nodes_follow_placement_survive_updates_and_n
         "{log}"
     );
     runtime_seam_under_swarm(&app, &admin, &spread, &host).await;
-    let with_replicas = nodes(&app, &admin).await;
-    assert!(
-        with_replicas
+    // Start answers once one replica runs; the swarm brings the other up after it.
+    let waited = Instant::now();
+    loop {
+        let with_replicas = nodes(&app, &admin).await;
+        if with_replicas
             .iter()
-            .all(|n| n["replicas"].as_u64() >= Some(1)),
-        "{with_replicas:?}"
-    );
+            .all(|n| n["replicas"].as_u64() >= Some(1))
+        {
+            break;
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(30),
+            "a replica on each node again within 30 s of start: {with_replicas:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 
     // 2. Node labels through the API, then a placement that only node 2 satisfies.
     let member = app.member(&admin, "mia").await;
