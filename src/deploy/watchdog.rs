@@ -17,6 +17,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::runtime::Probe;
 use super::{Deployer, DeploymentStatus as S};
 use crate::db::{self, deployments::Deployment, projects::Project};
 use crate::hub::{Topic, record};
@@ -36,6 +37,36 @@ struct Watch {
     restarts: VecDeque<Instant>,
 }
 
+impl Watch {
+    /// Takes in what the runtime reports of `deployment` and answers how many restarts
+    /// happened since the last look. A new deployment starts with a clean slate, but the
+    /// restart history stays: a restart deployment that crashes again is still the same loop.
+    /// At the first look at a deployment not `seen_start`, the counts are only taken in.
+    fn take_in(&mut self, deployment: Uuid, probe: &Probe, seen_start: bool) -> i64 {
+        let first_look = self.deployment != Some(deployment);
+        if first_look {
+            self.deployment = Some(deployment);
+            self.failures = 0;
+            self.docker_restarts = 0;
+            self.ended.clear();
+        }
+        let listed: HashSet<String> = probe.ended.iter().cloned().collect();
+        if first_look && !seen_start {
+            self.docker_restarts = probe.restart_count.unwrap_or(0);
+            self.ended = listed;
+            return 0;
+        }
+        let mut new = 0;
+        if let Some(count) = probe.restart_count {
+            new += (count - self.docker_restarts).max(0);
+            self.docker_restarts = count;
+        }
+        new += listed.difference(&self.ended).count() as i64;
+        self.ended = listed;
+        new
+    }
+}
+
 pub async fn watch(
     deployer: Arc<Deployer>,
     leadership: crate::cluster::Leadership,
@@ -48,6 +79,9 @@ pub async fn watch(
     let mut ticker = tokio::time::interval(Duration::from_secs(config.interval_secs));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut watches: HashMap<Uuid, Watch> = HashMap::new();
+    // The deployments already live when this instance began watching (at start or on taking
+    // the lead): restarts they had before are history, not news.
+    let mut inherited: Option<HashSet<Uuid>> = None;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -56,6 +90,7 @@ pub async fn watch(
         // One watchdog per installation: the leading instance's.
         if !leadership.is_leader() {
             watches.clear();
+            inherited = None;
             continue;
         }
         let live = match db::deployments::with_status(&deployer.db, &[S::Live]).await {
@@ -69,9 +104,11 @@ pub async fn watch(
         deployer
             .crash_looped()
             .retain(|id| live.iter().any(|d| d.id == *id));
+        let inherited = inherited.get_or_insert_with(|| live.iter().map(|d| d.id).collect());
         for deployment in live {
             let watch = watches.entry(deployment.project_id).or_default();
-            if let Err(e) = deployer.check(&deployment, watch).await {
+            let seen_start = !inherited.contains(&deployment.id);
+            if let Err(e) = deployer.check(&deployment, watch, seen_start).await {
                 tracing::debug!(deployment = %deployment.id, error = %e, "watchdog check failed");
             }
         }
@@ -79,7 +116,16 @@ pub async fn watch(
 }
 
 impl Deployer {
-    async fn check(&self, deployment: &Deployment, watch: &mut Watch) -> anyhow::Result<()> {
+    /// Judges one live deployment. `seen_start`: it went live while this watchdog watched, so
+    /// every restart its runtime reports happened since (otherwise the first look only takes
+    /// the counts in, so a restart of shard or a new leader does not take a running app's old
+    /// restarts for a crash loop).
+    async fn check(
+        &self,
+        deployment: &Deployment,
+        watch: &mut Watch,
+        seen_start: bool,
+    ) -> anyhow::Result<()> {
         if self.is_crash_looped(deployment.id)
             || db::jobs::project_busy(&self.db, deployment.project_id).await?
             || !db::deployments::queued_for_project(&self.db, deployment.project_id, deployment.id)
@@ -94,25 +140,10 @@ impl Deployer {
         };
         let h = &self.config.health;
         let window = Duration::from_secs(h.crash_loop_window_secs);
-        if watch.deployment != Some(deployment.id) {
-            // A new deployment starts with a clean slate, but the restart history stays:
-            // a restart deployment that crashes again is still the same loop.
-            watch.deployment = Some(deployment.id);
-            watch.failures = 0;
-            watch.docker_restarts = 0;
-            watch.ended.clear();
-        }
         let Some(probe) = self.runtime.probe(self, deployment).await? else {
             return Ok(()); // nothing running to judge (a static site, a removed container)
         };
-        let mut new = 0;
-        if let Some(count) = probe.restart_count {
-            new += (count - watch.docker_restarts).max(0);
-            watch.docker_restarts = count;
-        }
-        let listed: HashSet<String> = probe.ended.iter().cloned().collect();
-        new += listed.difference(&watch.ended).count() as i64;
-        watch.ended = listed;
+        let new = watch.take_in(deployment.id, &probe, seen_start);
         if new > 0 {
             for _ in 0..new.min(i64::from(h.crash_loop_restarts)) {
                 watch.restarts.push_back(Instant::now());
@@ -260,5 +291,40 @@ impl Deployer {
                 },
             )
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe(restart_count: Option<i64>, ended: &[&str]) -> Probe {
+        Probe {
+            endpoints: Vec::new(),
+            restart_count,
+            ended: ended.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn restarts_are_counted_once_and_from_the_right_start() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        // Live before the watchdog began: its past restarts are taken in, not counted.
+        let mut watch = Watch::default();
+        assert_eq!(watch.take_in(a, &probe(Some(7), &[]), false), 0);
+        assert_eq!(watch.take_in(a, &probe(Some(7), &[]), false), 0);
+        assert_eq!(watch.take_in(a, &probe(Some(9), &[]), false), 2);
+        // A deployment seen going live: everything its container reports is new.
+        assert_eq!(watch.take_in(b, &probe(Some(3), &[]), true), 3);
+        assert_eq!(watch.take_in(b, &probe(Some(3), &[]), true), 0);
+        // Swarm: ended tasks count once each, old ones of an inherited service not at all.
+        let mut swarm = Watch::default();
+        assert_eq!(swarm.take_in(a, &probe(None, &["t1", "t2"]), false), 0);
+        assert_eq!(
+            swarm.take_in(a, &probe(None, &["t1", "t2", "t3"]), false),
+            1
+        );
+        assert_eq!(swarm.take_in(a, &probe(None, &["t2", "t3"]), false), 0);
+        assert_eq!(swarm.take_in(b, &probe(None, &["u1"]), true), 1);
     }
 }
