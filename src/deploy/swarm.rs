@@ -67,12 +67,10 @@ pub async fn watch(d: Arc<Deployer>) {
     let follower = tokio::spawn(follow_changes(d.clone(), changed.clone()));
     let _stop_follower = AbortOnDrop(follower);
     let mut warned = false;
-    // This engine's node id, read once it is in a swarm (it never changes after that).
-    let mut local = None;
     let mut soon = 0;
     loop {
         let read_at = Instant::now();
-        match read_endpoints(&d, &mut local).await {
+        match read_endpoints(&d).await {
             Ok(map) => {
                 warned = false;
                 if d.proxy.set_replicas(map, read_at) {
@@ -134,12 +132,8 @@ async fn follow_changes(d: Arc<Deployer>, changed: Arc<tokio::sync::Notify>) {
 
 async fn read_endpoints(
     d: &Deployer,
-    local: &mut Option<String>,
 ) -> Result<HashMap<Uuid, Vec<String>>, crate::docker::EngineError> {
-    if local.is_none() {
-        *local = d.docker.swarm_info().await?.node_id;
-    }
-    let nodes = d.docker.nodes(local.as_deref()).await?;
+    let nodes = d.docker.nodes().await?;
     let replicas = d.docker.replicas(None).await?;
     Ok(endpoints(&nodes, &replicas))
 }
@@ -240,20 +234,13 @@ impl Pipeline {
             ))
             .await;
         let deadline = Instant::now() + timeout;
-        let local = self
-            .d
-            .docker
-            .swarm_info()
-            .await
-            .map_err(|e| failed("health_check", e.to_string()))?
-            .node_id;
         let mut problem = String::from("no replica is running yet");
         loop {
             if self.cancel.is_cancelled() {
                 return Err(Stop::Cancelled);
             }
             let replicas = self.d.docker.replicas(Some(&service)).await;
-            let nodes = self.d.docker.nodes(local.as_deref()).await;
+            let nodes = self.d.docker.nodes().await;
             if let (Ok(replicas), Ok(nodes)) = (replicas, nodes) {
                 if let Some(dead) = replicas
                     .iter()
@@ -328,8 +315,6 @@ impl Pipeline {
 #[derive(Default)]
 pub struct Swarm {
     containers: Containers,
-    /// This engine's node id, read once it is in a swarm.
-    local: std::sync::Mutex<Option<String>>,
 }
 
 impl Swarm {
@@ -339,23 +324,7 @@ impl Swarm {
         replicas: &[Replica],
         deployment: Uuid,
     ) -> Result<Vec<String>, EngineError> {
-        let known = self
-            .local
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        let local = match known {
-            Some(id) => Some(id),
-            None => {
-                let id = engine.swarm_info().await?.node_id;
-                *self
-                    .local
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = id.clone();
-                id
-            }
-        };
-        let nodes = engine.nodes(local.as_deref()).await?;
+        let nodes = engine.nodes().await?;
         Ok(endpoints(&nodes, replicas)
             .remove(&deployment)
             .unwrap_or_default())

@@ -54,6 +54,8 @@ pub struct Engine {
     /// untagged parent layers, and a build that just took one of them from the cache would
     /// fail ("failed to get digest"). Removals wait for running builds (up to 30 s) instead.
     layers: tokio::sync::RwLock<()>,
+    /// This engine's Swarm node id once read (see `nodes`).
+    local_node: std::sync::Mutex<Option<String>>,
 }
 
 /// What `Engine::remove_project` removed.
@@ -76,6 +78,7 @@ impl Engine {
             instance,
             client: OnceCell::new(),
             layers: tokio::sync::RwLock::new(()),
+            local_node: std::sync::Mutex::new(None),
         }
     }
 

@@ -418,19 +418,41 @@ impl Engine {
         })
     }
 
+    fn cached_local_node(&self) -> Option<String> {
+        self.local_node
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// The worker join token (managers only).
     pub async fn worker_join_token(&self) -> Result<Option<String>, EngineError> {
         let swarm = self.client().await?.inspect_swarm().await?;
         Ok(swarm.join_tokens.and_then(|t| t.worker))
     }
 
-    /// The swarm's nodes, `local` naming this engine's own.
-    pub async fn nodes(&self, local: Option<&str>) -> Result<Vec<NodeInfo>, EngineError> {
+    /// The swarm's nodes, this engine's own marked `this_machine`. Its node id is read once
+    /// and kept, and read again only when the list no longer holds it (the swarm was left
+    /// and made anew).
+    pub async fn nodes(&self) -> Result<Vec<NodeInfo>, EngineError> {
         let nodes = self
             .client()
             .await?
             .list_nodes(None::<ListNodesOptions>)
             .await?;
+        let known = self.cached_local_node();
+        let local = match known {
+            Some(id) if nodes.iter().any(|n| n.id.as_ref() == Some(&id)) => Some(id),
+            _ => {
+                let id = self.swarm_info().await?.node_id;
+                *self
+                    .local_node
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = id.clone();
+                id
+            }
+        };
+        let local = local.as_deref();
         Ok(nodes
             .into_iter()
             .filter_map(|node| {

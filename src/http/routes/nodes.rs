@@ -51,11 +51,7 @@ async fn read_nodes(state: &AppState) -> AppResult<Vec<NodeView>> {
     if !swarm.active || !swarm.manager {
         return Err(not_a_swarm(state));
     }
-    let nodes = state
-        .docker
-        .nodes(swarm.node_id.as_deref())
-        .await
-        .map_err(unavailable)?;
+    let nodes = state.docker.nodes().await.map_err(unavailable)?;
     let mut per_node: HashMap<String, usize> = HashMap::new();
     for replica in state.docker.replicas(None).await.map_err(unavailable)? {
         if replica.is_running() {
