@@ -314,6 +314,109 @@ async fn registry_credentials(git: &GitServer, node2_id: &str) {
     );
 }
 
+/// The watchdog over a service: a replica that keeps exiting is started again by the swarm,
+/// each ended task counts as a restart, and at `crash_loop_restarts` the service is scaled to
+/// none and the app shows `crashed` (no replica comes back) until it is started again. A
+/// second shard with a quick watchdog, so the main one's node-loss steps are judged by the
+/// default settings.
+async fn crash_loop_under_swarm(git: &GitServer) {
+    let app = spawn_app_with(|c| {
+        c.runtime.kind = shard::config::RuntimeKind::Swarm;
+        c.registry.url = Some(REGISTRY.into());
+        c.registry.ca_file = Some("/var/lib/shard-swarm-lab/ca.crt".into());
+        c.deploy.grace_secs = 0;
+        c.health.interval_secs = 1;
+        c.health.failures = 2;
+        c.health.crash_loop_restarts = 3;
+        c.health.crash_loop_window_secs = 300;
+    })
+    .await;
+    let admin = app.setup_admin().await;
+    let files = crate::watchdog::app_running(
+        "/bin/busybox httpd -p 8080 -h /www; /bin/busybox sleep 4; exit 1",
+    );
+    let repo = git.repo("crashy", &files);
+    let crashy = project(
+        &app,
+        &admin,
+        "crashy",
+        &repo.url,
+        json!({"health_path": "/health.html"}),
+    )
+    .await;
+    let first = app.deploy(&admin, &crashy, json!({})).await;
+    let done = app
+        .wait_for(&admin, &first, FINAL, Duration::from_secs(240))
+        .await;
+    assert_eq!(
+        done["status"],
+        "live",
+        "{}",
+        app.logs_text(&admin, &first).await
+    );
+    let view = async || -> Value {
+        app.get(&format!("/api/v1/projects/{crashy}"), Some(&admin.token))
+            .await
+            .json()
+            .await
+            .unwrap()
+    };
+    // ("crashed" shows between the swarm's restarts too; the halt is the service's spec.)
+    let service = docker_ids(&[
+        "service",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("label=shard.deployment={first}"),
+    ]);
+    let wanted = || {
+        docker_ids(&[
+            "service",
+            "inspect",
+            "-f",
+            "{{.Spec.Mode.Replicated.Replicas}}",
+            service.trim(),
+        ])
+    };
+    crate::watchdog::until(
+        "the crash-looping service scaled to none",
+        120,
+        async || (wanted().trim() == "0").then_some(()),
+    )
+    .await;
+    let ended = docker_ids(&[
+        "service",
+        "ps",
+        "-q",
+        "--filter",
+        "desired-state=shutdown",
+        service.trim(),
+    ]);
+    assert!(
+        ended.lines().count() >= 3,
+        "halted after 3 restarts by the swarm: {ended}"
+    );
+    assert_eq!(view().await["runtime"], "crashed");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(view().await["runtime"], "crashed");
+    assert!(running_nodes(&first).is_empty(), "no replica came back");
+    // Started by hand, it runs again (until it crashes: it is the same app).
+    let started = app
+        .send(
+            Method::POST,
+            &format!("/api/v1/projects/{crashy}/start"),
+            Some(&admin.token),
+            None,
+        )
+        .await;
+    assert_eq!(started.status(), StatusCode::OK);
+    assert_eq!(view().await["runtime"], "running");
+    assert_eq!(
+        app.delete_project(&admin, &crashy).await.status(),
+        StatusCode::NO_CONTENT
+    );
+}
+
 /// The app files with a command that prints a line naming its replica before serving
 /// (`httpd -v` then logs each request too).
 fn announcing(mut files: crate::deploy::Files) -> crate::deploy::Files {
@@ -591,6 +694,7 @@ async fn apps_spread_over_two_swarm_nodes_follow_placement_survive_updates_and_n
         StatusCode::NO_CONTENT
     );
     registry_credentials(&git, &node2_id).await;
+    crash_loop_under_swarm(&git).await;
 
     // 3. A rolling update under load: not one failed request, and the new version takes over.
     let load = Load::start(&app.base, &host, 4);

@@ -13,7 +13,7 @@ use crate::gitserver::GitServer;
 use crate::helpers::*;
 use crate::notifications::start_receiver;
 
-fn app_running(cmd: &str) -> Vec<(&'static str, Vec<u8>, bool)> {
+pub(crate) fn app_running(cmd: &str) -> Vec<(&'static str, Vec<u8>, bool)> {
     let dockerfile = format!(
         "FROM scratch\nLABEL test.build={}\nCOPY busybox /bin/busybox\nCOPY www /www\nEXPOSE 8080\n\
          CMD [\"/bin/busybox\", \"sh\", \"-c\", \"{cmd}\"]\n",
@@ -39,7 +39,11 @@ fn events(received: &crate::notifications::Shared) -> Vec<String> {
         .collect()
 }
 
-async fn until<T>(what: &str, secs: u64, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+pub(crate) async fn until<T>(
+    what: &str,
+    secs: u64,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         if let Some(found) = check().await {
