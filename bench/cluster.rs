@@ -138,22 +138,7 @@ async fn main() {
     let project = db::projects::insert(
         &state.db,
         user.id,
-        db::projects::Settings {
-            name: "bench".into(),
-            slug: "bench".into(),
-            git_url: "https://example.com/a/b.git".into(),
-            branch: "main".into(),
-            dockerfile: "Dockerfile".into(),
-            port: None,
-            health_path: "/".into(),
-            health_timeout_secs: 60,
-            memory_limit_mb: None,
-            cpu_limit_millis: None,
-            build_type: "dockerfile".into(),
-            static_dir: None,
-            replicas: 1,
-            placement: Default::default(),
-        },
+        db::projects::Settings::new("bench", "https://example.com/a/b.git"),
     )
     .await
     .unwrap();

@@ -106,22 +106,7 @@ async fn main() {
         role: admin.role.clone(),
         token: None,
     };
-    let settings = |name: &str| db::projects::Settings {
-        name: name.into(),
-        slug: name.into(),
-        git_url: repo.url.clone(),
-        branch: "main".into(),
-        dockerfile: "Dockerfile".into(),
-        port: None,
-        health_path: "/".into(),
-        health_timeout_secs: 60,
-        memory_limit_mb: None,
-        cpu_limit_millis: None,
-        build_type: "dockerfile".into(),
-        static_dir: None,
-        replicas: 1,
-        placement: Default::default(),
-    };
+    let settings = |name: &str| db::projects::Settings::new(name, &repo.url);
     let project = db::projects::insert(&state.db, actor.user_id, settings("bench"))
         .await
         .unwrap()

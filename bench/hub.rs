@@ -147,22 +147,7 @@ async fn main() {
     )
     .await
     .unwrap();
-    let settings = |slug: &str| db::projects::Settings {
-        name: slug.into(),
-        slug: slug.into(),
-        git_url: "https://example.com/a/b.git".into(),
-        branch: "main".into(),
-        dockerfile: "Dockerfile".into(),
-        port: None,
-        health_path: "/".into(),
-        health_timeout_secs: 60,
-        memory_limit_mb: None,
-        cpu_limit_millis: None,
-        build_type: "dockerfile".into(),
-        static_dir: None,
-        replicas: 1,
-        placement: Default::default(),
-    };
+    let settings = |slug: &str| db::projects::Settings::new(slug, "https://example.com/a/b.git");
     let project = db::projects::insert(&state.db, user.id, settings("fanout"))
         .await
         .unwrap();

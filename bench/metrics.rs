@@ -43,20 +43,8 @@ fn files() -> Vec<(&'static str, Vec<u8>, bool)> {
 
 fn settings(name: &str, git_url: &str, memory_limit_mb: Option<i64>) -> db::projects::Settings {
     db::projects::Settings {
-        name: name.into(),
-        slug: name.into(),
-        git_url: git_url.into(),
-        branch: "main".into(),
-        dockerfile: "Dockerfile".into(),
-        port: None,
-        health_path: "/".into(),
-        health_timeout_secs: 60,
         memory_limit_mb,
-        cpu_limit_millis: None,
-        build_type: "dockerfile".into(),
-        static_dir: None,
-        replicas: 1,
-        placement: Default::default(),
+        ..db::projects::Settings::new(name, git_url)
     }
 }
 

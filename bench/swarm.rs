@@ -85,20 +85,9 @@ async fn project(state: &AppState, name: &str, url: &str, replicas: i32) -> db::
             .unwrap(),
     };
     let settings = db::projects::Settings {
-        name: name.into(),
-        slug: name.into(),
-        git_url: url.into(),
-        branch: "main".into(),
-        dockerfile: "Dockerfile".into(),
-        port: None,
-        health_path: "/".into(),
         health_timeout_secs: 120,
-        memory_limit_mb: None,
-        cpu_limit_millis: None,
-        build_type: "dockerfile".into(),
-        static_dir: None,
         replicas,
-        placement: Default::default(),
+        ..db::projects::Settings::new(name, url)
     };
     db::projects::insert(&state.db, owner.id, settings)
         .await

@@ -43,6 +43,28 @@ pub const DOCKERFILE: &str = "dockerfile";
 pub const STATIC: &str = "static";
 
 impl Settings {
+    /// A project named `name` building `git_url`'s `main` branch with everything else as a
+    /// bare `POST /projects` leaves it: `Dockerfile`, health check `GET /` for up to 60 s, no
+    /// limits, one replica anywhere.
+    pub fn new(name: &str, git_url: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            slug: crate::validate::slugify(name),
+            git_url: git_url.to_string(),
+            branch: "main".into(),
+            dockerfile: "Dockerfile".into(),
+            port: None,
+            health_path: "/".into(),
+            health_timeout_secs: 60,
+            memory_limit_mb: None,
+            cpu_limit_millis: None,
+            build_type: DOCKERFILE.into(),
+            static_dir: None,
+            replicas: 1,
+            placement: Default::default(),
+        }
+    }
+
     pub fn of(p: &Project) -> Self {
         Self {
             name: p.name.clone(),

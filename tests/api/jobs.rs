@@ -165,20 +165,8 @@ async fn two_instances_never_claim_two_jobs_of_one_project() {
         .await
         .unwrap();
     let settings = |name: &str| shard::db::projects::Settings {
-        name: name.into(),
-        slug: name.into(),
-        git_url: "https://example.com/x.git".into(),
-        branch: "main".into(),
-        dockerfile: "Dockerfile".into(),
-        port: None,
-        health_path: "/".into(),
         health_timeout_secs: 5,
-        memory_limit_mb: None,
-        cpu_limit_millis: None,
-        build_type: "dockerfile".into(),
-        static_dir: None,
-        replicas: 1,
-        placement: Default::default(),
+        ..shard::db::projects::Settings::new(name, "https://example.com/x.git")
     };
     let lease = || Utc::now() + Duration::seconds(60);
     for round in 0..20 {

@@ -486,24 +486,20 @@ pub(crate) async fn create(
     actor: &Actor,
     b: CreateProject,
 ) -> AppResult<Project> {
-    let name = b.name.trim().to_string();
+    let given = Settings::new(b.name.trim(), b.git_url.trim());
     let settings = Settings {
-        slug: validate::slugify(&name),
-        name,
-        git_url: b.git_url.trim().to_string(),
-        branch: b.branch.unwrap_or_else(|| "main".into()),
-        dockerfile: b.dockerfile.unwrap_or_else(|| "Dockerfile".into()),
+        branch: b.branch.unwrap_or(given.branch),
+        dockerfile: b.dockerfile.unwrap_or(given.dockerfile),
         port: b.port,
-        health_path: b.health_path.unwrap_or_else(|| "/".into()),
-        health_timeout_secs: b.health_timeout_secs.unwrap_or(60),
+        health_path: b.health_path.unwrap_or(given.health_path),
+        health_timeout_secs: b.health_timeout_secs.unwrap_or(given.health_timeout_secs),
         memory_limit_mb: b.memory_limit_mb,
         cpu_limit_millis: b.cpu_limit_millis,
-        build_type: b
-            .build_type
-            .unwrap_or_else(|| db::projects::DOCKERFILE.into()),
+        build_type: b.build_type.unwrap_or(given.build_type),
         static_dir: b.static_dir,
-        replicas: b.replicas.unwrap_or(1),
+        replicas: b.replicas.unwrap_or(given.replicas),
         placement: b.placement.unwrap_or_default(),
+        ..given
     };
     let team = match b.team_id {
         Some(team) => {
