@@ -50,6 +50,8 @@ pub struct AppState {
     pub device_logins: crate::auth::device::DeviceLogins,
     /// Whether this instance runs the singletons (always, on SQLite).
     pub leadership: crate::cluster::Leadership,
+    /// Whether the instances on this database drive one Docker engine (plain containers).
+    pub engines: crate::cluster::Engines,
 }
 
 impl AppState {

@@ -2,7 +2,9 @@
 //! by a Postgres advisory lock) and `relay` (hub events fanned out to the other instances by
 //! `LISTEN/NOTIFY`). With SQLite there is one instance and neither does anything.
 
+pub mod engines;
 pub mod leader;
 pub mod relay;
 
+pub use engines::Engines;
 pub use leader::Leadership;

@@ -124,6 +124,13 @@ impl Engine {
             .await
     }
 
+    /// The engine's own id and host name (`docker info`'s `ID` and `Name`): two engines with
+    /// one id are one engine.
+    pub async fn identity(&self) -> Result<(String, String), EngineError> {
+        let info = self.client().await?.info().await?;
+        Ok((info.id.unwrap_or_default(), info.name.unwrap_or_default()))
+    }
+
     /// The engine's version, proving it answers.
     pub async fn version(&self) -> Result<String, EngineError> {
         let version = self.client().await?.version().await?;

@@ -263,6 +263,66 @@ async fn two_instances_racing_through_setup_make_exactly_one_admin() {
     assert_eq!(users, 1);
 }
 
+/// Instances on one database with plain containers must share one Docker engine: two on this
+/// machine's engine say nothing; an engine another instance reported lately (written as that
+/// instance would) makes admins see a warning on the Nodes page, naming both engines, which
+/// goes when that engine's report does.
+#[tokio::test]
+async fn instances_on_different_docker_engines_are_told_apart() {
+    let db = cluster_database().await;
+    let a = instance(&db).await;
+    let b = instance(&db).await;
+    let admin = a.setup_admin().await;
+    async fn warnings_on(app: &TestApp, token: &str) -> Vec<Value> {
+        let join = app.get("/api/v1/nodes/join", Some(token)).await;
+        assert_eq!(join.status(), StatusCode::OK);
+        join.json::<Value>().await.unwrap()["warnings"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+    let warnings = |app| warnings_on(app, &admin.token);
+    assert!(warnings(&a).await.is_empty(), "one engine, no warning");
+    assert!(warnings(&b).await.is_empty(), "one engine, no warning");
+    let reported = shard::db::shared::versions(&a.state.db, "docker-engine:")
+        .await
+        .unwrap();
+    assert_eq!(
+        reported.len(),
+        1,
+        "both report the same engine: {reported:?}"
+    );
+
+    let elsewhere = "docker-engine:ELSEWHERE0000:AAAA:BBBB";
+    let expires = chrono::Utc::now() + chrono::Duration::minutes(3);
+    shard::db::shared::put(
+        &a.state.db,
+        &a.state.sealer,
+        elsewhere,
+        b"vps-2",
+        Some(expires),
+    )
+    .await
+    .unwrap();
+    for app in [&a, &b] {
+        let seen = warnings(app).await;
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        let text = seen[0].as_str().unwrap();
+        assert!(
+            text.contains("2 Docker engines") && text.contains("'vps-2'"),
+            "{text}"
+        );
+        assert!(text.contains("runtime.kind = \"swarm\""), "{text}");
+    }
+    shard::db::shared::delete(&a.state.db, elsewhere)
+        .await
+        .unwrap();
+    assert!(
+        warnings(&a).await.is_empty(),
+        "the other engine gone, so is the warning"
+    );
+}
+
 #[tokio::test]
 async fn a_cli_sign_in_started_on_one_instance_is_approved_on_another_and_collected_once() {
     let db = cluster_database().await;

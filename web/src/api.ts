@@ -312,6 +312,8 @@ export type NodeJoin = {
   command: string | null;
   registry: string | null;
   steps: string[];
+  /** What is wrong with how shard runs now (e.g. instances on different Docker engines). */
+  warnings: string[];
 };
 export const nodes = () => request<SwarmNode[]>("GET", "/nodes");
 export const nodeJoin = () => request<NodeJoin>("GET", "/nodes/join");

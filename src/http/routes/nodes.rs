@@ -154,6 +154,18 @@ pub async fn update_node(
         .ok_or_else(|| AppError::not_found("node"))
 }
 
+/// Whether the instances on this database drive different engines (plain containers on
+/// Postgres), compared afresh for the admin who asks.
+async fn engine_warning(state: &AppState) -> Option<String> {
+    if state.config.runtime.kind != RuntimeKind::Docker || !crate::db::is_postgres(&state.db) {
+        return None;
+    }
+    state
+        .engines
+        .refresh(&state.db, &state.sealer, &state.docker)
+        .await
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct JoinView {
     /// `docker` or `swarm`.
@@ -166,6 +178,8 @@ pub struct JoinView {
     pub registry: Option<String>,
     /// What a new node needs before it can run apps.
     pub steps: Vec<String>,
+    /// What is wrong with how shard runs now (several instances on different Docker engines).
+    pub warnings: Vec<String>,
 }
 
 /// How to add a node (instance admins): the `docker swarm join` command with the worker token.
@@ -223,5 +237,6 @@ pub async fn join(
         command,
         registry,
         steps,
+        warnings: engine_warning(&state).await.into_iter().collect(),
     }))
 }

@@ -21,6 +21,11 @@ function JoinCard() {
   if (!join) return null;
   return (
     <section className="card stack" aria-label="Add a node">
+      {join.warnings.map((warning) => (
+        <Alert key={warning} tone="warn">
+          <span data-testid="runtime-warning">{warning}</span>
+        </Alert>
+      ))}
       <h2>Add a node</h2>
       <ol className="stack small" data-testid="join-steps">
         {join.steps.map((step) => (
