@@ -1,8 +1,8 @@
 //! Values shared by every instance on one database, sealed with the installation's key (the
 //! row key as associated data, so a value cannot be moved to another key): certificates,
-//! the ACME account, pending HTTP-01 answers, registry credentials, the Docker engines instances
-//! drive. A value may expire; expired
-//! ones read as absent and are deleted at the next write.
+//! the ACME account, pending HTTP-01 answers, registry credentials, the Docker engines
+//! instances drive. A value may expire; expired ones read as absent and are deleted at the
+//! next write.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
