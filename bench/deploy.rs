@@ -20,20 +20,11 @@ use shard::db;
 use shard::state::AppState;
 use std::sync::Arc;
 
-const ROUNDS: usize = 5;
+#[path = "app.rs"]
+mod app;
+use app::files;
 
-fn files(stamp: &str) -> Vec<(&'static str, Vec<u8>, bool)> {
-    vec![
-        ("stamp", stamp.as_bytes().to_vec(), false),
-        ("busybox", std::fs::read("/bin/busybox").expect("busybox-static"), true),
-        (
-            "Dockerfile",
-            b"FROM scratch\nCOPY stamp /stamp\nCOPY busybox /bin/busybox\nCOPY www /www\nEXPOSE 8080\nCMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n".to_vec(),
-            false,
-        ),
-        ("www/index.html", format!("stamp {stamp}\n").into_bytes(), false),
-    ]
-}
+const ROUNDS: usize = 5;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());

@@ -24,22 +24,12 @@ use shard::db::metrics::{HOUR, MINUTE, Point, RAW};
 use shard::state::AppState;
 use tokio_util::sync::CancellationToken;
 
+#[path = "app.rs"]
+mod app;
+use app::files;
+
 const APPS: usize = 50;
 const WINDOW: Duration = Duration::from_secs(60);
-
-fn files() -> Vec<(&'static str, Vec<u8>, bool)> {
-    vec![
-        ("busybox", std::fs::read("/bin/busybox").unwrap(), true),
-        (
-            "Dockerfile",
-            b"FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nEXPOSE 8080\n\
-              CMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"
-                .to_vec(),
-            false,
-        ),
-        ("www/index.html", b"bench\n".to_vec(), false),
-    ]
-}
 
 fn settings(name: &str, git_url: &str, memory_limit_mb: Option<i64>) -> db::projects::Settings {
     db::projects::Settings {
@@ -123,7 +113,7 @@ async fn overhead_and_scrape() -> Vec<(String, String)> {
     let port = app.port();
     tokio::spawn(app.run_until_stopped());
     let git = gitserver::GitServer::start().await;
-    let repo = git.repo("bench", &files());
+    let repo = git.repo("bench", &files("bench"));
     let admin = db::users::create(&state.db, "bench", "x", "admin")
         .await
         .unwrap();

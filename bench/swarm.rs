@@ -24,22 +24,13 @@ use shard::config::{Config, RuntimeKind};
 use shard::db;
 use shard::state::AppState;
 
+#[path = "app.rs"]
+mod app;
+use app::files;
+
 const ROUNDS: usize = 5;
 const LOSS_ROUNDS: usize = 3;
 const NODE2: &str = "10.251.0.2";
-
-fn files(stamp: &str) -> Vec<(&'static str, Vec<u8>, bool)> {
-    vec![
-        ("stamp", stamp.as_bytes().to_vec(), false),
-        ("busybox", std::fs::read("/bin/busybox").expect("busybox-static"), true),
-        (
-            "Dockerfile",
-            b"FROM scratch\nCOPY stamp /stamp\nCOPY busybox /bin/busybox\nCOPY www /www\nEXPOSE 8080\nCMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n".to_vec(),
-            false,
-        ),
-        ("www/index.html", format!("stamp {stamp}\n").into_bytes(), false),
-    ]
-}
 
 fn lab(action: &str) {
     let status = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/swarm-lab"))
