@@ -458,7 +458,13 @@ impl Runtime for Swarm {
 
     async fn halt(&self, d: &Deployer, deployment: &Deployment) -> Result<(), EngineError> {
         match &deployment.service_id {
-            Some(service) => d.docker.scale_service(service, 0).await.map(drop),
+            Some(service) => {
+                d.docker.scale_service(service, 0).await?;
+                // Unrouted now: a replica being stopped may run for its stop grace period,
+                // and the swarm marks its tasks unwanted only a moment after the scale.
+                d.proxy.set_deployment_replicas(deployment.id, Vec::new());
+                Ok(())
+            }
             None => self.containers.halt(d, deployment).await,
         }
     }

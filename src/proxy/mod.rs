@@ -315,18 +315,13 @@ impl Proxy {
     }
 
     /// Replaces the running replicas of Swarm deployments (`host:port` each, sorted) with a
-    /// read of the swarm that began at `read_at`; true when that changes anything (the caller
-    /// then refreshes).
+    /// read of the swarm that began at `read_at`, except deployments set since it began (by
+    /// `set_deployment_replicas`: newer knowledge wins); true when that changes anything (the
+    /// caller then refreshes).
     pub fn set_replicas(&self, mut replicas: HashMap<Uuid, Vec<String>>, read_at: Instant) -> bool {
         {
             let mut pinned = self.pinned.lock().unwrap_or_else(PoisonError::into_inner);
-            pinned.retain(|id, (at, endpoints)| {
-                let newer = *at > read_at;
-                if newer {
-                    replicas.entry(*id).or_insert_with(|| endpoints.clone());
-                }
-                newer
-            });
+            apply_pins(&mut replicas, &mut pinned, read_at);
         }
         let mut current = self.replicas.lock().unwrap_or_else(PoisonError::into_inner);
         if *current == replicas {
@@ -452,5 +447,50 @@ impl Proxy {
             }
         };
         ServiceResponse::new(req, response)
+    }
+}
+
+/// Puts into a read of the swarm that began at `read_at` the deployments set since (their
+/// endpoints win), and forgets the settings that read already covers.
+fn apply_pins(
+    replicas: &mut HashMap<Uuid, Vec<String>>,
+    pinned: &mut HashMap<Uuid, (Instant, Vec<String>)>,
+    read_at: Instant,
+) {
+    pinned.retain(|id, (at, endpoints)| {
+        let newer = *at > read_at;
+        if newer {
+            replicas.insert(*id, endpoints.clone());
+        }
+        newer
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deployment_set_after_a_read_began_keeps_what_it_was_set_to() {
+        let (halted, started, other) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let before = Instant::now();
+        let mut pinned = HashMap::from([
+            (halted, (Instant::now(), Vec::new())),
+            (started, (Instant::now(), vec!["127.0.0.1:1".to_string()])),
+        ]);
+        // A read that began before both: the halted one still listed, the started one not yet.
+        let mut read = HashMap::from([
+            (halted, vec!["127.0.0.1:2".to_string()]),
+            (other, vec!["127.0.0.1:3".to_string()]),
+        ]);
+        apply_pins(&mut read, &mut pinned, before);
+        assert_eq!(read[&halted], Vec::<String>::new());
+        assert_eq!(read[&started], vec!["127.0.0.1:1".to_string()]);
+        assert_eq!(read[&other], vec!["127.0.0.1:3".to_string()]);
+        assert_eq!(pinned.len(), 2, "kept for reads that began before them");
+        // A read that began after: it knows better, the settings go.
+        let mut later = HashMap::new();
+        apply_pins(&mut later, &mut pinned, Instant::now());
+        assert!(later.is_empty() && pinned.is_empty());
     }
 }

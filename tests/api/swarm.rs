@@ -396,9 +396,15 @@ async fn crash_loop_under_swarm(git: &GitServer) {
         ended.lines().count() >= 3,
         "halted after 3 restarts by the swarm: {ended}"
     );
-    assert_eq!(view().await["runtime"], "crashed");
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(view().await["runtime"], "crashed");
+    crate::watchdog::until("crashed once halted", 5, async || {
+        (view().await["runtime"] == "crashed").then_some(())
+    })
+    .await;
+    // And it stays so: the replica being stopped is not routed again, none comes back.
+    for _ in 0..12 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(view().await["runtime"], "crashed");
+    }
     assert!(running_nodes(&first).is_empty(), "no replica came back");
     // Started by hand, it runs again (until it crashes: it is the same app).
     let started = app
