@@ -237,22 +237,20 @@ impl App {
         let acme = https.as_ref().and_then(|h| h.acme.clone());
         let metrics = Arc::new(crate::metrics::Metrics::new());
         let proxy = Arc::new(Proxy::new(db.clone(), &config, https, metrics.clone()));
-        let engines = crate::cluster::Engines::default();
         if db::is_postgres(&db) {
             tokio::spawn(crate::cluster::relay::follow_routes(
                 proxy.clone(),
                 routes_changed,
                 shutdown.clone(),
             ));
-            if config.runtime.kind == crate::config::RuntimeKind::Docker {
-                tokio::spawn(engines.clone().watch(
-                    db.clone(),
-                    sealer.clone(),
-                    docker.clone(),
-                    shutdown.clone(),
-                ));
-            }
         }
+        let engines = crate::cluster::Engines::new(
+            db.clone(),
+            sealer.clone(),
+            docker.clone(),
+            config.runtime.kind,
+        );
+        tokio::spawn(engines.clone().watch(shutdown.clone()));
         let runtime_logs = RuntimeLogs::new(
             config.deploy.max_log_line_bytes,
             docker.clone(),

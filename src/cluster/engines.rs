@@ -11,6 +11,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::RuntimeKind;
 use crate::db::{self, Db};
 use crate::docker::Engine;
 use crate::secrets::Sealer;
@@ -22,12 +23,28 @@ const FRESH: Duration = Duration::from_secs(180);
 const PREFIX: &str = "docker-engine:";
 
 /// What this instance found out about the engines of the instances on its database.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Engines {
+    /// Whether there is anything to compare: Postgres (several instances possible) and plain
+    /// containers.
+    applies: bool,
+    db: Db,
+    sealer: Arc<Sealer>,
+    docker: Arc<Engine>,
     warning: Arc<Mutex<Option<String>>>,
 }
 
 impl Engines {
+    pub fn new(db: Db, sealer: Arc<Sealer>, docker: Arc<Engine>, runtime: RuntimeKind) -> Self {
+        Self {
+            applies: runtime == RuntimeKind::Docker && db::is_postgres(&db),
+            db,
+            sealer,
+            docker,
+            warning: Arc::default(),
+        }
+    }
+
     /// Why this installation's instances cannot all reach their apps, if they cannot.
     pub fn warning(&self) -> Option<String> {
         self.warning
@@ -51,28 +68,28 @@ impl Engines {
     }
 
     /// Says which engine this instance drives and compares it with the others', every
-    /// `BEAT` until shutdown (on Postgres only; with SQLite there is one instance).
-    pub async fn watch(
-        self,
-        db: Db,
-        sealer: Arc<Sealer>,
-        docker: Arc<Engine>,
-        shutdown: CancellationToken,
-    ) {
+    /// `BEAT` until shutdown (nothing to do with SQLite, one instance, or under Swarm).
+    pub async fn watch(self, shutdown: CancellationToken) {
+        if !self.applies {
+            return;
+        }
         let mut ticker = tokio::time::interval(BEAT);
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
                 _ = shutdown.cancelled() => return,
             }
-            self.refresh(&db, &sealer, &docker).await;
+            self.refresh().await;
         }
     }
 
     /// Says which engine this instance drives, compares, and answers the warning (the last
     /// one known when the comparison cannot be made now).
-    pub async fn refresh(&self, db: &Db, sealer: &Sealer, docker: &Engine) -> Option<String> {
-        match compare(db, sealer, docker).await {
+    pub async fn refresh(&self) -> Option<String> {
+        if !self.applies {
+            return None;
+        }
+        match compare(&self.db, &self.sealer, &self.docker).await {
             Ok(warning) => self.set(warning),
             Err(e) => tracing::debug!(error = %e, "cannot compare Docker engines yet"),
         }

@@ -154,18 +154,6 @@ pub async fn update_node(
         .ok_or_else(|| AppError::not_found("node"))
 }
 
-/// Whether the instances on this database drive different engines (plain containers on
-/// Postgres), compared afresh for the admin who asks.
-async fn engine_warning(state: &AppState) -> Option<String> {
-    if state.config.runtime.kind != RuntimeKind::Docker || !crate::db::is_postgres(&state.db) {
-        return None;
-    }
-    state
-        .engines
-        .refresh(&state.db, &state.sealer, &state.docker)
-        .await
-}
-
 #[derive(Serialize, ToSchema)]
 pub struct JoinView {
     /// `docker` or `swarm`.
@@ -237,6 +225,7 @@ pub async fn join(
         command,
         registry,
         steps,
-        warnings: engine_warning(&state).await.into_iter().collect(),
+        // Compared afresh for the admin who asks.
+        warnings: state.engines.refresh().await.into_iter().collect(),
     }))
 }
