@@ -369,6 +369,26 @@ impl TestApp {
         }
     }
 
+    /// Deploys `project` and waits (up to `within`) for the deployment to end live, failing
+    /// with its log otherwise; answers its id.
+    pub async fn deploy_live(
+        &self,
+        session: &Session,
+        project: &str,
+        body: Value,
+        within: Duration,
+    ) -> String {
+        let id = self.deploy(session, project, body).await;
+        let done = self.wait_for(session, &id, FINAL, within).await;
+        assert_eq!(
+            done["status"],
+            "live",
+            "{}",
+            self.logs_text(session, &id).await
+        );
+        id
+    }
+
     pub async fn logs_text(&self, session: &Session, id: &str) -> String {
         let lines: Vec<Value> = self
             .get(

@@ -261,16 +261,9 @@ async fn registry_credentials(git: &GitServer, node2_id: &str) {
     let saved: Value = serde_json::from_str(&saved).unwrap();
     assert_eq!(saved["username"], LAB_USER);
     assert_eq!(saved["password_set"], true);
-    let deployed = app.deploy(&admin, &locked, json!({})).await;
-    let done = app
-        .wait_for(&admin, &deployed, FINAL, Duration::from_secs(240))
+    let deployed = app
+        .deploy_live(&admin, &locked, json!({}), Duration::from_secs(240))
         .await;
-    assert_eq!(
-        done["status"],
-        "live",
-        "{}",
-        app.logs_text(&admin, &deployed).await
-    );
     assert_eq!(
         running_nodes(&deployed),
         [node2_id.to_string()],
@@ -344,16 +337,9 @@ async fn crash_loop_under_swarm(git: &GitServer) {
         json!({"health_path": "/health.html"}),
     )
     .await;
-    let first = app.deploy(&admin, &crashy, json!({})).await;
-    let done = app
-        .wait_for(&admin, &first, FINAL, Duration::from_secs(240))
+    let first = app
+        .deploy_live(&admin, &crashy, json!({}), Duration::from_secs(240))
         .await;
-    assert_eq!(
-        done["status"],
-        "live",
-        "{}",
-        app.logs_text(&admin, &first).await
-    );
     let view = async || -> Value {
         app.get(&format!("/api/v1/projects/{crashy}"), Some(&admin.token))
             .await
@@ -550,16 +536,9 @@ async fn apps_spread_over_two_swarm_nodes_follow_placement_survive_updates_and_n
     let repo = git.repo("spread", &announcing(app_files("1", "")));
     let spread = project(&app, &admin, "spread", &repo.url, json!({"replicas": 2})).await;
     let started = Instant::now();
-    let first = app.deploy(&admin, &spread, json!({})).await;
-    let done = app
-        .wait_for(&admin, &first, FINAL, Duration::from_secs(240))
+    let first = app
+        .deploy_live(&admin, &spread, json!({}), Duration::from_secs(240))
         .await;
-    assert_eq!(
-        done["status"],
-        "live",
-        "{}",
-        app.logs_text(&admin, &first).await
-    );
     println!("two-replica deploy: {:?}", started.elapsed());
     let on = running_nodes(&first);
     assert_eq!(on.len(), 2, "{on:?}");
@@ -678,16 +657,9 @@ async fn apps_spread_over_two_swarm_nodes_follow_placement_survive_updates_and_n
         json!({"replicas": 2, "placement": {"group": "edge"}}),
     )
     .await;
-    let edge_deploy = app.deploy(&admin, &edge, json!({})).await;
-    let done = app
-        .wait_for(&admin, &edge_deploy, FINAL, Duration::from_secs(240))
+    let edge_deploy = app
+        .deploy_live(&admin, &edge, json!({}), Duration::from_secs(240))
         .await;
-    assert_eq!(
-        done["status"],
-        "live",
-        "{}",
-        app.logs_text(&admin, &edge_deploy).await
-    );
     assert_eq!(
         running_nodes(&edge_deploy),
         [node2_id.clone(), node2_id.clone()],
@@ -706,16 +678,9 @@ async fn apps_spread_over_two_swarm_nodes_follow_placement_survive_updates_and_n
     let load = Load::start(&app.base, &host, 4);
     tokio::time::sleep(Duration::from_millis(500)).await;
     repo.commit(&app_files("2", ""), "version 2");
-    let second = app.deploy(&admin, &spread, json!({})).await;
-    let done = app
-        .wait_for(&admin, &second, FINAL, Duration::from_secs(240))
+    let second = app
+        .deploy_live(&admin, &spread, json!({}), Duration::from_secs(240))
         .await;
-    assert_eq!(
-        done["status"],
-        "live",
-        "{}",
-        app.logs_text(&admin, &second).await
-    );
     tokio::time::sleep(Duration::from_secs(7)).await; // past the old service's drain
     let (failed, bodies) = load.finish().await;
     assert_eq!(
