@@ -5,7 +5,7 @@
 //! upstream latency, queue depth and hub subscribers; and who may scrape it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::json;
@@ -244,6 +244,20 @@ async fn the_exposition_parses_strictly_and_has_the_promised_series() {
         .await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 
+    // The deploy's outcome is counted when its log records the status, a moment after the
+    // REST read above saw it live: wait (≤ 5 s) for that, then read once more and check it all.
+    let counted = Instant::now() + Duration::from_secs(5);
+    while !app
+        .get("/metrics", None)
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("shard_deploys_total{outcome=\"live\"} 1")
+    {
+        assert!(Instant::now() < counted, "the live deploy never counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let response = app.get("/metrics", None).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
