@@ -16,6 +16,7 @@ mod m20261127_000010_teams_tokens_audit;
 mod m20261127_000011_swarm;
 mod m20261127_000012_cli_logins;
 mod m20261127_000013_shared_values;
+mod m20261205_000014_bound_credentials;
 
 /// The ordered list of every migration shard knows.
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000011_swarm::Migration),
             Box::new(m20261127_000012_cli_logins::Migration),
             Box::new(m20261127_000013_shared_values::Migration),
+            Box::new(m20261205_000014_bound_credentials::Migration),
         ]
     }
 }

@@ -80,7 +80,7 @@ async fn device_login(url: &str, json: bool) -> Result<String, ClientError> {
     if json {
         println!("{}", json!({"code": code, "verify_url": verify}));
     }
-    eprintln!("To sign in, open {verify} and approve the code {code}");
+    eprintln!("To sign in, open {verify} and enter the code {code}");
     open_browser(verify);
     let interval = Duration::from_secs(started["interval"].as_u64().unwrap_or(2).clamp(1, 10));
     let deadline =

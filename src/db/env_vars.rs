@@ -36,3 +36,9 @@ pub async fn replace(db: &Db, project_id: Uuid, vars: Vec<EnvVar>) -> Result<(),
     }
     tx.commit().await
 }
+
+/// Deletes one variable.
+pub async fn remove(db: &Db, id: Uuid) -> Result<(), DbErr> {
+    EnvVars::delete_by_id(id).exec(db).await?;
+    Ok(())
+}

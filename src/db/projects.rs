@@ -36,6 +36,8 @@ pub struct Settings {
     pub replicas: i32,
     /// Node labels every replica's node must carry (Swarm).
     pub placement: std::collections::BTreeMap<String, String>,
+    /// Whether an instance admin set `git_url` (only then may a fetch reach private networks).
+    pub git_url_trusted: bool,
 }
 
 /// The build types a project can have.
@@ -62,6 +64,7 @@ impl Settings {
             static_dir: None,
             replicas: 1,
             placement: Default::default(),
+            git_url_trusted: false,
         }
     }
 
@@ -81,6 +84,7 @@ impl Settings {
             static_dir: p.static_dir.clone(),
             replicas: p.replicas,
             placement: placement_of(p),
+            git_url_trusted: p.git_url_trusted,
         }
     }
 }
@@ -137,6 +141,8 @@ pub async fn insert_in(
         github_hook_id: Set(None),
         replicas: Set(s.replicas),
         placement: Set(placement_text(&s.placement)),
+        github_origin: Set(None),
+        git_url_trusted: Set(s.git_url_trusted),
     }
     .insert(db)
     .await
@@ -158,6 +164,7 @@ pub async fn update(db: &Db, project: Project, s: Settings) -> Result<Project, D
     active.static_dir = Set(s.static_dir);
     active.replicas = Set(s.replicas);
     active.placement = Set(placement_text(&s.placement));
+    active.git_url_trusted = Set(s.git_url_trusted);
     active.updated_at = Set(now());
     active.update(db).await
 }
@@ -252,6 +259,8 @@ pub struct GithubLink {
     pub account: Option<Uuid>,
     pub repo: Option<String>,
     pub hook_id: Option<i64>,
+    /// The origin the account's token may be sent to (the clone URL's).
+    pub origin: Option<String>,
 }
 
 /// Sets (or with `GithubLink::default()` clears) a project's tie to GitHub.
@@ -261,6 +270,7 @@ pub async fn set_github(db: &Db, id: Uuid, link: GithubLink) -> Result<(), DbErr
         .col_expr(projects::Column::GitAccountId, Expr::value(link.account))
         .col_expr(projects::Column::GithubRepo, Expr::value(link.repo))
         .col_expr(projects::Column::GithubHookId, Expr::value(link.hook_id))
+        .col_expr(projects::Column::GithubOrigin, Expr::value(link.origin))
         .filter(projects::Column::Id.eq(id))
         .exec(db)
         .await?;

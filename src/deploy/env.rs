@@ -39,7 +39,8 @@ pub fn open_all(sealer: &Sealer, vars: &[EnvVar]) -> anyhow::Result<Vec<OpenVar>
         .collect()
 }
 
-/// A new row for `project` holding `value` sealed under the row's fresh id.
+/// A new row for `project` holding `value` sealed under the row's fresh id; `bound_host` is
+/// the origin a `SHARD_GIT_TOKEN` is for.
 pub fn seal(
     sealer: &Sealer,
     project: Uuid,
@@ -47,9 +48,11 @@ pub fn seal(
     value: &str,
     secret: bool,
     build: bool,
+    bound_host: Option<String>,
 ) -> EnvVar {
     let id = db::new_id();
     EnvVar {
+        bound_host,
         id,
         project_id: project,
         key,

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use super::env::{GIT_TOKEN_VAR, OpenVar};
 use super::pipeline::{Pipeline, Stop, failed};
+use super::source;
 use super::workspace::remove_dir;
 use crate::db::deployments::Deployment;
 use crate::{db, git};
@@ -68,22 +70,58 @@ impl Pipeline {
     }
 
     /// A member's repository must not sit on the host's own networks (checked again at
-    /// fetch time: DNS may have changed since the project was saved).
+    /// fetch time: DNS may have changed since the project was saved). Who set the URL counts,
+    /// not who created the project: a URL a team admin changed is checked.
     pub(super) async fn check_source(&self) -> Result<(), Stop> {
-        if self.d.config.git.allow_private_networks {
+        if self.d.config.git.allow_private_networks || self.project.git_url_trusted {
             return Ok(());
         }
-        let owner = db::users::find(&self.d.db, self.project.owner_id).await?;
-        if owner.is_some_and(|u| u.role == db::users::ROLE_ADMIN) {
-            return Ok(());
-        }
-        super::source::check_public(&self.project.git_url)
+        source::check_public(&self.project.git_url)
             .await
             .map_err(|why| failed("fetch", format!("the git URL {why}")))
     }
 
+    /// The credentials the fetch sends, each only to the origin it was given for: the
+    /// project's `SHARD_GIT_TOKEN` to the git URL's origin when it was saved, else the
+    /// imported project's GitHub account token to the clone URL's origin. A credential bound
+    /// elsewhere is left out (and the log says so); the fetch goes on without it.
+    pub(super) async fn git_token(&self, opened: &[OpenVar]) -> Result<Option<String>, Stop> {
+        let here = source::origin(&self.project.git_url);
+        let stored = db::env_vars::list(&self.d.db, self.project.id).await?;
+        if let Some(var) = opened.iter().find(|v| v.key == GIT_TOKEN_VAR) {
+            let bound = stored
+                .iter()
+                .find(|v| v.key == GIT_TOKEN_VAR)
+                .and_then(|v| v.bound_host.clone());
+            // Saved before tokens were bound: it was saved for this URL (a change of origin
+            // deletes it).
+            if bound.is_none() || bound == here {
+                return Ok(Some(var.value.clone()));
+            }
+            self.log
+                .system(format!(
+                    "==> {GIT_TOKEN_VAR} was saved for another host; fetching without it \
+                     (enter it again for this git URL)"
+                ))
+                .await;
+            return Ok(None);
+        }
+        let github = source::origin(&self.d.config.github.web_url);
+        let bound = self.project.github_origin.clone().or(github);
+        if self.project.git_account_id.is_some() && bound != here {
+            self.log
+                .system(
+                    "==> the GitHub account's token is for another host; fetching without it"
+                        .into(),
+                )
+                .await;
+            return Ok(None);
+        }
+        self.account_token().await
+    }
+
     /// The token of the GitHub account an imported project is fetched with, if any.
-    pub(super) async fn account_token(&self) -> Result<Option<String>, Stop> {
+    async fn account_token(&self) -> Result<Option<String>, Stop> {
         let Some(id) = self.project.git_account_id else {
             return Ok(None);
         };

@@ -188,10 +188,7 @@ impl Pipeline {
             .await;
         self.check_source().await?;
         let opened = self.open_env().await?;
-        let token = match opened.iter().find(|v| v.key == GIT_TOKEN_VAR) {
-            Some(var) => Some(var.value.clone()),
-            None => self.account_token().await?,
-        };
+        let token = self.git_token(&opened).await?;
         let checkout = self.fetch(build_dir, token).await?;
         if !checkout.shallow {
             tracing::warn!("the fetch was not shallow (server without protocol v2?)");

@@ -6,6 +6,15 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+/// The origin (`scheme://host:port`) a URL's credentials belong to, or `None` when `url` is
+/// not an absolute URL with a host.
+pub fn origin(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    let host = parsed.host_str()?.to_ascii_lowercase();
+    let port = parsed.port_or_known_default()?;
+    Some(format!("{}://{host}:{port}", parsed.scheme()))
+}
+
 /// True for addresses a tenant's fetch must not reach.
 pub fn is_private(ip: IpAddr) -> bool {
     match ip {
@@ -65,6 +74,23 @@ pub async fn check_public(url: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origins_name_scheme_host_and_port() {
+        assert_eq!(
+            origin("https://GitHub.com/a/b.git").as_deref(),
+            Some("https://github.com:443")
+        );
+        assert_eq!(
+            origin("http://git.example:8080/x").as_deref(),
+            Some("http://git.example:8080")
+        );
+        assert_ne!(
+            origin("http://github.com/a"),
+            origin("https://github.com/a")
+        );
+        assert_eq!(origin("not a url"), None);
+    }
 
     #[test]
     fn private_ranges() {

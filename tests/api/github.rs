@@ -906,6 +906,69 @@ async fn importing_a_private_repository_checks_its_dockerfile_creates_the_webhoo
     assert!(!app.logs_text(&dev, &id).await.contains(&token));
 }
 
+#[tokio::test]
+async fn a_changed_git_url_unlinks_the_github_account_and_never_gets_its_token() {
+    let Private {
+        token,
+        standin,
+        app,
+        dev,
+        _git,
+        ..
+    } = private_repo("linked-app", "linked").await;
+    let imported: Value = app
+        .post(
+            "/api/v1/github/import",
+            Some(&dev.token),
+            json!({"repo": "acme/linked-app"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let project = imported["project"]["id"].as_str().unwrap().to_string();
+    let catcher = crate::tenants::Catcher::start();
+    let moved = app
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/projects/{project}"),
+            Some(&dev.token),
+            Some(json!({"git_url": format!("{}/acme/linked-app.git", catcher.base)})),
+        )
+        .await;
+    let status = moved.status();
+    let body: Value = moved.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["github"].is_null(), "{body}");
+    // The old repository's push webhook went with the link.
+    assert_eq!(standin.hub.lock().unwrap().deleted_hooks.len(), 1);
+
+    let id = app.deploy(&dev, &project, json!({})).await;
+    let done = app
+        .wait_for(
+            &dev,
+            &id,
+            crate::helpers::FINAL,
+            std::time::Duration::from_secs(60),
+        )
+        .await;
+    assert_eq!(done["status"], "failed", "{done}");
+    let (requests, with_credentials) = catcher.requests();
+    assert!(requests > 0, "the fetch never reached the new URL");
+    assert_eq!(
+        with_credentials, 0,
+        "the account's token went to another host"
+    );
+    assert!(
+        !catcher
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|a| a.contains(&token))
+    );
+}
+
 /// Everything shard logs, at debug level, while the test runs (nextest runs each test in its
 /// own process, so this test's subscriber is the process's).
 fn capture_logs() -> Arc<Mutex<Vec<u8>>> {

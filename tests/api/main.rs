@@ -27,6 +27,7 @@ mod sessions;
 mod sites;
 mod swarm;
 mod teams;
+mod tenants;
 mod tls;
 mod tokens;
 mod watchdog;

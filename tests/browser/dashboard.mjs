@@ -181,9 +181,15 @@ try {
   });
   const consoleErrors = [];
   page.on("pageerror", (e) => consoleErrors.push(String(e.stack ?? e)));
+  // The dashboard runs under its strict CSP: anything the policy blocks is an error here.
+  page.on("console", (m) => {
+    if (m.type() === "error" && /Content Security Policy/i.test(m.text())) consoleErrors.push(m.text());
+  });
 
-  // Signed out, the dashboard sends us to the login page.
-  await page.goto(base + "/");
+  // Signed out, the dashboard sends us to the login page. It may never be framed.
+  const first = await page.goto(base + "/");
+  assert.equal(first.headers()["x-frame-options"], "DENY");
+  assert.match(first.headers()["content-security-policy"], /frame-ancestors 'none'/);
   await page.getByRole("heading", { name: "Sign in to shard" }).waitFor();
   await page.getByRole("link", { name: "Sign in with GitHub" }).waitFor();
   await audit(page, "login");

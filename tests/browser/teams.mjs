@@ -128,7 +128,12 @@ export async function teamsFlow({ browser, base, page, audit, api, member, membe
 
   // A command-line sign-in, approved on the /cli page.
   const started = await (await api("/cli/logins", null, { method: "POST", body: JSON.stringify({ name: "e2e laptop" }) })).json();
+  // The link carries no code: it is typed from the terminal, so a framed or forwarded link
+  // alone approves nothing.
+  assert.ok(!started.verify_url.includes(started.code), started.verify_url);
   await page.goto(started.verify_url);
+  await page.getByLabel("Code from your terminal").fill(started.code.toLowerCase());
+  await page.getByRole("button", { name: "Continue" }).click();
   await page.getByTestId("cli-code").waitFor();
   assert.equal(await page.getByTestId("cli-code").innerText(), started.code);
   await page.getByText("e2e laptop").waitFor();

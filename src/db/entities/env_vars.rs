@@ -11,6 +11,8 @@ pub struct Model {
     pub secret: bool,
     pub build: bool,
     pub created_at: DateTimeUtc,
+    /// For `SHARD_GIT_TOKEN`: the origin of the git URL it was saved for (sent there only).
+    pub bound_host: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -28,6 +28,10 @@ pub struct Model {
     pub replicas: i32,
     /// JSON object of node labels (`{"group": "edge"}`), Swarm only.
     pub placement: Option<String>,
+    /// The origin the GitHub account's token may be sent to (the clone URL's, at import).
+    pub github_origin: Option<String>,
+    /// Whether an instance admin set the git URL (only then may it reach private networks).
+    pub git_url_trusted: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

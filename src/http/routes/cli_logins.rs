@@ -35,7 +35,8 @@ pub struct Started {
     pub code: String,
     /// The secret the CLI polls with.
     pub poll_token: String,
-    /// The dashboard page that approves it.
+    /// The dashboard page that approves it; the user types the code there (it is not in the
+    /// URL, so a link alone approves nothing).
     pub verify_url: String,
     pub expires_in: u64,
     /// Seconds between polls.
@@ -66,7 +67,7 @@ pub async fn start(
             AppError::Conflict("too many CLI sign-ins are pending; retry in a few minutes".into())
         })?;
     Ok(HttpResponse::Created().json(Started {
-        verify_url: format!("{}/cli?code={code}", state.public_base()),
+        verify_url: format!("{}/cli", state.public_base()),
         code,
         poll_token,
         expires_in: LIFETIME.as_secs(),

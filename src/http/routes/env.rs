@@ -123,7 +123,7 @@ pub async fn put_env(
                 format!("duplicate key {}", var.key),
             ));
         }
-        let value = match var.value {
+        let value = match var.value.clone() {
             Some(value) => value,
             None => match existing.get(&var.key) {
                 Some(old) if old.secret => open(&state, old)?,
@@ -141,9 +141,18 @@ pub async fn put_env(
                 format!("must be at most {MAX_VALUE_BYTES} bytes without NUL characters"),
             ));
         }
+        let kept = var.value.is_none();
         let secret = var
             .secret
             .unwrap_or_else(|| existing.get(&var.key).is_some_and(|old| old.secret));
+        if kept && !secret {
+            // A stored secret turns plain only with a new value: otherwise anyone who may
+            // configure could read back a value they were never shown.
+            return Err(AppError::validation(
+                &format!("vars[{i}].secret"),
+                "a secret becomes non-secret only with a new value",
+            ));
+        }
         match existing.get(&var.key) {
             None => added.push(var.key.clone()),
             Some(old)
@@ -155,6 +164,16 @@ pub async fn put_env(
             }
             Some(_) => {}
         }
+        // A git token is for the host it was saved with: a kept one keeps its binding.
+        let bound_host = if var.key != env::GIT_TOKEN_VAR {
+            None
+        } else if kept {
+            existing
+                .get(&var.key)
+                .and_then(|old| old.bound_host.clone())
+        } else {
+            crate::deploy::source::origin(&project.git_url)
+        };
         rows.push(env::seal(
             &state.sealer,
             project.id,
@@ -162,6 +181,7 @@ pub async fn put_env(
             &value,
             secret,
             var.build,
+            bound_host,
         ));
     }
     let removed: Vec<&String> = existing.keys().filter(|k| !seen.contains(*k)).collect();

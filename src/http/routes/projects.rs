@@ -443,13 +443,21 @@ pub async fn update_project(
         s.placement = v.unwrap_or_default();
     }
     check(&state, &s)?;
-    if s.git_url != project.git_url {
+    let moved = s.git_url != project.git_url;
+    if moved {
         check_source(&state, &actor, &s.git_url).await?;
+        s.git_url_trusted = actor.is_admin();
     }
     let slug = s.slug.clone();
     let rescale = s.replicas != project.replicas;
+    let before = project.clone();
     match db::projects::update(&state.db, project, s).await {
         Ok(updated) => {
+            let updated = if moved {
+                unbind_credentials(&state, &before, updated).await?
+            } else {
+                updated
+            };
             if rescale {
                 state.deployer.rescale(&updated).await?;
             }
@@ -460,6 +468,45 @@ pub async fn update_project(
         Err(e) if db::is_unique_violation(&e) => Err(slug_taken(&slug)),
         Err(e) => Err(e.into()),
     }
+}
+
+/// A new git URL keeps no credential given for the old one: the project stops being an
+/// import of its GitHub repository (its push webhook is removed, its account unlinked), and a
+/// `SHARD_GIT_TOKEN` saved for another origin is deleted. The project goes on deploying without
+/// credentials until they are given again for the new URL (a public repository just works).
+async fn unbind_credentials(
+    state: &AppState,
+    before: &Project,
+    updated: Project,
+) -> AppResult<Project> {
+    let mut changed = false;
+    if before.git_account_id.is_some() || before.github_repo.is_some() {
+        if let Some(error) = super::github_repos::remove_hook(state, before).await {
+            tracing::warn!(project = %before.id, %error, "the old repository's webhook was not deleted");
+        }
+        db::projects::set_github(&state.db, before.id, Default::default()).await?;
+        changed = true;
+    }
+    let origin = crate::deploy::source::origin(&updated.git_url);
+    let token = db::env_vars::list(&state.db, updated.id)
+        .await?
+        .into_iter()
+        .find(|v| v.key == crate::deploy::env::GIT_TOKEN_VAR);
+    if let Some(token) = token {
+        let bound = token
+            .bound_host
+            .clone()
+            .or_else(|| crate::deploy::source::origin(&before.git_url));
+        if bound != origin {
+            db::env_vars::remove(&state.db, token.id).await?;
+        }
+    }
+    if !changed {
+        return Ok(updated);
+    }
+    db::projects::find(&state.db, updated.id)
+        .await?
+        .ok_or_else(|| AppError::not_found("project"))
 }
 
 /// Deletes the project with its containers and images. If Docker cannot be reached the
@@ -510,6 +557,10 @@ pub(crate) async fn create(
         None => db::teams::personal(&state.db, actor.user_id)
             .await?
             .ok_or_else(|| AppError::not_found("personal team"))?,
+    };
+    let settings = Settings {
+        git_url_trusted: actor.is_admin(),
+        ..settings
     };
     check(state, &settings)?;
     check_source(state, actor, &settings.git_url).await?;

@@ -1,0 +1,194 @@
+//! Hostile tenants: what a team admin, a repository or a web page must not get through.
+//! Each test here failed on the code before the hostile-tenants work.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{FINAL, assert_invalid, spawn_app_with};
+
+/// An HTTP server on 127.0.0.1 that answers 404 to everything and records every
+/// `Authorization` header it was sent: where a credential must never arrive.
+pub struct Catcher {
+    pub base: String,
+    pub seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl Catcher {
+    pub fn start() -> Catcher {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let data = web::Data::new(seen.clone());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = HttpServer::new(move || {
+            App::new().app_data(data.clone()).default_service(web::to(
+                |req: HttpRequest, seen: web::Data<Arc<Mutex<Vec<String>>>>| async move {
+                    let auth = req
+                        .headers()
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    seen.lock().unwrap().push(auth);
+                    HttpResponse::NotFound().finish()
+                },
+            ))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
+        tokio::spawn(server);
+        Catcher {
+            base: format!("http://127.0.0.1:{port}"),
+            seen,
+        }
+    }
+
+    /// Whether any request reached it, and whether any carried a credential.
+    pub fn requests(&self) -> (usize, usize) {
+        let seen = self.seen.lock().unwrap();
+        (seen.len(), seen.iter().filter(|a| !a.is_empty()).count())
+    }
+}
+
+#[tokio::test]
+async fn a_git_token_is_sent_only_to_the_host_it_was_saved_for() {
+    let app = spawn_app_with(|c| c.git.allow_private_networks = true).await;
+    let admin = app.setup_admin().await;
+    let member = app.member(&admin, "mallory").await;
+    let catcher = Catcher::start();
+    let project = app
+        .project_for(&member, "tokened", "http://localhost:9/acme/app.git")
+        .await;
+    let env_path = format!("/api/v1/projects/{project}/env");
+    let env = |vars: Value| {
+        app.send(
+            reqwest::Method::PUT,
+            &env_path,
+            Some(&member.token),
+            Some(json!({ "vars": vars })),
+        )
+    };
+    let saved = env(
+        json!([{"key": "SHARD_GIT_TOKEN", "value": "ghp_secret_for_localhost_9", "secret": true}]),
+    )
+    .await;
+    assert_eq!(saved.status(), StatusCode::OK);
+
+    // The URL moves to another origin: the token is not carried along.
+    let moved = app
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/projects/{project}"),
+            Some(&member.token),
+            Some(json!({"git_url": format!("{}/steal.git", catcher.base)})),
+        )
+        .await;
+    assert_eq!(moved.status(), StatusCode::OK);
+    let listed: Value = app
+        .get(
+            &format!("/api/v1/projects/{project}/env"),
+            Some(&member.token),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["vars"], json!([]), "{listed}");
+
+    let id = app.deploy(&member, &project, json!({})).await;
+    let done = app
+        .wait_for(&member, &id, FINAL, Duration::from_secs(60))
+        .await;
+    assert_eq!(done["status"], "failed", "{done}");
+    let (requests, with_credentials) = catcher.requests();
+    assert!(requests > 0, "the fetch never reached the new URL");
+    assert_eq!(with_credentials, 0, "a credential was sent to the new host");
+}
+
+#[tokio::test]
+async fn a_secret_turns_plain_only_with_a_new_value() {
+    let app = spawn_app_with(|_| {}).await;
+    let admin = app.setup_admin().await;
+    let project = app.create_project(&admin, "sealed").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let env_path = format!("/api/v1/projects/{project}/env");
+    let put = |vars: Value| {
+        app.send(
+            reqwest::Method::PUT,
+            &env_path,
+            Some(&admin.token),
+            Some(json!({ "vars": vars })),
+        )
+    };
+    let saved = put(json!([{"key": "API_KEY", "value": "hunter2-hunter2", "secret": true}])).await;
+    assert_eq!(saved.status(), StatusCode::OK);
+    // Unsealing without a value would show the stored secret to every reader.
+    assert_invalid(
+        put(json!([{"key": "API_KEY", "secret": false}])).await,
+        "vars[0].secret",
+    )
+    .await;
+    let listed: Value = app
+        .get(
+            &format!("/api/v1/projects/{project}/env"),
+            Some(&admin.token),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["vars"][0]["secret"], true, "{listed}");
+    assert_eq!(listed["vars"][0]["value"], Value::Null, "{listed}");
+    // With a new value it may.
+    let plain = put(json!([{"key": "API_KEY", "value": "public", "secret": false}])).await;
+    assert_eq!(plain.status(), StatusCode::OK);
+    let listed: Value = plain.json().await.unwrap();
+    assert_eq!(listed["vars"][0]["value"], "public", "{listed}");
+}
+
+#[tokio::test]
+async fn the_dashboard_refuses_to_be_framed_and_runs_under_a_strict_policy() {
+    let app = spawn_app_with(|_| {}).await;
+    for path in ["/", "/cli", "/api/v1/auth/me", "/health"] {
+        let response = app.get(path, None).await;
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+        let csp = header("content-security-policy");
+        for part in [
+            "frame-ancestors 'none'",
+            "script-src 'self'",
+            "object-src 'none'",
+        ] {
+            assert!(csp.contains(part), "{path}: {csp}");
+        }
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert!(!header("referrer-policy").is_empty(), "{path}");
+    }
+    // A CLI sign-in's link carries no code: it is typed from the terminal.
+    let started: Value = app
+        .post("/api/v1/cli/logins", None, json!({"name": "laptop"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let code = started["code"].as_str().unwrap();
+    let link = started["verify_url"].as_str().unwrap();
+    assert!(link.ends_with("/cli"), "{link}");
+    assert!(!link.contains(code), "{link}");
+}
