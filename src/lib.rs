@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod deploy;
 pub mod docker;
+pub mod egress;
 pub mod error;
 pub mod git;
 pub mod github;

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use super::env::{GIT_TOKEN_VAR, OpenVar};
 use super::pipeline::{Pipeline, Stop, failed};
-use super::source;
 use super::workspace::remove_dir;
 use crate::db::deployments::Deployment;
+use crate::egress as source;
 use crate::{db, git};
 
 impl Pipeline {
@@ -44,6 +44,9 @@ impl Pipeline {
             })
         };
         let (url, branch, dir) = (p.git_url.clone(), p.branch.clone(), build_dir.to_path_buf());
+        // A member's URL is fetched through the outbound guard: checked at connect time.
+        let resolver: Option<Arc<dyn reqwest::dns::Resolve>> = (!self.trusted_source())
+            .then(|| Arc::new(crate::egress::Guard) as Arc<dyn reqwest::dns::Resolve>);
         // A push names its commit: build exactly that one, even if the branch moved on.
         let commit = pushed_commit(&self.deployment);
         let fetched = tokio::task::spawn_blocking(move || {
@@ -51,7 +54,7 @@ impl Pipeline {
                 Some(sha) => git::Revision::Commit(sha),
                 None => git::Revision::Branch(&branch),
             };
-            git::fetch(&url, revision, &dir, token.as_deref(), &interrupt)
+            git::fetch(&url, revision, &dir, token.as_deref(), resolver, &interrupt)
         })
         .await;
         watcher.abort();
@@ -73,12 +76,17 @@ impl Pipeline {
     /// fetch time: DNS may have changed since the project was saved). Who set the URL counts,
     /// not who created the project: a URL a team admin changed is checked.
     pub(super) async fn check_source(&self) -> Result<(), Stop> {
-        if self.d.config.git.allow_private_networks || self.project.git_url_trusted {
+        if self.trusted_source() {
             return Ok(());
         }
         source::check_public(&self.project.git_url)
             .await
             .map_err(|why| failed("fetch", format!("the git URL {why}")))
+    }
+
+    /// Whether the git URL may reach private networks: an admin set it, or the install allows it.
+    fn trusted_source(&self) -> bool {
+        self.d.config.git.allow_private_networks || self.project.git_url_trusted
     }
 
     /// The credentials the fetch sends, each only to the origin it was given for: the

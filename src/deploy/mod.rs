@@ -18,7 +18,6 @@ pub mod recover;
 pub mod registry;
 pub mod runtime;
 pub mod site;
-pub mod source;
 mod status;
 pub mod swarm;
 pub mod watchdog;

@@ -3,6 +3,7 @@
 //! HTTP transport): callers run it on a blocking thread.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use base64::Engine as _;
@@ -43,11 +44,16 @@ pub enum Revision<'a> {
 /// A commit is asked for by its id (a protocol v2 `want` of an object no ref points at, which
 /// GitHub and `git http-backend` serve for reachable commits); the checkout is then verified to
 /// be exactly that commit.
+///
+/// Redirects are never followed (a server must not send the fetch, or its credential, to
+/// another host). `resolver`, when given, is the HTTP client's resolver: the outbound guard
+/// for a URL a member set.
 pub fn fetch(
     url: &str,
     revision: Revision<'_>,
     dest: &Path,
     token: Option<&str>,
+    resolver: Option<Arc<dyn reqwest::dns::Resolve>>,
     interrupt: &AtomicBool,
 ) -> Result<Checkout, GitError> {
     let wanted = match revision {
@@ -74,12 +80,18 @@ pub fn fetch(
             .with_revision(Some(sha))
             .map_err(|e| failed("invalid commit id", &e))?,
     };
+    let mut overrides = vec!["http.followRedirects=false".to_string()];
     if let Some(token) = token {
         let basic =
             base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
-        prepare = prepare.with_in_memory_config_overrides([format!(
-            "http.extraHeader=Authorization: Basic {basic}"
-        )]);
+        overrides.push(format!("http.extraHeader=Authorization: Basic {basic}"));
+    }
+    prepare = prepare.with_in_memory_config_overrides(overrides);
+    if let Some(resolver) = resolver {
+        let remote_url = url.to_string();
+        prepare = prepare.configure_connection(move |connection| {
+            guard_connection(connection, &remote_url, resolver.clone())
+        });
     }
     let (mut checkout, _outcome) = prepare
         .fetch_then_checkout(gix::progress::Discard, interrupt)
@@ -121,10 +133,75 @@ pub fn fetch(
     })
 }
 
+/// Gives the connection's HTTP client `resolver`, on top of the options git's configuration
+/// (and the overrides above) made for `url`.
+fn guard_connection(
+    connection: &mut gix::remote::Connection<
+        '_,
+        '_,
+        '_,
+        Box<dyn gix::protocol::transport::client::blocking_io::Transport + Send>,
+    >,
+    url: &str,
+    resolver: Arc<dyn reqwest::dns::Resolve>,
+) -> gix::Result {
+    use gix::protocol::transport::client::blocking_io::http;
+    let repo = connection.remote().repo();
+    let options = repo.transport_options(url, None)?;
+    let mut options = match options.and_then(|o| o.downcast::<http::Options>().ok()) {
+        Some(options) => *options,
+        None => http::Options::default(),
+    };
+    let configure: Box<http::reqwest::ConfigureClientFn> =
+        Box::new(move |builder| Ok(builder.dns_resolver(Arc::new(Shared(resolver.clone())))));
+    options.backend = Some(Arc::new(std::sync::Mutex::new(http::reqwest::Options {
+        configure_client: Some(configure),
+        configure_request: None,
+    })));
+    connection.set_transport_options(Box::new(options));
+    Ok(())
+}
+
+/// A shared resolver as the sized one reqwest's builder takes.
+struct Shared(Arc<dyn reqwest::dns::Resolve>);
+
+impl reqwest::dns::Resolve for Shared {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        self.0.resolve(name)
+    }
+}
+
 /// Removes any occurrence of the token from an error message.
 fn redact(text: &str, token: Option<&str>) -> String {
     match token {
         Some(token) if !token.is_empty() => text.replace(token, "[redacted]"),
         _ => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_guarded_fetch_never_connects_to_what_its_resolver_refuses() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let dest = tempfile::TempDir::new().unwrap();
+        let result = fetch(
+            &format!("http://localhost:{port}/repo.git"),
+            Revision::Branch("main"),
+            &dest.path().join("checkout"),
+            Some("secret-token"),
+            Some(Arc::new(crate::egress::Guard)),
+            &AtomicBool::new(false),
+        );
+        let err = result.expect_err("the guard refuses loopback");
+        assert!(!err.to_string().contains("secret-token"), "{err}");
+        assert!(
+            listener.accept().is_err(),
+            "the fetch connected to loopback through the guard"
+        );
     }
 }

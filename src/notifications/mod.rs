@@ -63,6 +63,8 @@ pub struct Notifier {
     sealer: Arc<Sealer>,
     job_signal: Arc<tokio::sync::Notify>,
     sender: Sender,
+    /// `git.allow_private_networks`: every destination may reach private networks.
+    allow_private_networks: bool,
 }
 
 impl Notifier {
@@ -77,6 +79,7 @@ impl Notifier {
             sealer,
             job_signal,
             sender: Sender::new(config)?,
+            allow_private_networks: config.git.allow_private_networks,
         })
     }
 
@@ -158,6 +161,15 @@ impl Notifier {
             None => None,
         };
         let ts = chrono::Utc::now();
+        // Who set the destination decides whether it may reach private networks.
+        let trusted = self.allow_private_networks
+            || crate::db::users::find(&self.db, channel.user_id)
+                .await?
+                .is_some_and(|u| u.role == crate::db::users::ROLE_ADMIN);
+        let to = send::Destination {
+            url: &target,
+            trusted,
+        };
         match channel.kind.as_str() {
             "webhook" => {
                 let body = json!({
@@ -171,11 +183,11 @@ impl Notifier {
                     "timestamp": ts.timestamp(),
                 });
                 self.sender
-                    .webhook(&target, secret.as_deref(), &notice.event, ts, &body)
+                    .webhook(&to, secret.as_deref(), &notice.event, ts, &body)
                     .await
             }
-            "slack" => self.sender.slack(&target, notice).await,
-            "discord" => self.sender.discord(&target, notice).await,
+            "slack" => self.sender.slack(&to, notice).await,
+            "discord" => self.sender.discord(&to, notice).await,
             "email" => self.sender.email(&target, notice).await,
             other => Err(anyhow::anyhow!("unknown channel kind {other}")),
         }

@@ -17,8 +17,17 @@ use crate::config::{Config, SmtpConfig, SmtpTls};
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Sender {
+    /// For destinations an admin set (or any, with `git.allow_private_networks`).
     http: reqwest::Client,
+    /// For destinations a member set: resolves through the outbound guard.
+    guarded: reqwest::Client,
     smtp: SmtpConfig,
+}
+
+/// Where a notification goes, and whether the person who set it may reach private networks.
+pub struct Destination<'a> {
+    pub url: &'a str,
+    pub trusted: bool,
 }
 
 /// `sha256=<hex>` of HMAC-SHA256(`secret`, `body`).
@@ -40,13 +49,17 @@ fn cut(text: &str, max: usize) -> String {
 
 impl Sender {
     pub fn new(config: &Config) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("shard/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(TIMEOUT)
-            .build()?;
+        let builder = || {
+            reqwest::Client::builder()
+                .user_agent(concat!("shard/", env!("CARGO_PKG_VERSION")))
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(TIMEOUT)
+        };
         Ok(Self {
-            http,
+            http: builder().build()?,
+            guarded: builder()
+                .dns_resolver(std::sync::Arc::new(crate::egress::Guard))
+                .build()?,
             smtp: config.smtp.clone(),
         })
     }
@@ -55,21 +68,36 @@ impl Sender {
         self.smtp.host.is_some()
     }
 
+    /// POSTs `body`. The error says what a member may know: that a member's destination was
+    /// refused or that the delivery failed, never which port answered or how (that would make
+    /// the channel a port scanner of the host's networks); the cause goes to shard's own log.
     async fn post(
         &self,
-        url: &str,
+        to: &Destination<'_>,
         body: Vec<u8>,
         headers: &[(&str, String)],
     ) -> anyhow::Result<()> {
-        let mut request = self
-            .http
-            .post(url)
+        if !to.trusted
+            && let Err(refused) = crate::egress::check_literal(to.url)
+        {
+            return Err(anyhow!("refused: the destination {refused}"));
+        }
+        let client = if to.trusted {
+            &self.http
+        } else {
+            &self.guarded
+        };
+        let mut request = client
+            .post(to.url)
             .header("content-type", "application/json")
             .body(body);
         for (name, value) in headers {
             request = request.header(*name, value);
         }
         let response = request.send().await.map_err(|e| {
+            if let Some(refused) = crate::egress::refusal(&e) {
+                return anyhow!("refused: the destination {refused}");
+            }
             // reqwest's text names the URL, which for Slack and Discord is the credential.
             let kind = if e.is_timeout() {
                 "timed out"
@@ -78,18 +106,26 @@ impl Sender {
             } else {
                 "request failed"
             };
-            anyhow!("the receiver {kind}")
+            tracing::debug!(trusted = to.trusted, "a notification delivery {kind}");
+            if to.trusted {
+                anyhow!("the receiver {kind}")
+            } else {
+                anyhow!("the delivery failed")
+            }
         })?;
         if response.status().is_success() {
             Ok(())
-        } else {
+        } else if to.trusted {
             Err(anyhow!("the receiver answered {}", response.status()))
+        } else {
+            tracing::debug!(status = %response.status(), "a notification delivery was not accepted");
+            Err(anyhow!("the delivery failed"))
         }
     }
 
     pub async fn webhook(
         &self,
-        url: &str,
+        to: &Destination<'_>,
         secret: Option<&str>,
         event: &str,
         ts: chrono::DateTime<chrono::Utc>,
@@ -103,11 +139,11 @@ impl Sender {
         if let Some(secret) = secret {
             headers.push(("x-shard-signature-256", signature(secret, &bytes)));
         }
-        self.post(url, bytes, &headers).await
+        self.post(to, bytes, &headers).await
     }
 
     /// Slack incoming webhook: `{"text": ...}` in Slack's mrkdwn.
-    pub async fn slack(&self, url: &str, n: &Notice) -> anyhow::Result<()> {
+    pub async fn slack(&self, to: &Destination<'_>, n: &Notice) -> anyhow::Result<()> {
         let mut text = format!("*{}*", cut(&n.title, 200));
         if !n.body.is_empty() {
             text.push('\n');
@@ -117,11 +153,11 @@ impl Sender {
             text.push_str(&format!("\n<{link}|Open in shard>"));
         }
         let body = json!({"text": text});
-        self.post(url, serde_json::to_vec(&body)?, &[]).await
+        self.post(to, serde_json::to_vec(&body)?, &[]).await
     }
 
     /// Discord webhook: a short `content` and one embed (title ≤ 256, description ≤ 4096).
-    pub async fn discord(&self, url: &str, n: &Notice) -> anyhow::Result<()> {
+    pub async fn discord(&self, to: &Destination<'_>, n: &Notice) -> anyhow::Result<()> {
         let color = match n.event.as_str() {
             "deploy.succeeded" => 0x2e_a0_43,
             e if e.ends_with("failed") || e == "app.crash_loop" => 0xd1_24_2f,
@@ -136,7 +172,7 @@ impl Sender {
             embed["url"] = json!(link);
         }
         let body = json!({"content": cut(&n.title, 2000), "embeds": [embed]});
-        self.post(url, serde_json::to_vec(&body)?, &[]).await
+        self.post(to, serde_json::to_vec(&body)?, &[]).await
     }
 
     pub async fn email(&self, to: &str, n: &Notice) -> anyhow::Result<()> {

@@ -192,3 +192,89 @@ async fn the_dashboard_refuses_to_be_framed_and_runs_under_a_strict_policy() {
     assert!(link.ends_with("/cli"), "{link}");
     assert!(!link.contains(code), "{link}");
 }
+
+#[tokio::test]
+async fn the_outbound_guard_refuses_unresolvable_names_and_checks_at_connect_time() {
+    let app = spawn_app_with(|_| {}).await;
+    let admin = app.setup_admin().await;
+    let member = app.member(&admin, "mallory").await;
+
+    // A name that does not resolve is refused, for git URLs and webhooks alike.
+    let project = app
+        .post(
+            "/api/v1/projects",
+            Some(&member.token),
+            json!({"name": "nowhere", "git_url": "https://no-such-host.invalid/a.git"}),
+        )
+        .await;
+    assert_invalid(project, "git_url").await;
+    let channel = app
+        .post(
+            "/api/v1/notifications/channels",
+            Some(&member.token),
+            json!({"kind": "webhook", "target": "https://no-such-host.invalid/hook"}),
+        )
+        .await;
+    assert_invalid(channel, "target").await;
+
+    // A destination that passed its check and now resolves to loopback (a rebinding name, here
+    // `localhost` saved under a member's name) is refused when the delivery connects, and the
+    // member learns only that it was refused.
+    let catcher = Catcher::start();
+    let port = catcher.base.rsplit(':').next().unwrap().to_string();
+    let created: Value = app
+        .post(
+            "/api/v1/notifications/channels",
+            Some(&admin.token),
+            json!({"kind": "webhook", "target": format!("http://localhost:{port}/hook")}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let channel = created["id"].as_str().unwrap().to_string();
+    let member_id: Value = app
+        .get("/api/v1/auth/me", Some(&member.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let member_id = uuid::Uuid::parse_str(member_id["id"].as_str().unwrap()).unwrap();
+    crate::helpers::execute_sql(
+        &app,
+        "UPDATE notification_channels SET user_id = $1 WHERE id = $2",
+        vec![
+            member_id.into(),
+            uuid::Uuid::parse_str(&channel).unwrap().into(),
+        ],
+    )
+    .await;
+    let queued = app
+        .post(
+            &format!("/api/v1/notifications/channels/{channel}/test"),
+            Some(&member.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(queued.status(), StatusCode::ACCEPTED);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let error = loop {
+        let list: Value = app
+            .get(
+                &format!("/api/v1/notifications/channels/{channel}/deliveries"),
+                Some(&member.token),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        if let Some(error) = list[0]["last_error"].as_str() {
+            break error.to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "no attempt: {list}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(error.starts_with("refused"), "{error}");
+    assert!(!error.contains(&port), "{error}");
+    assert_eq!(catcher.requests().0, 0, "the delivery reached loopback");
+}

@@ -172,7 +172,7 @@ pub async fn put_env(
                 .get(&var.key)
                 .and_then(|old| old.bound_host.clone())
         } else {
-            crate::deploy::source::origin(&project.git_url)
+            crate::egress::origin(&project.git_url)
         };
         rows.push(env::seal(
             &state.sealer,

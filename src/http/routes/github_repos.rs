@@ -151,7 +151,7 @@ pub async fn import(
         repo: Some(full.to_string()),
         hook_id: None,
         // The account's token goes to where GitHub said the repository is cloned from.
-        origin: crate::deploy::source::origin(&repo.clone_url),
+        origin: crate::egress::origin(&repo.clone_url),
     };
     db::projects::set_github(&state.db, project.id, link.clone()).await?;
     let project = db::projects::find(&state.db, project.id)

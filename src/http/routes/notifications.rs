@@ -141,9 +141,9 @@ pub async fn create_channel(
         }
         // Like a member's git URL: no reaching into the host's own networks.
         if !(actor.is_admin() || state.config.git.allow_private_networks) {
-            crate::deploy::source::check_public(&target)
+            crate::egress::check_public(&target)
                 .await
-                .map_err(|why| AppError::validation("target", why))?;
+                .map_err(|why| AppError::validation("target", why.to_string()))?;
         }
     }
     let secret = match body.secret.map(|s| s.trim().to_string()) {

@@ -311,9 +311,9 @@ async fn check_source(state: &AppState, actor: &Actor, git_url: &str) -> AppResu
     if actor.is_admin() || state.config.git.allow_private_networks {
         return Ok(());
     }
-    crate::deploy::source::check_public(git_url)
+    crate::egress::check_public(git_url)
         .await
-        .map_err(|why| AppError::validation("git_url", why))
+        .map_err(|why| AppError::validation("git_url", why.to_string()))
 }
 
 fn slug_taken(slug: &str) -> AppError {
@@ -487,7 +487,7 @@ async fn unbind_credentials(
         db::projects::set_github(&state.db, before.id, Default::default()).await?;
         changed = true;
     }
-    let origin = crate::deploy::source::origin(&updated.git_url);
+    let origin = crate::egress::origin(&updated.git_url);
     let token = db::env_vars::list(&state.db, updated.id)
         .await?
         .into_iter()
@@ -496,7 +496,7 @@ async fn unbind_credentials(
         let bound = token
             .bound_host
             .clone()
-            .or_else(|| crate::deploy::source::origin(&before.git_url));
+            .or_else(|| crate::egress::origin(&before.git_url));
         if bound != origin {
             db::env_vars::remove(&state.db, token.id).await?;
         }
