@@ -5,7 +5,8 @@
 //! client connects to exactly the addresses checked (a name that rebinds between a check and
 //! the connection gets nowhere). A name that does not resolve is refused. URLs an instance admin
 //! set, and every URL when `git.allow_private_networks` is on (single-user installs), are
-//! trusted and go through the normal resolver.
+//! trusted and go through the normal resolver. When a URL is saved, a private address is
+//! refused at once; a name that does not resolve yet is accepted and refused at use.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -89,6 +90,16 @@ pub async fn check_public(url: &str) -> Result<(), Refused> {
         Some(url::Host::Ipv4(ip)) => check_ip(IpAddr::V4(ip)),
         Some(url::Host::Ipv6(ip)) => check_ip(IpAddr::V6(ip)),
         Some(url::Host::Domain(name)) => resolve_public(name, port).await.map(|_| ()),
+    }
+}
+
+/// The check when a URL is saved: private addresses are refused; a name that does not resolve
+/// yet is accepted (its DNS may not be set up yet), because nothing connects to it except
+/// through `Guard`, which refuses it then.
+pub async fn check_saved(url: &str) -> Result<(), Refused> {
+    match check_public(url).await {
+        Err(Refused::Unresolved(_)) => Ok(()),
+        other => other,
     }
 }
 

@@ -99,6 +99,19 @@ pub fn account(actor: &Actor, changes: bool) -> AppResult<()> {
     }
 }
 
+/// What belongs to the person rather than to a project (their GitHub repositories, their
+/// notices of every project): not for a token limited to some projects.
+pub fn personal(actor: &Actor) -> AppResult<()> {
+    match &actor.token {
+        Some(token) if token.projects.is_some() => Err(AppError::Forbidden(
+            "this API token is limited to some projects; it cannot read what belongs to the \
+             account (GitHub repositories, notices of every project)"
+                .into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The instance-wide rights (users, the system topic, all tokens): instance admins only,
 /// through a credential that is not narrowed.
 pub fn instance_admin(actor: &Actor) -> AppResult<()> {

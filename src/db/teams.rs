@@ -18,6 +18,8 @@ pub use team_members::Model as Member;
 pub use teams::Model as Team;
 
 pub const OWNER: &str = "owner";
+/// The read-only role.
+pub const VIEWER: &str = "viewer";
 
 /// Creates a team of which `owner` is the first member, as owner.
 pub async fn create<C: ConnectionTrait>(
@@ -199,4 +201,24 @@ pub async fn delete(db: &Db, team: Uuid) -> Result<(), DbErr> {
         .await?;
     Teams::delete_by_id(team).exec(&txn).await?;
     txn.commit().await
+}
+
+/// Who hears of a project's events (deploys, crashes, certificates): the members of its team
+/// who may act on them (owners, admins and members; viewers only read), each through their own
+/// channels. A project outside any team (from before teams) tells its creator.
+pub async fn notice_recipients(
+    db: &Db,
+    project: &super::projects::Project,
+) -> Result<Vec<Uuid>, DbErr> {
+    let Some(team) = project.team_id else {
+        return Ok(vec![project.owner_id]);
+    };
+    Ok(Members::find()
+        .filter(team_members::Column::TeamId.eq(team))
+        .filter(team_members::Column::Role.ne(VIEWER))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|m| m.user_id)
+        .collect())
 }

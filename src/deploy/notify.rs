@@ -47,14 +47,21 @@ pub async fn deployment_status(
         "project": project,
         "deployment": deployment,
     });
-    record::publish(
-        &sink.db,
-        &sink.hub,
-        Topic::User(p.owner_id),
-        "notification",
-        payload,
-    )
-    .await;
+    // Everyone on the project's team who hears of it, not whoever created it (a member who
+    // left hears nothing more).
+    let recipients = db::teams::notice_recipients(&sink.db, &p)
+        .await
+        .unwrap_or_else(|_| vec![p.owner_id]);
+    for user in recipients {
+        record::publish(
+            &sink.db,
+            &sink.hub,
+            Topic::User(user),
+            "notification",
+            payload.clone(),
+        )
+        .await;
+    }
     let notice = crate::notifications::deploy_notice(
         &p,
         deployment,
@@ -62,5 +69,5 @@ pub async fn deployment_status(
         error,
         &sink.base,
     );
-    sink.notifier.emit_logged(p.owner_id, notice).await;
+    sink.notifier.emit_to_team(&p, notice).await;
 }

@@ -253,7 +253,8 @@ impl Deployer {
         Ok(())
     }
 
-    /// In-app notification (the owner's `user:` topic) and the listening channels.
+    /// In-app notification (the `user:` topic of everyone on the project's team who hears of
+    /// it) and their listening channels.
     async fn notify_owner(
         &self,
         project: &Project,
@@ -262,24 +263,30 @@ impl Deployer {
         text: String,
     ) {
         let url = format!("{}/projects/{}", self.base, project.id);
-        record::publish(
-            &self.db,
-            &self.hub,
-            Topic::User(project.owner_id),
-            "notification",
-            json!({
-                "level": if event == "app.restarted" { "warning" } else { "error" },
-                "title": text,
-                "body": "",
-                "project": project.id,
-                "deployment": deployment.id,
-                "event": event,
-            }),
-        )
-        .await;
+        let payload = json!({
+            "level": if event == "app.restarted" { "warning" } else { "error" },
+            "title": text,
+            "body": "",
+            "project": project.id,
+            "deployment": deployment.id,
+            "event": event,
+        });
+        let recipients = db::teams::notice_recipients(&self.db, project)
+            .await
+            .unwrap_or_else(|_| vec![project.owner_id]);
+        for user in recipients {
+            record::publish(
+                &self.db,
+                &self.hub,
+                Topic::User(user),
+                "notification",
+                payload.clone(),
+            )
+            .await;
+        }
         self.notifier
-            .emit_logged(
-                project.owner_id,
+            .emit_to_team(
+                project,
                 Notice {
                     event: event.into(),
                     title: text,

@@ -120,6 +120,21 @@ impl Notifier {
         Ok(delivery.id)
     }
 
+    /// Queues a project's `notice` to the channels of everyone on its team who hears of it
+    /// (`db::teams::notice_recipients`), logging (never failing) when it cannot.
+    pub async fn emit_to_team(&self, project: &crate::db::projects::Project, notice: Notice) {
+        let recipients = match crate::db::teams::notice_recipients(&self.db, project).await {
+            Ok(recipients) => recipients,
+            Err(e) => {
+                tracing::warn!(event = %notice.event, error = %e, "cannot find who to notify");
+                return;
+            }
+        };
+        for user in recipients {
+            self.emit_logged(user, notice.clone()).await;
+        }
+    }
+
     /// Fire and forget: emits, logging (never failing) when it cannot.
     pub async fn emit_logged(&self, owner: Uuid, notice: Notice) {
         if let Err(e) = self.emit(owner, &notice).await {

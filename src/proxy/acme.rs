@@ -313,7 +313,7 @@ impl Acme {
                 project.id
             )),
         };
-        self.notifier.emit_logged(project.owner_id, notice).await;
+        self.notifier.emit_to_team(&project, notice).await;
     }
 
     fn mark_failed(&self, name: &str) {

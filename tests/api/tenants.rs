@@ -194,28 +194,36 @@ async fn the_dashboard_refuses_to_be_framed_and_runs_under_a_strict_policy() {
 }
 
 #[tokio::test]
-async fn the_outbound_guard_refuses_unresolvable_names_and_checks_at_connect_time() {
+async fn the_outbound_guard_fails_closed_and_checks_at_connect_time() {
     let app = spawn_app_with(|_| {}).await;
     let admin = app.setup_admin().await;
     let member = app.member(&admin, "mallory").await;
 
-    // A name that does not resolve is refused, for git URLs and webhooks alike.
+    // A name that does not resolve yet may be saved (its DNS may come later), but nothing
+    // connects to it: the fetch and the delivery refuse it, failing closed.
     let project = app
-        .post(
-            "/api/v1/projects",
-            Some(&member.token),
-            json!({"name": "nowhere", "git_url": "https://no-such-host.invalid/a.git"}),
-        )
+        .project_for(&member, "nowhere", "https://no-such-host.invalid/a.git")
         .await;
-    assert_invalid(project, "git_url").await;
-    let channel = app
+    let id = app.deploy(&member, &project, json!({})).await;
+    let done = app
+        .wait_for(&member, &id, FINAL, Duration::from_secs(60))
+        .await;
+    assert_eq!(done["status"], "failed", "{done}");
+    let error = done["error"].to_string();
+    assert!(error.contains("does not resolve"), "{done}");
+    let unresolved: Value = app
         .post(
             "/api/v1/notifications/channels",
             Some(&member.token),
             json!({"kind": "webhook", "target": "https://no-such-host.invalid/hook"}),
         )
-        .await;
-    assert_invalid(channel, "target").await;
+        .await
+        .json()
+        .await
+        .unwrap();
+    let unresolved = unresolved["id"].as_str().unwrap().to_string();
+    let error = delivery_error(&app, &member, &unresolved).await;
+    assert!(error.starts_with("refused"), "{error}");
 
     // A destination that passed its check and now resolves to loopback (a rebinding name, here
     // `localhost` saved under a member's name) is refused when the delivery connects, and the
@@ -249,32 +257,37 @@ async fn the_outbound_guard_refuses_unresolvable_names_and_checks_at_connect_tim
         ],
     )
     .await;
+    let error = delivery_error(&app, &member, &channel).await;
+    assert!(error.starts_with("refused"), "{error}");
+    assert!(!error.contains(&port), "{error}");
+    assert_eq!(catcher.requests().0, 0, "the delivery reached loopback");
+}
+
+/// Sends a test notice through `channel` as `who` and answers the first attempt's error.
+async fn delivery_error(app: &crate::helpers::TestApp, who: &crate::helpers::Session, channel: &str) -> String {
     let queued = app
         .post(
             &format!("/api/v1/notifications/channels/{channel}/test"),
-            Some(&member.token),
+            Some(&who.token),
             json!({}),
         )
         .await;
     assert_eq!(queued.status(), StatusCode::ACCEPTED);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let error = loop {
+    loop {
         let list: Value = app
             .get(
                 &format!("/api/v1/notifications/channels/{channel}/deliveries"),
-                Some(&member.token),
+                Some(&who.token),
             )
             .await
             .json()
             .await
             .unwrap();
         if let Some(error) = list[0]["last_error"].as_str() {
-            break error.to_string();
+            return error.to_string();
         }
         assert!(std::time::Instant::now() < deadline, "no attempt: {list}");
         tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert!(error.starts_with("refused"), "{error}");
-    assert!(!error.contains(&port), "{error}");
-    assert_eq!(catcher.requests().0, 0, "the delivery reached loopback");
+    }
 }

@@ -47,6 +47,7 @@ pub async fn repos(
     Authenticated(actor): Authenticated,
     query: web::Query<RepoQuery>,
 ) -> AppResult<web::Json<Vec<crate::github::Repo>>> {
+    crate::access::personal(&actor)?;
     let token = token_of(&state, actor.user_id).await?;
     let mut list = state.github.repos(&token).await?;
     if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
@@ -64,6 +65,7 @@ pub async fn branches(
     Authenticated(actor): Authenticated,
     path: web::Path<(String, String)>,
 ) -> AppResult<web::Json<Vec<crate::github::Branch>>> {
+    crate::access::personal(&actor)?;
     let (owner, repo) = path.into_inner();
     if !RepoName::valid_part(&owner) {
         return Err(AppError::validation("owner", "is not a GitHub owner name"));

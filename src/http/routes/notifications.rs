@@ -141,7 +141,7 @@ pub async fn create_channel(
         }
         // Like a member's git URL: no reaching into the host's own networks.
         if !(actor.is_admin() || state.config.git.allow_private_networks) {
-            crate::egress::check_public(&target)
+            crate::egress::check_saved(&target)
                 .await
                 .map_err(|why| AppError::validation("target", why.to_string()))?;
         }

@@ -311,7 +311,7 @@ async fn check_source(state: &AppState, actor: &Actor, git_url: &str) -> AppResu
     if actor.is_admin() || state.config.git.allow_private_networks {
         return Ok(());
     }
-    crate::egress::check_public(git_url)
+    crate::egress::check_saved(git_url)
         .await
         .map_err(|why| AppError::validation("git_url", why.to_string()))
 }

@@ -333,7 +333,10 @@ impl Connection {
                 access::project(db, actor, id, Action::Read).await?;
                 Ok(None)
             }
-            Topic::User(id) if id == actor.user_id => Ok(None),
+            Topic::User(id) if id == actor.user_id => {
+                access::personal(actor)?;
+                Ok(None)
+            }
             Topic::User(_) => Err(AppError::NotFound("user not found".into())),
             Topic::System => {
                 access::instance_admin(actor)?;
