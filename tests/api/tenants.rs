@@ -291,3 +291,128 @@ async fn delivery_error(app: &crate::helpers::TestApp, who: &crate::helpers::Ses
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Deploys the fixture's project (it fails at fetch: its URL does not resolve here) and waits.
+async fn failed_deploy(app: &crate::helpers::TestApp, f: &crate::teams::Fixture) {
+    let olive = crate::helpers::Session {
+        token: f.person("olive").token.clone(),
+        refresh: String::new(),
+    };
+    let id = app.deploy(&olive, &f.project, json!({})).await;
+    let done = app
+        .wait_for(&olive, &id, FINAL, Duration::from_secs(60))
+        .await;
+    assert_eq!(done["status"], "failed", "{done}");
+}
+
+#[tokio::test]
+async fn a_projects_notices_go_to_its_team_by_role_and_stop_for_those_who_left() {
+    // Receivers on loopback: this test is about who hears, not about egress.
+    let app = spawn_app_with(|c| c.git.allow_private_networks = true).await;
+    let f = crate::teams::fixture(&app).await;
+    let olive = crate::helpers::Session {
+        token: f.person("olive").token.clone(),
+        refresh: String::new(),
+    };
+    // The fixture's own deploy ends before anyone listens.
+    app.wait_for(&olive, &f.deployment, FINAL, Duration::from_secs(60))
+        .await;
+    let mut receivers = Vec::new();
+    for name in ["olive", "mia", "vic"] {
+        let (base, received) = crate::notifications::start_receiver();
+        let created = app
+            .post(
+                "/api/v1/notifications/channels",
+                Some(&f.person(name).token),
+                json!({"kind": "webhook", "target": format!("{base}/{name}"), "events": ["deploy.failed"]}),
+            )
+            .await;
+        assert_eq!(created.status(), StatusCode::CREATED);
+        receivers.push((name, received));
+    }
+    let count = |name: &str| {
+        let received = &receivers.iter().find(|(n, _)| *n == name).unwrap().1;
+        received.lock().unwrap().requests.len()
+    };
+    let wait_for = |name: &'static str, at_least: usize| {
+        let count = &count;
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while count(name) < at_least {
+                assert!(std::time::Instant::now() < deadline, "{name} heard nothing");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    failed_deploy(&app, &f).await;
+    // The creator and a member hear of it through their own channels; a viewer does not.
+    wait_for("olive", 1).await;
+    wait_for("mia", 1).await;
+    assert_eq!(count("vic"), 0);
+
+    // Mia leaves the team: the next failure reaches olive, not her.
+    let removed = app
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/teams/{}/members/{}", f.team, f.person("mia").id),
+            Some(&f.person("olive").token),
+            None,
+        )
+        .await;
+    assert!(removed.status().is_success(), "{}", removed.status());
+    failed_deploy(&app, &f).await;
+    wait_for("olive", 2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(count("mia"), 1, "a former member still hears of the team's project");
+}
+
+#[tokio::test]
+async fn a_token_limited_to_projects_reads_nothing_of_the_account() {
+    let app = spawn_app_with(|_| {}).await;
+    let f = crate::teams::fixture(&app).await;
+    let olive = &f.person("olive");
+    let minted: Value = app
+        .post(
+            "/api/v1/tokens",
+            Some(&olive.token),
+            json!({"name": "ci", "scope": "read", "project_ids": [f.project]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let narrow = minted["token"].as_str().unwrap().to_string();
+    // Its project, yes; the account's GitHub repositories, no.
+    let project = app
+        .get(&format!("/api/v1/projects/{}", f.project), Some(&narrow))
+        .await;
+    assert_eq!(project.status(), StatusCode::OK);
+    let repos = app.get("/api/v1/github/repos", Some(&narrow)).await;
+    assert_eq!(repos.status(), StatusCode::FORBIDDEN);
+
+    // Nor the notices of every project on the user's topic.
+    use futures_util::{SinkExt, StreamExt};
+    let url = app.base.replace("http://", "ws://") + "/api/v1/ws";
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let mut ask = async |value: Value| -> Value {
+        ws.send(tokio_tungstenite::tungstenite::Message::Text(
+            value.to_string().into(),
+        ))
+        .await
+        .unwrap();
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+                return serde_json::from_str(&text).unwrap();
+            }
+        }
+    };
+    assert_eq!(ask(json!({"op": "auth", "token": narrow})).await["type"], "authenticated");
+    let answer = ask(json!({"op": "subscribe", "topic": format!("user:{}", olive.id), "since": 0})).await;
+    assert_eq!(answer["type"], "error", "{answer}");
+    assert_eq!(answer["code"], "forbidden", "{answer}");
+}
