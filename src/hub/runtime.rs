@@ -37,6 +37,16 @@ pub struct RuntimeLogs {
     hub: Arc<Hub>,
 }
 
+/// `text` with every secret in `masks` replaced by asterisks.
+fn mask(mut text: String, masks: &[String]) -> String {
+    for secret in masks {
+        if text.contains(secret.as_str()) {
+            text = text.replace(secret.as_str(), "********");
+        }
+    }
+    text
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -51,8 +61,9 @@ impl RuntimeLogs {
         }
     }
 
-    /// Adds a subscriber to `project`'s logs, starting a follower of `source` if none runs.
-    pub fn subscribe(&self, project: Uuid, source: LogSource) {
+    /// Adds a subscriber to `project`'s logs, starting a follower of `source` if none runs;
+    /// every occurrence of a value in `masks` (the project's secrets) is replaced.
+    pub fn subscribe(&self, project: Uuid, source: LogSource, masks: Vec<String>) {
         let (engine, hub) = (self.engine.clone(), self.hub.clone());
         let mut followers = lock(&self.followers);
         if let Some(f) = followers.get_mut(&project) {
@@ -64,6 +75,7 @@ impl RuntimeLogs {
         let (task_cancel, task_buffer, max_line) = (cancel.clone(), buffer.clone(), self.max_line);
         tokio::spawn(async move {
             let follow = engine.follow_logs(&source, 100, max_line, |stream, text| {
+                let text = mask(text, &masks);
                 let mut guard = lock(&task_buffer);
                 guard.0 += 1;
                 let line = Line {

@@ -264,7 +264,11 @@ async fn the_outbound_guard_fails_closed_and_checks_at_connect_time() {
 }
 
 /// Sends a test notice through `channel` as `who` and answers the first attempt's error.
-async fn delivery_error(app: &crate::helpers::TestApp, who: &crate::helpers::Session, channel: &str) -> String {
+async fn delivery_error(
+    app: &crate::helpers::TestApp,
+    who: &crate::helpers::Session,
+    channel: &str,
+) -> String {
     let queued = app
         .post(
             &format!("/api/v1/notifications/channels/{channel}/test"),
@@ -363,7 +367,11 @@ async fn a_projects_notices_go_to_its_team_by_role_and_stop_for_those_who_left()
     failed_deploy(&app, &f).await;
     wait_for("olive", 2).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(count("mia"), 1, "a former member still hears of the team's project");
+    assert_eq!(
+        count("mia"),
+        1,
+        "a former member still hears of the team's project"
+    );
 }
 
 #[tokio::test]
@@ -411,8 +419,85 @@ async fn a_token_limited_to_projects_reads_nothing_of_the_account() {
             }
         }
     };
-    assert_eq!(ask(json!({"op": "auth", "token": narrow})).await["type"], "authenticated");
-    let answer = ask(json!({"op": "subscribe", "topic": format!("user:{}", olive.id), "since": 0})).await;
+    assert_eq!(
+        ask(json!({"op": "auth", "token": narrow})).await["type"],
+        "authenticated"
+    );
+    let answer =
+        ask(json!({"op": "subscribe", "topic": format!("user:{}", olive.id), "since": 0})).await;
     assert_eq!(answer["type"], "error", "{answer}");
     assert_eq!(answer["code"], "forbidden", "{answer}");
+}
+
+#[tokio::test]
+async fn an_apps_output_shows_its_secrets_masked_to_every_reader() {
+    let app = spawn_app_with(|c| c.deploy.grace_secs = 0).await;
+    let admin = app.setup_admin().await;
+    let git = crate::gitserver::GitServer::start().await;
+    let mut files = crate::deploy::app_files("masked", "");
+    let dockerfile = format!(
+        "FROM scratch\nLABEL test.build={}\nCOPY busybox /bin/busybox\nCOPY www /www\nEXPOSE 8080\n\
+         CMD [\"/bin/busybox\", \"sh\", \"-c\", \"while true; do echo key=$API_KEY; /bin/busybox sleep 0.2; done & exec /bin/busybox httpd -f -p 8080 -h /www\"]\n",
+        uuid::Uuid::new_v4().simple()
+    );
+    files.retain(|(path, _, _)| *path != "Dockerfile");
+    files.push(("Dockerfile", dockerfile.into_bytes(), false));
+    let repo = git.repo("masked", &files);
+    let project = app.project_for(&admin, "masked", &repo.url).await;
+    let env = app
+        .send(
+            reqwest::Method::PUT,
+            &format!("/api/v1/projects/{project}/env"),
+            Some(&admin.token),
+            Some(json!({"vars": [{"key": "API_KEY", "value": "sk-live-0123456789", "secret": true}]})),
+        )
+        .await;
+    assert_eq!(env.status(), StatusCode::OK);
+    app.deploy_live(&admin, &project, json!({}), Duration::from_secs(120))
+        .await;
+
+    use futures_util::{SinkExt, StreamExt};
+    let url = app.base.replace("http://", "ws://") + "/api/v1/ws";
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    for op in [
+        json!({"op": "auth", "token": admin.token}),
+        json!({"op": "subscribe", "topic": format!("project:{project}:logs"), "since": 0}),
+    ] {
+        ws.send(tokio_tungstenite::tungstenite::Message::Text(
+            op.to_string().into(),
+        ))
+        .await
+        .unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let line = loop {
+        assert!(std::time::Instant::now() < deadline, "no runtime line");
+        let message = tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let tokio_tungstenite::tungstenite::Message::Text(text) = message else {
+            continue;
+        };
+        assert!(
+            !text.contains("sk-live-0123456789"),
+            "a secret in the app's log: {text}"
+        );
+        let value: Value = serde_json::from_str(&text).unwrap();
+        let events = if value["type"] == "batch" {
+            value["events"].as_array().unwrap().clone()
+        } else {
+            vec![value]
+        };
+        if let Some(line) = events
+            .iter()
+            .filter_map(|e| e["line"].as_str())
+            .find(|l| l.starts_with("key="))
+        {
+            break line.to_string();
+        }
+    };
+    assert_eq!(line, "key=********");
+    app.delete_project(&admin, &project).await;
 }

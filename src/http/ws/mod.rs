@@ -28,6 +28,7 @@ use credential::{Credential, login_for_refresh_cookie, login_for_token};
 use crate::access::{self, Action};
 use crate::auth::Actor;
 use crate::db;
+use crate::docker::LogSource;
 use crate::error::AppError;
 use crate::hub::{Delivery, Published, Topic, replay, wire};
 use crate::state::AppState;
@@ -313,7 +314,9 @@ impl Connection {
     }
 
     /// Checks the caller may read `topic`; for runtime logs returns the live container.
-    async fn authorize(&self, topic: Topic) -> Result<Option<crate::docker::LogSource>, AppError> {
+    /// Whether the caller may subscribe to `topic`; for an app's logs, where they come from and
+    /// the secret values to mask in them.
+    async fn authorize(&self, topic: Topic) -> Result<Option<(LogSource, Vec<String>)>, AppError> {
         let actor = self
             .actor
             .as_ref()
@@ -349,7 +352,15 @@ impl Connection {
                 let source = live.and_then(|d| runtime.log_source(&d)).ok_or_else(|| {
                     AppError::Conflict("the project has no live container".into())
                 })?;
-                Ok(Some(source))
+                // The app's output is masked like a build log, for every reader: an app that
+                // prints its own secrets does not show them to viewers.
+                let vars = db::env_vars::list(db, project.id).await?;
+                let masks = crate::deploy::env::open_all(&self.state.sealer, &vars)?
+                    .into_iter()
+                    .filter(|v| v.secret && v.value.len() >= 4)
+                    .map(|v| v.value)
+                    .collect();
+                Ok(Some((source, masks)))
             }
         }
     }
@@ -387,8 +398,8 @@ impl Connection {
         // Listen before reading the backlog, so nothing published meanwhile is missed.
         self.events
             .insert(topic, BroadcastStream::new(self.state.hub.subscribe(topic)));
-        if let (Topic::ProjectLogs(project), Some(source)) = (topic, source) {
-            self.state.runtime_logs.subscribe(project, source);
+        if let (Topic::ProjectLogs(project), Some((source, masks))) = (topic, source) {
+            self.state.runtime_logs.subscribe(project, source, masks);
         }
         self.subs.insert(topic, since);
         self.send(json!({"type": "subscribed", "topic": raw, "since": since}))
