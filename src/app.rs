@@ -278,6 +278,7 @@ impl App {
                 config.auth.login_failures_per_username,
                 Duration::from_secs(config.auth.login_window_secs),
             ),
+            api_limiter: crate::auth::ApiLimiter::new(config.quotas.api_requests_per_minute),
             passwords: PasswordHasher::new(config.auth.hash_concurrency),
             logins: Default::default(),
             sealer,

@@ -24,6 +24,12 @@ pub enum AppError {
     Validation { field: String, message: String },
     #[error("too many attempts; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// A quota of `[quotas]` is used up: 429 with `Retry-After` and which quota.
+    #[error("{message}")]
+    OverQuota {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("{0}")]
     Unavailable(String),
     #[error(transparent)]
@@ -54,6 +60,7 @@ impl AppError {
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::Validation { .. } => "validation_failed",
             Self::RateLimited { .. } => "rate_limited",
+            Self::OverQuota { .. } => "quota_exceeded",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -113,7 +120,7 @@ impl ResponseError for AppError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::OverQuota { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -132,7 +139,11 @@ impl ResponseError for AppError {
             _ => None,
         };
         let mut response = HttpResponse::build(self.status_code());
-        if let Self::RateLimited { retry_after_secs } = self {
+        if let Self::RateLimited { retry_after_secs }
+        | Self::OverQuota {
+            retry_after_secs, ..
+        } = self
+        {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
         }
         if let Self::Unauthorized(_) = self {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::auth::{ActiveLogins, LoginLimiter, PasswordHasher, TokenKeys};
+use crate::auth::{ActiveLogins, ApiLimiter, LoginLimiter, PasswordHasher, TokenKeys};
 use crate::config::Config;
 use crate::db::Db;
 use crate::deploy::Deployer;
@@ -19,6 +19,8 @@ pub struct AppState {
     pub sealer: Arc<Sealer>,
     pub tokens: TokenKeys,
     pub limiter: LoginLimiter,
+    /// Requests per user per minute (`quotas.api_requests_per_minute`).
+    pub api_limiter: ApiLimiter,
     /// Argon2id with bounded concurrency and memory.
     pub passwords: PasswordHasher,
     /// Logins recently found active (access-token checks), forgotten on revocation.

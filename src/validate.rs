@@ -52,7 +52,29 @@ pub fn project_name(value: &str) -> Check {
     if slug_value.is_empty() {
         return Err("must contain at least one ASCII letter or digit".into());
     }
-    slug(&slug_value).map_err(|why| format!("its slug '{slug_value}' {why}"))
+    slug(&slug_value).map_err(|why| format!("its slug '{slug_value}' {why}"))?;
+    if preview_shaped(&slug_value) {
+        return Err(format!(
+            "its slug '{slug_value}' looks like a preview host (<8 hex>-<slug> or pr-<n>-<slug>), \
+             which would take another project's preview address; choose another name"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a slug has the shape of a preview host's first label: a deployment's short id
+/// (8 hex digits) or a pull request (`pr-<number>`) before a dash.
+pub fn preview_shaped(slug: &str) -> bool {
+    let hex = slug.len() > 9
+        && slug.as_bytes()[8] == b'-'
+        && slug[..8].bytes().all(|b| b.is_ascii_hexdigit());
+    let pr = slug
+        .strip_prefix("pr-")
+        .and_then(|rest| rest.split_once('-'))
+        .is_some_and(|(n, tail)| {
+            !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && !tail.is_empty()
+        });
+    hex || pr
 }
 
 /// 1–64 of `a-z 0-9 . _ -`, starting with a letter or digit.
@@ -361,6 +383,23 @@ mod tests {
         assert!(project_name("!!!").is_err());
         assert!(project_name(&"a".repeat(70)).is_err());
         assert!(project_name("ok\u{7}").is_err());
+    }
+
+    #[test]
+    fn preview_shaped_names_are_refused() {
+        for name in ["0123abcd-blog", "deadbeef blog", "pr-12-blog", "PR 7 shop"] {
+            assert!(project_name(name).is_err(), "{name}");
+        }
+        for name in [
+            "blog",
+            "deadbeef",
+            "pr-blog",
+            "pr-12",
+            "cafe-babe-blog",
+            "0123abcg-blog",
+        ] {
+            assert!(project_name(name).is_ok(), "{name}");
+        }
     }
 
     #[test]

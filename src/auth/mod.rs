@@ -7,7 +7,7 @@ pub mod logins;
 mod password;
 mod tokens;
 
-pub use limiter::LoginLimiter;
+pub use limiter::{ApiLimiter, LoginLimiter};
 pub use logins::ActiveLogins;
 pub use password::PasswordHasher;
 pub use tokens::{AccessClaims, TokenKeys};

@@ -14,11 +14,13 @@ mod github;
 mod observe;
 mod retention;
 mod serving;
+mod tenancy;
 pub use cluster::{RegistryConfig, RuntimeConfig, RuntimeKind};
 pub use github::GithubConfig;
 pub use observe::{HealthConfig, MetricsConfig, SmtpConfig, SmtpTls};
 pub use retention::RetentionConfig;
 pub use serving::{AcmeConfig, CertificateFiles, DnsConfig, ProxyConfig};
+pub use tenancy::{DomainsConfig, QuotasConfig};
 
 /// The documented example, also what `shard config init` writes.
 pub const EXAMPLE_TOML: &str = include_str!("../../config.example.toml");
@@ -79,6 +81,8 @@ pub struct Config {
     pub deploy: DeployConfig,
     pub containers: ContainersConfig,
     pub retention: RetentionConfig,
+    pub quotas: QuotasConfig,
+    pub domains: DomainsConfig,
     pub proxy: ProxyConfig,
     pub dns: DnsConfig,
     pub acme: AcmeConfig,
@@ -267,6 +271,8 @@ impl Default for Config {
             deploy: DeployConfig::default(),
             containers: ContainersConfig::default(),
             retention: RetentionConfig::default(),
+            quotas: QuotasConfig::default(),
+            domains: DomainsConfig::default(),
             proxy: ProxyConfig::default(),
             dns: DnsConfig::default(),
             acme: AcmeConfig::default(),
@@ -535,6 +541,7 @@ impl Config {
         self.check_smtp()?;
         self.check_health()?;
         self.check_retention()?;
+        self.check_tenancy()?;
         if self.jobs.lease_secs < 5 {
             return bad("jobs.lease_secs", "must be at least 5");
         }

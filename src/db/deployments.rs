@@ -299,3 +299,40 @@ pub async fn set_commit_status(
     update.exec(db).await?;
     Ok(())
 }
+
+/// Deployments requested by `user` since `since` (a quota's window).
+pub async fn count_requested_by(
+    db: &Db,
+    user: Uuid,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    Deployments::find()
+        .filter(deployments::Column::CreatedBy.eq(user))
+        .filter(deployments::Column::CreatedAt.gte(since))
+        .count(db)
+        .await
+}
+
+/// Deployments of `projects` created since `since`, and those of them still queued.
+pub async fn count_for_projects(
+    db: &Db,
+    projects: &[Uuid],
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<(u64, u64), DbErr> {
+    use sea_orm::PaginatorTrait;
+    if projects.is_empty() {
+        return Ok((0, 0));
+    }
+    let recent = Deployments::find()
+        .filter(deployments::Column::ProjectId.is_in(projects.iter().copied()))
+        .filter(deployments::Column::CreatedAt.gte(since))
+        .count(db)
+        .await?;
+    let queued = Deployments::find()
+        .filter(deployments::Column::ProjectId.is_in(projects.iter().copied()))
+        .filter(deployments::Column::Status.eq(DeploymentStatus::Queued.as_str()))
+        .count(db)
+        .await?;
+    Ok((recent, queued))
+}

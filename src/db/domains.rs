@@ -28,6 +28,24 @@ pub enum AddError {
     Db(#[from] DbErr),
 }
 
+/// Removes domains left unverified since before `before` (all of them, or only `name`): a
+/// claim nobody proves expires, so no one can hold another's domain by adding it first.
+/// Answers how many went.
+pub async fn expire_pending(
+    db: &Db,
+    before: chrono::DateTime<Utc>,
+    name: Option<&str>,
+) -> Result<u64, DbErr> {
+    let mut query = Domains::delete_many()
+        .filter(Column::Status.ne(VERIFIED))
+        .filter(Column::VerifiedAt.is_null())
+        .filter(Column::CreatedAt.lt(before));
+    if let Some(name) = name {
+        query = query.filter(Column::Domain.eq(name));
+    }
+    Ok(query.exec(db).await?.rows_affected)
+}
+
 pub async fn add(db: &Db, project_id: Uuid, domain: &str, token: &str) -> Result<Domain, AddError> {
     let row = domains::ActiveModel {
         id: Set(Uuid::now_v7()),

@@ -304,3 +304,24 @@ pub async fn attach_git_account(db: &Db, owner: Uuid, account: Uuid) -> Result<(
         .await?;
     Ok(())
 }
+
+/// How many projects `owner` created (over every team).
+pub async fn count_owned(db: &Db, owner: Uuid) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    Projects::find()
+        .filter(projects::Column::OwnerId.eq(owner))
+        .count(db)
+        .await
+}
+
+/// The ids of a team's projects.
+pub async fn ids_in_team(db: &Db, team: Uuid) -> Result<Vec<Uuid>, DbErr> {
+    use sea_orm::QuerySelect;
+    Projects::find()
+        .select_only()
+        .column(projects::Column::Id)
+        .filter(projects::Column::TeamId.eq(team))
+        .into_tuple()
+        .all(db)
+        .await
+}

@@ -92,3 +92,13 @@ pub async fn ensure_secret(db: &Db, project_id: Uuid, sealed: Vec<u8>) -> Result
         .and_then(|p| p.webhook_secret_sealed)
         .ok_or(DbErr::RecordNotFound("project".into()))
 }
+
+/// Replaces the project's webhook secret (a rotation).
+pub async fn set_secret(db: &Db, project_id: Uuid, sealed: Vec<u8>) -> Result<(), DbErr> {
+    Projects::update_many()
+        .col_expr(projects::Column::WebhookSecretSealed, Expr::value(sealed))
+        .filter(projects::Column::Id.eq(project_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}

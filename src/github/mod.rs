@@ -455,6 +455,31 @@ impl Github {
         }
     }
 
+    /// Gives a webhook shard created a new secret (`PATCH /repos/{owner}/{repo}/hooks/{id}`).
+    pub async fn update_hook_secret(
+        &self,
+        token: &str,
+        repo: &RepoName,
+        id: i64,
+        url: &str,
+        secret: &str,
+    ) -> Result<(), GithubError> {
+        let request = self
+            .http
+            .patch(self.url(&format!("/repos/{repo}/hooks/{id}")))
+            .json(&serde_json::json!({
+                "config": {"url": url, "content_type": "json", "secret": secret, "insecure_ssl": "0"},
+            }));
+        match self.call(request, token).await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(GithubError::Refused(format!(
+                "updating the webhook answered {}",
+                r.status()
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Deletes a webhook shard created (`DELETE /repos/{owner}/{repo}/hooks/{id}`); one
     /// already gone counts as deleted.
     pub async fn delete_hook(

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::pin::Pin;
 
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
-use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 
 use uuid::Uuid;
 
@@ -29,6 +29,10 @@ pub struct Authenticated(pub Actor);
 pub struct Caller(pub Actor);
 
 /// Resolves the bearer token of a request and notes the actor for the audit log.
+/// Marks a request whose caller was counted against the API rate limit.
+#[derive(Clone, Copy)]
+struct RateCounted;
+
 pub(crate) fn authenticate(
     req: &HttpRequest,
 ) -> Pin<Box<dyn Future<Output = Result<Actor, AppError>>>> {
@@ -44,6 +48,18 @@ pub(crate) fn authenticate(
             .await?
             .ok_or_else(|| AppError::Unauthorized("invalid or expired token".into()))?;
         super::audit::actor(&req, &actor);
+        // One count per request, however many extractors authenticate it.
+        let first = req.extensions_mut().insert(RateCounted).is_none();
+        if first && let Err(retry_after_secs) = state.api_limiter.hit(&actor.user_id.to_string()) {
+            return Err(AppError::OverQuota {
+                message: format!(
+                    "too many API requests; at most {} a minute per user \
+                     (quotas.api_requests_per_minute)",
+                    state.config.quotas.api_requests_per_minute
+                ),
+                retry_after_secs,
+            });
+        }
         Ok(actor)
     })
 }

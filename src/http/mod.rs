@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 mod openapi;
+pub mod quotas;
 pub mod routes;
 mod spa;
 pub mod ws;

@@ -29,7 +29,7 @@ use super::routes::{
         deployments::cancel_deployment, deployments::deployment_logs,
         deployments::start_project, deployments::stop_project, deployments::restart_project,
         domains::list_domains, domains::add_domain, domains::delete_domain, domains::verify_domain,
-        webhooks::get_webhook, webhooks::list_deliveries, webhooks::github,
+        webhooks::get_webhook, webhooks::rotate_webhook, webhooks::list_deliveries, webhooks::github,
         github::start, github::callback, github::account, github::disconnect, github::providers,
         github_repos::repos, github_repos::branches, github_repos::import,
         github_repos::unlink_project,

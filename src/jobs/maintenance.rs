@@ -50,6 +50,8 @@ pub async fn prune(state: &AppState) -> anyhow::Result<()> {
             .await?;
     // Invitations are kept a week past their expiry (so a late click says "expired").
     let invitations = db::invitations::prune(db, days(7)).await?;
+    let domains =
+        db::domains::expire_pending(db, days(state.config.domains.pending_days), None).await?;
     tracing::info!(
         sessions,
         logs,
@@ -59,6 +61,7 @@ pub async fn prune(state: &AppState) -> anyhow::Result<()> {
         deliveries,
         notices,
         invitations,
+        domains,
         "maintenance pruned old rows"
     );
     Ok(())

@@ -501,3 +501,240 @@ async fn an_apps_output_shows_its_secrets_masked_to_every_reader() {
     assert_eq!(line, "key=********");
     app.delete_project(&admin, &project).await;
 }
+
+#[tokio::test]
+async fn quotas_answer_429_with_retry_after_and_hold_members_not_admins() {
+    let app = spawn_app_with(|c| {
+        c.quotas.projects_per_user = 2;
+        c.quotas.deploys_per_hour_per_user = 2;
+    })
+    .await;
+    let admin = app.setup_admin().await;
+    let member = app.member(&admin, "mallory").await;
+    let mut projects = Vec::new();
+    for name in ["one", "two"] {
+        projects.push(
+            app.create_project(&member, name).await["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let third = app
+        .post(
+            "/api/v1/projects",
+            Some(&member.token),
+            json!({"name": "three", "git_url": "https://example.com/a/b.git"}),
+        )
+        .await;
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(third.headers().get("retry-after").is_some());
+    let body: Value = third.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "quota_exceeded", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("projects_per_user"),
+        "{body}"
+    );
+    // Admins are not held to it.
+    for name in ["a1", "a2", "a3"] {
+        app.create_project(&admin, name).await;
+    }
+
+    for _ in 0..2 {
+        app.deploy(&member, &projects[0], json!({})).await;
+    }
+    let over = app
+        .post(
+            &format!("/api/v1/projects/{}/deployments", projects[1]),
+            Some(&member.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(over.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = over.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry > 0);
+}
+
+#[tokio::test]
+async fn the_api_rate_limit_holds_per_user() {
+    let app = spawn_app_with(|c| c.quotas.api_requests_per_minute = 5).await;
+    let admin = app.setup_admin().await;
+    let member = app.member(&admin, "chatty").await;
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(
+            app.get("/api/v1/auth/me", Some(&member.token))
+                .await
+                .status(),
+        );
+    }
+    assert!(
+        statuses[..4].iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+    let limited = app.get("/api/v1/auth/me", Some(&member.token)).await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers().get("retry-after").is_some());
+    // Someone else is not slowed down by it.
+    assert_eq!(
+        app.get("/api/v1/projects", Some(&admin.token))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn names_cannot_take_preview_hosts_and_unverified_domains_expire() {
+    let app = spawn_app_with(|_| {}).await;
+    let admin = app.setup_admin().await;
+    for name in ["0123abcd-blog", "pr-12-shop"] {
+        let refused = app
+            .post(
+                "/api/v1/projects",
+                Some(&admin.token),
+                json!({"name": name, "git_url": "https://example.com/a/b.git"}),
+            )
+            .await;
+        assert_invalid(refused, "name").await;
+    }
+
+    let alice = app.member(&admin, "alice").await;
+    let bob = app.member(&admin, "bob").await;
+    let a = app.create_project(&alice, "alices").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = app.create_project(&bob, "bobs").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let add = |who: String, project: String| {
+        let app = &app;
+        async move {
+            app.post(
+                &format!("/api/v1/projects/{project}/domains"),
+                Some(&who),
+                json!({"domain": "shop.example.net"}),
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        add(alice.token.clone(), a.clone()).await.status(),
+        StatusCode::CREATED
+    );
+    // A fresh claim holds the name...
+    assert_eq!(
+        add(bob.token.clone(), b.clone()).await.status(),
+        StatusCode::CONFLICT
+    );
+    // ...one left unverified past domains.pending_days does not.
+    crate::helpers::execute_sql(
+        &app,
+        "UPDATE domains SET created_at = $1 WHERE domain = $2",
+        vec![
+            (chrono::Utc::now() - chrono::Duration::days(8)).into(),
+            "shop.example.net".into(),
+        ],
+    )
+    .await;
+    assert_eq!(
+        add(bob.token.clone(), b.clone()).await.status(),
+        StatusCode::CREATED
+    );
+    let alices: Value = app
+        .get(&format!("/api/v1/projects/{a}/domains"), Some(&alice.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(alices, json!([]), "{alices}");
+}
+
+#[tokio::test]
+async fn metrics_behind_a_trusted_proxy_need_the_token() {
+    let app = spawn_app_with(|c| {
+        c.http.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    assert_eq!(
+        app.get("/metrics", None).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let app = spawn_app_with(|c| {
+        c.http.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+        c.metrics.token = Some(shard::config::Secret::new("metrics-token-0123456789"));
+    })
+    .await;
+    assert_eq!(
+        app.get("/metrics", None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let ok = app.get("/metrics", Some("metrics-token-0123456789")).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_rotated_webhook_secret_no_longer_signs_deliveries() {
+    let app = spawn_app_with(|_| {}).await;
+    let admin = app.setup_admin().await;
+    let project = app.create_project(&admin, "hooked").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let hook: Value = app
+        .get(
+            &format!("/api/v1/projects/{project}/webhook"),
+            Some(&admin.token),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let old = hook["secret"].as_str().unwrap().to_string();
+    let url = hook["url"].as_str().unwrap().to_string();
+    let ping = |secret: String| {
+        let client = app.client.clone();
+        let url = url.clone();
+        async move {
+            client
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("x-github-event", "ping")
+                .header("x-github-delivery", uuid::Uuid::new_v4().to_string())
+                .header(
+                    "x-hub-signature-256",
+                    crate::webhooks::signature(&secret, b"{}"),
+                )
+                .body("{}")
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert!(ping(old.clone()).await.is_success());
+    let rotated = app
+        .post(
+            &format!("/api/v1/projects/{project}/webhook/rotate"),
+            Some(&admin.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(rotated.status(), StatusCode::OK);
+    let fresh = rotated.json::<Value>().await.unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(fresh, old);
+    assert_eq!(ping(old).await, StatusCode::UNAUTHORIZED);
+    assert!(ping(fresh).await.is_success());
+}

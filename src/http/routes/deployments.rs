@@ -117,7 +117,7 @@ pub struct Accepted {
 
 /// Queues a deploy of the project's branch, or a rollback to an earlier deployment's image.
 #[utoipa::path(post, path = "/api/v1/projects/{id}/deployments", tag = "deployments", request_body(content = CreateDeployment, description = "optional"),
-    responses((status = 202, body = Accepted), (status = 400, description = "malformed JSON"), (status = 404), (status = 409, description = "rollback image no longer kept"), (status = 422, description = "unknown field, or not a deployment of this project")), security(("bearer" = ["role:member", "scope:deploy"])))]
+    responses((status = 202, body = Accepted), (status = 400, description = "malformed JSON"), (status = 404), (status = 409, description = "rollback image no longer kept"), (status = 422, description = "unknown field, or not a deployment of this project"), (status = 429, description = "a deploy quota is used up; see Retry-After")), security(("bearer" = ["role:member", "scope:deploy"])))]
 pub async fn create_deployment(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -125,6 +125,7 @@ pub async fn create_deployment(
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
     let body: CreateDeployment = crate::http::optional_json(&body)?;
+    crate::http::quotas::deploy(&state, &actor, &project).await?;
     let deployment = state
         .deployer
         .request(&project, Some(actor.user_id), body.from_deployment)

@@ -171,6 +171,9 @@ pub async fn add_domain(
         )));
     }
     let token = crate::secrets::random_token("shard-verify-");
+    // Someone else's claim that was never verified in time no longer holds the name.
+    let expiry = chrono::Duration::days(i64::from(state.config.domains.pending_days));
+    domains::expire_pending(&state.db, chrono::Utc::now() - expiry, Some(&domain)).await?;
     let added = match domains::add(&state.db, project.id, &domain, &token).await {
         Ok(added) => added,
         Err(AddError::Taken) => {

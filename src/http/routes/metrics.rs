@@ -182,6 +182,14 @@ pub async fn prometheus(state: web::Data<AppState>, req: HttpRequest) -> AppResu
                 ));
             }
         }
+        None if !state.config.http.trusted_proxies.is_empty() => {
+            // Behind a proxy on this host every client arrives from loopback.
+            return Err(AppError::Forbidden(
+                "with http.trusted_proxies set, metrics need metrics.token (a proxy makes every \
+                 client look local)"
+                    .into(),
+            ));
+        }
         None => {
             let loopback = req.peer_addr().is_some_and(|a| a.ip().is_loopback());
             if !loopback {

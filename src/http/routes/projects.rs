@@ -362,7 +362,7 @@ pub async fn list_projects(
 }
 
 #[utoipa::path(post, path = "/api/v1/projects", tag = "projects", request_body = CreateProject,
-    responses((status = 201, body = ProjectView), (status = 409, description = "slug taken"), (status = 422)), security(("bearer" = [])))]
+    responses((status = 201, body = ProjectView), (status = 409, description = "slug taken"), (status = 422), (status = 429, description = "a project quota is used up")), security(("bearer" = [])))]
 pub async fn create_project(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -563,6 +563,7 @@ pub(crate) async fn create(
         ..settings
     };
     check(state, &settings)?;
+    crate::http::quotas::project(state, actor, team.id).await?;
     check_source(state, actor, &settings.git_url).await?;
     let slug = settings.slug.clone();
     let project = match db::projects::insert_in(&state.db, actor.user_id, team.id, settings).await {

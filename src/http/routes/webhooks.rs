@@ -29,6 +29,10 @@ const LIST_LIMIT: u64 = 50;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/projects/{id}/webhook", web::get().to(get_webhook))
         .route(
+            "/projects/{id}/webhook/rotate",
+            web::post().to(rotate_webhook),
+        )
+        .route(
             "/projects/{id}/webhook/deliveries",
             web::get().to(list_deliveries),
         )
@@ -112,6 +116,57 @@ pub async fn get_webhook(
     Ok(web::Json(WebhookView {
         url: hook_url(&state, project.id),
         secret,
+        content_type: "application/json",
+        events: vec!["push"],
+    }))
+}
+
+/// Replaces the webhook secret (someone who knew it left the team). When shard created the
+/// repository's webhook, GitHub gets the new secret first; if it cannot, nothing changes (409),
+/// so pushes never start failing their signature check.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/webhook/rotate", tag = "webhooks",
+    responses((status = 200, body = WebhookView), (status = 403), (status = 404), (status = 409, description = "GitHub's webhook could not be updated; the secret is unchanged")), security(("bearer" = ["role:admin", "scope:admin"])))]
+pub async fn rotate_webhook(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ProjectFor(_actor, project, _need): ProjectFor<Configure>,
+) -> AppResult<web::Json<WebhookView>> {
+    let fresh = secrets::random_token("");
+    let url = hook_url(&state, project.id);
+    if let (Some(hook), Some(repo)) = (
+        project.github_hook_id,
+        project
+            .github_repo
+            .as_deref()
+            .and_then(crate::github::RepoName::parse),
+    ) {
+        let account = match project.git_account_id {
+            Some(id) => db::git_accounts::find(&state.db, id).await?,
+            None => None,
+        };
+        let Some(account) = account else {
+            return Err(AppError::Conflict(format!(
+                "the GitHub account that created {repo}'s webhook is disconnected: update the \
+                 secret there by hand, or unlink the repository first"
+            )));
+        };
+        let token = crate::github::open_token(&state.sealer, &account)?;
+        state
+            .github
+            .update_hook_secret(&token, &repo, hook, &url, &fresh)
+            .await
+            .map_err(|e| {
+                AppError::Conflict(format!(
+                    "GitHub's webhook was not updated ({e}); the secret is unchanged"
+                ))
+            })?;
+    }
+    let sealed = state.sealer.seal(fresh.as_bytes(), project.id.as_bytes());
+    webhooks::set_secret(&state.db, project.id, sealed).await?;
+    crate::http::audit::action(&req, "webhook.rotate", "project", project.id);
+    Ok(web::Json(WebhookView {
+        url,
+        secret: fresh,
         content_type: "application/json",
         events: vec!["push"],
     }))
