@@ -44,6 +44,7 @@ impl Pipeline {
             })
         };
         let (url, branch, dir) = (p.git_url.clone(), p.branch.clone(), build_dir.to_path_buf());
+        let max_bytes = self.d.config.deploy.max_checkout_mb * 1024 * 1024;
         // A member's URL is fetched through the outbound guard: checked at connect time.
         let resolver: Option<Arc<dyn reqwest::dns::Resolve>> = (!self.trusted_source())
             .then(|| Arc::new(crate::egress::Guard) as Arc<dyn reqwest::dns::Resolve>);
@@ -54,7 +55,15 @@ impl Pipeline {
                 Some(sha) => git::Revision::Commit(sha),
                 None => git::Revision::Branch(&branch),
             };
-            git::fetch(&url, revision, &dir, token.as_deref(), resolver, &interrupt)
+            git::fetch(
+                &url,
+                revision,
+                &dir,
+                token.as_deref(),
+                resolver,
+                max_bytes,
+                &interrupt,
+            )
         })
         .await;
         watcher.abort();
@@ -68,6 +77,7 @@ impl Pipeline {
                 ),
             )),
             Err(git::GitError::Cancelled) => Err(Stop::Cancelled),
+            Err(e @ git::GitError::TooLarge { .. }) => Err(failed("fetch", e.to_string())),
             Err(e) => Err(failed("fetch", e.to_string())),
         }
     }

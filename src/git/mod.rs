@@ -25,6 +25,9 @@ pub enum GitError {
     BranchNotFound(String),
     #[error("fetch was cancelled")]
     Cancelled,
+    /// The commit's files would take more than the limit on disk (nothing was written).
+    #[error("the checkout would take more than {limit_mb} MiB on disk (deploy.max_checkout_mb)")]
+    TooLarge { limit_mb: u64 },
     #[error("{0}")]
     Failed(String),
 }
@@ -54,6 +57,7 @@ pub fn fetch(
     dest: &Path,
     token: Option<&str>,
     resolver: Option<Arc<dyn reqwest::dns::Resolve>>,
+    max_checkout_bytes: u64,
     interrupt: &AtomicBool,
 ) -> Result<Checkout, GitError> {
     let wanted = match revision {
@@ -108,6 +112,22 @@ pub fn fetch(
                 failed("fetch failed", &e)
             }
         })?;
+    // Counted before anything is written: a tree that names one blob under a million paths
+    // is small to fetch and huge on disk.
+    let used = {
+        let tree = checkout
+            .repo()
+            .head_commit()
+            .map_err(|e| failed("cannot read the fetched commit", &e))?
+            .tree()
+            .map_err(|e| failed("cannot read the fetched tree", &e))?;
+        disk_use(&tree, max_checkout_bytes).map_err(|e| failed("cannot size the checkout", &e))?
+    };
+    if used > max_checkout_bytes {
+        return Err(GitError::TooLarge {
+            limit_mb: max_checkout_bytes / (1024 * 1024),
+        });
+    }
     let (repo, _) = checkout
         .main_worktree(gix::progress::Discard, interrupt)
         .map_err(|e| failed("checkout failed", &e))?;
@@ -162,6 +182,84 @@ fn guard_connection(
     Ok(())
 }
 
+/// What a file takes on disk at least: one filesystem block (an empty file still costs an
+/// inode and a directory entry; round up to a block rather than undercount).
+const BLOCK: u64 = 4096;
+
+/// The disk space `tree`'s files would take once checked out, each file rounded up to whole
+/// blocks and each directory one block; counting stops once past `limit`.
+fn disk_use(tree: &gix::Tree<'_>, limit: u64) -> gix::Result<u64> {
+    let mut sizer = Sizer {
+        repo: tree.repo,
+        total: 0,
+        limit,
+        unreadable: false,
+    };
+    // Past the limit the sizer stops the walk, which gix reports as cancelled.
+    if let Err(e) = tree.traverse().breadthfirst(&mut sizer)
+        && !sizer.over()
+    {
+        return Err(e);
+    }
+    Ok(if sizer.unreadable {
+        u64::MAX
+    } else {
+        sizer.total
+    })
+}
+
+/// Sums entry sizes from object headers (nothing is decompressed).
+struct Sizer<'r> {
+    repo: &'r gix::Repository,
+    total: u64,
+    limit: u64,
+    /// A blob's header could not be read: count the tree as too large.
+    unreadable: bool,
+}
+
+impl Sizer<'_> {
+    fn over(&self) -> bool {
+        self.unreadable || self.total > self.limit
+    }
+}
+
+impl gix::traverse::tree::Visit for Sizer<'_> {
+    fn pop_back_tracked_path_and_set_current(&mut self) {}
+    fn pop_front_tracked_path_and_set_current(&mut self) {}
+    fn push_back_tracked_path_component(&mut self, _: &gix::bstr::BStr) {}
+    fn push_path_component(&mut self, _: &gix::bstr::BStr) {}
+    fn pop_path_component(&mut self) {}
+
+    fn visit_tree(
+        &mut self,
+        _: &gix::objs::tree::EntryRef<'_>,
+    ) -> gix::traverse::tree::visit::Action {
+        self.total = self.total.saturating_add(BLOCK);
+        if self.over() {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(true)
+        }
+    }
+
+    fn visit_nontree(
+        &mut self,
+        entry: &gix::objs::tree::EntryRef<'_>,
+    ) -> gix::traverse::tree::visit::Action {
+        if self.over() || entry.mode.is_commit() {
+            return std::ops::ControlFlow::Continue(true);
+        }
+        match self.repo.find_header(entry.oid) {
+            Ok(header) => {
+                let blocks = header.size().div_ceil(BLOCK).max(1);
+                self.total = self.total.saturating_add(blocks.saturating_mul(BLOCK));
+            }
+            Err(_) => self.unreadable = true,
+        }
+        std::ops::ControlFlow::Continue(true)
+    }
+}
+
 /// A shared resolver as the sized one reqwest's builder takes.
 struct Shared(Arc<dyn reqwest::dns::Resolve>);
 
@@ -195,6 +293,7 @@ mod tests {
             &dest.path().join("checkout"),
             Some("secret-token"),
             Some(Arc::new(crate::egress::Guard)),
+            u64::MAX,
             &AtomicBool::new(false),
         );
         let err = result.expect_err("the guard refuses loopback");

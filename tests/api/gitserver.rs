@@ -130,6 +130,53 @@ impl Repo {
     }
 }
 
+impl Repo {
+    /// Commits a checkout bomb with git's plumbing: one blob of `blob_bytes` zeros named
+    /// `copies` times in one tree (tiny to store and fetch, `copies × blob_bytes` on disk), plus
+    /// `files` as usual; pushes it and returns the SHA. Nothing of that size is written here.
+    pub fn commit_bomb(&self, copies: usize, blob_bytes: usize) -> String {
+        let blob_file = self.work.join("bomb.blob");
+        std::fs::write(&blob_file, vec![0u8; blob_bytes]).unwrap();
+        let blob = git(&self.work, &["hash-object", "-w", "bomb.blob"]);
+        std::fs::remove_file(&blob_file).unwrap();
+        let listing: String = (0..copies)
+            .map(|i| format!("100644 blob {blob}\tcopy-{i:06}\n"))
+            .collect();
+        let listing_file = self.work.join("bomb.tree");
+        std::fs::write(&listing_file, listing).unwrap();
+        let output = Command::new("sh")
+            .arg("-c")
+            .arg("git mktree < bomb.tree")
+            .current_dir(&self.work)
+            .env("GIT_CONFIG_COUNT", "1")
+            .env("GIT_CONFIG_KEY_0", "safe.directory")
+            .env("GIT_CONFIG_VALUE_0", "*")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        std::fs::remove_file(&listing_file).unwrap();
+        let inner = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        // The bomb sits in a directory beside the commit's other files.
+        git(&self.work, &["read-tree", "HEAD"]);
+        git(&self.work, &["read-tree", "--prefix=bomb/", &inner]);
+        let tree = git(&self.work, &["write-tree"]);
+        let commit = git(
+            &self.work,
+            &["commit-tree", &tree, "-p", "HEAD", "-m", "bomb"],
+        );
+        git(&self.work, &["update-ref", "refs/heads/main", &commit]);
+        git(
+            &self.work,
+            &["push", "-q", "-f", self.bare.to_str().unwrap(), "main"],
+        );
+        commit
+    }
+}
+
 struct RequiredAuth(Option<String>);
 
 async fn cgi(

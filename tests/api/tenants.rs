@@ -738,3 +738,58 @@ async fn a_rotated_webhook_secret_no_longer_signs_deliveries() {
     assert_eq!(ping(old).await, StatusCode::UNAUTHORIZED);
     assert!(ping(fresh).await.is_success());
 }
+
+/// Bytes under `dir` (apparent sizes; directories not followed through links).
+fn tree_bytes(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.path().symlink_metadata() else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else {
+                total += meta.len();
+            }
+        }
+    }
+    total
+}
+
+#[tokio::test]
+async fn a_checkout_bomb_is_refused_before_it_reaches_the_disk() {
+    let app = spawn_app_with(|c| c.deploy.max_checkout_mb = 64).await;
+    let admin = app.setup_admin().await;
+    let git = crate::gitserver::GitServer::start().await;
+    let repo = git.repo("bomb", &crate::deploy::app_files("bomb", ""));
+    // 2 GiB on disk from one 1 MiB blob named 2048 times.
+    repo.commit_bomb(2048, 1 << 20);
+    let project = app.project_for(&admin, "bomb", &repo.url).await;
+    let before = tree_bytes(app.dir.path());
+    let id = app.deploy(&admin, &project, json!({})).await;
+    let mut peak = before;
+    let done = loop {
+        peak = peak.max(tree_bytes(app.dir.path()));
+        let d = app.deployment(&admin, &id).await;
+        if FINAL.contains(&d["status"].as_str().unwrap_or("")) {
+            break d;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(done["status"], "failed", "{done}");
+    assert!(
+        done["error"].to_string().contains("more than 64 MiB"),
+        "{done}"
+    );
+    let growth = peak.saturating_sub(before);
+    println!(
+        "checkout bomb: data dir grew by at most {} KiB",
+        growth / 1024
+    );
+    assert!(growth <= 2 * 64 * 1024 * 1024, "grew {growth} bytes");
+}
