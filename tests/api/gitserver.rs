@@ -134,6 +134,7 @@ impl Repo {
     /// Commits a checkout bomb with git's plumbing: one blob of `blob_bytes` zeros named
     /// `copies` times in one tree (tiny to store and fetch, `copies × blob_bytes` on disk), plus
     /// `files` as usual; pushes it and returns the SHA. Nothing of that size is written here.
+    #[allow(dead_code)] // the benchmarks share this file
     pub fn commit_bomb(&self, copies: usize, blob_bytes: usize) -> String {
         let blob_file = self.work.join("bomb.blob");
         std::fs::write(&blob_file, vec![0u8; blob_bytes]).unwrap();
