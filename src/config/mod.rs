@@ -183,6 +183,30 @@ pub struct DeployConfig {
     pub max_log_line_bytes: usize,
     /// Output lines persisted per deployment; later ones are dropped after a notice.
     pub max_log_lines: u64,
+    /// Memory of each build step, MiB (no swap beyond it); 0 means no limit.
+    pub build_memory_mb: u64,
+    /// CPU of each build step, in thousandths of a CPU; 0 means all the host's CPUs but one
+    /// (at least one), so a build never starves the apps.
+    pub build_cpu_millis: u64,
+    /// Processes and threads of a whole build together (a fork bomb stops there); 0 means no
+    /// limit.
+    pub build_pids: u64,
+}
+
+impl DeployConfig {
+    /// The limits every build runs under.
+    pub fn build_limits(&self) -> crate::docker::BuildLimits {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+        let cpu_millis = match self.build_cpu_millis {
+            0 => cpus.saturating_sub(1).max(1) * 1000,
+            millis => millis,
+        };
+        crate::docker::BuildLimits {
+            memory_bytes: (self.build_memory_mb > 0).then(|| self.build_memory_mb << 20),
+            cpu_millis: Some(cpu_millis),
+            pids: (self.build_pids > 0).then_some(self.build_pids),
+        }
+    }
 }
 
 impl Default for DeployConfig {
@@ -196,6 +220,9 @@ impl Default for DeployConfig {
             build_timeout_secs: 1800,
             max_log_line_bytes: 16 * 1024,
             max_log_lines: 50_000,
+            build_memory_mb: 2048,
+            build_cpu_millis: 0,
+            build_pids: 1024,
         }
     }
 }

@@ -132,6 +132,7 @@ impl Pipeline {
                 let build_dir = build_dir(&self.d.config.data_dir, self.deployment.id);
                 let result = self.fetch_and_build(&build_dir).await;
                 remove_dir(&build_dir).await;
+                let _ = tokio::fs::remove_file(build_dir.with_extension("tar")).await;
                 let image = result?;
                 let fields = Fields {
                     image: Some(image.clone()),
@@ -232,16 +233,25 @@ impl Pipeline {
             .map(|v| (v.key.clone(), v.value.clone()))
             .collect();
         let labels = self.d.docker.labels(p.id, self.deployment.id);
+        // The context goes to a file beside the checkout and streams to Docker from there.
+        let context_file = build_dir.with_extension("tar");
+        let (name, limits) = (
+            self.deployment.id.to_string(),
+            self.d.config.deploy.build_limits(),
+        );
         let spec = |context| BuildSpec {
             tag: tag.clone(),
             dockerfile: p.dockerfile.clone(),
             context,
             build_args: build_args.clone(),
             labels: labels.clone(),
+            name: name.clone(),
+            limits,
         };
-        let mut built = self
-            .build(spec(build_context(build_dir, &p.dockerfile).await?))
-            .await;
+        let mut built = match build_context(build_dir, &p.dockerfile, &context_file).await {
+            Ok(context) => self.build(spec(context)).await,
+            Err(stop) => Err(stop),
+        };
         if let Err(Stop::Failed { message, .. }) = &built
             && message.contains(ENGINE_LOST_IMAGE)
         {
@@ -253,9 +263,10 @@ impl Pipeline {
                         .into(),
                 )
                 .await;
-            built = self
-                .build(spec(build_context(build_dir, &p.dockerfile).await?))
-                .await;
+            built = match build_context(build_dir, &p.dockerfile, &context_file).await {
+                Ok(context) => self.build(spec(context)).await,
+                Err(stop) => Err(stop),
+            };
         }
         if built.is_ok() && tag != format!("shard/{}:{}", p.slug, self.deployment.id) {
             built = self.push_image(&tag).await;
@@ -474,13 +485,23 @@ impl Pipeline {
 const ENGINE_LOST_IMAGE: &str = "unable to find image \"sha256:";
 
 /// The build context: the checkout as a tar, Dockerfile checked.
-async fn build_context(build_dir: &Path, dockerfile: &str) -> Result<Vec<u8>, Stop> {
-    let (root, dockerfile) = (build_dir.to_path_buf(), dockerfile.to_string());
+/// Writes the build context of `build_dir` to `file` and answers its path.
+async fn build_context(
+    build_dir: &Path,
+    dockerfile: &str,
+    file: &Path,
+) -> Result<std::path::PathBuf, Stop> {
+    let (root, dockerfile, out) = (
+        build_dir.to_path_buf(),
+        dockerfile.to_string(),
+        file.to_path_buf(),
+    );
     tokio::task::spawn_blocking(move || {
         if !context::is_regular_file_in(&root, &dockerfile)? {
             anyhow::bail!("no Dockerfile at '{dockerfile}' in the repository");
         }
-        context::tar_context(&root, &dockerfile)
+        context::tar_context_file(&root, &dockerfile, &out)?;
+        Ok(out)
     })
     .await
     .map_err(|e| anyhow::anyhow!("context task: {e}"))?

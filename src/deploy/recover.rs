@@ -249,16 +249,23 @@ pub(super) async fn record_port(d: &Deployer, dep: &Deployment, port: Option<u16
     }
 }
 
-/// Removes `<data_dir>/builds/*` that belong to no deploy running in this process.
+/// Removes `<data_dir>/builds/*` (checkouts and context tars) that belong to no deploy
+/// running in this process.
 async fn sweep_build_dirs(d: &Deployer, running_here: &HashSet<Uuid>) -> usize {
     let builds = d.config.data_dir.join("builds");
     let Ok(mut entries) = tokio::fs::read_dir(&builds).await else {
         return 0;
     };
+    // The cgroups of builds that ended with a killed shard go too.
+    let running: HashSet<String> = running_here.iter().map(Uuid::to_string).collect();
+    tokio::task::spawn_blocking(move || crate::docker::sweep_build_cgroups(&running));
     let mut removed = 0;
     while let Ok(Some(entry)) = entries.next_entry().await {
         let name = entry.file_name();
-        let id = name.to_str().and_then(|n| Uuid::parse_str(n).ok());
+        // A build's checkout `<id>/` and its context `<id>.tar`.
+        let id = name
+            .to_str()
+            .and_then(|n| Uuid::parse_str(n.trim_end_matches(".tar")).ok());
         if id.is_some_and(|id| running_here.contains(&id)) {
             continue;
         }

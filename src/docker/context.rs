@@ -116,12 +116,12 @@ impl IgnoreRules {
 }
 
 /// Tars `root` for `docker build`, keeping `dockerfile` (relative) whatever the ignore rules say.
-pub fn tar_context(root: &Path, dockerfile: &str) -> anyhow::Result<Vec<u8>> {
+pub fn tar_context<W: std::io::Write>(root: &Path, dockerfile: &str, out: W) -> anyhow::Result<W> {
     let rules = match read_checkout_file(root, ".dockerignore", MAX_DOCKERIGNORE_BYTES)? {
         Some(text) => IgnoreRules::parse(&text)?,
         None => IgnoreRules { rules: Vec::new() },
     };
-    let mut builder = tar::Builder::new(Vec::new());
+    let mut builder = tar::Builder::new(out);
     builder.mode(tar::HeaderMode::Deterministic);
     builder.follow_symlinks(false);
     add_dir(&mut builder, root, root, &rules, dockerfile)?;
@@ -130,8 +130,22 @@ pub fn tar_context(root: &Path, dockerfile: &str) -> anyhow::Result<Vec<u8>> {
         .context("finishing the build context tar")
 }
 
-fn add_dir(
-    builder: &mut tar::Builder<Vec<u8>>,
+/// Writes the build context of `root` to the file `path` (streamed to Docker from there, never
+/// held in memory); answers its size.
+pub fn tar_context_file(root: &Path, dockerfile: &str, path: &Path) -> anyhow::Result<u64> {
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let out = tar_context(root, dockerfile, std::io::BufWriter::new(file))?;
+    let file = out
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .context("writing the build context")?;
+    file.sync_data().ok();
+    Ok(file.metadata()?.len())
+}
+
+fn add_dir<W: std::io::Write>(
+    builder: &mut tar::Builder<W>,
     root: &Path,
     dir: &Path,
     rules: &IgnoreRules,
@@ -195,7 +209,7 @@ mod tests {
         std::fs::write(root.join("x.secret"), "no").unwrap();
         std::fs::create_dir(root.join(".git")).unwrap();
         std::fs::write(root.join(".git/HEAD"), "ref").unwrap();
-        let tar_bytes = tar_context(root, "Dockerfile").unwrap();
+        let tar_bytes = tar_context(root, "Dockerfile", Vec::new()).unwrap();
         let mut archive = tar::Archive::new(tar_bytes.as_slice());
         let mut names: Vec<String> = archive
             .entries()
@@ -214,12 +228,14 @@ mod tests {
         std::fs::write(outside.path(), "host-secret-content\n").unwrap();
         std::os::unix::fs::symlink(outside.path(), root.join(".dockerignore")).unwrap();
         std::fs::write(root.join("Dockerfile"), "FROM scratch\n").unwrap();
-        let err = tar_context(root, "Dockerfile").unwrap_err().to_string();
+        let err = tar_context(root, "Dockerfile", Vec::new())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("symbolic link"), "{err}");
         assert!(!err.contains("host-secret-content"));
         std::fs::remove_file(root.join(".dockerignore")).unwrap();
         std::os::unix::fs::symlink("/dev/zero", root.join(".dockerignore")).unwrap();
-        assert!(tar_context(root, "Dockerfile").is_err());
+        assert!(tar_context(root, "Dockerfile", Vec::new()).is_err());
         // A directory link on the way to the Dockerfile is refused too.
         std::fs::create_dir(root.join("real")).unwrap();
         std::fs::write(root.join("real/Dockerfile"), "FROM scratch\n").unwrap();

@@ -1,37 +1,11 @@
-//! Images: build from a tarred context (output streamed as bounded lines), inspect, list and
-//! remove this installation's images.
+//! Images: inspect, list and remove this installation's images (builds are in `build`).
 
 use std::collections::HashMap;
 
 use bollard::query_parameters::{ListImagesOptionsBuilder, RemoveImageOptionsBuilder};
 use uuid::Uuid;
 
-use super::{Engine, EngineError, LABEL_DEPLOYMENT, LineSplitter, is_not_found};
-
-/// What `Engine::build_image` needs.
-pub struct BuildSpec {
-    pub tag: String,
-    /// Path of the Dockerfile inside the context.
-    pub dockerfile: String,
-    /// The tar from `context::tar_context`.
-    pub context: Vec<u8>,
-    pub build_args: HashMap<String, String>,
-    pub labels: HashMap<String, String>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    /// The Dockerfile failed; `step` is the last `Step N/M : ...` line seen.
-    #[error("{message}")]
-    Failed {
-        message: String,
-        step: Option<String>,
-    },
-    #[error("build cancelled")]
-    Cancelled,
-    #[error(transparent)]
-    Engine(#[from] EngineError),
-}
+use super::{Engine, EngineError, LABEL_DEPLOYMENT, is_not_found};
 
 /// An image built by this installation (it carries the build's labels).
 #[derive(Debug, Clone)]
@@ -42,81 +16,6 @@ pub struct ManagedImage {
 }
 
 impl Engine {
-    /// Builds `spec`, sending every output line as it arrives. Dropping the stream on cancel
-    /// closes the connection, which stops the build in dockerd.
-    /// Output lines go to `lines` (a bounded channel: a slow reader slows the build stream,
-    /// never grows memory); lines longer than `max_line` bytes are cut.
-    pub async fn build_image(
-        &self,
-        spec: BuildSpec,
-        cancel: &tokio_util::sync::CancellationToken,
-        max_line: usize,
-        lines: tokio::sync::mpsc::Sender<String>,
-    ) -> Result<(), BuildError> {
-        use futures_util::StreamExt;
-        let _building = self.layers.read().await;
-        let docker = self.client().await?;
-        let options = bollard::query_parameters::BuildImageOptionsBuilder::default()
-            .dockerfile(&spec.dockerfile)
-            .t(&spec.tag)
-            .rm(true)
-            .forcerm(true)
-            .buildargs(&spec.build_args)
-            .labels(&spec.labels)
-            .build();
-        let mut stream = docker.build_image(
-            options,
-            None,
-            Some(bollard::body_full(bytes::Bytes::from(spec.context))),
-        );
-        let mut splitter = LineSplitter::new(max_line);
-        let mut step = None;
-        let mut ready = Vec::new();
-        loop {
-            let item = tokio::select! {
-                item = stream.next() => item,
-                _ = cancel.cancelled() => return Err(BuildError::Cancelled),
-            };
-            let Some(item) = item else { break };
-            let info = match item {
-                Ok(info) => info,
-                Err(bollard::errors::Error::DockerStreamError { error }) => {
-                    return Err(BuildError::Failed {
-                        message: error,
-                        step,
-                    });
-                }
-                Err(e) => return Err(BuildError::Engine(e.into())),
-            };
-            if let Some(text) = info.stream {
-                splitter.push(&text, |line| ready.push(line));
-            }
-            if let Some(status) = info.status {
-                splitter.push(&status, |line| ready.push(line));
-                splitter.finish(|line| ready.push(line));
-            }
-            for line in ready.drain(..) {
-                if line.starts_with("Step ") {
-                    step = Some(line.clone());
-                }
-                tokio::select! {
-                    sent = lines.send(line) => if sent.is_err() { return Err(BuildError::Cancelled) },
-                    _ = cancel.cancelled() => return Err(BuildError::Cancelled),
-                }
-            }
-            if let Some(detail) = info.error_detail {
-                let mut message = detail.message.unwrap_or_else(|| "build failed".into());
-                cap_text(&mut message, max_line);
-                return Err(BuildError::Failed { message, step });
-            }
-        }
-        splitter.finish(|line| ready.push(line));
-        for line in ready {
-            let _ = lines.send(line).await;
-        }
-        Ok(())
-    }
-
     /// The single port the image EXPOSEs, if it exposes exactly one TCP port.
     pub async fn exposed_port(&self, image: &str) -> Result<Option<u16>, EngineError> {
         let inspect = self.client().await?.inspect_image(image).await?;

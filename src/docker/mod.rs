@@ -9,6 +9,9 @@ use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOpt
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
+mod build;
+mod cgroup;
+pub use cgroup::sweep as sweep_build_cgroups;
 pub mod context;
 mod events;
 mod images;
@@ -18,8 +21,9 @@ mod site;
 mod stats;
 mod swarm;
 
+pub use build::{BuildError, BuildLimits, BuildSpec};
 pub use events::{ContainerChange, ContainerEvent};
-pub use images::{BuildError, BuildSpec, ManagedImage, cap_text};
+pub use images::{ManagedImage, cap_text};
 pub use network::SubnetPool;
 pub use site::{CopyError, CopyStats};
 pub use stats::StatsReading;
@@ -54,6 +58,8 @@ pub struct Engine {
     /// untagged parent layers, and a build that just took one of them from the cache would
     /// fail ("failed to get digest"). Removals wait for running builds (up to 30 s) instead.
     layers: tokio::sync::RwLock<()>,
+    /// How the engine lays out cgroups (read once; see `cgroup`).
+    cgroups: OnceCell<cgroup::Layout>,
     /// This engine's Swarm node id once read (see `nodes`).
     local_node: std::sync::Mutex<Option<String>>,
 }
@@ -78,8 +84,24 @@ impl Engine {
             instance,
             client: OnceCell::new(),
             layers: tokio::sync::RwLock::new(()),
+            cgroups: OnceCell::new(),
             local_node: std::sync::Mutex::new(None),
         }
+    }
+
+    /// How the engine lays out cgroups (`Unknown` while it cannot be asked).
+    async fn cgroup_layout(&self) -> cgroup::Layout {
+        let read = self
+            .cgroups
+            .get_or_try_init(|| async {
+                let info = self.client().await?.info().await?;
+                let text = |v: Option<String>| v.filter(|s| !s.is_empty());
+                let driver = text(info.cgroup_driver.map(|d| d.to_string()));
+                let version = text(info.cgroup_version.map(|v| v.to_string()));
+                Ok::<_, EngineError>(cgroup::Layout::of(driver.as_deref(), version.as_deref()))
+            })
+            .await;
+        read.copied().unwrap_or(cgroup::Layout::Unknown)
     }
 
     /// This installation's id, as put in the `shard.instance` label.

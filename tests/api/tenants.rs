@@ -793,3 +793,77 @@ async fn a_checkout_bomb_is_refused_before_it_reaches_the_disk() {
     );
     assert!(growth <= 2 * 64 * 1024 * 1024, "grew {growth} bytes");
 }
+
+/// Refuses to run a fork bomb where the build's process limit could not hold it (it would take
+/// the machine down): the engine must use the cgroupfs driver and the pids hierarchy must be
+/// writable. A clear failure, never a skip.
+fn assert_process_limit_enforceable() {
+    let out = std::process::Command::new("docker")
+        .args(["info", "--format", "{{.CgroupDriver}}"])
+        .output()
+        .expect("docker CLI");
+    let driver = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(
+        driver, "cgroupfs",
+        "the fork-bomb test needs Docker's cgroupfs driver to hold a build to its process limit"
+    );
+    let v1 = std::path::Path::new("/sys/fs/cgroup/pids");
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers");
+    assert!(v1.is_dir() || v2.exists(), "no pids cgroup controller here");
+}
+
+#[tokio::test]
+async fn a_fork_bomb_build_fails_while_shard_and_the_other_apps_keep_answering() {
+    assert_process_limit_enforceable();
+    let app = spawn_app_with(|c| {
+        c.deploy.grace_secs = 0;
+        c.deploy.build_pids = 64;
+        c.deploy.build_memory_mb = 256;
+        c.jobs.concurrency = 2;
+    })
+    .await;
+    let admin = app.setup_admin().await;
+    let git = crate::gitserver::GitServer::start().await;
+    let steady = git.repo("steady", &crate::deploy::app_files("steady", ""));
+    let steady = app.project_for(&admin, "steady", &steady.url).await;
+    let live = app
+        .deploy_live(&admin, &steady, json!({}), Duration::from_secs(120))
+        .await;
+    let upstream = app.deployment(&admin, &live).await["upstream"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Each call forks two more until the build's process limit stops it.
+    let bomb = "RUN [\"/bin/busybox\", \"sh\", \"-c\", \"b() { b | b; }; b\"]\n";
+    let repo = git.repo("bomb", &crate::deploy::app_files("bomb", bomb));
+    let project = app.project_for(&admin, "bomb", &repo.url).await;
+    let id = app.deploy(&admin, &project, json!({})).await;
+    let (mut worst_app, mut worst_shard, mut requests) = (Duration::ZERO, Duration::ZERO, 0);
+    let done = loop {
+        let started = std::time::Instant::now();
+        let page = crate::deploy::get_page(&upstream, "/").await;
+        worst_app = worst_app.max(started.elapsed());
+        assert_eq!(page.map(|p| p.1).as_deref(), Some("version steady\n"));
+        let started = std::time::Instant::now();
+        assert_eq!(app.get("/health", None).await.status(), StatusCode::OK);
+        worst_shard = worst_shard.max(started.elapsed());
+        requests += 1;
+        let d = app.deployment(&admin, &id).await;
+        if FINAL.contains(&d["status"].as_str().unwrap_or("")) {
+            break d;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(done["status"], "failed", "{done}");
+    let log = app.logs_text(&admin, &id).await;
+    assert!(log.contains("fork"), "the bomb never met the limit:\n{log}");
+    assert!(!log.contains("not enforced"), "{log}");
+    println!(
+        "fork bomb: {requests} rounds, slowest app answer {worst_app:?}, slowest /health {worst_shard:?}"
+    );
+    assert!(worst_app < Duration::from_secs(2), "{worst_app:?}");
+    assert!(worst_shard < Duration::from_secs(2), "{worst_shard:?}");
+    app.delete_project(&admin, &project).await;
+    app.delete_project(&admin, &steady).await;
+}
