@@ -202,7 +202,7 @@ impl DeployConfig {
             millis => millis,
         };
         crate::docker::BuildLimits {
-            memory_bytes: (self.build_memory_mb > 0).then(|| self.build_memory_mb << 20),
+            memory_bytes: (self.build_memory_mb > 0).then_some(self.build_memory_mb << 20),
             cpu_millis: Some(cpu_millis),
             pids: (self.build_pids > 0).then_some(self.build_pids),
         }
