@@ -138,7 +138,7 @@ async fn main() {
     let project = db::projects::insert(
         &state.db,
         user.id,
-        db::projects::Settings::new("bench", "https://example.com/a/b.git"),
+        db::projects::Settings::new("bench", "https://example.com/a/b.git").set_by_admin(),
     )
     .await
     .unwrap();

@@ -97,7 +97,7 @@ async fn main() {
         role: admin.role.clone(),
         token: None,
     };
-    let settings = |name: &str| db::projects::Settings::new(name, &repo.url);
+    let settings = |name: &str| db::projects::Settings::new(name, &repo.url).set_by_admin();
     let project = db::projects::insert(&state.db, actor.user_id, settings("bench"))
         .await
         .unwrap()

@@ -34,7 +34,7 @@ const WINDOW: Duration = Duration::from_secs(60);
 fn settings(name: &str, git_url: &str, memory_limit_mb: Option<i64>) -> db::projects::Settings {
     db::projects::Settings {
         memory_limit_mb,
-        ..db::projects::Settings::new(name, git_url)
+        ..db::projects::Settings::new(name, git_url).set_by_admin()
     }
 }
 

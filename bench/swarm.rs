@@ -78,7 +78,7 @@ async fn project(state: &AppState, name: &str, url: &str, replicas: i32) -> db::
     let settings = db::projects::Settings {
         health_timeout_secs: 120,
         replicas,
-        ..db::projects::Settings::new(name, url)
+        ..db::projects::Settings::new(name, url).set_by_admin()
     };
     db::projects::insert(&state.db, owner.id, settings)
         .await

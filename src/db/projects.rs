@@ -68,6 +68,15 @@ impl Settings {
         }
     }
 
+    /// The same, with the git URL marked as set by an instance admin (trusted to reach private
+    /// networks, as the benches' local git servers are).
+    pub fn set_by_admin(self) -> Self {
+        Self {
+            git_url_trusted: true,
+            ..self
+        }
+    }
+
     pub fn of(p: &Project) -> Self {
         Self {
             name: p.name.clone(),

@@ -166,7 +166,7 @@ async fn two_instances_never_claim_two_jobs_of_one_project() {
         .unwrap();
     let settings = |name: &str| shard::db::projects::Settings {
         health_timeout_secs: 5,
-        ..shard::db::projects::Settings::new(name, "https://example.com/x.git")
+        ..shard::db::projects::Settings::new(name, "https://example.com/x.git").set_by_admin()
     };
     let lease = || Utc::now() + Duration::seconds(60);
     for round in 0..20 {

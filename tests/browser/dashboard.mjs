@@ -447,6 +447,11 @@ try {
   await page.getByTestId("delivery-browser-ping").getByText("pong").waitFor();
   assert.match(await page.getByTestId("delivery-browser-push-other").innerText(), /ignored[\s\S]*push to feature/);
   await audit(page, "webhook");
+  // Rotating the secret: the old one no longer signs a delivery.
+  await page.getByRole("button", { name: "Rotate secret" }).click();
+  await page.getByText("New secret made.").waitFor();
+  assert.notEqual((await page.getByTestId("webhook-secret").innerText()).trim(), hookSecret);
+  assert.equal((await deliver("ping", "browser-ping-stale", {})).status, 401);
 
   // GitHub: connect the account, import a private repository (search, private badge, branch
   // picker, Dockerfile check), see the webhook shard created, and a signed push deploying

@@ -258,6 +258,8 @@ export type Delivery = {
   received_at: string;
 };
 export const getWebhook = (id: string) => request<Webhook>("GET", `/projects/${id}/webhook`);
+/** A new webhook secret (GitHub's hook gets it first when shard created the hook). */
+export const rotateWebhook = (id: string) => request<Webhook>("POST", `/projects/${id}/webhook/rotate`);
 /** One point of GET /projects/{id}/metrics (network and block I/O are cumulative counters). */
 export type MetricsPoint = {
   ts: string;

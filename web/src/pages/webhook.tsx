@@ -73,8 +73,23 @@ export function WebhookPanel({ project, onChanged }: { project: api.Project; onC
   const [deliveries, setDeliveries] = useState<api.Delivery[] | null>(null);
   const [shown, setShown] = useState(false);
   const [error, setError] = useState("");
+  const [rotating, setRotating] = useState(false);
+  const [rotated, setRotated] = useState(false);
   const reload = () =>
     api.listDeliveries(project.id).then(setDeliveries, (e) => setError(errorText(e)));
+  // Someone who knew the secret left: a new one, so their signed deliveries stop working.
+  const rotate = async () => {
+    setError("");
+    setRotating(true);
+    try {
+      setHook(await api.rotateWebhook(project.id));
+      setRotated(true);
+    } catch (e) {
+      setError(errorText(e));
+    } finally {
+      setRotating(false);
+    }
+  };
   useEffect(() => {
     api.getWebhook(project.id).then(setHook, (e) => setError(errorText(e)));
     reload();
@@ -115,10 +130,18 @@ export function WebhookPanel({ project, onChanged }: { project: api.Project; onC
                 {shown ? "Hide" : "Show"}
               </button>
               <CopyButton text={hook.secret} label="Copy secret" />
+              <button className="btn secondary small" onClick={rotate} disabled={rotating}>
+                Rotate secret
+              </button>
             </dd>
             <dt>Events</dt>
             <dd>Just the push event</dd>
           </dl>
+        )}
+        {rotated && (
+          <Alert tone="ok">
+            New secret made. {project.github?.webhook === "created" ? "GitHub's webhook has it already." : "Paste it into the repository's webhook settings."}
+          </Alert>
         )}
       </section>
       <section className="card stack" aria-label="Deliveries">
