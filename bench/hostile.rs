@@ -89,10 +89,19 @@ async fn start(adjust: impl FnOnce(&mut Config)) -> (Arc<AppState>, tempfile::Te
     (state, dir, admin.id)
 }
 
-async fn project(state: &AppState, owner: uuid::Uuid, name: &str, url: &str) -> db::projects::Project {
-    db::projects::insert(&state.db, owner, db::projects::Settings::new(name, url).set_by_admin())
-        .await
-        .unwrap()
+async fn project(
+    state: &AppState,
+    owner: uuid::Uuid,
+    name: &str,
+    url: &str,
+) -> db::projects::Project {
+    db::projects::insert(
+        &state.db,
+        owner,
+        db::projects::Settings::new(name, url).set_by_admin(),
+    )
+    .await
+    .unwrap()
 }
 
 #[tokio::main]
@@ -114,7 +123,10 @@ async fn main() {
     let mut peak = before;
     loop {
         peak = peak.max(tree_bytes(dir.path()));
-        let now = db::deployments::find(&state.db, d.id).await.unwrap().unwrap();
+        let now = db::deployments::find(&state.db, d.id)
+            .await
+            .unwrap()
+            .unwrap();
         if ["failed", "live", "cancelled"].contains(&now.status.as_str()) {
             assert_eq!(now.status, "failed");
             break;
@@ -186,7 +198,10 @@ async fn main() {
     let steady = project(&state, owner, "steady", &steady_repo.url).await;
     let live = state.deployer.request(&steady, None, None).await.unwrap();
     let status = until_final(&state, live.id).await;
-    let d = db::deployments::find(&state.db, live.id).await.unwrap().unwrap();
+    let d = db::deployments::find(&state.db, live.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(status, "live", "{:?}", d.error);
     let upstream = db::deployments::find(&state.db, live.id)
         .await
@@ -200,7 +215,11 @@ async fn main() {
         let mut times = Vec::new();
         while !until() || times.len() < 50 {
             let t = Instant::now();
-            let ok = client.get(&url).send().await.is_ok_and(|r| r.status().is_success());
+            let ok = client
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
             assert!(ok, "the other app stopped answering");
             times.push(t.elapsed().as_secs_f64() * 1000.0);
         }

@@ -147,7 +147,9 @@ async fn main() {
     )
     .await
     .unwrap();
-    let settings = |slug: &str| db::projects::Settings::new(slug, "https://example.com/a/b.git").set_by_admin();
+    let settings = |slug: &str| {
+        db::projects::Settings::new(slug, "https://example.com/a/b.git").set_by_admin()
+    };
     let project = db::projects::insert(&state.db, user.id, settings("fanout"))
         .await
         .unwrap();

@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 use super::{Config, ConfigError};
 
 /// Per-user and per-team quotas; 0 means no limit. Instance admins are not held to the
-/// project, deploy and certificate quotas (the API rate limit holds for everyone). Past a
-/// quota the API answers 429 with `Retry-After`.
+/// project and deploy quotas (the API rate limit holds for everyone; certificate orders count
+/// per team, whoever added the names). Past a quota the API answers 429 with `Retry-After`; a
+/// certificate past its team's quota waits for the next hour, its domain saying so.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QuotasConfig {

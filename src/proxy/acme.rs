@@ -53,6 +53,9 @@ pub struct Acme {
     account: tokio::sync::OnceCell<Account>,
     /// Names whose last attempt failed, and when (retried after `acme.retry_after_secs`).
     failed: Mutex<HashMap<String, Instant>>,
+    /// Orders placed in the last hour per team (`quotas.acme_orders_per_hour_per_team`): one
+    /// team's names must not use up the CA's limits for the whole installation.
+    orders: Mutex<HashMap<uuid::Uuid, std::collections::VecDeque<Instant>>>,
     /// A domain's first failure in a row goes to its project owner's channels.
     notifier: Arc<crate::notifications::Notifier>,
     /// Woken when the set of routed names may have changed (a domain verified, a project added).
@@ -77,6 +80,7 @@ impl Acme {
             challenges: Mutex::default(),
             account: tokio::sync::OnceCell::new(),
             failed: Mutex::default(),
+            orders: Mutex::default(),
             wake: tokio::sync::Notify::new(),
         }
     }
@@ -178,15 +182,24 @@ impl Acme {
     }
 
     /// The names shard answers for that can have a public certificate.
-    async fn wanted(&self) -> anyhow::Result<Vec<(String, bool)>> {
+    /// Every name that needs a certificate: whether it is a custom domain, and the team whose
+    /// quota its orders count against (none for the dashboard's own host).
+    async fn wanted(&self) -> anyhow::Result<Vec<(String, bool, Option<uuid::Uuid>)>> {
         let mut names = Vec::new();
+        let projects = db::projects::list(&self.db, None).await?;
+        let team_of: HashMap<uuid::Uuid, Option<uuid::Uuid>> = projects
+            .iter()
+            .map(|p| (p.id, p.team_id.or(Some(p.owner_id))))
+            .collect();
         for domain in db::domains::verified(&self.db).await? {
-            names.push((domain.domain, true));
+            let team = team_of.get(&domain.project_id).copied().flatten();
+            names.push((domain.domain, true, team));
         }
         let apps = self.config.apps.domain.to_ascii_lowercase();
         if is_public(&apps) {
-            for project in db::projects::list(&self.db, None).await? {
-                names.push((format!("{}.{apps}", project.slug), false));
+            for project in &projects {
+                let team = project.team_id.or(Some(project.owner_id));
+                names.push((format!("{}.{apps}", project.slug), false, team));
             }
         }
         if let Some(host) = self
@@ -197,7 +210,7 @@ impl Acme {
             .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
             .filter(|h| is_public(h))
         {
-            names.push((host, false));
+            names.push((host, false, None));
         }
         Ok(names)
     }
@@ -212,7 +225,7 @@ impl Acme {
         };
         {
             let wanted: std::collections::HashSet<&str> =
-                names.iter().map(|(n, _)| n.as_str()).collect();
+                names.iter().map(|(n, _, _)| n.as_str()).collect();
             self.failed
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -220,7 +233,7 @@ impl Acme {
         }
         let renew_before = chrono::Duration::days(self.config.acme.renew_before_days as i64);
         let retry_after = Duration::from_secs(self.config.acme.retry_after_secs);
-        for (name, is_domain) in names {
+        for (name, is_domain, team) in names {
             if let Some(current) = self.certs.get(&name) {
                 if current.from_file {
                     let (status, expiry) = ("file", Some(current.expires_at));
@@ -244,6 +257,17 @@ impl Acme {
                 let why = "wildcard certificates need a DNS-01 challenge, which shard does not do; \
                            give the certificate files in proxy.certificates";
                 self.fail(&name, is_domain, why.into()).await;
+                continue;
+            }
+            if let Some(team) = team
+                && !self.take_order(team)
+            {
+                if is_domain {
+                    let why = "waiting: the team's certificate orders for this hour are used up \
+                               (quotas.acme_orders_per_hour_per_team)";
+                    self.record(&name, true, "pending", None, Some(why.into()))
+                        .await;
+                }
                 continue;
             }
             if is_domain {
@@ -274,6 +298,28 @@ impl Acme {
                 }
             }
         }
+    }
+
+    /// Counts an order for `team` unless its hourly quota is used up (then false).
+    fn take_order(&self, team: uuid::Uuid) -> bool {
+        let limit = self.config.quotas.acme_orders_per_hour_per_team as usize;
+        if limit == 0 {
+            return true;
+        }
+        let mut orders = self.orders.lock().unwrap_or_else(PoisonError::into_inner);
+        let hour = Duration::from_secs(3600);
+        orders.retain(|_, placed| {
+            while placed.front().is_some_and(|at| at.elapsed() > hour) {
+                placed.pop_front();
+            }
+            !placed.is_empty()
+        });
+        let placed = orders.entry(team).or_default();
+        if placed.len() >= limit {
+            return false;
+        }
+        placed.push_back(Instant::now());
+        true
     }
 
     /// Records a failure (retried after `acme.retry_after_secs`); the first of a streak goes

@@ -513,3 +513,87 @@ async fn two_instances_share_acme_answers_and_certificates() {
         "answers are removed once the order ends: {keys:?}"
     );
 }
+
+#[tokio::test]
+async fn a_teams_certificate_orders_stop_at_its_hourly_quota() {
+    let (http_port, https_port) = (free_port(), free_port());
+    let pebble = Pebble::start(http_port);
+    let upstream = start_upstream().await.to_string();
+    let (directory, ca_file, dns) = (pebble.directory.clone(), pebble.ca_file(), pebble.dns);
+    let app = spawn_app_with(move |c| {
+        c.listen = format!("127.0.0.1:{http_port}").parse().unwrap();
+        // App hosts under localhost need no certificate: only the custom domains order.
+        c.apps.domain = "localhost".into();
+        c.proxy.https_listen = Some(format!("127.0.0.1:{https_port}").parse().unwrap());
+        c.acme.directory_url = Some(directory);
+        c.acme.ca_file = Some(ca_file);
+        c.acme.check_interval_secs = 1;
+        c.acme.retry_after_secs = 2;
+        c.dns.resolver = Some(format!("127.0.0.1:{dns}"));
+        c.quotas.acme_orders_per_hour_per_team = 1;
+    })
+    .await;
+    let admin = app.setup_admin().await;
+    let (project, _) = live_project(&app, &admin, "quota", &upstream).await;
+    for name in ["one.quota.test", "two.quota.test"] {
+        let added: Value = app
+            .post(
+                &format!("/api/v1/projects/{project}/domains"),
+                Some(&admin.token),
+                serde_json::json!({ "domain": name }),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let record = &added["verification"];
+        pebble
+            .set_txt(
+                record["name"].as_str().unwrap(),
+                record["value"].as_str().unwrap(),
+            )
+            .await;
+        let verified = app
+            .post(
+                &format!("/api/v1/projects/{project}/domains/{name}/verify"),
+                Some(&admin.token),
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(verified.status(), StatusCode::OK, "{name}");
+    }
+    // One order in the hour: one domain gets its certificate, the other waits, saying why.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let list: Value = app
+            .get(
+                &format!("/api/v1/projects/{project}/domains"),
+                Some(&admin.token),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let certs: Vec<&Value> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| &d["certificate"])
+            .collect();
+        let issued = certs.iter().filter(|c| c["status"] == "issued").count();
+        let waiting = certs
+            .iter()
+            .filter(|c| {
+                c["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("acme_orders_per_hour_per_team"))
+            })
+            .count();
+        if issued == 1 && waiting == 1 {
+            break;
+        }
+        assert!(issued <= 1, "the quota let a second order through: {list}");
+        assert!(Instant::now() < deadline, "{list}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
