@@ -294,6 +294,9 @@ fn query(spec: &BuildSpec, cgroup: Option<&BuildCgroup>) -> String {
         q.append_pair("memory", &memory.to_string())
             .append_pair("memswap", &memory.to_string());
     }
+    // A build is background work: under contention the apps' containers (weight 1024) get
+    // four times its share of CPU.
+    q.append_pair("cpushares", "256");
     if let Some(millis) = spec.limits.cpu_millis {
         q.append_pair("cpuperiod", "100000")
             .append_pair("cpuquota", &(millis * 100).to_string());

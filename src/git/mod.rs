@@ -84,7 +84,15 @@ pub fn fetch(
             .with_revision(Some(sha))
             .map_err(|e| failed("invalid commit id", &e))?,
     };
-    let mut overrides = vec!["http.followRedirects=false".to_string()];
+    // No redirects (a server must not send the fetch or its credential elsewhere); one thread
+    // to index the pack and one to check out, with a small delta-base cache, so a fetch's
+    // memory stays near one object's size whatever the repository (two run at once).
+    let mut overrides = vec![
+        "http.followRedirects=false".to_string(),
+        "pack.threads=1".to_string(),
+        "checkout.workers=1".to_string(),
+        "core.deltaBaseCacheLimit=8m".to_string(),
+    ];
     if let Some(token) = token {
         let basic =
             base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));

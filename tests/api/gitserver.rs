@@ -178,6 +178,24 @@ impl Repo {
     }
 }
 
+impl Repo {
+    /// Commits `count` files of `bytes` bytes each under `large/` (each different from the
+    /// others in its first bytes), written one at a time so the caller never holds them; pushes
+    /// and returns the SHA.
+    #[allow(dead_code)] // the benchmarks share this file
+    pub fn commit_large(&self, count: usize, bytes: usize) -> String {
+        let dir = self.work.join("large");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut data = vec![0u8; bytes];
+        for i in 0..count {
+            data[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            std::fs::write(dir.join(format!("{i:05}")), &data).unwrap();
+        }
+        drop(data);
+        self.commit(&[], "large files")
+    }
+}
+
 struct RequiredAuth(Option<String>);
 
 async fn cgi(
