@@ -166,3 +166,45 @@ async fn a_bad_deploy_body_is_refused_and_queues_nothing() {
         .unwrap();
     assert_eq!(listed, json!([]), "nothing was queued");
 }
+
+/// Every `{name}` in an operation's path is declared as a path parameter of that operation,
+/// and nothing else is (OpenAPI 3 requires it; generated clients refuse the operation
+/// otherwise).
+#[tokio::test]
+async fn every_path_parameter_is_declared_in_the_openapi_document() {
+    let app = spawn_app().await;
+    let doc: Value = app
+        .get("/api/v1/openapi.json", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut problems = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let mut in_path: Vec<String> = path
+            .split('{')
+            .skip(1)
+            .filter_map(|rest| rest.split_once('}').map(|(name, _)| name.to_string()))
+            .collect();
+        in_path.sort();
+        for (method, op) in item.as_object().unwrap() {
+            let mut declared: Vec<String> = op["parameters"]
+                .as_array()
+                .map(|ps| {
+                    ps.iter()
+                        .filter(|p| p["in"] == "path")
+                        .map(|p| {
+                            assert_eq!(p["required"], true, "{method} {path}: {p}");
+                            p["name"].as_str().unwrap().to_string()
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            declared.sort();
+            if declared != in_path {
+                problems.push(format!("{method} {path}: declares {declared:?}"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

@@ -321,6 +321,8 @@ async fn a_projects_notices_go_to_its_team_by_role_and_stop_for_those_who_left()
     // The fixture's own deploy ends before anyone listens.
     app.wait_for(&olive, &f.deployment, FINAL, Duration::from_secs(60))
         .await;
+    // Its notices are queued a moment after the status is written.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let mut receivers = Vec::new();
     for name in ["olive", "mia", "vic"] {
         let (base, received) = crate::notifications::start_receiver();

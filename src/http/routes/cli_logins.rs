@@ -130,7 +130,7 @@ pub struct RequestView {
 }
 
 /// The waiting sign-in with this code, for the approval page.
-#[utoipa::path(get, path = "/api/v1/cli/logins/{code}", tag = "cli",
+#[utoipa::path(get, path = "/api/v1/cli/logins/{code}", tag = "cli", params(("code" = String, Path, description = "the sign-in code shown by the CLI")),
     responses((status = 200, body = RequestView), (status = 404)), security(("bearer" = [])))]
 pub async fn show(
     state: web::Data<AppState>,
@@ -150,7 +150,7 @@ pub async fn show(
 }
 
 /// Approves a CLI sign-in: an API token (scope `admin`) is minted for the caller.
-#[utoipa::path(post, path = "/api/v1/cli/logins/{code}/approve", tag = "cli",
+#[utoipa::path(post, path = "/api/v1/cli/logins/{code}/approve", tag = "cli", params(("code" = String, Path, description = "the sign-in code shown by the CLI")),
     responses((status = 204), (status = 403), (status = 404)), security(("bearer" = [])))]
 pub async fn approve(
     state: web::Data<AppState>,
@@ -184,7 +184,7 @@ pub async fn approve(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(post, path = "/api/v1/cli/logins/{code}/deny", tag = "cli",
+#[utoipa::path(post, path = "/api/v1/cli/logins/{code}/deny", tag = "cli", params(("code" = String, Path, description = "the sign-in code shown by the CLI")),
     responses((status = 204), (status = 404)), security(("bearer" = [])))]
 pub async fn deny(
     state: web::Data<AppState>,

@@ -116,7 +116,7 @@ pub struct Accepted {
 }
 
 /// Queues a deploy of the project's branch, or a rollback to an earlier deployment's image.
-#[utoipa::path(post, path = "/api/v1/projects/{id}/deployments", tag = "deployments", request_body(content = CreateDeployment, description = "optional"),
+#[utoipa::path(post, path = "/api/v1/projects/{id}/deployments", tag = "deployments", params(("id" = uuid::Uuid, Path, description = "the project id")), request_body(content = CreateDeployment, description = "optional"),
     responses((status = 202, body = Accepted), (status = 400, description = "malformed JSON"), (status = 404), (status = 409, description = "rollback image no longer kept"), (status = 422, description = "unknown field, or not a deployment of this project"), (status = 429, description = "a deploy quota is used up; see Retry-After")), security(("bearer" = ["role:member", "scope:deploy"])))]
 pub async fn create_deployment(
     state: web::Data<AppState>,
@@ -150,7 +150,7 @@ pub struct ListQuery {
     pub limit: Option<u64>,
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{id}/deployments", tag = "deployments", params(ListQuery),
+#[utoipa::path(get, path = "/api/v1/projects/{id}/deployments", tag = "deployments", params(("id" = uuid::Uuid, Path, description = "the project id"), ListQuery),
     responses((status = 200, body = [DeploymentView]), (status = 404)), security(("bearer" = ["role:viewer", "scope:read"])))]
 pub async fn list_deployments(
     state: web::Data<AppState>,
@@ -173,7 +173,7 @@ pub async fn list_deployments(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/deployments/{id}", tag = "deployments", responses((status = 200, body = DeploymentView), (status = 404)), security(("bearer" = ["role:viewer", "scope:read"])))]
+#[utoipa::path(get, path = "/api/v1/deployments/{id}", tag = "deployments", params(("id" = uuid::Uuid, Path, description = "the deployment id")), responses((status = 200, body = DeploymentView), (status = 404)), security(("bearer" = ["role:viewer", "scope:read"])))]
 pub async fn get_deployment(
     state: web::Data<AppState>,
     DeploymentFor(_actor, deployment, project, _need): DeploymentFor<Read>,
@@ -189,7 +189,7 @@ pub async fn get_deployment(
 }
 
 /// Cancels a queued deploy at once, or stops a running one within seconds.
-#[utoipa::path(post, path = "/api/v1/deployments/{id}/cancel", tag = "deployments",
+#[utoipa::path(post, path = "/api/v1/deployments/{id}/cancel", tag = "deployments", params(("id" = uuid::Uuid, Path, description = "the deployment id")),
     responses((status = 202, body = Accepted), (status = 403), (status = 404), (status = 409, description = "already finished")), security(("bearer" = ["role:member", "scope:deploy"])))]
 pub async fn cancel_deployment(
     state: web::Data<AppState>,
@@ -219,7 +219,7 @@ pub struct LogLineView {
     pub line: String,
 }
 
-#[utoipa::path(get, path = "/api/v1/deployments/{id}/logs", tag = "deployments", params(LogsQuery),
+#[utoipa::path(get, path = "/api/v1/deployments/{id}/logs", tag = "deployments", params(("id" = uuid::Uuid, Path, description = "the deployment id"), LogsQuery),
     responses((status = 200, body = [LogLineView]), (status = 404)), security(("bearer" = ["role:viewer", "scope:read"])))]
 pub async fn deployment_logs(
     state: web::Data<AppState>,
@@ -252,7 +252,7 @@ async fn control(
     Ok(web::Json(DeploymentView::of(state, deployment, &project)))
 }
 
-#[utoipa::path(post, path = "/api/v1/projects/{id}/start", tag = "deployments", responses((status = 200, body = DeploymentView), (status = 403), (status = 404), (status = 409)), security(("bearer" = ["role:member", "scope:deploy"])))]
+#[utoipa::path(post, path = "/api/v1/projects/{id}/start", tag = "deployments", params(("id" = uuid::Uuid, Path, description = "the project id")), responses((status = 200, body = DeploymentView), (status = 403), (status = 404), (status = 409)), security(("bearer" = ["role:member", "scope:deploy"])))]
 pub async fn start_project(
     state: web::Data<AppState>,
     ProjectFor(_actor, project, _need): ProjectFor<Deploy>,
@@ -260,7 +260,7 @@ pub async fn start_project(
     control(&state, project, Control::Start).await
 }
 
-#[utoipa::path(post, path = "/api/v1/projects/{id}/stop", tag = "deployments", responses((status = 200, body = DeploymentView), (status = 403), (status = 404), (status = 409)), security(("bearer" = ["role:member", "scope:deploy"])))]
+#[utoipa::path(post, path = "/api/v1/projects/{id}/stop", tag = "deployments", params(("id" = uuid::Uuid, Path, description = "the project id")), responses((status = 200, body = DeploymentView), (status = 403), (status = 404), (status = 409)), security(("bearer" = ["role:member", "scope:deploy"])))]
 pub async fn stop_project(
     state: web::Data<AppState>,
     ProjectFor(_actor, project, _need): ProjectFor<Deploy>,
@@ -270,7 +270,7 @@ pub async fn stop_project(
 
 /// Replaces the running container with a new one from the same image through the health gate
 /// (zero downtime); answers with that queued deployment.
-#[utoipa::path(post, path = "/api/v1/projects/{id}/restart", tag = "deployments", responses((status = 200, body = DeploymentView, description = "the queued deployment that replaces the running container"), (status = 403), (status = 404), (status = 409)), security(("bearer" = ["role:member", "scope:deploy"])))]
+#[utoipa::path(post, path = "/api/v1/projects/{id}/restart", tag = "deployments", params(("id" = uuid::Uuid, Path, description = "the project id")), responses((status = 200, body = DeploymentView, description = "the queued deployment that replaces the running container"), (status = 403), (status = 404), (status = 409)), security(("bearer" = ["role:member", "scope:deploy"])))]
 pub async fn restart_project(
     state: web::Data<AppState>,
     ProjectFor(actor, project, _need): ProjectFor<Deploy>,

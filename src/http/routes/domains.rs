@@ -112,7 +112,7 @@ pub struct AddDomain {
     pub domain: String,
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{id}/domains", tag = "domains",
+#[utoipa::path(get, path = "/api/v1/projects/{id}/domains", tag = "domains", params(("id" = uuid::Uuid, Path, description = "the project id")),
     responses((status = 200, body = [DomainView]), (status = 404)), security(("bearer" = ["role:viewer", "scope:read"])))]
 pub async fn list_domains(
     state: web::Data<AppState>,
@@ -151,7 +151,7 @@ fn allowed(state: &AppState, actor: &Actor, raw: &str) -> AppResult<String> {
     Ok(domain)
 }
 
-#[utoipa::path(post, path = "/api/v1/projects/{id}/domains", tag = "domains", request_body = AddDomain,
+#[utoipa::path(post, path = "/api/v1/projects/{id}/domains", tag = "domains", params(("id" = uuid::Uuid, Path, description = "the project id")), request_body = AddDomain,
     responses((status = 201, body = DomainView), (status = 404), (status = 403), (status = 409, description = "domain in use"), (status = 422)), security(("bearer" = ["role:admin", "scope:admin"])))]
 pub async fn add_domain(
     state: web::Data<AppState>,
@@ -203,7 +203,7 @@ async fn project_domain(
     }
 }
 
-#[utoipa::path(delete, path = "/api/v1/projects/{id}/domains/{domain}", tag = "domains",
+#[utoipa::path(delete, path = "/api/v1/projects/{id}/domains/{domain}", tag = "domains", params(("id" = uuid::Uuid, Path, description = "the project id"), ("domain" = String, Path, description = "the custom domain")),
     responses((status = 204), (status = 403), (status = 404)), security(("bearer" = ["role:admin", "scope:admin"])))]
 pub async fn delete_domain(
     state: web::Data<AppState>,
@@ -220,7 +220,7 @@ pub async fn delete_domain(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(post, path = "/api/v1/projects/{id}/domains/{domain}/verify", tag = "domains",
+#[utoipa::path(post, path = "/api/v1/projects/{id}/domains/{domain}/verify", tag = "domains", params(("id" = uuid::Uuid, Path, description = "the project id"), ("domain" = String, Path, description = "the custom domain")),
     responses((status = 200, body = DomainView), (status = 404), (status = 422, description = "DNS does not show the record yet; the message says what it answered"), (status = 503, description = "the resolver did not answer")), security(("bearer" = ["role:admin", "scope:admin"])))]
 pub async fn verify_domain(
     state: web::Data<AppState>,

@@ -80,7 +80,7 @@ fn to_view(state: &AppState, vars: &[EnvVar]) -> AppResult<EnvView> {
     Ok(EnvView { vars })
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{id}/env", tag = "projects", responses((status = 200, body = EnvView), (status = 404)), security(("bearer" = ["role:viewer", "scope:read"])))]
+#[utoipa::path(get, path = "/api/v1/projects/{id}/env", tag = "projects", params(("id" = uuid::Uuid, Path, description = "the project id")), responses((status = 200, body = EnvView), (status = 404)), security(("bearer" = ["role:viewer", "scope:read"])))]
 pub async fn get_env(
     state: web::Data<AppState>,
     ProjectFor(_actor, project, _need): ProjectFor<Read>,
@@ -90,7 +90,7 @@ pub async fn get_env(
 }
 
 /// Replaces the whole set. A secret sent without a value keeps the one stored.
-#[utoipa::path(put, path = "/api/v1/projects/{id}/env", tag = "projects", request_body = PutEnv,
+#[utoipa::path(put, path = "/api/v1/projects/{id}/env", tag = "projects", params(("id" = uuid::Uuid, Path, description = "the project id")), request_body = PutEnv,
     responses((status = 200, body = EnvView), (status = 403), (status = 404), (status = 422)), security(("bearer" = ["role:admin", "scope:admin"])))]
 pub async fn put_env(
     state: web::Data<AppState>,

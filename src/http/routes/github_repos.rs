@@ -57,7 +57,7 @@ pub async fn repos(
     Ok(web::Json(list))
 }
 
-#[utoipa::path(get, path = "/api/v1/github/repos/{owner}/{repo}/branches", tag = "github",
+#[utoipa::path(get, path = "/api/v1/github/repos/{owner}/{repo}/branches", tag = "github", params(("owner" = String, Path, description = "the GitHub owner"), ("repo" = String, Path, description = "the GitHub repository name")),
     responses((status = 200, body = [crate::github::Branch]), (status = 404), (status = 409, description = "GitHub not connected"), (status = 422)),
     security(("bearer" = [])))]
 pub async fn branches(
@@ -224,7 +224,7 @@ pub struct UnlinkView {
 /// Unties a project from GitHub: the webhook shard created is deleted from the repository,
 /// commit statuses stop and fetches no longer use the account's token. The project keeps its
 /// git URL and its webhook secret (for a manual webhook).
-#[utoipa::path(delete, path = "/api/v1/projects/{id}/github", tag = "github",
+#[utoipa::path(delete, path = "/api/v1/projects/{id}/github", tag = "github", params(("id" = uuid::Uuid, Path, description = "the project id")),
     responses((status = 200, body = UnlinkView), (status = 403), (status = 404)), security(("bearer" = ["role:admin", "scope:admin"])))]
 pub async fn unlink_project(
     state: web::Data<AppState>,

@@ -59,7 +59,7 @@ fn parse_time(field: &'static str, text: &str) -> AppResult<DateTime<Utc>> {
     Ok(time)
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{id}/metrics", tag = "metrics", params(MetricsQuery),
+#[utoipa::path(get, path = "/api/v1/projects/{id}/metrics", tag = "metrics", params(("id" = uuid::Uuid, Path, description = "the project id"), MetricsQuery),
     responses((status = 200, body = MetricsView), (status = 404), (status = 422)),
     security(("bearer" = ["role:viewer", "scope:read"])))]
 pub async fn project_metrics(

@@ -88,7 +88,7 @@ pub struct UpdateNode {
 }
 
 /// Changes a node's labels or availability (instance admins).
-#[utoipa::path(patch, path = "/api/v1/nodes/{id}", tag = "nodes", request_body = UpdateNode,
+#[utoipa::path(patch, path = "/api/v1/nodes/{id}", tag = "nodes", params(("id" = String, Path, description = "the Swarm node id")), request_body = UpdateNode,
     responses((status = 200, body = NodeView), (status = 403), (status = 404), (status = 409), (status = 422)),
     security(("bearer" = [])))]
 pub async fn update_node(

@@ -208,7 +208,7 @@ async fn own_channel(state: &AppState, actor: &Actor, id: Uuid) -> AppResult<Cha
     Ok(channel)
 }
 
-#[utoipa::path(delete, path = "/api/v1/notifications/channels/{id}", tag = "notifications",
+#[utoipa::path(delete, path = "/api/v1/notifications/channels/{id}", tag = "notifications", params(("id" = uuid::Uuid, Path, description = "the notification channel id")),
     responses((status = 204), (status = 404)), security(("bearer" = [])))]
 pub async fn delete_channel(
     state: web::Data<AppState>,
@@ -233,7 +233,7 @@ pub struct TestQueued {
 }
 
 /// Sends a test notification through the channel (as a queued delivery, like any other).
-#[utoipa::path(post, path = "/api/v1/notifications/channels/{id}/test", tag = "notifications",
+#[utoipa::path(post, path = "/api/v1/notifications/channels/{id}/test", tag = "notifications", params(("id" = uuid::Uuid, Path, description = "the notification channel id")),
     responses((status = 202, body = TestQueued), (status = 404)), security(("bearer" = [])))]
 pub async fn test_channel(
     state: web::Data<AppState>,
@@ -267,7 +267,7 @@ pub struct DeliveryView {
 }
 
 /// The channel's deliveries, newest first (at most 100).
-#[utoipa::path(get, path = "/api/v1/notifications/channels/{id}/deliveries", tag = "notifications",
+#[utoipa::path(get, path = "/api/v1/notifications/channels/{id}/deliveries", tag = "notifications", params(("id" = uuid::Uuid, Path, description = "the notification channel id")),
     responses((status = 200, body = [DeliveryView]), (status = 404)), security(("bearer" = [])))]
 pub async fn list_deliveries(
     state: web::Data<AppState>,

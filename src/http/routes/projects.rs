@@ -384,7 +384,7 @@ async fn one(state: &AppState, project: Project) -> AppResult<ProjectView> {
     Ok(view(state, project, summary, &names))
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects", responses((status = 200, body = ProjectView), (status = 404)), security(("bearer" = ["role:viewer", "scope:read"])))]
+#[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = uuid::Uuid, Path, description = "the project id")), responses((status = 200, body = ProjectView), (status = 404)), security(("bearer" = ["role:viewer", "scope:read"])))]
 pub async fn get_project(
     state: web::Data<AppState>,
     ProjectFor(_actor, project, _need): ProjectFor<Read>,
@@ -392,7 +392,7 @@ pub async fn get_project(
     Ok(web::Json(one(&state, project).await?))
 }
 
-#[utoipa::path(patch, path = "/api/v1/projects/{id}", tag = "projects", request_body = UpdateProject,
+#[utoipa::path(patch, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = uuid::Uuid, Path, description = "the project id")), request_body = UpdateProject,
     responses((status = 200, body = ProjectView), (status = 403), (status = 404), (status = 409), (status = 422)), security(("bearer" = ["role:admin", "scope:admin"])))]
 pub async fn update_project(
     state: web::Data<AppState>,
@@ -511,7 +511,7 @@ async fn unbind_credentials(
 
 /// Deletes the project with its containers and images. If Docker cannot be reached the
 /// project is kept (409) so nothing is left running without an owner.
-#[utoipa::path(delete, path = "/api/v1/projects/{id}", tag = "projects",
+#[utoipa::path(delete, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = uuid::Uuid, Path, description = "the project id")),
     responses((status = 204), (status = 403), (status = 404), (status = 503, description = "Docker unreachable")), security(("bearer" = ["role:owner", "scope:admin"])))]
 pub async fn delete_project(
     state: web::Data<AppState>,

@@ -173,7 +173,7 @@ async fn members_of(state: &AppState, team: uuid::Uuid) -> AppResult<Vec<MemberV
         .collect())
 }
 
-#[utoipa::path(get, path = "/api/v1/teams/{id}", tag = "teams", responses((status = 200, body = TeamDetail), (status = 404)),
+#[utoipa::path(get, path = "/api/v1/teams/{id}", tag = "teams", params(("id" = uuid::Uuid, Path, description = "the team id")), responses((status = 200, body = TeamDetail), (status = 404)),
     security(("bearer" = ["role:viewer", "scope:read"])))]
 pub async fn get_team(
     state: web::Data<AppState>,
@@ -187,7 +187,7 @@ pub async fn get_team(
 }
 
 /// A team's members, owners first.
-#[utoipa::path(get, path = "/api/v1/teams/{id}/members", tag = "teams", responses((status = 200, body = [MemberView]), (status = 404)),
+#[utoipa::path(get, path = "/api/v1/teams/{id}/members", tag = "teams", params(("id" = uuid::Uuid, Path, description = "the team id")), responses((status = 200, body = [MemberView]), (status = 404)),
     security(("bearer" = ["role:viewer", "scope:read"])))]
 pub async fn list_members(
     state: web::Data<AppState>,
@@ -196,7 +196,7 @@ pub async fn list_members(
     Ok(web::Json(members_of(&state, team.id).await?))
 }
 
-#[utoipa::path(patch, path = "/api/v1/teams/{id}", tag = "teams", request_body = TeamRequest,
+#[utoipa::path(patch, path = "/api/v1/teams/{id}", tag = "teams", params(("id" = uuid::Uuid, Path, description = "the team id")), request_body = TeamRequest,
     responses((status = 200, body = TeamView), (status = 403), (status = 404), (status = 409), (status = 422)),
     security(("bearer" = ["role:owner", "scope:admin"])))]
 pub async fn rename_team(
@@ -219,7 +219,7 @@ pub async fn rename_team(
 }
 
 /// Deletes a shared team that holds no project.
-#[utoipa::path(delete, path = "/api/v1/teams/{id}", tag = "teams",
+#[utoipa::path(delete, path = "/api/v1/teams/{id}", tag = "teams", params(("id" = uuid::Uuid, Path, description = "the team id")),
     responses((status = 204), (status = 403), (status = 404), (status = 409, description = "personal, or still has projects")),
     security(("bearer" = ["role:owner", "scope:admin"])))]
 pub async fn delete_team(
@@ -275,7 +275,7 @@ async fn member(
 
 /// Changes a member's role. Admins manage admins, members and viewers; only owners make or
 /// unmake owners.
-#[utoipa::path(patch, path = "/api/v1/teams/{id}/members/{user}", tag = "teams", request_body = RoleRequest,
+#[utoipa::path(patch, path = "/api/v1/teams/{id}/members/{user}", tag = "teams", params(("id" = uuid::Uuid, Path, description = "the team id"), ("user" = uuid::Uuid, Path, description = "the member's user id")), request_body = RoleRequest,
     responses((status = 200, body = MemberView), (status = 403), (status = 404), (status = 409, description = "the last owner"), (status = 422)),
     security(("bearer" = ["role:admin", "scope:admin"])))]
 pub async fn set_role(
@@ -311,7 +311,7 @@ pub async fn set_role(
 }
 
 /// Removes a member (admins remove members and viewers, owners anyone); anyone may leave.
-#[utoipa::path(delete, path = "/api/v1/teams/{id}/members/{user}", tag = "teams",
+#[utoipa::path(delete, path = "/api/v1/teams/{id}/members/{user}", tag = "teams", params(("id" = uuid::Uuid, Path, description = "the team id"), ("user" = uuid::Uuid, Path, description = "the member's user id")),
     responses((status = 204), (status = 403), (status = 404), (status = 409, description = "the last owner")),
     security(("bearer" = ["role:admin", "scope:admin"])))]
 pub async fn remove_member(
@@ -379,7 +379,7 @@ fn invitation_view(i: invitations::Invitation) -> InvitationView {
 }
 
 /// Invites a user by name. The answer holds the link's secret, once.
-#[utoipa::path(post, path = "/api/v1/teams/{id}/invitations", tag = "teams", request_body = InviteRequest,
+#[utoipa::path(post, path = "/api/v1/teams/{id}/invitations", tag = "teams", params(("id" = uuid::Uuid, Path, description = "the team id")), request_body = InviteRequest,
     responses((status = 201, body = InvitationView), (status = 403), (status = 404), (status = 409), (status = 422)),
     security(("bearer" = ["role:admin", "scope:admin"])))]
 pub async fn invite(
@@ -444,7 +444,7 @@ pub async fn invite(
     Ok(HttpResponse::Created().json(view))
 }
 
-#[utoipa::path(get, path = "/api/v1/teams/{id}/invitations", tag = "teams",
+#[utoipa::path(get, path = "/api/v1/teams/{id}/invitations", tag = "teams", params(("id" = uuid::Uuid, Path, description = "the team id")),
     responses((status = 200, body = [InvitationView]), (status = 403), (status = 404)),
     security(("bearer" = ["role:admin", "scope:admin"])))]
 pub async fn list_invitations(
@@ -455,7 +455,7 @@ pub async fn list_invitations(
     Ok(web::Json(list.into_iter().map(invitation_view).collect()))
 }
 
-#[utoipa::path(delete, path = "/api/v1/teams/{id}/invitations/{invitation}", tag = "teams",
+#[utoipa::path(delete, path = "/api/v1/teams/{id}/invitations/{invitation}", tag = "teams", params(("id" = uuid::Uuid, Path, description = "the team id"), ("invitation" = uuid::Uuid, Path, description = "the invitation id")),
     responses((status = 204), (status = 403), (status = 404)), security(("bearer" = ["role:admin", "scope:admin"])))]
 pub async fn withdraw_invitation(
     state: web::Data<AppState>,
@@ -470,7 +470,7 @@ pub async fn withdraw_invitation(
 }
 
 /// Accepts an invitation: only the invited user, once, before it expires.
-#[utoipa::path(post, path = "/api/v1/invitations/{token}/accept", tag = "teams",
+#[utoipa::path(post, path = "/api/v1/invitations/{token}/accept", tag = "teams", params(("token" = String, Path, description = "the invitation token")),
     responses((status = 200, body = TeamView), (status = 403, description = "the invitation is for another user"),
         (status = 404), (status = 409, description = "already used or expired")),
     security(("bearer" = [])))]

@@ -214,7 +214,7 @@ pub async fn list_tokens(
 }
 
 /// Revokes a token at once: its owner may, and so may instance admins.
-#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", responses((status = 204), (status = 404)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = uuid::Uuid, Path, description = "the API token id")), responses((status = 204), (status = 404)), security(("bearer" = [])))]
 pub async fn delete_token(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -117,7 +117,7 @@ pub(crate) async fn end_logins(state: &AppState, user: Uuid, keep: Option<Uuid>)
     Ok(())
 }
 
-#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = UpdateUserRequest,
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = uuid::Uuid, Path, description = "the user id")), request_body = UpdateUserRequest,
     responses((status = 200, body = UserView), (status = 403), (status = 404), (status = 409, description = "the last admin"), (status = 422)),
     security(("bearer" = [])))]
 pub async fn update_user(
@@ -143,7 +143,7 @@ pub async fn update_user(
     Ok(web::Json(user.into()))
 }
 
-#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users",
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", params(("id" = uuid::Uuid, Path, description = "the user id")),
     responses((status = 204), (status = 403), (status = 404), (status = 409, description = "the last admin, yourself, or a user who owns projects")),
     security(("bearer" = [])))]
 pub async fn delete_user(

@@ -106,7 +106,7 @@ pub(crate) async fn secret_of(
     String::from_utf8(open).map_err(|_| anyhow::anyhow!("webhook secret is not UTF-8").into())
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{id}/webhook", tag = "webhooks",
+#[utoipa::path(get, path = "/api/v1/projects/{id}/webhook", tag = "webhooks", params(("id" = uuid::Uuid, Path, description = "the project id")),
     responses((status = 200, body = WebhookView), (status = 403), (status = 404)), security(("bearer" = ["role:admin", "scope:admin"])))]
 pub async fn get_webhook(
     state: web::Data<AppState>,
@@ -124,7 +124,7 @@ pub async fn get_webhook(
 /// Replaces the webhook secret (someone who knew it left the team). When shard created the
 /// repository's webhook, GitHub gets the new secret first; if it cannot, nothing changes (409),
 /// so pushes never start failing their signature check.
-#[utoipa::path(post, path = "/api/v1/projects/{id}/webhook/rotate", tag = "webhooks",
+#[utoipa::path(post, path = "/api/v1/projects/{id}/webhook/rotate", tag = "webhooks", params(("id" = uuid::Uuid, Path, description = "the project id")),
     responses((status = 200, body = WebhookView), (status = 403), (status = 404), (status = 409, description = "GitHub's webhook could not be updated; the secret is unchanged")), security(("bearer" = ["role:admin", "scope:admin"])))]
 pub async fn rotate_webhook(
     state: web::Data<AppState>,
@@ -172,7 +172,7 @@ pub async fn rotate_webhook(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{id}/webhook/deliveries", tag = "webhooks",
+#[utoipa::path(get, path = "/api/v1/projects/{id}/webhook/deliveries", tag = "webhooks", params(("id" = uuid::Uuid, Path, description = "the project id")),
     responses((status = 200, body = [DeliveryView]), (status = 404)), security(("bearer" = ["role:viewer", "scope:read"])))]
 pub async fn list_deliveries(
     state: web::Data<AppState>,
