@@ -39,7 +39,7 @@ use super::routes::{
         nodes::list_nodes, nodes::update_node, nodes::join,
         registry::show, registry::set_credentials, registry::clear_credentials,
     ),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &Described)
 )]
 /// Routes on a project, deployment or team list, in their security requirement, the weakest
 /// team role and the narrowest token scope that may call them (`role:member`, `scope:deploy`;
@@ -61,6 +61,43 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// OpenAPI requires a description on every response; one a route leaves out gets its status
+/// code's reason phrase ("Not Found").
+struct Described;
+
+impl Modify for Described {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.head,
+                &mut item.options,
+                &mut item.trace,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for (status, response) in operation.responses.responses.iter_mut() {
+                    if let RefOr::T(response) = response
+                        && response.description.is_empty()
+                    {
+                        response.description = status
+                            .parse::<u16>()
+                            .ok()
+                            .and_then(|code| actix_web::http::StatusCode::from_u16(code).ok())
+                            .and_then(|code| code.canonical_reason())
+                            .unwrap_or("Response")
+                            .to_string();
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -208,3 +208,36 @@ async fn every_path_parameter_is_declared_in_the_openapi_document() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// The document passes an OpenAPI validator (openapi-spec-validator, which scripts/test
+/// installs from PyPI): a client generator or any OpenAPI tool accepts it.
+#[tokio::test]
+async fn the_openapi_document_validates() {
+    let app = spawn_app().await;
+    let doc = app
+        .get("/api/v1/openapi.json", None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let file = app.dir.path().join("openapi.json");
+    std::fs::write(&file, doc).unwrap();
+    let out = std::process::Command::new("python3")
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&file)
+        .output()
+        .expect("python3 runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !text.contains("No module named"),
+        "openapi-spec-validator is missing: pip install openapi-spec-validator ({text})"
+    );
+    assert!(
+        out.status.success(),
+        "the OpenAPI document is invalid:\n{text}"
+    );
+}

@@ -44,7 +44,7 @@ pub struct Started {
 }
 
 /// Starts a CLI sign-in (no authentication: the approval is what signs in).
-#[utoipa::path(post, path = "/api/v1/cli/logins", tag = "cli", request_body = StartRequest,
+#[utoipa::path(post, path = "/api/v1/cli/logins", operation_id = "start_cli_login", tag = "cli", request_body = StartRequest,
     responses((status = 201, body = Started), (status = 409, description = "too many sign-ins pending")))]
 pub async fn start(
     state: web::Data<AppState>,
@@ -130,7 +130,7 @@ pub struct RequestView {
 }
 
 /// The waiting sign-in with this code, for the approval page.
-#[utoipa::path(get, path = "/api/v1/cli/logins/{code}", tag = "cli", params(("code" = String, Path, description = "the sign-in code shown by the CLI")),
+#[utoipa::path(get, path = "/api/v1/cli/logins/{code}", operation_id = "show_cli_login", tag = "cli", params(("code" = String, Path, description = "the sign-in code shown by the CLI")),
     responses((status = 200, body = RequestView), (status = 404)), security(("bearer" = [])))]
 pub async fn show(
     state: web::Data<AppState>,

@@ -267,7 +267,7 @@ pub struct DeliveryView {
 }
 
 /// The channel's deliveries, newest first (at most 100).
-#[utoipa::path(get, path = "/api/v1/notifications/channels/{id}/deliveries", tag = "notifications", params(("id" = uuid::Uuid, Path, description = "the notification channel id")),
+#[utoipa::path(get, path = "/api/v1/notifications/channels/{id}/deliveries", operation_id = "list_channel_deliveries", tag = "notifications", params(("id" = uuid::Uuid, Path, description = "the notification channel id")),
     responses((status = 200, body = [DeliveryView]), (status = 404)), security(("bearer" = [])))]
 pub async fn list_deliveries(
     state: web::Data<AppState>,

@@ -172,7 +172,7 @@ pub async fn rotate_webhook(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{id}/webhook/deliveries", tag = "webhooks", params(("id" = uuid::Uuid, Path, description = "the project id")),
+#[utoipa::path(get, path = "/api/v1/projects/{id}/webhook/deliveries", operation_id = "list_webhook_deliveries", tag = "webhooks", params(("id" = uuid::Uuid, Path, description = "the project id")),
     responses((status = 200, body = [DeliveryView]), (status = 404)), security(("bearer" = ["role:viewer", "scope:read"])))]
 pub async fn list_deliveries(
     state: web::Data<AppState>,
