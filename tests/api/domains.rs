@@ -2,7 +2,7 @@
 //! (dnsmasq on 127.0.0.1), routing only once verified, one project per domain, and the names
 //! shard refuses.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -13,36 +13,48 @@ use crate::proxy::{get_host, live_project, start_upstream};
 
 /// dnsmasq answering only from the records given, NXDOMAIN for the rest of `example.test`.
 struct Dns {
-    child: Child,
+    _peer: crate::peers::Peer,
 }
 
 impl Dns {
-    fn start(port: u16, records: &[String]) -> Dns {
-        let child = Command::new("dnsmasq")
-            .args([
-                "-k",
-                "--conf-file=/dev/null",
-                "--no-resolv",
-                "--no-hosts",
-                "--bind-interfaces",
-                "--listen-address=127.0.0.1",
-                "--user=root",
-                "--local=/example.test/",
-            ])
-            .arg(format!("--port={port}"))
-            .args(records)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dnsmasq is installed (apt-get install dnsmasq)");
-        wait_until_answering(port);
-        Dns { child }
+    /// Starts dnsmasq on the held port, released at the last moment. Should something take the
+    /// port in that moment, dnsmasq exits at once: it is tried again (the port is usually free
+    /// again), and a failure shows what dnsmasq said.
+    fn start(port: &mut crate::peers::HeldUdpPort, records: &[String]) -> Dns {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut command = Command::new("dnsmasq");
+            command
+                .args([
+                    "-k",
+                    "--conf-file=/dev/null",
+                    "--no-resolv",
+                    "--no-hosts",
+                    "--bind-interfaces",
+                    "--listen-address=127.0.0.1",
+                    "--user=root",
+                    "--local=/example.test/",
+                ])
+                .arg(format!("--port={}", port.port))
+                .args(records);
+            port.release();
+            let mut peer = crate::peers::Peer::spawn("dnsmasq", command);
+            match wait_until_answering(&mut peer, port.port) {
+                Ok(()) => return Dns { _peer: peer },
+                Err(why) if attempt < 5 && peer.exited() => {
+                    eprintln!("dnsmasq: {why}; trying again ({})", peer.output().trim());
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(why) => peer.fail(&why),
+            }
+        }
     }
 }
 
 /// Waits until a DNS server answers on 127.0.0.1:`port` (a busy machine may take more than
 /// a moment to start dnsmasq): a query for `probe.example.test`, type A, until a reply comes.
-fn wait_until_answering(port: u16) {
+fn wait_until_answering(peer: &mut crate::peers::Peer, port: u16) -> Result<(), String> {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     socket
         .set_read_timeout(Some(Duration::from_millis(200)))
@@ -59,19 +71,14 @@ fn wait_until_answering(port: u16) {
         let _ = socket.send_to(&query, ("127.0.0.1", port));
         if matches!(socket.recv_from(&mut reply), Ok((n, _)) if n >= 12 && reply[..2] == [0x12, 0x34])
         {
-            return;
+            return Ok(());
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "dnsmasq did not answer on port {port} within 15 s"
-        );
-    }
-}
-
-impl Drop for Dns {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if peer.exited() {
+            return Err(format!("it exited instead of answering on port {port}"));
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!("it did not answer on port {port} within 15 s"));
+        }
     }
 }
 
@@ -101,10 +108,8 @@ async fn verify(
 #[tokio::test]
 async fn domains_verify_by_txt_or_cname_and_route_only_once_verified() {
     // The resolver's port is fixed before the app starts; dnsmasq starts once tokens exist.
-    let port = {
-        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket.local_addr().unwrap().port()
-    };
+    let mut dns_port = crate::peers::HeldUdpPort::new();
+    let port = dns_port.port;
     let upstream = start_upstream().await.to_string();
     let app = spawn_app_with(|c| {
         c.apps.domain = "apps.test".into();
@@ -178,7 +183,7 @@ async fn domains_verify_by_txt_or_cname_and_route_only_once_verified() {
     );
 
     let _dns = Dns::start(
-        port,
+        &mut dns_port,
         &[
             format!("--txt-record=_shard-challenge.shop.example.test,{token}"),
             "--host-record=shop.apps.test,127.0.0.1".into(),

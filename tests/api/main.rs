@@ -19,6 +19,7 @@ mod instances;
 mod jobs;
 mod metrics;
 mod notifications;
+mod peers;
 mod process;
 mod projects;
 mod prometheus;

@@ -4,13 +4,14 @@
 //! HTTP/2, the redirect from plain HTTP, and a failure recorded on the domain.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::helpers::*;
+use crate::peers::Peer;
 use crate::proxy::{get_host, live_project, start_upstream};
 
 fn free_port() -> u16 {
@@ -22,7 +23,7 @@ fn free_port() -> u16 {
 }
 
 struct Pebble {
-    children: Vec<Child>,
+    _children: Vec<Peer>,
     dir: tempfile::TempDir,
     directory: String,
     management: u16,
@@ -31,14 +32,7 @@ struct Pebble {
     dns_management: u16,
 }
 
-impl Drop for Pebble {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
+// Both programs are killed when the `Peer`s drop.
 
 impl Pebble {
     /// pebble validating HTTP-01 on `http_port` of whatever name it is asked for.
@@ -59,72 +53,88 @@ impl Pebble {
         std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
         std::fs::write(dir.path().join("cert.pem"), leaf.pem()).unwrap();
         std::fs::write(dir.path().join("key.pem"), leaf_key.serialize_pem()).unwrap();
-        let (listen, management, dns, dns_management) =
-            (free_port(), free_port(), free_port(), free_port());
-        let config = serde_json::json!({"pebble": {
-            "listenAddress": format!("127.0.0.1:{listen}"),
-            "managementListenAddress": format!("127.0.0.1:{management}"),
-            "certificate": dir.path().join("cert.pem"),
-            "privateKey": dir.path().join("key.pem"),
-            "httpPort": http_port,
-            "tlsPort": free_port(),
-            "ocspResponderURL": "",
-            "externalAccountBindingRequired": false
-        }});
-        std::fs::write(dir.path().join("pebble.json"), config.to_string()).unwrap();
-        let quiet = |c: &mut Command| {
-            c.stdout(Stdio::null()).stderr(Stdio::null());
-        };
-        let mut dns_server = Command::new("pebble-challtestsrv");
-        dns_server.args([
-            "-defaultIPv4",
-            "127.0.0.1",
-            "-defaultIPv6",
-            "",
-            "-http01",
-            "",
-            "-https01",
-            "",
-            "-tlsalpn01",
-            "",
-        ]);
-        dns_server.arg("-dns01").arg(format!("127.0.0.1:{dns}"));
-        dns_server
-            .arg("-management")
-            .arg(format!("127.0.0.1:{dns_management}"));
-        quiet(&mut dns_server);
-        let mut pebble = Command::new("pebble");
-        pebble
-            .arg("-config")
-            .arg(dir.path().join("pebble.json"))
-            .arg("-dnsserver")
-            .arg(format!("127.0.0.1:{dns}"))
-            .env("PEBBLE_VA_NOSLEEP", "1")
-            .env("PEBBLE_WFE_NONCEREJECT", "0");
-        quiet(&mut pebble);
-        let children = vec![
+        // Ports are picked now and bound by pebble a moment later: should another process take
+        // one meanwhile, pebble exits and is started again on new ones. A failure shows what
+        // pebble and its DNS server printed.
+        for attempt in 1.. {
+            let (listen, management, dns, dns_management) =
+                (free_port(), free_port(), free_port(), free_port());
+            let config = serde_json::json!({"pebble": {
+                "listenAddress": format!("127.0.0.1:{listen}"),
+                "managementListenAddress": format!("127.0.0.1:{management}"),
+                "certificate": dir.path().join("cert.pem"),
+                "privateKey": dir.path().join("key.pem"),
+                "httpPort": http_port,
+                "tlsPort": free_port(),
+                "ocspResponderURL": "",
+                "externalAccountBindingRequired": false
+            }});
+            std::fs::write(dir.path().join("pebble.json"), config.to_string()).unwrap();
+            let mut dns_server = Command::new("pebble-challtestsrv");
+            dns_server.args([
+                "-defaultIPv4",
+                "127.0.0.1",
+                "-defaultIPv6",
+                "",
+                "-http01",
+                "",
+                "-https01",
+                "",
+                "-tlsalpn01",
+                "",
+            ]);
+            dns_server.arg("-dns01").arg(format!("127.0.0.1:{dns}"));
             dns_server
-                .spawn()
-                .expect("pebble-challtestsrv is installed (apt-get install pebble)"),
+                .arg("-management")
+                .arg(format!("127.0.0.1:{dns_management}"));
+            let mut pebble = Command::new("pebble");
             pebble
-                .spawn()
-                .expect("pebble is installed (apt-get install pebble)"),
-        ];
-        let deadline = Instant::now() + Duration::from_secs(20);
-        for port in [listen, dns_management] {
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(Instant::now() < deadline, "pebble did not start");
-                std::thread::sleep(Duration::from_millis(50));
+                .arg("-config")
+                .arg(dir.path().join("pebble.json"))
+                .arg("-dnsserver")
+                .arg(format!("127.0.0.1:{dns}"))
+                .env("PEBBLE_VA_NOSLEEP", "1")
+                .env("PEBBLE_WFE_NONCEREJECT", "0");
+            let mut children = vec![
+                Peer::spawn("pebble-challtestsrv", dns_server),
+                Peer::spawn("pebble", pebble),
+            ];
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let mut exited = None;
+            'wait: for (i, port) in [(1, listen), (0, dns_management)] {
+                while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                    if children[i].exited() {
+                        exited = Some(i);
+                        break 'wait;
+                    }
+                    if Instant::now() > deadline {
+                        children[i].fail("did not start within 20 s");
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            match exited {
+                None => {
+                    return Pebble {
+                        _children: children,
+                        directory: format!("https://127.0.0.1:{listen}/dir"),
+                        management,
+                        dns,
+                        dns_management,
+                        dir,
+                    };
+                }
+                Some(i) if attempt < 3 => {
+                    eprintln!(
+                        "{} exited at start; trying new ports:\n{}",
+                        children[i].name,
+                        children[i].output()
+                    );
+                }
+                Some(i) => children[i].fail("exited at start"),
             }
         }
-        Pebble {
-            children,
-            directory: format!("https://127.0.0.1:{listen}/dir"),
-            management,
-            dns,
-            dns_management,
-            dir,
-        }
+        unreachable!("the loop returns or fails")
     }
 
     /// Publishes a TXT record in the test DNS.

@@ -1,0 +1,79 @@
+//! Helper programs the tests start (dnsmasq, pebble): their output goes to a file that a
+//! failing test prints, and a port reserved for one is held until the moment it starts.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+/// A started helper program; killed on drop.
+pub struct Peer {
+    pub name: &'static str,
+    child: Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Peer {
+    /// Starts `command` with stdout and stderr in a log file of its own.
+    pub fn spawn(name: &'static str, mut command: Command) -> Peer {
+        let dir = tempfile::TempDir::new().unwrap();
+        let log = dir.path().join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        command
+            .stdout(Stdio::from(file.try_clone().unwrap()))
+            .stderr(Stdio::from(file));
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name} cannot start ({e}); is it installed?"));
+        Peer {
+            name,
+            child,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// What it printed so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether it already ended (it could not start, e.g. its port was taken).
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Fails the test with what the program printed.
+    pub fn fail(&self, why: &str) -> ! {
+        panic!("{}: {why}; its output:\n{}", self.name, self.output())
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A UDP port on 127.0.0.1 held until `release`: a port chosen now for a program started later
+/// cannot be taken meanwhile by anything else that asks the system for a free port.
+pub struct HeldUdpPort {
+    socket: Option<std::net::UdpSocket>,
+    pub port: u16,
+}
+
+impl HeldUdpPort {
+    pub fn new() -> Self {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = socket.local_addr().unwrap().port();
+        Self {
+            socket: Some(socket),
+            port,
+        }
+    }
+
+    /// Frees the port for the program about to bind it.
+    pub fn release(&mut self) {
+        self.socket.take();
+    }
+}
