@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use actix_web::{HttpServer, web};
 use anyhow::Context;
+use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{LoginLimiter, PasswordHasher, TokenKeys};
@@ -168,6 +169,14 @@ impl App {
 
         let config = Arc::new(config);
         let shutdown = CancellationToken::new();
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let supervisor = {
+            let metrics = metrics.clone();
+            crate::supervisor::Supervisor::new(
+                shutdown.clone(),
+                Box::new(move |task| metrics.task_restarted(task)),
+            )
+        };
         let hub = Arc::new(Hub::new());
         // Several instances on one Postgres: one leads the singletons; hub events fan out.
         let leadership =
@@ -179,19 +188,27 @@ impl App {
             let instance = uuid::Uuid::now_v7();
             let (outbox, published) = tokio::sync::mpsc::channel(relay::QUEUE);
             hub.announce_to(outbox);
-            tokio::spawn(relay::send(
-                db.clone(),
-                instance,
-                published,
-                shutdown.clone(),
-            ));
-            tokio::spawn(relay::listen(
+            let (send_db, stop) = (db.clone(), shutdown.clone());
+            supervisor.spawn_once("relay-send", async move {
+                relay::send(send_db, instance, published, stop).await;
+                Ok(())
+            });
+            let (listen_db, listen_hub, changed, stop) = (
                 db.clone(),
                 hub.clone(),
-                instance,
                 routes_changed.clone(),
                 shutdown.clone(),
-            ));
+            );
+            supervisor.spawn("relay-listen", move || {
+                relay::listen(
+                    listen_db.clone(),
+                    listen_hub.clone(),
+                    instance,
+                    changed.clone(),
+                    stop.clone(),
+                )
+                .map(Ok)
+            });
         }
         let docker = Arc::new(Engine::new(
             config.docker.host.as_deref(),
@@ -235,14 +252,17 @@ impl App {
         };
         let tls_config = https.as_ref().map(|h| h.certs.server_config());
         let acme = https.as_ref().and_then(|h| h.acme.clone());
-        let metrics = Arc::new(crate::metrics::Metrics::new());
         let proxy = Arc::new(Proxy::new(db.clone(), &config, https, metrics.clone()));
         if db::is_postgres(&db) {
-            tokio::spawn(crate::cluster::relay::follow_routes(
-                proxy.clone(),
-                routes_changed,
-                shutdown.clone(),
-            ));
+            let (routes_proxy, stop) = (proxy.clone(), shutdown.clone());
+            supervisor.spawn("route-follower", move || {
+                crate::cluster::relay::follow_routes(
+                    routes_proxy.clone(),
+                    routes_changed.clone(),
+                    stop.clone(),
+                )
+                .map(Ok)
+            });
         }
         let engines = crate::cluster::Engines::new(
             db.clone(),
@@ -250,7 +270,12 @@ impl App {
             docker.clone(),
             config.runtime.kind,
         );
-        tokio::spawn(engines.clone().watch(shutdown.clone()));
+        {
+            let (engines, stop) = (engines.clone(), shutdown.clone());
+            supervisor.spawn("engines", move || {
+                engines.clone().watch(stop.clone()).map(Ok)
+            });
+        }
         let runtime_logs = RuntimeLogs::new(
             config.deploy.max_log_line_bytes,
             docker.clone(),
@@ -299,6 +324,7 @@ impl App {
             db,
             port,
             config,
+            supervisor: supervisor.clone(),
         });
 
         state
@@ -307,39 +333,53 @@ impl App {
             .await
             .context("building the route table")?;
         deploy::recover::at_startup(&state.deployer, shutdown.clone()).await;
-        tokio::spawn(deploy::watchdog::watch(
+        let (deployer, leadership, stop) = (
             state.deployer.clone(),
             state.leadership.clone(),
             shutdown.clone(),
-        ));
-        tokio::spawn(deploy::events::watch(
-            state.deployer.clone(),
-            shutdown.clone(),
-        ));
+        );
+        supervisor.spawn("watchdog", move || {
+            deploy::watchdog::watch(deployer.clone(), leadership.clone(), stop.clone()).map(Ok)
+        });
+        let (deployer, stop) = (state.deployer.clone(), shutdown.clone());
+        supervisor.spawn("docker-events", move || {
+            deploy::events::watch(deployer.clone(), stop.clone()).map(Ok)
+        });
         if state.deployer.runtime().kind() == crate::config::RuntimeKind::Swarm {
             let (deployer, stop) = (state.deployer.clone(), shutdown.clone());
-            tokio::spawn(async move {
-                tokio::select! {
-                    () = deploy::swarm::watch(deployer) => {}
-                    () = stop.cancelled() => {}
+            supervisor.spawn("swarm-watch", move || {
+                let (deployer, stop) = (deployer.clone(), stop.clone());
+                async move {
+                    tokio::select! {
+                        () = deploy::swarm::watch(deployer) => {}
+                        () = stop.cancelled() => {}
+                    }
+                    Ok(())
                 }
             });
         }
-        tokio::spawn(
+        let (collector_state, stop) = (state.clone().into_inner(), shutdown.clone());
+        supervisor.spawn("metrics-collector", move || {
+            let s = &collector_state;
             crate::metrics::Collector::new(
-                state.db.clone(),
-                state.docker.clone(),
-                state.deployer.runtime(),
-                state.hub.clone(),
-                &state.config,
+                s.db.clone(),
+                s.docker.clone(),
+                s.deployer.runtime(),
+                s.hub.clone(),
+                &s.config,
             )
-            .run(state.leadership.clone(), shutdown.clone()),
-        );
-        tokio::spawn(crate::hub::record::system_heartbeat(
-            state.clone().into_inner(),
-            Duration::from_secs(5),
-            shutdown.clone(),
-        ));
+            .run(s.leadership.clone(), stop.clone())
+            .map(Ok)
+        });
+        let (heartbeat_state, stop) = (state.clone().into_inner(), shutdown.clone());
+        supervisor.spawn("system-heartbeat", move || {
+            crate::hub::record::system_heartbeat(
+                heartbeat_state.clone(),
+                Duration::from_secs(5),
+                stop.clone(),
+            )
+            .map(Ok)
+        });
         let workers = jobs::Workers::start(state.clone().into_inner(), shutdown.clone()).await?;
 
         let server_state = state.clone();
@@ -430,7 +470,10 @@ impl App {
         let handle = server.handle();
         let mut server = tokio::spawn(server);
         if let Some(acme) = acme {
-            tokio::spawn(acme.run(state.leadership.clone(), shutdown.clone()));
+            let (leadership, stop) = (state.leadership.clone(), shutdown.clone());
+            state.supervisor.spawn("acme", move || {
+                acme.clone().run(leadership.clone(), stop.clone()).map(Ok)
+            });
         }
         let ended_by = tokio::select! {
             result = &mut server => {

@@ -23,5 +23,6 @@ pub mod proxy;
 pub mod secrets;
 pub mod setup;
 pub mod state;
+pub mod supervisor;
 pub mod telemetry;
 pub mod validate;

@@ -19,6 +19,8 @@ pub struct AppState {
     pub sealer: Arc<Sealer>,
     pub tokens: TokenKeys,
     pub limiter: LoginLimiter,
+    /// Every background loop, named and restarted when it fails (`crate::supervisor`).
+    pub supervisor: Arc<crate::supervisor::Supervisor>,
     /// Requests per user per minute (`quotas.api_requests_per_minute`).
     pub api_limiter: ApiLimiter,
     /// Argon2id with bounded concurrency and memory.

@@ -47,6 +47,11 @@ struct ProxyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TaskLabels {
+    task: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AppLabels {
     project: String,
 }
@@ -70,6 +75,7 @@ pub struct Metrics {
     proxy_requests: Family<ProxyLabels, Counter>,
     upstream_seconds: Family<AppLabels, Histogram, fn() -> Histogram>,
     queue_depth: Gauge,
+    task_restarts: Family<TaskLabels, Counter>,
     hub_subscribers: Gauge,
     rss_bytes: Gauge,
     /// Each running deployment's current status and since when.
@@ -122,6 +128,12 @@ impl Metrics {
         );
         let queue_depth = Gauge::default();
         registry.register("queue_depth", "Jobs queued or running", queue_depth.clone());
+        let task_restarts = Family::<TaskLabels, Counter>::default();
+        registry.register(
+            "task_restarts",
+            "Restarts of supervised background tasks after they failed, by task",
+            task_restarts.clone(),
+        );
         let hub_subscribers = Gauge::default();
         registry.register(
             "hub_subscribers",
@@ -142,10 +154,16 @@ impl Metrics {
             proxy_requests,
             upstream_seconds,
             queue_depth,
+            task_restarts,
             hub_subscribers,
             rss_bytes,
             steps: Mutex::default(),
         }
+    }
+
+    /// A supervised task failed and is being started again.
+    pub fn task_restarted(&self, task: &'static str) {
+        self.task_restarts.get_or_create(&TaskLabels { task }).inc();
     }
 
     /// One request answered by the dashboard or the API (`route` is the matched pattern).

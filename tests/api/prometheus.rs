@@ -339,3 +339,67 @@ async fn with_a_token_configured_scrapes_must_send_it() {
             .contains("# TYPE shard_queue_depth gauge")
     );
 }
+
+/// Background loops run under the supervisor: a loop that fails is started again, and its
+/// restarts show in `/system/overview` and on `/metrics`.
+#[tokio::test]
+async fn a_failing_background_loop_is_restarted_and_counted() {
+    let app = crate::helpers::spawn_app().await;
+    let admin = app.setup_admin().await;
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = runs.clone();
+    app.state.supervisor.spawn("test-flaky", move || {
+        let run = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        async move {
+            if run < 2 {
+                anyhow::bail!("run {run} fails on purpose");
+            }
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let task = loop {
+        let overview: serde_json::Value = app
+            .get("/api/v1/system/overview", Some(&admin.token))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let tasks = overview["tasks"].as_array().unwrap().clone();
+        // The real loops are there too.
+        for name in [
+            "watchdog",
+            "docker-events",
+            "metrics-collector",
+            "system-heartbeat",
+        ] {
+            assert!(
+                tasks.iter().any(|t| t["name"] == name),
+                "{name}: {overview}"
+            );
+        }
+        let task = tasks
+            .iter()
+            .find(|t| t["name"] == "test-flaky")
+            .unwrap()
+            .clone();
+        if task["restarts"] == 2 && task["status"] == "running" {
+            break task;
+        }
+        assert!(std::time::Instant::now() < deadline, "{task}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(
+        task["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("fails on purpose"),
+        "{task}"
+    );
+    let text = app.get("/metrics", None).await.text().await.unwrap();
+    assert!(
+        text.contains("shard_task_restarts_total{task=\"test-flaky\"} 2"),
+        "{text}"
+    );
+}

@@ -130,6 +130,8 @@ pub struct Overview {
     /// Whether this instance runs the singletons (collector, watchdog, renewals); always true
     /// with one instance.
     pub leader: bool,
+    /// The supervised background tasks: status, restarts, last error.
+    pub tasks: Vec<crate::supervisor::TaskState>,
 }
 
 /// The host at a glance (admins).
@@ -159,6 +161,7 @@ pub async fn overview(
         shard_rss_bytes: crate::metrics::host::own_rss(),
         metrics_samples: db::metrics::count(&state.db).await.ok(),
         leader: state.leadership.is_leader(),
+        tasks: state.supervisor.snapshot(),
     }))
 }
 
