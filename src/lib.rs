@@ -18,6 +18,7 @@ pub mod http;
 pub mod hub;
 pub mod jobs;
 pub mod metrics;
+pub mod model;
 pub mod notifications;
 pub mod proxy;
 pub mod secrets;

@@ -13,7 +13,7 @@ use super::{Db, new_id, now};
 
 pub use deployments::Model as Deployment;
 
-pub use crate::deploy::DeploymentStatus;
+pub use crate::model::DeploymentStatus;
 use DeploymentStatus as S;
 
 impl Deployment {

@@ -18,7 +18,6 @@ pub mod recover;
 pub mod registry;
 pub mod runtime;
 pub mod site;
-mod status;
 pub mod swarm;
 pub mod watchdog;
 mod workspace;
@@ -31,9 +30,9 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+pub use crate::model::DeploymentStatus;
 pub use env::GIT_TOKEN_VAR;
 pub use log::LogWriter;
-pub use status::DeploymentStatus;
 
 use crate::config::Config;
 use crate::db::deployment_logs::Entry;

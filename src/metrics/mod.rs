@@ -19,10 +19,10 @@ use uuid::Uuid;
 
 use crate::db::metrics::{self, Point, Retention};
 use crate::db::{self, Db};
-use crate::deploy::DeploymentStatus;
 use crate::deploy::runtime::Runtime;
 use crate::docker::{Engine, StatsReading};
 use crate::hub::{Event, Hub, Topic};
+use crate::model::DeploymentStatus;
 
 /// Containers read at once.
 const CONCURRENCY: usize = 8;

@@ -15,7 +15,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use uuid::Uuid;
 
-use crate::deploy::DeploymentStatus as S;
+use crate::model::DeploymentStatus as S;
 
 /// The `Content-Type` of the text format.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
