@@ -11,7 +11,7 @@ use crate::db::deployments::Fields;
 use crate::docker::CopyError;
 
 /// The `upstream` of a deployment whose files shard serves.
-pub const STATIC_UPSTREAM: &str = "static";
+pub const STATIC_UPSTREAM: &str = crate::model::upstream::STATIC;
 
 /// Where a static deployment's files live.
 pub fn site_dir(data_dir: &Path, deployment: uuid::Uuid) -> PathBuf {

@@ -3,5 +3,7 @@
 //! wire are the only places that text exists.
 
 mod status;
+pub mod upstream;
 
 pub use status::DeploymentStatus;
+pub use upstream::Upstream;

@@ -32,7 +32,7 @@ pub use table::{RuntimeState, SWARM_UPSTREAM, preview_host, short_id};
 
 use crate::config::Config;
 use crate::db::{self, Db};
-use crate::deploy::DeploymentStatus as S;
+use crate::model::DeploymentStatus as S;
 use hosts::DashboardHosts;
 use table::{DeploymentInput, ProjectInput, Route, RouteTable};
 

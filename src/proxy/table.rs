@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use uuid::Uuid;
 
+use crate::model::Upstream as Stored;
+
 /// How a project's app runs right now, as users see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -172,7 +174,7 @@ impl Drop for InflightGuard {
 }
 
 /// The `upstream` of a deployment run as a Swarm service: its addresses are its replicas'.
-pub const SWARM_UPSTREAM: &str = "swarm";
+pub const SWARM_UPSTREAM: &str = crate::model::upstream::REPLICAS;
 
 /// A static site's files, served by shard itself.
 #[derive(Debug)]
@@ -245,15 +247,14 @@ impl RouteTable {
                 continue;
             };
             let dead = d.container_id.as_ref().is_some_and(|c| exited.contains(c));
-            let upstream = match (&d.upstream, dead, d.stopped) {
-                (Some(site), _, false) if site == crate::deploy::site::STATIC_UPSTREAM => {
-                    Some(Route::Static(Arc::new(Site {
-                        project_id: project.id,
-                        deployment_id: d.id,
-                        root: sites_dir.join(d.id.simple().to_string()),
-                    })))
-                }
-                (Some(swarm), _, false) if swarm == SWARM_UPSTREAM => match replicas.get(&d.id) {
+            let stored = d.upstream.as_deref().map(Stored::parse);
+            let upstream = match (stored, dead, d.stopped) {
+                (Some(Stored::Static), _, false) => Some(Route::Static(Arc::new(Site {
+                    project_id: project.id,
+                    deployment_id: d.id,
+                    root: sites_dir.join(d.id.simple().to_string()),
+                }))),
+                (Some(Stored::Replicas), _, false) => match replicas.get(&d.id) {
                     Some(addrs) if !addrs.is_empty() => Some(Route::App(Arc::new(Upstream::new(
                         project.id,
                         d.id,
@@ -262,12 +263,14 @@ impl RouteTable {
                     )))),
                     _ => None,
                 },
-                (Some(authority), false, false) => Some(Route::App(Arc::new(Upstream::new(
-                    project.id,
-                    d.id,
-                    vec![endpoints.get(authority)],
-                    counter(d.id),
-                )))),
+                (Some(Stored::Addr(authority)), false, false) => {
+                    Some(Route::App(Arc::new(Upstream::new(
+                        project.id,
+                        d.id,
+                        vec![endpoints.get(authority)],
+                        counter(d.id),
+                    ))))
+                }
                 _ => None,
             };
             if let Some(upstream) = &upstream {
