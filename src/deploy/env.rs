@@ -16,6 +16,8 @@ pub struct OpenVar {
     pub value: String,
     pub secret: bool,
     pub build: bool,
+    /// For `SHARD_GIT_TOKEN`: the origin it was saved for.
+    pub bound_host: Option<String>,
 }
 
 /// Opens one stored value.
@@ -34,6 +36,7 @@ pub fn open_all(sealer: &Sealer, vars: &[EnvVar]) -> anyhow::Result<Vec<OpenVar>
                 value: open(sealer, v)?,
                 secret: v.secret,
                 build: v.build,
+                bound_host: v.bound_host.clone(),
             })
         })
         .collect()

@@ -105,15 +105,10 @@ impl Pipeline {
     /// elsewhere is left out (and the log says so); the fetch goes on without it.
     pub(super) async fn git_token(&self, opened: &[OpenVar]) -> Result<Option<String>, Stop> {
         let here = source::origin(&self.project.git_url);
-        let stored = db::env_vars::list(&self.d.db, self.project.id).await?;
         if let Some(var) = opened.iter().find(|v| v.key == GIT_TOKEN_VAR) {
-            let bound = stored
-                .iter()
-                .find(|v| v.key == GIT_TOKEN_VAR)
-                .and_then(|v| v.bound_host.clone());
             // Saved before tokens were bound: it was saved for this URL (a change of origin
             // deletes it).
-            if bound.is_none() || bound == here {
+            if var.bound_host.is_none() || var.bound_host == here {
                 return Ok(Some(var.value.clone()));
             }
             self.log

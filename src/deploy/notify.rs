@@ -52,16 +52,7 @@ pub async fn deployment_status(
     let recipients = db::teams::notice_recipients(&sink.db, &p)
         .await
         .unwrap_or_else(|_| vec![p.owner_id]);
-    for user in recipients {
-        record::publish(
-            &sink.db,
-            &sink.hub,
-            Topic::User(user),
-            "notification",
-            payload.clone(),
-        )
-        .await;
-    }
+    record::notify_users(&sink.db, &sink.hub, &recipients, payload).await;
     let notice = crate::notifications::deploy_notice(
         &p,
         deployment,
@@ -69,5 +60,5 @@ pub async fn deployment_status(
         error,
         &sink.base,
     );
-    sink.notifier.emit_to_team(&p, notice).await;
+    sink.notifier.emit_to_all(&recipients, notice).await;
 }

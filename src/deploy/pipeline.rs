@@ -237,7 +237,7 @@ impl Pipeline {
         let context_file = build_dir.with_extension("tar");
         let (name, limits) = (
             self.deployment.id.to_string(),
-            self.d.config.deploy.build_limits(),
+            build_limits(&self.d.config.deploy),
         );
         let spec = |context| BuildSpec {
             tag: tag.clone(),
@@ -485,6 +485,21 @@ impl Pipeline {
 const ENGINE_LOST_IMAGE: &str = "unable to find image \"sha256:";
 
 /// The build context: the checkout as a tar, Dockerfile checked.
+/// The limits every build runs under (`[deploy] build_*`); a CPU limit of 0 means all the
+/// host's CPUs but one (at least one), so a build never starves the apps.
+fn build_limits(deploy: &crate::config::DeployConfig) -> crate::docker::BuildLimits {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let cpu_millis = match deploy.build_cpu_millis {
+        0 => cpus.saturating_sub(1).max(1) * 1000,
+        millis => millis,
+    };
+    crate::docker::BuildLimits {
+        memory_bytes: (deploy.build_memory_mb > 0).then_some(deploy.build_memory_mb << 20),
+        cpu_millis: Some(cpu_millis),
+        pids: (deploy.build_pids > 0).then_some(deploy.build_pids),
+    }
+}
+
 /// Writes the build context of `build_dir` to `file` and answers its path.
 async fn build_context(
     build_dir: &Path,

@@ -274,19 +274,10 @@ impl Deployer {
         let recipients = db::teams::notice_recipients(&self.db, project)
             .await
             .unwrap_or_else(|_| vec![project.owner_id]);
-        for user in recipients {
-            record::publish(
-                &self.db,
-                &self.hub,
-                Topic::User(user),
-                "notification",
-                payload.clone(),
-            )
-            .await;
-        }
+        record::notify_users(&self.db, &self.hub, &recipients, payload).await;
         self.notifier
-            .emit_to_team(
-                project,
+            .emit_to_all(
+                &recipients,
                 Notice {
                     event: event.into(),
                     title: text,

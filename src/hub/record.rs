@@ -13,6 +13,13 @@ use crate::db::{self, Db};
 use crate::state::AppState;
 
 /// Persists an event of a `project:` or `user:` topic, then publishes it.
+/// An in-app notification on the `user:` topic of each of `users`.
+pub async fn notify_users(db: &Db, hub: &Hub, users: &[uuid::Uuid], payload: Value) {
+    for user in users {
+        publish(db, hub, Topic::User(*user), "notification", payload.clone()).await;
+    }
+}
+
 pub async fn publish(db: &Db, hub: &Hub, topic: Topic, kind: &str, payload: Value) {
     let ts = super::timestamp();
     match db::topic_events::append(db, &topic.to_string(), kind, &payload.to_string(), ts).await {

@@ -130,8 +130,14 @@ impl Notifier {
                 return;
             }
         };
-        for user in recipients {
-            self.emit_logged(user, notice.clone()).await;
+        self.emit_to_all(&recipients, notice).await;
+    }
+
+    /// Queues `notice` to the listening channels of each of `users`, logging (never failing)
+    /// when it cannot.
+    pub async fn emit_to_all(&self, users: &[Uuid], notice: Notice) {
+        for user in users {
+            self.emit_logged(*user, notice.clone()).await;
         }
     }
 
