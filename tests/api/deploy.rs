@@ -162,7 +162,14 @@ async fn deploy_env_redeploy_rollback_and_delete() {
     assert_eq!(latest["created_by"], "admin");
     assert_eq!(latest["commit_sha"], live["commit_sha"]);
     assert_eq!(live["created_by"], "admin");
-    let log = app.logs_text(&admin, &first).await;
+    // The status is `live` in the database a moment before the log writer has persisted the
+    // last header ("==> Live at", written at the switch): read the log once it has.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut log = app.logs_text(&admin, &first).await;
+    while !log.contains("==> Live at") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        log = app.logs_text(&admin, &first).await;
+    }
     for header in [
         "==> Fetching",
         "==> Building",
