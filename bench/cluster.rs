@@ -117,7 +117,7 @@ async fn main() {
     tokio::spawn(a.run_until_stopped());
     tokio::spawn(b.run_until_stopped());
 
-    let user = db::users::create(&state.db, "bench", "x", "admin")
+    let user = db::users::create(&state.db, "bench", "x", shard::model::UserRole::Admin)
         .await
         .unwrap();
     let token = shard::secrets::random_token(shard::auth::API_TOKEN_PREFIX);
@@ -128,7 +128,7 @@ async fn main() {
             name: "bench",
             token_hash: &shard::secrets::token_hash(&token),
             prefix: "shard_",
-            scope: "read",
+            scope: shard::model::Scope::Read,
             project_ids: None,
             expires_at: None,
         },

@@ -88,7 +88,7 @@ async fn main() {
     tokio::spawn(app.run_until_stopped());
     let git = gitserver::GitServer::start().await;
     let repo = git.repo("bench", &files("0"));
-    let admin = db::users::create(&state.db, "bench", "x", "admin")
+    let admin = db::users::create(&state.db, "bench", "x", shard::model::UserRole::Admin)
         .await
         .unwrap();
     let actor = Actor {

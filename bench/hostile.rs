@@ -88,7 +88,7 @@ async fn start(adjust: impl FnOnce(&mut Config)) -> (Arc<AppState>, tempfile::Te
     let app = App::build(config).await.expect("app");
     let state = app.state();
     tokio::spawn(app.run_until_stopped());
-    let admin = db::users::create(&state.db, "bench", "x", "admin")
+    let admin = db::users::create(&state.db, "bench", "x", shard::model::UserRole::Admin)
         .await
         .unwrap();
     (state, dir, admin.id)

@@ -114,7 +114,7 @@ async fn overhead_and_scrape() -> Vec<(String, String)> {
     tokio::spawn(app.run_until_stopped());
     let git = gitserver::GitServer::start().await;
     let repo = git.repo("bench", &files("bench"));
-    let admin = db::users::create(&state.db, "bench", "x", "admin")
+    let admin = db::users::create(&state.db, "bench", "x", shard::model::UserRole::Admin)
         .await
         .unwrap();
     let mut ids = Vec::new();
@@ -237,9 +237,11 @@ async fn database_size() -> Vec<(String, String)> {
     );
     let db = db::connect(&url).await.unwrap();
     db::migrate(&db).await.unwrap();
-    let owner = db::users::create(&db, "bench", "x", "admin").await.unwrap();
+    let owner = db::users::create(&db, "bench", "x", shard::model::UserRole::Admin)
+        .await
+        .unwrap();
     let now = Utc::now();
-    let retention = Config::default().metrics.retention();
+    let retention = shard::metrics::retention(&Config::default().metrics);
     let started = Instant::now();
     for i in 0..APPS {
         let name = format!("app-{i:02}");

@@ -71,7 +71,7 @@ async fn project(state: &AppState, name: &str, url: &str, replicas: i32) -> db::
         .unwrap()
     {
         Some(user) => user,
-        None => db::users::create(&state.db, "bench", "x", "admin")
+        None => db::users::create(&state.db, "bench", "x", shard::model::UserRole::Admin)
             .await
             .unwrap(),
     };

@@ -146,9 +146,8 @@ impl App {
         let lock = DataDirLock::acquire(&config.data_dir)?;
         let db = open_database(&config).await?;
         let secret_key = match &config.secret_key {
-            Some(key) if !key.expose().is_empty() => {
-                secrets::parse_key(key.expose()).context("secret_key is not a 32-byte key")?
-            }
+            Some(key) if !key.expose().is_empty() => crate::config::parse_secret_key(key.expose())
+                .context("secret_key is not a 32-byte key")?,
             _ => secrets::load_or_create_key_file(&config.data_dir.join("secret.key"))?,
         };
         // Derived, not stored: instances that share the secret key accept each other's
@@ -184,7 +183,7 @@ impl App {
         // Woken when another instance changed what a project serves (its route table follows).
         let routes_changed = Arc::new(tokio::sync::Notify::new());
         if db::is_postgres(&db) {
-            use crate::cluster::relay;
+            use crate::hub::relay;
             let instance = uuid::Uuid::now_v7();
             let (outbox, published) = tokio::sync::mpsc::channel(relay::QUEUE);
             hub.announce_to(outbox);
@@ -256,12 +255,10 @@ impl App {
         if db::is_postgres(&db) {
             let (routes_proxy, stop) = (proxy.clone(), shutdown.clone());
             supervisor.spawn("route-follower", move || {
-                crate::cluster::relay::follow_routes(
-                    routes_proxy.clone(),
-                    routes_changed.clone(),
-                    stop.clone(),
-                )
-                .map(Ok)
+                routes_proxy
+                    .clone()
+                    .follow(routes_changed.clone(), stop.clone())
+                    .map(Ok)
             });
         }
         let engines = crate::cluster::Engines::new(
@@ -276,11 +273,11 @@ impl App {
                 engines.clone().watch(stop.clone()).map(Ok)
             });
         }
-        let runtime_logs = RuntimeLogs::new(
+        let runtime_logs = Arc::new(RuntimeLogs::new(
             config.deploy.max_log_line_bytes,
             docker.clone(),
             hub.clone(),
-        );
+        ));
         let github = Arc::new(crate::github::Github::new(config.github.clone())?);
         let deployer = Arc::new(Deployer::new(deploy::Parts {
             github: github.clone(),
@@ -371,7 +368,14 @@ impl App {
             .run(s.leadership.clone(), stop.clone())
             .map(Ok)
         });
-        let (heartbeat_state, stop) = (state.clone().into_inner(), shutdown.clone());
+        let heartbeat_state = Arc::new(crate::hub::record::Heartbeat {
+            db: state.db.clone(),
+            hub: state.hub.clone(),
+            docker: state.docker.clone(),
+            data_dir: state.config.data_dir.clone(),
+            runtime_logs: state.runtime_logs.clone(),
+        });
+        let stop = shutdown.clone();
         supervisor.spawn("system-heartbeat", move || {
             crate::hub::record::system_heartbeat(
                 heartbeat_state.clone(),

@@ -11,7 +11,6 @@ pub mod db;
 pub mod deploy;
 pub mod docker;
 pub mod egress;
-pub mod error;
 pub mod git;
 pub mod github;
 pub mod http;

@@ -93,9 +93,9 @@ async fn user_create(config: Config, username: &str, admin: bool) -> anyhow::Res
     validate::password(&password).map_err(|why| anyhow::anyhow!("password (from stdin): {why}"))?;
     let db = app::open_database(&config).await?;
     let role = if admin {
-        db::users::ROLE_ADMIN
+        shard::model::UserRole::Admin
     } else {
-        db::users::ROLE_MEMBER
+        shard::model::UserRole::Member
     };
     let hash = auth::PasswordHasher::new(1).hash(password).await?;
     match db::users::create(&db, &username, &hash, role).await {

@@ -8,29 +8,18 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use anyhow::Context;
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 const NONCE_LEN: usize = 12;
-
-/// Parses a 32-byte key given as 64 hex characters or standard base64.
-pub fn parse_key(text: &str) -> Option<[u8; 32]> {
-    let text = text.trim();
-    let bytes = if text.len() == 64 {
-        hex::decode(text).ok()?
-    } else {
-        STANDARD.decode(text).ok()?
-    };
-    bytes.try_into().ok()
-}
 
 /// Reads a hex key file, or creates it (mode 0600) with fresh random bytes on first start.
 pub fn load_or_create_key_file(path: &Path) -> anyhow::Result<[u8; 32]> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
             warn_if_readable_by_others(path);
-            parse_key(&text).with_context(|| {
+            crate::config::parse_secret_key(&text).with_context(|| {
                 format!(
                     "{} is not a 32-byte hex key; restore it from backup",
                     path.display()
@@ -182,14 +171,5 @@ mod tests {
         assert!(sealer.open(&sealed, b"row-2").is_err());
         assert!(Sealer::new(&[8u8; 32]).open(&sealed, b"row-1").is_err());
         assert!(sealer.open(&sealed[..5], b"row-1").is_err());
-    }
-
-    #[test]
-    fn key_parsing_accepts_hex_and_base64_only_of_32_bytes() {
-        let hex_key = "ab".repeat(32);
-        assert_eq!(parse_key(&hex_key), Some([0xab; 32]));
-        assert_eq!(parse_key(&STANDARD.encode([1u8; 32])), Some([1u8; 32]));
-        assert_eq!(parse_key("short"), None);
-        assert_eq!(parse_key(&STANDARD.encode([1u8; 16])), None);
     }
 }

@@ -35,7 +35,7 @@ pub struct AppState {
     /// Status and log events, published after they are persisted.
     pub hub: Arc<Hub>,
     /// Followers of running containers' output, while someone listens.
-    pub runtime_logs: RuntimeLogs,
+    pub runtime_logs: Arc<RuntimeLogs>,
     /// Wakes idle job workers when a job is enqueued.
     pub job_signal: Arc<tokio::sync::Notify>,
     /// The deploy domain: deploys, rollbacks, cancels, runtime control, project deletion.

@@ -4,22 +4,7 @@
 
 pub type Check = Result<(), String>;
 
-/// A lowercase DNS label: 1–63 of `a-z 0-9 -`, not starting or ending with `-`.
-pub fn slug(value: &str) -> Check {
-    if value.is_empty() || value.len() > 63 {
-        return Err("must be 1 to 63 characters".into());
-    }
-    if !value
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        return Err("may only contain lowercase letters, digits and '-'".into());
-    }
-    if value.starts_with('-') || value.ends_with('-') {
-        return Err("must not start or end with '-'".into());
-    }
-    Ok(())
-}
+pub use crate::config::{custom_domain, dns_label as slug, domain};
 
 /// Turns a display name into its slug: lowercase, runs of other characters become one `-`.
 pub fn slugify(name: &str) -> String {
@@ -264,17 +249,6 @@ pub fn health_path(value: &str) -> Check {
     Ok(())
 }
 
-/// A DNS name: dot-separated labels of `a-z 0-9 -`, at most 253 characters.
-pub fn domain(value: &str) -> Check {
-    if value.is_empty() || value.len() > 253 {
-        return Err("must be 1 to 253 characters".into());
-    }
-    for label in value.split('.') {
-        slug(label).map_err(|why| format!("label '{label}' {why}"))?;
-    }
-    Ok(())
-}
-
 /// The directory of a built image that holds a static site: absolute, no `..`, printable.
 pub fn static_dir(value: &str) -> Check {
     if !value.starts_with('/') || value.len() > 255 {
@@ -284,46 +258,6 @@ pub fn static_dir(value: &str) -> Check {
         return Err("must not contain '..' or control characters".into());
     }
     Ok(())
-}
-
-/// A custom domain as users type it → its normal form (lower case, no trailing dot), if it
-/// is a real public host name: at least two labels, letters in the top-level one (so never an
-/// IP address), and `*.` only as the whole first label.
-pub fn custom_domain(value: &str) -> Result<String, String> {
-    let name = value.trim().trim_end_matches('.').to_ascii_lowercase();
-    if name.is_empty() || name.len() > 253 {
-        return Err("must be a host name of 1 to 253 characters".into());
-    }
-    let labels: Vec<&str> = name.split('.').collect();
-    if labels.len() < 2 {
-        return Err("must be a full domain such as app.example.com".into());
-    }
-    for (i, label) in labels.iter().enumerate() {
-        if i == 0 && *label == "*" {
-            continue;
-        }
-        let ok_chars = label
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if label.is_empty()
-            || label.len() > 63
-            || !ok_chars
-            || label.starts_with('-')
-            || label.ends_with('-')
-        {
-            return Err(format!(
-                "label '{label}' must be 1 to 63 letters, digits or inner hyphens"
-            ));
-        }
-    }
-    let tld = labels[labels.len() - 1];
-    if !tld.bytes().any(|b| b.is_ascii_lowercase()) {
-        return Err("must be a domain name, not an address".into());
-    }
-    if labels[0] == "*" && labels.len() < 3 {
-        return Err("a wildcard must sit under a domain such as *.example.com".into());
-    }
-    Ok(name)
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@ use uuid::Uuid;
 
 use crate::auth::Actor;
 use crate::db::{self, Db, projects::Project, teams::Team};
-use crate::error::{AppError, AppResult};
 
 /// Why an action is refused.
 #[derive(Debug, PartialEq, Eq)]
@@ -24,31 +23,44 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    fn into_error(self, what: &str) -> AppError {
+    fn into_error(self, what: &'static str) -> Denied {
         match self {
-            Refusal::Hidden => AppError::not_found(what),
-            Refusal::Forbidden(why) => AppError::Forbidden(why),
+            Refusal::Hidden => Denied::NotFound(what),
+            Refusal::Forbidden(why) => Denied::Forbidden(why),
         }
     }
 }
 
+/// Why a loader or check gives no access: the HTTP layer answers 404, 403 or 500.
+#[derive(Debug, thiserror::Error)]
+pub enum Denied {
+    /// The resource (named) does not exist or the caller may not know it does.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The caller sees it but may not do this; the message says which role or scope is missing.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error(transparent)]
+    Db(#[from] sea_orm::DbErr),
+}
+
+type AccessResult<T> = Result<T, Denied>;
+
 /// The actor's role in a team: instance admins act as owners everywhere.
-async fn role_in(db: &Db, actor: &Actor, team: Option<Uuid>) -> AppResult<Option<Role>> {
+async fn role_in(db: &Db, actor: &Actor, team: Option<Uuid>) -> AccessResult<Option<Role>> {
     if actor.is_admin() {
         return Ok(Some(Role::Owner));
     }
     let Some(team) = team else {
         return Ok(None);
     };
-    Ok(db::teams::role_of(db, team, actor.user_id)
-        .await?
-        .and_then(|r| Role::parse(&r)))
+    Ok(db::teams::role_of(db, team, actor.user_id).await?)
 }
 
 /// The project `id`, if the actor may take `action` on it.
-pub async fn project(db: &Db, actor: &Actor, id: Uuid, action: Action) -> AppResult<Project> {
+pub async fn project(db: &Db, actor: &Actor, id: Uuid, action: Action) -> AccessResult<Project> {
     let Some(project) = db::projects::find(db, id).await? else {
-        return Err(AppError::not_found("project"));
+        return Err(Denied::NotFound("project"));
     };
     check_project(db, actor, &project, action).await?;
     Ok(project)
@@ -60,22 +72,22 @@ pub async fn check_project(
     actor: &Actor,
     project: &Project,
     action: Action,
-) -> AppResult<()> {
+) -> AccessResult<()> {
     let role = role_in(db, actor, project.team_id).await?;
     decide(actor, role, Some(project.id), action).map_err(|r| r.into_error("project"))
 }
 
 /// The team `id` and the actor's role in it, if they may take `action` there.
-pub async fn team(db: &Db, actor: &Actor, id: Uuid, action: Action) -> AppResult<(Team, Role)> {
+pub async fn team(db: &Db, actor: &Actor, id: Uuid, action: Action) -> AccessResult<(Team, Role)> {
     let Some(team) = db::teams::find(db, id).await? else {
-        return Err(AppError::not_found("team"));
+        return Err(Denied::NotFound("team"));
     };
     let role = check_team(db, actor, &team, action).await?;
     Ok((team, role))
 }
 
 /// The actor's role in this (loaded) team, if they may take `action` there.
-pub async fn check_team(db: &Db, actor: &Actor, team: &Team, action: Action) -> AppResult<Role> {
+pub async fn check_team(db: &Db, actor: &Actor, team: &Team, action: Action) -> AccessResult<Role> {
     let role = role_in(db, actor, Some(team.id)).await?;
     decide(actor, role, None, action).map_err(|r| r.into_error("team"))?;
     Ok(role.unwrap_or(Role::Viewer))
@@ -83,9 +95,9 @@ pub async fn check_team(db: &Db, actor: &Actor, team: &Team, action: Action) -> 
 
 /// A request that names no resource (accounts, tokens, users, system pages): reads are open
 /// to any caller; changes need a full-scope credential not limited to some projects.
-pub fn account(actor: &Actor, changes: bool) -> AppResult<()> {
+pub fn account(actor: &Actor, changes: bool) -> AccessResult<()> {
     match &actor.token {
-        Some(token) if changes && actor.is_narrowed() => Err(AppError::Forbidden(format!(
+        Some(token) if changes && actor.is_narrowed() => Err(Denied::Forbidden(format!(
             "this API token (scope '{}'{}) cannot change account or instance settings; \
                  that needs an unlimited 'admin' token or a sign-in",
             token.scope.as_str(),
@@ -101,9 +113,9 @@ pub fn account(actor: &Actor, changes: bool) -> AppResult<()> {
 
 /// What belongs to the person rather than to a project (their GitHub repositories, their
 /// notices of every project): not for a token limited to some projects.
-pub fn personal(actor: &Actor) -> AppResult<()> {
+pub fn personal(actor: &Actor) -> AccessResult<()> {
     match &actor.token {
-        Some(token) if token.projects.is_some() => Err(AppError::Forbidden(
+        Some(token) if token.projects.is_some() => Err(Denied::Forbidden(
             "this API token is limited to some projects; it cannot read what belongs to the \
              account (GitHub repositories, notices of every project)"
                 .into(),
@@ -114,12 +126,12 @@ pub fn personal(actor: &Actor) -> AppResult<()> {
 
 /// The instance-wide rights (users, the system topic, all tokens): instance admins only,
 /// through a credential that is not narrowed.
-pub fn instance_admin(actor: &Actor) -> AppResult<()> {
+pub fn instance_admin(actor: &Actor) -> AccessResult<()> {
     if !actor.is_admin() {
-        return Err(AppError::Forbidden("admin role required".into()));
+        return Err(Denied::Forbidden("admin role required".into()));
     }
     if actor.is_narrowed() {
-        return Err(AppError::Forbidden(
+        return Err(Denied::Forbidden(
             "this API token's scope does not reach instance settings".into(),
         ));
     }
@@ -128,11 +140,16 @@ pub fn instance_admin(actor: &Actor) -> AppResult<()> {
 
 /// A resource that belongs to one user (a notification channel, an API token): only that
 /// user reaches it; instance admins too when `admins_too` (they may revoke anyone's token).
-pub fn owned_by(actor: &Actor, owner: Uuid, admins_too: bool, what: &str) -> AppResult<()> {
+pub fn owned_by(
+    actor: &Actor,
+    owner: Uuid,
+    admins_too: bool,
+    what: &'static str,
+) -> AccessResult<()> {
     if actor.user_id == owner || (admins_too && instance_admin(actor).is_ok()) {
         Ok(())
     } else {
-        Err(AppError::not_found(what))
+        Err(Denied::NotFound(what))
     }
 }
 
@@ -143,7 +160,7 @@ pub struct Visible {
     pub projects: Option<Vec<Uuid>>,
 }
 
-pub async fn visible(db: &Db, actor: &Actor) -> AppResult<Visible> {
+pub async fn visible(db: &Db, actor: &Actor) -> AccessResult<Visible> {
     let teams = if actor.is_admin() {
         None
     } else {

@@ -5,55 +5,7 @@ use uuid::Uuid;
 use super::Refusal;
 use crate::auth::Actor;
 
-/// A member's role in a team, weakest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Role {
-    Viewer,
-    Member,
-    Admin,
-    Owner,
-}
-
-impl Role {
-    pub const ALL: [Role; 4] = [Role::Viewer, Role::Member, Role::Admin, Role::Owner];
-
-    pub fn parse(s: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Member => "member",
-            Role::Admin => "admin",
-            Role::Owner => "owner",
-        }
-    }
-}
-
-/// What an API token may do at most, narrowest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Scope {
-    Read,
-    Deploy,
-    Admin,
-}
-
-impl Scope {
-    pub const ALL: [Scope; 3] = [Scope::Read, Scope::Deploy, Scope::Admin];
-
-    pub fn parse(s: &str) -> Option<Scope> {
-        Scope::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Read => "read",
-            Scope::Deploy => "deploy",
-            Scope::Admin => "admin",
-        }
-    }
-}
+pub use crate::model::{Role, Scope};
 
 /// What a request does to a project or team.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,7 +122,7 @@ mod tests {
         Actor {
             user_id: Uuid::nil(),
             username: "u".into(),
-            role: "member".into(),
+            role: crate::model::UserRole::Member,
             token,
         }
     }
@@ -178,7 +130,7 @@ mod tests {
     #[test]
     fn every_role_may_do_exactly_the_actions_at_or_below_it() {
         let a = actor(None);
-        for role in Role::ALL {
+        for &role in Role::ALL {
             for action in Action::ALL {
                 let allowed = decide(&a, Some(role), None, action).is_ok();
                 assert_eq!(allowed, role >= action.min_role(), "{role:?} {action:?}");
@@ -190,7 +142,7 @@ mod tests {
     #[test]
     fn tokens_narrow_by_scope_and_project() {
         let p = Uuid::now_v7();
-        for scope in Scope::ALL {
+        for &scope in Scope::ALL {
             let a = actor(Some(TokenGrant {
                 id: Uuid::nil(),
                 scope,

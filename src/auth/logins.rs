@@ -99,7 +99,7 @@ mod tests {
         let actor = Actor {
             user_id: user,
             username: "a".into(),
-            role: "member".into(),
+            role: crate::model::UserRole::Member,
             token: None,
         };
         assert!(logins.get(family, user).is_none());
@@ -117,7 +117,7 @@ mod tests {
             Actor {
                 user_id: user,
                 username: "a".into(),
-                role: "member".into(),
+                role: crate::model::UserRole::Member,
                 token: None,
             },
         );

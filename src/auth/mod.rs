@@ -20,7 +20,7 @@ pub struct Actor {
     pub user_id: Uuid,
     pub username: String,
     /// The instance role: `admin` or `member`.
-    pub role: String,
+    pub role: crate::model::UserRole,
     /// Set when the caller used an API token: what it narrows the user's rights to.
     pub token: Option<TokenGrant>,
 }
@@ -29,7 +29,7 @@ pub struct Actor {
 #[derive(Debug, Clone)]
 pub struct TokenGrant {
     pub id: Uuid,
-    pub scope: crate::access::Scope,
+    pub scope: crate::model::Scope,
     pub projects: Option<Vec<Uuid>>,
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
@@ -47,7 +47,7 @@ impl From<crate::db::users::User> for Actor {
 
 impl Actor {
     pub fn is_admin(&self) -> bool {
-        self.role == crate::db::users::ROLE_ADMIN
+        self.role == crate::model::UserRole::Admin
     }
 
     /// True when an API token narrows the user's rights (a scope below `admin`, or a project
@@ -55,7 +55,7 @@ impl Actor {
     pub fn is_narrowed(&self) -> bool {
         self.token
             .as_ref()
-            .is_some_and(|t| t.scope < crate::access::Scope::Admin || t.projects.is_some())
+            .is_some_and(|t| t.scope < crate::model::Scope::Admin || t.projects.is_some())
     }
 }
 

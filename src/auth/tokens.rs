@@ -34,7 +34,12 @@ impl TokenKeys {
         }
     }
 
-    pub fn issue(&self, user_id: Uuid, family_id: Uuid, role: &str) -> anyhow::Result<String> {
+    pub fn issue(
+        &self,
+        user_id: Uuid,
+        family_id: Uuid,
+        role: crate::model::UserRole,
+    ) -> anyhow::Result<String> {
         let iat = chrono::Utc::now().timestamp();
         let claims = AccessClaims {
             sub: user_id,
@@ -63,7 +68,9 @@ mod tests {
     fn issued_tokens_verify_only_with_their_key() {
         let keys = TokenKeys::new(&[1; 32], 60);
         let (user, family) = (Uuid::now_v7(), Uuid::now_v7());
-        let token = keys.issue(user, family, "admin").unwrap();
+        let token = keys
+            .issue(user, family, crate::model::UserRole::Admin)
+            .unwrap();
         let claims = keys.verify(&token).unwrap();
         assert_eq!((claims.sub, claims.sid), (user, family));
         assert!(TokenKeys::new(&[2; 32], 60).verify(&token).is_none());

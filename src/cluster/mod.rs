@@ -4,7 +4,6 @@
 
 pub mod engines;
 pub mod leader;
-pub mod relay;
 
 pub use engines::Engines;
 pub use leader::Leadership;

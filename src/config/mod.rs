@@ -15,6 +15,7 @@ mod observe;
 mod retention;
 mod serving;
 mod tenancy;
+mod values;
 mod workloads;
 pub use cluster::{RegistryConfig, RuntimeConfig, RuntimeKind};
 pub use github::GithubConfig;
@@ -22,6 +23,7 @@ pub use observe::{HealthConfig, MetricsConfig, SmtpConfig, SmtpTls};
 pub use retention::RetentionConfig;
 pub use serving::{AcmeConfig, CertificateFiles, DnsConfig, ProxyConfig};
 pub use tenancy::{DomainsConfig, QuotasConfig};
+pub use values::{SubnetPool, custom_domain, dns_label, domain, parse_resolver, parse_secret_key};
 pub use workloads::{ContainersConfig, DeployConfig};
 
 /// The documented example, also what `shard config init` writes.
@@ -349,7 +351,7 @@ impl Config {
         }
         if let Some(key) = &self.secret_key
             && !key.expose().is_empty()
-            && crate::secrets::parse_key(key.expose()).is_none()
+            && parse_secret_key(key.expose()).is_none()
         {
             return bad(
                 "secret_key",
@@ -396,7 +398,7 @@ impl Config {
         if self.auth.login_window_secs == 0 {
             return bad("auth.login_window_secs", "must be at least 1");
         }
-        if let Err(e) = crate::validate::domain(&self.apps.domain) {
+        if let Err(e) = domain(&self.apps.domain) {
             return bad("apps.domain", &e);
         }
         if !(1..=64).contains(&self.jobs.concurrency) {
@@ -446,7 +448,7 @@ impl Config {
         if c.pids_limit < 16 {
             return bad("containers.pids_limit", "must be at least 16");
         }
-        if let Err(why) = crate::docker::SubnetPool::parse(&c.network_pool, c.network_prefix) {
+        if let Err(why) = SubnetPool::parse(&c.network_pool, c.network_prefix) {
             return bad("containers.network_pool", &why);
         }
         if c.log_max_size_mb == 0 || c.log_max_files == 0 {

@@ -36,16 +36,6 @@ impl Default for MetricsConfig {
     }
 }
 
-impl MetricsConfig {
-    pub fn retention(&self) -> crate::db::metrics::Retention {
-        crate::db::metrics::Retention {
-            raw: chrono::Duration::hours(i64::from(self.raw_retention_hours)),
-            minute: chrono::Duration::days(i64::from(self.minute_retention_days)),
-            hour: chrono::Duration::days(i64::from(self.hour_retention_days)),
-        }
-    }
-}
-
 impl Config {
     /// The checks of `[metrics]` (part of `Config::validate`).
     pub(super) fn check_metrics(&self) -> Result<(), ConfigError> {

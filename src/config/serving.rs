@@ -129,12 +129,12 @@ impl Config {
             ));
         }
         for c in &self.proxy.certificates {
-            if let Err(why) = crate::validate::custom_domain(&c.domain) {
+            if let Err(why) = super::custom_domain(&c.domain) {
                 return Err(bad("proxy.certificates", &format!("{}: {why}", c.domain)));
             }
         }
         if let Some(resolver) = self.dns.resolver.as_deref().filter(|r| !r.is_empty())
-            && crate::proxy::dns::parse_resolver(resolver).is_none()
+            && super::parse_resolver(resolver).is_none()
         {
             return Err(bad(
                 "dns.resolver",

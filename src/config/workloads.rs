@@ -72,10 +72,10 @@ pub struct ContainersConfig {
 
 impl ContainersConfig {
     /// The parsed `network_pool` (checked at load).
-    pub fn subnets(&self) -> crate::docker::SubnetPool {
-        crate::docker::SubnetPool::parse(&self.network_pool, self.network_prefix).unwrap_or_else(
-            |_| crate::docker::SubnetPool::parse("10.213.0.0/16", 26).expect("a valid default"),
-        )
+    pub fn subnets(&self) -> super::SubnetPool {
+        super::SubnetPool::parse(&self.network_pool, self.network_prefix).unwrap_or_else(|_| {
+            super::SubnetPool::parse("10.213.0.0/16", 26).expect("a valid default")
+        })
     }
 }
 

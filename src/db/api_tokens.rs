@@ -22,7 +22,7 @@ pub struct New<'a> {
     pub name: &'a str,
     pub token_hash: &'a str,
     pub prefix: &'a str,
-    pub scope: &'a str,
+    pub scope: crate::model::Scope,
     pub project_ids: Option<Vec<Uuid>>,
     pub expires_at: Option<DateTime<Utc>>,
 }
@@ -37,7 +37,7 @@ pub async fn create(db: &Db, new: New<'_>) -> Result<ApiToken, DbErr> {
         created_at: Set(now()),
         last_used_at: Set(None),
         expires_at: Set(new.expires_at),
-        scope: Set(new.scope.to_string()),
+        scope: Set(new.scope),
         project_ids: Set(new
             .project_ids
             .map(|ids| serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()))),

@@ -16,7 +16,7 @@ pub struct New<'a> {
     pub team_id: Uuid,
     pub token_hash: &'a str,
     pub username: &'a str,
-    pub role: &'a str,
+    pub role: crate::model::Role,
     pub invited_by: Uuid,
     pub expires_at: DateTime<Utc>,
 }
@@ -27,7 +27,7 @@ pub async fn create(db: &Db, new: New<'_>) -> Result<Invitation, DbErr> {
         team_id: Set(new.team_id),
         token_hash: Set(new.token_hash.to_string()),
         username: Set(new.username.to_string()),
-        role: Set(new.role.to_string()),
+        role: Set(new.role),
         invited_by: Set(Some(new.invited_by)),
         created_at: Set(now()),
         expires_at: Set(new.expires_at),
@@ -85,19 +85,19 @@ pub async fn accept(db: &Db, invitation: &Invitation, user: Uuid) -> Result<bool
         .one(&txn)
         .await?;
     match existing {
-        Some(member) if member.role == super::teams::OWNER => {}
+        Some(member) if member.role == crate::model::Role::Owner => {}
         Some(_) => {
             super::entities::team_members::Entity::update_many()
                 .col_expr(
                     super::entities::team_members::Column::Role,
-                    Expr::val(invitation.role.clone()),
+                    Expr::val(invitation.role),
                 )
                 .filter(super::entities::team_members::Column::TeamId.eq(invitation.team_id))
                 .filter(super::entities::team_members::Column::UserId.eq(user))
                 .exec(&txn)
                 .await?;
         }
-        None => super::teams::add_member(&txn, invitation.team_id, user, &invitation.role).await?,
+        None => super::teams::add_member(&txn, invitation.team_id, user, invitation.role).await?,
     }
     txn.commit().await?;
     Ok(true)

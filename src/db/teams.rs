@@ -17,9 +17,7 @@ use super::{Db, new_id, now};
 pub use team_members::Model as Member;
 pub use teams::Model as Team;
 
-pub const OWNER: &str = "owner";
-/// The read-only role.
-pub const VIEWER: &str = "viewer";
+use crate::model::Role;
 
 /// Creates a team of which `owner` is the first member, as owner.
 pub async fn create<C: ConnectionTrait>(
@@ -38,7 +36,7 @@ pub async fn create<C: ConnectionTrait>(
     }
     .insert(db)
     .await?;
-    add_member(db, id, owner, OWNER).await?;
+    add_member(db, id, owner, Role::Owner).await?;
     Ok(team)
 }
 
@@ -59,7 +57,7 @@ pub async fn create_personal<C: ConnectionTrait>(
     }
     .insert(db)
     .await?;
-    add_member(db, id, user, OWNER).await?;
+    add_member(db, id, user, Role::Owner).await?;
     Ok(team)
 }
 
@@ -67,12 +65,12 @@ pub async fn add_member<C: ConnectionTrait>(
     db: &C,
     team: Uuid,
     user: Uuid,
-    role: &str,
+    role: Role,
 ) -> Result<(), DbErr> {
     team_members::ActiveModel {
         team_id: Set(team),
         user_id: Set(user),
-        role: Set(role.to_string()),
+        role: Set(role),
         created_at: Set(now()),
     }
     .insert(db)
@@ -92,7 +90,7 @@ pub async fn personal(db: &Db, user: Uuid) -> Result<Option<Team>, DbErr> {
 }
 
 /// The user's role in the team, if they are a member.
-pub async fn role_of(db: &Db, team: Uuid, user: Uuid) -> Result<Option<String>, DbErr> {
+pub async fn role_of(db: &Db, team: Uuid, user: Uuid) -> Result<Option<Role>, DbErr> {
     Ok(Members::find_by_id((team, user))
         .one(db)
         .await?
@@ -100,7 +98,7 @@ pub async fn role_of(db: &Db, team: Uuid, user: Uuid) -> Result<Option<String>, 
 }
 
 /// The teams a user belongs to with their role there, personal team first.
-pub async fn of_user(db: &Db, user: Uuid) -> Result<Vec<(Team, String)>, DbErr> {
+pub async fn of_user(db: &Db, user: Uuid) -> Result<Vec<(Team, Role)>, DbErr> {
     let memberships = Members::find()
         .filter(team_members::Column::UserId.eq(user))
         .all(db)
@@ -111,10 +109,10 @@ pub async fn of_user(db: &Db, user: Uuid) -> Result<Vec<(Team, String)>, DbErr> 
         .order_by_asc(teams::Column::CreatedAt)
         .all(db)
         .await?;
-    let mut out: Vec<(Team, String)> = teams
+    let mut out: Vec<(Team, Role)> = teams
         .into_iter()
         .filter_map(|t| {
-            let role = memberships.iter().find(|m| m.team_id == t.id)?.role.clone();
+            let role = memberships.iter().find(|m| m.team_id == t.id)?.role;
             Some((t, role))
         })
         .collect();
@@ -147,11 +145,11 @@ pub async fn members(db: &Db, team: Uuid) -> Result<Vec<(Member, String)>, DbErr
             (m, name)
         })
         .collect();
-    out.sort_by(|(a, an), (b, bn)| (a.role != OWNER, an).cmp(&(b.role != OWNER, bn)));
+    out.sort_by(|(a, an), (b, bn)| (a.role != Role::Owner, an).cmp(&(b.role != Role::Owner, bn)));
     Ok(out)
 }
 
-pub async fn set_role(db: &Db, team: Uuid, user: Uuid, role: &str) -> Result<bool, DbErr> {
+pub async fn set_role(db: &Db, team: Uuid, user: Uuid, role: Role) -> Result<bool, DbErr> {
     let result = Members::update_many()
         .col_expr(team_members::Column::Role, Expr::val(role))
         .filter(team_members::Column::TeamId.eq(team))
@@ -173,7 +171,7 @@ pub async fn remove_member(db: &Db, team: Uuid, user: Uuid) -> Result<bool, DbEr
 pub async fn count_owners(db: &Db, team: Uuid) -> Result<u64, DbErr> {
     Members::find()
         .filter(team_members::Column::TeamId.eq(team))
-        .filter(team_members::Column::Role.eq(OWNER))
+        .filter(team_members::Column::Role.eq(Role::Owner))
         .count(db)
         .await
 }
@@ -215,7 +213,7 @@ pub async fn notice_recipients(
     };
     Ok(Members::find()
         .filter(team_members::Column::TeamId.eq(team))
-        .filter(team_members::Column::Role.ne(VIEWER))
+        .filter(team_members::Column::Role.ne(Role::Viewer))
         .all(db)
         .await?
         .into_iter()

@@ -13,8 +13,7 @@ use sea_orm::sea_query::{Expr, ExprTrait, Query};
 
 pub use users::Model as User;
 
-pub const ROLE_ADMIN: &str = "admin";
-pub const ROLE_MEMBER: &str = "member";
+use crate::model::UserRole;
 
 pub async fn count(db: &Db) -> Result<u64, DbErr> {
     Users::find().count(db).await
@@ -24,7 +23,7 @@ pub async fn create(
     db: &Db,
     username: &str,
     password_hash: &str,
-    role: &str,
+    role: UserRole,
 ) -> Result<User, DbErr> {
     let txn = db.begin().await?;
     let user = insert(&txn, username, password_hash, role).await?;
@@ -49,7 +48,7 @@ pub async fn create_first(
     if Users::find().count(&txn).await? > 0 {
         return Ok(None);
     }
-    let user = insert(&txn, username, password_hash, ROLE_ADMIN).await?;
+    let user = insert(&txn, username, password_hash, UserRole::Admin).await?;
     txn.commit().await?;
     Ok(Some(user))
 }
@@ -62,14 +61,14 @@ async fn insert<C: sea_orm::ConnectionTrait>(
     txn: &C,
     username: &str,
     password_hash: &str,
-    role: &str,
+    role: UserRole,
 ) -> Result<User, DbErr> {
     let at = now();
     let user = users::ActiveModel {
         id: Set(new_id()),
         username: Set(username.to_string()),
         password_hash: Set(password_hash.to_string()),
-        role: Set(role.to_string()),
+        role: Set(role),
         created_at: Set(at),
         updated_at: Set(at),
     }
@@ -136,7 +135,7 @@ pub async fn set_password(db: &Db, id: Uuid, password_hash: &str) -> Result<(), 
     Ok(())
 }
 
-pub async fn set_role(db: &Db, id: Uuid, role: &str) -> Result<(), DbErr> {
+pub async fn set_role(db: &Db, id: Uuid, role: UserRole) -> Result<(), DbErr> {
     Users::update_many()
         .col_expr(users::Column::Role, Expr::value(role))
         .col_expr(users::Column::UpdatedAt, Expr::value(now()))
@@ -148,7 +147,7 @@ pub async fn set_role(db: &Db, id: Uuid, role: &str) -> Result<(), DbErr> {
 
 pub async fn count_admins(db: &Db) -> Result<u64, DbErr> {
     Users::find()
-        .filter(users::Column::Role.eq(ROLE_ADMIN))
+        .filter(users::Column::Role.eq(UserRole::Admin))
         .count(db)
         .await
 }

@@ -24,7 +24,6 @@ mod swarm;
 pub use build::{BuildError, BuildLimits, BuildSpec};
 pub use events::{ContainerChange, ContainerEvent};
 pub use images::{ManagedImage, cap_text};
-pub use network::SubnetPool;
 pub use site::{CopyError, CopyStats};
 pub use stats::StatsReading;
 pub use swarm::{NodeChange, NodeInfo, RegistryAuth, Replica, ServiceRun, SwarmInfo};

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::access::{self, Action, Role};
 use crate::auth::Actor;
 use crate::db::{self, deployments::Deployment, projects::Project, teams::Team};
-use crate::error::AppError;
+use crate::http::error::AppError;
 use crate::state::AppState;
 
 /// An action a route performs, as a type.
@@ -119,7 +119,7 @@ impl<A: Need> FromRequest for DeploymentFor<A> {
             super::audit::note(&req, |f| f.target = Some(("deployment", deployment.id)));
             note_project(&req, &project);
             match access::check_project(&state.db, &actor, &project, A::ACTION).await {
-                Err(AppError::NotFound(_)) => return Err(not_found()),
+                Err(access::Denied::NotFound(_)) => return Err(not_found()),
                 other => other?,
             }
             Ok(DeploymentFor(actor, deployment, project, PhantomData))

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::auth::{API_TOKEN_PREFIX, Actor};
 use crate::db;
-use crate::error::AppError;
+use crate::http::error::AppError;
 use crate::state::AppState;
 
 pub const REFRESH_COOKIE: &str = "shard_refresh";
@@ -150,8 +150,7 @@ pub async fn api_token_actor(state: &AppState, hash: &str) -> Result<Option<Acto
     let mut actor = Actor::from(user);
     actor.token = Some(crate::auth::TokenGrant {
         id: token.id,
-        // A scope that cannot be read grants the least.
-        scope: crate::access::Scope::parse(&token.scope).unwrap_or(crate::access::Scope::Read),
+        scope: token.scope,
         projects: db::api_tokens::project_ids(&token),
         expires_at: token.expires_at,
     });

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use serde::de::DeserializeOwned;
 
-use crate::error::{AppError, AppResult};
+use crate::http::error::{AppError, AppResult};
 
 pub struct JsonBody<T> {
     bytes: web::Bytes,

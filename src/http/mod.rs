@@ -6,6 +6,7 @@ pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod body;
+pub mod error;
 mod openapi;
 pub mod quotas;
 pub mod routes;
@@ -18,7 +19,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpMessage, HttpRequest, web};
 use tracing_actix_web::{RequestId, TracingLogger};
 
-use crate::error::AppError;
+use crate::http::error::AppError;
 use crate::state::AppState;
 
 /// Mounts everything on one actix `App`.

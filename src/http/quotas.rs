@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::auth::Actor;
 use crate::db::{self, projects::Project};
-use crate::error::{AppError, AppResult};
+use crate::http::error::{AppError, AppResult};
 use crate::state::AppState;
 
 const HOUR_SECS: u64 = 3600;

@@ -7,7 +7,7 @@ use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use actix_web::{HttpRequest, HttpResponse};
 use rust_embed::RustEmbed;
 
-use crate::error::AppError;
+use crate::http::error::AppError;
 
 #[derive(RustEmbed)]
 #[folder = "web/dist"]

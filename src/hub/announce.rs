@@ -1,5 +1,5 @@
 //! What this instance tells the other instances on one Postgres it published
-//! (`cluster::relay` carries it): runs of persisted events by seq, and metrics samples whole.
+//! (`hub::relay` carries it): runs of persisted events by seq, and metrics samples whole.
 
 use super::{Event, Topic, replay};
 

@@ -7,6 +7,7 @@
 
 mod announce;
 pub mod record;
+pub mod relay;
 pub mod replay;
 pub mod runtime;
 mod topic;
@@ -234,7 +235,7 @@ fn send(channel: &Channel, events: Vec<Arc<Published>>) {
 #[derive(Default)]
 pub struct Hub {
     topics: RwLock<HashMap<Topic, Channel>>,
-    /// Where events just published are announced to other instances (`cluster::relay`);
+    /// Where events just published are announced to other instances (`hub::relay`);
     /// unset with one instance.
     outbox: std::sync::OnceLock<tokio::sync::mpsc::Sender<Announcement>>,
 }

@@ -10,7 +10,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Event, Hub, Topic};
 use crate::db::{self, Db};
-use crate::state::AppState;
 
 /// Persists an event of a `project:` or `user:` topic, then publishes it.
 /// An in-app notification on the `user:` topic of each of `users`.
@@ -35,7 +34,15 @@ pub async fn publish(db: &Db, hub: &Hub, topic: Topic, kind: &str, payload: Valu
 }
 
 /// Publishes a `system` snapshot for admins every `every` until shutdown (not persisted).
-pub async fn system_heartbeat(state: Arc<AppState>, every: Duration, shutdown: CancellationToken) {
+pub struct Heartbeat {
+    pub db: Db,
+    pub hub: Arc<Hub>,
+    pub docker: Arc<crate::docker::Engine>,
+    pub data_dir: std::path::PathBuf,
+    pub runtime_logs: Arc<super::runtime::RuntimeLogs>,
+}
+
+pub async fn system_heartbeat(state: Arc<Heartbeat>, every: Duration, shutdown: CancellationToken) {
     let seq = AtomicI64::new(0);
     loop {
         tokio::select! {
@@ -44,7 +51,7 @@ pub async fn system_heartbeat(state: Arc<AppState>, every: Duration, shutdown: C
         }
         let queued = db::jobs::count_pending(&state.db).await.ok();
         let docker = state.docker.version().await.ok();
-        let disk_free = disk_free_bytes(&state.config.data_dir);
+        let disk_free = disk_free_bytes(&state.data_dir);
         let payload = json!({
             "jobs_pending": queued,
             "docker_reachable": docker.is_some(),

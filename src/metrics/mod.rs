@@ -31,6 +31,15 @@ const MAX_COUNTERS: usize = 10_000;
 /// How often samples are rolled up and old ones dropped.
 const MAINTAIN_EVERY: Duration = Duration::from_secs(300);
 
+/// How long each resolution of samples is kept, from `[metrics]`.
+pub fn retention(config: &crate::config::MetricsConfig) -> Retention {
+    Retention {
+        raw: chrono::Duration::hours(i64::from(config.raw_retention_hours)),
+        minute: chrono::Duration::days(i64::from(config.minute_retention_days)),
+        hour: chrono::Duration::days(i64::from(config.hour_retention_days)),
+    }
+}
+
 pub struct Collector {
     db: Db,
     docker: Arc<Engine>,
@@ -59,7 +68,7 @@ impl Collector {
             runtime,
             hub,
             interval: Duration::from_secs(config.metrics.interval_secs),
-            retention: config.metrics.retention(),
+            retention: retention(&config.metrics),
             previous: HashMap::new(),
             seqs: HashMap::new(),
         }

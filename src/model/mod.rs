@@ -2,8 +2,12 @@
 //! shard). Each is stored and sent as the same text as before; the database column and the
 //! wire are the only places that text exists.
 
+pub mod access;
 mod status;
+pub mod text;
 pub mod upstream;
 
+pub use access::{Role, Scope, UserRole};
 pub use status::DeploymentStatus;
+pub use text::Unknown;
 pub use upstream::Upstream;

@@ -186,7 +186,7 @@ impl Notifier {
         let trusted = self.allow_private_networks
             || crate::db::users::find(&self.db, channel.user_id)
                 .await?
-                .is_some_and(|u| u.role == crate::db::users::ROLE_ADMIN);
+                .is_some_and(|u| u.role == crate::model::UserRole::Admin);
         let to = send::Destination {
             url: &target,
             trusted,

@@ -1,19 +1,6 @@
 //! Custom-domain checks: what the configured resolver (or the system's) answers for a domain's
 //! CNAME and for the TXT token at `_shard-challenge.<domain>`.
 
-use std::net::{IpAddr, SocketAddr};
-
-/// `1.1.1.1` or `127.0.0.1:5353` → the resolver's address (port 53 by default).
-pub fn parse_resolver(text: &str) -> Option<SocketAddr> {
-    let text = text.trim();
-    if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Some(addr);
-    }
-    text.parse::<IpAddr>()
-        .ok()
-        .map(|ip| SocketAddr::new(ip, 53))
-}
-
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::{RData, RecordType};
@@ -42,7 +29,7 @@ impl Checker {
     pub fn new(resolver: Option<&str>) -> anyhow::Result<Self> {
         let builder = match resolver.filter(|r| !r.trim().is_empty()) {
             Some(text) => {
-                let addr = parse_resolver(text)
+                let addr = crate::config::parse_resolver(text)
                     .ok_or_else(|| anyhow::anyhow!("dns.resolver {text:?} is not an address"))?;
                 let connections = [ConnectionConfig::udp(), ConnectionConfig::tcp()]
                     .into_iter()

@@ -57,6 +57,9 @@ pub enum Destination {
     Unknown,
 }
 
+/// How often a route follower rebuilds the table even when nobody says it changed.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct Proxy {
     db: Db,
     apps_domain: String,
@@ -307,6 +310,23 @@ impl Proxy {
     pub async fn refresh_or_log(&self) {
         if let Err(e) = self.refresh().await {
             tracing::error!(error = %e, "cannot rebuild the route table");
+        }
+    }
+
+    /// Keeps the route table in step with changes other instances make: rebuilt when `changed`
+    /// is woken (app.rs wires it to the hub relay's project events) and every `FOLLOW_EVERY`.
+    pub async fn follow(
+        self: Arc<Self>,
+        changed: Arc<tokio::sync::Notify>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = changed.notified() => {}
+                _ = tokio::time::sleep(FOLLOW_EVERY) => {}
+            }
+            self.refresh_or_log().await;
         }
     }
 

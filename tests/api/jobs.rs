@@ -161,7 +161,7 @@ async fn two_instances_never_claim_two_jobs_of_one_project() {
     let config = test_config(&dir).await;
     let first = shard::app::open_database(&config).await.unwrap();
     let second = shard::db::connect(&config.database_url()).await.unwrap();
-    let user = shard::db::users::create(&first, "owner", "x", shard::db::users::ROLE_MEMBER)
+    let user = shard::db::users::create(&first, "owner", "x", shard::model::UserRole::Member)
         .await
         .unwrap();
     let settings = |name: &str| shard::db::projects::Settings {

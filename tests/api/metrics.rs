@@ -199,7 +199,7 @@ async fn ninety_days_of_samples_are_rolled_up_and_the_table_stays_bounded() {
         .parse()
         .unwrap();
     let db = &app.state.db;
-    let retention = app.state.config.metrics.retention();
+    let retention = shard::metrics::retention(&app.state.config.metrics);
     // 100 days of a sample every 5 minutes, CPU = the day's number, maintenance every 12 h.
     let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
     let step = chrono::Duration::minutes(5);

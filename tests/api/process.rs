@@ -180,7 +180,7 @@ impl Drop for Serve {
         let Ok(text) = std::fs::read_to_string(self.dir.join("secret.key")) else {
             return;
         };
-        let Some(key) = shard::secrets::parse_key(text.trim()) else {
+        let Some(key) = shard::config::parse_secret_key(text.trim()) else {
             return;
         };
         let filter = format!("label=shard.instance={}", shard::secrets::instance_id(&key));

@@ -355,7 +355,7 @@ async fn secrets_are_masked_and_never_stored_in_clear() {
         .unwrap();
     assert_eq!(rows.len(), 2);
     let key = std::fs::read_to_string(app.dir.path().join("secret.key")).unwrap();
-    let sealer = shard::secrets::Sealer::new(&shard::secrets::parse_key(&key).unwrap());
+    let sealer = shard::secrets::Sealer::new(&shard::config::parse_secret_key(&key).unwrap());
     for row in rows {
         let id: uuid::Uuid = row.try_get("", "id").unwrap();
         let key: String = row.try_get("", "key").unwrap();

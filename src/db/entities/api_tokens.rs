@@ -13,7 +13,7 @@ pub struct Model {
     pub last_used_at: Option<DateTimeUtc>,
     pub expires_at: Option<DateTimeUtc>,
     /// `read`, `deploy` or `admin`.
-    pub scope: String,
+    pub scope: crate::model::Scope,
     /// A JSON array of project ids the token is limited to; none: every project of its user.
     pub project_ids: Option<String>,
 }

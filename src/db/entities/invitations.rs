@@ -8,7 +8,7 @@ pub struct Model {
     pub team_id: Uuid,
     pub token_hash: String,
     pub username: String,
-    pub role: String,
+    pub role: crate::model::Role,
     pub invited_by: Option<Uuid>,
     pub created_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,

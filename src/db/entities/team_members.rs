@@ -7,7 +7,7 @@ pub struct Model {
     pub team_id: Uuid,
     #[sea_orm(primary_key, auto_increment = false)]
     pub user_id: Uuid,
-    pub role: String,
+    pub role: crate::model::Role,
     pub created_at: DateTimeUtc,
 }
 

@@ -7,7 +7,7 @@ pub struct Model {
     pub id: Uuid,
     pub username: String,
     pub password_hash: String,
-    pub role: String,
+    pub role: crate::model::UserRole,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

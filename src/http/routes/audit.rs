@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use crate::access::{self, Action};
 use crate::db::{self, audit::Filter};
-use crate::error::{AppError, AppResult};
 use crate::http::auth::Authenticated;
+use crate::http::error::{AppError, AppResult};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -83,7 +83,7 @@ pub async fn list_audit(
         let owned: Vec<Uuid> = db::teams::of_user(&state.db, actor.user_id)
             .await?
             .into_iter()
-            .filter(|(_, role)| role == db::teams::OWNER)
+            .filter(|(_, role)| *role == crate::model::Role::Owner)
             .map(|(t, _)| t.id)
             .collect();
         if owned.is_empty() || actor.is_narrowed() {

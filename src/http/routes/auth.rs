@@ -7,11 +7,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::{self, sessions::NewSession, users::User};
-use crate::error::{AppError, AppResult, FieldCheck};
 use crate::http::auth::{
     Authenticated, REFRESH_COOKIE, client_ip, expired_refresh_cookie, refresh_cookie,
 };
 use crate::http::body::JsonBody;
+use crate::http::error::{AppError, AppResult, FieldCheck};
 use crate::state::AppState;
 use crate::{secrets, setup, validate};
 
@@ -37,7 +37,7 @@ impl From<User> for UserView {
         Self {
             id: u.id,
             username: u.username,
-            role: u.role,
+            role: u.role.to_string(),
             created_at: u.created_at,
         }
     }
@@ -255,7 +255,7 @@ async fn issue(
         },
     )
     .await?;
-    let access_token = state.tokens.issue(user.id, family_id, &user.role)?;
+    let access_token = state.tokens.issue(user.id, family_id, user.role)?;
     let body = TokenResponse {
         access_token,
         token_type: "Bearer",

@@ -8,9 +8,9 @@ use utoipa::ToSchema;
 
 use crate::access::{self, Scope};
 use crate::auth::device::{LIFETIME, Stage};
-use crate::error::{AppError, AppResult};
 use crate::http::auth::Authenticated;
 use crate::http::body::JsonBody;
+use crate::http::error::{AppError, AppResult};
 use crate::secrets;
 use crate::state::AppState;
 

@@ -11,8 +11,8 @@ use crate::db::deployments::{self as deps, Deployment};
 use crate::db::projects::Project;
 use crate::db::{self, deployment_logs};
 use crate::deploy::{Control, DeploymentStatus};
-use crate::error::AppResult;
 use crate::http::access::{Deploy, DeploymentFor, ProjectFor, Read};
+use crate::http::error::AppResult;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

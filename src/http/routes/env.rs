@@ -9,9 +9,9 @@ use utoipa::ToSchema;
 
 use crate::db::{self, env_vars::EnvVar};
 use crate::deploy::env;
-use crate::error::{AppError, AppResult, FieldCheck};
 use crate::http::access::{Configure, ProjectFor, Read};
 use crate::http::body::JsonBody;
+use crate::http::error::{AppError, AppResult, FieldCheck};
 use crate::state::AppState;
 use crate::validate;
 

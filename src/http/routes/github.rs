@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::db::{self, git_accounts};
-use crate::error::{AppError, AppResult};
 use crate::github::GithubError;
 use crate::http::auth::{Authenticated, REFRESH_COOKIE};
+use crate::http::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::{secrets, validate};
 
@@ -295,7 +295,7 @@ async fn create_user(state: &AppState, login: &str, github_id: &str) -> AppResul
         if validate::username(&name).is_err() {
             continue;
         }
-        match db::users::create(&state.db, &name, &hash, db::users::ROLE_MEMBER).await {
+        match db::users::create(&state.db, &name, &hash, crate::model::UserRole::Member).await {
             Ok(user) => return Ok(user),
             Err(e) if db::is_unique_violation(&e) => continue,
             Err(e) => return Err(e.into()),

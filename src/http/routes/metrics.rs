@@ -10,9 +10,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::access;
 use crate::db::{self, metrics::Point};
-use crate::error::{AppError, AppResult};
 use crate::http::access::{ProjectFor, Read};
 use crate::http::auth::Authenticated;
+use crate::http::error::{AppError, AppResult};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -91,7 +91,7 @@ pub async fn project_metrics(
             format!("gives more than {MAX_POINTS} points for this range; use a larger step"),
         ));
     }
-    let retention = state.config.metrics.retention();
+    let retention = crate::metrics::retention(&state.config.metrics);
     let points = db::metrics::series(
         &state.db,
         project.id,

@@ -11,9 +11,9 @@ use utoipa::ToSchema;
 use crate::access;
 use crate::config::RuntimeKind;
 use crate::docker::{NodeChange, NodeInfo};
-use crate::error::{AppError, AppResult};
 use crate::http::auth::Authenticated;
 use crate::http::body::JsonBody;
+use crate::http::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::validate;
 

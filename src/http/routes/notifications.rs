@@ -12,9 +12,9 @@ use uuid::Uuid;
 use crate::access;
 use crate::auth::Actor;
 use crate::db::notification_channels::{self as channels, Channel, MAX_CHANNELS};
-use crate::error::{AppError, AppResult};
 use crate::http::auth::Authenticated;
 use crate::http::body::JsonBody;
+use crate::http::error::{AppError, AppResult};
 use crate::notifications::{EVENTS, KINDS, Notice, hint};
 use crate::state::AppState;
 

@@ -13,10 +13,10 @@ use crate::db::{
     self,
     projects::{Project, Settings, Summary},
 };
-use crate::error::{AppError, AppResult, FieldCheck};
 use crate::http::access::{Configure, Own, ProjectFor, Read};
 use crate::http::auth::Authenticated;
 use crate::http::body::JsonBody;
+use crate::http::error::{AppError, AppResult, FieldCheck};
 use crate::state::AppState;
 use crate::validate;
 

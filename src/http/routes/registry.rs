@@ -8,9 +8,9 @@ use utoipa::ToSchema;
 
 use crate::access;
 use crate::deploy::registry::{self, Credentials};
-use crate::error::{AppError, AppResult};
 use crate::http::auth::Authenticated;
 use crate::http::body::JsonBody;
+use crate::http::error::{AppError, AppResult};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

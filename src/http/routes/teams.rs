@@ -10,10 +10,10 @@ use uuid::Uuid;
 
 use crate::access::{self, Action, Role};
 use crate::db::{self, invitations, teams};
-use crate::error::{AppError, AppResult};
 use crate::http::access::{ManageMembers, Own, Read, TeamFor};
 use crate::http::auth::Authenticated;
 use crate::http::body::JsonBody;
+use crate::http::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::{secrets, validate};
 
@@ -62,7 +62,7 @@ pub struct TeamView {
     pub created_at: DateTime<Utc>,
 }
 
-fn team_view(team: teams::Team, role: &str) -> TeamView {
+fn team_view(team: teams::Team, role: Role) -> TeamView {
     TeamView {
         personal: team.personal_of.is_some(),
         id: team.id,
@@ -97,7 +97,7 @@ pub async fn list_teams(
 ) -> AppResult<web::Json<Vec<TeamView>>> {
     let mine = teams::of_user(&state.db, actor.user_id).await?;
     Ok(web::Json(
-        mine.into_iter().map(|(t, r)| team_view(t, &r)).collect(),
+        mine.into_iter().map(|(t, r)| team_view(t, r)).collect(),
     ))
 }
 
@@ -143,7 +143,7 @@ pub async fn create_team(
     let owned = teams::of_user(&state.db, actor.user_id)
         .await?
         .into_iter()
-        .filter(|(t, r)| t.personal_of.is_none() && r == teams::OWNER)
+        .filter(|(t, r)| t.personal_of.is_none() && *r == crate::model::Role::Owner)
         .count();
     if owned >= MAX_TEAMS_PER_USER {
         return Err(AppError::Conflict(format!(
@@ -157,7 +157,7 @@ pub async fn create_team(
     };
     crate::http::audit::action(&req, "team.create", "team", team.id);
     crate::http::audit::note(&req, |f| f.team = Some(team.id));
-    Ok(HttpResponse::Created().json(team_view(team, teams::OWNER)))
+    Ok(HttpResponse::Created().json(team_view(team, crate::model::Role::Owner)))
 }
 
 async fn members_of(state: &AppState, team: uuid::Uuid) -> AppResult<Vec<MemberView>> {
@@ -167,7 +167,7 @@ async fn members_of(state: &AppState, team: uuid::Uuid) -> AppResult<Vec<MemberV
         .map(|(m, username)| MemberView {
             user_id: m.user_id,
             username,
-            role: m.role,
+            role: m.role.to_string(),
             joined_at: m.created_at,
         })
         .collect())
@@ -181,7 +181,7 @@ pub async fn get_team(
 ) -> AppResult<web::Json<TeamDetail>> {
     let members = members_of(&state, team.id).await?;
     Ok(web::Json(TeamDetail {
-        team: team_view(team, role.as_str()),
+        team: team_view(team, role),
         members,
     }))
 }
@@ -212,7 +212,7 @@ pub async fn rename_team(
         slug
     };
     match teams::rename(&state.db, team, &name, &slug).await {
-        Ok(team) => Ok(web::Json(team_view(team, role.as_str()))),
+        Ok(team) => Ok(web::Json(team_view(team, role))),
         Err(e) if db::is_unique_violation(&e) => Err(slug_taken(&slug)),
         Err(e) => Err(e.into()),
     }
@@ -262,7 +262,6 @@ async fn member(
 ) -> AppResult<Role> {
     let role = teams::role_of(&state.db, team.id, user)
         .await?
-        .and_then(|r| Role::parse(&r))
         .ok_or_else(|| AppError::not_found("member"))?;
     if leaves_owner && role == Role::Owner && teams::count_owners(&state.db, team.id).await? <= 1 {
         return Err(AppError::Conflict(
@@ -292,7 +291,7 @@ pub async fn set_role(
     if new == Role::Owner || old == Role::Owner {
         access::check_team(&state.db, &actor, &team, Action::Own).await?;
     }
-    teams::set_role(&state.db, team.id, user, new.as_str()).await?;
+    teams::set_role(&state.db, team.id, user, new).await?;
     crate::http::audit::action(&req, "member.role", "user", user);
     crate::http::audit::detail(
         &req,
@@ -370,7 +369,7 @@ fn invitation_view(i: invitations::Invitation) -> InvitationView {
     InvitationView {
         id: i.id,
         username: i.username,
-        role: i.role,
+        role: i.role.to_string(),
         created_at: i.created_at,
         expires_at: i.expires_at,
         token: None,
@@ -429,7 +428,7 @@ pub async fn invite(
             team_id: team.id,
             token_hash: &secrets::token_hash(&token),
             username: &invitee.username,
-            role: role.as_str(),
+            role,
             invited_by: actor.user_id,
             expires_at: Utc::now() + Duration::hours(i64::from(hours)),
         },
@@ -508,9 +507,12 @@ pub async fn accept_invitation(
         .ok_or_else(|| AppError::not_found("team"))?;
     crate::http::audit::action(&req, "member.join", "team", team.id);
     crate::http::audit::note(&req, |f| f.team = Some(team.id));
-    crate::http::audit::detail(&req, serde_json::json!({ "role": invitation.role }));
+    crate::http::audit::detail(
+        &req,
+        serde_json::json!({ "role": invitation.role.as_str() }),
+    );
     let role = teams::role_of(&state.db, team.id, actor.user_id)
         .await?
         .unwrap_or(invitation.role);
-    Ok(web::Json(team_view(team, &role)))
+    Ok(web::Json(team_view(team, role)))
 }

@@ -12,9 +12,9 @@ use uuid::Uuid;
 use crate::access::{self, Action, Scope};
 use crate::auth::API_TOKEN_PREFIX;
 use crate::db::{self, api_tokens::ApiToken};
-use crate::error::{AppError, AppResult};
 use crate::http::auth::{Authenticated, Caller};
 use crate::http::body::JsonBody;
+use crate::http::error::{AppError, AppResult};
 use crate::secrets;
 use crate::state::AppState;
 
@@ -67,7 +67,7 @@ impl From<ApiToken> for ApiTokenView {
             id: t.id,
             name: t.name,
             prefix: t.prefix,
-            scope: t.scope,
+            scope: t.scope.to_string(),
             created_at: t.created_at,
             last_used_at: t.last_used_at,
             expires_at: t.expires_at,
@@ -180,7 +180,7 @@ pub(crate) async fn mint(
             name,
             token_hash: &secrets::token_hash(&token),
             prefix: &prefix,
-            scope: scope.as_str(),
+            scope,
             project_ids: projects,
             expires_at,
         },

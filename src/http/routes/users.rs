@@ -8,9 +8,9 @@ use uuid::Uuid;
 use super::auth::UserView;
 use crate::access;
 use crate::db::{self, users};
-use crate::error::{AppError, AppResult, FieldCheck};
 use crate::http::auth::Authenticated;
 use crate::http::body::JsonBody;
+use crate::http::error::{AppError, AppResult, FieldCheck};
 use crate::state::AppState;
 use crate::validate;
 
@@ -69,11 +69,11 @@ pub async fn create_user(
     }
 }
 
-fn parse_role(role: Option<&str>) -> AppResult<&'static str> {
+fn parse_role(role: Option<&str>) -> AppResult<crate::model::UserRole> {
     match role {
-        None | Some(users::ROLE_MEMBER) => Ok(users::ROLE_MEMBER),
-        Some(users::ROLE_ADMIN) => Ok(users::ROLE_ADMIN),
-        Some(_) => Err(AppError::validation("role", "must be 'admin' or 'member'")),
+        None => Ok(crate::model::UserRole::Member),
+        Some(text) => crate::model::UserRole::parse(text)
+            .ok_or_else(|| AppError::validation("role", "must be 'admin' or 'member'")),
     }
 }
 
@@ -94,7 +94,7 @@ async fn target_user(
         .await?
         .ok_or_else(|| AppError::not_found("user"))?;
     if leaves_admin_role
-        && user.role == users::ROLE_ADMIN
+        && user.role == crate::model::UserRole::Admin
         && users::count_admins(&state.db).await? <= 1
     {
         return Err(AppError::Conflict(format!(
@@ -130,7 +130,7 @@ pub async fn update_user(
     let body = body.parse()?;
     access::instance_admin(&actor)?;
     let role = parse_role(Some(body.role.as_str()))?;
-    let user = target_user(&state, *path, role != users::ROLE_ADMIN).await?;
+    let user = target_user(&state, *path, role != crate::model::UserRole::Admin).await?;
     if user.role != role {
         users::set_role(&state.db, user.id, role).await?;
         // Access tokens carry the role: sign the user in again so the new one applies now.

@@ -16,8 +16,8 @@ use uuid::Uuid;
 
 use crate::db::{self, webhooks};
 use crate::deploy::Pushed;
-use crate::error::{AppError, AppResult};
 use crate::http::access::{Configure, ProjectFor, Read};
+use crate::http::error::{AppError, AppResult};
 use crate::secrets;
 use crate::state::AppState;
 

@@ -8,7 +8,7 @@ use super::{AUTH_DEADLINE, Closed, Connection};
 
 use crate::auth::Actor;
 use crate::db;
-use crate::error::AppError;
+use crate::http::error::AppError;
 use crate::secrets;
 use crate::state::AppState;
 

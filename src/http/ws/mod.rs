@@ -29,7 +29,7 @@ use crate::access::{self, Action};
 use crate::auth::Actor;
 use crate::db;
 use crate::docker::LogSource;
-use crate::error::AppError;
+use crate::http::error::AppError;
 use crate::hub::{Delivery, Published, Topic, replay, wire};
 use crate::state::AppState;
 

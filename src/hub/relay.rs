@@ -6,8 +6,8 @@
 //! A lost notice (a full queue, a reconnecting listener) is a gap the WebSocket layer already
 //! fills from the database at the next event, so delivery stays gapless. Metrics samples
 //! (live-only, published by the leader's collector) travel whole inside their notice. A
-//! project event from another instance also rebuilds this instance's route table (which is
-//! rebuilt every few seconds anyway), so any instance routes what another one deployed.
+//! project event from another instance wakes `routes_changed`, which app.rs hands to the
+//! proxy's route follower, so any instance routes what another one deployed.
 
 use std::time::Duration;
 
@@ -18,8 +18,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::{Announcement, Event, Hub, Topic};
 use crate::db::{deployment_logs, topic_events};
-use crate::hub::{Announcement, Event, Hub, Topic};
 
 pub const CHANNEL: &str = "shard_hub";
 /// Notices waiting to be sent; beyond this they are dropped (the receivers' gap fill covers it).
@@ -178,25 +178,6 @@ pub async fn listen(
 
 /// How often the route table is rebuilt from the database anyway when several instances
 /// share it (changes that announce nothing: a project created or renamed, a domain verified).
-pub const ROUTES_EVERY: Duration = Duration::from_secs(5);
-
-/// Keeps this instance's route table in step with changes other instances make: rebuilt when
-/// one announces a project event, and every `ROUTES_EVERY`.
-pub async fn follow_routes(
-    proxy: std::sync::Arc<crate::proxy::Proxy>,
-    changed: std::sync::Arc<tokio::sync::Notify>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = changed.notified() => {}
-            _ = tokio::time::sleep(ROUTES_EVERY) => {}
-        }
-        proxy.refresh_or_log().await;
-    }
-}
-
 /// Events `first..=last` of a persisted topic, from the database.
 async fn read(
     db: &DatabaseConnection,

@@ -84,6 +84,17 @@ impl From<sea_orm::DbErr> for AppError {
     }
 }
 
+impl From<crate::access::Denied> for AppError {
+    fn from(e: crate::access::Denied) -> Self {
+        use crate::access::Denied as D;
+        match e {
+            D::NotFound(what) => Self::not_found(what),
+            D::Forbidden(why) => Self::Forbidden(why),
+            D::Db(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::deploy::DeployError> for AppError {
     fn from(e: crate::deploy::DeployError) -> Self {
         use crate::deploy::DeployError as D;
