@@ -94,7 +94,7 @@ async fn main() {
     let actor = Actor {
         user_id: admin.id,
         username: admin.username.clone(),
-        role: admin.role.clone(),
+        role: admin.role,
         token: None,
     };
     let settings = |name: &str| db::projects::Settings::new(name, &repo.url).set_by_admin();

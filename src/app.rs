@@ -384,7 +384,14 @@ impl App {
             )
             .map(Ok)
         });
-        let workers = jobs::Workers::start(state.clone().into_inner(), shutdown.clone()).await?;
+        let job_parts = Arc::new(jobs::Parts {
+            db: state.db.clone(),
+            config: state.config.clone(),
+            signal: state.job_signal.clone(),
+            deployer: state.deployer.clone(),
+            notifier: state.notifier.clone(),
+        });
+        let workers = jobs::Workers::start(job_parts, shutdown.clone()).await?;
 
         let server_state = state.clone();
         let mut server = HttpServer::new(move || {

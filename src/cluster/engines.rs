@@ -30,7 +30,7 @@ pub struct Engines {
     applies: bool,
     db: Db,
     sealer: Arc<Sealer>,
-    docker: Arc<Engine>,
+    pub(super) docker: Arc<Engine>,
     warning: Arc<Mutex<Option<String>>>,
 }
 

@@ -4,6 +4,7 @@
 
 pub mod engines;
 pub mod leader;
+pub mod nodes;
 
 pub use engines::Engines;
 pub use leader::Leadership;

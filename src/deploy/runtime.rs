@@ -35,7 +35,7 @@ pub struct Probe {
 
 /// What runs the apps. See the module docs.
 #[async_trait::async_trait]
-pub trait Runtime: Send + Sync {
+pub trait Runtime: crate::metrics::ContainerSource + Send + Sync {
     fn kind(&self) -> RuntimeKind;
 
     /// Runs the deployment's image (a container, or a service with the project's replicas)
@@ -87,13 +87,6 @@ pub trait Runtime: Send + Sync {
 
     /// Where a deployment's runtime output is read from.
     fn log_source(&self, deployment: &Deployment) -> Option<LogSource>;
-
-    /// The containers on this machine whose stats make up the deployment's samples.
-    async fn local_containers(
-        &self,
-        engine: &Engine,
-        deployment: &Deployment,
-    ) -> Result<Vec<String>, EngineError>;
 }
 
 /// The runtime `config` asks for.
@@ -227,7 +220,10 @@ impl Runtime for Containers {
     fn log_source(&self, deployment: &Deployment) -> Option<LogSource> {
         deployment.container_id.clone().map(LogSource::Container)
     }
+}
 
+#[async_trait::async_trait]
+impl crate::metrics::ContainerSource for Containers {
     async fn local_containers(
         &self,
         _engine: &Engine,

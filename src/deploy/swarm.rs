@@ -475,7 +475,10 @@ impl Runtime for Swarm {
             None => self.containers.log_source(deployment),
         }
     }
+}
 
+#[async_trait::async_trait]
+impl crate::metrics::ContainerSource for Swarm {
     async fn local_containers(
         &self,
         engine: &Engine,
@@ -483,7 +486,14 @@ impl Runtime for Swarm {
     ) -> Result<Vec<String>, EngineError> {
         match &deployment.service_id {
             Some(service) => engine.service_containers(service).await,
-            None => self.containers.local_containers(engine, deployment).await,
+            None => {
+                crate::metrics::ContainerSource::local_containers(
+                    &self.containers,
+                    engine,
+                    deployment,
+                )
+                .await
+            }
         }
     }
 }

@@ -10,7 +10,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{Event, Hub};
-use crate::docker::{Engine, LogSource};
+use crate::docker::Engine;
+pub use crate::docker::LogSource;
 
 /// Lines kept per project for replay.
 pub const BUFFER_LINES: usize = 1000;

@@ -5,7 +5,6 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::Kind;
 use crate::db::{self, Db, jobs::NewJob};
-use crate::state::AppState;
 
 const EVERY: Duration = Duration::hours(1);
 
@@ -29,15 +28,15 @@ async fn schedule(db: &Db, run_after: DateTime<Utc>) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn run(state: &AppState) -> anyhow::Result<()> {
-    prune(state).await?;
+pub async fn run(state: &super::Parts) -> anyhow::Result<()> {
+    prune(&state.db, &state.config).await?;
     // The running row still counts as pending, so enqueue the next run directly.
     schedule(&state.db, Utc::now() + EVERY).await
 }
 
 /// One pass of every retention rule.
-pub async fn prune(state: &AppState) -> anyhow::Result<()> {
-    let (db, r, now) = (&state.db, &state.config.retention, Utc::now());
+pub async fn prune(db: &Db, config: &crate::config::Config) -> anyhow::Result<()> {
+    let (r, now) = (&config.retention, Utc::now());
     let days = |n: u32| now - Duration::days(i64::from(n));
     let sessions = db::sessions::prune(db, now - Duration::days(1)).await?;
     let logs = db::deployment_logs::prune(db, days(r.deployment_logs_days)).await?;
@@ -50,8 +49,7 @@ pub async fn prune(state: &AppState) -> anyhow::Result<()> {
             .await?;
     // Invitations are kept a week past their expiry (so a late click says "expired").
     let invitations = db::invitations::prune(db, days(7)).await?;
-    let domains =
-        db::domains::expire_pending(db, days(state.config.domains.pending_days), None).await?;
+    let domains = db::domains::expire_pending(db, days(config.domains.pending_days), None).await?;
     tracing::info!(
         sessions,
         logs,

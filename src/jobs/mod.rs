@@ -14,10 +14,19 @@ use tokio_util::sync::CancellationToken;
 
 use crate::db::jobs::{self as queue, Job};
 use crate::deploy;
-use crate::state::AppState;
+
+/// What the workers use: the queue, its settings, and the handlers of each kind of job.
+pub struct Parts {
+    pub db: crate::db::Db,
+    pub config: Arc<crate::config::Config>,
+    /// Woken when this process queues a job.
+    pub signal: Arc<tokio::sync::Notify>,
+    pub deployer: Arc<crate::deploy::Deployer>,
+    pub notifier: Arc<crate::notifications::Notifier>,
+}
 
 /// How long an idle worker waits before looking for due jobs again, unless woken by
-/// `AppState::job_signal` (new job in this process). Other instances' jobs and `run_after`
+/// `Parts::signal` (new job in this process). Other instances' jobs and `run_after`
 /// retries are found by this poll.
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
@@ -58,10 +67,7 @@ pub struct Workers {
 
 impl Workers {
     /// Schedules the periodic jobs (once) and starts `jobs.concurrency` workers.
-    pub async fn start(
-        state: Arc<AppState>,
-        shutdown: CancellationToken,
-    ) -> anyhow::Result<Workers> {
+    pub async fn start(state: Arc<Parts>, shutdown: CancellationToken) -> anyhow::Result<Workers> {
         maintenance::ensure_scheduled(&state.db, Utc::now()).await?;
         let owner_prefix = format!("{}-{}", hostname(), std::process::id());
         let handles = (0..state.config.jobs.concurrency)
@@ -97,7 +103,7 @@ fn hostname() -> String {
 
 struct Worker {
     owner: String,
-    state: Arc<AppState>,
+    state: Arc<Parts>,
     shutdown: CancellationToken,
 }
 
@@ -120,7 +126,7 @@ impl Worker {
     async fn idle(&self, duration: Duration) {
         tokio::select! {
             _ = tokio::time::sleep(duration) => {}
-            _ = self.state.job_signal.notified() => {}
+            _ = self.state.signal.notified() => {}
             _ = self.shutdown.cancelled() => {}
         }
     }

@@ -38,6 +38,27 @@ pub fn own_rss() -> Option<u64> {
     kib_field(&std::fs::read_to_string("/proc/self/status").ok()?, "VmRSS")
 }
 
+/// What the engine says of itself and of shard's containers, for the overview (each `None`
+/// when the engine does not answer).
+pub struct EngineSummary {
+    pub version: Option<String>,
+    /// shard's app containers, and how many of them run.
+    pub containers: Option<(usize, usize)>,
+}
+
+pub async fn engine(docker: &crate::docker::Engine) -> EngineSummary {
+    let version = docker.version().await.ok();
+    let containers = docker
+        .managed_containers()
+        .await
+        .ok()
+        .map(|c| (c.len(), c.iter().filter(|c| c.running).count()));
+    EngineSummary {
+        version,
+        containers,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

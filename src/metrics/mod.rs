@@ -19,7 +19,6 @@ use uuid::Uuid;
 
 use crate::db::metrics::{self, Point, Retention};
 use crate::db::{self, Db};
-use crate::deploy::runtime::Runtime;
 use crate::docker::{Engine, StatsReading};
 use crate::hub::{Event, Hub, Topic};
 use crate::model::DeploymentStatus;
@@ -30,6 +29,17 @@ const CONCURRENCY: usize = 8;
 const MAX_COUNTERS: usize = 10_000;
 /// How often samples are rolled up and old ones dropped.
 const MAINTAIN_EVERY: Duration = Duration::from_secs(300);
+
+/// Where a live deployment's samples come from: the containers on this machine that make it
+/// up (the deploy domain's runtimes answer it; plain Docker has one, Swarm its local replicas).
+#[async_trait::async_trait]
+pub trait ContainerSource: Send + Sync {
+    async fn local_containers(
+        &self,
+        engine: &Engine,
+        deployment: &crate::db::deployments::Deployment,
+    ) -> Result<Vec<String>, crate::docker::EngineError>;
+}
 
 /// How long each resolution of samples is kept, from `[metrics]`.
 pub fn retention(config: &crate::config::MetricsConfig) -> Retention {
@@ -44,7 +54,7 @@ pub struct Collector {
     db: Db,
     docker: Arc<Engine>,
     /// Says which containers make up each live deployment.
-    runtime: Arc<dyn Runtime>,
+    runtime: Arc<dyn ContainerSource>,
     hub: Arc<Hub>,
     interval: Duration,
     retention: Retention,
@@ -58,7 +68,7 @@ impl Collector {
     pub fn new(
         db: Db,
         docker: Arc<Engine>,
-        runtime: Arc<dyn Runtime>,
+        runtime: Arc<dyn ContainerSource>,
         hub: Arc<Hub>,
         config: &crate::config::Config,
     ) -> Self {

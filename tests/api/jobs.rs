@@ -298,7 +298,9 @@ async fn maintenance_enforces_retention() {
     .await
     .unwrap();
 
-    shard::jobs::maintenance::prune(&app.state).await.unwrap();
+    shard::jobs::maintenance::prune(&app.state.db, &app.state.config)
+        .await
+        .unwrap();
 
     assert!(
         shard::db::deployment_logs::since(db, old.id, 0, 10)

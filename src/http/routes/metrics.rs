@@ -142,8 +142,8 @@ pub async fn overview(
     Authenticated(actor): Authenticated,
 ) -> AppResult<web::Json<Overview>> {
     access::instance_admin(&actor)?;
-    let docker_version = state.docker.version().await.ok();
-    let containers = state.docker.managed_containers().await.ok();
+    let engine = crate::metrics::host::engine(&state.docker).await;
+    let docker_version = engine.version;
     let (disk_free_bytes, disk_total_bytes) = crate::metrics::host::disk(&state.config.data_dir);
     let (memory_total_bytes, memory_available_bytes) = crate::metrics::host::memory();
     Ok(web::Json(Overview {
@@ -154,10 +154,8 @@ pub async fn overview(
         memory_total_bytes,
         memory_available_bytes,
         queue_depth: db::jobs::count_pending(&state.db).await.ok(),
-        containers_running: containers
-            .as_ref()
-            .map(|c| c.iter().filter(|c| c.running).count()),
-        containers: containers.map(|c| c.len()),
+        containers_running: engine.containers.map(|c| c.1),
+        containers: engine.containers.map(|c| c.0),
         shard_rss_bytes: crate::metrics::host::own_rss(),
         metrics_samples: db::metrics::count(&state.db).await.ok(),
         leader: state.leadership.is_leader(),

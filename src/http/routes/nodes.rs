@@ -2,15 +2,15 @@
 //! reads the list (placement labels are chosen from it); instance admins change a node's
 //! labels and availability (`drain` moves its replicas elsewhere) and read the join command.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use actix_web::{HttpRequest, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::access;
+use crate::cluster::nodes::{NodeChange, NodeInfo, NodesError};
 use crate::config::RuntimeKind;
-use crate::docker::{NodeChange, NodeInfo};
 use crate::http::auth::Authenticated;
 use crate::http::body::JsonBody;
 use crate::http::error::{AppError, AppResult};
@@ -44,26 +44,25 @@ fn not_a_swarm(state: &AppState) -> AppError {
     ))
 }
 
+/// What a nodes error answers.
+fn nodes_error(state: &AppState, e: NodesError) -> AppError {
+    match e {
+        NodesError::NotASwarm => not_a_swarm(state),
+        NodesError::NotFound => AppError::not_found("node"),
+        NodesError::Unavailable(why) => AppError::Unavailable(why),
+    }
+}
+
 /// The swarm's nodes as shard's engine sees them, or why there are none.
 async fn read_nodes(state: &AppState) -> AppResult<Vec<NodeView>> {
-    let unavailable = |e: crate::docker::EngineError| AppError::Unavailable(e.to_string());
-    let swarm = state.docker.swarm_info().await.map_err(unavailable)?;
-    if !swarm.active || !swarm.manager {
-        return Err(not_a_swarm(state));
-    }
-    let nodes = state.docker.nodes().await.map_err(unavailable)?;
-    let mut per_node: HashMap<String, usize> = HashMap::new();
-    for replica in state.docker.replicas(None).await.map_err(unavailable)? {
-        if replica.is_running() {
-            *per_node.entry(replica.node_id).or_default() += 1;
-        }
-    }
+    let nodes = state
+        .engines
+        .nodes()
+        .await
+        .map_err(|e| nodes_error(state, e))?;
     Ok(nodes
         .into_iter()
-        .map(|node| NodeView {
-            replicas: per_node.get(&node.id).copied().unwrap_or(0),
-            node,
-        })
+        .map(|(node, replicas)| NodeView { node, replicas })
         .collect())
 }
 
@@ -124,14 +123,6 @@ pub async fn update_node(
             "must be \"active\", \"pause\" or \"drain\"",
         ));
     }
-    let swarm = state
-        .docker
-        .swarm_info()
-        .await
-        .map_err(|e| AppError::Unavailable(e.to_string()))?;
-    if !swarm.active || !swarm.manager {
-        return Err(not_a_swarm(&state));
-    }
     crate::http::audit::note(&req, |f| f.action = Some("node.update".into()));
     crate::http::audit::detail(
         &req,
@@ -141,11 +132,11 @@ pub async fn update_node(
         labels: body.labels,
         availability: body.availability,
     };
-    match state.docker.update_node(&id, change).await {
-        Ok(Some(())) => {}
-        Ok(None) => return Err(AppError::not_found("node")),
-        Err(e) => return Err(AppError::Unavailable(e.to_string())),
-    }
+    state
+        .engines
+        .update_node(&id, change)
+        .await
+        .map_err(|e| nodes_error(&state, e))?;
     read_nodes(&state)
         .await?
         .into_iter()
@@ -183,24 +174,8 @@ pub async fn join(
         RuntimeKind::Swarm => "swarm",
     };
     let registry = state.config.registry.url.clone();
-    let swarm = state.docker.swarm_info().await.ok();
-    let managing = swarm.as_ref().is_some_and(|s| s.active && s.manager);
-    let command = match (managing, swarm.and_then(|s| s.manager_addr)) {
-        (true, Some(addr)) => {
-            let addr = match &state.config.runtime.advertise_addr {
-                Some(host) => format!("{host}:{}", addr.rsplit_once(':').map_or("2377", |p| p.1)),
-                None => addr,
-            };
-            state
-                .docker
-                .worker_join_token()
-                .await
-                .ok()
-                .flatten()
-                .map(|token| format!("docker swarm join --token {token} {addr}"))
-        }
-        _ => None,
-    };
+    let advertise = state.config.runtime.advertise_addr.as_deref();
+    let crate::cluster::nodes::Join { managing, command } = state.engines.join(advertise).await;
     let mut steps = Vec::new();
     if runtime == "docker" {
         steps.push("set runtime.kind = \"swarm\" in shard's config and restart shard".into());

@@ -28,8 +28,8 @@ use credential::{Credential, login_for_refresh_cookie, login_for_token};
 use crate::access::{self, Action};
 use crate::auth::Actor;
 use crate::db;
-use crate::docker::LogSource;
 use crate::http::error::AppError;
+use crate::hub::runtime::LogSource;
 use crate::hub::{Delivery, Published, Topic, replay, wire};
 use crate::state::AppState;
 
