@@ -35,7 +35,7 @@ async fn until_final(state: &AppState, id: uuid::Uuid) -> String {
     loop {
         let d = db::deployments::find(&state.db, id).await.unwrap().unwrap();
         if ["live", "failed", "cancelled", "superseded"].contains(&d.status.as_str()) {
-            return d.status;
+            return d.status.to_string();
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

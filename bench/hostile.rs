@@ -28,7 +28,7 @@ async fn until_final(state: &AppState, id: uuid::Uuid) -> String {
     loop {
         let d = db::deployments::find(&state.db, id).await.unwrap().unwrap();
         if ["live", "failed", "cancelled", "superseded"].contains(&d.status.as_str()) {
-            return d.status;
+            return d.status.to_string();
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -133,7 +133,7 @@ async fn main() {
             .unwrap()
             .unwrap();
         if ["failed", "live", "cancelled"].contains(&now.status.as_str()) {
-            assert_eq!(now.status, "failed");
+            assert_eq!(now.status.as_str(), "failed");
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -170,7 +170,8 @@ async fn main() {
                     .await
                     .unwrap()
                     .unwrap()
-                    .status,
+                    .status
+                    .to_string(),
             );
         }
         let rss = rss_kib();
@@ -191,7 +192,7 @@ async fn main() {
     let build_secs = started.elapsed().as_secs_f64();
     for id in ids {
         let d = db::deployments::find(&state.db, id).await.unwrap().unwrap();
-        assert_eq!(d.status, "live", "a 1 GiB build: {:?}", d.error);
+        assert_eq!(d.status.as_str(), "live", "a 1 GiB build: {:?}", d.error);
     }
     let over = |peak: u64| peak.saturating_sub(idle) as f64 / 1024.0;
     println!(

@@ -155,7 +155,7 @@ async fn main() {
         .unwrap();
     let new_deployment = || db::deployments::NewDeployment {
         project_id: project.id,
-        trigger: "manual",
+        trigger: shard::model::Trigger::Manual,
         from_deployment_id: None,
         image: None,
         commit_sha: None,

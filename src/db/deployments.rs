@@ -17,9 +17,10 @@ pub use crate::model::DeploymentStatus;
 use DeploymentStatus as S;
 
 impl Deployment {
-    /// The stored status as a type (an unknown string reads as `failed`).
+    /// The stored status (a stored value outside `DeploymentStatus` fails the read that
+    /// loaded the row, naming the value).
     pub fn state(&self) -> DeploymentStatus {
-        DeploymentStatus::parse(&self.status).unwrap_or(S::Failed)
+        self.status
     }
 }
 
@@ -29,7 +30,7 @@ fn names(statuses: &[DeploymentStatus]) -> Vec<&'static str> {
 
 pub struct NewDeployment {
     pub project_id: Uuid,
-    pub trigger: &'static str,
+    pub trigger: crate::model::Trigger,
     pub from_deployment_id: Option<Uuid>,
     pub image: Option<String>,
     pub commit_sha: Option<String>,
@@ -44,8 +45,8 @@ pub async fn create(db: &Db, new: NewDeployment) -> Result<Deployment, DbErr> {
     deployments::ActiveModel {
         id: Set(new_id()),
         project_id: Set(new.project_id),
-        status: Set(S::Queued.as_str().into()),
-        trigger: Set(new.trigger.into()),
+        status: Set(S::Queued),
+        trigger: Set(new.trigger),
         from_deployment_id: Set(new.from_deployment_id),
         created_by: Set(new.created_by),
         commit_sha: Set(new.commit_sha),

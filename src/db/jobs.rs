@@ -12,26 +12,23 @@ use super::{Db, is_postgres, new_id, now};
 
 pub use jobs::Model as Job;
 
-pub const QUEUED: &str = "queued";
-pub const RUNNING: &str = "running";
-pub const SUCCEEDED: &str = "succeeded";
-pub const FAILED: &str = "failed";
+pub use crate::model::JobState;
 
-pub struct NewJob<'a> {
-    pub kind: &'a str,
+pub struct NewJob {
+    pub kind: crate::model::JobKind,
     pub payload: String,
     pub project_id: Option<Uuid>,
     pub max_attempts: i32,
     pub run_after: DateTime<Utc>,
 }
 
-pub async fn enqueue(db: &Db, new: NewJob<'_>) -> Result<Job, DbErr> {
+pub async fn enqueue(db: &Db, new: NewJob) -> Result<Job, DbErr> {
     let at = now();
     jobs::ActiveModel {
         id: Set(new_id()),
         kind: Set(new.kind.to_string()),
         payload: Set(new.payload),
-        status: Set(QUEUED.into()),
+        status: Set(JobState::Queued),
         project_id: Set(new.project_id),
         attempts: Set(0),
         max_attempts: Set(Ord::max(new.max_attempts, 1)),
@@ -57,7 +54,7 @@ pub async fn claim(db: &Db, owner: &str, lease_until: DateTime<Utc>) -> Result<O
         .expr(Expr::val(1))
         .from_as(Jobs, "j2")
         .and_where(Expr::col(("j2", Column::ProjectId)).equals((Jobs, Column::ProjectId)))
-        .and_where(Expr::col(("j2", Column::Status)).eq(RUNNING))
+        .and_where(Expr::col(("j2", Column::Status)).eq(JobState::Running))
         .and_where(Expr::col(("j2", Column::LeaseExpiresAt)).gte(at))
         .to_owned();
     let mut candidate = Query::select();
@@ -66,10 +63,10 @@ pub async fn claim(db: &Db, owner: &str, lease_until: DateTime<Utc>) -> Result<O
         .from(Jobs)
         .cond_where(
             Expr::col(Column::Status)
-                .eq(QUEUED)
+                .eq(JobState::Queued)
                 .and(Expr::col(Column::RunAfter).lte(at))
                 .or(Expr::col(Column::Status)
-                    .eq(RUNNING)
+                    .eq(JobState::Running)
                     .and(Expr::col(Column::LeaseExpiresAt).lt(at))),
         )
         .and_where(
@@ -84,7 +81,7 @@ pub async fn claim(db: &Db, owner: &str, lease_until: DateTime<Utc>) -> Result<O
     }
     let update = Query::update()
         .table(Jobs)
-        .value(Column::Status, RUNNING)
+        .value(Column::Status, JobState::Running)
         .value(Column::LeaseOwner, owner)
         .value(Column::LeaseExpiresAt, lease_until)
         .value(Column::Attempts, Expr::col(Column::Attempts).add(1))
@@ -122,7 +119,7 @@ pub async fn renew(
         .col_expr(Column::LeaseExpiresAt, Expr::value(lease_until))
         .filter(Column::Id.eq(id))
         .filter(Column::LeaseOwner.eq(owner))
-        .filter(Column::Status.eq(RUNNING))
+        .filter(Column::Status.eq(JobState::Running))
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)
@@ -133,7 +130,7 @@ pub async fn finish(
     db: &Db,
     id: Uuid,
     owner: &str,
-    status: &str,
+    status: JobState,
     error: Option<String>,
     retry_at: Option<DateTime<Utc>>,
 ) -> Result<(), DbErr> {
@@ -162,10 +159,10 @@ pub async fn find(db: &Db, id: Uuid) -> Result<Option<Job>, DbErr> {
 }
 
 /// True when a job of `kind` is queued or running (used to keep one periodic job in flight).
-pub async fn pending_of_kind(db: &Db, kind: &str) -> Result<bool, DbErr> {
+pub async fn pending_of_kind(db: &Db, kind: crate::model::JobKind) -> Result<bool, DbErr> {
     Ok(Jobs::find()
-        .filter(Column::Kind.eq(kind))
-        .filter(Column::Status.is_in([QUEUED, RUNNING]))
+        .filter(Column::Kind.eq(kind.as_str()))
+        .filter(Column::Status.is_in([JobState::Queued, JobState::Running]))
         .one(db)
         .await?
         .is_some())
@@ -179,7 +176,7 @@ pub async fn expire_running_leases(db: &Db) -> Result<u64, DbErr> {
             Column::LeaseExpiresAt,
             Expr::value(now() - chrono::Duration::seconds(1)),
         )
-        .filter(Column::Status.eq(RUNNING))
+        .filter(Column::Status.eq(JobState::Running))
         .exec(db)
         .await?;
     Ok(result.rows_affected)
@@ -189,7 +186,7 @@ pub async fn expire_running_leases(db: &Db) -> Result<u64, DbErr> {
 pub async fn count_pending(db: &Db) -> Result<u64, DbErr> {
     use sea_orm::PaginatorTrait;
     Jobs::find()
-        .filter(Column::Status.is_in([QUEUED, RUNNING]))
+        .filter(Column::Status.is_in([JobState::Queued, JobState::Running]))
         .count(db)
         .await
 }
@@ -199,7 +196,7 @@ pub async fn count_pending(db: &Db) -> Result<u64, DbErr> {
 pub async fn project_busy(db: &Db, project_id: Uuid) -> Result<bool, DbErr> {
     Ok(Jobs::find()
         .filter(Column::ProjectId.eq(project_id))
-        .filter(Column::Status.eq(RUNNING))
+        .filter(Column::Status.eq(JobState::Running))
         .filter(Column::LeaseExpiresAt.gte(now()))
         .one(db)
         .await?
@@ -209,7 +206,7 @@ pub async fn project_busy(db: &Db, project_id: Uuid) -> Result<bool, DbErr> {
 /// Removes jobs that ended before `before` (retention).
 pub async fn prune_finished(db: &Db, before: DateTime<Utc>) -> Result<u64, DbErr> {
     let result = Jobs::delete_many()
-        .filter(Column::Status.is_in([SUCCEEDED, FAILED]))
+        .filter(Column::Status.is_in([JobState::Succeeded, JobState::Failed]))
         .filter(Column::UpdatedAt.lt(before))
         .exec(db)
         .await?;

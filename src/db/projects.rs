@@ -246,7 +246,7 @@ pub async fn summaries(db: &Db, ids: &[Uuid]) -> Result<HashMap<Uuid, Summary>, 
     let mut newest: HashMap<Uuid, chrono::DateTime<chrono::Utc>> = HashMap::new();
     for d in rows {
         let summary = out.entry(d.project_id).or_default();
-        if d.status == "live" {
+        if d.status == crate::model::DeploymentStatus::Live {
             summary.live_deployment = Some(d.id);
         }
         if newest
@@ -254,7 +254,7 @@ pub async fn summaries(db: &Db, ids: &[Uuid]) -> Result<HashMap<Uuid, Summary>, 
             .is_none_or(|at| d.created_at > *at)
         {
             newest.insert(d.project_id, d.created_at);
-            summary.latest_status = Some(d.status.clone());
+            summary.latest_status = Some(d.status.to_string());
             summary.latest = Some(d);
         }
     }

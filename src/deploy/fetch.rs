@@ -150,7 +150,7 @@ impl Pipeline {
 
 /// The commit a push deployment must build (`None`: the branch tip).
 pub(super) fn pushed_commit(deployment: &Deployment) -> Option<String> {
-    (deployment.trigger == "push")
+    (deployment.trigger == crate::model::Trigger::Push)
         .then(|| deployment.commit_sha.clone())
         .flatten()
 }

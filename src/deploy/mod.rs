@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub use crate::model::DeploymentStatus;
+use crate::model::Trigger;
 pub use env::GIT_TOKEN_VAR;
 pub use log::LogWriter;
 
@@ -47,7 +48,6 @@ use crate::secrets::Sealer;
 use DeploymentStatus as S;
 
 /// The `kind` of deploy jobs in the queue.
-pub const JOB_KIND: &str = "deploy";
 
 /// A deploy job's payload.
 #[derive(Debug, Serialize, Deserialize)]
@@ -276,7 +276,11 @@ impl Deployer {
         created_by: Option<Uuid>,
         from: Option<Uuid>,
     ) -> Result<Deployment, DeployError> {
-        let trigger = if from.is_some() { "rollback" } else { "manual" };
+        let trigger = if from.is_some() {
+            Trigger::Rollback
+        } else {
+            Trigger::Manual
+        };
         self.enqueue(project, created_by, from, trigger, None).await
     }
 
@@ -287,7 +291,7 @@ impl Deployer {
         project: &Project,
         pushed: Pushed,
     ) -> Result<Deployment, DeployError> {
-        self.enqueue(project, None, None, "push", Some(pushed))
+        self.enqueue(project, None, None, Trigger::Push, Some(pushed))
             .await
     }
 
@@ -304,8 +308,14 @@ impl Deployer {
             .ok_or_else(|| {
                 DeployError::Conflict("the project has no live deployment; deploy it first".into())
             })?;
-        self.enqueue(project, created_by, Some(current.id), "restart", None)
-            .await
+        self.enqueue(
+            project,
+            created_by,
+            Some(current.id),
+            Trigger::Restart,
+            None,
+        )
+        .await
     }
 
     async fn enqueue(
@@ -313,7 +323,7 @@ impl Deployer {
         project: &Project,
         created_by: Option<Uuid>,
         from: Option<Uuid>,
-        trigger: &'static str,
+        trigger: Trigger,
         pushed: Option<Pushed>,
     ) -> Result<Deployment, DeployError> {
         let rollback_from = match from {
@@ -369,7 +379,7 @@ impl Deployer {
         db::jobs::enqueue(
             &self.db,
             NewJob {
-                kind: JOB_KIND,
+                kind: crate::model::JobKind::Deploy,
                 payload,
                 project_id: Some(project.id),
                 max_attempts: 1,

@@ -159,7 +159,7 @@ impl Pipeline {
         if !deps::transition(&self.d.db, self.deployment.id, from, to, fields).await? {
             return Err(Stop::Preempted);
         }
-        self.deployment.status = to.as_str().to_string();
+        self.deployment.status = to;
         self.log.status(to).await;
         Ok(())
     }

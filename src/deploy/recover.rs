@@ -83,7 +83,7 @@ pub async fn interrupted(d: &Deployer, deployment: &Deployment) {
     let reason = "interrupted by restart";
     let fields = Fields {
         error: Some(reason.into()),
-        error_step: Some(deployment.status.clone()),
+        error_step: Some(deployment.status.to_string()),
         ..Fields::default()
     };
     match deps::transition(&d.db, deployment.id, &S::UNFINISHED, S::Failed, fields).await {

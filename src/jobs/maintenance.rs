@@ -10,7 +10,7 @@ const EVERY: Duration = Duration::hours(1);
 
 /// Queues the next run unless one is already queued or running.
 pub async fn ensure_scheduled(db: &Db, at: DateTime<Utc>) -> anyhow::Result<()> {
-    if !db::jobs::pending_of_kind(db, Kind::Maintenance.as_str()).await? {
+    if !db::jobs::pending_of_kind(db, Kind::Maintenance).await? {
         schedule(db, at).await?;
     }
     Ok(())
@@ -18,7 +18,7 @@ pub async fn ensure_scheduled(db: &Db, at: DateTime<Utc>) -> anyhow::Result<()> 
 
 async fn schedule(db: &Db, run_after: DateTime<Utc>) -> anyhow::Result<()> {
     let job = NewJob {
-        kind: Kind::Maintenance.as_str(),
+        kind: Kind::Maintenance,
         payload: "{}".into(),
         project_id: None,
         max_attempts: 3,

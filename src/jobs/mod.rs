@@ -13,7 +13,6 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::jobs::{self as queue, Job};
-use crate::deploy;
 
 /// What the workers use: the queue, its settings, and the handlers of each kind of job.
 pub struct Parts {
@@ -30,35 +29,8 @@ pub struct Parts {
 /// retries are found by this poll.
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
-/// The kinds of job shard runs. The stored `kind` column is `Kind::as_str`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Periodic housekeeping: prune expired sessions; reschedules itself.
-    Maintenance,
-    /// One deployment through the pipeline.
-    Deploy,
-    /// One notification delivery attempt.
-    Notify,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Maintenance => "maintenance",
-            Kind::Deploy => deploy::JOB_KIND,
-            Kind::Notify => crate::notifications::JOB_KIND,
-        }
-    }
-
-    pub fn parse(kind: &str) -> Option<Kind> {
-        match kind {
-            "maintenance" => Some(Kind::Maintenance),
-            deploy::JOB_KIND => Some(Kind::Deploy),
-            crate::notifications::JOB_KIND => Some(Kind::Notify),
-            _ => None,
-        }
-    }
-}
+/// The kinds of job shard runs (the stored `kind` column is its text).
+pub use crate::model::JobKind as Kind;
 
 /// The running worker tasks.
 pub struct Workers {
@@ -139,7 +111,7 @@ impl Worker {
                 &self.state.db,
                 job.id,
                 &self.owner,
-                queue::FAILED,
+                queue::JobState::Failed,
                 Some(format!("unknown job kind {}", job.kind)),
                 None,
             )
@@ -157,7 +129,15 @@ impl Worker {
                 return;
             }
             Some(Ok(())) => {
-                queue::finish(db, job.id, &self.owner, queue::SUCCEEDED, None, None).await
+                queue::finish(
+                    db,
+                    job.id,
+                    &self.owner,
+                    queue::JobState::Succeeded,
+                    None,
+                    None,
+                )
+                .await
             }
             Some(Err(e)) if job.attempts < job.max_attempts => {
                 let delay = backoff(job.attempts);
@@ -167,7 +147,7 @@ impl Worker {
                     db,
                     job.id,
                     &self.owner,
-                    queue::QUEUED,
+                    queue::JobState::Queued,
                     Some(format!("{e:#}")),
                     Some(retry_at),
                 )
@@ -179,7 +159,7 @@ impl Worker {
                     db,
                     job.id,
                     &self.owner,
-                    queue::FAILED,
+                    queue::JobState::Failed,
                     Some(format!("{e:#}")),
                     None,
                 )

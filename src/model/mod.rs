@@ -3,11 +3,15 @@
 //! wire are the only places that text exists.
 
 pub mod access;
+pub mod edge;
 mod status;
 pub mod text;
 pub mod upstream;
+pub mod work;
 
 pub use access::{Role, Scope, UserRole};
+pub use edge::{CertState, CliLoginState, DeliveryState, DomainState};
 pub use status::DeploymentStatus;
 pub use text::Unknown;
 pub use upstream::Upstream;
+pub use work::{BuildType, JobKind, JobState, LogStream, Trigger};

@@ -4,17 +4,33 @@
 
 use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Stored as its `as_str` text (`DeriveActiveEnum`: a stored value outside the set is a
+/// database error that names it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
+#[sea_orm(
+    rs_type = "String",
+    db_type = "String(sea_orm::sea_query::StringLen::None)"
+)]
 pub enum DeploymentStatus {
+    #[sea_orm(string_value = "queued")]
     Queued,
+    #[sea_orm(string_value = "fetching")]
     Fetching,
+    #[sea_orm(string_value = "building")]
     Building,
+    #[sea_orm(string_value = "starting")]
     Starting,
+    #[sea_orm(string_value = "health_checking")]
     HealthChecking,
+    #[sea_orm(string_value = "live")]
     Live,
+    #[sea_orm(string_value = "superseded")]
     Superseded,
+    #[sea_orm(string_value = "stopped")]
     Stopped,
+    #[sea_orm(string_value = "failed")]
     Failed,
+    #[sea_orm(string_value = "cancelled")]
     Cancelled,
 }
 
@@ -83,6 +99,16 @@ impl DeploymentStatus {
             (Live | Stopped, Superseded) => true,
             _ => false,
         }
+    }
+}
+
+impl std::str::FromStr for DeploymentStatus {
+    type Err = super::Unknown;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::parse(text).ok_or_else(|| super::Unknown {
+            what: "deployment status",
+            value: text.to_string(),
+        })
     }
 }
 

@@ -19,9 +19,6 @@ use crate::db::{self, Db};
 use crate::secrets::Sealer;
 
 pub use send::Sender;
-
-/// The `kind` of notification jobs in the queue.
-pub const JOB_KIND: &str = "notify";
 /// Attempts per delivery (the queue backs off 2, 4, 8, 16 s between them).
 const ATTEMPTS: i32 = 5;
 
@@ -105,7 +102,7 @@ impl Notifier {
         queue::enqueue(
             &self.db,
             NewJob {
-                kind: JOB_KIND,
+                kind: crate::model::JobKind::Notify,
                 payload: serde_json::to_string(&Payload {
                     delivery_id: delivery.id,
                 })?,

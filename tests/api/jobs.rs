@@ -9,7 +9,7 @@ async fn maintenance_job_runs_and_reschedules_itself() {
     let db = &app.state.db;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
-        let done = shard::db::jobs::pending_of_kind(db, "maintenance")
+        let done = shard::db::jobs::pending_of_kind(db, shard::model::JobKind::Maintenance)
             .await
             .unwrap();
         let rows = <shard::db::entities::jobs::Entity as sea_orm::EntityTrait>::find()
@@ -18,11 +18,11 @@ async fn maintenance_job_runs_and_reschedules_itself() {
             .unwrap();
         let succeeded = rows
             .iter()
-            .filter(|j| j.kind == "maintenance" && j.status == jobs::SUCCEEDED)
+            .filter(|j| j.kind == "maintenance" && j.status == jobs::JobState::Succeeded)
             .count();
         let queued_later = rows.iter().any(|j| {
             j.kind == "maintenance"
-                && j.status == jobs::QUEUED
+                && j.status == jobs::JobState::Queued
                 && j.run_after > Utc::now() + Duration::minutes(30)
         });
         if done && succeeded == 1 && queued_later {
@@ -44,7 +44,7 @@ async fn a_job_is_claimed_once_and_recovered_after_its_lease_expires() {
         .await
         .unwrap();
     let new = |run_after| NewJob {
-        kind: "probe",
+        kind: shard::model::JobKind::Notify,
         payload: "{}".into(),
         project_id: None,
         max_attempts: 2,
@@ -90,23 +90,30 @@ async fn a_job_is_claimed_once_and_recovered_after_its_lease_expires() {
         .expect("expired lease is recovered");
     assert_eq!((recovered.id, recovered.attempts), (due.id, 2));
     // The old owner can no longer finish it.
-    jobs::finish(&db, due.id, &owner, jobs::SUCCEEDED, None, None)
+    jobs::finish(&db, due.id, &owner, jobs::JobState::Succeeded, None, None)
         .await
         .unwrap();
     assert_eq!(
         jobs::find(&db, due.id).await.unwrap().unwrap().status,
-        jobs::RUNNING
+        jobs::JobState::Running
     );
-    jobs::finish(&db, due.id, "owner-c", jobs::SUCCEEDED, None, None)
-        .await
-        .unwrap();
+    jobs::finish(
+        &db,
+        due.id,
+        "owner-c",
+        jobs::JobState::Succeeded,
+        None,
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         jobs::find(&db, due.id).await.unwrap().unwrap().status,
-        jobs::SUCCEEDED
+        jobs::JobState::Succeeded
     );
     assert_eq!(
         jobs::find(&db, future.id).await.unwrap().unwrap().status,
-        jobs::QUEUED
+        jobs::JobState::Queued
     );
     db.close().await.unwrap();
 }
@@ -127,7 +134,7 @@ async fn concurrent_topic_appends_all_land_with_gapless_seqs() {
             jobs::enqueue(
                 &db,
                 NewJob {
-                    kind: "noop-test",
+                    kind: shard::model::JobKind::Notify,
                     project_id: None,
                     payload: format!("{{\"i\":{i}}}"),
                     run_after: Utc::now() + Duration::days(1),
@@ -177,7 +184,7 @@ async fn two_instances_never_claim_two_jobs_of_one_project() {
             jobs::enqueue(
                 &first,
                 NewJob {
-                    kind: "probe",
+                    kind: shard::model::JobKind::Notify,
                     payload: "{}".into(),
                     project_id: Some(project.id),
                     max_attempts: 1,
@@ -199,18 +206,32 @@ async fn two_instances_never_claim_two_jobs_of_one_project() {
         );
         let job = &claimed[0];
         let owner = job.lease_owner.clone().unwrap();
-        jobs::finish(&first, job.id, &owner, jobs::SUCCEEDED, None, None)
-            .await
-            .unwrap();
+        jobs::finish(
+            &first,
+            job.id,
+            &owner,
+            jobs::JobState::Succeeded,
+            None,
+            None,
+        )
+        .await
+        .unwrap();
         let next = jobs::claim(&second, "instance-b", lease()).await.unwrap();
         assert!(
             next.is_some(),
             "round {round}: the second job waits its turn, then runs"
         );
         let next = next.unwrap();
-        jobs::finish(&first, next.id, "instance-b", jobs::SUCCEEDED, None, None)
-            .await
-            .unwrap();
+        jobs::finish(
+            &first,
+            next.id,
+            "instance-b",
+            jobs::JobState::Succeeded,
+            None,
+            None,
+        )
+        .await
+        .unwrap();
     }
     second.close().await.unwrap();
     first.close().await.unwrap();
@@ -228,7 +249,7 @@ async fn maintenance_enforces_retention() {
     let db = &app.state.db;
     let new_deployment = || shard::db::deployments::NewDeployment {
         project_id,
-        trigger: "manual",
+        trigger: shard::model::Trigger::Manual,
         from_deployment_id: None,
         image: None,
         commit_sha: None,

@@ -106,7 +106,7 @@ pub(crate) async fn live_project(
         db,
         NewDeployment {
             project_id,
-            trigger: "manual",
+            trigger: shard::model::Trigger::Manual,
             from_deployment_id: None,
             image: None,
             commit_sha: None,

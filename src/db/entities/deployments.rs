@@ -6,8 +6,8 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub project_id: Uuid,
-    pub status: String,
-    pub trigger: String,
+    pub status: crate::model::DeploymentStatus,
+    pub trigger: crate::model::Trigger,
     pub from_deployment_id: Option<Uuid>,
     pub created_by: Option<Uuid>,
     pub commit_sha: Option<String>,

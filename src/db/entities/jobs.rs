@@ -7,7 +7,7 @@ pub struct Model {
     pub id: Uuid,
     pub kind: String,
     pub payload: String,
-    pub status: String,
+    pub status: crate::model::JobState,
     pub project_id: Option<Uuid>,
     pub attempts: i32,
     pub max_attempts: i32,

@@ -84,8 +84,8 @@ impl DeploymentView {
             commit_status_error: d.commit_status_error,
             id: d.id,
             project_id: d.project_id,
-            status: d.status,
-            trigger: d.trigger,
+            status: d.status.to_string(),
+            trigger: d.trigger.to_string(),
             created_by: None,
             pusher: d.pusher,
             from_deployment: d.from_deployment_id,
@@ -140,7 +140,7 @@ pub async fn create_deployment(
     }
     Ok(HttpResponse::Accepted().json(Accepted {
         id: deployment.id,
-        status: deployment.status,
+        status: deployment.status.to_string(),
     }))
 }
 
@@ -198,7 +198,7 @@ pub async fn cancel_deployment(
     let after = state.deployer.cancel(&deployment).await?;
     Ok(HttpResponse::Accepted().json(Accepted {
         id: after.id,
-        status: after.status,
+        status: after.status.to_string(),
     }))
 }
 

@@ -1,0 +1,45 @@
+//! States of what shard tracks at its edges: custom domains and their certificates,
+//! notification deliveries, and CLI sign-ins waiting for approval.
+
+use super::text::text_enum;
+
+text_enum! {
+    /// Whether a custom domain's DNS has been shown to point at shard.
+    pub enum DomainState ("domain state") {
+        Pending = "pending",
+        /// Routed: its CNAME or TXT record checked out.
+        Verified = "verified",
+        Failed = "failed",
+    }
+}
+
+text_enum! {
+    /// A custom domain's certificate.
+    pub enum CertState ("certificate state") {
+        /// Not asked for yet (the domain is not verified, or no ACME directory is set).
+        Absent = "none",
+        Pending = "pending",
+        Issued = "issued",
+        Failed = "failed",
+    }
+}
+
+text_enum! {
+    /// One notification delivery to a channel.
+    pub enum DeliveryState ("delivery state") {
+        /// Not yet sent, or to be retried.
+        Pending = "pending",
+        Delivered = "delivered",
+        /// Given up after its last attempt.
+        Failed = "failed",
+    }
+}
+
+text_enum! {
+    /// A `shard login` request, as its approval page moves it.
+    pub enum CliLoginState ("CLI login state") {
+        Waiting = "waiting",
+        Approved = "approved",
+        Denied = "denied",
+    }
+}

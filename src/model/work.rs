@@ -1,0 +1,82 @@
+//! What a deployment is made of and how it is recorded: its trigger, the project's build type,
+//! the stream of each log line; and the queue's jobs: their kind and state.
+
+use super::text::text_enum;
+
+text_enum! {
+    /// What queued a deployment.
+    pub enum Trigger ("deploy trigger") {
+        /// Someone asked (dashboard, CLI, API).
+        Manual = "manual",
+        /// A push to the project's branch (a GitHub webhook).
+        Push = "push",
+        /// A redeploy of an earlier deployment's image.
+        Rollback = "rollback",
+        /// The live deployment's image started afresh.
+        Restart = "restart",
+    }
+}
+
+text_enum! {
+    /// How a project is built and served.
+    pub enum BuildType ("build type") {
+        /// Its Dockerfile is built and the image runs as the app.
+        Dockerfile = "dockerfile",
+        /// Its Dockerfile is built and a directory of the image is served as files.
+        Static = "static",
+    }
+}
+
+text_enum! {
+    /// Where a deployment log line came from.
+    pub enum LogStream ("log stream") {
+        Stdout = "stdout",
+        Stderr = "stderr",
+        /// shard's own lines (steps, errors).
+        System = "system",
+        /// A status change, recorded in the log so a reader replays it in order.
+        Status = "status",
+    }
+}
+
+text_enum! {
+    /// The kinds of work the queue runs.
+    pub enum JobKind ("job kind") {
+        /// Periodic housekeeping; reschedules itself.
+        Maintenance = "maintenance",
+        /// One deployment through the pipeline.
+        Deploy = "deploy",
+        /// One notification delivery attempt.
+        Notify = "notify",
+    }
+}
+
+text_enum! {
+    /// Where a job stands in the queue.
+    pub enum JobState ("job state") {
+        Queued = "queued",
+        Running = "running",
+        Succeeded = "succeeded",
+        Failed = "failed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_text_reads_back_and_an_unknown_value_is_named() {
+        for t in Trigger::ALL {
+            assert_eq!(t.as_str().parse::<Trigger>(), Ok(*t));
+        }
+        for s in JobState::ALL {
+            assert_eq!(JobState::parse(s.as_str()), Some(*s));
+        }
+        assert_eq!(
+            "docker".parse::<BuildType>().unwrap_err().to_string(),
+            "unknown build type 'docker'"
+        );
+        assert_eq!(LogStream::Status.to_string(), "status");
+    }
+}
