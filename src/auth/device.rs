@@ -5,6 +5,7 @@
 //! poll one while the approval reaches another; they last ten minutes and their number is
 //! bounded. The approved token waits there sealed, with the code as associated data.
 
+use crate::model::CliLoginState;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -105,9 +106,9 @@ impl DeviceLogins {
         let code = Self::normalize(code);
         let (name, sealed, username) = match stage {
             Stage::Waiting => return Ok(false),
-            Stage::Denied => (cli_logins::DENIED, None, None),
+            Stage::Denied => (CliLoginState::Denied, None, None),
             Stage::Approved { token, username } => (
-                cli_logins::APPROVED,
+                CliLoginState::Approved,
                 Some(self.sealer.seal(token.as_bytes(), code.as_bytes())),
                 Some(username),
             ),
@@ -122,9 +123,9 @@ impl DeviceLogins {
         let Some(login) = cli_logins::by_poll_hash(&self.db, poll_hash).await? else {
             return Ok(None);
         };
-        let stage = match login.stage.as_str() {
-            cli_logins::WAITING => return Ok(Some(Stage::Waiting)),
-            cli_logins::APPROVED => {
+        let stage = match login.stage {
+            CliLoginState::Waiting => return Ok(Some(Stage::Waiting)),
+            CliLoginState::Approved => {
                 let token = login
                     .token_sealed
                     .as_deref()

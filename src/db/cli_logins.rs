@@ -12,10 +12,6 @@ use super::{Db, now};
 
 pub use cli_logins::Model as CliLogin;
 
-pub const WAITING: &str = "waiting";
-pub const APPROVED: &str = "approved";
-pub const DENIED: &str = "denied";
-
 /// Removes the expired ones, then counts those still pending.
 pub async fn pending(db: &Db) -> Result<u64, DbErr> {
     CliLogins::delete_many()
@@ -37,7 +33,7 @@ pub async fn insert(
         code: Set(code.to_string()),
         poll_hash: Set(poll_hash.to_string()),
         name: Set(name.to_string()),
-        stage: Set(WAITING.into()),
+        stage: Set(crate::model::CliLoginState::Waiting),
         token_sealed: Set(None),
         username: Set(None),
         expires_at: Set(expires_at),
@@ -50,7 +46,7 @@ pub async fn insert(
 /// The sign-in with this code, still waiting and not expired.
 pub async fn waiting(db: &Db, code: &str) -> Result<Option<CliLogin>, DbErr> {
     CliLogins::find_by_id(code.to_string())
-        .filter(Column::Stage.eq(WAITING))
+        .filter(Column::Stage.eq(crate::model::CliLoginState::Waiting))
         .filter(Column::ExpiresAt.gt(now()))
         .one(db)
         .await
@@ -61,7 +57,7 @@ pub async fn waiting(db: &Db, code: &str) -> Result<Option<CliLogin>, DbErr> {
 pub async fn settle(
     db: &Db,
     code: &str,
-    stage: &str,
+    stage: crate::model::CliLoginState,
     token_sealed: Option<Vec<u8>>,
     username: Option<String>,
 ) -> Result<bool, DbErr> {
@@ -70,7 +66,7 @@ pub async fn settle(
         .col_expr(Column::TokenSealed, Expr::value(token_sealed))
         .col_expr(Column::Username, Expr::value(username))
         .filter(Column::Code.eq(code))
-        .filter(Column::Stage.eq(WAITING))
+        .filter(Column::Stage.eq(crate::model::CliLoginState::Waiting))
         .filter(Column::ExpiresAt.gt(now()))
         .exec(db)
         .await?;
@@ -90,7 +86,7 @@ pub async fn by_poll_hash(db: &Db, poll_hash: &str) -> Result<Option<CliLogin>, 
 pub async fn collect(db: &Db, code: &str) -> Result<bool, DbErr> {
     let result = CliLogins::delete_many()
         .filter(Column::Code.eq(code))
-        .filter(Column::Stage.ne(WAITING))
+        .filter(Column::Stage.ne(crate::model::CliLoginState::Waiting))
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)

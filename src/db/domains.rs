@@ -15,10 +15,6 @@ use super::entities::domains::{self, Column, Entity as Domains};
 
 pub use domains::Model as Domain;
 
-pub const PENDING: &str = "pending";
-pub const VERIFIED: &str = "verified";
-pub const FAILED: &str = "failed";
-
 /// Why a domain could not be added.
 #[derive(Debug, thiserror::Error)]
 pub enum AddError {
@@ -37,7 +33,7 @@ pub async fn expire_pending(
     name: Option<&str>,
 ) -> Result<u64, DbErr> {
     let mut query = Domains::delete_many()
-        .filter(Column::Status.ne(VERIFIED))
+        .filter(Column::Status.ne(crate::model::DomainState::Verified))
         .filter(Column::VerifiedAt.is_null())
         .filter(Column::CreatedAt.lt(before));
     if let Some(name) = name {
@@ -53,10 +49,10 @@ pub async fn add(db: &Db, project_id: Uuid, domain: &str, token: &str) -> Result
         domain: Set(domain.to_string()),
         verification_token: Set(token.to_string()),
         verified_at: Set(None),
-        cert_status: Set("none".into()),
+        cert_status: Set(crate::model::CertState::Absent),
         cert_expires_at: Set(None),
         created_at: Set(Utc::now()),
-        status: Set(PENDING.into()),
+        status: Set(crate::model::DomainState::Pending),
         message: Set(None),
         checked_at: Set(None),
         cert_message: Set(None),
@@ -88,7 +84,7 @@ pub async fn list_for_project(db: &Db, project_id: Uuid) -> Result<Vec<Domain>, 
 /// Every verified domain, grouped by project (for the route table).
 pub async fn verified_by_project(db: &Db) -> Result<HashMap<Uuid, Vec<String>>, DbErr> {
     let rows = Domains::find()
-        .filter(Column::Status.eq(VERIFIED))
+        .filter(Column::Status.eq(crate::model::DomainState::Verified))
         .all(db)
         .await?;
     let mut out: HashMap<Uuid, Vec<String>> = HashMap::new();
@@ -101,7 +97,7 @@ pub async fn verified_by_project(db: &Db) -> Result<HashMap<Uuid, Vec<String>>, 
 /// Every verified domain (for certificates).
 pub async fn verified(db: &Db) -> Result<Vec<Domain>, DbErr> {
     Domains::find()
-        .filter(Column::Status.eq(VERIFIED))
+        .filter(Column::Status.eq(crate::model::DomainState::Verified))
         .order_by_asc(Column::Domain)
         .all(db)
         .await
@@ -111,17 +107,17 @@ pub async fn verified(db: &Db) -> Result<Vec<Domain>, DbErr> {
 pub async fn record_check(
     db: &Db,
     domain: Domain,
-    status: &str,
+    status: crate::model::DomainState,
     message: Option<String>,
 ) -> Result<Domain, DbErr> {
     let now = Utc::now();
-    let verified_at = if status == VERIFIED {
+    let verified_at = if status == crate::model::DomainState::Verified {
         domain.verified_at.or(Some(now))
     } else {
         None
     };
     let mut row = domain.into_active_model();
-    row.status = Set(status.to_string());
+    row.status = Set(status);
     row.message = Set(message);
     row.checked_at = Set(Some(now));
     row.verified_at = Set(verified_at);
@@ -132,7 +128,7 @@ pub async fn record_check(
 pub async fn record_certificate(
     db: &Db,
     domain: &str,
-    status: &str,
+    status: crate::model::CertState,
     expires_at: Option<chrono::DateTime<Utc>>,
     message: Option<String>,
 ) -> Result<(), DbErr> {
@@ -140,7 +136,7 @@ pub async fn record_certificate(
         return Ok(());
     };
     let mut row = row.into_active_model();
-    row.cert_status = Set(status.to_string());
+    row.cert_status = Set(status);
     if expires_at.is_some() {
         row.cert_expires_at = Set(expires_at);
     }

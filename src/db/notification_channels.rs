@@ -17,10 +17,6 @@ use super::{Db, new_id, now};
 pub use notification_channels::Model as Channel;
 pub use notification_deliveries::Model as Delivery;
 
-pub const PENDING: &str = "pending";
-pub const DELIVERED: &str = "delivered";
-pub const FAILED: &str = "failed";
-
 /// Channels one user may have.
 pub const MAX_CHANNELS: usize = 50;
 /// Deliveries kept per channel (older ones are removed as new ones are made).
@@ -110,7 +106,7 @@ pub async fn insert_delivery(
         channel_id: Set(channel),
         event: Set(event.to_string()),
         payload: Set(payload),
-        status: Set(PENDING.into()),
+        status: Set(crate::model::DeliveryState::Pending.into()),
         attempts: Set(0),
         last_error: Set(None),
         created_at: Set(at),
@@ -142,18 +138,18 @@ pub async fn find_delivery(db: &Db, id: Uuid) -> Result<Option<Delivery>, DbErr>
     Deliveries::find_by_id(id).one(db).await
 }
 
-/// Records one attempt: its outcome (`DELIVERED`, `PENDING` for a retry to come, `FAILED`)
+/// Records one attempt: its outcome (`crate::model::DeliveryState::Delivered`, `crate::model::DeliveryState::Pending` for a retry to come, `crate::model::DeliveryState::Failed`)
 /// and the error, if any.
 pub async fn record_attempt(
     db: &Db,
     delivery: Delivery,
-    status: &str,
+    status: crate::model::DeliveryState,
     error: Option<String>,
 ) -> Result<(), DbErr> {
     let attempts = delivery.attempts + 1;
     let mut active: notification_deliveries::ActiveModel = delivery.into();
     active.attempts = Set(attempts);
-    active.status = Set(status.to_string());
+    active.status = Set(status);
     active.last_error = Set(error.map(|e| e.chars().take(500).collect()));
     active.updated_at = Set(now());
     active.update(db).await?;

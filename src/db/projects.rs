@@ -29,7 +29,7 @@ pub struct Settings {
     pub memory_limit_mb: Option<i64>,
     pub cpu_limit_millis: Option<i32>,
     /// `dockerfile` or `static`.
-    pub build_type: String,
+    pub build_type: crate::model::BuildType,
     /// For `static`: the directory of the built image that holds the site.
     pub static_dir: Option<String>,
     /// How many copies of the app run (Swarm; plain Docker runs one).
@@ -41,8 +41,6 @@ pub struct Settings {
 }
 
 /// The build types a project can have.
-pub const DOCKERFILE: &str = "dockerfile";
-pub const STATIC: &str = "static";
 
 impl Settings {
     /// A project named `name` building `git_url`'s `main` branch with everything else as a
@@ -60,7 +58,7 @@ impl Settings {
             health_timeout_secs: 60,
             memory_limit_mb: None,
             cpu_limit_millis: None,
-            build_type: DOCKERFILE.into(),
+            build_type: crate::model::BuildType::Dockerfile,
             static_dir: None,
             replicas: 1,
             placement: Default::default(),
@@ -89,7 +87,7 @@ impl Settings {
             health_timeout_secs: p.health_timeout_secs,
             memory_limit_mb: p.memory_limit_mb,
             cpu_limit_millis: p.cpu_limit_millis,
-            build_type: p.build_type.clone(),
+            build_type: p.build_type,
             static_dir: p.static_dir.clone(),
             replicas: p.replicas,
             placement: placement_of(p),

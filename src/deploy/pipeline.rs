@@ -142,7 +142,7 @@ impl Pipeline {
                 image
             }
         };
-        if self.project.build_type == crate::db::projects::STATIC {
+        if self.project.build_type == crate::model::BuildType::Static {
             self.publish_site(&image).await?;
         } else {
             let runtime = self.d.runtime.clone();
@@ -221,7 +221,7 @@ impl Pipeline {
 
         // Under Swarm the image is named for the registry every node pulls from.
         let tag = match self.d.config.image_registry() {
-            Some(registry) if p.build_type != crate::db::projects::STATIC => {
+            Some(registry) if p.build_type != crate::model::BuildType::Static => {
                 format!("{registry}/shard/{}:{}", p.slug, self.deployment.id)
             }
             _ => format!("shard/{}:{}", p.slug, self.deployment.id),
@@ -430,7 +430,7 @@ impl Pipeline {
     /// Records how the pipeline ended and removes what a failed or cancelled deploy created.
     async fn conclude(&mut self, outcome: Result<(), Stop>) {
         let Err(stop) = outcome else { return };
-        if self.project.build_type == crate::db::projects::STATIC {
+        if self.project.build_type == crate::model::BuildType::Static {
             site::remove_site(&self.d.config.data_dir, self.deployment.id).await;
         }
         let runtime = self.d.runtime.clone();

@@ -21,6 +21,8 @@ text_enum! {
         Pending = "pending",
         Issued = "issued",
         Failed = "failed",
+        /// Served from a certificate file the admin configured, not from ACME.
+        File = "file",
     }
 }
 

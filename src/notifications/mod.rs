@@ -14,8 +14,9 @@ use uuid::Uuid;
 
 use crate::config::Config;
 use crate::db::jobs::{self as queue, Job, NewJob};
-use crate::db::notification_channels::{self as channels, Channel, DELIVERED, FAILED, PENDING};
+use crate::db::notification_channels::{self as channels, Channel};
 use crate::db::{self, Db};
+use crate::model::DeliveryState;
 use crate::secrets::Sealer;
 
 pub use send::Sender;
@@ -160,12 +161,17 @@ impl Notifier {
         let last = job.attempts >= job.max_attempts;
         match result {
             Ok(()) => {
-                channels::record_attempt(&self.db, delivery, DELIVERED, None).await?;
+                channels::record_attempt(&self.db, delivery, DeliveryState::Delivered, None)
+                    .await?;
                 Ok(())
             }
             Err(e) => {
                 let why = format!("{e:#}");
-                let status = if last { FAILED } else { PENDING };
+                let status = if last {
+                    DeliveryState::Failed
+                } else {
+                    DeliveryState::Pending
+                };
                 channels::record_attempt(&self.db, delivery, status, Some(why.clone())).await?;
                 Err(anyhow::anyhow!(why))
             }

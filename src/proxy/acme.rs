@@ -8,6 +8,7 @@
 //! recorded on the domain (status and message), retried after `acme.retry_after_secs`, and
 //! never touches a listener.
 
+use crate::model::CertState;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -236,7 +237,7 @@ impl Acme {
         for (name, is_domain, team) in names {
             if let Some(current) = self.certs.get(&name) {
                 if current.from_file {
-                    let (status, expiry) = ("file", Some(current.expires_at));
+                    let (status, expiry) = (CertState::File, Some(current.expires_at));
                     self.record(&name, is_domain, status, expiry, None).await;
                     continue;
                 }
@@ -265,13 +266,14 @@ impl Acme {
                 if is_domain {
                     let why = "waiting: the team's certificate orders for this hour are used up \
                                (quotas.acme_orders_per_hour_per_team)";
-                    self.record(&name, true, "pending", None, Some(why.into()))
+                    self.record(&name, true, CertState::Pending, None, Some(why.into()))
                         .await;
                 }
                 continue;
             }
             if is_domain {
-                self.record(&name, true, "pending", None, None).await;
+                self.record(&name, true, CertState::Pending, None, None)
+                    .await;
             }
             // A CA that stops answering must not stall every other name's renewal.
             let issued = tokio::time::timeout(ORDER_TIMEOUT, self.issue(&name))
@@ -288,7 +290,7 @@ impl Acme {
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .remove(&name);
-                    self.record(&name, is_domain, "issued", Some(expires_at), None)
+                    self.record(&name, is_domain, CertState::Issued, Some(expires_at), None)
                         .await;
                 }
                 Err(e) => {
@@ -334,7 +336,7 @@ impl Acme {
         if first && is_domain {
             self.notify_failure(name, &message).await;
         }
-        self.record(name, is_domain, "failed", None, Some(message))
+        self.record(name, is_domain, CertState::Failed, None, Some(message))
             .await;
     }
 
@@ -373,7 +375,7 @@ impl Acme {
         &self,
         name: &str,
         is_domain: bool,
-        status: &str,
+        status: CertState,
         expires_at: Option<chrono::DateTime<Utc>>,
         message: Option<String>,
     ) {

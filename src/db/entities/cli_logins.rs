@@ -8,7 +8,7 @@ pub struct Model {
     pub poll_hash: String,
     pub name: String,
     /// `waiting`, `approved` or `denied`.
-    pub stage: String,
+    pub stage: crate::model::CliLoginState,
     pub token_sealed: Option<Vec<u8>>,
     pub username: Option<String>,
     pub expires_at: DateTimeUtc,

@@ -8,7 +8,7 @@ pub struct Model {
     pub channel_id: Uuid,
     pub event: String,
     pub payload: String,
-    pub status: String,
+    pub status: crate::model::DeliveryState,
     pub attempts: i32,
     pub last_error: Option<String>,
     pub created_at: DateTimeUtc,

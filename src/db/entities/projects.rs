@@ -21,7 +21,7 @@ pub struct Model {
     pub webhook_secret_sealed: Option<Vec<u8>>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
-    pub build_type: String,
+    pub build_type: crate::model::BuildType,
     pub static_dir: Option<String>,
     pub github_repo: Option<String>,
     pub github_hook_id: Option<i64>,

@@ -88,12 +88,12 @@ fn view(state: &AppState, project: &Project, d: Domain) -> DomainView {
             value: app_host(state, project),
         },
         url: format!("{scheme}://{}", d.domain),
-        status: d.status,
+        status: d.status.to_string(),
         message: d.message,
         checked_at: d.checked_at,
         verified_at: d.verified_at,
         certificate: CertificateView {
-            status: d.cert_status,
+            status: d.cert_status.to_string(),
             expires_at: d.cert_expires_at,
             message: d.cert_message,
         },
@@ -241,7 +241,9 @@ pub async fn verify_domain(
         .any(|t| t == &domain.verification_token)
         || answers.cnames.iter().any(|c| c == &target);
     if proven {
-        let domain = domains::record_check(&state.db, domain, domains::VERIFIED, None).await?;
+        let domain =
+            domains::record_check(&state.db, domain, crate::model::DomainState::Verified, None)
+                .await?;
         state.proxy.refresh_or_log().await;
         return Ok(web::Json(view(&state, &project, domain)));
     }
@@ -254,8 +256,14 @@ pub async fn verify_domain(
         tokens = answers.tokens,
         cnames = answers.cnames,
     );
-    let was_routed = domain.status == domains::VERIFIED;
-    domains::record_check(&state.db, domain, domains::FAILED, Some(message.clone())).await?;
+    let was_routed = domain.status == crate::model::DomainState::Verified;
+    domains::record_check(
+        &state.db,
+        domain,
+        crate::model::DomainState::Failed,
+        Some(message.clone()),
+    )
+    .await?;
     if was_routed {
         state.proxy.refresh_or_log().await;
     }

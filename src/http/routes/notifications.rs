@@ -281,7 +281,7 @@ pub async fn list_deliveries(
             .map(|d| DeliveryView {
                 id: d.id,
                 event: d.event,
-                status: d.status,
+                status: d.status.to_string(),
                 attempts: d.attempts,
                 last_error: d.last_error,
                 created_at: d.created_at,

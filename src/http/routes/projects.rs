@@ -17,6 +17,7 @@ use crate::http::access::{Configure, Own, ProjectFor, Read};
 use crate::http::auth::Authenticated;
 use crate::http::body::JsonBody;
 use crate::http::error::{AppError, AppResult, FieldCheck};
+use crate::model::BuildType;
 use crate::state::AppState;
 use crate::validate;
 
@@ -146,7 +147,7 @@ fn view(
         health_timeout_secs: p.health_timeout_secs,
         memory_limit_mb: p.memory_limit_mb,
         cpu_limit_millis: p.cpu_limit_millis,
-        build_type: p.build_type,
+        build_type: p.build_type.to_string(),
         replicas: p.replicas,
         placement,
         static_dir: p.static_dir,
@@ -251,19 +252,13 @@ fn check(state: &AppState, s: &Settings) -> AppResult<()> {
         return Err(AppError::validation("port", "must be between 1 and 65535"));
     }
     validate::health_path(&s.health_path).field("health_path")?;
-    match (s.build_type.as_str(), &s.static_dir) {
-        (db::projects::DOCKERFILE, _) => {}
-        (db::projects::STATIC, Some(dir)) => validate::static_dir(dir).field("static_dir")?,
-        (db::projects::STATIC, None) => {
+    match (s.build_type, &s.static_dir) {
+        (BuildType::Dockerfile, _) => {}
+        (BuildType::Static, Some(dir)) => validate::static_dir(dir).field("static_dir")?,
+        (BuildType::Static, None) => {
             return Err(AppError::validation(
                 "static_dir",
                 "is required for a static site (the directory of the built image to serve)",
-            ));
-        }
-        _ => {
-            return Err(AppError::validation(
-                "build_type",
-                "must be \"dockerfile\" or \"static\"",
             ));
         }
     }
@@ -431,7 +426,7 @@ pub async fn update_project(
         s.cpu_limit_millis = v;
     }
     if let Some(v) = b.build_type {
-        s.build_type = v;
+        s.build_type = build_type(&v)?;
     }
     if let Some(v) = b.static_dir {
         s.static_dir = v;
@@ -526,6 +521,12 @@ pub async fn delete_project(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// A build type as the API spells it.
+fn build_type(text: &str) -> AppResult<BuildType> {
+    BuildType::parse(text)
+        .ok_or_else(|| AppError::validation("build_type", "must be \"dockerfile\" or \"static\""))
+}
+
 /// Creates a project (the body of `POST /projects`, also used by GitHub import).
 pub(crate) async fn create(
     state: &AppState,
@@ -542,7 +543,10 @@ pub(crate) async fn create(
         health_timeout_secs: b.health_timeout_secs.unwrap_or(given.health_timeout_secs),
         memory_limit_mb: b.memory_limit_mb,
         cpu_limit_millis: b.cpu_limit_millis,
-        build_type: b.build_type.unwrap_or(given.build_type),
+        build_type: match b.build_type {
+            Some(text) => build_type(&text)?,
+            None => given.build_type,
+        },
         static_dir: b.static_dir,
         replicas: b.replicas.unwrap_or(given.replicas),
         placement: b.placement.unwrap_or_default(),
