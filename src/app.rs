@@ -178,8 +178,11 @@ impl App {
         };
         let hub = Arc::new(Hub::new());
         // Several instances on one Postgres: one leads the singletons; hub events fan out.
-        let leadership =
-            crate::cluster::leader::campaign(&db, &config.database_url(), shutdown.clone());
+        let (leadership, campaign) = crate::cluster::leader::campaign(&db, &config.database_url());
+        if let Some(campaign) = campaign {
+            let stop = shutdown.clone();
+            supervisor.spawn("leader", move || campaign.clone().run(stop.clone()));
+        }
         // Woken when another instance changed what a project serves (its route table follows).
         let routes_changed = Arc::new(tokio::sync::Notify::new());
         if db::is_postgres(&db) {
@@ -329,7 +332,14 @@ impl App {
             .refresh()
             .await
             .context("building the route table")?;
-        deploy::recover::at_startup(&state.deployer, shutdown.clone()).await;
+        deploy::recover::at_startup(&state.deployer).await;
+        let (sweep_deployer, stop) = (state.deployer.clone(), shutdown.clone());
+        supervisor.spawn("sweep", move || {
+            deploy::recover::keep_swept(sweep_deployer.clone(), stop.clone())
+        });
+        if let Some(poster) = state.deployer.commit_status_poster() {
+            supervisor.spawn_once("commit-statuses", poster.map(Ok));
+        }
         let (deployer, leadership, stop) = (
             state.deployer.clone(),
             state.leadership.clone(),
@@ -391,7 +401,7 @@ impl App {
             deployer: state.deployer.clone(),
             notifier: state.notifier.clone(),
         });
-        let workers = jobs::Workers::start(job_parts, shutdown.clone()).await?;
+        let workers = jobs::Workers::start(job_parts, &supervisor, shutdown.clone()).await?;
 
         let server_state = state.clone();
         let mut server = HttpServer::new(move || {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -58,8 +59,9 @@ impl Supervisor {
         })
     }
 
-    /// Runs the task `make` starts, as `name`, starting it again whenever it fails.
-    pub fn spawn<F, Fut>(self: &Arc<Self>, name: &'static str, make: F)
+    /// Runs the task `make` starts, as `name`, starting it again whenever it fails. The handle
+    /// ends when the task ended for good (done, or at shutdown).
+    pub fn spawn<F, Fut>(self: &Arc<Self>, name: &'static str, make: F) -> JoinHandle<()>
     where
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
@@ -102,7 +104,7 @@ impl Supervisor {
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 this.set(name, |t| t.status = TaskStatus::Running);
             }
-        });
+        })
     }
 
     /// Runs a task that can only be started once (it owns a channel's receiving end): watched

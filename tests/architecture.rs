@@ -84,6 +84,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "model",
             "notifications",
             "secrets",
+            "supervisor",
         ],
     ),
     // The HTTP layer: AppState is the handle set its handlers take (it holds the engine handle

@@ -4,6 +4,7 @@
 //! instance's next attempt (every `RETRY`) takes it over. On SQLite there is one instance per
 //! database (the data-dir lock), and it always leads.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
@@ -36,29 +37,44 @@ impl Leadership {
     }
 }
 
-/// Leadership for an instance on `db`: always on SQLite; on Postgres, campaigned for by a task
-/// that holds its own connection (opened from `url`) until shutdown.
-pub fn campaign(db: &DatabaseConnection, url: &str, shutdown: CancellationToken) -> Leadership {
+/// Leadership for an instance on `db`: always on SQLite; on Postgres, campaigned for by the
+/// returned `Campaign`, which holds its own connection (opened from `url`) while it runs.
+pub fn campaign(db: &DatabaseConnection, url: &str) -> (Leadership, Option<Arc<Campaign>>) {
     if !crate::db::is_postgres(db) {
-        return Leadership::single();
+        return (Leadership::single(), None);
     }
     let (tx, leading) = watch::channel(false);
-    let url = url.to_string();
-    tokio::spawn(async move {
+    let campaign = Campaign {
+        url: url.to_string(),
+        leading: tx,
+    };
+    (Leadership { leading }, Some(Arc::new(campaign)))
+}
+
+/// The campaign for the lock: app.rs runs it under the supervisor as `leader`.
+pub struct Campaign {
+    url: String,
+    leading: watch::Sender<bool>,
+}
+
+impl Campaign {
+    /// Holds or waits for the lock until shutdown, trying again `RETRY` after a lost
+    /// connection; leadership reads false whenever the lock is not held.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> anyhow::Result<()> {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = hold(&url, &tx) => {}
+                _ = hold(&self.url, &self.leading) => {}
             }
-            let _ = tx.send(false);
+            let _ = self.leading.send(false);
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(RETRY) => {}
             }
         }
-        let _ = tx.send(false);
-    });
-    Leadership { leading }
+        let _ = self.leading.send(false);
+        Ok(())
+    }
 }
 
 /// Opens a connection, tries the lock until it has it, then keeps checking the connection;

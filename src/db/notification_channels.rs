@@ -106,7 +106,7 @@ pub async fn insert_delivery(
         channel_id: Set(channel),
         event: Set(event.to_string()),
         payload: Set(payload),
-        status: Set(crate::model::DeliveryState::Pending.into()),
+        status: Set(crate::model::DeliveryState::Pending),
         attempts: Set(0),
         last_error: Set(None),
         created_at: Set(at),

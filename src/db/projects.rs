@@ -40,8 +40,6 @@ pub struct Settings {
     pub git_url_trusted: bool,
 }
 
-/// The build types a project can have.
-
 impl Settings {
     /// A project named `name` building `git_url`'s `main` branch with everything else as a
     /// bare `POST /projects` leaves it: `Dockerfile`, health check `GET /` for up to 60 s, no

@@ -21,9 +21,14 @@ const QUEUE: usize = 1024;
 const CONTEXT: &str = "shard";
 
 /// The handle deploys report status changes through.
+/// The posting loop before it runs: what it needs and the queue it reads.
+type Unstarted = (Poster, mpsc::Receiver<(Uuid, S)>);
+
 #[derive(Clone)]
 pub struct CommitStatuses {
     sender: mpsc::Sender<(Uuid, S)>,
+    /// The posting loop until app.rs takes it to run under the supervisor.
+    poster: Arc<std::sync::Mutex<Option<Unstarted>>>,
 }
 
 /// What the posting task needs.
@@ -36,11 +41,24 @@ pub struct Poster {
 }
 
 impl CommitStatuses {
-    /// Starts the posting task; it ends when every handle is dropped.
-    pub fn start(poster: Poster) -> Self {
+    /// The queue; nothing is posted until the loop `take_poster` hands out runs.
+    pub fn new(poster: Poster) -> Self {
         let (sender, receiver) = mpsc::channel(QUEUE);
-        tokio::spawn(poster.run(receiver));
-        Self { sender }
+        Self {
+            sender,
+            poster: Arc::new(std::sync::Mutex::new(Some((poster, receiver)))),
+        }
+    }
+
+    /// The posting loop, once (it owns the queue's receiving end); it ends when every handle
+    /// is dropped.
+    pub fn take_poster(&self) -> Option<impl std::future::Future<Output = ()> + Send + use<>> {
+        let (poster, receiver) = self
+            .poster
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()?;
+        Some(poster.run(receiver))
     }
 
     /// Queues a status change for posting; never waits.

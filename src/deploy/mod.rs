@@ -47,8 +47,6 @@ use crate::proxy::Proxy;
 use crate::secrets::Sealer;
 use DeploymentStatus as S;
 
-/// The `kind` of deploy jobs in the queue.
-
 /// A deploy job's payload.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Payload {
@@ -182,13 +180,20 @@ pub struct Parts {
 }
 
 impl Deployer {
+    /// The loop that posts commit statuses to GitHub, for app.rs to start (once).
+    pub fn commit_status_poster(
+        &self,
+    ) -> Option<impl std::future::Future<Output = ()> + Send + use<>> {
+        self.commit_statuses.take_poster()
+    }
+
     pub fn new(parts: Parts) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| anyhow::anyhow!("building the health-check client: {e}"))?;
-        let commit_statuses = commit_status::CommitStatuses::start(commit_status::Poster {
+        let commit_statuses = commit_status::CommitStatuses::new(commit_status::Poster {
             db: parts.db.clone(),
             sealer: parts.sealer.clone(),
             github: parts.github,

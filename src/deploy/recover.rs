@@ -32,10 +32,9 @@ pub struct Swept {
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 /// Startup: on SQLite (one process per database, guarded by the data-dir lock) every running
-/// job is an orphan, so its lease ends now. Then the sweep runs in the background: at once,
-/// retried with backoff (1 s doubling to 60 s) while Docker cannot be reached, and every
-/// `SWEEP_EVERY` after that, until shutdown.
-pub async fn at_startup(d: &Arc<Deployer>, shutdown: CancellationToken) {
+/// job is an orphan, so its lease ends now. The sweep then runs in the background
+/// (`keep_swept`).
+pub async fn at_startup(d: &Arc<Deployer>) {
     if !db::is_postgres(&d.db) {
         match db::jobs::expire_running_leases(&d.db).await {
             Ok(0) => {}
@@ -43,30 +42,33 @@ pub async fn at_startup(d: &Arc<Deployer>, shutdown: CancellationToken) {
             Err(e) => tracing::error!(error = %e, "cannot recover interrupted jobs"),
         }
     }
-    let d = d.clone();
-    tokio::spawn(async move {
-        let mut retry = Duration::from_secs(1);
-        let mut delay = Duration::ZERO;
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = shutdown.cancelled() => return,
-            }
-            delay = match sweep(&d).await {
-                Ok(swept) => {
-                    log_swept(swept);
-                    retry = Duration::from_secs(1);
-                    SWEEP_EVERY
-                }
-                Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), retry_in_secs = retry.as_secs(), "reconcile with Docker failed; retrying");
-                    let wait = retry;
-                    retry = (retry * 2).min(Duration::from_secs(60));
-                    wait
-                }
-            };
+}
+
+/// The background sweep (app.rs runs it under the supervisor as `sweep`): at once, retried
+/// with backoff (1 s doubling to 60 s) while Docker cannot be reached, and every
+/// `SWEEP_EVERY` after that, until shutdown.
+pub async fn keep_swept(d: Arc<Deployer>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let mut retry = Duration::from_secs(1);
+    let mut delay = Duration::ZERO;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.cancelled() => return Ok(()),
         }
-    });
+        delay = match sweep(&d).await {
+            Ok(swept) => {
+                log_swept(swept);
+                retry = Duration::from_secs(1);
+                SWEEP_EVERY
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), retry_in_secs = retry.as_secs(), "reconcile with Docker failed; retrying");
+                let wait = retry;
+                retry = (retry * 2).min(Duration::from_secs(60));
+                wait
+            }
+        };
+    }
 }
 
 fn log_swept(swept: Swept) {

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use tokio::task::JoinHandle;
+
+use crate::supervisor::Supervisor;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::jobs::{self as queue, Job};
@@ -34,34 +36,66 @@ pub use crate::model::JobKind as Kind;
 
 /// The running worker tasks.
 pub struct Workers {
-    handles: Vec<JoinHandle<()>>,
+    handle: JoinHandle<()>,
 }
 
 impl Workers {
-    /// Schedules the periodic jobs (once) and starts `jobs.concurrency` workers.
-    pub async fn start(state: Arc<Parts>, shutdown: CancellationToken) -> anyhow::Result<Workers> {
+    /// Schedules the periodic jobs (once) and starts `jobs.concurrency` workers, run under the
+    /// supervisor as `job-workers`: if a worker's loop ends unasked, the others finish their
+    /// current job and stop, and the supervisor starts them all again.
+    pub async fn start(
+        state: Arc<Parts>,
+        supervisor: &Arc<Supervisor>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Workers> {
         maintenance::ensure_scheduled(&state.db, Utc::now()).await?;
         let owner_prefix = format!("{}-{}", hostname(), std::process::id());
-        let handles = (0..state.config.jobs.concurrency)
-            .map(|n| {
-                let worker = Worker {
-                    owner: format!("{owner_prefix}-{n}"),
-                    state: state.clone(),
-                    shutdown: shutdown.clone(),
-                };
-                tokio::spawn(worker.run())
-            })
-            .collect();
-        Ok(Workers { handles })
+        let handle = supervisor.spawn("job-workers", move || {
+            run_all(state.clone(), owner_prefix.clone(), shutdown.clone())
+        });
+        Ok(Workers { handle })
     }
 
     /// Waits for every worker to finish its current job and stop.
     pub async fn join(self) {
-        for handle in self.handles {
-            if let Err(e) = handle.await {
-                tracing::error!(error = %e, "job worker panicked");
-            }
+        if let Err(e) = self.handle.await {
+            tracing::error!(error = %e, "the job workers' supervisor ended abnormally");
         }
+    }
+}
+
+/// Runs the workers until shutdown; an error when one of them ended before it.
+async fn run_all(
+    state: Arc<Parts>,
+    owner_prefix: String,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let stop = shutdown.child_token();
+    let mut workers = tokio::task::JoinSet::new();
+    for n in 0..state.config.jobs.concurrency {
+        workers.spawn(
+            Worker {
+                owner: format!("{owner_prefix}-{n}"),
+                state: state.clone(),
+                shutdown: stop.clone(),
+            }
+            .run(),
+        );
+    }
+    let mut failure = None;
+    while let Some(ended) = workers.join_next().await {
+        if !shutdown.is_cancelled() && failure.is_none() {
+            failure = Some(match ended {
+                Err(e) if e.is_panic() => "a job worker panicked".to_string(),
+                _ => "a job worker stopped".to_string(),
+            });
+            // The rest finish their current job and stop; the supervisor starts them again.
+            stop.cancel();
+        }
+    }
+    match failure {
+        Some(why) => Err(anyhow::anyhow!(why)),
+        None => Ok(()),
     }
 }
 

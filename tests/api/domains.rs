@@ -20,7 +20,7 @@ impl Dns {
     /// Starts dnsmasq on the held port, released at the last moment. Should something take the
     /// port in that moment, dnsmasq exits at once: it is tried again (the port is usually free
     /// again), and a failure shows what dnsmasq said.
-    fn start(port: &mut crate::peers::HeldUdpPort, records: &[String]) -> Dns {
+    fn start(port: &mut crate::peers::HeldPort, records: &[String]) -> Dns {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -108,7 +108,7 @@ async fn verify(
 #[tokio::test]
 async fn domains_verify_by_txt_or_cname_and_route_only_once_verified() {
     // The resolver's port is fixed before the app starts; dnsmasq starts once tokens exist.
-    let mut dns_port = crate::peers::HeldUdpPort::new();
+    let mut dns_port = crate::peers::HeldPort::new();
     let port = dns_port.port;
     let upstream = start_upstream().await.to_string();
     let app = spawn_app_with(|c| {

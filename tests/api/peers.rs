@@ -55,25 +55,31 @@ impl Drop for Peer {
     }
 }
 
-/// A UDP port on 127.0.0.1 held until `release`: a port chosen now for a program started later
-/// cannot be taken meanwhile by anything else that asks the system for a free port.
-pub struct HeldUdpPort {
-    socket: Option<std::net::UdpSocket>,
+/// A port on 127.0.0.1 held for UDP and TCP (a DNS server binds both) until `release`: a port
+/// chosen now for a program started later cannot be taken meanwhile by anything else that
+/// asks the system for a free port, nor picked as the local port of an outgoing connection.
+pub struct HeldPort {
+    sockets: Option<(std::net::UdpSocket, std::net::TcpListener)>,
     pub port: u16,
 }
 
-impl HeldUdpPort {
+impl HeldPort {
     pub fn new() -> Self {
-        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = socket.local_addr().unwrap().port();
-        Self {
-            socket: Some(socket),
-            port,
+        for _ in 0..50 {
+            let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let port = udp.local_addr().unwrap().port();
+            if let Ok(tcp) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+                return Self {
+                    sockets: Some((udp, tcp)),
+                    port,
+                };
+            }
         }
+        panic!("no port on 127.0.0.1 is free for both UDP and TCP");
     }
 
     /// Frees the port for the program about to bind it.
     pub fn release(&mut self) {
-        self.socket.take();
+        self.sockets.take();
     }
 }

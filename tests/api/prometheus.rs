@@ -367,13 +367,21 @@ async fn a_failing_background_loop_is_restarted_and_counted() {
             .await
             .unwrap();
         let tasks = overview["tasks"].as_array().unwrap().clone();
-        // The real loops are there too.
+        // The real loops are there too (and the leader campaign and relay on Postgres).
+        let postgres = std::env::var("SHARD_TEST_DATABASE_URL").is_ok();
+        let shared = ["leader", "relay-listen", "relay-send", "route-follower"];
         for name in [
             "watchdog",
             "docker-events",
             "metrics-collector",
             "system-heartbeat",
-        ] {
+            "sweep",
+            "job-workers",
+            "commit-statuses",
+        ]
+        .into_iter()
+        .chain(shared.into_iter().filter(|_| postgres))
+        {
             assert!(
                 tasks.iter().any(|t| t["name"] == name),
                 "{name}: {overview}"
