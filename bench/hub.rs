@@ -247,7 +247,7 @@ async fn main() {
     let entries: Vec<db::deployment_logs::Entry> = (0..REPLAY_LINES)
         .map(|i| db::deployment_logs::Entry {
             ts: chrono::Utc::now(),
-            stream: "stdout",
+            stream: shard::model::LogStream::Stdout,
             line: format!("line {i} of a long build log, with some typical length to it"),
         })
         .collect();

@@ -17,8 +17,8 @@ pub use deployment_logs::Model as LogLine;
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub ts: DateTime<Utc>,
-    /// `stdout`, `stderr`, `system` or `status`.
-    pub stream: &'static str,
+    /// For a `Status` entry, `line` is the status's text.
+    pub stream: crate::model::LogStream,
     pub line: String,
 }
 
@@ -50,7 +50,7 @@ pub async fn insert(
             deployment_id: Set(deployment_id),
             seq: Set(first_seq + i as i64),
             ts: Set(e.ts),
-            stream: Set(e.stream.to_string()),
+            stream: Set(e.stream),
             line: Set(e.line.clone()),
         });
     DeploymentLogs::insert_many(models).exec(db).await?;

@@ -10,11 +10,14 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use chrono::{DateTime, Utc};
+
 use super::DeploymentStatus;
 use super::notify;
 use crate::db::deployment_logs::{self, Entry};
 use crate::db::{self, Db, deployments::Deployment};
 use crate::hub::{Event, Hub};
+use crate::model::LogStream;
 
 /// Lines kept for a failure message ("--- last lines ---").
 pub const TAIL_LINES: usize = 15;
@@ -23,7 +26,7 @@ const CHANNEL_LINES: usize = 4096;
 
 /// Where a deploy's log goes. Cheap to share between the pipeline and the build stream.
 pub struct LogWriter {
-    sender: Option<mpsc::Sender<Entry>>,
+    sender: Option<mpsc::Sender<Record>>,
     task: Option<tokio::task::JoinHandle<()>>,
     inner: Mutex<Inner>,
     max_line: usize,
@@ -37,6 +40,115 @@ struct Inner {
     /// Output lines accepted so far (system and status lines are not counted).
     output_lines: u64,
     truncated: bool,
+}
+
+/// One record of a deployment's log: an output or system line, or a status change (kept in
+/// the log so a reader replays it in order).
+#[derive(Debug, Clone)]
+pub enum Record {
+    Line {
+        ts: DateTime<Utc>,
+        stream: LogStream,
+        line: String,
+    },
+    Status {
+        ts: DateTime<Utc>,
+        status: DeploymentStatus,
+    },
+}
+
+impl Record {
+    pub fn line(stream: LogStream, line: String) -> Self {
+        Record::Line {
+            ts: crate::hub::timestamp(),
+            stream,
+            line,
+        }
+    }
+
+    pub fn status(status: DeploymentStatus) -> Self {
+        Record::Status {
+            ts: crate::hub::timestamp(),
+            status,
+        }
+    }
+
+    /// Its row in `deployment_logs`.
+    pub(super) fn entry(&self) -> Entry {
+        match self {
+            Record::Line { ts, stream, line } => Entry {
+                ts: *ts,
+                stream: *stream,
+                line: line.clone(),
+            },
+            Record::Status { ts, status } => Entry {
+                ts: *ts,
+                stream: LogStream::Status,
+                line: status.as_str().to_string(),
+            },
+        }
+    }
+
+    /// Its hub event, at `seq`.
+    fn event(self, deployment_id: Uuid, seq: i64) -> Event {
+        match self {
+            Record::Line { ts, stream, line } => Event::Log {
+                deployment_id,
+                seq,
+                ts,
+                stream,
+                line,
+            },
+            Record::Status { ts, status } => Event::Status {
+                deployment_id,
+                seq,
+                ts,
+                status,
+            },
+        }
+    }
+}
+
+/// What follows persisting a deployment's records (numbered from `first`; `None` when they
+/// could not be persisted): every status change goes through `notify::deployment_status`, the
+/// one list of its side effects (commit status, metrics, project topic, notices), then the
+/// persisted records are published on the hub. `reason` explains a status change; for a
+/// failure without one, the deployment's recorded error is used.
+pub(super) async fn announce(
+    sink: &Sink,
+    project_id: Uuid,
+    deployment_id: Uuid,
+    first: Option<i64>,
+    records: Vec<Record>,
+    reason: Option<&str>,
+) {
+    for record in &records {
+        let Record::Status { status, .. } = record else {
+            continue;
+        };
+        let recorded;
+        let why = match reason {
+            Some(reason) => Some(reason),
+            None if *status == DeploymentStatus::Failed => {
+                recorded = db::deployments::find(&sink.db, deployment_id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|d| d.error);
+                recorded.as_deref()
+            }
+            None => None,
+        };
+        notify::deployment_status(sink, project_id, deployment_id, *status, why).await;
+    }
+    if let Some(first) = first {
+        let events = records
+            .into_iter()
+            .zip(first..)
+            .map(|(record, seq)| record.event(deployment_id, seq))
+            .collect();
+        sink.hub.publish_all(events);
+    }
 }
 
 /// What the writer task needs to persist and publish.
@@ -59,7 +171,7 @@ impl LogWriter {
         max_line: usize,
         max_lines: u64,
     ) -> anyhow::Result<Self> {
-        let (sender, receiver) = mpsc::channel::<Entry>(CHANNEL_LINES);
+        let (sender, receiver) = mpsc::channel::<Record>(CHANNEL_LINES);
         let next_seq = deployment_logs::last_seq(&sink.db, deployment.id).await? + 1;
         let task = tokio::spawn(write_batches(
             sink,
@@ -81,10 +193,10 @@ impl LogWriter {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    async fn send(&self, stream: &'static str, line: String) {
+    async fn send(&self, stream: LogStream, line: String) {
         let mut line = self.masked(&line);
         crate::docker::cap_text(&mut line, self.max_line);
-        if stream == "stdout" || stream == "stderr" {
+        if matches!(stream, LogStream::Stdout | LogStream::Stderr) {
             let notice = {
                 let mut inner = self.inner();
                 if inner.truncated {
@@ -107,33 +219,28 @@ impl LogWriter {
                     "==> log truncated: this deployment already has {} lines; later output is not kept (deploy.max_log_lines)",
                     self.max_lines
                 );
-                return self.push("system", text).await;
+                return self.push(Record::line(LogStream::System, text)).await;
             }
         }
-        self.push(stream, line).await
+        self.push(Record::line(stream, line)).await
     }
 
-    async fn push(&self, stream: &'static str, line: String) {
+    async fn push(&self, record: Record) {
         if let Some(sender) = &self.sender {
-            let entry = Entry {
-                ts: crate::hub::timestamp(),
-                stream,
-                line,
-            };
-            let _ = sender.send(entry).await;
+            let _ = sender.send(record).await;
         }
     }
 
     pub async fn stdout(&self, line: String) {
-        self.send("stdout", line).await;
+        self.send(LogStream::Stdout, line).await;
     }
 
     pub async fn system(&self, line: String) {
-        self.send("system", line).await;
+        self.send(LogStream::System, line).await;
     }
 
     pub async fn status(&self, status: DeploymentStatus) {
-        self.send("status", status.as_str().to_string()).await;
+        self.push(Record::status(status)).await;
     }
 
     /// Secret values to replace with `********` in every later line.
@@ -170,18 +277,21 @@ impl LogWriter {
 }
 
 /// The writer task: persist a batch (retrying while the database is away: a gap would break
-/// every subscriber's replay), then publish it, status lines also on the project topic.
+/// every subscriber's replay), then `announce` it.
 async fn write_batches(
     sink: Sink,
     deployment_id: Uuid,
     project_id: Uuid,
     mut next_seq: i64,
-    mut receiver: mpsc::Receiver<Entry>,
+    mut receiver: mpsc::Receiver<Record>,
 ) {
     let mut batch = Vec::with_capacity(256);
     while receiver.recv_many(&mut batch, 512).await > 0 {
+        let entries: Vec<Entry> = batch.iter().map(Record::entry).collect();
         let mut attempt: u64 = 0;
-        while let Err(e) = deployment_logs::insert(&sink.db, deployment_id, next_seq, &batch).await
+        let mut persisted = true;
+        while let Err(e) =
+            deployment_logs::insert(&sink.db, deployment_id, next_seq, &entries).await
         {
             attempt += 1;
             if attempt >= 5
@@ -191,49 +301,19 @@ async fn write_batches(
                 )
             {
                 // The project was deleted with its deployments: nothing left to write to.
-                batch.clear();
+                persisted = false;
                 break;
             }
             tracing::warn!(error = %e, attempt, "cannot persist log lines; retrying");
             tokio::time::sleep(Duration::from_millis(200 * attempt.min(25))).await;
         }
-        for entry in batch.iter().filter(|e| e.stream == "status") {
-            let Some(status) = DeploymentStatus::parse(&entry.line) else {
-                continue;
-            };
-            let error = if status == DeploymentStatus::Failed {
-                db::deployments::find(&sink.db, deployment_id)
-                    .await
-                    .ok()
-                    .flatten()
-                    .and_then(|d| d.error)
-            } else {
-                None
-            };
-            notify::deployment_status(&sink, project_id, deployment_id, status, error.as_deref())
-                .await;
+        if !persisted {
+            batch.clear();
+            continue;
         }
-        let mut events = Vec::with_capacity(batch.len());
-        for entry in batch.drain(..) {
-            let event = if entry.stream == "status" {
-                Event::Status {
-                    deployment_id,
-                    seq: next_seq,
-                    ts: entry.ts,
-                    status: entry.line,
-                }
-            } else {
-                Event::Log {
-                    deployment_id,
-                    seq: next_seq,
-                    ts: entry.ts,
-                    stream: entry.stream,
-                    line: entry.line,
-                }
-            };
-            events.push(event);
-            next_seq += 1;
-        }
-        sink.hub.publish_all(events);
+        let first = next_seq;
+        next_seq += entries.len() as i64;
+        let records = std::mem::replace(&mut batch, Vec::with_capacity(256));
+        announce(&sink, project_id, deployment_id, Some(first), records, None).await;
     }
 }

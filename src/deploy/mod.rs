@@ -42,7 +42,7 @@ use crate::db::jobs::{Job, NewJob};
 use crate::db::projects::Project;
 use crate::db::{self, Db, deployment_logs};
 use crate::docker::{Engine, EngineError};
-use crate::hub::{Event, Hub, Topic};
+use crate::hub::{Hub, Topic};
 use crate::proxy::Proxy;
 use crate::secrets::Sealer;
 use DeploymentStatus as S;
@@ -439,7 +439,8 @@ impl Deployer {
         Ok(cancelled)
     }
 
-    /// Persists and publishes a status change made outside a running pipeline.
+    /// Records a status change made outside a running pipeline (and the reason, as a line)
+    /// in the deployment's log, then announces it like the pipeline's own.
     async fn record_status(
         &self,
         project_id: Uuid,
@@ -447,46 +448,30 @@ impl Deployer {
         status: S,
         reason: Option<&str>,
     ) {
-        let mut entries = vec![Entry {
-            ts: crate::hub::timestamp(),
-            stream: "status",
-            line: status.as_str().to_string(),
-        }];
+        let mut records = vec![log::Record::status(status)];
         if let Some(reason) = reason {
-            entries.push(Entry {
-                ts: crate::hub::timestamp(),
-                stream: "system",
-                line: format!("==> {reason}"),
-            });
+            records.push(log::Record::line(
+                crate::model::LogStream::System,
+                format!("==> {reason}"),
+            ));
         }
-        notify::deployment_status(&self.sink(), project_id, deployment_id, status, reason).await;
+        let entries: Vec<Entry> = records.iter().map(log::Record::entry).collect();
         let first = match deployment_logs::append(&self.db, deployment_id, &entries).await {
-            Ok(first) => first,
+            Ok(first) => Some(first),
             Err(e) => {
                 tracing::error!(deployment = %deployment_id, error = %e, "cannot record status");
-                return;
+                None
             }
         };
-        let mut events = vec![Event::Status {
+        log::announce(
+            &self.sink(),
+            project_id,
             deployment_id,
-            seq: first,
-            ts: entries[0].ts,
-            status: status.as_str().to_string(),
-        }];
-        events.extend(
-            entries
-                .into_iter()
-                .enumerate()
-                .skip(1)
-                .map(|(i, e)| Event::Log {
-                    deployment_id,
-                    seq: first + i as i64,
-                    ts: e.ts,
-                    stream: e.stream,
-                    line: e.line,
-                }),
-        );
-        self.hub.publish_all(events);
+            first,
+            records,
+            reason,
+        )
+        .await;
     }
 
     /// Deletes a project with its containers, images, network and topic history. Running

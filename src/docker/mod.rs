@@ -2,6 +2,7 @@
 //! API (never a shell) and returns shard's own types. Every object shard creates carries the
 //! `shard.managed` label plus its project and deployment, so shard can find and remove it.
 
+use crate::model::LogStream;
 use std::collections::HashMap;
 
 use bollard::Docker;
@@ -508,14 +509,14 @@ pub enum LogSource {
 
 impl Engine {
     /// Follows a container's or a service's output from its last `tail` lines on, calling
-    /// `on_line` with the stream name and each line (cut at `max_line` bytes), until it stops
+    /// `on_line` with the stream and each line (cut at `max_line` bytes), until it stops
     /// or the future is dropped.
     pub async fn follow_logs(
         &self,
         source: &LogSource,
         tail: usize,
         max_line: usize,
-        mut on_line: impl FnMut(&'static str, String),
+        mut on_line: impl FnMut(LogStream, String),
     ) -> Result<(), EngineError> {
         use bollard::container::LogOutput;
         use futures_util::StreamExt;
@@ -534,16 +535,16 @@ impl Engine {
         let mut err = LineSplitter::new(max_line);
         while let Some(chunk) = stream.next().await {
             let (name, splitter, bytes) = match chunk? {
-                LogOutput::StdErr { message } => ("stderr", &mut err, message),
+                LogOutput::StdErr { message } => (LogStream::Stderr, &mut err, message),
                 LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                    ("stdout", &mut out, message)
+                    (LogStream::Stdout, &mut out, message)
                 }
                 LogOutput::StdIn { .. } => continue,
             };
             splitter.push(&String::from_utf8_lossy(&bytes), |line| on_line(name, line));
         }
-        out.finish(|line| on_line("stdout", line));
-        err.finish(|line| on_line("stderr", line));
+        out.finish(|line| on_line(LogStream::Stdout, line));
+        err.finish(|line| on_line(LogStream::Stderr, line));
         Ok(())
     }
 }

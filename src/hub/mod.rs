@@ -32,14 +32,14 @@ pub enum Event {
         deployment_id: Uuid,
         seq: i64,
         ts: DateTime<Utc>,
-        status: String,
+        status: crate::model::DeploymentStatus,
     },
     /// A persisted line of a deployment's log.
     Log {
         deployment_id: Uuid,
         seq: i64,
         ts: DateTime<Utc>,
-        stream: &'static str,
+        stream: crate::model::LogStream,
         line: String,
     },
     /// A line of a project's running container (not persisted).
@@ -47,7 +47,7 @@ pub enum Event {
         project_id: Uuid,
         seq: i64,
         ts: DateTime<Utc>,
-        stream: &'static str,
+        stream: crate::model::LogStream,
         line: String,
     },
     /// An event of a `project:`, `user:` or `system` topic: `kind` and a JSON payload.
@@ -167,7 +167,7 @@ const QUIET_TOPIC_RECENT_BYTES: usize = 256 << 10;
 fn footprint(event: &Event) -> usize {
     let text = match event {
         Event::Log { line, .. } | Event::Runtime { line, .. } => line.len(),
-        Event::Status { status, .. } => status.len(),
+        Event::Status { status, .. } => status.as_str().len(),
         Event::Topic { payload, .. } => match payload {
             serde_json::Value::Object(map) => map.len() * 32,
             _ => 32,
@@ -407,6 +407,29 @@ impl Hub {
     }
 }
 
+/// The hub event of a persisted deployment log line (a status line's text read back as its
+/// status; one that is not a status is an error naming it).
+pub fn log_event(
+    deployment_id: Uuid,
+    line: crate::db::deployment_logs::LogLine,
+) -> Result<Event, crate::model::Unknown> {
+    Ok(match line.stream {
+        crate::model::LogStream::Status => Event::Status {
+            deployment_id,
+            seq: line.seq,
+            ts: line.ts,
+            status: line.line.parse()?,
+        },
+        stream => Event::Log {
+            deployment_id,
+            seq: line.seq,
+            ts: line.ts,
+            stream,
+            line: line.line,
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,7 +439,7 @@ mod tests {
             deployment_id,
             seq,
             ts: timestamp(),
-            stream: "stdout",
+            stream: crate::model::LogStream::Stdout,
             line: format!("line {seq}"),
         }
     }
@@ -507,7 +530,7 @@ mod tests {
                 deployment_id: big,
                 seq,
                 ts: timestamp(),
-                stream: "stdout",
+                stream: crate::model::LogStream::Stdout,
                 line: "x".repeat(64 << 10),
             });
         }

@@ -192,28 +192,11 @@ async fn read(
     match topic {
         Topic::Deployment(id) => {
             let lines = deployment_logs::since(db, id, first - 1, count).await?;
-            Ok(lines
+            lines
                 .into_iter()
-                .map(|l| match l.stream.as_str() {
-                    "status" => Event::Status {
-                        deployment_id: id,
-                        seq: l.seq,
-                        ts: l.ts,
-                        status: l.line,
-                    },
-                    stream => Event::Log {
-                        deployment_id: id,
-                        seq: l.seq,
-                        ts: l.ts,
-                        stream: match stream {
-                            "stderr" => "stderr",
-                            "system" => "system",
-                            _ => "stdout",
-                        },
-                        line: l.line,
-                    },
-                })
-                .collect())
+                .map(|l| super::log_event(id, l))
+                .collect::<Result<_, _>>()
+                .map_err(|e| sea_orm::DbErr::Type(e.to_string()))
         }
         Topic::Project(_) | Topic::User(_) => {
             let rows = topic_events::since(db, &topic.to_string(), first - 1, count).await?;

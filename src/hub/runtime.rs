@@ -20,7 +20,7 @@ pub const BUFFER_LINES: usize = 1000;
 pub struct Line {
     pub seq: i64,
     pub ts: chrono::DateTime<Utc>,
-    pub stream: &'static str,
+    pub stream: crate::model::LogStream,
     pub line: String,
 }
 

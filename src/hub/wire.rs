@@ -12,7 +12,7 @@ pub fn event_message(event: &Event) -> Value {
     let (topic, seq) = event.topic();
     match event {
         Event::Status { ts, status, .. } => {
-            json!({"topic": topic.to_string(), "seq": seq, "type": "status", "ts": ts, "status": status})
+            json!({"topic": topic.to_string(), "seq": seq, "type": "status", "ts": ts, "status": status.as_str()})
         }
         Event::Log {
             ts, stream, line, ..
@@ -21,7 +21,7 @@ pub fn event_message(event: &Event) -> Value {
         }
         Event::Runtime {
             ts, stream, line, ..
-        } => runtime_message(&topic, seq, *ts, stream, line),
+        } => runtime_message(&topic, seq, *ts, *stream, line),
         Event::Topic {
             ts, kind, payload, ..
         } => topic_message(&topic, seq, *ts, kind, payload.clone()),
@@ -29,7 +29,7 @@ pub fn event_message(event: &Event) -> Value {
 }
 
 pub fn persisted_message(topic: &Topic, line: &deployment_logs::LogLine) -> Value {
-    if line.stream == "status" {
+    if line.stream == crate::model::LogStream::Status {
         json!({"topic": topic.to_string(), "seq": line.seq, "type": "status", "ts": line.ts, "status": line.line})
     } else {
         json!({"topic": topic.to_string(), "seq": line.seq, "type": "log", "ts": line.ts, "stream": line.stream, "line": line.line})
@@ -40,7 +40,7 @@ pub fn runtime_message(
     topic: &Topic,
     seq: i64,
     ts: chrono::DateTime<chrono::Utc>,
-    stream: &str,
+    stream: crate::model::LogStream,
     line: &str,
 ) -> Value {
     json!({"topic": topic.to_string(), "seq": seq, "type": "log", "ts": ts, "stream": stream, "line": line, "persisted": false})

@@ -265,7 +265,7 @@ async fn maintenance_enforces_retention() {
         .unwrap();
     let entry = shard::db::deployment_logs::Entry {
         ts: Utc::now(),
-        stream: "stdout",
+        stream: shard::model::LogStream::Stdout,
         line: "hello".into(),
     };
     for d in [&old, &live] {

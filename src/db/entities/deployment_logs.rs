@@ -8,7 +8,7 @@ pub struct Model {
     pub deployment_id: Uuid,
     pub seq: i64,
     pub ts: DateTimeUtc,
-    pub stream: String,
+    pub stream: crate::model::LogStream,
     pub line: String,
 }
 

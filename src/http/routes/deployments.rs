@@ -235,7 +235,7 @@ pub async fn deployment_logs(
             .map(|l| LogLineView {
                 seq: l.seq,
                 ts: l.ts,
-                stream: l.stream,
+                stream: l.stream.to_string(),
                 line: l.line,
             })
             .collect(),
