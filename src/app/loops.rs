@@ -1,0 +1,176 @@
+//! The long-running background loops, each started through the supervisor by name (see
+//! `crate::supervisor`): the leader campaign and the hub relay (several instances on one
+//! Postgres), the route follower, the engines check, and those that run beside a built state
+//! (sweep, commit statuses, watchdog, Docker events, Swarm watch, metrics collector, system
+//! heartbeat). ACME starts with the server, and the job workers in `jobs::Workers`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web;
+use futures_util::FutureExt;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::leader::{self, Leadership};
+use crate::db::{self, Db};
+use crate::deploy;
+use crate::hub::Hub;
+use crate::proxy::Proxy;
+use crate::state::AppState;
+use crate::supervisor::Supervisor;
+
+/// Leadership for this instance, its campaign supervised when there is one (Postgres).
+pub(super) fn leadership(
+    supervisor: &Arc<Supervisor>,
+    db: &Db,
+    url: &str,
+    shutdown: &CancellationToken,
+) -> Leadership {
+    let (leadership, campaign) = leader::campaign(db, url);
+    if let Some(campaign) = campaign {
+        let stop = shutdown.clone();
+        supervisor.spawn("leader", move || campaign.clone().run(stop.clone()));
+    }
+    leadership
+}
+
+/// On Postgres, relays hub events to and from the other instances; returns what is woken
+/// when another instance changed what a project serves (the route follower listens to it).
+pub(super) fn relay(
+    supervisor: &Arc<Supervisor>,
+    db: &Db,
+    hub: &Arc<Hub>,
+    shutdown: &CancellationToken,
+) -> Arc<Notify> {
+    use crate::hub::relay;
+    let routes_changed = Arc::new(Notify::new());
+    if !db::is_postgres(db) {
+        return routes_changed;
+    }
+    let instance = uuid::Uuid::now_v7();
+    let (outbox, published) = tokio::sync::mpsc::channel(relay::QUEUE);
+    hub.announce_to(outbox);
+    let (send_db, stop) = (db.clone(), shutdown.clone());
+    supervisor.spawn_once("relay-send", async move {
+        relay::send(send_db, instance, published, stop).await;
+        Ok(())
+    });
+    let (db, hub, changed, stop) = (
+        db.clone(),
+        hub.clone(),
+        routes_changed.clone(),
+        shutdown.clone(),
+    );
+    supervisor.spawn("relay-listen", move || {
+        relay::listen(
+            db.clone(),
+            hub.clone(),
+            instance,
+            changed.clone(),
+            stop.clone(),
+        )
+        .map(Ok)
+    });
+    routes_changed
+}
+
+/// On Postgres, keeps the route table in step with other instances' changes.
+pub(super) fn route_follower(
+    supervisor: &Arc<Supervisor>,
+    db: &Db,
+    proxy: &Arc<Proxy>,
+    changed: Arc<Notify>,
+    shutdown: &CancellationToken,
+) {
+    if !db::is_postgres(db) {
+        return;
+    }
+    let (proxy, stop) = (proxy.clone(), shutdown.clone());
+    supervisor.spawn("route-follower", move || {
+        proxy.clone().follow(changed.clone(), stop.clone()).map(Ok)
+    });
+}
+
+/// Compares this instance's Docker engine with the other instances' (see `cluster::engines`).
+pub(super) fn engines(
+    supervisor: &Arc<Supervisor>,
+    engines: &crate::cluster::Engines,
+    shutdown: &CancellationToken,
+) {
+    let (engines, stop) = (engines.clone(), shutdown.clone());
+    supervisor.spawn("engines", move || {
+        engines.clone().watch(stop.clone()).map(Ok)
+    });
+}
+
+/// The loops that work on a built state: recovery first (once), then the sweep, the
+/// commit-status poster, the watchdog, the Docker event follower, the Swarm watch (Swarm
+/// runtime), the metrics collector and the system heartbeat.
+pub(super) async fn start(
+    state: &web::Data<AppState>,
+    supervisor: &Arc<Supervisor>,
+    shutdown: &CancellationToken,
+) {
+    deploy::recover::at_startup(&state.deployer).await;
+    let (d, stop) = (state.deployer.clone(), shutdown.clone());
+    supervisor.spawn("sweep", move || {
+        deploy::recover::keep_swept(d.clone(), stop.clone())
+    });
+    if let Some(poster) = state.deployer.commit_status_poster() {
+        supervisor.spawn_once("commit-statuses", poster.map(Ok));
+    }
+    let (d, leadership, stop) = (
+        state.deployer.clone(),
+        state.leadership.clone(),
+        shutdown.clone(),
+    );
+    supervisor.spawn("watchdog", move || {
+        deploy::watchdog::watch(d.clone(), leadership.clone(), stop.clone()).map(Ok)
+    });
+    let (d, stop) = (state.deployer.clone(), shutdown.clone());
+    supervisor.spawn("docker-events", move || {
+        deploy::events::watch(d.clone(), stop.clone()).map(Ok)
+    });
+    if state.deployer.runtime().kind() == crate::config::RuntimeKind::Swarm {
+        let (d, stop) = (state.deployer.clone(), shutdown.clone());
+        supervisor.spawn("swarm-watch", move || {
+            let (d, stop) = (d.clone(), stop.clone());
+            async move {
+                tokio::select! {
+                    () = deploy::swarm::watch(d) => {}
+                    () = stop.cancelled() => {}
+                }
+                Ok(())
+            }
+        });
+    }
+    let (s, stop) = (state.clone().into_inner(), shutdown.clone());
+    supervisor.spawn("metrics-collector", move || {
+        crate::metrics::Collector::new(
+            s.db.clone(),
+            s.docker.clone(),
+            s.deployer.runtime(),
+            s.hub.clone(),
+            &s.config,
+        )
+        .run(s.leadership.clone(), stop.clone())
+        .map(Ok)
+    });
+    let heartbeat = Arc::new(crate::hub::record::Heartbeat {
+        db: state.db.clone(),
+        hub: state.hub.clone(),
+        docker: state.docker.clone(),
+        data_dir: state.config.data_dir.clone(),
+        runtime_logs: state.runtime_logs.clone(),
+    });
+    let stop = shutdown.clone();
+    supervisor.spawn("system-heartbeat", move || {
+        crate::hub::record::system_heartbeat(
+            heartbeat.clone(),
+            Duration::from_secs(5),
+            stop.clone(),
+        )
+        .map(Ok)
+    });
+}
