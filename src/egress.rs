@@ -7,6 +7,36 @@
 //! set, and every URL when `git.allow_private_networks` is on (single-user installs), are
 //! trusted and go through the normal resolver. When a URL is saved, a private address is
 //! refused at once; a name that does not resolve yet is accepted and refused at use.
+//!
+//! # Hostile tenants
+//!
+//! Every user has a personal team and may deploy, so shard treats what a member sets as hostile:
+//!
+//! - Credentials are bound to where they were given for. A `SHARD_GIT_TOKEN` is sent only to the
+//!   origin (scheme, host, port) of the git URL it was saved with (`env_vars.bound_host`); an
+//!   imported project's GitHub token only to the origin of the clone URL GitHub named
+//!   (`projects.github_origin`). Changing `git_url` unlinks the GitHub import (its webhook is
+//!   removed) and deletes a token saved for another origin; the project then deploys without
+//!   credentials until they are given again. A secret turns plain only with a new value.
+//! - One outbound guard (`egress::Guard`) is the resolver of every HTTP client that fetches for a
+//!   user (git through gix's reqwest transport, notification webhooks, Slack, Discord): a name is
+//!   resolved once, every address is checked, the connection goes to exactly those addresses, a
+//!   name that does not resolve is refused; no redirect is followed. It applies by who set the
+//!   URL (`projects.git_url_trusted`, the channel's creator), not who created the project; an
+//!   admin's URLs and `git.allow_private_networks` skip it. A member's delivery error says
+//!   "refused" or "the delivery failed", never what answered.
+//! - The dashboard is never framed (`X-Frame-Options: DENY`, CSP `frame-ancestors 'none'` with
+//!   `script-src 'self'` and no inline script, `nosniff`, `Referrer-Policy`), and a CLI sign-in is
+//!   approved only by typing the code the terminal shows (the link carries none).
+//! - Builds run under limits like apps (`[deploy] build_memory_mb`, `build_cpu_millis`,
+//!   `build_pids`); a checkout bomb is refused before it reaches the disk; the context never sits
+//!   in memory.
+//! - Narrowed tokens stay in their projects (no `user:` topic, no GitHub lists); a project's
+//!   notices go to its team's owners, admins and members through their own channels; runtime
+//!   logs are masked like build logs.
+//! - Names: preview-shaped slugs are refused; unverified domains expire; quotas answer 429 with
+//!   `Retry-After`; `/metrics` needs `metrics.token` once `http.trusted_proxies` is set; a webhook
+//!   secret can be rotated (`POST /projects/{id}/webhook/rotate`, GitHub's hook first).
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;

@@ -380,3 +380,18 @@ fn the_import_reader_sees_grouped_inline_and_commented_paths_right() {
     let found: Vec<_> = imports(&code).into_iter().collect();
     assert_eq!(found, ["a", "c", "d", "g", "i"]);
 }
+
+/// Files stay small enough to read whole: none in `src/` is over 600 lines.
+#[test]
+fn no_source_file_is_over_600_lines() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let lines = std::fs::read_to_string(f).ok()?.lines().count();
+            (lines > 600).then(|| format!("{} ({lines} lines)", f.display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "files over 600 lines: {long:?}");
+}

@@ -17,6 +17,7 @@ pub mod prune;
 pub mod recover;
 pub mod registry;
 pub mod runtime;
+mod service;
 pub mod site;
 pub mod swarm;
 pub mod watchdog;

@@ -1,6 +1,59 @@
 //! The deploy pipeline: queued → fetching → building → starting → health_checking → live.
 //! A failure or cancel at any step removes what this deploy created and leaves the running
 //! version untouched; a deploy found half-done after a crash ends `failed` ("interrupted").
+//!
+//! # Deploy lifecycle
+//!
+//! Everything that changes what runs for a project goes through `deploy::Deployer`; routes parse,
+//! authorize and call it, and never touch Docker. `DeploymentStatus` knows its legal moves:
+//!
+//! ```text
+//! queued → fetching → building → starting → health_checking → live ⇄ stopped
+//! queued → starting (rollback: the image exists)          live|stopped → superseded
+//! any step before live → failed | cancelled
+//! ```
+//!
+//! `POST /projects/{id}/deployments` writes a `queued` deployment and a `deploy` job (project id on
+//! the job), and cancels older queued deployments of the project ("superseded by a newer deploy
+//! request"). A worker claims the job; the claim skips jobs whose project already has a job under
+//! a live lease, so one deploy runs per project (on Postgres claims take turns under an advisory
+//! lock, so this holds across instances too). The pipeline then moves the deployment with
+//! conditional updates (`deployments::transition`, which refuses illegal moves): a status only
+//! moves from the states it expects, so a cancel and a worker never both win.
+//!
+//! - fetch: a member's git URL is checked against private networks (`egress`) and fetched through
+//!   the guard, then gix into `<data_dir>/builds/<deployment>` within `deploy.fetch_timeout_secs`;
+//!   a tree over `deploy.max_checkout_mb` on disk fails before it is checked out;
+//! - build: `shard/<slug>:<deployment>` from the tarred checkout (a file, streamed) within
+//!   `deploy.build_timeout_secs` and the `[deploy] build_*` limits (memory and CPU per step,
+//!   processes for the whole build through its cgroup), build args = env vars marked `build`; output lines (cut at
+//!   `deploy.max_log_line_bytes`) go through a bounded channel to the `LogWriter`, which persists
+//!   them in batches on its own task and then publishes them on the hub. A build Docker's
+//!   builder breaks by losing an image mid-read ("unable to find image sha256:…": an image
+//!   another deploy's pruning removed while the builder's cache lookup inspected it) runs once
+//!   more from a fresh context;
+//! - start: env vars opened at the last moment, `PORT` set, port = project port, else the image's
+//!   single EXPOSE, else 8080, published on an ephemeral 127.0.0.1 port (`upstream`), with the
+//!   container defaults below;
+//! - health gate: GET `health_path` until 2xx/3xx, failing early when the container exits;
+//! - switch (`deployments::switch`, one transaction): new → `live` and every other live or stopped
+//!   deployment of the project → `superseded`, so a crash can never leave two live; the route
+//!   table moves with it (`Proxy::switch`: it routes to the new deployment before the
+//!   transaction commits, other rebuilds held off, and is rebuilt from the database after, so a
+//!   deployment read as `live` is already routed); the previous container
+//!   drains — after a 0.5 s settle, until its in-flight count is zero, at most `deploy.grace_secs`
+//!   — is stopped and removed, and only then are images
+//!   outside the keep-set (`prune::plan`: the newest `deploy.keep_images`, plus any image a live,
+//!   stopped or unfinished deployment uses) removed.
+//!
+//! A static site (`build_type: "static"`) replaces start and health gate with a copy of
+//! `static_dir` out of the image (`docker/site.rs`: a created, never started container; regular
+//! files only; `deploy.max_site_mb`) into `sites/<deployment>/`; its `upstream` is `static` and the
+//! proxy serves the files. A restart is a deployment from the live one's image (trigger
+//! `restart`) through the same gate and switch — never `docker restart`.
+//!
+//! Failure or cancel removes the new container (and its image) and leaves the live one untouched.
+//! Secret values are masked (`********`) in every persisted line and error.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -5,6 +5,27 @@
 //! Docker is unreachable — and after every deploy. A deploy found in progress by its re-claimed
 //! job ends `failed` ("interrupted by restart") before anything else is tried, so nothing
 //! stays in progress even when Docker is down.
+//!
+//! ## Crash safety
+//!
+//! What a killed process left is found by label and by directory, not by what it recorded:
+//!
+//! - a deploy job whose lease expired is claimed again; finding its deployment in progress, the
+//!   handler first marks it `failed` ("interrupted by restart") — so nothing stays in progress even
+//!   with Docker down — then removes every container labelled with that deployment (one created
+//!   but not yet recorded included);
+//! - the sweep (`recover::sweep`) removes containers of no live/stopped deployment (unfinished
+//!   deploys are kept while this process runs them or their job holds a live lease; superseded
+//!   ones while they drain here), images no deployment records (unless a running deploy built it
+//!   a moment ago), and build directories of no deploy running here; it also starts stopped live
+//!   containers and re-reads their ports. It runs at startup (in the background, with backoff while
+//!   Docker is unreachable), every 30 s, and after each deploy;
+//! - on SQLite (one process per database, enforced by `shard.lock`) startup expires running
+//!   leases at once.
+//!
+//! The crash tests (`tests/api/crash.rs`) SIGKILL a real `shard serve` at each step and at random
+//! moments, restart it, and check: nothing in progress, exactly one live deployment that answers,
+//! no leftover container, image or build dir.
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -7,6 +7,22 @@
 //!
 //! A deployment made under one runtime stays manageable after the installation switches to the
 //! other: the Swarm runtime hands deployments that ran as plain containers to [`Containers`].
+//!
+//! ## The runtime seam
+//!
+//! The deploy domain drives apps through one trait object, `deploy::runtime::Runtime`
+//! (`Deployer::runtime()`), chosen by `runtime.kind`: `Containers` (plain Docker on this machine,
+//! the default) or `swarm::Swarm`. Its methods are what differs between them — `start` (run the
+//! image, move to `health_checking`), `health_gate`, `discard` (what a failed or cancelled deploy
+//! started), `remove_deployment` (an interrupted deploy's leftovers), `retire` (drain a superseded
+//! deployment, then remove it), `control` (start/stop), `remove_project`, `sweep` (the recovery
+//! sweep's part), `probe` (what the watchdog judges: the instances' endpoints, Docker's restart
+//! count or the swarm's ended tasks), `halt` (the crash-loop stop), `log_source` (a container's or
+//! a service's output for runtime logs) and `local_containers` (what the metrics collector
+//! samples here). Everything else — queue, pipeline steps, switch, route table, runtime logs,
+//! watchdog, metrics, notifications — is written once above it. `Swarm` hands deployments that
+//! still run as plain containers (made before the move to Swarm) to `Containers`, so switching
+//! `runtime.kind` strands nothing.
 
 use std::collections::HashSet;
 use std::sync::Arc;

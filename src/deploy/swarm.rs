@@ -9,6 +9,62 @@
 //! replicas (`127.0.0.1:port` on this machine's node, the node's address elsewhere); a
 //! replica whose task stops or whose node goes down leaves the route table on the next read,
 //! and the proxy moves a refused connection to the next replica.
+//!
+//! ## Docker Swarm runtime
+//!
+//! `runtime.kind = "swarm"` keeps the pipeline and changes what runs a deployment
+//! (`deploy/swarm.rs` over `docker/swarm.rs`, behind the runtime seam):
+//!
+//! - build: the image is named `<registry.url>/shard/<slug>:<deployment>` and pushed there after
+//!   the build (step `push`); every node pulls it from the registry (each engine trusts the
+//!   registry's CA through `/etc/docker/certs.d/<url>/ca.crt`; shard never embeds a registry).
+//!   With credentials set (`PUT /api/v1/registry/credentials`, admins; sealed in
+//!   `shared_values`, the password never answered back) the push signs in with them and the
+//!   service is created with them, so the swarm hands them to the nodes that pull;
+//! - start: one service per deployment (`deployments.service_id`, `upstream = "swarm"`) with the
+//!   project's `replicas`, constraints `node.labels.<k>==<v>` from its `placement` (keys and
+//!   values are checked against `[A-Za-z0-9._-]`, so no operator can be smuggled in), the same
+//!   limits, capability drops, init and log rotation as containers, restart on any exit with a
+//!   1 s delay, and the app port published in **host mode** without a fixed port: each replica
+//!   gets a free port on its node;
+//! - health gate: every replica must be running on a `ready` node and answer `health_path`;
+//!   a `failed`/`rejected` task ends the deploy at once, one the swarm cannot place is reported
+//!   at the timeout with the swarm's reason;
+//! - switch: start-first as with containers — the new service serves beside the old one, the
+//!   route table moves, the old service drains (its in-flight count) and is removed;
+//! - routes: a watcher reads the swarm's tasks and nodes when Docker's events say something
+//!   moved (one of this installation's containers here starting or dying, a node's state,
+//!   availability or labels changing), then again 0.25, 0.75, 1.75 and 3.75 s later while the
+//!   swarm records the task's new state, and every `runtime.poll_ms` as a fallback (each
+//!   instance its own), and hands the proxy each deployment's running replicas: `127.0.0.1:<port>` on the
+//!   node shard's engine is, `<node address>:<port>` elsewhere; replicas on a node that is not
+//!   `ready` are left out. The proxy balances round robin over them, and a request without a
+//!   body whose connection is refused (or times out connecting) moves to the next replica (at
+//!   most 3 tries) and the refusing address is skipped for 5 s by every request (its state lives
+//!   in an `Endpoint` shared across table swaps), so a replica that just died costs no request
+//!   and no repeated connect attempt even before the watcher notices. Replicas a health gate
+//!   handed over are pinned against a watcher read that started before them;
+//! - start/stop scale the service to `replicas`/0 (start answers once a replica runs, routed at
+//!   once); changing `replicas` rescales the live service at once; placement applies with the
+//!   next deploy; deleting a project removes its services; the sweep removes services whose
+//!   deployment no longer runs;
+//! - above the seam: runtime logs follow the service (Docker gathers every replica's output
+//!   through the manager, whichever node it runs on); the watchdog probes every replica's
+//!   endpoint and counts each task the swarm started again after one ended as a restart (a crash
+//!   loop scales the service to none and unroutes it at once — a replica being stopped may run
+//!   through its stop grace, and a swarm read begun before the halt does not route it again);
+//!   the metrics collector samples the replicas on this
+//!   machine and sums them per project (an engine reports stats of its own containers only, so
+//!   replicas on other nodes are not in the samples).
+//!
+//! Nodes (`/api/v1/nodes`, the Nodes page) are Swarm's own list; admins set labels and
+//! availability (`drain` makes Swarm move replicas away), read the worker join command and set
+//! the registry credentials there. Pruning covers the registry: an image beyond
+//! `deploy.keep_images` is deleted there (its manifest, by digest; the registry must allow
+//! deletes, and its own garbage collection frees the blobs) and stays offered for rollback only
+//! while the registry keeps it; deleting a project deletes its images there. Not covered yet:
+//! images other nodes pulled stay in their engines (`docker image prune` there), and the Nodes
+//! page reads the list every 3 s.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -16,14 +72,13 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use super::pipeline::{Pipeline, Stop, failed};
+use super::pipeline::{Pipeline, Stop};
 use super::recover::Swept;
 use super::runtime::{Containers, Probe, Runtime};
-use super::{Control, DeployError, Deployer, DeploymentStatus as S};
+use super::{Control, DeployError, Deployer};
 use crate::config::RuntimeKind;
-use crate::db::deployments::{Deployment, Fields};
-use crate::docker::{Engine, EngineError, LogSource, NodeInfo, Replica, ServiceRun};
-use crate::proxy::SWARM_UPSTREAM;
+use crate::db::deployments::Deployment;
+use crate::docker::{Engine, EngineError, LogSource, NodeInfo, Replica};
 
 /// How long starting a stopped service waits for its first replica to run.
 const START_WAIT: Duration = Duration::from_secs(30);
@@ -136,178 +191,6 @@ async fn read_endpoints(
     let nodes = d.docker.nodes().await?;
     let replicas = d.docker.replicas(None).await?;
     Ok(endpoints(&nodes, &replicas))
-}
-
-impl Pipeline {
-    /// Pushes the built image to the registry every node pulls from.
-    pub(super) async fn push_image(&mut self, image: &str) -> Result<(), Stop> {
-        self.log.system(format!("==> Pushing {image}")).await;
-        let auth = self.registry_auth().await?;
-        let mut lines = Vec::new();
-        let pushed = self
-            .d
-            .docker
-            .push_image(image, auth, |line| lines.push(line))
-            .await;
-        for line in lines.drain(..) {
-            self.log.stdout(line).await;
-        }
-        pushed.map_err(|e| {
-            failed(
-                "push",
-                format!(
-                    "cannot push to the registry: {e} (registry.url; does this engine trust its certificate? does the registry want credentials?)"
-                ),
-            )
-        })
-    }
-
-    /// The registry credentials an admin set, if any.
-    async fn registry_auth(&self) -> Result<Option<crate::docker::RegistryAuth>, Stop> {
-        let server = self.d.config.image_registry();
-        Ok(super::registry::auth_for(&self.d.db, &self.d.sealer, server).await?)
-    }
-
-    /// Creates the deployment's service and moves it to health checking.
-    pub(super) async fn start_service(&mut self, image: &str) -> Result<(), Stop> {
-        self.log
-            .system("==> Starting the service".to_string())
-            .await;
-        let engine = self.d.docker.clone();
-        let (port, env) = self.app_env(image).await?;
-        let placement = crate::db::projects::placement_of(&self.project);
-        let replicas = self.project.replicas.max(1) as u32;
-        let run = ServiceRun {
-            name: format!(
-                "shard-{}-{}",
-                self.project.slug,
-                &self.deployment.id.simple().to_string()[..12]
-            ),
-            image: image.to_string(),
-            env,
-            labels: engine.labels(self.project.id, self.deployment.id),
-            port,
-            replicas,
-            placement: placement.clone(),
-            limits: self.limits(),
-        };
-        let id = engine
-            .create_service(run, self.registry_auth().await?)
-            .await
-            .map_err(|e| failed("start", e.to_string()))?;
-        self.service = Some(id.clone());
-        let placed = if placement.is_empty() {
-            String::new()
-        } else {
-            let labels: Vec<String> = placement.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            format!(" on nodes labelled {}", labels.join(", "))
-        };
-        self.log
-            .system(format!(
-                "==> Service {} with {replicas} replica(s){placed}, app port {port}",
-                &id[..id.len().min(12)]
-            ))
-            .await;
-        let fields = Fields {
-            service_id: Some(id),
-            upstream: Some(SWARM_UPSTREAM.into()),
-            ..Fields::default()
-        };
-        self.advance(&[S::Starting], S::HealthChecking, fields)
-            .await?;
-        self.deployment.upstream = Some(SWARM_UPSTREAM.into());
-        Ok(())
-    }
-
-    /// The health gate for a service: every replica must be running and answer
-    /// `GET <health_path>` with 2xx/3xx within the project's timeout. A replica that fails
-    /// ends the deploy at once; one the swarm cannot place is reported at the timeout.
-    pub(super) async fn health_check_service(&mut self) -> Result<(), Stop> {
-        let service = self.service.clone().unwrap_or_default();
-        let wanted = self.project.replicas.max(1) as usize;
-        let path = self.project.health_path.clone();
-        let timeout = Duration::from_secs(self.project.health_timeout_secs.max(1) as u64);
-        self.log
-            .system(format!(
-                "==> Health check GET {path} on {wanted} replica(s) (up to {} s)",
-                timeout.as_secs()
-            ))
-            .await;
-        let deadline = Instant::now() + timeout;
-        let mut problem = String::from("no replica is running yet");
-        loop {
-            if self.cancel.is_cancelled() {
-                return Err(Stop::Cancelled);
-            }
-            let replicas = self.d.docker.replicas(Some(&service)).await;
-            let nodes = self.d.docker.nodes().await;
-            if let (Ok(replicas), Ok(nodes)) = (replicas, nodes) {
-                if let Some(dead) = replicas
-                    .iter()
-                    .find(|r| matches!(r.state.as_str(), "failed" | "rejected"))
-                {
-                    let node = nodes.iter().find(|n| n.id == dead.node_id);
-                    let what = format!(
-                        "a replica {} on {} before it became healthy: {}",
-                        dead.state,
-                        node.map_or("a node", |n| n.hostname.as_str()),
-                        dead.message.as_deref().unwrap_or("no reason given")
-                    );
-                    return Err(failed("health_check", what));
-                }
-                let endpoints = super::swarm::endpoints(&nodes, &replicas)
-                    .remove(&self.deployment.id)
-                    .unwrap_or_default();
-                if endpoints.len() >= wanted {
-                    match self.check_all(&endpoints, &path).await {
-                        Ok(()) => {
-                            self.log
-                                .system(format!("==> Healthy: {}", endpoints.join(", ")))
-                                .await;
-                            self.d
-                                .proxy
-                                .set_deployment_replicas(self.deployment.id, endpoints);
-                            return Ok(());
-                        }
-                        Err(why) => problem = why,
-                    }
-                } else {
-                    problem = match replicas.iter().find_map(|r| r.message.clone()) {
-                        Some(message) if endpoints.is_empty() => {
-                            format!("no replica is running ({message})")
-                        }
-                        _ => format!("{} of {wanted} replica(s) running", endpoints.len()),
-                    };
-                }
-            }
-            if Instant::now() >= deadline {
-                return Err(failed(
-                    "health_check",
-                    format!(
-                        "the replicas were not all healthy within {} s: {problem}",
-                        timeout.as_secs()
-                    ),
-                ));
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                _ = self.cancel.cancelled() => return Err(Stop::Cancelled),
-            }
-        }
-    }
-
-    async fn check_all(&self, endpoints: &[String], path: &str) -> Result<(), String> {
-        for endpoint in endpoints {
-            let url = format!("http://{endpoint}{path}");
-            let request = self.d.http.get(&url).timeout(Duration::from_secs(2));
-            match request.send().await {
-                Ok(r) if r.status().is_success() || r.status().is_redirection() => {}
-                Ok(r) => return Err(format!("{endpoint} answered {}", r.status())),
-                Err(_) => return Err(format!("{endpoint} did not answer")),
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Docker Swarm services (see the module docs). Deployments that ran as plain containers

@@ -1,6 +1,17 @@
 //! The Docker driver: the only module that imports bollard. It speaks to the engine over its
 //! API (never a shell) and returns shard's own types. Every object shard creates carries the
 //! `shard.managed` label plus its project and deployment, so shard can find and remove it.
+//!
+//! ## App containers: safe by default
+//!
+//! Every app container gets: memory (`containers.memory_mb`, no extra swap), CPU
+//! (`containers.cpu_millis`) and process (`containers.pids_limit`) limits — a project may ask for
+//! other values up to `containers.max_*`; json-file logs rotated at `containers.log_max_size_mb` ×
+//! `containers.log_max_files`; `no-new-privileges`; Docker's default capabilities minus `NET_RAW`,
+//! `MKNOD`, `AUDIT_WRITE`, `SYS_CHROOT`, `SETFCAP`, `SETPCAP`; an init process; its project's own
+//! bridge network `shard-<project>` (a `/26` of `containers.network_pool`, removed with the
+//! project), so apps of different projects cannot reach each other's containers; its port
+//! published on 127.0.0.1 only.
 
 use crate::model::LogStream;
 use std::collections::HashMap;

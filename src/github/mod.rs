@@ -1,6 +1,71 @@
 //! GitHub: the OAuth web flow (oauth2 crate, PKCE, state bound to the browser by a cookie) and
 //! the few REST calls shard makes. Base URLs come from `[github]`, so GitHub Enterprise Server
 //! and the test suite's stand-in work the same. Tokens are only ever sent as headers.
+//!
+//! ## GitHub sign-in
+//!
+//! `/auth/github/start` redirects to GitHub with a random `state` and a PKCE challenge, both kept
+//! only in a 10-minute HttpOnly, SameSite=Lax cookie scoped to `/api/v1/auth/github`, sealed with
+//! the secret key (AES-GCM, fixed associated data) so the browser can neither read nor alter it.
+//! A browser signed in when it starts (its refresh cookie reaches `/start`) is connecting: its user
+//! id goes into the sealed cookie, because the SameSite=Strict refresh cookie does not come back
+//! on GitHub's cross-site redirect. The callback compares `state` with the cookie in constant time
+//! and clears the cookie in every answer, so a callback from another browser or a replay is
+//! refused (400). Connecting links the GitHub account to that user (one linked to someone else is
+//! a 409). Otherwise the linked user signs in (a new session, as a password login would make); an
+//! unknown GitHub user is refused (403) unless `github.allow_signup`, which creates a member named
+//! after the login with an unusable random password. `git_accounts` holds the login, the granted
+//! scopes and the access token sealed with its row id as associated data; no API answer carries
+//! it. Disconnect deletes the row, detaches the account's projects (they keep their repository;
+//! connecting again reattaches them) and asks GitHub to revoke the grant, reporting (not failing
+//! on) a refusal.
+//!
+//! Import (`POST /github/import {repo, branch?, dockerfile?, name?}`) reads the repository through
+//! the account's token, checks the Dockerfile with the contents API, creates the project like
+//! `POST /projects` does and ties it to the account (`projects.git_account_id`), so the pipeline
+//! fetches it with that token as an HTTP header, and records the repository (`github_repo`). It
+//! then creates the push webhook with the project's secret and records its id
+//! (`github_hook_id`), or says `manual` with GitHub's reason when it cannot. `DELETE
+//! /projects/{id}/github` (and deleting the project) deletes that webhook on GitHub and unties the
+//! project.
+//!
+//! Commit statuses (`deploy/commit_status.rs`): every status change of a deployment passes
+//! `notify::deployment_status`, which hands it to one posting task through a bounded queue
+//! (1,024; past it a change is dropped and logged). For a project tied to a repository and a
+//! deployment that knows its commit, the task posts `pending` (any running step), `success`
+//! (live) or `failure` (failed, cancelled) to `POST /repos/{owner}/{repo}/statuses/{sha}` with
+//! context `shard` and a link to the deployment's page, one at a time in the order they happened;
+//! a state already posted, or `pending` after a final one, is skipped. The last state that arrived
+//! is `deployments.commit_status`; a refusal (a token without the scope, GitHub away: 10 s
+//! timeout) is `commit_status_error`, shown on the deployment and never failing the deploy.
+//!
+//! GitHub endpoints shard calls: `GET {web}/login/oauth/authorize` (the browser),
+//! `POST {web}/login/oauth/access_token`, `GET /user`, `GET /user/repos`,
+//! `GET /repos/{o}/{r}`, `GET /repos/{o}/{r}/branches`, `GET /repos/{o}/{r}/contents/{path}`,
+//! `POST /repos/{o}/{r}/hooks`, `DELETE /repos/{o}/{r}/hooks/{id}`,
+//! `POST /repos/{o}/{r}/statuses/{sha}`, `DELETE /applications/{client_id}/grant`.
+//!
+//!
+//! ## GitHub push webhooks
+//!
+//! Each project has its own webhook secret: 32 random bytes, created on the first
+//! `GET /projects/{id}/webhook`, sealed like env secrets with the project id as associated data.
+//! `POST /webhooks/github?project=<id>` computes HMAC-SHA256 of the raw body and compares it with
+//! `X-Hub-Signature-256` in constant time before anything else happens; an unknown project, a
+//! project without a secret and a wrong or missing signature all get the same 401, and nothing is
+//! stored. A verified delivery is inserted by its `X-GitHub-Delivery` id (unique), so a redelivery
+//! or replay finds the row and does nothing. A push to `refs/heads/<branch>` queues a deployment
+//! with trigger `push`, the pushed SHA, the head commit's first line and the pusher; other
+//! branches, tags, deletions and other events are recorded as `ignored` with the reason. The
+//! pipeline fetches a push deployment's commit by its id (`git::Revision::Commit`: gix's
+//! single-revision clone, a protocol v2 `want` of that object at depth 1) and checks the checkout is
+//! that commit, so a branch that moved on after the push does not change what is built; other
+//! deployments fetch the branch tip. Deliveries are
+//! kept `retention.webhook_deliveries_days`.
+
+mod repos;
+
+pub use repos::{Branch, CommitStatus, MAX_PAGES, Repo, RepoName, next_link};
 
 use std::time::Duration;
 
@@ -251,322 +316,4 @@ async fn json_of<T: serde::de::DeserializeOwned>(
         .json()
         .await
         .map_err(|e| GithubError::Refused(format!("unexpected answer for {what}: {e}")))
-}
-
-/// Pages followed at most for one listing (100 items each).
-pub const MAX_PAGES: usize = 20;
-
-/// A commit status as GitHub takes it: `state` is `pending`, `success`, `failure` or `error`.
-#[derive(Debug, serde::Serialize)]
-pub struct CommitStatus<'a> {
-    pub state: &'a str,
-    pub target_url: &'a str,
-    pub description: &'a str,
-    pub context: &'a str,
-}
-
-/// A repository's `owner/name`, both parts checked against GitHub's name grammar (letters,
-/// digits, `-`, `_`, `.`), so it can go into an API path as it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RepoName {
-    pub owner: String,
-    pub name: String,
-}
-
-impl RepoName {
-    pub fn new(owner: &str, name: &str) -> Option<Self> {
-        fn ok(s: &str) -> bool {
-            !s.is_empty()
-                && s.len() <= 100
-                && s != "."
-                && s != ".."
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        }
-        (ok(owner) && ok(name)).then(|| Self {
-            owner: owner.to_string(),
-            name: name.to_string(),
-        })
-    }
-
-    /// `owner/name`.
-    pub fn parse(full: &str) -> Option<Self> {
-        let (owner, name) = full.split_once('/')?;
-        Self::new(owner, name)
-    }
-
-    pub fn valid_part(s: &str) -> bool {
-        Self::new(s, "x").is_some()
-    }
-}
-
-impl std::fmt::Display for RepoName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.owner, self.name)
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, serde::Serialize, utoipa::ToSchema)]
-pub struct Repo {
-    pub full_name: String,
-    pub name: String,
-    pub private: bool,
-    pub default_branch: Option<String>,
-    pub clone_url: String,
-    pub html_url: String,
-    pub updated_at: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct BranchItem {
-    name: String,
-    commit: BranchCommit,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct BranchCommit {
-    sha: String,
-}
-
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct Branch {
-    pub name: String,
-    pub commit_sha: String,
-}
-
-/// The `rel="next"` URL of a `Link` header, if any.
-pub fn next_link(link: Option<&str>) -> Option<String> {
-    link?.split(',').find_map(|part| {
-        let (url, params) = part.split_once(';')?;
-        params
-            .split(';')
-            .any(|p| p.trim() == "rel=\"next\"")
-            .then(|| {
-                url.trim()
-                    .trim_start_matches('<')
-                    .trim_end_matches('>')
-                    .to_string()
-            })
-    })
-}
-
-impl Github {
-    /// Every item of a paginated listing, following `Link: rel="next"` (at most `MAX_PAGES`).
-    async fn list<T: serde::de::DeserializeOwned>(
-        &self,
-        token: &str,
-        first: String,
-    ) -> Result<Vec<T>, GithubError> {
-        let mut items = Vec::new();
-        let mut url = Some(first);
-        let api = self.config.api().to_string();
-        for _ in 0..MAX_PAGES {
-            let Some(next) = url.take() else { break };
-            // A next link must stay on the API host (the token goes with it).
-            if !next.starts_with(&api) {
-                return Err(GithubError::Refused(format!(
-                    "GitHub pointed the next page elsewhere: {next}"
-                )));
-            }
-            let response = self.call(self.http.get(&next), token).await?;
-            url = next_link(response.headers().get("link").and_then(|v| v.to_str().ok()));
-            let page: Vec<T> = json_of(response, &next).await?;
-            items.extend(page);
-        }
-        Ok(items)
-    }
-
-    /// The repositories the token's user can reach (owned, collaborating, organisations).
-    pub async fn repos(&self, token: &str) -> Result<Vec<Repo>, GithubError> {
-        let first =
-            self.url("/user/repos?per_page=100&sort=updated&affiliation=owner,collaborator,organization_member");
-        self.list(token, first).await
-    }
-
-    /// `GET /repos/{owner}/{repo}`.
-    pub async fn repo(&self, token: &str, repo: &RepoName) -> Result<Repo, GithubError> {
-        let path = format!("/repos/{repo}");
-        let response = self.call(self.http.get(self.url(&path)), token).await?;
-        json_of(response, &path).await
-    }
-
-    /// Whether `path` exists on `branch` (`GET /repos/{owner}/{repo}/contents/{path}?ref=`).
-    pub async fn file_exists(
-        &self,
-        token: &str,
-        repo: &RepoName,
-        path: &str,
-        branch: &str,
-    ) -> Result<bool, GithubError> {
-        let path: String = path
-            .trim_start_matches('/')
-            .split('/')
-            .map(|seg| url::form_urlencoded::byte_serialize(seg.as_bytes()).collect::<String>())
-            .collect::<Vec<_>>()
-            .join("/");
-        let branch: String = url::form_urlencoded::byte_serialize(branch.as_bytes()).collect();
-        let url = self.url(&format!("/repos/{repo}/contents/{path}?ref={branch}"));
-        match self.call(self.http.get(url), token).await {
-            Ok(r) if r.status().is_success() => Ok(true),
-            Ok(r) => Err(GithubError::Refused(format!(
-                "GitHub answered {} for the Dockerfile check",
-                r.status()
-            ))),
-            Err(GithubError::NotFound) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Creates the repository's push webhook (`POST /repos/{owner}/{repo}/hooks`); returns
-    /// the hook's id.
-    pub async fn create_hook(
-        &self,
-        token: &str,
-        repo: &RepoName,
-        url: &str,
-        secret: &str,
-    ) -> Result<i64, GithubError> {
-        #[derive(Deserialize)]
-        struct Created {
-            id: i64,
-        }
-        let request = self
-            .http
-            .post(self.url(&format!("/repos/{repo}/hooks")))
-            .json(&serde_json::json!({
-                "name": "web",
-                "active": true,
-                "events": ["push"],
-                "config": {"url": url, "content_type": "json", "secret": secret, "insecure_ssl": "0"},
-            }));
-        // GitHub answers 404 (not 403) when the token lacks the hook scope.
-        match self.call(request, token).await {
-            Ok(r) if r.status().is_success() => {
-                Ok(json_of::<Created>(r, "creating the webhook").await?.id)
-            }
-            Ok(r) => Err(GithubError::Refused(format!(
-                "creating the webhook answered {} (the token may lack admin:repo_hook)",
-                r.status()
-            ))),
-            Err(GithubError::NotFound) => Err(GithubError::Refused(
-                "the token may lack admin:repo_hook".into(),
-            )),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Gives a webhook shard created a new secret (`PATCH /repos/{owner}/{repo}/hooks/{id}`).
-    pub async fn update_hook_secret(
-        &self,
-        token: &str,
-        repo: &RepoName,
-        id: i64,
-        url: &str,
-        secret: &str,
-    ) -> Result<(), GithubError> {
-        let request = self
-            .http
-            .patch(self.url(&format!("/repos/{repo}/hooks/{id}")))
-            .json(&serde_json::json!({
-                "config": {"url": url, "content_type": "json", "secret": secret, "insecure_ssl": "0"},
-            }));
-        match self.call(request, token).await {
-            Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) => Err(GithubError::Refused(format!(
-                "updating the webhook answered {}",
-                r.status()
-            ))),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Deletes a webhook shard created (`DELETE /repos/{owner}/{repo}/hooks/{id}`); one
-    /// already gone counts as deleted.
-    pub async fn delete_hook(
-        &self,
-        token: &str,
-        repo: &RepoName,
-        id: i64,
-    ) -> Result<(), GithubError> {
-        let request = self
-            .http
-            .delete(self.url(&format!("/repos/{repo}/hooks/{id}")));
-        match self.call(request, token).await {
-            Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) => Err(GithubError::Refused(format!(
-                "deleting the webhook answered {}",
-                r.status()
-            ))),
-            Err(GithubError::NotFound) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Posts a commit status (`POST /repos/{owner}/{repo}/statuses/{sha}`).
-    pub async fn post_status(
-        &self,
-        token: &str,
-        repo: &RepoName,
-        sha: &str,
-        status: &CommitStatus<'_>,
-    ) -> Result<(), GithubError> {
-        let request = self
-            .http
-            .post(self.url(&format!("/repos/{repo}/statuses/{sha}")))
-            .timeout(Duration::from_secs(10))
-            .json(status);
-        match self.call(request, token).await {
-            Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) => Err(GithubError::Refused(format!(
-                "GitHub answered {} (the token may lack repo:status)",
-                r.status()
-            ))),
-            // GitHub hides what a token may not write behind a 404.
-            Err(GithubError::NotFound) => Err(GithubError::Refused(
-                "GitHub answered 404 (the token may lack repo:status, or the commit is not there)"
-                    .into(),
-            )),
-            Err(e) => Err(e),
-        }
-    }
-
-    pub async fn branches(&self, token: &str, repo: &RepoName) -> Result<Vec<Branch>, GithubError> {
-        let first = self.url(&format!("/repos/{repo}/branches?per_page=100"));
-        let items: Vec<BranchItem> = self.list(token, first).await?;
-        Ok(items
-            .into_iter()
-            .map(|b| Branch {
-                name: b.name,
-                commit_sha: b.commit.sha,
-            })
-            .collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn next_links_are_read_from_link_headers() {
-        let header = r#"<https://api.github.com/user/repos?page=3>; rel="next", <https://api.github.com/user/repos?page=5>; rel="last""#;
-        assert_eq!(
-            next_link(Some(header)).as_deref(),
-            Some("https://api.github.com/user/repos?page=3")
-        );
-        let last = r#"<https://api.github.com/user/repos?page=1>; rel="prev", <https://api.github.com/user/repos?page=1>; rel="first""#;
-        assert_eq!(next_link(Some(last)), None);
-        assert_eq!(next_link(None), None);
-    }
-
-    #[test]
-    fn repository_names_follow_githubs_grammar() {
-        let ok = RepoName::parse("acme/app.js").unwrap();
-        assert_eq!(ok.to_string(), "acme/app.js");
-        for bad in [
-            "acme", "acme/", "/app", "acme/..", "acme/a b", "acme/a/b", "a%2f/b",
-        ] {
-            assert_eq!(RepoName::parse(bad), None, "{bad}");
-        }
-    }
 }

@@ -4,8 +4,64 @@
 //! kept in a bounded in-memory buffer. Each topic has its own broadcast channel, created by its
 //! first subscriber and dropped with its last. Publishing never blocks: a receiver that falls
 //! behind gets `Lagged` and resyncs.
+//!
+//! # Live hub (WebSocket)
+//!
+//! `/api/v1/ws` authenticates with a first `{"op":"auth"}` message or the refresh cookie (checked,
+//! not rotated). Topics and where their messages come from:
+//!
+//! | topic | persisted in | replay with `since` |
+//! |---|---|---|
+//! | `deployment:<id>` | `deployment_logs` (lines and status rows, one seq space) | from the DB |
+//! | `project:<id>` | `topic_events` (deployment status, container start/stop/restart) | from the DB |
+//! | `user:<id>` | `topic_events` (deploy succeeded / failed notifications) | from the DB |
+//! | `project:<id>:logs` | not persisted (`"persisted": false`); last 1,000 lines in memory | from the buffer |
+//! | `system` (admins) | not persisted; a snapshot every 5 s | live only |
+//! | `project:<id>:metrics` | not persisted (`"persisted": false`); the samples are in `metrics_samples`, read through `GET /projects/{id}/metrics` | live only |
+//!
+//! Every message is written before it is published. A connection subscribes to the hub before it
+//! reads the backlog and keeps a cursor (last seq sent) per topic: older events are dropped as
+//! duplicates, a jump ahead is filled from the source first, and a `Lagged` receiver (the client
+//! read too slowly and the bounded channel moved on) gets a `lagged` message and a resync from its
+//! cursor. A topic's channel exists only while it has listeners (created by the first subscriber,
+//! dropped with the last), so a connection wakes only for its own topics and publishing to an
+//! unwatched topic is one map lookup. Resyncs are served from the topic's recent ring (for build logs up to 65,536 events and
+//! about 16 MiB, for quiet topics 256 events; pointers to the shared events; runtime logs use
+//! their own 1,000-line buffer) when it
+//! still covers the cursor without a gap; otherwise the database pages until the cursor reaches the
+//! ring. A crowd of slow clients thus does not turn into a crowd of database replays.
+//! Runtime-log numbering lives only in memory and restarts with each follower (and with shard):
+//! a subscriber whose `since` is past the current last line gets a `notice` and restarts from the
+//! buffer, instead of a cursor that would hold back every new line. Sends have a timeout (30 s: a peer
+//! that stopped reading is closed); pings every 15 s; a connection that neither sent a frame nor
+//! took one of our messages for 60 s, or is unauthenticated after 10 s, is closed (a client far
+//! behind on a busy log answers pings late but is still reading). Subscriptions are authorized through `access` on subscribe and again on
+//! every ping tick (a deleted or re-owned project ends them), and so is the credential: a login
+//! that was signed out or revoked, or a deleted API token, ends the connection (`session_ended`) —
+//! at once when the revocation happened in this process (it is broadcast), else at the next tick;
+//! an access token that expired drops the subscriptions and asks for a fresh `{"op":"auth"}`.
+//! A WebSocket authenticated by the cookie must come from the dashboard's origin (checked at the
+//! handshake). Limits: 50 subscriptions and 16 KiB frames per connection.
+//!
+//! Delivery is batched, and the batching is done once, not per subscriber: the log writer
+//! publishes each persisted batch of lines as one hub `Delivery` (at most 512 events or about
+//! 256 KiB), whose message `{"type":"batch","topic":…,"events":[…]}` is rendered once and shared
+//! (reference-counted bytes) by every subscriber whose cursor is right before it — the common case.
+//! A subscriber elsewhere (catching up, or after a gap) takes the delivery's events one by one
+//! through its cursor; a connection handles every hub delivery already waiting (up to 1,024) before
+//! it writes, and consecutive single events of one topic, and replays from the database, leave as
+//! batch messages too. A lone event goes out as itself. The elements of a batch are exactly the
+//! objects single messages carry.
+//!
+//! Several instances on one Postgres: an instance announces each run of persisted events it
+//! publishes (`NOTIFY shard_hub` with the topic and the seq range); an instance with listeners on
+//! that topic reads the range back from the database and publishes it locally
+//! (`hub::relay`), so a subscriber on B sees a deploy run by A. Live-only topics stay with
+//! the instance that produces them (the leader's metrics samples, each instance's own system
+//! snapshot and runtime-log followers).
 
 mod announce;
+mod event;
 pub mod record;
 pub mod relay;
 pub mod replay;
@@ -21,134 +77,11 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 pub use announce::Announcement;
 use announce::announce;
-use chrono::{DateTime, Utc};
+pub use event::{
+    DELIVERY_BYTES, DELIVERY_EVENTS, Delivery, Event, Published, log_event, timestamp,
+};
+
 use tokio::sync::broadcast;
-use uuid::Uuid;
-
-#[derive(Debug, Clone)]
-pub enum Event {
-    /// A deployment changed status (`seq` is its position in the deployment's log).
-    Status {
-        deployment_id: Uuid,
-        seq: i64,
-        ts: DateTime<Utc>,
-        status: crate::model::DeploymentStatus,
-    },
-    /// A persisted line of a deployment's log.
-    Log {
-        deployment_id: Uuid,
-        seq: i64,
-        ts: DateTime<Utc>,
-        stream: crate::model::LogStream,
-        line: String,
-    },
-    /// A line of a project's running container (not persisted).
-    Runtime {
-        project_id: Uuid,
-        seq: i64,
-        ts: DateTime<Utc>,
-        stream: crate::model::LogStream,
-        line: String,
-    },
-    /// An event of a `project:`, `user:` or `system` topic: `kind` and a JSON payload.
-    Topic {
-        topic: Topic,
-        seq: i64,
-        ts: DateTime<Utc>,
-        kind: String,
-        payload: serde_json::Value,
-    },
-}
-
-/// Now, to the microsecond: what both databases store, so a replayed line equals the live one.
-pub fn timestamp() -> DateTime<Utc> {
-    use chrono::SubsecRound;
-    Utc::now().trunc_subsecs(6)
-}
-
-impl Event {
-    /// The topic this event is delivered on, and its sequence number there.
-    pub fn topic(&self) -> (Topic, i64) {
-        match self {
-            Event::Status {
-                deployment_id, seq, ..
-            }
-            | Event::Log {
-                deployment_id, seq, ..
-            } => (Topic::Deployment(*deployment_id), *seq),
-            Event::Runtime {
-                project_id, seq, ..
-            } => (Topic::ProjectLogs(*project_id), *seq),
-            Event::Topic { topic, seq, .. } => (*topic, *seq),
-        }
-    }
-}
-
-/// An event as subscribers receive it: shared, with its wire form rendered once on first use.
-pub struct Published {
-    pub event: Event,
-    wire: std::sync::OnceLock<bytestring::ByteString>,
-}
-
-impl Published {
-    /// The JSON text sent to WebSocket subscribers (cheap to clone: reference-counted).
-    pub fn wire(&self) -> bytestring::ByteString {
-        self.wire
-            .get_or_init(|| wire::event_message(&self.event).to_string().into())
-            .clone()
-    }
-}
-
-/// What a topic's receivers get from one publish: one event, or a run of consecutive events
-/// of the topic (a persisted batch of build log lines). Its wire form — the event itself, or
-/// one `batch` message of them — is rendered once and shared by every subscriber whose cursor
-/// is right before it, so fan-out does its rendering work once per batch, not per subscriber.
-pub struct Delivery {
-    pub events: Vec<Arc<Published>>,
-    wire: std::sync::OnceLock<bytestring::ByteString>,
-}
-
-/// At most this many events, and about this many bytes, go in one delivery.
-pub const DELIVERY_EVENTS: usize = 512;
-pub const DELIVERY_BYTES: usize = 256 * 1024;
-
-impl Delivery {
-    pub fn topic(&self) -> Topic {
-        self.events[0].event.topic().0
-    }
-
-    pub fn first_seq(&self) -> i64 {
-        self.events[0].event.topic().1
-    }
-
-    pub fn last_seq(&self) -> i64 {
-        self.events[self.events.len() - 1].event.topic().1
-    }
-
-    /// True when the seqs run without a gap.
-    pub fn contiguous(&self) -> bool {
-        let first = self.first_seq();
-        self.events
-            .iter()
-            .enumerate()
-            .all(|(i, p)| p.event.topic().1 == first + i as i64)
-    }
-
-    /// The message for all of it (shared; cheap to clone).
-    pub fn wire(&self) -> bytestring::ByteString {
-        self.wire
-            .get_or_init(|| {
-                if self.events.len() == 1 {
-                    self.events[0].wire()
-                } else {
-                    let parts: Vec<bytestring::ByteString> =
-                        self.events.iter().map(|p| p.wire()).collect();
-                    wire::batch(&self.topic(), &parts)
-                }
-            })
-            .clone()
-    }
-}
 
 /// Events buffered per busy topic (deployment build logs, runtime logs) in the broadcast
 /// channel; a receiver further behind gets `Lagged` and resyncs.
@@ -407,32 +340,10 @@ impl Hub {
     }
 }
 
-/// The hub event of a persisted deployment log line (a status line's text read back as its
-/// status; one that is not a status is an error naming it).
-pub fn log_event(
-    deployment_id: Uuid,
-    line: crate::db::deployment_logs::LogLine,
-) -> Result<Event, crate::model::Unknown> {
-    Ok(match line.stream {
-        crate::model::LogStream::Status => Event::Status {
-            deployment_id,
-            seq: line.seq,
-            ts: line.ts,
-            status: line.line.parse()?,
-        },
-        stream => Event::Log {
-            deployment_id,
-            seq: line.seq,
-            ts: line.ts,
-            stream,
-            line: line.line,
-        },
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     fn log(deployment_id: Uuid, seq: i64) -> Event {
         Event::Log {
