@@ -285,7 +285,7 @@ pub async fn recorded_images(db: &Db) -> Result<Vec<String>, DbErr> {
 pub async fn set_commit_status(
     db: &Db,
     id: Uuid,
-    state: Option<&str>,
+    state: Option<crate::model::CommitState>,
     error: Option<&str>,
 ) -> Result<(), DbErr> {
     let mut update = Deployments::update_many()

@@ -26,7 +26,7 @@ pub struct NewChannel {
     pub id: Uuid,
     pub user_id: Uuid,
     pub project_id: Option<Uuid>,
-    pub kind: String,
+    pub kind: crate::model::ChannelKind,
     pub target_sealed: Vec<u8>,
     pub target_hint: String,
     pub secret_sealed: Option<Vec<u8>>,

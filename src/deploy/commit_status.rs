@@ -3,6 +3,7 @@
 //! deployment's page. One task posts them in the order the statuses happened; a post that
 //! fails is recorded on the deployment and never touches the deploy itself.
 
+use crate::model::CommitState;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -73,11 +74,13 @@ impl CommitStatuses {
 }
 
 /// The GitHub state a deployment status is reported as, if any.
-fn github_state(status: S) -> Option<&'static str> {
+fn github_state(status: S) -> Option<CommitState> {
     match status {
-        S::Queued | S::Fetching | S::Building | S::Starting | S::HealthChecking => Some("pending"),
-        S::Live => Some("success"),
-        S::Failed | S::Cancelled => Some("failure"),
+        S::Queued | S::Fetching | S::Building | S::Starting | S::HealthChecking => {
+            Some(CommitState::Pending)
+        }
+        S::Live => Some(CommitState::Success),
+        S::Failed | S::Cancelled => Some(CommitState::Failure),
         S::Superseded | S::Stopped => None,
     }
 }
@@ -132,9 +135,11 @@ impl Poster {
         let Some(sha) = deployment.commit_sha.as_deref().filter(|s| is_commit_id(s)) else {
             return Ok(());
         };
-        match deployment.commit_status.as_deref() {
+        match deployment.commit_status {
             Some(posted) if posted == state => return Ok(()),
-            Some("success" | "failure") if state == "pending" => return Ok(()),
+            Some(CommitState::Success | CommitState::Failure) if state == CommitState::Pending => {
+                return Ok(());
+            }
             _ => {}
         }
         let Some(project) = db::projects::find(&self.db, deployment.project_id).await? else {
@@ -180,11 +185,20 @@ mod tests {
             S::Starting,
             S::HealthChecking,
         ] {
-            assert_eq!(github_state(s), Some("pending"));
+            assert_eq!(github_state(s).map(CommitState::as_str), Some("pending"));
         }
-        assert_eq!(github_state(S::Live), Some("success"));
-        assert_eq!(github_state(S::Failed), Some("failure"));
-        assert_eq!(github_state(S::Cancelled), Some("failure"));
+        assert_eq!(
+            github_state(S::Live).map(CommitState::as_str),
+            Some("success")
+        );
+        assert_eq!(
+            github_state(S::Failed).map(CommitState::as_str),
+            Some("failure")
+        );
+        assert_eq!(
+            github_state(S::Cancelled).map(CommitState::as_str),
+            Some("failure")
+        );
         assert_eq!(github_state(S::Superseded), None);
         assert_eq!(github_state(S::Stopped), None);
     }

@@ -11,10 +11,10 @@ use super::{Github, GithubError, json_of};
 /// Pages followed at most for one listing (100 items each).
 pub const MAX_PAGES: usize = 20;
 
-/// A commit status as GitHub takes it: `state` is `pending`, `success`, `failure` or `error`.
+/// A commit status as GitHub takes it.
 #[derive(Debug, serde::Serialize)]
 pub struct CommitStatus<'a> {
-    pub state: &'a str,
+    pub state: crate::model::CommitState,
     pub target_url: &'a str,
     pub description: &'a str,
     pub context: &'a str,

@@ -27,6 +27,17 @@ text_enum! {
 }
 
 text_enum! {
+    /// Where a notification channel delivers.
+    pub enum ChannelKind ("channel kind") {
+        /// JSON to a URL, signed with the channel's secret.
+        Webhook = "webhook",
+        Slack = "slack",
+        Discord = "discord",
+        Email = "email",
+    }
+}
+
+text_enum! {
     /// One notification delivery to a channel.
     pub enum DeliveryState ("delivery state") {
         /// Not yet sent, or to be retried.

@@ -10,8 +10,8 @@ pub mod upstream;
 pub mod work;
 
 pub use access::{Role, Scope, UserRole};
-pub use edge::{CertState, CliLoginState, DeliveryState, DomainState};
+pub use edge::{CertState, ChannelKind, CliLoginState, DeliveryState, DomainState};
 pub use status::DeploymentStatus;
 pub use text::Unknown;
 pub use upstream::Upstream;
-pub use work::{BuildType, JobKind, JobState, LogStream, Trigger};
+pub use work::{BuildType, CommitState, JobKind, JobState, LogStream, Trigger};

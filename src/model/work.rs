@@ -40,6 +40,16 @@ text_enum! {
 }
 
 text_enum! {
+    /// The state of a deployment's commit status on GitHub (GitHub's own words).
+    pub enum CommitState ("commit state") {
+        Pending = "pending",
+        Success = "success",
+        Failure = "failure",
+        Error = "error",
+    }
+}
+
+text_enum! {
     /// The kinds of work the queue runs.
     pub enum JobKind ("job kind") {
         /// Periodic housekeeping; reschedules itself.

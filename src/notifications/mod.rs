@@ -6,6 +6,7 @@
 
 mod send;
 
+use crate::model::ChannelKind;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -22,9 +23,6 @@ use crate::secrets::Sealer;
 pub use send::Sender;
 /// Attempts per delivery (the queue backs off 2, 4, 8, 16 s between them).
 const ATTEMPTS: i32 = 5;
-
-/// Channel kinds.
-pub const KINDS: &[&str] = &["webhook", "slack", "discord", "email"];
 
 /// The events a channel can listen to.
 pub const EVENTS: &[&str] = &[
@@ -194,8 +192,8 @@ impl Notifier {
             url: &target,
             trusted,
         };
-        match channel.kind.as_str() {
-            "webhook" => {
+        match channel.kind {
+            ChannelKind::Webhook => {
                 let body = json!({
                     "event": notice.event,
                     "title": notice.title,
@@ -210,10 +208,9 @@ impl Notifier {
                     .webhook(&to, secret.as_deref(), &notice.event, ts, &body)
                     .await
             }
-            "slack" => self.sender.slack(&to, notice).await,
-            "discord" => self.sender.discord(&to, notice).await,
-            "email" => self.sender.email(&target, notice).await,
-            other => Err(anyhow::anyhow!("unknown channel kind {other}")),
+            ChannelKind::Slack => self.sender.slack(&to, notice).await,
+            ChannelKind::Discord => self.sender.discord(&to, notice).await,
+            ChannelKind::Email => self.sender.email(&target, notice).await,
         }
     }
 
@@ -232,8 +229,8 @@ fn open(sealer: &Sealer, channel: Uuid, sealed: &[u8]) -> anyhow::Result<String>
 
 /// What a channel's destination looks like in lists: enough to recognise it, never the
 /// secret part of a webhook URL (Slack and Discord put the credential in the path).
-pub fn hint(kind: &str, target: &str) -> String {
-    if kind == "email" {
+pub fn hint(kind: ChannelKind, target: &str) -> String {
+    if kind == ChannelKind::Email {
         return target.to_string();
     }
     match url::Url::parse(target) {
@@ -297,15 +294,18 @@ mod tests {
     #[test]
     fn hints_never_show_a_webhook_urls_credential() {
         let slack = hint(
-            "slack",
+            ChannelKind::Slack,
             "https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXsecret",
         );
         assert_eq!(slack, "https://hooks.slack.com/…cret");
         assert!(!slack.contains("T000"));
         assert_eq!(
-            hint("webhook", "http://127.0.0.1:9000/h"),
+            hint(ChannelKind::Webhook, "http://127.0.0.1:9000/h"),
             "http://127.0.0.1:9000/h"
         );
-        assert_eq!(hint("email", "ops@example.com"), "ops@example.com");
+        assert_eq!(
+            hint(ChannelKind::Email, "ops@example.com"),
+            "ops@example.com"
+        );
     }
 }

@@ -22,7 +22,7 @@ pub struct Model {
     pub finished_at: Option<DateTimeUtc>,
     pub updated_at: DateTimeUtc,
     pub pusher: Option<String>,
-    pub commit_status: Option<String>,
+    pub commit_status: Option<crate::model::CommitState>,
     pub commit_status_error: Option<String>,
     /// The Swarm service running this deployment (`runtime.kind = "swarm"`).
     pub service_id: Option<String>,

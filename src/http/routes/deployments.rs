@@ -80,7 +80,7 @@ impl DeploymentView {
         Self {
             preview_url: running.then(|| state.deployer.preview_url(d.id, &project.slug)),
             container_id: d.container_id,
-            commit_status: d.commit_status,
+            commit_status: d.commit_status.map(|s| s.to_string()),
             commit_status_error: d.commit_status_error,
             id: d.id,
             project_id: d.project_id,

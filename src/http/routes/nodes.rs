@@ -177,7 +177,7 @@ pub async fn join(
     let advertise = state.config.runtime.advertise_addr.as_deref();
     let crate::cluster::nodes::Join { managing, command } = state.engines.join(advertise).await;
     let mut steps = Vec::new();
-    if runtime == "docker" {
+    if state.config.runtime.kind == RuntimeKind::Docker {
         steps.push("set runtime.kind = \"swarm\" in shard's config and restart shard".into());
     }
     if !managing {

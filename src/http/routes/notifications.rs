@@ -15,7 +15,8 @@ use crate::db::notification_channels::{self as channels, Channel, MAX_CHANNELS};
 use crate::http::auth::Authenticated;
 use crate::http::body::JsonBody;
 use crate::http::error::{AppError, AppResult};
-use crate::notifications::{EVENTS, KINDS, Notice, hint};
+use crate::model::ChannelKind;
+use crate::notifications::{EVENTS, Notice, hint};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -67,7 +68,7 @@ impl From<Channel> for ChannelView {
     fn from(c: Channel) -> Self {
         Self {
             id: c.id,
-            kind: c.kind,
+            kind: c.kind.to_string(),
             target: c.target_hint,
             has_secret: c.secret_sealed.is_some(),
             project_id: c.project_id,
@@ -109,18 +110,17 @@ pub async fn create_channel(
     body: JsonBody<CreateChannel>,
 ) -> AppResult<HttpResponse> {
     let body = body.parse()?;
-    let kind = body.kind.trim();
-    if !KINDS.contains(&kind) {
+    let Some(kind) = ChannelKind::parse(body.kind.trim()) else {
         return Err(AppError::validation(
             "kind",
             "must be webhook, slack, discord or email",
         ));
-    }
+    };
     if let Some(project) = body.project_id {
         access::project(&state.db, &actor, project, access::Action::Read).await?;
     }
     let target = body.target.trim().to_string();
-    if kind == "email" {
+    if kind == ChannelKind::Email {
         if !valid_email(&target) {
             return Err(AppError::validation("target", "is not an email address"));
         }
@@ -147,7 +147,7 @@ pub async fn create_channel(
         }
     }
     let secret = match body.secret.map(|s| s.trim().to_string()) {
-        Some(s) if kind != "webhook" => {
+        Some(s) if kind != ChannelKind::Webhook => {
             let _ = s;
             return Err(AppError::validation(
                 "secret",
@@ -181,7 +181,7 @@ pub async fn create_channel(
             id,
             user_id: actor.user_id,
             project_id: body.project_id,
-            kind: kind.to_string(),
+            kind,
             target_hint: hint(kind, &target),
             target_sealed: state.notifier.seal(id, &target),
             secret_sealed: secret.map(|s| state.notifier.seal(id, &s)),
