@@ -1,6 +1,6 @@
-//! `AppState`: what request handlers and jobs share, built once per app by `App::build` (no
+//! `AppState`: what request handlers share, built once per app by `App::build` (no
 //! globals, so tests start many apps in one process). Lower layers take the narrow handles
-//! they need (db, hub, engine, deployer), never the whole state.
+//! they need (db, hub, engine, deployer, `jobs::Parts`), never the whole state.
 
 use std::sync::Arc;
 

@@ -5,7 +5,7 @@
 //! # Deploy lifecycle
 //!
 //! Everything that changes what runs for a project goes through `deploy::Deployer`; routes parse,
-//! authorize and call it, and never touch Docker. `DeploymentStatus` knows its legal moves:
+//! authorize and call it, and never call Docker themselves. `DeploymentStatus` knows its legal moves:
 //!
 //! ```text
 //! queued → fetching → building → starting → health_checking → live ⇄ stopped
