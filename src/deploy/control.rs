@@ -3,7 +3,8 @@
 //! deployment moves between `live` and `stopped`, the project topic is told and the route
 //! table rebuilt. A restart is a deployment (`Deployer::restart`), never `docker restart`.
 
-use super::{Control, DeployError, Deployer, DeploymentStatus as S};
+use super::runtime::Controlled;
+use super::{Control, DeployError, Deployer, DeploymentStatus as S, recover};
 use crate::db::deployments::{self as deps, Deployment, Fields};
 use crate::db::projects::Project;
 use crate::hub::{Topic, record};
@@ -29,9 +30,17 @@ impl Deployer {
             self.crash_looped().remove(&deployment.id);
         }
         let replicas = project.replicas.max(1) as u32;
-        self.runtime
-            .control(self, &deployment, replicas, control)
-            .await?;
+        match self.runtime.control(&deployment, replicas, control).await? {
+            Controlled::Done => {}
+            // Docker publishes a started container's port anew.
+            Controlled::ContainerStarted(container) => {
+                recover::refresh_upstream(self, &deployment, &container).await;
+            }
+            // Routed at once rather than at the watcher's next read.
+            Controlled::Replicas(running) => {
+                self.proxy.set_deployment_replicas(deployment.id, running);
+            }
+        }
         deps::transition(&self.db, deployment.id, &[from], to, Fields::default()).await?;
         let payload = serde_json::json!({"action": event, "deployment": deployment.id});
         record::publish(

@@ -205,7 +205,7 @@ impl Deployer {
             metrics: parts.metrics,
             notifier: parts.notifier,
             base: parts.config.public_base(parts.port),
-            runtime: runtime::for_config(&parts.config),
+            runtime: runtime::for_config(&parts.config, parts.docker.clone()),
             db: parts.db,
             hub: parts.hub,
             docker: parts.docker,
@@ -488,7 +488,7 @@ impl Deployer {
         let has_deployments = !deps::list_for_project(&self.db, project.id, 1)
             .await?
             .is_empty();
-        match self.runtime.remove_project(self, project.id).await {
+        match self.runtime.remove_project(project.id).await {
             Ok(_) => {}
             Err(e) if has_deployments => {
                 tracing::warn!(project = %project.id, error = %e, "cannot remove the project's containers");

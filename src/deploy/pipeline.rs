@@ -108,8 +108,7 @@ pub async fn run(deployer: &Arc<Deployer>, id: Uuid) -> anyhow::Result<()> {
         deployment,
         cancel,
         log,
-        container: None,
-        service: None,
+        started: None,
     };
     let outcome = pipeline.execute().await;
     pipeline.conclude(outcome).await;
@@ -164,10 +163,9 @@ pub struct Pipeline {
     pub(super) deployment: Deployment,
     pub(super) cancel: CancellationToken,
     pub(super) log: LogWriter,
-    /// The container this deploy created, removed if it does not go live.
-    pub(super) container: Option<String>,
-    /// The Swarm service this deploy created, removed if it does not go live.
-    pub(super) service: Option<String>,
+    /// What this deploy started (a container or a Swarm service), removed if it does not go
+    /// live.
+    pub(super) started: Option<super::runtime::Started>,
 }
 
 impl Pipeline {
@@ -198,9 +196,8 @@ impl Pipeline {
         if self.project.build_type == crate::model::BuildType::Static {
             self.publish_site(&image).await?;
         } else {
-            let runtime = self.d.runtime.clone();
-            runtime.start(self, &image).await?;
-            runtime.health_gate(self).await?;
+            self.start_app(&image).await?;
+            self.health_gate().await?;
         }
         self.go_live().await
     }
@@ -437,8 +434,7 @@ impl Pipeline {
         let Some(previous) = switched? else {
             return Err(Stop::Preempted);
         };
-        self.container = None; // it is the live one now
-        self.service = None;
+        self.started = None; // it is the live one now
         // The header first, then the status: `live` is the last message of a deploy's topic.
         let url = self.d.app_url(&self.project.slug);
         self.log.system(format!("==> Live at {url}")).await;
@@ -471,8 +467,7 @@ impl Pipeline {
             for old in old_sites {
                 site::remove_site(&d.config.data_dir, old).await;
             }
-            let runtime = d.runtime.clone();
-            let retired = retiring.iter().map(|old| runtime.retire(&d, old, grace));
+            let retired = retiring.iter().map(|old| d.retire(old, grace));
             futures_util::future::join_all(retired).await;
             d.proxy.refresh_or_log().await;
             prune::apply(&d, project_id).await;
@@ -486,8 +481,9 @@ impl Pipeline {
         if self.project.build_type == crate::model::BuildType::Static {
             site::remove_site(&self.d.config.data_dir, self.deployment.id).await;
         }
-        let runtime = self.d.runtime.clone();
-        runtime.discard(self).await;
+        if let Some(started) = self.started.take() {
+            self.d.runtime.discard(started).await;
+        }
         let (status, fields, summary) = match stop {
             Stop::Preempted => return,
             Stop::Cancelled => (
@@ -580,5 +576,21 @@ fn started() -> Fields {
     Fields {
         started: true,
         ..Fields::default()
+    }
+}
+
+impl Deployer {
+    /// Retires a superseded deployment: its requests drain (after a settle, at most `grace`),
+    /// then the runtime removes it, and its container is no longer marked draining.
+    async fn retire(&self, old: &Deployment, grace: Duration) {
+        if old.container_id.is_none() && old.service_id.is_none() {
+            return;
+        }
+        // Marked draining by the switch (before this task ran), unmarked here once gone.
+        self.proxy.drain(old.id, DRAIN_SETTLE, grace).await;
+        self.runtime.retire(old).await;
+        if let Some(container) = &old.container_id {
+            self.draining().remove(container);
+        }
     }
 }

@@ -122,7 +122,7 @@ pub async fn interrupted(d: &Deployer, deployment: &Deployment) {
         Ok(false) => {}
         Err(e) => tracing::error!(error = %e, "cannot mark the interrupted deploy failed"),
     }
-    d.runtime.clone().remove_deployment(d, deployment).await;
+    d.runtime.remove_deployment(deployment).await;
 }
 
 /// Makes Docker and the data dir agree with the database. Errors only when Docker cannot be
@@ -132,10 +132,10 @@ pub async fn sweep(d: &Deployer) -> anyhow::Result<Swept> {
     let running_here: HashSet<Uuid> = d.running.ids().into_iter().collect();
     swept.dirs = sweep_build_dirs(d, &running_here).await;
     let grace = chrono::Duration::seconds(d.config.deploy.grace_secs as i64 + 30);
-    d.runtime
-        .clone()
-        .sweep(d, &running_here, grace, &mut swept)
-        .await?;
+    sweep_containers(d, &running_here, grace, &mut swept).await?;
+    if d.runtime.kind() == crate::config::RuntimeKind::Swarm {
+        swept.services = sweep_services(d, &running_here, grace).await?;
+    }
     let recorded: HashSet<String> = deps::recorded_images(&d.db).await?.into_iter().collect();
     for image in d.docker.managed_images().await? {
         if image.tags.iter().any(|t| recorded.contains(t)) {

@@ -1,12 +1,12 @@
-//! The pipeline's steps for a deployment that runs as a Swarm service: push the image to the
-//! registry every node pulls from, create the service with the project's replicas and
-//! placement, and the health gate that waits for every replica to run and answer.
+//! A deployment that runs as a Swarm service: the pipeline's push of the image to the
+//! registry every node pulls from, and the Swarm runtime's start (a service with the project's
+//! replicas and placement) and health gate (every replica running and answering).
 
 use std::time::{Duration, Instant};
 
-use super::DeploymentStatus as S;
 use super::pipeline::{Pipeline, Stop, failed};
-use crate::db::deployments::Fields;
+use super::runtime::{AppSpec, Failure, Gate, GateError, Started};
+use super::swarm::Swarm;
 use crate::docker::ServiceRun;
 use crate::proxy::SWARM_UPSTREAM;
 
@@ -35,112 +35,103 @@ impl Pipeline {
     }
 
     /// The registry credentials an admin set, if any.
-    async fn registry_auth(&self) -> Result<Option<crate::docker::RegistryAuth>, Stop> {
+    pub(super) async fn registry_auth(&self) -> Result<Option<crate::docker::RegistryAuth>, Stop> {
         let server = self.d.config.image_registry();
         Ok(super::registry::auth_for(&self.d.db, &self.d.sealer, server).await?)
     }
+}
 
-    /// Creates the deployment's service and moves it to health checking.
-    pub(super) async fn start_service(&mut self, image: &str) -> Result<(), Stop> {
-        self.log
-            .system("==> Starting the service".to_string())
-            .await;
-        let engine = self.d.docker.clone();
-        let (port, env) = self.app_env(image).await?;
-        let placement = crate::db::projects::placement_of(&self.project);
-        let replicas = self.project.replicas.max(1) as u32;
+impl Swarm {
+    /// Creates the deployment's service.
+    pub(super) async fn start_service(&self, app: AppSpec) -> Result<Started, Failure> {
+        let replicas = app.replicas.max(1);
+        let placed = if app.placement.is_empty() {
+            String::new()
+        } else {
+            let labels: Vec<String> = app
+                .placement
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            format!(" on nodes labelled {}", labels.join(", "))
+        };
+        let port = app.port;
         let run = ServiceRun {
             name: format!(
                 "shard-{}-{}",
-                self.project.slug,
-                &self.deployment.id.simple().to_string()[..12]
+                app.slug,
+                &app.deployment.simple().to_string()[..12]
             ),
-            image: image.to_string(),
-            env,
-            labels: engine.labels(self.project.id, self.deployment.id),
+            image: app.image,
+            env: app.env,
+            labels: self.engine.labels(app.project, app.deployment),
             port,
             replicas,
-            placement: placement.clone(),
-            limits: self.limits(),
+            placement: app.placement,
+            limits: app.limits,
         };
-        let id = engine
-            .create_service(run, self.registry_auth().await?)
+        let id = self
+            .engine
+            .create_service(run, app.registry)
             .await
-            .map_err(|e| failed("start", e.to_string()))?;
-        self.service = Some(id.clone());
-        let placed = if placement.is_empty() {
-            String::new()
-        } else {
-            let labels: Vec<String> = placement.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            format!(" on nodes labelled {}", labels.join(", "))
-        };
-        self.log
-            .system(format!(
+            .map_err(|e| Failure {
+                message: e.to_string(),
+                output: Vec::new(),
+                started: None,
+            })?;
+        Ok(Started {
+            note: format!(
                 "==> Service {} with {replicas} replica(s){placed}, app port {port}",
                 &id[..id.len().min(12)]
-            ))
-            .await;
-        let fields = Fields {
-            service_id: Some(id),
-            upstream: Some(SWARM_UPSTREAM.into()),
-            ..Fields::default()
-        };
-        self.advance(&[S::Starting], S::HealthChecking, fields)
-            .await?;
-        self.deployment.upstream = Some(SWARM_UPSTREAM.into());
-        Ok(())
+            ),
+            container: None,
+            service: Some(id),
+            upstream: SWARM_UPSTREAM.into(),
+        })
     }
 
     /// The health gate for a service: every replica must be running and answer
-    /// `GET <health_path>` with 2xx/3xx within the project's timeout. A replica that fails
-    /// ends the deploy at once; one the swarm cannot place is reported at the timeout.
-    pub(super) async fn health_check_service(&mut self) -> Result<(), Stop> {
-        let service = self.service.clone().unwrap_or_default();
-        let wanted = self.project.replicas.max(1) as usize;
-        let path = self.project.health_path.clone();
-        let timeout = Duration::from_secs(self.project.health_timeout_secs.max(1) as u64);
-        self.log
-            .system(format!(
-                "==> Health check GET {path} on {wanted} replica(s) (up to {} s)",
-                timeout.as_secs()
-            ))
-            .await;
-        let deadline = Instant::now() + timeout;
+    /// `GET <path>` with 2xx/3xx within the timeout. A replica that fails ends the deploy at
+    /// once; one the swarm cannot place is reported at the timeout.
+    pub(super) async fn gate_service(
+        &self,
+        service: &str,
+        gate: &Gate,
+    ) -> Result<Vec<String>, GateError> {
+        let fail = |message: String| {
+            GateError::Failed(Failure {
+                message,
+                output: Vec::new(),
+                started: None,
+            })
+        };
+        let deadline = Instant::now() + gate.timeout;
         let mut problem = String::from("no replica is running yet");
         loop {
-            if self.cancel.is_cancelled() {
-                return Err(Stop::Cancelled);
+            if gate.cancel.is_cancelled() {
+                return Err(GateError::Cancelled);
             }
-            let replicas = self.d.docker.replicas(Some(&service)).await;
-            let nodes = self.d.docker.nodes().await;
+            let replicas = self.engine.replicas(Some(service)).await;
+            let nodes = self.engine.nodes().await;
             if let (Ok(replicas), Ok(nodes)) = (replicas, nodes) {
                 if let Some(dead) = replicas
                     .iter()
                     .find(|r| matches!(r.state.as_str(), "failed" | "rejected"))
                 {
                     let node = nodes.iter().find(|n| n.id == dead.node_id);
-                    let what = format!(
+                    return Err(fail(format!(
                         "a replica {} on {} before it became healthy: {}",
                         dead.state,
                         node.map_or("a node", |n| n.hostname.as_str()),
                         dead.message.as_deref().unwrap_or("no reason given")
-                    );
-                    return Err(failed("health_check", what));
+                    )));
                 }
                 let endpoints = super::swarm::endpoints(&nodes, &replicas)
-                    .remove(&self.deployment.id)
+                    .remove(&gate.deployment)
                     .unwrap_or_default();
-                if endpoints.len() >= wanted {
-                    match self.check_all(&endpoints, &path).await {
-                        Ok(()) => {
-                            self.log
-                                .system(format!("==> Healthy: {}", endpoints.join(", ")))
-                                .await;
-                            self.d
-                                .proxy
-                                .set_deployment_replicas(self.deployment.id, endpoints);
-                            return Ok(());
-                        }
+                if endpoints.len() >= gate.wanted {
+                    match check_all(gate, &endpoints).await {
+                        Ok(()) => return Ok(endpoints),
                         Err(why) => problem = why,
                     }
                 } else {
@@ -148,36 +139,33 @@ impl Pipeline {
                         Some(message) if endpoints.is_empty() => {
                             format!("no replica is running ({message})")
                         }
-                        _ => format!("{} of {wanted} replica(s) running", endpoints.len()),
+                        _ => format!("{} of {} replica(s) running", endpoints.len(), gate.wanted),
                     };
                 }
             }
             if Instant::now() >= deadline {
-                return Err(failed(
-                    "health_check",
-                    format!(
-                        "the replicas were not all healthy within {} s: {problem}",
-                        timeout.as_secs()
-                    ),
-                ));
+                return Err(fail(format!(
+                    "the replicas were not all healthy within {} s: {problem}",
+                    gate.timeout.as_secs()
+                )));
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                _ = self.cancel.cancelled() => return Err(Stop::Cancelled),
+                _ = gate.cancel.cancelled() => return Err(GateError::Cancelled),
             }
         }
     }
+}
 
-    async fn check_all(&self, endpoints: &[String], path: &str) -> Result<(), String> {
-        for endpoint in endpoints {
-            let url = format!("http://{endpoint}{path}");
-            let request = self.d.http.get(&url).timeout(Duration::from_secs(2));
-            match request.send().await {
-                Ok(r) if r.status().is_success() || r.status().is_redirection() => {}
-                Ok(r) => return Err(format!("{endpoint} answered {}", r.status())),
-                Err(_) => return Err(format!("{endpoint} did not answer")),
-            }
+async fn check_all(gate: &Gate, endpoints: &[String]) -> Result<(), String> {
+    for endpoint in endpoints {
+        let url = format!("http://{endpoint}{}", gate.path);
+        let request = gate.http.get(&url).timeout(Duration::from_secs(2));
+        match request.send().await {
+            Ok(r) if r.status().is_success() || r.status().is_redirection() => {}
+            Ok(r) => return Err(format!("{endpoint} answered {}", r.status())),
+            Err(_) => return Err(format!("{endpoint} did not answer")),
         }
-        Ok(())
     }
+    Ok(())
 }

@@ -66,15 +66,15 @@
 //! images other nodes pulled stay in their engines (`docker image prune` there), and the Nodes
 //! page reads the list every 3 s.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use super::pipeline::{Pipeline, Stop};
-use super::recover::Swept;
-use super::runtime::{Containers, Probe, Runtime};
+use super::runtime::{
+    AppSpec, Containers, Controlled, Failure, Gate, GateError, Probe, Runtime, Started,
+};
 use super::{Control, DeployError, Deployer};
 use crate::config::RuntimeKind;
 use crate::db::deployments::Deployment;
@@ -195,19 +195,27 @@ async fn read_endpoints(
 
 /// Docker Swarm services (see the module docs). Deployments that ran as plain containers
 /// before the installation moved to Swarm are handed to [`Containers`].
-#[derive(Default)]
 pub struct Swarm {
-    containers: Containers,
+    pub(super) engine: Arc<Engine>,
+    pub(super) containers: Containers,
 }
 
 impl Swarm {
-    async fn endpoints_of(
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Swarm {
+            containers: Containers {
+                engine: engine.clone(),
+            },
+            engine,
+        }
+    }
+
+    pub(super) async fn endpoints_of(
         &self,
-        engine: &Engine,
         replicas: &[Replica],
         deployment: Uuid,
     ) -> Result<Vec<String>, EngineError> {
-        let nodes = engine.nodes().await?;
+        let nodes = self.engine.nodes().await?;
         Ok(endpoints(&nodes, replicas)
             .remove(&deployment)
             .unwrap_or_default())
@@ -220,114 +228,89 @@ impl Runtime for Swarm {
         RuntimeKind::Swarm
     }
 
-    async fn start(&self, p: &mut Pipeline, image: &str) -> Result<(), Stop> {
-        p.start_service(image).await
+    async fn start(&self, app: AppSpec) -> Result<Started, Failure> {
+        self.start_service(app).await
     }
 
-    async fn health_gate(&self, p: &mut Pipeline) -> Result<(), Stop> {
-        p.health_check_service().await
+    async fn health_gate(&self, started: &Started, gate: &Gate) -> Result<Vec<String>, GateError> {
+        match &started.service {
+            Some(service) => self.gate_service(service, gate).await,
+            None => self.containers.health_gate(started, gate).await,
+        }
     }
 
-    async fn discard(&self, p: &mut Pipeline) {
-        if let Some(service) = p.service.take()
-            && let Err(e) = p.d.docker.remove_service(&service).await
+    async fn discard(&self, mut started: Started) {
+        if let Some(service) = started.service.take()
+            && let Err(e) = self.engine.remove_service(&service).await
         {
             tracing::warn!(error = %e, "cannot remove the failed deploy's service; the sweep will");
         }
-        self.containers.discard(p).await;
+        self.containers.discard(started).await;
     }
 
-    async fn remove_deployment(&self, d: &Deployer, deployment: &Deployment) {
+    async fn remove_deployment(&self, deployment: &Deployment) {
         if let Some(service) = &deployment.service_id
-            && let Err(e) = d.docker.remove_service(service).await
+            && let Err(e) = self.engine.remove_service(service).await
         {
             tracing::warn!(error = %e, "cannot remove the deployment's service yet");
         }
-        self.containers.remove_deployment(d, deployment).await;
+        self.containers.remove_deployment(deployment).await;
     }
 
-    async fn retire(&self, d: &Deployer, old: &Deployment, grace: Duration) {
+    async fn retire(&self, old: &Deployment) {
         let Some(service) = &old.service_id else {
-            return self.containers.retire(d, old, grace).await;
+            return self.containers.retire(old).await;
         };
-        d.proxy
-            .drain(old.id, super::pipeline::DRAIN_SETTLE, grace)
-            .await;
-        if let Err(e) = d.docker.remove_service(service).await {
+        if let Err(e) = self.engine.remove_service(service).await {
             tracing::warn!(error = %e, "cannot remove the superseded service; the sweep will");
         }
     }
 
     async fn control(
         &self,
-        d: &Deployer,
         deployment: &Deployment,
         replicas: u32,
         control: Control,
-    ) -> Result<(), DeployError> {
+    ) -> Result<Controlled, DeployError> {
         let Some(service) = &deployment.service_id else {
-            return self
-                .containers
-                .control(d, deployment, replicas, control)
-                .await;
+            return self.containers.control(deployment, replicas, control).await;
         };
         let replicas = match control {
             Control::Start => replicas,
             Control::Stop => 0,
         };
-        if !d.docker.scale_service(service, replicas).await? {
+        if !self.engine.scale_service(service, replicas).await? {
             return Err(DeployError::Conflict(
                 "the live deployment's service is gone; deploy again".into(),
             ));
         }
         if control == Control::Start {
-            // Answer once a replica runs, routed at once rather than at the watcher's next
-            // read (so the app never shows as crashed while its replicas come up).
+            // Answer once a replica runs, so the caller routes it at once rather than at the
+            // watcher's next read (the app never shows as crashed while its replicas come up).
             let deadline = Instant::now() + START_WAIT;
             while Instant::now() < deadline {
-                let replicas = d.docker.replicas(Some(service)).await?;
-                let running = self
-                    .endpoints_of(&d.docker, &replicas, deployment.id)
-                    .await?;
+                let replicas = self.engine.replicas(Some(service)).await?;
+                let running = self.endpoints_of(&replicas, deployment.id).await?;
                 if !running.is_empty() {
-                    d.proxy.set_deployment_replicas(deployment.id, running);
-                    break;
+                    return Ok(Controlled::Replicas(running));
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
-        Ok(())
+        Ok(Controlled::Done)
     }
 
-    async fn remove_project(&self, d: &Deployer, project: Uuid) -> Result<usize, EngineError> {
-        let services = d.docker.remove_project_services(project).await?;
-        Ok(services + self.containers.remove_project(d, project).await?)
+    async fn remove_project(&self, project: Uuid) -> Result<usize, EngineError> {
+        let services = self.engine.remove_project_services(project).await?;
+        Ok(services + self.containers.remove_project(project).await?)
     }
 
-    async fn sweep(
-        &self,
-        d: &Deployer,
-        running_here: &HashSet<Uuid>,
-        grace: chrono::Duration,
-        swept: &mut Swept,
-    ) -> anyhow::Result<()> {
-        self.containers.sweep(d, running_here, grace, swept).await?;
-        swept.services = super::recover::sweep_services(d, running_here, grace).await?;
-        Ok(())
-    }
-
-    async fn probe(
-        &self,
-        d: &Deployer,
-        deployment: &Deployment,
-    ) -> Result<Option<Probe>, EngineError> {
+    async fn probe(&self, deployment: &Deployment) -> Result<Option<Probe>, EngineError> {
         let Some(service) = &deployment.service_id else {
-            return self.containers.probe(d, deployment).await;
+            return self.containers.probe(deployment).await;
         };
-        let replicas = d.docker.replicas(Some(service)).await?;
-        let endpoints = self
-            .endpoints_of(&d.docker, &replicas, deployment.id)
-            .await?;
+        let replicas = self.engine.replicas(Some(service)).await?;
+        let endpoints = self.endpoints_of(&replicas, deployment.id).await?;
         Ok(Some(Probe {
             endpoints,
             restart_count: None,
@@ -339,16 +322,10 @@ impl Runtime for Swarm {
         }))
     }
 
-    async fn halt(&self, d: &Deployer, deployment: &Deployment) -> Result<(), EngineError> {
+    async fn halt(&self, deployment: &Deployment) -> Result<(), EngineError> {
         match &deployment.service_id {
-            Some(service) => {
-                d.docker.scale_service(service, 0).await?;
-                // Unrouted now: a replica being stopped may run for its stop grace period,
-                // and the swarm marks its tasks unwanted only a moment after the scale.
-                d.proxy.set_deployment_replicas(deployment.id, Vec::new());
-                Ok(())
-            }
-            None => self.containers.halt(d, deployment).await,
+            Some(service) => self.engine.scale_service(service, 0).await.map(|_| ()),
+            None => self.containers.halt(deployment).await,
         }
     }
 

@@ -140,7 +140,7 @@ impl Deployer {
         };
         let h = &self.config.health;
         let window = Duration::from_secs(h.crash_loop_window_secs);
-        let Some(probe) = self.runtime.probe(self, deployment).await? else {
+        let Some(probe) = self.runtime.probe(deployment).await? else {
             return Ok(()); // nothing running to judge (a static site, a removed container)
         };
         let new = watch.take_in(deployment.id, &probe, seen_start);
@@ -228,7 +228,19 @@ impl Deployer {
     ) -> anyhow::Result<()> {
         tracing::warn!(project = %project.id, "crash loop: stopping the app");
         self.crash_looped().insert(deployment.id);
-        self.runtime.halt(self, deployment).await?;
+        self.runtime.halt(deployment).await?;
+        match (&deployment.service_id, &deployment.container_id) {
+            // Unrouted now: a replica being stopped may run for its stop grace period, and the
+            // swarm marks its tasks unwanted only a moment after the scale.
+            (Some(_), _) => {
+                self.proxy
+                    .set_deployment_replicas(deployment.id, Vec::new());
+            }
+            (None, Some(container)) => {
+                self.proxy.container_event(container, false);
+            }
+            (None, None) => {}
+        }
         self.proxy.refresh_or_log().await;
         record::publish(
             &self.db,
