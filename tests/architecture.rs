@@ -395,3 +395,22 @@ fn no_source_file_is_over_600_lines() {
         .collect();
     assert!(long.is_empty(), "files over 600 lines: {long:?}");
 }
+
+/// The runtime seam takes plain inputs: no method of `trait Runtime` takes the pipeline or the
+/// deployer (a runtime calls nothing above it).
+#[test]
+fn the_runtime_seam_takes_no_pipeline_or_deployer() {
+    let text = std::fs::read_to_string(src().join("deploy/runtime.rs")).expect("runtime.rs");
+    let code = without_comments(&text);
+    let start = code
+        .find("pub trait Runtime")
+        .expect("deploy/runtime.rs defines trait Runtime");
+    let end = start + code[start..].find("\n}\n").expect("the trait ends");
+    let block = &code[start..end];
+    for word in ["Pipeline", "Deployer"] {
+        assert!(
+            !block.contains(word),
+            "trait Runtime mentions {word}:\n{block}"
+        );
+    }
+}
