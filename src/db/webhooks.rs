@@ -27,7 +27,7 @@ pub async fn receive(
         delivery_id: Set(delivery_id.to_string()),
         project_id: Set(Some(project_id)),
         event: Set(event.to_string()),
-        outcome: Set("received".into()),
+        outcome: Set(crate::model::WebhookOutcome::Received),
         created_at: Set(now()),
         detail: Set(None),
         deployment_id: Set(None),
@@ -43,7 +43,7 @@ pub async fn receive(
 pub async fn settle(
     db: &Db,
     id: Uuid,
-    outcome: &str,
+    outcome: crate::model::WebhookOutcome,
     detail: &str,
     deployment_id: Option<Uuid>,
 ) -> Result<(), DbErr> {

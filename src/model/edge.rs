@@ -49,6 +49,22 @@ text_enum! {
 }
 
 text_enum! {
+    /// What became of a GitHub webhook delivery.
+    pub enum WebhookOutcome ("webhook outcome") {
+        /// Recorded, not yet handled.
+        Received = "received",
+        /// Already received once (not recorded again).
+        Duplicate = "duplicate",
+        /// GitHub's ping, answered.
+        Pong = "pong",
+        /// Nothing to do (another branch, a deleted branch, another event).
+        Ignored = "ignored",
+        /// A deployment was queued.
+        Deployed = "deployed",
+    }
+}
+
+text_enum! {
     /// A `shard login` request, as its approval page moves it.
     pub enum CliLoginState ("CLI login state") {
         Waiting = "waiting",

@@ -10,7 +10,7 @@ pub mod upstream;
 pub mod work;
 
 pub use access::{Role, Scope, UserRole};
-pub use edge::{CertState, ChannelKind, CliLoginState, DeliveryState, DomainState};
+pub use edge::{CertState, ChannelKind, CliLoginState, DeliveryState, DomainState, WebhookOutcome};
 pub use status::DeploymentStatus;
 pub use text::Unknown;
 pub use upstream::Upstream;

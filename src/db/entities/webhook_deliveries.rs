@@ -8,7 +8,7 @@ pub struct Model {
     pub delivery_id: String,
     pub project_id: Option<Uuid>,
     pub event: String,
-    pub outcome: String,
+    pub outcome: crate::model::WebhookOutcome,
     pub created_at: DateTimeUtc,
     pub detail: Option<String>,
     pub deployment_id: Option<Uuid>,

@@ -18,6 +18,7 @@ use crate::db::{self, webhooks};
 use crate::deploy::Pushed;
 use crate::http::access::{Configure, ProjectFor, Read};
 use crate::http::error::{AppError, AppResult};
+use crate::model::WebhookOutcome;
 use crate::secrets;
 use crate::state::AppState;
 
@@ -69,7 +70,7 @@ impl From<webhooks::Delivery> for DeliveryView {
         Self {
             delivery_id: d.delivery_id,
             event: d.event,
-            outcome: d.outcome,
+            outcome: d.outcome.to_string(),
             detail: d.detail,
             deployment_id: d.deployment_id,
             received_at: d.created_at,
@@ -288,16 +289,24 @@ pub async fn github(
     };
     let Some(row) = webhooks::receive(&state.db, delivery, project.id, event).await? else {
         return Ok(HttpResponse::Ok().json(DeliveryResult {
-            outcome: "duplicate".into(),
+            outcome: WebhookOutcome::Duplicate.to_string(),
             detail: format!("delivery {delivery} was already received; nothing done"),
             deployment_id: None,
         }));
     };
 
     let (outcome, detail, deployment) = match (event, push) {
-        ("ping", _) => ("pong", "webhook reached shard".to_string(), None),
+        ("ping", _) => (
+            WebhookOutcome::Pong,
+            "webhook reached shard".to_string(),
+            None,
+        ),
         (_, Some(push)) => handle_push(&state, &project, push).await?,
-        (other, None) => ("ignored", format!("'{other}' events deploy nothing"), None),
+        (other, None) => (
+            WebhookOutcome::Ignored,
+            format!("'{other}' events deploy nothing"),
+            None,
+        ),
     };
     webhooks::settle(&state.db, row.id, outcome, &detail, deployment).await?;
     crate::http::audit::note(&req, |f| {
@@ -311,7 +320,7 @@ pub async fn github(
         });
     });
     let result = DeliveryResult {
-        outcome: outcome.into(),
+        outcome: outcome.to_string(),
         detail,
         deployment_id: deployment,
     };
@@ -326,8 +335,8 @@ async fn handle_push(
     state: &AppState,
     project: &db::projects::Project,
     push: PushEvent,
-) -> AppResult<(&'static str, String, Option<Uuid>)> {
-    let ignored = |why: String| Ok(("ignored", why, None));
+) -> AppResult<(WebhookOutcome, String, Option<Uuid>)> {
+    let ignored = |why: String| Ok((WebhookOutcome::Ignored, why, None));
     let Some(branch) = push.git_ref.strip_prefix("refs/heads/") else {
         return ignored(format!("{} is not a branch", push.git_ref));
     };
@@ -364,7 +373,7 @@ async fn handle_push(
         .await?;
     let short = &push.after[..12];
     Ok((
-        "deployed",
+        WebhookOutcome::Deployed,
         format!(
             "push of {short} to {branch} queued deployment {}",
             deployment.id
