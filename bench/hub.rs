@@ -248,7 +248,7 @@ async fn main() {
         .map(|i| db::deployment_logs::Entry {
             ts: chrono::Utc::now(),
             stream: shard::model::LogStream::Stdout,
-            line: format!("line {i} of a long build log, with some typical length to it"),
+            line: format!("line {i} of a long build log, with some typical length to it").into(),
         })
         .collect();
     for (i, chunk) in entries.chunks(1000).enumerate() {

@@ -13,13 +13,14 @@ use super::entities::deployment_logs::{self, Column, Entity as DeploymentLogs};
 
 pub use deployment_logs::Model as LogLine;
 
-/// One line before it is numbered.
+/// One line before it is numbered (borrowed from what the writer holds, copied once into the
+/// statement).
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub struct Entry<'a> {
     pub ts: DateTime<Utc>,
     /// For a `Status` entry, `line` is the status's text.
     pub stream: crate::model::LogStream,
-    pub line: String,
+    pub line: std::borrow::Cow<'a, str>,
 }
 
 /// The highest seq written so far (0 for none).
@@ -37,7 +38,7 @@ pub async fn insert(
     db: &Db,
     deployment_id: Uuid,
     first_seq: i64,
-    entries: &[Entry],
+    entries: &[Entry<'_>],
 ) -> Result<(), DbErr> {
     if entries.is_empty() {
         return Ok(());
@@ -51,7 +52,7 @@ pub async fn insert(
             seq: Set(first_seq + i as i64),
             ts: Set(e.ts),
             stream: Set(e.stream),
-            line: Set(e.line.clone()),
+            line: Set(e.line.to_string()),
         });
     DeploymentLogs::insert_many(models).exec(db).await?;
     Ok(())
@@ -59,7 +60,7 @@ pub async fn insert(
 
 /// Appends entries after the current last seq (for writers outside a running pipeline);
 /// returns the seq of the first.
-pub async fn append(db: &Db, deployment_id: Uuid, entries: &[Entry]) -> Result<i64, DbErr> {
+pub async fn append(db: &Db, deployment_id: Uuid, entries: &[Entry<'_>]) -> Result<i64, DbErr> {
     use sea_orm::ConnectionTrait;
     use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
     // Each line is one INSERT ... SELECT that numbers itself, so the transaction's first
@@ -74,7 +75,7 @@ pub async fn append(db: &Db, deployment_id: Uuid, entries: &[Entry]) -> Result<i
             .expr(Func::coalesce([Expr::col(Column::Seq).max(), Expr::val(0i64)]).add(1i64))
             .expr(Expr::val(e.ts))
             .expr(Expr::val(e.stream))
-            .expr(Expr::val(e.line.as_str()))
+            .expr(Expr::val(e.line.as_ref()))
             .from(DeploymentLogs)
             .and_where(Expr::col(Column::DeploymentId).eq(deployment_id))
             .to_owned();

@@ -74,17 +74,17 @@ impl Record {
     }
 
     /// Its row in `deployment_logs`.
-    pub(super) fn entry(&self) -> Entry {
+    pub(super) fn entry(&self) -> Entry<'_> {
         match self {
             Record::Line { ts, stream, line } => Entry {
                 ts: *ts,
                 stream: *stream,
-                line: line.clone(),
+                line: line.as_str().into(),
             },
             Record::Status { ts, status } => Entry {
                 ts: *ts,
                 stream: LogStream::Status,
-                line: status.as_str().to_string(),
+                line: status.as_str().into(),
             },
         }
     }
@@ -287,6 +287,7 @@ async fn write_batches(
 ) {
     let mut batch = Vec::with_capacity(256);
     while receiver.recv_many(&mut batch, 512).await > 0 {
+        // Rows borrow the records' text; each line is copied once, into the statement.
         let entries: Vec<Entry> = batch.iter().map(Record::entry).collect();
         let mut attempt: u64 = 0;
         let mut persisted = true;
@@ -307,12 +308,13 @@ async fn write_batches(
             tracing::warn!(error = %e, attempt, "cannot persist log lines; retrying");
             tokio::time::sleep(Duration::from_millis(200 * attempt.min(25))).await;
         }
+        drop(entries);
         if !persisted {
             batch.clear();
             continue;
         }
         let first = next_seq;
-        next_seq += entries.len() as i64;
+        next_seq += batch.len() as i64;
         let records = std::mem::replace(&mut batch, Vec::with_capacity(256));
         announce(&sink, project_id, deployment_id, Some(first), records, None).await;
     }

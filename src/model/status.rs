@@ -2,53 +2,27 @@
 //! The database stores the `as_str` form; every status change goes through
 //! `db::deployments::transition`, which refuses a move this table does not allow.
 
-use std::fmt;
+use super::text::text_enum;
 
-/// Stored as its `as_str` text (`DeriveActiveEnum`: a stored value outside the set is a
-/// database error that names it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
-#[sea_orm(
-    rs_type = "String",
-    db_type = "String(sea_orm::sea_query::StringLen::None)"
-)]
-pub enum DeploymentStatus {
-    #[sea_orm(string_value = "queued")]
-    Queued,
-    #[sea_orm(string_value = "fetching")]
-    Fetching,
-    #[sea_orm(string_value = "building")]
-    Building,
-    #[sea_orm(string_value = "starting")]
-    Starting,
-    #[sea_orm(string_value = "health_checking")]
-    HealthChecking,
-    #[sea_orm(string_value = "live")]
-    Live,
-    #[sea_orm(string_value = "superseded")]
-    Superseded,
-    #[sea_orm(string_value = "stopped")]
-    Stopped,
-    #[sea_orm(string_value = "failed")]
-    Failed,
-    #[sea_orm(string_value = "cancelled")]
-    Cancelled,
+text_enum! {
+    /// Stored as its text (a stored value outside the set is a database error that names it).
+    pub enum DeploymentStatus ("deployment status") {
+        Queued = "queued",
+        Fetching = "fetching",
+        Building = "building",
+        Starting = "starting",
+        HealthChecking = "health_checking",
+        Live = "live",
+        Superseded = "superseded",
+        Stopped = "stopped",
+        Failed = "failed",
+        Cancelled = "cancelled",
+    }
 }
 
 use DeploymentStatus::*;
 
 impl DeploymentStatus {
-    pub const ALL: [DeploymentStatus; 10] = [
-        Queued,
-        Fetching,
-        Building,
-        Starting,
-        HealthChecking,
-        Live,
-        Superseded,
-        Stopped,
-        Failed,
-        Cancelled,
-    ];
     /// The steps a worker moves a deployment through before it can go live.
     pub const IN_PROGRESS: [DeploymentStatus; 4] = [Fetching, Building, Starting, HealthChecking];
     /// Not yet live and not yet ended: what a cancel or a failure may end.
@@ -56,25 +30,6 @@ impl DeploymentStatus {
         [Queued, Fetching, Building, Starting, HealthChecking];
     /// The deployment that serves the project (running or stopped by its owner).
     pub const CURRENT: [DeploymentStatus; 2] = [Live, Stopped];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Queued => "queued",
-            Fetching => "fetching",
-            Building => "building",
-            Starting => "starting",
-            HealthChecking => "health_checking",
-            Live => "live",
-            Superseded => "superseded",
-            Stopped => "stopped",
-            Failed => "failed",
-            Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<DeploymentStatus> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
-    }
 
     pub fn is_in_progress(self) -> bool {
         Self::IN_PROGRESS.contains(&self)
@@ -102,29 +57,13 @@ impl DeploymentStatus {
     }
 }
 
-impl std::str::FromStr for DeploymentStatus {
-    type Err = super::Unknown;
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Self::parse(text).ok_or_else(|| super::Unknown {
-            what: "deployment status",
-            value: text.to_string(),
-        })
-    }
-}
-
-impl fmt::Display for DeploymentStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn names_round_trip_and_match_the_api() {
-        for s in DeploymentStatus::ALL {
+        for &s in DeploymentStatus::ALL {
             assert_eq!(DeploymentStatus::parse(s.as_str()), Some(s));
         }
         assert_eq!(HealthChecking.as_str(), "health_checking");
@@ -133,8 +72,8 @@ mod tests {
 
     #[test]
     fn final_statuses_have_no_way_out_and_live_is_reached_only_after_the_health_gate() {
-        for from in DeploymentStatus::ALL {
-            for to in DeploymentStatus::ALL {
+        for &from in DeploymentStatus::ALL {
+            for &to in DeploymentStatus::ALL {
                 if from.is_final() {
                     assert!(!from.can_move_to(to), "{from} -> {to}");
                 }

@@ -14,12 +14,7 @@ async fn health_request_ids_and_openapi() {
         json!({"status": "ok"})
     );
 
-    let doc: Value = app
-        .get("/api/v1/openapi.json", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = app.openapi().await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     for path in [
         "/api/v1/projects",
@@ -173,12 +168,7 @@ async fn a_bad_deploy_body_is_refused_and_queues_nothing() {
 #[tokio::test]
 async fn every_path_parameter_is_declared_in_the_openapi_document() {
     let app = spawn_app().await;
-    let doc: Value = app
-        .get("/api/v1/openapi.json", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = app.openapi().await;
     let mut problems = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         let mut in_path: Vec<String> = path

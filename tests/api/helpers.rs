@@ -191,6 +191,15 @@ impl TestApp {
         self.send(reqwest::Method::GET, path, token, None).await
     }
 
+    /// The served OpenAPI document.
+    pub async fn openapi(&self) -> Value {
+        self.get("/api/v1/openapi.json", None)
+            .await
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub async fn send(
         &self,
         method: reqwest::Method,

@@ -147,12 +147,7 @@ fn rank<const N: usize>(list: [&str; N], name: &str) -> usize {
 /// Every operation whose path names a project, deployment or team by `{id}`. Each must state
 /// its role and scope.
 async fn resource_operations(app: &TestApp) -> Vec<Operation> {
-    let doc: Value = app
-        .get("/api/v1/openapi.json", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = app.openapi().await;
     let mut out = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         let scoped = [

@@ -294,12 +294,7 @@ async fn expire_tokens(app: &TestApp, name: &str) {
 async fn every_authenticated_change_is_audited() {
     let app = spawn_app().await;
     let admin = app.setup_admin().await;
-    let doc: Value = app
-        .get("/api/v1/openapi.json", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = app.openapi().await;
     let random = uuid::Uuid::now_v7().to_string();
     let mut checked = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
