@@ -44,6 +44,8 @@
 pub mod access;
 pub mod app;
 pub mod auth;
+pub mod build;
+pub mod checkout;
 pub mod cli;
 pub mod client;
 pub mod cluster;

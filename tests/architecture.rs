@@ -20,15 +20,18 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("secrets", &["config"]),
     ("validate", &["config"]),
     ("egress", &[]),
+    ("checkout", &[]),
     ("supervisor", &[]),
     ("telemetry", &["config"]),
     ("setup", &["secrets"]),
     // Drivers.
-    ("docker", &["config", "model"]),
+    ("docker", &["checkout", "config", "model"]),
     ("git", &["egress"]),
     // Queries.
     ("db", &["model", "secrets", "validate"]),
     // Domain modules, each only above the ones it lists.
+    // The build planner: a pure function of a checkout and the `[build]` configuration.
+    ("build", &["checkout", "config"]),
     ("cluster", &["config", "db", "docker", "model", "secrets"]),
     ("hub", &["config", "db", "docker", "model"]),
     ("auth", &["config", "db", "model", "secrets"]),

@@ -9,6 +9,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod build;
 mod cluster;
 mod github;
 mod observe;
@@ -17,6 +18,7 @@ mod serving;
 mod tenancy;
 mod values;
 mod workloads;
+pub use build::{BuildConfig, BuildImages, BuildVersions};
 pub use cluster::{RegistryConfig, RuntimeConfig, RuntimeKind};
 pub use github::GithubConfig;
 pub use observe::{HealthConfig, MetricsConfig, SmtpConfig, SmtpTls};
@@ -83,6 +85,7 @@ pub struct Config {
     pub git: GitConfig,
     pub docker: DockerConfig,
     pub deploy: DeployConfig,
+    pub build: BuildConfig,
     pub containers: ContainersConfig,
     pub retention: RetentionConfig,
     pub quotas: QuotasConfig,
@@ -192,6 +195,7 @@ impl Default for Config {
             git: GitConfig::default(),
             docker: DockerConfig::default(),
             deploy: DeployConfig::default(),
+            build: BuildConfig::default(),
             containers: ContainersConfig::default(),
             retention: RetentionConfig::default(),
             quotas: QuotasConfig::default(),
@@ -373,6 +377,9 @@ impl Config {
                 "log.level",
                 "is not a valid filter (try `info` or `shard=debug,info`)",
             );
+        }
+        if let Err(why) = self.build.check() {
+            return Err(ConfigError(why));
         }
         if self.http.body_limit_bytes < 1024 {
             return bad("http.body_limit_bytes", "must be at least 1024");

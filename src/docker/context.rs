@@ -7,56 +7,10 @@ use std::path::Path;
 use anyhow::Context;
 use globset::{Glob, GlobMatcher};
 
+pub use crate::checkout::{is_regular_file_in, read_checkout_file};
+
 /// A `.dockerignore` larger than this is refused.
 pub const MAX_DOCKERIGNORE_BYTES: u64 = 256 * 1024;
-
-/// Checks that `relative` names a regular file inside `root` reached through no symlink (a
-/// repository may contain links to `/dev/zero` or another tenant's files); `Ok(false)` when it
-/// does not exist.
-pub fn is_regular_file_in(root: &Path, relative: &str) -> anyhow::Result<bool> {
-    let mut path = root.to_path_buf();
-    let parts: Vec<&str> = relative.split('/').filter(|p| !p.is_empty()).collect();
-    for (i, part) in parts.iter().enumerate() {
-        if *part == ".." {
-            anyhow::bail!("'{relative}' leaves the repository");
-        }
-        path.push(part);
-        let meta = match std::fs::symlink_metadata(&path) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e).with_context(|| format!("reading {relative}")),
-        };
-        if meta.file_type().is_symlink() {
-            anyhow::bail!(
-                "'{relative}' goes through a symbolic link; shard does not follow links in a repository"
-            );
-        }
-        let last = i + 1 == parts.len();
-        if last && !meta.is_file() {
-            anyhow::bail!("'{relative}' is not a regular file");
-        }
-    }
-    Ok(!parts.is_empty())
-}
-
-/// Reads a small text file of the checkout: never through a symlink, at most `max` bytes.
-/// `None` when it does not exist.
-pub fn read_checkout_file(root: &Path, relative: &str, max: u64) -> anyhow::Result<Option<String>> {
-    use std::io::Read;
-    if !is_regular_file_in(root, relative)? {
-        return Ok(None);
-    }
-    let file =
-        std::fs::File::open(root.join(relative)).with_context(|| format!("opening {relative}"))?;
-    let mut bytes = Vec::new();
-    file.take(max + 1)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("reading {relative}"))?;
-    if bytes.len() as u64 > max {
-        anyhow::bail!("{relative} is larger than {max} bytes");
-    }
-    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
-}
 
 struct Rule {
     matcher: GlobMatcher,

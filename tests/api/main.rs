@@ -20,6 +20,7 @@ mod jobs;
 mod metrics;
 mod notifications;
 mod peers;
+mod plans;
 mod process;
 mod projects;
 mod prometheus;

@@ -1,0 +1,1 @@
+export default defineConfig({ output: "server", adapter: node({ mode: 'standalone' }) });

@@ -1,0 +1,1 @@
+export default { port: Number(process.env.PORT), fetch: () => new Response('ok') }

@@ -1,0 +1,4 @@
+const config = {
+  output: 'export',
+};
+export default config;
