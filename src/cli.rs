@@ -1,4 +1,5 @@
 //! The command line (clap): the server's `serve`, `migrate`, `user create`, `config init|show`,
+//! the offline `plan`,
 //! and the client's `login`, `projects`, `deploy`, `logs`, `env`, `rollback`, `open`.
 
 use std::net::SocketAddr;
@@ -46,6 +47,17 @@ pub enum Command {
     /// Write or print the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The build plan of a local directory, offline: what shard would build for it without a
+    /// Dockerfile, and why (`--json` for the plan as the API gives it). Exit 1 when nothing
+    /// can be planned. Uses the `[build]` images of `--config` (./shard.toml here is the
+    /// repository's own settings, not shard's configuration).
+    Plan {
+        /// The repository (default: the current directory).
+        dir: Option<PathBuf>,
+        /// Print only the Dockerfile, to commit as the repository's own (eject).
+        #[arg(long)]
+        dockerfile: bool,
+    },
     #[command(flatten)]
     Client(ClientCommand),
 }
@@ -153,6 +165,7 @@ impl Cli {
             config_file: self.global.config.clone(),
             data_dir: self.global.data_dir.clone(),
             listen,
+            no_default_file: matches!(self.command, Command::Plan { .. }),
         }
     }
 }

@@ -28,6 +28,9 @@ fn main() -> ExitCode {
         print!("{}", config.to_redacted_toml());
         return ExitCode::SUCCESS;
     }
+    if let Command::Plan { dir, dockerfile } = &cli.command {
+        return plan(dir.as_deref(), *dockerfile, cli.global.json, &config);
+    }
     telemetry::init(&config.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -61,8 +64,40 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::User(UserCommand::Create { username, admin }) => {
             user_create(config, &username, admin).await
         }
-        Command::Config(_) | Command::Client(_) => {
+        Command::Config(_) | Command::Client(_) | Command::Plan { .. } => {
             unreachable!("handled before the runtime starts")
+        }
+    }
+}
+
+/// `shard plan [DIR] [--json] [--dockerfile]`: plans a local tree, offline.
+fn plan(dir: Option<&std::path::Path>, dockerfile: bool, json: bool, config: &Config) -> ExitCode {
+    let dir = dir.unwrap_or(std::path::Path::new("."));
+    if !dir.is_dir() {
+        eprintln!("shard: {} is not a directory", dir.display());
+        return ExitCode::from(2);
+    }
+    match shard::build::plan(dir, &shard::build::Settings::default(), &config.build) {
+        Ok(plan) if dockerfile => {
+            print!("{}", plan.dockerfile);
+            ExitCode::SUCCESS
+        }
+        Ok(plan) if json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&plan).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(plan) => {
+            for line in plan.log_lines() {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("shard: cannot plan {}: {e}", dir.display());
+            ExitCode::FAILURE
         }
     }
 }

@@ -61,6 +61,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "deploy",
         &[
+            "build",
             "cluster",
             "config",
             "db",
@@ -117,6 +118,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "access",
             "auth",
+            "build",
             "cluster",
             "config",
             "db",

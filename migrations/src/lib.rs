@@ -17,6 +17,7 @@ mod m20261127_000011_swarm;
 mod m20261127_000012_cli_logins;
 mod m20261127_000013_shared_values;
 mod m20261205_000014_bound_credentials;
+mod m20261205_000015_build_plans;
 
 /// The ordered list of every migration shard knows.
 pub struct Migrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000012_cli_logins::Migration),
             Box::new(m20261127_000013_shared_values::Migration),
             Box::new(m20261205_000014_bound_credentials::Migration),
+            Box::new(m20261205_000015_build_plans::Migration),
         ]
     }
 }

@@ -46,7 +46,7 @@ use serde::Serialize;
 
 pub use dockerfile::SITE_DIR;
 use dockerfile::{Output, Recipe, Start};
-pub use repo::{Overrides, REPO_FILE};
+pub use repo::{Overrides, REPO_FILE, check as check_override};
 pub use tree::Tree;
 pub use version::Version;
 

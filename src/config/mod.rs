@@ -269,6 +269,9 @@ pub struct Overrides {
     pub config_file: Option<PathBuf>,
     pub data_dir: Option<PathBuf>,
     pub listen: Option<SocketAddr>,
+    /// Read `./shard.toml` only when named: `shard plan` runs inside repositories, where a
+    /// `shard.toml` is the repository's build settings, not the server's configuration.
+    pub no_default_file: bool,
 }
 
 /// Top-level keys (every field of `Config`); `SHARD_*` variables outside them (such as
@@ -300,7 +303,7 @@ impl Config {
                 )));
             }
             Some(path) => figment = figment.merge(Toml::file_exact(path)),
-            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+            None if !overrides.no_default_file && Path::new(DEFAULT_CONFIG_FILE).exists() => {
                 figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_FILE))
             }
             None => {}

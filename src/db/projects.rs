@@ -28,10 +28,13 @@ pub struct Settings {
     pub health_timeout_secs: i32,
     pub memory_limit_mb: Option<i64>,
     pub cpu_limit_millis: Option<i32>,
-    /// `dockerfile` or `static`.
+    /// `auto`, `dockerfile` or `static`.
     pub build_type: crate::model::BuildType,
-    /// For `static`: the directory of the built image that holds the site.
+    /// For `static`: the directory of the built image that holds the site; for `auto`: the
+    /// directory of the build (relative to the app's root) to serve as a site.
     pub static_dir: Option<String>,
+    /// For `auto`: the build plan's overrides (`root_dir`, the three commands).
+    pub plan: PlanOverrides,
     /// How many copies of the app run (Swarm; plain Docker runs one).
     pub replicas: i32,
     /// Node labels every replica's node must carry (Swarm).
@@ -42,8 +45,8 @@ pub struct Settings {
 
 impl Settings {
     /// A project named `name` building `git_url`'s `main` branch with everything else as a
-    /// bare `POST /projects` leaves it: `Dockerfile`, health check `GET /` for up to 60 s, no
-    /// limits, one replica anywhere.
+    /// bare `POST /projects` leaves it: `auto` (its `Dockerfile`, else the build plan), health
+    /// check `GET /` for up to 60 s, no limits, one replica anywhere.
     pub fn new(name: &str, git_url: &str) -> Self {
         Self {
             name: name.to_string(),
@@ -56,8 +59,9 @@ impl Settings {
             health_timeout_secs: 60,
             memory_limit_mb: None,
             cpu_limit_millis: None,
-            build_type: crate::model::BuildType::Dockerfile,
+            build_type: crate::model::BuildType::Auto,
             static_dir: None,
+            plan: PlanOverrides::default(),
             replicas: 1,
             placement: Default::default(),
             git_url_trusted: false,
@@ -87,11 +91,26 @@ impl Settings {
             cpu_limit_millis: p.cpu_limit_millis,
             build_type: p.build_type,
             static_dir: p.static_dir.clone(),
+            plan: PlanOverrides {
+                root_dir: p.root_dir.clone(),
+                install_command: p.install_command.clone(),
+                build_command: p.build_command.clone(),
+                start_command: p.start_command.clone(),
+            },
             replicas: p.replicas,
             placement: placement_of(p),
             git_url_trusted: p.git_url_trusted,
         }
     }
+}
+
+/// What a project says over its build plan (for `build_type: "auto"`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanOverrides {
+    pub root_dir: Option<String>,
+    pub install_command: Option<String>,
+    pub build_command: Option<String>,
+    pub start_command: Option<String>,
 }
 
 /// A project's placement labels (empty when it has none or the stored text is unreadable).
@@ -148,6 +167,10 @@ pub async fn insert_in(
         placement: Set(placement_text(&s.placement)),
         github_origin: Set(None),
         git_url_trusted: Set(s.git_url_trusted),
+        root_dir: Set(s.plan.root_dir),
+        install_command: Set(s.plan.install_command),
+        build_command: Set(s.plan.build_command),
+        start_command: Set(s.plan.start_command),
     }
     .insert(db)
     .await
@@ -170,6 +193,10 @@ pub async fn update(db: &Db, project: Project, s: Settings) -> Result<Project, D
     active.replicas = Set(s.replicas);
     active.placement = Set(placement_text(&s.placement));
     active.git_url_trusted = Set(s.git_url_trusted);
+    active.root_dir = Set(s.plan.root_dir);
+    active.install_command = Set(s.plan.install_command);
+    active.build_command = Set(s.plan.build_command);
+    active.start_command = Set(s.plan.start_command);
     active.updated_at = Set(now());
     active.update(db).await
 }

@@ -4,6 +4,7 @@
 //! deploy notifications and crash recovery. Routes call it; it is the one place that drives
 //! Docker for apps.
 
+pub mod build;
 mod commit_status;
 mod control;
 pub mod env;
@@ -163,6 +164,8 @@ pub struct Deployer {
     notifier: Arc<crate::notifications::Notifier>,
     /// The dashboard's external URL (links in notifications).
     base: String,
+    /// Plans of branch tips being made (`plan_tip`), at most `build::PLANS_AT_ONCE`.
+    planning: tokio::sync::Semaphore,
 }
 
 /// What `Deployer::new` takes.
@@ -213,6 +216,7 @@ impl Deployer {
             config: parts.config,
             port: parts.port,
             running: Running::default(),
+            planning: tokio::sync::Semaphore::new(build::PLANS_AT_ONCE),
             draining: Mutex::default(),
             crash_looped: Mutex::default(),
             job_signal: parts.job_signal,

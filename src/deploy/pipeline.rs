@@ -24,14 +24,10 @@
 //! - fetch: a member's git URL is checked against private networks (`egress`) and fetched through
 //!   the guard, then gix into `<data_dir>/builds/<deployment>` within `deploy.fetch_timeout_secs`;
 //!   a tree over `deploy.max_checkout_mb` on disk fails before it is checked out;
-//! - build: `shard/<slug>:<deployment>` from the tarred checkout (a file, streamed) within
-//!   `deploy.build_timeout_secs` and the `[deploy] build_*` limits (memory and CPU per step,
-//!   processes for the whole build through its cgroup), build args = env vars marked `build`; output lines (cut at
-//!   `deploy.max_log_line_bytes`) go through a bounded channel to the `LogWriter`, which persists
-//!   them in batches on its own task and then publishes them on the hub. A build Docker's
-//!   builder breaks by losing an image mid-read ("unable to find image sha256:…": an image
-//!   another deploy's pruning removed while the builder's cache lookup inspected it) runs once
-//!   more from a fresh context;
+//! - build (`build.rs`): for `build_type: "auto"` first the build plan (`crate::build`,
+//!   logged as `==> Plan` lines; a tree nothing recognizes fails at step `plan`), then
+//!   `shard/<slug>:<deployment>` from the tarred checkout within the build's time and resource
+//!   limits, its output streamed to the log;
 //! - start: env vars opened at the last moment, `PORT` set, port = project port, else the image's
 //!   single EXPOSE, else 8080, published on an ephemeral 127.0.0.1 port (`upstream`), with the
 //!   container defaults below;
@@ -46,8 +42,9 @@
 //!   outside the keep-set (`prune::plan`: the newest `deploy.keep_images`, plus any image a live,
 //!   stopped or unfinished deployment uses) removed.
 //!
-//! A static site (`build_type: "static"`) replaces start and health gate with a copy of
-//! `static_dir` out of the image (`docker/site.rs`: a created, never started container; regular
+//! A static site (`build_type: "static"`, or an `auto` build whose plan is a site: its image
+//! is labelled `shard.site`) replaces start and health gate with a copy of the site's
+//! directory out of the image (`docker/site.rs`: a created, never started container; regular
 //! files only; `deploy.max_site_mb`) into `sites/<deployment>/`; its `upstream` is `static` and the
 //! proxy serves the files. A restart is a deployment from the live one's image (trigger
 //! `restart`) through the same gate and switch — never `docker restart`.
@@ -70,7 +67,8 @@ use super::{Deployer, DeploymentStatus as S, prune, site};
 use crate::db;
 use crate::db::deployments::{self as deps, Deployment, Fields};
 use crate::db::projects::Project;
-use crate::docker::{BuildError, BuildSpec, Limits, context};
+use crate::docker::{LABEL_SITE, Limits};
+use crate::model::BuildType;
 
 /// How long a drain waits before it trusts the in-flight count: requests that read the route
 /// table just before the swap may not have counted themselves yet.
@@ -170,13 +168,14 @@ pub struct Pipeline {
 
 impl Pipeline {
     async fn execute(&mut self) -> Result<(), Stop> {
-        let image = match self.deployment.image.clone() {
+        let (image, site) = match self.deployment.image.clone() {
             Some(image) => {
                 self.advance(&[S::Queued], S::Starting, started()).await?;
                 self.log
                     .system(format!("==> Rolling back to image {image}"))
                     .await;
-                image
+                let site = self.site_of(&image).await?;
+                (image, site)
             }
             None => {
                 self.advance(&[S::Queued], S::Fetching, started()).await?;
@@ -184,22 +183,41 @@ impl Pipeline {
                 let result = self.fetch_and_build(&build_dir).await;
                 remove_dir(&build_dir).await;
                 let _ = tokio::fs::remove_file(build_dir.with_extension("tar")).await;
-                let image = result?;
+                let (image, site) = result?;
                 let fields = Fields {
                     image: Some(image.clone()),
                     ..Fields::default()
                 };
                 self.advance(&[S::Building], S::Starting, fields).await?;
-                image
+                (image, site)
             }
         };
-        if self.project.build_type == crate::model::BuildType::Static {
-            self.publish_site(&image).await?;
-        } else {
-            self.start_app(&image).await?;
-            self.health_gate().await?;
+        match site {
+            Some(dir) => self.publish_site(&image, &dir).await?,
+            None => {
+                self.start_app(&image).await?;
+                self.health_gate().await?;
+            }
         }
         self.go_live().await
+    }
+
+    /// The directory of `image` to serve as a site, if it is one: a `static` project's
+    /// `static_dir`, or what an `auto` build labelled.
+    async fn site_of(&self, image: &str) -> Result<Option<String>, Stop> {
+        match self.project.build_type {
+            BuildType::Dockerfile => Ok(None),
+            BuildType::Static => match self.project.static_dir.clone() {
+                Some(dir) => Ok(Some(dir)),
+                None => Err(failed("start", "a static site needs static_dir")),
+            },
+            BuildType::Auto => self
+                .d
+                .docker
+                .image_label(image, LABEL_SITE)
+                .await
+                .map_err(|e| failed("start", e.to_string())),
+        }
     }
 
     pub(super) async fn advance(&mut self, from: &[S], to: S, fields: Fields) -> Result<(), Stop> {
@@ -224,7 +242,11 @@ impl Pipeline {
         Ok(opened)
     }
 
-    async fn fetch_and_build(&mut self, build_dir: &Path) -> Result<String, Stop> {
+    /// Fetches and builds; answers the image and, for a site, its directory in the image.
+    async fn fetch_and_build(
+        &mut self,
+        build_dir: &Path,
+    ) -> Result<(String, Option<String>), Stop> {
         let p = self.project.clone();
         self.log
             .system(match pushed_commit(&self.deployment) {
@@ -269,108 +291,7 @@ impl Pipeline {
         };
         self.advance(&[S::Fetching], S::Building, fields).await?;
 
-        // Under Swarm the image is named for the registry every node pulls from.
-        let tag = match self.d.config.image_registry() {
-            Some(registry) if p.build_type != crate::model::BuildType::Static => {
-                format!("{registry}/shard/{}:{}", p.slug, self.deployment.id)
-            }
-            _ => format!("shard/{}:{}", p.slug, self.deployment.id),
-        };
-        self.log.system(format!("==> Building {tag}")).await;
-        let build_args: std::collections::HashMap<String, String> = opened
-            .iter()
-            .filter(|v| v.build && v.key != GIT_TOKEN_VAR)
-            .map(|v| (v.key.clone(), v.value.clone()))
-            .collect();
-        let labels = self.d.docker.labels(p.id, self.deployment.id);
-        // The context goes to a file beside the checkout and streams to Docker from there.
-        let context_file = build_dir.with_extension("tar");
-        let (name, limits) = (
-            self.deployment.id.to_string(),
-            build_limits(&self.d.config.deploy),
-        );
-        let spec = |context| BuildSpec {
-            tag: tag.clone(),
-            dockerfile: p.dockerfile.clone(),
-            context,
-            build_args: build_args.clone(),
-            labels: labels.clone(),
-            name: name.clone(),
-            limits,
-        };
-        let mut built = match build_context(build_dir, &p.dockerfile, &context_file).await {
-            Ok(context) => self.build(spec(context)).await,
-            Err(stop) => Err(stop),
-        };
-        if let Err(Stop::Failed { message, .. }) = &built
-            && message.contains(ENGINE_LOST_IMAGE)
-        {
-            // Docker's builder looked at an image another deploy's pruning removed that very
-            // moment (not the app's fault): once more, from a fresh context.
-            self.log
-                .system(
-                    "==> Docker lost an image it was reading (removed meanwhile); building again"
-                        .into(),
-                )
-                .await;
-            built = match build_context(build_dir, &p.dockerfile, &context_file).await {
-                Ok(context) => self.build(spec(context)).await,
-                Err(stop) => Err(stop),
-            };
-        }
-        if built.is_ok() && tag != format!("shard/{}:{}", p.slug, self.deployment.id) {
-            built = self.push_image(&tag).await;
-        }
-        match built {
-            Ok(()) => Ok(tag),
-            Err(stop) => {
-                let _ = self.d.docker.remove_image(&tag).await;
-                Err(stop)
-            }
-        }
-    }
-
-    /// Runs the build with its timeout, feeding the output to the log as it arrives.
-    async fn build(&mut self, spec: BuildSpec) -> Result<(), Stop> {
-        let timeout = Duration::from_secs(self.d.config.deploy.build_timeout_secs);
-        let max_line = self.d.config.deploy.max_log_line_bytes;
-        let (lines, mut output) = tokio::sync::mpsc::channel::<String>(256);
-        let build_cancel = self.cancel.child_token();
-        let build = self
-            .d
-            .docker
-            .build_image(spec, &build_cancel, max_line, lines);
-        let log = &self.log;
-        let forward = async {
-            while let Some(line) = output.recv().await {
-                log.stdout(line).await;
-            }
-        };
-        let (result, ()) = tokio::join!(
-            async { tokio::time::timeout(timeout, build).await.ok() },
-            forward
-        );
-        match result {
-            None => Err(failed(
-                "build",
-                format!(
-                    "the build took longer than {} s (deploy.build_timeout_secs)",
-                    timeout.as_secs()
-                ),
-            )),
-            Some(Ok(())) => Ok(()),
-            Some(Err(BuildError::Cancelled)) => Err(Stop::Cancelled),
-            Some(Err(BuildError::Failed { message, step })) => {
-                let mut text = match step {
-                    Some(step) => format!("{step}: {message}"),
-                    None => message,
-                };
-                text.push_str("\n--- last lines ---\n");
-                text.push_str(&self.log.tail().join("\n"));
-                Err(failed("build", text))
-            }
-            Some(Err(BuildError::Engine(e))) => Err(failed("build", e.to_string())),
-        }
+        self.build_image(build_dir, &opened).await
     }
 
     pub(super) fn limits(&self) -> Limits {
@@ -478,9 +399,7 @@ impl Pipeline {
     /// Records how the pipeline ended and removes what a failed or cancelled deploy created.
     async fn conclude(&mut self, outcome: Result<(), Stop>) {
         let Err(stop) = outcome else { return };
-        if self.project.build_type == crate::model::BuildType::Static {
-            site::remove_site(&self.d.config.data_dir, self.deployment.id).await;
-        }
+        site::remove_site(&self.d.config.data_dir, self.deployment.id).await;
         if let Some(started) = self.started.take() {
             self.d.runtime.discard(started).await;
         }
@@ -528,48 +447,6 @@ impl Pipeline {
         self.d.proxy.refresh_or_log().await;
         tracing::info!(%status, "deploy ended");
     }
-}
-
-/// How Docker's builder fails when an image it was reading is removed under it.
-const ENGINE_LOST_IMAGE: &str = "unable to find image \"sha256:";
-
-/// The build context: the checkout as a tar, Dockerfile checked.
-/// The limits every build runs under (`[deploy] build_*`); a CPU limit of 0 means all the
-/// host's CPUs but one (at least one), so a build never starves the apps.
-fn build_limits(deploy: &crate::config::DeployConfig) -> crate::docker::BuildLimits {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
-    let cpu_millis = match deploy.build_cpu_millis {
-        0 => cpus.saturating_sub(1).max(1) * 1000,
-        millis => millis,
-    };
-    crate::docker::BuildLimits {
-        memory_bytes: (deploy.build_memory_mb > 0).then_some(deploy.build_memory_mb << 20),
-        cpu_millis: Some(cpu_millis),
-        pids: (deploy.build_pids > 0).then_some(deploy.build_pids),
-    }
-}
-
-/// Writes the build context of `build_dir` to `file` and answers its path.
-async fn build_context(
-    build_dir: &Path,
-    dockerfile: &str,
-    file: &Path,
-) -> Result<std::path::PathBuf, Stop> {
-    let (root, dockerfile, out) = (
-        build_dir.to_path_buf(),
-        dockerfile.to_string(),
-        file.to_path_buf(),
-    );
-    tokio::task::spawn_blocking(move || {
-        if !context::is_regular_file_in(&root, &dockerfile)? {
-            anyhow::bail!("no Dockerfile at '{dockerfile}' in the repository");
-        }
-        context::tar_context_file(&root, &dockerfile, &out)?;
-        Ok(out)
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("context task: {e}"))?
-    .map_err(|e| failed("build", format!("{e:#}")))
 }
 
 fn started() -> Fields {

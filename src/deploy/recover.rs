@@ -130,7 +130,7 @@ pub async fn interrupted(d: &Deployer, deployment: &Deployment) {
 pub async fn sweep(d: &Deployer) -> anyhow::Result<Swept> {
     let mut swept = Swept::default();
     let running_here: HashSet<Uuid> = d.running.ids().into_iter().collect();
-    swept.dirs = sweep_build_dirs(d, &running_here).await;
+    swept.dirs = sweep_build_dirs(d, &running_here).await + sweep_plan_dirs(d).await;
     let grace = chrono::Duration::seconds(d.config.deploy.grace_secs as i64 + 30);
     sweep_containers(d, &running_here, grace, &mut swept).await?;
     if d.runtime.kind() == crate::config::RuntimeKind::Swarm {
@@ -305,4 +305,31 @@ async fn sweep_build_dirs(d: &Deployer, running_here: &HashSet<Uuid>) -> usize {
         }
     }
     removed
+}
+
+/// Removes checkouts of plans (`<data_dir>/plans/*`) older than a fetch may take: a plan
+/// removes its own, so these were left by a crash.
+async fn sweep_plan_dirs(d: &Deployer) -> usize {
+    let dir = super::build::plans_dir(&d.config.data_dir);
+    let max_age = Duration::from_secs(d.config.deploy.fetch_timeout_secs + 600);
+    tokio::task::spawn_blocking(move || {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > max_age);
+            if old && std::fs::remove_dir_all(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    })
+    .await
+    .unwrap_or(0)
 }

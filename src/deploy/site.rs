@@ -31,10 +31,7 @@ pub async fn remove_site(data_dir: &Path, deployment: uuid::Uuid) {
 impl Pipeline {
     /// Copies the site out of `image` and moves the deployment to health-checking, ready for
     /// the switch.
-    pub(super) async fn publish_site(&mut self, image: &str) -> Result<(), Stop> {
-        let Some(dir) = self.project.static_dir.clone() else {
-            return Err(failed("start", "a static site needs static_dir"));
-        };
+    pub(super) async fn publish_site(&mut self, image: &str, dir: &str) -> Result<(), Stop> {
         self.log
             .system(format!("==> Copying the site from {dir} of the image"))
             .await;
@@ -50,7 +47,7 @@ impl Pipeline {
         let copied = self
             .d
             .docker
-            .copy_out(image, &dir, labels, &dest, limit)
+            .copy_out(image, dir, labels, &dest, limit)
             .await
             .map_err(|e| match e {
                 CopyError::TooLarge(mb) => failed(

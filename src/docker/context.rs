@@ -69,8 +69,35 @@ impl IgnoreRules {
     }
 }
 
-/// Tars `root` for `docker build`, keeping `dockerfile` (relative) whatever the ignore rules say.
-pub fn tar_context<W: std::io::Write>(root: &Path, dockerfile: &str, out: W) -> anyhow::Result<W> {
+/// The Dockerfile of a build: a file of the checkout, or one the build plan generated.
+#[derive(Debug, Clone, Copy)]
+pub enum Dockerfile<'a> {
+    /// A path relative to the context's root.
+    InTree(&'a str),
+    /// Text added to the context as `GENERATED_DOCKERFILE` (a file of that name in the tree is
+    /// left out).
+    Generated(&'a str),
+}
+
+/// The name a generated Dockerfile has in the build context.
+pub const GENERATED_DOCKERFILE: &str = ".shard-plan.Dockerfile";
+
+impl Dockerfile<'_> {
+    /// Its path in the context.
+    pub fn path(&self) -> &str {
+        match self {
+            Dockerfile::InTree(path) => path,
+            Dockerfile::Generated(_) => GENERATED_DOCKERFILE,
+        }
+    }
+}
+
+/// Tars `root` for `docker build`, keeping the Dockerfile whatever the ignore rules say.
+pub fn tar_context<W: std::io::Write>(
+    root: &Path,
+    dockerfile: Dockerfile,
+    out: W,
+) -> anyhow::Result<W> {
     let rules = match read_checkout_file(root, ".dockerignore", MAX_DOCKERIGNORE_BYTES)? {
         Some(text) => IgnoreRules::parse(&text)?,
         None => IgnoreRules { rules: Vec::new() },
@@ -78,7 +105,26 @@ pub fn tar_context<W: std::io::Write>(root: &Path, dockerfile: &str, out: W) -> 
     let mut builder = tar::Builder::new(out);
     builder.mode(tar::HeaderMode::Deterministic);
     builder.follow_symlinks(false);
-    add_dir(&mut builder, root, root, &rules, dockerfile)?;
+    // A generated Dockerfile replaces any file of the tree with its name.
+    let replaced = matches!(dockerfile, Dockerfile::Generated(_)).then_some(GENERATED_DOCKERFILE);
+    add_dir(
+        &mut builder,
+        root,
+        root,
+        &rules,
+        dockerfile.path(),
+        replaced,
+    )?;
+    if let Dockerfile::Generated(text) = dockerfile {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, GENERATED_DOCKERFILE, text.as_bytes())
+            .context("adding the generated Dockerfile to the build context")?;
+    }
     builder
         .into_inner()
         .context("finishing the build context tar")
@@ -86,7 +132,7 @@ pub fn tar_context<W: std::io::Write>(root: &Path, dockerfile: &str, out: W) -> 
 
 /// Writes the build context of `root` to the file `path` (streamed to Docker from there, never
 /// held in memory); answers its size.
-pub fn tar_context_file(root: &Path, dockerfile: &str, path: &Path) -> anyhow::Result<u64> {
+pub fn tar_context_file(root: &Path, dockerfile: Dockerfile, path: &Path) -> anyhow::Result<u64> {
     let file =
         std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let out = tar_context(root, dockerfile, std::io::BufWriter::new(file))?;
@@ -104,6 +150,7 @@ fn add_dir<W: std::io::Write>(
     dir: &Path,
     rules: &IgnoreRules,
     dockerfile: &str,
+    replaced: Option<&str>,
 ) -> anyhow::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
@@ -116,14 +163,14 @@ fn add_dir<W: std::io::Write>(
             .expect("walk stays under root")
             .to_string_lossy()
             .replace('\\', "/");
-        if relative == ".git" {
+        if relative == ".git" || Some(relative.as_str()) == replaced {
             continue;
         }
         let always = relative == dockerfile || relative == ".dockerignore";
         let file_type = entry.file_type()?;
         if file_type.is_dir() {
             // A directory is walked even when excluded: an exception may re-include a child.
-            add_dir(builder, root, &path, rules, dockerfile)?;
+            add_dir(builder, root, &path, rules, dockerfile, replaced)?;
         } else if always || !rules.is_excluded(&relative) {
             builder
                 .append_path_with_name(&path, &relative)
@@ -163,7 +210,7 @@ mod tests {
         std::fs::write(root.join("x.secret"), "no").unwrap();
         std::fs::create_dir(root.join(".git")).unwrap();
         std::fs::write(root.join(".git/HEAD"), "ref").unwrap();
-        let tar_bytes = tar_context(root, "Dockerfile", Vec::new()).unwrap();
+        let tar_bytes = tar_context(root, Dockerfile::InTree("Dockerfile"), Vec::new()).unwrap();
         let mut archive = tar::Archive::new(tar_bytes.as_slice());
         let mut names: Vec<String> = archive
             .entries()
@@ -182,14 +229,14 @@ mod tests {
         std::fs::write(outside.path(), "host-secret-content\n").unwrap();
         std::os::unix::fs::symlink(outside.path(), root.join(".dockerignore")).unwrap();
         std::fs::write(root.join("Dockerfile"), "FROM scratch\n").unwrap();
-        let err = tar_context(root, "Dockerfile", Vec::new())
+        let err = tar_context(root, Dockerfile::InTree("Dockerfile"), Vec::new())
             .unwrap_err()
             .to_string();
         assert!(err.contains("symbolic link"), "{err}");
         assert!(!err.contains("host-secret-content"));
         std::fs::remove_file(root.join(".dockerignore")).unwrap();
         std::os::unix::fs::symlink("/dev/zero", root.join(".dockerignore")).unwrap();
-        assert!(tar_context(root, "Dockerfile", Vec::new()).is_err());
+        assert!(tar_context(root, Dockerfile::InTree("Dockerfile"), Vec::new()).is_err());
         // A directory link on the way to the Dockerfile is refused too.
         std::fs::create_dir(root.join("real")).unwrap();
         std::fs::write(root.join("real/Dockerfile"), "FROM scratch\n").unwrap();

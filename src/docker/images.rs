@@ -33,6 +33,15 @@ impl Engine {
         })
     }
 
+    /// The value of label `key` on `image`, if it has it.
+    pub async fn image_label(&self, image: &str, key: &str) -> Result<Option<String>, EngineError> {
+        let inspect = self.client().await?.inspect_image(image).await?;
+        Ok(inspect
+            .config
+            .and_then(|c| c.labels)
+            .and_then(|mut labels| labels.remove(key)))
+    }
+
     /// Removes an image by tag or id; a missing one is fine.
     pub async fn remove_image(&self, image: &str) -> Result<(), EngineError> {
         // Waits for running builds, but not forever: a long build must not hold up a

@@ -48,6 +48,8 @@ pub use lines::LineSplitter;
 pub const LABEL_MANAGED: &str = "shard.managed";
 pub const LABEL_PROJECT: &str = "shard.project";
 pub const LABEL_DEPLOYMENT: &str = "shard.deployment";
+/// On an image whose `/site` is a static site to serve (an `auto` build that planned one).
+pub const LABEL_SITE: &str = "shard.site";
 /// Which shard installation owns the object, so several can share one Docker engine.
 pub const LABEL_INSTANCE: &str = "shard.instance";
 

@@ -77,6 +77,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                         .configure(routes::deployments::configure)
                         .configure(routes::domains::configure)
                         .configure(routes::webhooks::configure)
+                        .configure(routes::plans::configure)
                         .configure(routes::github::configure)
                         .configure(routes::github_repos::configure)
                         .configure(routes::metrics::configure)

@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::routes::{
     audit, auth, cli_logins, deployments, domains, env, github, github_repos, health, metrics,
-    nodes, notifications, projects, registry, teams, tokens, users, webhooks,
+    nodes, notifications, plans, projects, registry, teams, tokens, users, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -23,7 +23,7 @@ use super::routes::{
         cli_logins::start, cli_logins::poll, cli_logins::show, cli_logins::approve, cli_logins::deny,
         users::list_users, users::create_user, users::update_user, users::delete_user,
         projects::list_projects, projects::create_project, projects::get_project,
-        projects::update_project, projects::delete_project,
+        projects::update_project, projects::delete_project, plans::get_plan,
         env::get_env, env::put_env,
         deployments::create_deployment, deployments::list_deployments, deployments::get_deployment,
         deployments::cancel_deployment, deployments::deployment_logs,

@@ -24,6 +24,9 @@ text_enum! {
         Dockerfile = "dockerfile",
         /// Its Dockerfile is built and a directory of the image is served as files.
         Static = "static",
+        /// Its Dockerfile if it has one, else the build plan's (`build::plan`): an app, or a
+        /// site shard serves.
+        Auto = "auto",
     }
 }
 

@@ -247,6 +247,11 @@ async fn every_config_section_takes_environment_overrides() {
                     "url".into(),
                     toml::Value::String("registry.example.test:5000".into()),
                 ),
+                // A nested key: `SHARD_BUILD__IMAGES__NODE`.
+                "build" => (
+                    "images.node".into(),
+                    toml::Value::String("images.example.test/node:{version}".into()),
+                ),
                 other => panic!("section [{other}] has no key this test knows how to change"),
             },
         };
@@ -255,7 +260,11 @@ async fn every_config_section_takes_environment_overrides() {
             other => other.to_string(),
         };
         overrides.push((
-            format!("SHARD_{}__{}", section.to_uppercase(), key.to_uppercase()),
+            format!(
+                "SHARD_{}__{}",
+                section.to_uppercase(),
+                key.to_uppercase().replace('.', "__")
+            ),
             text,
         ));
         expected.push((section.clone(), key, new));
@@ -263,8 +272,11 @@ async fn every_config_section_takes_environment_overrides() {
     assert!(expected.len() >= 10, "sections found: {expected:?}");
     let changed = show(overrides.clone()).await;
     for (section, key, value) in expected {
+        let found = key
+            .split('.')
+            .try_fold(&changed[&section], |table, part| table.get(part));
         assert_eq!(
-            changed[&section].get(&key),
+            found,
             Some(&value),
             "[{section}] {key} ignored its environment override ({overrides:?})"
         );

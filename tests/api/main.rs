@@ -4,6 +4,7 @@
 
 mod accounts;
 mod auth;
+mod autobuild;
 mod bounds;
 mod cli;
 mod client;

@@ -25,8 +25,14 @@ export type Project = {
   health_timeout_secs: number;
   memory_limit_mb: number | null;
   cpu_limit_millis: number | null;
+  /** auto (its Dockerfile, else the build plan), dockerfile or static. */
   build_type: string;
   static_dir: string | null;
+  /** For auto: the repository's subdirectory the app lives in, and commands over the plan's. */
+  root_dir: string | null;
+  install_command: string | null;
+  build_command: string | null;
+  start_command: string | null;
   /** Copies of the app (Swarm runtime). */
   replicas: number;
   /** Node labels its replicas are placed by (Swarm runtime). */
@@ -65,6 +71,10 @@ export type ProjectSettings = Partial<{
   cpu_limit_millis: number | null;
   build_type: string;
   static_dir: string | null;
+  root_dir: string | null;
+  install_command: string | null;
+  build_command: string | null;
+  start_command: string | null;
   team_id: string;
   replicas: number;
   placement: Record<string, string>;
@@ -184,6 +194,23 @@ export type Deployment = {
 };
 
 export const getProject = (id: string) => request<Project>("GET", `/projects/${id}`);
+
+/** What shard builds for a project without a Dockerfile, and why (GET /projects/{id}/plan). */
+export type Plan = {
+  language: string;
+  framework: string | null;
+  package_manager: string | null;
+  versions: { tool: string; version: string; source: string }[];
+  install: string | null;
+  build: string | null;
+  start: string | null;
+  port: number | null;
+  static_dir: string | null;
+  root_dir: string;
+  decisions: { what: string; source: string }[];
+  dockerfile: string;
+};
+export const getPlan = (id: string) => request<Plan>("GET", `/projects/${id}/plan`);
 export const listDeployments = (id: string) => request<Deployment[]>("GET", `/projects/${id}/deployments`);
 export const getDeployment = (id: string) => request<Deployment>("GET", `/deployments/${id}`);
 export const deploy = (id: string, fromDeployment?: string) =>

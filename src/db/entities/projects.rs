@@ -32,6 +32,10 @@ pub struct Model {
     pub github_origin: Option<String>,
     /// Whether an instance admin set the git URL (only then may it reach private networks).
     pub git_url_trusted: bool,
+    pub root_dir: Option<String>,
+    pub install_command: Option<String>,
+    pub build_command: Option<String>,
+    pub start_command: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -144,6 +144,10 @@ pub async fn import(
         cpu_limit_millis: None,
         build_type: None,
         static_dir: None,
+        root_dir: None,
+        install_command: None,
+        build_command: None,
+        start_command: None,
         replicas: None,
         placement: None,
     };

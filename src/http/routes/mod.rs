@@ -12,6 +12,8 @@ pub mod health;
 pub mod metrics;
 pub mod nodes;
 pub mod notifications;
+pub mod plans;
+pub mod project_view;
 pub mod projects;
 pub mod registry;
 pub mod teams;

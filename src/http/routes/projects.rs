@@ -2,8 +2,7 @@
 //! `http::access` extractor, so a project of another team is a 404.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -11,7 +10,7 @@ use crate::access::{self, Action};
 use crate::auth::Actor;
 use crate::db::{
     self,
-    projects::{Project, Settings, Summary},
+    projects::{Project, Settings},
 };
 use crate::http::access::{Configure, Own, ProjectFor, Read};
 use crate::http::auth::Authenticated;
@@ -19,6 +18,10 @@ use crate::http::body::JsonBody;
 use crate::http::error::{AppError, AppResult, FieldCheck};
 use crate::model::BuildType;
 use crate::state::AppState;
+
+pub use super::project_view::ProjectView;
+pub(crate) use super::project_view::created_view;
+use super::project_view::{deployers, one, view};
 use crate::validate;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -27,147 +30,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/projects/{id}", web::get().to(get_project))
         .route("/projects/{id}", web::patch().to(update_project))
         .route("/projects/{id}", web::delete().to(delete_project));
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ProjectView {
-    pub id: Uuid,
-    pub name: String,
-    pub slug: String,
-    /// The user who created it.
-    pub owner_id: Uuid,
-    /// The team it belongs to (whose members may see and change it, by role).
-    pub team_id: Option<Uuid>,
-    pub git_url: String,
-    pub branch: String,
-    pub dockerfile: String,
-    pub port: Option<i32>,
-    pub health_path: String,
-    pub health_timeout_secs: i32,
-    pub memory_limit_mb: Option<i64>,
-    pub cpu_limit_millis: Option<i32>,
-    /// `dockerfile` (an app container) or `static` (files served by shard).
-    pub build_type: String,
-    /// For `static`: the directory of the built image that holds the site.
-    pub static_dir: Option<String>,
-    /// How many copies of the app run (Swarm runtime; plain Docker runs one).
-    pub replicas: i32,
-    /// Node labels each replica's node must carry (Swarm runtime), e.g. `{"group": "edge"}`.
-    #[schema(value_type = Object)]
-    pub placement: std::collections::BTreeMap<String, String>,
-    /// Where the app answers once live.
-    pub url: String,
-    /// `live`, the newest deployment's status, or `new` before the first deploy.
-    pub status: String,
-    pub live_deployment: Option<Uuid>,
-    /// The newest deployment (what the projects list shows: when, which commit, who or what).
-    pub latest_deployment: Option<LatestDeployment>,
-    /// How the app runs right now: `not_deployed`, `running`, `stopped` or `crashed`.
-    pub runtime: crate::proxy::RuntimeState,
-    /// For a project imported from GitHub: its repository and how pushes reach shard.
-    pub github: Option<GithubView>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// A project's tie to GitHub.
-#[derive(Serialize, ToSchema)]
-pub struct GithubView {
-    /// `owner/name`.
-    pub repo: String,
-    /// `created`: shard created the push webhook on GitHub; `manual`: it must be added by hand
-    /// (`GET /projects/{id}/webhook`).
-    pub webhook: &'static str,
-    /// Whether the GitHub account that imported it is still connected (fetches of a private
-    /// repository and commit statuses need it).
-    pub connected: bool,
-}
-
-/// A project's newest deployment in brief.
-#[derive(Serialize, ToSchema)]
-pub struct LatestDeployment {
-    pub id: Uuid,
-    pub status: String,
-    pub trigger: String,
-    pub commit_sha: Option<String>,
-    pub commit_message: Option<String>,
-    /// The user who started it, when a user did.
-    pub created_by: Option<String>,
-    /// For trigger `push`: the GitHub login that pushed.
-    pub pusher: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
-}
-
-/// Usernames of the users who started these summaries' newest deployments.
-async fn deployers<'a>(
-    state: &AppState,
-    summaries: impl Iterator<Item = &'a Summary>,
-) -> AppResult<std::collections::HashMap<Uuid, String>> {
-    let ids = summaries.filter_map(|s| s.latest.as_ref()?.created_by);
-    Ok(db::users::usernames(&state.db, ids).await?)
-}
-
-fn view(
-    state: &AppState,
-    p: Project,
-    summary: Summary,
-    names: &std::collections::HashMap<Uuid, String>,
-) -> ProjectView {
-    let latest_deployment = summary.latest.map(|d| LatestDeployment {
-        created_by: d.created_by.and_then(|u| names.get(&u).cloned()),
-        pusher: d.pusher,
-        id: d.id,
-        status: d.status.to_string(),
-        trigger: d.trigger.to_string(),
-        commit_sha: d.commit_sha,
-        commit_message: d.commit_message,
-        created_at: d.created_at,
-        finished_at: d.finished_at,
-    });
-    let url = state.deployer.app_url(&p.slug);
-    let status = match (&summary.live_deployment, summary.latest_status) {
-        (Some(_), Some(latest)) if latest != "failed" && latest != "cancelled" => latest,
-        (Some(_), _) => "live".into(),
-        (None, Some(latest)) => latest,
-        (None, None) => "new".into(),
-    };
-    let placement = db::projects::placement_of(&p);
-    ProjectView {
-        id: p.id,
-        name: p.name,
-        slug: p.slug,
-        owner_id: p.owner_id,
-        team_id: p.team_id,
-        git_url: p.git_url,
-        branch: p.branch,
-        dockerfile: p.dockerfile,
-        port: p.port,
-        health_path: p.health_path,
-        health_timeout_secs: p.health_timeout_secs,
-        memory_limit_mb: p.memory_limit_mb,
-        cpu_limit_millis: p.cpu_limit_millis,
-        build_type: p.build_type.to_string(),
-        replicas: p.replicas,
-        placement,
-        static_dir: p.static_dir,
-        url,
-        status,
-        live_deployment: summary.live_deployment,
-        latest_deployment,
-        runtime: state.proxy.runtime(p.id),
-        github: p.github_repo.map(|repo| GithubView {
-            repo,
-            webhook: if p.github_hook_id.is_some() {
-                "created"
-            } else {
-                "manual"
-            },
-            connected: p.git_account_id.is_some(),
-        }),
-        created_at: p.created_at,
-        updated_at: p.updated_at,
-    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -189,10 +51,18 @@ pub struct CreateProject {
     pub health_timeout_secs: Option<i32>,
     pub memory_limit_mb: Option<i64>,
     pub cpu_limit_millis: Option<i32>,
-    /// `dockerfile` (default) or `static`.
+    /// `auto` (default: the repository's Dockerfile if it has one, else the build plan),
+    /// `dockerfile` or `static`.
     pub build_type: Option<String>,
-    /// Required for `static`: the absolute directory in the built image with the site.
+    /// Required for `static`: the absolute directory in the built image with the site. For
+    /// `auto`: the directory of the build to serve as a site (e.g. `dist`).
     pub static_dir: Option<String>,
+    /// For `auto`: the repository's subdirectory the app lives in.
+    pub root_dir: Option<String>,
+    /// For `auto`: replace the plan's install, build or start command.
+    pub install_command: Option<String>,
+    pub build_command: Option<String>,
+    pub start_command: Option<String>,
     /// Default 1 (Swarm runtime).
     pub replicas: Option<i32>,
     /// Node labels to run on (Swarm runtime); default none.
@@ -223,6 +93,18 @@ pub struct UpdateProject {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub static_dir: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub root_dir: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub install_command: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub build_command: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub start_command: Option<Option<String>>,
     pub replicas: Option<i32>,
     /// Replaces the labels; `{}` or `null` clears them.
     #[serde(default, deserialize_with = "present")]
@@ -254,6 +136,27 @@ fn check(state: &AppState, s: &Settings) -> AppResult<()> {
     validate::health_path(&s.health_path).field("health_path")?;
     match (s.build_type, &s.static_dir) {
         (BuildType::Dockerfile, _) => {}
+        (BuildType::Auto, dir) => {
+            let plan = &s.plan;
+            let fields = [
+                ("static_dir", dir),
+                ("root_dir", &plan.root_dir),
+                ("install_command", &plan.install_command),
+                ("build_command", &plan.build_command),
+                ("start_command", &plan.start_command),
+            ];
+            for (field, value) in fields {
+                if let Some(value) = value {
+                    crate::build::check_override(field, value).field(field)?;
+                }
+            }
+            if dir.is_some() && plan.start_command.is_some() {
+                return Err(AppError::validation(
+                    "start_command",
+                    "a site (static_dir) has no start command: set one or the other",
+                ));
+            }
+        }
         (BuildType::Static, Some(dir)) => validate::static_dir(dir).field("static_dir")?,
         (BuildType::Static, None) => {
             return Err(AppError::validation(
@@ -369,16 +272,6 @@ pub async fn create_project(
     Ok(HttpResponse::Created().json(created_view(&state, project)))
 }
 
-async fn one(state: &AppState, project: Project) -> AppResult<ProjectView> {
-    let id = project.id;
-    let summary = db::projects::summaries(&state.db, &[id])
-        .await?
-        .remove(&id)
-        .unwrap_or_default();
-    let names = deployers(state, std::iter::once(&summary)).await?;
-    Ok(view(state, project, summary, &names))
-}
-
 #[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = uuid::Uuid, Path, description = "the project id")), responses((status = 200, body = ProjectView), (status = 404)), security(("bearer" = ["role:viewer", "scope:read"])))]
 pub async fn get_project(
     state: web::Data<AppState>,
@@ -430,6 +323,17 @@ pub async fn update_project(
     }
     if let Some(v) = b.static_dir {
         s.static_dir = v;
+    }
+    let plan = &mut s.plan;
+    for (value, slot) in [
+        (b.root_dir, &mut plan.root_dir),
+        (b.install_command, &mut plan.install_command),
+        (b.build_command, &mut plan.build_command),
+        (b.start_command, &mut plan.start_command),
+    ] {
+        if let Some(v) = value {
+            *slot = v;
+        }
     }
     if let Some(v) = b.replicas {
         s.replicas = v;
@@ -523,8 +427,12 @@ pub async fn delete_project(
 
 /// A build type as the API spells it.
 fn build_type(text: &str) -> AppResult<BuildType> {
-    BuildType::parse(text)
-        .ok_or_else(|| AppError::validation("build_type", "must be \"dockerfile\" or \"static\""))
+    BuildType::parse(text).ok_or_else(|| {
+        AppError::validation(
+            "build_type",
+            "must be \"auto\", \"dockerfile\" or \"static\"",
+        )
+    })
 }
 
 /// Creates a project (the body of `POST /projects`, also used by GitHub import).
@@ -548,6 +456,12 @@ pub(crate) async fn create(
             None => given.build_type,
         },
         static_dir: b.static_dir,
+        plan: db::projects::PlanOverrides {
+            root_dir: b.root_dir,
+            install_command: b.install_command,
+            build_command: b.build_command,
+            start_command: b.start_command,
+        },
         replicas: b.replicas.unwrap_or(given.replicas),
         placement: b.placement.unwrap_or_default(),
         ..given
@@ -582,9 +496,4 @@ pub(crate) async fn create(
         f.team = project.team_id;
     });
     Ok(project)
-}
-
-/// A project as the API shows it, just created.
-pub(crate) fn created_view(state: &AppState, project: Project) -> ProjectView {
-    view(state, project, Summary::default(), &Default::default())
 }

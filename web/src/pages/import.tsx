@@ -4,6 +4,7 @@
 import { useEffect, useState } from "react";
 import { Link, useNavigate } from "react-router";
 import * as api from "../api";
+import { Detected } from "./build";
 import { Alert, Badge, Empty, errorText, Field, useToast } from "../ui";
 
 export default function ImportPage() {
@@ -58,9 +59,9 @@ export default function ImportPage() {
         <div className="card stack" role="status" data-testid="import-result">
           <h2>{result.project.name} is ready to deploy</h2>
           {result.dockerfile_found ? (
-            <Alert tone="ok">The Dockerfile is there.</Alert>
+            <Alert tone="ok">The Dockerfile is there: it is built as it is.</Alert>
           ) : (
-            <Alert tone="warn">No Dockerfile at that path on {result.project.branch}: the first deploy will fail until there is one (change the path in Settings).</Alert>
+            <Detected project={result.project.id} />
           )}
           {result.webhook === "created" ? (
             <Alert tone="ok">Every push to {result.project.branch} deploys (webhook created).</Alert>

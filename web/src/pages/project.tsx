@@ -1,5 +1,5 @@
 // A project: header (live URL, state, Deploy / Stop / Start / Restart) and its tabs —
-// deployments, runtime logs, metrics, environment, domains, webhook/GitHub, settings. The page follows the project's
+// deployments, runtime logs, metrics, environment, build plan, domains, webhook/GitHub, settings. The page follows the project's
 // topic, so statuses change on screen as they change on the server.
 import { lazy, Suspense, useEffect, useMemo, useRef, useState } from "react";
 import { Link, NavLink, Route, Routes, useNavigate, useParams } from "react-router";
@@ -10,6 +10,7 @@ import { LogStore, LogView } from "../logview";
 import { Ago, Alert, Badge, duration, Empty, errorText, useToast } from "../ui";
 import { EnvEditor } from "./env";
 import { projectState, triggerText } from "./projects";
+import { BuildPanel, Detected } from "./build";
 import { Settings } from "./settings";
 import { WebhookPanel } from "./webhook";
 
@@ -125,6 +126,7 @@ export default function ProjectPage() {
         <NavLink to={`/projects/${id}/logs`}>Runtime logs</NavLink>
         <NavLink to={`/projects/${id}/metrics`}>Metrics</NavLink>
         <NavLink to={`/projects/${id}/env`}>Environment</NavLink>
+        <NavLink to={`/projects/${id}/build`}>Build</NavLink>
         <NavLink to={`/projects/${id}/domains`}>Domains</NavLink>
         <NavLink to={`/projects/${id}/webhook`}>{project.github ? "GitHub" : "Webhook"}</NavLink>
         <NavLink to={`/projects/${id}/settings`}>Settings</NavLink>
@@ -140,6 +142,7 @@ export default function ProjectPage() {
             </Suspense>
           }
         />
+        <Route path="build" element={<BuildPanel project={project} onSaved={saved} />} />
         <Route path="env" element={<EnvEditor project={project} onDeploy={() => act("Deploy queued", () => api.deploy(id))} />} />
         <Route path="domains" element={<Domains project={id} />} />
         <Route path="webhook" element={<WebhookPanel project={project} onChanged={reload} />} />
@@ -162,6 +165,7 @@ function Deployments({
     return (
       <Empty title="No deployments yet">
         <p>Deploy builds the branch's newest commit and switches traffic to it once it is healthy.</p>
+        {project.build_type === "auto" && <Detected project={project.id} />}
       </Empty>
     );
   return (

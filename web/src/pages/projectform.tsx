@@ -7,7 +7,18 @@ import { Alert, Field, formErrors, FormErrors, noErrors } from "../ui";
 type Values = Record<string, string>;
 
 const NUMBER_FIELDS = ["port", "health_timeout_secs", "memory_limit_mb", "cpu_limit_millis", "replicas"];
-const NULLABLE = ["port", "memory_limit_mb", "cpu_limit_millis", "static_dir"];
+const NULLABLE = [
+  "port",
+  "memory_limit_mb",
+  "cpu_limit_millis",
+  "static_dir",
+  "root_dir",
+  "install_command",
+  "build_command",
+  "start_command",
+];
+/** The build plan's overrides (build type auto). */
+export const PLAN_FIELDS = ["root_dir", "install_command", "build_command", "start_command", "static_dir"];
 
 function valuesOf(p?: api.Project): Values {
   return {
@@ -20,8 +31,12 @@ function valuesOf(p?: api.Project): Values {
     health_timeout_secs: p?.health_timeout_secs?.toString() ?? "60",
     memory_limit_mb: p?.memory_limit_mb?.toString() ?? "",
     cpu_limit_millis: p?.cpu_limit_millis?.toString() ?? "",
-    build_type: p?.build_type ?? "dockerfile",
+    build_type: p?.build_type ?? "auto",
     static_dir: p?.static_dir ?? "",
+    root_dir: p?.root_dir ?? "",
+    install_command: p?.install_command ?? "",
+    build_command: p?.build_command ?? "",
+    start_command: p?.start_command ?? "",
     replicas: p?.replicas?.toString() ?? "",
     placement: api.labelsText(p?.placement ?? {}),
   };
@@ -49,6 +64,13 @@ export function settingsBody(values: Values, original?: Values): api.ProjectSett
     body[key] = NUMBER_FIELDS.includes(key) && /^-?\d+$/.test(value) ? Number(value) : value;
   }
   return body as api.ProjectSettings;
+}
+
+/** Whether field `key` is on the form for build type `type`. */
+function shownFor(type: string, key: string): boolean {
+  if (type === "static") return key !== "port" && (key === "static_dir" || !PLAN_FIELDS.includes(key));
+  if (type === "auto") return true;
+  return !PLAN_FIELDS.includes(key);
 }
 
 export function ProjectForm({
@@ -89,9 +111,7 @@ export function ProjectForm({
       const saved = project ? await api.updateProject(project.id, body) : await api.createProject(body);
       onSaved(saved);
     } catch (err) {
-      const shown = Object.keys(values).filter((k) =>
-        values.build_type === "static" ? k !== "port" : k !== "static_dir",
-      );
+      const shown = Object.keys(values).filter((k) => shownFor(values.build_type, k));
       setErrors(formErrors(err, shown));
     } finally {
       setBusy(false);
@@ -126,6 +146,7 @@ export function ProjectForm({
           <div className="field">
             <label htmlFor="build_type">Build type</label>
             <select id="build_type" name="build_type" value={values.build_type} onChange={set("build_type")}>
+              <option value="auto">Automatic (the Dockerfile if there is one, else detected)</option>
               <option value="dockerfile">Dockerfile (an app container)</option>
               <option value="static">Static site (files served by shard)</option>
             </select>
@@ -136,6 +157,22 @@ export function ProjectForm({
             : field("port", "Port", { inputMode: "numeric", placeholder: "from EXPOSE, else 8080" })}
         </div>
       </fieldset>
+      {values.build_type === "auto" && (
+        <fieldset>
+          <legend>Build plan overrides</legend>
+          <p className="small muted">
+            Empty fields keep what shard detects (see the Build tab). A <code>shard.toml</code> in the repository may set the
+            same keys; these win over it.
+          </p>
+          <div className="form-grid">
+            {field("root_dir", "Root directory", { placeholder: "the repository root", hint: "for monorepos, e.g. apps/web" })}
+            {field("install_command", "Install command", { placeholder: "detected" })}
+            {field("build_command", "Build command", { placeholder: "detected" })}
+            {field("start_command", "Start command", { placeholder: "detected", hint: "may use $PORT" })}
+            {field("static_dir", "Site directory", { placeholder: "detected", hint: "serve this directory of the build as a site, e.g. dist" })}
+          </div>
+        </fieldset>
+      )}
       <fieldset>
         <legend>Health check and limits</legend>
         <div className="form-grid">
