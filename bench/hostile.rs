@@ -15,7 +15,6 @@ mod gitserver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shard::app::App;
 use shard::config::Config;
 use shard::db;
 use shard::state::AppState;
@@ -23,6 +22,7 @@ use shard::state::AppState;
 #[path = "app.rs"]
 mod app;
 use app::files;
+use app::{rss_kib, start};
 
 async fn until_final(state: &AppState, id: uuid::Uuid) -> String {
     loop {
@@ -32,15 +32,6 @@ async fn until_final(state: &AppState, id: uuid::Uuid) -> String {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 fn tree_bytes(dir: &std::path::Path) -> u64 {
@@ -72,26 +63,6 @@ fn p50(mut v: Vec<f64>) -> f64 {
 fn p99(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[(v.len() * 99 / 100).min(v.len() - 1)]
-}
-
-async fn start(adjust: impl FnOnce(&mut Config)) -> (Arc<AppState>, tempfile::TempDir, uuid::Uuid) {
-    let dir = tempfile::TempDir::new().unwrap();
-    let mut config = Config {
-        data_dir: dir.path().to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..Config::default()
-    };
-    config.log.level = "warn".into();
-    config.deploy.grace_secs = 0;
-    config.jobs.concurrency = 2;
-    adjust(&mut config);
-    let app = App::build(config).await.expect("app");
-    let state = app.state();
-    tokio::spawn(app.run_until_stopped());
-    let admin = db::users::create(&state.db, "bench", "x", shard::model::UserRole::Admin)
-        .await
-        .unwrap();
-    (state, dir, admin.id)
 }
 
 async fn project(

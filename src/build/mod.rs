@@ -36,6 +36,7 @@ mod dockerfile;
 mod node;
 mod python;
 mod repo;
+mod scripting;
 mod systems;
 mod tree;
 pub mod version;

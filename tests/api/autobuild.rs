@@ -11,46 +11,11 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::apps::{app_files, edited};
 use crate::deploy::docker_ids;
 use crate::gitserver::GitServer;
 use crate::helpers::*;
 use crate::proxy::get_host;
-
-type Files = Vec<(&'static str, Vec<u8>, bool)>;
-
-/// Every file of `tests/apps/<name>` (names leaked: a test's repository lives as long as it).
-fn app_files(name: &str) -> Files {
-    fn walk(root: &Path, dir: &Path, out: &mut Files) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap())
-            .collect();
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(root, &path, out);
-            } else {
-                let relative = path
-                    .strip_prefix(root)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned();
-                out.push((
-                    Box::leak(relative.into_boxed_str()),
-                    std::fs::read(&path).unwrap(),
-                    false,
-                ));
-            }
-        }
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/apps")
-        .join(name);
-    let mut files = Vec::new();
-    walk(&root, &root, &mut files);
-    files
-}
 
 /// A server whose auto builds use the local base images.
 async fn spawn_builder() -> TestApp {
@@ -156,19 +121,12 @@ async fn a_node_app_without_a_dockerfile_goes_live_and_a_code_change_reuses_the_
     );
 
     // A change to the code alone: the install layer comes from the cache.
-    let server = String::from_utf8(
-        app_files("node-express")
-            .into_iter()
-            .find(|f| f.0 == "server.js")
-            .unwrap()
-            .1,
-    )
-    .unwrap();
     repo.commit(
-        &[(
+        &[edited(
+            "node-express",
             "server.js",
-            server.replace("VERSION-1", "VERSION-2").into_bytes(),
-            false,
+            "VERSION-1",
+            "VERSION-2",
         )],
         "change the greeting",
     );

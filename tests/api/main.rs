@@ -3,6 +3,7 @@
 //! for the tests that need one.
 
 mod accounts;
+mod apps;
 mod auth;
 mod autobuild;
 mod bounds;

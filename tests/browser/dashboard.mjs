@@ -56,9 +56,18 @@ async function startGitServer(root) {
   const repos = join(root, "repos");
   mkdirSync(repos);
   git(root, "clone", "-q", "--bare", work, join(repos, "app.git"));
+  // A second repository without a Dockerfile: a plain static site the build plan serves.
+  const site = join(root, "site");
+  mkdirSync(site);
+  writeFileSync(join(site, "index.html"), "<!doctype html><title>plain site</title><h1>planned, not Dockerfiled</h1>\n");
+  git(site, "init", "-q", "-b", "main");
+  git(site, "add", "-A");
+  git(site, "commit", "-q", "-m", "a site");
+  git(root, "clone", "-q", "--bare", site, join(repos, "site.git"));
 
   const server = await serveGit(repos);
-  return { server, url: `http://127.0.0.1:${server.address().port}/app.git` };
+  const at = `http://127.0.0.1:${server.address().port}`;
+  return { server, url: `${at}/app.git`, siteUrl: `${at}/site.git` };
 }
 
 // The two-node swarm the Nodes page shows (idempotent; the Rust suite may have made it).
@@ -236,6 +245,8 @@ try {
   await page.getByRole("heading", { name: "No deployments yet" }).waitFor();
   const projectId = new URL(page.url()).pathname.split("/")[2];
   assert.match(await page.locator("h1").innerText(), /Live App/);
+  // Before the first deploy the page says what will be built (build type auto by default).
+  assert.match(await page.getByTestId("detected").innerText(), /has a Dockerfile: it is built as it is/);
   await audit(page, "project-new");
 
   // The session survives a reload through the refresh cookie, also with two tabs at once.
@@ -422,6 +433,51 @@ try {
   await audit(page, "settings");
   await page.getByLabel("Port").fill("8080");
   await page.getByLabel("Name").fill("Live App");
+
+  // Build: the plan of the branch tip (here: the repository's own Dockerfile wins) with the
+  // Dockerfile to copy, and the plan's overrides, refused in words when they leave the repo.
+  await page.getByRole("link", { name: "Build", exact: true }).click();
+  await page.getByTestId("plan-headline").waitFor();
+  assert.equal(await page.getByTestId("plan-headline").innerText(), "the repository's own Dockerfile");
+  assert.match(await page.getByLabel("Dockerfile", { exact: true }).innerText(), /FROM scratch/);
+  await page.getByRole("button", { name: "Copy Dockerfile" }).waitFor();
+  const overrides = page.getByRole("form", { name: "Plan overrides" });
+  await overrides.getByLabel("Root directory").fill("../elsewhere");
+  await overrides.getByRole("button", { name: "Save overrides" }).click();
+  await overrides.locator(".field-error").waitFor();
+  assert.match(await overrides.locator(".field-error").innerText(), /inside the repository/);
+  await audit(page, "build");
+  await overrides.getByLabel("Root directory").fill("");
+
+  // A repository without a Dockerfile: "New project" shows what was detected, the Build tab
+  // shows the plan (a static site: no container), and a deploy serves it at its URL.
+  await page.getByRole("link", { name: "← Projects" }).click();
+  await page.getByRole("button", { name: "New project" }).click();
+  const siteDialog = page.getByRole("dialog", { name: "New project" });
+  await siteDialog.getByLabel("Name").fill("Plain Site");
+  await siteDialog.getByLabel("Git URL").fill(gitServer.siteUrl);
+  await siteDialog.getByRole("button", { name: "Create project" }).click();
+  await page.getByRole("heading", { name: "No deployments yet" }).waitFor();
+  const siteProject = new URL(page.url()).pathname.split("/")[2];
+  await page.getByTestId("detected").waitFor();
+  assert.match(await page.getByTestId("detected").innerText(), /Detected static: shard builds it without a Dockerfile/);
+  await page.getByRole("link", { name: "Build", exact: true }).click();
+  await page.getByTestId("plan-headline").waitFor();
+  assert.equal(await page.getByTestId("plan-headline").innerText(), "static");
+  assert.match(await page.getByRole("table", { name: "Decisions" }).innerText(), /serve \.\/ as it is[\s\S]*index\.html/);
+  await page.getByRole("button", { name: "Deploy", exact: true }).click();
+  await page.waitForURL(/\/deployments\//);
+  await page.locator(".deployment-status", { hasText: "live" }).waitFor({ timeout: 120000 });
+  // The plan heads the build step (the log's search finds it; rows out of view are not drawn).
+  await page.getByLabel("Search the log").fill("==> Plan: static in .");
+  await page.waitForFunction(() => /of [1-9]/.test(document.querySelector("[data-testid=match-count]")?.textContent ?? ""));
+  const sitePage = await context.newPage();
+  const siteResponse = await sitePage.goto(`http://plain-site.localhost:${port}/`);
+  assert.equal(siteResponse.status(), 200);
+  assert.match(await sitePage.locator("h1").innerText(), /planned, not Dockerfiled/);
+  await sitePage.close();
+  await page.goto(`${base}/projects/${projectId}/settings`);
+  await page.getByRole("button", { name: "Save settings" }).waitFor();
 
   // Webhook: the URL and secret to paste into GitHub; a signed ping and a push to another
   // branch show up as deliveries with what shard did.
@@ -646,6 +702,7 @@ try {
     [`/projects/${projectId}/env`, "dark-360-environment", "Save variables"],
     [`/projects/${projectId}/domains`, "dark-360-domains", "Add domain"],
     [`/projects/${projectId}/settings`, "dark-360-settings", "Save settings"],
+    [`/projects/${siteProject}/build`, "dark-360-build", "Copy Dockerfile"],
     [`/projects/${projectId}/webhook`, "dark-360-webhook", "Refresh"],
     ["/account", "dark-360-account", "Create token"],
     ["/admin/users", "dark-360-users", "Add user"],

@@ -59,7 +59,7 @@ export default function ImportPage() {
         <div className="card stack" role="status" data-testid="import-result">
           <h2>{result.project.name} is ready to deploy</h2>
           {result.dockerfile_found ? (
-            <Alert tone="ok">The Dockerfile is there: it is built as it is.</Alert>
+            <Alert tone="ok">The Dockerfile is there. It is built as it is.</Alert>
           ) : (
             <Detected project={result.project.id} />
           )}
