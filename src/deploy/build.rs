@@ -262,6 +262,8 @@ async fn build_context(root: &Path, dockerfile: &Source, file: &Path) -> Result<
 
 /// Plans made at once by `GET /projects/{id}/plan` (each fetches a repository).
 pub const PLANS_AT_ONCE: usize = 2;
+/// How long a plan request waits for its turn.
+const PLAN_QUEUE_WAIT: Duration = Duration::from_secs(30);
 
 /// A plan's checkout, removed when it goes (also when the request is dropped mid-fetch).
 struct PlanDir(PathBuf);
@@ -282,11 +284,17 @@ impl Deployer {
     /// checks, credentials, time and size limits) into a directory of its own, planned,
     /// removed.
     pub async fn plan_tip(&self, project: &Project) -> Result<build::Plan, DeployError> {
-        let _permit = self.planning.try_acquire().map_err(|_| {
-            DeployError::Unavailable(format!(
-                "{PLANS_AT_ONCE} plans are being made already; try again in a moment"
-            ))
-        })?;
+        // Plans take turns (a dashboard asks for one per page it shows); a wait past
+        // `PLAN_QUEUE_WAIT` is a 503 to retry.
+        let permit = tokio::time::timeout(PLAN_QUEUE_WAIT, self.planning.acquire()).await;
+        let _permit = match permit {
+            Ok(Ok(permit)) => permit,
+            _ => {
+                return Err(DeployError::Unavailable(format!(
+                    "{PLANS_AT_ONCE} plans are being made already; try again in a moment"
+                )));
+            }
+        };
         let fetch_failed = |stop: Stop| match stop {
             Stop::Failed { message, .. } => DeployError::Invalid {
                 field: "git_url",

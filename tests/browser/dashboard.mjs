@@ -728,7 +728,9 @@ try {
   assert.notEqual(focused.tag, "BODY", "Tab reaches a control");
   assert.notEqual(focused.outline, "none", `focus is visible on ${JSON.stringify(focused)}`);
 
-  // Delete the project with a typed confirmation.
+  // The site project goes through the API; then the last one with a typed confirmation.
+  const signedIn = await api("/auth/login", null, { method: "POST", body: JSON.stringify({ username: "admin", password: "browser-pass-123" }) }).then((r) => r.json());
+  assert.equal((await api(`/projects/${siteProject}`, signedIn.access_token, { method: "DELETE" })).status, 204);
   await page.goto(`${base}/projects/${projectId}/settings`);
   await page.getByRole("button", { name: "Delete project" }).click();
   const confirm = page.getByRole("dialog", { name: "Delete Live App?" });

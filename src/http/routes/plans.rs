@@ -16,7 +16,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// Fetches the branch tip (as a deploy would: same source checks, credentials and limits) and
 /// plans it. A tree nothing recognizes, or a version the configured images cannot provide, is
 /// a 422 whose message says what to do; a repository that cannot be fetched is a 422 on
-/// `git_url`; more plans than the server makes at once is a 503.
+/// `git_url`; plans take turns, two at once, and one that waits past 30 s is a 503.
 #[utoipa::path(get, path = "/api/v1/projects/{id}/plan", tag = "projects", params(("id" = uuid::Uuid, Path, description = "the project id")),
     responses((status = 200, body = Plan), (status = 404), (status = 422, description = "not fetchable, or nothing to plan"), (status = 503, description = "too many plans at once")),
     security(("bearer" = ["role:viewer", "scope:read"])))]
