@@ -126,7 +126,8 @@ pub fn effective(tree: &Tree, project: &Overrides) -> Result<Effective, PlanErro
     })
 }
 
-/// The `web:` process of the app's `Procfile`, if it has one.
+/// The `web:` process of the app's `Procfile`, if it has one (a Procfile of other processes
+/// only says nothing about serving HTTP, so detection decides).
 pub fn procfile(tree: &Tree) -> Result<Option<Procfile>, PlanError> {
     let Some(text) = tree.read("Procfile")? else {
         return Ok(None);
@@ -135,7 +136,10 @@ pub fn procfile(tree: &Tree) -> Result<Option<Procfile>, PlanError> {
         if let Some(command) = line.trim().strip_prefix("web:") {
             let command = command.trim();
             if command.is_empty() {
-                break;
+                return Err(PlanError::Invalid {
+                    file: format!("Procfile:{}", n + 1),
+                    message: "the web process has no command".into(),
+                });
             }
             return Ok(Some(Procfile {
                 web: command.to_string(),
@@ -143,8 +147,5 @@ pub fn procfile(tree: &Tree) -> Result<Option<Procfile>, PlanError> {
             }));
         }
     }
-    Err(PlanError::Invalid {
-        file: "Procfile".into(),
-        message: "has no `web: <command>` line (the process that serves HTTP)".into(),
-    })
+    Ok(None)
 }
