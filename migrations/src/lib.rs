@@ -18,6 +18,7 @@ mod m20261127_000012_cli_logins;
 mod m20261127_000013_shared_values;
 mod m20261205_000014_bound_credentials;
 mod m20261205_000015_build_plans;
+mod m20261205_000016_volumes;
 
 /// The ordered list of every migration shard knows.
 pub struct Migrator;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000013_shared_values::Migration),
             Box::new(m20261205_000014_bound_credentials::Migration),
             Box::new(m20261205_000015_build_plans::Migration),
+            Box::new(m20261205_000016_volumes::Migration),
         ]
     }
 }

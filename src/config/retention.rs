@@ -21,6 +21,8 @@ pub struct RetentionConfig {
     pub webhook_deliveries_days: u32,
     /// Notification deliveries (and their attempts) of the notification channels.
     pub notification_deliveries_days: u32,
+    /// Volumes a deleted project left (detached) are removed with their data this long after.
+    pub detached_volumes_days: u32,
 }
 
 impl Default for RetentionConfig {
@@ -32,6 +34,7 @@ impl Default for RetentionConfig {
             topic_events_days: 30,
             webhook_deliveries_days: 30,
             notification_deliveries_days: 30,
+            detached_volumes_days: 7,
         }
     }
 }
@@ -47,6 +50,7 @@ impl Config {
             r.topic_events_days,
             r.webhook_deliveries_days,
             r.notification_deliveries_days,
+            r.detached_volumes_days,
         ]
         .contains(&0)
         {

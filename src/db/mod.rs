@@ -21,6 +21,7 @@ pub mod shared;
 pub mod teams;
 pub mod topic_events;
 pub mod users;
+pub mod volumes;
 pub mod webhooks;
 
 use std::time::Duration;

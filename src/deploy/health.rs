@@ -34,6 +34,7 @@ impl Pipeline {
         };
         self.log.system(header.to_string()).await;
         let (port, env) = self.app_env(image).await?;
+        let volumes = self.volume_mounts().await?;
         let app = AppSpec {
             project: self.project.id,
             slug: self.project.slug.clone(),
@@ -50,6 +51,7 @@ impl Pipeline {
             } else {
                 None
             },
+            volumes,
         };
         let started = match runtime.start(app).await {
             Ok(started) => started,

@@ -21,6 +21,7 @@ pub mod runtime;
 mod service;
 pub mod site;
 pub mod swarm;
+pub mod volumes;
 pub mod watchdog;
 mod workspace;
 
@@ -504,6 +505,8 @@ impl Deployer {
         }
         prune::purge_registry(self, project.id).await;
         let deployments = deps::ids_for_project(&self.db, project.id).await?;
+        // Its data stays: the volumes are detached, not removed.
+        db::volumes::detach_all(&self.db, project.id).await?;
         db::projects::delete(&self.db, project.id).await?;
         self.proxy.refresh_or_log().await;
         for id in deployments {

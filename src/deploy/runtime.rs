@@ -67,6 +67,8 @@ pub struct AppSpec {
     pub subnets: SubnetPool,
     /// Credentials for the registry nodes pull from (Swarm).
     pub registry: Option<RegistryAuth>,
+    /// The project's volumes, mounted read-write (plain Docker).
+    pub volumes: Vec<crate::docker::VolumeMount>,
 }
 
 /// What a runtime started for a deployment.
@@ -215,6 +217,7 @@ impl Runtime for Containers {
             port: app.port,
             limits: app.limits,
             network,
+            volumes: app.volumes,
         };
         let run = engine.run_container(spec).await.map_err(start_failed)?;
         if run.host_port == 0 {

@@ -25,6 +25,8 @@ pub struct RunSpec {
     pub limits: Limits,
     /// The project's own bridge network (see `Engine::ensure_network`).
     pub network: String,
+    /// The project's volumes.
+    pub volumes: Vec<super::VolumeMount>,
 }
 
 /// What an app container may use, and how much log Docker keeps for it.
@@ -120,6 +122,8 @@ impl Engine {
             security_opt: Some(vec!["no-new-privileges:true".into()]),
             cap_drop: Some(DROPPED_CAPABILITIES.iter().map(|c| c.to_string()).collect()),
             network_mode: Some(spec.network.clone()),
+            mounts: (!spec.volumes.is_empty())
+                .then(|| spec.volumes.iter().map(|v| v.mount()).collect()),
             ..Default::default()
         };
         let body = ContainerCreateBody {

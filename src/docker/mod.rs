@@ -32,6 +32,7 @@ mod network;
 mod site;
 mod stats;
 mod swarm;
+mod volumes;
 
 pub use build::{BuildError, BuildLimits, BuildSpec};
 pub use containers::{
@@ -42,6 +43,7 @@ pub use images::{ManagedImage, cap_text};
 pub use site::{CopyError, CopyStats};
 pub use stats::StatsReading;
 pub use swarm::{NodeChange, NodeInfo, RegistryAuth, Replica, ServiceRun, SwarmInfo};
+pub use volumes::{LABEL_VOLUME, RemoveVolumeError, VolumeMount};
 
 pub use lines::LineSplitter;
 

@@ -78,6 +78,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                         .configure(routes::domains::configure)
                         .configure(routes::webhooks::configure)
                         .configure(routes::plans::configure)
+                        .configure(routes::volumes::configure)
                         .configure(routes::github::configure)
                         .configure(routes::github_repos::configure)
                         .configure(routes::metrics::configure)

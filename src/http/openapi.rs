@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::routes::{
     audit, auth, cli_logins, deployments, domains, env, github, github_repos, health, metrics,
-    nodes, notifications, plans, projects, registry, teams, tokens, users, webhooks,
+    nodes, notifications, plans, projects, registry, teams, tokens, users, volumes, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -24,6 +24,8 @@ use super::routes::{
         users::list_users, users::create_user, users::update_user, users::delete_user,
         projects::list_projects, projects::create_project, projects::get_project,
         projects::update_project, projects::delete_project, plans::get_plan,
+        volumes::list_volumes, volumes::add_volume, volumes::detach_volume, volumes::all_volumes,
+        volumes::attach_volume, volumes::purge_volume,
         env::get_env, env::put_env,
         deployments::create_deployment, deployments::list_deployments, deployments::get_deployment,
         deployments::cancel_deployment, deployments::deployment_logs,

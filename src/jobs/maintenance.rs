@@ -1,5 +1,6 @@
 //! Housekeeping that runs hourly as a job: prunes expired refresh tokens and enforces the
-//! retention of `[retention]` (old deployment logs, topic events, finished jobs, audit rows).
+//! retention of `[retention]` (old deployment logs, topic events, finished jobs, audit rows,
+//! volumes detached too long ago).
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -30,6 +31,13 @@ async fn schedule(db: &Db, run_after: DateTime<Utc>) -> anyhow::Result<()> {
 
 pub async fn run(state: &super::Parts) -> anyhow::Result<()> {
     prune(&state.db, &state.config).await?;
+    // Volumes a deleted project left, past `retention.detached_volumes_days` (a failure leaves
+    // them for the next run: the engine may be away).
+    match state.deployer.expire_detached_volumes().await {
+        Ok(0) => {}
+        Ok(purged) => tracing::info!(purged, "detached volumes past their retention removed"),
+        Err(e) => tracing::warn!(error = %e, "detached volumes not expired this round"),
+    }
     // The running row still counts as pending, so enqueue the next run directly.
     schedule(&state.db, Utc::now() + EVERY).await
 }

@@ -34,6 +34,7 @@ mod teams;
 mod tenants;
 mod tls;
 mod tokens;
+mod volumes;
 mod watchdog;
 mod webhooks;
 mod ws;

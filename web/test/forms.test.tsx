@@ -27,6 +27,10 @@ const project = {
   cpu_limit_millis: null,
   build_type: "dockerfile",
   static_dir: null,
+  root_dir: null,
+  install_command: null,
+  build_command: null,
+  start_command: null,
   url: "http://blog.localhost:8080",
   status: "live",
   runtime: "running",
@@ -134,7 +138,7 @@ describe("project form", () => {
       health_path: "/",
       health_timeout_secs: 60,
       memory_limit_mb: 512,
-      build_type: "dockerfile",
+      build_type: "auto",
     });
     expect(input("git_url").getAttribute("aria-invalid")).toBe("true");
     const described = input("git_url").getAttribute("aria-describedby")!;

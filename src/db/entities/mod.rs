@@ -21,6 +21,7 @@ pub mod team_members;
 pub mod teams;
 pub mod topic_events;
 pub mod users;
+pub mod volumes;
 pub mod webhook_deliveries;
 
 pub mod prelude {

@@ -19,4 +19,5 @@ pub mod registry;
 pub mod teams;
 pub mod tokens;
 pub mod users;
+pub mod volumes;
 pub mod webhooks;

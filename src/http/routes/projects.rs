@@ -342,6 +342,17 @@ pub async fn update_project(
         s.placement = v.unwrap_or_default();
     }
     check(&state, &s)?;
+    if s.replicas > 1
+        && !db::volumes::for_project(&state.db, project.id)
+            .await?
+            .is_empty()
+    {
+        return Err(AppError::Conflict(
+            "a project with a volume runs one replica (a volume is local to one machine); \
+             detach its volumes first"
+                .into(),
+        ));
+    }
     let moved = s.git_url != project.git_url;
     if moved {
         check_source(&state, &actor, &s.git_url).await?;
