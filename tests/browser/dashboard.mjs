@@ -449,6 +449,23 @@ try {
   await audit(page, "build");
   await overrides.getByLabel("Root directory").fill("");
 
+  // Volumes: a system path is refused in words; a volume is added, listed, then detached.
+  await page.getByRole("link", { name: "Volumes", exact: true }).click();
+  const addVolume = page.getByRole("form", { name: "Add a volume" });
+  await addVolume.getByLabel("Name").fill("data");
+  await addVolume.getByLabel("Mount path").fill("/proc/data");
+  await addVolume.getByRole("button", { name: "Add volume" }).click();
+  await addVolume.locator(".field-error").waitFor();
+  assert.match(await addVolume.locator(".field-error").innerText(), /system directory/);
+  await addVolume.getByLabel("Mount path").fill("/data");
+  await addVolume.getByRole("button", { name: "Add volume" }).click();
+  const volumeRows = page.getByRole("table", { name: "Project volumes" }).locator("tbody tr");
+  await volumeRows.first().waitFor();
+  assert.match(await volumeRows.first().innerText(), /data[\s\S]*\/data/);
+  await audit(page, "volumes");
+  await volumeRows.first().getByRole("button", { name: "Detach" }).click();
+  await page.getByRole("heading", { name: "No volumes" }).waitFor();
+
   // A repository without a Dockerfile: "New project" shows what was detected, the Build tab
   // shows the plan (a static site: no container), and a deploy serves it at its URL.
   await page.getByRole("link", { name: "← Projects" }).click();
@@ -652,6 +669,9 @@ try {
   await page.getByTestId("system").waitFor({ timeout: 20000 });
   assert.match(await page.getByTestId("system").innerText(), /reachable/);
   assert.match(await page.getByTestId("host").innerText(), /App containers\s+\d+ running of \d+/);
+  // The volume detached from Live App waits here for an admin (attach elsewhere, or delete).
+  const detachedRow = page.getByRole("table", { name: "Detached volumes" }).locator("tbody tr").first();
+  assert.match(await detachedRow.innerText(), /data[\s\S]*\/data[\s\S]*Live App/);
   await audit(page, "system");
   // Stay past an access token's 30 s life: the live snapshot keeps coming (the socket
   // re-authenticates with a refreshed token instead of going quiet).
@@ -703,6 +723,7 @@ try {
     [`/projects/${projectId}/domains`, "dark-360-domains", "Add domain"],
     [`/projects/${projectId}/settings`, "dark-360-settings", "Save settings"],
     [`/projects/${siteProject}/build`, "dark-360-build", "Copy Dockerfile"],
+    [`/projects/${projectId}/volumes`, "dark-360-volumes", "Add volume"],
     [`/projects/${projectId}/webhook`, "dark-360-webhook", "Refresh"],
     ["/account", "dark-360-account", "Create token"],
     ["/admin/users", "dark-360-users", "Add user"],

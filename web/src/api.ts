@@ -490,3 +490,23 @@ export const cliLogin = (code: string) => request<CliLogin>("GET", `/cli/logins/
 export const approveCliLogin = (code: string) =>
   request<void>("POST", `/cli/logins/${encodeURIComponent(code)}/approve`, {});
 export const denyCliLogin = (code: string) => request<void>("POST", `/cli/logins/${encodeURIComponent(code)}/deny`, {});
+
+/** A named volume: data a project keeps across deployments. */
+export type Volume = {
+  id: string;
+  name: string;
+  mount_path: string;
+  project_id: string | null;
+  project_name: string | null;
+  created_at: string;
+  detached_at: string | null;
+  expires_at: string | null;
+};
+export const listVolumes = (project: string) => request<Volume[]>("GET", `/projects/${project}/volumes`);
+export const addVolume = (project: string, v: { name: string; mount_path: string }) =>
+  request<Volume>("POST", `/projects/${project}/volumes`, v);
+export const detachVolume = (project: string, name: string, purge = false) =>
+  request<void>("DELETE", `/projects/${project}/volumes/${encodeURIComponent(name)}${purge ? "?purge=true" : ""}`);
+export const allVolumes = () => request<Volume[]>("GET", "/volumes");
+export const attachVolume = (id: string, project_id: string) => request<Volume>("POST", `/volumes/${id}/attach`, { project_id });
+export const purgeVolume = (id: string) => request<void>("DELETE", `/volumes/${id}`);

@@ -1,5 +1,6 @@
 // A project: header (live URL, state, Deploy / Stop / Start / Restart) and its tabs —
-// deployments, runtime logs, metrics, environment, build plan, domains, webhook/GitHub, settings. The page follows the project's
+// deployments, runtime logs, metrics, environment, build plan, volumes, domains, webhook/GitHub,
+// settings. The page follows the project's
 // topic, so statuses change on screen as they change on the server.
 import { lazy, Suspense, useEffect, useMemo, useRef, useState } from "react";
 import { Link, NavLink, Route, Routes, useNavigate, useParams } from "react-router";
@@ -12,6 +13,7 @@ import { EnvEditor } from "./env";
 import { projectState, triggerText } from "./projects";
 import { BuildPanel, Detected } from "./build";
 import { Settings } from "./settings";
+import { VolumesPanel } from "./volumes";
 import { WebhookPanel } from "./webhook";
 
 const FINAL = ["live", "failed", "cancelled", "superseded", "stopped"];
@@ -127,6 +129,7 @@ export default function ProjectPage() {
         <NavLink to={`/projects/${id}/metrics`}>Metrics</NavLink>
         <NavLink to={`/projects/${id}/env`}>Environment</NavLink>
         <NavLink to={`/projects/${id}/build`}>Build</NavLink>
+        <NavLink to={`/projects/${id}/volumes`}>Volumes</NavLink>
         <NavLink to={`/projects/${id}/domains`}>Domains</NavLink>
         <NavLink to={`/projects/${id}/webhook`}>{project.github ? "GitHub" : "Webhook"}</NavLink>
         <NavLink to={`/projects/${id}/settings`}>Settings</NavLink>
@@ -143,6 +146,7 @@ export default function ProjectPage() {
           }
         />
         <Route path="build" element={<BuildPanel project={project} onSaved={saved} />} />
+        <Route path="volumes" element={<VolumesPanel project={project} />} />
         <Route path="env" element={<EnvEditor project={project} onDeploy={() => act("Deploy queued", () => api.deploy(id))} />} />
         <Route path="domains" element={<Domains project={id} />} />
         <Route path="webhook" element={<WebhookPanel project={project} onChanged={reload} />} />

@@ -4,6 +4,7 @@ import { useEffect, useState } from "react";
 import * as api from "../api";
 import { follow, LiveMessage } from "../live";
 import { Ago, Badge } from "../ui";
+import { DetachedVolumes } from "./detached";
 
 function bytes(n: unknown): string {
   if (typeof n !== "number") return "unknown";
@@ -87,6 +88,7 @@ export default function SystemPage() {
         </div>
       )}
       <HostOverview />
+      <DetachedVolumes />
     </section>
   );
 }
