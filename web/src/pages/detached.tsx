@@ -46,10 +46,11 @@ export function DetachedVolumes() {
                 <Ago at={v.expires_at} />
               </td>
               <td className="actions">
+                <div className="row" style={{ justifyContent: "flex-end" }}>
                 <label className="sr-only" htmlFor={`attach-${v.id}`}>
                   Attach {v.name} to
                 </label>
-                <select id={`attach-${v.id}`} value={target[v.id] ?? ""} onChange={(e) => setTarget({ ...target, [v.id]: e.target.value })}>
+                <select id={`attach-${v.id}`} style={{ maxWidth: "12rem" }} value={target[v.id] ?? ""} onChange={(e) => setTarget({ ...target, [v.id]: e.target.value })}>
                   <option value="">Attach to…</option>
                   {projects.map((p) => (
                     <option key={p.id} value={p.id}>
@@ -69,6 +70,7 @@ export function DetachedVolumes() {
                 <button className="btn danger small" onClick={() => setPurging(v)}>
                   Delete data
                 </button>
+                </div>
               </td>
             </tr>
           ))}
