@@ -126,6 +126,10 @@ pub struct Settings {
     pub dockerfile: String,
     /// Names of the variables passed to the build (declared `ARG` before the install).
     pub build_args: Vec<String>,
+    /// Where the project's volumes are mounted: the app's image has these directories, owned
+    /// by the app's user, so a new volume starts out writable by the app (Docker gives an empty
+    /// volume the owner of the directory it is first mounted over).
+    pub volume_paths: Vec<String>,
 }
 
 /// Why a tree could not be planned; every message says what to do.
@@ -303,8 +307,28 @@ fn apply(
     Ok(())
 }
 
-fn finish(d: Detected, root_dir: String, decisions: Vec<Decision>, settings: &Settings) -> Plan {
+fn finish(
+    d: Detected,
+    root_dir: String,
+    mut decisions: Vec<Decision>,
+    settings: &Settings,
+) -> Plan {
     let r = &d.recipe;
+    let volume_paths: Vec<String> = match r.output {
+        Output::Static(_) => Vec::new(),
+        _ => settings
+            .volume_paths
+            .iter()
+            .filter(|p| dockerfile::plain_path(p))
+            .cloned()
+            .collect(),
+    };
+    for path in &volume_paths {
+        decisions.push(decision(
+            format!("{path} is in the image, owned by the app's user (a volume is mounted there)"),
+            "project volumes",
+        ));
+    }
     let title = match &d.framework {
         Some(f) => format!("{} / {f}", d.language),
         None => d.language.to_string(),
@@ -327,7 +351,7 @@ fn finish(d: Detected, root_dir: String, decisions: Vec<Decision>, settings: &Se
         static_dir,
         root_dir,
         decisions,
-        dockerfile: dockerfile::render(r, &title, &settings.build_args),
+        dockerfile: dockerfile::render(r, &title, &settings.build_args, &volume_paths),
     }
 }
 

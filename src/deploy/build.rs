@@ -33,9 +33,13 @@ enum Source {
     Generated(String),
 }
 
-/// The planner's inputs for `project`: its overrides, its Dockerfile path, and the names of the
-/// variables passed to the build (sorted).
-pub fn plan_settings(project: &Project, build_args: Vec<String>) -> build::Settings {
+/// The planner's inputs for `project`: its overrides, its Dockerfile path, the names of the
+/// variables passed to the build (sorted) and where its volumes are mounted.
+pub fn plan_settings(
+    project: &Project,
+    build_args: Vec<String>,
+    volume_paths: Vec<String>,
+) -> build::Settings {
     let mut build_args = build_args;
     build_args.sort();
     build::Settings {
@@ -48,7 +52,22 @@ pub fn plan_settings(project: &Project, build_args: Vec<String>) -> build::Setti
         },
         dockerfile: project.dockerfile.clone(),
         build_args,
+        volume_paths,
     }
+}
+
+/// Where `project`'s volumes are mounted, sorted.
+async fn volume_paths(
+    db: &crate::db::Db,
+    project: uuid::Uuid,
+) -> Result<Vec<String>, sea_orm::DbErr> {
+    let mut paths: Vec<String> = crate::db::volumes::for_project(db, project)
+        .await?
+        .into_iter()
+        .map(|v| v.mount_path)
+        .collect();
+    paths.sort();
+    Ok(paths)
 }
 
 /// The names of the build variables among `opened`.
@@ -152,7 +171,8 @@ impl Pipeline {
             BuildType::Static => return Ok((build_dir.to_path_buf(), own, p.static_dir.clone())),
             BuildType::Auto => {}
         }
-        let settings = plan_settings(p, build_arg_names(opened));
+        let paths = volume_paths(&self.d.db, p.id).await?;
+        let settings = plan_settings(p, build_arg_names(opened), paths);
         let (dir, config) = (build_dir.to_path_buf(), self.d.config.build.clone());
         let planned = tokio::task::spawn_blocking(move || build::plan(&dir, &settings, &config))
             .await
@@ -317,7 +337,8 @@ impl Deployer {
         self.fetch_source(project, None, &dir.0, token, &cancel)
             .await
             .map_err(fetch_failed)?;
-        let settings = plan_settings(project, build_arg_names(&opened));
+        let paths = volume_paths(&self.db, project.id).await?;
+        let settings = plan_settings(project, build_arg_names(&opened), paths);
         let config = self.config.build.clone();
         let root = dir.0.clone();
         let planned = tokio::task::spawn_blocking(move || build::plan(&root, &settings, &config))

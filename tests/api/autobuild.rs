@@ -219,20 +219,45 @@ async fn a_flask_app_without_a_dockerfile_goes_live() {
 }
 
 #[tokio::test]
-async fn a_go_service_without_a_dockerfile_goes_live_from_scratch() {
+async fn a_go_service_without_a_dockerfile_goes_live_from_scratch_and_writes_its_volume() {
     let git = GitServer::start().await;
     let app = spawn_builder().await;
     let admin = app.setup_admin().await;
-    let (_, id) = deploy_app(&app, &admin, &git, "go-service").await;
+    let repo = git.repo("go-service", &app_files("go-service"));
+    let project = app.project_for(&admin, "go-service", &repo.url).await;
+    // The app runs as uid 10001 in a FROM scratch image: the plan makes /data its own, so the
+    // new volume mounted there is writable by it.
+    let added = app
+        .post(
+            &format!("/api/v1/projects/{project}/volumes"),
+            Some(&admin.token),
+            json!({"name": "data", "mount_path": "/data"}),
+        )
+        .await;
+    assert_eq!(added.status(), StatusCode::CREATED);
+    let id = app
+        .deploy_live(&admin, &project, json!({}), BUILD_TIME)
+        .await;
     let log = app.logs_text(&admin, &id).await;
     assert!(log.contains("==> Plan: go (go modules)"), "{log}");
     assert!(
         log.contains("go 1.19 ← 1.19 in go.mod:3 (go line)"),
         "{log}"
     );
+    assert!(
+        log.contains("/data is in the image, owned by the app's user"),
+        "{log}"
+    );
     let (status, body) = body_of(&app, "go-service.localhost", "/").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body, "go says hello");
+    let (status, body) = body_of(&app, "go-service.localhost", "/log?first").await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "first\n"));
+    // A redeploy mounts the same volume: the write is still there.
+    app.deploy_live(&admin, &project, json!({}), BUILD_TIME)
+        .await;
+    let (_, body) = body_of(&app, "go-service.localhost", "/log?second").await;
+    assert_eq!(body, "first\nsecond\n");
 }
 
 #[tokio::test]

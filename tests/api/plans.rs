@@ -18,6 +18,8 @@ struct ProjectFile {
     dockerfile: String,
     #[serde(default)]
     build_args: Vec<String>,
+    #[serde(default)]
+    volume_paths: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -56,6 +58,7 @@ fn settings(dir: &Path) -> Settings {
         },
         dockerfile: file.dockerfile,
         build_args: file.build_args,
+        volume_paths: file.volume_paths,
     }
 }
 

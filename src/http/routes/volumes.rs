@@ -89,6 +89,12 @@ const RESERVED: &[&str] = &[
 
 fn check_mount_path(path: &str) -> Result<(), String> {
     validate::static_dir(path)?;
+    if !path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-'))
+    {
+        return Err("may only contain letters, digits, '/', '.', '_' and '-'".into());
+    }
     let trimmed = path.trim_end_matches('/');
     let under = |r: &&str| {
         trimmed.is_empty() || trimmed == *r || (*r != "/" && trimmed.starts_with(&format!("{r}/")))
