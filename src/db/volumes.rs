@@ -132,3 +132,13 @@ pub async fn forget(db: &Db, id: Uuid) -> Result<(), DbErr> {
     Volumes::delete_by_id(id).exec(db).await?;
     Ok(())
 }
+
+/// Records the bytes a volume held when last sampled.
+pub async fn set_size(db: &Db, id: Uuid, bytes: i64) -> Result<(), DbErr> {
+    Volumes::update_many()
+        .col_expr(Column::SizeBytes, Expr::value(Some(bytes)))
+        .filter(Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}

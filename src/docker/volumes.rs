@@ -77,4 +77,16 @@ impl Engine {
             Err(e) => Err(EngineError::from(e).into()),
         }
     }
+
+    /// Where the engine keeps volume `name`'s files, when it is on this host's filesystem.
+    pub async fn volume_dir(&self, name: &str) -> Result<Option<std::path::PathBuf>, EngineError> {
+        match self.client().await?.inspect_volume(name).await {
+            Ok(volume) => {
+                Ok(Some(std::path::PathBuf::from(volume.mountpoint))
+                    .filter(|dir| dir.is_absolute()))
+            }
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
 }

@@ -6,6 +6,7 @@
 
 pub mod host;
 pub mod prom;
+pub mod volumes;
 
 pub use prom::Metrics;
 
@@ -111,6 +112,9 @@ impl Collector {
                 maintained = Some(Instant::now());
                 if let Err(e) = maintain(&self.db, chrono::Utc::now(), &self.retention).await {
                     tracing::warn!(error = %e, "metrics roll-up failed");
+                }
+                if let Err(e) = volumes::sample(&self.db, &self.docker).await {
+                    tracing::debug!(error = %e, "volume sizes not sampled");
                 }
             }
         }

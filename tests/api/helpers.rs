@@ -127,7 +127,7 @@ pub struct Session {
     pub refresh: String,
 }
 
-/// A test that fails half-way leaves its containers and images behind; whatever still carries
+/// A test that fails half-way leaves its containers, images and volumes behind; whatever still carries
 /// this app's `shard.instance` label is removed when the app goes away (only this test's own
 /// objects: every test app has its own secret key, hence its own instance id).
 impl Drop for TestApp {
@@ -158,6 +158,14 @@ impl Drop for TestApp {
             let _ = std::process::Command::new("docker")
                 .args(["rmi", "-f"])
                 .args(&images)
+                .output();
+        }
+        // Volumes outlive their projects by design; a test's go with the test.
+        let volumes = ids(&["volume", "ls"]);
+        if !volumes.is_empty() {
+            let _ = std::process::Command::new("docker")
+                .args(["volume", "rm", "-f"])
+                .args(&volumes)
                 .output();
         }
         let networks = ids(&["network", "ls"]);

@@ -88,6 +88,14 @@ async fn a_volumes_data_survives_redeploys_restart_rollback_and_the_projects_del
             .contains("==> Volume data at /data")
     );
     assert_eq!(log(&app, host, "one").await, "one\n");
+    // Its usage is sampled with the metrics (here directly): the 4 bytes of "one\n".
+    shard::metrics::volumes::sample(&app.state.db, &app.state.docker)
+        .await
+        .unwrap();
+    assert_eq!(
+        volume_named(&app, &admin, &project, "data").await["size_bytes"],
+        4
+    );
 
     // A redeploy of a new commit mounts the same volume.
     repo.commit(&[("www/index.html", b"version 2\n".to_vec(), false)], "v2");

@@ -501,6 +501,8 @@ export type Volume = {
   created_at: string;
   detached_at: string | null;
   expires_at: string | null;
+  /** Bytes when last sampled (every few minutes); null before the first sample. */
+  size_bytes: number | null;
 };
 export const listVolumes = (project: string) => request<Volume[]>("GET", `/projects/${project}/volumes`);
 export const addVolume = (project: string, v: { name: string; mount_path: string }) =>

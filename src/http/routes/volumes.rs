@@ -44,6 +44,9 @@ pub struct VolumeView {
     pub detached_at: Option<DateTime<Utc>>,
     /// When a detached volume is removed with its data (`retention.detached_volumes_days`).
     pub expires_at: Option<DateTime<Utc>>,
+    /// Bytes it held when last sampled (every few minutes, with the metrics); none before the
+    /// first sample or when the engine's files are not on this host.
+    pub size_bytes: Option<i64>,
 }
 
 fn view(state: &AppState, v: Volume) -> VolumeView {
@@ -57,6 +60,7 @@ fn view(state: &AppState, v: Volume) -> VolumeView {
         project_name: v.project_name,
         created_at: v.created_at,
         detached_at: v.detached_at,
+        size_bytes: v.size_bytes,
     }
 }
 

@@ -3,7 +3,7 @@
 // deletes its data now.
 import { useEffect, useState } from "react";
 import * as api from "../api";
-import { Ago, Alert, ConfirmDialog, errorText } from "../ui";
+import { Ago, Alert, bytes, ConfirmDialog, errorText } from "../ui";
 
 export function DetachedVolumes() {
   const [volumes, setVolumes] = useState<api.Volume[]>([]);
@@ -31,6 +31,7 @@ export function DetachedVolumes() {
           <tr>
             <th>Volume</th>
             <th>Was in</th>
+            <th>Size</th>
             <th>Removed</th>
             <th />
           </tr>
@@ -42,6 +43,7 @@ export function DetachedVolumes() {
                 {v.name} <code>{v.mount_path}</code>
               </td>
               <td data-label="Was in">{v.project_name ?? "—"}</td>
+              <td data-label="Size">{v.size_bytes === null ? "—" : bytes(v.size_bytes)}</td>
               <td data-label="Removed">
                 <Ago at={v.expires_at} />
               </td>

@@ -3,20 +3,8 @@
 import { useEffect, useState } from "react";
 import * as api from "../api";
 import { follow, LiveMessage } from "../live";
-import { Ago, Badge } from "../ui";
+import { Ago, Badge, bytes } from "../ui";
 import { DetachedVolumes } from "./detached";
-
-function bytes(n: unknown): string {
-  if (typeof n !== "number") return "unknown";
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = n;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(unit ? 1 : 0)} ${units[unit]}`;
-}
 
 function HostOverview() {
   const [host, setHost] = useState<api.Overview | null>(null);

@@ -2,7 +2,7 @@
 // mount path, detached (kept for admins) or purged with a typed confirmation.
 import { FormEvent, useEffect, useState } from "react";
 import * as api from "../api";
-import { Ago, Alert, ConfirmDialog, Empty, errorText, Field, formErrors, FormErrors, noErrors } from "../ui";
+import { Ago, Alert, bytes, ConfirmDialog, Empty, errorText, Field, formErrors, FormErrors, noErrors } from "../ui";
 
 export function VolumesPanel({ project }: { project: api.Project }) {
   const [volumes, setVolumes] = useState<api.Volume[] | null>(null);
@@ -84,6 +84,7 @@ export function VolumesPanel({ project }: { project: api.Project }) {
             <tr>
               <th>Name</th>
               <th>Mounted at</th>
+              <th>Size</th>
               <th>Created</th>
               <th />
             </tr>
@@ -95,6 +96,7 @@ export function VolumesPanel({ project }: { project: api.Project }) {
                 <td data-label="Mounted at">
                   <code>{v.mount_path}</code>
                 </td>
+                <td data-label="Size">{v.size_bytes === null ? "not measured yet" : bytes(v.size_bytes)}</td>
                 <td data-label="Created">
                   <Ago at={v.created_at} />
                 </td>

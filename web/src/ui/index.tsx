@@ -339,3 +339,16 @@ export function CopyButton({ text, label = "Copy" }: { text: string | (() => str
     </button>
   );
 }
+
+/** 1536 → "1.5 KiB"; "unknown" for anything but a number. */
+export function bytes(n: unknown): string {
+  if (typeof n !== "number") return "unknown";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(unit ? 1 : 0)} ${units[unit]}`;
+}
