@@ -45,8 +45,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
-pub use dockerfile::SITE_DIR;
 use dockerfile::{Output, Recipe, Start};
+pub use dockerfile::{SITE_DIR, plain_path};
 pub use repo::{Overrides, REPO_FILE, check as check_override};
 pub use tree::Tree;
 pub use version::Version;

@@ -93,12 +93,6 @@ const RESERVED: &[&str] = &[
 
 fn check_mount_path(path: &str) -> Result<(), String> {
     validate::static_dir(path)?;
-    if !path
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-'))
-    {
-        return Err("may only contain letters, digits, '/', '.', '_' and '-'".into());
-    }
     let trimmed = path.trim_end_matches('/');
     let under = |r: &&str| {
         trimmed.is_empty() || trimmed == *r || (*r != "/" && trimmed.starts_with(&format!("{r}/")))
@@ -107,6 +101,10 @@ fn check_mount_path(path: &str) -> Result<(), String> {
         return Err(format!(
             "'{path}' is a system directory; use a path like /data"
         ));
+    }
+    // The plan writes it into a Dockerfile (the directory the app's user owns).
+    if !crate::build::plain_path(path) {
+        return Err("may only contain letters, digits, '/', '.', '_' and '-'".into());
     }
     Ok(())
 }
