@@ -317,11 +317,12 @@ impl Acme {
             !placed.is_empty()
         });
         let placed = orders.entry(team).or_default();
-        if placed.len() >= limit {
-            return false;
+        let taken = placed.len() < limit;
+        if taken {
+            placed.push_back(Instant::now());
         }
-        placed.push_back(Instant::now());
-        true
+        tracing::debug!(%team, taken, placed = placed.len(), limit, "certificate order quota");
+        taken
     }
 
     /// Records a failure (retried after `acme.retry_after_secs`); the first of a streak goes

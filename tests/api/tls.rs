@@ -541,6 +541,8 @@ async fn a_teams_certificate_orders_stop_at_its_hourly_quota() {
         c.acme.retry_after_secs = 2;
         c.dns.resolver = Some(format!("127.0.0.1:{dns}"));
         c.quotas.acme_orders_per_hour_per_team = 1;
+        // A failure shows each order the quota let through or held, and each issue.
+        c.log.level = "warn,shard::proxy::acme=debug".into();
     })
     .await;
     let admin = app.setup_admin().await;
