@@ -19,6 +19,7 @@ mod m20261127_000013_shared_values;
 mod m20261205_000014_bound_credentials;
 mod m20261205_000015_build_plans;
 mod m20261205_000016_volumes;
+mod m20261205_000017_file_mounts;
 
 /// The ordered list of every migration shard knows.
 pub struct Migrator;
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000014_bound_credentials::Migration),
             Box::new(m20261205_000015_build_plans::Migration),
             Box::new(m20261205_000016_volumes::Migration),
+            Box::new(m20261205_000017_file_mounts::Migration),
         ]
     }
 }

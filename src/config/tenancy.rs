@@ -27,6 +27,12 @@ pub struct QuotasConfig {
     pub acme_orders_per_hour_per_team: u32,
     /// API requests one user (or one address, signed out) may make in a minute.
     pub api_requests_per_minute: u32,
+    /// The largest file mount, in KiB.
+    pub file_mount_kib: u32,
+    /// File mounts one project may have.
+    pub file_mounts_per_project: u32,
+    /// The KiB all of one project's file mounts may hold together.
+    pub file_mounts_kib_per_project: u32,
 }
 
 impl Default for QuotasConfig {
@@ -39,6 +45,9 @@ impl Default for QuotasConfig {
             queued_deploys_per_team: 20,
             acme_orders_per_hour_per_team: 10,
             api_requests_per_minute: 1200,
+            file_mount_kib: 1024,
+            file_mounts_per_project: 50,
+            file_mounts_kib_per_project: 8192,
         }
     }
 }

@@ -64,6 +64,7 @@ pub async fn create(db: &Db, new: NewDeployment) -> Result<Deployment, DbErr> {
         commit_status: Set(None),
         commit_status_error: Set(None),
         service_id: Set(None),
+        files_version: Set(None),
     }
     .insert(db)
     .await
@@ -231,6 +232,27 @@ pub async fn set_upstream(db: &Db, id: Uuid, upstream: &str) -> Result<(), DbErr
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// Records the file-mount version a deployment starts with.
+pub async fn set_files_version(db: &Db, id: Uuid, version: i32) -> Result<(), DbErr> {
+    Deployments::update_many()
+        .col_expr(Column::FilesVersion, Expr::value(version))
+        .filter(Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// The deployments of `project` whose containers may exist and mount files: starting,
+/// checked, live or stopped (a stopped one can be started again), oldest first.
+pub async fn with_containers(db: &Db, project: Uuid) -> Result<Vec<Deployment>, DbErr> {
+    Deployments::find()
+        .filter(Column::ProjectId.eq(project))
+        .filter(Column::Status.is_in([S::Starting, S::HealthChecking, S::Live, S::Stopped]))
+        .order_by_asc(Column::CreatedAt)
+        .all(db)
+        .await
 }
 
 /// Queued deployments of a project other than `keep`, oldest first.

@@ -10,6 +10,7 @@ pub mod deployments;
 pub mod domains;
 pub mod entities;
 pub mod env_vars;
+pub mod files;
 pub mod git_accounts;
 pub mod invitations;
 pub mod jobs;

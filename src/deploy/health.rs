@@ -35,6 +35,7 @@ impl Pipeline {
         self.log.system(header.to_string()).await;
         let (port, env) = self.app_env(image).await?;
         let volumes = self.volume_mounts().await?;
+        let files = self.file_mounts().await?;
         let app = AppSpec {
             project: self.project.id,
             slug: self.project.slug.clone(),
@@ -52,6 +53,7 @@ impl Pipeline {
                 None
             },
             volumes,
+            files,
         };
         let started = match runtime.start(app).await {
             Ok(started) => started,

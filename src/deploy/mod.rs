@@ -10,6 +10,7 @@ mod control;
 pub mod env;
 pub mod events;
 mod fetch;
+pub mod files;
 mod health;
 pub mod log;
 mod notify;
@@ -68,6 +69,9 @@ pub enum DeployError {
     },
     #[error("{0}")]
     Conflict(String),
+    /// Over a size limit (413).
+    #[error("{0}")]
+    TooLarge(String),
     /// Docker could not be reached or refused.
     #[error("{0}")]
     Unavailable(String),

@@ -69,6 +69,8 @@ pub struct AppSpec {
     pub registry: Option<RegistryAuth>,
     /// The project's volumes, mounted read-write (plain Docker).
     pub volumes: Vec<crate::docker::VolumeMount>,
+    /// The project's file mounts, read-only (plain Docker).
+    pub files: Vec<crate::docker::FileMount>,
 }
 
 /// What a runtime started for a deployment.
@@ -218,6 +220,7 @@ impl Runtime for Containers {
             limits: app.limits,
             network,
             volumes: app.volumes,
+            files: app.files,
         };
         let run = engine.run_container(spec).await.map_err(start_failed)?;
         if run.host_port == 0 {

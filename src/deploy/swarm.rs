@@ -240,6 +240,15 @@ impl Runtime for Swarm {
                 started: None,
             });
         }
+        if !app.files.is_empty() {
+            return Err(Failure {
+                message: "the project has file mounts, which the Swarm runtime does not mount \
+                          yet; delete them or run on plain Docker"
+                    .into(),
+                output: Vec::new(),
+                started: None,
+            });
+        }
         self.start_service(app).await
     }
 

@@ -27,6 +27,8 @@ pub struct RunSpec {
     pub network: String,
     /// The project's volumes.
     pub volumes: Vec<super::VolumeMount>,
+    /// The project's file mounts, read-only.
+    pub files: Vec<super::FileMount>,
 }
 
 /// What an app container may use, and how much log Docker keeps for it.
@@ -122,8 +124,13 @@ impl Engine {
             security_opt: Some(vec!["no-new-privileges:true".into()]),
             cap_drop: Some(DROPPED_CAPABILITIES.iter().map(|c| c.to_string()).collect()),
             network_mode: Some(spec.network.clone()),
-            mounts: (!spec.volumes.is_empty())
-                .then(|| spec.volumes.iter().map(|v| v.mount()).collect()),
+            mounts: (!spec.volumes.is_empty() || !spec.files.is_empty()).then(|| {
+                // Volumes first: a file may sit inside a volume's path.
+                let volumes = spec.volumes.iter().map(|v| v.mount());
+                volumes
+                    .chain(spec.files.iter().map(|f| f.mount()))
+                    .collect()
+            }),
             ..Default::default()
         };
         let body = ContainerCreateBody {

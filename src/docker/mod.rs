@@ -43,7 +43,7 @@ pub use images::{ManagedImage, cap_text};
 pub use site::{CopyError, CopyStats};
 pub use stats::StatsReading;
 pub use swarm::{NodeChange, NodeInfo, RegistryAuth, Replica, ServiceRun, SwarmInfo};
-pub use volumes::{LABEL_VOLUME, RemoveVolumeError, VolumeMount};
+pub use volumes::{FileMount, LABEL_VOLUME, RemoveVolumeError, VolumeMount};
 
 pub use lines::LineSplitter;
 

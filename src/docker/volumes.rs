@@ -32,6 +32,28 @@ impl VolumeMount {
     }
 }
 
+/// A file from the data directory, bind-mounted read-only at its path (a file mount).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileMount {
+    /// The file on this host (the engine must see the same path: shard in a container mounts
+    /// its data directory at the same path on both sides).
+    pub source: std::path::PathBuf,
+    /// The absolute path in the container.
+    pub path: String,
+}
+
+impl FileMount {
+    pub(super) fn mount(&self) -> Mount {
+        Mount {
+            target: Some(self.path.clone()),
+            source: Some(self.source.to_string_lossy().into_owned()),
+            typ: Some(MountType::BIND),
+            read_only: Some(true),
+            ..Default::default()
+        }
+    }
+}
+
 /// Why a volume could not be removed.
 #[derive(Debug, thiserror::Error)]
 pub enum RemoveVolumeError {

@@ -12,6 +12,60 @@ use serde::de::DeserializeOwned;
 
 use crate::http::error::{AppError, AppResult};
 
+/// A body taken as it is (a file upload), at most `quotas.file_mount_kib` (64 MiB when that is
+/// 0). Like `JsonBody`, an oversized body is reported only when the handler asks, after
+/// authorization.
+pub struct RawBody(AppResult<web::Bytes>);
+
+/// The most any raw body may be, whatever the configuration says.
+const RAW_HARD_LIMIT: usize = 64 << 20;
+
+impl RawBody {
+    pub fn bytes(self) -> AppResult<web::Bytes> {
+        self.0
+    }
+}
+
+impl FromRequest for RawBody {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<web::Data<crate::state::AppState>>()
+            .map(|s| s.config.quotas.file_mount_kib as usize * 1024)
+            .filter(|&l| l > 0)
+            .unwrap_or(RAW_HARD_LIMIT)
+            .min(RAW_HARD_LIMIT);
+        let mut payload = payload.take();
+        Box::pin(async move {
+            use futures_util::StreamExt;
+            let too_large = || {
+                AppError::PayloadTooLarge(format!(
+                    "the file is larger than {} KiB (quotas.file_mount_kib)",
+                    limit / 1024
+                ))
+            };
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = match chunk {
+                    Ok(chunk) => chunk,
+                    Err(e) => {
+                        let message = format!("cannot read the request body: {e}");
+                        return Ok(RawBody(Err(AppError::BadRequest(message))));
+                    }
+                };
+                if body.len() + chunk.len() > limit {
+                    // The rest is not read: the connection closes after the answer.
+                    return Ok(RawBody(Err(too_large())));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(RawBody(Ok(body.freeze())))
+        })
+    }
+}
+
 pub struct JsonBody<T> {
     bytes: web::Bytes,
     json: bool,

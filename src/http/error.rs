@@ -102,6 +102,7 @@ impl From<crate::deploy::DeployError> for AppError {
             D::NotFound(what) => Self::not_found(what),
             D::Invalid { field, message } => Self::validation(field, message),
             D::Conflict(message) => Self::Conflict(message),
+            D::TooLarge(message) => Self::PayloadTooLarge(message),
             D::Unavailable(message) => Self::Unavailable(message),
             D::Internal(cause) => Self::Internal(cause),
         }

@@ -5,8 +5,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::routes::{
-    audit, auth, cli_logins, deployments, domains, env, github, github_repos, health, metrics,
-    nodes, notifications, plans, projects, registry, teams, tokens, users, volumes, webhooks,
+    audit, auth, cli_logins, deployments, domains, env, files, github, github_repos, health,
+    metrics, nodes, notifications, plans, projects, registry, teams, tokens, users, volumes,
+    webhooks,
 };
 
 #[derive(OpenApi)]
@@ -26,6 +27,7 @@ use super::routes::{
         projects::update_project, projects::delete_project, plans::get_plan,
         volumes::list_volumes, volumes::add_volume, volumes::detach_volume, volumes::all_volumes,
         volumes::attach_volume, volumes::purge_volume,
+        files::list_files, files::put_file, files::get_file, files::delete_file,
         env::get_env, env::put_env,
         deployments::create_deployment, deployments::list_deployments, deployments::get_deployment,
         deployments::cancel_deployment, deployments::deployment_logs,

@@ -14,6 +14,7 @@ mod deploy;
 mod docker;
 mod domains;
 mod edge;
+mod files;
 mod github;
 mod gitserver;
 mod helpers;

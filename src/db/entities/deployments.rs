@@ -26,6 +26,8 @@ pub struct Model {
     pub commit_status_error: Option<String>,
     /// The Swarm service running this deployment (`runtime.kind = "swarm"`).
     pub service_id: Option<String>,
+    /// The project's file-mount version this deployment mounts (set at its start).
+    pub files_version: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

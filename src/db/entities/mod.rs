@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod metrics_samples;
 pub mod notification_channels;
 pub mod notification_deliveries;
+pub mod project_files;
 pub mod projects;
 pub mod sessions;
 pub mod shared_values;

@@ -6,6 +6,7 @@ pub mod cli_logins;
 pub mod deployments;
 pub mod domains;
 pub mod env;
+pub mod files;
 pub mod github;
 pub mod github_repos;
 pub mod health;
