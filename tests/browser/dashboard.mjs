@@ -466,6 +466,30 @@ try {
   await volumeRows.first().getByRole("button", { name: "Detach" }).click();
   await page.getByRole("heading", { name: "No volumes" }).waitFor();
 
+  // Files: a path out of bounds is refused in words; a file is uploaded, listed with its
+  // size and version, then deleted with a typed confirmation.
+  await page.getByRole("link", { name: "Files", exact: true }).click();
+  const upload = page.getByRole("form", { name: "Upload a file" });
+  await upload.getByLabel("File", { exact: true }).setInputFiles({ name: "app.toml", mimeType: "text/plain", buffer: Buffer.from("port = 8080\n") });
+  await upload.getByLabel("Path in the app").fill("/proc/app.toml");
+  await upload.getByRole("button", { name: "Upload" }).click();
+  await upload.locator(".field-error").waitFor();
+  assert.match(await upload.locator(".field-error").innerText(), /system directory/);
+  await upload.getByLabel("Path in the app").fill("/etc/app.toml");
+  await upload.getByRole("button", { name: "Upload" }).click();
+  const fileRows = page.getByRole("table", { name: "Project files" }).locator("tbody tr");
+  await fileRows.first().waitFor();
+  assert.match(await fileRows.first().innerText(), /\/etc\/app\.toml[\s\S]*12 B[\s\S]*1/);
+  // The live replica still runs without it, and says so.
+  assert.match(await page.getByRole("region", { name: "Replicas" }).innerText(), /mounts no files \(outdated\)/);
+  await page.getByRole("button", { name: "Restart to apply" }).waitFor();
+  await audit(page, "files");
+  await fileRows.first().getByRole("button", { name: "Delete" }).click();
+  const deleteFile = page.getByRole("dialog", { name: "Delete /etc/app.toml?" });
+  await deleteFile.getByLabel("Type app.toml to confirm").fill("app.toml");
+  await deleteFile.getByRole("button", { name: "Delete file" }).click();
+  await page.getByRole("heading", { name: "No files" }).waitFor();
+
   // A repository without a Dockerfile: "New project" shows what was detected, the Build tab
   // shows the plan (a static site: no container), and a deploy serves it at its URL.
   await page.getByRole("link", { name: "← Projects" }).click();
@@ -724,6 +748,7 @@ try {
     [`/projects/${projectId}/settings`, "dark-360-settings", "Save settings"],
     [`/projects/${siteProject}/build`, "dark-360-build", "Copy Dockerfile"],
     [`/projects/${projectId}/volumes`, "dark-360-volumes", "Add volume"],
+    [`/projects/${projectId}/files`, "dark-360-files", "Upload"],
     [`/projects/${projectId}/webhook`, "dark-360-webhook", "Refresh"],
     ["/account", "dark-360-account", "Create token"],
     ["/admin/users", "dark-360-users", "Add user"],

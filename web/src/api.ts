@@ -96,12 +96,14 @@ let accessToken: string | null = null;
 
 async function request<T>(method: string, path: string, body?: unknown, retry = true): Promise<T> {
   const headers: Record<string, string> = {};
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  // A Blob (an uploaded file) goes as it is; anything else as JSON.
+  const raw = body instanceof Blob;
+  if (body !== undefined) headers["Content-Type"] = raw ? "application/octet-stream" : "application/json";
   if (accessToken) headers["Authorization"] = `Bearer ${accessToken}`;
   const res = await fetch(`/api/v1${path}`, {
     method,
     headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
+    body: body === undefined ? undefined : raw ? body : JSON.stringify(body),
     credentials: "same-origin",
   });
   if (res.status === 401 && retry && !path.startsWith("/auth/")) {
@@ -112,7 +114,10 @@ async function request<T>(method: string, path: string, body?: unknown, retry = 
     const err = data?.error ?? { code: "http_error", message: res.statusText };
     throw new ApiError(res.status, err.code, err.message, err.field);
   }
-  return res.status === 204 ? (undefined as T) : ((await res.json()) as T);
+  if (res.status === 204) return undefined as T;
+  // A file's content comes back as it is.
+  if (res.headers.get("Content-Type")?.startsWith("application/octet-stream")) return (await res.blob()) as T;
+  return (await res.json()) as T;
 }
 
 let refreshing: Promise<User | null> | null = null;
@@ -512,3 +517,35 @@ export const detachVolume = (project: string, name: string, purge = false) =>
 export const allVolumes = () => request<Volume[]>("GET", "/volumes");
 export const attachVolume = (id: string, project_id: string) => request<Volume>("POST", `/volumes/${id}/attach`, { project_id });
 export const purgeVolume = (id: string) => request<void>("DELETE", `/volumes/${id}`);
+
+/** A file mount: uploaded to the project, mounted read-only at `path` from the next deployment on. */
+export type ProjectFile = {
+  path: string;
+  size_bytes: number;
+  sha256: string;
+  version: number;
+  updated_at: string;
+  updated_by: string | null;
+};
+export type ReplicaFiles = {
+  deployment_id: string;
+  status: string;
+  replica: number;
+  files_version: number | null;
+  current: boolean;
+};
+export type Files = { version: number; files: ProjectFile[]; replicas: ReplicaFiles[] };
+/** `/etc/app.toml` → `etc/app.toml`, each part escaped, the slashes kept. */
+const filePath = (path: string) => path.replace(/^\/+/, "").split("/").map(encodeURIComponent).join("/");
+export const listFiles = (project: string) => request<Files>("GET", `/projects/${project}/files`);
+export const putFile = (project: string, path: string, content: Blob) =>
+  request<{ path: string; version: number; size_bytes: number; sha256: string }>(
+    "PUT",
+    `/projects/${project}/files/${filePath(path)}`,
+    content,
+  );
+export const deleteFile = (project: string, path: string) =>
+  request<void>("DELETE", `/projects/${project}/files/${filePath(path)}`);
+/** The file's content (team admins), for a download. */
+export const fileContent = (project: string, path: string) =>
+  request<Blob>("GET", `/projects/${project}/files/${filePath(path)}`);

@@ -1,5 +1,5 @@
 // A project: header (live URL, state, Deploy / Stop / Start / Restart) and its tabs —
-// deployments, runtime logs, metrics, environment, build plan, volumes, domains, webhook/GitHub,
+// deployments, runtime logs, metrics, environment, build plan, volumes, files, domains, webhook/GitHub,
 // settings. The page follows the project's
 // topic, so statuses change on screen as they change on the server.
 import { lazy, Suspense, useEffect, useMemo, useRef, useState } from "react";
@@ -13,6 +13,7 @@ import { EnvEditor } from "./env";
 import { projectState, triggerText } from "./projects";
 import { BuildPanel, Detected } from "./build";
 import { Settings } from "./settings";
+import { FilesPanel } from "./files";
 import { VolumesPanel } from "./volumes";
 import { WebhookPanel } from "./webhook";
 
@@ -130,6 +131,7 @@ export default function ProjectPage() {
         <NavLink to={`/projects/${id}/env`}>Environment</NavLink>
         <NavLink to={`/projects/${id}/build`}>Build</NavLink>
         <NavLink to={`/projects/${id}/volumes`}>Volumes</NavLink>
+        <NavLink to={`/projects/${id}/files`}>Files</NavLink>
         <NavLink to={`/projects/${id}/domains`}>Domains</NavLink>
         <NavLink to={`/projects/${id}/webhook`}>{project.github ? "GitHub" : "Webhook"}</NavLink>
         <NavLink to={`/projects/${id}/settings`}>Settings</NavLink>
@@ -147,6 +149,7 @@ export default function ProjectPage() {
         />
         <Route path="build" element={<BuildPanel project={project} onSaved={saved} />} />
         <Route path="volumes" element={<VolumesPanel project={project} />} />
+        <Route path="files" element={<FilesPanel project={project} />} />
         <Route path="env" element={<EnvEditor project={project} onDeploy={() => act("Deploy queued", () => api.deploy(id))} />} />
         <Route path="domains" element={<Domains project={id} />} />
         <Route path="webhook" element={<WebhookPanel project={project} onChanged={reload} />} />
