@@ -66,6 +66,7 @@ pub mod proxy;
 pub mod secrets;
 pub mod setup;
 pub mod state;
+pub mod storage;
 pub mod supervisor;
 pub mod telemetry;
 pub mod validate;

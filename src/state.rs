@@ -40,6 +40,8 @@ pub struct AppState {
     pub job_signal: Arc<tokio::sync::Notify>,
     /// The deploy domain: deploys, rollbacks, cancels, runtime control, project deletion.
     pub deployer: Arc<Deployer>,
+    /// One-click databases.
+    pub databases: Arc<crate::storage::Databases>,
     /// The app proxy's route table (which host reaches which container).
     pub proxy: Arc<Proxy>,
     /// Asks DNS whether a custom domain points at shard.

@@ -58,6 +58,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "validate",
         ],
     ),
+    // One-click databases (volumes and file mounts live with deployments, in deploy).
+    ("storage", &["config", "db", "docker", "model", "secrets"]),
     (
         "deploy",
         &[
@@ -75,6 +77,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "notifications",
             "proxy",
             "secrets",
+            "storage",
             "validate",
         ],
     ),
@@ -110,6 +113,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "notifications",
             "proxy",
             "secrets",
+            "storage",
             "supervisor",
         ],
     ),
@@ -134,6 +138,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "secrets",
             "setup",
             "state",
+            "storage",
             "supervisor",
             "validate",
         ],
@@ -159,6 +164,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "secrets",
             "setup",
             "state",
+            "storage",
             "supervisor",
             "telemetry",
         ],

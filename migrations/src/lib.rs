@@ -20,6 +20,7 @@ mod m20261205_000014_bound_credentials;
 mod m20261205_000015_build_plans;
 mod m20261205_000016_volumes;
 mod m20261205_000017_file_mounts;
+mod m20261205_000018_databases;
 
 /// The ordered list of every migration shard knows.
 pub struct Migrator;
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000015_build_plans::Migration),
             Box::new(m20261205_000016_volumes::Migration),
             Box::new(m20261205_000017_file_mounts::Migration),
+            Box::new(m20261205_000018_databases::Migration),
         ]
     }
 }

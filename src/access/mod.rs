@@ -77,6 +77,21 @@ pub async fn check_project(
     decide(actor, role, Some(project.id), action).map_err(|r| r.into_error("project"))
 }
 
+/// Whether the actor may take `action` on this (loaded) one-click database: by their role in
+/// its team. A token limited to some projects reaches no database.
+pub async fn check_database(
+    db: &Db,
+    actor: &Actor,
+    database: &db::databases::Database,
+    action: Action,
+) -> AccessResult<()> {
+    if actor.token.as_ref().is_some_and(|t| t.projects.is_some()) {
+        return Err(Denied::NotFound("database"));
+    }
+    let role = role_in(db, actor, database.team_id).await?;
+    decide(actor, role, None, action).map_err(|r| r.into_error("database"))
+}
+
 /// The team `id` and the actor's role in it, if they may take `action` there.
 pub async fn team(db: &Db, actor: &Actor, id: Uuid, action: Action) -> AccessResult<(Team, Role)> {
     let Some(team) = db::teams::find(db, id).await? else {

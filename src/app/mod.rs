@@ -97,7 +97,14 @@ impl App {
             hub.clone(),
         ));
         let github = Arc::new(crate::github::Github::new(config.github.clone())?);
+        let databases = Arc::new(crate::storage::Databases::new(
+            db.clone(),
+            docker.clone(),
+            keys.sealer.clone(),
+            config.clone(),
+        ));
         let deployer = Arc::new(Deployer::new(deploy::Parts {
+            databases: databases.clone(),
             github: github.clone(),
             metrics: metrics.clone(),
             notifier: notifier.clone(),
@@ -127,6 +134,7 @@ impl App {
             runtime_logs,
             job_signal,
             deployer,
+            databases,
             proxy,
             dns: crate::proxy::dns::Checker::new(config.dns.resolver.as_deref())?,
             github,
@@ -147,6 +155,10 @@ impl App {
             .refresh()
             .await
             .context("building the route table")?;
+        // Databases left starting, or whose container went, come up again.
+        if let Err(e) = state.databases.recover().await {
+            tracing::warn!(error = %format!("{e:#}"), "cannot look at the databases yet");
+        }
         loops::start(&state, &supervisor, &shutdown).await;
         let job_parts = Arc::new(jobs::Parts {
             db: state.db.clone(),

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 mod build;
 mod cluster;
+mod databases;
 mod github;
 mod observe;
 mod retention;
@@ -20,6 +21,7 @@ mod values;
 mod workloads;
 pub use build::{BuildConfig, BuildImages, BuildVersions};
 pub use cluster::{RegistryConfig, RuntimeConfig, RuntimeKind};
+pub use databases::{DatabaseImages, DatabaseVersions, DatabasesConfig};
 pub use github::GithubConfig;
 pub use observe::{HealthConfig, MetricsConfig, SmtpConfig, SmtpTls};
 pub use retention::RetentionConfig;
@@ -86,6 +88,7 @@ pub struct Config {
     pub docker: DockerConfig,
     pub deploy: DeployConfig,
     pub build: BuildConfig,
+    pub databases: DatabasesConfig,
     pub containers: ContainersConfig,
     pub retention: RetentionConfig,
     pub quotas: QuotasConfig,
@@ -196,6 +199,7 @@ impl Default for Config {
             docker: DockerConfig::default(),
             deploy: DeployConfig::default(),
             build: BuildConfig::default(),
+            databases: DatabasesConfig::default(),
             containers: ContainersConfig::default(),
             retention: RetentionConfig::default(),
             quotas: QuotasConfig::default(),

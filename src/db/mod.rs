@@ -5,6 +5,7 @@
 pub mod api_tokens;
 pub mod audit;
 pub mod cli_logins;
+pub mod databases;
 pub mod deployment_logs;
 pub mod deployments;
 pub mod domains;

@@ -42,6 +42,27 @@ pub fn open_all(sealer: &Sealer, vars: &[EnvVar]) -> anyhow::Result<Vec<OpenVar>
         .collect()
 }
 
+/// The variables of the databases attached to `project` (secret, runtime only).
+pub async fn attached(
+    db: &crate::db::Db,
+    sealer: &Sealer,
+    project: Uuid,
+) -> anyhow::Result<Vec<OpenVar>> {
+    let mut vars = Vec::new();
+    for database in db::databases::attached_to(db, project).await? {
+        for (key, value) in crate::storage::databases::connection_env(sealer, &database)? {
+            vars.push(OpenVar {
+                key,
+                value,
+                secret: true,
+                build: false,
+                bound_host: None,
+            });
+        }
+    }
+    Ok(vars)
+}
+
 /// A new row for `project` holding `value` sealed under the row's fresh id; `bound_host` is
 /// the origin a `SHARD_GIT_TOKEN` is for.
 pub fn seal(

@@ -171,6 +171,8 @@ pub struct Deployer {
     base: String,
     /// Plans of branch tips being made (`plan_tip`), at most `build::PLANS_AT_ONCE`.
     planning: tokio::sync::Semaphore,
+    /// One-click databases: a deleted project's attachments are undone first.
+    databases: Arc<crate::storage::Databases>,
 }
 
 /// What `Deployer::new` takes.
@@ -186,6 +188,7 @@ pub struct Parts {
     pub github: Arc<crate::github::Github>,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub notifier: Arc<crate::notifications::Notifier>,
+    pub databases: Arc<crate::storage::Databases>,
 }
 
 impl Deployer {
@@ -210,6 +213,7 @@ impl Deployer {
         });
         Ok(Self {
             commit_statuses,
+            databases: parts.databases,
             metrics: parts.metrics,
             notifier: parts.notifier,
             base: parts.config.public_base(parts.port),
@@ -493,6 +497,12 @@ impl Deployer {
             if running.project_id == project.id {
                 self.running.cancel(running.id);
             }
+        }
+        // Its databases leave its network first (the network goes with its containers).
+        if let Err(e) = self.databases.leave_project(project.id).await {
+            return Err(DeployError::Unavailable(format!(
+                "cannot detach the project's databases: {e}; retry when Docker is reachable"
+            )));
         }
         let has_deployments = !deps::list_for_project(&self.db, project.id, 1)
             .await?

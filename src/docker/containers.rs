@@ -300,6 +300,10 @@ impl Engine {
                 if labels.contains_key(SWARM_TASK_LABEL) {
                     return None;
                 }
+                // A one-click database is not an app's: no sweep of apps may touch it.
+                if labels.contains_key(super::databases::LABEL_DATABASE) {
+                    return None;
+                }
                 let label = |key: &str| labels.get(key).and_then(|v| Uuid::parse_str(v).ok());
                 Some(ManagedContainer {
                     project: label(LABEL_PROJECT),

@@ -25,6 +25,7 @@ mod cgroup;
 mod containers;
 pub use cgroup::sweep as sweep_build_cgroups;
 pub mod context;
+mod databases;
 mod events;
 mod images;
 pub mod lines;
@@ -38,6 +39,7 @@ pub use build::{BuildError, BuildLimits, BuildSpec};
 pub use containers::{
     ContainerStatus, DROPPED_CAPABILITIES, Limits, LogSource, ManagedContainer, RunSpec, Started,
 };
+pub use databases::{DatabaseRun, LABEL_DATABASE};
 pub use events::{ContainerChange, ContainerEvent};
 pub use images::{ManagedImage, cap_text};
 pub use site::{CopyError, CopyStats};

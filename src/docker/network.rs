@@ -16,8 +16,24 @@ impl Engine {
         project: Uuid,
         subnets: &SubnetPool,
     ) -> Result<String, EngineError> {
-        let docker = self.client().await?;
         let name = format!("shard-{}", project.simple());
+        let mut labels = self.labels(project, Uuid::nil());
+        labels.remove(LABEL_DEPLOYMENT);
+        self.ensure_bridge(&name, labels, project, subnets).await?;
+        Ok(name)
+    }
+
+    /// Creates bridge network `name` (with `labels`) unless it exists, on a subnet of
+    /// `subnets` chosen from `seed` (the next free one when that is taken).
+    pub(super) async fn ensure_bridge(
+        &self,
+        name: &str,
+        labels: std::collections::HashMap<String, String>,
+        seed: Uuid,
+        subnets: &SubnetPool,
+    ) -> Result<(), EngineError> {
+        let docker = self.client().await?;
+        let name = name.to_string();
         match docker
             .inspect_network(
                 &name,
@@ -25,14 +41,12 @@ impl Engine {
             )
             .await
         {
-            Ok(_) => return Ok(name),
+            Ok(_) => return Ok(()),
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(e.into()),
         }
-        let mut labels = self.labels(project, Uuid::nil());
-        labels.remove(LABEL_DEPLOYMENT);
         let blocks = subnets.blocks();
-        let start = (project.as_u128() % u128::from(blocks)) as u32;
+        let start = (seed.as_u128() % u128::from(blocks)) as u32;
         let mut last_error = None;
         for attempt in 0..blocks.min(256) {
             let subnet = subnets.block((start + attempt) % blocks);
@@ -51,11 +65,11 @@ impl Engine {
                 ..Default::default()
             };
             match docker.create_network(request).await {
-                Ok(_) => return Ok(name),
+                Ok(_) => return Ok(()),
                 // Created meanwhile by a concurrent deploy of the same project.
                 Err(bollard::errors::Error::DockerResponseServerError {
                     status_code: 409, ..
-                }) => return Ok(name),
+                }) => return Ok(()),
                 Err(bollard::errors::Error::DockerResponseServerError { message, .. })
                     if message.contains("overlap") =>
                 {
@@ -67,7 +81,7 @@ impl Engine {
         Err(EngineError::Unreachable {
             endpoint: self.endpoint.clone(),
             reason: format!(
-                "no free subnet for the project's network in {subnets} ({})",
+                "no free subnet for network {name} in {subnets} ({})",
                 last_error.unwrap_or_default()
             ),
         })

@@ -127,6 +127,28 @@ impl<A: Need> FromRequest for DeploymentFor<A> {
     }
 }
 
+/// The one-click database of `/databases/{id}`, on which the caller may act with `A`.
+pub struct DatabaseFor<A: Need>(pub Actor, pub db::databases::Database, pub PhantomData<A>);
+
+impl<A: Need> FromRequest for DatabaseFor<A> {
+    type Error = AppError;
+    type Future = Boxed<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        resolve(req, |req, state, actor, id| async move {
+            let database = db::databases::find(&state.db, id)
+                .await?
+                .ok_or_else(|| AppError::not_found("database"))?;
+            super::audit::note(&req, |f| {
+                f.target = Some(("database", database.id));
+                f.team = database.team_id;
+            });
+            access::check_database(&state.db, &actor, &database, A::ACTION).await?;
+            Ok(DatabaseFor(actor, database, PhantomData))
+        })
+    }
+}
+
 /// The team of `/teams/{id}` and the caller's role there, which allows `A`.
 pub struct TeamFor<A: Need>(pub Actor, pub Team, pub Role, pub PhantomData<A>);
 

@@ -109,6 +109,18 @@ impl From<crate::deploy::DeployError> for AppError {
     }
 }
 
+impl From<crate::storage::StorageError> for AppError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        use crate::storage::StorageError as E;
+        match e {
+            E::Invalid { field, message } => Self::validation(field, message),
+            E::Conflict(message) => Self::Conflict(message),
+            E::Unavailable(message) => Self::Unavailable(message),
+            E::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct Body<'a> {
     error: Detail<'a>,

@@ -5,9 +5,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::routes::{
-    audit, auth, cli_logins, deployments, domains, env, files, github, github_repos, health,
-    metrics, nodes, notifications, plans, projects, registry, teams, tokens, users, volumes,
-    webhooks,
+    audit, auth, cli_logins, databases, deployments, domains, env, files, github, github_repos,
+    health, metrics, nodes, notifications, plans, projects, registry, teams, tokens, users,
+    volumes, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -28,6 +28,10 @@ use super::routes::{
         volumes::list_volumes, volumes::add_volume, volumes::detach_volume, volumes::all_volumes,
         volumes::attach_volume, volumes::purge_volume,
         files::list_files, files::put_file, files::get_file, files::delete_file,
+        databases::list_databases, databases::create_database, databases::get_database,
+        databases::update_database, databases::delete_database, databases::start_database,
+        databases::stop_database, databases::restart_database, databases::database_logs,
+        databases::database_connection, databases::attach_database, databases::detach_database,
         env::get_env, env::put_env,
         deployments::create_deployment, deployments::list_deployments, deployments::get_deployment,
         deployments::cancel_deployment, deployments::deployment_logs,

@@ -3,6 +3,7 @@
 //! wire are the only places that text exists.
 
 pub mod access;
+pub mod data;
 pub mod edge;
 mod status;
 pub mod text;
@@ -10,6 +11,7 @@ pub mod upstream;
 pub mod work;
 
 pub use access::{Role, Scope, UserRole};
+pub use data::{DatabaseKind, DatabaseState};
 pub use edge::{CertState, ChannelKind, CliLoginState, DeliveryState, DomainState, WebhookOutcome};
 pub use status::DeploymentStatus;
 pub use text::Unknown;

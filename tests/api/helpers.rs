@@ -78,6 +78,12 @@ pub async fn test_config(dir: &TempDir) -> Config {
         ..Config::default()
     };
     config.log.level = "warn".into();
+    // Nothing can be pulled here: one-click databases use the local stand-ins that
+    // scripts/test-images makes, with the official images' interface.
+    config.databases.images.postgres = "shard-test/postgres:{version}".into();
+    config.databases.versions.postgres = "15".into();
+    config.databases.images.redis = "shard-test/redis:{version}".into();
+    config.databases.versions.redis = "7".into();
     config
 }
 

@@ -10,6 +10,7 @@ mod bounds;
 mod cli;
 mod client;
 mod crash;
+mod databases;
 mod deploy;
 mod docker;
 mod domains;

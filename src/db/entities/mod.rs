@@ -4,6 +4,8 @@
 pub mod api_tokens;
 pub mod audit_log;
 pub mod cli_logins;
+pub mod database_attachments;
+pub mod databases;
 pub mod deployment_logs;
 pub mod deployments;
 pub mod domains;

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod auth;
 pub mod cli_logins;
+pub mod databases;
 pub mod deployments;
 pub mod domains;
 pub mod env;

@@ -1,0 +1,70 @@
+//! The `[databases]` section: the images of one-click databases and the version each kind
+//! gets when none is asked for. An image is a template; `{version}` is replaced by the
+//! version. The defaults are the official images, whose environment interface shard uses
+//! (`POSTGRES_PASSWORD`, `MARIADB_ROOT_PASSWORD`, ...); an installation without registry access
+//! points them at images that honour the same interface.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabasesConfig {
+    pub images: DatabaseImages,
+    pub versions: DatabaseVersions,
+    /// The memory a database's container may use, in MiB.
+    pub memory_limit_mb: u32,
+    /// Seconds a new or restarted database has to accept connections before it is `failed`.
+    pub start_timeout_secs: u64,
+}
+
+impl Default for DatabasesConfig {
+    fn default() -> Self {
+        Self {
+            images: DatabaseImages::default(),
+            versions: DatabaseVersions::default(),
+            memory_limit_mb: 512,
+            start_timeout_secs: 120,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseImages {
+    pub postgres: String,
+    pub mysql: String,
+    pub mariadb: String,
+    pub redis: String,
+}
+
+impl Default for DatabaseImages {
+    fn default() -> Self {
+        Self {
+            postgres: "postgres:{version}".into(),
+            mysql: "mysql:{version}".into(),
+            mariadb: "mariadb:{version}".into(),
+            redis: "redis:{version}".into(),
+        }
+    }
+}
+
+/// The version each kind gets when the request names none.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseVersions {
+    pub postgres: String,
+    pub mysql: String,
+    pub mariadb: String,
+    pub redis: String,
+}
+
+impl Default for DatabaseVersions {
+    fn default() -> Self {
+        Self {
+            postgres: "17".into(),
+            mysql: "8.4".into(),
+            mariadb: "11".into(),
+            redis: "7".into(),
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! Database containers: one per one-click database, labelled `shard.database=<id>` (the
+//! sweep and `managed_containers` leave them alone), on a bridge network of its own that no
+//! app shares, with its volume at its data directory and no published port unless an admin
+//! asked for one. Attaching joins it to a project's network under its name; commands run in it
+//! through the engine (readiness checks), never over the network.
+
+use std::collections::HashMap;
+
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, Mount, MountType, NetworkConnectRequest,
+    NetworkDisconnectRequest, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder};
+use uuid::Uuid;
+
+use super::{Engine, EngineError, LABEL_INSTANCE, LABEL_MANAGED, is_not_found};
+use crate::config::SubnetPool;
+
+/// The label naming the database's id in shard.
+pub const LABEL_DATABASE: &str = "shard.database";
+
+/// A database container to create and start.
+pub struct DatabaseRun {
+    pub id: Uuid,
+    /// The container's name.
+    pub name: String,
+    pub image: String,
+    pub env: Vec<String>,
+    /// Replaces the image's command (Redis: its password and persistence flags).
+    pub cmd: Option<Vec<String>>,
+    pub volume: String,
+    pub data_dir: String,
+    pub port: u16,
+    /// Published on every address of this host, when set.
+    pub public_port: Option<u16>,
+    pub memory_mb: i64,
+}
+
+impl Engine {
+    fn database_labels(&self, id: Uuid) -> HashMap<String, String> {
+        HashMap::from([
+            (LABEL_MANAGED.to_string(), "true".to_string()),
+            (LABEL_INSTANCE.to_string(), self.instance.clone()),
+            (LABEL_DATABASE.to_string(), id.to_string()),
+        ])
+    }
+
+    /// The database's own network (created if missing).
+    pub async fn ensure_database_network(
+        &self,
+        id: Uuid,
+        subnets: &SubnetPool,
+    ) -> Result<String, EngineError> {
+        let name = format!("shard-db-{}", id.simple());
+        self.ensure_bridge(&name, self.database_labels(id), id, subnets)
+            .await?;
+        Ok(name)
+    }
+
+    /// Creates and starts the database's container on its own network (a leftover container
+    /// of the same name is replaced; the data is in the volume). Answers its id.
+    pub async fn run_database(
+        &self,
+        run: DatabaseRun,
+        network: &str,
+    ) -> Result<String, EngineError> {
+        let docker = self.client().await?;
+        self.remove_named(&run.name).await?;
+        let port_key = format!("{}/tcp", run.port);
+        let port_bindings = run.public_port.map(|port| {
+            HashMap::from([(
+                port_key.clone(),
+                Some(vec![PortBinding {
+                    host_ip: Some("0.0.0.0".into()),
+                    host_port: Some(port.to_string()),
+                }]),
+            )])
+        });
+        let host_config = HostConfig {
+            init: Some(true),
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                maximum_retry_count: None,
+            }),
+            port_bindings,
+            memory: Some(run.memory_mb * 1024 * 1024),
+            memory_swap: Some(run.memory_mb * 1024 * 1024),
+            pids_limit: Some(1024),
+            security_opt: Some(vec!["no-new-privileges:true".into()]),
+            cap_drop: Some(vec!["NET_RAW".into(), "MKNOD".into(), "AUDIT_WRITE".into()]),
+            network_mode: Some(network.to_string()),
+            mounts: Some(vec![Mount {
+                target: Some(run.data_dir.clone()),
+                source: Some(run.volume.clone()),
+                typ: Some(MountType::VOLUME),
+                read_only: Some(false),
+                ..Default::default()
+            }]),
+            log_config: Some(bollard::models::HostConfigLogConfig {
+                typ: Some("json-file".into()),
+                config: Some(HashMap::from([
+                    ("max-size".to_string(), "10m".to_string()),
+                    ("max-file".to_string(), "3".to_string()),
+                ])),
+            }),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(run.image.clone()),
+            env: Some(run.env),
+            cmd: run.cmd,
+            labels: Some(self.database_labels(run.id)),
+            exposed_ports: Some(vec![port_key]),
+            host_config: Some(host_config),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::default()
+            .name(&run.name)
+            .build();
+        let created = docker.create_container(Some(options), body).await?;
+        docker
+            .start_container(
+                &created.id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await?;
+        Ok(created.id)
+    }
+
+    /// Removes the container called `name`, if there is one.
+    async fn remove_named(&self, name: &str) -> Result<(), EngineError> {
+        let options = RemoveContainerOptionsBuilder::default().force(true).build();
+        match self
+            .client()
+            .await?
+            .remove_container(name, Some(options))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Joins `container` to `network`, reachable there as `alias`; already joined is fine.
+    pub async fn connect_network(
+        &self,
+        network: &str,
+        container: &str,
+        alias: &str,
+    ) -> Result<(), EngineError> {
+        let request = NetworkConnectRequest {
+            container: container.to_string(),
+            endpoint_config: Some(EndpointSettings {
+                aliases: Some(vec![alias.to_string()]),
+                ..Default::default()
+            }),
+        };
+        match self.client().await?.connect_network(network, request).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError { message, .. })
+                if message.contains("already exists") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Takes `container` off `network`; not joined (or either gone) is fine.
+    pub async fn disconnect_network(
+        &self,
+        network: &str,
+        container: &str,
+    ) -> Result<(), EngineError> {
+        let request = NetworkDisconnectRequest {
+            container: container.to_string(),
+            force: Some(true),
+        };
+        match self
+            .client()
+            .await?
+            .disconnect_network(network, request)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError { message, .. })
+                if message.contains("is not connected") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Runs `cmd` in the running `container` and answers its exit code (the output is
+    /// discarded).
+    pub async fn exec_status(&self, container: &str, cmd: &[&str]) -> Result<i64, EngineError> {
+        use futures_util::StreamExt;
+        let docker = self.client().await?;
+        let exec = docker
+            .create_exec(
+                container,
+                bollard::exec::CreateExecOptions {
+                    cmd: Some(cmd.iter().map(|c| c.to_string()).collect::<Vec<_>>()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        if let bollard::exec::StartExecResults::Attached { mut output, .. } =
+            docker.start_exec(&exec.id, None).await?
+        {
+            while output.next().await.is_some() {}
+        }
+        let inspect = docker.inspect_exec(&exec.id).await?;
+        Ok(inspect.exit_code.unwrap_or(-1))
+    }
+
+    /// Removes a database's container, network and (with `data`) volume; missing ones are fine.
+    pub async fn remove_database(
+        &self,
+        id: Uuid,
+        container_name: &str,
+        volume: Option<&str>,
+    ) -> Result<(), EngineError> {
+        self.remove_named(container_name).await?;
+        match self
+            .client()
+            .await?
+            .remove_network(&format!("shard-db-{}", id.simple()))
+            .await
+        {
+            Ok(()) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if let Some(volume) = volume {
+            self.remove_volume(volume).await.map_err(|e| match e {
+                super::RemoveVolumeError::Engine(e) => e,
+                super::RemoveVolumeError::InUse => EngineError::Unreachable {
+                    endpoint: self.endpoint.clone(),
+                    reason: "the database's volume is still in use".into(),
+                },
+            })?;
+        }
+        Ok(())
+    }
+}

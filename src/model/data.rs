@@ -1,0 +1,51 @@
+//! Managed data services: the kinds of one-click database and their states.
+
+use super::text::text_enum;
+
+text_enum! {
+    /// What a one-click database runs.
+    pub enum DatabaseKind ("database kind") {
+        Postgres = "postgres",
+        Mysql = "mysql",
+        Mariadb = "mariadb",
+        Redis = "redis",
+    }
+}
+
+impl DatabaseKind {
+    /// Whether it speaks SQL (its attachment is `DATABASE_URL`, else `REDIS_URL`).
+    pub fn is_sql(self) -> bool {
+        !matches!(self, Self::Redis)
+    }
+
+    /// The port it listens on inside its container.
+    pub fn port(self) -> u16 {
+        match self {
+            Self::Postgres => 5432,
+            Self::Mysql | Self::Mariadb => 3306,
+            Self::Redis => 6379,
+        }
+    }
+
+    /// Where its data lives in its container (its volume is mounted there).
+    pub fn data_dir(self) -> &'static str {
+        match self {
+            Self::Postgres => "/var/lib/postgresql/data",
+            Self::Mysql | Self::Mariadb => "/var/lib/mysql",
+            Self::Redis => "/data",
+        }
+    }
+}
+
+text_enum! {
+    /// Where a one-click database is in its life.
+    pub enum DatabaseState ("database state") {
+        /// Created; waiting until it accepts connections.
+        Starting = "starting",
+        Running = "running",
+        /// Stopped by its owner.
+        Stopped = "stopped",
+        /// It did not come up (the message says why); start it again to retry.
+        Failed = "failed",
+    }
+}
