@@ -48,14 +48,35 @@ impl Default for DatabaseImages {
     }
 }
 
-/// The version each kind gets when the request names none.
+/// The version each kind gets when the request names none. An environment variable such as
+/// `SHARD_DATABASES__VERSIONS__POSTGRES=16` reads as a number; it is taken as the text.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseVersions {
+    #[serde(deserialize_with = "text")]
     pub postgres: String,
+    #[serde(deserialize_with = "text")]
     pub mysql: String,
+    #[serde(deserialize_with = "text")]
     pub mariadb: String,
+    #[serde(deserialize_with = "text")]
     pub redis: String,
+}
+
+/// A version written as text or as a number.
+fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Text(String),
+        Whole(u64),
+        Decimal(f64),
+    }
+    Ok(match Text::deserialize(d)? {
+        Text::Text(t) => t,
+        Text::Whole(n) => n.to_string(),
+        Text::Decimal(n) => n.to_string(),
+    })
 }
 
 impl Default for DatabaseVersions {
@@ -66,5 +87,18 @@ impl Default for DatabaseVersions {
             mariadb: "11".into(),
             redis: "7".into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DatabaseVersions;
+
+    #[test]
+    fn a_version_may_be_written_as_a_number() {
+        let v: DatabaseVersions =
+            serde_json::from_str(r#"{"postgres": 16, "mysql": 8.4, "redis": "7.2"}"#).unwrap();
+        assert_eq!((v.postgres.as_str(), v.mysql.as_str()), ("16", "8.4"));
+        assert_eq!((v.redis.as_str(), v.mariadb.as_str()), ("7.2", "11"));
     }
 }

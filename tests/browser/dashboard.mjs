@@ -92,6 +92,9 @@ const shard = spawn(binary, ["serve"], {
     SHARD_LOG__LEVEL: "warn",
     SHARD_AUTH__ACCESS_TOKEN_TTL_SECS: "30",
     SHARD_METRICS__INTERVAL_SECS: "2",
+    // One-click databases use the local stand-in images (scripts/test-images).
+    SHARD_DATABASES__IMAGES__POSTGRES: "shard-test/postgres:{version}",
+    SHARD_DATABASES__VERSIONS__POSTGRES: "15",
     SHARD_GITHUB__CLIENT_ID: CLIENT_ID,
     SHARD_GITHUB__CLIENT_SECRET: CLIENT_SECRET,
     SHARD_GITHUB__API_URL: github.url,
@@ -490,6 +493,35 @@ try {
   await deleteFile.getByRole("button", { name: "Delete file" }).click();
   await page.getByRole("heading", { name: "No files" }).waitFor();
 
+  // Databases: a bad name is refused in words; a Postgres comes up, shows how apps connect
+  // (the password only when revealed), is attached to Live App and detached, then deleted
+  // with a typed confirmation.
+  await page.getByRole("link", { name: "Databases", exact: true }).click();
+  const createDb = page.getByRole("form", { name: "Create a database" });
+  await createDb.getByLabel("Name").fill("Web DB");
+  await createDb.getByRole("button", { name: "Create database" }).click();
+  await createDb.locator(".field-error").waitFor();
+  await createDb.getByLabel("Name").fill("web-db");
+  await createDb.getByRole("button", { name: "Create database" }).click();
+  const dbCard = page.getByRole("region", { name: "Database web-db" });
+  await dbCard.locator(".badge", { hasText: "running" }).waitFor({ timeout: 120000 });
+  assert.equal(await dbCard.getByTestId("database-url").innerText(), "postgres://app:********@web-db:5432/web_db");
+  await dbCard.getByRole("button", { name: "Reveal" }).click();
+  await dbCard.getByRole("button", { name: "Copy URL" }).waitFor();
+  assert.match(await dbCard.getByTestId("database-url").innerText(), /^postgres:\/\/app:[0-9a-f]{32}@web-db:5432\/web_db$/);
+  await dbCard.getByLabel("Attach to").selectOption({ label: "Live App" });
+  await dbCard.getByRole("button", { name: "Attach", exact: true }).click();
+  await dbCard.getByRole("button", { name: "Detach" }).waitFor();
+  await audit(page, "databases");
+  await dbCard.getByRole("button", { name: "Detach" }).click();
+  await dbCard.getByText("None yet.", { exact: false }).waitFor();
+  await dbCard.getByRole("button", { name: "Delete" }).click();
+  const deleteDb = page.getByRole("dialog", { name: "Delete database web-db?" });
+  await deleteDb.getByLabel("Type web-db to confirm").fill("web-db");
+  await deleteDb.getByRole("button", { name: "Delete database" }).click();
+  await page.getByRole("heading", { name: "No databases" }).waitFor();
+  await page.goto(`${base}/projects/${projectId}`);
+
   // A repository without a Dockerfile: "New project" shows what was detected, the Build tab
   // shows the plan (a static site: no container), and a deploy serves it at its URL.
   await page.getByRole("link", { name: "← Projects" }).click();
@@ -749,6 +781,7 @@ try {
     [`/projects/${siteProject}/build`, "dark-360-build", "Copy Dockerfile"],
     [`/projects/${projectId}/volumes`, "dark-360-volumes", "Add volume"],
     [`/projects/${projectId}/files`, "dark-360-files", "Upload"],
+    ["/databases", "dark-360-databases", "Create database"],
     [`/projects/${projectId}/webhook`, "dark-360-webhook", "Refresh"],
     ["/account", "dark-360-account", "Create token"],
     ["/admin/users", "dark-360-users", "Add user"],

@@ -549,3 +549,34 @@ export const deleteFile = (project: string, path: string) =>
 /** The file's content (team admins), for a download. */
 export const fileContent = (project: string, path: string) =>
   request<Blob>("GET", `/projects/${project}/files/${filePath(path)}`);
+
+/** A one-click database (postgres, mysql, mariadb or redis) in a container of its own. */
+export type Database = {
+  id: string;
+  name: string;
+  kind: "postgres" | "mysql" | "mariadb" | "redis";
+  version: string;
+  image: string;
+  status: "starting" | "running" | "stopped" | "failed";
+  message: string | null;
+  team_id: string | null;
+  public_port: number | null;
+  memory_limit_mb: number;
+  attached_project_ids: string[];
+  connection: { host: string; port: number; user: string; database: string; url: string; env: string[] };
+  created_at: string;
+};
+export const listDatabases = () => request<Database[]>("GET", "/databases");
+export const createDatabase = (d: { kind: string; name: string; version?: string; team_id?: string }) =>
+  request<Database>("POST", "/databases", d);
+export const deleteDatabase = (id: string) => request<void>("DELETE", `/databases/${id}`);
+export const controlDatabase = (id: string, action: "start" | "stop" | "restart") =>
+  request<Database>("POST", `/databases/${id}/${action}`, {});
+export const databaseLogs = (id: string) => request<string[]>("GET", `/databases/${id}/logs`);
+export const databaseConnection = (id: string) => request<{ url: string; password: string }>("GET", `/databases/${id}/connection`);
+export const setDatabasePort = (id: string, public_port: number | null) =>
+  request<Database>("PATCH", `/databases/${id}`, { public_port });
+export const attachDatabase = (id: string, project: string) =>
+  request<void>("POST", `/databases/${id}/attachments/${project}`, {});
+export const detachDatabase = (id: string, project: string) =>
+  request<void>("DELETE", `/databases/${id}/attachments/${project}`);

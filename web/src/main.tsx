@@ -19,6 +19,7 @@ const TeamsPage = lazy(() => import("./pages/teams"));
 const TeamPage = lazy(() => import("./pages/teams").then((m) => ({ default: m.TeamPage })));
 const AuditPage = lazy(() => import("./pages/audit"));
 const NodesPage = lazy(() => import("./pages/nodes"));
+const DatabasesPage = lazy(() => import("./pages/databases"));
 const InvitationPage = lazy(() => import("./pages/join").then((m) => ({ default: m.InvitationPage })));
 const CliApprovePage = lazy(() => import("./pages/join").then((m) => ({ default: m.CliApprovePage })));
 
@@ -67,6 +68,7 @@ function Shell({ user, onLogout }: { user: api.User; onLogout: () => void }) {
           <NavLink to="/" end>
             Projects
           </NavLink>
+          <NavLink to="/databases">Databases</NavLink>
           <NavLink to="/teams">Teams</NavLink>
           <NavLink to="/audit">Audit</NavLink>
           <NavLink to="/nodes">Nodes</NavLink>
@@ -107,6 +109,7 @@ function Shell({ user, onLogout }: { user: api.User; onLogout: () => void }) {
             <Route path="/teams/:id" element={<TeamPage me={user} />} />
             <Route path="/audit" element={<AuditPage />} />
             <Route path="/nodes" element={<NodesPage admin={admin} />} />
+            <Route path="/databases" element={<DatabasesPage />} />
             <Route path="/invitations/:token" element={<InvitationPage me={user} />} />
             <Route path="/cli" element={<CliApprovePage me={user} />} />
             <Route path="/admin/users" element={admin ? <UsersPage me={user} /> : <NotFound />} />
