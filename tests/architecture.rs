@@ -59,7 +59,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     // One-click databases (volumes and file mounts live with deployments, in deploy).
-    ("storage", &["config", "db", "docker", "model", "secrets"]),
+    (
+        "storage",
+        &["config", "db", "docker", "model", "secrets", "validate"],
+    ),
     (
         "deploy",
         &[

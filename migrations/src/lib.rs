@@ -21,6 +21,7 @@ mod m20261205_000015_build_plans;
 mod m20261205_000016_volumes;
 mod m20261205_000017_file_mounts;
 mod m20261205_000018_databases;
+mod m20261205_000019_backups;
 
 /// The ordered list of every migration shard knows.
 pub struct Migrator;
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000016_volumes::Migration),
             Box::new(m20261205_000017_file_mounts::Migration),
             Box::new(m20261205_000018_databases::Migration),
+            Box::new(m20261205_000019_backups::Migration),
         ]
     }
 }

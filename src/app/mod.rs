@@ -159,6 +159,10 @@ impl App {
         if let Err(e) = state.databases.recover().await {
             tracing::warn!(error = %format!("{e:#}"), "cannot look at the databases yet");
         }
+        // Backups cut off by the last stop are failed, never left running.
+        if let Err(e) = state.databases.recover_backups().await {
+            tracing::warn!(error = %format!("{e:#}"), "cannot look at the backups yet");
+        }
         loops::start(&state, &supervisor, &shutdown).await;
         let job_parts = Arc::new(jobs::Parts {
             db: state.db.clone(),

@@ -67,15 +67,15 @@ pub struct DatabaseVersions {
 fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
-    enum Text {
+    enum Written {
         Text(String),
         Whole(u64),
         Decimal(f64),
     }
-    Ok(match Text::deserialize(d)? {
-        Text::Text(t) => t,
-        Text::Whole(n) => n.to_string(),
-        Text::Decimal(n) => n.to_string(),
+    Ok(match Written::deserialize(d)? {
+        Written::Text(t) => t,
+        Written::Whole(n) => n.to_string(),
+        Written::Decimal(n) => n.to_string(),
     })
 }
 

@@ -4,6 +4,7 @@
 
 pub mod api_tokens;
 pub mod audit;
+pub mod backups;
 pub mod cli_logins;
 pub mod databases;
 pub mod deployment_logs;

@@ -19,6 +19,81 @@ use crate::config::SubnetPool;
 /// The label naming the database's id in shard.
 pub const LABEL_DATABASE: &str = "shard.database";
 
+/// Why a command in a container could not be run to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// Its output could not be written where it was going (or its input read).
+    #[error("{0}")]
+    Write(std::io::Error),
+}
+
+/// The last 8 KiB of a command's error output.
+#[derive(Default)]
+struct Tail(Vec<u8>);
+
+impl Tail {
+    const MAX: usize = 8192;
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+        if self.0.len() > Self::MAX {
+            self.0.drain(..self.0.len() - Self::MAX);
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0).trim().to_string()
+    }
+}
+
+/// A writer that keeps at most `left` bytes and drops the rest.
+struct AtMost<'a> {
+    inner: &'a mut Vec<u8>,
+    left: usize,
+}
+
+trait TakeAtMost<'a> {
+    fn take_at_most(self, n: usize) -> AtMost<'a>;
+}
+
+impl<'a> TakeAtMost<'a> for &'a mut Vec<u8> {
+    fn take_at_most(self, n: usize) -> AtMost<'a> {
+        AtMost {
+            inner: self,
+            left: n,
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for AtMost<'_> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let keep = buf.len().min(self.left);
+        self.left -= keep;
+        self.inner.extend_from_slice(&buf[..keep]);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
 /// A database container to create and start.
 pub struct DatabaseRun {
     pub id: Uuid,
@@ -34,7 +109,13 @@ pub struct DatabaseRun {
     /// Published on every address of this host, when set.
     pub public_port: Option<u16>,
     pub memory_mb: i64,
+    /// A copy that lives only while a backup is checked (no network, removed after; any left
+    /// by a crash go at the next start).
+    pub throwaway: bool,
 }
+
+/// The label of a throwaway database container (a backup's check).
+const LABEL_THROWAWAY: &str = "shard.throwaway";
 
 impl Engine {
     fn database_labels(&self, id: Uuid) -> HashMap<String, String> {
@@ -89,13 +170,16 @@ impl Engine {
             security_opt: Some(vec!["no-new-privileges:true".into()]),
             cap_drop: Some(vec!["NET_RAW".into(), "MKNOD".into(), "AUDIT_WRITE".into()]),
             network_mode: Some(network.to_string()),
-            mounts: Some(vec![Mount {
-                target: Some(run.data_dir.clone()),
-                source: Some(run.volume.clone()),
-                typ: Some(MountType::VOLUME),
-                read_only: Some(false),
-                ..Default::default()
-            }]),
+            // A throwaway copy has no volume: its data goes with it.
+            mounts: (!run.volume.is_empty()).then(|| {
+                vec![Mount {
+                    target: Some(run.data_dir.clone()),
+                    source: Some(run.volume.clone()),
+                    typ: Some(MountType::VOLUME),
+                    read_only: Some(false),
+                    ..Default::default()
+                }]
+            }),
             log_config: Some(bollard::models::HostConfigLogConfig {
                 typ: Some("json-file".into()),
                 config: Some(HashMap::from([
@@ -105,11 +189,15 @@ impl Engine {
             }),
             ..Default::default()
         };
+        let mut labels = self.database_labels(run.id);
+        if run.throwaway {
+            labels.insert(LABEL_THROWAWAY.to_string(), "true".to_string());
+        }
         let body = ContainerCreateBody {
             image: Some(run.image.clone()),
             env: Some(run.env),
             cmd: run.cmd,
-            labels: Some(self.database_labels(run.id)),
+            labels: Some(labels),
             exposed_ports: Some(vec![port_key]),
             host_config: Some(host_config),
             ..Default::default()
@@ -127,9 +215,22 @@ impl Engine {
         Ok(created.id)
     }
 
-    /// Removes the container called `name`, if there is one.
-    async fn remove_named(&self, name: &str) -> Result<(), EngineError> {
-        let options = RemoveContainerOptionsBuilder::default().force(true).build();
+    /// Removes every throwaway container of this installation (left by a crash mid-check).
+    pub async fn remove_throwaways(&self) -> Result<usize, EngineError> {
+        let filters = self.owned_filter(Some(format!("{LABEL_THROWAWAY}=true")));
+        let ids = self.container_ids(&filters).await?;
+        for id in &ids {
+            self.remove_container(id).await?;
+        }
+        Ok(ids.len())
+    }
+
+    /// Removes the container called `name` (and its anonymous volumes), if there is one.
+    pub async fn remove_named(&self, name: &str) -> Result<(), EngineError> {
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
         match self
             .client()
             .await?
@@ -217,6 +318,125 @@ impl Engine {
         }
         let inspect = docker.inspect_exec(&exec.id).await?;
         Ok(inspect.exit_code.unwrap_or(-1))
+    }
+
+    async fn create_exec(
+        &self,
+        container: &str,
+        cmd: &[&str],
+        stdin: bool,
+    ) -> Result<String, EngineError> {
+        let exec = self
+            .client()
+            .await?
+            .create_exec(
+                container,
+                bollard::exec::CreateExecOptions {
+                    cmd: Some(cmd.iter().map(|c| c.to_string()).collect::<Vec<_>>()),
+                    attach_stdin: Some(stdin),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        Ok(exec.id)
+    }
+
+    /// Runs `cmd` in `container`, its standard output streamed into `out` as it comes (never
+    /// held whole); answers its exit code and the end of its error output.
+    pub async fn exec_to<W: tokio::io::AsyncWrite + Unpin>(
+        &self,
+        container: &str,
+        cmd: &[&str],
+        out: &mut W,
+    ) -> Result<(i64, String), ExecError> {
+        use futures_util::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let docker = self.client().await?;
+        let id = self.create_exec(container, cmd, false).await?;
+        let mut errors = Tail::default();
+        if let bollard::exec::StartExecResults::Attached { mut output, .. } = docker
+            .start_exec(&id, None)
+            .await
+            .map_err(EngineError::from)?
+        {
+            while let Some(frame) = output.next().await {
+                match frame.map_err(EngineError::from)? {
+                    bollard::container::LogOutput::StdOut { message } => {
+                        out.write_all(&message).await.map_err(ExecError::Write)?;
+                    }
+                    other => errors.push(&other.into_bytes()),
+                }
+            }
+        }
+        out.flush().await.map_err(ExecError::Write)?;
+        let code = docker
+            .inspect_exec(&id)
+            .await
+            .map_err(EngineError::from)?
+            .exit_code
+            .unwrap_or(-1);
+        Ok((code, errors.text()))
+    }
+
+    /// Runs `cmd` in `container` with `input` as its standard input; answers its exit code and
+    /// the end of its output.
+    pub async fn exec_from<R: tokio::io::AsyncRead + Unpin>(
+        &self,
+        container: &str,
+        cmd: &[&str],
+        input: &mut R,
+    ) -> Result<(i64, String), ExecError> {
+        use futures_util::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let docker = self.client().await?;
+        let id = self.create_exec(container, cmd, true).await?;
+        let mut said = Tail::default();
+        if let bollard::exec::StartExecResults::Attached {
+            mut output,
+            input: mut stdin,
+        } = docker
+            .start_exec(&id, None)
+            .await
+            .map_err(EngineError::from)?
+        {
+            let feed = async {
+                let copied = tokio::io::copy(input, &mut stdin).await;
+                let _ = stdin.shutdown().await;
+                copied
+            };
+            let drain = async {
+                while let Some(Ok(frame)) = output.next().await {
+                    said.push(&frame.into_bytes());
+                }
+            };
+            let (copied, ()) = tokio::join!(feed, drain);
+            copied.map_err(ExecError::Write)?;
+        }
+        let code = docker
+            .inspect_exec(&id)
+            .await
+            .map_err(EngineError::from)?
+            .exit_code
+            .unwrap_or(-1);
+        Ok((code, said.text()))
+    }
+
+    /// Runs `cmd` in `container` and answers its exit code and output (at most 1 MiB).
+    pub async fn exec_output(
+        &self,
+        container: &str,
+        cmd: &[&str],
+    ) -> Result<(i64, String), ExecError> {
+        let mut out = Vec::new();
+        let mut bounded = (&mut out).take_at_most(1 << 20);
+        let (code, errors) = self.exec_to(container, cmd, &mut bounded).await?;
+        let mut text = String::from_utf8_lossy(&out).into_owned();
+        if code != 0 {
+            text.push_str(&errors);
+        }
+        Ok((code, text))
     }
 
     /// Removes a database's container, network and (with `data`) volume; missing ones are fine.

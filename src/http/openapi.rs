@@ -5,9 +5,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::routes::{
-    audit, auth, cli_logins, databases, deployments, domains, env, files, github, github_repos,
-    health, metrics, nodes, notifications, plans, projects, registry, teams, tokens, users,
-    volumes, webhooks,
+    audit, auth, backups, cli_logins, databases, deployments, domains, env, files, github,
+    github_repos, health, metrics, nodes, notifications, plans, projects, registry, teams, tokens,
+    users, volumes, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -32,6 +32,8 @@ use super::routes::{
         databases::update_database, databases::delete_database, databases::start_database,
         databases::stop_database, databases::restart_database, databases::database_logs,
         databases::database_connection, databases::attach_database, databases::detach_database,
+        backups::list_destinations, backups::add_destination, backups::delete_destination,
+        backups::list_backups, backups::take_backup, backups::verify_backup,
         env::get_env, env::put_env,
         deployments::create_deployment, deployments::list_deployments, deployments::get_deployment,
         deployments::cancel_deployment, deployments::deployment_logs,

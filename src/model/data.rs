@@ -49,3 +49,24 @@ text_enum! {
         Failed = "failed",
     }
 }
+
+text_enum! {
+    /// Where a backup is: taken and stored (`succeeded`), and `verified` only once a restore of
+    /// it into a throwaway database was checked. A failure names its step.
+    pub enum BackupState ("backup state") {
+        Running = "running",
+        Succeeded = "succeeded",
+        Verified = "verified",
+        Failed = "failed",
+    }
+}
+
+text_enum! {
+    /// Where backups go.
+    pub enum DestinationKind ("backup destination kind") {
+        /// A directory on this host.
+        Local = "local",
+        /// An S3-compatible object store.
+        S3 = "s3",
+    }
+}

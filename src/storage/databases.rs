@@ -138,7 +138,7 @@ pub fn connection_env(sealer: &Sealer, db: &Database) -> anyhow::Result<Vec<(Str
 }
 
 /// The image's environment and command for `db` (the official images' interface).
-fn interface(db: &Database, c: &Credentials) -> (Vec<String>, Option<Vec<String>>) {
+pub(super) fn interface(db: &Database, c: &Credentials) -> (Vec<String>, Option<Vec<String>>) {
     match db.kind {
         DatabaseKind::Postgres => (
             vec![
@@ -181,9 +181,10 @@ fn interface(db: &Database, c: &Credentials) -> (Vec<String>, Option<Vec<String>
     }
 }
 
-/// The command that succeeds once `db` accepts connections, run in its container.
-fn ready_command(db: &Database, c: &Credentials) -> Vec<String> {
-    let words: Vec<&str> = match db.kind {
+/// The command that succeeds once a database of `kind` accepts connections, run in its
+/// container.
+fn ready_command(kind: DatabaseKind, c: &Credentials) -> Vec<String> {
+    let words: Vec<&str> = match kind {
         // Over TCP: during first-start initialisation the image's server listens on its socket only.
         DatabaseKind::Postgres => vec!["pg_isready", "-q", "-h", "127.0.0.1", "-U", &c.user],
         DatabaseKind::Mysql => vec!["mysqladmin", "ping", "-h", "127.0.0.1", "--silent"],
@@ -194,10 +195,12 @@ fn ready_command(db: &Database, c: &Credentials) -> Vec<String> {
 }
 
 pub struct Databases {
-    db: Db,
-    docker: Arc<Engine>,
-    sealer: Arc<Sealer>,
-    config: Arc<Config>,
+    pub(super) db: Db,
+    pub(super) docker: Arc<Engine>,
+    pub(super) sealer: Arc<Sealer>,
+    pub(super) config: Arc<Config>,
+    /// Backups being verified now (one check of a backup at a time).
+    pub(super) checking: std::sync::Mutex<std::collections::HashSet<Uuid>>,
 }
 
 impl Databases {
@@ -207,6 +210,7 @@ impl Databases {
             docker,
             sealer,
             config,
+            checking: Default::default(),
         }
     }
 
@@ -328,6 +332,7 @@ impl Databases {
             port: database.kind.port(),
             public_port: database.public_port.map(|p| p as u16),
             memory_mb: i64::from(database.memory_limit_mb),
+            throwaway: false,
         };
         db::databases::set_state(&self.db, database.id, DatabaseState::Starting, None, None)
             .await?;
@@ -361,7 +366,20 @@ impl Databases {
     /// Waits until the database accepts connections, then records it `running`.
     async fn wait_ready(&self, database: &Database, container: &str) -> anyhow::Result<()> {
         let c = credentials(&self.sealer, database)?;
-        let command = ready_command(database, &c);
+        self.until_ready(database.kind, &c, container).await?;
+        db::databases::set_state(&self.db, database.id, DatabaseState::Running, None, None).await?;
+        Ok(())
+    }
+
+    /// Waits until the database in `container` accepts connections (checked with its own
+    /// client), at most `databases.start_timeout_secs`.
+    pub(super) async fn until_ready(
+        &self,
+        kind: DatabaseKind,
+        c: &Credentials,
+        container: &str,
+    ) -> anyhow::Result<()> {
+        let command = ready_command(kind, c);
         let words: Vec<&str> = command.iter().map(String::as_str).collect();
         let deadline = tokio::time::Instant::now()
             + Duration::from_secs(self.config.databases.start_timeout_secs);
@@ -384,8 +402,6 @@ impl Databases {
                 _ => {}
             }
             if self.docker.exec_status(container, &words).await.ok() == Some(0) {
-                db::databases::set_state(&self.db, database.id, DatabaseState::Running, None, None)
-                    .await?;
                 return Ok(());
             }
             if tokio::time::Instant::now() > deadline {

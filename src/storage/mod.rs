@@ -1,6 +1,8 @@
-//! Data that outlives deployments and projects: one-click databases (`databases`). Volumes and
+//! Data that outlives deployments and projects: one-click databases (`databases`) and their
+//! backups (`backups`). Volumes and
 //! file mounts belong to a project's deployments and live in `deploy`.
 
+pub mod backups;
 pub mod databases;
 
 pub use databases::{Databases, StorageError};

@@ -6,6 +6,7 @@ mod accounts;
 mod apps;
 mod auth;
 mod autobuild;
+mod backups;
 mod bounds;
 mod cli;
 mod client;

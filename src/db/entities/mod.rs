@@ -3,6 +3,8 @@
 
 pub mod api_tokens;
 pub mod audit_log;
+pub mod backup_destinations;
+pub mod backups;
 pub mod cli_logins;
 pub mod database_attachments;
 pub mod databases;

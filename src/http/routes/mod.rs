@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod backups;
 pub mod cli_logins;
 pub mod databases;
 pub mod deployments;

@@ -1,0 +1,256 @@
+//! Backups: destinations (`/backups/destinations`, instance admins), a database's backups
+//! (`/databases/{id}/backups`: take one now, list them) and `/backups/{id}/verify`. See
+//! `storage::backups` for what a backup is and when it is `verified`.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::access::{self, Action};
+use crate::db::{self, backups::Backup, backups::Destination};
+use crate::http::access::{DatabaseFor, Deploy, Read};
+use crate::http::auth::Authenticated;
+use crate::http::body::JsonBody;
+use crate::http::error::{AppError, AppResult};
+use crate::model::DestinationKind;
+use crate::state::AppState;
+use crate::storage::backups::NewDestination;
+use crate::validate;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/backups/destinations", web::get().to(list_destinations))
+        .route("/backups/destinations", web::post().to(add_destination))
+        .route(
+            "/backups/destinations/{id}",
+            web::delete().to(delete_destination),
+        )
+        .route("/databases/{id}/backups", web::get().to(list_backups))
+        .route("/databases/{id}/backups", web::post().to(take_backup))
+        .route("/backups/{id}/verify", web::post().to(verify_backup));
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DestinationView {
+    pub id: Uuid,
+    pub name: String,
+    /// `local` or `s3`.
+    pub kind: String,
+    /// A local destination's directory.
+    pub path: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+fn destination_view(d: Destination) -> DestinationView {
+    DestinationView {
+        id: d.id,
+        name: d.name,
+        kind: d.kind.to_string(),
+        path: d.path,
+        created_at: d.created_at,
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BackupView {
+    pub id: Uuid,
+    /// `running`, `succeeded`, `verified` or `failed`.
+    pub status: String,
+    /// The step that failed: `dump`, `upload` or `verify`.
+    pub step: Option<String>,
+    pub error: Option<String>,
+    pub database_id: Option<Uuid>,
+    /// The database's name when it was taken.
+    pub source_name: String,
+    pub destination_id: Option<Uuid>,
+    /// Where it is in its destination.
+    pub key: String,
+    pub size_bytes: Option<i64>,
+    pub sha256: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// When a restore of it was last checked.
+    pub verified_at: Option<DateTime<Utc>>,
+}
+
+fn backup_view(b: Backup) -> BackupView {
+    BackupView {
+        id: b.id,
+        status: b.status.to_string(),
+        step: b.step,
+        error: b.error,
+        database_id: b.database_id,
+        source_name: b.source_name,
+        destination_id: b.destination_id,
+        key: b.object_key,
+        size_bytes: b.size_bytes,
+        sha256: b.sha256,
+        started_at: b.started_at,
+        finished_at: b.finished_at,
+        verified_at: b.verified_at,
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddDestination {
+    pub name: String,
+    /// `local` (a directory on this host); `s3` is not available in this version.
+    pub kind: String,
+    pub path: Option<String>,
+    pub endpoint: Option<String>,
+    pub bucket: Option<String>,
+    pub prefix: Option<String>,
+    pub region: Option<String>,
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TakeBackup {
+    /// Where to (the first destination when none).
+    pub destination_id: Option<Uuid>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Started {
+    pub id: Uuid,
+    pub status: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/backups/destinations", tag = "backups",
+    responses((status = 200, body = [DestinationView]), (status = 403)), security(("bearer" = [])))]
+pub async fn list_destinations(
+    state: web::Data<AppState>,
+    Authenticated(actor): Authenticated,
+) -> AppResult<web::Json<Vec<DestinationView>>> {
+    access::instance_admin(&actor)?;
+    let all = db::backups::destinations(&state.db).await?;
+    Ok(web::Json(all.into_iter().map(destination_view).collect()))
+}
+
+#[utoipa::path(post, path = "/api/v1/backups/destinations", tag = "backups", request_body = AddDestination,
+    responses((status = 201, body = DestinationView), (status = 403), (status = 409, description = "the name is taken"), (status = 422)),
+    security(("bearer" = [])))]
+pub async fn add_destination(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Authenticated(actor): Authenticated,
+    body: JsonBody<AddDestination>,
+) -> AppResult<HttpResponse> {
+    access::instance_admin(&actor)?;
+    let body = body.parse()?;
+    validate::slug(&body.name).map_err(|m| AppError::validation("name", m))?;
+    let kind = DestinationKind::parse(&body.kind)
+        .ok_or_else(|| AppError::validation("kind", "must be local or s3"))?;
+    let destination = state
+        .databases
+        .add_destination(
+            NewDestination {
+                name: body.name,
+                kind,
+                path: body.path,
+            },
+            Some(actor.user_id),
+        )
+        .await?;
+    crate::http::audit::action(
+        &req,
+        "backup_destination.add",
+        "backup_destination",
+        destination.id,
+    );
+    Ok(HttpResponse::Created().json(destination_view(destination)))
+}
+
+/// Removes a destination from the list; the files already in it stay where they are.
+#[utoipa::path(delete, path = "/api/v1/backups/destinations/{id}", tag = "backups", params(("id" = uuid::Uuid, Path, description = "the destination id")),
+    responses((status = 204), (status = 403), (status = 404)), security(("bearer" = [])))]
+pub async fn delete_destination(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Authenticated(actor): Authenticated,
+    path: web::Path<Uuid>,
+) -> AppResult<HttpResponse> {
+    access::instance_admin(&actor)?;
+    let id = path.into_inner();
+    if !db::backups::delete_destination(&state.db, id).await? {
+        return Err(AppError::not_found("destination"));
+    }
+    crate::http::audit::action(&req, "backup_destination.delete", "backup_destination", id);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(get, path = "/api/v1/databases/{id}/backups", tag = "backups", params(("id" = uuid::Uuid, Path, description = "the database id")),
+    responses((status = 200, body = [BackupView]), (status = 404)), security(("bearer" = ["role:viewer", "scope:read"])))]
+pub async fn list_backups(
+    state: web::Data<AppState>,
+    DatabaseFor(_actor, database, _need): DatabaseFor<Read>,
+) -> AppResult<web::Json<Vec<BackupView>>> {
+    let backups = db::backups::for_database(&state.db, database.id).await?;
+    Ok(web::Json(backups.into_iter().map(backup_view).collect()))
+}
+
+/// Takes a backup now: 202 `running`; it is stored, then verified, in the background.
+#[utoipa::path(post, path = "/api/v1/databases/{id}/backups", tag = "backups", params(("id" = uuid::Uuid, Path, description = "the database id")), request_body = TakeBackup,
+    responses((status = 202, body = Started), (status = 404), (status = 409, description = "no destination, the database is not running, or its kind has no backups yet"), (status = 422)),
+    security(("bearer" = ["role:member", "scope:deploy"])))]
+pub async fn take_backup(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    DatabaseFor(actor, database, _need): DatabaseFor<Deploy>,
+    body: JsonBody<TakeBackup>,
+) -> AppResult<HttpResponse> {
+    let body = body.parse()?;
+    let backup = state
+        .databases
+        .backup_now(&database, body.destination_id, Some(actor.user_id))
+        .await?;
+    crate::http::audit::action(&req, "backup.take", "backup", backup.id);
+    Ok(HttpResponse::Accepted().json(Started {
+        id: backup.id,
+        status: backup.status.to_string(),
+    }))
+}
+
+/// Checks the backup again: its checksum, a restore into a throwaway copy, the rows per table.
+#[utoipa::path(post, path = "/api/v1/backups/{id}/verify", tag = "backups", params(("id" = uuid::Uuid, Path, description = "the backup id")),
+    responses((status = 202, body = Started), (status = 404), (status = 409, description = "it is still running, or failed before it was stored")),
+    security(("bearer" = [])))]
+pub async fn verify_backup(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Authenticated(actor): Authenticated,
+    path: web::Path<Uuid>,
+) -> AppResult<HttpResponse> {
+    let backup = db::backups::find(&state.db, path.into_inner())
+        .await?
+        .ok_or_else(|| AppError::not_found("backup"))?;
+    // The backup's database decides who may; one whose database is gone is the admins'.
+    match backup.database_id {
+        Some(id) => {
+            let database = db::databases::find(&state.db, id)
+                .await?
+                .ok_or_else(|| AppError::not_found("backup"))?;
+            match access::check_database(&state.db, &actor, &database, Action::Deploy).await {
+                Err(access::Denied::NotFound(_)) => return Err(AppError::not_found("backup")),
+                other => other?,
+            }
+        }
+        None => access::instance_admin(&actor)?,
+    }
+    if backup.sha256.is_none() {
+        return Err(AppError::Conflict(
+            "the backup was never stored whole; nothing to verify".into(),
+        ));
+    }
+    let (databases, id) = (state.databases.clone(), backup.id);
+    tokio::spawn(async move { databases.verify_now(&id).await });
+    crate::http::audit::action(&req, "backup.verify", "backup", backup.id);
+    Ok(HttpResponse::Accepted().json(Started {
+        id: backup.id,
+        status: backup.status.to_string(),
+    }))
+}

@@ -1,0 +1,248 @@
+//! Backups that restore: a one-click Postgres with rows in it is backed up to a local
+//! destination (streamed, checksummed), the backup is verified by a restore into a throwaway
+//! copy whose rows match, and a truncated file is refused by the next verification, naming why.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::deploy::docker_ids;
+use crate::helpers::*;
+
+const WITHIN: Duration = Duration::from_secs(180);
+
+async fn wait_running(app: &TestApp, admin: &Session, id: &str) {
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        let db: Value = app
+            .get(&format!("/api/v1/databases/{id}"), Some(&admin.token))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if db["status"] == "running" {
+            return;
+        }
+        assert!(
+            db["status"] != "failed" && Instant::now() < deadline,
+            "{db}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Waits until backup `backup` of database `db` is no longer running (nor being checked into
+/// `verified`) and answers it.
+async fn wait_backup(
+    app: &TestApp,
+    admin: &Session,
+    db: &str,
+    backup: &str,
+    until: &[&str],
+) -> Value {
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        let all: Vec<Value> = app
+            .get(
+                &format!("/api/v1/databases/{db}/backups"),
+                Some(&admin.token),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let found = all.into_iter().find(|b| b["id"] == backup).expect("listed");
+        if until.contains(&found["status"].as_str().unwrap()) {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "{found}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn psql(container: &str, sql: &str) -> String {
+    docker_ids(&[
+        "exec", container, "psql", "-qtA", "-U", "app", "-d", "shop", "-c", sql,
+    ])
+}
+
+#[tokio::test]
+async fn a_backup_is_verified_by_a_restore_and_a_truncated_one_is_refused() {
+    let app = spawn_app().await;
+    let admin = app.setup_admin().await;
+    let created: Value = app
+        .post(
+            "/api/v1/databases",
+            Some(&admin.token),
+            json!({"kind": "postgres", "name": "shop"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let db = created["id"].as_str().unwrap().to_string();
+    wait_running(&app, &admin, &db).await;
+
+    // No destination yet: a clear refusal.
+    let none = app
+        .post(
+            &format!("/api/v1/databases/{db}/backups"),
+            Some(&admin.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(none.status(), StatusCode::CONFLICT);
+
+    // Destinations are the instance admins'; a bad one is refused in words.
+    let dir = app.dir.path().join("backups");
+    for (body, field) in [
+        (
+            json!({"name": "here", "kind": "local", "path": "relative/dir"}),
+            "path",
+        ),
+        (
+            json!({"name": "here", "kind": "local", "path": "/a/../b"}),
+            "path",
+        ),
+        (json!({"name": "here", "kind": "local"}), "path"),
+        (
+            json!({"name": "Bad Name", "kind": "local", "path": "/tmp"}),
+            "name",
+        ),
+        (
+            json!({"name": "here", "kind": "ftp", "path": "/tmp"}),
+            "kind",
+        ),
+    ] {
+        let response = app
+            .post("/api/v1/backups/destinations", Some(&admin.token), body)
+            .await;
+        assert_invalid(response, field).await;
+    }
+    let member = app.member(&admin, "member").await;
+    let refused = app
+        .post(
+            "/api/v1/backups/destinations",
+            Some(&member.token),
+            json!({"name": "mine", "kind": "local", "path": "/tmp/mine"}),
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let destination = app
+        .post(
+            "/api/v1/backups/destinations",
+            Some(&admin.token),
+            json!({"name": "here", "kind": "local", "path": dir.to_str().unwrap()}),
+        )
+        .await;
+    assert_eq!(destination.status(), StatusCode::CREATED);
+
+    // Rows in two tables.
+    let container = docker_ids(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=shard.database={db}"),
+    ]);
+    let container = container.trim();
+    psql(
+        container,
+        "CREATE TABLE orders (id serial, item text); CREATE TABLE empty (x int); \
+         INSERT INTO orders (item) SELECT 'item ' || n FROM generate_series(1, 500) n",
+    );
+
+    let taken = app
+        .post(
+            &format!("/api/v1/databases/{db}/backups"),
+            Some(&admin.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(taken.status(), StatusCode::ACCEPTED);
+    let taken: Value = taken.json().await.unwrap();
+    assert_eq!(taken["status"], "running");
+    let backup = taken["id"].as_str().unwrap().to_string();
+    let done = wait_backup(&app, &admin, &db, &backup, &["verified", "failed"]).await;
+    assert_eq!(done["status"], "verified", "{done}");
+    assert!(done["verified_at"].is_string(), "{done}");
+
+    // The file is whole, where the backup says, with the size and checksum it says; nothing
+    // partial is left, and the throwaway copy is gone.
+    let file = dir.join(done["key"].as_str().unwrap());
+    let bytes = std::fs::read(&file).unwrap();
+    assert_eq!(done["size_bytes"], bytes.len());
+    assert_eq!(done["sha256"], hex::encode(Sha256::digest(&bytes)));
+    assert_eq!(&bytes[..5], b"PGDMP", "a pg_dump custom-format archive");
+    let leftovers: Vec<_> = std::fs::read_dir(file.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let instance = app.state.docker.instance().to_string();
+    let throwaways = docker_ids(&[
+        "ps",
+        "-aq",
+        "--filter",
+        "label=shard.throwaway=true",
+        "--filter",
+        &format!("label=shard.instance={instance}"),
+    ]);
+    assert!(throwaways.trim().is_empty(), "{throwaways}");
+
+    // Cut short, it no longer verifies, and says why.
+    std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    let again = app
+        .post(
+            &format!("/api/v1/backups/{backup}/verify"),
+            Some(&admin.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::ACCEPTED);
+    let refused = wait_backup(&app, &admin, &db, &backup, &["failed"]).await;
+    assert_eq!(refused["step"], "verify", "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("truncated or changed"),
+        "{refused}"
+    );
+    assert!(refused["verified_at"].is_null(), "{refused}");
+
+    // Someone outside the team can neither list nor verify it.
+    let listed = app
+        .get(
+            &format!("/api/v1/databases/{db}/backups"),
+            Some(&member.token),
+        )
+        .await;
+    assert_eq!(listed.status(), StatusCode::NOT_FOUND);
+    let verify = app
+        .post(
+            &format!("/api/v1/backups/{backup}/verify"),
+            Some(&member.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(verify.status(), StatusCode::NOT_FOUND);
+
+    // A stopped database is not backed up.
+    app.post(
+        &format!("/api/v1/databases/{db}/stop"),
+        Some(&admin.token),
+        json!({}),
+    )
+    .await;
+    let stopped = app
+        .post(
+            &format!("/api/v1/databases/{db}/backups"),
+            Some(&admin.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(stopped.status(), StatusCode::CONFLICT);
+}
