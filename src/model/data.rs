@@ -45,6 +45,8 @@ text_enum! {
         Running = "running",
         /// Stopped by its owner.
         Stopped = "stopped",
+        /// A backup is being restored into it (other connections were ended).
+        Restoring = "restoring",
         /// It did not come up (the message says why); start it again to retry.
         Failed = "failed",
     }

@@ -11,7 +11,7 @@
 //! with its step (`dump`, `upload`, `verify`) and the reason. A backup cut off by a stop of
 //! shard is failed at the next start, and its partial file removed.
 //!
-//! This version backs up PostgreSQL to local destinations.
+//! Restores are in `restore`. This version backs up PostgreSQL to local destinations.
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -22,7 +22,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use uuid::Uuid;
 
-use super::databases::{Credentials, Databases, StorageError, credentials, interface};
+use super::connection::interface;
+use super::databases::{Credentials, Databases, StorageError, credentials};
 use crate::db::backups::{Backup, Destination, NewBackup};
 use crate::db::databases::Database;
 use crate::db::{self};
@@ -76,9 +77,9 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Hashing<W> {
 }
 
 /// A reader that hashes what is read through it.
-struct HashingReader<R> {
-    inner: R,
-    hash: Sha256,
+pub(super) struct HashingReader<R> {
+    pub(super) inner: R,
+    pub(super) hash: Sha256,
 }
 
 impl<R: AsyncRead + Unpin> AsyncRead for HashingReader<R> {
@@ -108,7 +109,7 @@ fn parse_counts(text: &str) -> std::collections::BTreeMap<String, i64> {
 }
 
 /// Where backup `key` lives in a local destination.
-fn local_file(destination: &Destination, key: &str) -> Result<PathBuf, StorageError> {
+pub(super) fn local_file(destination: &Destination, key: &str) -> Result<PathBuf, StorageError> {
     let dir = destination
         .path
         .as_deref()
@@ -246,7 +247,7 @@ impl Databases {
     }
 
     /// Dumps into the destination; the failing step and why on failure.
-    async fn take(
+    pub(super) async fn take(
         &self,
         backup: &Backup,
         database: &Database,

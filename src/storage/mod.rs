@@ -3,6 +3,8 @@
 //! file mounts belong to a project's deployments and live in `deploy`.
 
 pub mod backups;
+pub mod connection;
 pub mod databases;
+pub mod restore;
 
 pub use databases::{Databases, StorageError};

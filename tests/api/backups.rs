@@ -1,6 +1,7 @@
 //! Backups that restore: a one-click Postgres with rows in it is backed up to a local
 //! destination (streamed, checksummed), the backup is verified by a restore into a throwaway
-//! copy whose rows match, and a truncated file is refused by the next verification, naming why.
+//! copy whose rows match, restored into the same database (after a safety backup) and into a
+//! new one, and a truncated file is refused by verification and by restore, naming why.
 
 use std::time::{Duration, Instant};
 
@@ -62,6 +63,28 @@ async fn wait_backup(
     }
 }
 
+/// Waits until database `id` is running with a message containing `says`.
+async fn wait_message(app: &TestApp, admin: &Session, id: &str, says: &str) -> Value {
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        let db: Value = app
+            .get(&format!("/api/v1/databases/{id}"), Some(&admin.token))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let message = db["message"].as_str().unwrap_or_default();
+        if db["status"] == "running" && message.contains(says) {
+            return db;
+        }
+        assert!(
+            !message.contains("failed") && Instant::now() < deadline,
+            "{db}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 fn psql(container: &str, sql: &str) -> String {
     docker_ids(&[
         "exec", container, "psql", "-qtA", "-U", "app", "-d", "shop", "-c", sql,
@@ -69,7 +92,7 @@ fn psql(container: &str, sql: &str) -> String {
 }
 
 #[tokio::test]
-async fn a_backup_is_verified_by_a_restore_and_a_truncated_one_is_refused() {
+async fn a_backup_verifies_restores_in_place_and_anew_and_a_truncated_one_is_refused() {
     let app = spawn_app().await;
     let admin = app.setup_admin().await;
     let created: Value = app
@@ -192,6 +215,87 @@ async fn a_backup_is_verified_by_a_restore_and_a_truncated_one_is_refused() {
     ]);
     assert!(throwaways.trim().is_empty(), "{throwaways}");
 
+    // Restored into the same database: the lost table comes back, a safety backup was taken
+    // first, and the message says so.
+    psql(container, "DROP TABLE orders");
+    let bad = app
+        .post(
+            &format!("/api/v1/backups/{backup}/restore"),
+            Some(&admin.token),
+            json!({"target": "elsewhere"}),
+        )
+        .await;
+    assert_invalid(bad, "target").await;
+    let restoring = app
+        .post(
+            &format!("/api/v1/backups/{backup}/restore"),
+            Some(&admin.token),
+            json!({"target": "same"}),
+        )
+        .await;
+    assert_eq!(restoring.status(), StatusCode::ACCEPTED);
+    let restoring: Value = restoring.json().await.unwrap();
+    assert_eq!(restoring["status"], "restoring", "{restoring}");
+    let restored = wait_message(&app, &admin, &db, "restored backup").await;
+    assert!(
+        restored["message"]
+            .as_str()
+            .unwrap()
+            .contains("safety backup"),
+        "{restored}"
+    );
+    assert_eq!(psql(container, "SELECT count(*) FROM orders").trim(), "500");
+    let all: Vec<Value> = app
+        .get(
+            &format!("/api/v1/databases/{db}/backups"),
+            Some(&admin.token),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2, "the safety backup is listed: {all:?}");
+    assert!(
+        all[0]["key"].as_str().unwrap().ends_with("-safety.dump"),
+        "{all:?}"
+    );
+
+    // Into a new database: a copy with the same rows, the source untouched.
+    let copy = app
+        .post(
+            &format!("/api/v1/backups/{backup}/restore"),
+            Some(&admin.token),
+            json!({"target": "new"}),
+        )
+        .await;
+    assert_eq!(copy.status(), StatusCode::ACCEPTED);
+    let copy: Value = copy.json().await.unwrap();
+    let copy_id = copy["id"].as_str().unwrap().to_string();
+    assert!(
+        copy["name"].as_str().unwrap().starts_with("shop-restored-"),
+        "{copy}"
+    );
+    wait_message(&app, &admin, &copy_id, "restored from backup").await;
+    let copy_container = docker_ids(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=shard.database={copy_id}"),
+    ]);
+    let count = docker_ids(&[
+        "exec",
+        copy_container.trim(),
+        "psql",
+        "-qtA",
+        "-U",
+        "app",
+        "-d",
+        copy["connection"]["database"].as_str().unwrap(),
+        "-c",
+        "SELECT count(*) FROM orders",
+    ]);
+    assert_eq!(count.trim(), "500");
+
     // Cut short, it no longer verifies, and says why.
     std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
     let again = app
@@ -212,6 +316,28 @@ async fn a_backup_is_verified_by_a_restore_and_a_truncated_one_is_refused() {
         "{refused}"
     );
     assert!(refused["verified_at"].is_null(), "{refused}");
+    // Nor is it restored: refused before anything is touched.
+    let refused = app
+        .post(
+            &format!("/api/v1/backups/{backup}/restore"),
+            Some(&admin.token),
+            json!({"target": "same"}),
+        )
+        .await;
+    let body = assert_error(
+        refused,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("truncated or changed"),
+        "{body}"
+    );
+    assert_eq!(psql(container, "SELECT count(*) FROM orders").trim(), "500");
 
     // Someone outside the team can neither list nor verify it.
     let listed = app

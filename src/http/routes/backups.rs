@@ -28,7 +28,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/databases/{id}/backups", web::get().to(list_backups))
         .route("/databases/{id}/backups", web::post().to(take_backup))
-        .route("/backups/{id}/verify", web::post().to(verify_backup));
+        .route("/backups/{id}/verify", web::post().to(verify_backup))
+        .route("/backups/{id}/restore", web::post().to(restore_backup));
 }
 
 #[derive(Serialize, ToSchema)]
@@ -112,6 +113,13 @@ pub struct AddDestination {
 pub struct TakeBackup {
     /// Where to (the first destination when none).
     pub destination_id: Option<Uuid>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreBackup {
+    /// `same`: into the database it is of (a safety backup first); `new`: into a new database.
+    pub target: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -225,22 +233,7 @@ pub async fn verify_backup(
     Authenticated(actor): Authenticated,
     path: web::Path<Uuid>,
 ) -> AppResult<HttpResponse> {
-    let backup = db::backups::find(&state.db, path.into_inner())
-        .await?
-        .ok_or_else(|| AppError::not_found("backup"))?;
-    // The backup's database decides who may; one whose database is gone is the admins'.
-    match backup.database_id {
-        Some(id) => {
-            let database = db::databases::find(&state.db, id)
-                .await?
-                .ok_or_else(|| AppError::not_found("backup"))?;
-            match access::check_database(&state.db, &actor, &database, Action::Deploy).await {
-                Err(access::Denied::NotFound(_)) => return Err(AppError::not_found("backup")),
-                other => other?,
-            }
-        }
-        None => access::instance_admin(&actor)?,
-    }
+    let (backup, _) = backup_for(&state, &actor, path.into_inner(), Action::Deploy).await?;
     if backup.sha256.is_none() {
         return Err(AppError::Conflict(
             "the backup was never stored whole; nothing to verify".into(),
@@ -253,4 +246,69 @@ pub async fn verify_backup(
         id: backup.id,
         status: backup.status.to_string(),
     }))
+}
+
+/// Backup `id` and its database, if the actor may take `action` on that database (a backup
+/// whose database is gone is the instance admins').
+async fn backup_for(
+    state: &AppState,
+    actor: &crate::auth::Actor,
+    id: Uuid,
+    action: Action,
+) -> AppResult<(Backup, Option<db::databases::Database>)> {
+    let backup = db::backups::find(&state.db, id)
+        .await?
+        .ok_or_else(|| AppError::not_found("backup"))?;
+    let database = match backup.database_id {
+        Some(id) => db::databases::find(&state.db, id).await?,
+        None => None,
+    };
+    match &database {
+        Some(database) => match access::check_database(&state.db, actor, database, action).await {
+            Err(access::Denied::NotFound(_)) => return Err(AppError::not_found("backup")),
+            other => other?,
+        },
+        None => access::instance_admin(actor)?,
+    }
+    Ok((backup, database))
+}
+
+/// Restores the backup: `same` into its database (a safety backup first, the other connections
+/// ended, one transaction), or `new` into a new database. The file is checked first: a
+/// truncated or changed one is refused (422). Answers the target database, `restoring` or
+/// `starting`; its message says how the restore ended.
+#[utoipa::path(post, path = "/api/v1/backups/{id}/restore", tag = "backups", params(("id" = uuid::Uuid, Path, description = "the backup id")), request_body = RestoreBackup,
+    responses((status = 202, body = crate::http::routes::databases::DatabaseView), (status = 404), (status = 409, description = "the database is not running, or the backup is of another database"), (status = 422, description = "a bad target, or the file is truncated or changed")),
+    security(("bearer" = [])))]
+pub async fn restore_backup(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Authenticated(actor): Authenticated,
+    path: web::Path<Uuid>,
+    body: JsonBody<RestoreBackup>,
+) -> AppResult<HttpResponse> {
+    let (backup, database) =
+        backup_for(&state, &actor, path.into_inner(), Action::Configure).await?;
+    let body = body.parse()?;
+    let target = match (body.target.as_str(), database) {
+        ("same", Some(database)) => state.databases.restore_same(&backup, database).await?,
+        ("same", None) => {
+            return Err(AppError::Conflict(
+                "the database of this backup was deleted; restore it into a new one".into(),
+            ));
+        }
+        ("new", _) => {
+            state
+                .databases
+                .restore_new(&backup, Some(actor.user_id))
+                .await?
+        }
+        _ => return Err(AppError::validation("target", "must be same or new")),
+    };
+    crate::http::audit::action(&req, "backup.restore", "backup", backup.id);
+    crate::http::audit::detail(
+        &req,
+        serde_json::json!({ "target": body.target, "database": target.id }),
+    );
+    Ok(HttpResponse::Accepted().json(crate::http::routes::databases::view(&state, target).await?))
 }

@@ -79,7 +79,7 @@ pub struct DatabaseView {
     pub created_at: DateTime<Utc>,
 }
 
-async fn view(state: &AppState, d: Database) -> AppResult<DatabaseView> {
+pub(crate) async fn view(state: &AppState, d: Database) -> AppResult<DatabaseView> {
     let c = connection(&state.sealer, &d)?;
     let mask = "********";
     let url = c.url.replace(&c.credentials.password, mask);

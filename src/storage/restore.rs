@@ -1,0 +1,299 @@
+//! Restores: a backup into the database it is of, or into a new one. The file's checksum is
+//! checked before anything is touched (a truncated or changed file is refused, saying so).
+//! Into the same database, a safety backup is taken first, the other connections are ended
+//! and `pg_restore --clean` runs in one transaction, so a failed restore changes nothing;
+//! meanwhile the database is `restoring`, and its message says how the restore ended. Into a
+//! new database (same kind, version and team), it is restored once it comes up.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::backups::{HashingReader, local_file};
+use super::databases::{Credentials, Databases, StorageError, credentials};
+use crate::db;
+use crate::db::backups::{Backup, NewBackup};
+use crate::db::databases::Database;
+use crate::model::{DatabaseKind, DatabaseState};
+
+impl Databases {
+    /// Checks that backup's file is still what was stored; answers it.
+    async fn restorable(&self, backup: &Backup) -> Result<PathBuf, StorageError> {
+        let refuse = |message: String| StorageError::Invalid {
+            field: "backup",
+            message,
+        };
+        if backup.source_kind != DatabaseKind::Postgres {
+            return Err(refuse(format!(
+                "restores of {} backups are not available in this version",
+                backup.source_kind
+            )));
+        }
+        let expected = backup
+            .sha256
+            .clone()
+            .ok_or_else(|| refuse("the backup was never stored whole".into()))?;
+        let destination = match backup.destination_id {
+            Some(id) => db::backups::destination(&self.db, id).await?,
+            None => None,
+        }
+        .ok_or_else(|| refuse("its destination was removed".into()))?;
+        let file = local_file(&destination, &backup.object_key)?;
+        let mut reader = HashingReader {
+            inner: tokio::fs::File::open(&file)
+                .await
+                .map_err(|e| refuse(format!("cannot read {}: {e}", file.display())))?,
+            hash: Sha256::new(),
+        };
+        tokio::io::copy(&mut reader, &mut tokio::io::sink())
+            .await
+            .map_err(|e| refuse(format!("cannot read {}: {e}", file.display())))?;
+        let actual = hex::encode(reader.hash.finalize());
+        if actual != expected {
+            return Err(refuse(format!(
+                "the backup file is truncated or changed (SHA-256 {actual}, expected {expected}); \
+                 it cannot be restored"
+            )));
+        }
+        Ok(file)
+    }
+
+    /// Restores `backup` into `database` (the one it is of): a safety backup first, then the
+    /// other connections ended and the dump restored in one transaction (a failure changes
+    /// nothing). Checks the file before answering; the rest runs in the background, the
+    /// database `restoring` meanwhile and its message saying how it ended.
+    pub async fn restore_same(
+        self: &Arc<Self>,
+        backup: &Backup,
+        database: Database,
+    ) -> Result<Database, StorageError> {
+        if backup.database_id != Some(database.id) {
+            return Err(StorageError::Conflict(
+                "the backup is of another database; restore it into a new one".into(),
+            ));
+        }
+        if database.status != DatabaseState::Running {
+            return Err(StorageError::Conflict(format!(
+                "the database is {}; it must be running to be restored into",
+                database.status
+            )));
+        }
+        let file = self.restorable(backup).await?;
+        let message = format!("restoring backup {}", backup.id);
+        db::databases::set_state(
+            &self.db,
+            database.id,
+            DatabaseState::Restoring,
+            Some(message),
+            None,
+        )
+        .await?;
+        let (this, backup) = (self.clone(), backup.clone());
+        let target = database.clone();
+        tokio::spawn(async move {
+            let message = match this.restore_into_same(&backup, &target, &file).await {
+                Ok(safety) => format!(
+                    "restored backup {} at {} (safety backup {safety} taken first)",
+                    backup.id,
+                    chrono::Utc::now().format("%Y-%m-%d %H:%M:%SZ")
+                ),
+                Err(why) => {
+                    tracing::warn!(backup = %backup.id, error = %why, "a restore failed");
+                    format!("the restore of backup {} failed: {why}", backup.id)
+                }
+            };
+            let _ = db::databases::set_state(
+                &this.db,
+                target.id,
+                DatabaseState::Running,
+                Some(message),
+                None,
+            )
+            .await;
+        });
+        Ok(db::databases::find(&self.db, database.id)
+            .await?
+            .unwrap_or(database))
+    }
+
+    async fn restore_into_same(
+        self: &Arc<Self>,
+        backup: &Backup,
+        database: &Database,
+        file: &Path,
+    ) -> Result<Uuid, String> {
+        let destination = match backup.destination_id {
+            Some(id) => db::backups::destination(&self.db, id).await.ok().flatten(),
+            None => None,
+        }
+        .ok_or("its destination was removed")?;
+        // The safety backup: what the database holds now, before anything is replaced.
+        let safety_id = Uuid::now_v7();
+        let safety = db::backups::start(
+            &self.db,
+            NewBackup {
+                id: safety_id,
+                database_id: database.id,
+                source_name: database.name.clone(),
+                source_kind: database.kind,
+                destination_id: destination.id,
+                object_key: format!(
+                    "{}/{}-{}-safety.dump",
+                    database.name,
+                    chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+                    &safety_id.simple().to_string()[..8]
+                ),
+                created_by: backup.created_by,
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        if let Err((step, why)) = self.take(&safety, database, &destination).await {
+            let _ = db::backups::failed(&self.db, safety.id, step, &why).await;
+            return Err(format!(
+                "nothing was changed: the safety backup failed at {step}: {why}"
+            ));
+        }
+        let this = self.clone();
+        tokio::spawn(async move { this.verify_now(&safety_id).await });
+        let c = credentials(&self.sealer, database).map_err(|e| e.to_string())?;
+        let container = database
+            .container_id
+            .clone()
+            .ok_or("the database has no container")?;
+        let end_others = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()";
+        let cmd = [
+            "psql",
+            "-qtAX",
+            "-U",
+            &c.user,
+            "-d",
+            &c.database,
+            "-c",
+            end_others,
+        ];
+        if let Ok((code, said)) = self.docker.exec_output(&container, &cmd).await
+            && code != 0
+        {
+            tracing::warn!(said, "cannot end the database's other connections");
+        }
+        self.pg_restore(&container, &c, file, true).await?;
+        Ok(safety_id)
+    }
+
+    /// Restores `backup` into a new database of the same kind, version and team, named after
+    /// the source; answers it (`restoring` until done).
+    pub async fn restore_new(
+        self: &Arc<Self>,
+        backup: &Backup,
+        by: Option<Uuid>,
+    ) -> Result<Database, StorageError> {
+        let file = self.restorable(backup).await?;
+        let source = match backup.database_id {
+            Some(id) => db::databases::find(&self.db, id).await?,
+            None => None,
+        };
+        let (team, version) = match &source {
+            Some(s) => (s.team_id, Some(s.version.clone())),
+            None => (None, None),
+        };
+        let suffix = &Uuid::now_v7().simple().to_string()[24..];
+        let base: String = backup.source_name.chars().take(48).collect();
+        let name = format!("{base}-restored-{}", &suffix[..4]);
+        let database = self
+            .create(team, &name, backup.source_kind, version.as_deref(), by)
+            .await?;
+        let (this, backup, target) = (self.clone(), backup.clone(), database.clone());
+        tokio::spawn(async move {
+            let outcome = this.restore_into_new(&target, &file).await;
+            let message = match outcome {
+                Ok(()) => format!("restored from backup {}", backup.id),
+                Err(why) => format!("the restore of backup {} failed: {why}", backup.id),
+            };
+            let _ = db::databases::set_state(
+                &this.db,
+                target.id,
+                DatabaseState::Running,
+                Some(message),
+                None,
+            )
+            .await;
+        });
+        Ok(database)
+    }
+
+    async fn restore_into_new(&self, database: &Database, file: &Path) -> Result<(), String> {
+        // It comes up in the background first.
+        let deadline = tokio::time::Instant::now()
+            + std::time::Duration::from_secs(self.config.databases.start_timeout_secs + 30);
+        let ready = loop {
+            let now = db::databases::find(&self.db, database.id)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("the new database was deleted")?;
+            match now.status {
+                DatabaseState::Running => break now,
+                DatabaseState::Failed => {
+                    return Err(format!(
+                        "the new database did not come up: {}",
+                        now.message.unwrap_or_default()
+                    ));
+                }
+                _ if tokio::time::Instant::now() > deadline => {
+                    return Err("the new database did not come up in time".into());
+                }
+                _ => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+            }
+        };
+        let message = "restoring".to_string();
+        db::databases::set_state(
+            &self.db,
+            ready.id,
+            DatabaseState::Restoring,
+            Some(message),
+            None,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let c = credentials(&self.sealer, &ready).map_err(|e| e.to_string())?;
+        let container = ready
+            .container_id
+            .clone()
+            .ok_or("the new database has no container")?;
+        self.pg_restore(&container, &c, file, false).await
+    }
+
+    /// `pg_restore` of `file` into the database in `container`, in one transaction (`clean`:
+    /// what the dump holds is dropped first).
+    async fn pg_restore(
+        &self,
+        container: &str,
+        c: &Credentials,
+        file: &Path,
+        clean: bool,
+    ) -> Result<(), String> {
+        let mut input = tokio::fs::File::open(file)
+            .await
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let mut cmd = vec![
+            "pg_restore",
+            "--no-owner",
+            "--exit-on-error",
+            "--single-transaction",
+        ];
+        if clean {
+            cmd.extend(["--clean", "--if-exists"]);
+        }
+        cmd.extend(["-U", &c.user, "-d", &c.database]);
+        match self.docker.exec_from(container, &cmd, &mut input).await {
+            Ok((0, _)) => Ok(()),
+            Ok((code, said)) => Err(format!(
+                "pg_restore exited with {code} and changed nothing: {said}"
+            )),
+            Err(e) => Err(format!("pg_restore: {e}")),
+        }
+    }
+}
