@@ -105,6 +105,24 @@ pub enum ClientCommand {
     },
     /// Print the project's URL and open it in a browser when there is a desktop.
     Open { project: String },
+    /// One-click databases.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Restore a backup into the database it is of (a safety backup is taken first; the
+    /// restore runs in one transaction) and wait until it is done: exit 0 restored, 1 failed.
+    Restore {
+        /// The database's name or id.
+        database: String,
+        /// The backup's id (see the database's backups).
+        backup: String,
+        /// Restore into a new database instead of this one.
+        #[arg(long)]
+        new: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -47,6 +47,7 @@ pub async fn dispatch(command: ClientCommand, json: bool) -> Result<(), ClientEr
         ClientCommand::Logs { project, follow } => logs(&api, &project, follow, json).await,
         ClientCommand::Env(command) => env(&api, command, json).await,
         ClientCommand::Open { project } => open(&api, &project, json).await,
+        ClientCommand::Db(command) => super::databases::run(&api, command, json).await,
     }
 }
 

@@ -6,6 +6,7 @@
 mod api;
 mod commands;
 pub mod credentials;
+mod databases;
 mod follow;
 mod login;
 

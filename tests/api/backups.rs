@@ -9,6 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::client::{Client, api_token};
 use crate::deploy::docker_ids;
 use crate::helpers::*;
 
@@ -296,6 +297,24 @@ async fn a_backup_verifies_restores_in_place_and_anew_and_a_truncated_one_is_ref
     ]);
     assert_eq!(count.trim(), "500");
 
+    // From the command line: `shard db restore` waits for the end and exits 0 when restored;
+    // a backup of another database is refused before anything happens.
+    let client = Client::new();
+    let token = api_token(&app, &admin, json!({"name": "cli", "scope": "admin"})).await;
+    client.login(&app, &token).await;
+    let (code, out, err) = client.run(&["db", "restore", "shop", &backup]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("restored backup"), "{out}");
+    let (code, _, err) = client
+        .run(&[
+            "db",
+            "restore",
+            "shop",
+            "01234567-89ab-7def-8123-456789abcdef",
+        ])
+        .await;
+    assert_eq!(code, 2, "{err}");
+
     // Cut short, it no longer verifies, and says why.
     std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
     let again = app
@@ -338,6 +357,9 @@ async fn a_backup_verifies_restores_in_place_and_anew_and_a_truncated_one_is_ref
         "{body}"
     );
     assert_eq!(psql(container, "SELECT count(*) FROM orders").trim(), "500");
+    let (code, _, err) = client.run(&["db", "restore", "shop", &backup]).await;
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("truncated or changed"), "{err}");
 
     // Someone outside the team can neither list nor verify it.
     let listed = app

@@ -15,12 +15,12 @@ use crate::helpers::*;
 const BIN: &str = env!("CARGO_BIN_EXE_shard");
 
 /// A client with its own config directory.
-struct Client {
+pub(crate) struct Client {
     home: tempfile::TempDir,
 }
 
 impl Client {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Client {
             home: tempfile::TempDir::new().unwrap(),
         }
@@ -38,7 +38,7 @@ impl Client {
     }
 
     /// Runs to the end with pipes: (exit code, stdout, stderr).
-    async fn run(&self, args: &[&str]) -> (i32, String, String) {
+    pub(crate) async fn run(&self, args: &[&str]) -> (i32, String, String) {
         let mut command = self.command(args);
         let output = tokio::task::spawn_blocking(move || command.stdin(Stdio::null()).output())
             .await
@@ -51,7 +51,7 @@ impl Client {
         )
     }
 
-    async fn login(&self, app: &TestApp, token: &str) {
+    pub(crate) async fn login(&self, app: &TestApp, token: &str) {
         let (code, _, err) = self.run(&["login", &app.base, "--token", token]).await;
         assert_eq!(code, 0, "{err}");
     }
@@ -108,7 +108,7 @@ async fn in_pty(mut command: Command) -> (ExitStatus, String) {
     (status, output)
 }
 
-async fn api_token(app: &TestApp, session: &Session, body: Value) -> String {
+pub(crate) async fn api_token(app: &TestApp, session: &Session, body: Value) -> String {
     let response = app.post("/api/v1/tokens", Some(&session.token), body).await;
     assert_eq!(response.status(), reqwest::StatusCode::CREATED);
     response.json::<Value>().await.unwrap()["token"]
