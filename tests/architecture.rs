@@ -61,7 +61,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // One-click databases (volumes and file mounts live with deployments, in deploy).
     (
         "storage",
-        &["config", "db", "docker", "model", "secrets", "validate"],
+        &[
+            "config",
+            "db",
+            "docker",
+            "model",
+            "notifications",
+            "secrets",
+            "validate",
+        ],
     ),
     (
         "deploy",

@@ -102,6 +102,7 @@ impl App {
             docker.clone(),
             keys.sealer.clone(),
             config.clone(),
+            notifier.clone(),
         ));
         let deployer = Arc::new(Deployer::new(deploy::Parts {
             databases: databases.clone(),

@@ -32,6 +32,7 @@ pub const EVENTS: &[&str] = &[
     "app.restarted",
     "app.crash_loop",
     "certificate.failed",
+    "backup.failed",
 ];
 
 /// Something to tell a project's owner.

@@ -237,10 +237,7 @@ impl Databases {
         tokio::spawn(async move {
             match this.take(&row, &database, &destination).await {
                 Ok(()) => this.verify_now(&row.id).await,
-                Err((step, why)) => {
-                    tracing::warn!(backup = %row.id, step, error = %why, "a backup failed");
-                    let _ = db::backups::failed(&this.db, row.id, step, &why).await;
-                }
+                Err((step, why)) => this.backup_failed(&row, step, &why).await,
             }
         });
         Ok(backup)
@@ -309,6 +306,33 @@ impl Databases {
         Ok(())
     }
 
+    /// Records the failure and tells whoever asked for the backup and whoever made the
+    /// database (their `backup.failed` channels): a failure is never quiet.
+    pub(super) async fn backup_failed(&self, backup: &Backup, step: &str, why: &str) {
+        tracing::warn!(backup = %backup.id, step, error = %why, "a backup failed");
+        if let Err(e) = db::backups::failed(&self.db, backup.id, step, why).await {
+            tracing::error!(backup = %backup.id, error = %e, "cannot record a failed backup");
+        }
+        let mut recipients: Vec<Uuid> = backup.created_by.into_iter().collect();
+        if let Some(id) = backup.database_id
+            && let Ok(Some(database)) = db::databases::find(&self.db, id).await
+            && let Some(owner) = database.created_by
+            && !recipients.contains(&owner)
+        {
+            recipients.push(owner);
+        }
+        let notice = crate::notifications::Notice {
+            event: "backup.failed".into(),
+            title: format!("Backup of {} failed at {step}", backup.source_name),
+            body: why.chars().take(1000).collect(),
+            project_id: None,
+            project: None,
+            deployment_id: None,
+            url: Some(format!("{}/databases", self.config.public_url())),
+        };
+        self.notifier.emit_to_all(&recipients, notice).await;
+    }
+
     /// Rows per table in the database in `container`.
     async fn count_rows(
         &self,
@@ -354,10 +378,7 @@ impl Databases {
             Ok(()) => {
                 let _ = db::backups::verified(&self.db, backup.id).await;
             }
-            Err(why) => {
-                tracing::warn!(backup = %backup.id, error = %why, "a backup did not verify");
-                let _ = db::backups::failed(&self.db, backup.id, "verify", &why).await;
-            }
+            Err(why) => self.backup_failed(&backup, "verify", &why).await,
         }
     }
 

@@ -60,13 +60,22 @@ pub struct Databases {
     pub(super) docker: Arc<Engine>,
     pub(super) sealer: Arc<Sealer>,
     pub(super) config: Arc<Config>,
+    /// Where `backup.failed` goes.
+    pub(super) notifier: Arc<crate::notifications::Notifier>,
     /// Backups being verified now (one check of a backup at a time).
     pub(super) checking: std::sync::Mutex<std::collections::HashSet<Uuid>>,
 }
 
 impl Databases {
-    pub fn new(db: Db, docker: Arc<Engine>, sealer: Arc<Sealer>, config: Arc<Config>) -> Self {
+    pub fn new(
+        db: Db,
+        docker: Arc<Engine>,
+        sealer: Arc<Sealer>,
+        config: Arc<Config>,
+        notifier: Arc<crate::notifications::Notifier>,
+    ) -> Self {
         Self {
+            notifier,
             db,
             docker,
             sealer,

@@ -151,7 +151,7 @@ impl Databases {
         .await
         .map_err(|e| e.to_string())?;
         if let Err((step, why)) = self.take(&safety, database, &destination).await {
-            let _ = db::backups::failed(&self.db, safety.id, step, &why).await;
+            self.backup_failed(&safety, step, &why).await;
             return Err(format!(
                 "nothing was changed: the safety backup failed at {step}: {why}"
             ));

@@ -315,7 +315,18 @@ async fn a_backup_verifies_restores_in_place_and_anew_and_a_truncated_one_is_ref
         .await;
     assert_eq!(code, 2, "{err}");
 
-    // Cut short, it no longer verifies, and says why.
+    // Cut short, it no longer verifies, says why, and tells the admin's backup.failed channel.
+    let channel: Value = app
+        .post(
+            "/api/v1/notifications/channels",
+            Some(&admin.token),
+            json!({"kind": "webhook", "target": "http://127.0.0.1:9/hook", "events": ["backup.failed"]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let channel = channel["id"].as_str().expect("a channel").to_string();
     std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
     let again = app
         .post(
@@ -335,6 +346,19 @@ async fn a_backup_verifies_restores_in_place_and_anew_and_a_truncated_one_is_ref
         "{refused}"
     );
     assert!(refused["verified_at"].is_null(), "{refused}");
+    let deliveries: Vec<Value> = app
+        .get(
+            &format!("/api/v1/notifications/channels/{channel}/deliveries"),
+            Some(&admin.token),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        deliveries.iter().any(|d| d["event"] == "backup.failed"),
+        "{deliveries:?}"
+    );
     // Nor is it restored: refused before anything is touched.
     let refused = app
         .post(

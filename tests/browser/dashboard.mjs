@@ -515,6 +515,21 @@ try {
   await audit(page, "databases");
   await dbCard.getByRole("button", { name: "Detach" }).click();
   await dbCard.getByText("None yet.", { exact: false }).waitFor();
+  // A backup needs a destination (System page, admins); then it is taken and verified.
+  await page.getByRole("link", { name: "System", exact: true }).click();
+  const addDestination = page.getByRole("form", { name: "Add a destination" });
+  await addDestination.getByLabel("Name").fill("here");
+  await addDestination.getByLabel("Directory").fill("relative");
+  await addDestination.getByRole("button", { name: "Add destination" }).click();
+  await addDestination.locator(".field-error").waitFor();
+  await addDestination.getByLabel("Directory").fill(join(dataDir, "backups"));
+  await addDestination.getByRole("button", { name: "Add destination" }).click();
+  await page.getByRole("table", { name: "Destinations" }).getByText("here", { exact: true }).waitFor();
+  await page.getByRole("link", { name: "Databases", exact: true }).click();
+  await dbCard.getByRole("button", { name: "Back up now" }).click();
+  const backupRows = page.getByRole("table", { name: "Backups of web-db list" }).locator("tbody tr");
+  await backupRows.first().locator(".badge", { hasText: "verified" }).waitFor({ timeout: 120000 });
+  await audit(page, "database-backups");
   await dbCard.getByRole("button", { name: "Delete" }).click();
   const deleteDb = page.getByRole("dialog", { name: "Delete database web-db?" });
   await deleteDb.getByLabel("Type web-db to confirm").fill("web-db");

@@ -580,3 +580,32 @@ export const attachDatabase = (id: string, project: string) =>
   request<void>("POST", `/databases/${id}/attachments/${project}`, {});
 export const detachDatabase = (id: string, project: string) =>
   request<void>("DELETE", `/databases/${id}/attachments/${project}`);
+
+/** Where backups go (instance admins). */
+export type Destination = { id: string; name: string; kind: "local" | "s3"; path: string | null; created_at: string };
+export const listDestinations = () => request<Destination[]>("GET", "/backups/destinations");
+export const addDestination = (d: { name: string; kind: string; path?: string }) =>
+  request<Destination>("POST", "/backups/destinations", d);
+export const deleteDestination = (id: string) => request<void>("DELETE", `/backups/destinations/${id}`);
+/** A backup: `verified` only once a restore of it was checked. */
+export type Backup = {
+  id: string;
+  status: "running" | "succeeded" | "verified" | "failed";
+  step: string | null;
+  error: string | null;
+  database_id: string | null;
+  source_name: string;
+  destination_id: string | null;
+  key: string;
+  size_bytes: number | null;
+  sha256: string | null;
+  started_at: string;
+  finished_at: string | null;
+  verified_at: string | null;
+};
+export const listBackups = (database: string) => request<Backup[]>("GET", `/databases/${database}/backups`);
+export const takeBackup = (database: string, destination_id?: string) =>
+  request<{ id: string; status: string }>("POST", `/databases/${database}/backups`, destination_id ? { destination_id } : {});
+export const verifyBackup = (id: string) => request<{ id: string; status: string }>("POST", `/backups/${id}/verify`, {});
+export const restoreBackup = (id: string, target: "same" | "new") =>
+  request<Database>("POST", `/backups/${id}/restore`, { target });

@@ -13,6 +13,7 @@ const EVENTS: [string, string][] = [
   ["app.restarted", "App restarted"],
   ["app.crash_loop", "Crash loop"],
   ["certificate.failed", "Certificate failed"],
+  ["backup.failed", "Backup failed"],
 ];
 
 const TARGET_LABEL: Record<string, string> = {

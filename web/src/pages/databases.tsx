@@ -5,6 +5,7 @@
 // deployment gets DATABASE_URL or REDIS_URL) and delete it with a typed confirmation.
 import { FormEvent, useCallback, useEffect, useState } from "react";
 import * as api from "../api";
+import { BackupsPanel } from "./backups";
 import { Ago, Alert, Badge, ConfirmDialog, CopyButton, Empty, errorText, Field, formErrors, FormErrors, noErrors, useToast } from "../ui";
 
 const REFRESH_MS = 3000;
@@ -115,7 +116,7 @@ function DatabaseCard({ db, projects, onChanged }: { db: api.Database; projects:
       </div>
       {db.status === "failed" && db.message && <pre className="command">{db.message}</pre>}
       <div className="row wrap">
-        <button className="btn secondary small" disabled={db.status === "running" || db.status === "starting"} onClick={() => act("Starting", () => api.controlDatabase(db.id, "start"))}>
+        <button className="btn secondary small" disabled={db.status !== "stopped" && db.status !== "failed"} onClick={() => act("Starting", () => api.controlDatabase(db.id, "start"))}>
           Start
         </button>
         <button className="btn secondary small" disabled={db.status === "stopped"} onClick={() => act("Stopped", () => api.controlDatabase(db.id, "stop"))}>
@@ -196,6 +197,7 @@ function DatabaseCard({ db, projects, onChanged }: { db: api.Database; projects:
           </div>
         )}
       </div>
+      <BackupsPanel db={db} onRestored={onChanged} />
       {logs && (
         <pre className="command" aria-label={`Output of ${db.name}`}>
           {logs.length ? logs.join("\n") : "(no output yet)"}

@@ -4,6 +4,7 @@ import { useEffect, useState } from "react";
 import * as api from "../api";
 import { follow, LiveMessage } from "../live";
 import { Ago, Badge, bytes } from "../ui";
+import { Destinations } from "./backups";
 import { DetachedVolumes } from "./detached";
 
 function HostOverview() {
@@ -77,6 +78,7 @@ export default function SystemPage() {
       )}
       <HostOverview />
       <DetachedVolumes />
+      <Destinations />
     </section>
   );
 }

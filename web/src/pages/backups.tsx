@@ -1,0 +1,188 @@
+// Backups of a database (on the Databases page) and backup destinations (on the System page).
+// A backup is listed with its size, how long it took and whether a restore of it was checked
+// (`verified`); a failure shows its step and reason. Restore asks for the database's name.
+import { FormEvent, useCallback, useEffect, useState } from "react";
+import * as api from "../api";
+import { Ago, Alert, Badge, bytes, ConfirmDialog, duration, Empty, errorText, Field, formErrors, FormErrors, noErrors, useToast } from "../ui";
+
+export function BackupsPanel({ db, onRestored }: { db: api.Database; onRestored: () => void }) {
+  const toast = useToast();
+  const [backups, setBackups] = useState<api.Backup[] | null>(null);
+  const [error, setError] = useState("");
+  const [restoring, setRestoring] = useState<{ backup: api.Backup; target: "same" | "new" } | null>(null);
+  const reload = useCallback(() => {
+    api.listBackups(db.id).then(setBackups, (e) => setError(errorText(e)));
+  }, [db.id]);
+  useEffect(() => {
+    reload();
+    const timer = setInterval(reload, 3000);
+    return () => clearInterval(timer);
+  }, [reload]);
+  const act = async (what: string, action: () => Promise<unknown>) => {
+    setError("");
+    try {
+      await action();
+      toast(what, "success");
+    } catch (e) {
+      setError(errorText(e));
+    }
+    reload();
+  };
+  return (
+    <div className="stack" aria-label={`Backups of ${db.name}`} role="region">
+      <div className="row wrap">
+        <h3>Backups</h3>
+        <button className="btn secondary small" onClick={() => act("Backup started", () => api.takeBackup(db.id))}>
+          Back up now
+        </button>
+      </div>
+      <p className="muted small">
+        A backup is streamed to a destination with its checksum, then restored into a throwaway copy and checked row by row: only
+        then is it verified.
+      </p>
+      <Alert>{error}</Alert>
+      {backups && backups.length === 0 && <p className="muted small">No backups yet.</p>}
+      {backups && backups.length > 0 && (
+        <table className="table" aria-label={`Backups of ${db.name} list`}>
+          <thead>
+            <tr>
+              <th>Started</th>
+              <th>Status</th>
+              <th>Size</th>
+              <th>Took</th>
+              <th />
+            </tr>
+          </thead>
+          <tbody>
+            {backups.map((b) => (
+              <tr key={b.id}>
+                <td data-label="Started">
+                  <Ago at={b.started_at} />
+                  {b.key.endsWith("-safety.dump") && <span className="muted small"> (safety)</span>}
+                </td>
+                <td data-label="Status">
+                  <Badge status={b.status} />
+                  {b.error && (
+                    <span className="small">
+                      {" "}
+                      {b.step}: {b.error}
+                    </span>
+                  )}
+                </td>
+                <td data-label="Size">{b.size_bytes === null ? "" : bytes(b.size_bytes)}</td>
+                <td data-label="Took">{b.finished_at ? duration(b.started_at, b.finished_at) : ""}</td>
+                <td className="actions">
+                  <button className="btn secondary small" disabled={!b.sha256} onClick={() => act("Verification started", () => api.verifyBackup(b.id))}>
+                    Verify
+                  </button>
+                  <button className="btn secondary small" disabled={!b.sha256} onClick={() => setRestoring({ backup: b, target: "same" })}>
+                    Restore
+                  </button>
+                  <button className="btn secondary small" disabled={!b.sha256} onClick={() => setRestoring({ backup: b, target: "new" })}>
+                    Restore as new
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {restoring && (
+        <ConfirmDialog
+          open
+          onClose={() => setRestoring(null)}
+          title={restoring.target === "same" ? `Restore ${db.name} from this backup?` : `Restore this backup into a new database?`}
+          word={db.name}
+          action="Restore"
+          onConfirm={() =>
+            api.restoreBackup(restoring.backup.id, restoring.target).then(() => {
+              toast("Restore started", "success");
+              onRestored();
+            })
+          }
+        >
+          {restoring.target === "same" ? (
+            <p>
+              A safety backup is taken first, then the database's other connections are ended and its content replaced in one
+              transaction: if the restore fails, nothing changes.
+            </p>
+          ) : (
+            <p>A new database of the same kind and team gets the backup's content; {db.name} is not touched.</p>
+          )}
+        </ConfirmDialog>
+      )}
+    </div>
+  );
+}
+
+/** Admin, on the System page: where backups go. */
+export function Destinations() {
+  const [destinations, setDestinations] = useState<api.Destination[] | null>(null);
+  const [name, setName] = useState("");
+  const [path, setPath] = useState("");
+  const [errors, setErrors] = useState<FormErrors>(noErrors);
+  const [error, setError] = useState("");
+  const reload = () => api.listDestinations().then(setDestinations, (e) => setError(errorText(e)));
+  useEffect(() => {
+    reload();
+  }, []);
+  async function add(e: FormEvent) {
+    e.preventDefault();
+    setErrors(noErrors);
+    try {
+      await api.addDestination({ name, kind: "local", path });
+      setName("");
+      setPath("");
+      await reload();
+    } catch (err) {
+      setErrors(formErrors(err, ["name", "path"]));
+    }
+  }
+  return (
+    <section className="card stack" aria-label="Backup destinations">
+      <h2>Backup destinations</h2>
+      <p className="small muted">A directory on this host that shard can write; backups of databases go there.</p>
+      <form className="form-grid" onSubmit={add} noValidate aria-label="Add a destination">
+        <Field label="Name" name="name" value={name} placeholder="local" error={errors.fields.name} onChange={(e) => setName(e.target.value)} />
+        <Field label="Directory" name="path" value={path} placeholder="/var/backups/shard" error={errors.fields.path} onChange={(e) => setPath(e.target.value)} />
+        <div className="form-actions">
+          <button type="submit" className="btn">
+            Add destination
+          </button>
+        </div>
+      </form>
+      <Alert>{errors.message || error}</Alert>
+      {destinations && destinations.length === 0 && <Empty title="No destinations">Backups need one.</Empty>}
+      {destinations && destinations.length > 0 && (
+        <table className="table" aria-label="Destinations">
+          <thead>
+            <tr>
+              <th>Name</th>
+              <th>Where</th>
+              <th>Added</th>
+              <th />
+            </tr>
+          </thead>
+          <tbody>
+            {destinations.map((d) => (
+              <tr key={d.id}>
+                <td data-label="Name">{d.name}</td>
+                <td data-label="Where">
+                  <code>{d.path}</code>
+                </td>
+                <td data-label="Added">
+                  <Ago at={d.created_at} />
+                </td>
+                <td className="actions">
+                  <button className="btn secondary small" onClick={() => api.deleteDestination(d.id).then(reload, (e) => setError(errorText(e)))}>
+                    Remove
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
