@@ -346,19 +346,27 @@ async fn a_backup_verifies_restores_in_place_and_anew_and_a_truncated_one_is_ref
         "{refused}"
     );
     assert!(refused["verified_at"].is_null(), "{refused}");
-    let deliveries: Vec<Value> = app
-        .get(
-            &format!("/api/v1/notifications/channels/{channel}/deliveries"),
-            Some(&admin.token),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert!(
-        deliveries.iter().any(|d| d["event"] == "backup.failed"),
-        "{deliveries:?}"
-    );
+    // The notice is queued right after the failure is recorded.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let deliveries: Vec<Value> = app
+            .get(
+                &format!("/api/v1/notifications/channels/{channel}/deliveries"),
+                Some(&admin.token),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        if deliveries.iter().any(|d| d["event"] == "backup.failed") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no backup.failed: {deliveries:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     // Nor is it restored: refused before anything is touched.
     let refused = app
         .post(
@@ -417,4 +425,180 @@ async fn a_backup_verifies_restores_in_place_and_anew_and_a_truncated_one_is_ref
         )
         .await;
     assert_eq!(stopped.status(), StatusCode::CONFLICT);
+}
+
+/// Every `*.partial` file under `dir`, at any depth.
+fn partial_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(partial_files(&path));
+        } else if path.to_string_lossy().ends_with(".partial") {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_backup_cut_off_by_a_sigkill_is_failed_after_the_restart_and_leaves_nothing_partial() {
+    use crate::process::Serve;
+    use reqwest::Method;
+    let dir = tempfile::TempDir::new().unwrap();
+    let store = dir.path().join("store");
+    let mut serve = Serve::start(
+        dir.path(),
+        fresh_database_url().await,
+        &[
+            (
+                "SHARD_DATABASES__IMAGES__POSTGRES",
+                "shard-test/postgres:{version}",
+            ),
+            ("SHARD_DATABASES__VERSIONS__POSTGRES", "15"),
+        ],
+    )
+    .await;
+    let token = serve.setup_admin().await;
+    let destination = json!({"name": "here", "kind": "local", "path": store.to_str().unwrap()});
+    serve
+        .api(
+            &token,
+            Method::POST,
+            "/backups/destinations",
+            Some(destination),
+        )
+        .await;
+    let created = serve
+        .api(
+            &token,
+            Method::POST,
+            "/databases",
+            Some(json!({"kind": "postgres", "name": "big"})),
+        )
+        .await;
+    let db = created["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + WITHIN;
+    while serve
+        .api(&token, Method::GET, &format!("/databases/{db}"), None)
+        .await["status"]
+        != "running"
+    {
+        assert!(Instant::now() < deadline, "the database never came up");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Enough data (about 150 MiB, half of it random) that a dump takes a while.
+    let container = docker_ids(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=shard.database={db}"),
+    ]);
+    let container = container.trim().to_string();
+    docker_ids(&[
+        "exec",
+        &container,
+        "psql",
+        "-qtA",
+        "-U",
+        "app",
+        "-d",
+        "big",
+        "-c",
+        "CREATE TABLE t AS SELECT g, md5(random()::text) || md5(random()::text) \
+         || md5(random()::text) || md5(random()::text) || repeat(md5(g::text), 8) AS v \
+         FROM generate_series(1, 400000) g",
+    ]);
+
+    let started = serve
+        .api(
+            &token,
+            Method::POST,
+            &format!("/databases/{db}/backups"),
+            Some(json!({})),
+        )
+        .await;
+    let backup = started["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        let growing = partial_files(&store)
+            .iter()
+            .any(|p| std::fs::metadata(p).map(|m| m.len() > 0).unwrap_or(false));
+        if growing {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the dump never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    serve.kill();
+    serve.spawn().await;
+    let token = serve.login().await;
+
+    // After the restart: failed, saying why, with no size; nothing partial left anywhere.
+    let all = serve
+        .api(
+            &token,
+            Method::GET,
+            &format!("/databases/{db}/backups"),
+            None,
+        )
+        .await;
+    let cut = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["id"] == backup.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(cut["status"], "failed", "{cut}");
+    assert!(cut["error"].as_str().unwrap().contains("stopped"), "{cut}");
+    assert!(cut["size_bytes"].is_null(), "{cut}");
+    assert_eq!(partial_files(&store), Vec::<std::path::PathBuf>::new());
+
+    // The database is unharmed: the next backup is verified.
+    let again = serve
+        .api(
+            &token,
+            Method::POST,
+            &format!("/databases/{db}/backups"),
+            Some(json!({})),
+        )
+        .await;
+    let again = again["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        let all = serve
+            .api(
+                &token,
+                Method::GET,
+                &format!("/databases/{db}/backups"),
+                None,
+            )
+            .await;
+        let row = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["id"] == again.as_str())
+            .unwrap()
+            .clone();
+        if row["status"] == "verified" {
+            break;
+        }
+        assert!(
+            row["status"] != "failed" && Instant::now() < deadline,
+            "{row}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let deleted = reqwest::Client::new()
+        .delete(format!("{}/api/v1/databases/{db}", serve.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
 }
