@@ -8,6 +8,7 @@
 //!    restoring until it is done) against `docker exec -i … pg_restore` of the same file into
 //!    another fresh database, with the same flags.
 //! 3. shard's peak RSS over idle while it backs up the 1 GiB database.
+//!
 //! Also printed: how long shard's verification (restore into a throwaway copy, rows counted)
 //! took.
 //!
