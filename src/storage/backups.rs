@@ -2,8 +2,9 @@
 //! own dump tool runs in its container (`pg_dump -Fc`, compressed by the format) and its output
 //! goes through a SHA-256 straight into the destination, never whole in memory; a local
 //! destination gets it as `<key>.partial`, renamed into place only once complete, so a crash
-//! or a full disk never leaves a file that looks whole. What the source held when the dump
-//! began (rows per table) is recorded with it.
+//! or a full disk never leaves a file that looks whole. What the source holds (rows per table,
+//! counted while the dump runs) is recorded with it; writes during the dump can make the two
+//! differ, which verification then reports.
 //!
 //! Every backup is then verified: its checksum is read back, it is restored into a throwaway
 //! copy of the database (same image, no network, removed after) and the rows per table are
@@ -256,14 +257,6 @@ impl Databases {
             .container_id
             .clone()
             .ok_or_else(|| dump("the database has no container".into()))?;
-        let counts = self
-            .count_rows(&container, &c)
-            .await
-            .map_err(|e| dump(format!("cannot count the source's rows: {e}")))?;
-        let counts = serde_json::to_string(&counts).map_err(|e| dump(e.to_string()))?;
-        db::backups::set_counts(&self.db, backup.id, &counts)
-            .await
-            .map_err(|e| dump(e.to_string()))?;
         let file = local_file(destination, &backup.object_key).map_err(|e| dump(e.to_string()))?;
         let partial = file.with_extension("dump.partial");
         let upload =
@@ -277,10 +270,22 @@ impl Databases {
             hash: Sha256::new(),
             bytes: 0,
         };
+        // The rows are counted while the dump runs (on another core, not after it): the
+        // count is what verification compares a restore with.
         let cmd = ["pg_dump", "-Fc", "-U", &c.user, "-d", &c.database];
-        let result = self.docker.exec_to(&container, &cmd, &mut out).await;
+        let (counts, result) = tokio::join!(
+            self.count_rows(&container, &c),
+            self.docker.exec_to(&container, &cmd, &mut out)
+        );
+        let counted = async {
+            let counts = counts.map_err(|e| dump(format!("cannot count the source's rows: {e}")))?;
+            let counts = serde_json::to_string(&counts).map_err(|e| dump(e.to_string()))?;
+            db::backups::set_counts(&self.db, backup.id, &counts)
+                .await
+                .map_err(|e| dump(e.to_string()))
+        };
         let outcome = match result {
-            Ok((0, _)) => Ok(()),
+            Ok((0, _)) => counted.await,
             Ok((code, errors)) => Err(dump(format!("pg_dump exited with {code}: {errors}"))),
             Err(ExecError::Write(e)) => Err(upload(e)),
             Err(ExecError::Engine(e)) => Err(dump(e.to_string())),
