@@ -278,7 +278,8 @@ impl Databases {
             self.docker.exec_to(&container, &cmd, &mut out)
         );
         let counted = async {
-            let counts = counts.map_err(|e| dump(format!("cannot count the source's rows: {e}")))?;
+            let counts =
+                counts.map_err(|e| dump(format!("cannot count the source's rows: {e}")))?;
             let counts = serde_json::to_string(&counts).map_err(|e| dump(e.to_string()))?;
             db::backups::set_counts(&self.db, backup.id, &counts)
                 .await
