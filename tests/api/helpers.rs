@@ -70,6 +70,19 @@ pub async fn execute_sql(app: &TestApp, sql: &str, values: Vec<sea_orm::Value>) 
     .unwrap();
 }
 
+/// A port to give a server that binds it later: picked at random below the kernel's ephemeral
+/// range (32768–60999), so no outgoing connection of a test running alongside takes it in the
+/// meantime (a port the kernel handed out as free would be one it hands out next), and checked
+/// free now.
+pub fn free_port() -> u16 {
+    loop {
+        let port = 20_000 + (uuid::Uuid::new_v4().as_u128() % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 pub async fn test_config(dir: &TempDir) -> Config {
     let mut config = Config {
         data_dir: dir.path().to_path_buf(),

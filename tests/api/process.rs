@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::PASSWORD;
+use crate::helpers::{PASSWORD, free_port};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_shard");
 
@@ -19,14 +19,6 @@ pub struct Serve {
     pub db_url: Option<String>,
     envs: Vec<(String, String)>,
     child: Option<Child>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Serve {

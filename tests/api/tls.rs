@@ -14,14 +14,6 @@ use crate::helpers::*;
 use crate::peers::Peer;
 use crate::proxy::{get_host, live_project, start_upstream};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Pebble {
     _children: Vec<Peer>,
     dir: tempfile::TempDir,
