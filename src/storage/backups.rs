@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::AsyncWrite;
 use uuid::Uuid;
 
 use super::connection::interface;
@@ -77,25 +77,17 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Hashing<W> {
     }
 }
 
-/// A reader that hashes what is read through it.
-pub(super) struct HashingReader<R> {
-    pub(super) inner: R,
-    pub(super) hash: Sha256,
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for HashingReader<R> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = &mut *self;
-        let before = buf.filled().len();
-        let read = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = &read {
-            this.hash.update(&buf.filled()[before..]);
+/// The SHA-256 of the file at `path` (hex), read in 1 MiB pieces; why it cannot be read.
+pub(super) async fn file_sha256(path: &Path) -> Result<String, String> {
+    use tokio::io::AsyncReadExt;
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let mut file = tokio::fs::File::open(path).await.map_err(cannot)?;
+    let (mut hash, mut buf) = (Sha256::new(), vec![0u8; 1 << 20]);
+    loop {
+        match file.read(&mut buf).await.map_err(cannot)? {
+            0 => return Ok(hex::encode(hash.finalize())),
+            n => hash.update(&buf[..n]),
         }
-        read
     }
 }
 
@@ -397,18 +389,7 @@ impl Databases {
         let file = local_file(&destination, &backup.object_key).map_err(|e| e.to_string())?;
         let expected = backup.sha256.clone().ok_or("it was never stored whole")?;
         // The bytes first: a truncated or changed file is named as such.
-        let actual = {
-            let mut reader = HashingReader {
-                inner: tokio::fs::File::open(&file)
-                    .await
-                    .map_err(|e| format!("cannot read {}: {e}", file.display()))?,
-                hash: Sha256::new(),
-            };
-            tokio::io::copy(&mut reader, &mut tokio::io::sink())
-                .await
-                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-            hex::encode(reader.hash.finalize())
-        };
+        let actual = file_sha256(&file).await?;
         if actual != expected {
             return Err(format!(
                 "the stored file is not what was backed up (SHA-256 {actual}, expected {expected}): \

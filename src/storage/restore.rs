@@ -8,10 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::backups::{HashingReader, local_file};
+use super::backups::{file_sha256, local_file};
 use super::databases::{Credentials, Databases, StorageError, credentials};
 use crate::db;
 use crate::db::backups::{Backup, NewBackup};
@@ -41,16 +40,7 @@ impl Databases {
         }
         .ok_or_else(|| refuse("its destination was removed".into()))?;
         let file = local_file(&destination, &backup.object_key)?;
-        let mut reader = HashingReader {
-            inner: tokio::fs::File::open(&file)
-                .await
-                .map_err(|e| refuse(format!("cannot read {}: {e}", file.display())))?,
-            hash: Sha256::new(),
-        };
-        tokio::io::copy(&mut reader, &mut tokio::io::sink())
-            .await
-            .map_err(|e| refuse(format!("cannot read {}: {e}", file.display())))?;
-        let actual = hex::encode(reader.hash.finalize());
+        let actual = file_sha256(&file).await.map_err(refuse)?;
         if actual != expected {
             return Err(refuse(format!(
                 "the backup file is truncated or changed (SHA-256 {actual}, expected {expected}); \
