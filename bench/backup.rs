@@ -82,11 +82,7 @@ async fn main() {
     state
         .databases
         .add_destination(
-            NewDestination {
-                name: "bench".into(),
-                kind: shard::model::DestinationKind::Local,
-                path: Some(store.to_string_lossy().into_owned()),
-            },
+            NewDestination::local("bench", &store.to_string_lossy()),
             None,
         )
         .await

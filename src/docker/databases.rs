@@ -147,6 +147,7 @@ impl Engine {
     ) -> Result<String, EngineError> {
         let docker = self.client().await?;
         self.remove_named(&run.name).await?;
+        self.remove_labelled(run.id).await?;
         let port_key = format!("{}/tcp", run.port);
         let port_bindings = run.public_port.map(|port| {
             HashMap::from([(
@@ -223,6 +224,16 @@ impl Engine {
             self.remove_container(id).await?;
         }
         Ok(ids.len())
+    }
+
+    /// Removes every container of database (or throwaway copy) `id`, whatever its name
+    /// (names from older versions too): never two on one volume.
+    async fn remove_labelled(&self, id: Uuid) -> Result<(), EngineError> {
+        let filters = self.owned_filter(Some(format!("{LABEL_DATABASE}={id}")));
+        for container in self.container_ids(&filters).await? {
+            self.remove_container(&container).await?;
+        }
+        Ok(())
     }
 
     /// Removes the container called `name` (and its anonymous volumes), if there is one.
@@ -447,6 +458,7 @@ impl Engine {
         volume: Option<&str>,
     ) -> Result<(), EngineError> {
         self.remove_named(container_name).await?;
+        self.remove_labelled(id).await?;
         match self
             .client()
             .await?

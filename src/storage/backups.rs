@@ -14,17 +14,13 @@
 //!
 //! Restores are in `restore`. This version backs up PostgreSQL to local destinations.
 
-use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use sha2::{Digest, Sha256};
-use tokio::io::AsyncWrite;
 use uuid::Uuid;
 
 use super::connection::interface;
 use super::databases::{Credentials, Databases, StorageError, credentials};
+use super::store::{Store, seal_secret};
 use crate::db::backups::{Backup, Destination, NewBackup};
 use crate::db::databases::Database;
 use crate::db::{self};
@@ -44,51 +40,54 @@ pub struct NewDestination {
     pub name: String,
     pub kind: DestinationKind,
     pub path: Option<String>,
+    pub endpoint: Option<String>,
+    pub bucket: Option<String>,
+    pub prefix: Option<String>,
+    pub region: Option<String>,
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
 }
 
-/// A writer that hashes and counts what passes through it.
-struct Hashing<W> {
-    inner: W,
-    hash: Sha256,
-    bytes: u64,
-}
-
-impl<W: AsyncWrite + Unpin> AsyncWrite for Hashing<W> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let this = &mut *self;
-        let written = Pin::new(&mut this.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = &written {
-            this.hash.update(&buf[..*n]);
-            this.bytes += *n as u64;
-        }
-        written
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-/// The SHA-256 of the file at `path` (hex), read in 1 MiB pieces; why it cannot be read.
-pub(super) async fn file_sha256(path: &Path) -> Result<String, String> {
-    use tokio::io::AsyncReadExt;
-    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
-    let mut file = tokio::fs::File::open(path).await.map_err(cannot)?;
-    let (mut hash, mut buf) = (Sha256::new(), vec![0u8; 1 << 20]);
-    loop {
-        match file.read(&mut buf).await.map_err(cannot)? {
-            0 => return Ok(hex::encode(hash.finalize())),
-            n => hash.update(&buf[..n]),
+impl NewDestination {
+    /// A local directory.
+    pub fn local(name: &str, path: &str) -> Self {
+        NewDestination {
+            name: name.into(),
+            kind: DestinationKind::Local,
+            path: Some(path.into()),
+            endpoint: None,
+            bucket: None,
+            prefix: None,
+            region: None,
+            access_key: None,
+            secret_key: None,
         }
     }
+}
+
+/// An S3 bucket name as S3 allows one: 3–63 lower-case letters, digits, `.` and `-`, starting
+/// and ending with a letter or digit.
+fn bucket_name(name: &str) -> bool {
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    (3..=63).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && edge(name.chars().next())
+        && edge(name.chars().last())
+}
+
+/// A key prefix: `/`-separated segments of letters, digits, `.`, `_` and `-`, none `.`/`..`.
+fn key_prefix(prefix: &str) -> bool {
+    prefix.len() <= 200
+        && prefix.trim_matches('/').split('/').all(|segment| {
+            !segment.is_empty()
+                && segment != "."
+                && segment != ".."
+                && segment
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        })
 }
 
 /// Parses `schema.table|rows` lines.
@@ -99,15 +98,6 @@ fn parse_counts(text: &str) -> std::collections::BTreeMap<String, i64> {
             Some((table.to_string(), rows.trim().parse().ok()?))
         })
         .collect()
-}
-
-/// Where backup `key` lives in a local destination.
-pub(super) fn local_file(destination: &Destination, key: &str) -> Result<PathBuf, StorageError> {
-    let dir = destination
-        .path
-        .as_deref()
-        .ok_or_else(|| anyhow::anyhow!("the local destination has no path"))?;
-    Ok(Path::new(dir).join(key))
 }
 
 impl Databases {
@@ -122,37 +112,12 @@ impl Databases {
             field,
             message: message.to_string(),
         };
-        let path = match new.kind {
-            DestinationKind::S3 => {
-                return Err(invalid(
-                    "kind",
-                    "S3 destinations are not available in this version; use a local directory",
-                ));
-            }
-            DestinationKind::Local => new
-                .path
-                .ok_or_else(|| invalid("path", "a local destination needs a path"))?,
-        };
-        if crate::validate::static_dir(&path).is_err() || path.trim_end_matches('/').is_empty() {
-            return Err(invalid(
-                "path",
-                "must be an absolute directory without '..', e.g. /var/backups/shard",
-            ));
-        }
-        let probe = Path::new(&path).join(format!(".shard-probe-{}", Uuid::now_v7().simple()));
-        let writable = async {
-            tokio::fs::create_dir_all(&path).await?;
-            tokio::fs::write(&probe, b"").await?;
-            tokio::fs::remove_file(&probe).await
-        };
-        if let Err(e) = writable.await {
-            return Err(invalid("path", &format!("cannot write there: {e}")));
-        }
-        let row = Destination {
-            id: Uuid::now_v7(),
+        let id = Uuid::now_v7();
+        let mut row = Destination {
+            id,
             name: new.name.clone(),
             kind: new.kind,
-            path: Some(path),
+            path: None,
             endpoint: None,
             bucket: None,
             prefix: None,
@@ -162,6 +127,96 @@ impl Databases {
             created_by: by,
             created_at: chrono::Utc::now(),
         };
+        let given = |value: Option<String>| {
+            value
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        match new.kind {
+            DestinationKind::Local => {
+                let path = given(new.path)
+                    .ok_or_else(|| invalid("path", "a local destination needs a path"))?;
+                if crate::validate::static_dir(&path).is_err()
+                    || path.trim_end_matches('/').is_empty()
+                {
+                    return Err(invalid(
+                        "path",
+                        "must be an absolute directory without '..', e.g. /var/backups/shard",
+                    ));
+                }
+                tokio::fs::create_dir_all(&path)
+                    .await
+                    .map_err(|e| invalid("path", &format!("cannot write there: {e}")))?;
+                row.path = Some(path);
+            }
+            DestinationKind::S3 => {
+                let bucket = given(new.bucket)
+                    .ok_or_else(|| invalid("bucket", "an S3 destination needs a bucket"))?;
+                if !bucket_name(&bucket) {
+                    return Err(invalid(
+                        "bucket",
+                        "must be 3-63 lower-case letters, digits, '.' and '-'",
+                    ));
+                }
+                row.bucket = Some(bucket);
+                if let Some(endpoint) = given(new.endpoint.clone()) {
+                    let parsed = url::Url::parse(&endpoint).ok().filter(|u| {
+                        matches!(u.scheme(), "http" | "https")
+                            && u.host().is_some()
+                            && u.query().is_none()
+                            && u.username().is_empty()
+                    });
+                    if parsed.is_none() {
+                        return Err(invalid(
+                            "endpoint",
+                            "must be an http(s) URL such as https://s3.example.com (empty for AWS)",
+                        ));
+                    }
+                    row.endpoint = Some(endpoint.trim_end_matches('/').to_string());
+                }
+                if let Some(prefix) = given(new.prefix) {
+                    if !key_prefix(&prefix) {
+                        return Err(invalid(
+                            "prefix",
+                            "must be '/'-separated names of letters, digits, '.', '_' and '-'",
+                        ));
+                    }
+                    row.prefix = Some(prefix.trim_matches('/').to_string());
+                }
+                if let Some(region) = given(new.region) {
+                    if region.len() > 64
+                        || !region
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    {
+                        return Err(invalid("region", "must be a region name such as eu-west-1"));
+                    }
+                    row.region = Some(region);
+                }
+                let (access, secret) = (given(new.access_key), given(new.secret_key));
+                let (Some(access), Some(secret)) = (access, secret) else {
+                    return Err(invalid(
+                        "secret_key",
+                        "an S3 destination needs access_key and secret_key",
+                    ));
+                };
+                if access.len() > 255 || secret.len() > 1024 {
+                    return Err(invalid("access_key", "is too long"));
+                }
+                row.access_key = Some(access);
+                row.secret_key = Some(seal_secret(&self.sealer, id, &secret));
+            }
+        }
+        // A destination is added only once a write to it worked, with its credentials.
+        let store = Store::open(&row, &self.sealer).map_err(|e| invalid("kind", &e))?;
+        if let Err(e) = store.probe().await {
+            let field = if row.kind == DestinationKind::S3 {
+                "bucket"
+            } else {
+                "path"
+            };
+            return Err(invalid(field, &format!("cannot write there: {e}")));
+        }
         db::backups::add_destination(&self.db, row)
             .await?
             .ok_or_else(|| {
@@ -249,18 +304,17 @@ impl Databases {
             .container_id
             .clone()
             .ok_or_else(|| dump("the database has no container".into()))?;
-        let file = local_file(destination, &backup.object_key).map_err(|e| dump(e.to_string()))?;
-        let partial = file.with_extension("dump.partial");
-        let upload =
-            |e: std::io::Error| ("upload", format!("cannot write {}: {e}", partial.display()));
-        if let Some(dir) = partial.parent() {
-            tokio::fs::create_dir_all(dir).await.map_err(upload)?;
-        }
-        let out = tokio::fs::File::create(&partial).await.map_err(upload)?;
-        let mut out = Hashing {
-            inner: tokio::io::BufWriter::with_capacity(1 << 20, out),
-            hash: Sha256::new(),
-            bytes: 0,
+        let store = Store::open(destination, &self.sealer).map_err(|e| ("upload", e))?;
+        let mut out = store
+            .create(&backup.object_key)
+            .await
+            .map_err(|e| ("upload", e))?;
+        let upload = |e: std::io::Error| {
+            let at = store.describe(&backup.object_key);
+            (
+                "upload",
+                format!("cannot store {at}: {}", super::store::tidy(&e.to_string())),
+            )
         };
         // The rows are counted while the dump runs (on another core, not after it): the
         // count is what verification compares a restore with.
@@ -284,21 +338,11 @@ impl Databases {
             Err(ExecError::Engine(e)) => Err(dump(e.to_string())),
         };
         if let Err(failure) = outcome {
-            let _ = tokio::fs::remove_file(&partial).await;
+            out.abort().await;
             return Err(failure);
         }
-        let synced = async {
-            use tokio::io::AsyncWriteExt;
-            out.inner.flush().await?;
-            out.inner.get_ref().sync_all().await?;
-            tokio::fs::rename(&partial, &file).await
-        };
-        if let Err(e) = synced.await {
-            let _ = tokio::fs::remove_file(&partial).await;
-            return Err(upload(e));
-        }
-        let sha = hex::encode(out.hash.finalize());
-        db::backups::stored(&self.db, backup.id, out.bytes as i64, &sha)
+        let (bytes, sha) = out.finish().await.map_err(upload)?;
+        db::backups::stored(&self.db, backup.id, bytes as i64, &sha)
             .await
             .map_err(|e| ("upload", e.to_string()))?;
         Ok(())
@@ -386,10 +430,10 @@ impl Databases {
             None => None,
         }
         .ok_or("its destination was removed")?;
-        let file = local_file(&destination, &backup.object_key).map_err(|e| e.to_string())?;
+        let store = Store::open(&destination, &self.sealer)?;
         let expected = backup.sha256.clone().ok_or("it was never stored whole")?;
         // The bytes first: a truncated or changed file is named as such.
-        let actual = file_sha256(&file).await?;
+        let actual = store.sha256(&backup.object_key).await?;
         if actual != expected {
             return Err(format!(
                 "the stored file is not what was backed up (SHA-256 {actual}, expected {expected}): \
@@ -403,7 +447,7 @@ impl Databases {
             .transpose()
             .map_err(|e| e.to_string())?
             .unwrap_or_default();
-        let restored = self.restore_throwaway(backup, &file).await?;
+        let restored = self.restore_throwaway(backup, &store).await?;
         if restored != expected_counts {
             let differences: Vec<String> = expected_counts
                 .iter()
@@ -423,12 +467,12 @@ impl Databases {
         Ok(())
     }
 
-    /// Restores `file` into a throwaway copy of the database and answers its rows per table;
-    /// the copy is removed whatever happens.
+    /// Restores the backup from `store` into a throwaway copy of the database and answers its
+    /// rows per table; the copy is removed whatever happens.
     async fn restore_throwaway(
         &self,
         backup: &Backup,
-        file: &Path,
+        store: &Store,
     ) -> Result<std::collections::BTreeMap<String, i64>, String> {
         let image = match backup.database_id {
             Some(id) => db::databases::find(&self.db, id).await.ok().flatten(),
@@ -487,9 +531,7 @@ impl Databases {
             self.until_ready(backup.source_kind, &c, &container)
                 .await
                 .map_err(|e| format!("the throwaway copy did not come up: {e:#}"))?;
-            let mut input = tokio::fs::File::open(file)
-                .await
-                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let mut input = store.read(&backup.object_key).await?;
             let cmd = [
                 "pg_restore",
                 "--no-owner",
@@ -519,9 +561,9 @@ impl Databases {
         for backup in db::backups::fail_interrupted(&self.db).await? {
             if let Some(id) = backup.destination_id
                 && let Some(destination) = db::backups::destination(&self.db, id).await?
-                && let Ok(file) = local_file(&destination, &backup.object_key)
+                && let Ok(store) = Store::open(&destination, &self.sealer)
             {
-                let _ = tokio::fs::remove_file(file.with_extension("dump.partial")).await;
+                store.remove_partial(&backup.object_key).await;
             }
         }
         self.docker.remove_throwaways().await?;

@@ -37,7 +37,8 @@ pub(super) fn password() -> String {
 
 /// The container's name of database `db`.
 pub fn container_name(db: &Database) -> String {
-    format!("shard-db-{}-{}", db.name, &db.id.simple().to_string()[..8])
+    // The id's random tail: its head is a timestamp, the same for databases made together.
+    format!("shard-db-{}-{}", db.name, &db.id.simple().to_string()[20..])
 }
 
 /// Opens a database's credentials.

@@ -1,10 +1,11 @@
-//! Data that outlives deployments and projects: one-click databases (`databases`) and their
-//! backups (`backups`). Volumes and
+//! Data that outlives deployments and projects: one-click databases (`databases`), their
+//! backups (`backups`, `restore`) and where backups are kept (`store`). Volumes and
 //! file mounts belong to a project's deployments and live in `deploy`.
 
 pub mod backups;
 pub mod connection;
 pub mod databases;
 pub mod restore;
+mod store;
 
 pub use databases::{Databases, StorageError};

@@ -5,13 +5,12 @@
 //! meanwhile the database is `restoring`, and its message says how the restore ended. Into a
 //! new database (same kind, version and team), it is restored once it comes up.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::backups::{file_sha256, local_file};
 use super::databases::{Credentials, Databases, StorageError, credentials};
+use super::store::{Object, Store};
 use crate::db;
 use crate::db::backups::{Backup, NewBackup};
 use crate::db::databases::Database;
@@ -19,7 +18,7 @@ use crate::model::{DatabaseKind, DatabaseState};
 
 impl Databases {
     /// Checks that backup's file is still what was stored; answers it.
-    async fn restorable(&self, backup: &Backup) -> Result<PathBuf, StorageError> {
+    async fn restorable(&self, backup: &Backup) -> Result<Object, StorageError> {
         let refuse = |message: String| StorageError::Invalid {
             field: "backup",
             message,
@@ -39,15 +38,18 @@ impl Databases {
             None => None,
         }
         .ok_or_else(|| refuse("its destination was removed".into()))?;
-        let file = local_file(&destination, &backup.object_key)?;
-        let actual = file_sha256(&file).await.map_err(refuse)?;
+        let store = Store::open(&destination, &self.sealer).map_err(refuse)?;
+        let actual = store.sha256(&backup.object_key).await.map_err(refuse)?;
         if actual != expected {
             return Err(refuse(format!(
                 "the backup file is truncated or changed (SHA-256 {actual}, expected {expected}); \
                  it cannot be restored"
             )));
         }
-        Ok(file)
+        Ok(Object {
+            store,
+            key: backup.object_key.clone(),
+        })
     }
 
     /// Restores `backup` into `database` (the one it is of): a safety backup first, then the
@@ -112,7 +114,7 @@ impl Databases {
         self: &Arc<Self>,
         backup: &Backup,
         database: &Database,
-        file: &Path,
+        file: &Object,
     ) -> Result<Uuid, String> {
         let destination = match backup.destination_id {
             Some(id) => db::backups::destination(&self.db, id).await.ok().flatten(),
@@ -215,7 +217,7 @@ impl Databases {
         Ok(database)
     }
 
-    async fn restore_into_new(&self, database: &Database, file: &Path) -> Result<(), String> {
+    async fn restore_into_new(&self, database: &Database, file: &Object) -> Result<(), String> {
         // It comes up in the background first.
         let deadline = tokio::time::Instant::now()
             + std::time::Duration::from_secs(self.config.databases.start_timeout_secs + 30);
@@ -262,12 +264,10 @@ impl Databases {
         &self,
         container: &str,
         c: &Credentials,
-        file: &Path,
+        file: &Object,
         clean: bool,
     ) -> Result<(), String> {
-        let mut input = tokio::fs::File::open(file)
-            .await
-            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let mut input = file.store.read(&file.key).await?;
         let mut cmd = vec![
             "pg_restore",
             "--no-owner",

@@ -15,7 +15,7 @@ use crate::helpers::*;
 
 const WITHIN: Duration = Duration::from_secs(180);
 
-async fn wait_running(app: &TestApp, admin: &Session, id: &str) {
+pub(crate) async fn wait_running(app: &TestApp, admin: &Session, id: &str) {
     let deadline = Instant::now() + WITHIN;
     loop {
         let db: Value = app
@@ -37,7 +37,7 @@ async fn wait_running(app: &TestApp, admin: &Session, id: &str) {
 
 /// Waits until backup `backup` of database `db` is no longer running (nor being checked into
 /// `verified`) and answers it.
-async fn wait_backup(
+pub(crate) async fn wait_backup(
     app: &TestApp,
     admin: &Session,
     db: &str,
@@ -65,7 +65,7 @@ async fn wait_backup(
 }
 
 /// Waits until database `id` is running with a message containing `says`.
-async fn wait_message(app: &TestApp, admin: &Session, id: &str, says: &str) -> Value {
+pub(crate) async fn wait_message(app: &TestApp, admin: &Session, id: &str, says: &str) -> Value {
     let deadline = Instant::now() + WITHIN;
     loop {
         let db: Value = app
@@ -86,7 +86,7 @@ async fn wait_message(app: &TestApp, admin: &Session, id: &str, says: &str) -> V
     }
 }
 
-fn psql(container: &str, sql: &str) -> String {
+pub(crate) fn psql(container: &str, sql: &str) -> String {
     docker_ids(&[
         "exec", container, "psql", "-qtA", "-U", "app", "-d", "shop", "-c", sql,
     ])

@@ -30,6 +30,7 @@ mod process;
 mod projects;
 mod prometheus;
 mod proxy;
+mod s3;
 mod sessions;
 mod sites;
 mod swarm;

@@ -83,3 +83,63 @@ impl HeldPort {
         self.sockets.take();
     }
 }
+
+/// moto's S3 server on 127.0.0.1 (`SHARD_TEST_MOTO`, else `moto_server` on the PATH; the test
+/// script installs it), with bucket `bucket` made. With `open_actions`, moto checks
+/// credentials after that many requests (the bucket's creation is the first): a key it never
+/// issued is then refused, as a real store refuses a wrong one.
+pub struct Moto {
+    _peer: Peer,
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub async fn start(bucket: &str, open_actions: Option<u32>) -> Moto {
+        let program = std::env::var("SHARD_TEST_MOTO").unwrap_or_else(|_| "moto_server".into());
+        let port = crate::helpers::free_port();
+        let mut command = Command::new(program);
+        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        if let Some(n) = open_actions {
+            command.env("INITIAL_NO_AUTH_ACTION_COUNT", n.to_string());
+        }
+        let mut peer = Peer::spawn("moto_server", command);
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if peer.exited() {
+                peer.fail("it exited");
+            }
+            if let Ok(r) = client.put(format!("{endpoint}/{bucket}")).send().await {
+                if !r.status().is_success() {
+                    let said = r.text().await.unwrap_or_default();
+                    peer.fail(&format!("cannot make bucket {bucket}: {said}"));
+                }
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                peer.fail("it did not answer within 60 s");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        Moto {
+            _peer: peer,
+            endpoint,
+        }
+    }
+
+    /// The keys in `bucket` (moto answers an unsigned listing while it checks no credentials).
+    pub async fn keys(&self, bucket: &str) -> Vec<String> {
+        let body = reqwest::get(format!("{}/{bucket}?list-type=2", self.endpoint))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        body.split("<Key>")
+            .skip(1)
+            .filter_map(|s| s.split("</Key>").next())
+            .map(str::to_string)
+            .collect()
+    }
+}

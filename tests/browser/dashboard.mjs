@@ -82,6 +82,10 @@ const base = `http://127.0.0.1:${port}`;
 // once that runs.
 const githubRepos = {};
 const github = await startGithub({ login: "octo", repos: githubRepos });
+// An S3-compatible store (moto's server, installed by scripts/test) for an S3 destination.
+const motoPort = await freePort();
+const moto = spawn(process.env.SHARD_TEST_MOTO || "moto_server", ["-H", "127.0.0.1", "-p", String(motoPort)], { stdio: "ignore" });
+const motoUrl = `http://127.0.0.1:${motoPort}`;
 const shard = spawn(binary, ["serve"], {
   // Access tokens live 30 s (the shortest allowed), so they expire several times during the
   // run: every page and every open WebSocket must refresh and carry on.
@@ -525,6 +529,27 @@ try {
   await addDestination.getByLabel("Directory").fill(join(dataDir, "backups"));
   await addDestination.getByRole("button", { name: "Add destination" }).click();
   await page.getByRole("table", { name: "Destinations" }).getByText("here", { exact: true }).waitFor();
+  // An S3 bucket: a test write is made before it is added; the secret is never shown again.
+  for (let i = 0; ; i++) {
+    const made = await fetch(`${motoUrl}/dashboard`, { method: "PUT" }).catch(() => null);
+    if (made?.ok) break;
+    assert.ok(i < 150, "moto's S3 server did not start");
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await addDestination.getByLabel("Name").fill("bucket");
+  await addDestination.getByLabel("Kind").selectOption("s3");
+  await addDestination.getByLabel("Endpoint (empty for AWS)").fill(motoUrl);
+  await addDestination.getByLabel("Bucket").fill("no-such-bucket");
+  await addDestination.getByLabel("Access key id").fill("AKIABROWSER");
+  await addDestination.getByLabel("Secret key").fill("browser-secret");
+  await addDestination.getByRole("button", { name: "Add destination" }).click();
+  await addDestination.locator(".field-error", { hasText: "cannot write there" }).waitFor();
+  await addDestination.getByLabel("Bucket").fill("dashboard");
+  await addDestination.getByRole("button", { name: "Add destination" }).click();
+  const s3Row = page.getByRole("table", { name: "Destinations" }).locator("tr", { hasText: "s3://dashboard/" });
+  await s3Row.getByText("key AKIA…").waitFor();
+  assert.ok(!(await page.content()).includes("browser-secret"), "the secret key is not on the page");
+  await audit(page, "system-destinations");
   await page.getByRole("link", { name: "Databases", exact: true }).click();
   await dbCard.getByRole("button", { name: "Back up now" }).click();
   const backupRows = page.getByRole("table", { name: "Backups of web-db list" }).locator("tbody tr");
@@ -842,6 +867,7 @@ try {
   await browser?.close();
   gitServer?.server.close();
   github.server.close();
+  moto.kill("SIGTERM");
   shard.kill("SIGTERM");
   rmSync(dataDir, { recursive: true, force: true });
 }

@@ -582,9 +582,31 @@ export const detachDatabase = (id: string, project: string) =>
   request<void>("DELETE", `/databases/${id}/attachments/${project}`);
 
 /** Where backups go (instance admins). */
-export type Destination = { id: string; name: string; kind: "local" | "s3"; path: string | null; created_at: string };
+export type Destination = {
+  id: string;
+  name: string;
+  kind: "local" | "s3";
+  path: string | null;
+  endpoint: string | null;
+  bucket: string | null;
+  prefix: string | null;
+  region: string | null;
+  /** Masked: its first four characters. */
+  access_key: string | null;
+  created_at: string;
+};
 export const listDestinations = () => request<Destination[]>("GET", "/backups/destinations");
-export const addDestination = (d: { name: string; kind: string; path?: string }) =>
+export const addDestination = (d: {
+  name: string;
+  kind: string;
+  path?: string;
+  endpoint?: string;
+  bucket?: string;
+  prefix?: string;
+  region?: string;
+  access_key?: string;
+  secret_key?: string;
+}) =>
   request<Destination>("POST", "/backups/destinations", d);
 export const deleteDestination = (id: string) => request<void>("DELETE", `/backups/destinations/${id}`);
 /** A backup: `verified` only once a restore of it was checked. */

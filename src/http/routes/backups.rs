@@ -40,6 +40,13 @@ pub struct DestinationView {
     pub kind: String,
     /// A local destination's directory.
     pub path: Option<String>,
+    /// An S3 destination's endpoint (none: AWS), bucket, key prefix and region.
+    pub endpoint: Option<String>,
+    pub bucket: Option<String>,
+    pub prefix: Option<String>,
+    pub region: Option<String>,
+    /// Its access key id, masked (its first four characters); the secret key is never shown.
+    pub access_key: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -49,6 +56,13 @@ fn destination_view(d: Destination) -> DestinationView {
         name: d.name,
         kind: d.kind.to_string(),
         path: d.path,
+        endpoint: d.endpoint,
+        bucket: d.bucket,
+        prefix: d.prefix,
+        region: d.region,
+        access_key: d
+            .access_key
+            .map(|k| format!("{}…", k.chars().take(4).collect::<String>())),
         created_at: d.created_at,
     }
 }
@@ -97,7 +111,9 @@ fn backup_view(b: Backup) -> BackupView {
 #[serde(deny_unknown_fields)]
 pub struct AddDestination {
     pub name: String,
-    /// `local` (a directory on this host); `s3` is not available in this version.
+    /// `local` (a directory on this host) or `s3` (an S3-compatible bucket: `bucket`,
+    /// `access_key` and `secret_key`; `endpoint` for other than AWS, `prefix`, `region`).
+    /// A destination is added only once a test write to it worked.
     pub kind: String,
     pub path: Option<String>,
     pub endpoint: Option<String>,
@@ -160,6 +176,12 @@ pub async fn add_destination(
                 name: body.name,
                 kind,
                 path: body.path,
+                endpoint: body.endpoint,
+                bucket: body.bucket,
+                prefix: body.prefix,
+                region: body.region,
+                access_key: body.access_key,
+                secret_key: body.secret_key,
             },
             Some(actor.user_id),
         )

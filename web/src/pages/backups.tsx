@@ -115,11 +115,25 @@ export function BackupsPanel({ db, onRestored }: { db: api.Database; onRestored:
   );
 }
 
+const S3_FIELDS = ["endpoint", "bucket", "prefix", "region", "access_key", "secret_key"] as const;
+type S3Form = Record<(typeof S3_FIELDS)[number], string>;
+const NO_S3: S3Form = { endpoint: "", bucket: "", prefix: "", region: "", access_key: "", secret_key: "" };
+
+/** Where a destination is, in words. */
+function where(d: api.Destination) {
+  if (d.kind === "local") return d.path ?? "";
+  const at = d.endpoint ? ` at ${d.endpoint}` : " (AWS)";
+  return `s3://${d.bucket}/${d.prefix ? d.prefix + "/" : ""}${at}`;
+}
+
 /** Admin, on the System page: where backups go. */
 export function Destinations() {
   const [destinations, setDestinations] = useState<api.Destination[] | null>(null);
   const [name, setName] = useState("");
+  const [kind, setKind] = useState<"local" | "s3">("local");
   const [path, setPath] = useState("");
+  const [s3, setS3] = useState<S3Form>(NO_S3);
+  const [adding, setAdding] = useState(false);
   const [errors, setErrors] = useState<FormErrors>(noErrors);
   const [error, setError] = useState("");
   const reload = () => api.listDestinations().then(setDestinations, (e) => setError(errorText(e)));
@@ -129,25 +143,62 @@ export function Destinations() {
   async function add(e: FormEvent) {
     e.preventDefault();
     setErrors(noErrors);
+    setAdding(true);
     try {
-      await api.addDestination({ name, kind: "local", path });
+      await api.addDestination(kind === "local" ? { name, kind, path } : { name, kind, ...s3 });
       setName("");
       setPath("");
+      setS3(NO_S3);
       await reload();
     } catch (err) {
-      setErrors(formErrors(err, ["name", "path"]));
+      setErrors(formErrors(err, ["name", "path", "kind", ...S3_FIELDS]));
+    } finally {
+      setAdding(false);
     }
   }
+  const s3Field = (field: (typeof S3_FIELDS)[number], label: string, placeholder: string, type = "text") => (
+    <Field
+      label={label}
+      name={field}
+      type={type}
+      value={s3[field]}
+      placeholder={placeholder}
+      autoComplete="off"
+      error={errors.fields[field]}
+      onChange={(e) => setS3({ ...s3, [field]: e.target.value })}
+    />
+  );
   return (
     <section className="card stack" aria-label="Backup destinations">
       <h2>Backup destinations</h2>
-      <p className="small muted">A directory on this host that shard can write; backups of databases go there.</p>
+      <p className="small muted">
+        A directory on this host, or a bucket of an S3-compatible store (AWS S3, MinIO, R2…). A destination is added only after a test write to it
+        worked; an S3 secret key is kept sealed and never shown again.
+      </p>
       <form className="form-grid" onSubmit={add} noValidate aria-label="Add a destination">
         <Field label="Name" name="name" value={name} placeholder="local" error={errors.fields.name} onChange={(e) => setName(e.target.value)} />
-        <Field label="Directory" name="path" value={path} placeholder="/var/backups/shard" error={errors.fields.path} onChange={(e) => setPath(e.target.value)} />
+        <div className="field">
+          <label htmlFor="destination-kind">Kind</label>
+          <select id="destination-kind" value={kind} onChange={(e) => setKind(e.target.value as "local" | "s3")}>
+            <option value="local">Directory on this host</option>
+            <option value="s3">S3-compatible bucket</option>
+          </select>
+        </div>
+        {kind === "local" ? (
+          <Field label="Directory" name="path" value={path} placeholder="/var/backups/shard" error={errors.fields.path} onChange={(e) => setPath(e.target.value)} />
+        ) : (
+          <>
+            {s3Field("endpoint", "Endpoint (empty for AWS)", "https://s3.example.com")}
+            {s3Field("bucket", "Bucket", "backups")}
+            {s3Field("prefix", "Key prefix", "shard/prod")}
+            {s3Field("region", "Region", "us-east-1")}
+            {s3Field("access_key", "Access key id", "AKIA…")}
+            {s3Field("secret_key", "Secret key", "", "password")}
+          </>
+        )}
         <div className="form-actions">
-          <button type="submit" className="btn">
-            Add destination
+          <button type="submit" className="btn" disabled={adding}>
+            {adding ? "Checking…" : "Add destination"}
           </button>
         </div>
       </form>
@@ -168,7 +219,8 @@ export function Destinations() {
               <tr key={d.id}>
                 <td data-label="Name">{d.name}</td>
                 <td data-label="Where">
-                  <code>{d.path}</code>
+                  <code>{where(d)}</code>
+                  {d.access_key && <span className="small muted"> key {d.access_key}</span>}
                 </td>
                 <td data-label="Added">
                   <Ago at={d.created_at} />
