@@ -1,7 +1,7 @@
 //! The long-running background loops, each started through the supervisor by name (see
 //! `crate::supervisor`): the leader campaign and the hub relay (several instances on one
 //! Postgres), the route follower, the engines check, and those that run beside a built state
-//! (sweep, commit statuses, watchdog, Docker events, Swarm watch, metrics collector, system
+//! (backup schedules, sweep, commit statuses, watchdog, Docker events, Swarm watch, metrics collector, system
 //! heartbeat). ACME starts with the server, and the job workers in `jobs::Workers`.
 
 use std::sync::Arc;
@@ -113,6 +113,10 @@ pub(super) async fn start(
     shutdown: &CancellationToken,
 ) {
     deploy::recover::at_startup(&state.deployer).await;
+    let (databases, stop) = (state.databases.clone(), shutdown.clone());
+    supervisor.spawn("backup-schedules", move || {
+        databases.clone().run_schedules(stop.clone())
+    });
     let (d, stop) = (state.deployer.clone(), shutdown.clone());
     supervisor.spawn("sweep", move || {
         deploy::recover::keep_swept(d.clone(), stop.clone())

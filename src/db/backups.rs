@@ -175,3 +175,127 @@ pub async fn fail_interrupted(db: &Db) -> Result<Vec<Backup>, DbErr> {
     }
     Ok(running)
 }
+
+/// Backups of `database` in `destination` that were stored whole (`succeeded` or `verified`),
+/// newest first: what retention decides over.
+pub async fn stored_in(db: &Db, database: Uuid, destination: Uuid) -> Result<Vec<Backup>, DbErr> {
+    Backups::find()
+        .filter(Column::DatabaseId.eq(database))
+        .filter(Column::DestinationId.eq(destination))
+        .filter(Column::Status.is_in([BackupState::Succeeded, BackupState::Verified]))
+        .order_by_desc(Column::StartedAt)
+        .all(db)
+        .await
+}
+
+/// Failed backups of `database` beyond the newest `keep` (they hold no file): ids.
+pub async fn failed_beyond(db: &Db, database: Uuid, keep: u64) -> Result<Vec<Uuid>, DbErr> {
+    Backups::find()
+        .select_only()
+        .column(Column::Id)
+        .filter(Column::DatabaseId.eq(database))
+        .filter(Column::Status.eq(BackupState::Failed))
+        .order_by_desc(Column::StartedAt)
+        .offset(keep)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+pub async fn delete(db: &Db, id: Uuid) -> Result<(), DbErr> {
+    Backups::delete_by_id(id).exec(db).await?;
+    Ok(())
+}
+
+/// Whether a backup of `database` is running now.
+pub async fn running_for(db: &Db, database: Uuid) -> Result<bool, DbErr> {
+    Ok(Backups::find()
+        .filter(Column::DatabaseId.eq(database))
+        .filter(Column::Status.eq(BackupState::Running))
+        .one(db)
+        .await?
+        .is_some())
+}
+
+pub use super::entities::backup_schedules::Model as Schedule;
+use super::entities::backup_schedules::{self as schedules, Entity as Schedules};
+
+pub async fn schedule(db: &Db, database: Uuid) -> Result<Option<Schedule>, DbErr> {
+    Schedules::find()
+        .filter(schedules::Column::DatabaseId.eq(database))
+        .one(db)
+        .await
+}
+
+/// Sets `database`'s schedule (replacing any).
+pub async fn set_schedule(db: &Db, row: Schedule) -> Result<Schedule, DbErr> {
+    use sea_orm::sea_query::OnConflict;
+    let active = schedules::ActiveModel {
+        id: Set(row.id),
+        database_id: Set(row.database_id),
+        cron: Set(row.cron),
+        destination_ids: Set(row.destination_ids),
+        keep_last: Set(row.keep_last),
+        keep_days: Set(row.keep_days),
+        next_run_at: Set(row.next_run_at),
+        last_run_at: Set(row.last_run_at),
+        updated_by: Set(row.updated_by),
+        updated_at: Set(row.updated_at),
+    };
+    Schedules::insert(active)
+        .on_conflict(
+            OnConflict::column(schedules::Column::DatabaseId)
+                .update_columns([
+                    schedules::Column::Cron,
+                    schedules::Column::DestinationIds,
+                    schedules::Column::KeepLast,
+                    schedules::Column::KeepDays,
+                    schedules::Column::NextRunAt,
+                    schedules::Column::UpdatedBy,
+                    schedules::Column::UpdatedAt,
+                ])
+                .to_owned(),
+        )
+        .exec(db)
+        .await?;
+    schedule(db, row.database_id)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("backup schedule".into()))
+}
+
+pub async fn delete_schedule(db: &Db, database: Uuid) -> Result<bool, DbErr> {
+    Ok(Schedules::delete_many()
+        .filter(schedules::Column::DatabaseId.eq(database))
+        .exec(db)
+        .await?
+        .rows_affected
+        > 0)
+}
+
+/// Schedules due at `now`, soonest first (at most 100 a round).
+pub async fn due_schedules(db: &Db, now: chrono::DateTime<Utc>) -> Result<Vec<Schedule>, DbErr> {
+    Schedules::find()
+        .filter(schedules::Column::NextRunAt.lte(now))
+        .order_by_asc(schedules::Column::NextRunAt)
+        .limit(100)
+        .all(db)
+        .await
+}
+
+/// Claims a due run: moves `next_run_at` from `was` to `next` only if no one else did (another
+/// instance); whether this caller won.
+pub async fn claim_run(
+    db: &Db,
+    id: Uuid,
+    was: chrono::DateTime<Utc>,
+    next: chrono::DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let done = Schedules::update_many()
+        .col_expr(schedules::Column::NextRunAt, Expr::value(next))
+        .col_expr(schedules::Column::LastRunAt, Expr::value(Utc::now()))
+        .filter(schedules::Column::Id.eq(id))
+        .filter(schedules::Column::NextRunAt.eq(was))
+        .exec(db)
+        .await?;
+    Ok(done.rows_affected == 1)
+}

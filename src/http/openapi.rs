@@ -34,7 +34,7 @@ use super::routes::{
         databases::database_connection, databases::attach_database, databases::detach_database,
         backups::list_destinations, backups::add_destination, backups::delete_destination,
         backups::list_backups, backups::take_backup, backups::verify_backup,
-        backups::restore_backup,
+        backups::restore_backup, backups::get_schedule, backups::put_schedule, backups::delete_schedule,
         env::get_env, env::put_env,
         deployments::create_deployment, deployments::list_deployments, deployments::get_deployment,
         deployments::cancel_deployment, deployments::deployment_logs,

@@ -287,6 +287,10 @@ impl Databases {
                 Ok(()) => this.verify_now(&row.id).await,
                 Err((step, why)) => this.backup_failed(&row, step, &why).await,
             }
+            // A scheduled database's retention runs after each of its backups.
+            if let Err(e) = this.apply_retention(database.id).await {
+                tracing::warn!(database = %database.name, error = %format!("{e:#}"), "retention not applied this time");
+            }
         });
         Ok(backup)
     }

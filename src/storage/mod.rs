@@ -1,11 +1,12 @@
 //! Data that outlives deployments and projects: one-click databases (`databases`), their
-//! backups (`backups`, `restore`) and where backups are kept (`store`). Volumes and
+//! backups (`backups`, `restore`, `schedules` with retention) and where backups are kept (`store`). Volumes and
 //! file mounts belong to a project's deployments and live in `deploy`.
 
 pub mod backups;
 pub mod connection;
 pub mod databases;
 pub mod restore;
+pub mod schedules;
 mod store;
 
 pub use databases::{Databases, StorageError};

@@ -218,6 +218,15 @@ impl TestApp {
         self.send(reqwest::Method::GET, path, token, None).await
     }
 
+    pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        self.send(reqwest::Method::PUT, path, token, Some(body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Response {
+        self.send(reqwest::Method::DELETE, path, token, None).await
+    }
+
     /// The served OpenAPI document.
     pub async fn openapi(&self) -> Value {
         self.get("/api/v1/openapi.json", None)

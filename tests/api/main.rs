@@ -31,6 +31,7 @@ mod projects;
 mod prometheus;
 mod proxy;
 mod s3;
+mod schedules;
 mod sessions;
 mod sites;
 mod swarm;

@@ -4,6 +4,7 @@
 pub mod api_tokens;
 pub mod audit_log;
 pub mod backup_destinations;
+pub mod backup_schedules;
 pub mod backups;
 pub mod cli_logins;
 pub mod database_attachments;

@@ -28,6 +28,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/databases/{id}/backups", web::get().to(list_backups))
         .route("/databases/{id}/backups", web::post().to(take_backup))
+        .route(
+            "/databases/{id}/backup-schedule",
+            web::get().to(get_schedule),
+        )
+        .route(
+            "/databases/{id}/backup-schedule",
+            web::put().to(put_schedule),
+        )
+        .route(
+            "/databases/{id}/backup-schedule",
+            web::delete().to(delete_schedule),
+        )
         .route("/backups/{id}/verify", web::post().to(verify_backup))
         .route("/backups/{id}/restore", web::post().to(restore_backup));
 }
@@ -138,6 +150,52 @@ pub struct RestoreBackup {
     pub target: String,
 }
 
+/// A backup schedule; `cron` is null when the database has none.
+#[derive(Serialize, ToSchema)]
+pub struct ScheduleView {
+    /// A cron expression in UTC (`0 3 * * *`: daily at 03:00).
+    pub cron: Option<String>,
+    pub destination_ids: Vec<Uuid>,
+    /// Keep the newest N backups per destination.
+    pub keep_last: Option<i32>,
+    /// Keep backups younger than N days. (Either rule keeps a backup; with neither, the
+    /// newest 7. The newest verified backup is always kept.)
+    pub keep_days: Option<i32>,
+    pub next_run_at: Option<DateTime<Utc>>,
+    pub last_run_at: Option<DateTime<Utc>>,
+}
+
+fn schedule_view(s: Option<db::backups::Schedule>) -> ScheduleView {
+    match s {
+        Some(s) => ScheduleView {
+            destination_ids: crate::storage::schedules::destinations_of(&s),
+            cron: Some(s.cron),
+            keep_last: s.keep_last,
+            keep_days: s.keep_days,
+            next_run_at: Some(s.next_run_at),
+            last_run_at: s.last_run_at,
+        },
+        None => ScheduleView {
+            cron: None,
+            destination_ids: Vec::new(),
+            keep_last: None,
+            keep_days: None,
+            next_run_at: None,
+            last_run_at: None,
+        },
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutSchedule {
+    pub cron: String,
+    /// Where each run goes (1 to 5; the first destination when none).
+    pub destination_ids: Option<Vec<Uuid>>,
+    pub keep_last: Option<i32>,
+    pub keep_days: Option<i32>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct Started {
     pub id: Uuid,
@@ -243,6 +301,71 @@ pub async fn take_backup(
         id: backup.id,
         status: backup.status.to_string(),
     }))
+}
+
+#[utoipa::path(get, path = "/api/v1/databases/{id}/backup-schedule", tag = "backups", params(("id" = uuid::Uuid, Path, description = "the database id")),
+    responses((status = 200, body = ScheduleView), (status = 404)), security(("bearer" = ["role:viewer", "scope:read"])))]
+pub async fn get_schedule(
+    state: web::Data<AppState>,
+    DatabaseFor(_actor, database, _need): DatabaseFor<Read>,
+) -> AppResult<web::Json<ScheduleView>> {
+    let schedule = db::backups::schedule(&state.db, database.id).await?;
+    Ok(web::Json(schedule_view(schedule)))
+}
+
+/// Sets the database's backup schedule (replacing any): runs from the next time the cron
+/// expression fires; retention applies after each backup.
+#[utoipa::path(put, path = "/api/v1/databases/{id}/backup-schedule", tag = "backups", params(("id" = uuid::Uuid, Path, description = "the database id")), request_body = PutSchedule,
+    responses((status = 200, body = ScheduleView), (status = 404), (status = 409, description = "there is no destination"), (status = 422)),
+    security(("bearer" = ["role:member", "scope:deploy"])))]
+pub async fn put_schedule(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    DatabaseFor(actor, database, _need): DatabaseFor<Deploy>,
+    body: JsonBody<PutSchedule>,
+) -> AppResult<web::Json<ScheduleView>> {
+    let body = body.parse()?;
+    let destination_ids = match body.destination_ids {
+        Some(ids) => ids,
+        None => match db::backups::destinations(&state.db).await?.first() {
+            Some(first) => vec![first.id],
+            None => {
+                return Err(AppError::Conflict(
+                    "there is no backup destination yet; an admin adds one under System".into(),
+                ));
+            }
+        },
+    };
+    let schedule = state
+        .databases
+        .set_schedule(
+            &database,
+            crate::storage::schedules::NewSchedule {
+                cron: body.cron,
+                destination_ids,
+                keep_last: body.keep_last,
+                keep_days: body.keep_days,
+            },
+            Some(actor.user_id),
+        )
+        .await?;
+    crate::http::audit::action(&req, "backup_schedule.set", "database", database.id);
+    Ok(web::Json(schedule_view(Some(schedule))))
+}
+
+/// Removes the database's backup schedule; its backups stay.
+#[utoipa::path(delete, path = "/api/v1/databases/{id}/backup-schedule", tag = "backups", params(("id" = uuid::Uuid, Path, description = "the database id")),
+    responses((status = 204), (status = 404)), security(("bearer" = ["role:member", "scope:deploy"])))]
+pub async fn delete_schedule(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    DatabaseFor(_actor, database, _need): DatabaseFor<Deploy>,
+) -> AppResult<HttpResponse> {
+    if !db::backups::delete_schedule(&state.db, database.id).await? {
+        return Err(AppError::not_found("backup schedule"));
+    }
+    crate::http::audit::action(&req, "backup_schedule.delete", "database", database.id);
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// Checks the backup again: its checksum, a restore into a throwaway copy, the rows per table.

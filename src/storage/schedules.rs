@@ -1,0 +1,293 @@
+//! Backup schedules and retention. A database's schedule is a cron expression (UTC; 5 fields,
+//! or 6 with seconds, or `@daily`-style), one or more destinations, and what to keep. A loop
+//! looks for due schedules every `TICK`; a run is claimed by moving `next_run_at` forward
+//! with a conditional update, so under several instances each run happens once, and a run
+//! missed while shard was down happens once at the next start. A run is skipped while a
+//! backup of the database is still running (runs never pile up) or while it is not running.
+//!
+//! Retention runs after every backup of a scheduled database, per destination: a stored
+//! backup is kept when it is one of the newest `keep_last` or younger than `keep_days` (either
+//! rule keeps it; with neither set, the newest 7 are kept). The newest verified backup is
+//! never removed, whatever the rules. A removed backup's file or object goes first, its row
+//! after; one that cannot be removed stays for the next round. Failed backups (no file) are
+//! kept as a record, the newest 20 per database.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::databases::{Databases, StorageError};
+use super::store::Store;
+use crate::db::{self, backups::Backup, backups::Schedule, databases::Database};
+use crate::model::{BackupState, DatabaseState};
+
+/// How often due schedules are looked for.
+const TICK: Duration = Duration::from_secs(15);
+/// Kept when a schedule names no rule.
+pub const DEFAULT_KEEP_LAST: i32 = 7;
+/// Failed backups kept per database, as a record.
+const FAILED_KEPT: u64 = 20;
+/// At most this many destinations per schedule, and this much kept.
+const MAX_DESTINATIONS: usize = 5;
+const MAX_KEEP_LAST: i32 = 1000;
+const MAX_KEEP_DAYS: i32 = 3650;
+
+/// A schedule to set.
+pub struct NewSchedule {
+    pub cron: String,
+    pub destination_ids: Vec<Uuid>,
+    pub keep_last: Option<i32>,
+    pub keep_days: Option<i32>,
+}
+
+/// The next time `cron` fires after `after`; why the expression is not one.
+pub fn next_run(cron: &str, after: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    let parsed = croner::Cron::from_str(cron.trim()).map_err(|e| e.to_string())?;
+    parsed
+        .find_next_occurrence(&after, false)
+        .map_err(|e| e.to_string())
+}
+
+/// The destinations a schedule sends to.
+pub fn destinations_of(schedule: &Schedule) -> Vec<Uuid> {
+    serde_json::from_str(&schedule.destination_ids).unwrap_or_default()
+}
+
+/// Which of `stored` (one destination's, newest first) retention removes at `now`.
+fn to_remove(
+    stored: &[Backup],
+    keep_last: Option<i32>,
+    keep_days: Option<i32>,
+    now: DateTime<Utc>,
+) -> Vec<&Backup> {
+    let keep_last = match (keep_last, keep_days) {
+        (None, None) => Some(DEFAULT_KEEP_LAST),
+        (last, _) => last,
+    };
+    let newest_verified = stored
+        .iter()
+        .find(|b| b.status == BackupState::Verified)
+        .map(|b| b.id);
+    stored
+        .iter()
+        .enumerate()
+        .filter(|(i, b)| {
+            let by_count = keep_last.is_some_and(|n| (*i as i64) < i64::from(n));
+            let by_age =
+                keep_days.is_some_and(|d| now - b.started_at < chrono::Duration::days(d.into()));
+            !by_count && !by_age && Some(b.id) != newest_verified
+        })
+        .map(|(_, b)| b)
+        .collect()
+}
+
+impl Databases {
+    /// Sets `database`'s backup schedule; answers it.
+    pub async fn set_schedule(
+        &self,
+        database: &Database,
+        new: NewSchedule,
+        by: Option<Uuid>,
+    ) -> Result<Schedule, StorageError> {
+        let invalid = |field, message: String| StorageError::Invalid { field, message };
+        let now = Utc::now();
+        let next = next_run(&new.cron, now).map_err(|e| {
+            invalid(
+                "cron",
+                format!("is not a cron expression ({e}); e.g. '0 3 * * *' is daily at 03:00 UTC"),
+            )
+        })?;
+        if new.destination_ids.is_empty() || new.destination_ids.len() > MAX_DESTINATIONS {
+            return Err(invalid(
+                "destination_ids",
+                format!("name 1 to {MAX_DESTINATIONS} destinations"),
+            ));
+        }
+        let mut ids = new.destination_ids.clone();
+        ids.sort();
+        ids.dedup();
+        for id in &ids {
+            if db::backups::destination(&self.db, *id).await?.is_none() {
+                return Err(invalid("destination_ids", format!("no destination {id}")));
+            }
+        }
+        if new
+            .keep_last
+            .is_some_and(|n| !(1..=MAX_KEEP_LAST).contains(&n))
+        {
+            return Err(invalid(
+                "keep_last",
+                format!("must be 1 to {MAX_KEEP_LAST}"),
+            ));
+        }
+        if new
+            .keep_days
+            .is_some_and(|n| !(1..=MAX_KEEP_DAYS).contains(&n))
+        {
+            return Err(invalid(
+                "keep_days",
+                format!("must be 1 to {MAX_KEEP_DAYS}"),
+            ));
+        }
+        let row = Schedule {
+            id: Uuid::now_v7(),
+            database_id: database.id,
+            cron: new.cron.trim().to_string(),
+            destination_ids: serde_json::to_string(&ids).map_err(anyhow::Error::from)?,
+            keep_last: new.keep_last,
+            keep_days: new.keep_days,
+            next_run_at: next,
+            last_run_at: None,
+            updated_by: by,
+            updated_at: now,
+        };
+        Ok(db::backups::set_schedule(&self.db, row).await?)
+    }
+
+    /// Runs due schedules until `stop`.
+    pub async fn run_schedules(self: Arc<Self>, stop: CancellationToken) -> anyhow::Result<()> {
+        loop {
+            if let Err(e) = self.run_due(Utc::now()).await {
+                tracing::warn!(error = %e, "backup schedules not looked at this round");
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(TICK) => {}
+            }
+        }
+    }
+
+    /// Starts every schedule due at `now` that this instance claims.
+    pub async fn run_due(self: &Arc<Self>, now: DateTime<Utc>) -> anyhow::Result<()> {
+        for schedule in db::backups::due_schedules(&self.db, now).await? {
+            let next = next_run(&schedule.cron, now).map_err(anyhow::Error::msg)?;
+            if !db::backups::claim_run(&self.db, schedule.id, schedule.next_run_at, next).await? {
+                continue; // another instance has it
+            }
+            let Some(database) = db::databases::find(&self.db, schedule.database_id).await? else {
+                continue;
+            };
+            if database.status != DatabaseState::Running {
+                tracing::info!(database = %database.name, status = %database.status, "a scheduled backup is skipped: the database is not running");
+                continue;
+            }
+            if db::backups::running_for(&self.db, database.id).await? {
+                tracing::info!(database = %database.name, "a scheduled backup is skipped: the last one still runs");
+                continue;
+            }
+            for destination in destinations_of(&schedule) {
+                if let Err(e) = self.backup_now(&database, Some(destination), None).await {
+                    tracing::warn!(database = %database.name, %destination, error = %e, "a scheduled backup did not start");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies `database`'s schedule's retention to each destination it backs up to, and
+    /// keeps the newest failed records only.
+    pub(super) async fn apply_retention(&self, database: Uuid) -> anyhow::Result<()> {
+        let Some(schedule) = db::backups::schedule(&self.db, database).await? else {
+            return Ok(());
+        };
+        for id in destinations_of(&schedule) {
+            let Some(destination) = db::backups::destination(&self.db, id).await? else {
+                continue;
+            };
+            let store = Store::open(&destination, &self.sealer).map_err(anyhow::Error::msg)?;
+            let stored = db::backups::stored_in(&self.db, database, id).await?;
+            let removed = to_remove(&stored, schedule.keep_last, schedule.keep_days, Utc::now());
+            for backup in removed {
+                match store.remove(&backup.object_key).await {
+                    Ok(()) => db::backups::delete(&self.db, backup.id).await?,
+                    Err(e) => {
+                        tracing::warn!(backup = %backup.id, error = %e, "an old backup stays until the next round");
+                    }
+                }
+            }
+        }
+        for id in db::backups::failed_beyond(&self.db, database, FAILED_KEPT).await? {
+            db::backups::delete(&self.db, id).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backup(days_ago: i64, status: BackupState) -> Backup {
+        Backup {
+            id: Uuid::now_v7(),
+            database_id: None,
+            source_name: "db".into(),
+            source_kind: crate::model::DatabaseKind::Postgres,
+            destination_id: None,
+            status,
+            step: None,
+            error: None,
+            object_key: "k".into(),
+            size_bytes: None,
+            sha256: None,
+            source_counts: None,
+            created_by: None,
+            started_at: Utc::now() - chrono::Duration::days(days_ago),
+            finished_at: None,
+            verified_at: None,
+        }
+    }
+
+    #[test]
+    fn cron_expressions_give_the_next_run_in_utc() {
+        let at = DateTime::parse_from_rfc3339("2026-12-05T10:30:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let next = next_run("0 3 * * *", at).unwrap();
+        assert_eq!(next.to_rfc3339(), "2026-12-06T03:00:00+00:00");
+        assert_eq!(
+            next_run("*/15 * * * *", at).unwrap().to_rfc3339(),
+            "2026-12-05T10:45:00+00:00"
+        );
+        assert!(next_run("@daily", at).is_ok());
+        for bad in ["", "61 * * * *", "every day", "* * * *"] {
+            assert!(next_run(bad, at).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_the_young_and_the_newest_verified() {
+        use BackupState::{Succeeded, Verified};
+        let now = Utc::now();
+        // Newest first: 0 and 1 days old unverified, then verified ones older.
+        let stored = vec![
+            backup(0, Succeeded),
+            backup(1, Succeeded),
+            backup(2, Verified),
+            backup(3, Verified),
+            backup(10, Verified),
+        ];
+        let ids = |v: Vec<&Backup>| v.iter().map(|b| b.id).collect::<Vec<_>>();
+        // Keep the last 2: the two newest, and the newest verified one.
+        assert_eq!(
+            ids(to_remove(&stored, Some(2), None, now)),
+            vec![stored[3].id, stored[4].id]
+        );
+        // Keep 5 days: all but the 10-day-old one.
+        assert_eq!(
+            ids(to_remove(&stored, None, Some(5), now)),
+            vec![stored[4].id]
+        );
+        // Either rule keeps: last 1 or 2 days keeps 0 and 1 (and 2, the newest verified).
+        assert_eq!(
+            ids(to_remove(&stored, Some(1), Some(2), now)),
+            vec![stored[3].id, stored[4].id]
+        );
+        // No rule: the newest 7.
+        assert!(to_remove(&stored, None, None, now).is_empty());
+    }
+}
