@@ -112,6 +112,44 @@ pub struct DatabaseRun {
     /// A copy that lives only while a backup is checked (no network, removed after; any left
     /// by a crash go at the next start).
     pub throwaway: bool,
+    /// A file put into the data directory before the server first starts (a Redis RDB).
+    pub seed: Option<Seed>,
+}
+
+/// A file streamed into a container's data directory before it starts.
+pub struct Seed {
+    pub name: String,
+    /// Exactly what `reader` yields.
+    pub size: u64,
+    pub reader: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+}
+
+impl Seed {
+    /// The file as a tar stream: header, content, padding and end blocks.
+    fn into_tar(
+        self,
+    ) -> Result<
+        impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
+        std::io::Error,
+    > {
+        use futures_util::StreamExt;
+        let mut header = tar::Header::new_gnu();
+        header.set_path(&self.name)?;
+        header.set_size(self.size);
+        header.set_mode(0o644);
+        header.set_mtime(chrono::Utc::now().timestamp().max(0) as u64);
+        header.set_cksum();
+        let padding = (512 - (self.size % 512) as usize) % 512;
+        let head = futures_util::stream::once(async move {
+            Ok(bytes::Bytes::copy_from_slice(header.as_bytes()))
+        });
+        let tail =
+            futures_util::stream::once(
+                async move { Ok(bytes::Bytes::from(vec![0u8; padding + 1024])) },
+            );
+        let body = tokio_util::io::ReaderStream::with_capacity(self.reader, 1 << 16);
+        Ok(head.chain(body).chain(tail))
+    }
 }
 
 /// The label of a throwaway database container (a backup's check).
@@ -171,16 +209,14 @@ impl Engine {
             security_opt: Some(vec!["no-new-privileges:true".into()]),
             cap_drop: Some(vec!["NET_RAW".into(), "MKNOD".into(), "AUDIT_WRITE".into()]),
             network_mode: Some(network.to_string()),
-            // A throwaway copy has no volume: its data goes with it.
-            mounts: (!run.volume.is_empty()).then(|| {
-                vec![Mount {
-                    target: Some(run.data_dir.clone()),
-                    source: Some(run.volume.clone()),
-                    typ: Some(MountType::VOLUME),
-                    read_only: Some(false),
-                    ..Default::default()
-                }]
-            }),
+            // A throwaway copy's volume is anonymous: it goes with the container.
+            mounts: Some(vec![Mount {
+                target: Some(run.data_dir.clone()),
+                source: (!run.volume.is_empty()).then(|| run.volume.clone()),
+                typ: Some(MountType::VOLUME),
+                read_only: Some(false),
+                ..Default::default()
+            }]),
             log_config: Some(bollard::models::HostConfigLogConfig {
                 typ: Some("json-file".into()),
                 config: Some(HashMap::from([
@@ -207,6 +243,18 @@ impl Engine {
             .name(&run.name)
             .build();
         let created = docker.create_container(Some(options), body).await?;
+        if let Some(seed) = run.seed {
+            let options = bollard::query_parameters::UploadToContainerOptionsBuilder::default()
+                .path(&run.data_dir)
+                .build();
+            let tar = seed.into_tar().map_err(|e| EngineError::Unreachable {
+                endpoint: self.endpoint.clone(),
+                reason: format!("cannot make the seed archive: {e}"),
+            })?;
+            docker
+                .upload_to_container(&created.id, Some(options), bollard::body_try_stream(tar))
+                .await?;
+        }
         docker
             .start_container(
                 &created.id,

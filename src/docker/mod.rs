@@ -39,7 +39,7 @@ pub use build::{BuildError, BuildLimits, BuildSpec};
 pub use containers::{
     ContainerStatus, DROPPED_CAPABILITIES, Limits, LogSource, ManagedContainer, RunSpec, Started,
 };
-pub use databases::{DatabaseRun, ExecError, LABEL_DATABASE};
+pub use databases::{DatabaseRun, ExecError, LABEL_DATABASE, Seed};
 pub use events::{ContainerChange, ContainerEvent};
 pub use images::{ManagedImage, cap_text};
 pub use site::{CopyError, CopyStats};

@@ -20,20 +20,13 @@ use uuid::Uuid;
 
 use super::connection::interface;
 use super::databases::{Credentials, Databases, StorageError, credentials};
+use super::kinds;
 use super::store::{Store, seal_secret};
 use crate::db::backups::{Backup, Destination, NewBackup};
 use crate::db::databases::Database;
 use crate::db::{self};
-use crate::docker::{DatabaseRun, ExecError};
+use crate::docker::{DatabaseRun, ExecError, Seed};
 use crate::model::{DatabaseKind, DatabaseState, DestinationKind};
-
-/// Rows per table, as `schema.table|rows` lines, in one query (no table is named twice).
-const COUNT_ROWS: &str = "SELECT n.nspname || '.' || c.relname, \
-     (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I', \
-     n.nspname, c.relname), false, true, '')))[1]::text \
-     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-     WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
-     AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1";
 
 /// A destination to add.
 pub struct NewDestination {
@@ -88,16 +81,6 @@ fn key_prefix(prefix: &str) -> bool {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
         })
-}
-
-/// Parses `schema.table|rows` lines.
-fn parse_counts(text: &str) -> std::collections::BTreeMap<String, i64> {
-    text.lines()
-        .filter_map(|line| {
-            let (table, rows) = line.rsplit_once('|')?;
-            Some((table.to_string(), rows.trim().parse().ok()?))
-        })
-        .collect()
 }
 
 impl Databases {
@@ -232,12 +215,7 @@ impl Databases {
         destination: Option<Uuid>,
         by: Option<Uuid>,
     ) -> Result<Backup, StorageError> {
-        if database.kind != DatabaseKind::Postgres {
-            return Err(StorageError::Conflict(format!(
-                "backups of {} databases are not available in this version",
-                database.kind
-            )));
-        }
+        kinds::supported(database.kind).map_err(StorageError::Conflict)?;
         if database.status != DatabaseState::Running || database.container_id.is_none() {
             return Err(StorageError::Conflict(format!(
                 "the database is {}; start it first",
@@ -263,10 +241,11 @@ impl Databases {
         };
         let id = Uuid::now_v7();
         let key = format!(
-            "{}/{}-{}.dump",
+            "{}/{}-{}.{}",
             database.name,
             chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
-            &id.simple().to_string()[..8]
+            &id.simple().to_string()[..8],
+            kinds::extension(database.kind)
         );
         let backup = db::backups::start(
             &self.db,
@@ -322,9 +301,10 @@ impl Databases {
         };
         // The rows are counted while the dump runs (on another core, not after it): the
         // count is what verification compares a restore with.
-        let cmd = ["pg_dump", "-Fc", "-U", &c.user, "-d", &c.database];
+        let cmd = kinds::dump_command(database.kind, &c);
+        let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
         let (counts, result) = tokio::join!(
-            self.count_rows(&container, &c),
+            self.count(database.kind, &container, &c),
             self.docker.exec_to(&container, &cmd, &mut out)
         );
         let counted = async {
@@ -337,7 +317,7 @@ impl Databases {
         };
         let outcome = match result {
             Ok((0, _)) => counted.await,
-            Ok((code, errors)) => Err(dump(format!("pg_dump exited with {code}: {errors}"))),
+            Ok((code, errors)) => Err(dump(format!("{} exited with {code}: {errors}", cmd[0]))),
             Err(ExecError::Write(e)) => Err(upload(e)),
             Err(ExecError::Engine(e)) => Err(dump(e.to_string())),
         };
@@ -379,27 +359,18 @@ impl Databases {
         self.notifier.emit_to_all(&recipients, notice).await;
     }
 
-    /// Rows per table in the database in `container`.
-    async fn count_rows(
+    /// What the database in `container` holds: rows per table, or keys per Redis database.
+    pub(super) async fn count(
         &self,
+        kind: DatabaseKind,
         container: &str,
         c: &Credentials,
     ) -> Result<std::collections::BTreeMap<String, i64>, String> {
-        let cmd = [
-            "psql",
-            "-qtAX",
-            "-F",
-            "|",
-            "-U",
-            &c.user,
-            "-d",
-            &c.database,
-            "-c",
-            COUNT_ROWS,
-        ];
+        let cmd = kinds::count_command(kind, c);
+        let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
         match self.docker.exec_output(container, &cmd).await {
-            Ok((0, text)) => Ok(parse_counts(&text)),
-            Ok((code, text)) => Err(format!("psql exited with {code}: {text}")),
+            Ok((0, text)) => Ok(kinds::parse_counts(kind, &text)),
+            Ok((code, text)) => Err(format!("{} exited with {code}: {text}", cmd[0])),
             Err(e) => Err(e.to_string()),
         }
     }
@@ -484,8 +455,8 @@ impl Databases {
         }
         .map(|d| d.image)
         .unwrap_or_else(|| {
-            let c = &self.config.databases;
-            c.images.postgres.replace("{version}", &c.versions.postgres)
+            let (template, version) = self.image_of(backup.source_kind);
+            template.replace("{version}", version)
         });
         let c = Credentials {
             user: "app".into(),
@@ -513,6 +484,16 @@ impl Databases {
             updated_at: chrono::Utc::now(),
         };
         let (env, cmd) = interface(&probe, &c);
+        let kind = backup.source_kind;
+        // Redis loads the snapshot when it starts; Postgres restores into a running server.
+        let (cmd, seed) = if kind == DatabaseKind::Redis {
+            (
+                kinds::from_snapshot(cmd),
+                Some(self.seed(backup, store).await?),
+            )
+        } else {
+            (cmd, None)
+        };
         let run = DatabaseRun {
             id: backup.id,
             name: name.clone(),
@@ -520,11 +501,12 @@ impl Databases {
             env,
             cmd,
             volume: String::new(),
-            data_dir: String::new(),
-            port: backup.source_kind.port(),
+            data_dir: kind.data_dir().into(),
+            port: kind.port(),
             public_port: None,
             memory_mb: i64::from(self.config.databases.memory_limit_mb),
             throwaway: true,
+            seed,
         };
         let result = async {
             let container = self
@@ -535,28 +517,44 @@ impl Databases {
             self.until_ready(backup.source_kind, &c, &container)
                 .await
                 .map_err(|e| format!("the throwaway copy did not come up: {e:#}"))?;
-            let mut input = store.read(&backup.object_key).await?;
-            let cmd = [
-                "pg_restore",
-                "--no-owner",
-                "--exit-on-error",
-                "-U",
-                &c.user,
-                "-d",
-                &c.database,
-            ];
-            match self.docker.exec_from(&container, &cmd, &mut input).await {
-                Ok((0, _)) => {}
-                Ok((code, said)) => return Err(format!("pg_restore exited with {code}: {said}")),
-                Err(e) => return Err(format!("pg_restore: {e}")),
+            if kind == DatabaseKind::Postgres {
+                let mut input = store.read(&backup.object_key).await?;
+                let cmd = [
+                    "pg_restore",
+                    "--no-owner",
+                    "--exit-on-error",
+                    "-U",
+                    &c.user,
+                    "-d",
+                    &c.database,
+                ];
+                match self.docker.exec_from(&container, &cmd, &mut input).await {
+                    Ok((0, _)) => {}
+                    Ok((code, said)) => {
+                        return Err(format!("pg_restore exited with {code}: {said}"));
+                    }
+                    Err(e) => return Err(format!("pg_restore: {e}")),
+                }
             }
-            self.count_rows(&container, &c).await
+            self.count(kind, &container, &c).await
         }
         .await;
         if let Err(e) = self.docker.remove_named(&name).await {
             tracing::warn!(error = %e, "cannot remove a throwaway copy; the next start will");
         }
         result
+    }
+
+    /// Backup's snapshot as a file to put into a fresh server's data directory (Redis).
+    pub(super) async fn seed(&self, backup: &Backup, store: &Store) -> Result<Seed, String> {
+        let size = backup
+            .size_bytes
+            .ok_or("the backup was never stored whole")?;
+        Ok(Seed {
+            name: "dump.rdb".into(),
+            size: size as u64,
+            reader: store.read(&backup.object_key).await?,
+        })
     }
 
     /// At startup: backups cut off by a stop are failed and their partial files removed;
@@ -572,16 +570,5 @@ impl Databases {
         }
         self.docker.remove_throwaways().await?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn counts_are_read_from_psql_lines() {
-        let counts = super::parse_counts("public.notes|3\npublic.empty|0\nnoise\n");
-        assert_eq!(counts.len(), 2);
-        assert_eq!(counts["public.notes"], 3);
-        assert_eq!(counts["public.empty"], 0);
     }
 }

@@ -98,16 +98,7 @@ impl Databases {
                 "one-click databases run on plain Docker; this installation runs Swarm".into(),
             ));
         }
-        let (images, versions) = (
-            &self.config.databases.images,
-            &self.config.databases.versions,
-        );
-        let (template, default) = match kind {
-            DatabaseKind::Postgres => (&images.postgres, &versions.postgres),
-            DatabaseKind::Mysql => (&images.mysql, &versions.mysql),
-            DatabaseKind::Mariadb => (&images.mariadb, &versions.mariadb),
-            DatabaseKind::Redis => (&images.redis, &versions.redis),
-        };
+        let (template, default) = self.image_of(kind);
         let version = version.unwrap_or(default);
         let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
         if version.is_empty() || version.len() > 32 || !version.chars().all(plain) {
@@ -164,6 +155,20 @@ impl Databases {
         Ok(database)
     }
 
+    /// `kind`'s image template and default version.
+    pub(super) fn image_of(&self, kind: DatabaseKind) -> (&String, &String) {
+        let (images, versions) = (
+            &self.config.databases.images,
+            &self.config.databases.versions,
+        );
+        match kind {
+            DatabaseKind::Postgres => (&images.postgres, &versions.postgres),
+            DatabaseKind::Mysql => (&images.mysql, &versions.mysql),
+            DatabaseKind::Mariadb => (&images.mariadb, &versions.mariadb),
+            DatabaseKind::Redis => (&images.redis, &versions.redis),
+        }
+    }
+
     /// Starts `database`'s container (anew) in the background and watches it come up.
     fn launch(self: &Arc<Self>, database: Database) {
         let this = self.clone();
@@ -184,7 +189,7 @@ impl Databases {
         });
     }
 
-    async fn bring_up(&self, database: Database) -> anyhow::Result<()> {
+    pub(super) async fn bring_up(&self, database: Database) -> anyhow::Result<()> {
         let c = credentials(&self.sealer, &database)?;
         let (env, cmd) = interface(&database, &c);
         let network = self
@@ -203,6 +208,7 @@ impl Databases {
             public_port: database.public_port.map(|p| p as u16),
             memory_mb: i64::from(database.memory_limit_mb),
             throwaway: false,
+            seed: None,
         };
         db::databases::set_state(&self.db, database.id, DatabaseState::Starting, None, None)
             .await?;

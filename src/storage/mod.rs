@@ -5,6 +5,7 @@
 pub mod backups;
 pub mod connection;
 pub mod databases;
+mod kinds;
 pub mod restore;
 pub mod schedules;
 mod store;

@@ -9,11 +9,14 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use super::connection::{container_name, interface};
 use super::databases::{Credentials, Databases, StorageError, credentials};
+use super::kinds;
 use super::store::{Object, Store};
 use crate::db;
 use crate::db::backups::{Backup, NewBackup};
 use crate::db::databases::Database;
+use crate::docker::DatabaseRun;
 use crate::model::{DatabaseKind, DatabaseState};
 
 impl Databases {
@@ -23,12 +26,7 @@ impl Databases {
             field: "backup",
             message,
         };
-        if backup.source_kind != DatabaseKind::Postgres {
-            return Err(refuse(format!(
-                "restores of {} backups are not available in this version",
-                backup.source_kind
-            )));
-        }
+        kinds::supported(backup.source_kind).map_err(refuse)?;
         let expected = backup
             .sha256
             .clone()
@@ -132,10 +130,11 @@ impl Databases {
                 source_kind: database.kind,
                 destination_id: destination.id,
                 object_key: format!(
-                    "{}/{}-{}-safety.dump",
+                    "{}/{}-{}-safety.{}",
                     database.name,
                     chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
-                    &safety_id.simple().to_string()[..8]
+                    &safety_id.simple().to_string()[..8],
+                    kinds::extension(database.kind)
                 ),
                 created_by: backup.created_by,
             },
@@ -150,6 +149,10 @@ impl Databases {
         }
         let this = self.clone();
         tokio::spawn(async move { this.verify_now(&safety_id).await });
+        if database.kind == DatabaseKind::Redis {
+            self.redis_restore(backup, database, file).await?;
+            return Ok(safety_id);
+        }
         let c = credentials(&self.sealer, database).map_err(|e| e.to_string())?;
         let container = database
             .container_id
@@ -200,7 +203,7 @@ impl Databases {
             .await?;
         let (this, backup, target) = (self.clone(), backup.clone(), database.clone());
         tokio::spawn(async move {
-            let outcome = this.restore_into_new(&target, &file).await;
+            let outcome = this.restore_into_new(&backup, &target, &file).await;
             let message = match outcome {
                 Ok(()) => format!("restored from backup {}", backup.id),
                 Err(why) => format!("the restore of backup {} failed: {why}", backup.id),
@@ -217,7 +220,12 @@ impl Databases {
         Ok(database)
     }
 
-    async fn restore_into_new(&self, database: &Database, file: &Object) -> Result<(), String> {
+    async fn restore_into_new(
+        &self,
+        backup: &Backup,
+        database: &Database,
+        file: &Object,
+    ) -> Result<(), String> {
         // It comes up in the background first.
         let deadline = tokio::time::Instant::now()
             + std::time::Duration::from_secs(self.config.databases.start_timeout_secs + 30);
@@ -250,12 +258,96 @@ impl Databases {
         )
         .await
         .map_err(|e| e.to_string())?;
+        if ready.kind == DatabaseKind::Redis {
+            return self.redis_restore(backup, &ready, file).await;
+        }
         let c = credentials(&self.sealer, &ready).map_err(|e| e.to_string())?;
         let container = ready
             .container_id
             .clone()
             .ok_or("the new database has no container")?;
         self.pg_restore(&container, &c, file, false).await
+    }
+
+    /// Redis: its container is replaced by one that starts from the backup's snapshot (the
+    /// append-only file off, so the snapshot is what loads), the append-only file is turned
+    /// on again (Redis rewrites it from what it loaded), and the usual container comes back
+    /// on that file.
+    async fn redis_restore(
+        &self,
+        backup: &Backup,
+        database: &Database,
+        file: &Object,
+    ) -> Result<(), String> {
+        let failed = |e: &dyn std::fmt::Display| format!("{e:#}");
+        let c = credentials(&self.sealer, database).map_err(|e| failed(&e))?;
+        let (env, cmd) = interface(database, &c);
+        let network = self
+            .docker
+            .ensure_database_network(database.id, &self.config.containers.subnets())
+            .await
+            .map_err(|e| failed(&e))?;
+        let run = DatabaseRun {
+            id: database.id,
+            name: container_name(database),
+            image: database.image.clone(),
+            env,
+            cmd: kinds::from_snapshot(cmd),
+            volume: database.docker_volume.clone(),
+            data_dir: database.kind.data_dir().into(),
+            port: database.kind.port(),
+            public_port: None,
+            memory_mb: i64::from(database.memory_limit_mb),
+            throwaway: false,
+            seed: Some(self.seed(backup, &file.store).await?),
+        };
+        let container = self
+            .docker
+            .run_database(run, &network)
+            .await
+            .map_err(|e| format!("cannot start from the snapshot: {e}"))?;
+        self.until_ready(database.kind, &c, &container)
+            .await
+            .map_err(|e| format!("it did not come up from the snapshot: {e:#}"))?;
+        let cli = |words: &[&str]| -> Vec<String> {
+            ["redis-cli", "--no-auth-warning", "-a", &c.password]
+                .iter()
+                .chain(words)
+                .map(|w| w.to_string())
+                .collect()
+        };
+        let container = &container;
+        let run_cli = |words: Vec<String>| async move {
+            let words: Vec<&str> = words.iter().map(String::as_str).collect();
+            match self.docker.exec_output(container, &words).await {
+                Ok((0, text)) => Ok(text),
+                Ok((code, text)) => Err(format!("redis-cli exited with {code}: {text}")),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        run_cli(cli(&["CONFIG", "SET", "appendonly", "yes"])).await?;
+        let deadline = tokio::time::Instant::now()
+            + std::time::Duration::from_secs(self.config.databases.start_timeout_secs);
+        loop {
+            let info = run_cli(cli(&["INFO", "persistence"])).await?;
+            let has = |line: &str| info.lines().any(|l| l.trim() == line);
+            if has("aof_enabled:1")
+                && has("aof_rewrite_in_progress:0")
+                && has("aof_rewrite_scheduled:0")
+            {
+                if !has("aof_last_bgrewrite_status:ok") {
+                    return Err("Redis could not write its append-only file".into());
+                }
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err("Redis did not finish writing its append-only file in time".into());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        self.bring_up(database.clone())
+            .await
+            .map_err(|e| format!("it did not come back on its append-only file: {e:#}"))
     }
 
     /// `pg_restore` of `file` into the database in `container`, in one transaction (`clean`:

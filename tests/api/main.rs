@@ -30,6 +30,7 @@ mod process;
 mod projects;
 mod prometheus;
 mod proxy;
+mod redis;
 mod s3;
 mod schedules;
 mod sessions;

@@ -554,6 +554,15 @@ try {
   await dbCard.getByRole("button", { name: "Back up now" }).click();
   const backupRows = page.getByRole("table", { name: "Backups of web-db list" }).locator("tbody tr");
   await backupRows.first().locator(".badge", { hasText: "verified" }).waitFor({ timeout: 120000 });
+  // A nightly schedule with retention: a bad cron expression is refused in words.
+  const scheduleForm = page.getByRole("form", { name: "Backup schedule of web-db" });
+  await scheduleForm.getByLabel("Schedule (cron, UTC)").fill("every night");
+  await scheduleForm.getByRole("button", { name: "Save schedule" }).click();
+  await scheduleForm.locator(".field-error", { hasText: "is not a cron expression" }).waitFor();
+  await scheduleForm.getByLabel("Schedule (cron, UTC)").fill("0 3 * * *");
+  await scheduleForm.getByLabel("Keep last").fill("3");
+  await scheduleForm.getByRole("button", { name: "Save schedule" }).click();
+  await scheduleForm.getByTestId("schedule-state").filter({ hasText: "Scheduled 0 3 * * * (UTC)" }).waitFor();
   await audit(page, "database-backups");
   await dbCard.getByRole("button", { name: "Delete" }).click();
   const deleteDb = page.getByRole("dialog", { name: "Delete database web-db?" });

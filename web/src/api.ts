@@ -626,6 +626,21 @@ export type Backup = {
   verified_at: string | null;
 };
 export const listBackups = (database: string) => request<Backup[]>("GET", `/databases/${database}/backups`);
+/** A backup schedule: `cron` (UTC) is null when there is none. */
+export type BackupSchedule = {
+  cron: string | null;
+  destination_ids: string[];
+  keep_last: number | null;
+  keep_days: number | null;
+  next_run_at: string | null;
+  last_run_at: string | null;
+};
+export const getBackupSchedule = (database: string) => request<BackupSchedule>("GET", `/databases/${database}/backup-schedule`);
+export const putBackupSchedule = (
+  database: string,
+  s: { cron: string; destination_ids?: string[]; keep_last?: number | null; keep_days?: number | null },
+) => request<BackupSchedule>("PUT", `/databases/${database}/backup-schedule`, s);
+export const deleteBackupSchedule = (database: string) => request<void>("DELETE", `/databases/${database}/backup-schedule`);
 export const takeBackup = (database: string, destination_id?: string) =>
   request<{ id: string; status: string }>("POST", `/databases/${database}/backups`, destination_id ? { destination_id } : {});
 export const verifyBackup = (id: string) => request<{ id: string; status: string }>("POST", `/backups/${id}/verify`, {});

@@ -41,6 +41,7 @@ export function BackupsPanel({ db, onRestored }: { db: api.Database; onRestored:
         then is it verified.
       </p>
       <Alert>{error}</Alert>
+      <Schedule db={db} />
       {backups && backups.length === 0 && <p className="muted small">No backups yet.</p>}
       {backups && backups.length > 0 && (
         <table className="table" aria-label={`Backups of ${db.name} list`}>
@@ -112,6 +113,100 @@ export function BackupsPanel({ db, onRestored }: { db: api.Database; onRestored:
         </ConfirmDialog>
       )}
     </div>
+  );
+}
+
+/** Optional whole number from a text field: empty is none. */
+const count = (text: string) => (text.trim() === "" ? null : Number(text));
+
+/** The database's backup schedule: cron (UTC), destinations (admins see the list), retention. */
+function Schedule({ db }: { db: api.Database }) {
+  const toast = useToast();
+  const [schedule, setSchedule] = useState<api.BackupSchedule | null>(null);
+  const [destinations, setDestinations] = useState<api.Destination[] | null>(null);
+  const [cron, setCron] = useState("");
+  const [chosen, setChosen] = useState<string[]>([]);
+  const [keepLast, setKeepLast] = useState("");
+  const [keepDays, setKeepDays] = useState("");
+  const [errors, setErrors] = useState<FormErrors>(noErrors);
+  const show = (s: api.BackupSchedule) => {
+    setSchedule(s);
+    setCron(s.cron ?? "");
+    setChosen(s.destination_ids);
+    setKeepLast(s.keep_last === null ? "" : String(s.keep_last));
+    setKeepDays(s.keep_days === null ? "" : String(s.keep_days));
+  };
+  useEffect(() => {
+    api.getBackupSchedule(db.id).then(show, (e) => setErrors({ ...noErrors, message: errorText(e) }));
+    // Only admins may list destinations; others schedule to the first one.
+    api.listDestinations().then(setDestinations, () => setDestinations(null));
+  }, [db.id]);
+  async function save(e: FormEvent) {
+    e.preventDefault();
+    setErrors(noErrors);
+    try {
+      const body = { cron, keep_last: count(keepLast), keep_days: count(keepDays), ...(chosen.length ? { destination_ids: chosen } : {}) };
+      show(await api.putBackupSchedule(db.id, body));
+      toast("Schedule saved", "success");
+    } catch (err) {
+      setErrors(formErrors(err, ["cron", "destination_ids", "keep_last", "keep_days"]));
+    }
+  }
+  async function remove() {
+    setErrors(noErrors);
+    try {
+      await api.deleteBackupSchedule(db.id);
+      show({ cron: null, destination_ids: [], keep_last: null, keep_days: null, next_run_at: null, last_run_at: null });
+      toast("Schedule removed", "success");
+    } catch (err) {
+      setErrors(formErrors(err, []));
+    }
+  }
+  return (
+    <form className="stack" onSubmit={save} noValidate aria-label={`Backup schedule of ${db.name}`}>
+      <p className="small muted" data-testid="schedule-state">
+        {schedule?.cron && schedule.next_run_at ? (
+          <>
+            Scheduled <code>{schedule.cron}</code> (UTC); next run <Ago at={schedule.next_run_at} />.
+          </>
+        ) : (
+          "No schedule: backups are taken only when asked."
+        )}
+      </p>
+      <div className="form-grid">
+        <Field label="Schedule (cron, UTC)" name="cron" value={cron} placeholder="0 3 * * *" hint="0 3 * * * is daily at 03:00" error={errors.fields.cron} onChange={(e) => setCron(e.target.value)} />
+        <Field label="Keep last" name="keep_last" inputMode="numeric" value={keepLast} placeholder="7" error={errors.fields.keep_last} onChange={(e) => setKeepLast(e.target.value)} />
+        <Field label="Keep days" name="keep_days" inputMode="numeric" value={keepDays} placeholder="" error={errors.fields.keep_days} onChange={(e) => setKeepDays(e.target.value)} />
+      </div>
+      {destinations && destinations.length > 0 && (
+        <fieldset className="row wrap">
+          <legend className="small">Destinations (none chosen: the first)</legend>
+          {destinations.map((d) => (
+            <label key={d.id} className="row small">
+              <input
+                type="checkbox"
+                checked={chosen.includes(d.id)}
+                onChange={(e) => setChosen(e.target.checked ? [...chosen, d.id] : chosen.filter((c) => c !== d.id))}
+              />
+              {d.name}
+            </label>
+          ))}
+        </fieldset>
+      )}
+      {errors.fields.destination_ids && <Alert>{errors.fields.destination_ids}</Alert>}
+      <Alert>{errors.message}</Alert>
+      <p className="small muted">Retention after each backup: either rule keeps a backup (neither set: the newest 7); the newest verified one is always kept.</p>
+      <div className="row">
+        <button type="submit" className="btn secondary small">
+          Save schedule
+        </button>
+        {schedule?.cron && (
+          <button type="button" className="btn secondary small" onClick={remove}>
+            Remove schedule
+          </button>
+        )}
+      </div>
+    </form>
   );
 }
 
