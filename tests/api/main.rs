@@ -13,6 +13,7 @@ mod client;
 mod crash;
 mod databases;
 mod deploy;
+mod diskfull;
 mod docker;
 mod domains;
 mod edge;
