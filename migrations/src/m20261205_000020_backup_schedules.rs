@@ -1,6 +1,7 @@
-//! Backup schedules: per database, a cron expression (UTC), the destinations each run goes
-//! to, and the retention applied after each run (keep the last N, keep N days). `next_run_at`
-//! is claimed by a conditional update, so with several instances each run happens once.
+//! Backup schedules: per database or per volume, a cron expression (UTC), the destinations
+//! each run goes to, and the retention applied after each run (keep the last N, keep N days).
+//! `next_run_at` is claimed by a conditional update, so with several instances each run
+//! happens once. Backups can now be of a volume (`backups.volume_id`).
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -15,7 +16,8 @@ impl MigrationTrait for Migration {
                 .table("backup_schedules")
                 .if_not_exists()
                 .col(pk_uuid("id"))
-                .col(uuid_uniq("database_id"))
+                .col(uuid_null("database_id").unique_key())
+                .col(uuid_null("volume_id").unique_key())
                 .col(string_len("cron", 100))
                 .col(text("destination_ids"))
                 .col(integer_null("keep_last"))
@@ -31,6 +33,29 @@ impl MigrationTrait for Migration {
                         .to("databases", "id")
                         .on_delete(ForeignKeyAction::Cascade),
                 )
+                .foreign_key(
+                    ForeignKey::create()
+                        .name("fk_backup_schedules_volume_id")
+                        .from("backup_schedules", "volume_id")
+                        .to("volumes", "id")
+                        .on_delete(ForeignKeyAction::Cascade),
+                )
+                .take(),
+        )
+        .await?;
+        // A volume's backups (a volume row outlives its project; a purged one clears this).
+        m.alter_table(
+            Table::alter()
+                .table("backups")
+                .add_column(uuid_null("volume_id"))
+                .take(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("ix_backups_volume_id")
+                .table("backups")
+                .col("volume_id")
                 .take(),
         )
         .await?;
@@ -45,6 +70,20 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_index(
+            Index::drop()
+                .name("ix_backups_volume_id")
+                .table("backups")
+                .to_owned(),
+        )
+        .await?;
+        m.alter_table(
+            Table::alter()
+                .table("backups")
+                .drop_column("volume_id")
+                .take(),
+        )
+        .await?;
         m.drop_table(Table::drop().table("backup_schedules").take())
             .await
     }

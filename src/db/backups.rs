@@ -18,6 +18,50 @@ use crate::model::BackupState;
 pub use backup_destinations::Model as Destination;
 pub use backups::Model as Backup;
 
+/// What backups are of: a database or a volume.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Database(Uuid),
+    Volume(Uuid),
+}
+
+impl Source {
+    pub fn database(self) -> Option<Uuid> {
+        match self {
+            Source::Database(id) => Some(id),
+            Source::Volume(_) => None,
+        }
+    }
+
+    pub fn volume(self) -> Option<Uuid> {
+        match self {
+            Source::Volume(id) => Some(id),
+            Source::Database(_) => None,
+        }
+    }
+
+    /// Backup `b`'s source.
+    pub fn of(b: &Backup) -> Option<Source> {
+        b.database_id
+            .map(Source::Database)
+            .or(b.volume_id.map(Source::Volume))
+    }
+
+    fn backups(self) -> sea_orm::sea_query::SimpleExpr {
+        match self {
+            Source::Database(id) => Column::DatabaseId.eq(id),
+            Source::Volume(id) => Column::VolumeId.eq(id),
+        }
+    }
+
+    fn schedules(self) -> sea_orm::sea_query::SimpleExpr {
+        match self {
+            Source::Database(id) => schedules::Column::DatabaseId.eq(id),
+            Source::Volume(id) => schedules::Column::VolumeId.eq(id),
+        }
+    }
+}
+
 /// Backups listed for one database, newest first.
 pub const LIST_LIMIT: u64 = 200;
 
@@ -62,9 +106,9 @@ pub async fn delete_destination(db: &Db, id: Uuid) -> Result<bool, DbErr> {
 /// A backup about to be taken.
 pub struct NewBackup {
     pub id: Uuid,
-    pub database_id: Uuid,
+    pub source: Source,
     pub source_name: String,
-    pub source_kind: crate::model::DatabaseKind,
+    pub source_kind: crate::model::BackupKind,
     pub destination_id: Uuid,
     pub object_key: String,
     pub created_by: Option<Uuid>,
@@ -73,7 +117,8 @@ pub struct NewBackup {
 pub async fn start(db: &Db, new: NewBackup) -> Result<Backup, DbErr> {
     backups::ActiveModel {
         id: Set(new.id),
-        database_id: Set(Some(new.database_id)),
+        database_id: Set(new.source.database()),
+        volume_id: Set(new.source.volume()),
         source_name: Set(new.source_name),
         source_kind: Set(new.source_kind),
         destination_id: Set(Some(new.destination_id)),
@@ -98,9 +143,9 @@ pub async fn find(db: &Db, id: Uuid) -> Result<Option<Backup>, DbErr> {
 }
 
 /// The backups of `database`, newest first.
-pub async fn for_database(db: &Db, database: Uuid) -> Result<Vec<Backup>, DbErr> {
+pub async fn for_source(db: &Db, source: Source) -> Result<Vec<Backup>, DbErr> {
     Backups::find()
-        .filter(Column::DatabaseId.eq(database))
+        .filter(source.backups())
         .order_by_desc(Column::StartedAt)
         .limit(LIST_LIMIT)
         .all(db)
@@ -178,9 +223,9 @@ pub async fn fail_interrupted(db: &Db) -> Result<Vec<Backup>, DbErr> {
 
 /// Backups of `database` in `destination` that were stored whole (`succeeded` or `verified`),
 /// newest first: what retention decides over.
-pub async fn stored_in(db: &Db, database: Uuid, destination: Uuid) -> Result<Vec<Backup>, DbErr> {
+pub async fn stored_in(db: &Db, source: Source, destination: Uuid) -> Result<Vec<Backup>, DbErr> {
     Backups::find()
-        .filter(Column::DatabaseId.eq(database))
+        .filter(source.backups())
         .filter(Column::DestinationId.eq(destination))
         .filter(Column::Status.is_in([BackupState::Succeeded, BackupState::Verified]))
         .order_by_desc(Column::StartedAt)
@@ -189,11 +234,11 @@ pub async fn stored_in(db: &Db, database: Uuid, destination: Uuid) -> Result<Vec
 }
 
 /// Failed backups of `database` beyond the newest `keep` (they hold no file): ids.
-pub async fn failed_beyond(db: &Db, database: Uuid, keep: u64) -> Result<Vec<Uuid>, DbErr> {
+pub async fn failed_beyond(db: &Db, source: Source, keep: u64) -> Result<Vec<Uuid>, DbErr> {
     Backups::find()
         .select_only()
         .column(Column::Id)
-        .filter(Column::DatabaseId.eq(database))
+        .filter(source.backups())
         .filter(Column::Status.eq(BackupState::Failed))
         .order_by_desc(Column::StartedAt)
         .offset(keep)
@@ -208,9 +253,9 @@ pub async fn delete(db: &Db, id: Uuid) -> Result<(), DbErr> {
 }
 
 /// Whether a backup of `database` is running now.
-pub async fn running_for(db: &Db, database: Uuid) -> Result<bool, DbErr> {
+pub async fn running_for(db: &Db, source: Source) -> Result<bool, DbErr> {
     Ok(Backups::find()
-        .filter(Column::DatabaseId.eq(database))
+        .filter(source.backups())
         .filter(Column::Status.eq(BackupState::Running))
         .one(db)
         .await?
@@ -220,19 +265,22 @@ pub async fn running_for(db: &Db, database: Uuid) -> Result<bool, DbErr> {
 pub use super::entities::backup_schedules::Model as Schedule;
 use super::entities::backup_schedules::{self as schedules, Entity as Schedules};
 
-pub async fn schedule(db: &Db, database: Uuid) -> Result<Option<Schedule>, DbErr> {
-    Schedules::find()
-        .filter(schedules::Column::DatabaseId.eq(database))
-        .one(db)
-        .await
+pub async fn schedule(db: &Db, source: Source) -> Result<Option<Schedule>, DbErr> {
+    Schedules::find().filter(source.schedules()).one(db).await
 }
 
-/// Sets `database`'s schedule (replacing any).
-pub async fn set_schedule(db: &Db, row: Schedule) -> Result<Schedule, DbErr> {
-    use sea_orm::sea_query::OnConflict;
-    let active = schedules::ActiveModel {
+/// Sets a source's schedule (replacing any).
+pub async fn set_schedule(db: &Db, source: Source, row: Schedule) -> Result<Schedule, DbErr> {
+    use sea_orm::TransactionTrait;
+    let txn = db.begin().await?;
+    Schedules::delete_many()
+        .filter(source.schedules())
+        .exec(&txn)
+        .await?;
+    let saved = schedules::ActiveModel {
         id: Set(row.id),
-        database_id: Set(row.database_id),
+        database_id: Set(source.database()),
+        volume_id: Set(source.volume()),
         cron: Set(row.cron),
         destination_ids: Set(row.destination_ids),
         keep_last: Set(row.keep_last),
@@ -241,31 +289,16 @@ pub async fn set_schedule(db: &Db, row: Schedule) -> Result<Schedule, DbErr> {
         last_run_at: Set(row.last_run_at),
         updated_by: Set(row.updated_by),
         updated_at: Set(row.updated_at),
-    };
-    Schedules::insert(active)
-        .on_conflict(
-            OnConflict::column(schedules::Column::DatabaseId)
-                .update_columns([
-                    schedules::Column::Cron,
-                    schedules::Column::DestinationIds,
-                    schedules::Column::KeepLast,
-                    schedules::Column::KeepDays,
-                    schedules::Column::NextRunAt,
-                    schedules::Column::UpdatedBy,
-                    schedules::Column::UpdatedAt,
-                ])
-                .to_owned(),
-        )
-        .exec(db)
-        .await?;
-    schedule(db, row.database_id)
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound("backup schedule".into()))
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(saved)
 }
 
-pub async fn delete_schedule(db: &Db, database: Uuid) -> Result<bool, DbErr> {
+pub async fn delete_schedule(db: &Db, source: Source) -> Result<bool, DbErr> {
     Ok(Schedules::delete_many()
-        .filter(schedules::Column::DatabaseId.eq(database))
+        .filter(source.schedules())
         .exec(db)
         .await?
         .rows_affected

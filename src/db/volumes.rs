@@ -142,3 +142,35 @@ pub async fn set_size(db: &Db, id: Uuid, bytes: i64) -> Result<(), DbErr> {
         .await?;
     Ok(())
 }
+
+/// After a restore: `volume` uses engine volume `engine_name` from now on, and the engine
+/// volume it used is kept as a detached volume of the same name (an admin may reattach or
+/// purge it; retention removes it in time). Answers `volume` as it now is.
+pub async fn swap_engine_volume(
+    db: &Db,
+    volume: &Volume,
+    engine_name: &str,
+) -> Result<Volume, DbErr> {
+    use sea_orm::TransactionTrait;
+    let txn = db.begin().await?;
+    let mut active = volume.clone().into_active_model();
+    active.docker_name = Set(engine_name.to_string());
+    active.size_bytes = Set(None);
+    let updated = active.update(&txn).await?;
+    volumes::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        project_id: Set(None),
+        team_id: Set(volume.team_id),
+        name: Set(volume.name.clone()),
+        mount_path: Set(volume.mount_path.clone()),
+        docker_name: Set(volume.docker_name.clone()),
+        project_name: Set(volume.project_name.clone()),
+        created_at: Set(volume.created_at),
+        detached_at: Set(Some(Utc::now())),
+        size_bytes: Set(volume.size_bytes),
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(updated)
+}

@@ -301,7 +301,9 @@ impl Engine {
                     return None;
                 }
                 // A one-click database is not an app's: no sweep of apps may touch it.
-                if labels.contains_key(super::databases::LABEL_DATABASE) {
+                if labels.contains_key(super::databases::LABEL_DATABASE)
+                    || labels.contains_key(super::databases::LABEL_THROWAWAY)
+                {
                     return None;
                 }
                 let label = |key: &str| labels.get(key).and_then(|v| Uuid::parse_str(v).ok());

@@ -153,7 +153,7 @@ impl Seed {
 }
 
 /// The label of a throwaway database container (a backup's check).
-const LABEL_THROWAWAY: &str = "shard.throwaway";
+pub(super) const LABEL_THROWAWAY: &str = "shard.throwaway";
 
 impl Engine {
     fn database_labels(&self, id: Uuid) -> HashMap<String, String> {

@@ -20,6 +20,7 @@ use bollard::query_parameters::ListContainersOptionsBuilder;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
+mod archive;
 mod build;
 mod cgroup;
 mod containers;

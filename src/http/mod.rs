@@ -82,6 +82,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                         .configure(routes::files::configure)
                         .configure(routes::databases::configure)
                         .configure(routes::backups::configure)
+                        .configure(routes::volume_backups::configure)
                         .configure(routes::github::configure)
                         .configure(routes::github_repos::configure)
                         .configure(routes::metrics::configure)

@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 use super::routes::{
     audit, auth, backups, cli_logins, databases, deployments, domains, env, files, github,
     github_repos, health, metrics, nodes, notifications, plans, projects, registry, teams, tokens,
-    users, volumes, webhooks,
+    users, volume_backups, volumes, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -35,6 +35,9 @@ use super::routes::{
         backups::list_destinations, backups::add_destination, backups::delete_destination,
         backups::list_backups, backups::take_backup, backups::verify_backup,
         backups::restore_backup, backups::get_schedule, backups::put_schedule, backups::delete_schedule,
+        volume_backups::list_volume_backups, volume_backups::take_volume_backup,
+        volume_backups::get_volume_schedule, volume_backups::put_volume_schedule,
+        volume_backups::delete_volume_schedule,
         env::get_env, env::put_env,
         deployments::create_deployment, deployments::list_deployments, deployments::get_deployment,
         deployments::cancel_deployment, deployments::deployment_logs,

@@ -53,6 +53,42 @@ text_enum! {
 }
 
 text_enum! {
+    /// What a backup is of: a one-click database of a kind, or a project's volume.
+    pub enum BackupKind ("backup kind") {
+        Postgres = "postgres",
+        Mysql = "mysql",
+        Mariadb = "mariadb",
+        Redis = "redis",
+        /// A tar of a volume's files, gzip-compressed.
+        Volume = "volume",
+    }
+}
+
+impl BackupKind {
+    /// The database kind it is of; none for a volume.
+    pub fn database(self) -> Option<DatabaseKind> {
+        match self {
+            Self::Postgres => Some(DatabaseKind::Postgres),
+            Self::Mysql => Some(DatabaseKind::Mysql),
+            Self::Mariadb => Some(DatabaseKind::Mariadb),
+            Self::Redis => Some(DatabaseKind::Redis),
+            Self::Volume => None,
+        }
+    }
+}
+
+impl From<DatabaseKind> for BackupKind {
+    fn from(kind: DatabaseKind) -> Self {
+        match kind {
+            DatabaseKind::Postgres => Self::Postgres,
+            DatabaseKind::Mysql => Self::Mysql,
+            DatabaseKind::Mariadb => Self::Mariadb,
+            DatabaseKind::Redis => Self::Redis,
+        }
+    }
+}
+
+text_enum! {
     /// Where a backup is: taken and stored (`succeeded`), and `verified` only once a restore of
     /// it into a throwaway database was checked. A failure names its step.
     pub enum BackupState ("backup state") {

@@ -11,7 +11,7 @@ pub mod upstream;
 pub mod work;
 
 pub use access::{Role, Scope, UserRole};
-pub use data::{BackupState, DatabaseKind, DatabaseState, DestinationKind};
+pub use data::{BackupKind, BackupState, DatabaseKind, DatabaseState, DestinationKind};
 pub use edge::{CertState, ChannelKind, CliLoginState, DeliveryState, DomainState, WebhookOutcome};
 pub use status::DeploymentStatus;
 pub use text::Unknown;

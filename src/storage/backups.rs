@@ -22,11 +22,11 @@ use super::connection::interface;
 use super::databases::{Credentials, Databases, StorageError, credentials};
 use super::kinds;
 use super::store::{Store, seal_secret};
-use crate::db::backups::{Backup, Destination, NewBackup};
+use crate::db::backups::{Backup, Destination, NewBackup, Source};
 use crate::db::databases::Database;
 use crate::db::{self};
 use crate::docker::{DatabaseRun, ExecError, Seed};
-use crate::model::{DatabaseKind, DatabaseState, DestinationKind};
+use crate::model::{BackupKind, DatabaseKind, DatabaseState, DestinationKind};
 
 /// A destination to add.
 pub struct NewDestination {
@@ -222,23 +222,7 @@ impl Databases {
                 database.status
             )));
         }
-        let destination = match destination {
-            Some(id) => db::backups::destination(&self.db, id)
-                .await?
-                .ok_or_else(|| StorageError::Invalid {
-                    field: "destination_id",
-                    message: "no such destination".into(),
-                })?,
-            None => db::backups::destinations(&self.db)
-                .await?
-                .into_iter()
-                .next()
-                .ok_or_else(|| {
-                    StorageError::Conflict(
-                        "there is no backup destination yet; an admin adds one under System".into(),
-                    )
-                })?,
-        };
+        let destination = self.destination_or_first(destination).await?;
         let id = Uuid::now_v7();
         let key = format!(
             "{}/{}-{}.{}",
@@ -251,9 +235,9 @@ impl Databases {
             &self.db,
             NewBackup {
                 id,
-                database_id: database.id,
+                source: Source::Database(database.id),
                 source_name: database.name.clone(),
-                source_kind: database.kind,
+                source_kind: database.kind.into(),
                 destination_id: destination.id,
                 object_key: key,
                 created_by: by,
@@ -267,7 +251,7 @@ impl Databases {
                 Err((step, why)) => this.backup_failed(&row, step, &why).await,
             }
             // A scheduled database's retention runs after each of its backups.
-            if let Err(e) = this.apply_retention(database.id).await {
+            if let Err(e) = this.apply_retention(Source::Database(database.id)).await {
                 tracing::warn!(database = %database.name, error = %format!("{e:#}"), "retention not applied this time");
             }
         });
@@ -407,6 +391,26 @@ impl Databases {
         .ok_or("its destination was removed")?;
         let store = Store::open(&destination, &self.sealer)?;
         let expected = backup.sha256.clone().ok_or("it was never stored whole")?;
+        let expected_counts: std::collections::BTreeMap<String, i64> = backup
+            .source_counts
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        if backup.source_kind == BackupKind::Volume {
+            let read = self.read_volume_backup(backup, &store).await?;
+            if read != expected_counts {
+                return Err(format!(
+                    "the archive holds {} files and {} bytes; the volume had {} and {}",
+                    read.get("files").copied().unwrap_or(0),
+                    read.get("bytes").copied().unwrap_or(0),
+                    expected_counts.get("files").copied().unwrap_or(0),
+                    expected_counts.get("bytes").copied().unwrap_or(0)
+                ));
+            }
+            return Ok(());
+        }
         // The bytes first: a truncated or changed file is named as such.
         let actual = store.sha256(&backup.object_key).await?;
         if actual != expected {
@@ -415,13 +419,6 @@ impl Databases {
                  it was truncated or changed"
             ));
         }
-        let expected_counts: std::collections::BTreeMap<String, i64> = backup
-            .source_counts
-            .as_deref()
-            .map(serde_json::from_str)
-            .transpose()
-            .map_err(|e| e.to_string())?
-            .unwrap_or_default();
         let restored = self.restore_throwaway(backup, &store).await?;
         if restored != expected_counts {
             let differences: Vec<String> = expected_counts
@@ -449,13 +446,17 @@ impl Databases {
         backup: &Backup,
         store: &Store,
     ) -> Result<std::collections::BTreeMap<String, i64>, String> {
+        let kind = backup
+            .source_kind
+            .database()
+            .ok_or("a volume backup has no database to restore into")?;
         let image = match backup.database_id {
             Some(id) => db::databases::find(&self.db, id).await.ok().flatten(),
             None => None,
         }
         .map(|d| d.image)
         .unwrap_or_else(|| {
-            let (template, version) = self.image_of(backup.source_kind);
+            let (template, version) = self.image_of(kind);
             template.replace("{version}", version)
         });
         let c = Credentials {
@@ -469,7 +470,7 @@ impl Databases {
             id: backup.id,
             team_id: None,
             name: name.clone(),
-            kind: backup.source_kind,
+            kind,
             version: String::new(),
             image: image.clone(),
             status: DatabaseState::Starting,
@@ -484,7 +485,6 @@ impl Databases {
             updated_at: chrono::Utc::now(),
         };
         let (env, cmd) = interface(&probe, &c);
-        let kind = backup.source_kind;
         // Redis loads the snapshot when it starts; Postgres restores into a running server.
         let (cmd, seed) = if kind == DatabaseKind::Redis {
             (
@@ -514,7 +514,7 @@ impl Databases {
                 .run_database(run, "none")
                 .await
                 .map_err(|e| format!("cannot start a throwaway copy: {e}"))?;
-            self.until_ready(backup.source_kind, &c, &container)
+            self.until_ready(kind, &c, &container)
                 .await
                 .map_err(|e| format!("the throwaway copy did not come up: {e:#}"))?;
             if kind == DatabaseKind::Postgres {

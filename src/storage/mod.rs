@@ -9,5 +9,6 @@ mod kinds;
 pub mod restore;
 pub mod schedules;
 mod store;
+pub mod volumes;
 
 pub use databases::{Databases, StorageError};

@@ -26,7 +26,11 @@ impl Databases {
             field: "backup",
             message,
         };
-        kinds::supported(backup.source_kind).map_err(refuse)?;
+        let kind = backup
+            .source_kind
+            .database()
+            .ok_or_else(|| refuse("a volume backup is restored into its volume".into()))?;
+        kinds::supported(kind).map_err(refuse)?;
         let expected = backup
             .sha256
             .clone()
@@ -125,9 +129,9 @@ impl Databases {
             &self.db,
             NewBackup {
                 id: safety_id,
-                database_id: database.id,
+                source: db::backups::Source::Database(database.id),
                 source_name: database.name.clone(),
-                source_kind: database.kind,
+                source_kind: database.kind.into(),
                 destination_id: destination.id,
                 object_key: format!(
                     "{}/{}-{}-safety.{}",
@@ -187,6 +191,13 @@ impl Databases {
         by: Option<Uuid>,
     ) -> Result<Database, StorageError> {
         let file = self.restorable(backup).await?;
+        let kind = backup
+            .source_kind
+            .database()
+            .ok_or_else(|| StorageError::Invalid {
+                field: "backup",
+                message: "a volume backup is restored into its volume".into(),
+            })?;
         let source = match backup.database_id {
             Some(id) => db::databases::find(&self.db, id).await?,
             None => None,
@@ -199,7 +210,7 @@ impl Databases {
         let base: String = backup.source_name.chars().take(48).collect();
         let name = format!("{base}-restored-{}", &suffix[..4]);
         let database = self
-            .create(team, &name, backup.source_kind, version.as_deref(), by)
+            .create(team, &name, kind, version.as_deref(), by)
             .await?;
         let (this, backup, target) = (self.clone(), backup.clone(), database.clone());
         tokio::spawn(async move {

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::databases::{Databases, StorageError};
 use super::store::Store;
-use crate::db::{self, backups::Backup, backups::Schedule, databases::Database};
+use crate::db::{self, backups::Backup, backups::Schedule, backups::Source};
 use crate::model::{BackupState, DatabaseState};
 
 /// How often due schedules are looked for.
@@ -86,10 +86,10 @@ fn to_remove(
 }
 
 impl Databases {
-    /// Sets `database`'s backup schedule; answers it.
+    /// Sets the backup schedule of `source` (a database or a volume); answers it.
     pub async fn set_schedule(
         &self,
-        database: &Database,
+        source: Source,
         new: NewSchedule,
         by: Option<Uuid>,
     ) -> Result<Schedule, StorageError> {
@@ -135,7 +135,8 @@ impl Databases {
         }
         let row = Schedule {
             id: Uuid::now_v7(),
-            database_id: database.id,
+            database_id: source.database(),
+            volume_id: source.volume(),
             cron: new.cron.trim().to_string(),
             destination_ids: serde_json::to_string(&ids).map_err(anyhow::Error::from)?,
             keep_last: new.keep_last,
@@ -145,7 +146,7 @@ impl Databases {
             updated_by: by,
             updated_at: now,
         };
-        Ok(db::backups::set_schedule(&self.db, row).await?)
+        Ok(db::backups::set_schedule(&self.db, source, row).await?)
     }
 
     /// Runs due schedules until `stop`.
@@ -168,14 +169,35 @@ impl Databases {
             if !db::backups::claim_run(&self.db, schedule.id, schedule.next_run_at, next).await? {
                 continue; // another instance has it
             }
-            let Some(database) = db::databases::find(&self.db, schedule.database_id).await? else {
+            if let Some(volume) = schedule.volume_id {
+                if db::backups::running_for(&self.db, Source::Volume(volume)).await? {
+                    tracing::info!(%volume, "a scheduled volume backup is skipped: the last one still runs");
+                    continue;
+                }
+                let Some(volume) = db::volumes::find(&self.db, volume).await? else {
+                    continue;
+                };
+                for destination in destinations_of(&schedule) {
+                    if let Err(e) = self
+                        .volume_backup_now(&volume, Some(destination), None)
+                        .await
+                    {
+                        tracing::warn!(volume = %volume.name, %destination, error = %e, "a scheduled volume backup did not start");
+                    }
+                }
+                continue;
+            }
+            let Some(id) = schedule.database_id else {
+                continue;
+            };
+            let Some(database) = db::databases::find(&self.db, id).await? else {
                 continue;
             };
             if database.status != DatabaseState::Running {
                 tracing::info!(database = %database.name, status = %database.status, "a scheduled backup is skipped: the database is not running");
                 continue;
             }
-            if db::backups::running_for(&self.db, database.id).await? {
+            if db::backups::running_for(&self.db, Source::Database(database.id)).await? {
                 tracing::info!(database = %database.name, "a scheduled backup is skipped: the last one still runs");
                 continue;
             }
@@ -188,10 +210,10 @@ impl Databases {
         Ok(())
     }
 
-    /// Applies `database`'s schedule's retention to each destination it backs up to, and
+    /// Applies the retention of `source`'s schedule to each destination it backs up to, and
     /// keeps the newest failed records only.
-    pub(super) async fn apply_retention(&self, database: Uuid) -> anyhow::Result<()> {
-        let Some(schedule) = db::backups::schedule(&self.db, database).await? else {
+    pub(super) async fn apply_retention(&self, source: Source) -> anyhow::Result<()> {
+        let Some(schedule) = db::backups::schedule(&self.db, source).await? else {
             return Ok(());
         };
         for id in destinations_of(&schedule) {
@@ -199,7 +221,7 @@ impl Databases {
                 continue;
             };
             let store = Store::open(&destination, &self.sealer).map_err(anyhow::Error::msg)?;
-            let stored = db::backups::stored_in(&self.db, database, id).await?;
+            let stored = db::backups::stored_in(&self.db, source, id).await?;
             let removed = to_remove(&stored, schedule.keep_last, schedule.keep_days, Utc::now());
             for backup in removed {
                 match store.remove(&backup.object_key).await {
@@ -210,7 +232,7 @@ impl Databases {
                 }
             }
         }
-        for id in db::backups::failed_beyond(&self.db, database, FAILED_KEPT).await? {
+        for id in db::backups::failed_beyond(&self.db, source, FAILED_KEPT).await? {
             db::backups::delete(&self.db, id).await?;
         }
         Ok(())
@@ -226,7 +248,8 @@ mod tests {
             id: Uuid::now_v7(),
             database_id: None,
             source_name: "db".into(),
-            source_kind: crate::model::DatabaseKind::Postgres,
+            source_kind: crate::model::BackupKind::Postgres,
+            volume_id: None,
             destination_id: None,
             status,
             step: None,

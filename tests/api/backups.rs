@@ -44,13 +44,22 @@ pub(crate) async fn wait_backup(
     backup: &str,
     until: &[&str],
 ) -> Value {
+    let list = format!("/api/v1/databases/{db}/backups");
+    wait_backup_at(app, admin, &list, backup, until).await
+}
+
+/// Waits until backup `backup`, listed at `list`, has a status in `until`; answers it.
+pub(crate) async fn wait_backup_at(
+    app: &TestApp,
+    admin: &Session,
+    list: &str,
+    backup: &str,
+    until: &[&str],
+) -> Value {
     let deadline = Instant::now() + WITHIN;
     loop {
         let all: Vec<Value> = app
-            .get(
-                &format!("/api/v1/databases/{db}/backups"),
-                Some(&admin.token),
-            )
+            .get(list, Some(&admin.token))
             .await
             .json()
             .await

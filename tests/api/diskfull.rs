@@ -22,7 +22,10 @@ impl SmallDisk {
             .arg(&at)
             .status()
             .expect("mount runs");
-        assert!(status.success(), "cannot mount a tmpfs (the tests run as root)");
+        assert!(
+            status.success(),
+            "cannot mount a tmpfs (the tests run as root)"
+        );
         SmallDisk(at)
     }
 }
@@ -60,10 +63,12 @@ async fn a_backup_that_fills_its_disk_is_failed_and_damages_nothing() {
             )
             .await;
         assert_eq!(added.status(), StatusCode::CREATED);
-        ids.push(added.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_string());
+        ids.push(
+            added.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     wait_running(&app, &admin, &db).await;
     let container = docker_ids(&[
@@ -82,7 +87,10 @@ async fn a_backup_that_fills_its_disk_is_failed_and_damages_nothing() {
 
     let take = |destination: String| {
         let app = &app;
-        let (token, url) = (admin.token.clone(), format!("/api/v1/databases/{db}/backups"));
+        let (token, url) = (
+            admin.token.clone(),
+            format!("/api/v1/databases/{db}/backups"),
+        );
         async move {
             let taken = app
                 .post(&url, Some(&token), json!({"destination_id": destination}))
@@ -101,10 +109,16 @@ async fn a_backup_that_fills_its_disk_is_failed_and_damages_nothing() {
     let error = failed["error"].as_str().unwrap();
     assert!(error.contains("No space left on device"), "{error}");
     let left: Vec<_> = walk(&disk.0);
-    assert!(left.is_empty(), "nothing partial stays on the full disk: {left:?}");
+    assert!(
+        left.is_empty(),
+        "nothing partial stays on the full disk: {left:?}"
+    );
 
     // Nothing else is damaged: the rows are there, and a backup with room is verified.
-    assert_eq!(psql(container, "SELECT count(*) FROM orders").trim(), "40000");
+    assert_eq!(
+        psql(container, "SELECT count(*) FROM orders").trim(),
+        "40000"
+    );
     let ok = take(ids[1].clone()).await;
     let verified = wait_backup(&app, &admin, &db, &ok, &["failed", "verified"]).await;
     assert_eq!(verified["status"], "verified", "{verified}");

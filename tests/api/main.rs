@@ -41,6 +41,7 @@ mod teams;
 mod tenants;
 mod tls;
 mod tokens;
+mod volume_backups;
 mod volumes;
 mod watchdog;
 mod webhooks;

@@ -13,7 +13,7 @@ use crate::gitserver::GitServer;
 use crate::helpers::*;
 use crate::proxy::get_host;
 
-fn writer_files(version: &str) -> Files {
+pub(crate) fn writer_files(version: &str) -> Files {
     let mut files = app_files(version, "");
     files.push((
         "www/cgi-bin/log",
@@ -26,10 +26,10 @@ fn writer_files(version: &str) -> Files {
     files
 }
 
-const WITHIN: Duration = Duration::from_secs(120);
+pub(crate) const WITHIN: Duration = Duration::from_secs(120);
 
 /// Appends `word` (if any) through the app and answers the whole log it keeps.
-async fn log(app: &TestApp, host: &str, word: &str) -> String {
+pub(crate) async fn log(app: &TestApp, host: &str, word: &str) -> String {
     let path = if word.is_empty() {
         "/cgi-bin/log".to_string()
     } else {

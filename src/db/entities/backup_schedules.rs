@@ -5,8 +5,9 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
-    #[sea_orm(unique)]
-    pub database_id: Uuid,
+    /// What it backs up: a database or a volume.
+    pub database_id: Option<Uuid>,
+    pub volume_id: Option<Uuid>,
     /// A cron expression, in UTC.
     pub cron: String,
     /// JSON array of destination ids.

@@ -8,7 +8,9 @@ pub struct Model {
     /// The database it is of; none once that database was deleted.
     pub database_id: Option<Uuid>,
     pub source_name: String,
-    pub source_kind: crate::model::DatabaseKind,
+    pub source_kind: crate::model::BackupKind,
+    /// The volume it is of (a volume backup).
+    pub volume_id: Option<Uuid>,
     pub destination_id: Option<Uuid>,
     pub status: crate::model::BackupState,
     /// The step that failed: `dump`, `upload`, `verify`.

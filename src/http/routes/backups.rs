@@ -101,7 +101,7 @@ pub struct BackupView {
     pub verified_at: Option<DateTime<Utc>>,
 }
 
-fn backup_view(b: Backup) -> BackupView {
+pub(super) fn backup_view(b: Backup) -> BackupView {
     BackupView {
         id: b.id,
         status: b.status.to_string(),
@@ -165,7 +165,7 @@ pub struct ScheduleView {
     pub last_run_at: Option<DateTime<Utc>>,
 }
 
-fn schedule_view(s: Option<db::backups::Schedule>) -> ScheduleView {
+pub(super) fn schedule_view(s: Option<db::backups::Schedule>) -> ScheduleView {
     match s {
         Some(s) => ScheduleView {
             destination_ids: crate::storage::schedules::destinations_of(&s),
@@ -277,7 +277,8 @@ pub async fn list_backups(
     state: web::Data<AppState>,
     DatabaseFor(_actor, database, _need): DatabaseFor<Read>,
 ) -> AppResult<web::Json<Vec<BackupView>>> {
-    let backups = db::backups::for_database(&state.db, database.id).await?;
+    let backups =
+        db::backups::for_source(&state.db, db::backups::Source::Database(database.id)).await?;
     Ok(web::Json(backups.into_iter().map(backup_view).collect()))
 }
 
@@ -309,7 +310,8 @@ pub async fn get_schedule(
     state: web::Data<AppState>,
     DatabaseFor(_actor, database, _need): DatabaseFor<Read>,
 ) -> AppResult<web::Json<ScheduleView>> {
-    let schedule = db::backups::schedule(&state.db, database.id).await?;
+    let schedule =
+        db::backups::schedule(&state.db, db::backups::Source::Database(database.id)).await?;
     Ok(web::Json(schedule_view(schedule)))
 }
 
@@ -324,7 +326,19 @@ pub async fn put_schedule(
     DatabaseFor(actor, database, _need): DatabaseFor<Deploy>,
     body: JsonBody<PutSchedule>,
 ) -> AppResult<web::Json<ScheduleView>> {
-    let body = body.parse()?;
+    let source = db::backups::Source::Database(database.id);
+    let schedule = set_schedule(&state, source, body.parse()?, actor.user_id).await?;
+    crate::http::audit::action(&req, "backup_schedule.set", "database", database.id);
+    Ok(web::Json(schedule_view(Some(schedule))))
+}
+
+/// Sets `source`'s schedule from a request (no destinations named: the first one).
+pub(super) async fn set_schedule(
+    state: &AppState,
+    source: db::backups::Source,
+    body: PutSchedule,
+    by: Uuid,
+) -> AppResult<db::backups::Schedule> {
     let destination_ids = match body.destination_ids {
         Some(ids) => ids,
         None => match db::backups::destinations(&state.db).await?.first() {
@@ -336,21 +350,13 @@ pub async fn put_schedule(
             }
         },
     };
-    let schedule = state
-        .databases
-        .set_schedule(
-            &database,
-            crate::storage::schedules::NewSchedule {
-                cron: body.cron,
-                destination_ids,
-                keep_last: body.keep_last,
-                keep_days: body.keep_days,
-            },
-            Some(actor.user_id),
-        )
-        .await?;
-    crate::http::audit::action(&req, "backup_schedule.set", "database", database.id);
-    Ok(web::Json(schedule_view(Some(schedule))))
+    let new = crate::storage::schedules::NewSchedule {
+        cron: body.cron,
+        destination_ids,
+        keep_last: body.keep_last,
+        keep_days: body.keep_days,
+    };
+    Ok(state.databases.set_schedule(source, new, Some(by)).await?)
 }
 
 /// Removes the database's backup schedule; its backups stay.
@@ -361,7 +367,7 @@ pub async fn delete_schedule(
     req: HttpRequest,
     DatabaseFor(_actor, database, _need): DatabaseFor<Deploy>,
 ) -> AppResult<HttpResponse> {
-    if !db::backups::delete_schedule(&state.db, database.id).await? {
+    if !db::backups::delete_schedule(&state.db, db::backups::Source::Database(database.id)).await? {
         return Err(AppError::not_found("backup schedule"));
     }
     crate::http::audit::action(&req, "backup_schedule.delete", "database", database.id);
@@ -408,12 +414,24 @@ async fn backup_for(
         Some(id) => db::databases::find(&state.db, id).await?,
         None => None,
     };
-    match &database {
-        Some(database) => match access::check_database(&state.db, actor, database, action).await {
-            Err(access::Denied::NotFound(_)) => return Err(AppError::not_found("backup")),
-            other => other?,
+    let project = match backup.volume_id {
+        Some(id) => match db::volumes::find(&state.db, id)
+            .await?
+            .and_then(|v| v.project_id)
+        {
+            Some(project) => db::projects::find(&state.db, project).await?,
+            None => None,
         },
-        None => access::instance_admin(actor)?,
+        None => None,
+    };
+    let checked = match (&database, &project) {
+        (Some(database), _) => access::check_database(&state.db, actor, database, action).await,
+        (None, Some(project)) => access::check_project(&state.db, actor, project, action).await,
+        (None, None) => access::instance_admin(actor),
+    };
+    match checked {
+        Err(access::Denied::NotFound(_)) => return Err(AppError::not_found("backup")),
+        other => other?,
     }
     Ok((backup, database))
 }
@@ -435,6 +453,13 @@ pub async fn restore_backup(
     let (backup, database) =
         backup_for(&state, &actor, path.into_inner(), Action::Configure).await?;
     let body = body.parse()?;
+    if backup.source_kind == crate::model::BackupKind::Volume {
+        let answer =
+            super::volume_backups::restore_into_volume(&state, &actor, &backup, &body.target)
+                .await?;
+        crate::http::audit::action(&req, "backup.restore", "backup", backup.id);
+        return Ok(answer);
+    }
     let target = match (body.target.as_str(), database) {
         ("same", Some(database)) => state.databases.restore_same(&backup, database).await?,
         ("same", None) => {

@@ -22,5 +22,6 @@ pub mod registry;
 pub mod teams;
 pub mod tokens;
 pub mod users;
+pub mod volume_backups;
 pub mod volumes;
 pub mod webhooks;
