@@ -470,6 +470,13 @@ try {
   await volumeRows.first().waitFor();
   assert.match(await volumeRows.first().innerText(), /data[\s\S]*\/data/);
   await audit(page, "volumes");
+  // Its backups: none yet, and none can be taken before an admin adds a destination.
+  await volumeRows.first().getByRole("button", { name: "Backups" }).click();
+  const volumeBackups = page.getByRole("region", { name: "Backups of data" });
+  await volumeBackups.getByText("No backups yet.").waitFor();
+  await volumeBackups.getByRole("button", { name: "Back up now" }).click();
+  await volumeBackups.getByRole("alert").filter({ hasText: "no backup destination yet" }).waitFor();
+  await audit(page, "volume-backups");
   await volumeRows.first().getByRole("button", { name: "Detach" }).click();
   await page.getByRole("heading", { name: "No volumes" }).waitFor();
 

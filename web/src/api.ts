@@ -625,7 +625,10 @@ export type Backup = {
   finished_at: string | null;
   verified_at: string | null;
 };
-export const listBackups = (database: string) => request<Backup[]>("GET", `/databases/${database}/backups`);
+/** What backups are of: `/databases/{id}` or `/projects/{id}/volumes/{name}`. */
+export const databaseBackups = (database: string) => `/databases/${database}`;
+export const volumeBackups = (project: string, volume: string) => `/projects/${project}/volumes/${encodeURIComponent(volume)}`;
+export const listBackups = (source: string) => request<Backup[]>("GET", `${source}/backups`);
 /** A backup schedule: `cron` (UTC) is null when there is none. */
 export type BackupSchedule = {
   cron: string | null;
@@ -635,14 +638,13 @@ export type BackupSchedule = {
   next_run_at: string | null;
   last_run_at: string | null;
 };
-export const getBackupSchedule = (database: string) => request<BackupSchedule>("GET", `/databases/${database}/backup-schedule`);
+export const getBackupSchedule = (source: string) => request<BackupSchedule>("GET", `${source}/backup-schedule`);
 export const putBackupSchedule = (
-  database: string,
+  source: string,
   s: { cron: string; destination_ids?: string[]; keep_last?: number | null; keep_days?: number | null },
-) => request<BackupSchedule>("PUT", `/databases/${database}/backup-schedule`, s);
-export const deleteBackupSchedule = (database: string) => request<void>("DELETE", `/databases/${database}/backup-schedule`);
-export const takeBackup = (database: string, destination_id?: string) =>
-  request<{ id: string; status: string }>("POST", `/databases/${database}/backups`, destination_id ? { destination_id } : {});
+) => request<BackupSchedule>("PUT", `${source}/backup-schedule`, s);
+export const deleteBackupSchedule = (source: string) => request<void>("DELETE", `${source}/backup-schedule`);
+export const takeBackup = (source: string, destination_id?: string) =>
+  request<{ id: string; status: string }>("POST", `${source}/backups`, destination_id ? { destination_id } : {});
 export const verifyBackup = (id: string) => request<{ id: string; status: string }>("POST", `/backups/${id}/verify`, {});
-export const restoreBackup = (id: string, target: "same" | "new") =>
-  request<Database>("POST", `/backups/${id}/restore`, { target });
+export const restoreBackup = (id: string, target: "same" | "new") => request<unknown>("POST", `/backups/${id}/restore`, { target });

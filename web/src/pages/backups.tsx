@@ -1,18 +1,22 @@
-// Backups of a database (on the Databases page) and backup destinations (on the System page).
+// Backups of a database (on the Databases page) or of a volume (the project's Volumes tab), and
+// backup destinations (on the System page).
 // A backup is listed with its size, how long it took and whether a restore of it was checked
 // (`verified`); a failure shows its step and reason. Restore asks for the database's name.
 import { FormEvent, useCallback, useEffect, useState } from "react";
 import * as api from "../api";
 import { Ago, Alert, Badge, bytes, ConfirmDialog, duration, Empty, errorText, Field, formErrors, FormErrors, noErrors, useToast } from "../ui";
 
-export function BackupsPanel({ db, onRestored }: { db: api.Database; onRestored: () => void }) {
+/** What a panel's backups are of: a database, or a project's volume. */
+export type BackupSource = { kind: "database" | "volume"; base: string; name: string };
+
+export function BackupsPanel({ source, onRestored }: { source: BackupSource; onRestored: () => void }) {
   const toast = useToast();
   const [backups, setBackups] = useState<api.Backup[] | null>(null);
   const [error, setError] = useState("");
   const [restoring, setRestoring] = useState<{ backup: api.Backup; target: "same" | "new" } | null>(null);
   const reload = useCallback(() => {
-    api.listBackups(db.id).then(setBackups, (e) => setError(errorText(e)));
-  }, [db.id]);
+    api.listBackups(source.base).then(setBackups, (e) => setError(errorText(e)));
+  }, [source.base]);
   useEffect(() => {
     reload();
     const timer = setInterval(reload, 3000);
@@ -29,10 +33,10 @@ export function BackupsPanel({ db, onRestored }: { db: api.Database; onRestored:
     reload();
   };
   return (
-    <div className="stack" aria-label={`Backups of ${db.name}`} role="region">
+    <div className="stack" aria-label={`Backups of ${source.name}`} role="region">
       <div className="row wrap">
         <h3>Backups</h3>
-        <button className="btn secondary small" onClick={() => act("Backup started", () => api.takeBackup(db.id))}>
+        <button className="btn secondary small" onClick={() => act("Backup started", () => api.takeBackup(source.base))}>
           Back up now
         </button>
       </div>
@@ -41,10 +45,10 @@ export function BackupsPanel({ db, onRestored }: { db: api.Database; onRestored:
         then is it verified.
       </p>
       <Alert>{error}</Alert>
-      <Schedule db={db} />
+      <Schedule source={source} />
       {backups && backups.length === 0 && <p className="muted small">No backups yet.</p>}
       {backups && backups.length > 0 && (
-        <table className="table" aria-label={`Backups of ${db.name} list`}>
+        <table className="table" aria-label={`Backups of ${source.name} list`}>
           <thead>
             <tr>
               <th>Started</th>
@@ -79,9 +83,11 @@ export function BackupsPanel({ db, onRestored }: { db: api.Database; onRestored:
                   <button className="btn secondary small" disabled={!b.sha256} onClick={() => setRestoring({ backup: b, target: "same" })}>
                     Restore
                   </button>
-                  <button className="btn secondary small" disabled={!b.sha256} onClick={() => setRestoring({ backup: b, target: "new" })}>
-                    Restore as new
-                  </button>
+                  {source.kind === "database" && (
+                    <button className="btn secondary small" disabled={!b.sha256} onClick={() => setRestoring({ backup: b, target: "new" })}>
+                      Restore as new
+                    </button>
+                  )}
                 </td>
               </tr>
             ))}
@@ -92,8 +98,8 @@ export function BackupsPanel({ db, onRestored }: { db: api.Database; onRestored:
         <ConfirmDialog
           open
           onClose={() => setRestoring(null)}
-          title={restoring.target === "same" ? `Restore ${db.name} from this backup?` : `Restore this backup into a new database?`}
-          word={db.name}
+          title={restoring.target === "same" ? `Restore ${source.name} from this backup?` : `Restore this backup into a new database?`}
+          word={source.name}
           action="Restore"
           onConfirm={() =>
             api.restoreBackup(restoring.backup.id, restoring.target).then(() => {
@@ -102,13 +108,18 @@ export function BackupsPanel({ db, onRestored }: { db: api.Database; onRestored:
             })
           }
         >
-          {restoring.target === "same" ? (
+          {source.kind === "volume" ? (
+            <p>
+              The backup is unpacked into a new volume that the app uses from its next deployment, which starts now. The files the volume
+              holds today are kept as a detached volume (System page) until its retention ends.
+            </p>
+          ) : restoring.target === "same" ? (
             <p>
               A safety backup is taken first, then the database's other connections are ended and its content replaced in one
               transaction: if the restore fails, nothing changes.
             </p>
           ) : (
-            <p>A new database of the same kind and team gets the backup's content; {db.name} is not touched.</p>
+            <p>A new database of the same kind and team gets the backup's content; {source.name} is not touched.</p>
           )}
         </ConfirmDialog>
       )}
@@ -120,7 +131,7 @@ export function BackupsPanel({ db, onRestored }: { db: api.Database; onRestored:
 const count = (text: string) => (text.trim() === "" ? null : Number(text));
 
 /** The database's backup schedule: cron (UTC), destinations (admins see the list), retention. */
-function Schedule({ db }: { db: api.Database }) {
+function Schedule({ source }: { source: BackupSource }) {
   const toast = useToast();
   const [schedule, setSchedule] = useState<api.BackupSchedule | null>(null);
   const [destinations, setDestinations] = useState<api.Destination[] | null>(null);
@@ -137,16 +148,16 @@ function Schedule({ db }: { db: api.Database }) {
     setKeepDays(s.keep_days === null ? "" : String(s.keep_days));
   };
   useEffect(() => {
-    api.getBackupSchedule(db.id).then(show, (e) => setErrors({ ...noErrors, message: errorText(e) }));
+    api.getBackupSchedule(source.base).then(show, (e) => setErrors({ ...noErrors, message: errorText(e) }));
     // Only admins may list destinations; others schedule to the first one.
     api.listDestinations().then(setDestinations, () => setDestinations(null));
-  }, [db.id]);
+  }, [source.base]);
   async function save(e: FormEvent) {
     e.preventDefault();
     setErrors(noErrors);
     try {
       const body = { cron, keep_last: count(keepLast), keep_days: count(keepDays), ...(chosen.length ? { destination_ids: chosen } : {}) };
-      show(await api.putBackupSchedule(db.id, body));
+      show(await api.putBackupSchedule(source.base, body));
       toast("Schedule saved", "success");
     } catch (err) {
       setErrors(formErrors(err, ["cron", "destination_ids", "keep_last", "keep_days"]));
@@ -155,7 +166,7 @@ function Schedule({ db }: { db: api.Database }) {
   async function remove() {
     setErrors(noErrors);
     try {
-      await api.deleteBackupSchedule(db.id);
+      await api.deleteBackupSchedule(source.base);
       show({ cron: null, destination_ids: [], keep_last: null, keep_days: null, next_run_at: null, last_run_at: null });
       toast("Schedule removed", "success");
     } catch (err) {
@@ -163,7 +174,7 @@ function Schedule({ db }: { db: api.Database }) {
     }
   }
   return (
-    <form className="stack" onSubmit={save} noValidate aria-label={`Backup schedule of ${db.name}`}>
+    <form className="stack" onSubmit={save} noValidate aria-label={`Backup schedule of ${source.name}`}>
       <p className="small muted" data-testid="schedule-state">
         {schedule?.cron && schedule.next_run_at ? (
           <>

@@ -197,7 +197,7 @@ function DatabaseCard({ db, projects, onChanged }: { db: api.Database; projects:
           </div>
         )}
       </div>
-      <BackupsPanel db={db} onRestored={onChanged} />
+      <BackupsPanel source={{ kind: "database", base: api.databaseBackups(db.id), name: db.name }} onRestored={onChanged} />
       {logs && (
         <pre className="command" aria-label={`Output of ${db.name}`}>
           {logs.length ? logs.join("\n") : "(no output yet)"}

@@ -1,7 +1,9 @@
 // The Volumes tab: a project's named volumes (data kept across deployments), added by name and
-// mount path, detached (kept for admins) or purged with a typed confirmation.
+// mount path, detached (kept for admins) or purged with a typed confirmation; each with its
+// backups (taken now or on a schedule, restored).
 import { FormEvent, useEffect, useState } from "react";
 import * as api from "../api";
+import { BackupsPanel } from "./backups";
 import { Ago, Alert, bytes, ConfirmDialog, Empty, errorText, Field, formErrors, FormErrors, noErrors } from "../ui";
 
 export function VolumesPanel({ project }: { project: api.Project }) {
@@ -11,6 +13,7 @@ export function VolumesPanel({ project }: { project: api.Project }) {
   const [error, setError] = useState("");
   const [busy, setBusy] = useState(false);
   const [purging, setPurging] = useState<api.Volume | null>(null);
+  const [open, setOpen] = useState<string | null>(null);
 
   const reload = () => api.listVolumes(project.id).then(setVolumes, (e) => setError(errorText(e)));
   useEffect(() => {
@@ -101,6 +104,9 @@ export function VolumesPanel({ project }: { project: api.Project }) {
                   <Ago at={v.created_at} />
                 </td>
                 <td className="actions">
+                  <button className="btn secondary small" aria-expanded={open === v.id} onClick={() => setOpen(open === v.id ? null : v.id)}>
+                    Backups
+                  </button>
                   <button className="btn secondary small" onClick={() => act(() => api.detachVolume(project.id, v.name))}>
                     Detach
                   </button>
@@ -113,6 +119,13 @@ export function VolumesPanel({ project }: { project: api.Project }) {
           </tbody>
         </table>
       )}
+      {volumes
+        ?.filter((v) => v.id === open)
+        .map((v) => (
+          <div className="card" key={v.id}>
+            <BackupsPanel source={{ kind: "volume", base: api.volumeBackups(project.id, v.name), name: v.name }} onRestored={reload} />
+          </div>
+        ))}
       {purging && (
         <ConfirmDialog
           open
