@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use shard::db;
 use shard::model::{BackupState, DatabaseKind, DatabaseState};
 use shard::state::AppState;
-use shard::storage::backups::NewDestination;
+use shard::storage::destinations::NewDestination;
 
 fn docker(args: &[&str]) -> String {
     let out = Command::new("docker")

@@ -1,18 +1,18 @@
-//! Backups of one-click databases, and where they go. A backup is a stream: the database's
-//! own dump tool runs in its container (`pg_dump -Fc`, compressed by the format) and its output
-//! goes through a SHA-256 straight into the destination, never whole in memory; a local
-//! destination gets it as `<key>.partial`, renamed into place only once complete, so a crash
-//! or a full disk never leaves a file that looks whole. What the source holds (rows per table,
-//! counted while the dump runs) is recorded with it; writes during the dump can make the two
-//! differ, which verification then reports.
+//! Backups of one-click databases. A backup is a stream: the database's own dump tool runs in
+//! its container (the commands per kind are in `kinds`) and its output goes, gzipped when it
+//! is SQL text, through a SHA-256 straight into the destination (`store`: a local directory or
+//! an S3 bucket), never whole in memory and never visible before it is whole. What the source
+//! holds (rows per table, keys per Redis database; counted while the dump runs) is recorded
+//! with it; writes during the dump can make the two differ, which verification then reports.
 //!
 //! Every backup is then verified: its checksum is read back, it is restored into a throwaway
-//! copy of the database (same image, no network, removed after) and the rows per table are
+//! copy of the database (same image, no network, an anonymous volume, removed after) and
 //! counted there. Only a backup whose restore matched is `verified`; any failure is `failed`
-//! with its step (`dump`, `upload`, `verify`) and the reason. A backup cut off by a stop of
-//! shard is failed at the next start, and its partial file removed.
+//! with its step (`dump`, `upload`, `verify`), the reason, and a `backup.failed` notice. A
+//! backup cut off by a stop of shard is failed at the next start, its partial file removed.
 //!
-//! Restores are in `restore`. This version backs up PostgreSQL to local destinations.
+//! Destinations are in `destinations`, restores in `restore`, volume backups in `volumes`,
+//! schedules and retention in `schedules`.
 
 use std::sync::Arc;
 
@@ -20,193 +20,16 @@ use uuid::Uuid;
 
 use super::connection::interface;
 use super::databases::{Credentials, Databases, StorageError, credentials};
+use super::gzip::GzipWriter;
 use super::kinds;
-use super::store::{Store, seal_secret};
+use super::store::Store;
 use crate::db::backups::{Backup, Destination, NewBackup, Source};
 use crate::db::databases::Database;
 use crate::db::{self};
 use crate::docker::{DatabaseRun, ExecError, Seed};
-use crate::model::{BackupKind, DatabaseKind, DatabaseState, DestinationKind};
-
-/// A destination to add.
-pub struct NewDestination {
-    pub name: String,
-    pub kind: DestinationKind,
-    pub path: Option<String>,
-    pub endpoint: Option<String>,
-    pub bucket: Option<String>,
-    pub prefix: Option<String>,
-    pub region: Option<String>,
-    pub access_key: Option<String>,
-    pub secret_key: Option<String>,
-}
-
-impl NewDestination {
-    /// A local directory.
-    pub fn local(name: &str, path: &str) -> Self {
-        NewDestination {
-            name: name.into(),
-            kind: DestinationKind::Local,
-            path: Some(path.into()),
-            endpoint: None,
-            bucket: None,
-            prefix: None,
-            region: None,
-            access_key: None,
-            secret_key: None,
-        }
-    }
-}
-
-/// An S3 bucket name as S3 allows one: 3–63 lower-case letters, digits, `.` and `-`, starting
-/// and ending with a letter or digit.
-fn bucket_name(name: &str) -> bool {
-    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    (3..=63).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
-        && edge(name.chars().next())
-        && edge(name.chars().last())
-}
-
-/// A key prefix: `/`-separated segments of letters, digits, `.`, `_` and `-`, none `.`/`..`.
-fn key_prefix(prefix: &str) -> bool {
-    prefix.len() <= 200
-        && prefix.trim_matches('/').split('/').all(|segment| {
-            !segment.is_empty()
-                && segment != "."
-                && segment != ".."
-                && segment
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-        })
-}
+use crate::model::{BackupKind, DatabaseKind, DatabaseState};
 
 impl Databases {
-    /// Adds a destination (instance admins). A local one is a directory this process can
-    /// write; it is made when missing.
-    pub async fn add_destination(
-        &self,
-        new: NewDestination,
-        by: Option<Uuid>,
-    ) -> Result<Destination, StorageError> {
-        let invalid = |field, message: &str| StorageError::Invalid {
-            field,
-            message: message.to_string(),
-        };
-        let id = Uuid::now_v7();
-        let mut row = Destination {
-            id,
-            name: new.name.clone(),
-            kind: new.kind,
-            path: None,
-            endpoint: None,
-            bucket: None,
-            prefix: None,
-            region: None,
-            access_key: None,
-            secret_key: None,
-            created_by: by,
-            created_at: chrono::Utc::now(),
-        };
-        let given = |value: Option<String>| {
-            value
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        match new.kind {
-            DestinationKind::Local => {
-                let path = given(new.path)
-                    .ok_or_else(|| invalid("path", "a local destination needs a path"))?;
-                if crate::validate::static_dir(&path).is_err()
-                    || path.trim_end_matches('/').is_empty()
-                {
-                    return Err(invalid(
-                        "path",
-                        "must be an absolute directory without '..', e.g. /var/backups/shard",
-                    ));
-                }
-                tokio::fs::create_dir_all(&path)
-                    .await
-                    .map_err(|e| invalid("path", &format!("cannot write there: {e}")))?;
-                row.path = Some(path);
-            }
-            DestinationKind::S3 => {
-                let bucket = given(new.bucket)
-                    .ok_or_else(|| invalid("bucket", "an S3 destination needs a bucket"))?;
-                if !bucket_name(&bucket) {
-                    return Err(invalid(
-                        "bucket",
-                        "must be 3-63 lower-case letters, digits, '.' and '-'",
-                    ));
-                }
-                row.bucket = Some(bucket);
-                if let Some(endpoint) = given(new.endpoint.clone()) {
-                    let parsed = url::Url::parse(&endpoint).ok().filter(|u| {
-                        matches!(u.scheme(), "http" | "https")
-                            && u.host().is_some()
-                            && u.query().is_none()
-                            && u.username().is_empty()
-                    });
-                    if parsed.is_none() {
-                        return Err(invalid(
-                            "endpoint",
-                            "must be an http(s) URL such as https://s3.example.com (empty for AWS)",
-                        ));
-                    }
-                    row.endpoint = Some(endpoint.trim_end_matches('/').to_string());
-                }
-                if let Some(prefix) = given(new.prefix) {
-                    if !key_prefix(&prefix) {
-                        return Err(invalid(
-                            "prefix",
-                            "must be '/'-separated names of letters, digits, '.', '_' and '-'",
-                        ));
-                    }
-                    row.prefix = Some(prefix.trim_matches('/').to_string());
-                }
-                if let Some(region) = given(new.region) {
-                    if region.len() > 64
-                        || !region
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || c == '-')
-                    {
-                        return Err(invalid("region", "must be a region name such as eu-west-1"));
-                    }
-                    row.region = Some(region);
-                }
-                let (access, secret) = (given(new.access_key), given(new.secret_key));
-                let (Some(access), Some(secret)) = (access, secret) else {
-                    return Err(invalid(
-                        "secret_key",
-                        "an S3 destination needs access_key and secret_key",
-                    ));
-                };
-                if access.len() > 255 || secret.len() > 1024 {
-                    return Err(invalid("access_key", "is too long"));
-                }
-                row.access_key = Some(access);
-                row.secret_key = Some(seal_secret(&self.sealer, id, &secret));
-            }
-        }
-        // A destination is added only once a write to it worked, with its credentials.
-        let store = Store::open(&row, &self.sealer).map_err(|e| invalid("kind", &e))?;
-        if let Err(e) = store.probe().await {
-            let field = if row.kind == DestinationKind::S3 {
-                "bucket"
-            } else {
-                "path"
-            };
-            return Err(invalid(field, &format!("cannot write there: {e}")));
-        }
-        db::backups::add_destination(&self.db, row)
-            .await?
-            .ok_or_else(|| {
-                StorageError::Conflict(format!("a destination named '{}' exists", new.name))
-            })
-    }
-
     /// Starts a backup of `database` to `destination` (the first one when none is named);
     /// it runs, then is verified, in the background.
     pub async fn backup_now(
@@ -215,7 +38,6 @@ impl Databases {
         destination: Option<Uuid>,
         by: Option<Uuid>,
     ) -> Result<Backup, StorageError> {
-        kinds::supported(database.kind).map_err(StorageError::Conflict)?;
         if database.status != DatabaseState::Running || database.container_id.is_none() {
             return Err(StorageError::Conflict(format!(
                 "the database is {}; start it first",
@@ -287,10 +109,16 @@ impl Databases {
         // count is what verification compares a restore with.
         let cmd = kinds::dump_command(database.kind, &c);
         let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
-        let (counts, result) = tokio::join!(
-            self.count(database.kind, &container, &c),
-            self.docker.exec_to(&container, &cmd, &mut out)
-        );
+        let dumped = async {
+            if !kinds::gzipped(database.kind) {
+                return self.docker.exec_to(&container, &cmd, &mut out).await;
+            }
+            let mut gzip = GzipWriter::new(&mut out);
+            let result = self.docker.exec_to(&container, &cmd, &mut gzip).await?;
+            gzip.finish().await.map_err(ExecError::Write)?;
+            Ok(result)
+        };
+        let (counts, result) = tokio::join!(self.count(database.kind, &container, &c), dumped);
         let counted = async {
             let counts =
                 counts.map_err(|e| dump(format!("cannot count the source's rows: {e}")))?;
@@ -350,12 +178,30 @@ impl Databases {
         container: &str,
         c: &Credentials,
     ) -> Result<std::collections::BTreeMap<String, i64>, String> {
-        let cmd = kinds::count_command(kind, c);
-        let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
-        match self.docker.exec_output(container, &cmd).await {
-            Ok((0, text)) => Ok(kinds::parse_counts(kind, &text)),
-            Ok((code, text)) => Err(format!("{} exited with {code}: {text}", cmd[0])),
-            Err(e) => Err(e.to_string()),
+        let run = |cmd: Vec<String>| async move {
+            let words: Vec<&str> = cmd.iter().map(String::as_str).collect();
+            match self.docker.exec_output(container, &words).await {
+                Ok((0, text)) => Ok(text),
+                Ok((code, text)) => Err(format!("{} exited with {code}: {text}", words[0])),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let text = run(kinds::count_command(kind, c)).await?;
+        if !kinds::gzipped(kind) {
+            return Ok(kinds::parse_counts(kind, &text));
+        }
+        // MySQL and MariaDB: the tables first, then one query counting each.
+        let tables: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        match kinds::count_tables_query(&tables) {
+            Some(query) => {
+                let text = run(kinds::sql_client(kind, c, Some(&query))).await?;
+                Ok(kinds::parse_counts(kind, &text))
+            }
+            None => Ok(std::collections::BTreeMap::new()),
         }
     }
 
@@ -463,7 +309,8 @@ impl Databases {
             user: "app".into(),
             password: hex::encode(crate::secrets::random_bytes::<16>()),
             database: "verify".into(),
-            root_password: None,
+            root_password: kinds::gzipped(kind)
+                .then(|| hex::encode(crate::secrets::random_bytes::<16>())),
         };
         let name = format!("shard-verify-{}", backup.id.simple());
         let probe = Database {
@@ -517,6 +364,18 @@ impl Databases {
             self.until_ready(kind, &c, &container)
                 .await
                 .map_err(|e| format!("the throwaway copy did not come up: {e:#}"))?;
+            if kinds::gzipped(kind) {
+                let mut input = super::gzip::gunzip(store.read(&backup.object_key).await?);
+                let cmd = kinds::sql_client(kind, &c, None);
+                let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+                match self.docker.exec_from(&container, &cmd, &mut input).await {
+                    Ok((0, _)) => {}
+                    Ok((code, said)) => {
+                        return Err(format!("{} exited with {code}: {said}", cmd[0]));
+                    }
+                    Err(e) => return Err(format!("{}: {e}", cmd[0])),
+                }
+            }
             if kind == DatabaseKind::Postgres {
                 let mut input = store.read(&backup.object_key).await?;
                 let cmd = [

@@ -1,7 +1,8 @@
 //! What differs between kinds of database in a backup: the dump command (`pg_dump -Fc`; for
 //! Redis `redis-cli --rdb -`, a snapshot the server forks and streams as it would to a
-//! replica), what the source is counted by (rows per table; keys per Redis database), and
-//! the file's extension. MySQL and MariaDB are not backed up in this version.
+//! replica; for MySQL and MariaDB `mysqldump`/`mariadb-dump --single-transaction`, SQL text
+//! that shard gzips), what the source is counted by (rows per table; keys per Redis
+//! database), the client a dump is restored with, and the file's extension.
 
 use std::collections::BTreeMap;
 
@@ -16,22 +17,33 @@ const COUNT_ROWS: &str = "SELECT n.nspname || '.' || c.relname, \
      WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
      AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1";
 
-/// Whether `kind` is backed up; why not.
-pub(super) fn supported(kind: DatabaseKind) -> Result<(), String> {
-    match kind {
-        DatabaseKind::Postgres | DatabaseKind::Redis => Ok(()),
-        other => Err(format!(
-            "backups of {other} databases are not available in this version"
-        )),
-    }
-}
-
 /// The backup file's extension.
 pub(super) fn extension(kind: DatabaseKind) -> &'static str {
     match kind {
         DatabaseKind::Redis => "rdb",
-        _ => "dump",
+        DatabaseKind::Mysql | DatabaseKind::Mariadb => "sql.gz",
+        DatabaseKind::Postgres => "dump",
     }
+}
+
+/// Whether shard gzips the dump (SQL text) on its way to the store.
+pub(super) fn gzipped(kind: DatabaseKind) -> bool {
+    matches!(kind, DatabaseKind::Mysql | DatabaseKind::Mariadb)
+}
+
+/// MySQL's and MariaDB's programs: the official MariaDB 11 images name them `mariadb*` only.
+fn mysql_program(kind: DatabaseKind, dump: bool) -> String {
+    match (kind, dump) {
+        (DatabaseKind::Mariadb, true) => "mariadb-dump".into(),
+        (DatabaseKind::Mariadb, false) => "mariadb".into(),
+        (_, true) => "mysqldump".into(),
+        (_, false) => "mysql".into(),
+    }
+}
+
+/// The root password as the MySQL clients take it.
+fn root_password(c: &Credentials) -> String {
+    format!("-p{}", c.root_password.as_deref().unwrap_or_default())
 }
 
 /// The command that writes a backup to its standard output.
@@ -45,13 +57,65 @@ pub(super) fn dump_command(kind: DatabaseKind, c: &Credentials) -> Vec<String> {
             "--rdb",
             "-",
         ],
-        _ => vec!["pg_dump", "-Fc", "-U", &c.user, "-d", &c.database],
+        DatabaseKind::Postgres => vec!["pg_dump", "-Fc", "-U", &c.user, "-d", &c.database],
+        DatabaseKind::Mysql | DatabaseKind::Mariadb => {
+            let mut words = vec![mysql_program(kind, true)];
+            words.extend(
+                [
+                    "--single-transaction",
+                    "--routines",
+                    "--triggers",
+                    "--events",
+                    "--hex-blob",
+                    "-uroot",
+                ]
+                .map(String::from),
+            );
+            words.push(root_password(c));
+            words.push(c.database.clone());
+            return words;
+        }
     };
     words.into_iter().map(str::to_string).collect()
 }
 
+/// The SQL client of a MySQL or MariaDB database, on its database, as root: running `query`,
+/// else reading statements from its standard input.
+pub(super) fn sql_client(kind: DatabaseKind, c: &Credentials, query: Option<&str>) -> Vec<String> {
+    let mut words = vec![
+        mysql_program(kind, false),
+        "-uroot".into(),
+        root_password(c),
+    ];
+    if let Some(query) = query {
+        words.extend(["-N", "-B", "-e", query].map(String::from));
+    }
+    words.push(c.database.clone());
+    words
+}
+
+/// The tables of a MySQL or MariaDB database, one per line.
+pub(super) const LIST_TABLES: &str = "SELECT table_name FROM information_schema.tables \
+     WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE' ORDER BY 1";
+
+/// One query that counts the rows of each of `tables` (`name<TAB>rows` lines).
+pub(super) fn count_tables_query(tables: &[&str]) -> Option<String> {
+    let parts: Vec<String> = tables
+        .iter()
+        .map(|t| {
+            let literal = t.replace('\\', "\\\\").replace('\'', "''");
+            let ident = t.replace('`', "``");
+            format!("SELECT '{literal}', COUNT(*) FROM `{ident}`")
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" UNION ALL "))
+}
+
 /// The command that prints what the database holds, for [`parse_counts`].
 pub(super) fn count_command(kind: DatabaseKind, c: &Credentials) -> Vec<String> {
+    if matches!(kind, DatabaseKind::Mysql | DatabaseKind::Mariadb) {
+        return sql_client(kind, c, Some(LIST_TABLES));
+    }
     let words: Vec<&str> = match kind {
         DatabaseKind::Redis => vec![
             "redis-cli",
@@ -89,7 +153,8 @@ pub(super) fn parse_counts(kind: DatabaseKind, text: &str) -> BTreeMap<String, i
                     let keys = rest.split(',').find_map(|p| p.strip_prefix("keys="))?;
                     (db.starts_with("db").then_some(db)?, keys)
                 }
-                _ => line.rsplit_once('|')?,
+                DatabaseKind::Mysql | DatabaseKind::Mariadb => line.rsplit_once('\t')?,
+                DatabaseKind::Postgres => line.rsplit_once('|')?,
             };
             Some((name.to_string(), count.trim().parse().ok()?))
         })

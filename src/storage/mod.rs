@@ -5,6 +5,8 @@
 pub mod backups;
 pub mod connection;
 pub mod databases;
+pub mod destinations;
+mod gzip;
 mod kinds;
 pub mod restore;
 pub mod schedules;

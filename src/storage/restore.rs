@@ -26,11 +26,9 @@ impl Databases {
             field: "backup",
             message,
         };
-        let kind = backup
-            .source_kind
-            .database()
-            .ok_or_else(|| refuse("a volume backup is restored into its volume".into()))?;
-        kinds::supported(kind).map_err(refuse)?;
+        if backup.source_kind.database().is_none() {
+            return Err(refuse("a volume backup is restored into its volume".into()));
+        }
         let expected = backup
             .sha256
             .clone()
@@ -157,6 +155,10 @@ impl Databases {
             self.redis_restore(backup, database, file).await?;
             return Ok(safety_id);
         }
+        if kinds::gzipped(database.kind) {
+            self.sql_restore(database, file).await?;
+            return Ok(safety_id);
+        }
         let c = credentials(&self.sealer, database).map_err(|e| e.to_string())?;
         let container = database
             .container_id
@@ -272,12 +274,33 @@ impl Databases {
         if ready.kind == DatabaseKind::Redis {
             return self.redis_restore(backup, &ready, file).await;
         }
+        if kinds::gzipped(ready.kind) {
+            return self.sql_restore(&ready, file).await;
+        }
         let c = credentials(&self.sealer, &ready).map_err(|e| e.to_string())?;
         let container = ready
             .container_id
             .clone()
             .ok_or("the new database has no container")?;
         self.pg_restore(&container, &c, file, false).await
+    }
+
+    /// MySQL and MariaDB: the dump's statements run in the database (each dumped table is
+    /// dropped and made again; tables the dump does not hold stay).
+    async fn sql_restore(&self, database: &Database, file: &Object) -> Result<(), String> {
+        let c = credentials(&self.sealer, database).map_err(|e| format!("{e:#}"))?;
+        let container = database
+            .container_id
+            .clone()
+            .ok_or("the database has no container")?;
+        let mut input = super::gzip::gunzip(file.store.read(&file.key).await?);
+        let cmd = kinds::sql_client(database.kind, &c, None);
+        let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        match self.docker.exec_from(&container, &cmd, &mut input).await {
+            Ok((0, _)) => Ok(()),
+            Ok((code, said)) => Err(format!("{} exited with {code}: {said}", cmd[0])),
+            Err(e) => Err(format!("{}: {e}", cmd[0])),
+        }
     }
 
     /// Redis: its container is replaced by one that starts from the backup's snapshot (the

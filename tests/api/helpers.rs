@@ -97,6 +97,8 @@ pub async fn test_config(dir: &TempDir) -> Config {
     config.databases.versions.postgres = "15".into();
     config.databases.images.redis = "shard-test/redis:{version}".into();
     config.databases.versions.redis = "7".into();
+    config.databases.images.mariadb = "shard-test/mariadb:{version}".into();
+    config.databases.versions.mariadb = "10.11".into();
     config
 }
 

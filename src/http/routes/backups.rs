@@ -16,7 +16,7 @@ use crate::http::body::JsonBody;
 use crate::http::error::{AppError, AppResult};
 use crate::model::DestinationKind;
 use crate::state::AppState;
-use crate::storage::backups::NewDestination;
+use crate::storage::destinations::NewDestination;
 use crate::validate;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
