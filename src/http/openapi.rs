@@ -31,7 +31,7 @@ use super::routes::{
         databases::list_databases, databases::create_database, databases::get_database,
         databases::update_database, databases::delete_database, databases::start_database,
         databases::stop_database, databases::restart_database, databases::database_logs,
-        databases::database_connection, databases::attach_database, databases::detach_database,
+        databases::database_connection, databases::database_metrics, databases::attach_database, databases::detach_database,
         backups::list_destinations, backups::add_destination, backups::delete_destination,
         backups::list_backups, backups::take_backup, backups::verify_backup,
         backups::restore_backup, backups::get_schedule, backups::put_schedule, backups::delete_schedule,

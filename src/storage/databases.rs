@@ -425,6 +425,26 @@ impl Databases {
         }
     }
 
+    /// Its container's use now: two readings half a second apart (CPU % needs an interval);
+    /// none when it is not running.
+    pub async fn usage(
+        &self,
+        database: &Database,
+    ) -> Result<Option<(crate::docker::StatsReading, Option<f64>)>, StorageError> {
+        let Some(container) = &database.container_id else {
+            return Ok(None);
+        };
+        let Some(first) = self.docker.stats(container).await? else {
+            return Ok(None);
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let Some(second) = self.docker.stats(container).await? else {
+            return Ok(None);
+        };
+        let cpu = second.cpu_percent(&first);
+        Ok(Some((second, cpu)))
+    }
+
     /// At startup: a database left `starting` is watched again; a `running` one whose
     /// container went missing is started anew.
     pub async fn recover(self: &Arc<Self>) -> anyhow::Result<()> {

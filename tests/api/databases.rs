@@ -177,7 +177,25 @@ async fn an_attached_app_keeps_its_rows_in_a_one_click_postgres() {
     // The build log never shows the password.
     assert!(!app.logs_text(&admin, &first).await.contains(&password));
 
-    // Stopped and started again: the rows are in its volume.
+    // Its use now, like an app's: memory within its limit.
+    let usage: Value = app
+        .get(
+            &format!("/api/v1/databases/{id}/metrics"),
+            Some(&admin.token),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(usage["memory_limit_bytes"], 512 * 1024 * 1024, "{usage}");
+    let memory = usage["memory_bytes"].as_u64().unwrap();
+    assert!(
+        memory > 1024 * 1024 && memory < 512 * 1024 * 1024,
+        "{usage}"
+    );
+    assert!(usage["cpu_percent"].as_f64().is_some(), "{usage}");
+
+    // Stopped and started again: the rows are in its volume; stopped, it has no use to show.
     let stopped = app
         .post(
             &format!("/api/v1/databases/{id}/stop"),
@@ -187,6 +205,13 @@ async fn an_attached_app_keeps_its_rows_in_a_one_click_postgres() {
         .await;
     assert_eq!(stopped.status(), StatusCode::ACCEPTED);
     assert_eq!(database(&app, &admin, &id).await["status"], "stopped");
+    let idle = app
+        .get(
+            &format!("/api/v1/databases/{id}/metrics"),
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(idle.status(), StatusCode::CONFLICT);
     let started = app
         .post(
             &format!("/api/v1/databases/{id}/start"),

@@ -517,6 +517,7 @@ try {
   const dbCard = page.getByRole("region", { name: "Database web-db" });
   await dbCard.locator(".badge", { hasText: "running" }).waitFor({ timeout: 120000 });
   assert.equal(await dbCard.getByTestId("database-url").innerText(), "postgres://app:********@web-db:5432/web_db");
+  assert.match(await dbCard.getByTestId("database-usage").innerText(), /CPU .* memory .* of 512\.0 MiB/);
   await dbCard.getByRole("button", { name: "Reveal" }).click();
   await dbCard.getByRole("button", { name: "Copy URL" }).waitFor();
   assert.match(await dbCard.getByTestId("database-url").innerText(), /^postgres:\/\/app:[0-9a-f]{32}@web-db:5432\/web_db$/);

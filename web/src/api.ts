@@ -573,6 +573,18 @@ export const deleteDatabase = (id: string) => request<void>("DELETE", `/database
 export const controlDatabase = (id: string, action: "start" | "stop" | "restart") =>
   request<Database>("POST", `/databases/${id}/${action}`, {});
 export const databaseLogs = (id: string) => request<string[]>("GET", `/databases/${id}/logs`);
+/** A running database's use now (like an app's metrics sample). */
+export type DatabaseMetrics = {
+  cpu_percent: number | null;
+  memory_bytes: number;
+  memory_limit_bytes: number;
+  net_rx_bytes: number;
+  net_tx_bytes: number;
+  block_read_bytes: number;
+  block_write_bytes: number;
+  restart_count: number;
+};
+export const databaseMetrics = (id: string) => request<DatabaseMetrics>("GET", `/databases/${id}/metrics`);
 export const databaseConnection = (id: string) => request<{ url: string; password: string }>("GET", `/databases/${id}/connection`);
 export const setDatabasePort = (id: string, public_port: number | null) =>
   request<Database>("PATCH", `/databases/${id}`, { public_port });

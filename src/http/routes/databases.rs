@@ -29,6 +29,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/databases/{id}/stop", web::post().to(stop_database))
         .route("/databases/{id}/restart", web::post().to(restart_database))
         .route("/databases/{id}/logs", web::get().to(database_logs))
+        .route("/databases/{id}/metrics", web::get().to(database_metrics))
         .route(
             "/databases/{id}/connection",
             web::get().to(database_connection),
@@ -326,6 +327,46 @@ pub async fn database_logs(
             .map(|l| l.replace(&password, "********"))
             .collect(),
     ))
+}
+
+/// A database's use now, like an app's metrics sample.
+#[derive(Serialize, ToSchema)]
+pub struct DatabaseMetrics {
+    /// Of one CPU (200 is two busy CPUs); none when it could not be measured.
+    pub cpu_percent: Option<f64>,
+    pub memory_bytes: u64,
+    pub memory_limit_bytes: u64,
+    pub net_rx_bytes: u64,
+    pub net_tx_bytes: u64,
+    pub block_read_bytes: u64,
+    pub block_write_bytes: u64,
+    pub restart_count: i64,
+}
+
+/// The database's CPU, memory, network and disk use now (measured over half a second); 409
+/// when it is not running.
+#[utoipa::path(get, path = "/api/v1/databases/{id}/metrics", tag = "databases", params(("id" = uuid::Uuid, Path, description = "the database id")),
+    responses((status = 200, body = DatabaseMetrics), (status = 404), (status = 409, description = "it is not running")), security(("bearer" = ["role:viewer", "scope:read"])))]
+pub async fn database_metrics(
+    state: web::Data<AppState>,
+    DatabaseFor(_actor, database, _need): DatabaseFor<Read>,
+) -> AppResult<web::Json<DatabaseMetrics>> {
+    let Some((reading, cpu_percent)) = state.databases.usage(&database).await? else {
+        return Err(AppError::Conflict(format!(
+            "the database is {}; it has no use to show",
+            database.status
+        )));
+    };
+    Ok(web::Json(DatabaseMetrics {
+        cpu_percent: cpu_percent.map(|c| (c * 100.0).round() / 100.0),
+        memory_bytes: reading.memory_bytes,
+        memory_limit_bytes: reading.memory_limit_bytes,
+        net_rx_bytes: reading.net_rx_bytes,
+        net_tx_bytes: reading.net_tx_bytes,
+        block_read_bytes: reading.block_read_bytes,
+        block_write_bytes: reading.block_write_bytes,
+        restart_count: reading.restart_count,
+    }))
 }
 
 /// The project `{project_id}` of the path, which the caller may configure.

@@ -6,7 +6,7 @@
 import { FormEvent, useCallback, useEffect, useState } from "react";
 import * as api from "../api";
 import { BackupsPanel } from "./backups";
-import { Ago, Alert, Badge, ConfirmDialog, CopyButton, Empty, errorText, Field, formErrors, FormErrors, noErrors, useToast } from "../ui";
+import { Ago, Alert, Badge, bytes, ConfirmDialog, CopyButton, Empty, errorText, Field, formErrors, FormErrors, noErrors, useToast } from "../ui";
 
 const REFRESH_MS = 3000;
 
@@ -85,6 +85,28 @@ function CreateForm({ teams, onCreated }: { teams: api.Team[]; onCreated: () => 
   );
 }
 
+/** CPU and memory now, and disk and network since it started; read every 5 s. */
+function Usage({ id }: { id: string }) {
+  const [usage, setUsage] = useState<api.DatabaseMetrics | null>(null);
+  useEffect(() => {
+    const read = () => api.databaseMetrics(id).then(setUsage, () => setUsage(null));
+    read();
+    const timer = setInterval(read, 5000);
+    return () => clearInterval(timer);
+  }, [id]);
+  if (!usage) return null;
+  return (
+    <>
+      <dt>Use</dt>
+      <dd data-testid="database-usage">
+        CPU {usage.cpu_percent === null ? "–" : `${usage.cpu_percent.toFixed(1)} %`} · memory {bytes(usage.memory_bytes)} of{" "}
+        {bytes(usage.memory_limit_bytes)} · disk {bytes(usage.block_read_bytes)} read, {bytes(usage.block_write_bytes)} written · network{" "}
+        {bytes(usage.net_rx_bytes)} in, {bytes(usage.net_tx_bytes)} out
+      </dd>
+    </>
+  );
+}
+
 function DatabaseCard({ db, projects, onChanged }: { db: api.Database; projects: api.Project[]; onChanged: () => void }) {
   const toast = useToast();
   const [error, setError] = useState("");
@@ -160,6 +182,7 @@ function DatabaseCard({ db, projects, onChanged }: { db: api.Database; projects:
         <dd>{db.connection.env.join(", ")} (secret)</dd>
         <dt>Published port</dt>
         <dd>{db.public_port ? `${db.public_port} on every address of the host` : "none: only attached apps reach it"}</dd>
+        {db.status === "running" && <Usage id={db.id} />}
       </dl>
       <div className="stack">
         <h3>Attached projects</h3>
