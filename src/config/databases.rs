@@ -15,6 +15,9 @@ pub struct DatabasesConfig {
     pub memory_limit_mb: u32,
     /// Seconds a new or restarted database has to accept connections before it is `failed`.
     pub start_timeout_secs: u64,
+    /// Seconds a backup (dump and upload) or its verification may take before it is `failed`
+    /// and its container process ended; a dump that hangs never stays `running`.
+    pub backup_timeout_secs: u64,
 }
 
 impl Default for DatabasesConfig {
@@ -24,6 +27,7 @@ impl Default for DatabasesConfig {
             versions: DatabaseVersions::default(),
             memory_limit_mb: 512,
             start_timeout_secs: 120,
+            backup_timeout_secs: 6 * 3600,
         }
     }
 }

@@ -58,6 +58,11 @@ impl Config {
                 "retention: every retention must be at least 1 day".into(),
             ));
         }
+        if self.databases.backup_timeout_secs < 10 {
+            return Err(ConfigError(
+                "databases.backup_timeout_secs: must be at least 10".into(),
+            ));
+        }
         Ok(())
     }
 }

@@ -29,6 +29,11 @@ use crate::db::{self};
 use crate::docker::{DatabaseRun, ExecError, Seed};
 use crate::model::{BackupKind, DatabaseKind, DatabaseState};
 
+/// The throwaway copy that verifies `backup`.
+fn throwaway_name(backup: &Backup) -> String {
+    format!("shard-verify-{}", backup.id.simple())
+}
+
 impl Databases {
     /// Starts a backup of `database` to `destination` (the first one when none is named);
     /// it runs, then is verified, in the background.
@@ -80,8 +85,51 @@ impl Databases {
         Ok(backup)
     }
 
-    /// Dumps into the destination; the failing step and why on failure.
+    /// Dumps into the destination, within `databases.backup_timeout_secs`; the failing step
+    /// and why on failure.
     pub(super) async fn take(
+        &self,
+        backup: &Backup,
+        database: &Database,
+        destination: &Destination,
+    ) -> Result<(), (&'static str, String)> {
+        self.bounded(
+            backup,
+            destination,
+            self.dump(backup, database, destination),
+        )
+        .await
+    }
+
+    /// `work` (a dump into `destination`), failed at `dump` when it outlasts
+    /// `databases.backup_timeout_secs`; what it left half-written is removed.
+    pub(super) async fn bounded(
+        &self,
+        backup: &Backup,
+        destination: &Destination,
+        work: impl std::future::Future<Output = Result<(), (&'static str, String)>>,
+    ) -> Result<(), (&'static str, String)> {
+        let limit = std::time::Duration::from_secs(self.config.databases.backup_timeout_secs);
+        match tokio::time::timeout(limit, work).await {
+            Ok(done) => done,
+            Err(_) => {
+                // The dump's output is dropped, so the process writing it ends; a local
+                // partial file goes, an S3 upload is never completed.
+                if let Ok(store) = Store::open(destination, &self.sealer) {
+                    store.remove_partial(&backup.object_key).await;
+                }
+                Err((
+                    "dump",
+                    format!(
+                        "it took longer than {} s (databases.backup_timeout_secs)",
+                        limit.as_secs()
+                    ),
+                ))
+            }
+        }
+    }
+
+    async fn dump(
         &self,
         backup: &Backup,
         database: &Database,
@@ -219,7 +267,17 @@ impl Databases {
         if !checking().insert(backup.id) {
             return; // being checked already
         }
-        let verified = self.verify(&backup).await;
+        let limit = std::time::Duration::from_secs(self.config.databases.backup_timeout_secs);
+        let verified = match tokio::time::timeout(limit, self.verify(&backup)).await {
+            Ok(verified) => verified,
+            Err(_) => {
+                let _ = self.docker.remove_named(&throwaway_name(&backup)).await;
+                Err(format!(
+                    "verification took longer than {} s (databases.backup_timeout_secs)",
+                    limit.as_secs()
+                ))
+            }
+        };
         checking().remove(&backup.id);
         match verified {
             Ok(()) => {
@@ -312,7 +370,7 @@ impl Databases {
             root_password: kinds::gzipped(kind)
                 .then(|| hex::encode(crate::secrets::random_bytes::<16>())),
         };
-        let name = format!("shard-verify-{}", backup.id.simple());
+        let name = throwaway_name(backup);
         let probe = Database {
             id: backup.id,
             team_id: None,

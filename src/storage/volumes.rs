@@ -145,7 +145,8 @@ impl Databases {
         .await?;
         let (this, row, volume) = (self.clone(), backup.clone(), volume.clone());
         tokio::spawn(async move {
-            match this.take_volume(&row, &volume, &destination).await {
+            let work = this.take_volume(&row, &volume, &destination);
+            match this.bounded(&row, &destination, work).await {
                 Ok(()) => this.verify_now(&row.id).await,
                 Err((step, why)) => this.backup_failed(&row, step, &why).await,
             }

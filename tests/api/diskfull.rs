@@ -1,6 +1,7 @@
 //! A backup whose destination fills up (a 256 KiB tmpfs): the backup is failed at `upload`
 //! saying the disk is full, no partial file is left, and nothing else is damaged: the
-//! database keeps its rows and the next backup, to a destination with room, is verified.
+//! database keeps its rows and the next backup, to a destination with room, is verified. A
+//! dump that hangs (a table locked) is failed at `databases.backup_timeout_secs`.
 
 use std::process::Command;
 
@@ -136,4 +137,83 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     found
+}
+
+#[tokio::test]
+async fn a_dump_that_hangs_is_failed_at_its_time_limit_and_leaves_nothing() {
+    let app = spawn_app_with(|c| c.databases.backup_timeout_secs = 10).await;
+    let admin = app.setup_admin().await;
+    let created: Value = app
+        .post(
+            "/api/v1/databases",
+            Some(&admin.token),
+            json!({"kind": "postgres", "name": "shop"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let db = created["id"].as_str().unwrap().to_string();
+    let dir = app.dir.path().join("backups");
+    app.post(
+        "/api/v1/backups/destinations",
+        Some(&admin.token),
+        json!({"name": "here", "kind": "local", "path": dir.to_str().unwrap()}),
+    )
+    .await;
+    wait_running(&app, &admin, &db).await;
+    let container = docker_ids(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=shard.database={db}"),
+    ]);
+    let container = container.trim().to_string();
+    psql(&container, "CREATE TABLE orders AS SELECT 1 AS n");
+    // A transaction holds the table locked for a minute: pg_dump waits for it.
+    let mut locker = Command::new("docker")
+        .args([
+            "exec",
+            &container,
+            "psql",
+            "-U",
+            "app",
+            "-d",
+            "shop",
+            "-c",
+            "BEGIN; LOCK TABLE orders IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60);",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let started = std::time::Instant::now();
+    let taken = app
+        .post(
+            &format!("/api/v1/databases/{db}/backups"),
+            Some(&admin.token),
+            json!({}),
+        )
+        .await;
+    let backup = taken.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let failed = wait_backup(&app, &admin, &db, &backup, &["failed", "verified"]).await;
+    let _ = locker.kill();
+    let _ = locker.wait();
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["step"], "dump", "{failed}");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("took longer than 10 s"),
+        "{failed}"
+    );
+    let took = started.elapsed().as_secs();
+    assert!((9..40).contains(&took), "failed after {took} s");
+    let left = if dir.exists() { walk(&dir) } else { Vec::new() };
+    assert!(left.is_empty(), "{left:?}");
 }
