@@ -43,14 +43,17 @@ impl MigrationTrait for Migration {
                 .take(),
         )
         .await?;
-        // A volume's backups (a volume row outlives its project; a purged one clears this).
-        m.alter_table(
-            Table::alter()
-                .table("backups")
-                .add_column(uuid_null("volume_id"))
-                .take(),
-        )
-        .await?;
+        // A volume's backups (a volume row outlives its project; a purged one clears this),
+        // and which shard process runs a running backup, alive as of its heartbeat (so one
+        // instance never fails another's backup, and a dead one's are failed in time).
+        for column in [
+            uuid_null("volume_id"),
+            string_len_null("runner", 64),
+            timestamp_with_time_zone_null("heartbeat_at"),
+        ] {
+            m.alter_table(Table::alter().table("backups").add_column(column).take())
+                .await?;
+        }
         m.create_index(
             Index::create()
                 .name("ix_backups_volume_id")
@@ -77,13 +80,10 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.alter_table(
-            Table::alter()
-                .table("backups")
-                .drop_column("volume_id")
-                .take(),
-        )
-        .await?;
+        for column in ["volume_id", "runner", "heartbeat_at"] {
+            m.alter_table(Table::alter().table("backups").drop_column(column).take())
+                .await?;
+        }
         m.drop_table(Table::drop().table("backup_schedules").take())
             .await
     }

@@ -112,6 +112,8 @@ pub struct NewBackup {
     pub destination_id: Uuid,
     pub object_key: String,
     pub created_by: Option<Uuid>,
+    /// The process taking it.
+    pub runner: String,
 }
 
 pub async fn start(db: &Db, new: NewBackup) -> Result<Backup, DbErr> {
@@ -119,6 +121,8 @@ pub async fn start(db: &Db, new: NewBackup) -> Result<Backup, DbErr> {
         id: Set(new.id),
         database_id: Set(new.source.database()),
         volume_id: Set(new.source.volume()),
+        runner: Set(Some(new.runner)),
+        heartbeat_at: Set(Some(Utc::now())),
         source_name: Set(new.source_name),
         source_kind: Set(new.source_kind),
         destination_id: Set(Some(new.destination_id)),
@@ -208,17 +212,37 @@ pub async fn failed(db: &Db, id: Uuid, step: &str, error: &str) -> Result<(), Db
     Ok(())
 }
 
-/// Fails every backup still `running` (at startup: the process that ran them is gone);
-/// answers them.
-pub async fn fail_interrupted(db: &Db) -> Result<Vec<Backup>, DbErr> {
-    let running = Backups::find()
+/// The runner of a running backup is alive.
+pub async fn heartbeat(db: &Db, id: Uuid) -> Result<(), DbErr> {
+    Backups::update_many()
+        .col_expr(Column::HeartbeatAt, Expr::value(Utc::now()))
+        .filter(Column::Id.eq(id))
         .filter(Column::Status.eq(BackupState::Running))
-        .all(db)
+        .exec(db)
         .await?;
-    for backup in &running {
-        failed(db, backup.id, "dump", "shard stopped while the backup ran").await?;
+    Ok(())
+}
+
+/// The backups still `running` whose runner is gone: `mine` (at startup: this data dir's
+/// process before the restart), or any whose heartbeat is older than `stale_before` (another
+/// instance that died).
+pub async fn orphans(
+    db: &Db,
+    mine: Option<&str>,
+    stale_before: chrono::DateTime<Utc>,
+) -> Result<Vec<Backup>, DbErr> {
+    use sea_orm::Condition;
+    let mut gone = Condition::any()
+        .add(Column::HeartbeatAt.lt(stale_before))
+        .add(Column::HeartbeatAt.is_null());
+    if let Some(mine) = mine {
+        gone = gone.add(Column::Runner.eq(mine));
     }
-    Ok(running)
+    Backups::find()
+        .filter(Column::Status.eq(BackupState::Running))
+        .filter(gone)
+        .all(db)
+        .await
 }
 
 /// Backups of `database` in `destination` that were stored whole (`succeeded` or `verified`),

@@ -14,7 +14,7 @@ use bollard::query_parameters::{
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt, TryStreamExt};
 
-use super::databases::LABEL_THROWAWAY;
+use super::databases::{LABEL_RUNNER, LABEL_THROWAWAY};
 use super::{Engine, EngineError, LABEL_INSTANCE, LABEL_MANAGED};
 
 /// The image of archive containers: no files at all.
@@ -43,10 +43,11 @@ impl Engine {
         Ok(())
     }
 
-    /// Creates (never starts) container `name` with volume `volume` at `/volume`.
+    /// Creates (never starts) container `name` of `runner` with volume `volume` at `/volume`.
     async fn archive_container(
         &self,
         name: &str,
+        runner: &str,
         volume: &str,
         read_only: bool,
     ) -> Result<String, EngineError> {
@@ -57,6 +58,7 @@ impl Engine {
             (LABEL_MANAGED.to_string(), "true".to_string()),
             (LABEL_INSTANCE.to_string(), self.instance.clone()),
             (LABEL_THROWAWAY.to_string(), "true".to_string()),
+            (LABEL_RUNNER.to_string(), runner.to_string()),
         ]);
         let body = ContainerCreateBody {
             image: Some(EMPTY_IMAGE.into()),
@@ -85,9 +87,10 @@ impl Engine {
     pub async fn read_volume(
         &self,
         name: &str,
+        runner: &str,
         volume: &str,
     ) -> Result<impl Stream<Item = Result<Bytes, EngineError>> + use<>, EngineError> {
-        let id = self.archive_container(name, volume, true).await?;
+        let id = self.archive_container(name, runner, volume, true).await?;
         let docker = self.client().await?.clone();
         let options = DownloadFromContainerOptionsBuilder::default()
             .path(MOUNT)
@@ -102,10 +105,11 @@ impl Engine {
     pub async fn write_volume(
         &self,
         name: &str,
+        runner: &str,
         volume: &str,
         tar: impl Stream<Item = std::io::Result<Bytes>> + Send + 'static,
     ) -> Result<(), EngineError> {
-        let id = self.archive_container(name, volume, false).await?;
+        let id = self.archive_container(name, runner, volume, false).await?;
         let options = UploadToContainerOptionsBuilder::default().path("/").build();
         let result = self
             .client()

@@ -10,7 +10,9 @@ use bollard::models::{
     ContainerCreateBody, EndpointSettings, HostConfig, Mount, MountType, NetworkConnectRequest,
     NetworkDisconnectRequest, PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
-use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+};
 use uuid::Uuid;
 
 use super::{Engine, EngineError, LABEL_INSTANCE, LABEL_MANAGED, is_not_found};
@@ -109,9 +111,9 @@ pub struct DatabaseRun {
     /// Published on every address of this host, when set.
     pub public_port: Option<u16>,
     pub memory_mb: i64,
-    /// A copy that lives only while a backup is checked (no network, removed after; any left
-    /// by a crash go at the next start).
-    pub throwaway: bool,
+    /// A copy that lives only while a backup is checked, made by this runner (no network,
+    /// removed after; any a crash left go at the runner's next start).
+    pub throwaway: Option<String>,
     /// A file put into the data directory before the server first starts (a Redis RDB).
     pub seed: Option<Seed>,
 }
@@ -154,6 +156,8 @@ impl Seed {
 
 /// The label of a throwaway database container (a backup's check).
 pub(super) const LABEL_THROWAWAY: &str = "shard.throwaway";
+/// The process (per data dir) that made a throwaway container.
+pub(super) const LABEL_RUNNER: &str = "shard.runner";
 
 impl Engine {
     fn database_labels(&self, id: Uuid) -> HashMap<String, String> {
@@ -227,8 +231,9 @@ impl Engine {
             ..Default::default()
         };
         let mut labels = self.database_labels(run.id);
-        if run.throwaway {
+        if let Some(runner) = &run.throwaway {
             labels.insert(LABEL_THROWAWAY.to_string(), "true".to_string());
+            labels.insert(LABEL_RUNNER.to_string(), runner.clone());
         }
         let body = ContainerCreateBody {
             image: Some(run.image.clone()),
@@ -265,13 +270,34 @@ impl Engine {
     }
 
     /// Removes every throwaway container of this installation (left by a crash mid-check).
-    pub async fn remove_throwaways(&self) -> Result<usize, EngineError> {
+    pub async fn remove_throwaways(&self, runner: &str) -> Result<usize, EngineError> {
         let filters = self.owned_filter(Some(format!("{LABEL_THROWAWAY}=true")));
-        let ids = self.container_ids(&filters).await?;
-        for id in &ids {
+        let containers = self
+            .client()
+            .await?
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await?;
+        // Another instance's are its own to remove (it may be checking with them now); those
+        // of versions before runners were named are anyone's.
+        let mine: Vec<String> = containers
+            .into_iter()
+            .filter(|c| {
+                let labels = c.labels.as_ref();
+                labels
+                    .and_then(|l| l.get(LABEL_RUNNER))
+                    .is_none_or(|r| r == runner)
+            })
+            .filter_map(|c| c.id)
+            .collect();
+        for id in &mine {
             self.remove_container(id).await?;
         }
-        Ok(ids.len())
+        Ok(mine.len())
     }
 
     /// Removes every container of database (or throwaway copy) `id`, whatever its name

@@ -29,6 +29,11 @@ use crate::db::{self};
 use crate::docker::{DatabaseRun, ExecError, Seed};
 use crate::model::{BackupKind, DatabaseKind, DatabaseState};
 
+/// How often a running backup's row says its runner is alive; one silent for
+/// `STALE_AFTER` is failed by any instance.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(20);
+pub(super) const STALE_AFTER: chrono::Duration = chrono::Duration::seconds(90);
+
 /// The throwaway copy that verifies `backup`.
 fn throwaway_name(backup: &Backup) -> String {
     format!("shard-verify-{}", backup.id.simple())
@@ -68,6 +73,7 @@ impl Databases {
                 destination_id: destination.id,
                 object_key: key,
                 created_by: by,
+                runner: self.runner.clone(),
             },
         )
         .await?;
@@ -110,7 +116,22 @@ impl Databases {
         work: impl std::future::Future<Output = Result<(), (&'static str, String)>>,
     ) -> Result<(), (&'static str, String)> {
         let limit = std::time::Duration::from_secs(self.config.databases.backup_timeout_secs);
-        match tokio::time::timeout(limit, work).await {
+        // Meanwhile the row says every HEARTBEAT that this process still takes it.
+        let beat = async {
+            let mut every = tokio::time::interval(HEARTBEAT);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                if let Err(e) = db::backups::heartbeat(&self.db, backup.id).await {
+                    tracing::warn!(backup = %backup.id, error = %e, "cannot record a backup's heartbeat");
+                }
+            }
+        };
+        let outcome = tokio::select! {
+            outcome = tokio::time::timeout(limit, work) => outcome,
+            never = beat => never,
+        };
+        match outcome {
             Ok(done) => done,
             Err(_) => {
                 // The dump's output is dropped, so the process writing it ends; a local
@@ -410,7 +431,7 @@ impl Databases {
             port: kind.port(),
             public_port: None,
             memory_mb: i64::from(self.config.databases.memory_limit_mb),
-            throwaway: true,
+            throwaway: Some(self.runner.clone()),
             seed,
         };
         let result = async {
@@ -474,10 +495,21 @@ impl Databases {
         })
     }
 
-    /// At startup: backups cut off by a stop are failed and their partial files removed;
-    /// throwaway copies left by a check are removed.
+    /// At startup: backups this data dir's process was running when it stopped are failed
+    /// and their partial files removed, and the throwaway containers it left are removed.
     pub async fn recover_backups(&self) -> anyhow::Result<()> {
-        for backup in db::backups::fail_interrupted(&self.db).await? {
+        self.fail_orphans(Some(&self.runner)).await?;
+        self.docker.remove_throwaways(&self.runner).await?;
+        Ok(())
+    }
+
+    /// Fails the running backups whose runner is gone (`mine`, or silent past `STALE_AFTER`:
+    /// another instance that died), removing what they half-wrote.
+    pub(super) async fn fail_orphans(&self, mine: Option<&str>) -> anyhow::Result<()> {
+        let stale = chrono::Utc::now() - STALE_AFTER;
+        for backup in db::backups::orphans(&self.db, mine, stale).await? {
+            self.backup_failed(&backup, "dump", "shard stopped while the backup ran")
+                .await;
             if let Some(id) = backup.destination_id
                 && let Some(destination) = db::backups::destination(&self.db, id).await?
                 && let Ok(store) = Store::open(&destination, &self.sealer)
@@ -485,7 +517,6 @@ impl Databases {
                 store.remove_partial(&backup.object_key).await;
             }
         }
-        self.docker.remove_throwaways().await?;
         Ok(())
     }
 }

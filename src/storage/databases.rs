@@ -64,6 +64,25 @@ pub struct Databases {
     pub(super) notifier: Arc<crate::notifications::Notifier>,
     /// Backups being verified now (one check of a backup at a time).
     pub(super) checking: std::sync::Mutex<std::collections::HashSet<Uuid>>,
+    /// This process's name on the backups it runs and the throwaway containers it makes:
+    /// the same across restarts on one data dir, different for each instance.
+    pub(super) runner: String,
+}
+
+/// The runner name kept in the data dir (`runner-id`, made on first use); a fresh one when
+/// it cannot be kept.
+fn runner_of(data_dir: &std::path::Path) -> String {
+    let file = data_dir.join("runner-id");
+    if let Ok(text) = std::fs::read_to_string(&file)
+        && let Ok(id) = Uuid::parse_str(text.trim())
+    {
+        return id.simple().to_string();
+    }
+    let id = Uuid::new_v4();
+    if let Err(e) = std::fs::write(&file, id.to_string()) {
+        tracing::warn!(error = %e, "cannot keep the runner id; backups cut off by a restart are failed only when their heartbeat is stale");
+    }
+    id.simple().to_string()
 }
 
 impl Databases {
@@ -79,6 +98,7 @@ impl Databases {
             db,
             docker,
             sealer,
+            runner: runner_of(&config.data_dir),
             config,
             checking: Default::default(),
         }
@@ -207,7 +227,7 @@ impl Databases {
             port: database.kind.port(),
             public_port: database.public_port.map(|p| p as u16),
             memory_mb: i64::from(database.memory_limit_mb),
-            throwaway: false,
+            throwaway: None,
             seed: None,
         };
         db::databases::set_state(&self.db, database.id, DatabaseState::Starting, None, None)

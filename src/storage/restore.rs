@@ -139,6 +139,7 @@ impl Databases {
                     kinds::extension(database.kind)
                 ),
                 created_by: backup.created_by,
+                runner: self.runner.clone(),
             },
         )
         .await
@@ -332,7 +333,7 @@ impl Databases {
             port: database.kind.port(),
             public_port: None,
             memory_mb: i64::from(database.memory_limit_mb),
-            throwaway: false,
+            throwaway: None,
             seed: Some(self.seed(backup, &file.store).await?),
         };
         let container = self

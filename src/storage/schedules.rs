@@ -155,6 +155,10 @@ impl Databases {
             if let Err(e) = self.run_due(Utc::now()).await {
                 tracing::warn!(error = %e, "backup schedules not looked at this round");
             }
+            // Backups another instance was running when it died are failed in time.
+            if let Err(e) = self.fail_orphans(None).await {
+                tracing::warn!(error = %format!("{e:#}"), "orphaned backups not looked at this round");
+            }
             tokio::select! {
                 _ = stop.cancelled() => return Ok(()),
                 _ = tokio::time::sleep(TICK) => {}
@@ -250,6 +254,8 @@ mod tests {
             source_name: "db".into(),
             source_kind: crate::model::BackupKind::Postgres,
             volume_id: None,
+            runner: None,
+            heartbeat_at: None,
             destination_id: None,
             status,
             step: None,

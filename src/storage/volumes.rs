@@ -140,6 +140,7 @@ impl Databases {
                 destination_id: destination.id,
                 object_key: key,
                 created_by: by,
+                runner: self.runner.clone(),
             },
         )
         .await?;
@@ -174,7 +175,7 @@ impl Databases {
             let upload = |e: std::io::Error| ("upload", super::store::tidy(&e.to_string()));
             let mut tar = self
                 .docker
-                .read_volume(&name, &volume.docker_name)
+                .read_volume(&name, &self.runner, &volume.docker_name)
                 .await
                 .map_err(|e| ("dump", e.to_string()))?;
             let mut gzip = GzEncoder::new(Vec::with_capacity(1 << 16), Compression::new(3));
@@ -314,6 +315,7 @@ impl Databases {
             .docker
             .write_volume(
                 &name,
+                &self.runner,
                 &engine_name,
                 tokio_stream::wrappers::ReceiverStream::new(receiver),
             )

@@ -199,3 +199,81 @@ async fn a_schedule_runs_each_due_backup_once_and_keeps_the_newest() {
         .unwrap();
     assert!(gone["cron"].is_null(), "{gone}");
 }
+
+#[tokio::test]
+async fn only_a_gone_runners_backups_are_failed() {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    use shard::db::backups::{NewBackup, Source, start};
+    use shard::db::entities::backups::{Column, Entity};
+    let app = spawn_app().await;
+    let admin = app.setup_admin().await;
+    let dir = app.dir.path().join("backups");
+    let destination: Value = app
+        .post(
+            "/api/v1/backups/destinations",
+            Some(&admin.token),
+            json!({"name": "here", "kind": "local", "path": dir.to_str().unwrap()}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let destination: uuid::Uuid = destination["id"].as_str().unwrap().parse().unwrap();
+    let db = &app.state.db;
+    let running = |runner: &str| NewBackup {
+        id: uuid::Uuid::now_v7(),
+        source: Source::Volume(uuid::Uuid::now_v7()),
+        source_name: "app/data".into(),
+        source_kind: shard::model::BackupKind::Volume,
+        destination_id: destination,
+        object_key: format!("volumes/x/{}.tar.gz", uuid::Uuid::now_v7().simple()),
+        created_by: None,
+        runner: runner.into(),
+    };
+    // Another instance's: one alive (fresh heartbeat), one silent for ten minutes.
+    let alive = start(db, running("another-instance")).await.unwrap();
+    let silent = start(db, running("another-instance")).await.unwrap();
+    Entity::update_many()
+        .col_expr(
+            Column::HeartbeatAt,
+            Expr::value(Utc::now() - chrono::Duration::minutes(10)),
+        )
+        .filter(Column::Id.eq(silent.id))
+        .exec(db)
+        .await
+        .unwrap();
+    // And one this data dir's process was running before a restart.
+    let mine = std::fs::read_to_string(app.dir.path().join("runner-id")).unwrap();
+    let cut_off = start(
+        db,
+        running(
+            &uuid::Uuid::parse_str(mine.trim())
+                .unwrap()
+                .simple()
+                .to_string(),
+        ),
+    )
+    .await
+    .unwrap();
+
+    app.state.databases.recover_backups().await.unwrap();
+    let status = |id: uuid::Uuid| async move {
+        shard::db::backups::find(db, id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+            .to_string()
+    };
+    assert_eq!(status(alive.id).await, "running");
+    assert_eq!(status(silent.id).await, "failed");
+    assert_eq!(status(cut_off.id).await, "failed");
+    let failed = shard::db::backups::find(db, cut_off.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        failed.error.as_deref(),
+        Some("shard stopped while the backup ran")
+    );
+}

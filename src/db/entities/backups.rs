@@ -11,6 +11,9 @@ pub struct Model {
     pub source_kind: crate::model::BackupKind,
     /// The volume it is of (a volume backup).
     pub volume_id: Option<Uuid>,
+    /// The shard process (per data dir) taking it, and when it last said it still does.
+    pub runner: Option<String>,
+    pub heartbeat_at: Option<DateTimeUtc>,
     pub destination_id: Option<Uuid>,
     pub status: crate::model::BackupState,
     /// The step that failed: `dump`, `upload`, `verify`.
