@@ -329,6 +329,15 @@ pub async fn delete_schedule(db: &Db, source: Source) -> Result<bool, DbErr> {
         > 0)
 }
 
+/// Every schedule (at most `limit`).
+pub async fn schedules(db: &Db, limit: u64) -> Result<Vec<Schedule>, DbErr> {
+    Schedules::find()
+        .order_by_asc(schedules::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
 /// Schedules due at `now`, soonest first (at most 100 a round).
 pub async fn due_schedules(db: &Db, now: chrono::DateTime<Utc>) -> Result<Vec<Schedule>, DbErr> {
     Schedules::find()

@@ -27,6 +27,10 @@ use crate::model::{BackupState, DatabaseState};
 
 /// How often due schedules are looked for.
 const TICK: Duration = Duration::from_secs(15);
+/// The newest verified backup of each scheduled source, per destination, is verified again
+/// once its last check is this old; looked for this often.
+pub const REVERIFY_AFTER: chrono::Duration = chrono::Duration::days(7);
+const REVERIFY_EVERY: Duration = Duration::from_secs(3600);
 /// Kept when a schedule names no rule.
 pub const DEFAULT_KEEP_LAST: i32 = 7;
 /// Failed backups kept per database, as a record.
@@ -151,7 +155,17 @@ impl Databases {
 
     /// Runs due schedules until `stop`.
     pub async fn run_schedules(self: Arc<Self>, stop: CancellationToken) -> anyhow::Result<()> {
+        let mut reverified = tokio::time::Instant::now();
         loop {
+            if reverified.elapsed() >= REVERIFY_EVERY {
+                reverified = tokio::time::Instant::now();
+                let this = self.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = this.reverify_due(Utc::now()).await {
+                        tracing::warn!(error = %format!("{e:#}"), "backups not verified again this round");
+                    }
+                });
+            }
             if let Err(e) = self.run_due(Utc::now()).await {
                 tracing::warn!(error = %e, "backup schedules not looked at this round");
             }
@@ -164,6 +178,32 @@ impl Databases {
                 _ = tokio::time::sleep(TICK) => {}
             }
         }
+    }
+
+    /// Verifies again, one after the other, the newest verified backup of each scheduled
+    /// source in each of its destinations whose last check is older than `REVERIFY_AFTER`
+    /// (a backup that went bad in its store is then `failed` and announced); answers them.
+    pub async fn reverify_due(self: &Arc<Self>, now: DateTime<Utc>) -> anyhow::Result<Vec<Uuid>> {
+        let before = now - REVERIFY_AFTER;
+        let mut checked = Vec::new();
+        for schedule in db::backups::schedules(&self.db, 1000).await? {
+            let source = match (schedule.database_id, schedule.volume_id) {
+                (Some(id), _) => Source::Database(id),
+                (None, Some(id)) => Source::Volume(id),
+                (None, None) => continue,
+            };
+            for destination in destinations_of(&schedule) {
+                let stored = db::backups::stored_in(&self.db, source, destination).await?;
+                let newest = stored.iter().find(|b| b.status == BackupState::Verified);
+                if let Some(backup) = newest
+                    && backup.verified_at.is_none_or(|at| at < before)
+                {
+                    self.verify_now(&backup.id).await;
+                    checked.push(backup.id);
+                }
+            }
+        }
+        Ok(checked)
     }
 
     /// Starts every schedule due at `now` that this instance claims.

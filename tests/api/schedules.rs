@@ -168,6 +168,34 @@ async fn a_schedule_runs_each_due_backup_once_and_keeps_the_newest() {
     assert!(!dir.join(&kept[0]).exists(), "the oldest file is removed");
     assert!(dir.join(&kept[1]).exists() && dir.join(&kept[2]).exists());
 
+    // A week after its last check, the newest verified backup is verified again; a fresher
+    // one is left alone.
+    let newest = listed[0]["id"].as_str().unwrap().to_string();
+    assert!(
+        app.state
+            .databases
+            .reverify_due(Utc::now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let checked = app
+        .state
+        .databases
+        .reverify_due(Utc::now() + chrono::Duration::days(8))
+        .await
+        .unwrap();
+    assert_eq!(
+        checked.iter().map(|id| id.to_string()).collect::<Vec<_>>(),
+        vec![newest.clone()]
+    );
+    let again = wait_backup(&app, &admin, &db, &newest, &["verified", "failed"]).await;
+    assert_eq!(again["status"], "verified", "{again}");
+    assert_ne!(
+        again["verified_at"], listed[0]["verified_at"],
+        "checked again"
+    );
+
     // The server's own loop: a schedule that fires every second gets a backup within its
     // look-around period.
     let every: Value = app
