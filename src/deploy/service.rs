@@ -56,6 +56,29 @@ impl Swarm {
             format!(" on nodes labelled {}", labels.join(", "))
         };
         let port = app.port;
+        // Volumes live on this machine's engine (shard makes them here): the service runs
+        // where they are.
+        let node = if app.volumes.is_empty() {
+            None
+        } else {
+            let info = self.engine.swarm_info().await.map_err(|e| Failure {
+                message: e.to_string(),
+                output: Vec::new(),
+                started: None,
+            })?;
+            Some(info.node_id.ok_or_else(|| Failure {
+                message: "this machine is not a swarm node, so its volumes cannot be pinned".into(),
+                output: Vec::new(),
+                started: None,
+            })?)
+        };
+        let pinned = match &node {
+            Some(node) => format!(
+                ", pinned to node {} where its volumes are",
+                &node[..node.len().min(12)]
+            ),
+            None => String::new(),
+        };
         let run = ServiceRun {
             name: format!(
                 "shard-{}-{}",
@@ -69,6 +92,8 @@ impl Swarm {
             replicas,
             placement: app.placement,
             limits: app.limits,
+            volumes: app.volumes,
+            node,
         };
         let id = self
             .engine
@@ -81,7 +106,7 @@ impl Swarm {
             })?;
         Ok(Started {
             note: format!(
-                "==> Service {} with {replicas} replica(s){placed}, app port {port}",
+                "==> Service {} with {replicas} replica(s){placed}{pinned}, app port {port}",
                 &id[..id.len().min(12)]
             ),
             container: None,

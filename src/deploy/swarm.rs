@@ -229,17 +229,6 @@ impl Runtime for Swarm {
     }
 
     async fn start(&self, app: AppSpec) -> Result<Started, Failure> {
-        // A volume would have to follow the service to its node; until it can, a project with
-        // one does not start here rather than start without its data.
-        if !app.volumes.is_empty() {
-            return Err(Failure {
-                message: "the project has volumes, which the Swarm runtime does not mount yet; \
-                          detach them or run on plain Docker"
-                    .into(),
-                output: Vec::new(),
-                started: None,
-            });
-        }
         if !app.files.is_empty() {
             return Err(Failure {
                 message: "the project has file mounts, which the Swarm runtime does not mount \

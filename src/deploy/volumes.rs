@@ -16,7 +16,6 @@ use uuid::Uuid;
 
 use super::pipeline::{Pipeline, Stop, failed};
 use super::{DeployError, Deployer};
-use crate::config::RuntimeKind;
 use crate::db;
 use crate::db::projects::Project;
 use crate::db::volumes::{AddError, Volume};
@@ -27,14 +26,8 @@ pub const MAX_PER_PROJECT: usize = 10;
 
 impl Deployer {
     /// Whether `project` may have volumes here, and why not.
+    /// (Under Swarm a volume lives on this machine's node and the service is pinned there.)
     pub fn volumes_allowed(&self, replicas: i32) -> Result<(), DeployError> {
-        if self.runtime.kind() == RuntimeKind::Swarm {
-            return Err(DeployError::Conflict(
-                "volumes are not available under the Swarm runtime yet: a volume lives on one \
-                 node and shard does not pin services to it"
-                    .into(),
-            ));
-        }
         if replicas > 1 {
             return Err(DeployError::Conflict(format!(
                 "a project with a volume runs one replica (a volume is local to one machine); \

@@ -58,6 +58,10 @@ pub struct ServiceRun {
     /// Node labels a replica's node must carry.
     pub placement: BTreeMap<String, String>,
     pub limits: Limits,
+    /// Named volumes mounted into each replica; they live on one node's engine, so the
+    /// service is pinned to `node` (its id) with them.
+    pub volumes: Vec<super::VolumeMount>,
+    pub node: Option<String>,
 }
 
 /// One task (replica) of a managed service, as the swarm last reported it.
@@ -201,11 +205,15 @@ impl Engine {
         auth: Option<RegistryAuth>,
     ) -> Result<String, EngineError> {
         let docker = self.client().await?;
-        let constraints = run
+        let mut constraints = run
             .placement
             .iter()
             .map(|(key, value)| format!("node.labels.{key}=={value}"))
             .collect::<Vec<_>>();
+        if let Some(node) = &run.node {
+            constraints.push(format!("node.id=={node}"));
+        }
+        let mounts = run.volumes.iter().map(|v| v.mount()).collect::<Vec<_>>();
         let spec = ServiceSpec {
             name: Some(run.name),
             labels: Some(run.labels.clone()),
@@ -226,6 +234,7 @@ impl Engine {
                             .collect(),
                     ),
                     stop_grace_period: Some(5_000_000_000),
+                    mounts: (!mounts.is_empty()).then_some(mounts),
                     ..Default::default()
                 }),
                 resources: Some(TaskSpecResources {

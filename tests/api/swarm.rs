@@ -756,6 +756,62 @@ async fn apps_spread_over_two_swarm_nodes_follow_placement_survive_updates_and_n
         .unwrap();
     assert_ne!(node2["state"], "ready", "{node2}");
 
+    // A volume: the service is pinned to this machine's node, where shard made the volume, and
+    // what the app writes there survives a redeploy; two replicas are refused.
+    let this_node = listed
+        .iter()
+        .find(|n| n["this_machine"] == true)
+        .expect("this machine listed")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let keeper_repo = git.repo("keeper", &crate::volumes::writer_files("1"));
+    let keeper = project(&app, &admin, "keeper", &keeper_repo.url, json!({})).await;
+    let added = app
+        .post(
+            &format!("/api/v1/projects/{keeper}/volumes"),
+            Some(&admin.token),
+            json!({"name": "data", "mount_path": "/data"}),
+        )
+        .await;
+    assert_eq!(added.status(), StatusCode::CREATED);
+    let pinned = app
+        .deploy_live(&admin, &keeper, json!({}), Duration::from_secs(240))
+        .await;
+    assert_eq!(running_nodes(&pinned), vec![this_node.clone()]);
+    assert!(
+        app.logs_text(&admin, &pinned)
+            .await
+            .contains("where its volumes are"),
+        "the log says why it is pinned"
+    );
+    assert_eq!(
+        crate::volumes::log(&app, "keeper.localhost", "one").await,
+        "one\n"
+    );
+    keeper_repo.commit(&[("www/index.html", b"version 2\n".to_vec(), false)], "v2");
+    let again = app
+        .deploy_live(&admin, &keeper, json!({}), Duration::from_secs(240))
+        .await;
+    assert_eq!(running_nodes(&again), vec![this_node]);
+    assert_eq!(
+        crate::volumes::log(&app, "keeper.localhost", "two").await,
+        "one\ntwo\n"
+    );
+    let two = app
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/projects/{keeper}"),
+            Some(&admin.token),
+            Some(json!({"replicas": 2})),
+        )
+        .await;
+    assert_eq!(two.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        app.delete_project(&admin, &keeper).await.status(),
+        StatusCode::NO_CONTENT
+    );
+
     lab("start-node2");
     assert_eq!(
         app.delete_project(&admin, &spread).await.status(),

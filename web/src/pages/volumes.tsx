@@ -52,7 +52,7 @@ export function VolumesPanel({ project }: { project: api.Project }) {
         <p className="small muted">
           A volume keeps its files across deploys, restarts and rollbacks; the next deployment mounts a new one. During a switch the
           old and the new container both use it until the old one has drained. A volume lives on this machine, so the app runs one
-          replica. Deleting the project keeps its volumes, detached, for an admin to attach elsewhere (7 days unless the
+          replica (under Swarm it is pinned to this machine's node). Deleting the project keeps its volumes, detached, for an admin to attach elsewhere (7 days unless the
           server says otherwise).
         </p>
         <form className="form-grid" onSubmit={add} noValidate aria-label="Add a volume">
