@@ -5,6 +5,8 @@
 //! under `<data_dir>/files/<project>/<version>/` (once) and bind-mounts each file read-only, so
 //! a bad config file fails the new deployment's health gate while the old one keeps serving.
 //! Directories of versions no running deployment mounts are removed at the next start.
+//! Under Swarm the same files are given to the service as Docker configs (`docker::configs`),
+//! so every replica on every node has them.
 //!
 //! Paths follow the rules of `static_dir` (absolute once a `/` is put in front, no `..`), plain
 //! characters only, never `/proc`, `/sys` or `/dev`; sizes and counts are `[quotas]`.

@@ -8,6 +8,7 @@ use super::pipeline::{Pipeline, Stop, failed};
 use super::runtime::{AppSpec, Failure, Gate, GateError, Started};
 use super::swarm::Swarm;
 use crate::docker::ServiceRun;
+use crate::docker::configs::{MAX_CONFIG_BYTES, ServiceFile};
 use crate::proxy::SWARM_UPSTREAM;
 
 impl Pipeline {
@@ -79,6 +80,30 @@ impl Swarm {
             ),
             None => String::new(),
         };
+        // File mounts travel as Docker configs: every node gets them.
+        let mut files = Vec::with_capacity(app.files.len());
+        for mount in &app.files {
+            let refuse = |message: String| Failure {
+                message,
+                output: Vec::new(),
+                started: None,
+            };
+            let content = tokio::fs::read(&mount.source)
+                .await
+                .map_err(|e| refuse(format!("cannot read the file for {}: {e}", mount.path)))?;
+            if content.len() > MAX_CONFIG_BYTES {
+                return Err(refuse(format!(
+                    "{} is {} KiB; under Swarm a file mount is a Docker config, at most {} KiB",
+                    mount.path,
+                    content.len() / 1024,
+                    MAX_CONFIG_BYTES / 1024
+                )));
+            }
+            files.push(ServiceFile {
+                path: mount.path.clone(),
+                content,
+            });
+        }
         let run = ServiceRun {
             name: format!(
                 "shard-{}-{}",
@@ -94,6 +119,7 @@ impl Swarm {
             limits: app.limits,
             volumes: app.volumes,
             node,
+            files,
         };
         let id = self
             .engine
@@ -104,6 +130,10 @@ impl Swarm {
                 output: Vec::new(),
                 started: None,
             })?;
+        // Configs of services that are gone (the engine keeps those in use).
+        if let Err(e) = self.engine.prune_file_configs().await {
+            tracing::warn!(error = %e, "unused file configs not removed this time");
+        }
         Ok(Started {
             note: format!(
                 "==> Service {} with {replicas} replica(s){placed}{pinned}, app port {port}",

@@ -229,15 +229,6 @@ impl Runtime for Swarm {
     }
 
     async fn start(&self, app: AppSpec) -> Result<Started, Failure> {
-        if !app.files.is_empty() {
-            return Err(Failure {
-                message: "the project has file mounts, which the Swarm runtime does not mount \
-                          yet; delete them or run on plain Docker"
-                    .into(),
-                output: Vec::new(),
-                started: None,
-            });
-        }
         self.start_service(app).await
     }
 

@@ -23,6 +23,7 @@ use uuid::Uuid;
 mod archive;
 mod build;
 mod cgroup;
+pub mod configs;
 mod containers;
 pub use cgroup::sweep as sweep_build_cgroups;
 pub mod context;

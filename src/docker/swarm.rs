@@ -62,6 +62,8 @@ pub struct ServiceRun {
     /// service is pinned to `node` (its id) with them.
     pub volumes: Vec<super::VolumeMount>,
     pub node: Option<String>,
+    /// Files given to every replica, on every node, as Docker configs.
+    pub files: Vec<super::configs::ServiceFile>,
 }
 
 /// One task (replica) of a managed service, as the swarm last reported it.
@@ -214,6 +216,7 @@ impl Engine {
             constraints.push(format!("node.id=={node}"));
         }
         let mounts = run.volumes.iter().map(|v| v.mount()).collect::<Vec<_>>();
+        let configs = self.file_configs(&run.files).await?;
         let spec = ServiceSpec {
             name: Some(run.name),
             labels: Some(run.labels.clone()),
@@ -235,6 +238,7 @@ impl Engine {
                     ),
                     stop_grace_period: Some(5_000_000_000),
                     mounts: (!mounts.is_empty()).then_some(mounts),
+                    configs: (!configs.is_empty()).then_some(configs),
                     ..Default::default()
                 }),
                 resources: Some(TaskSpecResources {

@@ -789,6 +789,16 @@ async fn apps_spread_over_two_swarm_nodes_follow_placement_survive_updates_and_n
         crate::volumes::log(&app, "keeper.localhost", "one").await,
         "one\n"
     );
+    // A file mount travels as a Docker config, read-only at its path in the replica.
+    let put = app
+        .client
+        .put(app.url(&format!("/api/v1/projects/{keeper}/files/www/motd.txt")))
+        .bearer_auth(&admin.token)
+        .body("hello from a config\n")
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.status());
     keeper_repo.commit(&[("www/index.html", b"version 2\n".to_vec(), false)], "v2");
     let again = app
         .deploy_live(&admin, &keeper, json!({}), Duration::from_secs(240))
@@ -798,6 +808,10 @@ async fn apps_spread_over_two_swarm_nodes_follow_placement_survive_updates_and_n
         crate::volumes::log(&app, "keeper.localhost", "two").await,
         "one\ntwo\n"
     );
+    let motd = get_host(&app, "keeper.localhost", "/motd.txt").await;
+    assert_eq!(motd.text().await.unwrap(), "hello from a config\n");
+    let configs = docker_ids(&["config", "ls", "-q", "--filter", "label=shard.managed=true"]);
+    assert_eq!(configs.lines().count(), 1, "{configs}");
     let two = app
         .send(
             Method::PATCH,
