@@ -1,9 +1,12 @@
 //! Restores: a backup into the database it is of, or into a new one. The file's checksum is
 //! checked before anything is touched (a truncated or changed file is refused, saying so).
-//! Into the same database, a safety backup is taken first, the other connections are ended
-//! and `pg_restore --clean` runs in one transaction, so a failed restore changes nothing;
-//! meanwhile the database is `restoring`, and its message says how the restore ended. Into a
-//! new database (same kind, version and team), it is restored once it comes up.
+//! Into the same database a safety backup is taken first; then, for PostgreSQL, the other
+//! connections are ended and `pg_restore --clean` runs in one transaction, so a failed restore
+//! changes nothing; for MySQL and MariaDB the dump's statements run (each dumped table dropped
+//! and made again); for Redis the server is started from the snapshot and its append-only
+//! file rewritten from it. Meanwhile the database is `restoring`, and its message says how the
+//! restore ended. Into a new database (same kind, version and team), it is restored once it
+//! comes up. Volume backups are restored in `volumes`.
 
 use std::sync::Arc;
 
