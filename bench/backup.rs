@@ -9,6 +9,11 @@
 //!    another fresh database, with the same flags.
 //! 3. shard's peak RSS over idle while it backs up the 1 GiB database.
 //!
+//! 4. With moto's S3 server (`SHARD_TEST_MOTO`, which `scripts/test` installs; skipped and
+//!    said so when absent): shard's backup of the same database to an S3 bucket (multipart)
+//!    against `pg_dump -Fc` piped into boto3's `upload_fileobj` (moto's own client library)
+//!    into the same bucket, and shard's peak RSS over idle meanwhile.
+//!
 //! Also printed: how long shard's verification (restore into a throwaway copy, rows counted)
 //! took.
 //!
@@ -247,7 +252,115 @@ async fn main() {
     println!(
         "| verification (restore into a throwaway copy, rows counted) | {verified_secs:.1} s | | |"
     );
+    s3(&state, &source, &container).await;
     for d in db::databases::list(&state.db, None).await.unwrap() {
         let _ = state.databases.delete(&d).await;
     }
+}
+
+/// Waits until `backup` is stored (or fails); its time from `t` and shard's peak RSS KiB.
+async fn stored(state: &AppState, backup: uuid::Uuid, t: Instant, mut peak: u64) -> (f64, u64) {
+    loop {
+        peak = peak.max(rss_kib());
+        let b = db::backups::find(&state.db, backup).await.unwrap().unwrap();
+        match b.status {
+            BackupState::Succeeded | BackupState::Verified => {
+                return (t.elapsed().as_secs_f64(), peak);
+            }
+            BackupState::Failed => panic!("the backup failed: {:?}", b.error),
+            BackupState::Running => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// 4. The same backup to an S3 bucket (moto), by shard and by hand.
+async fn s3(state: &AppState, source: &db::databases::Database, container: &str) {
+    let Ok(moto) = std::env::var("SHARD_TEST_MOTO") else {
+        println!("| backup to S3 | skipped: SHARD_TEST_MOTO (moto_server) is not set | | |");
+        return;
+    };
+    let port = 29_517;
+    let mut server = Command::new(&moto)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("moto_server starts");
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..300 {
+        if client.put(format!("{endpoint}/bench")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut new = NewDestination::local("bench-s3", "");
+    new.kind = shard::model::DestinationKind::S3;
+    new.path = None;
+    new.endpoint = Some(endpoint.clone());
+    new.bucket = Some("bench".into());
+    new.access_key = Some("AKIABENCH".into());
+    new.secret_key = Some("bench-secret".into());
+    let destination = state.databases.add_destination(new, None).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = rss_kib();
+    let t = Instant::now();
+    let backup = state
+        .databases
+        .backup_now(source, Some(destination.id), None)
+        .await
+        .unwrap();
+    let (secs, peak) = stored(state, backup.id, t, idle).await;
+    // Its verification (a restore, on the same cores) ends before the by-hand run starts.
+    loop {
+        let b = db::backups::find(&state.db, backup.id)
+            .await
+            .unwrap()
+            .unwrap();
+        match b.status {
+            BackupState::Verified => break,
+            BackupState::Failed => panic!("the S3 backup failed to verify: {:?}", b.error),
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    // By hand: pg_dump piped into boto3's multipart upload to the same bucket.
+    let python = std::path::Path::new(&moto).with_file_name("python3");
+    let upload = format!(
+        "import sys, boto3; boto3.client('s3', endpoint_url='{endpoint}', region_name='us-east-1', \
+         aws_access_key_id='AKIABENCH', aws_secret_access_key='x').upload_fileobj(sys.stdin.buffer, \
+         'bench', 'by-hand.dump')"
+    );
+    let t = Instant::now();
+    let mut dump = Command::new("docker")
+        .args([
+            "exec",
+            container,
+            "pg_dump",
+            "-Fc",
+            "-U",
+            "app",
+            "-d",
+            "bench_src",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = Command::new(&python)
+        .args(["-c", &upload])
+        .stdin(Stdio::from(dump.stdout.take().unwrap()))
+        .status()
+        .unwrap();
+    assert!(status.success() && dump.wait().unwrap().success());
+    let hand = t.elapsed().as_secs_f64();
+    println!(
+        "| backup to S3 (moto), stored whole | {secs:.1} s | pg_dump -Fc piped to boto3 upload_fileobj: {hand:.1} s | {:.2}× (≤ 1.1×) |",
+        secs / hand
+    );
+    println!(
+        "| shard's peak RSS over idle during the S3 backup | +{:.1} MiB | idle {:.1} MiB | (≤ +32 MiB) |",
+        peak.saturating_sub(idle) as f64 / 1024.0,
+        idle as f64 / 1024.0
+    );
+    let _ = server.kill();
+    let _ = server.wait();
 }
