@@ -146,19 +146,7 @@ async fn main() {
         .backup_now(&source, None, None)
         .await
         .unwrap();
-    let mut peak = idle;
-    let (stored, stored_secs) = loop {
-        peak = peak.max(rss_kib());
-        let b = db::backups::find(&state.db, backup.id)
-            .await
-            .unwrap()
-            .unwrap();
-        match b.status {
-            BackupState::Succeeded | BackupState::Verified => break (b, t.elapsed().as_secs_f64()),
-            BackupState::Failed => panic!("the backup failed: {:?}", b.error),
-            BackupState::Running => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    };
+    let (stored, stored_secs, peak) = stored(&state, backup.id, t, idle).await;
     let verified_secs = loop {
         let b = db::backups::find(&state.db, backup.id)
             .await
@@ -258,14 +246,20 @@ async fn main() {
     }
 }
 
-/// Waits until `backup` is stored (or fails); its time from `t` and shard's peak RSS KiB.
-async fn stored(state: &AppState, backup: uuid::Uuid, t: Instant, mut peak: u64) -> (f64, u64) {
+/// Waits until `backup` is stored (or fails); it, its time from `t`, and shard's peak RSS
+/// KiB meanwhile (from `peak`).
+async fn stored(
+    state: &AppState,
+    backup: uuid::Uuid,
+    t: Instant,
+    mut peak: u64,
+) -> (db::backups::Backup, f64, u64) {
     loop {
         peak = peak.max(rss_kib());
         let b = db::backups::find(&state.db, backup).await.unwrap().unwrap();
         match b.status {
             BackupState::Succeeded | BackupState::Verified => {
-                return (t.elapsed().as_secs_f64(), peak);
+                return (b, t.elapsed().as_secs_f64(), peak);
             }
             BackupState::Failed => panic!("the backup failed: {:?}", b.error),
             BackupState::Running => tokio::time::sleep(Duration::from_millis(20)).await,
@@ -310,7 +304,7 @@ async fn s3(state: &AppState, source: &db::databases::Database, container: &str)
         .backup_now(source, Some(destination.id), None)
         .await
         .unwrap();
-    let (secs, peak) = stored(state, backup.id, t, idle).await;
+    let (_, secs, peak) = stored(state, backup.id, t, idle).await;
     // Its verification (a restore, on the same cores) ends before the by-hand run starts.
     loop {
         let b = db::backups::find(&state.db, backup.id)

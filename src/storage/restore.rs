@@ -23,15 +23,23 @@ use crate::docker::DatabaseRun;
 use crate::model::{DatabaseKind, DatabaseState};
 
 impl Databases {
-    /// Checks that backup's file is still what was stored; answers it.
+    /// Checks that a database backup's file is still what was stored; answers it.
     async fn restorable(&self, backup: &Backup) -> Result<Object, StorageError> {
+        if backup.source_kind.database().is_none() {
+            return Err(StorageError::Invalid {
+                field: "backup",
+                message: "a volume backup is restored into its volume".into(),
+            });
+        }
+        self.stored_object(backup).await
+    }
+
+    /// Checks that backup's file (of any kind) is still what was stored; answers it.
+    pub(super) async fn stored_object(&self, backup: &Backup) -> Result<Object, StorageError> {
         let refuse = |message: String| StorageError::Invalid {
             field: "backup",
             message,
         };
-        if backup.source_kind.database().is_none() {
-            return Err(refuse("a volume backup is restored into its volume".into()));
-        }
         let expected = backup
             .sha256
             .clone()

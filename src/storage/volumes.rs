@@ -25,7 +25,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
 use super::databases::{Databases, StorageError};
-use super::store::{Object, Store};
+use super::store::Store;
 use crate::db::backups::{Backup, Destination, NewBackup, Source};
 use crate::db::volumes::Volume;
 use crate::db::{self};
@@ -257,26 +257,7 @@ impl Databases {
         backup: &Backup,
         volume: &Volume,
     ) -> Result<Volume, StorageError> {
-        let refuse = |message: String| StorageError::Invalid {
-            field: "backup",
-            message,
-        };
-        let destination = match backup.destination_id {
-            Some(id) => db::backups::destination(&self.db, id).await?,
-            None => None,
-        }
-        .ok_or_else(|| refuse("its destination was removed".into()))?;
-        let store = Store::open(&destination, &self.sealer).map_err(refuse)?;
-        let actual = store.sha256(&backup.object_key).await.map_err(refuse)?;
-        if backup.sha256.as_deref() != Some(actual.as_str()) {
-            return Err(refuse(format!(
-                "the backup file is truncated or changed (SHA-256 {actual}); it cannot be restored"
-            )));
-        }
-        let object = Object {
-            store,
-            key: backup.object_key.clone(),
-        };
+        let object = self.stored_object(backup).await?;
         let fresh = Uuid::now_v7();
         let engine_name = db::volumes::docker_name(fresh);
         self.docker.create_volume(&engine_name, volume.id).await?;

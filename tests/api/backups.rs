@@ -95,6 +95,71 @@ pub(crate) async fn wait_message(app: &TestApp, admin: &Session, id: &str, says:
     }
 }
 
+/// The container of one-click database `db`.
+pub(crate) fn container_of(db: &str) -> String {
+    docker_ids(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=shard.database={db}"),
+    ])
+    .trim()
+    .to_string()
+}
+
+/// A one-click database of `kind` named `name`, once running: its id and its container.
+pub(crate) async fn running_database(
+    app: &TestApp,
+    admin: &Session,
+    kind: &str,
+    name: &str,
+) -> (String, String) {
+    let created: Value = app
+        .post(
+            "/api/v1/databases",
+            Some(&admin.token),
+            json!({"kind": kind, "name": name}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let db = created["id"].as_str().unwrap().to_string();
+    wait_running(app, admin, &db).await;
+    let container = container_of(&db);
+    (db, container)
+}
+
+/// A local backup destination `name` at `path`: its id.
+pub(crate) async fn local_destination(
+    app: &TestApp,
+    admin: &Session,
+    name: &str,
+    path: &std::path::Path,
+) -> String {
+    let added = app
+        .post(
+            "/api/v1/backups/destinations",
+            Some(&admin.token),
+            json!({"name": name, "kind": "local", "path": path.to_str().unwrap()}),
+        )
+        .await;
+    assert_eq!(added.status(), StatusCode::CREATED);
+    added.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Takes a backup through `list` (a `…/backups` path) with `body`: 202, its id.
+pub(crate) async fn take_backup(app: &TestApp, admin: &Session, list: &str, body: Value) -> String {
+    let taken = app.post(list, Some(&admin.token), body).await;
+    assert_eq!(taken.status(), StatusCode::ACCEPTED);
+    let taken: Value = taken.json().await.unwrap();
+    assert_eq!(taken["status"], "running");
+    taken["id"].as_str().unwrap().to_string()
+}
+
 pub(crate) fn psql(container: &str, sql: &str) -> String {
     docker_ids(&[
         "exec", container, "psql", "-qtA", "-U", "app", "-d", "shop", "-c", sql,

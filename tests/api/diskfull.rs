@@ -5,11 +5,9 @@
 
 use std::process::Command;
 
-use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::backups::{psql, wait_backup, wait_running};
-use crate::deploy::docker_ids;
+use crate::backups::{local_destination, psql, running_database, take_backup, wait_backup};
 use crate::helpers::*;
 
 /// A small tmpfs, unmounted on drop.
@@ -41,44 +39,14 @@ impl Drop for SmallDisk {
 async fn a_backup_that_fills_its_disk_is_failed_and_damages_nothing() {
     let app = spawn_app().await;
     let admin = app.setup_admin().await;
-    let created: Value = app
-        .post(
-            "/api/v1/databases",
-            Some(&admin.token),
-            json!({"kind": "postgres", "name": "shop"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let db = created["id"].as_str().unwrap().to_string();
     let disk = SmallDisk::mount(app.dir.path().join("small"));
     let roomy = app.dir.path().join("roomy");
-    let mut ids = Vec::new();
-    for (name, path) in [("small", &disk.0), ("roomy", &roomy)] {
-        let added = app
-            .post(
-                "/api/v1/backups/destinations",
-                Some(&admin.token),
-                json!({"name": name, "kind": "local", "path": path.to_str().unwrap()}),
-            )
-            .await;
-        assert_eq!(added.status(), StatusCode::CREATED);
-        ids.push(
-            added.json::<Value>().await.unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        );
-    }
-    wait_running(&app, &admin, &db).await;
-    let container = docker_ids(&[
-        "ps",
-        "-q",
-        "--filter",
-        &format!("label=shard.database={db}"),
-    ]);
-    let container = container.trim();
+    let ids = [
+        local_destination(&app, &admin, "small", &disk.0).await,
+        local_destination(&app, &admin, "roomy", &roomy).await,
+    ];
+    let (db, container) = running_database(&app, &admin, "postgres", "shop").await;
+    let container = container.as_str();
     // Random text: a dump of a few MiB that does not compress below 256 KiB.
     psql(
         container,
@@ -86,22 +54,9 @@ async fn a_backup_that_fills_its_disk_is_failed_and_damages_nothing() {
          FROM generate_series(1, 40000) n",
     );
 
+    let list = format!("/api/v1/databases/{db}/backups");
     let take = |destination: String| {
-        let app = &app;
-        let (token, url) = (
-            admin.token.clone(),
-            format!("/api/v1/databases/{db}/backups"),
-        );
-        async move {
-            let taken = app
-                .post(&url, Some(&token), json!({"destination_id": destination}))
-                .await;
-            assert_eq!(taken.status(), StatusCode::ACCEPTED);
-            taken.json::<Value>().await.unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        }
+        take_backup(&app, &admin, &list, json!({"destination_id": destination}))
     };
     let full = take(ids[0].clone()).await;
     let failed = wait_backup(&app, &admin, &db, &full, &["failed", "verified"]).await;
@@ -143,32 +98,9 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 async fn a_dump_that_hangs_is_failed_at_its_time_limit_and_leaves_nothing() {
     let app = spawn_app_with(|c| c.databases.backup_timeout_secs = 10).await;
     let admin = app.setup_admin().await;
-    let created: Value = app
-        .post(
-            "/api/v1/databases",
-            Some(&admin.token),
-            json!({"kind": "postgres", "name": "shop"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let db = created["id"].as_str().unwrap().to_string();
     let dir = app.dir.path().join("backups");
-    app.post(
-        "/api/v1/backups/destinations",
-        Some(&admin.token),
-        json!({"name": "here", "kind": "local", "path": dir.to_str().unwrap()}),
-    )
-    .await;
-    wait_running(&app, &admin, &db).await;
-    let container = docker_ids(&[
-        "ps",
-        "-q",
-        "--filter",
-        &format!("label=shard.database={db}"),
-    ]);
-    let container = container.trim().to_string();
+    local_destination(&app, &admin, "here", &dir).await;
+    let (db, container) = running_database(&app, &admin, "postgres", "shop").await;
     psql(&container, "CREATE TABLE orders AS SELECT 1 AS n");
     // A transaction holds the table locked for a minute: pg_dump waits for it.
     let mut locker = Command::new("docker")
@@ -189,17 +121,8 @@ async fn a_dump_that_hangs_is_failed_at_its_time_limit_and_leaves_nothing() {
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     let started = std::time::Instant::now();
-    let taken = app
-        .post(
-            &format!("/api/v1/databases/{db}/backups"),
-            Some(&admin.token),
-            json!({}),
-        )
-        .await;
-    let backup = taken.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let list = format!("/api/v1/databases/{db}/backups");
+    let backup = take_backup(&app, &admin, &list, json!({})).await;
     let failed = wait_backup(&app, &admin, &db, &backup, &["failed", "verified"]).await;
     let _ = locker.kill();
     let _ = locker.wait();

@@ -6,20 +6,12 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::backups::{wait_backup, wait_message, wait_running};
+use crate::backups::{
+    container_of, local_destination, running_database, take_backup, wait_backup, wait_message,
+    wait_running,
+};
 use crate::deploy::docker_ids;
 use crate::helpers::*;
-
-fn container_of(db: &str) -> String {
-    docker_ids(&[
-        "ps",
-        "-q",
-        "--filter",
-        &format!("label=shard.database={db}"),
-    ])
-    .trim()
-    .to_string()
-}
 
 fn redis(container: &str, password: &str, words: &[&str]) -> String {
     let mut args = vec![
@@ -51,27 +43,10 @@ async fn password(app: &TestApp, admin: &Session, db: &str) -> String {
 async fn a_redis_snapshot_verifies_and_restores_in_place_and_anew() {
     let app = spawn_app().await;
     let admin = app.setup_admin().await;
-    let created: Value = app
-        .post(
-            "/api/v1/databases",
-            Some(&admin.token),
-            json!({"kind": "redis", "name": "cache"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let db = created["id"].as_str().unwrap().to_string();
     let dir = app.dir.path().join("backups");
-    app.post(
-        "/api/v1/backups/destinations",
-        Some(&admin.token),
-        json!({"name": "here", "kind": "local", "path": dir.to_str().unwrap()}),
-    )
-    .await;
-    wait_running(&app, &admin, &db).await;
+    local_destination(&app, &admin, "here", &dir).await;
+    let (db, container) = running_database(&app, &admin, "redis", "cache").await;
     let secret = password(&app, &admin, &db).await;
-    let container = container_of(&db);
     redis(
         &container,
         &secret,
@@ -83,18 +58,8 @@ async fn a_redis_snapshot_verifies_and_restores_in_place_and_anew() {
     );
     assert_eq!(redis(&container, &secret, &["DBSIZE"]), "300");
 
-    let taken = app
-        .post(
-            &format!("/api/v1/databases/{db}/backups"),
-            Some(&admin.token),
-            json!({}),
-        )
-        .await;
-    assert_eq!(taken.status(), StatusCode::ACCEPTED);
-    let backup = taken.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let list = format!("/api/v1/databases/{db}/backups");
+    let backup = take_backup(&app, &admin, &list, json!({})).await;
     let done = wait_backup(&app, &admin, &db, &backup, &["verified", "failed"]).await;
     assert_eq!(done["status"], "verified", "{done}");
     let key = done["key"].as_str().unwrap();

@@ -10,46 +10,16 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::backups::{psql, wait_backup, wait_message, wait_running};
-use crate::deploy::docker_ids;
+use crate::backups::{psql, running_database, take_backup, wait_backup, wait_message};
 use crate::helpers::*;
 use crate::peers::Moto;
 
 const SECRET: &str = "moto-secret-key-never-shown";
 
-async fn database(app: &TestApp, admin: &Session, name: &str) -> (String, String) {
-    let created: Value = app
-        .post(
-            "/api/v1/databases",
-            Some(&admin.token),
-            json!({"kind": "postgres", "name": name}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let db = created["id"].as_str().unwrap().to_string();
-    wait_running(app, admin, &db).await;
-    let container = docker_ids(&[
-        "ps",
-        "-q",
-        "--filter",
-        &format!("label=shard.database={db}"),
-    ]);
-    (db, container.trim().to_string())
-}
-
+/// A backup of database `db` to `destination`: its id.
 async fn take(app: &TestApp, admin: &Session, db: &str, destination: &str) -> String {
-    let taken = app
-        .post(
-            &format!("/api/v1/databases/{db}/backups"),
-            Some(&admin.token),
-            json!({"destination_id": destination}),
-        )
-        .await;
-    assert_eq!(taken.status(), StatusCode::ACCEPTED);
-    let taken: Value = taken.json().await.unwrap();
-    taken["id"].as_str().unwrap().to_string()
+    let list = format!("/api/v1/databases/{db}/backups");
+    take_backup(app, admin, &list, json!({"destination_id": destination})).await
 }
 
 #[tokio::test]
@@ -57,7 +27,7 @@ async fn a_backup_goes_to_s3_in_parts_verifies_and_restores_a_dropped_table() {
     let moto = Moto::start("backups", None).await;
     let app = spawn_app().await;
     let admin = app.setup_admin().await;
-    let (db, container) = database(&app, &admin, "shop").await;
+    let (db, container) = running_database(&app, &admin, "postgres", "shop").await;
     // Enough rows that the dump (compressed) is several 5 MiB parts.
     psql(
         &container,
@@ -155,7 +125,7 @@ async fn a_backup_whose_credentials_the_store_refuses_is_failed_and_announced() 
     let moto = Moto::start("locked", Some(3)).await;
     let app = spawn_app().await;
     let admin = app.setup_admin().await;
-    let (db, container) = database(&app, &admin, "shop").await;
+    let (db, container) = running_database(&app, &admin, "postgres", "shop").await;
     psql(
         &container,
         "CREATE TABLE entries AS SELECT n FROM generate_series(1, 100) n",
