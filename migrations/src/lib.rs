@@ -23,6 +23,7 @@ mod m20261205_000017_file_mounts;
 mod m20261205_000018_databases;
 mod m20261205_000019_backups;
 mod m20261205_000020_backup_schedules;
+mod m20261205_000021_metrics_subjects;
 
 /// The ordered list of every migration shard knows.
 pub struct Migrator;
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000018_databases::Migration),
             Box::new(m20261205_000019_backups::Migration),
             Box::new(m20261205_000020_backup_schedules::Migration),
+            Box::new(m20261205_000021_metrics_subjects::Migration),
         ]
     }
 }

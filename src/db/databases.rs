@@ -115,8 +115,11 @@ pub async fn set_public_port(db: &Db, id: Uuid, port: Option<i32>) -> Result<(),
 }
 
 pub async fn delete(db: &Db, id: Uuid) -> Result<(), DbErr> {
-    Databases::delete_by_id(id).exec(db).await?;
-    Ok(())
+    use sea_orm::TransactionTrait;
+    let txn = db.begin().await?;
+    super::metrics::delete_subject(&txn, id).await?;
+    Databases::delete_by_id(id).exec(&txn).await?;
+    txn.commit().await
 }
 
 /// The projects `database` is attached to.

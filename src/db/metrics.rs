@@ -1,7 +1,8 @@
 //! Container metrics samples at three resolutions: the collector's raw samples
-//! (`resolution_secs` 0), 1-minute and 1-hour roll-ups. Each resolution is kept for its own
+//! (`resolution_secs` 0), 1-minute and 1-hour roll-ups, each of a *subject*: an app (its
+//! project id) or a one-click database (its id). Each resolution is kept for its own
 //! retention, so the table holds at most about (24 h / interval + 7 d / 1 min + 90 d / 1 h)
-//! rows per project. Roll-ups average CPU and memory and keep the last value of the
+//! rows per subject. Roll-ups average CPU and memory and keep the last value of the
 //! cumulative counters (network, block I/O, restarts).
 
 use std::collections::BTreeMap;
@@ -68,7 +69,7 @@ impl Retention {
     }
 }
 
-/// Stores raw samples: `(project, point)`.
+/// Stores raw samples: `(subject, point)`.
 pub async fn insert(db: &Db, points: &[(Uuid, Point)]) -> Result<(), DbErr> {
     insert_resolution(db, RAW, points).await
 }
@@ -85,8 +86,8 @@ pub async fn insert_resolution(
     for chunk in points.chunks(500) {
         let rows = chunk
             .iter()
-            .map(|(project, p)| metrics_samples::ActiveModel {
-                project_id: Set(*project),
+            .map(|(subject, p)| metrics_samples::ActiveModel {
+                subject_id: Set(*subject),
                 ts: Set(p.ts),
                 resolution_secs: Set(resolution),
                 cpu_percent: Set(p.cpu_percent),
@@ -150,13 +151,13 @@ pub fn aggregate(points: impl IntoIterator<Item = Point>, step: i64) -> Vec<Poin
 
 async fn rows(
     db: &Db,
-    project: Uuid,
+    subject: Uuid,
     resolution: i32,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<Sample>, DbErr> {
     Samples::find()
-        .filter(Column::ProjectId.eq(project))
+        .filter(Column::SubjectId.eq(subject))
         .filter(Column::ResolutionSecs.eq(resolution))
         .filter(Column::Ts.gte(from))
         .filter(Column::Ts.lt(to))
@@ -166,8 +167,8 @@ async fn rows(
 }
 
 /// Rolls the finished `to`-second buckets of `from`-resolution samples up into `to`
-/// samples, for every project with samples, after the last bucket already rolled up. At most
-/// `window` of source samples are read per project per call.
+/// samples, for every subject with samples, after the last bucket already rolled up. At most
+/// `window` of source samples are read per subject per call.
 pub async fn roll_up(
     db: &Db,
     from: i32,
@@ -175,9 +176,9 @@ pub async fn roll_up(
     now: DateTime<Utc>,
     window: Duration,
 ) -> Result<usize, DbErr> {
-    let projects: Vec<Uuid> = Samples::find()
+    let subjects: Vec<Uuid> = Samples::find()
         .select_only()
-        .column(Column::ProjectId)
+        .column(Column::SubjectId)
         .filter(Column::ResolutionSecs.eq(from))
         .distinct()
         .into_tuple()
@@ -185,11 +186,11 @@ pub async fn roll_up(
         .await?;
     let end = bucket_of(now, i64::from(to));
     let mut written = 0;
-    for project in projects {
+    for subject in subjects {
         let last: Option<DateTime<Utc>> = Samples::find()
             .select_only()
             .column_as(Column::Ts.max(), "last")
-            .filter(Column::ProjectId.eq(project))
+            .filter(Column::SubjectId.eq(subject))
             .filter(Column::ResolutionSecs.eq(to))
             .into_tuple()
             .one(db)
@@ -198,7 +199,7 @@ pub async fn roll_up(
         // The first bucket after the last one rolled up that has samples (a stopped app
         // leaves gaps longer than the window).
         let after = last.map(|l| l + Duration::seconds(i64::from(to)));
-        let Some(first) = oldest(db, project, from, after).await? else {
+        let Some(first) = oldest(db, subject, from, after).await? else {
             continue;
         };
         let start = bucket_of(first, i64::from(to));
@@ -206,10 +207,10 @@ pub async fn roll_up(
         if stop <= start {
             continue;
         }
-        let source = rows(db, project, from, start, stop).await?;
+        let source = rows(db, subject, from, start, stop).await?;
         let points: Vec<(Uuid, Point)> = aggregate(source.iter().map(Point::of), i64::from(to))
             .into_iter()
-            .map(|p| (project, p))
+            .map(|p| (subject, p))
             .collect();
         written += points.len();
         insert_resolution(db, to, &points).await?;
@@ -217,17 +218,17 @@ pub async fn roll_up(
     Ok(written)
 }
 
-/// The time of the project's oldest sample at `resolution`, at or after `after`.
+/// The time of the subject's oldest sample at `resolution`, at or after `after`.
 async fn oldest(
     db: &Db,
-    project: Uuid,
+    subject: Uuid,
     resolution: i32,
     after: Option<DateTime<Utc>>,
 ) -> Result<Option<DateTime<Utc>>, DbErr> {
     let mut query = Samples::find()
         .select_only()
         .column_as(Column::Ts.min(), "oldest")
-        .filter(Column::ProjectId.eq(project))
+        .filter(Column::SubjectId.eq(subject))
         .filter(Column::ResolutionSecs.eq(resolution));
     if let Some(after) = after {
         query = query.filter(Column::Ts.gte(after));
@@ -267,11 +268,11 @@ pub fn resolution_for(
         .unwrap_or(HOUR)
 }
 
-/// The project's points in `[from, to)`, `step` seconds apart (aligned), oldest first, read
+/// The subject's points in `[from, to)`, `step` seconds apart (aligned), oldest first, read
 /// from the resolution that still holds `from` at `now`.
 pub async fn series(
     db: &Db,
-    project: Uuid,
+    subject: Uuid,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     step: i64,
@@ -284,13 +285,25 @@ pub async fn series(
     let mut cursor = bucket_of(from, step);
     let mut source = Vec::new();
     for r in [HOUR, MINUTE, RAW].into_iter().filter(|r| *r <= resolution) {
-        let part = rows(db, project, r, cursor, to).await?;
+        let part = rows(db, subject, r, cursor, to).await?;
         if let Some(last) = part.last() {
             cursor = last.ts + Duration::seconds(i64::from(r.max(1)));
         }
         source.extend(part);
     }
     Ok(aggregate(source.iter().map(Point::of), step))
+}
+
+/// Deletes every sample of `subject` (its project or database is being deleted).
+pub async fn delete_subject<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    subject: Uuid,
+) -> Result<(), DbErr> {
+    Samples::delete_many()
+        .filter(Column::SubjectId.eq(subject))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// Rows per resolution (for the host overview and the benchmark).

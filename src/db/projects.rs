@@ -230,8 +230,11 @@ pub async fn list_in_teams(db: &Db, teams: Option<Vec<Uuid>>) -> Result<Vec<Proj
 }
 
 pub async fn delete(db: &Db, id: Uuid) -> Result<(), DbErr> {
-    Projects::delete_by_id(id).exec(db).await?;
-    Ok(())
+    use sea_orm::TransactionTrait;
+    let txn = db.begin().await?;
+    super::metrics::delete_subject(&txn, id).await?;
+    Projects::delete_by_id(id).exec(&txn).await?;
+    txn.commit().await
 }
 
 /// What the dashboard shows beside a project: its newest deployment's status and the live one.

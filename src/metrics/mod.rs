@@ -1,8 +1,8 @@
-//! Metrics of the apps: the collector samples every running app container each
-//! `metrics.interval_secs` (Docker stats, one-shot; under Swarm the replicas on this machine,
-//! summed, since an engine reports stats of its own containers only), stores the samples, publishes them live on
-//! `project:<id>:metrics`, and every few minutes rolls raw samples up into 1-minute and 1-hour
-//! averages and drops what is past its retention. With no app running a tick is one query.
+//! Metrics of the apps and databases: the collector samples every running app container and
+//! every running one-click database each `metrics.interval_secs` (Docker stats, one-shot; under
+//! Swarm the replicas on this machine, summed, since an engine reports stats of its own
+//! containers only), stores the samples, publishes an app's live on `project:<id>:metrics`, and every few minutes rolls raw samples up into 1-minute and 1-hour
+//! averages and drops what is past its retention. With nothing running a tick is two queries.
 
 pub mod host;
 pub mod prom;
@@ -138,6 +138,17 @@ impl Collector {
             }
         }
         let live: HashSet<Uuid> = live.iter().map(|d| d.project_id).collect();
+        // One-click databases: one container each, on plain Docker (samples, no live topic).
+        let databases = db::databases::list(&self.db, None).await?;
+        let databases: HashSet<Uuid> = databases
+            .into_iter()
+            .filter(|d| d.status == crate::model::DatabaseState::Running)
+            .filter_map(|d| {
+                let id = d.id;
+                containers.push((id, d.container_id?));
+                Some(id)
+            })
+            .collect();
         if containers.is_empty() && self.previous.is_empty() {
             return Ok(());
         }
@@ -190,7 +201,7 @@ impl Collector {
         if self.seqs.len() > MAX_COUNTERS {
             self.seqs.retain(|p, _| live.contains(p));
         }
-        for (project, p) in points {
+        for (project, p) in points.into_iter().filter(|(s, _)| !databases.contains(s)) {
             let seq = self.seqs.entry(project).or_default();
             *seq += 1;
             self.hub.publish(Event::Topic {

@@ -83,6 +83,27 @@ async fn wait_status(app: &TestApp, session: &Session, id: &str, status: &str) -
     }
 }
 
+/// The database's metrics once the collector has taken a sample of it.
+async fn metrics_with_samples(app: &TestApp, session: &Session, id: &str) -> Value {
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        let usage: Value = app
+            .get(
+                &format!("/api/v1/databases/{id}/metrics"),
+                Some(&session.token),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        if usage["points"].as_array().is_some_and(|p| !p.is_empty()) {
+            return usage;
+        }
+        assert!(Instant::now() < deadline, "no samples: {usage}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 async fn rows(app: &TestApp, host: &str, add: &str) -> String {
     let path = if add.is_empty() {
         "/cgi-bin/rows".to_string()
@@ -98,7 +119,11 @@ async fn rows(app: &TestApp, host: &str, add: &str) -> String {
 async fn an_attached_app_keeps_its_rows_in_a_one_click_postgres() {
     let git = GitServer::start().await;
     let repo = git.repo("sql-app", &sql_app());
-    let app = spawn_app_with(|c| c.deploy.grace_secs = 0).await;
+    let app = spawn_app_with(|c| {
+        c.deploy.grace_secs = 0;
+        c.metrics.interval_secs = 1;
+    })
+    .await;
     let admin = app.setup_admin().await;
 
     let created = app
@@ -177,16 +202,9 @@ async fn an_attached_app_keeps_its_rows_in_a_one_click_postgres() {
     // The build log never shows the password.
     assert!(!app.logs_text(&admin, &first).await.contains(&password));
 
-    // Its use now, like an app's: memory within its limit.
-    let usage: Value = app
-        .get(
-            &format!("/api/v1/databases/{id}/metrics"),
-            Some(&admin.token),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    // Its use now, like an app's: memory within its limit; and the collector's samples.
+    let usage = metrics_with_samples(&app, &admin, &id).await;
+    assert_eq!(usage["running"], true, "{usage}");
     assert_eq!(usage["memory_limit_bytes"], 512 * 1024 * 1024, "{usage}");
     let memory = usage["memory_bytes"].as_u64().unwrap();
     assert!(
@@ -194,8 +212,15 @@ async fn an_attached_app_keeps_its_rows_in_a_one_click_postgres() {
         "{usage}"
     );
     assert!(usage["cpu_percent"].as_f64().is_some(), "{usage}");
+    let sampled = &usage["points"][0];
+    assert!(
+        sampled["memory_bytes"].as_i64().unwrap() > 1024 * 1024,
+        "{usage}"
+    );
+    assert_eq!(sampled["memory_limit_bytes"], 512 * 1024 * 1024, "{usage}");
 
-    // Stopped and started again: the rows are in its volume; stopped, it has no use to show.
+    // Stopped and started again: the rows are in its volume; stopped, it has no use now to
+    // show, and its history stays.
     let stopped = app
         .post(
             &format!("/api/v1/databases/{id}/stop"),
@@ -205,13 +230,25 @@ async fn an_attached_app_keeps_its_rows_in_a_one_click_postgres() {
         .await;
     assert_eq!(stopped.status(), StatusCode::ACCEPTED);
     assert_eq!(database(&app, &admin, &id).await["status"], "stopped");
-    let idle = app
+    let idle: Value = app
         .get(
             &format!("/api/v1/databases/{id}/metrics"),
             Some(&admin.token),
         )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(idle["running"], false, "{idle}");
+    assert!(idle["memory_bytes"].is_null(), "{idle}");
+    assert!(!idle["points"].as_array().unwrap().is_empty(), "{idle}");
+    let bad = app
+        .get(
+            &format!("/api/v1/databases/{id}/metrics?from=tomorrow"),
+            Some(&admin.token),
+        )
         .await;
-    assert_eq!(idle.status(), StatusCode::CONFLICT);
+    assert_invalid(bad, "from").await;
     let started = app
         .post(
             &format!("/api/v1/databases/{id}/start"),
@@ -286,6 +323,20 @@ async fn an_attached_app_keeps_its_rows_in_a_one_click_postgres() {
         )
         .await;
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let id_uuid: uuid::Uuid = id.parse().unwrap();
+    let far = chrono::Utc::now() - chrono::Duration::days(1);
+    let kept = shard::db::metrics::series(
+        &app.state.db,
+        id_uuid,
+        far,
+        chrono::Utc::now(),
+        1,
+        chrono::Utc::now(),
+        &shard::metrics::retention(&app.state.config.metrics),
+    )
+    .await
+    .unwrap();
+    assert!(kept.is_empty(), "samples outlive the database: {kept:?}");
     let volumes = docker_ids(&[
         "volume",
         "ls",

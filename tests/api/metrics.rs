@@ -285,3 +285,69 @@ async fn ninety_days_of_samples_are_rolled_up_and_the_table_stays_bounded() {
         oldest[0].ts
     );
 }
+
+/// Migration 21 made the samples' owner a *subject* (a project or a database). Down, a
+/// project's samples are kept and a database's dropped; up again, the project's are read back.
+#[tokio::test]
+async fn the_subject_migration_keeps_an_apps_samples_both_ways() {
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::ConnectionTrait;
+    let app = spawn_app_with(|c| c.metrics.interval_secs = 0).await;
+    let admin = app.setup_admin().await;
+    let project: uuid::Uuid = app
+        .project_for(&admin, "sampled", "https://example.com/a.git")
+        .await
+        .parse()
+        .unwrap();
+    let database = uuid::Uuid::new_v4();
+    let at = |secs: i64| shard::db::metrics::Point {
+        ts: Utc::now() - chrono::Duration::seconds(secs),
+        cpu_percent: 1.5,
+        memory_bytes: 1000 + secs,
+        memory_limit_bytes: 4000,
+        net_rx_bytes: 0,
+        net_tx_bytes: 0,
+        block_read_bytes: 0,
+        block_write_bytes: 0,
+        restart_count: 0,
+    };
+    let db = &app.state.db;
+    shard::db::metrics::insert(
+        db,
+        &[(project, at(30)), (project, at(20)), (database, at(10))],
+    )
+    .await
+    .unwrap();
+
+    Migrator::down(db, Some(1)).await.unwrap();
+    let count = |column: &'static str, id: uuid::Uuid| async move {
+        let sql = format!("SELECT COUNT(*) AS n FROM metrics_samples WHERE {column} = $1");
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_sql_and_values(
+                db.get_database_backend(),
+                sql,
+                [id.into()],
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<i64>("", "n").unwrap()
+    };
+    assert_eq!(count("project_id", project).await, 2);
+    assert_eq!(count("project_id", database).await, 0);
+
+    Migrator::up(db, None).await.unwrap();
+    let series = shard::db::metrics::series(
+        db,
+        project,
+        Utc::now() - chrono::Duration::hours(1),
+        Utc::now(),
+        1,
+        Utc::now(),
+        &shard::metrics::retention(&app.state.config.metrics),
+    )
+    .await
+    .unwrap();
+    let memory: Vec<i64> = series.iter().map(|p| p.memory_bytes).collect();
+    assert_eq!(memory, [1030, 1020]);
+}

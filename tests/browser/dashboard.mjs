@@ -518,6 +518,12 @@ try {
   await dbCard.locator(".badge", { hasText: "running" }).waitFor({ timeout: 120000 });
   assert.equal(await dbCard.getByTestId("database-url").innerText(), "postgres://app:********@web-db:5432/web_db");
   assert.match(await dbCard.getByTestId("database-usage").innerText(), /CPU .* memory .* of 512\.0 MiB/);
+  // Its samples, charted like an app's metrics.
+  await dbCard.getByRole("button", { name: "Metrics", exact: true }).click();
+  const dbMemory = dbCard.getByTestId("database-metrics").getByTestId("latest-Memory");
+  await dbMemory.waitFor({ timeout: 30000 });
+  assert.match(await dbMemory.innerText(), /used [\d.]+ (B|KiB|MiB) of 512\.0 MiB/);
+  await dbCard.getByRole("button", { name: "Hide metrics" }).click();
   await dbCard.getByRole("button", { name: "Reveal" }).click();
   await dbCard.getByRole("button", { name: "Copy URL" }).waitFor();
   assert.match(await dbCard.getByTestId("database-url").innerText(), /^postgres:\/\/app:[0-9a-f]{32}@web-db:5432\/web_db$/);

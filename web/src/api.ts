@@ -574,17 +574,24 @@ export const controlDatabase = (id: string, action: "start" | "stop" | "restart"
   request<Database>("POST", `/databases/${id}/${action}`, {});
 export const databaseLogs = (id: string) => request<string[]>("GET", `/databases/${id}/logs`);
 /** A running database's use now (like an app's metrics sample). */
+/** A database's use now (null when it is not running) and its samples over a range. */
 export type DatabaseMetrics = {
+  running: boolean;
   cpu_percent: number | null;
-  memory_bytes: number;
-  memory_limit_bytes: number;
-  net_rx_bytes: number;
-  net_tx_bytes: number;
-  block_read_bytes: number;
-  block_write_bytes: number;
-  restart_count: number;
+  memory_bytes: number | null;
+  memory_limit_bytes: number | null;
+  net_rx_bytes: number | null;
+  net_tx_bytes: number | null;
+  block_read_bytes: number | null;
+  block_write_bytes: number | null;
+  restart_count: number | null;
+  from: string;
+  to: string;
+  step: number;
+  points: MetricsPoint[];
 };
-export const databaseMetrics = (id: string) => request<DatabaseMetrics>("GET", `/databases/${id}/metrics`);
+export const databaseMetrics = (id: string, from?: number, to?: number) =>
+  request<DatabaseMetrics>("GET", `/databases/${id}/metrics${from === undefined ? "" : `?from=${from}&to=${to}`}`);
 export const databaseConnection = (id: string) => request<{ url: string; password: string }>("GET", `/databases/${id}/connection`);
 export const setDatabasePort = (id: string, public_port: number | null) =>
   request<Database>("PATCH", `/databases/${id}`, { public_port });

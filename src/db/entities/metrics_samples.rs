@@ -5,7 +5,8 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
-    pub project_id: Uuid,
+    /// The project or the database the sample is of.
+    pub subject_id: Uuid,
     pub ts: DateTimeUtc,
     pub resolution_secs: i32,
     pub cpu_percent: f64,

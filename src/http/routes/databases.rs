@@ -329,43 +329,49 @@ pub async fn database_logs(
     ))
 }
 
-/// A database's use now, like an app's metrics sample.
+/// A database's use now and over a range, like an app's metrics.
 #[derive(Serialize, ToSchema)]
 pub struct DatabaseMetrics {
-    /// Of one CPU (200 is two busy CPUs); none when it could not be measured.
+    /// Whether it runs: when not, the fields of its use now are null (its history stays).
+    pub running: bool,
+    /// Now, of one CPU (200 is two busy CPUs); null when it could not be measured.
     pub cpu_percent: Option<f64>,
-    pub memory_bytes: u64,
-    pub memory_limit_bytes: u64,
-    pub net_rx_bytes: u64,
-    pub net_tx_bytes: u64,
-    pub block_read_bytes: u64,
-    pub block_write_bytes: u64,
-    pub restart_count: i64,
+    pub memory_bytes: Option<u64>,
+    pub memory_limit_bytes: Option<u64>,
+    pub net_rx_bytes: Option<u64>,
+    pub net_tx_bytes: Option<u64>,
+    pub block_read_bytes: Option<u64>,
+    pub block_write_bytes: Option<u64>,
+    pub restart_count: Option<i64>,
+    /// The collector's samples over `from`..`to` (default the last hour), as for an app.
+    #[serde(flatten)]
+    pub series: crate::http::routes::metrics::MetricsView,
 }
 
-/// The database's CPU, memory, network and disk use now (measured over half a second); 409
-/// when it is not running.
-#[utoipa::path(get, path = "/api/v1/databases/{id}/metrics", tag = "databases", params(("id" = uuid::Uuid, Path, description = "the database id")),
-    responses((status = 200, body = DatabaseMetrics), (status = 404), (status = 409, description = "it is not running")), security(("bearer" = ["role:viewer", "scope:read"])))]
+/// The database's CPU, memory, network and disk use now (measured over half a second) and its
+/// samples over a range (`from`, `to`, `step` as for a project's metrics).
+#[utoipa::path(get, path = "/api/v1/databases/{id}/metrics", tag = "databases", params(("id" = uuid::Uuid, Path, description = "the database id"), crate::http::routes::metrics::MetricsQuery),
+    responses((status = 200, body = DatabaseMetrics), (status = 404), (status = 422)), security(("bearer" = ["role:viewer", "scope:read"])))]
 pub async fn database_metrics(
     state: web::Data<AppState>,
     DatabaseFor(_actor, database, _need): DatabaseFor<Read>,
+    query: web::Query<crate::http::routes::metrics::MetricsQuery>,
 ) -> AppResult<web::Json<DatabaseMetrics>> {
-    let Some((reading, cpu_percent)) = state.databases.usage(&database).await? else {
-        return Err(AppError::Conflict(format!(
-            "the database is {}; it has no use to show",
-            database.status
-        )));
-    };
+    let series = crate::http::routes::metrics::series(&state, database.id, &query).await?;
+    let now = state.databases.usage(&database).await?;
+    let cpu = now.and_then(|(_, cpu)| cpu);
+    let reading = now.map(|(r, _)| r);
     Ok(web::Json(DatabaseMetrics {
-        cpu_percent: cpu_percent.map(|c| (c * 100.0).round() / 100.0),
-        memory_bytes: reading.memory_bytes,
-        memory_limit_bytes: reading.memory_limit_bytes,
-        net_rx_bytes: reading.net_rx_bytes,
-        net_tx_bytes: reading.net_tx_bytes,
-        block_read_bytes: reading.block_read_bytes,
-        block_write_bytes: reading.block_write_bytes,
-        restart_count: reading.restart_count,
+        running: reading.is_some(),
+        cpu_percent: cpu.map(|c| (c * 100.0).round() / 100.0),
+        memory_bytes: reading.as_ref().map(|r| r.memory_bytes),
+        memory_limit_bytes: reading.as_ref().map(|r| r.memory_limit_bytes),
+        net_rx_bytes: reading.as_ref().map(|r| r.net_rx_bytes),
+        net_tx_bytes: reading.as_ref().map(|r| r.net_tx_bytes),
+        block_read_bytes: reading.as_ref().map(|r| r.block_read_bytes),
+        block_write_bytes: reading.as_ref().map(|r| r.block_write_bytes),
+        restart_count: reading.as_ref().map(|r| r.restart_count),
+        series,
     }))
 }
 

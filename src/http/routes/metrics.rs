@@ -1,4 +1,5 @@
-//! `GET /projects/{id}/metrics`: a project's container metrics as one aligned series;
+//! `GET /projects/{id}/metrics`: a project's container metrics as one aligned series (a
+//! database's are read through the same [`series`]);
 //! `GET /system/overview`: the host at a glance, for admins; `GET /metrics` (at the root):
 //! shard's own metrics in the Prometheus text format, for loopback clients, or with
 //! `metrics.token` set for any client that sends it as a bearer token.
@@ -67,6 +68,16 @@ pub async fn project_metrics(
     ProjectFor(_actor, project, _need): ProjectFor<Read>,
     query: web::Query<MetricsQuery>,
 ) -> AppResult<web::Json<MetricsView>> {
+    Ok(web::Json(series(&state, project.id, &query).await?))
+}
+
+/// The series of one subject (a project or a database) the query asks for: 422 for a range
+/// or step that makes no sense or too many points.
+pub async fn series(
+    state: &AppState,
+    subject: uuid::Uuid,
+    query: &MetricsQuery,
+) -> AppResult<MetricsView> {
     let to = match &query.to {
         Some(t) => parse_time("to", t)?,
         None => Utc::now(),
@@ -92,22 +103,14 @@ pub async fn project_metrics(
         ));
     }
     let retention = crate::metrics::retention(&state.config.metrics);
-    let points = db::metrics::series(
-        &state.db,
-        project.id,
-        from,
-        to,
-        step,
-        Utc::now(),
-        &retention,
-    )
-    .await?;
-    Ok(web::Json(MetricsView {
+    let points =
+        db::metrics::series(&state.db, subject, from, to, step, Utc::now(), &retention).await?;
+    Ok(MetricsView {
         from,
         to,
         step,
         points,
-    }))
+    })
 }
 
 #[derive(Serialize, ToSchema)]

@@ -2,10 +2,12 @@
 // container of its own with a volume of its own and no published port. Create one, watch it
 // come up (read every 3 s), start/stop/restart it, read its last output, see how apps connect
 // (the password only on request, with Copy), attach it to projects of its team (their next
-// deployment gets DATABASE_URL or REDIS_URL) and delete it with a typed confirmation.
+// deployment gets DATABASE_URL or REDIS_URL), chart its use like an app's metrics, and delete it
+// with a typed confirmation.
 import { FormEvent, useCallback, useEffect, useState } from "react";
 import * as api from "../api";
 import { BackupsPanel } from "./backups";
+import { SeriesPanel } from "./metrics";
 import { Ago, Alert, Badge, bytes, ConfirmDialog, CopyButton, Empty, errorText, Field, formErrors, FormErrors, noErrors, useToast } from "../ui";
 
 const REFRESH_MS = 3000;
@@ -85,24 +87,37 @@ function CreateForm({ teams, onCreated }: { teams: api.Team[]; onCreated: () => 
   );
 }
 
-/** CPU and memory now, and disk and network since it started; read every 5 s. */
+/** CPU and memory now, and disk and network since it started (read every 5 s); and, on
+ * request, the charts of its samples like an app's Metrics tab. */
 function Usage({ id }: { id: string }) {
   const [usage, setUsage] = useState<api.DatabaseMetrics | null>(null);
+  const [charts, setCharts] = useState(false);
   useEffect(() => {
-    const read = () => api.databaseMetrics(id).then(setUsage, () => setUsage(null));
+    const to = () => Math.floor(Date.now() / 1000);
+    // Only the figures of now are shown here: a one-minute range keeps the answer small.
+    const read = () => api.databaseMetrics(id, to() - 60, to()).then(setUsage, () => setUsage(null));
     read();
     const timer = setInterval(read, 5000);
     return () => clearInterval(timer);
   }, [id]);
-  if (!usage) return null;
+  if (!usage?.running) return null;
+  const b = (n: number | null) => (n === null ? "–" : bytes(n));
   return (
     <>
       <dt>Use</dt>
       <dd data-testid="database-usage">
-        CPU {usage.cpu_percent === null ? "–" : `${usage.cpu_percent.toFixed(1)} %`} · memory {bytes(usage.memory_bytes)} of{" "}
-        {bytes(usage.memory_limit_bytes)} · disk {bytes(usage.block_read_bytes)} read, {bytes(usage.block_write_bytes)} written · network{" "}
-        {bytes(usage.net_rx_bytes)} in, {bytes(usage.net_tx_bytes)} out
+        CPU {usage.cpu_percent === null ? "–" : `${usage.cpu_percent.toFixed(1)} %`} · memory {b(usage.memory_bytes)} of{" "}
+        {b(usage.memory_limit_bytes)} · disk {b(usage.block_read_bytes)} read, {b(usage.block_write_bytes)} written · network{" "}
+        {b(usage.net_rx_bytes)} in, {b(usage.net_tx_bytes)} out{" "}
+        <button className="btn secondary small" aria-expanded={charts} onClick={() => setCharts(!charts)}>
+          {charts ? "Hide metrics" : "Metrics"}
+        </button>
       </dd>
+      {charts && (
+        <dd data-testid="database-metrics">
+          <SeriesPanel key={id} load={(from, to) => api.databaseMetrics(id, from, to)} />
+        </dd>
+      )}
     </>
   );
 }

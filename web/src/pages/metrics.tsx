@@ -1,6 +1,7 @@
 // The Metrics tab: CPU, memory against its limit and network throughput of the project's
 // running container, over 1 h, 24 h, 7 d or 90 d. The last hour also streams new samples from
-// the `project:<id>:metrics` topic as the collector takes them.
+// the `project:<id>:metrics` topic as the collector takes them. A database's metrics are the
+// same charts (`SeriesPanel`) over its own samples, read again every 15 s for the last hour.
 import { useEffect, useMemo, useState } from "react";
 import * as api from "../api";
 import { LineChart } from "../chart";
@@ -37,22 +38,35 @@ export function rates(points: api.MetricsPoint[], pick: (p: api.MetricsPoint) =>
 }
 
 export default function MetricsPanel({ project }: { project: api.Project }) {
+  return <SeriesPanel load={(from, to) => api.projectMetrics(project.id, from, to)} topic={`project:${project.id}:metrics`} />;
+}
+
+/** Charts of one subject's samples: `load` reads a range; `topic` streams new ones (else the
+ * last hour is read again every 15 s). */
+export function SeriesPanel({ load, topic }: { load: (from: number, to: number) => Promise<{ points: api.MetricsPoint[] }>; topic?: string }) {
   const [range, setRange] = useState(3600);
   const [points, setPoints] = useState<api.MetricsPoint[] | null>(null);
   const [error, setError] = useState("");
+  const [tick, setTick] = useState(0);
+
+  useEffect(() => {
+    if (topic || range !== 3600) return;
+    const timer = setInterval(() => setTick((t) => t + 1), 15000);
+    return () => clearInterval(timer);
+  }, [topic, range]);
 
   useEffect(() => {
     let stop = () => {};
     let cancelled = false;
-    setPoints(null);
+    if (tick === 0) setPoints(null);
     const to = Math.floor(Date.now() / 1000);
-    api.projectMetrics(project.id, to - range, to).then(
+    load(to - range, to).then(
       (view) => {
         if (cancelled) return;
         setPoints(view.points);
-        if (range !== 3600) return;
+        if (range !== 3600 || !topic) return;
         // The last hour: new samples stream in, the oldest fall out of the window.
-        stop = follow(`project:${project.id}:metrics`, (m) => {
+        stop = follow(topic, (m) => {
           if (m.type !== "metrics") return;
           const point = m as unknown as api.MetricsPoint;
           setPoints((old) => {
@@ -67,7 +81,8 @@ export default function MetricsPanel({ project }: { project: api.Project }) {
       cancelled = true;
       stop();
     };
-  }, [project.id, range]);
+    // `load` is a new function each render: the subject is in `topic`, or in the caller's key.
+  }, [topic, range, tick]);
 
   const charts = useMemo(() => {
     if (!points || points.length === 0) return null;
@@ -110,11 +125,11 @@ export default function MetricsPanel({ project }: { project: api.Project }) {
             </button>
           ))}
         </div>
-        <span className="small muted">{range === 3600 ? "live" : "averaged"}</span>
+        <span className="small muted">{range !== 3600 ? "averaged" : topic ? "live" : "every 15 s"}</span>
       </div>
       <Alert>{error}</Alert>
       {points && points.length === 0 && (
-        <Empty title="No samples in this range">Metrics are collected while the app runs, every few seconds.</Empty>
+        <Empty title="No samples in this range">Metrics are collected while it runs, every few seconds.</Empty>
       )}
       {charts}
     </div>
