@@ -236,7 +236,7 @@ async fn database_size() -> Vec<(String, String)> {
         dir.path().join("shard.db").display()
     );
     let db = db::connect(&url).await.unwrap();
-    db::migrate(&db).await.unwrap();
+    let db = db::migrate(db, &url, None).await.unwrap();
     let owner = db::users::create(&db, "bench", "x", shard::model::UserRole::Admin)
         .await
         .unwrap();

@@ -56,7 +56,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve { .. } => app::App::build(config).await?.run_until_stopped().await,
         Command::Migrate => {
-            let db = app::open_database(&config).await?;
+            let lock = app::DataDirLock::acquire(&config.data_dir)?;
+            let db = app::open_database(&config, Some(&lock)).await?;
             db.close().await?;
             println!("migrations applied");
             Ok(())
@@ -126,7 +127,10 @@ async fn user_create(config: Config, username: &str, admin: bool) -> anyhow::Res
         .context("cannot read the password from stdin")?;
     let password = password.trim_end_matches(['\r', '\n']).to_string();
     validate::password(&password).map_err(|why| anyhow::anyhow!("password (from stdin): {why}"))?;
-    let db = app::open_database(&config).await?;
+    // With `shard serve` running, its lock is taken: the migrations (if any) run without a
+    // snapshot, in their transactions.
+    let lock = app::DataDirLock::acquire(&config.data_dir).ok();
+    let db = app::open_database(&config, lock.as_ref()).await?;
     let role = if admin {
         shard::model::UserRole::Admin
     } else {

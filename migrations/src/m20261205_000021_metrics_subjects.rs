@@ -1,7 +1,9 @@
 //! Metrics samples belong to a *subject*: an app (project id) or a one-click database
 //! (database id). The table is made again without the foreign key to `projects` (SQLite cannot
 //! drop one in place) and `project_id` becomes `subject_id`; the samples are copied across.
-//! Deleting a project or a database now deletes its samples in the same code path.
+//! Deleting a project or a database now deletes its samples in the same code path. Like every
+//! migration it runs in one transaction (through one connection), so a failure half-way
+//! leaves the old table as it was.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -88,12 +90,6 @@ const SUBJECT_INDEX: &str = "idx_metrics_samples_subject_resolution_ts";
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
-    /// One transaction on SQLite too: the table is made again through one connection, and a
-    /// failure half-way leaves the old table as it was.
-    fn use_transaction(&self) -> Option<bool> {
-        Some(true)
-    }
-
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
         remake(
             m,

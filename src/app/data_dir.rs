@@ -9,8 +9,10 @@ use crate::db::{self, Db};
 use crate::secrets::{self, Sealer};
 use crate::setup;
 
-/// Opens the database named by the config and applies pending migrations.
-pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
+/// Opens the database named by the config and applies pending migrations. With the data dir's
+/// `lock` held, a SQLite database is snapshotted first and put back if a migration fails
+/// (`db::migrate`); without it another process may have the file open, so it is not.
+pub async fn open_database(config: &Config, lock: Option<&DataDirLock>) -> anyhow::Result<Db> {
     install_crypto_provider();
     create_private_dir(&config.data_dir)?;
     if config
@@ -20,9 +22,10 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     {
         create_private_file(&config.data_dir.join("shard.db"))?;
     }
-    let db = db::connect(&config.database_url()).await?;
-    db::migrate(&db).await?;
-    Ok(db)
+    let url = config.database_url();
+    let db = db::connect(&url).await?;
+    let snapshots = lock.map(|_| config.data_dir.join("snapshots"));
+    db::migrate(db, &url, snapshots.as_deref()).await
 }
 
 /// sqlx (ring) and reqwest/gix (aws-lc-rs) both bring a rustls backend; with two compiled in,

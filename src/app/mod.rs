@@ -48,7 +48,7 @@ impl App {
         tracing::info!(config = ?config, "starting shard {}", env!("CARGO_PKG_VERSION"));
         data_dir::create_private_dir(&config.data_dir)?;
         let lock = DataDirLock::acquire(&config.data_dir)?;
-        let db = open_database(&config).await?;
+        let db = open_database(&config, Some(&lock)).await?;
         let keys = data_dir::Keys::load(&config, &db).await?;
         let listener = server::bind(config.listen, "--listen")?;
         let port = listener.local_addr()?.port();

@@ -17,6 +17,7 @@ pub mod git_accounts;
 pub mod invitations;
 pub mod jobs;
 pub mod metrics;
+pub mod migrate;
 pub mod notification_channels;
 pub mod projects;
 pub mod sessions;
@@ -30,7 +31,6 @@ pub mod webhooks;
 use std::time::Duration;
 
 use anyhow::Context;
-use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 
@@ -59,12 +59,7 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
         .with_context(|| format!("cannot open the database ({})", redact_url(url)))
 }
 
-/// Applies every pending migration.
-pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
-    Migrator::up(db, None)
-        .await
-        .context("database migration failed")
-}
+pub use migrate::migrate;
 
 pub fn is_postgres(db: &DatabaseConnection) -> bool {
     db.get_database_backend() == DbBackend::Postgres

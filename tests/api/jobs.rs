@@ -40,7 +40,7 @@ async fn maintenance_job_runs_and_reschedules_itself() {
 async fn a_job_is_claimed_once_and_recovered_after_its_lease_expires() {
     // The queue alone, without workers: a migrated database of its own.
     let dir = tempfile::TempDir::new().unwrap();
-    let db = shard::app::open_database(&test_config(&dir).await)
+    let db = shard::app::open_database(&test_config(&dir).await, None)
         .await
         .unwrap();
     let new = |run_after| NewJob {
@@ -166,7 +166,7 @@ async fn concurrent_topic_appends_all_land_with_gapless_seqs() {
 async fn two_instances_never_claim_two_jobs_of_one_project() {
     let dir = tempfile::TempDir::new().unwrap();
     let config = test_config(&dir).await;
-    let first = shard::app::open_database(&config).await.unwrap();
+    let first = shard::app::open_database(&config, None).await.unwrap();
     let second = shard::db::connect(&config.database_url()).await.unwrap();
     let user = shard::db::users::create(&first, "owner", "x", shard::model::UserRole::Member)
         .await

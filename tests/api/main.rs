@@ -25,6 +25,7 @@ mod instances;
 mod jobs;
 mod mariadb;
 mod metrics;
+mod migrations;
 mod notifications;
 mod peers;
 mod plans;
