@@ -32,6 +32,14 @@ fn main() -> ExitCode {
         return plan(dir.as_deref(), *dockerfile, cli.global.json, &config);
     }
     telemetry::init(&config.log);
+    // Sockets handed over by an upgrade (or a systemd socket unit), read before any thread.
+    let inherited = match &cli.command {
+        Command::Serve { .. } => match app::upgrade::Inherited::from_env() {
+            Ok(inherited) => inherited,
+            Err(e) => return report(Err(e)),
+        },
+        _ => app::upgrade::Inherited::default(),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -39,7 +47,7 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return report(Err(e.into())),
     };
-    report(runtime.block_on(run(cli.command, config)))
+    report(runtime.block_on(run(cli.command, config, inherited)))
 }
 
 fn report(result: anyhow::Result<()>) -> ExitCode {
@@ -52,9 +60,18 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+async fn run(
+    command: Command,
+    config: Config,
+    inherited: app::upgrade::Inherited,
+) -> anyhow::Result<()> {
     match command {
-        Command::Serve { .. } => app::App::build(config).await?.run_until_stopped().await,
+        Command::Serve { .. } => {
+            app::App::build_with(config, inherited)
+                .await?
+                .run_until_stopped()
+                .await
+        }
         Command::Migrate => {
             let lock = app::DataDirLock::acquire(&config.data_dir)?;
             let db = app::open_database(&config, Some(&lock)).await?;

@@ -58,6 +58,9 @@ pub struct AppState {
     pub leadership: crate::cluster::Leadership,
     /// Whether the instances on this database drive one Docker engine (plain containers).
     pub engines: crate::cluster::Engines,
+    /// Cancelled when this process starts to drain after handing its sockets to a successor
+    /// (`app::upgrade`): responses close their connections, dashboard WebSockets close.
+    pub draining: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {

@@ -66,9 +66,11 @@ fn create_private_file(path: &std::path::Path) -> anyhow::Result<()> {
 
 /// An exclusive lock on `<data_dir>/shard.lock`, released when the process ends (even by
 /// SIGKILL). A second `shard serve` on the same data dir would run every job twice and
-/// break SQLite's one-writer assumption of the queue; it exits at once instead.
+/// break SQLite's one-writer assumption of the queue; it exits at once instead. The file holds
+/// the serving process's pid (for `kill -USR2 $(cat shard.lock)`); after an upgrade, the new
+/// process's (written once it serves, which is how the old one knows).
 pub struct DataDirLock {
-    _file: std::fs::File,
+    file: std::fs::File,
 }
 
 impl DataDirLock {
@@ -84,7 +86,7 @@ impl DataDirLock {
             .open(&path)
             .with_context(|| format!("cannot open {}", path.display()))?;
         match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => Ok(Self { _file: file }),
+            Ok(()) => Ok(Self { file }),
             Err(e) if e == rustix::io::Errno::WOULDBLOCK => anyhow::bail!(
                 "the data dir {} is in use by another shard process; stop it first or choose another --data-dir",
                 data_dir.display()
@@ -93,6 +95,37 @@ impl DataDirLock {
                 Err(anyhow::Error::from(e)).context(format!("cannot lock {}", path.display()))
             }
         }
+    }
+
+    /// For a process started by an upgrade: the old process holds the lock until it exits, so
+    /// a thread waits for it in the background (meanwhile the old process's lock still keeps a
+    /// third `shard serve` away).
+    pub(super) fn after_predecessor(data_dir: &std::path::Path) -> anyhow::Result<Self> {
+        let path = data_dir.join("shard.lock");
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        let waiting = file.try_clone()?;
+        std::thread::Builder::new()
+            .name("data-dir-lock".into())
+            .spawn(move || {
+                use rustix::fs::{FlockOperation, flock};
+                match flock(&waiting, FlockOperation::LockExclusive) {
+                    Ok(()) => tracing::debug!("the previous process let go of the data dir"),
+                    Err(e) => tracing::warn!(error = %e, "cannot lock the data dir"),
+                }
+            })?;
+        Ok(Self { file })
+    }
+
+    /// Writes this process's pid into the lock file (for `kill -USR2`).
+    pub fn record_pid(&self) -> std::io::Result<()> {
+        use std::io::{Seek, Write};
+        let mut file = &self.file;
+        file.set_len(0)?;
+        file.seek(std::io::SeekFrom::Start(0))?;
+        writeln!(file, "{}", std::process::id())
     }
 }
 

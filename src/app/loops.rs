@@ -75,15 +75,18 @@ pub(super) fn relay(
     routes_changed
 }
 
-/// On Postgres, keeps the route table in step with other instances' changes.
+/// On Postgres, keeps the route table in step with other instances' changes; on SQLite too
+/// in a process started by an upgrade (`succeeds`: the previous one may still switch a
+/// deployment it finishes).
 pub(super) fn route_follower(
     supervisor: &Arc<Supervisor>,
     db: &Db,
     proxy: &Arc<Proxy>,
     changed: Arc<Notify>,
     shutdown: &CancellationToken,
+    succeeds: bool,
 ) {
-    if !db::is_postgres(db) {
+    if !db::is_postgres(db) && !succeeds {
         return;
     }
     let (proxy, stop) = (proxy.clone(), shutdown.clone());
@@ -111,8 +114,9 @@ pub(super) async fn start(
     state: &web::Data<AppState>,
     supervisor: &Arc<Supervisor>,
     shutdown: &CancellationToken,
+    succeeds: bool,
 ) {
-    deploy::recover::at_startup(&state.deployer).await;
+    deploy::recover::at_startup(&state.deployer, succeeds).await;
     let (databases, stop) = (state.databases.clone(), shutdown.clone());
     supervisor.spawn("backup-schedules", move || {
         databases.clone().run_schedules(stop.clone())

@@ -4,7 +4,9 @@
 
 mod data_dir;
 mod loops;
+pub mod notify;
 mod server;
+pub mod upgrade;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,9 +30,19 @@ use crate::secrets;
 use crate::state::AppState;
 use crate::supervisor::Supervisor;
 
+/// After an upgrade, how long this process keeps answering its keep-alive connections (each
+/// answer closing its connection) before it closes the idle ones.
+const DRAIN_LINGER: Duration = Duration::from_secs(2);
+
 pub struct App {
     /// Held for the life of the process: one `shard serve` per data dir.
-    _lock: DataDirLock,
+    lock: DataDirLock,
+    /// This process's copies of its sockets, for a successor (`upgrade`).
+    handover: upgrade::Handover,
+    /// Whether an upgrade started this process.
+    succeeds: bool,
+    /// The binary's path as started (an upgrade starts what is at this path then).
+    exe: std::path::PathBuf,
     server: actix_web::dev::Server,
     state: web::Data<AppState>,
     workers: jobs::Workers,
@@ -45,12 +57,28 @@ impl App {
     /// engines, runtime logs, GitHub, deployer), the state that holds them, the background
     /// loops, the job workers, and the server. Nothing serves until `run_until_stopped`.
     pub async fn build(config: Config) -> anyhow::Result<App> {
+        Self::build_with(config, upgrade::Inherited::default()).await
+    }
+
+    /// `build`, on sockets this process was started with (`upgrade::Inherited::from_env`).
+    pub async fn build_with(config: Config, inherited: upgrade::Inherited) -> anyhow::Result<App> {
         tracing::info!(config = ?config, "starting shard {}", env!("CARGO_PKG_VERSION"));
         data_dir::create_private_dir(&config.data_dir)?;
-        let lock = DataDirLock::acquire(&config.data_dir)?;
-        let db = open_database(&config, Some(&lock)).await?;
+        let exe = std::env::current_exe().context("cannot tell where this binary is")?;
+        let succeeds = inherited.upgrade;
+        let lock = match succeeds {
+            true => DataDirLock::after_predecessor(&config.data_dir)?,
+            false => DataDirLock::acquire(&config.data_dir)?,
+        };
+        let listener = match inherited.listen {
+            Some(listener) => listener,
+            None => server::bind(config.listen, "--listen")?,
+        };
+        let https_inherited = inherited.https;
+        // Taken over by an upgrade, the database is open in the old process too: no snapshot
+        // is put back over it.
+        let db = open_database(&config, (!succeeds).then_some(&lock)).await?;
         let keys = data_dir::Keys::load(&config, &db).await?;
-        let listener = server::bind(config.listen, "--listen")?;
         let port = listener.local_addr()?.port();
         data_dir::announce_setup(&config, &db, port).await?;
 
@@ -79,11 +107,19 @@ impl App {
             job_signal.clone(),
             &config,
         )?);
-        let (https_listener, https) = server::https(&config, &db, &keys.sealer, &notifier)?.unzip();
+        let (https_listener, https) =
+            server::https(&config, &db, &keys.sealer, &notifier, https_inherited)?.unzip();
         let tls = https.as_ref().map(|h| h.certs.server_config());
         let acme = https.as_ref().and_then(|h| h.acme.clone());
         let proxy = Arc::new(Proxy::new(db.clone(), &config, https, metrics.clone()));
-        loops::route_follower(&supervisor, &db, &proxy, routes_changed, &shutdown);
+        loops::route_follower(
+            &supervisor,
+            &db,
+            &proxy,
+            routes_changed,
+            &shutdown,
+            succeeds,
+        );
         let engines = crate::cluster::Engines::new(
             db.clone(),
             keys.sealer.clone(),
@@ -149,6 +185,7 @@ impl App {
             port,
             config,
             supervisor: supervisor.clone(),
+            draining: CancellationToken::new(),
         });
 
         state
@@ -164,7 +201,7 @@ impl App {
         if let Err(e) = state.databases.recover_backups().await {
             tracing::warn!(error = %format!("{e:#}"), "cannot look at the backups yet");
         }
-        loops::start(&state, &supervisor, &shutdown).await;
+        loops::start(&state, &supervisor, &shutdown, succeeds).await;
         let job_parts = Arc::new(jobs::Parts {
             db: state.db.clone(),
             config: state.config.clone(),
@@ -173,10 +210,18 @@ impl App {
             notifier: state.notifier.clone(),
         });
         let workers = jobs::Workers::start(job_parts, &supervisor, shutdown.clone()).await?;
+        let handover = upgrade::Handover {
+            listen: listener.try_clone()?,
+            https: https_listener.as_ref().map(|l| l.try_clone()).transpose()?,
+            lock_path: state.config.data_dir.join("shard.lock"),
+        };
         let server = server::http(&state, listener, https_listener.zip(tls))?;
         tracing::info!("listening on http://{}:{}", state.config.listen.ip(), port);
         Ok(App {
-            _lock: lock,
+            lock,
+            handover,
+            succeeds,
+            exe,
             server,
             state,
             workers,
@@ -193,11 +238,15 @@ impl App {
         self.state.clone().into_inner()
     }
 
-    /// Serves until SIGINT/SIGTERM (or the server ends), then stops accepting, lets in-flight
-    /// requests and jobs finish, and closes the database.
+    /// Serves until SIGINT/SIGTERM (or the server ends), or until SIGUSR2 has handed the
+    /// sockets to a new process (`upgrade`); then stops accepting, lets in-flight requests and
+    /// jobs finish, and closes the database.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let App {
-            _lock,
+            lock,
+            handover,
+            succeeds,
+            exe,
             server,
             state,
             workers,
@@ -212,18 +261,57 @@ impl App {
                 acme.clone().run(leadership.clone(), stop.clone()).map(Ok)
             });
         }
-        let ended_by = tokio::select! {
-            result = &mut server => {
-                result.context("http server task")?.context("http server")?;
-                "http server"
+        // The server accepts from here on.
+        if let Err(e) = lock.record_pid() {
+            tracing::warn!(error = %e, "cannot write the pid into the lock file");
+        }
+        if succeeds {
+            notify::notify(&format!("MAINPID={}\nREADY=1", std::process::id()));
+            tracing::info!("took over from the previous process");
+        } else {
+            notify::notify("READY=1");
+        }
+        let watchdog = tokio::spawn(notify::watchdog(shutdown.clone()));
+        let mut signals = Signals::new();
+        let ended_by = loop {
+            tokio::select! {
+                result = &mut server => {
+                    result.context("http server task")?.context("http server")?;
+                    break "http server";
+                }
+                signal = signals.next() => match signal {
+                    Signal::Stop(name) => break name,
+                    Signal::Upgrade => {
+                        tracing::info!(binary = %exe.display(), "upgrading: starting the new process");
+                        match handover.start_successor(&exe).await {
+                            Ok(pid) => {
+                                tracing::info!(pid, "the new process serves; draining");
+                                break "upgrade";
+                            }
+                            Err(e) => tracing::error!(error = %format!("{e:#}"), "upgrade failed"),
+                        }
+                    }
+                },
             }
-            signal = wait_for_signal() => signal,
         };
         tracing::info!(cause = ended_by, "shutting down");
+        if ended_by != "upgrade" {
+            notify::notify("STOPPING=1");
+        }
+        state.draining.cancel();
+        drop(handover);
+        if ended_by == "upgrade" {
+            // New connections go to the new process from now on (the sockets are shared);
+            // keep-alive clients of this one get `Connection: close` on their next answer and
+            // reconnect there. Only then are the idle ones closed.
+            handle.pause().await;
+            tokio::time::sleep(DRAIN_LINGER).await;
+        }
         handle.stop(true).await;
         let _ = server.await;
         shutdown.cancel();
         workers.join().await;
+        let _ = watchdog.await;
         if let Ok(state) = Arc::try_unwrap(state.into_inner()) {
             state.db.close().await.context("closing the database")?;
         }
@@ -232,25 +320,53 @@ impl App {
     }
 }
 
-async fn wait_for_signal() -> &'static str {
+enum Signal {
+    /// SIGTERM or SIGINT: drain and exit.
+    Stop(&'static str),
+    /// SIGUSR2: hand the sockets to the binary now at our path.
+    Upgrade,
+}
+
+/// The signals `shard serve` acts on (none but Ctrl-C off Unix).
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            std::future::pending::<()>().await;
-            unreachable!()
-        };
-        tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
+    streams: Option<[tokio::signal::unix::Signal; 3]>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let streams = (|| {
+                Some([
+                    signal(SignalKind::terminate()).ok()?,
+                    signal(SignalKind::interrupt()).ok()?,
+                    signal(SignalKind::user_defined2()).ok()?,
+                ])
+            })();
+            Self { streams }
         }
+        #[cfg(not(unix))]
+        Self {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "Ctrl-C"
+
+    async fn next(&mut self) -> Signal {
+        #[cfg(unix)]
+        {
+            let Some([term, int, usr2]) = &mut self.streams else {
+                return std::future::pending().await;
+            };
+            tokio::select! {
+                _ = term.recv() => Signal::Stop("SIGTERM"),
+                _ = int.recv() => Signal::Stop("SIGINT"),
+                _ = usr2.recv() => Signal::Upgrade,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            Signal::Stop("Ctrl-C")
+        }
     }
 }

@@ -25,18 +25,22 @@ pub(super) fn bind(addr: std::net::SocketAddr, setting: &str) -> anyhow::Result<
         .with_context(|| format!("cannot listen on {addr} (is it in use? set {setting})"))
 }
 
-/// With `proxy.https_listen`: its listener and the proxy's HTTPS part (certificates by SNI,
-/// and ACME when a directory is set).
+/// With `proxy.https_listen`: its listener (`inherited` from an upgrading process, or bound
+/// now) and the proxy's HTTPS part (certificates by SNI, and ACME when a directory is set).
 pub(super) fn https(
     config: &Arc<Config>,
     db: &Db,
     sealer: &Arc<Sealer>,
     notifier: &Arc<Notifier>,
+    inherited: Option<TcpListener>,
 ) -> anyhow::Result<Option<(TcpListener, Https)>> {
     let Some(addr) = config.proxy.https_listen else {
         return Ok(None);
     };
-    let listener = bind(addr, "proxy.https_listen")?;
+    let listener = match inherited {
+        Some(listener) => listener,
+        None => bind(addr, "proxy.https_listen")?,
+    };
     let certs = Arc::new(Certificates::load(
         &config.data_dir,
         &config.proxy.certificates,
@@ -66,6 +70,7 @@ pub(super) fn http(
         // pool) and never reach the dashboard's routes or middleware.
         let proxy = server_state.proxy.clone();
         let client = std::rc::Rc::new(Proxy::client(&server_state.config));
+        let draining = server_state.draining.clone();
         actix_web::App::new()
             .wrap_fn(move |req, srv| {
                 use actix_web::dev::Service;
@@ -98,6 +103,27 @@ pub(super) fn http(
                         )
                     }
                 }
+            })
+            // Outermost, so proxied answers too: while this process drains (an upgrade handed
+            // its sockets on), every response closes its connection, so keep-alive clients
+            // reconnect to the new process.
+            .wrap_fn(move |req, srv| {
+                use actix_web::dev::Service;
+                use futures_util::future::FutureExt;
+                let draining = draining.clone();
+                srv.call(req).map(move |res| {
+                    res.map(|mut res| {
+                        // (A WebSocket's 101 stays as it is: its tunnel drains on its own.)
+                        if draining.is_cancelled()
+                            && res.status() != actix_web::http::StatusCode::SWITCHING_PROTOCOLS
+                        {
+                            res.response_mut()
+                                .head_mut()
+                                .set_connection_type(actix_web::http::ConnectionType::Close);
+                        }
+                        res
+                    })
+                })
             })
             .configure(|cfg| http::configure(cfg, server_state.clone()))
     })

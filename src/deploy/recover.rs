@@ -53,10 +53,11 @@ pub struct Swept {
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 /// Startup: on SQLite (one process per database, guarded by the data-dir lock) every running
-/// job is an orphan, so its lease ends now. The sweep then runs in the background
-/// (`keep_swept`).
-pub async fn at_startup(d: &Arc<Deployer>) {
-    if !db::is_postgres(&d.db) {
+/// job is an orphan, so its lease ends now, unless this process `succeeds` another by an
+/// upgrade (that one still runs its jobs and renews their leases). The sweep then runs in the
+/// background (`keep_swept`).
+pub async fn at_startup(d: &Arc<Deployer>, succeeds: bool) {
+    if !db::is_postgres(&d.db) && !succeeds {
         match db::jobs::expire_running_leases(&d.db).await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(jobs = n, "recovering jobs interrupted by a restart"),

@@ -43,6 +43,7 @@ mod teams;
 mod tenants;
 mod tls;
 mod tokens;
+mod upgrade;
 mod volume_backups;
 mod volumes;
 mod watchdog;

@@ -60,11 +60,12 @@ impl Serve {
 
     /// Starts the process again (after `kill`) and waits until it answers.
     pub async fn spawn(&mut self) {
-        let child = self
-            .command()
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("shard binary");
+        // SHARD_TEST_SERVE_STDERR=1 shows the server's log (for debugging a test).
+        let stderr = match std::env::var_os("SHARD_TEST_SERVE_STDERR") {
+            Some(_) => Stdio::inherit(),
+            None => Stdio::null(),
+        };
+        let child = self.command().stderr(stderr).spawn().expect("shard binary");
         self.child = Some(child);
         let client = reqwest::Client::new();
         let started = Instant::now();

@@ -133,6 +133,8 @@ impl Connection {
         let mut ticker = tokio::time::interval(PING_EVERY);
         ticker.tick().await;
         let mut revocations = self.state.logins.revocations();
+        let draining = self.state.draining.clone();
+        let mut restarting = false;
         let reason = loop {
             let step = tokio::select! {
                 message = stream.recv() => match message {
@@ -149,6 +151,12 @@ impl Connection {
                 Some((topic, event)) = recv(&mut self.events) => self.on_events(topic, event).await,
                 _ = ticker.tick() => self.on_tick().await,
                 revoked = revocations.recv() => self.on_revocation(revoked).await,
+                // Upgraded: what is queued goes out, then the client reconnects with `since`.
+                _ = draining.cancelled(), if !restarting => {
+                    restarting = true;
+                    let _ = self.flush().await;
+                    Err(Closed)
+                }
             };
             let step = match step {
                 Ok(()) => self.flush().await,
@@ -160,7 +168,9 @@ impl Connection {
         };
         tracing::debug!(reason, "websocket ended");
         self.drop_all_subscriptions();
-        let _ = self.session.close(None).await;
+        let restart = "shard is restarting: reconnect and resume with since".to_string();
+        let close = restarting.then_some((actix_ws::CloseCode::Restart, restart).into());
+        let _ = self.session.close(close).await;
     }
 
     /// Forgets `topic`: its hub receiver, and its runtime-log follower share.

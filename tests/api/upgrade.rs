@@ -1,0 +1,382 @@
+//! Upgrades in place on a real `shard serve`: under a bounded load on a deployed app and on
+//! the dashboard, the process is replaced three times by `kill -USR2` (the same binary), and
+//! not one request fails; the service manager is told READY (then the new MAINPID) and gets
+//! watchdog pings; a dashboard WebSocket is closed with 1012 and, resumed with `since` on the
+//! new process, has every line once. A new process that cannot start leaves the old serving.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::deploy::app_files;
+use crate::gitserver::GitServer;
+use crate::helpers::fresh_database_url;
+use crate::process::Serve;
+
+/// The pid written in `shard.lock` (the serving process's).
+fn serving_pid(dir: &Path) -> u32 {
+    std::fs::read_to_string(dir.join("shard.lock"))
+        .unwrap_or_default()
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+/// Whether the process is gone (or a zombie nobody has reaped yet).
+fn exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => true,
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+/// Stops whichever process serves the data dir when the test ends, even by a panic.
+struct Last<'a>(&'a Path);
+
+impl Drop for Last<'_> {
+    fn drop(&mut self) {
+        let pid = serving_pid(self.0);
+        if pid != 0 && !exited(pid) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+/// Sends USR2 and waits until another process serves and the old one has exited.
+async fn upgrade(dir: &Path) -> Duration {
+    let old = serving_pid(dir);
+    let started = Instant::now();
+    signal(old, "USR2");
+    loop {
+        let now = serving_pid(dir);
+        if now != old && now != 0 && exited(old) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no upgrade from {old}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A fake service manager on a `NOTIFY_SOCKET`: what it was told, read as it arrives.
+struct Manager {
+    told: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Manager {
+    fn listen(path: &Path) -> Manager {
+        let socket = tokio::net::UnixDatagram::bind(path).unwrap();
+        let told = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = told.clone();
+        tokio::spawn(async move {
+            let mut buffer = [0u8; 512];
+            while let Ok(n) = socket.recv(&mut buffer).await {
+                let message = String::from_utf8_lossy(&buffer[..n]).into_owned();
+                sink.lock().unwrap().push(message);
+            }
+        });
+        Manager { told }
+    }
+
+    fn told(&self) -> Vec<String> {
+        self.told.lock().unwrap().clone()
+    }
+}
+
+#[derive(Default)]
+struct Load {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    slowest_ms: AtomicU64,
+}
+
+/// Requests in a loop (a keep-alive pool per loop) until `stop`, at most `limit` each.
+async fn load(base: String, host: Option<String>, stop: Arc<AtomicBool>, load: Arc<Load>) {
+    let client = reqwest::Client::new();
+    for _ in 0..20_000 {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut request = client.get(&base).timeout(Duration::from_secs(10));
+        if let Some(host) = &host {
+            request = request.header("host", host);
+        }
+        let started = Instant::now();
+        let ok = match request.send().await {
+            Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+            Ok(r) => {
+                eprintln!("upgrade load: status {}", r.status());
+                false
+            }
+            Err(e) => {
+                eprintln!("upgrade load: {e:?}");
+                false
+            }
+        };
+        let took = started.elapsed().as_millis() as u64;
+        load.slowest_ms.fetch_max(took, Ordering::Relaxed);
+        match ok {
+            true => load.ok.fetch_add(1, Ordering::Relaxed),
+            false => load.failed.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+}
+
+/// A dashboard WebSocket subscribed to `topic` after `since`.
+async fn subscribe(
+    base: &str,
+    token: &str,
+    topic: &str,
+    since: i64,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let url = base.replace("http://", "ws://") + "/api/v1/ws";
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    for message in [
+        json!({"op": "auth", "token": token}),
+        json!({"op": "subscribe", "topic": topic, "since": since}),
+    ] {
+        ws.send(Message::Text(message.to_string().into()))
+            .await
+            .unwrap();
+    }
+    ws
+}
+
+/// The seqs of the log and status events in one text frame.
+fn seqs(text: &str) -> Vec<i64> {
+    let message: Value = serde_json::from_str(text).unwrap();
+    let events = match message["type"].as_str() {
+        Some("batch") => message["events"].as_array().unwrap().clone(),
+        _ => vec![message],
+    };
+    events.iter().filter_map(|e| e["seq"].as_i64()).collect()
+}
+
+#[tokio::test]
+async fn upgrades_under_load_fail_no_request_and_lose_no_log_line() {
+    let git = GitServer::start().await;
+    let repo = git.repo("steady", &app_files("1", ""));
+    let dir = tempfile::TempDir::new().unwrap();
+    let notify_path = dir.path().join("notify.sock");
+    let manager = Manager::listen(&notify_path);
+    let notify = notify_path.to_string_lossy().into_owned();
+    let serve = Serve::start(
+        dir.path(),
+        fresh_database_url().await,
+        &[
+            ("NOTIFY_SOCKET", notify.as_str()),
+            ("WATCHDOG_USEC", "400000"),
+            ("SHARD_HTTP__SHUTDOWN_TIMEOUT_SECS", "10"),
+        ],
+    )
+    .await;
+    let _last = Last(dir.path());
+    let first = serve.pid();
+    assert_eq!(serving_pid(dir.path()), first);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let told = manager.told();
+    assert!(told.iter().any(|m| m == "READY=1"), "{told:?}");
+    assert!(told.iter().any(|m| m == "WATCHDOG=1"), "{told:?}");
+
+    let token = serve.setup_admin().await;
+    let project = serve
+        .create_project(&token, json!({"name": "steady", "git_url": repo.url}))
+        .await;
+    let deployment = serve
+        .api(
+            &token,
+            reqwest::Method::POST,
+            &format!("/projects/{project}/deployments"),
+            Some(json!({})),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(100);
+    loop {
+        let d = serve
+            .api(
+                &token,
+                reqwest::Method::GET,
+                &format!("/deployments/{deployment}"),
+                None,
+            )
+            .await;
+        if d["status"] == "live" {
+            break;
+        }
+        if d["status"] == "failed" || Instant::now() > deadline {
+            let logs = serve
+                .api(
+                    &token,
+                    reqwest::Method::GET,
+                    &format!("/deployments/{deployment}/logs"),
+                    None,
+                )
+                .await;
+            panic!("{d}\n{logs}");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // A viewer of the deployment's log, before the first upgrade.
+    let topic = format!("deployment:{deployment}");
+    let mut ws = subscribe(&serve.base, &token, &topic, 0).await;
+    let mut seen: Vec<i64> = Vec::new();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts = Arc::new(Load::default());
+    let mut loops = Vec::new();
+    for i in 0..4 {
+        let host = (i < 3).then(|| "steady.localhost".to_string());
+        let url = match host {
+            Some(_) => format!("{}/", serve.base),
+            None => format!("{}/health", serve.base),
+        };
+        loops.push(tokio::spawn(load(url, host, stop.clone(), counts.clone())));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let mut took = Vec::new();
+    for round in 0..3 {
+        took.push(upgrade(dir.path()).await);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if round == 0 {
+            // The old process closed the viewer's socket with 1012 after what it had; the
+            // viewer resumes on the new one after the last seq it saw.
+            let closed = tokio::time::timeout(Duration::from_secs(20), async {
+                while let Some(frame) = ws.next().await {
+                    match frame {
+                        Ok(Message::Text(text)) => seen.extend(seqs(&text)),
+                        Ok(Message::Close(Some(close))) => return Some(u16::from(close.code)),
+                        Ok(_) => {}
+                        Err(_) => return None,
+                    }
+                }
+                None
+            })
+            .await
+            .expect("the old process closes the socket");
+            assert_eq!(closed, Some(1012));
+            let since = seen.iter().copied().max().unwrap_or(0);
+            ws = subscribe(&serve.base, &token, &topic, since).await;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for l in loops {
+        l.await.unwrap();
+    }
+    let (ok, failed) = (
+        counts.ok.load(Ordering::Relaxed),
+        counts.failed.load(Ordering::Relaxed),
+    );
+    eprintln!(
+        "upgrades took {took:?}; {ok} requests, {failed} failed, slowest {} ms",
+        counts.slowest_ms.load(Ordering::Relaxed)
+    );
+    assert_eq!(failed, 0, "requests failed during upgrades ({ok} answered)");
+    assert!(ok > 100, "too little load: {ok}");
+
+    // Resumed: nothing new, nothing twice; together every persisted line and the status.
+    let logs = serve
+        .api(
+            &token,
+            reqwest::Method::GET,
+            &format!("/deployments/{deployment}/logs"),
+            None,
+        )
+        .await;
+    let persisted: Vec<i64> = logs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["seq"].as_i64().unwrap())
+        .collect();
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(Ok(frame)) = ws.next().await {
+            if let Message::Text(text) = frame {
+                seen.extend(seqs(&text));
+            }
+        }
+    })
+    .await;
+    let mut unique = seen.clone();
+    unique.dedup();
+    assert_eq!(unique, seen, "a seq twice");
+    for seq in persisted {
+        assert!(seen.contains(&seq), "line {seq} missed: {seen:?}");
+    }
+
+    // The service manager heard of each new main process.
+    let pid = serving_pid(dir.path());
+    assert_ne!(pid, first);
+    let told = manager.told();
+    assert!(
+        told.iter().any(|m| m == &format!("MAINPID={pid}\nREADY=1")),
+        "{told:?}"
+    );
+    // Still one process on the data dir: a second `shard serve` is refused.
+    let second = serve.command().output().unwrap();
+    assert!(!second.status.success());
+
+    // SIGTERM drains and exits.
+    signal(pid, "TERM");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !exited(pid) {
+        assert!(Instant::now() < deadline, "{pid} did not exit on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_new_process_that_cannot_start_leaves_the_old_one_serving() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let db_url = fresh_database_url().await;
+    let serve = Serve::start(dir.path(), db_url, &[]).await;
+    let _last = Last(dir.path());
+    let pid = serve.pid();
+    // The new process will find a database from a newer shard and refuse it.
+    let url = serve.db_url.clone().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("shard.db").display()
+        )
+    });
+    let db = shard::db::connect(&url).await.unwrap();
+    use sea_orm::ConnectionTrait;
+    db.execute_unprepared(
+        "INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20991231_000099_from_the_future', 0)",
+    )
+    .await
+    .unwrap();
+    db.close().await.unwrap();
+    signal(pid, "USR2");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(serving_pid(dir.path()), pid);
+    assert!(!exited(pid));
+    let health = reqwest::get(format!("{}/health", serve.base))
+        .await
+        .unwrap();
+    assert!(health.status().is_success());
+}
