@@ -29,6 +29,10 @@ pub struct GlobalArgs {
     /// Client commands: print JSON (one document, or one event per line when following).
     #[arg(long, global = true)]
     pub json: bool,
+    /// Server log lines: `text` (compact; coloured on a terminal) or `json` (one object per
+    /// line, for collectors); overrides `log.format`.
+    #[arg(long, global = true, value_name = "FORMAT", value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
     if let Command::Config(ConfigCommand::Init { path }) = &cli.command {
         return report(config_init(path.clone().or(cli.global.config.clone())));
     }
-    let config = match Config::load(&cli.overrides()) {
+    let mut config = match Config::load(&cli.overrides()) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("shard: {e}");
@@ -30,6 +30,11 @@ fn main() -> ExitCode {
     }
     if let Command::Plan { dir, dockerfile } = &cli.command {
         return plan(dir.as_deref(), *dockerfile, cli.global.json, &config);
+    }
+    match cli.global.log_format.as_deref() {
+        Some("json") => config.log.format = config::LogFormat::Json,
+        Some(_) => config.log.format = config::LogFormat::Text,
+        None => {}
     }
     telemetry::init(&config.log);
     // Sockets handed over by an upgrade (or a systemd socket unit), read before any thread.

@@ -62,7 +62,13 @@ impl App {
 
     /// `build`, on sockets this process was started with (`upgrade::Inherited::from_env`).
     pub async fn build_with(config: Config, inherited: upgrade::Inherited) -> anyhow::Result<App> {
-        tracing::info!(config = ?config, "starting shard {}", env!("CARGO_PKG_VERSION"));
+        tracing::info!(
+            data_dir = %config.data_dir.display(),
+            postgres = config.database_url().starts_with("postgres"),
+            "starting shard {}",
+            env!("CARGO_PKG_VERSION")
+        );
+        tracing::debug!(config = ?config, "configuration");
         data_dir::create_private_dir(&config.data_dir)?;
         let exe = std::env::current_exe().context("cannot tell where this binary is")?;
         let succeeds = inherited.upgrade;

@@ -105,6 +105,11 @@ pub async fn migrate(
     };
     tracing::debug!(migrations = ?names, snapshot = ?snapshot, "applying migrations");
     let Err(e) = Migrator::up(&db, None).await else {
+        tracing::info!(
+            applied = names.len(),
+            schema = known_schema(),
+            "database migrated"
+        );
         return Ok(db);
     };
     let failed = Migrator::get_pending_migrations(&db)

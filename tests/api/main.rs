@@ -23,6 +23,7 @@ mod gitserver;
 mod helpers;
 mod instances;
 mod jobs;
+mod logformat;
 mod mariadb;
 mod metrics;
 mod migrations;
