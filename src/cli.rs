@@ -1,4 +1,5 @@
-//! The command line (clap): the server's `serve`, `migrate`, `user create`, `config init|show`,
+//! The command line (clap): the server's `serve`, `migrate`, `doctor`, `user create`,
+//! `config init|show`,
 //! the offline `plan`,
 //! and the client's `login`, `projects`, `deploy`, `logs`, `env`, `rollback`, `open`.
 
@@ -45,6 +46,10 @@ pub enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Check this host: Docker, ports, DNS, port 80, disk, clock, the database, backups,
+    /// certificates and unwise settings; each problem with what to do. Exit 1 when a check
+    /// fails (`--json` for the report as the API gives it).
+    Doctor,
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),

@@ -53,6 +53,7 @@ pub mod config;
 pub mod db;
 pub mod deploy;
 pub mod docker;
+pub mod doctor;
 pub mod egress;
 pub mod git;
 pub mod github;

@@ -28,6 +28,9 @@ fn main() -> ExitCode {
         print!("{}", config.to_redacted_toml());
         return ExitCode::SUCCESS;
     }
+    if let Command::Doctor = &cli.command {
+        return doctor(&config, cli.global.json);
+    }
     if let Command::Plan { dir, dockerfile } = &cli.command {
         return plan(dir.as_deref(), *dockerfile, cli.global.json, &config);
     }
@@ -87,9 +90,65 @@ async fn run(
         Command::User(UserCommand::Create { username, admin }) => {
             user_create(config, &username, admin).await
         }
-        Command::Config(_) | Command::Client(_) | Command::Plan { .. } => {
+        Command::Config(_) | Command::Client(_) | Command::Plan { .. } | Command::Doctor => {
             unreachable!("handled before the runtime starts")
         }
+    }
+}
+
+/// `shard doctor [--json]`: the checks on this host, the database opened read-only and never
+/// migrated. Exit 1 when a check fails.
+fn doctor(config: &Config, json: bool) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return report(Err(e.into())),
+    };
+    let report = runtime.block_on(async {
+        app::install_crypto_provider();
+        let url = config.database_url();
+        let (db, db_error) = match db::migrate::sqlite_file(&url) {
+            Some(file) if !file.exists() => (
+                None,
+                Some(format!(
+                    "{} does not exist (shard has not run with this data dir)",
+                    file.display()
+                )),
+            ),
+            Some(file) => {
+                match db::connect(&format!("sqlite://{}?mode=ro", file.display())).await {
+                    Ok(db) => (Some(db), None),
+                    Err(e) => (None, Some(format!("{e:#}"))),
+                }
+            }
+            None => match db::connect(&url).await {
+                Ok(db) => (Some(db), None),
+                Err(e) => (None, Some(format!("{e:#}"))),
+            },
+        };
+        let docker = shard::docker::Engine::new(config.docker.host.as_deref(), "doctor".into());
+        let host = shard::doctor::Host {
+            config,
+            db: db.as_ref(),
+            db_error,
+            docker: &docker,
+            serving: false,
+        };
+        shard::doctor::run(&host).await
+    });
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        print!("{}", shard::doctor::render(&report));
+    }
+    match report.ok {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::FAILURE,
     }
 }
 

@@ -61,6 +61,27 @@ pub struct AppState {
     /// Cancelled when this process starts to drain after handing its sockets to a successor
     /// (`app::upgrade`): responses close their connections, dashboard WebSockets close.
     pub draining: tokio_util::sync::CancellationToken,
+    /// The newest `shard doctor` report of this host (daily, or on request).
+    pub doctor: std::sync::Mutex<Option<crate::doctor::Report>>,
+}
+
+impl AppState {
+    /// Runs the doctor's checks on this host, keeps the report and returns it.
+    pub async fn run_doctor(&self) -> crate::doctor::Report {
+        let host = crate::doctor::Host {
+            config: &self.config,
+            db: Some(&self.db),
+            db_error: None,
+            docker: &self.docker,
+            serving: true,
+        };
+        let report = crate::doctor::run(&host).await;
+        *self
+            .doctor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(report.clone());
+        report
+    }
 }
 
 impl AppState {

@@ -71,6 +71,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "validate",
         ],
     ),
+    // What is wrong with the host (`shard doctor`, and the System page).
+    ("doctor", &["config", "db", "docker", "model", "proxy"]),
     (
         "deploy",
         &[
@@ -117,6 +119,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "db",
             "deploy",
             "docker",
+            "doctor",
             "github",
             "hub",
             "jobs",
@@ -138,6 +141,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "config",
             "db",
             "deploy",
+            "doctor",
             "egress",
             "github",
             "hub",
@@ -164,6 +168,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "db",
             "deploy",
             "docker",
+            "doctor",
             "github",
             "http",
             "hub",

@@ -74,9 +74,11 @@ pub struct DataDirLock {
 }
 
 impl DataDirLock {
+    /// Takes the lock (making the data dir first when it does not exist yet).
     pub fn acquire(data_dir: &std::path::Path) -> anyhow::Result<Self> {
         use rustix::fs::{FlockOperation, flock};
         use std::os::unix::fs::OpenOptionsExt;
+        create_private_dir(data_dir)?;
         let path = data_dir.join("shard.lock");
         let file = std::fs::OpenOptions::new()
             .create(true)

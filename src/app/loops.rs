@@ -117,6 +117,11 @@ pub(super) async fn start(
     succeeds: bool,
 ) {
     deploy::recover::at_startup(&state.deployer, succeeds).await;
+    let (doctor_state, stop) = (state.clone(), shutdown.clone());
+    supervisor.spawn_once("doctor", async move {
+        daily_doctor(doctor_state, stop).await;
+        Ok(())
+    });
     let (databases, stop) = (state.databases.clone(), shutdown.clone());
     supervisor.spawn("backup-schedules", move || {
         databases.clone().run_schedules(stop.clone())
@@ -181,4 +186,25 @@ pub(super) async fn start(
         )
         .map(Ok)
     });
+}
+
+/// The doctor's checks a minute after start and then daily; what fails is logged (and shown
+/// on the System page).
+async fn daily_doctor(state: web::Data<AppState>, stop: CancellationToken) {
+    let mut wait = std::time::Duration::from_secs(60);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.cancelled() => return,
+        }
+        wait = std::time::Duration::from_secs(24 * 3600);
+        let report = state.run_doctor().await;
+        for check in report
+            .checks
+            .iter()
+            .filter(|c| c.status == crate::doctor::Status::Fail)
+        {
+            tracing::warn!(check = check.name, fix = ?check.fix, "doctor: {}", check.message);
+        }
+    }
 }

@@ -192,6 +192,7 @@ impl App {
             config,
             supervisor: supervisor.clone(),
             draining: CancellationToken::new(),
+            doctor: std::sync::Mutex::new(None),
         });
 
         state

@@ -66,6 +66,10 @@ impl Serialize for Secret {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// The file this configuration was read from, if any (not a key: `shard doctor` checks
+    /// who may read it when it holds the secret key).
+    #[serde(skip)]
+    pub source_file: Option<PathBuf>,
     /// Where the SQLite file, keys and build directories live.
     pub data_dir: PathBuf,
     /// Address the dashboard, API and app proxy listen on.
@@ -185,6 +189,7 @@ pub struct DockerConfig {
 impl Default for Config {
     fn default() -> Self {
         Self {
+            source_file: None,
             data_dir: PathBuf::from("./shard-data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: None,
@@ -299,6 +304,7 @@ impl Config {
     /// Loads defaults → file → environment → flags, then validates.
     pub fn load(overrides: &Overrides) -> Result<Config, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        let mut source_file = None;
         match &overrides.config_file {
             Some(path) if !path.exists() => {
                 return Err(ConfigError(format!(
@@ -306,8 +312,12 @@ impl Config {
                     path.display()
                 )));
             }
-            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            Some(path) => {
+                source_file = Some(path.clone());
+                figment = figment.merge(Toml::file_exact(path))
+            }
             None if !overrides.no_default_file && Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                source_file = Some(PathBuf::from(DEFAULT_CONFIG_FILE));
                 figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_FILE))
             }
             None => {}
@@ -328,7 +338,7 @@ impl Config {
         if let Some(listen) = &overrides.listen {
             figment = figment.merge(Serialized::default("listen", listen));
         }
-        let config: Config = figment.extract().map_err(|e| {
+        let mut config: Config = figment.extract().map_err(|e| {
             let hint = "see config.example.toml for every key and its allowed values";
             ConfigError(
                 e.into_iter()
@@ -339,6 +349,7 @@ impl Config {
             )
         })?;
         config.validate()?;
+        config.source_file = source_file;
         Ok(config)
     }
 

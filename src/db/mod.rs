@@ -14,6 +14,7 @@ pub mod entities;
 pub mod env_vars;
 pub mod files;
 pub mod git_accounts;
+pub mod health;
 pub mod invitations;
 pub mod jobs;
 pub mod metrics;

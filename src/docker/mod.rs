@@ -175,6 +175,20 @@ impl Engine {
         Ok((info.id.unwrap_or_default(), info.name.unwrap_or_default()))
     }
 
+    /// The engine's clock (`docker info`'s `SystemTime`), as a reference for clock skew.
+    pub async fn system_time(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, EngineError> {
+        let info = self.client().await?.info().await?;
+        Ok(info
+            .system_time
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc)))
+    }
+
+    /// Where the engine is reached (`docker.host`, `DOCKER_HOST` or the default socket).
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
     /// The engine's version, proving it answers.
     pub async fn version(&self) -> Result<String, EngineError> {
         let version = self.client().await?.version().await?;

@@ -145,6 +145,16 @@ fn read_pair(cert: &Path, key_file: &Path, from_file: bool) -> anyhow::Result<Lo
     })
 }
 
+/// When the first certificate of a PEM file stops being valid.
+pub fn file_expiry(path: &Path) -> anyhow::Result<DateTime<Utc>> {
+    let first = CertificateDer::pem_file_iter(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .next()
+        .with_context(|| format!("{} holds no certificate", path.display()))?
+        .with_context(|| format!("{} is not a PEM certificate", path.display()))?;
+    not_after(&first)
+}
+
 /// When a certificate stops being valid.
 pub fn not_after(cert: &CertificateDer<'_>) -> anyhow::Result<DateTime<Utc>> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref())

@@ -15,6 +15,7 @@ mod databases;
 mod deploy;
 mod diskfull;
 mod docker;
+mod doctor;
 mod domains;
 mod edge;
 mod files;

@@ -788,6 +788,12 @@ try {
   await page.getByTestId("system").waitFor({ timeout: 20000 });
   assert.match(await page.getByTestId("system").innerText(), /reachable/);
   assert.match(await page.getByTestId("host").innerText(), /App containers\s+\d+ running of \d+/);
+  // The doctor's checks, run now on request: Docker answers, the database passes.
+  const checks = page.getByRole("region", { name: "Health checks" });
+  await checks.getByRole("button", { name: "Run checks now" }).click();
+  await checks.getByTestId("health-checks").locator("[data-check=database]").waitFor();
+  assert.match(await checks.locator("[data-check=docker]").innerText(), /ok\s+docker\s+Docker .* answers/);
+  assert.match(await checks.locator("[data-check=database]").innerText(), /ok\s+database/);
   // The volume detached from Live App waits here for an admin (attach elsewhere, or delete).
   const detachedRow = page.getByRole("table", { name: "Detached volumes" }).locator("tbody tr").first();
   assert.match(await detachedRow.innerText(), /data[\s\S]*\/data[\s\S]*Live App/);

@@ -321,6 +321,11 @@ export type Overview = {
 };
 export const systemOverview = () => request<Overview>("GET", "/system/overview");
 
+/** `shard doctor` on the server's host: each check, what it found and what to do. */
+export type DoctorCheck = { name: string; status: "ok" | "warn" | "fail" | "skip"; message: string; fix: string | null };
+export type DoctorReport = { ok: boolean; checked_at: string; checks: DoctorCheck[] };
+export const doctorReport = (run: boolean) => request<DoctorReport>("GET", `/system/doctor${run ? "?run=true" : ""}`);
+
 /** A Docker Swarm node apps run on. */
 export type SwarmNode = {
   id: string;

@@ -1,6 +1,7 @@
 //! `GET /projects/{id}/metrics`: a project's container metrics as one aligned series (a
 //! database's are read through the same [`series`]);
-//! `GET /system/overview`: the host at a glance, for admins; `GET /metrics` (at the root):
+//! `GET /system/overview`: the host at a glance, and `GET /system/doctor`: what is wrong with
+//! it, for admins; `GET /metrics` (at the root):
 //! shard's own metrics in the Prometheus text format, for loopback clients, or with
 //! `metrics.token` set for any client that sends it as a bearer token.
 
@@ -18,7 +19,8 @@ use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/projects/{id}/metrics", web::get().to(project_metrics))
-        .route("/system/overview", web::get().to(overview));
+        .route("/system/overview", web::get().to(overview))
+        .route("/system/doctor", web::get().to(doctor));
 }
 
 /// Points one series may have.
@@ -163,6 +165,34 @@ pub async fn overview(
         metrics_samples: db::metrics::count(&state.db).await.ok(),
         leader: state.leadership.is_leader(),
         tasks: state.supervisor.snapshot(),
+    }))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct DoctorQuery {
+    /// Run the checks now (else the newest report, from today's run, when there is one).
+    #[serde(default)]
+    pub run: bool,
+}
+
+/// What `shard doctor` finds on this host (admins): each check with its status, what it
+/// found, and what to do.
+#[utoipa::path(get, path = "/api/v1/system/doctor", tag = "metrics", params(DoctorQuery),
+    responses((status = 200, body = crate::doctor::Report), (status = 403)), security(("bearer" = [])))]
+pub async fn doctor(
+    state: web::Data<AppState>,
+    Authenticated(actor): Authenticated,
+    query: web::Query<DoctorQuery>,
+) -> AppResult<web::Json<crate::doctor::Report>> {
+    access::instance_admin(&actor)?;
+    let kept = state
+        .doctor
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    Ok(web::Json(match kept {
+        Some(report) if !query.run => report,
+        _ => state.run_doctor().await,
     }))
 }
 

@@ -1,9 +1,10 @@
-// Admin: the system page, fed live by the `system` topic (a snapshot every few seconds), and
-// the host overview (memory, disk, containers, shard's own memory), read every 10 s.
+// Admin: the system page, fed live by the `system` topic (a snapshot every few seconds), the
+// host overview (memory, disk, containers, shard's own memory), read every 10 s, and the
+// doctor's checks (daily, or now on request), each problem with what to do.
 import { useEffect, useState } from "react";
 import * as api from "../api";
 import { follow, LiveMessage } from "../live";
-import { Ago, Badge, bytes } from "../ui";
+import { Ago, Alert, Badge, bytes, errorText } from "../ui";
 import { Destinations } from "./backups";
 import { DetachedVolumes } from "./detached";
 
@@ -37,6 +38,49 @@ function HostOverview() {
         <dt>Metrics samples stored</dt>
         <dd>{String(host.metrics_samples ?? "unknown")}</dd>
       </dl>
+    </section>
+  );
+}
+
+const CHECK_TONES: Record<api.DoctorCheck["status"], string> = { ok: "running", warn: "pending", fail: "failed", skip: "skip" };
+
+function HealthChecks() {
+  const [report, setReport] = useState<api.DoctorReport | null>(null);
+  const [running, setRunning] = useState(false);
+  const [error, setError] = useState("");
+  const run = (now: boolean) => {
+    setRunning(true);
+    api
+      .doctorReport(now)
+      .then(setReport, (e) => setError(errorText(e)))
+      .finally(() => setRunning(false));
+  };
+  useEffect(() => run(false), []);
+  return (
+    <section className="card stack" aria-label="Health checks">
+      <div className="spread">
+        <h2>Health checks</h2>
+        <button className="btn secondary small" onClick={() => run(true)} disabled={running}>
+          {running ? "Checking…" : "Run checks now"}
+        </button>
+      </div>
+      <Alert>{error}</Alert>
+      {report && (
+        <>
+          <p className="small muted">
+            {report.ok ? "No check failed" : "Some checks failed"} · checked <Ago at={report.checked_at} /> · the same checks as{" "}
+            <code>shard doctor</code>
+          </p>
+          <ul className="stack" data-testid="health-checks">
+            {report.checks.map((c) => (
+              <li key={c.name} data-check={c.name}>
+                <Badge status={CHECK_TONES[c.status]} label={c.status} /> <strong>{c.name}</strong> {c.message}
+                {c.fix && <div className="small muted">What to do: {c.fix}</div>}
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
     </section>
   );
 }
@@ -77,6 +121,7 @@ export default function SystemPage() {
         </div>
       )}
       <HostOverview />
+      <HealthChecks />
       <DetachedVolumes />
       <Destinations />
     </section>

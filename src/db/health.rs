@@ -1,0 +1,38 @@
+//! What `shard doctor` asks the database itself: its integrity, and its clock.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+
+use super::Db;
+
+/// SQLite's `PRAGMA integrity_check` (`ok`, or the first problem it reports); on Postgres a
+/// round trip (`ok`).
+pub async fn integrity(db: &Db) -> Result<String, DbErr> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Sqlite => "PRAGMA integrity_check(1)",
+        _ => "SELECT 'ok'",
+    };
+    let row = db
+        .query_one_raw(Statement::from_string(backend, sql))
+        .await?
+        .ok_or_else(|| DbErr::Custom("no answer".into()))?;
+    row.try_get_by_index::<String>(0)
+}
+
+/// The Postgres server's clock (none on SQLite, which has no clock of its own).
+pub async fn server_time(db: &Db) -> Result<Option<DateTime<Utc>>, DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(None);
+    }
+    let row = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT now() AS now",
+        ))
+        .await?;
+    Ok(match row {
+        Some(row) => Some(row.try_get::<DateTime<Utc>>("", "now")?),
+        None => None,
+    })
+}
