@@ -1,5 +1,5 @@
-//! The command line (clap): the server's `serve`, `migrate`, `doctor`, `user create`,
-//! `config init|show`,
+//! The command line (clap): the server's `serve`, `migrate`, `doctor`, `install`,
+//! `uninstall`, `user create`, `config init|show`,
 //! the offline `plan`,
 //! and the client's `login`, `projects`, `deploy`, `logs`, `env`, `rollback`, `open`.
 
@@ -50,6 +50,30 @@ pub enum Command {
     /// certificates and unwise settings; each problem with what to do. Exit 1 when a check
     /// fails (`--json` for the report as the API gives it).
     Doctor,
+    /// Install shard as a systemd service: the binary in /usr/local/bin, the data dir
+    /// /var/lib/shard, /etc/shard/shard.toml and the unit; start it and print the setup URL.
+    Install {
+        /// The address users open, such as https://shard.example.com.
+        #[arg(long, value_name = "URL")]
+        public_url: String,
+        /// Where shard listens (0.0.0.0:80 to serve apps on port 80).
+        #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:80")]
+        listen: SocketAddr,
+        /// Put every path under this directory (for packaging).
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        root: PathBuf,
+        /// Write the files only; do not run systemctl.
+        #[arg(long)]
+        no_start: bool,
+    },
+    /// Stop and remove the systemd unit; the data dir and the config stay.
+    Uninstall {
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        root: PathBuf,
+        /// Remove the unit file only; do not run systemctl.
+        #[arg(long)]
+        no_start: bool,
+    },
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),

@@ -59,6 +59,7 @@ pub mod git;
 pub mod github;
 pub mod http;
 pub mod hub;
+pub mod install;
 pub mod jobs;
 pub mod metrics;
 pub mod model;

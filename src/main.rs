@@ -14,6 +14,28 @@ fn main() -> ExitCode {
     if let Command::Client(command) = cli.command {
         return shard::client::run(command, cli.global.json);
     }
+    match &cli.command {
+        Command::Install {
+            public_url,
+            listen,
+            root,
+            no_start,
+        } => {
+            let options = shard::install::Install {
+                root: root.clone(),
+                public_url: public_url.clone(),
+                listen: *listen,
+                no_start: *no_start,
+            };
+            return report(shard::install::install(&options).map(|done| println!("{done}")));
+        }
+        Command::Uninstall { root, no_start } => {
+            return report(
+                shard::install::uninstall(root, *no_start).map(|done| println!("{done}")),
+            );
+        }
+        _ => {}
+    }
     if let Command::Config(ConfigCommand::Init { path }) = &cli.command {
         return report(config_init(path.clone().or(cli.global.config.clone())));
     }
@@ -90,7 +112,12 @@ async fn run(
         Command::User(UserCommand::Create { username, admin }) => {
             user_create(config, &username, admin).await
         }
-        Command::Config(_) | Command::Client(_) | Command::Plan { .. } | Command::Doctor => {
+        Command::Config(_)
+        | Command::Client(_)
+        | Command::Plan { .. }
+        | Command::Doctor
+        | Command::Install { .. }
+        | Command::Uninstall { .. } => {
             unreachable!("handled before the runtime starts")
         }
     }

@@ -24,6 +24,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("supervisor", &[]),
     ("telemetry", &["config"]),
     ("setup", &["secrets"]),
+    // `shard install`: files and systemctl, nothing of the server.
+    ("install", &[]),
     // Drivers.
     ("docker", &["checkout", "config", "model"]),
     ("git", &["egress"]),

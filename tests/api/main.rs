@@ -22,6 +22,7 @@ mod files;
 mod github;
 mod gitserver;
 mod helpers;
+mod install;
 mod instances;
 mod jobs;
 mod logformat;
