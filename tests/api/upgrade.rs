@@ -46,6 +46,11 @@ fn signal(pid: u32, name: &str) {
     assert!(status.success(), "kill -{name} {pid}");
 }
 
+/// `GET /api/v1{path}` on the serving process.
+async fn get(serve: &Serve, token: &str, path: &str) -> Value {
+    serve.api(token, reqwest::Method::GET, path, None).await
+}
+
 /// Stops whichever process serves the data dir when the test ends, even by a panic.
 struct Last<'a>(&'a Path);
 
@@ -215,26 +220,12 @@ async fn upgrades_under_load_fail_no_request_and_lose_no_log_line() {
         .to_string();
     let deadline = Instant::now() + Duration::from_secs(100);
     loop {
-        let d = serve
-            .api(
-                &token,
-                reqwest::Method::GET,
-                &format!("/deployments/{deployment}"),
-                None,
-            )
-            .await;
+        let d = get(&serve, &token, &format!("/deployments/{deployment}")).await;
         if d["status"] == "live" {
             break;
         }
         if d["status"] == "failed" || Instant::now() > deadline {
-            let logs = serve
-                .api(
-                    &token,
-                    reqwest::Method::GET,
-                    &format!("/deployments/{deployment}/logs"),
-                    None,
-                )
-                .await;
+            let logs = get(&serve, &token, &format!("/deployments/{deployment}/logs")).await;
             panic!("{d}\n{logs}");
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -299,14 +290,7 @@ async fn upgrades_under_load_fail_no_request_and_lose_no_log_line() {
     assert!(ok > 100, "too little load: {ok}");
 
     // Resumed: nothing new, nothing twice; together every persisted line and the status.
-    let logs = serve
-        .api(
-            &token,
-            reqwest::Method::GET,
-            &format!("/deployments/{deployment}/logs"),
-            None,
-        )
-        .await;
+    let logs = get(&serve, &token, &format!("/deployments/{deployment}/logs")).await;
     let persisted: Vec<i64> = logs
         .as_array()
         .unwrap()
