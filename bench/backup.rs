@@ -161,17 +161,7 @@ async fn main() {
     let by_hand = store.join("by-hand.dump");
     let t = Instant::now();
     let out = std::fs::File::create(&by_hand).unwrap();
-    let status = Command::new("docker")
-        .args([
-            "exec",
-            &container,
-            "pg_dump",
-            "-Fc",
-            "-U",
-            "app",
-            "-d",
-            "bench_src",
-        ])
+    let status = pg_dump(&container)
         .stdout(Stdio::from(out))
         .status()
         .unwrap();
@@ -325,20 +315,7 @@ async fn s3(state: &AppState, source: &db::databases::Database, container: &str)
          'bench', 'by-hand.dump')"
     );
     let t = Instant::now();
-    let mut dump = Command::new("docker")
-        .args([
-            "exec",
-            container,
-            "pg_dump",
-            "-Fc",
-            "-U",
-            "app",
-            "-d",
-            "bench_src",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut dump = pg_dump(container).stdout(Stdio::piped()).spawn().unwrap();
     let status = Command::new(&python)
         .args(["-c", &upload])
         .stdin(Stdio::from(dump.stdout.take().unwrap()))
@@ -357,4 +334,20 @@ async fn s3(state: &AppState, source: &db::databases::Database, container: &str)
     );
     let _ = server.kill();
     let _ = server.wait();
+}
+
+/// `pg_dump -Fc` of the bench database in its container, done by hand.
+fn pg_dump(container: &str) -> Command {
+    let mut command = Command::new("docker");
+    command.args([
+        "exec",
+        container,
+        "pg_dump",
+        "-Fc",
+        "-U",
+        "app",
+        "-d",
+        "bench_src",
+    ]);
+    command
 }

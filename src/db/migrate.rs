@@ -39,20 +39,15 @@ pub fn known_schema() -> u32 {
         .unwrap_or(0)
 }
 
-/// Refuses a database that records migrations this binary does not know.
-async fn refuse_newer(db: &DatabaseConnection) -> anyhow::Result<()> {
+/// Refuses a database that records migrations (`applied`) this binary does not know.
+fn refuse_newer(applied: &[String]) -> anyhow::Result<()> {
     let known: Vec<String> = Migrator::migrations()
         .iter()
         .map(|m| m.name().to_string())
         .collect();
-    // A fresh database has no table of applied migrations yet.
-    let applied = match Migrator::get_migration_models(db).await {
-        Ok(applied) => applied,
-        Err(_) => return Ok(()),
-    };
     let unknown: Vec<&str> = applied
         .iter()
-        .map(|m| m.version.as_str())
+        .map(String::as_str)
         .filter(|v| !known.iter().any(|k| k == v))
         .collect();
     if unknown.is_empty() {
@@ -85,21 +80,28 @@ pub async fn migrate(
     database_url: &str,
     snapshots: Option<&Path>,
 ) -> anyhow::Result<DatabaseConnection> {
-    refuse_newer(&db).await?;
-    let pending = Migrator::get_pending_migrations(&db)
+    // Read once: the migrations the database records (none: a fresh database, no table yet).
+    let applied: Option<Vec<String>> = Migrator::get_migration_models(&db)
         .await
-        .context("reading which migrations are applied")?;
-    if pending.is_empty() {
+        .ok()
+        .map(|models| models.into_iter().map(|m| m.version).collect());
+    refuse_newer(applied.as_deref().unwrap_or_default())?;
+    let names: Vec<String> = Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_string())
+        .filter(|name| !applied.as_ref().is_some_and(|a| a.contains(name)))
+        .collect();
+    if names.is_empty() {
         return Ok(db);
     }
-    let names: Vec<String> = pending.iter().map(|m| m.name().to_string()).collect();
     let file = (db.get_database_backend() == DbBackend::Sqlite)
         .then(|| sqlite_file(database_url))
         .flatten();
     // A database with no table yet has nothing to keep.
-    let snapshot = match (&file, snapshots) {
-        (Some(_), Some(dir)) if Migrator::get_migration_models(&db).await.is_ok() => {
-            Some(snapshot(&db, dir).await?)
+    let snapshot = match (&file, snapshots, &applied) {
+        (Some(_), Some(dir), Some(applied)) => {
+            let schema = applied.iter().map(|v| schema_of(v)).max().unwrap_or(0);
+            Some(snapshot(&db, dir, schema).await?)
         }
         _ => None,
     };
@@ -135,15 +137,9 @@ pub async fn migrate(
     )))
 }
 
-/// `VACUUM INTO` a new file in `dir`, then keeps the newest [`KEEP_SNAPSHOTS`].
-async fn snapshot(db: &DatabaseConnection, dir: &Path) -> anyhow::Result<PathBuf> {
+/// `VACUUM INTO` a new file in `dir` (named after the database's `schema`), then keeps the newest [`KEEP_SNAPSHOTS`].
+async fn snapshot(db: &DatabaseConnection, dir: &Path, schema: u32) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let applied = Migrator::get_migration_models(db).await?;
-    let schema = applied
-        .iter()
-        .map(|m| schema_of(&m.version))
-        .max()
-        .unwrap_or(0);
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
     let path = dir.join(format!("shard-schema{schema}-{stamp}.db"));
     let quoted = path.to_string_lossy().replace('\'', "''");

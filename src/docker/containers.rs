@@ -282,16 +282,7 @@ impl Engine {
 
     /// Every container of this installation, running or not.
     pub async fn managed_containers(&self) -> Result<Vec<ManagedContainer>, EngineError> {
-        let docker = self.client().await?;
-        let filters = self.owned_filter(None);
-        let containers = docker
-            .list_containers(Some(
-                ListContainersOptionsBuilder::default()
-                    .all(true)
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await?;
+        let containers = self.containers_matching(&self.owned_filter(None)).await?;
         Ok(containers
             .into_iter()
             .filter_map(|c| {

@@ -10,9 +10,7 @@ use bollard::models::{
     ContainerCreateBody, EndpointSettings, HostConfig, Mount, MountType, NetworkConnectRequest,
     NetworkDisconnectRequest, PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
-};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder};
 use uuid::Uuid;
 
 use super::{Engine, EngineError, LABEL_INSTANCE, LABEL_MANAGED, is_not_found};
@@ -272,16 +270,7 @@ impl Engine {
     /// Removes every throwaway container of this installation (left by a crash mid-check).
     pub async fn remove_throwaways(&self, runner: &str) -> Result<usize, EngineError> {
         let filters = self.owned_filter(Some(format!("{LABEL_THROWAWAY}=true")));
-        let containers = self
-            .client()
-            .await?
-            .list_containers(Some(
-                ListContainersOptionsBuilder::default()
-                    .all(true)
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await?;
+        let containers = self.containers_matching(&filters).await?;
         // Another instance's are its own to remove (it may be checking with them now); those
         // of versions before runners were named are anyone's.
         let mine: Vec<String> = containers

@@ -220,12 +220,12 @@ impl Engine {
         Ok(removed)
     }
 
-    /// Ids of every container (running or not) matching `filters`.
-    async fn container_ids(
+    /// Every container (running or not) matching `filters`.
+    pub(crate) async fn containers_matching(
         &self,
         filters: &HashMap<String, Vec<String>>,
-    ) -> Result<Vec<String>, EngineError> {
-        let containers = self
+    ) -> Result<Vec<bollard::models::ContainerSummary>, EngineError> {
+        Ok(self
             .client()
             .await?
             .list_containers(Some(
@@ -234,7 +234,15 @@ impl Engine {
                     .filters(filters)
                     .build(),
             ))
-            .await?;
+            .await?)
+    }
+
+    /// Ids of every container (running or not) matching `filters`.
+    async fn container_ids(
+        &self,
+        filters: &HashMap<String, Vec<String>>,
+    ) -> Result<Vec<String>, EngineError> {
+        let containers = self.containers_matching(filters).await?;
         Ok(containers.into_iter().filter_map(|c| c.id).collect())
     }
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::backups::{psql, wait_backup, wait_running};
+use crate::backups::{local_destination, psql, wait_backup, wait_running};
 use crate::deploy::docker_ids;
 use crate::helpers::*;
 
@@ -79,17 +79,7 @@ async fn a_schedule_runs_each_due_backup_once_and_keeps_the_newest() {
     assert_eq!(refused.status(), StatusCode::CONFLICT);
 
     let dir = app.dir.path().join("backups");
-    let destination: Value = app
-        .post(
-            "/api/v1/backups/destinations",
-            Some(&admin.token),
-            json!({"name": "here", "kind": "local", "path": dir.to_str().unwrap()}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let destination = destination["id"].as_str().unwrap().to_string();
+    let destination = local_destination(&app, &admin, "here", &dir).await;
     for (body, field) in [
         (json!({"cron": "every night"}), "cron"),
         (json!({"cron": "61 * * * *"}), "cron"),
@@ -236,17 +226,10 @@ async fn only_a_gone_runners_backups_are_failed() {
     let app = spawn_app().await;
     let admin = app.setup_admin().await;
     let dir = app.dir.path().join("backups");
-    let destination: Value = app
-        .post(
-            "/api/v1/backups/destinations",
-            Some(&admin.token),
-            json!({"name": "here", "kind": "local", "path": dir.to_str().unwrap()}),
-        )
+    let destination: uuid::Uuid = local_destination(&app, &admin, "here", &dir)
         .await
-        .json()
-        .await
+        .parse()
         .unwrap();
-    let destination: uuid::Uuid = destination["id"].as_str().unwrap().parse().unwrap();
     let db = &app.state.db;
     let running = |runner: &str| NewBackup {
         id: uuid::Uuid::now_v7(),
