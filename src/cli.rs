@@ -1,5 +1,5 @@
 //! The command line (clap): the server's `serve`, `migrate`, `doctor`, `install`,
-//! `uninstall`, `user create`, `config init|show`,
+//! `uninstall`, `backup`, `restore`, `user create`, `config init|show`,
 //! the offline `plan`,
 //! and the client's `login`, `projects`, `deploy`, `logs`, `env`, `rollback`, `open`.
 
@@ -75,6 +75,33 @@ pub enum Command {
         no_start: bool,
     },
     /// Manage users.
+    /// Write the whole installation (database, key, config, certificates, static sites) to
+    /// one archive, encrypted with SHARD_BACKUP_PASSPHRASE (or a prompt) or to age recipients.
+    Backup {
+        /// The archive to write (`-` for stdout).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Encrypt to this age public key (`age1…`) instead of a passphrase; repeatable.
+        #[arg(long, value_name = "AGE1…")]
+        recipient: Vec<String>,
+    },
+    /// Make a new installation in --data-dir (absent or empty) from a `shard backup` archive.
+    /// The archive is decrypted and checked before anything is written.
+    Restore {
+        /// The archive.
+        archive: PathBuf,
+        /// An age identity file, for an archive encrypted to a recipient.
+        #[arg(long, value_name = "FILE")]
+        identity: Option<PathBuf>,
+        /// For an archive of a Postgres installation: the empty database to load it into.
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "SHARD_DATABASE_URL",
+            hide_env_values = true
+        )]
+        database_url: Option<String>,
+    },
     #[command(subcommand)]
     User(UserCommand),
     /// Write or print the configuration.

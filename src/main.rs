@@ -36,6 +36,23 @@ fn main() -> ExitCode {
         }
         _ => {}
     }
+    if let Command::Restore {
+        archive,
+        identity,
+        database_url,
+    } = &cli.command
+    {
+        let Some(data_dir) = cli.global.data_dir.clone() else {
+            eprintln!("shard: restore needs --data-dir DIR (a new, empty data dir)");
+            return ExitCode::from(2);
+        };
+        return report(restore(
+            archive,
+            &data_dir,
+            identity.as_deref(),
+            database_url.clone(),
+        ));
+    }
     if let Command::Config(ConfigCommand::Init { path }) = &cli.command {
         return report(config_init(path.clone().or(cli.global.config.clone())));
     }
@@ -52,6 +69,9 @@ fn main() -> ExitCode {
     }
     if let Command::Doctor = &cli.command {
         return doctor(&config, cli.global.json);
+    }
+    if let Command::Backup { out, recipient } = &cli.command {
+        return report(backup(&config, out, recipient));
     }
     if let Command::Plan { dir, dockerfile } = &cli.command {
         return plan(dir.as_deref(), *dockerfile, cli.global.json, &config);
@@ -116,6 +136,8 @@ async fn run(
         | Command::Client(_)
         | Command::Plan { .. }
         | Command::Doctor
+        | Command::Backup { .. }
+        | Command::Restore { .. }
         | Command::Install { .. }
         | Command::Uninstall { .. } => {
             unreachable!("handled before the runtime starts")
@@ -177,6 +199,128 @@ fn doctor(config: &Config, json: bool) -> ExitCode {
         true => ExitCode::SUCCESS,
         false => ExitCode::FAILURE,
     }
+}
+
+/// A current-thread runtime for a command that runs one task.
+fn small_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// The archive passphrase: `SHARD_BACKUP_PASSPHRASE`, else asked on the terminal (twice
+/// when writing).
+fn passphrase(confirm: bool) -> anyhow::Result<age::secrecy::SecretString> {
+    if let Ok(p) = std::env::var("SHARD_BACKUP_PASSPHRASE") {
+        if confirm && p.chars().count() < 8 {
+            anyhow::bail!("SHARD_BACKUP_PASSPHRASE is shorter than 8 characters");
+        }
+        return Ok(p.into());
+    }
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        anyhow::bail!(
+            "set SHARD_BACKUP_PASSPHRASE (no terminal to ask on), or use an age key \
+             (--recipient to back up, --identity to restore)"
+        );
+    }
+    let first = read_secret("passphrase: ")?;
+    if confirm {
+        if first.chars().count() < 8 {
+            anyhow::bail!("the passphrase is shorter than 8 characters");
+        }
+        if read_secret("passphrase again: ")? != first {
+            anyhow::bail!("the passphrases differ");
+        }
+    }
+    Ok(first.into())
+}
+
+/// Reads a line from the terminal on stdin with echo off (restored after, also on error).
+fn read_secret(prompt: &str) -> anyhow::Result<String> {
+    use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+    use std::io::Write;
+    let stdin = std::io::stdin();
+    let before = tcgetattr(&stdin).context("cannot read the terminal's settings")?;
+    let mut quiet = before.clone();
+    quiet.local_modes.remove(LocalModes::ECHO);
+    eprint!("{prompt}");
+    std::io::stderr().flush().ok();
+    tcsetattr(&stdin, OptionalActions::Now, &quiet).context("cannot turn echo off")?;
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    let _ = tcsetattr(&stdin, OptionalActions::Now, &before);
+    eprintln!();
+    read.context("cannot read the passphrase")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// `shard backup --out FILE [--recipient age1…]`.
+fn backup(config: &Config, out: &std::path::Path, recipients: &[String]) -> anyhow::Result<()> {
+    use shard::storage::instance::{self, Out, Seal};
+    let seal = match recipients.is_empty() {
+        true => Seal::Passphrase(passphrase(true)?),
+        false => Seal::Recipients(instance::archive::recipients(recipients)?),
+    };
+    let to_stdout = out == std::path::Path::new("-");
+    let target = match to_stdout {
+        true => Out::Stdout,
+        false => Out::File(out.to_path_buf()),
+    };
+    let done = small_runtime()?.block_on(instance::backup(config, target, &seal))?;
+    let m = &done.manifest;
+    let counts: Vec<String> = m.counts.iter().map(|(t, n)| format!("{n} {t}")).collect();
+    let line = format!(
+        "backed up {} (schema {}, {} database, {} files, {} bytes in {:.1} s): {}",
+        config.data_dir.display(),
+        m.schema,
+        m.database,
+        m.files.len(),
+        done.bytes,
+        done.seconds,
+        counts.join(", ")
+    );
+    match to_stdout {
+        true => eprintln!("{line}"),
+        false => println!("{line}\nwrote {}", out.display()),
+    }
+    Ok(())
+}
+
+/// `shard restore FILE --data-dir DIR [--identity FILE] [--database-url URL]`.
+fn restore(
+    archive: &std::path::Path,
+    data_dir: &std::path::Path,
+    identity: Option<&std::path::Path>,
+    database_url: Option<String>,
+) -> anyhow::Result<()> {
+    use shard::storage::instance::{self, Unseal};
+    let unseal = match identity {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Unseal::Identities(instance::archive::identities(&text)?)
+        }
+        None => Unseal::Passphrase(passphrase(false)?),
+    };
+    let done = small_runtime()?.block_on(async {
+        app::install_crypto_provider();
+        instance::restore(archive, data_dir, unseal, database_url).await
+    })?;
+    let m = &done.manifest;
+    let counts: Vec<String> = m.counts.iter().map(|(t, n)| format!("{n} {t}")).collect();
+    println!(
+        "restored a backup of {} (shard {}, schema {}) into {}: {}\n\
+         start it with: shard serve --config {}\n\
+         (apps whose containers are not on this machine are started from their images, or \
+         rebuilt from their commits, at the first start)",
+        m.created_at.format("%Y-%m-%d %H:%M UTC"),
+        m.shard_version,
+        m.schema,
+        data_dir.display(),
+        counts.join(", "),
+        done.config_file.display()
+    );
+    Ok(())
 }
 
 /// `shard plan [DIR] [--json] [--dockerfile]`: plans a local tree, offline.

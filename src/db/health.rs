@@ -1,4 +1,5 @@
-//! What `shard doctor` asks the database itself: its integrity, and its clock.
+//! What `shard doctor` and `shard backup` ask the database itself: its integrity, its clock,
+//! and how much it holds.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
@@ -35,4 +36,34 @@ pub async fn server_time(db: &Db) -> Result<Option<DateTime<Utc>>, DbErr> {
         Some(row) => Some(row.try_get::<DateTime<Utc>>("", "now")?),
         None => None,
     })
+}
+
+/// Tables counted in an instance backup's summary.
+pub const COUNTED: &[&str] = &[
+    "users",
+    "teams",
+    "projects",
+    "deployments",
+    "env_vars",
+    "domains",
+    "databases",
+    "volumes",
+];
+
+/// Rows in each of [`COUNTED`].
+pub async fn counts(db: &Db) -> Result<Vec<(String, i64)>, DbErr> {
+    let backend = db.get_database_backend();
+    let mut out = Vec::with_capacity(COUNTED.len());
+    for table in COUNTED {
+        let sql = format!("SELECT COUNT(*) AS n FROM {table}");
+        let n = match db
+            .query_one_raw(Statement::from_string(backend, sql))
+            .await?
+        {
+            Some(row) => row.try_get::<i64>("", "n")?,
+            None => 0,
+        };
+        out.push(((*table).to_string(), n));
+    }
+    Ok(out)
 }

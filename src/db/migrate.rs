@@ -142,15 +142,7 @@ async fn snapshot(db: &DatabaseConnection, dir: &Path, schema: u32) -> anyhow::R
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
     let path = dir.join(format!("shard-schema{schema}-{stamp}.db"));
-    let quoted = path.to_string_lossy().replace('\'', "''");
-    db.execute_unprepared(&format!("VACUUM INTO '{quoted}'"))
-        .await
-        .with_context(|| format!("cannot snapshot the database to {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    }
+    vacuum_into(db, &path).await?;
     let mut kept: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
@@ -164,6 +156,33 @@ async fn snapshot(db: &DatabaseConnection, dir: &Path, schema: u32) -> anyhow::R
         let _ = std::fs::remove_file(old);
     }
     Ok(path)
+}
+
+/// Copies a live SQLite database to a new file at `path` (mode 0600) with `VACUUM INTO`: a
+/// consistent copy taken in one read transaction, which a file copy of a WAL database is not.
+pub async fn vacuum_into(db: &DatabaseConnection, path: &Path) -> anyhow::Result<()> {
+    let quoted = path.to_string_lossy().replace('\'', "''");
+    db.execute_unprepared(&format!("VACUUM INTO '{quoted}'"))
+        .await
+        .with_context(|| format!("cannot copy the database to {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+/// The schema version the database is at (the newest migration it records; 0 when none).
+pub async fn schema(db: &DatabaseConnection) -> anyhow::Result<u32> {
+    let applied = Migrator::get_migration_models(db)
+        .await
+        .context("cannot read the migrations the database records")?;
+    Ok(applied
+        .iter()
+        .map(|m| schema_of(&m.version))
+        .max()
+        .unwrap_or(0))
 }
 
 /// Replaces `file` by a copy of `snapshot` (written beside it and renamed over it), and removes

@@ -185,9 +185,10 @@ impl Deployer {
     }
 }
 
-/// The commit a push deployment must build (`None`: the branch tip).
+/// The commit a push (or rebuild) deployment must build (`None`: the branch tip).
 pub(super) fn pushed_commit(deployment: &Deployment) -> Option<String> {
-    (deployment.trigger == crate::model::Trigger::Push)
+    use crate::model::Trigger;
+    matches!(deployment.trigger, Trigger::Push | Trigger::Rebuild)
         .then(|| deployment.commit_sha.clone())
         .flatten()
 }

@@ -337,6 +337,25 @@ impl Deployer {
         .await
     }
 
+    /// Builds the commit of `live` (a live deployment whose container and image are not on
+    /// this machine) again, as a new deployment; the branch tip when it names no commit.
+    pub async fn rebuild(
+        &self,
+        project: &Project,
+        live: &Deployment,
+    ) -> Result<Deployment, DeployError> {
+        let Some(commit_sha) = live.commit_sha.clone() else {
+            return self.request(project, None, None).await;
+        };
+        let pushed = Pushed {
+            commit_sha,
+            message: live.commit_message.clone(),
+            pusher: None,
+        };
+        self.enqueue(project, None, None, Trigger::Rebuild, Some(pushed))
+            .await
+    }
+
     async fn enqueue(
         &self,
         project: &Project,

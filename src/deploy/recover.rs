@@ -18,7 +18,8 @@
 //!   deploys are kept while this process runs them or their job holds a live lease; superseded
 //!   ones while they drain here), images no deployment records (unless a running deploy built it
 //!   a moment ago), and build directories of no deploy running here; it also starts stopped live
-//!   containers and re-reads their ports. It runs at startup (in the background, with backoff while
+//!   containers and re-reads their ports. After the first one, `revive` replaces live apps
+//!   whose container is gone (a restored installation). It runs at startup (in the background, with backoff while
 //!   Docker is unreachable), every 30 s, and after each deploy;
 //! - on SQLite (one process per database, enforced by `shard.lock`) startup expires running
 //!   leases at once.
@@ -72,6 +73,7 @@ pub async fn at_startup(d: &Arc<Deployer>, succeeds: bool) {
 pub async fn keep_swept(d: Arc<Deployer>, shutdown: CancellationToken) -> anyhow::Result<()> {
     let mut retry = Duration::from_secs(1);
     let mut delay = Duration::ZERO;
+    let mut revived = false;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
@@ -80,6 +82,12 @@ pub async fn keep_swept(d: Arc<Deployer>, shutdown: CancellationToken) -> anyhow
         delay = match sweep(&d).await {
             Ok(swept) => {
                 log_swept(swept);
+                if !revived {
+                    revived = true;
+                    if let Err(e) = revive(&d).await {
+                        tracing::error!(error = %format!("{e:#}"), "cannot look for live apps whose container is gone");
+                    }
+                }
                 retry = Duration::from_secs(1);
                 SWEEP_EVERY
             }
@@ -91,6 +99,56 @@ pub async fn keep_swept(d: Arc<Deployer>, shutdown: CancellationToken) -> anyhow
             }
         };
     }
+}
+
+/// Brings back the apps whose live container is gone from the engine (an installation
+/// restored on a new machine by `shard restore`, or a container removed by hand): each is
+/// replaced the way every replacement happens, by a deployment of its own — from its image
+/// when the engine has it (a restart), else a build of its commit (trigger `rebuild`). Static
+/// sites (no container), projects with a deploy queued or running, and Swarm services (the
+/// swarm keeps them) are left alone. Runs once per start, after the first sweep, so a
+/// replacement that fails is not retried in a loop. Returns how many were queued.
+pub async fn revive(d: &Deployer) -> anyhow::Result<usize> {
+    if d.runtime.kind() != crate::config::RuntimeKind::Docker {
+        return Ok(0);
+    }
+    let present: HashSet<Uuid> = d
+        .docker
+        .managed_containers()
+        .await?
+        .into_iter()
+        .filter_map(|c| c.deployment)
+        .collect();
+    let mut queued = 0;
+    for live in deps::with_status(&d.db, &[S::Live]).await? {
+        if live.container_id.is_none()
+            || present.contains(&live.id)
+            || db::jobs::project_busy(&d.db, live.project_id).await?
+        {
+            continue;
+        }
+        let Some(project) = db::projects::find(&d.db, live.project_id).await? else {
+            continue;
+        };
+        let image = match &live.image {
+            Some(image) => d.docker.has_image(image).await?,
+            None => false,
+        };
+        let outcome = match image {
+            true => d.restart(&project, None).await,
+            false => d.rebuild(&project, &live).await,
+        };
+        match outcome {
+            Ok(dep) => {
+                queued += 1;
+                tracing::warn!(project = %project.name, deployment = %dep.id, image = ?live.image, from_image = image, "the live container is not on this engine; replacing it");
+            }
+            Err(e) => {
+                tracing::error!(project = %project.name, error = %e, "cannot replace a missing live container")
+            }
+        }
+    }
+    Ok(queued)
 }
 
 fn log_swept(swept: Swept) {

@@ -33,6 +33,15 @@ impl Engine {
         })
     }
 
+    /// Whether the engine has `image` (by tag or id).
+    pub async fn has_image(&self, image: &str) -> Result<bool, EngineError> {
+        match self.client().await?.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The value of label `key` on `image`, if it has it.
     pub async fn image_label(&self, image: &str, key: &str) -> Result<Option<String>, EngineError> {
         let inspect = self.client().await?.inspect_image(image).await?;

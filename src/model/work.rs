@@ -14,6 +14,9 @@ text_enum! {
         Rollback = "rollback",
         /// The live deployment's image started afresh.
         Restart = "restart",
+        /// The live deployment's commit built again: its container and image were not on
+        /// this machine (after `shard restore` on a new one).
+        Rebuild = "rebuild",
     }
 }
 

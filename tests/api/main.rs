@@ -23,6 +23,7 @@ mod github;
 mod gitserver;
 mod helpers;
 mod install;
+mod instance_backup;
 mod instances;
 mod jobs;
 mod logformat;

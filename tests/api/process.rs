@@ -24,7 +24,16 @@ pub struct Serve {
 impl Serve {
     /// Starts `shard serve` on `dir` with extra `SHARD_*` variables and waits for `/health`.
     pub async fn start(dir: &Path, db_url: Option<String>, envs: &[(&str, &str)]) -> Serve {
-        let port = free_port();
+        Self::start_on(free_port(), dir, db_url, envs).await
+    }
+
+    /// [`Serve::start`] listening on `port`.
+    pub async fn start_on(
+        port: u16,
+        dir: &Path,
+        db_url: Option<String>,
+        envs: &[(&str, &str)],
+    ) -> Serve {
         let mut serve = Serve {
             base: format!("http://127.0.0.1:{port}"),
             port,

@@ -14,13 +14,13 @@ use crate::helpers::*;
 use crate::peers::Peer;
 use crate::proxy::{get_host, live_project, start_upstream};
 
-struct Pebble {
+pub(crate) struct Pebble {
     _children: Vec<Peer>,
     dir: tempfile::TempDir,
-    directory: String,
+    pub(crate) directory: String,
     management: u16,
     /// pebble-challtestsrv: the DNS server (for pebble and for shard's domain checks).
-    dns: u16,
+    pub(crate) dns: u16,
     dns_management: u16,
 }
 
@@ -28,7 +28,7 @@ struct Pebble {
 
 impl Pebble {
     /// pebble validating HTTP-01 on `http_port` of whatever name it is asked for.
-    fn start(http_port: u16) -> Pebble {
+    pub(crate) fn start(http_port: u16) -> Pebble {
         let dir = tempfile::TempDir::new().unwrap();
         // pebble's own HTTPS listener needs a certificate: a throwaway CA and a leaf.
         let ca_key = rcgen::KeyPair::generate().unwrap();
@@ -130,7 +130,7 @@ impl Pebble {
     }
 
     /// Publishes a TXT record in the test DNS.
-    async fn set_txt(&self, name: &str, value: &str) {
+    pub(crate) async fn set_txt(&self, name: &str, value: &str) {
         let response = reqwest::Client::new()
             .post(format!("http://127.0.0.1:{}/set-txt", self.dns_management))
             .json(&serde_json::json!({"host": format!("{name}."), "value": value}))
@@ -140,12 +140,12 @@ impl Pebble {
         assert!(response.status().is_success());
     }
 
-    fn ca_file(&self) -> PathBuf {
+    pub(crate) fn ca_file(&self) -> PathBuf {
         self.dir.path().join("ca.pem")
     }
 
     /// The root that signs pebble's issued certificates (new at every pebble start).
-    async fn issuing_root(&self) -> Vec<u8> {
+    pub(crate) async fn issuing_root(&self) -> Vec<u8> {
         let ca = reqwest::Certificate::from_pem(&std::fs::read(self.ca_file()).unwrap()).unwrap();
         let client = reqwest::Client::builder()
             .add_root_certificate(ca)
