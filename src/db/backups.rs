@@ -23,34 +23,49 @@ pub use backups::Model as Backup;
 pub enum Source {
     Database(Uuid),
     Volume(Uuid),
+    /// The installation itself (neither a database nor a volume).
+    Instance,
 }
 
 impl Source {
     pub fn database(self) -> Option<Uuid> {
         match self {
             Source::Database(id) => Some(id),
-            Source::Volume(_) => None,
+            _ => None,
         }
     }
 
     pub fn volume(self) -> Option<Uuid> {
         match self {
             Source::Volume(id) => Some(id),
-            Source::Database(_) => None,
+            _ => None,
         }
     }
 
     /// Backup `b`'s source.
     pub fn of(b: &Backup) -> Option<Source> {
+        if b.source_kind == crate::model::BackupKind::Instance {
+            return Some(Source::Instance);
+        }
         b.database_id
             .map(Source::Database)
             .or(b.volume_id.map(Source::Volume))
+    }
+
+    /// The source a schedule is of.
+    pub fn of_schedule(s: &Schedule) -> Source {
+        match (s.database_id, s.volume_id) {
+            (Some(id), _) => Source::Database(id),
+            (None, Some(id)) => Source::Volume(id),
+            (None, None) => Source::Instance,
+        }
     }
 
     fn backups(self) -> sea_orm::sea_query::SimpleExpr {
         match self {
             Source::Database(id) => Column::DatabaseId.eq(id),
             Source::Volume(id) => Column::VolumeId.eq(id),
+            Source::Instance => Column::SourceKind.eq(crate::model::BackupKind::Instance),
         }
     }
 
@@ -58,6 +73,10 @@ impl Source {
         match self {
             Source::Database(id) => schedules::Column::DatabaseId.eq(id),
             Source::Volume(id) => schedules::Column::VolumeId.eq(id),
+            Source::Instance => sea_orm::Condition::all()
+                .add(schedules::Column::DatabaseId.is_null())
+                .add(schedules::Column::VolumeId.is_null())
+                .into(),
         }
     }
 }
@@ -313,6 +332,7 @@ pub async fn set_schedule(db: &Db, source: Source, row: Schedule) -> Result<Sche
         last_run_at: Set(row.last_run_at),
         updated_by: Set(row.updated_by),
         updated_at: Set(row.updated_at),
+        recipients: Set(row.recipients),
     }
     .insert(&txn)
     .await?;

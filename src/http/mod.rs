@@ -83,6 +83,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                         .configure(routes::databases::configure)
                         .configure(routes::backups::configure)
                         .configure(routes::volume_backups::configure)
+                        .configure(routes::instance_backups::configure)
                         .configure(routes::github::configure)
                         .configure(routes::github_repos::configure)
                         .configure(routes::metrics::configure)

@@ -6,8 +6,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::routes::{
     audit, auth, backups, cli_logins, databases, deployments, domains, env, files, github,
-    github_repos, health, metrics, nodes, notifications, plans, projects, registry, teams, tokens,
-    users, volume_backups, volumes, webhooks,
+    github_repos, health, instance_backups, metrics, nodes, notifications, plans, projects,
+    registry, teams, tokens, users, volume_backups, volumes, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -38,6 +38,9 @@ use super::routes::{
         volume_backups::list_volume_backups, volume_backups::take_volume_backup,
         volume_backups::get_volume_schedule, volume_backups::put_volume_schedule,
         volume_backups::delete_volume_schedule,
+        instance_backups::list_instance_backups, instance_backups::take_instance_backup,
+        instance_backups::get_instance_schedule, instance_backups::put_instance_schedule,
+        instance_backups::delete_instance_schedule,
         env::get_env, env::put_env,
         deployments::create_deployment, deployments::list_deployments, deployments::get_deployment,
         deployments::cancel_deployment, deployments::deployment_logs,

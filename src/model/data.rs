@@ -61,6 +61,8 @@ text_enum! {
         Redis = "redis",
         /// A tar of a volume's files, gzip-compressed.
         Volume = "volume",
+        /// The whole installation (`shard backup`), age-encrypted.
+        Instance = "instance",
     }
 }
 
@@ -72,7 +74,7 @@ impl BackupKind {
             Self::Mysql => Some(DatabaseKind::Mysql),
             Self::Mariadb => Some(DatabaseKind::Mariadb),
             Self::Redis => Some(DatabaseKind::Redis),
-            Self::Volume => None,
+            Self::Volume | Self::Instance => None,
         }
     }
 }

@@ -60,7 +60,7 @@ impl Databases {
             "{}/{}-{}.{}",
             database.name,
             chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
-            &id.simple().to_string()[..8],
+            crate::storage::store::key_suffix(id),
             kinds::extension(database.kind)
         );
         let backup = db::backups::start(

@@ -146,7 +146,7 @@ impl Databases {
                     "{}/{}-{}-safety.{}",
                     database.name,
                     chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
-                    &safety_id.simple().to_string()[..8],
+                    crate::storage::store::key_suffix(safety_id),
                     kinds::extension(database.kind)
                 ),
                 created_by: backup.created_by,

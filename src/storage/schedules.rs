@@ -46,7 +46,12 @@ pub struct NewSchedule {
     pub destination_ids: Vec<Uuid>,
     pub keep_last: Option<i32>,
     pub keep_days: Option<i32>,
+    /// The instance's schedule only: the age public keys (`age1…`) its archives are sealed to.
+    pub recipients: Vec<String>,
 }
+
+/// At most this many recipients on the instance's schedule.
+const MAX_RECIPIENTS: usize = 10;
 
 /// The next time `cron` fires after `after`; why the expression is not one.
 pub fn next_run(cron: &str, after: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
@@ -59,6 +64,15 @@ pub fn next_run(cron: &str, after: DateTime<Utc>) -> Result<DateTime<Utc>, Strin
 /// The destinations a schedule sends to.
 pub fn destinations_of(schedule: &Schedule) -> Vec<Uuid> {
     serde_json::from_str(&schedule.destination_ids).unwrap_or_default()
+}
+
+/// The age recipients of the instance's schedule.
+pub fn recipients_of(schedule: &Schedule) -> Vec<String> {
+    schedule
+        .recipients
+        .as_deref()
+        .and_then(|r| serde_json::from_str(r).ok())
+        .unwrap_or_default()
 }
 
 /// Which of `stored` (one destination's, newest first) retention removes at `now`.
@@ -137,6 +151,29 @@ impl Databases {
                 format!("must be 1 to {MAX_KEEP_DAYS}"),
             ));
         }
+        let recipients = match source {
+            Source::Instance => {
+                if new.recipients.is_empty() || new.recipients.len() > MAX_RECIPIENTS {
+                    return Err(invalid(
+                        "recipients",
+                        format!(
+                            "name 1 to {MAX_RECIPIENTS} age public keys (age1…, from `age-keygen`); \
+                             the archives are encrypted to them and shard keeps no key that opens them"
+                        ),
+                    ));
+                }
+                super::instance::archive::recipients(&new.recipients)
+                    .map_err(|e| invalid("recipients", e.to_string()))?;
+                Some(serde_json::to_string(&new.recipients).map_err(anyhow::Error::from)?)
+            }
+            _ if !new.recipients.is_empty() => {
+                return Err(invalid(
+                    "recipients",
+                    "only the instance's schedule names recipients".into(),
+                ));
+            }
+            _ => None,
+        };
         let row = Schedule {
             id: Uuid::now_v7(),
             database_id: source.database(),
@@ -149,6 +186,7 @@ impl Databases {
             last_run_at: None,
             updated_by: by,
             updated_at: now,
+            recipients,
         };
         Ok(db::backups::set_schedule(&self.db, source, row).await?)
     }
@@ -187,11 +225,7 @@ impl Databases {
         let before = now - REVERIFY_AFTER;
         let mut checked = Vec::new();
         for schedule in db::backups::schedules(&self.db, 1000).await? {
-            let source = match (schedule.database_id, schedule.volume_id) {
-                (Some(id), _) => Source::Database(id),
-                (None, Some(id)) => Source::Volume(id),
-                (None, None) => continue,
-            };
+            let source = Source::of_schedule(&schedule);
             for destination in destinations_of(&schedule) {
                 let stored = db::backups::stored_in(&self.db, source, destination).await?;
                 let newest = stored.iter().find(|b| b.status == BackupState::Verified);
@@ -212,6 +246,24 @@ impl Databases {
             let next = next_run(&schedule.cron, now).map_err(anyhow::Error::msg)?;
             if !db::backups::claim_run(&self.db, schedule.id, schedule.next_run_at, next).await? {
                 continue; // another instance has it
+            }
+            if Source::of_schedule(&schedule) == Source::Instance {
+                if db::backups::running_for(&self.db, Source::Instance).await? {
+                    tracing::info!(
+                        "a scheduled instance backup is skipped: the last one still runs"
+                    );
+                    continue;
+                }
+                let recipients = recipients_of(&schedule);
+                for destination in destinations_of(&schedule) {
+                    if let Err(e) = self
+                        .instance_backup_now(Some(destination), recipients.clone(), None)
+                        .await
+                    {
+                        tracing::warn!(%destination, error = %e, "a scheduled instance backup did not start");
+                    }
+                }
+                continue;
             }
             if let Some(volume) = schedule.volume_id {
                 if db::backups::running_for(&self.db, Source::Volume(volume)).await? {

@@ -65,6 +65,12 @@ enum Sink {
     S3(S3Writer),
 }
 
+/// The part of a backup's key that tells it from others of the same source in the same
+/// second: the random tail of its UUIDv7 (the head is the timestamp, shared within a minute).
+pub(super) fn key_suffix(id: uuid::Uuid) -> String {
+    id.simple().to_string()[20..].to_string()
+}
+
 /// The part of a local backup being written.
 pub(super) fn partial_file(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();

@@ -124,7 +124,7 @@ impl Databases {
             volume.name,
             &volume.id.simple().to_string()[..8],
             chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
-            &id.simple().to_string()[..8]
+            crate::storage::store::key_suffix(id)
         );
         let source_name = match &volume.project_name {
             Some(project) => format!("{project}/{}", volume.name),

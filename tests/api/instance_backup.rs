@@ -421,3 +421,168 @@ async fn an_installation_moves_to_a_new_data_dir_whole() {
     assert_eq!(triggers(rebuilt_history)[0], "rebuild");
     assert!(Path::new(&new_dir).join("shard.toml").exists());
 }
+
+/// Instance backups taken by the server: admins only, encrypted to the schedule's age key,
+/// stored in a destination and read back, listed, on a schedule with retention; refused by
+/// the database restore and verify endpoints; restored by `shard restore --identity`.
+#[tokio::test]
+async fn the_server_backs_itself_up_to_an_age_key_on_a_schedule() {
+    use crate::backups::{local_destination, wait_backup_at};
+    use crate::helpers::{assert_error, assert_invalid, spawn_app};
+    use reqwest::StatusCode;
+
+    let app = spawn_app().await;
+    let admin = app.setup_admin().await;
+    let member = app.member(&admin, "mallory").await;
+    let schedule = "/api/v1/system/backup-schedule";
+    let list = "/api/v1/system/backups";
+    let none: Value = app
+        .get(schedule, Some(&admin.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(none["cron"].is_null(), "{none}");
+    for denied in [
+        app.get(list, Some(&member.token)).await,
+        app.post(list, Some(&member.token), json!({})).await,
+        app.put(schedule, Some(&member.token), json!({"cron": "@daily"}))
+            .await,
+    ] {
+        assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+    }
+    let key = age::x25519::Identity::generate();
+    let public = key.to_public().to_string();
+    let body = json!({"cron": "0 3 * * *", "keep_last": 1, "recipients": [public]});
+    assert_error(
+        app.put(schedule, Some(&admin.token), body.clone()).await,
+        StatusCode::CONFLICT,
+        "conflict",
+    )
+    .await;
+    let dir = tempfile::TempDir::new().unwrap();
+    local_destination(&app, &admin, "here", dir.path()).await;
+    assert_invalid(
+        app.put(schedule, Some(&admin.token), json!({"cron": "0 3 * * *"}))
+            .await,
+        "recipients",
+    )
+    .await;
+    assert_invalid(
+        app.put(
+            schedule,
+            Some(&admin.token),
+            json!({"cron": "0 3 * * *", "recipients": ["age1notakey"]}),
+        )
+        .await,
+        "recipients",
+    )
+    .await;
+    let set = app.put(schedule, Some(&admin.token), body).await;
+    assert_eq!(set.status(), StatusCode::OK);
+    let set: Value = set.json().await.unwrap();
+    assert_eq!(set["recipients"][0], public);
+
+    // Now, to the schedule's key.
+    let taken = app.post(list, Some(&admin.token), json!({})).await;
+    assert_eq!(taken.status(), StatusCode::ACCEPTED);
+    let id = taken.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let first = wait_backup_at(&app, &admin, list, &id, &["succeeded", "failed"]).await;
+    assert_eq!(first["status"], "succeeded", "{first}");
+    for refused in [
+        app.post(
+            &format!("/api/v1/backups/{id}/restore"),
+            Some(&admin.token),
+            json!({"target": "new"}),
+        )
+        .await,
+        app.post(
+            &format!("/api/v1/backups/{id}/verify"),
+            Some(&admin.token),
+            json!({}),
+        )
+        .await,
+    ] {
+        let body = assert_error(refused, StatusCode::CONFLICT, "conflict").await;
+        assert!(body.to_string().contains("shard restore"), "{body}");
+    }
+    let stored: Vec<std::path::PathBuf> = std::fs::read_dir(dir.path().join("shard-instance"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+
+    // The schedule's run; retention keeps the newest one.
+    let next = chrono::DateTime::parse_from_rfc3339(set["next_run_at"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    app.state
+        .databases
+        .run_due(next + chrono::Duration::seconds(1))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (newest, kept) = loop {
+        let all: Vec<Value> = app
+            .get(list, Some(&admin.token))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let files: Vec<std::path::PathBuf> = std::fs::read_dir(dir.path().join("shard-instance"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "age"))
+            .collect();
+        if all.len() == 1 && all[0]["id"] != id.as_str() && files.len() == 1 {
+            assert_eq!(all[0]["status"], "succeeded", "{all:?}");
+            break (all[0].clone(), files[0].clone());
+        }
+        assert!(Instant::now() < deadline, "{all:?} {files:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(newest["size_bytes"].as_i64().unwrap() > 0);
+
+    // Restored with the private key only.
+    let keys = tempfile::TempDir::new().unwrap();
+    let identity = keys.path().join("key.txt");
+    {
+        use age::secrecy::ExposeSecret;
+        std::fs::write(&identity, key.to_string().expose_secret()).unwrap();
+    }
+    let target = keys.path().join("restored");
+    let mut env = Vec::new();
+    if let Some(url) = fresh_database_url().await {
+        env.push(("SHARD_DATABASE_URL", url));
+    }
+    let restored = shard(
+        &env,
+        &[
+            "restore",
+            &kept.to_string_lossy(),
+            "--data-dir",
+            &target.to_string_lossy(),
+            "--identity",
+            &identity.to_string_lossy(),
+        ],
+    );
+    assert!(restored.status.success(), "{}", text(&restored));
+    assert!(text(&restored).contains("2 users"), "{}", text(&restored));
+    let passphrase = shard(
+        &[("SHARD_BACKUP_PASSPHRASE", PASSPHRASE.to_string())],
+        &[
+            "restore",
+            &kept.to_string_lossy(),
+            "--data-dir",
+            &keys.path().join("other").to_string_lossy(),
+        ],
+    );
+    assert!(
+        text(&passphrase).contains("--identity"),
+        "{}",
+        text(&passphrase)
+    );
+}

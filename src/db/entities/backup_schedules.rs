@@ -18,6 +18,8 @@ pub struct Model {
     pub last_run_at: Option<DateTimeUtc>,
     pub updated_by: Option<Uuid>,
     pub updated_at: DateTimeUtc,
+    /// The instance's schedule: the age recipients (JSON array) its archives are sealed to.
+    pub recipients: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

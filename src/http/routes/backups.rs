@@ -163,12 +163,15 @@ pub struct ScheduleView {
     pub keep_days: Option<i32>,
     pub next_run_at: Option<DateTime<Utc>>,
     pub last_run_at: Option<DateTime<Utc>>,
+    /// The instance's schedule: the age public keys its archives are encrypted to.
+    pub recipients: Vec<String>,
 }
 
 pub(super) fn schedule_view(s: Option<db::backups::Schedule>) -> ScheduleView {
     match s {
         Some(s) => ScheduleView {
             destination_ids: crate::storage::schedules::destinations_of(&s),
+            recipients: crate::storage::schedules::recipients_of(&s),
             cron: Some(s.cron),
             keep_last: s.keep_last,
             keep_days: s.keep_days,
@@ -182,6 +185,7 @@ pub(super) fn schedule_view(s: Option<db::backups::Schedule>) -> ScheduleView {
             keep_days: None,
             next_run_at: None,
             last_run_at: None,
+            recipients: Vec::new(),
         },
     }
 }
@@ -194,6 +198,9 @@ pub struct PutSchedule {
     pub destination_ids: Option<Vec<Uuid>>,
     pub keep_last: Option<i32>,
     pub keep_days: Option<i32>,
+    /// The instance's schedule only (`/system/backup-schedule`, required there): the age
+    /// public keys (`age1…`) its archives are encrypted to.
+    pub recipients: Option<Vec<String>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -355,6 +362,7 @@ pub(super) async fn set_schedule(
         destination_ids,
         keep_last: body.keep_last,
         keep_days: body.keep_days,
+        recipients: body.recipients.unwrap_or_default(),
     };
     Ok(state.databases.set_schedule(source, new, Some(by)).await?)
 }
@@ -385,6 +393,7 @@ pub async fn verify_backup(
     path: web::Path<Uuid>,
 ) -> AppResult<HttpResponse> {
     let (backup, _) = backup_for(&state, &actor, path.into_inner(), Action::Deploy).await?;
+    refuse_instance(&backup)?;
     if backup.sha256.is_none() {
         return Err(AppError::Conflict(
             "the backup was never stored whole; nothing to verify".into(),
@@ -397,6 +406,20 @@ pub async fn verify_backup(
         id: backup.id,
         status: backup.status.to_string(),
     }))
+}
+
+/// An instance backup is encrypted to keys shard does not hold: it is checked and restored
+/// by `shard restore`, on the command line.
+fn refuse_instance(backup: &Backup) -> AppResult<()> {
+    if backup.source_kind == crate::model::BackupKind::Instance {
+        return Err(AppError::Conflict(
+            "an instance backup is encrypted to your age key, which shard does not hold: \
+             download it and check or restore it with `shard restore FILE --data-dir DIR \
+             --identity KEYFILE`"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Backup `id` and its database, if the actor may take `action` on that database (a backup
@@ -453,6 +476,7 @@ pub async fn restore_backup(
     let (backup, database) =
         backup_for(&state, &actor, path.into_inner(), Action::Configure).await?;
     let body = body.parse()?;
+    refuse_instance(&backup)?;
     if backup.source_kind == crate::model::BackupKind::Volume {
         let answer =
             super::volume_backups::restore_into_volume(&state, &actor, &backup, &body.target)

@@ -12,6 +12,7 @@ pub mod files;
 pub mod github;
 pub mod github_repos;
 pub mod health;
+pub mod instance_backups;
 pub mod metrics;
 pub mod nodes;
 pub mod notifications;

@@ -19,6 +19,7 @@
 
 pub mod archive;
 mod postgres;
+mod scheduled;
 
 use std::path::{Path, PathBuf};
 
