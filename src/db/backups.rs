@@ -284,6 +284,8 @@ pub async fn failed_beyond(db: &Db, source: Source, keep: u64) -> Result<Vec<Uui
         .filter(source.backups())
         .filter(Column::Status.eq(BackupState::Failed))
         .order_by_desc(Column::StartedAt)
+        // SQLite takes an OFFSET only after a LIMIT.
+        .limit(LIST_LIMIT)
         .offset(keep)
         .into_tuple()
         .all(db)

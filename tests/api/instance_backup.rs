@@ -545,6 +545,34 @@ async fn the_server_backs_itself_up_to_an_age_key_on_a_schedule() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
     assert!(newest["size_bytes"].as_i64().unwrap() > 0);
+    // Failed ones are kept as a record, the newest 20 (the query runs on both backends).
+    let db = &app.state.db;
+    let destination = uuid::Uuid::parse_str(newest["destination_id"].as_str().unwrap()).unwrap();
+    for _ in 0..22 {
+        let id = uuid::Uuid::now_v7();
+        shard::db::backups::start(
+            db,
+            shard::db::backups::NewBackup {
+                id,
+                source: shard::db::backups::Source::Instance,
+                source_name: "shard".into(),
+                source_kind: shard::model::BackupKind::Instance,
+                destination_id: destination,
+                object_key: format!("shard-instance/{id}.age"),
+                created_by: None,
+                runner: "test".into(),
+            },
+        )
+        .await
+        .unwrap();
+        shard::db::backups::failed(db, id, "dump", "on purpose")
+            .await
+            .unwrap();
+    }
+    let beyond = shard::db::backups::failed_beyond(db, shard::db::backups::Source::Instance, 20)
+        .await
+        .unwrap();
+    assert_eq!(beyond.len(), 2);
 
     // Restored with the private key only.
     let keys = tempfile::TempDir::new().unwrap();

@@ -794,6 +794,22 @@ try {
   await checks.getByTestId("health-checks").locator("[data-check=database]").waitFor();
   assert.match(await checks.locator("[data-check=docker]").innerText(), /ok\s+docker\s+Docker .* answers/);
   assert.match(await checks.locator("[data-check=database]").innerText(), /ok\s+database/);
+  // The installation's own backups: encrypted to an age public key (a bad one is refused in
+  // words), taken now into the first destination, listed as succeeded with its size.
+  const instance = page.getByRole("region", { name: "Backups of shard" });
+  const instanceSchedule = page.getByRole("form", { name: "Backup schedule of shard" });
+  await instanceSchedule.getByLabel("Schedule (cron, UTC)").fill("0 4 * * *");
+  await instanceSchedule.getByLabel("Encrypt to (age public keys)").fill("age1notakey");
+  await instanceSchedule.getByRole("button", { name: "Save schedule" }).click();
+  await instanceSchedule.locator(".field-error", { hasText: "not an age recipient" }).waitFor();
+  await instanceSchedule.getByLabel("Encrypt to (age public keys)").fill("age1phrqsruz80ppd4e9xmmywdywtte9n2lfu7v3je9ms8g8ug6ece8q57zqad");
+  await instanceSchedule.getByRole("button", { name: "Save schedule" }).click();
+  await instanceSchedule.getByTestId("schedule-state").filter({ hasText: "Scheduled 0 4 * * * (UTC)" }).waitFor();
+  await instance.getByRole("button", { name: "Back up now" }).click();
+  const instanceRow = page.getByRole("table", { name: "Backups of shard list" }).locator("tbody tr").first();
+  await instanceRow.locator(".badge", { hasText: "succeeded" }).waitFor({ timeout: 60000 });
+  assert.match(await instanceRow.innerText(), /shard-instance\/.*\.age/);
+  await audit(page, "system-instance-backups");
   // The volume detached from Live App waits here for an admin (attach elsewhere, or delete).
   const detachedRow = page.getByRole("table", { name: "Detached volumes" }).locator("tbody tr").first();
   assert.match(await detachedRow.innerText(), /data[\s\S]*\/data[\s\S]*Live App/);

@@ -649,7 +649,7 @@ export type Backup = {
   finished_at: string | null;
   verified_at: string | null;
 };
-/** What backups are of: `/databases/{id}` or `/projects/{id}/volumes/{name}`. */
+/** What backups are of: `/databases/{id}`, `/projects/{id}/volumes/{name}`, or `/system` (the installation). */
 export const databaseBackups = (database: string) => `/databases/${database}`;
 export const volumeBackups = (project: string, volume: string) => `/projects/${project}/volumes/${encodeURIComponent(volume)}`;
 export const listBackups = (source: string) => request<Backup[]>("GET", `${source}/backups`);
@@ -661,11 +661,13 @@ export type BackupSchedule = {
   keep_days: number | null;
   next_run_at: string | null;
   last_run_at: string | null;
+  /** The instance's schedule: the age public keys its archives are encrypted to. */
+  recipients?: string[];
 };
 export const getBackupSchedule = (source: string) => request<BackupSchedule>("GET", `${source}/backup-schedule`);
 export const putBackupSchedule = (
   source: string,
-  s: { cron: string; destination_ids?: string[]; keep_last?: number | null; keep_days?: number | null },
+  s: { cron: string; destination_ids?: string[]; keep_last?: number | null; keep_days?: number | null; recipients?: string[] },
 ) => request<BackupSchedule>("PUT", `${source}/backup-schedule`, s);
 export const deleteBackupSchedule = (source: string) => request<void>("DELETE", `${source}/backup-schedule`);
 export const takeBackup = (source: string, destination_id?: string) =>

@@ -1,4 +1,5 @@
-// Backups of a database (on the Databases page) or of a volume (the project's Volumes tab), and
+// Backups of a database (on the Databases page), of a volume (the project's Volumes tab) or of
+// the whole installation (System page: encrypted to age keys, restored with `shard restore`), and
 // backup destinations (on the System page).
 // A backup is listed with its size, how long it took and whether a restore of it was checked
 // (`verified`); a failure shows its step and reason. Restore asks for the database's name.
@@ -6,8 +7,8 @@ import { FormEvent, useCallback, useEffect, useState } from "react";
 import * as api from "../api";
 import { Ago, Alert, Badge, bytes, ConfirmDialog, duration, Empty, errorText, Field, formErrors, FormErrors, noErrors, useToast } from "../ui";
 
-/** What a panel's backups are of: a database, or a project's volume. */
-export type BackupSource = { kind: "database" | "volume"; base: string; name: string };
+/** What a panel's backups are of: a database, a project's volume, or the installation. */
+export type BackupSource = { kind: "database" | "volume" | "instance"; base: string; name: string };
 
 export function BackupsPanel({ source, onRestored }: { source: BackupSource; onRestored: () => void }) {
   const toast = useToast();
@@ -40,10 +41,18 @@ export function BackupsPanel({ source, onRestored }: { source: BackupSource; onR
           Back up now
         </button>
       </div>
-      <p className="muted small">
-        A backup is streamed to a destination with its checksum, then restored into a throwaway copy and checked row by row: only
-        then is it verified.
-      </p>
+      {source.kind === "instance" ? (
+        <p className="muted small">
+          The whole installation (database, key, config, certificates, sites) in one archive, encrypted to the age public keys of the
+          schedule: shard keeps no key that opens it. Restore it on any machine with{" "}
+          <code>shard restore FILE --data-dir DIR --identity KEYFILE</code>.
+        </p>
+      ) : (
+        <p className="muted small">
+          A backup is streamed to a destination with its checksum, then restored into a throwaway copy and checked row by row: only
+          then is it verified.
+        </p>
+      )}
       <Alert>{error}</Alert>
       <Schedule source={source} />
       {backups && backups.length === 0 && <p className="muted small">No backups yet.</p>}
@@ -77,6 +86,10 @@ export function BackupsPanel({ source, onRestored }: { source: BackupSource; onR
                 <td data-label="Size">{b.size_bytes === null ? "" : bytes(b.size_bytes)}</td>
                 <td data-label="Took">{b.finished_at ? duration(b.started_at, b.finished_at) : ""}</td>
                 <td className="actions">
+                  {source.kind === "instance" ? (
+                    <code className="small">{b.key}</code>
+                  ) : (
+                    <>
                   <button className="btn secondary small" disabled={!b.sha256} onClick={() => act("Verification started", () => api.verifyBackup(b.id))}>
                     Verify
                   </button>
@@ -87,6 +100,8 @@ export function BackupsPanel({ source, onRestored }: { source: BackupSource; onR
                     <button className="btn secondary small" disabled={!b.sha256} onClick={() => setRestoring({ backup: b, target: "new" })}>
                       Restore as new
                     </button>
+                  )}
+                    </>
                   )}
                 </td>
               </tr>
@@ -139,9 +154,11 @@ function Schedule({ source }: { source: BackupSource }) {
   const [chosen, setChosen] = useState<string[]>([]);
   const [keepLast, setKeepLast] = useState("");
   const [keepDays, setKeepDays] = useState("");
+  const [recipients, setRecipients] = useState("");
   const [errors, setErrors] = useState<FormErrors>(noErrors);
   const show = (s: api.BackupSchedule) => {
     setSchedule(s);
+    setRecipients((s.recipients ?? []).join("\n"));
     setCron(s.cron ?? "");
     setChosen(s.destination_ids);
     setKeepLast(s.keep_last === null ? "" : String(s.keep_last));
@@ -156,18 +173,25 @@ function Schedule({ source }: { source: BackupSource }) {
     e.preventDefault();
     setErrors(noErrors);
     try {
-      const body = { cron, keep_last: count(keepLast), keep_days: count(keepDays), ...(chosen.length ? { destination_ids: chosen } : {}) };
+      const keys = recipients.split(/\s+/).filter((k) => k !== "");
+      const body = {
+        cron,
+        keep_last: count(keepLast),
+        keep_days: count(keepDays),
+        ...(chosen.length ? { destination_ids: chosen } : {}),
+        ...(source.kind === "instance" ? { recipients: keys } : {}),
+      };
       show(await api.putBackupSchedule(source.base, body));
       toast("Schedule saved", "success");
     } catch (err) {
-      setErrors(formErrors(err, ["cron", "destination_ids", "keep_last", "keep_days"]));
+      setErrors(formErrors(err, ["cron", "destination_ids", "keep_last", "keep_days", "recipients"]));
     }
   }
   async function remove() {
     setErrors(noErrors);
     try {
       await api.deleteBackupSchedule(source.base);
-      show({ cron: null, destination_ids: [], keep_last: null, keep_days: null, next_run_at: null, last_run_at: null });
+      show({ cron: null, destination_ids: [], keep_last: null, keep_days: null, next_run_at: null, last_run_at: null, recipients: [] });
       toast("Schedule removed", "success");
     } catch (err) {
       setErrors(formErrors(err, []));
@@ -188,6 +212,17 @@ function Schedule({ source }: { source: BackupSource }) {
         <Field label="Schedule (cron, UTC)" name="cron" value={cron} placeholder="0 3 * * *" hint="0 3 * * * is daily at 03:00" error={errors.fields.cron} onChange={(e) => setCron(e.target.value)} />
         <Field label="Keep last" name="keep_last" inputMode="numeric" value={keepLast} placeholder="7" error={errors.fields.keep_last} onChange={(e) => setKeepLast(e.target.value)} />
         <Field label="Keep days" name="keep_days" inputMode="numeric" value={keepDays} placeholder="" error={errors.fields.keep_days} onChange={(e) => setKeepDays(e.target.value)} />
+        {source.kind === "instance" && (
+          <Field
+            label="Encrypt to (age public keys)"
+            name="recipients"
+            value={recipients}
+            placeholder="age1…"
+            hint="from age-keygen; keep the private key off this server"
+            error={errors.fields.recipients}
+            onChange={(e) => setRecipients(e.target.value)}
+          />
+        )}
       </div>
       {destinations && destinations.length > 0 && (
         <fieldset className="row wrap">

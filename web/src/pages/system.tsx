@@ -1,11 +1,12 @@
 // Admin: the system page, fed live by the `system` topic (a snapshot every few seconds), the
 // host overview (memory, disk, containers, shard's own memory), read every 10 s, and the
-// doctor's checks (daily, or now on request), each problem with what to do.
+// doctor's checks (daily, or now on request), each problem with what to do, backup destinations
+// and the installation's own backups.
 import { useEffect, useState } from "react";
 import * as api from "../api";
 import { follow, LiveMessage } from "../live";
 import { Ago, Alert, Badge, bytes, errorText } from "../ui";
-import { Destinations } from "./backups";
+import { BackupsPanel, Destinations } from "./backups";
 import { DetachedVolumes } from "./detached";
 
 function HostOverview() {
@@ -124,6 +125,10 @@ export default function SystemPage() {
       <HealthChecks />
       <DetachedVolumes />
       <Destinations />
+      <section className="card stack" aria-label="Instance backups">
+        <h2>Instance backups</h2>
+        <BackupsPanel source={{ kind: "instance", base: "/system", name: "shard" }} onRestored={() => {}} />
+      </section>
     </section>
   );
 }
