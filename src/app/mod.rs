@@ -204,8 +204,9 @@ impl App {
         if let Err(e) = state.databases.recover().await {
             tracing::warn!(error = %format!("{e:#}"), "cannot look at the databases yet");
         }
-        // Backups cut off by the last stop are failed, never left running.
-        if let Err(e) = state.databases.recover_backups().await {
+        // Backups cut off by the last stop are failed, never left running (not the ones a
+        // predecessor still runs: they are failed once their heartbeat is stale).
+        if !succeeds && let Err(e) = state.databases.recover_backups().await {
             tracing::warn!(error = %format!("{e:#}"), "cannot look at the backups yet");
         }
         loops::start(&state, &supervisor, &shutdown, succeeds).await;

@@ -496,9 +496,11 @@ impl Databases {
     }
 
     /// At startup: backups this data dir's process was running when it stopped are failed
-    /// and their partial files removed, and the throwaway containers it left are removed.
+    /// and their partial files removed, and the throwaway containers and instance-backup
+    /// scratch files it left are removed.
     pub async fn recover_backups(&self) -> anyhow::Result<()> {
         self.fail_orphans(Some(&self.runner)).await?;
+        super::instance::sweep_leftovers(&self.config.data_dir);
         self.docker.remove_throwaways(&self.runner).await?;
         Ok(())
     }

@@ -55,6 +55,29 @@ impl Drop for Staging {
     }
 }
 
+/// Removes what a cut-off instance backup left in the data dir: the server's
+/// `instance-backup-<id>.age` scratch files (called at start, when none runs) and the
+/// `backup-<pid>` staging dirs of `shard backup` processes that no longer exist.
+pub fn sweep_leftovers(data_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let gone = match name.strip_prefix("backup-") {
+            Some(pid) => pid
+                .parse::<u32>()
+                .is_ok_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()),
+            None => name.starts_with("instance-backup-") && name.ends_with(".age"),
+        };
+        if gone {
+            tracing::info!(path = %entry.path().display(), "removing a cut-off instance backup's scratch");
+            let _ = std::fs::remove_dir_all(entry.path())
+                .or_else(|_| std::fs::remove_file(entry.path()));
+        }
+    }
+}
+
 /// Writes an archive of the installation `config` describes.
 pub async fn backup(config: &Config, out: Out, seal: &Seal) -> anyhow::Result<BackupDone> {
     let started = std::time::Instant::now();
@@ -392,6 +415,25 @@ fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scratch_of_cut_off_backups_is_swept_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("backup-999999999")).unwrap();
+        std::fs::create_dir(d.join(format!("backup-{}", std::process::id()))).unwrap();
+        std::fs::write(d.join("instance-backup-abc.age"), b"x").unwrap();
+        std::fs::write(d.join("shard.db"), b"x").unwrap();
+        std::fs::create_dir(d.join("backups-here")).unwrap();
+        sweep_leftovers(d);
+        let mut left: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mine = format!("backup-{}", std::process::id());
+        assert_eq!(left, [mine.as_str(), "backups-here", "shard.db"]);
+    }
 
     #[test]
     fn a_restored_config_points_at_its_new_home() {
