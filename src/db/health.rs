@@ -9,9 +9,20 @@ use super::Db;
 /// SQLite's `PRAGMA integrity_check` (`ok`, or the first problem it reports); on Postgres a
 /// round trip (`ok`).
 pub async fn integrity(db: &Db) -> Result<String, DbErr> {
+    check(db, "PRAGMA integrity_check(1)").await
+}
+
+/// SQLite's `PRAGMA quick_check`: every page and record well formed, without comparing each
+/// index with its table (linear, about 7× faster than `integrity`); a restore runs it on a
+/// copy whose bytes its checksum already vouches for.
+pub async fn quick_check(db: &Db) -> Result<String, DbErr> {
+    check(db, "PRAGMA quick_check(1)").await
+}
+
+async fn check(db: &Db, pragma: &str) -> Result<String, DbErr> {
     let backend = db.get_database_backend();
     let sql = match backend {
-        DbBackend::Sqlite => "PRAGMA integrity_check(1)",
+        DbBackend::Sqlite => pragma,
         _ => "SELECT 'ok'",
     };
     let row = db

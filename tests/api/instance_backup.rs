@@ -71,34 +71,6 @@ async fn answers(root: &[u8], port: u16, host: &str, path: &str, want: &str, wit
     panic!("{host}{path} never answered {want:?}; last: {last}");
 }
 
-async fn deploy_live(serve: &Serve, token: &str, project: &str) {
-    let id = serve
-        .api(
-            token,
-            Method::POST,
-            &format!("/projects/{project}/deployments"),
-            Some(json!({})),
-        )
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let d = serve
-            .api(token, Method::GET, &format!("/deployments/{id}"), None)
-            .await;
-        if d["status"] == "live" {
-            return;
-        }
-        assert!(
-            d["status"] != "failed" && Instant::now() < deadline,
-            "deploy did not go live: {d}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
 async fn login(serve: &Serve, username: &str) -> reqwest::StatusCode {
     reqwest::Client::new()
         .post(format!("{}/api/v1/auth/login", serve.base))
@@ -179,7 +151,7 @@ async fn an_installation_moves_to_a_new_data_dir_whole() {
                 Some(json!({"vars": [{"key": "SECRET_WORD", "value": format!("swordfish-{name}"), "secret": true}]})),
             )
             .await;
-        deploy_live(&first, &admin, &id).await;
+        first.deploy_live(&admin, &id).await;
         projects.push(id);
     }
     let site_id = first
@@ -188,7 +160,7 @@ async fn an_installation_moves_to_a_new_data_dir_whole() {
             json!({"name": "site", "git_url": site.url, "build_type": "static", "static_dir": "/app/dist"}),
         )
         .await;
-    deploy_live(&first, &admin, &site_id).await;
+    first.deploy_live(&admin, &site_id).await;
     // A verified custom domain with its certificate from pebble.
     let domain = "www.kept.test";
     let added = first

@@ -161,6 +161,36 @@ impl Serve {
         project["id"].as_str().unwrap().to_string()
     }
 
+    /// Deploys `project` and waits until it is live (the log in the panic otherwise);
+    /// answers the deployment's id.
+    pub async fn deploy_live(&self, token: &str, project: &str) -> String {
+        let id = self
+            .api(
+                token,
+                reqwest::Method::POST,
+                &format!("/projects/{project}/deployments"),
+                Some(json!({})),
+            )
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let path = format!("/deployments/{id}");
+            let d = self.api(token, reqwest::Method::GET, &path, None).await;
+            if d["status"] == "live" {
+                return id;
+            }
+            if d["status"] == "failed" || Instant::now() > deadline {
+                let path = format!("/deployments/{id}/logs");
+                let logs = self.api(token, reqwest::Method::GET, &path, None).await;
+                panic!("{d}\n{logs}");
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
     pub async fn login(&self) -> String {
         let response = reqwest::Client::new()
             .post(format!("{}/api/v1/auth/login", self.base))

@@ -207,29 +207,7 @@ async fn upgrades_under_load_fail_no_request_and_lose_no_log_line() {
     let project = serve
         .create_project(&token, json!({"name": "steady", "git_url": repo.url}))
         .await;
-    let deployment = serve
-        .api(
-            &token,
-            reqwest::Method::POST,
-            &format!("/projects/{project}/deployments"),
-            Some(json!({})),
-        )
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let deadline = Instant::now() + Duration::from_secs(100);
-    loop {
-        let d = get(&serve, &token, &format!("/deployments/{deployment}")).await;
-        if d["status"] == "live" {
-            break;
-        }
-        if d["status"] == "failed" || Instant::now() > deadline {
-            let logs = get(&serve, &token, &format!("/deployments/{deployment}/logs")).await;
-            panic!("{d}\n{logs}");
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let deployment = serve.deploy_live(&token, &project).await;
 
     // A viewer of the deployment's log, before the first upgrade.
     let topic = format!("deployment:{deployment}");

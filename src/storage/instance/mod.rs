@@ -10,7 +10,7 @@
 //!
 //! A restore goes into a data dir that does not exist or is empty, and touches nothing
 //! before the archive has been decrypted, unpacked into a staging directory beside it and
-//! checked (checksums, schema no newer than this shard, SQLite `integrity_check` or
+//! checked (checksums, schema no newer than this shard, SQLite `quick_check` or
 //! `pg_restore --list`). Only then is a Postgres target (which must be empty) loaded, the
 //! config rewritten for the new data dir, and the staging directory renamed into place. The
 //! apps come back at the next `shard serve`: a live deployment whose container is gone is
@@ -331,7 +331,7 @@ pub async fn restore(
         ),
         ("sqlite", _) => {
             let db = db::connect(&format!("sqlite://{}", dump.display())).await?;
-            let check = db::health::integrity(&db).await;
+            let check = db::health::quick_check(&db).await;
             db.close().await.ok();
             match check {
                 Ok(answer) if answer == "ok" => {}
@@ -415,6 +415,39 @@ fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_whole_archive_of_a_broken_database_is_refused_before_anything_is_written() {
+        let key = age::x25519::Identity::generate();
+        let seal = Seal::Recipients(vec![key.to_public()]);
+        let mut w = archive::Writer::new(Vec::new(), &seal).unwrap();
+        let mut garbage = b"SQLite format 3\0".to_vec();
+        garbage.resize(8192, 0x5a);
+        w.add_bytes("database/shard.db", &garbage).unwrap();
+        let (bytes, _) = w
+            .finish(Manifest {
+                format: archive::FORMAT,
+                shard_version: "test".into(),
+                schema: 1,
+                created_at: chrono::Utc::now(),
+                database: "sqlite".into(),
+                counts: Default::default(),
+                files: vec![],
+            })
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.age");
+        std::fs::write(&file, bytes).unwrap();
+        let target = dir.path().join("restored");
+        let err = restore(&file, &target, Unseal::Identities(vec![key]), None)
+            .await
+            .err()
+            .expect("refused");
+        assert!(format!("{err:#}").contains("database"), "{err:#}");
+        assert!(!target.exists());
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "only the archive is left");
+    }
 
     #[test]
     fn scratch_of_cut_off_backups_is_swept_and_live_ones_kept() {
