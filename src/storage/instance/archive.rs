@@ -27,9 +27,13 @@ pub const FORMAT: u32 = 1;
 pub const MANIFEST: &str = "manifest.json";
 /// A manifest larger than this is not one of ours.
 const MAX_MANIFEST: u64 = 16 << 20;
-/// Passphrases are stretched with scrypt: an archive that asks for more work than 2^this is
-/// refused rather than tried (age's guard against a file made to take hours).
-const MAX_SCRYPT_LOG_N: u8 = 22;
+/// Passphrases are stretched with scrypt at N = 2^this, which takes 2^this KiB of memory
+/// (256 MiB) to write or open an archive. Fixed, not age's "about a second on this machine":
+/// that made 512 MiB here, and an archive from a fast machine must open on a small one.
+const SCRYPT_LOG_N: u8 = 18;
+/// An archive that asks for more than 2^this (1 GiB) is refused rather than tried (age's guard
+/// against a file made to take hours).
+const MAX_SCRYPT_LOG_N: u8 = 20;
 
 /// What an archive holds, written last.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -119,7 +123,12 @@ impl<R: Read> Read for Hashing<R> {
 impl<W: Write> Writer<W> {
     pub fn new(out: W, seal: &Seal) -> anyhow::Result<Self> {
         let encryptor = match seal {
-            Seal::Passphrase(p) => age::Encryptor::with_user_passphrase(p.clone()),
+            Seal::Passphrase(p) => {
+                let mut key = age::scrypt::Recipient::new(p.clone());
+                key.set_work_factor(SCRYPT_LOG_N);
+                age::Encryptor::with_recipients(std::iter::once(&key as &dyn age::Recipient))
+                    .context("cannot encrypt with this passphrase")?
+            }
             Seal::Recipients(keys) => {
                 age::Encryptor::with_recipients(keys.iter().map(|k| k as &dyn age::Recipient))
                     .context("cannot encrypt to these recipients")?
