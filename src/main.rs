@@ -148,12 +148,9 @@ async fn run(
 /// `shard doctor [--json]`: the checks on this host, the database opened read-only and never
 /// migrated. Exit 1 when a check fails.
 fn doctor(config: &Config, json: bool) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match small_runtime() {
         Ok(runtime) => runtime,
-        Err(e) => return report(Err(e.into())),
+        Err(e) => return report(Err(e)),
     };
     let report = runtime.block_on(async {
         app::install_crypto_provider();
@@ -268,7 +265,6 @@ fn backup(config: &Config, out: &std::path::Path, recipients: &[String]) -> anyh
     };
     let done = small_runtime()?.block_on(instance::backup(config, target, &seal))?;
     let m = &done.manifest;
-    let counts: Vec<String> = m.counts.iter().map(|(t, n)| format!("{n} {t}")).collect();
     let line = format!(
         "backed up {} (schema {}, {} database, {} files, {} bytes in {:.1} s): {}",
         config.data_dir.display(),
@@ -277,13 +273,19 @@ fn backup(config: &Config, out: &std::path::Path, recipients: &[String]) -> anyh
         m.files.len(),
         done.bytes,
         done.seconds,
-        counts.join(", ")
+        counted(m)
     );
     match to_stdout {
         true => eprintln!("{line}"),
         false => println!("{line}\nwrote {}", out.display()),
     }
     Ok(())
+}
+
+/// An archive's rows per table, in words ("2 users, 50 projects, …").
+fn counted(m: &shard::storage::instance::Manifest) -> String {
+    let counts: Vec<String> = m.counts.iter().map(|(t, n)| format!("{n} {t}")).collect();
+    counts.join(", ")
 }
 
 /// `shard restore FILE --data-dir DIR [--identity FILE] [--database-url URL]`.
@@ -307,7 +309,6 @@ fn restore(
         instance::restore(archive, data_dir, unseal, database_url).await
     })?;
     let m = &done.manifest;
-    let counts: Vec<String> = m.counts.iter().map(|(t, n)| format!("{n} {t}")).collect();
     println!(
         "restored a backup of {} (shard {}, schema {}) into {}: {}\n\
          start it with: shard serve --config {}\n\
@@ -317,7 +318,7 @@ fn restore(
         m.shard_version,
         m.schema,
         data_dir.display(),
-        counts.join(", "),
+        counted(m),
         done.config_file.display()
     );
     Ok(())

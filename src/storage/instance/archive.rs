@@ -59,6 +59,7 @@ pub struct Entry {
 }
 
 /// Who can open an archive being written.
+#[derive(Clone)]
 pub enum Seal {
     Passphrase(SecretString),
     Recipients(Vec<age::x25519::Recipient>),

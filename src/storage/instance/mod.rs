@@ -139,10 +139,7 @@ pub async fn backup(config: &Config, out: Out, seal: &Seal) -> anyhow::Result<Ba
         None => None,
     };
     let data_dir = config.data_dir.clone();
-    let seal = match seal {
-        Seal::Passphrase(p) => Seal::Passphrase(p.clone()),
-        Seal::Recipients(r) => Seal::Recipients(r.clone()),
-    };
+    let seal = seal.clone();
     // tar, gzip and age are blocking writers: packed on a blocking thread.
     let (manifest, bytes) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let pack = |w: &mut archive::Writer<CountingWrite<Box<dyn std::io::Write>>>| {
