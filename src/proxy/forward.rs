@@ -54,6 +54,7 @@ fn connection_listed<'a>(values: impl Iterator<Item = &'a [u8]>) -> Vec<String> 
 }
 
 /// The request headers the app receives, as an actix header map (WebSocket handshakes).
+#[cfg(test)]
 pub fn upstream_headers(req: &HttpRequest, host: &str, settings: &Settings) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(req.headers().len() + 4);
     each_upstream_header(req, host, settings, |name, value| {
@@ -215,7 +216,7 @@ fn request_body(
     http_body_util::StreamBody::new(stream).boxed_unsync()
 }
 
-fn empty_body() -> RequestBody {
+pub(super) fn empty_body() -> RequestBody {
     use http_body_util::BodyExt;
     http_body_util::Empty::<Bytes>::new()
         .map_err(|never| match never {})

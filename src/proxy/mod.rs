@@ -44,10 +44,9 @@ pub struct Https {
     pub port: u16,
 }
 
-/// One HTTP worker's upstream clients.
+/// One HTTP worker's upstream client (plain requests and WebSocket handshakes).
 pub struct Clients {
     http: forward::HttpClient,
-    websocket: awc::Client,
 }
 
 /// Where a request goes, decided by its host.
@@ -163,14 +162,8 @@ impl Proxy {
     pub fn client(config: &Config) -> Clients {
         let connect = Duration::from_secs(config.proxy.connect_timeout_secs);
         let idle = Duration::from_secs(config.proxy.upstream_idle_secs);
-        let connector = awc::Connector::new().timeout(connect).limit(0);
         Clients {
             http: forward::http_client(connect, idle),
-            websocket: awc::Client::builder()
-                .connector(connector)
-                .disable_redirects()
-                .no_default_headers()
-                .finish(),
         }
     }
 
@@ -442,7 +435,7 @@ impl Proxy {
                         payload,
                         &upstream,
                         &host,
-                        &client.websocket,
+                        &client.http,
                         &self.settings,
                     )
                     .await

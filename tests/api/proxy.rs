@@ -20,7 +20,8 @@ use crate::gitserver::GitServer;
 use crate::helpers::*;
 
 /// A plain upstream on loopback: `/echo` (request line and headers back), `/sse` (three
-/// events, 200 ms apart), `/ws` (WebSocket echo).
+/// events, 200 ms apart), `/ws` (WebSocket echo, taking the first subprotocol offered),
+/// `/ws-refused` (a handshake the app answers 403).
 pub(crate) async fn start_upstream() -> std::net::SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -29,6 +30,10 @@ pub(crate) async fn start_upstream() -> std::net::SocketAddr {
             .route("/echo", web::to(echo))
             .route("/sse", web::get().to(sse))
             .route("/ws", web::get().to(ws_echo))
+            .route(
+                "/ws-refused",
+                web::get().to(|| async { HttpResponse::Forbidden().body("no") }),
+            )
     })
     .workers(1)
     .disable_signals()
@@ -71,7 +76,19 @@ async fn sse() -> HttpResponse {
 }
 
 async fn ws_echo(req: HttpRequest, body: web::Payload) -> actix_web::Result<HttpResponse> {
-    let (response, mut session, mut stream) = actix_ws::handle(&req, body)?;
+    let (mut response, mut session, mut stream) = actix_ws::handle(&req, body)?;
+    let offered = req
+        .headers()
+        .get("sec-websocket-protocol")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(|p| p.trim().to_string());
+    if let Some(protocol) = offered {
+        response.headers_mut().insert(
+            actix_web::http::header::SEC_WEBSOCKET_PROTOCOL,
+            protocol.parse().unwrap(),
+        );
+    }
     actix_web::rt::spawn(async move {
         while let Some(Ok(message)) = stream.recv().await {
             match message {
@@ -353,7 +370,12 @@ async fn websocket_and_server_sent_events_pass_through() {
     request
         .headers_mut()
         .insert("host", "live.localhost".parse().unwrap());
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "chat, superchat".parse().unwrap());
+    let (mut socket, handshake) = tokio_tungstenite::connect_async(request).await.unwrap();
+    // The app's choice of subprotocol reaches the client.
+    assert_eq!(handshake.headers()["sec-websocket-protocol"], "chat");
     socket.send(Message::Text("hello".into())).await.unwrap();
     let reply = tokio::time::timeout(Duration::from_secs(5), socket.next())
         .await
@@ -371,7 +393,43 @@ async fn websocket_and_server_sent_events_pass_through() {
         .unwrap()
         .unwrap();
     assert_eq!(reply, Message::Binary(vec![1, 2, 3].into()));
+    // A message many reads long (the test app takes frames up to 64 KiB), both ways, whole.
+    let big: String = (0..60 * 1024)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+    socket
+        .send(Message::Text(big.clone().into()))
+        .await
+        .unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), socket.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let Message::Text(reply) = reply else {
+        panic!("the large message came back as {:?}", reply.len());
+    };
+    assert!(
+        reply.as_str() == format!("echo: {big}"),
+        "the large message changed on the way"
+    );
     socket.close(None).await.unwrap();
+
+    // An app that refuses the handshake: its status reaches the client as is.
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://127.0.0.1:{port}/ws-refused"
+        ))
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("host", "live.localhost".parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        other => panic!("a refused handshake went through: {other:?}"),
+    }
 }
 
 async fn wait_status(
