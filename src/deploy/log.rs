@@ -23,6 +23,11 @@ use crate::model::LogStream;
 pub const TAIL_LINES: usize = 15;
 /// Lines waiting to be persisted; the build stream waits when it is full.
 const CHANNEL_LINES: usize = 4096;
+/// Lines persisted and published together at most.
+const BATCH_LINES: usize = 512;
+/// How long the writer gathers lines after the first one before it persists and publishes
+/// them: the most a line waits, and what bounds the messages per second each viewer gets.
+const COALESCE: Duration = Duration::from_millis(20);
 
 /// Where a deploy's log goes. Cheap to share between the pipeline and the build stream.
 pub struct LogWriter {
@@ -286,7 +291,17 @@ async fn write_batches(
     mut receiver: mpsc::Receiver<Record>,
 ) {
     let mut batch = Vec::with_capacity(256);
-    while receiver.recv_many(&mut batch, 512).await > 0 {
+    while receiver.recv_many(&mut batch, BATCH_LINES).await > 0 {
+        // A busy build gives lines one at a time: wait a moment for more, so every subscriber
+        // gets one message per window instead of one per line, and the database one insert.
+        let deadline = tokio::time::Instant::now() + COALESCE;
+        while batch.len() < BATCH_LINES {
+            let room = BATCH_LINES - batch.len();
+            match tokio::time::timeout_at(deadline, receiver.recv_many(&mut batch, room)).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
         // Rows borrow the records' text; each line is copied once, into the statement.
         let entries: Vec<Entry> = batch.iter().map(Record::entry).collect();
         let mut attempt: u64 = 0;

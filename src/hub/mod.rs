@@ -44,8 +44,8 @@
 //! handshake). Limits: 50 subscriptions and 16 KiB frames per connection.
 //!
 //! Delivery is batched, and the batching is done once, not per subscriber: the log writer
-//! publishes each persisted batch of lines as one hub `Delivery` (at most 512 events or about
-//! 256 KiB), whose message `{"type":"batch","topic":…,"events":[…]}` is rendered once and shared
+//! gathers lines for 20 ms after the first one, then publishes each persisted batch as one hub
+//! `Delivery` (at most 512 events or about 256 KiB), whose message `{"type":"batch","topic":…,"events":[…]}` is rendered once and shared
 //! (reference-counted bytes) by every subscriber whose cursor is right before it — the common case.
 //! A subscriber elsewhere (catching up, or after a gap) takes the delivery's events one by one
 //! through its cursor; a connection handles every hub delivery already waiting (up to 1,024) before
