@@ -46,6 +46,14 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
         .min_connections(1)
         .connect_timeout(Duration::from_secs(10))
         .sqlx_logging(false);
+    // sqlx pings every connection it hands out by default: one more round trip per query (to
+    // SQLite's worker thread, or over the network). A file never goes away; a Postgres
+    // connection is pinged only after it sat idle long enough to have been dropped.
+    if sqlite {
+        options.test_before_acquire(false);
+    } else {
+        options.test_before_acquire_if_idle_for(Duration::from_secs(30));
+    }
     if sqlite {
         options.map_sqlx_sqlite_opts(|o| {
             o.create_if_missing(true)

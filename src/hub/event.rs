@@ -78,7 +78,7 @@ impl Published {
     /// The JSON text sent to WebSocket subscribers (cheap to clone: reference-counted).
     pub fn wire(&self) -> bytestring::ByteString {
         self.wire
-            .get_or_init(|| wire::event_message(&self.event).to_string().into())
+            .get_or_init(|| wire::event_text(&self.event).into())
             .clone()
     }
 }

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::runtime::{BUFFER_LINES, RuntimeLogs};
-use super::wire::{persisted_message, runtime_message, topic_message};
+use super::wire::{persisted_text, runtime_text, topic_message};
 use super::{Hub, Published, Topic};
 use crate::db::{self, Db, deployment_logs};
 
@@ -55,11 +55,12 @@ pub async fn page(
     match topic {
         Topic::Deployment(id) => {
             let lines = deployment_logs::since(db, id, cursor, PAGE).await?;
+            let name = topic.to_string();
             Ok(Page {
                 more: lines.len() as u64 == PAGE,
                 events: lines
                     .iter()
-                    .map(|l| (l.seq, persisted_message(&topic, l).to_string()))
+                    .map(|l| (l.seq, persisted_text(&name, l)))
                     .collect(),
                 ..Page::default()
             })
@@ -105,10 +106,7 @@ fn runtime_page(runtime: &RuntimeLogs, topic: Topic, project: Uuid, cursor: i64)
     }
     page.events = lines
         .iter()
-        .map(|l| {
-            let message = runtime_message(&topic, l.seq, l.ts, l.stream, &l.line);
-            (l.seq, message.to_string())
-        })
+        .map(|l| (l.seq, runtime_text(&topic, l.seq, l.ts, l.stream, &l.line)))
         .collect();
     page
 }
