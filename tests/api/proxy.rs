@@ -362,14 +362,7 @@ async fn websocket_and_server_sent_events_pass_through() {
     );
 
     // WebSocket, through the same listener with the app's host.
-    let mut request =
-        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
-            "ws://127.0.0.1:{port}/ws"
-        ))
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("host", "live.localhost".parse().unwrap());
+    let mut request = ws_request(port, "/ws");
     request
         .headers_mut()
         .insert("sec-websocket-protocol", "chat, superchat".parse().unwrap());
@@ -377,22 +370,13 @@ async fn websocket_and_server_sent_events_pass_through() {
     // The app's choice of subprotocol reaches the client.
     assert_eq!(handshake.headers()["sec-websocket-protocol"], "chat");
     socket.send(Message::Text("hello".into())).await.unwrap();
-    let reply = tokio::time::timeout(Duration::from_secs(5), socket.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert_eq!(reply, Message::Text("echo: hello".into()));
-    socket
-        .send(Message::Binary(vec![1, 2, 3].into()))
-        .await
-        .unwrap();
-    let reply = tokio::time::timeout(Duration::from_secs(5), socket.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert_eq!(reply, Message::Binary(vec![1, 2, 3].into()));
+    assert_eq!(
+        next_message(&mut socket).await,
+        Message::Text("echo: hello".into())
+    );
+    let binary = Message::Binary(vec![1, 2, 3].into());
+    socket.send(binary.clone()).await.unwrap();
+    assert_eq!(next_message(&mut socket).await, binary);
     // A message many reads long (the test app takes frames up to 64 KiB), both ways, whole.
     let big: String = (0..60 * 1024)
         .map(|i| (b'a' + (i % 26) as u8) as char)
@@ -401,13 +385,8 @@ async fn websocket_and_server_sent_events_pass_through() {
         .send(Message::Text(big.clone().into()))
         .await
         .unwrap();
-    let reply = tokio::time::timeout(Duration::from_secs(5), socket.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let Message::Text(reply) = reply else {
-        panic!("the large message came back as {:?}", reply.len());
+    let Message::Text(reply) = next_message(&mut socket).await else {
+        panic!("the large message came back as another kind");
     };
     assert!(
         reply.as_str() == format!("echo: {big}"),
@@ -416,20 +395,36 @@ async fn websocket_and_server_sent_events_pass_through() {
     socket.close(None).await.unwrap();
 
     // An app that refuses the handshake: its status reaches the client as is.
-    let mut request =
-        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
-            "ws://127.0.0.1:{port}/ws-refused"
-        ))
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("host", "live.localhost".parse().unwrap());
-    match tokio_tungstenite::connect_async(request).await {
+    match tokio_tungstenite::connect_async(ws_request(port, "/ws-refused")).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
             assert_eq!(response.status(), 403)
         }
         other => panic!("a refused handshake went through: {other:?}"),
     }
+}
+
+/// A WebSocket request to `path` through shard's listener, for the app at live.localhost.
+fn ws_request(port: u16, path: &str) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://127.0.0.1:{port}{path}"
+        ))
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("host", "live.localhost".parse().unwrap());
+    request
+}
+
+async fn next_message<S>(socket: &mut S) -> Message
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    tokio::time::timeout(Duration::from_secs(5), socket.next())
+        .await
+        .expect("a message within 5 s")
+        .expect("the connection stays open")
+        .unwrap()
 }
 
 async fn wait_status(
