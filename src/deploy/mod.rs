@@ -138,6 +138,10 @@ impl Running {
     fn ids(&self) -> Vec<Uuid> {
         self.lock().keys().copied().collect()
     }
+
+    fn contains(&self, id: Uuid) -> bool {
+        self.lock().contains_key(&id)
+    }
 }
 
 /// The deploy domain's handle: the narrow set of shared services it needs.

@@ -332,7 +332,9 @@ pub(super) async fn record_port(d: &Deployer, dep: &Deployment, port: Option<u16
 }
 
 /// Removes `<data_dir>/builds/*` (checkouts and context tars) that belong to no deploy
-/// running in this process.
+/// running in this process. Whether one runs is asked again for each entry: a sweep follows
+/// every deploy, so it overlaps deploys that start meanwhile, and a deploy registers before it
+/// makes its dir, so a dir listed here is either registered by now or a leftover.
 async fn sweep_build_dirs(d: &Deployer, running_here: &HashSet<Uuid>) -> usize {
     let builds = d.config.data_dir.join("builds");
     let Ok(mut entries) = tokio::fs::read_dir(&builds).await else {
@@ -348,7 +350,7 @@ async fn sweep_build_dirs(d: &Deployer, running_here: &HashSet<Uuid>) -> usize {
         let id = name
             .to_str()
             .and_then(|n| Uuid::parse_str(n.trim_end_matches(".tar")).ok());
-        if id.is_some_and(|id| running_here.contains(&id)) {
+        if id.is_some_and(|id| running_here.contains(&id) || d.running.contains(id)) {
             continue;
         }
         let path = entry.path();
