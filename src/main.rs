@@ -10,6 +10,8 @@ use shard::config::{self, Config};
 use shard::{app, auth, db, setup, telemetry, validate};
 
 fn main() -> ExitCode {
+    // Before any thread: how glibc's malloc keeps memory (see the crate).
+    shard_malloc::tune();
     let cli = Cli::parse();
     if let Command::Client(command) = cli.command {
         return shard::client::run(command, cli.global.json);
