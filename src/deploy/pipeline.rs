@@ -112,6 +112,9 @@ pub async fn run(deployer: &Arc<Deployer>, id: Uuid) -> anyhow::Result<()> {
     pipeline.conclude(outcome).await;
     deployer.running.remove(pipeline.deployment.id);
     pipeline.log.finish().await;
+    // A build leaves many small blocks behind (its log lines, the context's buffers).
+    drop(pipeline);
+    shard_malloc::release_soon();
     // Whatever an earlier crash (or this deploy's failed cleanup) left behind goes now.
     let d = deployer.clone();
     tokio::spawn(async move {

@@ -281,13 +281,18 @@ impl Hub {
     }
 
     /// Forgets `topic`'s channel (and the events it holds) once its last receiver is dropped.
+    /// A busy topic's ring held many small blocks: the allocator is asked to give them back.
     pub fn release(&self, topic: Topic) {
         let mut topics = self.topics.write().unwrap_or_else(PoisonError::into_inner);
         if topics
             .get(&topic)
             .is_some_and(|c| c.sender.receiver_count() == 0)
+            && let Some(channel) = topics.remove(&topic)
+            && channel.keep == BUSY_TOPIC_RECENT
         {
-            topics.remove(&topic);
+            drop(topics);
+            drop(channel);
+            shard_malloc::release_soon();
         }
     }
 
