@@ -35,6 +35,39 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (clock ticks) used so far by this process's threads: (server, clients). The
+/// server's are actix's workers (the WebSocket connections) and sqlx's SQLite threads; the rest
+/// (the runtime the clients and the log writer share, main) count as clients.
+fn cpu_ticks() -> (u64, u64) {
+    let mut server = 0;
+    let mut clients = 0;
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return (0, 0);
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ...`: comm may hold spaces, so split after its closing paren.
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let comm = head.split_once('(').map_or("", |(_, c)| c);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+            + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+        if comm.starts_with("actix") || comm.starts_with("sqlx") {
+            server += ticks;
+        } else {
+            clients += ticks;
+        }
+    }
+    (server, clients)
+}
+
+/// Linux reports thread times in USER_HZ clock ticks: 100 a second on every mainstream build.
+const TICKS_PER_SECOND: f64 = 100.0;
+
 /// Log-scale latency histogram (2% wide buckets from 1 µs), small enough for 1,000 clients.
 const BUCKETS: usize = 1200;
 fn bucket(ms: f64) -> usize {
@@ -207,6 +240,7 @@ async fn main() {
     }
     ready.wait().await;
     let rss_before = rss_kib();
+    let cpu_before = cpu_ticks();
     let sink = state.deployer.sink();
     let mut writer = LogWriter::start(sink, &deployment, 16 * 1024, u64::MAX)
         .await
@@ -238,6 +272,9 @@ async fn main() {
         }
     }
     let delivered_in = started.elapsed();
+    let cpu_after = cpu_ticks();
+    let server_cpu = (cpu_after.0 - cpu_before.0) as f64 / TICKS_PER_SECOND;
+    let clients_cpu = (cpu_after.1 - cpu_before.1) as f64 / TICKS_PER_SECOND;
     writer.finish().await;
 
     // 2. Replay of a 100,000-line log.
@@ -273,7 +310,7 @@ async fn main() {
     if std::env::var("HUB_ROW").is_ok() {
         // One row of bench/run-hub's table (every client asserted it got every line in order).
         println!(
-            "| {clients} | {:.1} ms | {:.1} ms | {:.1} ms | {} | yes | {} MiB | {replay_secs:.2} s |",
+            "| {clients} | {:.1} ms | {:.1} ms | {:.1} ms | {} | yes | {server_cpu:.1} s / {clients_cpu:.1} s | {} MiB | {replay_secs:.2} s |",
             percentile(&all, 0.5),
             percentile(&all, 0.99),
             percentile(&all, 1.0),
@@ -294,6 +331,9 @@ async fn main() {
         "| fan-out: production took / last delivery at | {:.1} s / {:.1} s | |",
         produced_in.as_secs_f64(),
         delivered_in.as_secs_f64()
+    );
+    println!(
+        "| CPU during fan-out: server (actix workers, SQLite threads) / clients and writer | {server_cpu:.1} s / {clients_cpu:.1} s | |"
     );
     println!(
         "| process RSS (server + clients) before / peak | {} / {} MiB | |",
