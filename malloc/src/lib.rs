@@ -16,11 +16,13 @@
 //! viewers: the hub's ring, the rendered messages) is free but scattered through the arenas,
 //! and only a heap's top is ever returned: 30 MiB of that day's 72 stayed. [`release_soon`]
 //! asks for `malloc_trim`, which also returns the free pages inside the heaps; shard calls it
-//! when such a burst is over (a deploy ended, a busy log lost its last viewer), not on a timer.
+//! when such a burst is over (a deploy ended, a busy log lost its last viewer, the proxy went
+//! quiet after a crowd of requests), not on a timer. [`release_after`] does it later, for what is
+//! only freed after a timeout (the proxy's idle upstream connections).
 
-use std::sync::mpsc::{Sender, channel};
-use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::time::{Duration, Instant};
 
 /// Requests within this long of the first are served by one trim.
 const SETTLE: Duration = Duration::from_secs(2);
@@ -49,24 +51,56 @@ pub fn tune() {
 /// Returns free memory inside glibc's heaps to the system, soon and once for every request made
 /// meanwhile (on a thread of its own: a trim walks every arena). Never blocks.
 pub fn release_soon() {
-    static REQUESTS: OnceLock<Mutex<Sender<()>>> = OnceLock::new();
+    request(SETTLE);
+}
+
+/// The same, `delay` from now: for memory that is only freed later (idle connections that
+/// expire after a timeout).
+pub fn release_after(delay: Duration) {
+    request(delay.max(SETTLE));
+}
+
+fn request(delay: Duration) {
+    static REQUESTS: OnceLock<Sender<Instant>> = OnceLock::new();
     let requests = REQUESTS.get_or_init(|| {
-        let (sender, receiver) = channel::<()>();
+        let (sender, receiver) = channel::<Instant>();
         // Without the thread, requests go nowhere: that costs memory, not correctness.
         let _ = std::thread::Builder::new()
             .name("malloc-trim".into())
             .stack_size(64 * 1024)
-            .spawn(move || {
-                while receiver.recv().is_ok() {
-                    std::thread::sleep(SETTLE);
-                    while receiver.try_recv().is_ok() {}
-                    trim();
-                }
-            });
-        Mutex::new(sender)
+            .spawn(move || serve(&receiver));
+        sender
     });
-    if let Ok(sender) = requests.lock() {
-        let _ = sender.send(());
+    let _ = requests.send(Instant::now() + delay);
+}
+
+/// The trim thread: trims when the earliest requested time comes, which also serves every
+/// request due within [`SETTLE`] of it.
+fn serve(requests: &Receiver<Instant>) {
+    let mut due: Vec<Instant> = Vec::new();
+    loop {
+        let received = match due.iter().min() {
+            None => requests.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(at) => requests.recv_timeout(at.saturating_duration_since(Instant::now())),
+        };
+        match received {
+            Ok(at) => schedule(&mut due, at),
+            Err(RecvTimeoutError::Timeout) => {
+                trim();
+                let served = Instant::now() + SETTLE;
+                due.retain(|at| *at > served);
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+/// Adds a trim at `at` unless one within [`SETTLE`] of it is already planned (so the list stays
+/// short: one entry per `SETTLE` of the longest delay asked for).
+fn schedule(due: &mut Vec<Instant>, at: Instant) {
+    let near = |planned: &Instant| planned.max(&at).duration_since(*planned.min(&at)) < SETTLE;
+    if !due.iter().any(near) {
+        due.push(at);
     }
 }
 
@@ -75,5 +109,29 @@ fn trim() {
     // SAFETY: malloc_trim takes every arena's lock itself; it may run beside any allocation.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_close_together_share_one_trim() {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        schedule(&mut due, now);
+        schedule(&mut due, now + Duration::from_millis(500));
+        schedule(&mut due, now + Duration::from_secs(60));
+        schedule(&mut due, now + Duration::from_millis(60_500));
+        schedule(&mut due, now + Duration::from_secs(30));
+        assert_eq!(
+            due,
+            vec![
+                now,
+                now + Duration::from_secs(60),
+                now + Duration::from_secs(30)
+            ]
+        );
     }
 }

@@ -159,7 +159,11 @@ pub fn http_client(connect_timeout: Duration, idle: Duration) -> HttpClient {
     let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
     connector.set_connect_timeout(Some(connect_timeout));
     connector.set_nodelay(true);
+    super::table::load::set_idle(idle);
     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        // Without a timer hyper-util never evicts an idle connection: a crowd's connections
+        // (and their buffers) stayed until the next request to that app.
+        .pool_timer(hyper_util::rt::TokioTimer::new())
         .pool_idle_timeout(idle)
         .pool_max_idle_per_host(MAX_IDLE_PER_APP)
         // hyper's read buffer otherwise grows to ~400 KiB per connection on large bodies

@@ -96,6 +96,7 @@ impl Upstream {
     /// Counts a request as in flight until the guard (kept with its response body) drops.
     pub fn enter(&self) -> InflightGuard {
         self.inflight.fetch_add(1, Ordering::AcqRel);
+        load::enter();
         InflightGuard(self.inflight.clone())
     }
 }
@@ -170,6 +171,47 @@ pub struct InflightGuard(Arc<AtomicUsize>);
 impl Drop for InflightGuard {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+        load::leave();
+    }
+}
+
+/// The proxy's load, all apps together, to give memory back once a crowd has gone. A crowd of
+/// requests leaves its buffers free but scattered through glibc's heaps (100 KiB responses at
+/// 256 connections: 81 MiB after the load, 58 after a trim); the idle upstream connections it
+/// opened keep theirs until they expire.
+pub mod load {
+    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    /// Requests in flight through the proxy that make a crowd.
+    pub const CROWD: usize = 32;
+
+    static INFLIGHT: AtomicUsize = AtomicUsize::new(0);
+    static CROWDED: AtomicBool = AtomicBool::new(false);
+    /// How long an idle upstream connection is kept (the client's pool setting), in ms.
+    static IDLE_MS: AtomicU64 = AtomicU64::new(0);
+
+    pub(crate) fn set_idle(idle: Duration) {
+        IDLE_MS.store(idle.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    pub(super) fn enter() {
+        let now = INFLIGHT.fetch_add(1, Ordering::AcqRel) + 1;
+        if now >= CROWD && !CROWDED.load(Ordering::Relaxed) {
+            CROWDED.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// The last request of a crowd ended: memory goes back now, and again once the idle
+    /// upstream connections it left have expired.
+    pub(super) fn leave() {
+        if INFLIGHT.fetch_sub(1, Ordering::AcqRel) == 1 && CROWDED.swap(false, Ordering::AcqRel) {
+            shard_malloc::release_soon();
+            let idle = IDLE_MS.load(Ordering::Relaxed);
+            if idle > 0 {
+                shard_malloc::release_after(Duration::from_millis(idle) + Duration::from_secs(1));
+            }
+        }
     }
 }
 

@@ -335,6 +335,68 @@ async fn a_dead_upstream_gets_a_502_page_and_a_large_body_a_413() {
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
 
+/// An upstream that answers every request on a connection with a small keep-alive response and
+/// counts the connections still open.
+async fn counting_upstream() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let open = Arc::new(AtomicUsize::new(0));
+    let counter = open.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let open = counter.clone();
+            open.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 8192];
+                let mut seen = Vec::new();
+                loop {
+                    match socket.read(&mut buffer).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => seen.extend_from_slice(&buffer[..n]),
+                    }
+                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        seen.drain(..end + 4);
+                        let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if socket.write_all(reply).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                open.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, open)
+}
+
+#[tokio::test]
+async fn idle_upstream_connections_are_closed_after_their_timeout() {
+    let app = spawn_app_with(|c| c.proxy.upstream_idle_secs = 1).await;
+    let admin = app.setup_admin().await;
+    let (upstream, open) = counting_upstream().await;
+    live_project(&app, &admin, "pooled", &upstream.to_string()).await;
+    let requests = (0..8).map(|_| get_host(&app, "pooled.localhost", "/"));
+    for response in futures_util::future::join_all(requests).await {
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    assert!(
+        open.load(Ordering::SeqCst) > 0,
+        "the proxy keeps its upstream connections for the next requests"
+    );
+    // Nothing asks for the app any more: the pool lets its connections go after 1 s (its
+    // idle check runs at that interval too).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while open.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        open.load(Ordering::SeqCst),
+        0,
+        "idle upstream connections were still open 10 s after a 1 s idle timeout"
+    );
+}
+
 #[tokio::test]
 async fn websocket_and_server_sent_events_pass_through() {
     let upstream = start_upstream().await.to_string();
