@@ -203,13 +203,15 @@ pub mod load {
     }
 
     /// The last request of a crowd ended: memory goes back now, and again once the idle
-    /// upstream connections it left have expired.
+    /// upstream connections it left have expired. The pool checks for expired connections
+    /// once per idle timeout, so they are gone within two.
     pub(super) fn leave() {
         if INFLIGHT.fetch_sub(1, Ordering::AcqRel) == 1 && CROWDED.swap(false, Ordering::AcqRel) {
             shard_malloc::release_soon();
-            let idle = IDLE_MS.load(Ordering::Relaxed);
-            if idle > 0 {
-                shard_malloc::release_after(Duration::from_millis(idle) + Duration::from_secs(1));
+            let idle = Duration::from_millis(IDLE_MS.load(Ordering::Relaxed));
+            if !idle.is_zero() {
+                shard_malloc::release_after(idle + Duration::from_secs(1));
+                shard_malloc::release_after(2 * idle + Duration::from_secs(1));
             }
         }
     }
