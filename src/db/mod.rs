@@ -61,6 +61,10 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10))
+                // Rows a connection's thread may read ahead of the caller (sqlx's default, 50,
+                // makes it wait on the caller every 50 rows of a long read such as a replay
+                // page of 1,000 log lines).
+                .row_buffer_size(1000)
         });
     }
     Database::connect(options)

@@ -190,8 +190,6 @@ mod tests {
         let want = json!({"topic": name, "seq": 3, "type": "log", "ts": ts, "stream": "stdout", "line": "up", "persisted": false});
         assert_eq!(event_text(&runtime), want.to_string());
         let stored = deployment_logs::LogLine {
-            id: 1,
-            deployment_id: deployment,
             seq: 8,
             ts,
             stream: LogStream::Status,

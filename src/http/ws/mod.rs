@@ -425,6 +425,8 @@ impl Connection {
     /// the cursor, otherwise page by page from the topic's source until the cursor reaches
     /// the ring or the end.
     async fn catch_up(&mut self, topic: Topic) -> Result<(), Closed> {
+        // The next page is read (on the database's threads) while this one is sent.
+        let mut next_page: Option<actix_web::rt::task::JoinHandle<_>> = None;
         loop {
             let Some(&cursor) = self.subs.get(&topic) else {
                 return Ok(());
@@ -436,7 +438,13 @@ impl Connection {
                 }
                 return Ok(());
             }
-            let page = replay::page(&self.state.db, &self.state.runtime_logs, topic, cursor).await;
+            let page = match next_page.take() {
+                Some(reading) => match reading.await {
+                    Ok(page) => page,
+                    Err(e) => Err(sea_orm::DbErr::Custom(e.to_string())),
+                },
+                None => replay::page(&self.state.db, &self.state.runtime_logs, topic, cursor).await,
+            };
             let page = match page {
                 Ok(page) => page,
                 Err(e) => {
@@ -451,6 +459,14 @@ impl Connection {
             }
             for notice in page.notices {
                 self.send(notice).await?;
+            }
+            if page.more
+                && let Some(&(last, _)) = page.events.last()
+            {
+                let state = self.state.clone();
+                next_page = Some(actix_web::rt::spawn(async move {
+                    replay::page(&state.db, &state.runtime_logs, topic, last).await
+                }));
             }
             for (seq, message) in page.events {
                 self.deliver(topic, seq, message).await?;
