@@ -71,6 +71,10 @@ impl Record {
         }
     }
 
+    fn is_status(&self) -> bool {
+        matches!(self, Record::Status { .. })
+    }
+
     pub fn status(status: DeploymentStatus) -> Self {
         Record::Status {
             ts: crate::hub::timestamp(),
@@ -294,8 +298,9 @@ async fn write_batches(
     while receiver.recv_many(&mut batch, BATCH_LINES).await > 0 {
         // A busy build gives lines one at a time: wait a moment for more, so every subscriber
         // gets one message per window instead of one per line, and the database one insert.
+        // A status change goes out at once: it is what a viewer waits for.
         let deadline = tokio::time::Instant::now() + COALESCE;
-        while batch.len() < BATCH_LINES {
+        while batch.len() < BATCH_LINES && !batch.iter().any(Record::is_status) {
             let room = BATCH_LINES - batch.len();
             match tokio::time::timeout_at(deadline, receiver.recv_many(&mut batch, room)).await {
                 Ok(0) | Err(_) => break,
