@@ -196,28 +196,45 @@ impl Engine {
     }
 
     /// Force-removes every container and image labelled with this project, and its network.
+    ///
+    /// A build cut off a moment ago (shard was killed mid-build) may still hold an image or
+    /// the network through a container the engine is tearing down; such conflicts are tried
+    /// again for up to [`REMOVE_SETTLE`] before they are reported.
     pub async fn remove_project(&self, project_id: Uuid) -> Result<Removed, EngineError> {
         let filters = self.owned_filter(Some(format!("{LABEL_PROJECT}={project_id}")));
+        let network = format!("shard-{}", project_id.simple());
+        let deadline = tokio::time::Instant::now() + REMOVE_SETTLE;
         let mut removed = Removed::default();
-        for id in self.container_ids(&filters).await? {
-            self.remove_container(&id).await?;
-            removed.containers += 1;
+        loop {
+            let mut busy = None;
+            for id in self.container_ids(&filters).await? {
+                self.remove_container(&id).await?;
+                removed.containers += 1;
+            }
+            for image in self.images_matching(&filters).await? {
+                match self.remove_image(&image.id).await {
+                    Ok(()) => removed.images += 1,
+                    Err(EngineError::Api(e)) if is_busy(&e) => busy = Some(e),
+                    Err(e) => return Err(e),
+                }
+            }
+            if busy.is_none() {
+                match self.client().await?.remove_network(&network).await {
+                    Ok(()) => {}
+                    Err(e) if is_not_found(&e) => {}
+                    Err(e) if is_busy(&e) => busy = Some(e),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            match busy {
+                None => return Ok(removed),
+                Some(e) if tokio::time::Instant::now() >= deadline => return Err(e.into()),
+                Some(e) => {
+                    tracing::debug!(project = %project_id, error = %e, "project removal waits for the engine");
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                }
+            }
         }
-        for image in self.images_matching(&filters).await? {
-            self.remove_image(&image.id).await?;
-            removed.images += 1;
-        }
-        match self
-            .client()
-            .await?
-            .remove_network(&format!("shard-{}", project_id.simple()))
-            .await
-        {
-            Ok(()) => {}
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(e.into()),
-        }
-        Ok(removed)
     }
 
     /// Every container (running or not) matching `filters`.
@@ -258,6 +275,21 @@ pub(crate) fn is_not_found(e: &bollard::errors::Error) -> bool {
 }
 
 /// Docker's answer when another request is already removing the container.
+/// How long a project's removal retries objects the engine still reports in use.
+const REMOVE_SETTLE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// An object in use for now: an image under a container being removed (409), a network with
+/// an endpoint still attached (403 on older engines, 409 on newer).
+fn is_busy(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 403 | 409,
+            ..
+        }
+    )
+}
+
 fn is_removal_in_progress(e: &bollard::errors::Error) -> bool {
     matches!(
         e,

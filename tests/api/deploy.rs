@@ -653,7 +653,13 @@ async fn a_deploy_killed_mid_build_ends_interrupted_and_the_live_app_survives() 
         .send()
         .await
         .unwrap();
-    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let status = deleted.status();
+    assert_eq!(
+        status,
+        StatusCode::NO_CONTENT,
+        "{}",
+        deleted.text().await.unwrap()
+    );
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 }
