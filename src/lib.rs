@@ -35,6 +35,9 @@
 //! - notifications: at most 50 channels per user and the newest 200 deliveries per channel, the
 //!   rest pruned by `retention.notification_deliveries_days`; the commit-status queue holds at
 //!   most 1,024 changes; the watchdog's per-project state exists only for live projects;
+//! - runs (one-off commands, job runs): at most `jobs.max_running` at once per instance, each
+//!   with a timeout (its container killed past it), output bounded like a build log, the newest
+//!   `jobs.keep_runs` kept per job; at most `jobs.max_per_project` jobs per project;
 //! - `/metrics` series are labelled by route pattern, status, step and project id only;
 //! - teams and tokens: at most 100 API tokens per user, 50 owned teams per user, 100 open
 //!   invitations per team (pruned a week after they expire), 200 pending CLI sign-ins (rows,
@@ -70,5 +73,6 @@ pub mod setup;
 pub mod state;
 pub mod storage;
 pub mod supervisor;
+pub mod tasks;
 pub mod telemetry;
 pub mod validate;

@@ -96,6 +96,20 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "validate",
         ],
     ),
+    // One-off commands and scheduled jobs, beside the live deployment.
+    (
+        "tasks",
+        &[
+            "cluster",
+            "config",
+            "db",
+            "deploy",
+            "docker",
+            "hub",
+            "model",
+            "notifications",
+        ],
+    ),
     (
         "jobs",
         &[
@@ -131,6 +145,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "secrets",
             "storage",
             "supervisor",
+            "tasks",
         ],
     ),
     (
@@ -157,6 +172,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "state",
             "storage",
             "supervisor",
+            "tasks",
             "validate",
         ],
     ),
@@ -184,6 +200,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "state",
             "storage",
             "supervisor",
+            "tasks",
             "telemetry",
         ],
     ),

@@ -25,6 +25,7 @@ mod m20261205_000019_backups;
 mod m20261205_000020_backup_schedules;
 mod m20261205_000021_metrics_subjects;
 mod m20261206_000022_instance_backups;
+mod m20261206_000023_scheduled_jobs_and_runs;
 
 /// One migration run inside a transaction on every backend (sea-orm does so on Postgres only;
 /// SQLite's DDL is transactional too): a migration that fails leaves nothing half-applied.
@@ -86,6 +87,7 @@ impl MigratorTrait for Migrator {
             InTransaction::boxed(m20261205_000020_backup_schedules::Migration),
             InTransaction::boxed(m20261205_000021_metrics_subjects::Migration),
             InTransaction::boxed(m20261206_000022_instance_backups::Migration),
+            InTransaction::boxed(m20261206_000023_scheduled_jobs_and_runs::Migration),
         ]
     }
 }

@@ -1,7 +1,7 @@
 //! The long-running background loops, each started through the supervisor by name (see
 //! `crate::supervisor`): the leader campaign and the hub relay (several instances on one
 //! Postgres), the route follower, the engines check, and those that run beside a built state
-//! (backup schedules, sweep, commit statuses, watchdog, Docker events, Swarm watch, metrics collector, system
+//! (backup schedules, job schedules, sweep, commit statuses, watchdog, Docker events, Swarm watch, metrics collector, system
 //! heartbeat). ACME starts with the server, and the job workers in `jobs::Workers`.
 
 use std::sync::Arc;
@@ -125,6 +125,17 @@ pub(super) async fn start(
     let (databases, stop) = (state.databases.clone(), shutdown.clone());
     supervisor.spawn("backup-schedules", move || {
         databases.clone().run_schedules(stop.clone())
+    });
+    let (tasks, leadership, stop) = (
+        state.tasks.clone(),
+        state.leadership.clone(),
+        shutdown.clone(),
+    );
+    supervisor.spawn("job-schedules", move || {
+        tasks
+            .clone()
+            .run_schedules(leadership.clone(), stop.clone())
+            .map(Ok)
     });
     let (d, stop) = (state.deployer.clone(), shutdown.clone());
     supervisor.spawn("sweep", move || {

@@ -160,6 +160,16 @@ impl App {
             job_signal: job_signal.clone(),
             proxy: proxy.clone(),
         })?);
+        let tasks = crate::tasks::Tasks::new(crate::tasks::Parts {
+            db: db.clone(),
+            hub: hub.clone(),
+            docker: docker.clone(),
+            deployer: deployer.clone(),
+            notifier: notifier.clone(),
+            base: config.public_base(port),
+            config: config.clone(),
+            shutdown: shutdown.clone(),
+        });
         let device_logins = crate::auth::device::DeviceLogins::new(db.clone(), keys.sealer.clone());
         let state = web::Data::new(AppState {
             tokens: TokenKeys::new(&keys.jwt_key, config.auth.access_token_ttl_secs),
@@ -178,6 +188,7 @@ impl App {
             job_signal,
             deployer,
             databases,
+            tasks,
             proxy,
             dns: crate::proxy::dns::Checker::new(config.dns.resolver.as_deref())?,
             github,

@@ -166,6 +166,20 @@ pub struct JobsConfig {
     pub concurrency: usize,
     /// Seconds a claimed job stays leased without renewal before it is recovered.
     pub lease_secs: u64,
+    /// A scheduled job's firing missed while shard was down runs once at start when it is at
+    /// most this old; older ones are skipped to the next firing.
+    pub catch_up_secs: u64,
+    /// How often due scheduled jobs are looked for, in milliseconds.
+    pub schedule_tick_ms: u64,
+    /// Scheduled jobs per project.
+    pub max_per_project: u64,
+    /// Runs (one-off commands and job runs) at the same time on this instance; more are
+    /// refused (409), a scheduled firing is skipped.
+    pub max_running: usize,
+    /// The longest timeout a job or a one-off command may ask for.
+    pub max_timeout_secs: u64,
+    /// Runs kept per job, and one-off runs per project (older ones go with their output).
+    pub keep_runs: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -268,6 +282,12 @@ impl Default for JobsConfig {
         Self {
             concurrency: 2,
             lease_secs: 30,
+            catch_up_secs: 3600,
+            schedule_tick_ms: 5000,
+            max_per_project: 20,
+            max_running: 8,
+            max_timeout_secs: 86_400,
+            keep_runs: 50,
         }
     }
 }
@@ -492,6 +512,15 @@ impl Config {
         self.check_tenancy()?;
         if self.jobs.lease_secs < 5 {
             return bad("jobs.lease_secs", "must be at least 5");
+        }
+        if !(100..=60_000).contains(&self.jobs.schedule_tick_ms) {
+            return bad("jobs.schedule_tick_ms", "must be between 100 and 60000");
+        }
+        if !(1..=256).contains(&self.jobs.max_running) {
+            return bad("jobs.max_running", "must be between 1 and 256");
+        }
+        if self.jobs.max_timeout_secs < 1 || self.jobs.keep_runs < 1 {
+            return bad("jobs", "max_timeout_secs and keep_runs must be at least 1");
         }
         Ok(())
     }

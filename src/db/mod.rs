@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod migrate;
 pub mod notification_channels;
 pub mod projects;
+pub mod runs;
 pub mod sessions;
 pub mod shared;
 pub mod teams;

@@ -1,4 +1,4 @@
-//! Numbered events of `project:<id>` and `user:<id>` topics.
+//! Numbered events of `project:<id>`, `user:<id>` and `run:<id>` topics.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
@@ -67,6 +67,36 @@ pub async fn append(
     let event = TopicEvents::find().from_raw_sql(stmt).one(&tx).await?;
     tx.commit().await?;
     event.ok_or(DbErr::RecordNotInserted)
+}
+
+/// Appends events numbered by their only writer (a run's output task): `first_seq` onwards,
+/// in one statement.
+pub async fn append_numbered(
+    db: &Db,
+    topic: &str,
+    first_seq: i64,
+    events: &[(DateTime<Utc>, &str, String)],
+) -> Result<(), DbErr> {
+    use sea_orm::ActiveValue::{NotSet, Set};
+    if events.is_empty() {
+        return Ok(());
+    }
+    let rows =
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, (ts, kind, payload))| topic_events::ActiveModel {
+                id: NotSet,
+                topic: Set(topic.to_string()),
+                seq: Set(first_seq + i as i64),
+                ts: Set(*ts),
+                kind: Set(kind.to_string()),
+                payload: Set(payload.clone()),
+            });
+    TopicEvents::insert_many(rows)
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
 }
 
 pub async fn since(db: &Db, topic: &str, since: i64, limit: u64) -> Result<Vec<TopicEvent>, DbErr> {

@@ -22,6 +22,7 @@ pub mod runtime;
 mod service;
 pub mod site;
 pub mod swarm;
+pub mod tasks;
 pub mod volumes;
 pub mod watchdog;
 mod workspace;

@@ -291,9 +291,11 @@ impl Engine {
                 if labels.contains_key(SWARM_TASK_LABEL) {
                     return None;
                 }
-                // A one-click database is not an app's: no sweep of apps may touch it.
+                // A one-click database or a task (one-off run, job) is not an app: no sweep of
+                // apps may touch it.
                 if labels.contains_key(super::databases::LABEL_DATABASE)
                     || labels.contains_key(super::databases::LABEL_THROWAWAY)
+                    || labels.contains_key(super::LABEL_RUN)
                 {
                     return None;
                 }

@@ -79,6 +79,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                         .configure(routes::webhooks::configure)
                         .configure(routes::plans::configure)
                         .configure(routes::volumes::configure)
+                        .configure(routes::tasks::configure)
                         .configure(routes::files::configure)
                         .configure(routes::databases::configure)
                         .configure(routes::backups::configure)

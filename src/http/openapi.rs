@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 use super::routes::{
     audit, auth, backups, cli_logins, databases, deployments, domains, env, files, github,
     github_repos, health, instance_backups, metrics, nodes, notifications, plans, projects,
-    registry, teams, tokens, users, volume_backups, volumes, webhooks,
+    registry, tasks, teams, tokens, users, volume_backups, volumes, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -55,6 +55,8 @@ use super::routes::{
         notifications::test_channel, notifications::list_deliveries,
         nodes::list_nodes, nodes::update_node, nodes::join,
         registry::show, registry::set_credentials, registry::clear_credentials,
+        tasks::start_run, tasks::list_runs, tasks::get_run, tasks::cancel_run, tasks::list_jobs,
+        tasks::put_job, tasks::delete_job, tasks::run_job, tasks::job_runs,
     ),
     modifiers(&BearerAuth, &Described)
 )]

@@ -32,7 +32,7 @@ pub struct Page {
 pub fn is_persisted(topic: Topic) -> bool {
     matches!(
         topic,
-        Topic::Deployment(_) | Topic::Project(_) | Topic::User(_)
+        Topic::Deployment(_) | Topic::Project(_) | Topic::User(_) | Topic::Run(_)
     )
 }
 
@@ -65,7 +65,7 @@ pub async fn page(
                 ..Page::default()
             })
         }
-        Topic::Project(_) | Topic::User(_) => {
+        Topic::Project(_) | Topic::User(_) | Topic::Run(_) => {
             let events = db::topic_events::since(db, &topic.to_string(), cursor, PAGE).await?;
             Ok(Page {
                 more: events.len() as u64 == PAGE,

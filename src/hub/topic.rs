@@ -17,6 +17,8 @@ pub enum Topic {
     Project(Uuid),
     /// Notifications for one user (persisted).
     User(Uuid),
+    /// Output and end of a run: a one-off command or a job's execution (persisted).
+    Run(Uuid),
     /// Health of the installation, for admins: queue length, Docker, disk (not persisted).
     System,
 }
@@ -29,6 +31,7 @@ impl fmt::Display for Topic {
             Topic::ProjectMetrics(id) => write!(f, "project:{id}:metrics"),
             Topic::Project(id) => write!(f, "project:{id}"),
             Topic::User(id) => write!(f, "user:{id}"),
+            Topic::Run(id) => write!(f, "run:{id}"),
             Topic::System => f.write_str("system"),
         }
     }
@@ -45,9 +48,10 @@ impl FromStr for Topic {
             ["project", id, "metrics"] => Ok(Topic::ProjectMetrics(parse(id)?)),
             ["project", id] => Ok(Topic::Project(parse(id)?)),
             ["user", id] => Ok(Topic::User(parse(id)?)),
+            ["run", id] => Ok(Topic::Run(parse(id)?)),
             ["system"] => Ok(Topic::System),
             _ => Err(format!(
-                "unknown topic '{s}' (known: deployment:<id>, project:<id>, project:<id>:logs, project:<id>:metrics, user:<id>, system)"
+                "unknown topic '{s}' (known: deployment:<id>, project:<id>, project:<id>:logs, project:<id>:metrics, user:<id>, run:<id>, system)"
             )),
         }
     }
@@ -66,6 +70,7 @@ mod tests {
             Topic::ProjectMetrics(id),
             Topic::Project(id),
             Topic::User(id),
+            Topic::Run(id),
             Topic::System,
         ] {
             assert_eq!(topic.to_string().parse::<Topic>().unwrap(), topic);

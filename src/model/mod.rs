@@ -16,4 +16,7 @@ pub use edge::{CertState, ChannelKind, CliLoginState, DeliveryState, DomainState
 pub use status::DeploymentStatus;
 pub use text::Unknown;
 pub use upstream::Upstream;
-pub use work::{BuildType, CommitState, JobKind, JobState, LogStream, Trigger};
+pub use work::{
+    BuildType, CommitState, Concurrency, JobKind, JobState, LogStream, RunState, RunTrigger,
+    Trigger,
+};

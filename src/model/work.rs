@@ -77,6 +77,38 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// Where a run (a one-off command or a job's execution) stands.
+    pub enum RunState ("run state") {
+        Running = "running",
+        /// The command exited 0.
+        Succeeded = "succeeded",
+        /// It exited non-zero, timed out, could not start, or shard stopped while it ran.
+        Failed = "failed",
+    }
+}
+
+text_enum! {
+    /// What started a run.
+    pub enum RunTrigger ("run trigger") {
+        /// `POST /projects/{id}/runs` (`shard run`).
+        Command = "command",
+        /// A job's schedule fired.
+        Schedule = "schedule",
+        /// "Run now" on a job.
+        Manual = "manual",
+    }
+}
+
+text_enum! {
+    /// Whether a job may start while its previous run still runs.
+    pub enum Concurrency ("job concurrency") {
+        /// A firing while a run is running is skipped (and "Run now" refused).
+        Forbid = "forbid",
+        Allow = "allow",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,6 +33,7 @@ pub const EVENTS: &[&str] = &[
     "app.crash_loop",
     "certificate.failed",
     "backup.failed",
+    "job.failed",
 ];
 
 /// Something to tell a project's owner.

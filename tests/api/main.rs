@@ -43,6 +43,7 @@ mod schedules;
 mod sessions;
 mod sites;
 mod swarm;
+mod tasks;
 mod teams;
 mod tenants;
 mod tls;

@@ -21,6 +21,8 @@ pub mod notification_channels;
 pub mod notification_deliveries;
 pub mod project_files;
 pub mod projects;
+pub mod runs;
+pub mod scheduled_jobs;
 pub mod sessions;
 pub mod shared_values;
 pub mod team_members;

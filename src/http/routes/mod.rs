@@ -20,6 +20,7 @@ pub mod plans;
 pub mod project_view;
 pub mod projects;
 pub mod registry;
+pub mod tasks;
 pub mod teams;
 pub mod tokens;
 pub mod users;

@@ -324,7 +324,6 @@ impl Connection {
         }
     }
 
-    /// Checks the caller may read `topic`; for runtime logs returns the live container.
     /// Whether the caller may subscribe to `topic`; for an app's logs, where they come from and
     /// the secret values to mask in them.
     async fn authorize(&self, topic: Topic) -> Result<Option<(LogSource, Vec<String>)>, AppError> {
@@ -341,6 +340,15 @@ impl Connection {
                 access::project(db, actor, deployment.project_id, Action::Read)
                     .await
                     .map_err(|_| AppError::not_found("deployment"))?;
+                Ok(None)
+            }
+            Topic::Run(id) => {
+                let run = db::runs::find_run(db, id)
+                    .await?
+                    .ok_or_else(|| AppError::not_found("run"))?;
+                access::project(db, actor, run.project_id, Action::Read)
+                    .await
+                    .map_err(|_| AppError::not_found("run"))?;
                 Ok(None)
             }
             Topic::Project(id) | Topic::ProjectMetrics(id) => {

@@ -1,0 +1,252 @@
+//! Task containers: one-off commands and scheduled job runs in a fresh container from an app's
+//! image, with the app's environment, network, volumes, files and limits, but no published
+//! port and no restart policy. They carry `shard.run=<id>` (and their project), never a
+//! deployment label, so nothing that manages an app's containers (the sweep, the event
+//! follower, the watchdog) mistakes one for the app. Also `exec`: a TTY attached to a
+//! running container (the terminal).
+
+use std::collections::HashMap;
+use std::pin::Pin;
+
+use bollard::container::LogOutput;
+use futures_util::{Stream, StreamExt};
+use uuid::Uuid;
+
+use super::containers::DROPPED_CAPABILITIES;
+use super::{Engine, EngineError, FileMount, Limits, VolumeMount};
+use crate::model::LogStream;
+
+/// On a task container: the run it executes.
+pub const LABEL_RUN: &str = "shard.run";
+
+/// A command to run in a task container.
+pub struct TaskSpec {
+    pub project: Uuid,
+    pub run: Uuid,
+    pub image: String,
+    /// Replaces the image's `CMD` (its `ENTRYPOINT`, if any, stays, as with `docker run`).
+    pub command: Vec<String>,
+    pub env: Vec<String>,
+    pub limits: Limits,
+    pub network: String,
+    pub volumes: Vec<VolumeMount>,
+    pub files: Vec<FileMount>,
+    /// Allocate a terminal and keep stdin open (an exec session's fresh container).
+    pub tty: bool,
+}
+
+/// Output of a task container: each chunk with the stream it came from.
+pub type TaskOutput =
+    Pin<Box<dyn Stream<Item = Result<(LogStream, bytes::Bytes), EngineError>> + Send>>;
+
+/// An attached exec session: bytes from the TTY, and where to write keystrokes.
+pub struct Attached {
+    pub id: String,
+    pub output: Pin<Box<dyn Stream<Item = Result<bytes::Bytes, EngineError>> + Send>>,
+    pub input: Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+}
+
+impl Engine {
+    /// Creates and starts a task container; its id.
+    pub async fn start_task(&self, spec: TaskSpec) -> Result<String, EngineError> {
+        use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
+        let docker = self.client().await?;
+        let mut labels = self.labels(spec.project, Uuid::nil());
+        labels.remove(super::LABEL_DEPLOYMENT);
+        labels.insert(LABEL_RUN.to_string(), spec.run.to_string());
+        let host_config = HostConfig {
+            init: Some(true),
+            memory: Some(spec.limits.memory_mb * 1024 * 1024),
+            memory_swap: Some(spec.limits.memory_mb * 1024 * 1024),
+            nano_cpus: Some(spec.limits.cpu_millis * 1_000_000),
+            pids_limit: Some(spec.limits.pids),
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("json-file".into()),
+                config: Some(HashMap::from([
+                    (
+                        "max-size".to_string(),
+                        format!("{}m", spec.limits.log_max_size_mb),
+                    ),
+                    ("max-file".to_string(), "1".to_string()),
+                ])),
+            }),
+            security_opt: Some(vec!["no-new-privileges:true".into()]),
+            cap_drop: Some(DROPPED_CAPABILITIES.iter().map(|c| c.to_string()).collect()),
+            network_mode: Some(spec.network.clone()),
+            mounts: (!spec.volumes.is_empty() || !spec.files.is_empty()).then(|| {
+                let volumes = spec.volumes.iter().map(|v| v.mount());
+                volumes
+                    .chain(spec.files.iter().map(|f| f.mount()))
+                    .collect()
+            }),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(spec.image),
+            cmd: (!spec.command.is_empty()).then_some(spec.command),
+            env: Some(spec.env),
+            labels: Some(labels),
+            tty: Some(spec.tty),
+            open_stdin: Some(spec.tty),
+            host_config: Some(host_config),
+            ..Default::default()
+        };
+        let options = bollard::query_parameters::CreateContainerOptionsBuilder::default()
+            .name(&format!("shard-run-{}", spec.run.simple()))
+            .build();
+        let created = docker.create_container(Some(options), body).await?;
+        if let Err(e) = docker
+            .start_container(
+                &created.id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await
+        {
+            let _ = self.remove_container(&created.id).await;
+            return Err(e.into());
+        }
+        Ok(created.id)
+    }
+
+    /// Everything a task container printed, from its start, until it stops.
+    pub async fn task_output(&self, id: &str) -> Result<TaskOutput, EngineError> {
+        let docker = self.client().await?;
+        let options = bollard::query_parameters::LogsOptionsBuilder::default()
+            .follow(true)
+            .stdout(true)
+            .stderr(true)
+            .tail("all")
+            .build();
+        Ok(docker
+            .logs(id, Some(options))
+            .filter_map(|chunk| async move {
+                match chunk {
+                    Ok(LogOutput::StdErr { message }) => Some(Ok((LogStream::Stderr, message))),
+                    Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
+                        Some(Ok((LogStream::Stdout, message)))
+                    }
+                    Ok(LogOutput::StdIn { .. }) => None,
+                    Err(e) => Some(Err(e.into())),
+                }
+            })
+            .boxed())
+    }
+
+    /// Waits for a task container to stop; its exit code.
+    pub async fn wait_task(&self, id: &str) -> Result<i64, EngineError> {
+        let docker = self.client().await?;
+        let mut waits =
+            docker.wait_container(id, None::<bollard::query_parameters::WaitContainerOptions>);
+        match waits.next().await {
+            Some(Ok(response)) => Ok(response.status_code),
+            // bollard reports a non-zero exit as an error carrying the code.
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
+            Some(Err(e)) => Err(e.into()),
+            None => Ok(self
+                .container_status(id)
+                .await?
+                .and_then(|s| s.exit_code)
+                .unwrap_or(-1)),
+        }
+    }
+
+    /// The task containers of this installation, with their run ids.
+    pub async fn task_containers(&self) -> Result<Vec<(String, Uuid)>, EngineError> {
+        let filters = self.owned_filter(Some(LABEL_RUN.to_string()));
+        Ok(self
+            .containers_matching(&filters)
+            .await?
+            .into_iter()
+            .filter_map(|c| {
+                let run = c
+                    .labels?
+                    .get(LABEL_RUN)
+                    .and_then(|r| Uuid::parse_str(r).ok())?;
+                Some((c.id?, run))
+            })
+            .collect())
+    }
+
+    /// Attaches a new TTY running `command` to a running container.
+    pub async fn exec_tty(
+        &self,
+        container: &str,
+        command: Vec<String>,
+        env: Vec<String>,
+        cols: u16,
+        rows: u16,
+    ) -> Result<Attached, EngineError> {
+        let docker = self.client().await?;
+        let exec = docker
+            .create_exec(
+                container,
+                bollard::exec::CreateExecOptions {
+                    cmd: Some(command),
+                    env: Some(env),
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let started = docker
+            .start_exec(
+                &exec.id,
+                Some(bollard::exec::StartExecOptions {
+                    detach: false,
+                    tty: true,
+                    output_capacity: None,
+                }),
+            )
+            .await?;
+        let bollard::exec::StartExecResults::Attached { output, input } = started else {
+            return Err(EngineError::Unreachable {
+                endpoint: self.endpoint.clone(),
+                reason: "the engine did not attach the terminal".into(),
+            });
+        };
+        // A resize before the process reads its size is harmless; one that fails is not fatal.
+        let _ = self.resize_exec(&exec.id, cols, rows).await;
+        Ok(Attached {
+            id: exec.id,
+            output: output
+                .filter_map(|chunk| async move {
+                    match chunk {
+                        Ok(LogOutput::StdIn { .. }) => None,
+                        Ok(other) => Some(Ok(other.into_bytes())),
+                        Err(e) => Some(Err(e.into())),
+                    }
+                })
+                .boxed(),
+            input,
+        })
+    }
+
+    /// Sets an exec session's terminal size.
+    pub async fn resize_exec(&self, exec: &str, cols: u16, rows: u16) -> Result<(), EngineError> {
+        let docker = self.client().await?;
+        docker
+            .resize_exec(
+                exec,
+                bollard::exec::ResizeExecOptions {
+                    height: rows,
+                    width: cols,
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Whether an exec session's process still runs, and its exit code once it ended.
+    pub async fn exec_exit(&self, exec: &str) -> Result<Option<i64>, EngineError> {
+        let docker = self.client().await?;
+        let inspect = docker.inspect_exec(exec).await?;
+        Ok(if inspect.running == Some(true) {
+            None
+        } else {
+            inspect.exit_code.or(Some(-1))
+        })
+    }
+}
