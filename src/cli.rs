@@ -168,6 +168,17 @@ pub enum ClientCommand {
     /// One-click databases.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Run a command in a new container from the project's live image, with the app's
+    /// environment and volumes; streams its output and exits with its exit code.
+    Run {
+        project: String,
+        /// Kill it after this many seconds (server default: 3600).
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<u64>,
+        /// The program and its arguments, after `--` (no shell: `-- sh -c '...'` for one).
+        #[arg(required = true, last = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

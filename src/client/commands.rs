@@ -48,6 +48,11 @@ pub async fn dispatch(command: ClientCommand, json: bool) -> Result<(), ClientEr
         ClientCommand::Env(command) => env(&api, command, json).await,
         ClientCommand::Open { project } => open(&api, &project, json).await,
         ClientCommand::Db(command) => super::databases::run(&api, command, json).await,
+        ClientCommand::Run {
+            project,
+            timeout,
+            command,
+        } => super::tasks::run(&api, &project, command, timeout, json).await,
     }
 }
 

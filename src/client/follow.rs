@@ -22,6 +22,8 @@ const RECONNECTS: u32 = 10;
 pub struct Output {
     json: bool,
     spinner: Option<ProgressBar>,
+    /// Lines of the `stderr` stream go to stderr (a command's output, as it printed it).
+    split: bool,
 }
 
 impl Output {
@@ -36,7 +38,21 @@ impl Output {
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
-        Self { json, spinner }
+        Self {
+            json,
+            spinner,
+            split: false,
+        }
+    }
+
+    /// A command's output as it printed it: stdout lines to stdout, stderr lines to stderr,
+    /// no spinner.
+    pub fn streams(json: bool) -> Self {
+        Self {
+            json,
+            spinner: None,
+            split: true,
+        }
     }
 
     fn event(&self, event: &Value) {
@@ -47,7 +63,11 @@ impl Output {
         match event["type"].as_str() {
             Some("log") => {
                 let line = event["line"].as_str().unwrap_or_default();
-                self.line(line);
+                if self.split && event["stream"] != "stdout" {
+                    eprintln!("{line}");
+                } else {
+                    self.line(line);
+                }
             }
             Some("status") => {
                 let status = event["status"].as_str().unwrap_or_default();

@@ -9,6 +9,7 @@ pub mod credentials;
 mod databases;
 mod follow;
 mod login;
+mod tasks;
 
 use std::process::ExitCode;
 
@@ -31,6 +32,9 @@ pub enum ClientError {
     Unreachable(String),
     /// The command line itself is wrong.
     Usage(String),
+    /// A command run on the server (`shard run`) ended with this exit code (or failed
+    /// without one: 1), for the reason given.
+    Exited(u8, String),
 }
 
 impl ClientError {
@@ -39,6 +43,7 @@ impl ClientError {
     pub fn exit_code(&self) -> u8 {
         match self {
             ClientError::DeployFailed(_) => 1,
+            ClientError::Exited(code, _) => *code,
             ClientError::Usage(_) => 2,
             ClientError::Api { status, .. } if *status < 500 => 3,
             _ => 4,
@@ -51,7 +56,8 @@ impl ClientError {
             ClientError::DeployFailed(m)
             | ClientError::NotLoggedIn(m)
             | ClientError::Unreachable(m)
-            | ClientError::Usage(m) => m.clone(),
+            | ClientError::Usage(m)
+            | ClientError::Exited(_, m) => m.clone(),
         }
     }
 
@@ -62,6 +68,7 @@ impl ClientError {
             ClientError::NotLoggedIn(_) => "not_logged_in",
             ClientError::Unreachable(_) => "unreachable",
             ClientError::Usage(_) => "usage",
+            ClientError::Exited(..) => "command_failed",
         };
         serde_json::json!({"error": {"code": code, "message": self.message()}})
     }
@@ -82,11 +89,13 @@ pub fn run(command: ClientCommand, json: bool) -> ExitCode {
     match runtime.block_on(commands::dispatch(command, json)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // A finished deploy already printed its outcome.
-            if json && !matches!(e, ClientError::DeployFailed(_)) {
+            // A finished deploy or run already printed its outcome.
+            if json && !matches!(e, ClientError::DeployFailed(_) | ClientError::Exited(..)) {
                 println!("{}", e.json());
             }
-            eprintln!("shard: {}", e.message());
+            if !e.message().is_empty() {
+                eprintln!("shard: {}", e.message());
+            }
             ExitCode::from(e.exit_code())
         }
     }

@@ -150,6 +150,23 @@ impl Engine {
         }
     }
 
+    /// Kills a task container at once (SIGKILL: its exit code is 137); a stopped or missing
+    /// one is fine.
+    pub async fn kill_task(&self, id: &str) -> Result<(), EngineError> {
+        let docker = self.client().await?;
+        let options = bollard::query_parameters::KillContainerOptionsBuilder::default()
+            .signal("KILL")
+            .build();
+        match docker.kill_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404 | 409,
+                ..
+            }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The task containers of this installation, with their run ids.
     pub async fn task_containers(&self) -> Result<Vec<(String, Uuid)>, EngineError> {
         let filters = self.owned_filter(Some(LABEL_RUN.to_string()));

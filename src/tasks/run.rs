@@ -144,11 +144,11 @@ impl Tasks {
                 () = tokio::time::sleep_until(gather), if output.pending() > 0 => output.flush().await,
                 () = &mut deadline, if why.is_none() => {
                     why = Some(format!("timed out after {} s; the container was killed", timeout.as_secs()));
-                    let _ = self.docker.stop_container(&container, 0).await;
+                    let _ = self.docker.kill_task(&container).await;
                 }
                 () = cancel.cancelled(), if why.is_none() => {
                     why = Some("cancelled; the container was killed".into());
-                    let _ = self.docker.stop_container(&container, 0).await;
+                    let _ = self.docker.kill_task(&container).await;
                 }
                 _ = heartbeat.tick() => {
                     if let Err(e) = db::runs::heartbeat(&self.db, &[run.id]).await {
