@@ -179,6 +179,17 @@ pub enum ClientCommand {
         #[arg(required = true, last = true, value_name = "CMD")]
         command: Vec<String>,
     },
+    /// A terminal in the project's running container (team admins and above); exits with
+    /// the shell's exit code.
+    Exec {
+        project: String,
+        /// A new container from the live image instead of the running one.
+        #[arg(long)]
+        fresh: bool,
+        /// The shell to start (server default: exec.shell, /bin/sh).
+        #[arg(long, value_name = "PATH")]
+        shell: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

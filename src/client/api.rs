@@ -35,6 +35,11 @@ impl Api {
 
     /// The WebSocket URL of the server.
     pub fn ws_url(&self) -> String {
+        self.ws_path("/api/v1/ws")
+    }
+
+    /// A WebSocket URL on the server (`path` from the root).
+    pub fn ws_path(&self, path: &str) -> String {
         let rest = self
             .base
             .strip_prefix("https://")
@@ -45,7 +50,7 @@ impl Api {
                     .map(|r| format!("ws://{r}"))
             })
             .unwrap_or_else(|| self.base.clone());
-        format!("{rest}/api/v1/ws")
+        format!("{rest}{path}")
     }
 
     pub async fn call<T: DeserializeOwned>(

@@ -53,6 +53,11 @@ pub async fn dispatch(command: ClientCommand, json: bool) -> Result<(), ClientEr
             timeout,
             command,
         } => super::tasks::run(&api, &project, command, timeout, json).await,
+        ClientCommand::Exec {
+            project,
+            fresh,
+            shell,
+        } => super::tasks::exec(&api, &project, fresh, shell).await,
     }
 }
 

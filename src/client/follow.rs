@@ -126,7 +126,7 @@ async fn open(api: &Api, topic: &str, since: i64) -> Result<Socket, ClientError>
 }
 
 /// An `error` message from the server as a client error.
-fn refusal(v: &Value) -> ClientError {
+pub(super) fn refusal(v: &Value) -> ClientError {
     let code = v["code"].as_str().unwrap_or("error").to_string();
     let status = match code.as_str() {
         "not_found" => 404,

@@ -28,7 +28,7 @@ pub use retention::RetentionConfig;
 pub use serving::{AcmeConfig, CertificateFiles, DnsConfig, ProxyConfig};
 pub use tenancy::{DomainsConfig, QuotasConfig};
 pub use values::{SubnetPool, custom_domain, dns_label, domain, parse_resolver, parse_secret_key};
-pub use workloads::{ContainersConfig, DeployConfig};
+pub use workloads::{ContainersConfig, DeployConfig, ExecConfig};
 
 /// The documented example, also what `shard config init` writes.
 pub const EXAMPLE_TOML: &str = include_str!("../../config.example.toml");
@@ -94,6 +94,7 @@ pub struct Config {
     pub build: BuildConfig,
     pub databases: DatabasesConfig,
     pub containers: ContainersConfig,
+    pub exec: ExecConfig,
     pub retention: RetentionConfig,
     pub quotas: QuotasConfig,
     pub domains: DomainsConfig,
@@ -220,6 +221,7 @@ impl Default for Config {
             build: BuildConfig::default(),
             databases: DatabasesConfig::default(),
             containers: ContainersConfig::default(),
+            exec: ExecConfig::default(),
             retention: RetentionConfig::default(),
             quotas: QuotasConfig::default(),
             domains: DomainsConfig::default(),
@@ -515,6 +517,21 @@ impl Config {
         }
         if !(100..=60_000).contains(&self.jobs.schedule_tick_ms) {
             return bad("jobs.schedule_tick_ms", "must be between 100 and 60000");
+        }
+        if !self.exec.shell.starts_with('/') || self.exec.shell.contains(char::is_whitespace) {
+            return bad(
+                "exec.shell",
+                "must be an absolute path without spaces, e.g. /bin/sh",
+            );
+        }
+        if self.exec.idle_secs < 10
+            || self.exec.sessions_per_user == 0
+            || self.exec.bytes_per_sec < 1024
+        {
+            return bad(
+                "exec",
+                "idle_secs must be at least 10, sessions_per_user at least 1, bytes_per_sec at least 1024",
+            );
         }
         if !(1..=256).contains(&self.jobs.max_running) {
             return bad("jobs.max_running", "must be between 1 and 256");

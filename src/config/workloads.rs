@@ -94,3 +94,28 @@ impl Default for ContainersConfig {
         }
     }
 }
+
+/// `[exec]`: terminals in app containers (`GET /api/v1/projects/{id}/exec`, `shard exec`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExecConfig {
+    /// The shell started when the client names none.
+    pub shell: String,
+    /// A terminal nobody typed into for this long is closed.
+    pub idle_secs: u64,
+    /// Terminals one user may have open at once (on this instance).
+    pub sessions_per_user: usize,
+    /// Output bytes per second sent to one terminal; a faster process waits.
+    pub bytes_per_sec: u64,
+}
+
+impl Default for ExecConfig {
+    fn default() -> Self {
+        Self {
+            shell: "/bin/sh".into(),
+            idle_secs: 900,
+            sessions_per_user: 3,
+            bytes_per_sec: 1024 * 1024,
+        }
+    }
+}

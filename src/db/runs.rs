@@ -174,11 +174,12 @@ pub async fn runs_of_job(db: &Db, job: Uuid, limit: u64) -> Result<Vec<Run>, DbE
         .await
 }
 
-/// A project's one-off runs, newest first.
+/// A project's one-off runs (not terminals), newest first.
 pub async fn one_offs(db: &Db, project: Uuid, limit: u64) -> Result<Vec<Run>, DbErr> {
     Runs::find()
         .filter(R::ProjectId.eq(project))
         .filter(R::JobId.is_null())
+        .filter(R::Trigger.ne(RunTrigger::Terminal))
         .order_by_desc(R::StartedAt)
         .order_by_desc(R::Id)
         .limit(limit)

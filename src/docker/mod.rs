@@ -48,7 +48,7 @@ pub use images::{ManagedImage, cap_text};
 pub use site::{CopyError, CopyStats};
 pub use stats::StatsReading;
 pub use swarm::{NodeChange, NodeInfo, RegistryAuth, Replica, ServiceRun, SwarmInfo};
-pub use tasks::{Attached, LABEL_RUN, TaskOutput, TaskSpec};
+pub use tasks::{Attached, LABEL_RUN, TaskOutput, TaskSpec, TtyTarget};
 pub use volumes::{FileMount, LABEL_VOLUME, RemoveVolumeError, VolumeMount};
 
 pub use lines::LineSplitter;

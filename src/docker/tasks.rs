@@ -39,9 +39,18 @@ pub struct TaskSpec {
 pub type TaskOutput =
     Pin<Box<dyn Stream<Item = Result<(LogStream, bytes::Bytes), EngineError>> + Send>>;
 
-/// An attached exec session: bytes from the TTY, and where to write keystrokes.
+/// What a terminal is attached to.
+#[derive(Debug, Clone)]
+pub enum TtyTarget {
+    /// A process started with `docker exec` in a running container.
+    Exec(String),
+    /// A task container whose main process is the shell.
+    Container(String),
+}
+
+/// An attached terminal: bytes from the TTY, and where to write keystrokes.
 pub struct Attached {
-    pub id: String,
+    pub target: TtyTarget,
     pub output: Pin<Box<dyn Stream<Item = Result<bytes::Bytes, EngineError>> + Send>>,
     pub input: Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
 }
@@ -224,46 +233,108 @@ impl Engine {
                 reason: "the engine did not attach the terminal".into(),
             });
         };
+        let target = TtyTarget::Exec(exec.id);
         // A resize before the process reads its size is harmless; one that fails is not fatal.
-        let _ = self.resize_exec(&exec.id, cols, rows).await;
+        let _ = self.resize_tty(&target, cols, rows).await;
         Ok(Attached {
-            id: exec.id,
-            output: output
-                .filter_map(|chunk| async move {
-                    match chunk {
-                        Ok(LogOutput::StdIn { .. }) => None,
-                        Ok(other) => Some(Ok(other.into_bytes())),
-                        Err(e) => Some(Err(e.into())),
-                    }
-                })
-                .boxed(),
+            target,
+            output: tty_bytes(output),
             input,
         })
     }
 
-    /// Sets an exec session's terminal size.
-    pub async fn resize_exec(&self, exec: &str, cols: u16, rows: u16) -> Result<(), EngineError> {
+    /// Attaches to a task container started with a TTY (`TaskSpec::tty`), from its first
+    /// output on.
+    pub async fn attach_tty(
+        &self,
+        container: &str,
+        cols: u16,
+        rows: u16,
+    ) -> Result<Attached, EngineError> {
         let docker = self.client().await?;
-        docker
-            .resize_exec(
-                exec,
-                bollard::exec::ResizeExecOptions {
-                    height: rows,
-                    width: cols,
-                },
-            )
-            .await?;
+        let options = bollard::query_parameters::AttachContainerOptionsBuilder::default()
+            .stdin(true)
+            .stdout(true)
+            .stderr(true)
+            .stream(true)
+            .logs(true)
+            .build();
+        let attached = docker.attach_container(container, Some(options)).await?;
+        let target = TtyTarget::Container(container.to_string());
+        let _ = self.resize_tty(&target, cols, rows).await;
+        Ok(Attached {
+            target,
+            output: tty_bytes(attached.output),
+            input: attached.input,
+        })
+    }
+
+    /// Sets a terminal's size.
+    pub async fn resize_tty(
+        &self,
+        target: &TtyTarget,
+        cols: u16,
+        rows: u16,
+    ) -> Result<(), EngineError> {
+        let docker = self.client().await?;
+        match target {
+            TtyTarget::Exec(exec) => {
+                docker
+                    .resize_exec(
+                        exec,
+                        bollard::exec::ResizeExecOptions {
+                            height: rows,
+                            width: cols,
+                        },
+                    )
+                    .await?
+            }
+            TtyTarget::Container(container) => {
+                let options =
+                    bollard::query_parameters::ResizeContainerTTYOptionsBuilder::default()
+                        .h(i32::from(rows))
+                        .w(i32::from(cols))
+                        .build();
+                docker.resize_container_tty(container, options).await?
+            }
+        }
         Ok(())
     }
 
-    /// Whether an exec session's process still runs, and its exit code once it ended.
-    pub async fn exec_exit(&self, exec: &str) -> Result<Option<i64>, EngineError> {
+    /// A terminal's exit code once its process ended (`None` while it runs).
+    pub async fn tty_exit(&self, target: &TtyTarget) -> Result<Option<i64>, EngineError> {
         let docker = self.client().await?;
-        let inspect = docker.inspect_exec(exec).await?;
-        Ok(if inspect.running == Some(true) {
-            None
-        } else {
-            inspect.exit_code.or(Some(-1))
-        })
+        match target {
+            TtyTarget::Exec(exec) => {
+                let inspect = docker.inspect_exec(exec).await?;
+                Ok(if inspect.running == Some(true) {
+                    None
+                } else {
+                    inspect.exit_code.or(Some(-1))
+                })
+            }
+            TtyTarget::Container(container) => Ok(self
+                .container_status(container)
+                .await?
+                .filter(|s| !s.running)
+                .map(|s| s.exit_code.unwrap_or(-1))),
+        }
     }
+}
+
+type LogStreamBox = Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
+
+/// A TTY's output as plain bytes (a TTY merges stdout and stderr).
+fn tty_bytes(
+    output: LogStreamBox,
+) -> Pin<Box<dyn Stream<Item = Result<bytes::Bytes, EngineError>> + Send>> {
+    output
+        .filter_map(|chunk| async move {
+            match chunk {
+                Ok(LogOutput::StdIn { .. }) => None,
+                Ok(other) => Some(Ok(other.into_bytes())),
+                Err(e) => Some(Err(e.into())),
+            }
+        })
+        .boxed()
 }

@@ -93,6 +93,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                         .configure(routes::registry::configure)
                         .route("/openapi.json", web::get().to(openapi::document))
                         .route("/ws", web::get().to(ws::connect))
+                        .route("/projects/{id}/exec", web::get().to(ws::exec::connect))
                         .default_service(web::to(api_not_found)),
                 )
                 .default_service(web::to(spa::serve)),

@@ -97,6 +97,8 @@ text_enum! {
         Schedule = "schedule",
         /// "Run now" on a job.
         Manual = "manual",
+        /// A terminal's fresh container (`exec?fresh=true`): no output is kept.
+        Terminal = "terminal",
     }
 }
 

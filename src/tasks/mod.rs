@@ -9,11 +9,14 @@
 //!   each firing claimed by a conditional update so it runs once. A job's run is a run like
 //!   any other, with a timeout and a concurrency rule (`forbid` skips a firing while the last
 //!   run still runs). A failed job run raises `job.failed`.
+//! - **Terminals** (`exec.rs`): a TTY in the running container or a fresh one, for the
+//!   WebSocket `GET /projects/{id}/exec`.
 //! - **Bounds**: at most `jobs.max_running` runs at once per instance, a timeout on each (the
 //!   container is killed past it), the newest `jobs.keep_runs` runs kept per job (and one-off
 //!   runs per project) with their output. A run whose runner died (its heartbeat went
 //!   silent) is failed and its container removed by the sweep.
 
+pub mod exec;
 pub mod run;
 pub mod schedule;
 
@@ -50,6 +53,8 @@ pub struct Tasks {
     base: String,
     /// Runs executing in this process, each with what cancels it.
     running: Mutex<HashMap<Uuid, CancellationToken>>,
+    /// Open terminals per user, here.
+    terminals: Mutex<HashMap<Uuid, usize>>,
     /// Ends every run's task at shutdown (their containers are killed and the runs failed).
     shutdown: CancellationToken,
 }
@@ -77,6 +82,7 @@ impl Tasks {
             config: parts.config,
             base: parts.base,
             running: Mutex::new(HashMap::new()),
+            terminals: Mutex::new(HashMap::new()),
             shutdown: parts.shutdown,
         })
     }

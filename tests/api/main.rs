@@ -18,6 +18,7 @@ mod docker;
 mod doctor;
 mod domains;
 mod edge;
+mod exec;
 mod files;
 mod github;
 mod gitserver;

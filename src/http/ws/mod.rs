@@ -23,6 +23,7 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 mod catch_up;
 pub(crate) mod credential;
+pub mod exec;
 
 use credential::{Credential, login_for_refresh_cookie, login_for_token};
 
