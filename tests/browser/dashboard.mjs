@@ -4,7 +4,7 @@
 // var and a redeploy, a rollback, stop/start, runtime logs, a GitHub stand-in (connect, import,
 // a signed push deploying with commit statuses, disconnect), an API token created and revoked,
 // teams (invitation link, roles, team switcher, a scoped token, the audit log, a CLI sign-in
-// approved; see teams.mjs), and deleting the project; then the same screens at 360 px in dark mode. axe-core checks every
+// approved; see teams.mjs), one-off commands, scheduled jobs and a terminal (tasks.mjs), and deleting the project; then the same screens at 360 px in dark mode. axe-core checks every
 // page (no serious or critical violations) and a screenshot of each step goes to a temp dir
 // whose path is printed. Usage: node dashboard.mjs <path to the shard binary>. Exits non-zero
 // on failure. Needs git, a running Docker engine and /bin/busybox (busybox-static).
@@ -15,6 +15,7 @@ import { freePort, serveGit } from "./gitserver.mjs";
 import { CLIENT_ID, CLIENT_SECRET, startGithub } from "./github.mjs";
 import { teamsFlow } from "./teams.mjs";
 import { nodesFlow } from "./nodes.mjs";
+import { tasksFlow } from "./tasks.mjs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRequire } from "node:module";
@@ -39,6 +40,7 @@ async function startGitServer(root) {
       "FROM scratch",
       "COPY busybox /bin/busybox",
       "COPY www /www",
+      `RUN ["/bin/busybox", "ln", "-s", "/bin/busybox", "/bin/sh"]`,
       `RUN ["/bin/busybox", "sh", "-c", "printf '\\\\033[32mgreen step\\\\033[0m\\\\n'; /bin/busybox seq 1 20"]`,
       "EXPOSE 8080",
       `CMD ["/bin/busybox", "httpd", "-f", "-vv", "-p", "8080", "-h", "/www"]`,
@@ -503,6 +505,9 @@ try {
   await deleteFile.getByLabel("Type app.toml to confirm").fill("app.toml");
   await deleteFile.getByRole("button", { name: "Delete file" }).click();
   await page.getByRole("heading", { name: "No files" }).waitFor();
+
+  // Jobs and commands, and the terminal (tasks.mjs).
+  await tasksFlow({ page, audit, projectId });
 
   // Databases: a bad name is refused in words; a Postgres comes up, shows how apps connect
   // (the password only when revealed), is attached to Live App and detached, then deleted

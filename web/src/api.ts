@@ -502,6 +502,45 @@ export const approveCliLogin = (code: string) =>
 export const denyCliLogin = (code: string) => request<void>("POST", `/cli/logins/${encodeURIComponent(code)}/deny`, {});
 
 /** A named volume: data a project keeps across deployments. */
+export type Run = {
+  id: string;
+  project_id: string;
+  job_id: string | null;
+  command: string[];
+  trigger: "command" | "schedule" | "manual" | "terminal";
+  status: "running" | "succeeded" | "failed";
+  exit_code: number | null;
+  error: string | null;
+  deployment_id: string | null;
+  started_at: string;
+  finished_at: string | null;
+  duration_ms: number | null;
+  topic: string;
+};
+export type Job = {
+  id: string;
+  name: string;
+  schedule: string;
+  command: string[];
+  timeout_secs: number;
+  concurrency: "forbid" | "allow";
+  next_run_at: string;
+  last_run_at: string | null;
+  last_run: Run | null;
+};
+export type NewJob = { name: string; schedule: string; command: string[]; timeout_secs?: number; concurrency?: "forbid" | "allow" };
+type Started = { id: string; status: string; topic: string };
+export const listRuns = (project: string) => request<Run[]>("GET", `/projects/${project}/runs`);
+export const getRun = (project: string, run: string) => request<Run>("GET", `/projects/${project}/runs/${run}`);
+export const startRun = (project: string, command: string[], timeout_secs?: number) =>
+  request<Started>("POST", `/projects/${project}/runs`, timeout_secs ? { command, timeout_secs } : { command });
+export const cancelRun = (project: string, run: string) => request<void>("POST", `/projects/${project}/runs/${run}/cancel`);
+export const listJobs = (project: string) => request<Job[]>("GET", `/projects/${project}/jobs`);
+export const putJob = (project: string, job: NewJob) => request<Job>("POST", `/projects/${project}/jobs`, job);
+export const deleteJob = (project: string, name: string) => request<void>("DELETE", `/projects/${project}/jobs/${encodeURIComponent(name)}`);
+export const runJob = (project: string, name: string) => request<Started>("POST", `/projects/${project}/jobs/${encodeURIComponent(name)}/run`);
+export const jobRuns = (project: string, name: string) => request<Run[]>("GET", `/projects/${project}/jobs/${encodeURIComponent(name)}/runs`);
+
 export type Volume = {
   id: string;
   name: string;

@@ -203,7 +203,7 @@ pub async fn get_run(
 
 /// Kills a running run's container; the run ends `failed`.
 #[utoipa::path(post, path = "/api/v1/projects/{id}/runs/{run}/cancel", tag = "tasks", params(("id" = uuid::Uuid, Path, description = "the project id"), ("run" = uuid::Uuid, Path, description = "the run id")),
-    responses((status = 202), (status = 404), (status = 409, description = "it is not running, or runs on another instance")), security(("bearer" = ["role:member", "scope:deploy"])))]
+    responses((status = 204, description = "its container is being killed"), (status = 404), (status = 409, description = "it is not running, or runs on another instance")), security(("bearer" = ["role:member", "scope:deploy"])))]
 pub async fn cancel_run(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -223,7 +223,7 @@ pub async fn cancel_run(
         ));
     }
     crate::http::audit::action(&req, "run.cancel", "project", project.id);
-    Ok(HttpResponse::Accepted().finish())
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[derive(Deserialize, ToSchema)]

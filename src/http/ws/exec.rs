@@ -340,7 +340,8 @@ impl Pump {
                                     self.state.tasks.resize_terminal(&terminal, cols, rows).await;
                                 }
                             }
-                            Some("ping") => {}
+                            // A client signed in by its cookie may still send its token.
+                            Some("ping" | "auth") => {}
                             _ => {
                                 let why = json!({"type": "error", "code": "bad_message", "message": "text frames are {\"op\":\"resize\",\"cols\",\"rows\"}; keystrokes go in binary frames"});
                                 let _ = self.session.text(why.to_string()).await;

@@ -1,5 +1,6 @@
 // A project: header (live URL, state, Deploy / Stop / Start / Restart) and its tabs —
-// deployments, runtime logs, metrics, environment, build plan, volumes, files, domains, webhook/GitHub,
+// deployments, runtime logs, metrics, environment, build plan, volumes, files, jobs and
+// commands, a terminal (loaded on demand), domains, webhook/GitHub,
 // settings. The page follows the project's
 // topic, so statuses change on screen as they change on the server.
 import { lazy, Suspense, useEffect, useMemo, useRef, useState } from "react";
@@ -14,11 +15,13 @@ import { projectState, triggerText } from "./projects";
 import { BuildPanel, Detected } from "./build";
 import { Settings } from "./settings";
 import { FilesPanel } from "./files";
+import { JobsPanel } from "./jobs";
 import { VolumesPanel } from "./volumes";
 import { WebhookPanel } from "./webhook";
 
 const FINAL = ["live", "failed", "cancelled", "superseded", "stopped"];
 const MetricsPanel = lazy(() => import("./metrics"));
+const TerminalPanel = lazy(() => import("./terminal"));
 
 export default function ProjectPage() {
   const { id = "" } = useParams();
@@ -132,6 +135,8 @@ export default function ProjectPage() {
         <NavLink to={`/projects/${id}/build`}>Build</NavLink>
         <NavLink to={`/projects/${id}/volumes`}>Volumes</NavLink>
         <NavLink to={`/projects/${id}/files`}>Files</NavLink>
+        <NavLink to={`/projects/${id}/jobs`}>Jobs</NavLink>
+        <NavLink to={`/projects/${id}/terminal`}>Terminal</NavLink>
         <NavLink to={`/projects/${id}/domains`}>Domains</NavLink>
         <NavLink to={`/projects/${id}/webhook`}>{project.github ? "GitHub" : "Webhook"}</NavLink>
         <NavLink to={`/projects/${id}/settings`}>Settings</NavLink>
@@ -150,6 +155,15 @@ export default function ProjectPage() {
         <Route path="build" element={<BuildPanel project={project} onSaved={saved} />} />
         <Route path="volumes" element={<VolumesPanel project={project} />} />
         <Route path="files" element={<FilesPanel project={project} />} />
+        <Route path="jobs" element={<JobsPanel project={project} />} />
+        <Route
+          path="terminal"
+          element={
+            <Suspense fallback={<p className="muted">Loading the terminal…</p>}>
+              <TerminalPanel project={project} />
+            </Suspense>
+          }
+        />
         <Route path="env" element={<EnvEditor project={project} onDeploy={() => act("Deploy queued", () => api.deploy(id))} />} />
         <Route path="domains" element={<Domains project={id} />} />
         <Route path="webhook" element={<WebhookPanel project={project} onChanged={reload} />} />

@@ -71,6 +71,7 @@ export function Field({ label, hint, error, ...input }: FieldProps) {
 const TONES: Record<string, string> = {
   live: "ok",
   running: "ok",
+  succeeded: "ok",
   verified: "ok",
   success: "ok",
   issued: "ok",
