@@ -3,10 +3,10 @@
 //! against the same shell attached straight to Docker's exec API (what `docker exec -it`
 //! does), on the same container in the same run. Run: `bench/run-exec`. Prints a table.
 
-#[path = "../tests/api/gitserver.rs"]
-mod gitserver;
 #[path = "app.rs"]
 mod app;
+#[path = "../tests/api/gitserver.rs"]
+mod gitserver;
 
 use std::time::{Duration, Instant};
 
@@ -114,9 +114,13 @@ async fn main() {
         through_shard.push(sent.elapsed().as_secs_f64() * 1000.0);
         // Let a multi-byte echo (a backspace is "\b \b") arrive before the next key.
         tokio::time::sleep(Duration::from_millis(2)).await;
-        while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_millis(1), ws.next()).await {}
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_millis(1), ws.next()).await
+        {
+        }
     }
-    ws.send(Message::Binary(b"exit\n".to_vec().into())).await.ok();
+    ws.send(Message::Binary(b"exit\n".to_vec().into()))
+        .await
+        .ok();
 
     // Straight to Docker.
     let mut direct = state
@@ -139,7 +143,9 @@ async fn main() {
         direct.output.next().await.unwrap().unwrap();
         straight.push(sent.elapsed().as_secs_f64() * 1000.0);
         tokio::time::sleep(Duration::from_millis(2)).await;
-        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(1), direct.output.next()).await {}
+        while let Ok(Some(_)) =
+            tokio::time::timeout(Duration::from_millis(1), direct.output.next()).await
+        {}
     }
     direct.input.write_all(b"exit\n").await.ok();
 

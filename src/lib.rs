@@ -67,6 +67,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod model;
 pub mod notifications;
+pub mod previews;
 pub mod proxy;
 pub mod secrets;
 pub mod setup;

@@ -42,6 +42,8 @@ pub struct AppState {
     pub deployer: Arc<Deployer>,
     /// One-click databases.
     pub databases: Arc<crate::storage::Databases>,
+    /// Pull-request previews.
+    pub previews: Arc<crate::previews::Previews>,
     /// One-off commands and scheduled jobs.
     pub tasks: Arc<crate::tasks::Tasks>,
     /// The app proxy's route table (which host reaches which container).

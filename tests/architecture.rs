@@ -96,6 +96,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "validate",
         ],
     ),
+    // Pull-request previews: child projects deployed through deploy, reported on GitHub.
+    (
+        "previews",
+        &[
+            "cluster", "config", "db", "deploy", "github", "model", "secrets",
+        ],
+    ),
     // One-off commands and scheduled jobs, beside the live deployment.
     (
         "tasks",
@@ -141,6 +148,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "jobs",
             "metrics",
             "notifications",
+            "previews",
             "proxy",
             "secrets",
             "storage",
@@ -166,6 +174,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "metrics",
             "model",
             "notifications",
+            "previews",
             "proxy",
             "secrets",
             "setup",
@@ -194,6 +203,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "metrics",
             "model",
             "notifications",
+            "previews",
             "proxy",
             "secrets",
             "setup",

@@ -26,6 +26,7 @@ mod m20261205_000020_backup_schedules;
 mod m20261205_000021_metrics_subjects;
 mod m20261206_000022_instance_backups;
 mod m20261206_000023_scheduled_jobs_and_runs;
+mod m20261206_000024_previews;
 
 /// One migration run inside a transaction on every backend (sea-orm does so on Postgres only;
 /// SQLite's DDL is transactional too): a migration that fails leaves nothing half-applied.
@@ -88,6 +89,7 @@ impl MigratorTrait for Migrator {
             InTransaction::boxed(m20261205_000021_metrics_subjects::Migration),
             InTransaction::boxed(m20261206_000022_instance_backups::Migration),
             InTransaction::boxed(m20261206_000023_scheduled_jobs_and_runs::Migration),
+            InTransaction::boxed(m20261206_000024_previews::Migration),
         ]
     }
 }

@@ -1,7 +1,7 @@
 //! The long-running background loops, each started through the supervisor by name (see
 //! `crate::supervisor`): the leader campaign and the hub relay (several instances on one
 //! Postgres), the route follower, the engines check, and those that run beside a built state
-//! (backup schedules, job schedules, sweep, commit statuses, watchdog, Docker events, Swarm watch, metrics collector, system
+//! (backup schedules, job schedules, the preview reconciler, sweep, commit statuses, watchdog, Docker events, Swarm watch, metrics collector, system
 //! heartbeat). ACME starts with the server, and the job workers in `jobs::Workers`.
 
 use std::sync::Arc;
@@ -131,6 +131,17 @@ pub(super) async fn start(
         state.leadership.clone(),
         shutdown.clone(),
     );
+    let (previews, leadership_p, stop_p) = (
+        state.previews.clone(),
+        state.leadership.clone(),
+        shutdown.clone(),
+    );
+    supervisor.spawn("previews", move || {
+        previews
+            .clone()
+            .run(leadership_p.clone(), stop_p.clone())
+            .map(Ok)
+    });
     supervisor.spawn("job-schedules", move || {
         tasks
             .clone()

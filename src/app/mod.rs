@@ -160,6 +160,14 @@ impl App {
             job_signal: job_signal.clone(),
             proxy: proxy.clone(),
         })?);
+        let previews = crate::previews::Previews::new(crate::previews::Parts {
+            db: db.clone(),
+            deployer: deployer.clone(),
+            github: github.clone(),
+            sealer: keys.sealer.clone(),
+            config: config.clone(),
+            base: config.public_base(port),
+        });
         let tasks = crate::tasks::Tasks::new(crate::tasks::Parts {
             db: db.clone(),
             hub: hub.clone(),
@@ -188,6 +196,7 @@ impl App {
             job_signal,
             deployer,
             databases,
+            previews,
             tasks,
             proxy,
             dns: crate::proxy::dns::Checker::new(config.dns.resolver.as_deref())?,

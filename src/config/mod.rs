@@ -28,7 +28,7 @@ pub use retention::RetentionConfig;
 pub use serving::{AcmeConfig, CertificateFiles, DnsConfig, ProxyConfig};
 pub use tenancy::{DomainsConfig, QuotasConfig};
 pub use values::{SubnetPool, custom_domain, dns_label, domain, parse_resolver, parse_secret_key};
-pub use workloads::{ContainersConfig, DeployConfig, ExecConfig};
+pub use workloads::{ContainersConfig, DeployConfig, ExecConfig, PreviewsConfig};
 
 /// The documented example, also what `shard config init` writes.
 pub const EXAMPLE_TOML: &str = include_str!("../../config.example.toml");
@@ -95,6 +95,7 @@ pub struct Config {
     pub databases: DatabasesConfig,
     pub containers: ContainersConfig,
     pub exec: ExecConfig,
+    pub previews: PreviewsConfig,
     pub retention: RetentionConfig,
     pub quotas: QuotasConfig,
     pub domains: DomainsConfig,
@@ -222,6 +223,7 @@ impl Default for Config {
             databases: DatabasesConfig::default(),
             containers: ContainersConfig::default(),
             exec: ExecConfig::default(),
+            previews: PreviewsConfig::default(),
             retention: RetentionConfig::default(),
             quotas: QuotasConfig::default(),
             domains: DomainsConfig::default(),
@@ -531,6 +533,18 @@ impl Config {
             return bad(
                 "exec",
                 "idle_secs must be at least 10, sessions_per_user at least 1, bytes_per_sec at least 1024",
+            );
+        }
+        let p = &self.previews;
+        if p.reconcile_secs == 0
+            || p.memory_mb < 16
+            || p.cpu_millis < 10
+            || p.max_ttl_days < 1
+            || p.max_per_project < 1
+        {
+            return bad(
+                "previews",
+                "reconcile_secs, max_ttl_days and max_per_project must be at least 1, memory_mb 16, cpu_millis 10",
             );
         }
         if !(1..=256).contains(&self.jobs.max_running) {

@@ -119,3 +119,29 @@ impl Default for ExecConfig {
         }
     }
 }
+
+/// `[previews]`: pull-request previews (a project turns them on).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PreviewsConfig {
+    /// How often closed, expired and orphaned previews are looked for (seconds).
+    pub reconcile_secs: u64,
+    /// A preview's memory (MiB) and CPU (thousandths of a CPU) at most, below production's.
+    pub memory_mb: i64,
+    pub cpu_millis: i64,
+    /// The largest `ttl_days` and `max` a project may set.
+    pub max_ttl_days: i32,
+    pub max_per_project: i32,
+}
+
+impl Default for PreviewsConfig {
+    fn default() -> Self {
+        Self {
+            reconcile_secs: 30,
+            memory_mb: 256,
+            cpu_millis: 500,
+            max_ttl_days: 90,
+            max_per_project: 20,
+        }
+    }
+}

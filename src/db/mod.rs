@@ -20,6 +20,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod migrate;
 pub mod notification_channels;
+pub mod previews;
 pub mod projects;
 pub mod runs;
 pub mod sessions;

@@ -171,6 +171,11 @@ pub async fn insert_in(
         install_command: Set(s.plan.install_command),
         build_command: Set(s.plan.build_command),
         start_command: Set(s.plan.start_command),
+        preview_of: Set(None),
+        pr_number: Set(None),
+        previews_enabled: Set(false),
+        previews_ttl_days: Set(7),
+        previews_max: Set(5),
     }
     .insert(db)
     .await
@@ -205,9 +210,10 @@ pub async fn find(db: &Db, id: Uuid) -> Result<Option<Project>, DbErr> {
     Projects::find_by_id(id).one(db).await
 }
 
-/// All projects (`owner: None`, for admins) or one owner's, oldest first.
+/// All projects (`owner: None`, for admins) or one owner's, oldest first; previews of pull
+/// requests are listed with their project, not here.
 pub async fn list(db: &Db, owner: Option<Uuid>) -> Result<Vec<Project>, DbErr> {
-    let mut query = Projects::find();
+    let mut query = Projects::find().filter(projects::Column::PreviewOf.is_null());
     if let Some(owner) = owner {
         query = query.filter(projects::Column::OwnerId.eq(owner));
     }
@@ -217,9 +223,9 @@ pub async fn list(db: &Db, owner: Option<Uuid>) -> Result<Vec<Project>, DbErr> {
         .await
 }
 
-/// The projects of these teams (`None`: every project), oldest first.
+/// The projects of these teams (`None`: every project), oldest first (not previews).
 pub async fn list_in_teams(db: &Db, teams: Option<Vec<Uuid>>) -> Result<Vec<Project>, DbErr> {
-    let mut query = Projects::find();
+    let mut query = Projects::find().filter(projects::Column::PreviewOf.is_null());
     if let Some(teams) = teams {
         query = query.filter(projects::Column::TeamId.is_in(teams));
     }
@@ -345,6 +351,7 @@ pub async fn count_owned(db: &Db, owner: Uuid) -> Result<u64, DbErr> {
     use sea_orm::PaginatorTrait;
     Projects::find()
         .filter(projects::Column::OwnerId.eq(owner))
+        .filter(projects::Column::PreviewOf.is_null())
         .count(db)
         .await
 }

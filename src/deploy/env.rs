@@ -42,6 +42,32 @@ pub fn open_all(sealer: &Sealer, vars: &[EnvVar]) -> anyhow::Result<Vec<OpenVar>
         .collect()
 }
 
+/// Everything `project`'s app gets: its own variables; for a pull request's preview also its
+/// parent's plain variables and the secrets marked `preview` (its own of the same name win);
+/// then the variables of the databases attached to it (those win over both; a preview has
+/// none of its parent's).
+pub async fn for_project(
+    db: &crate::db::Db,
+    sealer: &Sealer,
+    project: &crate::db::projects::Project,
+) -> anyhow::Result<Vec<OpenVar>> {
+    let mut opened = open_all(sealer, &db::env_vars::list(db, project.id).await?)?;
+    if let Some(parent) = project.preview_of {
+        let inherited: Vec<EnvVar> = db::env_vars::list(db, parent)
+            .await?
+            .into_iter()
+            .filter(|v| !v.secret || v.preview)
+            .filter(|v| !opened.iter().any(|o| o.key == v.key))
+            .collect();
+        opened.extend(open_all(sealer, &inherited)?);
+        opened.sort_by(|a, b| a.key.cmp(&b.key));
+    }
+    let attached = attached(db, sealer, project.id).await?;
+    opened.retain(|v| !attached.iter().any(|a| a.key == v.key));
+    opened.extend(attached);
+    Ok(opened)
+}
+
 /// The variables of the databases attached to `project` (secret, runtime only).
 pub async fn attached(
     db: &crate::db::Db,
@@ -84,5 +110,6 @@ pub fn seal(
         secret,
         build,
         created_at: db::now(),
+        preview: false,
     }
 }

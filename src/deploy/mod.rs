@@ -517,6 +517,10 @@ impl Deployer {
     /// cannot be reached the project is kept (so nothing runs without an owner), unless it was
     /// never deployed.
     pub async fn delete_project(&self, project: &Project) -> Result<(), DeployError> {
+        // Its pull requests' previews first (child projects of their own).
+        for child in db::previews::children(&self.db, project.id).await? {
+            Box::pin(self.delete_project(&child)).await?;
+        }
         for running in deps::with_status(&self.db, &S::IN_PROGRESS).await? {
             if running.project_id == project.id {
                 self.running.cancel(running.id);

@@ -237,12 +237,7 @@ impl Pipeline {
 
     /// Decrypts the project's env vars, registering secret values for masking.
     async fn open_env(&self) -> Result<Vec<OpenVar>, Stop> {
-        let vars = db::env_vars::list(&self.d.db, self.project.id).await?;
-        let mut opened = env::open_all(&self.d.sealer, &vars)?;
-        // An attached database's variables win over the project's own of the same name.
-        let attached = env::attached(&self.d.db, &self.d.sealer, self.project.id).await?;
-        opened.retain(|v| !attached.iter().any(|a| a.key == v.key));
-        opened.extend(attached);
+        let opened = env::for_project(&self.d.db, &self.d.sealer, &self.project).await?;
         for var in opened.iter().filter(|v| v.secret && v.value.len() >= 4) {
             self.log.mask(var.value.clone());
         }

@@ -34,11 +34,7 @@ impl Deployer {
         let image = live.image.clone().ok_or_else(|| {
             DeployError::Conflict("the live deployment has no image (a static site?)".into())
         })?;
-        let vars = db::env_vars::list(&self.db, project.id).await?;
-        let mut opened = env::open_all(&self.sealer, &vars)?;
-        let attached = env::attached(&self.db, &self.sealer, project.id).await?;
-        opened.retain(|v| !attached.iter().any(|a| a.key == v.key));
-        opened.extend(attached);
+        let opened = env::for_project(&self.db, &self.sealer, project).await?;
         let masks = opened
             .iter()
             .filter(|v| v.secret && v.value.len() >= 4)

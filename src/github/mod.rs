@@ -63,8 +63,10 @@
 //! deployments fetch the branch tip. Deliveries are
 //! kept `retention.webhook_deliveries_days`.
 
+mod pulls;
 mod repos;
 
+pub use pulls::DeploymentState;
 pub use repos::{Branch, CommitStatus, MAX_PAGES, Repo, RepoName, next_link};
 
 use std::time::Duration;

@@ -80,6 +80,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                         .configure(routes::plans::configure)
                         .configure(routes::volumes::configure)
                         .configure(routes::tasks::configure)
+                        .configure(routes::previews::configure)
                         .configure(routes::files::configure)
                         .configure(routes::databases::configure)
                         .configure(routes::backups::configure)

@@ -6,8 +6,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::routes::{
     audit, auth, backups, cli_logins, databases, deployments, domains, env, files, github,
-    github_repos, health, instance_backups, metrics, nodes, notifications, plans, projects,
-    registry, tasks, teams, tokens, users, volume_backups, volumes, webhooks,
+    github_repos, health, instance_backups, metrics, nodes, notifications, plans, previews,
+    projects, registry, tasks, teams, tokens, users, volume_backups, volumes, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -57,6 +57,8 @@ use super::routes::{
         registry::show, registry::set_credentials, registry::clear_credentials,
         tasks::start_run, tasks::list_runs, tasks::get_run, tasks::cancel_run, tasks::list_jobs,
         tasks::put_job, tasks::delete_job, tasks::run_job, tasks::job_runs,
+        previews::list_previews, previews::approve_preview, previews::redeploy_preview,
+        previews::delete_preview,
     ),
     modifiers(&BearerAuth, &Described)
 )]

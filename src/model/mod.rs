@@ -17,6 +17,6 @@ pub use status::DeploymentStatus;
 pub use text::Unknown;
 pub use upstream::Upstream;
 pub use work::{
-    BuildType, CommitState, Concurrency, JobKind, JobState, LogStream, RunState, RunTrigger,
-    Trigger,
+    BuildType, CommitState, Concurrency, JobKind, JobState, LogStream, PreviewState, RunState,
+    RunTrigger, Trigger,
 };

@@ -111,6 +111,21 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// Where a pull request's preview stands.
+    pub enum PreviewState ("preview state") {
+        /// A fork's head commit waits for a maintainer's approval; nothing is built.
+        AwaitingApproval = "awaiting_approval",
+        /// Its head commit is being deployed (or is live: see its deployment).
+        Deploying = "deploying",
+        Live = "live",
+        Failed = "failed",
+        /// The pull request closed, the preview expired or was evicted or deleted: nothing
+        /// of it runs.
+        Closed = "closed",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

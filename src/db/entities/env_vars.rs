@@ -13,6 +13,8 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// For `SHARD_GIT_TOKEN`: the origin of the git URL it was saved for (sent there only).
     pub bound_host: Option<String>,
+    /// A secret that previews of pull requests get too (a plain variable always does).
+    pub preview: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

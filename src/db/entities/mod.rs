@@ -19,6 +19,7 @@ pub mod jobs;
 pub mod metrics_samples;
 pub mod notification_channels;
 pub mod notification_deliveries;
+pub mod previews;
 pub mod project_files;
 pub mod projects;
 pub mod runs;

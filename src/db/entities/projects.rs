@@ -36,6 +36,14 @@ pub struct Model {
     pub install_command: Option<String>,
     pub build_command: Option<String>,
     pub start_command: Option<String>,
+    /// Set on a pull request's preview: the project it previews.
+    pub preview_of: Option<Uuid>,
+    pub pr_number: Option<i32>,
+    /// Pull requests get previews (`pr-<number>-<slug>`), each removed after `ttl_days`,
+    /// at most `max` at once (the oldest goes first).
+    pub previews_enabled: bool,
+    pub previews_ttl_days: i32,
+    pub previews_max: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

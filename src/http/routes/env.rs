@@ -31,6 +31,8 @@ pub struct EnvVarView {
     pub secret: bool,
     /// Also passed to the image build as a build argument.
     pub build: bool,
+    /// A secret that pull-request previews get too (plain variables always reach them).
+    pub preview: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -49,6 +51,9 @@ pub struct EnvVarInput {
     pub secret: Option<bool>,
     #[serde(default)]
     pub build: bool,
+    /// Give this secret to pull-request previews too (never the default).
+    #[serde(default)]
+    pub preview: bool,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -74,6 +79,7 @@ fn to_view(state: &AppState, vars: &[EnvVar]) -> AppResult<EnvView> {
                 },
                 secret: v.secret,
                 build: v.build,
+                preview: v.preview,
             })
         })
         .collect::<AppResult<_>>()?;
@@ -158,6 +164,7 @@ pub async fn put_env(
             Some(old)
                 if old.secret != secret
                     || old.build != var.build
+                    || old.preview != var.preview
                     || open(&state, old)? != value =>
             {
                 changed.push(var.key.clone())
@@ -174,7 +181,7 @@ pub async fn put_env(
         } else {
             crate::egress::origin(&project.git_url)
         };
-        rows.push(env::seal(
+        let mut row = env::seal(
             &state.sealer,
             project.id,
             var.key,
@@ -182,7 +189,9 @@ pub async fn put_env(
             secret,
             var.build,
             bound_host,
-        ));
+        );
+        row.preview = var.preview;
+        rows.push(row);
     }
     let removed: Vec<&String> = existing.keys().filter(|k| !seen.contains(*k)).collect();
     // Keys only: values (secret or not) never reach the audit log.

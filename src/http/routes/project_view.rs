@@ -2,7 +2,7 @@
 //! how it runs now, and its tie to GitHub.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -58,8 +58,24 @@ pub struct ProjectView {
     pub runtime: crate::proxy::RuntimeState,
     /// For a project imported from GitHub: its repository and how pushes reach shard.
     pub github: Option<GithubView>,
+    /// Pull-request previews of this project.
+    pub previews: PreviewSettings,
+    /// On a pull request's preview: the project it previews, and the pull request.
+    pub preview_of: Option<Uuid>,
+    pub pr_number: Option<i32>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// Whether pull requests get previews, for how long and how many at once.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewSettings {
+    pub enabled: bool,
+    /// A preview with no change for this many days is removed.
+    pub ttl_days: i32,
+    /// Open previews at most; the oldest is removed for a new one.
+    pub max: i32,
 }
 
 /// A project's tie to GitHub.
@@ -161,6 +177,13 @@ pub(super) fn view(
             },
             connected: p.git_account_id.is_some(),
         }),
+        previews: PreviewSettings {
+            enabled: p.previews_enabled,
+            ttl_days: p.previews_ttl_days,
+            max: p.previews_max,
+        },
+        preview_of: p.preview_of,
+        pr_number: p.pr_number,
         created_at: p.created_at,
         updated_at: p.updated_at,
     }

@@ -110,6 +110,8 @@ pub struct UpdateProject {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Object>)]
     pub placement: Option<Option<std::collections::BTreeMap<String, String>>>,
+    /// Pull-request previews; turning them off removes every preview.
+    pub previews: Option<super::project_view::PreviewSettings>,
 }
 
 /// Tells `"field": null` (Some(None)) from an absent field (None).
@@ -358,6 +360,9 @@ pub async fn update_project(
         check_source(&state, &actor, &s.git_url).await?;
         s.git_url_trusted = actor.is_admin();
     }
+    if let Some(p) = b.previews {
+        super::previews::check_settings(&state, &project, p)?;
+    }
     let slug = s.slug.clone();
     let rescale = s.replicas != project.replicas;
     let before = project.clone();
@@ -371,6 +376,10 @@ pub async fn update_project(
             if rescale {
                 state.deployer.rescale(&updated).await?;
             }
+            let updated = match b.previews {
+                Some(p) => super::previews::apply_settings(&state, updated, p).await?,
+                None => updated,
+            };
             // A new slug is a new host name; the old one stops answering at once.
             state.proxy.refresh_or_log().await;
             Ok(web::Json(one(&state, updated).await?))

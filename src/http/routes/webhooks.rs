@@ -302,6 +302,12 @@ pub async fn github(
             None,
         ),
         (_, Some(push)) => handle_push(&state, &project, push).await?,
+        ("pull_request", None) => {
+            super::pull_requests::pull_request(&state, &project, &body).await?
+        }
+        ("issue_comment", None) => {
+            super::pull_requests::issue_comment(&state, &project, &body).await?
+        }
         (other, None) => (
             WebhookOutcome::Ignored,
             format!("'{other}' events deploy nothing"),

@@ -374,11 +374,8 @@ impl Connection {
                 })?;
                 // The app's output is masked like a build log, for every reader: an app that
                 // prints its own secrets does not show them to viewers.
-                let vars = db::env_vars::list(db, project.id).await?;
-                let mut opened = crate::deploy::env::open_all(&self.state.sealer, &vars)?;
-                opened.extend(
-                    crate::deploy::env::attached(db, &self.state.sealer, project.id).await?,
-                );
+                let opened =
+                    crate::deploy::env::for_project(db, &self.state.sealer, &project).await?;
                 let masks = opened
                     .into_iter()
                     .filter(|v| v.secret && v.value.len() >= 4)
