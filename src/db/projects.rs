@@ -210,6 +210,14 @@ pub async fn find(db: &Db, id: Uuid) -> Result<Option<Project>, DbErr> {
     Projects::find_by_id(id).one(db).await
 }
 
+/// Every project, previews of pull requests included (what the proxy routes).
+pub async fn all(db: &Db) -> Result<Vec<Project>, DbErr> {
+    Projects::find()
+        .order_by_asc(projects::Column::CreatedAt)
+        .all(db)
+        .await
+}
+
 /// All projects (`owner: None`, for admins) or one owner's, oldest first; previews of pull
 /// requests are listed with their project, not here.
 pub async fn list(db: &Db, owner: Option<Uuid>) -> Result<Vec<Project>, DbErr> {

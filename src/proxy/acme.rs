@@ -187,7 +187,7 @@ impl Acme {
     /// quota its orders count against (none for the dashboard's own host).
     async fn wanted(&self) -> anyhow::Result<Vec<(String, bool, Option<uuid::Uuid>)>> {
         let mut names = Vec::new();
-        let projects = db::projects::list(&self.db, None).await?;
+        let projects = db::projects::all(&self.db).await?;
         let team_of: HashMap<uuid::Uuid, Option<uuid::Uuid>> = projects
             .iter()
             .map(|p| (p.id, p.team_id.or(Some(p.owner_id))))

@@ -230,7 +230,7 @@ impl Proxy {
     /// Builds the table from the database (`promote`: as if that project's switch to that
     /// deployment had committed) and swaps it in; callers hold `refresh_lock`.
     async fn rebuild(&self, promote: Option<(Uuid, Uuid)>) -> anyhow::Result<()> {
-        let projects = db::projects::list(&self.db, None).await?;
+        let projects = db::projects::all(&self.db).await?;
         let domains = db::domains::verified_by_project(&self.db).await?;
         let deployments =
             db::deployments::with_status(&self.db, &[S::HealthChecking, S::Live, S::Stopped])

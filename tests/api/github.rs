@@ -19,7 +19,7 @@ const CLIENT_ID: &str = "Iv1.standin";
 const CLIENT_SECRET: &str = "standin-client-secret";
 
 #[derive(Default)]
-struct Hub {
+pub(crate) struct Hub {
     /// Who "signs in" at the authorize page next: (GitHub id, login).
     current: Option<(i64, String)>,
     /// code → (user, PKCE challenge, redirect URI)
@@ -34,13 +34,20 @@ struct Hub {
     /// The access token the next code exchange hands out (default: a random one).
     next_token: Option<String>,
     /// Webhooks created: (repository, payload URL, secret); a hook's id is its index + 1.
-    hooks: Vec<(String, String, String)>,
+    pub(crate) hooks: Vec<(String, String, String)>,
     /// Webhooks deleted: (repository, id).
     deleted_hooks: Vec<(String, i64)>,
     /// Commit statuses posted: (repository, commit, body).
     statuses: Vec<(String, String, Value)>,
     /// Answer status posts as GitHub does for a token without the scope (404).
     refuse_statuses: bool,
+    /// Pull-request comments: (repository, issue number, body), a comment's id is its index + 1;
+    /// edits replace the body.
+    pub(crate) comments: Vec<(String, i64, String)>,
+    /// Deployments: (repository, commit, environment), id = index + 1.
+    pub(crate) deployments: Vec<(String, String, String)>,
+    /// Deployment states: (deployment id, state, environment URL).
+    pub(crate) deployment_states: Vec<(i64, String, Option<String>)>,
 }
 
 type Shared = web::Data<Arc<Mutex<Hub>>>;
@@ -330,6 +337,103 @@ async fn delete_hook(
     HttpResponse::NoContent().finish()
 }
 
+fn authorized(hub: &Hub, req: &HttpRequest) -> bool {
+    hub.tokens.contains_key(&bearer(req))
+}
+
+/// `POST /repos/{owner}/{repo}/issues/{number}/comments`.
+async fn create_comment(
+    hub: Shared,
+    req: HttpRequest,
+    path: web::Path<(String, String, i64)>,
+    body: web::Json<Value>,
+) -> HttpResponse {
+    let mut hub = hub.lock().unwrap();
+    if !authorized(&hub, &req) {
+        return HttpResponse::Unauthorized().json(json!({"message": "Bad credentials"}));
+    }
+    let (owner, repo, number) = path.into_inner();
+    let Some(text) = body["body"].as_str() else {
+        return HttpResponse::UnprocessableEntity().json(json!({"message": "Validation Failed"}));
+    };
+    hub.comments
+        .push((format!("{owner}/{repo}"), number, text.to_string()));
+    HttpResponse::Created().json(json!({"id": hub.comments.len(), "body": text}))
+}
+
+/// `PATCH /repos/{owner}/{repo}/issues/comments/{id}`.
+async fn edit_comment(
+    hub: Shared,
+    req: HttpRequest,
+    path: web::Path<(String, String, usize)>,
+    body: web::Json<Value>,
+) -> HttpResponse {
+    let mut hub = hub.lock().unwrap();
+    if !authorized(&hub, &req) {
+        return HttpResponse::Unauthorized().json(json!({"message": "Bad credentials"}));
+    }
+    let (owner, repo, id) = path.into_inner();
+    let full = format!("{owner}/{repo}");
+    match hub.comments.get_mut(id.wrapping_sub(1)) {
+        Some(c) if c.0 == full => {
+            c.2 = body["body"].as_str().unwrap_or_default().to_string();
+            HttpResponse::Ok().json(json!({"id": id, "body": c.2}))
+        }
+        _ => HttpResponse::NotFound().json(json!({"message": "Not Found"})),
+    }
+}
+
+/// `POST /repos/{owner}/{repo}/deployments`, with GitHub's required fields.
+async fn create_deployment(
+    hub: Shared,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Json<Value>,
+) -> HttpResponse {
+    let mut hub = hub.lock().unwrap();
+    if !authorized(&hub, &req) {
+        return HttpResponse::Unauthorized().json(json!({"message": "Bad credentials"}));
+    }
+    let (Some(sha), Some(environment)) = (body["ref"].as_str(), body["environment"].as_str())
+    else {
+        return HttpResponse::UnprocessableEntity().json(json!({"message": "Validation Failed"}));
+    };
+    let full = format!("{}/{}", path.0, path.1);
+    hub.deployments
+        .push((full, sha.to_string(), environment.to_string()));
+    HttpResponse::Created().json(json!({"id": hub.deployments.len(), "sha": sha}))
+}
+
+/// `POST /repos/{owner}/{repo}/deployments/{id}/statuses`.
+async fn create_deployment_state(
+    hub: Shared,
+    req: HttpRequest,
+    path: web::Path<(String, String, i64)>,
+    body: web::Json<Value>,
+) -> HttpResponse {
+    let mut hub = hub.lock().unwrap();
+    if !authorized(&hub, &req) {
+        return HttpResponse::Unauthorized().json(json!({"message": "Bad credentials"}));
+    }
+    let (_, _, id) = path.into_inner();
+    let state = body["state"].as_str().unwrap_or_default().to_string();
+    let states = [
+        "error",
+        "failure",
+        "inactive",
+        "in_progress",
+        "queued",
+        "pending",
+        "success",
+    ];
+    if id < 1 || id as usize > hub.deployments.len() || !states.contains(&state.as_str()) {
+        return HttpResponse::UnprocessableEntity().json(json!({"message": "Validation Failed"}));
+    }
+    let url = body["environment_url"].as_str().map(str::to_string);
+    hub.deployment_states.push((id, state.clone(), url));
+    HttpResponse::Created().json(json!({"state": state}))
+}
+
 /// `POST /repos/{owner}/{repo}/statuses/{sha}`, with GitHub's validation of the body.
 async fn create_status(
     hub: Shared,
@@ -361,9 +465,9 @@ async fn create_status(
         "context": body["context"], "target_url": body["target_url"]}))
 }
 
-struct StandIn {
+pub(crate) struct StandIn {
     base: String,
-    hub: Arc<Mutex<Hub>>,
+    pub(crate) hub: Arc<Mutex<Hub>>,
 }
 
 impl StandIn {
@@ -408,6 +512,22 @@ impl StandIn {
                 .route(
                     "/repos/{owner}/{repo}/statuses/{sha}",
                     web::post().to(create_status),
+                )
+                .route(
+                    "/repos/{owner}/{repo}/issues/{number}/comments",
+                    web::post().to(create_comment),
+                )
+                .route(
+                    "/repos/{owner}/{repo}/issues/comments/{id}",
+                    web::patch().to(edit_comment),
+                )
+                .route(
+                    "/repos/{owner}/{repo}/deployments",
+                    web::post().to(create_deployment),
+                )
+                .route(
+                    "/repos/{owner}/{repo}/deployments/{id}/statuses",
+                    web::post().to(create_deployment_state),
                 )
                 .route(
                     "/applications/{client_id}/grant",
@@ -775,16 +895,16 @@ async fn repositories_are_listed_across_pages_with_their_branches() {
 /// A private repository `acme/<name>` on a git server that accepts only the account's token
 /// (as GitHub does), offered by the stand-in, and a signed-in GitHub user of an app that may
 /// fetch from loopback.
-struct Private {
-    token: String,
-    served: crate::gitserver::Repo,
-    standin: StandIn,
-    app: TestApp,
-    dev: Session,
-    _git: crate::gitserver::GitServer,
+pub(crate) struct Private {
+    pub(crate) token: String,
+    pub(crate) served: crate::gitserver::Repo,
+    pub(crate) standin: StandIn,
+    pub(crate) app: TestApp,
+    pub(crate) dev: Session,
+    pub(crate) _git: crate::gitserver::GitServer,
 }
 
-async fn private_repo(name: &str, version: &str) -> Private {
+pub(crate) async fn private_repo(name: &str, version: &str) -> Private {
     let token = format!("gho_{name}_{}", uuid::Uuid::new_v4().simple());
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
     let git = crate::gitserver::GitServer::start_with_auth(Some(format!("Basic {basic}"))).await;

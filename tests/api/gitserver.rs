@@ -131,6 +131,49 @@ impl Repo {
 }
 
 impl Repo {
+    /// Commits `files` on the pull request `number`'s branch (from `main` the first time) and
+    /// pushes it to `refs/pull/<number>/head`, as GitHub keeps a pull request's head in the
+    /// base repository; returns the SHA. The work tree is left on `main`.
+    #[allow(dead_code)] // the benchmarks share this file
+    pub fn commit_pull(
+        &self,
+        number: u32,
+        files: &[(&str, Vec<u8>, bool)],
+        message: &str,
+    ) -> String {
+        let branch = format!("pr-{number}");
+        let exists = std::process::Command::new("git")
+            .args(["rev-parse", "--verify", "-q", &branch])
+            .current_dir(&self.work)
+            .output()
+            .unwrap()
+            .status
+            .success();
+        if exists {
+            git(&self.work, &["checkout", "-q", &branch]);
+        } else {
+            git(&self.work, &["checkout", "-q", "-b", &branch, "main"]);
+        }
+        for (path, contents, executable) in files {
+            let path = self.work.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, contents).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            let mode = if *executable { 0o755 } else { 0o644 };
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        git(&self.work, &["add", "-A"]);
+        git(&self.work, &["commit", "-q", "-m", message]);
+        let target = format!("HEAD:refs/pull/{number}/head");
+        git(
+            &self.work,
+            &["push", "-q", "-f", self.bare.to_str().unwrap(), &target],
+        );
+        let sha = git(&self.work, &["rev-parse", "HEAD"]);
+        git(&self.work, &["checkout", "-q", "main"]);
+        sha
+    }
+
     /// Commits a checkout bomb with git's plumbing: one blob of `blob_bytes` zeros named
     /// `copies` times in one tree (tiny to store and fetch, `copies × blob_bytes` on disk), plus
     /// `files` as usual; pushes it and returns the SHA. Nothing of that size is written here.

@@ -34,6 +34,7 @@ mod migrations;
 mod notifications;
 mod peers;
 mod plans;
+mod previews;
 mod process;
 mod projects;
 mod prometheus;

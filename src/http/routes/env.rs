@@ -31,7 +31,9 @@ pub struct EnvVarView {
     pub secret: bool,
     /// Also passed to the image build as a build argument.
     pub build: bool,
-    /// A secret that pull-request previews get too (plain variables always reach them).
+    /// A secret that pull-request previews get too (plain variables always reach them);
+    /// present only when set.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub preview: bool,
 }
 
