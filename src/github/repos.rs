@@ -172,8 +172,8 @@ impl Github {
         }
     }
 
-    /// Creates the repository's push webhook (`POST /repos/{owner}/{repo}/hooks`); returns
-    /// the hook's id.
+    /// Creates the repository's webhook for pushes, pull requests and their comments (previews)
+    /// (`POST /repos/{owner}/{repo}/hooks`); returns the hook's id.
     pub async fn create_hook(
         &self,
         token: &str,
@@ -191,7 +191,7 @@ impl Github {
             .json(&serde_json::json!({
                 "name": "web",
                 "active": true,
-                "events": ["push"],
+                "events": ["push", "pull_request", "issue_comment"],
                 "config": {"url": url, "content_type": "json", "secret": secret, "insecure_ssl": "0"},
             }));
         // GitHub answers 404 (not 403) when the token lacks the hook scope.

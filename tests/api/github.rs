@@ -309,7 +309,10 @@ async fn create_hook(
     if !hub.tokens.contains_key(&bearer(&req)) {
         return HttpResponse::Unauthorized().json(json!({"message": "Bad credentials"}));
     }
-    assert_eq!(body["events"], json!(["push"]));
+    assert_eq!(
+        body["events"],
+        json!(["push", "pull_request", "issue_comment"])
+    );
     assert_eq!(body["config"]["content_type"], "json");
     let full = format!("{}/{}", path.0, path.1);
     let url = body["config"]["url"].as_str().unwrap().to_string();

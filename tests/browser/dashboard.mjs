@@ -15,7 +15,7 @@ import { freePort, serveGit } from "./gitserver.mjs";
 import { CLIENT_ID, CLIENT_SECRET, startGithub } from "./github.mjs";
 import { teamsFlow } from "./teams.mjs";
 import { nodesFlow } from "./nodes.mjs";
-import { tasksFlow } from "./tasks.mjs";
+import { previewsFlow, tasksFlow } from "./tasks.mjs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRequire } from "node:module";
@@ -646,6 +646,11 @@ try {
   await page.getByTestId("delivery-browser-ping").getByText("pong").waitFor();
   assert.match(await page.getByTestId("delivery-browser-push-other").innerText(), /ignored[\s\S]*push to feature/);
   await audit(page, "webhook");
+  // Pull-request previews through the same webhook (tasks.mjs).
+  const again = await api("/auth/login", null, { method: "POST", body: JSON.stringify({ username: "admin", password: "browser-pass-123" }) }).then((r) => r.json());
+  const liveSha = (await (await api(`/projects/${projectId}`, again.access_token)).json()).latest_deployment.commit_sha;
+  await previewsFlow({ page, audit, deliver, sha: liveSha, appGet });
+  await page.getByRole("link", { name: "Webhook" }).click();
   // Rotating the secret: the old one no longer signs a delivery.
   await page.getByRole("button", { name: "Rotate secret" }).click();
   await page.getByText("New secret made.").waitFor();

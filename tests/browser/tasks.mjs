@@ -60,3 +60,54 @@ export async function tasksFlow({ page, audit, projectId }) {
   await page.getByText("The session ended with code 2").waitFor({ timeout: 20000 });
   assert.ok(projectId);
 }
+
+/**
+ * Previews on the Previews tab: turned on (a bad limit refused in words), a signed
+ * `pull_request` delivery deploys the pull request's head at its own address, a fork's waits
+ * for Approve, and Delete removes one with a typed confirmation.
+ */
+export async function previewsFlow({ page, audit, deliver, sha, appGet }) {
+  await page.getByRole("link", { name: "Previews", exact: true }).click();
+  const form = page.getByRole("form", { name: "Preview settings" });
+  await form.getByLabel("Build previews of pull requests").check();
+  await form.getByLabel("Previews at most").fill("0");
+  await form.getByRole("button", { name: "Save preview settings" }).click();
+  await form.locator(".field-error").waitFor();
+  assert.match(await form.locator(".field-error").innerText(), /must be 1 to/);
+  await form.getByLabel("Previews at most").fill("3");
+  await form.getByRole("button", { name: "Save preview settings" }).click();
+  await page.getByText("Previews on").first().waitFor();
+
+  const pull = (action, number, headRepo) => ({
+    action,
+    number,
+    pull_request: {
+      title: `Change ${number}`,
+      user: { login: "contributor" },
+      head: { sha, ref: `feature-${number}`, repo: { full_name: headRepo } },
+      base: { sha, ref: "main", repo: { full_name: "acme/live-app" } },
+    },
+  });
+  assert.equal((await deliver("pull_request", "browser-pr-3", pull("opened", 3, "acme/live-app"))).status, 202);
+  const three = page.getByTestId("preview-3");
+  await three.getByText("live", { exact: true }).waitFor({ timeout: 120000 });
+  const url = await three.getByRole("link", { name: /^http/ }).innerText();
+  assert.match(url, /^http:\/\/pr-3-live-app\.localhost:\d+$/);
+  assert.equal((await appGet(`${url}/`)).status, 200);
+  await audit(page, "previews");
+
+  // A fork's pull request builds only once approved.
+  assert.equal((await deliver("pull_request", "browser-pr-4", pull("opened", 4, "mallory/live-app"))).status, 200);
+  const four = page.getByTestId("preview-4");
+  await four.getByText("awaiting approval").waitFor({ timeout: 20000 });
+  await four.getByRole("button", { name: "Approve" }).click();
+  await four.getByText("live", { exact: true }).waitFor({ timeout: 120000 });
+
+  // Deleted from the page: its address stops answering.
+  await three.getByRole("button", { name: "Delete" }).click();
+  const confirm = page.getByRole("dialog", { name: "Delete the preview of #3?" });
+  await confirm.getByLabel("Type 3 to confirm").fill("3");
+  await confirm.getByRole("button", { name: "Delete preview" }).click();
+  await three.waitFor({ state: "detached", timeout: 30000 });
+  assert.equal((await appGet(`${url}/`)).status, 404);
+}

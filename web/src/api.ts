@@ -47,9 +47,14 @@ export type Project = {
   github: ProjectGithub | null;
   /** The team it belongs to. */
   team_id: string | null;
+  previews: PreviewSettings;
+  /** On a pull request's preview: the project it previews. */
+  preview_of: string | null;
+  pr_number: number | null;
   created_at: string;
   updated_at: string;
 };
+export type PreviewSettings = { enabled: boolean; ttl_days: number; max: number };
 export type ProjectGithub = {
   /** owner/name */
   repo: string;
@@ -60,6 +65,7 @@ export type ProjectGithub = {
 };
 /** The fields POST /projects and PATCH /projects/{id} take. */
 export type ProjectSettings = Partial<{
+  previews: PreviewSettings;
   name: string;
   git_url: string;
   branch: string;
@@ -248,9 +254,9 @@ export const verifyDomain = (id: string, domain: string) =>
   request<Domain>("POST", `${domainPath(id, domain)}/verify`, {});
 export const deleteDomain = (id: string, domain: string) => request<void>("DELETE", domainPath(id, domain));
 
-export type EnvVar = { key: string; value: string | null; secret: boolean; build: boolean };
+export type EnvVar = { key: string; value: string | null; secret: boolean; build: boolean; preview?: boolean };
 /** A var to PUT: a secret's `value` may be left out to keep the stored one. */
-export type EnvVarInput = { key: string; value?: string; secret: boolean; build: boolean };
+export type EnvVarInput = { key: string; value?: string; secret: boolean; build: boolean; preview?: boolean };
 export const getEnv = (id: string) => request<{ vars: EnvVar[] }>("GET", `/projects/${id}/env`);
 export const putEnv = (id: string, vars: EnvVarInput[]) =>
   request<{ vars: EnvVar[] }>("PUT", `/projects/${id}/env`, { vars });
@@ -540,6 +546,31 @@ export const putJob = (project: string, job: NewJob) => request<Job>("POST", `/p
 export const deleteJob = (project: string, name: string) => request<void>("DELETE", `/projects/${project}/jobs/${encodeURIComponent(name)}`);
 export const runJob = (project: string, name: string) => request<Started>("POST", `/projects/${project}/jobs/${encodeURIComponent(name)}/run`);
 export const jobRuns = (project: string, name: string) => request<Run[]>("GET", `/projects/${project}/jobs/${encodeURIComponent(name)}/runs`);
+
+export type Preview = {
+  id: string;
+  pr_number: number;
+  title: string;
+  author: string | null;
+  head_sha: string;
+  head_ref: string;
+  head_repo: string;
+  fork: boolean;
+  state: "awaiting_approval" | "deploying" | "live" | "failed" | "closed";
+  approved_sha: string | null;
+  url: string | null;
+  preview_project_id: string | null;
+  deployment_id: string | null;
+  note: string | null;
+  opened_at: string;
+  updated_at: string;
+  closed_at: string | null;
+  expires_at: string | null;
+};
+export const listPreviews = (project: string) => request<Preview[]>("GET", `/projects/${project}/previews`);
+export const approvePreview = (project: string, pr: number) => request<unknown>("POST", `/projects/${project}/previews/${pr}/approve`);
+export const redeployPreview = (project: string, pr: number) => request<unknown>("POST", `/projects/${project}/previews/${pr}/redeploy`);
+export const deletePreview = (project: string, pr: number) => request<void>("DELETE", `/projects/${project}/previews/${pr}`);
 
 export type Volume = {
   id: string;

@@ -1,5 +1,6 @@
 // The Environment tab: variables with a secret flag (write-only once saved: the API never
-// returns a secret's value, and the editor never asks for it) and a build flag, `.env` paste,
+// returns a secret's value, and the editor never asks for it), a build flag, a previews flag
+// (which secrets pull-request previews get), `.env` paste,
 // and a prompt to redeploy after a change.
 import { useEffect, useState } from "react";
 import * as api from "../api";
@@ -10,6 +11,8 @@ export type Row = {
   value: string;
   secret: boolean;
   build: boolean;
+  /** A secret that pull-request previews get too (plain variables always do). */
+  preview?: boolean;
   /** A secret saved before: its value stays on the server unless a new one is typed. */
   stored: boolean;
 };
@@ -50,15 +53,25 @@ export function mergeRows(rows: Row[], pairs: { key: string; value: string }[]):
 export function toInput(rows: Row[]): api.EnvVarInput[] {
   return rows
     .filter((r) => r.key.trim() !== "")
-    .map((r) =>
-      r.stored && r.value === ""
-        ? { key: r.key.trim(), secret: true, build: r.build }
-        : { key: r.key.trim(), value: r.value, secret: r.secret, build: r.build },
-    );
+    .map((r) => {
+      const input: api.EnvVarInput =
+        r.stored && r.value === ""
+          ? { key: r.key.trim(), secret: true, build: r.build }
+          : { key: r.key.trim(), value: r.value, secret: r.secret, build: r.build };
+      if (input.secret && r.preview) input.preview = true;
+      return input;
+    });
 }
 
 const fromApi = (vars: api.EnvVar[]): Row[] =>
-  vars.map((v) => ({ key: v.key, value: v.secret ? "" : (v.value ?? ""), secret: v.secret, build: v.build, stored: v.secret }));
+  vars.map((v) => ({
+    key: v.key,
+    value: v.secret ? "" : (v.value ?? ""),
+    secret: v.secret,
+    build: v.build,
+    preview: v.preview ?? false,
+    stored: v.secret,
+  }));
 
 export function EnvEditor({ project, onDeploy }: { project: api.Project; onDeploy: () => Promise<void> }) {
   const [rows, setRows] = useState<Row[] | null>(null);
@@ -99,7 +112,8 @@ export function EnvEditor({ project, onDeploy }: { project: api.Project; onDeplo
       </div>
       <p className="small muted">
         Secrets are sealed on the server and never shown again after saving; leave a saved secret empty to keep it.
-        Build variables are also passed to the image build.
+        Build variables are also passed to the image build. Pull-request previews get the plain variables, and a secret only when
+        its Previews box is ticked.
       </p>
       {rows.length === 0 && <Empty title="No variables">The app gets PORT from shard; add your own here.</Empty>}
       {rows.map((r, i) => (
@@ -125,6 +139,10 @@ export function EnvEditor({ project, onDeploy }: { project: api.Project; onDeplo
           <label className="check">
             <input type="checkbox" checked={r.build} onChange={(e) => update(i, { build: e.target.checked })} />
             Build
+          </label>
+          <label className="check" title="Pull-request previews get plain variables; a secret only when this is ticked">
+            <input type="checkbox" checked={r.secret && (r.preview ?? false)} disabled={!r.secret} onChange={(e) => update(i, { preview: e.target.checked })} />
+            Previews
           </label>
           <button className="btn ghost small" aria-label={`Delete ${r.key || `variable ${i + 1}`}`} onClick={() => {
             setRows(rows.filter((_, j) => j !== i));

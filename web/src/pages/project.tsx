@@ -1,6 +1,6 @@
 // A project: header (live URL, state, Deploy / Stop / Start / Restart) and its tabs —
 // deployments, runtime logs, metrics, environment, build plan, volumes, files, jobs and
-// commands, a terminal (loaded on demand), domains, webhook/GitHub,
+// commands, pull-request previews, a terminal (loaded on demand), domains, webhook/GitHub,
 // settings. The page follows the project's
 // topic, so statuses change on screen as they change on the server.
 import { lazy, Suspense, useEffect, useMemo, useRef, useState } from "react";
@@ -16,6 +16,7 @@ import { BuildPanel, Detected } from "./build";
 import { Settings } from "./settings";
 import { FilesPanel } from "./files";
 import { JobsPanel } from "./jobs";
+import { PreviewsPanel } from "./previews";
 import { VolumesPanel } from "./volumes";
 import { WebhookPanel } from "./webhook";
 
@@ -136,6 +137,7 @@ export default function ProjectPage() {
         <NavLink to={`/projects/${id}/volumes`}>Volumes</NavLink>
         <NavLink to={`/projects/${id}/files`}>Files</NavLink>
         <NavLink to={`/projects/${id}/jobs`}>Jobs</NavLink>
+        <NavLink to={`/projects/${id}/previews`}>Previews</NavLink>
         <NavLink to={`/projects/${id}/terminal`}>Terminal</NavLink>
         <NavLink to={`/projects/${id}/domains`}>Domains</NavLink>
         <NavLink to={`/projects/${id}/webhook`}>{project.github ? "GitHub" : "Webhook"}</NavLink>
@@ -156,6 +158,7 @@ export default function ProjectPage() {
         <Route path="volumes" element={<VolumesPanel project={project} />} />
         <Route path="files" element={<FilesPanel project={project} />} />
         <Route path="jobs" element={<JobsPanel project={project} />} />
+        <Route path="previews" element={<PreviewsPanel project={project} onSaved={saved} />} />
         <Route
           path="terminal"
           element={
