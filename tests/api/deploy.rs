@@ -506,12 +506,16 @@ async fn other_users_deployments_are_404() {
 }
 
 /// A `shard serve` child process on its own port, data dir and database.
-struct ServerProcess {
-    child: std::process::Child,
-    base: String,
+pub(crate) struct ServerProcess {
+    pub(crate) child: std::process::Child,
+    pub(crate) base: String,
 }
 
-fn spawn_server(dir: &std::path::Path, port: u16, db_url: &Option<String>) -> ServerProcess {
+pub(crate) fn spawn_server(
+    dir: &std::path::Path,
+    port: u16,
+    db_url: &Option<String>,
+) -> ServerProcess {
     let mut command = Command::new(env!("CARGO_BIN_EXE_shard"));
     command
         .env("SHARD_DATA_DIR", dir)
@@ -529,7 +533,7 @@ fn spawn_server(dir: &std::path::Path, port: u16, db_url: &Option<String>) -> Se
     }
 }
 
-async fn wait_healthy(base: &str) {
+pub(crate) async fn wait_healthy(base: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while reqwest::get(format!("{base}/health")).await.is_err() {
         assert!(Instant::now() < deadline, "server did not start");

@@ -403,3 +403,120 @@ async fn pull_requests_get_previews_that_redeploy_wait_for_approval_and_go_away(
         StatusCode::NO_CONTENT
     );
 }
+
+#[tokio::test]
+async fn a_preview_past_its_ttl_is_removed_when_shard_starts_again() {
+    use crate::deploy::{spawn_server, wait_healthy};
+    let git = crate::gitserver::GitServer::start().await;
+    let repo = git.repo("ttl-app", &app_files("main", ""));
+    let dir = tempfile::TempDir::new().unwrap();
+    let db_url = fresh_database_url().await;
+    let port = free_port();
+    let mut server = spawn_server(dir.path(), port, &db_url);
+    wait_healthy(&server.base).await;
+    let client = reqwest::Client::new();
+    let base = server.base.clone();
+    let token = std::fs::read_to_string(dir.path().join("setup-token")).unwrap();
+    let setup: Value = client
+        .post(format!("{base}/api/v1/auth/setup"))
+        .json(&json!({"token": token.trim(), "username": "admin", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bearer = setup["access_token"].as_str().unwrap().to_string();
+    let api = |method: Method, path: &str| {
+        client
+            .request(method, format!("{base}/api/v1{path}"))
+            .bearer_auth(&bearer)
+    };
+    let project: Value = api(Method::POST, "/projects")
+        .json(&json!({"name": "ttl-app", "git_url": repo.url, "health_timeout_secs": 20}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let project = project["id"].as_str().unwrap().to_string();
+    let on = api(Method::PATCH, &format!("/projects/{project}"))
+        .json(&json!({"previews": {"enabled": true, "ttl_days": 3, "max": 5}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on.status(), StatusCode::OK);
+    let hook: Value = api(Method::GET, &format!("/projects/{project}/webhook"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let head = repo.commit_pull(5, &app_files("five", ""), "five");
+    let body = serde_json::to_vec(&pull("opened", 5, &head, "acme/pr-app", "Five")).unwrap();
+    let delivered = client
+        .post(hook["url"].as_str().unwrap())
+        .header("content-type", "application/json")
+        .header("x-github-event", "pull_request")
+        .header("x-github-delivery", "ttl-1")
+        .header(
+            "x-hub-signature-256",
+            crate::webhooks::signature(hook["secret"].as_str().unwrap(), &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delivered.status(), StatusCode::ACCEPTED);
+    let listed = || {
+        let request = api(Method::GET, &format!("/projects/{project}/previews"));
+        async move { request.send().await.unwrap().json::<Vec<Value>>().await.unwrap() }
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let child = loop {
+        let rows = listed().await;
+        if rows[0]["state"] == "live" {
+            break rows[0]["preview_project_id"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline && rows[0]["state"] != "failed", "{rows:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    // shard stops; while it is down the preview outlives its TTL (no change for 4 days).
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let url = db_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}/shard.db", dir.path().display()));
+    let db = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    let aged = (chrono::Utc::now() - chrono::Duration::days(4)).to_rfc3339();
+    let sql = if url.starts_with("postgres") {
+        format!("UPDATE previews SET updated_at = '{aged}'::timestamptz")
+    } else {
+        format!("UPDATE previews SET updated_at = '{aged}'")
+    };
+    use sea_orm::ConnectionTrait;
+    db.execute_unprepared(&sql).await.unwrap();
+    db.close().await.unwrap();
+
+    // Started again: the reconciler removes it at once.
+    let mut server = spawn_server(dir.path(), port, &db_url);
+    wait_healthy(&server.base).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows = listed().await;
+        let containers = docker_ids(&["ps", "-aq", "--filter", &format!("label=shard.project={child}")]);
+        if rows[0]["state"] == "closed" && containers.is_empty() {
+            assert!(rows[0]["note"].as_str().unwrap().contains("expired"), "{rows:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not removed: {rows:?} {containers}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let deleted = api(Method::DELETE, &format!("/projects/{project}")).send().await.unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
