@@ -3,10 +3,10 @@
 //! host, in the same run. Rounds alternate which goes first (the second one finds the layers
 //! of the first in the cache), each round on a new commit. Run: `bench/run-previews`.
 
-#[path = "../tests/api/gitserver.rs"]
-mod gitserver;
 #[path = "app.rs"]
 mod app;
+#[path = "../tests/api/gitserver.rs"]
+mod gitserver;
 
 use std::time::{Duration, Instant};
 
@@ -104,7 +104,9 @@ async fn main() {
         }
     }
     let (p, d) = (median(previews.clone()), median(production.clone()));
-    println!("\n| same commit, request → answering (median of {ROUNDS}, order alternated) | seconds |");
+    println!(
+        "\n| same commit, request → answering (median of {ROUNDS}, order alternated) | seconds |"
+    );
     println!("|---|---|");
     println!("| pull request opened → preview answering | {p:.2} |");
     println!("| production deploy → app answering | {d:.2} |");

@@ -4,7 +4,8 @@
 //! `pr-<number>-<parent slug>`, so the proxy, the pipeline and the removal of a project serve
 //! it unchanged. A variable of the parent reaches previews when it is not secret, or when it
 //! is marked `preview`. A fork's pull request builds only the head commit a maintainer
-//! approved (`approved_sha`).
+//! approved (`approved_sha`). `previews_auth_hash` (SHA-256 of the `Authorization` header
+//! value) puts HTTP basic auth in front of the previews' hosts.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -20,6 +21,7 @@ impl MigrationTrait for Migration {
             boolean("previews_enabled").default(false).take(),
             integer("previews_ttl_days").default(7).take(),
             integer("previews_max").default(5).take(),
+            string_len_null("previews_auth_hash", 64).take(),
         ] {
             m.alter_table(Table::alter().table("projects").add_column(column).take())
                 .await?;
@@ -106,6 +108,7 @@ impl MigrationTrait for Migration {
             "previews_enabled",
             "previews_ttl_days",
             "previews_max",
+            "previews_auth_hash",
         ] {
             m.alter_table(Table::alter().table("projects").drop_column(column).take())
                 .await?;

@@ -207,6 +207,22 @@ pub async fn insert_child(db: &Db, parent: &Project, child: Child) -> Result<Pro
     row.insert(db).await
 }
 
+/// Sets (or with `None` clears) basic auth on a project's previews, its children included.
+pub async fn set_auth(db: &Db, project: Uuid, hash: Option<String>) -> Result<(), DbErr> {
+    use sea_orm::Condition;
+    use sea_orm::sea_query::Expr;
+    Projects::update_many()
+        .col_expr(projects::Column::PreviewsAuthHash, Expr::value(hash))
+        .filter(
+            Condition::any()
+                .add(projects::Column::Id.eq(project))
+                .add(projects::Column::PreviewOf.eq(project)),
+        )
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// Sets a project's preview settings.
 pub async fn set_settings(
     db: &Db,

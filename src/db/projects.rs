@@ -176,6 +176,7 @@ pub async fn insert_in(
         previews_enabled: Set(false),
         previews_ttl_days: Set(7),
         previews_max: Set(5),
+        previews_auth_hash: Set(None),
     }
     .insert(db)
     .await

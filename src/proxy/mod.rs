@@ -52,7 +52,12 @@ pub struct Clients {
 /// Where a request goes, decided by its host.
 pub enum Destination {
     Dashboard,
-    App { route: Route, host: String },
+    App {
+        route: Route,
+        host: String,
+    },
+    /// A guarded host (a preview behind basic auth) without the right credentials.
+    Locked,
     Unknown,
 }
 
@@ -238,6 +243,10 @@ impl Proxy {
         let projects: Vec<ProjectInput> = projects
             .into_iter()
             .map(|p| ProjectInput {
+                guard: p
+                    .preview_of
+                    .and(p.previews_auth_hash.as_deref())
+                    .map(Arc::from),
                 domains: domains.get(&p.id).cloned().unwrap_or_default(),
                 id: p.id,
                 name: p.name,
@@ -404,7 +413,22 @@ impl Proxy {
             .get(header::HOST)
             .and_then(|v| v.to_str().ok())
             .or_else(|| req.uri().authority().map(|a| a.as_str()));
-        self.destination(host)
+        let destination = self.destination(host);
+        if let Destination::App { host, .. } = &destination
+            && let Some(guard) = self.table.load().guard(host).cloned()
+        {
+            let sent = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .map(crate::secrets::token_hash)
+                .unwrap_or_default();
+            use subtle::ConstantTimeEq;
+            if !bool::from(sent.as_bytes().ct_eq(guard.as_bytes())) {
+                return Destination::Locked;
+            }
+        }
+        destination
     }
 
     /// Answers a request whose destination is not the dashboard.
@@ -417,6 +441,7 @@ impl Proxy {
         let (req, payload) = req.into_parts();
         let response = match destination {
             Destination::Dashboard | Destination::Unknown => pages::unknown_host(),
+            Destination::Locked => pages::locked(),
             Destination::App {
                 route: Route::Down { project, state },
                 ..

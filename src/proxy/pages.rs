@@ -15,6 +15,22 @@ pub fn unknown_host() -> HttpResponse {
     )
 }
 
+/// A preview behind basic auth, asked without the right credentials.
+pub fn locked() -> HttpResponse {
+    let mut response = page(
+        StatusCode::UNAUTHORIZED,
+        "Sign in to see this preview",
+        "This preview is protected; its project's team has the credentials.",
+    );
+    response.headers_mut().insert(
+        actix_web::http::header::WWW_AUTHENTICATE,
+        actix_web::http::header::HeaderValue::from_static(
+            "Basic realm=\"shard preview\", charset=\"UTF-8\"",
+        ),
+    );
+    response
+}
+
 pub fn down(project: &str, state: RuntimeState) -> HttpResponse {
     let name = escape(project);
     match state {

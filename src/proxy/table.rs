@@ -247,6 +247,9 @@ pub struct ProjectInput {
     pub slug: String,
     /// Verified custom domains (already normalised).
     pub domains: Vec<String>,
+    /// Basic auth every request to its hosts must carry (a preview's): hex SHA-256 of the
+    /// `Authorization` value.
+    pub guard: Option<Arc<str>>,
 }
 
 /// A deployment with a container: live, stopped, or still being health-checked (preview only).
@@ -262,6 +265,8 @@ pub struct DeploymentInput {
 #[derive(Default)]
 pub struct RouteTable {
     hosts: HashMap<Box<str>, Route>,
+    /// Hosts behind basic auth, with the hash a request's `Authorization` must have.
+    guards: HashMap<Box<str>, Arc<str>>,
     runtime: HashMap<Uuid, RuntimeState>,
 }
 
@@ -319,6 +324,9 @@ impl RouteTable {
             };
             if let Some(upstream) = &upstream {
                 for host in preview_hosts(d.id, &project.slug, apps_domain) {
+                    if let Some(guard) = &project.guard {
+                        table.guards.insert(host.as_str().into(), guard.clone());
+                    }
                     table.hosts.insert(host.into(), upstream.clone());
                 }
             }
@@ -348,14 +356,23 @@ impl RouteTable {
                 project: project.name.as_str().into(),
                 state: RuntimeState::NotDeployed,
             });
+            let host = format!("{}.{apps_domain}", project.slug);
+            if let Some(guard) = &project.guard {
+                for name in project.domains.iter().chain(std::iter::once(&host)) {
+                    table.guards.insert(name.as_str().into(), guard.clone());
+                }
+            }
             for domain in &project.domains {
                 table.hosts.insert(domain.as_str().into(), route.clone());
             }
-            table
-                .hosts
-                .insert(format!("{}.{apps_domain}", project.slug).into(), route);
+            table.hosts.insert(host.into(), route);
         }
         table
+    }
+
+    /// The basic-auth hash `host` requires, if it is guarded.
+    pub fn guard(&self, host: &str) -> Option<&Arc<str>> {
+        self.guards.get(host)
     }
 
     /// What answers `host` (already normalised), if anything.
@@ -407,6 +424,7 @@ mod tests {
 
     fn project(slug: &str) -> ProjectInput {
         ProjectInput {
+            guard: None,
             id: Uuid::now_v7(),
             name: slug.to_uppercase(),
             slug: slug.into(),

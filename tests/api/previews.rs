@@ -174,7 +174,7 @@ async fn pull_requests_get_previews_that_redeploy_wait_for_approval_and_go_away(
     assert_eq!(on.status(), StatusCode::OK);
     assert_eq!(
         on.json::<Value>().await.unwrap()["previews"],
-        json!({"enabled": true, "ttl_days": 7, "max": 2})
+        json!({"enabled": true, "ttl_days": 7, "max": 2, "basic_auth": false})
     );
     let env = json!({"vars": [
         {"key": "PROD_ONLY", "value": "prod-secret-value", "secret": true},
@@ -266,6 +266,64 @@ async fn pull_requests_get_previews_that_redeploy_wait_for_approval_and_go_away(
         1,
         "edited in place"
     );
+
+    // Basic auth in front of the previews: asked for, refused when wrong, kept out of the view.
+    let guard = |auth: Value| {
+        let body =
+            json!({"previews": {"enabled": true, "ttl_days": 7, "max": 2, "basic_auth": auth}});
+        app.send(Method::PATCH, &path, Some(&dev.token), Some(body))
+    };
+    assert_eq!(
+        guard(json!("no-colon")).await.status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let guarded = guard(json!("team:s3cret-pw")).await;
+    assert_eq!(guarded.status(), StatusCode::OK);
+    let shown = guarded.text().await.unwrap();
+    assert!(
+        !shown.contains("s3cret-pw") && shown.contains("\"basic_auth\":true"),
+        "{shown}"
+    );
+    let asked = app
+        .client
+        .get(app.url("/"))
+        .header("host", &host)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asked.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        asked.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
+    let wrong = app
+        .client
+        .get(app.url("/"))
+        .header("host", &host)
+        .basic_auth("team", Some("nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let right = app
+        .client
+        .get(app.url("/"))
+        .header("host", &host)
+        .basic_auth("team", Some("s3cret-pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), StatusCode::OK);
+    // Production is never behind it (not deployed here: its own page, not a password prompt).
+    let production = format!("pr-app.{}", host.split_once('.').unwrap().1);
+    assert_eq!(
+        through_proxy(&app, &production, "/").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(guard(Value::Null).await.status(), StatusCode::OK);
+    assert_eq!(through_proxy(&app, &host, "/").await.0, StatusCode::OK);
 
     // A fork: nothing is built until a maintainer approves; a stranger's comment does not.
     let fork_head = served.commit_pull(8, &app_files("fork", ""), "from a fork");
@@ -472,7 +530,15 @@ async fn a_preview_past_its_ttl_is_removed_when_shard_starts_again() {
     assert_eq!(delivered.status(), StatusCode::ACCEPTED);
     let listed = || {
         let request = api(Method::GET, &format!("/projects/{project}/previews"));
-        async move { request.send().await.unwrap().json::<Vec<Value>>().await.unwrap() }
+        async move {
+            request
+                .send()
+                .await
+                .unwrap()
+                .json::<Vec<Value>>()
+                .await
+                .unwrap()
+        }
     };
     let deadline = Instant::now() + Duration::from_secs(120);
     let child = loop {
@@ -480,7 +546,10 @@ async fn a_preview_past_its_ttl_is_removed_when_shard_starts_again() {
         if rows[0]["state"] == "live" {
             break rows[0]["preview_project_id"].as_str().unwrap().to_string();
         }
-        assert!(Instant::now() < deadline && rows[0]["state"] != "failed", "{rows:?}");
+        assert!(
+            Instant::now() < deadline && rows[0]["state"] != "failed",
+            "{rows:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
 
@@ -507,15 +576,29 @@ async fn a_preview_past_its_ttl_is_removed_when_shard_starts_again() {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let rows = listed().await;
-        let containers = docker_ids(&["ps", "-aq", "--filter", &format!("label=shard.project={child}")]);
+        let containers = docker_ids(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=shard.project={child}"),
+        ]);
         if rows[0]["state"] == "closed" && containers.is_empty() {
-            assert!(rows[0]["note"].as_str().unwrap().contains("expired"), "{rows:?}");
+            assert!(
+                rows[0]["note"].as_str().unwrap().contains("expired"),
+                "{rows:?}"
+            );
             break;
         }
-        assert!(Instant::now() < deadline, "not removed: {rows:?} {containers}");
+        assert!(
+            Instant::now() < deadline,
+            "not removed: {rows:?} {containers}"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let deleted = api(Method::DELETE, &format!("/projects/{project}")).send().await.unwrap();
+    let deleted = api(Method::DELETE, &format!("/projects/{project}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     server.child.kill().unwrap();
     server.child.wait().unwrap();

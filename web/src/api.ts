@@ -54,7 +54,9 @@ export type Project = {
   created_at: string;
   updated_at: string;
 };
-export type PreviewSettings = { enabled: boolean; ttl_days: number; max: number };
+export type PreviewSettings = { enabled: boolean; ttl_days: number; max: number; basic_auth: boolean };
+/** Preview settings to save: `basic_auth` "user:password" sets it, null removes it, absent keeps it. */
+export type PreviewSettingsInput = { enabled: boolean; ttl_days: number; max: number; basic_auth?: string | null };
 export type ProjectGithub = {
   /** owner/name */
   repo: string;
@@ -65,7 +67,7 @@ export type ProjectGithub = {
 };
 /** The fields POST /projects and PATCH /projects/{id} take. */
 export type ProjectSettings = Partial<{
-  previews: PreviewSettings;
+  previews: PreviewSettingsInput;
   name: string;
   git_url: string;
   branch: string;

@@ -44,6 +44,9 @@ pub struct Model {
     pub previews_enabled: bool,
     pub previews_ttl_days: i32,
     pub previews_max: i32,
+    /// Basic auth in front of the previews' hosts: hex SHA-256 of the whole `Authorization`
+    /// value a browser sends (`Basic <base64 of user:password>`).
+    pub previews_auth_hash: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

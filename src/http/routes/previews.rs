@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::project_view::PreviewSettings;
+use super::project_view::PreviewSettingsInput as PreviewSettings;
 use crate::db::{self, previews::Preview, projects::Project};
 use crate::http::access::{Configure, Deploy, ProjectFor, Read};
 use crate::http::error::{AppError, AppResult};
@@ -95,7 +95,7 @@ fn view(state: &AppState, project: &Project, p: Preview) -> PreviewView {
 pub(super) fn check_settings(
     state: &AppState,
     project: &Project,
-    p: PreviewSettings,
+    p: &PreviewSettings,
 ) -> AppResult<()> {
     let limits = &state.config.previews;
     if project.preview_of.is_some() && p.enabled {
@@ -112,6 +112,19 @@ pub(super) fn check_settings(
                 limits.max_ttl_days
             ),
         ));
+    }
+    if let Some(Some(credentials)) = &p.basic_auth {
+        let (user, password) = credentials.split_once(':').unwrap_or(("", ""));
+        if user.is_empty()
+            || password.is_empty()
+            || credentials.len() > 200
+            || credentials.chars().any(char::is_control)
+        {
+            return Err(AppError::validation(
+                "previews.basic_auth",
+                "must be user:password (both non-empty, at most 200 characters, no control characters)",
+            ));
+        }
     }
     if !(1..=limits.max_per_project).contains(&p.max) {
         return Err(AppError::validation(
@@ -131,7 +144,23 @@ pub(super) async fn apply_settings(
     project: Project,
     p: PreviewSettings,
 ) -> AppResult<Project> {
+    use base64::Engine as _;
     let was = project.previews_enabled;
+    if let Some(credentials) = &p.basic_auth {
+        // What a browser sends for these credentials, hashed: the proxy compares hashes.
+        let hash = credentials.as_ref().map(|c| {
+            let header = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(c)
+            );
+            crate::secrets::token_hash(&header)
+        });
+        db::previews::set_auth(&state.db, project.id, hash).await?;
+        state.proxy.refresh_or_log().await;
+    }
+    let project = db::projects::find(&state.db, project.id)
+        .await?
+        .ok_or_else(|| AppError::not_found("project"))?;
     let project =
         db::previews::set_settings(&state.db, project, p.enabled, p.ttl_days, p.max).await?;
     if was && !p.enabled {

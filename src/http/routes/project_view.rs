@@ -67,15 +67,31 @@ pub struct ProjectView {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Whether pull requests get previews, for how long and how many at once.
-#[derive(Serialize, Deserialize, ToSchema, Clone, Copy)]
-#[serde(deny_unknown_fields)]
+/// Whether pull requests get previews, for how long and how many at once, and whether their
+/// hosts ask for a password.
+#[derive(Serialize, ToSchema, Clone, Copy)]
 pub struct PreviewSettings {
     pub enabled: bool,
     /// A preview with no change for this many days is removed.
     pub ttl_days: i32,
     /// Open previews at most; the oldest is removed for a new one.
     pub max: i32,
+    /// Whether the previews' hosts are behind HTTP basic auth (the credentials are never shown).
+    pub basic_auth: bool,
+}
+
+/// Preview settings to save (`PATCH /projects/{id}` `previews`).
+#[derive(Deserialize, ToSchema, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewSettingsInput {
+    pub enabled: bool,
+    pub ttl_days: i32,
+    pub max: i32,
+    /// `"user:password"` puts basic auth in front of every preview host; `null` removes it;
+    /// absent keeps what is set.
+    #[serde(default, deserialize_with = "super::projects::present")]
+    #[schema(value_type = Option<String>)]
+    pub basic_auth: Option<Option<String>>,
 }
 
 /// A project's tie to GitHub.
@@ -181,6 +197,7 @@ pub(super) fn view(
             enabled: p.previews_enabled,
             ttl_days: p.previews_ttl_days,
             max: p.previews_max,
+            basic_auth: p.previews_auth_hash.is_some(),
         },
         preview_of: p.preview_of,
         pr_number: p.pr_number,

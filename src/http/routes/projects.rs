@@ -111,11 +111,11 @@ pub struct UpdateProject {
     #[schema(value_type = Option<Object>)]
     pub placement: Option<Option<std::collections::BTreeMap<String, String>>>,
     /// Pull-request previews; turning them off removes every preview.
-    pub previews: Option<super::project_view::PreviewSettings>,
+    pub previews: Option<super::project_view::PreviewSettingsInput>,
 }
 
 /// Tells `"field": null` (Some(None)) from an absent field (None).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+pub(super) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
@@ -360,7 +360,7 @@ pub async fn update_project(
         check_source(&state, &actor, &s.git_url).await?;
         s.git_url_trusted = actor.is_admin();
     }
-    if let Some(p) = b.previews {
+    if let Some(p) = &b.previews {
         super::previews::check_settings(&state, &project, p)?;
     }
     let slug = s.slug.clone();

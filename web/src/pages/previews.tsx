@@ -21,6 +21,9 @@ export function PreviewsPanel({ project, onSaved }: { project: api.Project; onSa
     enabled: project.previews.enabled,
     ttl_days: String(project.previews.ttl_days),
     max: String(project.previews.max),
+    user: "",
+    password: "",
+    unprotect: false,
   });
   const [fieldErrors, setFieldErrors] = useState<Record<string, string>>({});
   const [error, setError] = useState("");
@@ -42,9 +45,15 @@ export function PreviewsPanel({ project, onSaved }: { project: api.Project; onSa
     e.preventDefault();
     setFieldErrors({});
     try {
-      const saved = await api.updateProject(project.id, {
-        previews: { enabled: settings.enabled, ttl_days: Number(settings.ttl_days), max: Number(settings.max) },
-      });
+      const previews: api.PreviewSettingsInput = {
+        enabled: settings.enabled,
+        ttl_days: Number(settings.ttl_days),
+        max: Number(settings.max),
+      };
+      if (settings.unprotect) previews.basic_auth = null;
+      else if (settings.user || settings.password) previews.basic_auth = `${settings.user}:${settings.password}`;
+      const saved = await api.updateProject(project.id, { previews });
+      setSettings({ ...settings, user: "", password: "", unprotect: false });
       onSaved(saved);
       toast(settings.enabled ? "Previews on" : "Previews off", "success");
       await reload();
@@ -102,7 +111,30 @@ export function PreviewsPanel({ project, onSaved }: { project: api.Project; onSa
             error={fieldErrors.max}
             onChange={(e) => setSettings({ ...settings, max: e.target.value })}
           />
+          <Field
+            label="Password-protect previews: user"
+            name="auth-user"
+            autoComplete="off"
+            value={settings.user}
+            placeholder={project.previews.basic_auth ? "(protected; type to replace)" : "reviewer"}
+            error={fieldErrors.basic_auth}
+            onChange={(e) => setSettings({ ...settings, user: e.target.value })}
+          />
+          <Field
+            label="Password"
+            name="auth-password"
+            type="password"
+            autoComplete="new-password"
+            value={settings.password}
+            onChange={(e) => setSettings({ ...settings, password: e.target.value })}
+          />
         </div>
+        {project.previews.basic_auth && (
+          <label className="row small">
+            <input type="checkbox" checked={settings.unprotect} onChange={(e) => setSettings({ ...settings, unprotect: e.target.checked })} /> Remove
+            the password
+          </label>
+        )}
         <div className="form-actions">
           <button type="submit" className="btn">
             Save preview settings
