@@ -92,12 +92,18 @@ async fn main() {
     let auth = format!("{{\"op\":\"auth\",\"token\":\"{token}\"}}");
     ws.send(Message::Text(auth.into())).await.unwrap();
     // Wait for the prompt.
+    // Wait for the prompt (ash may follow it with a cursor-position query).
     let mut seen = Vec::new();
-    while !seen.ends_with(b"# ") {
-        if let Some(Ok(Message::Binary(b))) = ws.next().await {
-            seen.extend_from_slice(&b);
+    while !seen.windows(2).any(|w| w == b"# ") {
+        match ws.next().await {
+            Some(Ok(Message::Binary(b))) => seen.extend_from_slice(&b),
+            Some(Ok(Message::Text(t))) => panic!("the terminal said {t}"),
+            Some(Ok(_)) => {}
+            other => panic!("the terminal ended: {other:?}"),
         }
     }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_millis(50), ws.next()).await {}
     let mut through_shard = Vec::with_capacity(KEYS);
     for i in 0..KEYS {
         // A letter, then a backspace: the line never grows.
@@ -129,11 +135,16 @@ async fn main() {
         .await
         .unwrap();
     let mut seen = Vec::new();
-    while !seen.ends_with(b"# ") {
-        if let Some(Ok(b)) = direct.output.next().await {
-            seen.extend_from_slice(&b);
+    while !seen.windows(2).any(|w| w == b"# ") {
+        match direct.output.next().await {
+            Some(Ok(b)) => seen.extend_from_slice(&b),
+            other => panic!("the shell ended: {other:?}"),
         }
     }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while let Ok(Some(_)) =
+        tokio::time::timeout(Duration::from_millis(50), direct.output.next()).await
+    {}
     let mut straight = Vec::with_capacity(KEYS);
     for i in 0..KEYS {
         let key: &[u8] = if i % 2 == 0 { b"a" } else { b"\x7f" };

@@ -179,6 +179,15 @@ pub enum ClientCommand {
         #[arg(required = true, last = true, value_name = "CMD")]
         command: Vec<String>,
     },
+    /// A project's scheduled jobs with their last run; `--run NAME` runs one now and follows
+    /// it (exit code: the job's).
+    Jobs {
+        project: String,
+        #[arg(long, value_name = "NAME")]
+        run: Option<String>,
+    },
+    /// A project's pull-request previews: state, URL, head commit.
+    Previews { project: String },
     /// A terminal in the project's running container (team admins and above); exits with
     /// the shell's exit code.
     Exec {

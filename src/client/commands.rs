@@ -53,6 +53,8 @@ pub async fn dispatch(command: ClientCommand, json: bool) -> Result<(), ClientEr
             timeout,
             command,
         } => super::tasks::run(&api, &project, command, timeout, json).await,
+        ClientCommand::Jobs { project, run } => super::tasks::jobs(&api, &project, run, json).await,
+        ClientCommand::Previews { project } => super::tasks::previews(&api, &project, json).await,
         ClientCommand::Exec {
             project,
             fresh,

@@ -7,6 +7,96 @@ use super::ClientError;
 use super::api::Api;
 use super::follow::{Output, follow};
 
+fn text(v: &Value, key: &str) -> String {
+    match &v[key] {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+async fn project_id(api: &Api, project: &str) -> Result<String, ClientError> {
+    let project = api.project(project).await?;
+    project["id"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| ClientError::Unreachable("a project without an id".into()))
+}
+
+/// `shard jobs PROJECT [--run NAME]`.
+pub async fn jobs(
+    api: &Api,
+    project: &str,
+    run: Option<String>,
+    json: bool,
+) -> Result<(), ClientError> {
+    let id = project_id(api, project).await?;
+    if let Some(name) = run {
+        let started: Value = api
+            .post(&format!("/projects/{id}/jobs/{name}/run"), &json!({}))
+            .await?;
+        let run = text(&started, "id");
+        return follow_run(api, &run, json).await;
+    }
+    let list: Vec<Value> = api.get(&format!("/projects/{id}/jobs")).await?;
+    if json {
+        println!("{}", Value::Array(list));
+        return Ok(());
+    }
+    if list.is_empty() {
+        println!("no scheduled jobs");
+        return Ok(());
+    }
+    println!(
+        "{:20}  {:16}  {:10}  {:25}  COMMAND",
+        "NAME", "SCHEDULE", "LAST", "NEXT RUN"
+    );
+    for job in &list {
+        let command: Vec<String> = job["command"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|w| w.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        println!(
+            "{:20}  {:16}  {:10}  {:25}  {}",
+            text(job, "name"),
+            text(job, "schedule"),
+            job["last_run"]["status"].as_str().unwrap_or("never"),
+            text(job, "next_run_at"),
+            command.join(" ")
+        );
+    }
+    Ok(())
+}
+
+/// `shard previews PROJECT`.
+pub async fn previews(api: &Api, project: &str, json: bool) -> Result<(), ClientError> {
+    let id = project_id(api, project).await?;
+    let list: Vec<Value> = api.get(&format!("/projects/{id}/previews")).await?;
+    if json {
+        println!("{}", Value::Array(list));
+        return Ok(());
+    }
+    if list.is_empty() {
+        println!("no previews");
+        return Ok(());
+    }
+    println!("{:6}  {:18}  {:8}  URL", "PR", "STATE", "COMMIT");
+    for p in &list {
+        println!(
+            "{:6}  {:18}  {:8}  {}",
+            format!("#{}", text(p, "pr_number")),
+            text(p, "state"),
+            text(p, "head_sha").chars().take(7).collect::<String>(),
+            text(p, "url")
+        );
+    }
+    Ok(())
+}
+
 pub async fn run(
     api: &Api,
     project: &str,
@@ -24,6 +114,11 @@ pub async fn run(
     }
     let started: Value = api.post(&format!("/projects/{id}/runs"), &body).await?;
     let run = started["id"].as_str().unwrap_or_default().to_string();
+    follow_run(api, &run, json).await
+}
+
+/// Streams a run's output to its end; its exit code as the error.
+async fn follow_run(api: &Api, run: &str, json: bool) -> Result<(), ClientError> {
     let output = Output::streams(json);
     let ended = follow(api, &format!("run:{run}"), &output, None, |event| {
         event["type"] == "status"

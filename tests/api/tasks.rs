@@ -597,6 +597,34 @@ async fn shard_run_streams_the_output_in_order_and_exits_with_the_commands_code(
         .await;
     assert_eq!(code, 137, "{err}");
     assert!(err.contains("timed out"), "{err}");
+    // Jobs from the CLI: listed, one run now with its output and its exit code.
+    let (code, out, _) = client.run(&["jobs", "cli-run"]).await;
+    assert_eq!((code, out.as_str()), (0, "no scheduled jobs\n"));
+    let project = app
+        .get("/api/v1/projects", Some(&admin.token))
+        .await
+        .json::<Vec<Value>>()
+        .await
+        .unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let created = app
+        .post(
+            &format!("/api/v1/projects/{project}/jobs"),
+            Some(&admin.token),
+            json!({"name": "report", "schedule": "0 0 1 1 *", "command": sh("echo reported; exit 4")}),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let (code, out, _) = client.run(&["jobs", "cli-run"]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("report") && out.contains("0 0 1 1 *"), "{out}");
+    let (code, out, err) = client.run(&["jobs", "cli-run", "--run", "report"]).await;
+    assert_eq!((code, out.as_str()), (4, "reported\n"), "{err}");
+    let (code, out, _) = client.run(&["previews", "cli-run"]).await;
+    assert_eq!((code, out.as_str()), (0, "no previews\n"));
+
     // Nothing to run, or no such project: usage (2) and refusal (3) codes.
     let (code, _, _) = client.run(&["run", "cli-run"]).await;
     assert_eq!(code, 2);
