@@ -533,6 +533,25 @@ pub(crate) fn spawn_server(
     }
 }
 
+/// First-run setup of a server process with the setup token in `dir`; the admin's bearer.
+pub(crate) async fn setup_over_http(
+    client: &reqwest::Client,
+    base: &str,
+    dir: &std::path::Path,
+) -> String {
+    let token = std::fs::read_to_string(dir.join("setup-token")).unwrap();
+    let setup: Value = client
+        .post(format!("{base}/api/v1/auth/setup"))
+        .json(&json!({"token": token.trim(), "username": "admin", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    setup["access_token"].as_str().unwrap().to_string()
+}
+
 pub(crate) async fn wait_healthy(base: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while reqwest::get(format!("{base}/health")).await.is_err() {
@@ -556,17 +575,7 @@ async fn a_deploy_killed_mid_build_ends_interrupted_and_the_live_app_survives() 
     wait_healthy(&server.base).await;
     let client = reqwest::Client::new();
     let base = server.base.clone();
-    let token = std::fs::read_to_string(dir.path().join("setup-token")).unwrap();
-    let setup: Value = client
-        .post(format!("{base}/api/v1/auth/setup"))
-        .json(&json!({"token": token.trim(), "username": "admin", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let bearer = setup["access_token"].as_str().unwrap().to_string();
+    let bearer = setup_over_http(&client, &base, dir.path()).await;
     let api = |method: Method, path: &str| {
         client
             .request(method, format!("{base}/api/v1{path}"))

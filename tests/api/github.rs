@@ -1201,24 +1201,10 @@ async fn signed_pushes_to_an_imported_repository_deploy_and_report_commit_status
     };
     // GitHub would deliver to the public URL; here that is the test server itself.
     let deliver = |event: &'static str, delivery: String, body: Value| {
-        let app = &app;
-        let url = hook_url.clone();
-        let secret = secret.clone();
+        let (app, url, secret) = (&app, hook_url.clone(), secret.clone());
         async move {
-            let bytes = serde_json::to_vec(&body).unwrap();
-            app.client
-                .post(url)
-                .header("content-type", "application/json")
-                .header("x-github-event", event)
-                .header("x-github-delivery", delivery)
-                .header(
-                    "x-hub-signature-256",
-                    crate::webhooks::signature(&secret, &bytes),
-                )
-                .body(bytes)
-                .send()
+            crate::webhooks::deliver_signed(&app.client, &url, &secret, event, &delivery, &body)
                 .await
-                .unwrap()
         }
     };
     let push = |before: &str, after: &str, message: &str| {

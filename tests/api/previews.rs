@@ -118,20 +118,8 @@ async fn pull_requests_get_previews_that_redeploy_wait_for_approval_and_go_away(
     let deliver = |event: &'static str, delivery: String, body: Value| {
         let (app, url, secret) = (&app, hook_url.clone(), secret.clone());
         async move {
-            let bytes = serde_json::to_vec(&body).unwrap();
-            app.client
-                .post(url)
-                .header("content-type", "application/json")
-                .header("x-github-event", event)
-                .header("x-github-delivery", delivery)
-                .header(
-                    "x-hub-signature-256",
-                    crate::webhooks::signature(&secret, &bytes),
-                )
-                .body(bytes)
-                .send()
+            crate::webhooks::deliver_signed(&app.client, &url, &secret, event, &delivery, &body)
                 .await
-                .unwrap()
         }
     };
     let head = served.commit_pull(7, &app_files("pr-seven", ""), "pr seven");
@@ -474,17 +462,7 @@ async fn a_preview_past_its_ttl_is_removed_when_shard_starts_again() {
     wait_healthy(&server.base).await;
     let client = reqwest::Client::new();
     let base = server.base.clone();
-    let token = std::fs::read_to_string(dir.path().join("setup-token")).unwrap();
-    let setup: Value = client
-        .post(format!("{base}/api/v1/auth/setup"))
-        .json(&json!({"token": token.trim(), "username": "admin", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let bearer = setup["access_token"].as_str().unwrap().to_string();
+    let bearer = crate::deploy::setup_over_http(&client, &base, dir.path()).await;
     let api = |method: Method, path: &str| {
         client
             .request(method, format!("{base}/api/v1{path}"))
@@ -513,20 +491,15 @@ async fn a_preview_past_its_ttl_is_removed_when_shard_starts_again() {
         .await
         .unwrap();
     let head = repo.commit_pull(5, &app_files("five", ""), "five");
-    let body = serde_json::to_vec(&pull("opened", 5, &head, "acme/pr-app", "Five")).unwrap();
-    let delivered = client
-        .post(hook["url"].as_str().unwrap())
-        .header("content-type", "application/json")
-        .header("x-github-event", "pull_request")
-        .header("x-github-delivery", "ttl-1")
-        .header(
-            "x-hub-signature-256",
-            crate::webhooks::signature(hook["secret"].as_str().unwrap(), &body),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let delivered = crate::webhooks::deliver_signed(
+        &client,
+        hook["url"].as_str().unwrap(),
+        hook["secret"].as_str().unwrap(),
+        "pull_request",
+        "ttl-1",
+        &pull("opened", 5, &head, "acme/pr-app", "Five"),
+    )
+    .await;
     assert_eq!(delivered.status(), StatusCode::ACCEPTED);
     let listed = || {
         let request = api(Method::GET, &format!("/projects/{project}/previews"));

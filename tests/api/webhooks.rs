@@ -20,6 +20,28 @@ pub(crate) fn signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// Delivers `body` as GitHub would: to the hook's `url`, signed with its `secret`.
+pub(crate) async fn deliver_signed(
+    client: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    event: &str,
+    delivery: &str,
+    body: &Value,
+) -> reqwest::Response {
+    let bytes = serde_json::to_vec(body).unwrap();
+    client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-github-event", event)
+        .header("x-github-delivery", delivery)
+        .header("x-hub-signature-256", signature(secret, &bytes))
+        .body(bytes)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// GitHub's `push` payload, with the fields its documentation lists.
 pub(crate) fn push_payload(
     git_ref: &str,
