@@ -216,6 +216,25 @@ impl Acme {
         Ok(names)
     }
 
+    /// Deletes the certificates of pull-request preview hosts (`pr-<n>-<slug>.<apps domain>`)
+    /// that no project routes any more: a closed preview leaves no certificate behind.
+    async fn drop_closed_previews(&self, wanted: &[(String, bool, Option<uuid::Uuid>)]) {
+        let suffix = format!(".{}", self.config.apps.domain.to_ascii_lowercase());
+        for name in self.certs.issued_names() {
+            let preview = name
+                .strip_suffix(&suffix)
+                .is_some_and(crate::validate::preview_shaped);
+            if preview && !wanted.iter().any(|(n, _, _)| *n == name) {
+                tracing::info!(name, "removing the certificate of a closed preview");
+                self.certs.remove(&name);
+                if let Err(e) = db::shared::delete(&self.db, &format!("{CERT_PREFIX}{name}")).await
+                {
+                    tracing::warn!(name, error = %e, "cannot delete a shared certificate");
+                }
+            }
+        }
+    }
+
     async fn check_all(&self) {
         let names = match self.wanted().await {
             Ok(names) => names,
@@ -232,6 +251,7 @@ impl Acme {
                 .unwrap_or_else(PoisonError::into_inner)
                 .retain(|name, _| wanted.contains(name.as_str()));
         }
+        self.drop_closed_previews(&names).await;
         let renew_before = chrono::Duration::days(self.config.acme.renew_before_days as i64);
         let retry_after = Duration::from_secs(self.config.acme.retry_after_secs);
         for (name, is_domain, team) in names {

@@ -95,6 +95,28 @@ impl Certificates {
         Ok(loaded)
     }
 
+    /// Names of the certificates ACME issued (not the configured files).
+    pub fn issued_names(&self) -> Vec<String> {
+        self.by_name
+            .load()
+            .iter()
+            .filter(|(_, c)| !c.from_file)
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Stops serving an issued certificate and deletes its files (a configured file stays).
+    pub fn remove(&self, name: &str) {
+        let map = self.by_name.load();
+        if map.get(name).is_none_or(|c| c.from_file) {
+            return;
+        }
+        let mut map = HashMap::clone(&map);
+        map.remove(name);
+        self.by_name.store(Arc::new(map));
+        let _ = std::fs::remove_dir_all(self.dir.join(name));
+    }
+
     /// The rustls configuration of the HTTPS listener (HTTP/2 and HTTP/1.1 by ALPN).
     pub fn server_config(self: &Arc<Self>) -> rustls::ServerConfig {
         let mut config = rustls::ServerConfig::builder()
@@ -161,4 +183,39 @@ pub fn not_after(cert: &CertificateDer<'_>) -> anyhow::Result<DateTime<Utc>> {
         .map_err(|e| anyhow::anyhow!("cannot parse the certificate: {e}"))?;
     let ts = parsed.validity().not_after.timestamp();
     DateTime::from_timestamp(ts, 0).context("certificate expiry out of range")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_issued_certificate_is_removed_with_its_files() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let made =
+            rcgen::generate_simple_self_signed(vec!["pr-3-blog.example.com".into()]).unwrap();
+        let (chain, key) = (made.cert.pem(), made.signing_key.serialize_pem());
+        let certs = Certificates::load(dir.path(), &[]);
+        certs
+            .install("pr-3-blog.example.com", &chain, &key)
+            .unwrap();
+        assert_eq!(
+            certs.issued_names(),
+            vec!["pr-3-blog.example.com".to_string()]
+        );
+        assert!(
+            dir.path()
+                .join("certs/pr-3-blog.example.com/cert.pem")
+                .exists()
+        );
+        certs.remove("pr-3-blog.example.com");
+        assert!(!certs.has("pr-3-blog.example.com"));
+        assert!(!dir.path().join("certs/pr-3-blog.example.com").exists());
+        // Loaded again from disk: gone for good.
+        assert!(
+            Certificates::load(dir.path(), &[])
+                .issued_names()
+                .is_empty()
+        );
+    }
 }
