@@ -38,7 +38,7 @@ pub(crate) struct Hub {
     /// Webhooks deleted: (repository, id).
     deleted_hooks: Vec<(String, i64)>,
     /// Commit statuses posted: (repository, commit, body).
-    statuses: Vec<(String, String, Value)>,
+    pub(crate) statuses: Vec<(String, String, Value)>,
     /// Answer status posts as GitHub does for a token without the scope (404).
     refuse_statuses: bool,
     /// Pull-request comments: (repository, issue number, body), a comment's id is its index + 1;

@@ -226,6 +226,31 @@ async fn pull_requests_get_previews_that_redeploy_wait_for_approval_and_go_away(
     let kinds: Vec<&str> = states.iter().map(|s| s.1.as_str()).collect();
     assert_eq!(kinds, ["in_progress", "success"], "{states:?}");
     assert_eq!(states[1].2.as_deref(), Some(url.as_str()));
+    // The head commit's status links to the preview's build log.
+    let deployment = live["deployment_id"].as_str().unwrap().to_string();
+    let child = live["preview_project_id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let statuses: Vec<Value> = standin
+            .hub
+            .lock()
+            .unwrap()
+            .statuses
+            .iter()
+            .filter(|(_, sha, _)| *sha == head)
+            .map(|(_, _, body)| body.clone())
+            .collect();
+        if let Some(success) = statuses.iter().find(|b| b["state"] == "success") {
+            let target = success["target_url"].as_str().unwrap();
+            assert!(
+                target.ends_with(&format!("/projects/{child}/deployments/{deployment}")),
+                "{success}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "statuses: {statuses:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // A push to the pull request: redeployed, the same comment edited.
     let second = served.commit_pull(7, &app_files("pr-seven-b", ""), "pr seven again");
