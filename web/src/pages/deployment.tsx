@@ -54,6 +54,19 @@ export default function DeploymentPage() {
     );
   }, [deployment]);
   const running = info && !FINAL.includes(info.status);
+  // GitHub's status is posted after the deployment's own (in order, by one poster): a page
+  // that saw the end before the post asks again until the status is final.
+  const statusPending = info !== null && !running && info.commit_status === "pending";
+  useEffect(() => {
+    if (!statusPending) return;
+    let tries = 0;
+    const timer = setInterval(() => {
+      tries += 1;
+      if (tries > 15) clearInterval(timer);
+      reload();
+    }, 2000);
+    return () => clearInterval(timer);
+  }, [statusPending, deployment]);
   useEffect(() => {
     if (!running) return;
     const timer = setInterval(() => tick((n) => n + 1), 1000);
