@@ -297,17 +297,7 @@ impl Pipeline {
     }
 
     pub(super) fn limits(&self) -> Limits {
-        let c = &self.d.config.containers;
-        Limits {
-            memory_mb: self.project.memory_limit_mb.unwrap_or(c.memory_mb),
-            cpu_millis: self
-                .project
-                .cpu_limit_millis
-                .map_or(c.cpu_millis, i64::from),
-            pids: c.pids_limit,
-            log_max_size_mb: c.log_max_size_mb,
-            log_max_files: c.log_max_files,
-        }
+        self.d.limits_of(&self.project)
     }
 
     /// The port the app listens on (the project's, else the image's single EXPOSE, else

@@ -24,6 +24,18 @@ pub struct TaskContext {
 }
 
 impl Deployer {
+    /// What `project`'s containers may use: its own limits, else `[containers]`'.
+    pub fn limits_of(&self, project: &Project) -> Limits {
+        let c = &self.config.containers;
+        Limits {
+            memory_mb: project.memory_limit_mb.unwrap_or(c.memory_mb),
+            cpu_millis: project.cpu_limit_millis.map_or(c.cpu_millis, i64::from),
+            pids: c.pids_limit,
+            log_max_size_mb: c.log_max_size_mb,
+            log_max_files: c.log_max_files,
+        }
+    }
+
     /// The context of `project`'s live deployment; a conflict when nothing is live.
     pub async fn task_context(&self, project: &Project) -> Result<TaskContext, DeployError> {
         let live = db::deployments::live_for_project(&self.db, project.id)
@@ -66,7 +78,6 @@ impl Deployer {
             Some(version) => self.files_at(project, version).await?,
             None => Vec::new(),
         };
-        let c = &self.config.containers;
         Ok(TaskContext {
             deployment: live.id,
             image,
@@ -75,13 +86,7 @@ impl Deployer {
             network,
             volumes,
             files,
-            limits: Limits {
-                memory_mb: project.memory_limit_mb.unwrap_or(c.memory_mb),
-                cpu_millis: project.cpu_limit_millis.map_or(c.cpu_millis, i64::from),
-                pids: c.pids_limit,
-                log_max_size_mb: c.log_max_size_mb,
-                log_max_files: c.log_max_files,
-            },
+            limits: self.limits_of(project),
         })
     }
 

@@ -91,7 +91,6 @@ impl Engine {
         let docker = self.client().await?;
         let port_key = format!("{}/tcp", spec.port);
         let host_config = HostConfig {
-            init: Some(true),
             restart_policy: Some(RestartPolicy {
                 name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                 maximum_retry_count: None,
@@ -103,35 +102,13 @@ impl Engine {
                     host_port: Some(String::new()),
                 }]),
             )])),
-            memory: Some(spec.limits.memory_mb * 1024 * 1024),
-            // No swap beyond the memory limit.
-            memory_swap: Some(spec.limits.memory_mb * 1024 * 1024),
-            nano_cpus: Some(spec.limits.cpu_millis * 1_000_000),
-            pids_limit: Some(spec.limits.pids),
-            log_config: Some(bollard::models::HostConfigLogConfig {
-                typ: Some("json-file".into()),
-                config: Some(HashMap::from([
-                    (
-                        "max-size".to_string(),
-                        format!("{}m", spec.limits.log_max_size_mb),
-                    ),
-                    (
-                        "max-file".to_string(),
-                        spec.limits.log_max_files.to_string(),
-                    ),
-                ])),
-            }),
-            security_opt: Some(vec!["no-new-privileges:true".into()]),
-            cap_drop: Some(DROPPED_CAPABILITIES.iter().map(|c| c.to_string()).collect()),
-            network_mode: Some(spec.network.clone()),
-            mounts: (!spec.volumes.is_empty() || !spec.files.is_empty()).then(|| {
-                // Volumes first: a file may sit inside a volume's path.
-                let volumes = spec.volumes.iter().map(|v| v.mount());
-                volumes
-                    .chain(spec.files.iter().map(|f| f.mount()))
-                    .collect()
-            }),
-            ..Default::default()
+            ..safe_host_config(
+                &spec.limits,
+                spec.limits.log_max_files,
+                &spec.network,
+                &spec.volumes,
+                &spec.files,
+            )
         };
         let body = ContainerCreateBody {
             image: Some(spec.image),
@@ -308,6 +285,47 @@ impl Engine {
                 })
             })
             .collect())
+    }
+}
+
+/// The safe defaults every app and task container gets (see the module docs of `docker`):
+/// an init process, limits without extra swap, rotated json-file logs (`log_files` of
+/// `log_max_size_mb`), `no-new-privileges`, dropped capabilities, the project's network, and
+/// its volumes then file mounts (a file may sit inside a volume's path).
+pub(super) fn safe_host_config(
+    limits: &Limits,
+    log_files: u32,
+    network: &str,
+    volumes: &[super::VolumeMount],
+    files: &[super::FileMount],
+) -> bollard::models::HostConfig {
+    bollard::models::HostConfig {
+        init: Some(true),
+        memory: Some(limits.memory_mb * 1024 * 1024),
+        memory_swap: Some(limits.memory_mb * 1024 * 1024),
+        nano_cpus: Some(limits.cpu_millis * 1_000_000),
+        pids_limit: Some(limits.pids),
+        log_config: Some(bollard::models::HostConfigLogConfig {
+            typ: Some("json-file".into()),
+            config: Some(HashMap::from([
+                (
+                    "max-size".to_string(),
+                    format!("{}m", limits.log_max_size_mb),
+                ),
+                ("max-file".to_string(), log_files.to_string()),
+            ])),
+        }),
+        security_opt: Some(vec!["no-new-privileges:true".into()]),
+        cap_drop: Some(DROPPED_CAPABILITIES.iter().map(|c| c.to_string()).collect()),
+        network_mode: Some(network.to_string()),
+        mounts: (!volumes.is_empty() || !files.is_empty()).then(|| {
+            volumes
+                .iter()
+                .map(|v| v.mount())
+                .chain(files.iter().map(|f| f.mount()))
+                .collect()
+        }),
+        ..Default::default()
     }
 }
 

@@ -5,14 +5,12 @@
 //! follower, the watchdog) mistakes one for the app. Also `exec`: a TTY attached to a
 //! running container (the terminal).
 
-use std::collections::HashMap;
 use std::pin::Pin;
 
 use bollard::container::LogOutput;
 use futures_util::{Stream, StreamExt};
 use uuid::Uuid;
 
-use super::containers::DROPPED_CAPABILITIES;
 use super::{Engine, EngineError, FileMount, Limits, VolumeMount};
 use crate::model::LogStream;
 
@@ -58,38 +56,19 @@ pub struct Attached {
 impl Engine {
     /// Creates and starts a task container; its id.
     pub async fn start_task(&self, spec: TaskSpec) -> Result<String, EngineError> {
-        use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
+        use bollard::models::ContainerCreateBody;
         let docker = self.client().await?;
         let mut labels = self.labels(spec.project, Uuid::nil());
         labels.remove(super::LABEL_DEPLOYMENT);
         labels.insert(LABEL_RUN.to_string(), spec.run.to_string());
-        let host_config = HostConfig {
-            init: Some(true),
-            memory: Some(spec.limits.memory_mb * 1024 * 1024),
-            memory_swap: Some(spec.limits.memory_mb * 1024 * 1024),
-            nano_cpus: Some(spec.limits.cpu_millis * 1_000_000),
-            pids_limit: Some(spec.limits.pids),
-            log_config: Some(HostConfigLogConfig {
-                typ: Some("json-file".into()),
-                config: Some(HashMap::from([
-                    (
-                        "max-size".to_string(),
-                        format!("{}m", spec.limits.log_max_size_mb),
-                    ),
-                    ("max-file".to_string(), "1".to_string()),
-                ])),
-            }),
-            security_opt: Some(vec!["no-new-privileges:true".into()]),
-            cap_drop: Some(DROPPED_CAPABILITIES.iter().map(|c| c.to_string()).collect()),
-            network_mode: Some(spec.network.clone()),
-            mounts: (!spec.volumes.is_empty() || !spec.files.is_empty()).then(|| {
-                let volumes = spec.volumes.iter().map(|v| v.mount());
-                volumes
-                    .chain(spec.files.iter().map(|f| f.mount()))
-                    .collect()
-            }),
-            ..Default::default()
-        };
+        // One log file: a task's output is read as it is written.
+        let host_config = super::containers::safe_host_config(
+            &spec.limits,
+            1,
+            &spec.network,
+            &spec.volumes,
+            &spec.files,
+        );
         let body = ContainerCreateBody {
             image: Some(spec.image),
             cmd: (!spec.command.is_empty()).then_some(spec.command),

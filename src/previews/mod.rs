@@ -210,15 +210,9 @@ impl Previews {
         let child = match child {
             Some(child) => child,
             None => {
-                let limits = &self.config.previews;
-                let memory = project
-                    .memory_limit_mb
-                    .unwrap_or(self.config.containers.memory_mb)
-                    .min(limits.memory_mb);
-                let cpu = project
-                    .cpu_limit_millis
-                    .map_or(self.config.containers.cpu_millis, i64::from)
-                    .min(limits.cpu_millis);
+                let production = self.deployer.limits_of(project);
+                let memory = production.memory_mb.min(self.config.previews.memory_mb);
+                let cpu = production.cpu_millis.min(self.config.previews.cpu_millis);
                 let spec = db::previews::Child {
                     slug: child_slug(row.pr_number, &project.slug),
                     number: row.pr_number,

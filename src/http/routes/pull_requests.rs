@@ -22,16 +22,21 @@ struct PullRequestEvent {
 struct PullRequestBody {
     title: Option<String>,
     user: Option<Login>,
-    head: Side,
-    base: Side,
+    head: Head,
+    base: Base,
 }
 
 #[derive(Deserialize)]
-struct Side {
+struct Head {
     sha: String,
     #[serde(rename = "ref")]
     git_ref: String,
     /// Gone when the fork was deleted.
+    repo: Option<RepoBody>,
+}
+
+#[derive(Deserialize)]
+struct Base {
     repo: Option<RepoBody>,
 }
 
@@ -66,10 +71,6 @@ struct Comment {
     user: Option<Login>,
 }
 
-fn is_commit_sha(s: &str) -> bool {
-    (s.len() == 40 || s.len() == 64) && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 fn bad(e: serde_json::Error, what: &str) -> AppError {
     AppError::BadRequest(format!("the {what} payload is not what GitHub sends: {e}"))
 }
@@ -84,7 +85,7 @@ pub async fn pull_request(
     let event: PullRequestEvent =
         serde_json::from_slice(body).map_err(|e| bad(e, "pull_request"))?;
     let pr = event.pull_request;
-    if !is_commit_sha(&pr.head.sha) {
+    if !super::webhooks::is_commit_sha(&pr.head.sha) {
         return Err(AppError::BadRequest(
             "'head.sha' is not a commit SHA".into(),
         ));
@@ -96,8 +97,6 @@ pub async fn pull_request(
         .map(|r| r.full_name)
         .unwrap_or_else(|| "(deleted fork)".into());
     let fork = !head_repo.eq_ignore_ascii_case(&base_repo);
-    let _ = pr.base.sha;
-    let _ = pr.base.git_ref;
     let request = PullRequest {
         number: event.number,
         title: pr
@@ -119,16 +118,12 @@ pub async fn pull_request(
         .await?;
     Ok(match outcome.deployed {
         Some(id) => {
-            watch(state, project, id).await;
+            // Settled when its deployment ends (the reconciler would, later).
+            state.previews.watch(project.clone(), id);
             (WebhookOutcome::Deployed, outcome.detail, Some(id))
         }
         None => (WebhookOutcome::Ignored, outcome.detail, None),
     })
-}
-
-/// Settles the preview when its deployment ends (the reconciler also would, later).
-async fn watch(state: &AppState, project: &db::projects::Project, deployment: Uuid) {
-    state.previews.watch(project.clone(), deployment);
 }
 
 /// Who may approve a fork's commit by comment.
@@ -158,7 +153,7 @@ pub async fn issue_comment(
     let number = event.issue.number;
     match state.previews.approve(project, number).await {
         Ok(deployment) => {
-            watch(state, project, deployment.id).await;
+            state.previews.watch(project.clone(), deployment.id);
             Ok((
                 WebhookOutcome::Deployed,
                 format!(

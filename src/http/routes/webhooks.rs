@@ -237,7 +237,7 @@ pub fn signature_matches(secret: &[u8], body: &[u8], signature: Option<&str>) ->
     mac.verify_slice(&expected).is_ok()
 }
 
-fn is_commit_sha(s: &str) -> bool {
+pub(super) fn is_commit_sha(s: &str) -> bool {
     (s.len() == 40 || s.len() == 64) && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
