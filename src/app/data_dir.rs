@@ -71,6 +71,9 @@ fn create_private_file(path: &std::path::Path) -> anyhow::Result<()> {
 /// process's (written once it serves, which is how the old one knows).
 pub struct DataDirLock {
     file: std::fs::File,
+    /// Cancelled once no earlier process holds the data dir (at once unless an upgrade
+    /// started this process).
+    predecessor_gone: tokio_util::sync::CancellationToken,
 }
 
 impl DataDirLock {
@@ -88,7 +91,14 @@ impl DataDirLock {
             .open(&path)
             .with_context(|| format!("cannot open {}", path.display()))?;
         match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => Ok(Self { file }),
+            Ok(()) => {
+                let predecessor_gone = tokio_util::sync::CancellationToken::new();
+                predecessor_gone.cancel();
+                Ok(Self {
+                    file,
+                    predecessor_gone,
+                })
+            }
             Err(e) if e == rustix::io::Errno::WOULDBLOCK => anyhow::bail!(
                 "the data dir {} is in use by another shard process; stop it first or choose another --data-dir",
                 data_dir.display()
@@ -109,6 +119,8 @@ impl DataDirLock {
             .open(&path)
             .with_context(|| format!("cannot open {}", path.display()))?;
         let waiting = file.try_clone()?;
+        let predecessor_gone = tokio_util::sync::CancellationToken::new();
+        let gone = predecessor_gone.clone();
         std::thread::Builder::new()
             .name("data-dir-lock".into())
             .spawn(move || {
@@ -117,8 +129,17 @@ impl DataDirLock {
                     Ok(()) => tracing::debug!("the previous process let go of the data dir"),
                     Err(e) => tracing::warn!(error = %e, "cannot lock the data dir"),
                 }
+                gone.cancel();
             })?;
-        Ok(Self { file })
+        Ok(Self {
+            file,
+            predecessor_gone,
+        })
+    }
+
+    /// Cancelled once the process this one took over from has exited.
+    pub fn predecessor_gone(&self) -> tokio_util::sync::CancellationToken {
+        self.predecessor_gone.clone()
     }
 
     /// Writes this process's pid into the lock file (for `kill -USR2`).

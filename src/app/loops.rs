@@ -35,25 +35,48 @@ pub(super) fn leadership(
     leadership
 }
 
+/// This instance's announcements to the others. They outlive `shutdown`: a stopping or
+/// upgraded instance still finishes its running deploys, and the other instances' viewers
+/// (the new process's, after an upgrade) must go on seeing them.
+pub(super) struct Outbox {
+    stop: CancellationToken,
+    flushed: tokio::sync::oneshot::Receiver<()>,
+}
+
+impl Outbox {
+    /// Sends what is queued (waiting at most 5 s) and stops: call it once the jobs are done.
+    pub(super) async fn close(self) {
+        self.stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.flushed).await;
+    }
+}
+
 /// On Postgres, relays hub events to and from the other instances; returns what is woken
-/// when another instance changed what a project serves (the route follower listens to it).
+/// when another instance changed what a project serves (the route follower listens to it),
+/// and the outbox to close last.
 pub(super) fn relay(
     supervisor: &Arc<Supervisor>,
     db: &Db,
     hub: &Arc<Hub>,
     shutdown: &CancellationToken,
-) -> Arc<Notify> {
+) -> (Arc<Notify>, Option<Outbox>) {
     use crate::hub::relay;
     let routes_changed = Arc::new(Notify::new());
     if !db::is_postgres(db) {
-        return routes_changed;
+        return (routes_changed, None);
     }
     let instance = uuid::Uuid::now_v7();
     let (outbox, published) = tokio::sync::mpsc::channel(relay::QUEUE);
     hub.announce_to(outbox);
-    let (send_db, stop) = (db.clone(), shutdown.clone());
+    let (send_db, stop) = (db.clone(), CancellationToken::new());
+    let (done, flushed) = tokio::sync::oneshot::channel();
+    let closing = Outbox {
+        stop: stop.clone(),
+        flushed,
+    };
     supervisor.spawn_once("relay-send", async move {
         relay::send(send_db, instance, published, stop).await;
+        let _ = done.send(());
         Ok(())
     });
     let (db, hub, changed, stop) = (
@@ -72,7 +95,33 @@ pub(super) fn relay(
         )
         .map(Ok)
     });
-    routes_changed
+    (routes_changed, Some(closing))
+}
+
+/// On SQLite, in a process an upgrade started: relays the events its predecessor still
+/// writes (the deploys and runs it finishes) to the subscribers here, and wakes the route
+/// follower when it changes what a project serves, until it has exited.
+pub(super) fn tail_predecessor(
+    supervisor: &Arc<Supervisor>,
+    db: &Db,
+    hub: &Arc<Hub>,
+    routes_changed: &Arc<Notify>,
+    predecessor_gone: CancellationToken,
+    shutdown: &CancellationToken,
+) {
+    if db::is_postgres(db) || predecessor_gone.is_cancelled() {
+        return;
+    }
+    let (db, hub, changed, stop) = (
+        db.clone(),
+        hub.clone(),
+        routes_changed.clone(),
+        shutdown.clone(),
+    );
+    supervisor.spawn_once("predecessor-tail", async move {
+        crate::hub::relay::tail(db, hub, changed, predecessor_gone, stop).await;
+        Ok(())
+    });
 }
 
 /// On Postgres, keeps the route table in step with other instances' changes; on SQLite too

@@ -47,6 +47,8 @@ pub struct App {
     state: web::Data<AppState>,
     workers: jobs::Workers,
     shutdown: CancellationToken,
+    /// Closed after the workers: what they finish is still announced to other instances.
+    outbox: Option<loops::Outbox>,
     /// Started with the server, so that it can answer its own challenges.
     acme: Option<Arc<Acme>>,
 }
@@ -101,7 +103,15 @@ impl App {
         let hub = Arc::new(Hub::new());
         // Several instances on one Postgres: one leads the singletons; hub events fan out.
         let leadership = loops::leadership(&supervisor, &db, &config.database_url(), &shutdown);
-        let routes_changed = loops::relay(&supervisor, &db, &hub, &shutdown);
+        let (routes_changed, outbox) = loops::relay(&supervisor, &db, &hub, &shutdown);
+        loops::tail_predecessor(
+            &supervisor,
+            &db,
+            &hub,
+            &routes_changed,
+            lock.predecessor_gone(),
+            &shutdown,
+        );
         let docker = Arc::new(Engine::new(
             config.docker.host.as_deref(),
             secrets::instance_id(&keys.secret_key),
@@ -254,6 +264,7 @@ impl App {
             state,
             workers,
             shutdown,
+            outbox,
             acme,
         })
     }
@@ -279,6 +290,7 @@ impl App {
             state,
             workers,
             shutdown,
+            outbox,
             acme,
         } = self;
         let handle = server.handle();
@@ -326,19 +338,24 @@ impl App {
         if ended_by != "upgrade" {
             notify::notify("STOPPING=1");
         }
-        state.draining.cancel();
         drop(handover);
         if ended_by == "upgrade" {
-            // New connections go to the new process from now on (the sockets are shared);
-            // keep-alive clients of this one get `Connection: close` on their next answer and
-            // reconnect there. Only then are the idle ones closed.
+            // New connections go to the new process from now on (the sockets are shared), so
+            // a dashboard WebSocket closed below reconnects there; keep-alive clients of this
+            // one get `Connection: close` on their next answer and reconnect there too. Only
+            // then are the idle ones closed.
             handle.pause().await;
+            state.draining.cancel();
             tokio::time::sleep(DRAIN_LINGER).await;
         }
+        state.draining.cancel();
         handle.stop(true).await;
         let _ = server.await;
         shutdown.cancel();
         workers.join().await;
+        if let Some(outbox) = outbox {
+            outbox.close().await;
+        }
         let _ = watchdog.await;
         if let Ok(state) = Arc::try_unwrap(state.into_inner()) {
             state.db.close().await.context("closing the database")?;

@@ -22,9 +22,9 @@
 //!   WebSockets with 1012 (service restart; the client reconnects and resumes with `since`),
 //!   lets proxied requests, WebSockets and SSE finish for up to `http.shutdown_timeout_secs`,
 //!   and finishes the jobs it is running (their leases stay live, so nobody else takes them).
-//!   Known limit: on SQLite, a viewer who reconnects to the new process while the old one still
-//!   runs a deploy sees that deploy's lines up to the reconnect and its outcome when it ends,
-//!   not the lines in between live (on Postgres the relay carries them).
+//!   A viewer who reconnects to the new process meanwhile keeps seeing those deploys live: on
+//!   Postgres through the hub relay, on SQLite through `hub::relay::tail`, which reads what the
+//!   old process appends to the topics watched here until it has exited.
 
 use std::net::TcpListener;
 use std::os::fd::OwnedFd;

@@ -109,6 +109,27 @@ pub async fn since(db: &Db, topic: &str, since: i64, limit: u64) -> Result<Vec<T
         .await
 }
 
+/// The highest seq of `topic` so far (0 for none).
+pub async fn last_seq(db: &Db, topic: &str) -> Result<i64, DbErr> {
+    let last = TopicEvents::find()
+        .filter(Column::Topic.eq(topic))
+        .order_by_desc(Column::Seq)
+        .one(db)
+        .await?;
+    Ok(last.map_or(0, |e| e.seq))
+}
+
+/// The id of the newest event of any `project:` topic (0 for none): it moves whenever some
+/// process changes what a project serves.
+pub async fn last_project_event(db: &Db) -> Result<i64, DbErr> {
+    let last = TopicEvents::find()
+        .filter(Column::Topic.starts_with("project:"))
+        .order_by_desc(Column::Id)
+        .one(db)
+        .await?;
+    Ok(last.map_or(0, |e| e.id))
+}
+
 /// Removes every event of `topic` (its owner was deleted).
 pub async fn delete_topic(db: &Db, topic: &str) -> Result<u64, DbErr> {
     let result = TopicEvents::delete_many()

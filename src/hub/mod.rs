@@ -336,6 +336,17 @@ impl Hub {
             .sum()
     }
 
+    /// The persisted topics someone here listens to.
+    pub fn persisted_listened(&self) -> Vec<Topic> {
+        self.topics
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .copied()
+            .filter(|t| replay::is_persisted(*t))
+            .collect()
+    }
+
     /// Topics with at least one listener.
     pub fn topics_listened(&self) -> usize {
         self.topics

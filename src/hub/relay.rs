@@ -75,16 +75,21 @@ impl Notice {
 }
 
 /// Sends this instance's notices (one `pg_notify` each, in order): what the hub published.
+/// Once `stop` is cancelled, sends what is already queued and returns.
 pub async fn send(
     db: DatabaseConnection,
     instance: Uuid,
     mut published: mpsc::Receiver<Announcement>,
-    shutdown: CancellationToken,
+    stop: CancellationToken,
 ) {
     loop {
         let announcement = tokio::select! {
-            _ = shutdown.cancelled() => return,
+            biased;
             n = published.recv() => match n { Some(n) => n, None => return },
+            _ = stop.cancelled() => match published.try_recv() {
+                Ok(n) => n,
+                Err(_) => return,
+            },
         };
         let Some(notice) = Notice::of(instance, announcement) else {
             continue;
@@ -176,9 +181,82 @@ pub async fn listen(
     }
 }
 
-/// How often the route table is rebuilt from the database anyway when several instances
-/// share it (changes that announce nothing: a project created or renamed, a domain verified).
-/// Events `first..=last` of a persisted topic, from the database.
+/// How often [`tail`] looks for a predecessor's new events.
+pub const TAIL_EVERY: Duration = Duration::from_millis(250);
+
+/// The SQLite counterpart of [`listen`], for the short time two processes share one SQLite
+/// database: a process an upgrade started, while its predecessor still finishes the deploys
+/// and runs it had. SQLite has no notices, so every [`TAIL_EVERY`] this reads what was
+/// appended to the topics listened to here after the last event it published, and publishes
+/// it. A topic seen for the first time gets its newest event (a subscriber's cursor before it
+/// fills the gap from the database; one at it drops it as a duplicate), so an event written
+/// between a subscriber's replay and this task's first look is never stranded. A new event of
+/// any project (the old process switched, started or stopped an app) wakes `routes_changed`,
+/// so the proxy here routes to what the old process just deployed. Ends with one last look
+/// once `predecessor_gone` (the old process has exited, so nothing more comes).
+pub async fn tail(
+    db: DatabaseConnection,
+    hub: std::sync::Arc<Hub>,
+    routes_changed: std::sync::Arc<tokio::sync::Notify>,
+    predecessor_gone: CancellationToken,
+    shutdown: CancellationToken,
+) {
+    let mut relayed: std::collections::HashMap<Topic, i64> = std::collections::HashMap::new();
+    let mut project_event = topic_events::last_project_event(&db).await.unwrap_or(0);
+    let mut ticks = tokio::time::interval(TAIL_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let last_look = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = predecessor_gone.cancelled() => true,
+            _ = ticks.tick() => false,
+        };
+        match topic_events::last_project_event(&db).await {
+            Ok(last) if last != project_event => {
+                project_event = last;
+                routes_changed.notify_one();
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the previous process's project events")
+            }
+        }
+        let listened = hub.persisted_listened();
+        relayed.retain(|topic, _| listened.contains(topic));
+        for topic in listened {
+            let events = match relayed.get(&topic) {
+                Some(&after) => read(&db, topic, after + 1, after + RANGE_LIMIT).await,
+                None => newest(&db, topic).await,
+            };
+            match events {
+                Ok(events) => {
+                    let last = events.last().map_or(0, |e| e.topic().1);
+                    let cursor = relayed.entry(topic).or_insert(0);
+                    *cursor = (*cursor).max(last);
+                    hub.publish_relayed(events);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, %topic, "cannot read the previous process's events")
+                }
+            }
+        }
+        if last_look {
+            tracing::debug!("the previous process has exited; its events are all relayed");
+            return;
+        }
+    }
+}
+
+/// The newest event of a persisted topic (none for an empty one).
+async fn newest(db: &DatabaseConnection, topic: Topic) -> Result<Vec<Event>, sea_orm::DbErr> {
+    let last = match topic {
+        Topic::Deployment(id) => deployment_logs::last_seq(db, id).await?,
+        _ => topic_events::last_seq(db, &topic.to_string()).await?,
+    };
+    read(db, topic, last, last).await
+}
+
+/// Events `first..=last` of a persisted topic, from the database (none for `last` < 1).
 async fn read(
     db: &DatabaseConnection,
     topic: Topic,
@@ -186,7 +264,7 @@ async fn read(
     last: i64,
 ) -> Result<Vec<Event>, sea_orm::DbErr> {
     let count = (last - first + 1).clamp(0, RANGE_LIMIT) as u64;
-    if count == 0 {
+    if count == 0 || last < 1 {
         return Ok(Vec::new());
     }
     match topic {
@@ -198,7 +276,7 @@ async fn read(
                 .collect::<Result<_, _>>()
                 .map_err(|e| sea_orm::DbErr::Type(e.to_string()))
         }
-        Topic::Project(_) | Topic::User(_) => {
+        Topic::Project(_) | Topic::User(_) | Topic::Run(_) => {
             let rows = topic_events::since(db, &topic.to_string(), first - 1, count).await?;
             Ok(rows
                 .into_iter()

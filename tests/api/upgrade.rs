@@ -2,7 +2,10 @@
 //! the dashboard, the process is replaced three times by `kill -USR2` (the same binary), and
 //! not one request fails; the service manager is told READY (then the new MAINPID) and gets
 //! watchdog pings; a dashboard WebSocket is closed with 1012 and, resumed with `since` on the
-//! new process, has every line once. A new process that cannot start leaves the old serving.
+//! new process, has every line once. A deploy the old process is still building when it is
+//! replaced is finished by it, and its viewer, moved to the new process, watches the rest of
+//! the build live (SQLite and Postgres alike). A new process that cannot start leaves the old
+//! serving.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -167,14 +170,21 @@ async fn subscribe(
     ws
 }
 
-/// The seqs of the log and status events in one text frame.
-fn seqs(text: &str) -> Vec<i64> {
+/// The events in one text frame (a batch's elements, or the message itself).
+fn events(text: &str) -> Vec<Value> {
     let message: Value = serde_json::from_str(text).unwrap();
-    let events = match message["type"].as_str() {
+    match message["type"].as_str() {
         Some("batch") => message["events"].as_array().unwrap().clone(),
         _ => vec![message],
-    };
-    events.iter().filter_map(|e| e["seq"].as_i64()).collect()
+    }
+}
+
+/// The seqs of the log and status events in one text frame.
+fn seqs(text: &str) -> Vec<i64> {
+    events(text)
+        .iter()
+        .filter_map(|e| e["seq"].as_i64())
+        .collect()
 }
 
 #[tokio::test]
@@ -341,4 +351,133 @@ async fn a_new_process_that_cannot_start_leaves_the_old_one_serving() {
         .await
         .unwrap();
     assert!(health.status().is_success());
+}
+
+/// A build that prints a line every quarter second for ten seconds.
+const TICKING: &str = "RUN [\"/bin/busybox\", \"sh\", \"-c\", \"i=0; while [ $i -lt 40 ]; do i=$((i+1)); echo tick $i; /bin/busybox sleep 0.25; done\"]\n";
+
+#[tokio::test]
+async fn a_deploy_building_during_an_upgrade_ends_live_and_its_viewer_follows_it_on_the_new_process()
+ {
+    let git = GitServer::start().await;
+    let repo = git.repo("ticking", &app_files("1", TICKING));
+    let dir = tempfile::TempDir::new().unwrap();
+    let serve = Serve::start(dir.path(), fresh_database_url().await, &[]).await;
+    let _last = Last(dir.path());
+    let old = serve.pid();
+    let token = serve.setup_admin().await;
+    let project = serve
+        .create_project(&token, json!({"name": "ticking", "git_url": repo.url}))
+        .await;
+    let deployment = serve
+        .api(
+            &token,
+            reqwest::Method::POST,
+            &format!("/projects/{project}/deployments"),
+            Some(json!({})),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let topic = format!("deployment:{deployment}");
+    let mut ws = subscribe(&serve.base, &token, &topic, 0).await;
+    let mut seen: Vec<i64> = Vec::new();
+
+    // Upgrade once the build prints; the old process closes the viewer with 1012.
+    let mut signalled = false;
+    let closed = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(frame) = ws.next().await {
+            match frame {
+                Ok(Message::Text(text)) => {
+                    for event in events(&text) {
+                        seen.extend(event["seq"].as_i64());
+                        let line = event["line"].as_str().unwrap_or_default();
+                        if !signalled && line.contains("tick 4") {
+                            signal(old, "USR2");
+                            signalled = true;
+                        }
+                        assert_ne!(event["status"], "failed", "{event}");
+                    }
+                }
+                Ok(Message::Close(Some(close))) => return Some(u16::from(close.code)),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    })
+    .await
+    .expect("the build prints and the old process closes the socket");
+    assert!(signalled);
+    assert_eq!(closed, Some(1012));
+    assert!(!exited(old), "the old process still finishes the deploy");
+
+    // Resumed on the new process: the rest of the build arrives as it is printed, then live.
+    let since = seen.iter().copied().max().unwrap_or(0);
+    let mut ws = subscribe(&serve.base, &token, &topic, since).await;
+    let mut ticks_at: Vec<Instant> = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(frame) = ws.next().await {
+            let Ok(Message::Text(text)) = frame else {
+                continue;
+            };
+            for event in events(&text) {
+                seen.extend(event["seq"].as_i64());
+                let line = event["line"].as_str().unwrap_or_default();
+                if line.contains("tick ") {
+                    ticks_at.push(Instant::now());
+                }
+                if event["type"] == "status"
+                    && ["live", "failed", "cancelled"].contains(&event["status"].as_str().unwrap())
+                {
+                    return (event["status"].clone(), Instant::now());
+                }
+            }
+        }
+        panic!("the socket ended before the deploy did");
+    })
+    .await
+    .expect("the deploy ends");
+    assert_eq!(ended.0, "live");
+    let live_before_end = ticks_at
+        .iter()
+        .filter(|t| ended.1.duration_since(**t) > Duration::from_secs(1))
+        .count();
+    assert!(
+        live_before_end >= 3,
+        "lines came all at once at the end, not live: {} ticks, {live_before_end} a second or more before the end",
+        ticks_at.len()
+    );
+
+    // The old process finished the deploy and exited; the new one serves the app.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !exited(old) {
+        assert!(Instant::now() < deadline, "the old process did not exit");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_ne!(serving_pid(dir.path()), old);
+    let answer = reqwest::Client::new()
+        .get(format!("{}/", serve.base))
+        .header("host", "ticking.localhost")
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{}", answer.status());
+    assert_eq!(answer.text().await.unwrap(), "version 1\n");
+
+    // Every persisted line and the status reached the viewer once.
+    let logs = get(&serve, &token, &format!("/deployments/{deployment}/logs")).await;
+    let persisted: Vec<i64> = logs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["seq"].as_i64().unwrap())
+        .collect();
+    let mut unique = seen.clone();
+    unique.dedup();
+    assert_eq!(unique, seen, "a seq twice");
+    for seq in persisted {
+        assert!(seen.contains(&seq), "line {seq} missed: {seen:?}");
+    }
 }
