@@ -74,7 +74,6 @@ pub enum Command {
         #[arg(long)]
         no_start: bool,
     },
-    /// Manage users.
     /// Write the whole installation (database, key, config, certificates, static sites) to
     /// one archive, encrypted with SHARD_BACKUP_PASSPHRASE (or a prompt) or to age recipients.
     Backup {
@@ -102,6 +101,7 @@ pub enum Command {
         )]
         database_url: Option<String>,
     },
+    /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
     /// Write or print the configuration.
