@@ -123,13 +123,14 @@ struct Channel {
     keep_bytes: usize,
 }
 
-/// Puts an event in its topic's recent ring (kept in seq order, within the ring's bounds).
-fn remember(channel: &Channel, published: &Arc<Published>) {
+/// Puts an event in its topic's recent ring (kept in seq order, within the ring's bounds);
+/// false for a persisted event the ring already holds (an upgrade's tail relaying an event
+/// published here: it is not delivered again). Live-only topics' numbering may restart.
+fn remember(channel: &Channel, published: &Arc<Published>) -> bool {
     let mut recent = channel
         .recent
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
-    recent.bytes += footprint(&published.event);
     // Kept in seq order: concurrent publishers of a quiet topic may hand events over out of
     // order (a busy topic has one publisher, so this is a push at the back).
     let seq = published.event.topic().1;
@@ -138,6 +139,13 @@ fn remember(channel: &Channel, published: &Arc<Published>) {
         .iter()
         .rposition(|p| p.event.topic().1 <= seq)
         .map_or(0, |i| i + 1);
+    if at > 0
+        && recent.events[at - 1].event.topic().1 == seq
+        && replay::is_persisted(published.event.topic().0)
+    {
+        return false;
+    }
+    recent.bytes += footprint(&published.event);
     recent.events.insert(at, published.clone());
     while recent.events.len() > channel.keep || recent.bytes > channel.keep_bytes {
         match recent.events.pop_front() {
@@ -145,6 +153,7 @@ fn remember(channel: &Channel, published: &Arc<Published>) {
             None => break,
         }
     }
+    true
 }
 
 fn send(channel: &Channel, events: Vec<Arc<Published>>) {
@@ -232,12 +241,15 @@ impl Hub {
                 run_bytes = 0;
                 run_topic = Some(topic);
             }
-            run_bytes += footprint(&event);
+            let bytes = footprint(&event);
             let published = Arc::new(Published {
                 event,
                 wire: std::sync::OnceLock::new(),
             });
-            remember(channel, &published);
+            if !remember(channel, &published) {
+                continue;
+            }
+            run_bytes += bytes;
             run.push(published);
         }
         if let Some(channel) = run_topic.and_then(|t| topics.get(&t)) {
@@ -414,6 +426,43 @@ mod tests {
         drop(rx_b);
         hub.release(Topic::Deployment(b));
         assert_eq!(hub.topics_listened(), 0);
+    }
+
+    #[test]
+    fn a_persisted_event_relayed_again_is_neither_kept_nor_delivered_twice() {
+        let hub = Hub::new();
+        let d = Uuid::now_v7();
+        let mut rx = hub.subscribe(Topic::Deployment(d));
+        hub.publish_all(vec![log(d, 1), log(d, 2)]);
+        // An upgrade's tail reads 2 and 3 back from the database: only 3 is new.
+        hub.publish_relayed(vec![log(d, 2), log(d, 3)]);
+        let first = rx.try_recv().unwrap();
+        assert_eq!((first.first_seq(), first.events.len()), (1, 2));
+        let second = rx.try_recv().unwrap();
+        assert_eq!((second.first_seq(), second.events.len()), (3, 1));
+        hub.publish_relayed(vec![log(d, 3)]);
+        assert!(rx.try_recv().is_err());
+        let ring: Vec<i64> = hub
+            .recent_since(Topic::Deployment(d), 0)
+            .unwrap()
+            .iter()
+            .map(|p| p.event.topic().1)
+            .collect();
+        assert_eq!(ring, vec![1, 2, 3]);
+        // A live-only topic's numbering may restart: the same seq is delivered again.
+        let m = Uuid::now_v7();
+        let mut rx = hub.subscribe(Topic::ProjectMetrics(m));
+        for _ in 0..2 {
+            hub.publish(Event::Topic {
+                topic: Topic::ProjectMetrics(m),
+                seq: 1,
+                ts: timestamp(),
+                kind: "metrics".into(),
+                payload: serde_json::Value::Null,
+            });
+        }
+        assert!(rx.try_recv().is_ok());
+        assert!(rx.try_recv().is_ok());
     }
 
     #[test]
