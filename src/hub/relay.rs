@@ -202,7 +202,9 @@ pub async fn tail(
     shutdown: CancellationToken,
 ) {
     let mut relayed: std::collections::HashMap<Topic, i64> = std::collections::HashMap::new();
-    let mut project_event = topic_events::last_project_event(&db).await.unwrap_or(0);
+    // Unknown at first: the first look refreshes the routes once, which covers a switch made
+    // between this process's first route table and the tail's start.
+    let mut project_event = -1;
     let mut ticks = tokio::time::interval(TAIL_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
