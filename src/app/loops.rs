@@ -45,9 +45,16 @@ pub(super) struct Outbox {
 
 impl Outbox {
     /// Sends what is queued (waiting at most 5 s) and stops: call it once the jobs are done.
-    pub(super) async fn close(self) {
+    pub(super) async fn close(mut self) {
         self.stop.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.flushed).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.flushed).await;
+    }
+}
+
+impl Drop for Outbox {
+    /// An app dropped without being run (tests build many) stops its sender too.
+    fn drop(&mut self) {
+        self.stop.cancel();
     }
 }
 
