@@ -505,91 +505,28 @@ async fn other_users_deployments_are_404() {
     assert_error(stop, StatusCode::CONFLICT, "conflict").await;
 }
 
-/// A `shard serve` child process on its own port, data dir and database.
-pub(crate) struct ServerProcess {
-    pub(crate) child: std::process::Child,
-    pub(crate) base: String,
-}
-
-pub(crate) fn spawn_server(
-    dir: &std::path::Path,
-    port: u16,
-    db_url: &Option<String>,
-) -> ServerProcess {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_shard"));
-    command
-        .env("SHARD_DATA_DIR", dir)
-        .env("SHARD_LISTEN", format!("127.0.0.1:{port}"))
-        .env("SHARD_LOG__LEVEL", "warn")
-        .env("SHARD_DEPLOY__GRACE_SECS", "0")
-        .args(["serve"])
-        .stderr(std::process::Stdio::null());
-    if let Some(url) = db_url {
-        command.env("SHARD_DATABASE_URL", url);
-    }
-    ServerProcess {
-        child: command.spawn().unwrap(),
-        base: format!("http://127.0.0.1:{port}"),
-    }
-}
-
-/// First-run setup of a server process with the setup token in `dir`; the admin's bearer.
-pub(crate) async fn setup_over_http(
-    client: &reqwest::Client,
-    base: &str,
-    dir: &std::path::Path,
-) -> String {
-    let token = std::fs::read_to_string(dir.join("setup-token")).unwrap();
-    let setup: Value = client
-        .post(format!("{base}/api/v1/auth/setup"))
-        .json(&json!({"token": token.trim(), "username": "admin", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    setup["access_token"].as_str().unwrap().to_string()
-}
-
-pub(crate) async fn wait_healthy(base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("{base}/health")).await.is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_deploy_killed_mid_build_ends_interrupted_and_the_live_app_survives() {
     let git = GitServer::start().await;
     let repo = git.repo("survivor", &app_files("1", ""));
     let dir = tempfile::TempDir::new().unwrap();
-    let db_url = fresh_database_url().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = spawn_server(dir.path(), port, &db_url);
-    wait_healthy(&server.base).await;
+    let mut serve = crate::process::Serve::start(
+        dir.path(),
+        fresh_database_url().await,
+        &[("SHARD_DEPLOY__GRACE_SECS", "0")],
+    )
+    .await;
     let client = reqwest::Client::new();
-    let base = server.base.clone();
-    let bearer = setup_over_http(&client, &base, dir.path()).await;
+    let base = serve.base.clone();
+    let bearer = serve.setup_admin().await;
     let api = |method: Method, path: &str| {
         client
             .request(method, format!("{base}/api/v1{path}"))
             .bearer_auth(&bearer)
     };
-    let project: Value = api(Method::POST, "/projects")
-        .json(&json!({"name": "survivor", "git_url": repo.url}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let project = project["id"].as_str().unwrap().to_string();
+    let project = serve
+        .create_project(&bearer, json!({"name": "survivor", "git_url": repo.url}))
+        .await;
     let status_of = |id: String| {
         let request = api(Method::GET, &format!("/deployments/{id}"));
         async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
@@ -634,11 +571,8 @@ async fn a_deploy_killed_mid_build_ends_interrupted_and_the_live_app_survives() 
     );
     let slow = deploy().await;
     wait(slow.clone(), &["building"]).await;
-    server.child.kill().unwrap(); // SIGKILL
-    server.child.wait().unwrap();
-
-    let mut server = spawn_server(dir.path(), port, &db_url);
-    wait_healthy(&server.base).await;
+    serve.kill(); // SIGKILL
+    serve.spawn().await;
     let ended = wait(slow.clone(), FINAL).await;
     assert_eq!(ended["status"], "failed", "{ended}");
     assert!(
@@ -673,8 +607,6 @@ async fn a_deploy_killed_mid_build_ends_interrupted_and_the_live_app_survives() 
         "{}",
         deleted.text().await.unwrap()
     );
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
 }
 
 #[tokio::test]

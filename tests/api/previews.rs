@@ -297,13 +297,14 @@ async fn pull_requests_get_previews_that_redeploy_wait_for_approval_and_go_away(
         !shown.contains("s3cret-pw") && shown.contains("\"basic_auth\":true"),
         "{shown}"
     );
-    let asked = app
-        .client
-        .get(app.url("/"))
-        .header("host", &host)
-        .send()
-        .await
-        .unwrap();
+    let preview_as = |password: Option<&'static str>| {
+        let mut request = app.client.get(app.url("/")).header("host", &host);
+        if let Some(password) = password {
+            request = request.basic_auth("team", Some(password));
+        }
+        async move { request.send().await.unwrap() }
+    };
+    let asked = preview_as(None).await;
     assert_eq!(asked.status(), StatusCode::UNAUTHORIZED);
     assert!(
         asked.headers()["www-authenticate"]
@@ -311,23 +312,9 @@ async fn pull_requests_get_previews_that_redeploy_wait_for_approval_and_go_away(
             .unwrap()
             .starts_with("Basic")
     );
-    let wrong = app
-        .client
-        .get(app.url("/"))
-        .header("host", &host)
-        .basic_auth("team", Some("nope"))
-        .send()
-        .await
-        .unwrap();
+    let wrong = preview_as(Some("nope")).await;
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
-    let right = app
-        .client
-        .get(app.url("/"))
-        .header("host", &host)
-        .basic_auth("team", Some("s3cret-pw"))
-        .send()
-        .await
-        .unwrap();
+    let right = preview_as(Some("s3cret-pw")).await;
     assert_eq!(right.status(), StatusCode::OK);
     // Production is never behind it (not deployed here: its own page, not a password prompt).
     let production = format!("pr-app.{}", host.split_once('.').unwrap().1);
@@ -477,31 +464,24 @@ async fn pull_requests_get_previews_that_redeploy_wait_for_approval_and_go_away(
 
 #[tokio::test]
 async fn a_preview_past_its_ttl_is_removed_when_shard_starts_again() {
-    use crate::deploy::{spawn_server, wait_healthy};
     let git = crate::gitserver::GitServer::start().await;
     let repo = git.repo("ttl-app", &app_files("main", ""));
     let dir = tempfile::TempDir::new().unwrap();
-    let db_url = fresh_database_url().await;
-    let port = free_port();
-    let mut server = spawn_server(dir.path(), port, &db_url);
-    wait_healthy(&server.base).await;
+    let mut serve = crate::process::Serve::start(dir.path(), fresh_database_url().await, &[]).await;
     let client = reqwest::Client::new();
-    let base = server.base.clone();
-    let bearer = crate::deploy::setup_over_http(&client, &base, dir.path()).await;
+    let base = serve.base.clone();
+    let bearer = serve.setup_admin().await;
     let api = |method: Method, path: &str| {
         client
             .request(method, format!("{base}/api/v1{path}"))
             .bearer_auth(&bearer)
     };
-    let project: Value = api(Method::POST, "/projects")
-        .json(&json!({"name": "ttl-app", "git_url": repo.url, "health_timeout_secs": 20}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let project = project["id"].as_str().unwrap().to_string();
+    let project = serve
+        .create_project(
+            &bearer,
+            json!({"name": "ttl-app", "git_url": repo.url, "health_timeout_secs": 20}),
+        )
+        .await;
     let on = api(Method::PATCH, &format!("/projects/{project}"))
         .json(&json!({"previews": {"enabled": true, "ttl_days": 3, "max": 5}}))
         .send()
@@ -552,9 +532,9 @@ async fn a_preview_past_its_ttl_is_removed_when_shard_starts_again() {
     };
 
     // shard stops; while it is down the preview outlives its TTL (no change for 4 days).
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
-    let url = db_url
+    serve.kill();
+    let url = serve
+        .db_url
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}/shard.db", dir.path().display()));
     let db = sea_orm::Database::connect(url.as_str()).await.unwrap();
@@ -569,8 +549,7 @@ async fn a_preview_past_its_ttl_is_removed_when_shard_starts_again() {
     db.close().await.unwrap();
 
     // Started again: the reconciler removes it at once.
-    let mut server = spawn_server(dir.path(), port, &db_url);
-    wait_healthy(&server.base).await;
+    serve.spawn().await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let rows = listed().await;
@@ -598,6 +577,4 @@ async fn a_preview_past_its_ttl_is_removed_when_shard_starts_again() {
         .await
         .unwrap();
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
 }

@@ -161,20 +161,24 @@ impl Serve {
         project["id"].as_str().unwrap().to_string()
     }
 
+    /// Starts a deploy of `project`; answers the deployment's id.
+    pub async fn start_deploy(&self, token: &str, project: &str) -> String {
+        self.api(
+            token,
+            reqwest::Method::POST,
+            &format!("/projects/{project}/deployments"),
+            Some(json!({})),
+        )
+        .await["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     /// Deploys `project` and waits until it is live (the log in the panic otherwise);
     /// answers the deployment's id.
     pub async fn deploy_live(&self, token: &str, project: &str) -> String {
-        let id = self
-            .api(
-                token,
-                reqwest::Method::POST,
-                &format!("/projects/{project}/deployments"),
-                Some(json!({})),
-            )
-            .await["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let id = self.start_deploy(token, project).await;
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let path = format!("/deployments/{id}");

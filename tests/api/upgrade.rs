@@ -170,6 +170,31 @@ async fn subscribe(
     ws
 }
 
+/// Reads the socket until the server closes it (its close code), handing every event to
+/// `each`; `None` when the connection ends without a close frame.
+async fn until_closed(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    within: Duration,
+    what: &str,
+    mut each: impl FnMut(&Value),
+) -> Option<u16> {
+    tokio::time::timeout(within, async {
+        while let Some(frame) = ws.next().await {
+            match frame {
+                Ok(Message::Text(text)) => events(&text).iter().for_each(&mut each),
+                Ok(Message::Close(Some(close))) => return Some(u16::from(close.code)),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what}"))
+}
+
 /// The events in one text frame (a batch's elements, or the message itself).
 fn events(text: &str) -> Vec<Value> {
     let message: Value = serde_json::from_str(text).unwrap();
@@ -244,19 +269,13 @@ async fn upgrades_under_load_fail_no_request_and_lose_no_log_line() {
         if round == 0 {
             // The old process closed the viewer's socket with 1012 after what it had; the
             // viewer resumes on the new one after the last seq it saw.
-            let closed = tokio::time::timeout(Duration::from_secs(20), async {
-                while let Some(frame) = ws.next().await {
-                    match frame {
-                        Ok(Message::Text(text)) => seen.extend(seqs(&text)),
-                        Ok(Message::Close(Some(close))) => return Some(u16::from(close.code)),
-                        Ok(_) => {}
-                        Err(_) => return None,
-                    }
-                }
-                None
-            })
-            .await
-            .expect("the old process closes the socket");
+            let closed = until_closed(
+                &mut ws,
+                Duration::from_secs(20),
+                "the old process closes the socket",
+                |event| seen.extend(event["seq"].as_i64()),
+            )
+            .await;
             assert_eq!(closed, Some(1012));
             let since = seen.iter().copied().max().unwrap_or(0);
             ws = subscribe(&serve.base, &token, &topic, since).await;
@@ -369,46 +388,28 @@ async fn a_deploy_building_during_an_upgrade_ends_live_and_its_viewer_follows_it
     let project = serve
         .create_project(&token, json!({"name": "ticking", "git_url": repo.url}))
         .await;
-    let deployment = serve
-        .api(
-            &token,
-            reqwest::Method::POST,
-            &format!("/projects/{project}/deployments"),
-            Some(json!({})),
-        )
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let deployment = serve.start_deploy(&token, &project).await;
     let topic = format!("deployment:{deployment}");
     let mut ws = subscribe(&serve.base, &token, &topic, 0).await;
     let mut seen: Vec<i64> = Vec::new();
 
     // Upgrade once the build prints; the old process closes the viewer with 1012.
     let mut signalled = false;
-    let closed = tokio::time::timeout(Duration::from_secs(120), async {
-        while let Some(frame) = ws.next().await {
-            match frame {
-                Ok(Message::Text(text)) => {
-                    for event in events(&text) {
-                        seen.extend(event["seq"].as_i64());
-                        let line = event["line"].as_str().unwrap_or_default();
-                        if !signalled && line.contains("tick 4") {
-                            signal(old, "USR2");
-                            signalled = true;
-                        }
-                        assert_ne!(event["status"], "failed", "{event}");
-                    }
-                }
-                Ok(Message::Close(Some(close))) => return Some(u16::from(close.code)),
-                Ok(_) => {}
-                Err(_) => return None,
+    let closed = until_closed(
+        &mut ws,
+        Duration::from_secs(120),
+        "the build prints and the old process closes the socket",
+        |event| {
+            seen.extend(event["seq"].as_i64());
+            let line = event["line"].as_str().unwrap_or_default();
+            if !signalled && line.contains("tick 4") {
+                signal(old, "USR2");
+                signalled = true;
             }
-        }
-        None
-    })
-    .await
-    .expect("the build prints and the old process closes the socket");
+            assert_ne!(event["status"], "failed", "{event}");
+        },
+    )
+    .await;
     assert!(signalled);
     assert_eq!(closed, Some(1012));
     assert!(!exited(old), "the old process still finishes the deploy");
