@@ -34,6 +34,9 @@ use crate::supervisor::Supervisor;
 /// answer closing its connection) before it closes the idle ones.
 const DRAIN_LINGER: Duration = Duration::from_secs(2);
 
+/// After pausing the accept loop, how long before WebSockets are told to reconnect.
+const PAUSE_SETTLE: Duration = Duration::from_millis(150);
+
 pub struct App {
     /// Held for the life of the process: one `shard serve` per data dir.
     lock: DataDirLock,
@@ -343,8 +346,11 @@ impl App {
             // New connections go to the new process from now on (the sockets are shared), so
             // a dashboard WebSocket closed below reconnects there; keep-alive clients of this
             // one get `Connection: close` on their next answer and reconnect there too. Only
-            // then are the idle ones closed.
+            // then are the idle ones closed. actix answers `pause` before its accept thread
+            // has acted on it, so the sockets are closed a moment later: a viewer told to
+            // reconnect then lands on the new process (one that still lands here is told again).
             handle.pause().await;
+            tokio::time::sleep(PAUSE_SETTLE).await;
             state.draining.cancel();
             tokio::time::sleep(DRAIN_LINGER).await;
         }

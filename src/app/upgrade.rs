@@ -19,7 +19,9 @@
 //!   manager its pid (`MAINPID`, with `NotifyAccess=all`).
 //! - **Draining the old process.** It stops accepting, answers in-flight requests with
 //!   `Connection: close` so keep-alive clients move to the new process, closes dashboard
-//!   WebSockets with 1012 (service restart; the client reconnects and resumes with `since`),
+//!   WebSockets with 1012 (service restart; the client reconnects and resumes with `since`;
+//!   a reconnect the old process still accepted, in the moment its accept loop takes to
+//!   pause, gets 1012 again),
 //!   lets proxied requests, WebSockets and SSE finish for up to `http.shutdown_timeout_secs`,
 //!   and finishes the jobs it is running (their leases stay live, so nobody else takes them).
 //!   A viewer who reconnects to the new process meanwhile keeps seeing those deploys live: on
