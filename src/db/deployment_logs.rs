@@ -2,6 +2,7 @@
 //! from 1 per deployment with no gaps.
 
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ColumnTrait, DbErr, EntityTrait, NotSet, QueryFilter, QueryOrder, QuerySelect, Set,
     TransactionTrait,
@@ -42,7 +43,9 @@ pub async fn last_seq(db: &Db, deployment_id: Uuid) -> Result<i64, DbErr> {
     Ok(last.map_or(0, |l| l.seq))
 }
 
-/// Inserts entries numbered `first_seq..` in one transaction.
+/// Inserts entries numbered `first_seq..` in one statement. Idempotent: a seq already written
+/// is left as it is, so a writer retrying a batch whose first try committed but whose answer
+/// was lost (a connection broken after the commit) does not fail on its own rows forever.
 pub async fn insert(
     db: &Db,
     deployment_id: Uuid,
@@ -63,7 +66,14 @@ pub async fn insert(
             stream: Set(e.stream),
             line: Set(e.line.to_string()),
         });
-    DeploymentLogs::insert_many(models).exec(db).await?;
+    DeploymentLogs::insert_many(models)
+        .on_conflict(
+            OnConflict::columns([Column::DeploymentId, Column::Seq])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
     Ok(())
 }
 

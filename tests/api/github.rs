@@ -1166,23 +1166,6 @@ async fn statuses_for(standin: &StandIn, sha: &str, count: usize) -> Vec<Value> 
     }
 }
 
-/// The deployment as the API shows it once `ready` holds, or as it is after 20 s.
-async fn deployment_when(
-    app: &TestApp,
-    user: &Session,
-    id: &str,
-    ready: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let view = app.deployment(user, id).await;
-        if ready(&view) || std::time::Instant::now() > deadline {
-            return view;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test]
 async fn signed_pushes_to_an_imported_repository_deploy_and_report_commit_statuses_in_order() {
     use std::time::Duration;
@@ -1265,7 +1248,11 @@ async fn signed_pushes_to_an_imported_repository_deploy_and_report_commit_status
         );
     }
     // The state is recorded once GitHub has answered, a moment after the stand-in saw it.
-    let view = deployment_when(&app, &dev, &id, |v| v["commit_status"] != "pending").await;
+    let view = app
+        .deployment_when(&dev, &id, Duration::from_secs(20), |v| {
+            v["commit_status"] != "pending"
+        })
+        .await;
     assert_eq!(view["commit_status"], "success", "{view}");
     assert_eq!(view["commit_status_error"], Value::Null);
 
@@ -1314,10 +1301,11 @@ async fn signed_pushes_to_an_imported_repository_deploy_and_report_commit_status
         .wait_for(&dev, &fixed_id, FINAL, Duration::from_secs(120))
         .await;
     assert_eq!(fixed_live["status"], "live", "{fixed_live}");
-    let view = deployment_when(&app, &dev, &fixed_id, |v| {
-        v["commit_status_error"].is_string()
-    })
-    .await;
+    let view = app
+        .deployment_when(&dev, &fixed_id, Duration::from_secs(20), |v| {
+            v["commit_status_error"].is_string()
+        })
+        .await;
     assert!(
         view["commit_status_error"]
             .as_str()

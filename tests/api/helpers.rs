@@ -405,10 +405,24 @@ impl TestApp {
         statuses: &[&str],
         within: Duration,
     ) -> Value {
+        self.deployment_when(session, id, within, |d| {
+            statuses.contains(&d["status"].as_str().unwrap_or(""))
+        })
+        .await
+    }
+
+    /// The deployment as the API shows it once `ready` holds (failing after `within`).
+    pub async fn deployment_when(
+        &self,
+        session: &Session,
+        id: &str,
+        within: Duration,
+        ready: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + within;
         loop {
             let d = self.deployment(session, id).await;
-            if statuses.contains(&d["status"].as_str().unwrap_or("")) {
+            if ready(&d) {
                 return d;
             }
             assert!(Instant::now() < deadline, "deployment stuck: {d}");

@@ -7,6 +7,7 @@
 //! the build live (SQLite and Postgres alike). A new process that cannot start leaves the old
 //! serving.
 
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -170,26 +171,38 @@ async fn subscribe(
     ws
 }
 
-/// Reads the socket until the server closes it (its close code), handing every event to
-/// `each`; `None` when the connection ends without a close frame.
+/// How reading a log socket ended.
+#[derive(Debug, PartialEq)]
+enum Ended {
+    /// The server closed it with this code (`None`: no close frame, or a broken connection).
+    Closed(Option<u16>),
+    /// `each` asked to stop.
+    Stopped,
+}
+
+/// Reads the socket until the server closes it, or until `each`, handed every event, breaks.
 async fn until_closed(
     ws: &mut tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,
     within: Duration,
     what: &str,
-    mut each: impl FnMut(&Value),
-) -> Option<u16> {
+    mut each: impl FnMut(&Value) -> ControlFlow<()>,
+) -> Ended {
     tokio::time::timeout(within, async {
         while let Some(frame) = ws.next().await {
             match frame {
-                Ok(Message::Text(text)) => events(&text).iter().for_each(&mut each),
-                Ok(Message::Close(Some(close))) => return Some(u16::from(close.code)),
+                Ok(Message::Text(text)) => {
+                    if events(&text).iter().try_for_each(&mut each).is_break() {
+                        return Ended::Stopped;
+                    }
+                }
+                Ok(Message::Close(Some(close))) => return Ended::Closed(Some(close.code.into())),
                 Ok(_) => {}
-                Err(_) => return None,
+                Err(_) => return Ended::Closed(None),
             }
         }
-        None
+        Ended::Closed(None)
     })
     .await
     .unwrap_or_else(|_| panic!("{what}"))
@@ -273,10 +286,13 @@ async fn upgrades_under_load_fail_no_request_and_lose_no_log_line() {
                 &mut ws,
                 Duration::from_secs(20),
                 "the old process closes the socket",
-                |event| seen.extend(event["seq"].as_i64()),
+                |event| {
+                    seen.extend(event["seq"].as_i64());
+                    ControlFlow::Continue(())
+                },
             )
             .await;
-            assert_eq!(closed, Some(1012));
+            assert_eq!(closed, Ended::Closed(Some(1012)));
             let since = seen.iter().copied().max().unwrap_or(0);
             ws = subscribe(&serve.base, &token, &topic, since).await;
         }
@@ -407,58 +423,53 @@ async fn a_deploy_building_during_an_upgrade_ends_live_and_its_viewer_follows_it
                 signalled = true;
             }
             assert_ne!(event["status"], "failed", "{event}");
+            ControlFlow::Continue(())
         },
     )
     .await;
     assert!(signalled);
-    assert_eq!(closed, Some(1012));
+    assert_eq!(closed, Ended::Closed(Some(1012)));
     assert!(!exited(old), "the old process still finishes the deploy");
 
     // Resumed on the new process: the rest of the build arrives as it is printed, then live.
     // A reconnect that raced the old process's pause is closed with 1012 again, and the
     // viewer resumes again, as the dashboard does.
     let mut ticks_at: Vec<Instant> = Vec::new();
-    let ended = tokio::time::timeout(Duration::from_secs(120), async {
-        for attempt in 0..3 {
-            if attempt > 0 {
-                eprintln!("closed with 1012 again: resuming a {} time", attempt + 1);
-            }
-            let since = seen.iter().copied().max().unwrap_or(0);
-            let mut ws = subscribe(&serve.base, &token, &topic, since).await;
-            while let Some(frame) = ws.next().await {
-                let text = match frame {
-                    Ok(Message::Text(text)) => text,
-                    Ok(Message::Close(close)) => {
-                        let code = close.as_ref().map(|c| u16::from(c.code));
-                        assert_eq!(
-                            code,
-                            Some(1012),
-                            "closed before the deploy ended: {close:?}"
-                        );
-                        break;
-                    }
-                    Ok(_) => continue,
-                    Err(e) => panic!("the socket failed before the deploy ended: {e}"),
-                };
-                for event in events(&text) {
-                    seen.extend(event["seq"].as_i64());
-                    let line = event["line"].as_str().unwrap_or_default();
-                    if line.contains("tick ") {
-                        ticks_at.push(Instant::now());
-                    }
-                    if event["type"] == "status"
-                        && ["live", "failed", "cancelled"]
-                            .contains(&event["status"].as_str().unwrap())
-                    {
-                        return (event["status"].clone(), Instant::now());
-                    }
-                }
-            }
+    let mut ended = None;
+    for attempt in 0..3 {
+        if attempt > 0 {
+            eprintln!("closed with 1012 again: resuming a {} time", attempt + 1);
         }
-        panic!("closed three times before the deploy ended");
-    })
-    .await
-    .expect("the deploy ends");
+        let since = seen.iter().copied().max().unwrap_or(0);
+        let mut ws = subscribe(&serve.base, &token, &topic, since).await;
+        let how = until_closed(
+            &mut ws,
+            Duration::from_secs(120),
+            "the deploy ends",
+            |event| {
+                seen.extend(event["seq"].as_i64());
+                if event["line"].as_str().unwrap_or_default().contains("tick ") {
+                    ticks_at.push(Instant::now());
+                }
+                let status = event["status"].as_str().unwrap_or_default();
+                if event["type"] == "status" && ["live", "failed", "cancelled"].contains(&status) {
+                    ended = Some((status.to_string(), Instant::now()));
+                    return ControlFlow::Break(());
+                }
+                ControlFlow::Continue(())
+            },
+        )
+        .await;
+        if how == Ended::Stopped {
+            break;
+        }
+        assert_eq!(
+            how,
+            Ended::Closed(Some(1012)),
+            "closed before the deploy ended"
+        );
+    }
+    let ended = ended.expect("closed three times before the deploy ended");
     assert_eq!(ended.0, "live");
     let live_before_end = ticks_at
         .iter()

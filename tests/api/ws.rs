@@ -578,3 +578,61 @@ async fn runtime_logs_arrive_within_a_second() {
     }
     app.delete_project(&admin, &project).await;
 }
+
+/// A log batch retried after its first try committed (the answer lost with a broken
+/// connection) is written once and the retry succeeds: the writer never stalls on its own
+/// rows, so the deploy it belongs to goes on.
+#[tokio::test]
+async fn a_retried_log_batch_is_written_once() {
+    use shard::db::deployment_logs::{self, Entry};
+    let app = spawn_app().await;
+    let admin = app.setup_admin().await;
+    let project = app.create_project(&admin, "retried").await;
+    let db = &app.state.db;
+    let deployment = shard::db::deployments::create(
+        db,
+        shard::db::deployments::NewDeployment {
+            project_id: uuid::Uuid::parse_str(project["id"].as_str().unwrap()).unwrap(),
+            trigger: shard::model::Trigger::Manual,
+            from_deployment_id: None,
+            image: None,
+            commit_sha: None,
+            commit_message: None,
+            created_by: None,
+            pusher: None,
+        },
+    )
+    .await
+    .unwrap();
+    let line = |text: &'static str| Entry {
+        ts: chrono::Utc::now(),
+        stream: shard::model::LogStream::Stdout,
+        line: text.into(),
+    };
+    let batch = [line("one"), line("two")];
+    deployment_logs::insert(db, deployment.id, 1, &batch)
+        .await
+        .unwrap();
+    deployment_logs::insert(db, deployment.id, 1, &batch)
+        .await
+        .expect("the retry of a committed batch succeeds");
+    deployment_logs::insert(db, deployment.id, 3, &[line("three")])
+        .await
+        .unwrap();
+    let logs = app
+        .get(
+            &format!("/api/v1/deployments/{}/logs", deployment.id),
+            Some(&admin.token),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let lines: Vec<(i64, &str)> = logs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["seq"].as_i64().unwrap(), l["line"].as_str().unwrap()))
+        .collect();
+    assert_eq!(lines, [(1, "one"), (2, "two"), (3, "three")]);
+}
