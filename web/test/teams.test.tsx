@@ -3,6 +3,7 @@ import { MemoryRouter } from "react-router";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import * as api from "../src/api";
 import { ProjectForm } from "../src/pages/projectform";
+import { ProjectsPage } from "../src/pages/projects";
 import { Tokens } from "../src/pages/tokens";
 import { byText, frames, render, Rendered, setValue } from "./render";
 
@@ -11,6 +12,7 @@ afterEach(() => {
   view?.unmount();
   view = null;
   vi.restoreAllMocks();
+  localStorage.clear();
 });
 
 const team = (id: string, name: string, role: string, personal = false): api.Team => ({
@@ -84,5 +86,39 @@ describe("project form teams", () => {
       </MemoryRouter>,
     );
     expect(view.container.querySelector("#project-team")).toBeNull();
+  });
+});
+
+describe("team switcher", () => {
+  it("shows the chosen team's projects when the list asked before the switch answers last", async () => {
+    localStorage.setItem("shard.team", "t2");
+    vi.spyOn(api, "listTeams").mockResolvedValue([team("t1", "alice", "owner", true), team("t2", "Acme", "member")]);
+    const answers: Record<string, (list: api.Project[]) => void> = {};
+    vi.spyOn(api, "listProjects").mockImplementation(
+      (asked?: string) => new Promise((resolve) => (answers[asked ?? "all"] = resolve)),
+    );
+    view = await render(
+      <MemoryRouter>
+        <ProjectsPage />
+      </MemoryRouter>,
+    );
+    await frames();
+    await act(async () => select(view!.container, "team-switch", ""));
+    const app = {
+      id: "p1",
+      slug: "live-app",
+      name: "Live App",
+      status: "live",
+      runtime: "running",
+      url: "http://live-app.localhost",
+      git_url: "https://example.com/app.git",
+      branch: "main",
+      latest_deployment: null,
+    } as unknown as api.Project;
+    await act(async () => answers.all([app]));
+    await act(async () => answers.t2([]));
+    await frames();
+    expect(byText(view.container, "a", "Live App")).toBeTruthy();
+    expect(view.container.textContent).not.toContain("No projects yet");
   });
 });

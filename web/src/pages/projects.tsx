@@ -1,6 +1,6 @@
 // The projects list: a card per project with its state, URL and newest deployment, and the
 // "New project" dialog. It refreshes itself while any deploy is under way.
-import { useEffect, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { Link, useNavigate } from "react-router";
 import * as api from "../api";
 import { Ago, Alert, Badge, Dialog, Empty, errorText } from "../ui";
@@ -33,7 +33,19 @@ export function ProjectsPage() {
   // The team switcher: one team's projects, or every team's (""), remembered in this browser.
   const [team, setTeam] = useState(() => localStorage.getItem(TEAM_KEY) ?? "");
   const navigate = useNavigate();
-  const reload = () => api.listProjects(team || undefined).then(setProjects, (e) => setError(errorText(e)));
+  // The team shown now: a list asked for another team that answers late is dropped (switching
+  // while the first list loads showed the old team's list, and nothing asked again).
+  const shown = useRef(team);
+  shown.current = team;
+  const reload = () => {
+    const asked = shown.current;
+    return api.listProjects(asked || undefined).then(
+      (list) => {
+        if (shown.current === asked) setProjects(list);
+      },
+      (e) => setError(errorText(e)),
+    );
+  };
   useEffect(() => {
     api.listTeams().then((all) => {
       setTeams(all);
