@@ -13,6 +13,15 @@ use crate::setup;
 /// `lock` held, a SQLite database is snapshotted first and put back if a migration fails
 /// (`db::migrate`); without it another process may have the file open, so it is not.
 pub async fn open_database(config: &Config, lock: Option<&DataDirLock>) -> anyhow::Result<Db> {
+    Ok(open_database_retiring(config, lock).await?.0)
+}
+
+/// [`open_database`], with the handle that retires its pool's connections
+/// (`db::Retirement`: a server that stops takes its runtimes' connections with it).
+pub async fn open_database_retiring(
+    config: &Config,
+    lock: Option<&DataDirLock>,
+) -> anyhow::Result<(Db, db::Retirement)> {
     install_crypto_provider();
     create_private_dir(&config.data_dir)?;
     if config
@@ -23,9 +32,12 @@ pub async fn open_database(config: &Config, lock: Option<&DataDirLock>) -> anyho
         create_private_file(&config.data_dir.join("shard.db"))?;
     }
     let url = config.database_url();
-    let db = db::connect(&url).await?;
+    let (db, retirement) = db::connect_retiring(&url).await?;
     let snapshots = lock.map(|_| config.data_dir.join("snapshots"));
-    db::migrate(db, &url, snapshots.as_deref()).await
+    Ok((
+        db::migrate(db, &url, snapshots.as_deref()).await?,
+        retirement,
+    ))
 }
 
 /// sqlx (ring) and reqwest/gix (aws-lc-rs) both bring a rustls backend; with two compiled in,

@@ -16,10 +16,11 @@ use anyhow::Context;
 use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
 
-pub use data_dir::{DataDirLock, install_crypto_provider, open_database};
+pub use data_dir::{DataDirLock, install_crypto_provider, open_database, open_database_retiring};
 
 use crate::auth::{LoginLimiter, PasswordHasher, TokenKeys};
 use crate::config::Config;
+use crate::db;
 use crate::deploy::{self, Deployer};
 use crate::docker::Engine;
 use crate::hub::{Hub, RuntimeLogs};
@@ -54,6 +55,8 @@ pub struct App {
     outbox: Option<loops::Outbox>,
     /// Started with the server, so that it can answer its own challenges.
     acme: Option<Arc<Acme>>,
+    /// Retires the pool's connections once the server's worker runtimes end.
+    retirement: db::Retirement,
 }
 
 impl App {
@@ -88,7 +91,8 @@ impl App {
         let https_inherited = inherited.https;
         // Taken over by an upgrade, the database is open in the old process too: no snapshot
         // is put back over it.
-        let db = open_database(&config, (!succeeds).then_some(&lock)).await?;
+        let (db, retirement) =
+            open_database_retiring(&config, (!succeeds).then_some(&lock)).await?;
         let keys = data_dir::Keys::load(&config, &db).await?;
         let port = listener.local_addr()?.port();
         data_dir::announce_setup(&config, &db, port).await?;
@@ -269,6 +273,7 @@ impl App {
             shutdown,
             outbox,
             acme,
+            retirement,
         })
     }
 
@@ -295,6 +300,7 @@ impl App {
             shutdown,
             outbox,
             acme,
+            retirement,
         } = self;
         let handle = server.handle();
         let mut server = tokio::spawn(server);
@@ -342,6 +348,7 @@ impl App {
             notify::notify("STOPPING=1");
         }
         drop(handover);
+        let mut workers = Some(workers);
         if ended_by == "upgrade" {
             // New connections go to the new process from now on (the sockets are shared), so
             // a dashboard WebSocket closed below reconnects there; keep-alive clients of this
@@ -353,12 +360,27 @@ impl App {
             tokio::time::sleep(PAUSE_SETTLE).await;
             state.draining.cancel();
             tokio::time::sleep(DRAIN_LINGER).await;
+            // The jobs this process runs are finished while the paused server's workers are
+            // still alive: database connections their requests opened stay usable (see
+            // `db::Retirement`), and in-flight proxied traffic keeps flowing meanwhile.
+            shutdown.cancel();
+            if let Some(workers) = workers.take() {
+                workers.join().await;
+            }
+        } else {
+            // The jobs run on while the server stops: they stop taking connections its workers
+            // opened so far (one a handler opens while it finishes is retired below).
+            retirement.retire();
         }
         state.draining.cancel();
         handle.stop(true).await;
         let _ = server.await;
+        // Every worker runtime has ended: the connections its requests opened are dead.
+        retirement.retire();
         shutdown.cancel();
-        workers.join().await;
+        if let Some(workers) = workers.take() {
+            workers.join().await;
+        }
         if let Some(outbox) = outbox {
             outbox.close().await;
         }

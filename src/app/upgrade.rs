@@ -22,8 +22,10 @@
 //!   WebSockets with 1012 (service restart; the client reconnects and resumes with `since`;
 //!   a reconnect the old process still accepted, in the moment its accept loop takes to
 //!   pause, gets 1012 again),
-//!   lets proxied requests, WebSockets and SSE finish for up to `http.shutdown_timeout_secs`,
-//!   and finishes the jobs it is running (their leases stay live, so nobody else takes them).
+//!   finishes the jobs it is running (their leases stay live, so nobody else takes them) while
+//!   its paused server still carries in-flight proxied requests, WebSockets and SSE (and its
+//!   worker runtimes, with the database connections they opened, stay alive for the jobs), then
+//!   lets those finish for up to `http.shutdown_timeout_secs`.
 //!   A viewer who reconnects to the new process meanwhile keeps seeing those deploys live: on
 //!   Postgres through the hub relay, on SQLite through `hub::relay::tail`, which reads what the
 //!   old process appends to the topics watched here until it has exited.

@@ -31,7 +31,9 @@ pub mod users;
 pub mod volumes;
 pub mod webhooks;
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -41,6 +43,12 @@ pub use sea_orm::DatabaseConnection as Db;
 
 /// Opens the pool. SQLite files are created on first start, in WAL mode with foreign keys on.
 pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+    Ok(connect_retiring(url).await?.0)
+}
+
+/// [`connect`], with the handle that retires the pool's connections (see [`Retirement`]).
+pub async fn connect_retiring(url: &str) -> anyhow::Result<(DatabaseConnection, Retirement)> {
+    let retirement = Retirement::default();
     let sqlite = url.starts_with("sqlite:");
     let mut options = ConnectOptions::new(url.to_string());
     options
@@ -55,6 +63,11 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
         options.test_before_acquire(false);
     } else {
         options.test_before_acquire_if_idle_for(Duration::from_secs(30));
+        let retired = retirement.clone();
+        options.map_sqlx_postgres_before_acquire(move |_, meta| {
+            let keep = retired.keeps(meta.age);
+            Box::pin(async move { Ok(keep) })
+        });
     }
     if sqlite {
         options.map_sqlx_sqlite_opts(|o| {
@@ -69,15 +82,66 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
                 .row_buffer_size(1000)
         });
     }
-    Database::connect(options)
+    let db = Database::connect(options)
         .await
-        .with_context(|| format!("cannot open the database ({})", redact_url(url)))
+        .with_context(|| format!("cannot open the database ({})", redact_url(url)))?;
+    Ok((db, retirement))
 }
 
 pub use migrate::migrate;
 
 pub fn is_postgres(db: &DatabaseConnection) -> bool {
     db.get_database_backend() == DbBackend::Postgres
+}
+
+/// Retires a pool's Postgres connections that may belong to a runtime which is gone.
+///
+/// A pooled Postgres connection's socket is registered with the Tokio runtime of the task that
+/// opened it. Request handlers run on actix's worker runtimes, one per worker thread; when the
+/// HTTP server stops (SIGTERM, or an upgrade's drain) those runtimes end and every connection
+/// they opened fails its next query ("a Tokio context … is being shutdown"), although the jobs
+/// and loops on the main runtime still use the pool. [`Retirement::retire`] marks every
+/// connection open now as not to be handed out again: the pool closes it on its next acquire
+/// and opens a new one on the caller's runtime (a live one costs a reconnect). SQLite is not
+/// concerned: each of its connections has a thread of its own.
+#[derive(Clone)]
+pub struct Retirement(Arc<RetiredBefore>);
+
+struct RetiredBefore {
+    origin: Instant,
+    /// Microseconds after `origin` before which opened connections are retired (0: none).
+    micros: AtomicU64,
+}
+
+impl Default for Retirement {
+    fn default() -> Self {
+        Retirement(Arc::new(RetiredBefore {
+            origin: Instant::now(),
+            micros: AtomicU64::new(0),
+        }))
+    }
+}
+
+impl Retirement {
+    fn micros_at(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.0.origin).as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// Connections open now are closed instead of handed out again.
+    pub fn retire(&self) {
+        let now = self.micros_at(Instant::now()).max(1);
+        self.0.micros.store(now, Ordering::Release);
+    }
+
+    /// Whether a connection opened `age` ago may be handed out.
+    fn keeps(&self, age: Duration) -> bool {
+        let before = self.0.micros.load(Ordering::Acquire);
+        if before == 0 {
+            return true;
+        }
+        let opened = Instant::now().checked_sub(age).unwrap_or(self.0.origin);
+        self.micros_at(opened) >= before
+    }
 }
 
 /// A database URL safe to log: the password, if any, replaced.
@@ -106,4 +170,33 @@ pub fn new_id() -> uuid::Uuid {
 
 pub fn now() -> chrono::DateTime<chrono::Utc> {
     chrono::Utc::now()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_opened_before_a_retirement_go_and_later_ones_stay() {
+        let retirement = Retirement::default();
+        assert!(
+            retirement.keeps(Duration::from_secs(3600)),
+            "nothing retired before a call"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+        retirement.retire();
+        assert!(
+            !retirement.keeps(Duration::from_millis(2)),
+            "opened before the retirement"
+        );
+        assert!(
+            !retirement.keeps(Duration::from_secs(3600)),
+            "opened before the pool"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(
+            retirement.keeps(Duration::from_millis(1)),
+            "opened after it"
+        );
+    }
 }

@@ -512,3 +512,48 @@ async fn a_deploy_building_during_an_upgrade_ends_live_and_its_viewer_follows_it
         assert!(seen.contains(&seq), "line {seq} missed: {seen:?}");
     }
 }
+
+/// The pool a stopping server leaves behind: connections opened on a runtime that has ended
+/// (an actix worker's, when the server stops) are retired, and the main runtime's queries
+/// get new ones instead of failing on a dead socket (Postgres; SQLite's connections have
+/// threads of their own, and the same steps pass there too).
+#[test]
+fn the_pool_outlives_a_runtime_that_opened_its_connections() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let main = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = main
+        .block_on(fresh_database_url())
+        .unwrap_or_else(|| format!("sqlite://{}/pool.db?mode=rwc", dir.path().display()));
+    let (db, retirement) = main.block_on(shard::db::connect_retiring(&url)).unwrap();
+    // Eight transactions at once, so the pool opens eight connections on the caller's runtime.
+    let busy = |db: shard::db::Db| async move {
+        let tries = (0..8).map(|_| {
+            let db = db.clone();
+            async move {
+                let txn = db.begin().await?;
+                txn.execute_unprepared("SELECT 1").await?;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                txn.commit().await
+            }
+        });
+        futures_util::future::join_all(tries).await
+    };
+    let worker = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for result in worker.block_on(busy(db.clone())) {
+        result.expect("a query on the worker runtime");
+    }
+    drop(worker);
+    retirement.retire();
+    for result in main.block_on(busy(db.clone())) {
+        result.expect("a query after the runtime that opened the pool's connections ended");
+    }
+    main.block_on(db.close()).ok();
+}
