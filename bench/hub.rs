@@ -186,16 +186,7 @@ async fn main() {
     let project = db::projects::insert(&state.db, user.id, settings("fanout"))
         .await
         .unwrap();
-    let new_deployment = || db::deployments::NewDeployment {
-        project_id: project.id,
-        trigger: shard::model::Trigger::Manual,
-        from_deployment_id: None,
-        image: None,
-        commit_sha: None,
-        commit_message: None,
-        created_by: None,
-        pusher: None,
-    };
+    let new_deployment = || db::deployments::NewDeployment::manual(project.id);
     let deployment = db::deployments::create(&state.db, new_deployment())
         .await
         .unwrap();

@@ -40,6 +40,23 @@ pub struct NewDeployment {
     pub pusher: Option<String>,
 }
 
+impl NewDeployment {
+    /// A manual deploy of the branch tip by nobody in particular (rows made directly, as
+    /// tests and benchmarks do).
+    pub fn manual(project_id: Uuid) -> Self {
+        NewDeployment {
+            project_id,
+            trigger: crate::model::Trigger::Manual,
+            from_deployment_id: None,
+            image: None,
+            commit_sha: None,
+            commit_message: None,
+            created_by: None,
+            pusher: None,
+        }
+    }
+}
+
 pub async fn create(db: &Db, new: NewDeployment) -> Result<Deployment, DbErr> {
     let at = now();
     deployments::ActiveModel {

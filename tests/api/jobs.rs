@@ -247,16 +247,7 @@ async fn maintenance_enforces_retention() {
     let project = app.create_project(&admin, "old").await;
     let project_id = uuid::Uuid::parse_str(project["id"].as_str().unwrap()).unwrap();
     let db = &app.state.db;
-    let new_deployment = || shard::db::deployments::NewDeployment {
-        project_id,
-        trigger: shard::model::Trigger::Manual,
-        from_deployment_id: None,
-        image: None,
-        commit_sha: None,
-        commit_message: None,
-        created_by: None,
-        pusher: None,
-    };
+    let new_deployment = || shard::db::deployments::NewDeployment::manual(project_id);
     let old = shard::db::deployments::create(db, new_deployment())
         .await
         .unwrap();

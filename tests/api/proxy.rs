@@ -119,21 +119,9 @@ pub(crate) async fn live_project(
     let project = app.create_project(admin, name).await;
     let project_id: uuid::Uuid = project["id"].as_str().unwrap().parse().unwrap();
     let db = &app.state.db;
-    let d = deps::create(
-        db,
-        NewDeployment {
-            project_id,
-            trigger: shard::model::Trigger::Manual,
-            from_deployment_id: None,
-            image: None,
-            commit_sha: None,
-            commit_message: None,
-            created_by: None,
-            pusher: None,
-        },
-    )
-    .await
-    .unwrap();
+    let d = deps::create(db, NewDeployment::manual(project_id))
+        .await
+        .unwrap();
     let steps = [
         (S::Queued, S::Fetching),
         (S::Fetching, S::Building),

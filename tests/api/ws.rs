@@ -591,16 +591,9 @@ async fn a_retried_log_batch_is_written_once() {
     let db = &app.state.db;
     let deployment = shard::db::deployments::create(
         db,
-        shard::db::deployments::NewDeployment {
-            project_id: uuid::Uuid::parse_str(project["id"].as_str().unwrap()).unwrap(),
-            trigger: shard::model::Trigger::Manual,
-            from_deployment_id: None,
-            image: None,
-            commit_sha: None,
-            commit_message: None,
-            created_by: None,
-            pusher: None,
-        },
+        shard::db::deployments::NewDeployment::manual(
+            uuid::Uuid::parse_str(project["id"].as_str().unwrap()).unwrap(),
+        ),
     )
     .await
     .unwrap();
