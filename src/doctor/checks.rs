@@ -310,7 +310,34 @@ pub(super) async fn database(host: &Host<'_>) -> Check {
     }
 }
 
+/// What is wrong with one source's backups (newest first): none good, the newest good one
+/// older than 48 h, or the last one failed.
+fn backup_problems(name: &str, list: &[crate::db::backups::Backup], problems: &mut Vec<String>) {
+    let good = list
+        .iter()
+        .find(|b| matches!(b.status, BackupState::Succeeded | BackupState::Verified));
+    match good {
+        None => problems.push(format!("{name} has no good backup")),
+        Some(b) if Utc::now() - b.started_at > chrono::Duration::hours(48) => {
+            problems.push(format!(
+                "{name}'s newest good backup is {} h old",
+                (Utc::now() - b.started_at).num_hours()
+            ))
+        }
+        Some(_) => {}
+    }
+    if list
+        .first()
+        .is_some_and(|b| b.status == BackupState::Failed)
+    {
+        problems.push(format!("{name}'s last backup failed"));
+    }
+}
+
+/// The installation's own backups (once it has a schedule: a `shard backup` run from cron
+/// leaves no record here) and each one-click database's.
 pub(super) async fn backups(host: &Host<'_>) -> Check {
+    use crate::db::backups::{Source, for_source, schedule};
     let Some(db) = host.db else {
         return Check::skip("backups", "the database cannot be read");
     };
@@ -318,49 +345,43 @@ pub(super) async fn backups(host: &Host<'_>) -> Check {
         Ok(list) => list,
         Err(e) => return Check::skip("backups", format!("cannot list the databases: {e}")),
     };
-    if databases.is_empty() {
-        return Check::ok("backups", "no one-click databases to back up");
-    }
-    let stale_after = chrono::Duration::hours(48);
+    let scheduled = match schedule(db, Source::Instance).await {
+        Ok(found) => found.is_some(),
+        Err(e) => return Check::skip("backups", format!("cannot read the schedules: {e}")),
+    };
     let mut problems = Vec::new();
+    if scheduled {
+        let list = for_source(db, Source::Instance).await.unwrap_or_default();
+        backup_problems("the installation", &list, &mut problems);
+    }
     for database in &databases {
-        let source = crate::db::backups::Source::Database(database.id);
-        let list = crate::db::backups::for_source(db, source)
+        let list = for_source(db, Source::Database(database.id))
             .await
             .unwrap_or_default();
-        let good = list
-            .iter()
-            .find(|b| matches!(b.status, BackupState::Succeeded | BackupState::Verified));
-        match good {
-            None => problems.push(format!("{} has no good backup", database.name)),
-            Some(b) if Utc::now() - b.started_at > stale_after => problems.push(format!(
-                "{}'s newest good backup is {} h old",
-                database.name,
-                (Utc::now() - b.started_at).num_hours()
-            )),
-            Some(_) => {}
-        }
-        if list
-            .first()
-            .is_some_and(|b| b.status == BackupState::Failed)
-        {
-            problems.push(format!("{}'s last backup failed", database.name));
-        }
+        backup_problems(&database.name, &list, &mut problems);
     }
-    match problems.is_empty() {
-        true => Check::ok(
-            "backups",
-            format!(
-                "{} database(s), each with a good backup within 48 h",
-                databases.len()
-            ),
-        ),
-        false => Check::warn(
+    if !problems.is_empty() {
+        return Check::warn(
             "backups",
             problems.join("; "),
-            "give each database a backup schedule (Databases → Backups) and look at why a backup failed",
-        ),
+            "look at why a backup failed (System → Backups for the installation, Databases → \
+             Backups for a database) and give each database a backup schedule",
+        );
     }
+    let installation = match scheduled {
+        true => "the installation has a good backup within 48 h",
+        false => {
+            "the installation has no backup schedule (System → Backups; or run `shard backup` \
+             from cron)"
+        }
+    };
+    Check::ok(
+        "backups",
+        match databases.len() {
+            0 => format!("{installation}; no one-click databases to back up"),
+            n => format!("{installation}; {n} database(s), each with a good backup within 48 h"),
+        },
+    )
 }
 
 pub(super) async fn certificates(host: &Host<'_>) -> Check {

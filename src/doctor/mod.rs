@@ -7,8 +7,9 @@
 //! shard; the public host and the apps domain resolving to this machine; an HTTP-01 style
 //! self-probe of the public host on port 80; free disk and inodes where the data dir is; clock
 //! skew against a reference (the Postgres server, else the Docker engine); the database's
-//! integrity (`PRAGMA integrity_check`, or a Postgres round trip); the age of each database's
-//! newest good backup; certificates that expire within 14 days; and configuration that is
+//! integrity (`PRAGMA integrity_check`, or a Postgres round trip); the age of the newest good
+//! backup of the installation (once it has a schedule) and of each database, and whether the
+//! last one failed; certificates that expire within 14 days; and configuration that is
 //! legal but unwise (a plain-HTTP `public_url` with ACME on, a config file holding the secret
 //! key that others may read).
 
