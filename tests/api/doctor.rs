@@ -32,6 +32,29 @@ fn doctor(data_dir: &Path, config: Option<&Path>, envs: &[(&str, &str)]) -> (i32
     (out.status.code().unwrap_or(-1), report)
 }
 
+/// The server's report, the checks run now (admins).
+pub async fn server_report(app: &TestApp, admin: &Session) -> Value {
+    app.get("/api/v1/system/doctor?run=true", Some(&admin.token))
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+/// A check of the server's report, run now: its status, and a message that says `says`.
+pub async fn assert_server_check(
+    app: &TestApp,
+    admin: &Session,
+    name: &str,
+    status: &str,
+    says: &str,
+) {
+    let report = server_report(app, admin).await;
+    let c = check(&report, name);
+    assert_eq!(c["status"], status, "{c}");
+    assert!(c["message"].as_str().unwrap().contains(says), "{c}");
+}
+
 fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["checks"]
         .as_array()
@@ -176,12 +199,7 @@ async fn the_server_shows_the_report_to_admins() {
     let member = app.member(&admin, "mia").await;
     let denied = app.get("/api/v1/system/doctor", Some(&member.token)).await;
     assert_eq!(denied.status(), StatusCode::FORBIDDEN);
-    let report: Value = app
-        .get("/api/v1/system/doctor?run=true", Some(&admin.token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let report = server_report(&app, &admin).await;
     let ports = check(&report, "ports");
     assert_eq!(ports["status"], "ok", "{report}");
     assert!(

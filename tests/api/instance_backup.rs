@@ -397,26 +397,10 @@ async fn an_installation_moves_to_a_new_data_dir_whole() {
 /// Instance backups taken by the server: admins only, encrypted to the schedule's age key,
 /// stored in a destination and read back, listed, on a schedule with retention; refused by
 /// the database restore and verify endpoints; restored by `shard restore --identity`.
-/// The doctor's `backups` check, run now by the server.
-async fn doctor_backups(app: &crate::helpers::TestApp, admin: &crate::helpers::Session) -> Value {
-    let report: Value = app
-        .get("/api/v1/system/doctor?run=true", Some(&admin.token))
-        .await
-        .json()
-        .await
-        .unwrap();
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "backups")
-        .cloned()
-        .unwrap_or_else(|| panic!("no backups check in {report}"))
-}
-
 #[tokio::test]
 async fn the_server_backs_itself_up_to_an_age_key_on_a_schedule() {
     use crate::backups::{local_destination, wait_backup_at};
+    use crate::doctor::assert_server_check;
     use crate::helpers::{assert_error, assert_invalid, spawn_app};
     use reqwest::StatusCode;
 
@@ -467,29 +451,20 @@ async fn the_server_backs_itself_up_to_an_age_key_on_a_schedule() {
         "recipients",
     )
     .await;
-    let unscheduled = doctor_backups(&app, &admin).await;
-    assert_eq!(unscheduled["status"], "ok", "{unscheduled}");
-    assert!(
-        unscheduled["message"]
-            .as_str()
-            .unwrap()
-            .contains("no backup schedule"),
-        "{unscheduled}"
-    );
+    assert_server_check(&app, &admin, "backups", "ok", "no backup schedule").await;
     let set = app.put(schedule, Some(&admin.token), body).await;
     assert_eq!(set.status(), StatusCode::OK);
     let set: Value = set.json().await.unwrap();
     assert_eq!(set["recipients"][0], public);
     // Scheduled but never taken: the doctor says so.
-    let waiting = doctor_backups(&app, &admin).await;
-    assert_eq!(waiting["status"], "warn", "{waiting}");
-    assert!(
-        waiting["message"]
-            .as_str()
-            .unwrap()
-            .contains("the installation has no good backup"),
-        "{waiting}"
-    );
+    assert_server_check(
+        &app,
+        &admin,
+        "backups",
+        "warn",
+        "the installation has no good backup",
+    )
+    .await;
 
     // Now, to the schedule's key.
     let taken = app.post(list, Some(&admin.token), json!({})).await;
@@ -522,15 +497,14 @@ async fn the_server_backs_itself_up_to_an_age_key_on_a_schedule() {
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(stored.len(), 1, "{stored:?}");
-    let good = doctor_backups(&app, &admin).await;
-    assert_eq!(good["status"], "ok", "{good}");
-    assert!(
-        good["message"]
-            .as_str()
-            .unwrap()
-            .contains("the installation has a good backup"),
-        "{good}"
-    );
+    assert_server_check(
+        &app,
+        &admin,
+        "backups",
+        "ok",
+        "the installation has a good backup",
+    )
+    .await;
 
     // The schedule's run; retention keeps the newest one.
     let next = chrono::DateTime::parse_from_rfc3339(set["next_run_at"].as_str().unwrap())
@@ -590,15 +564,14 @@ async fn the_server_backs_itself_up_to_an_age_key_on_a_schedule() {
         .await
         .unwrap();
     assert_eq!(beyond.len(), 2);
-    let failing = doctor_backups(&app, &admin).await;
-    assert_eq!(failing["status"], "warn", "{failing}");
-    assert!(
-        failing["message"]
-            .as_str()
-            .unwrap()
-            .contains("the installation's last backup failed"),
-        "{failing}"
-    );
+    assert_server_check(
+        &app,
+        &admin,
+        "backups",
+        "warn",
+        "the installation's last backup failed",
+    )
+    .await;
 
     // Restored with the private key only.
     let keys = tempfile::TempDir::new().unwrap();
