@@ -24,18 +24,36 @@ export default function ImportPage() {
   useEffect(() => {
     api.githubAccount().then(setAccount, (e) => setError(errorText(e)));
   }, []);
+  // A search or a branch list that answers after the query or the pick changed is dropped: the
+  // answers of two requests can come back in either order.
   useEffect(() => {
     if (!account?.connected) return;
-    const timer = setTimeout(() => api.githubRepos(query).then(setRepos, (e) => setError(errorText(e))), 250);
-    return () => clearTimeout(timer);
+    let stale = false;
+    const timer = setTimeout(
+      () =>
+        api.githubRepos(query).then(
+          (list) => stale || setRepos(list),
+          (e) => stale || setError(errorText(e)),
+        ),
+      250,
+    );
+    return () => {
+      stale = true;
+      clearTimeout(timer);
+    };
   }, [account?.connected, query]);
   useEffect(() => {
     if (!picked) return;
+    let stale = false;
     setBranch(picked.default_branch ?? "main");
+    setBranches([]);
     api.githubBranches(picked.full_name).then(
-      (list) => setBranches(list.map((b) => b.name)),
-      (e) => setError(errorText(e)),
+      (list) => stale || setBranches(list.map((b) => b.name)),
+      (e) => stale || setError(errorText(e)),
     );
+    return () => {
+      stale = true;
+    };
   }, [picked?.full_name]);
 
   if (account && !account.enabled)
