@@ -49,6 +49,27 @@ pub async fn server_time(db: &Db) -> Result<Option<DateTime<Utc>>, DbErr> {
     })
 }
 
+/// The Postgres server's major version (15 for 15.4; none on SQLite).
+pub async fn server_major(db: &Db) -> Result<Option<u32>, DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(None);
+    }
+    let row = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT current_setting('server_version_num') AS v",
+        ))
+        .await?;
+    Ok(match row {
+        Some(row) => row
+            .try_get::<String>("", "v")?
+            .parse::<u32>()
+            .ok()
+            .map(|n| n / 10_000),
+        None => None,
+    })
+}
+
 /// Tables counted in an instance backup's summary.
 pub const COUNTED: &[&str] = &[
     "users",

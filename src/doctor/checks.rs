@@ -360,13 +360,24 @@ pub(super) async fn backups(host: &Host<'_>) -> Check {
             .unwrap_or_default();
         backup_problems(&database.name, &list, &mut problems);
     }
-    if !problems.is_empty() {
-        return Check::warn(
-            "backups",
-            problems.join("; "),
+    let tools = match crate::db::health::server_major(db).await {
+        Ok(Some(server)) => postgres_tools(server).await,
+        _ => None,
+    };
+    let mut fixes = Vec::new();
+    if let Some((problem, fix)) = tools {
+        problems.push(problem);
+        fixes.push(fix);
+    }
+    if problems.len() > fixes.len() {
+        fixes.push(
             "look at why a backup failed (System → Backups for the installation, Databases → \
-             Backups for a database) and give each database a backup schedule",
+             Backups for a database) and give each database a backup schedule"
+                .into(),
         );
+    }
+    if !problems.is_empty() {
+        return Check::warn("backups", problems.join("; "), fixes.join("; "));
     }
     let installation = match scheduled {
         true => "the installation has a good backup within 48 h",
@@ -382,6 +393,52 @@ pub(super) async fn backups(host: &Host<'_>) -> Check {
             n => format!("{installation}; {n} database(s), each with a good backup within 48 h"),
         },
     )
+}
+
+/// What keeps a Postgres installation from being backed up or restored: `pg_dump` or
+/// `pg_restore` missing from PATH, or older than the server (`pg_dump` refuses a newer
+/// server); the problem and its fix.
+async fn postgres_tools(server: u32) -> Option<(String, String)> {
+    let fix = format!(
+        "install the Postgres {server} client tools on this host (Debian and Ubuntu: \
+         apt install postgresql-client-{server}); `shard backup` and scheduled installation \
+         backups run pg_dump, `shard restore` runs pg_restore"
+    );
+    for program in ["pg_dump", "pg_restore"] {
+        let probe = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(program)
+                .arg("--version")
+                .stdin(std::process::Stdio::null())
+                .output()
+        });
+        let problem = match tokio::time::timeout(WITHIN, probe).await {
+            Ok(Ok(Ok(out))) if out.status.success() => {
+                match client_major(&String::from_utf8_lossy(&out.stdout)) {
+                    Some(client) if client < server => format!(
+                        "{program} is version {client}, older than the Postgres {server} server"
+                    ),
+                    Some(_) => continue,
+                    None => format!("{program} --version did not name a version"),
+                }
+            }
+            Ok(Ok(Err(e))) if e.kind() == std::io::ErrorKind::NotFound => {
+                format!("{program} is not installed (the installation's backups need it)")
+            }
+            Ok(Ok(Ok(out))) => format!("{program} --version failed ({})", out.status),
+            Ok(Ok(Err(e))) => format!("cannot run {program}: {e}"),
+            Ok(Err(e)) => format!("cannot run {program}: {e}"),
+            Err(_) => format!("{program} --version did not answer within 5 s"),
+        };
+        return Some((problem, fix));
+    }
+    None
+}
+
+/// The major version in `pg_dump (PostgreSQL) 15.4 (Debian 15.4-1)`.
+fn client_major(version: &str) -> Option<u32> {
+    let rest = version.split(") ").nth(1)?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 pub(super) async fn certificates(host: &Host<'_>) -> Check {
@@ -495,5 +552,18 @@ pub(super) fn config(host: &Host<'_>) -> Check {
         (true, _) => Check::ok("config", "nothing unwise found"),
         (false, true) => Check::fail("config", unwise.join("; "), fixes.join("; ")),
         (false, false) => Check::warn("config", unwise.join("; "), fixes.join("; ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_client_major_version_is_read_from_its_version_line() {
+        use super::client_major;
+        let debian = "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)\n";
+        assert_eq!(client_major(debian), Some(15));
+        assert_eq!(client_major("pg_restore (PostgreSQL) 9.6.24\n"), Some(9));
+        assert_eq!(client_major("pg_dump (PostgreSQL) 17devel"), Some(17));
+        assert_eq!(client_major("pg_dump 15"), None);
     }
 }

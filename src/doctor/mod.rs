@@ -9,7 +9,8 @@
 //! skew against a reference (the Postgres server, else the Docker engine); the database's
 //! integrity (`PRAGMA integrity_check`, or a Postgres round trip); the age of the newest good
 //! backup of the installation (once it has a schedule) and of each database, and whether the
-//! last one failed; certificates that expire within 14 days; and configuration that is
+//! last one failed, and on Postgres whether `pg_dump`/`pg_restore` are there and not older
+//! than the server; certificates that expire within 14 days; and configuration that is
 //! legal but unwise (a plain-HTTP `public_url` with ACME on, a config file holding the secret
 //! key that others may read).
 

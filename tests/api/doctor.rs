@@ -192,6 +192,72 @@ fn a_full_disk_fails_the_disk_check() {
     );
 }
 
+/// A Postgres installation is backed up with the host's `pg_dump` and restored with its
+/// `pg_restore`: missing, or older than the server, is a warning naming the package to install.
+#[tokio::test]
+async fn a_postgres_installation_without_usable_client_tools_is_warned() {
+    let url = crate::instances::cluster_database().await;
+    let dir = tempfile::TempDir::new().unwrap();
+    let data = dir.path().join("data");
+    let database = [("SHARD_DATABASE_URL", url.as_str())];
+    let migrated = Command::new(BIN)
+        .env_clear()
+        .env("SHARD_DATA_DIR", &data)
+        .envs(database)
+        .arg("migrate")
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(migrated.success());
+    let backups = |path: &Path| {
+        let path = path.to_str().unwrap();
+        let (_, report) = doctor(&data, None, &[database[0], ("PATH", path)]);
+        check(&report, "backups").clone()
+    };
+
+    // This host's tools (postgresql-client of the server's version): nothing to say.
+    let host_path = std::env::var("PATH").unwrap();
+    let fine = backups(Path::new(&host_path));
+    assert_eq!(fine["status"], "ok", "{fine}");
+
+    // Neither tool on PATH.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let missing = backups(&bin);
+    assert_eq!(missing["status"], "warn", "{missing}");
+    assert!(
+        missing["message"]
+            .as_str()
+            .unwrap()
+            .contains("pg_dump is not installed"),
+        "{missing}"
+    );
+    assert!(
+        missing["fix"]
+            .as_str()
+            .unwrap()
+            .contains("apt install postgresql-client-"),
+        "{missing}"
+    );
+
+    // A pg_dump older than the server (it would refuse to dump it).
+    let old = bin.join("pg_dump");
+    std::fs::write(&old, "#!/bin/sh\necho 'pg_dump (PostgreSQL) 9.6.24'\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let older = backups(&bin);
+    assert_eq!(older["status"], "warn", "{older}");
+    assert!(
+        older["message"]
+            .as_str()
+            .unwrap()
+            .contains("pg_dump is version 9, older than the Postgres"),
+        "{older}"
+    );
+}
+
 #[tokio::test]
 async fn the_server_shows_the_report_to_admins() {
     let app = spawn_app().await;
