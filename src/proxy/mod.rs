@@ -81,8 +81,8 @@ pub struct Proxy {
     endpoints: table::Endpoints,
     /// The running replicas of each Swarm deployment, as the swarm watcher last read them.
     replicas: Mutex<HashMap<Uuid, Vec<String>>>,
-    /// Replicas a health gate handed over, with when: a watcher read that began earlier
-    /// cannot know them and must not drop them.
+    /// Replicas a health gate, a start or a halt handed over, with when: a watcher read that
+    /// began earlier cannot know them and must not drop them (see [`apply_pins`]).
     pinned: Mutex<HashMap<Uuid, (Instant, Vec<String>)>>,
     https: Option<Https>,
     /// Requests forwarded and upstream latency, per app.
@@ -343,7 +343,7 @@ impl Proxy {
     pub fn set_replicas(&self, mut replicas: HashMap<Uuid, Vec<String>>, read_at: Instant) -> bool {
         {
             let mut pinned = self.pinned.lock().unwrap_or_else(PoisonError::into_inner);
-            apply_pins(&mut replicas, &mut pinned, read_at);
+            apply_pins(&mut replicas, &mut pinned, read_at, Instant::now());
         }
         let mut current = self.replicas.lock().unwrap_or_else(PoisonError::into_inner);
         if *current == replicas {
@@ -488,19 +488,31 @@ impl Proxy {
     }
 }
 
+/// How long a halt shard made (no replica) outlasts reads of the swarm that still list the
+/// deployment running: the swarm marks a scaled-down service's tasks unwanted a moment after
+/// the scale, later still on a busy manager. A replica listed after this is believed.
+const HALT_HOLD: Duration = Duration::from_secs(10);
+
 /// Puts into a read of the swarm that began at `read_at` the deployments set since (their
-/// endpoints win), and forgets the settings that read already covers.
+/// endpoints win), and forgets the settings that read already covers. A halt is kept until a
+/// read agrees with it (or [`HALT_HOLD`] has passed), since a read that began after it may
+/// still see the tasks the swarm has not yet marked unwanted.
 fn apply_pins(
     replicas: &mut HashMap<Uuid, Vec<String>>,
     pinned: &mut HashMap<Uuid, (Instant, Vec<String>)>,
     read_at: Instant,
+    now: Instant,
 ) {
     pinned.retain(|id, (at, endpoints)| {
         let newer = *at > read_at;
-        if newer {
+        let unconfirmed_halt = endpoints.is_empty()
+            && replicas.get(id).is_some_and(|listed| !listed.is_empty())
+            && now.saturating_duration_since(*at) < HALT_HOLD;
+        let keep = newer || unconfirmed_halt;
+        if keep {
             replicas.insert(*id, endpoints.clone());
         }
-        newer
+        keep
     });
 }
 
@@ -521,14 +533,45 @@ mod tests {
             (halted, vec!["127.0.0.1:2".to_string()]),
             (other, vec!["127.0.0.1:3".to_string()]),
         ]);
-        apply_pins(&mut read, &mut pinned, before);
+        apply_pins(&mut read, &mut pinned, before, Instant::now());
         assert_eq!(read[&halted], Vec::<String>::new());
         assert_eq!(read[&started], vec!["127.0.0.1:1".to_string()]);
         assert_eq!(read[&other], vec!["127.0.0.1:3".to_string()]);
         assert_eq!(pinned.len(), 2, "kept for reads that began before them");
         // A read that began after: it knows better, the settings go.
         let mut later = HashMap::new();
-        apply_pins(&mut later, &mut pinned, Instant::now());
+        let now = Instant::now();
+        apply_pins(&mut later, &mut pinned, now, now);
         assert!(later.is_empty() && pinned.is_empty());
+    }
+
+    #[test]
+    fn a_halt_holds_until_the_swarm_agrees_or_for_a_bounded_time() {
+        let (halted, stale) = (Uuid::now_v7(), Uuid::now_v7());
+        let listed = || vec!["127.0.0.1:2".to_string()];
+        let mut pinned = HashMap::from([(halted, (Instant::now(), Vec::new()))]);
+        // Reads that began after the halt but still list its replica running: still halted.
+        for _ in 0..3 {
+            let mut read = HashMap::from([(halted, listed())]);
+            let now = Instant::now();
+            apply_pins(&mut read, &mut pinned, now, now);
+            assert_eq!(read[&halted], Vec::<String>::new());
+            assert_eq!(pinned.len(), 1, "kept until a read agrees");
+        }
+        // A read that agrees ends it; later reads are believed as they are.
+        let now = Instant::now();
+        apply_pins(&mut HashMap::new(), &mut pinned, now, now);
+        assert!(pinned.is_empty());
+        let mut read = HashMap::from([(halted, listed())]);
+        apply_pins(&mut read, &mut pinned, now, now);
+        assert_eq!(read[&halted], listed());
+        // A replica the swarm still lists once the hold has passed is believed.
+        let at = Instant::now();
+        let mut pinned = HashMap::from([(stale, (at, Vec::new()))]);
+        let mut read = HashMap::from([(stale, listed())]);
+        let later = at + HALT_HOLD + Duration::from_secs(1);
+        apply_pins(&mut read, &mut pinned, later, later);
+        assert_eq!(read[&stale], listed());
+        assert!(pinned.is_empty());
     }
 }
