@@ -362,11 +362,22 @@ impl App {
             tokio::time::sleep(DRAIN_LINGER).await;
             // The jobs this process runs are finished while the paused server's workers are
             // still alive: database connections their requests opened stay usable (see
-            // `db::Retirement`), and in-flight proxied traffic keeps flowing meanwhile.
+            // `db::Retirement`), and in-flight proxied traffic keeps flowing meanwhile. Its
+            // routes follow the database meanwhile (the new process changes them now), for a
+            // keep-alive client that comes back here after the linger.
+            let following = CancellationToken::new();
+            let follower = tokio::spawn(
+                state
+                    .proxy
+                    .clone()
+                    .follow(Arc::new(tokio::sync::Notify::new()), following.clone()),
+            );
             shutdown.cancel();
             if let Some(workers) = workers.take() {
                 workers.join().await;
             }
+            following.cancel();
+            let _ = follower.await;
         } else {
             // The jobs run on while the server stops: they stop taking connections its workers
             // opened so far (one a handler opens while it finishes is retired below).

@@ -24,7 +24,8 @@
 //!   pause, gets 1012 again),
 //!   finishes the jobs it is running (their leases stay live, so nobody else takes them) while
 //!   its paused server still carries in-flight proxied requests, WebSockets and SSE (and its
-//!   worker runtimes, with the database connections they opened, stay alive for the jobs), then
+//!   worker runtimes, with the database connections they opened, stay alive for the jobs), its
+//!   routes following the database every 5 s (a keep-alive client may come back), then
 //!   lets those finish for up to `http.shutdown_timeout_secs`.
 //!   A viewer who reconnects to the new process meanwhile keeps seeing those deploys live: on
 //!   Postgres through the hub relay, on SQLite through `hub::relay::tail`, which reads what the

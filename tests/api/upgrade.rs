@@ -388,8 +388,40 @@ async fn a_new_process_that_cannot_start_leaves_the_old_one_serving() {
     assert!(health.status().is_success());
 }
 
-/// A build that prints a line every quarter second for ten seconds.
-const TICKING: &str = "RUN [\"/bin/busybox\", \"sh\", \"-c\", \"i=0; while [ $i -lt 40 ]; do i=$((i+1)); echo tick $i; /bin/busybox sleep 0.25; done\"]\n";
+/// A build that prints a line every quarter second for fifteen seconds.
+const TICKING: &str = "RUN [\"/bin/busybox\", \"sh\", \"-c\", \"i=0; while [ $i -lt 60 ]; do i=$((i+1)); echo tick $i; /bin/busybox sleep 0.25; done\"]\n";
+
+/// One `GET /` for `host` on an open connection: the status and the head (lower case).
+async fn ask(conn: &mut tokio::net::TcpStream, host: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let mut read = async |got: &mut Vec<u8>| {
+        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut chunk))
+            .await
+            .expect("an answer within 10 s")
+            .unwrap();
+        assert!(n > 0, "closed before answering");
+        got.extend_from_slice(&chunk[..n]);
+    };
+    let head_len = loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        read(&mut got).await;
+    };
+    let head = String::from_utf8_lossy(&got[..head_len]).to_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    while got.len() < head_len + length {
+        read(&mut got).await;
+    }
+    (head[9..12].parse().unwrap(), head)
+}
 
 #[tokio::test]
 async fn a_deploy_building_during_an_upgrade_ends_live_and_its_viewer_follows_it_on_the_new_process()
@@ -408,6 +440,15 @@ async fn a_deploy_building_during_an_upgrade_ends_live_and_its_viewer_follows_it
     let topic = format!("deployment:{deployment}");
     let mut ws = subscribe(&serve.base, &token, &topic, 0).await;
     let mut seen: Vec<i64> = Vec::new();
+    // Keep-alive clients of the old process, for after the upgrade: no app is called "later".
+    let mut kept = Vec::new();
+    for _ in 0..12 {
+        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", serve.port))
+            .await
+            .unwrap();
+        assert_eq!(ask(&mut conn, "later.localhost").await.0, 404);
+        kept.push(conn);
+    }
 
     // Upgrade once the build prints; the old process closes the viewer with 1012.
     let mut signalled = false;
@@ -430,6 +471,26 @@ async fn a_deploy_building_during_an_upgrade_ends_live_and_its_viewer_follows_it
     assert!(signalled);
     assert_eq!(closed, Ended::Closed(Some(1012)));
     assert!(!exited(old), "the old process still finishes the deploy");
+
+    // The new process makes a project (a fresh connection lands there); the old one, still
+    // building, follows its routes (every 5 s): a kept client, back after the linger, is
+    // answered with the new route (and told to go). One client a second, each answered once.
+    serve
+        .create_project(&token, json!({"name": "later", "git_url": repo.url}))
+        .await;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut conn = kept
+            .pop()
+            .expect("the old process still routed \"later\" as unknown 12 s after it was made");
+        let (status, head) = ask(&mut conn, "later.localhost").await;
+        assert!(head.contains("connection: close"), "{head}");
+        if status == 503 {
+            break;
+        }
+        assert_eq!(status, 404, "{head}");
+    }
+    assert!(!exited(old), "the old process is still building");
 
     // Resumed on the new process: the rest of the build arrives as it is printed, then live.
     // A reconnect that raced the old process's pause is closed with 1012 again, and the
