@@ -34,40 +34,27 @@ async fn check(db: &Db, pragma: &str) -> Result<String, DbErr> {
 
 /// The Postgres server's clock (none on SQLite, which has no clock of its own).
 pub async fn server_time(db: &Db) -> Result<Option<DateTime<Utc>>, DbErr> {
-    if db.get_database_backend() != DbBackend::Postgres {
-        return Ok(None);
-    }
-    let row = db
-        .query_one_raw(Statement::from_string(
-            DbBackend::Postgres,
-            "SELECT now() AS now",
-        ))
-        .await?;
-    Ok(match row {
-        Some(row) => Some(row.try_get::<DateTime<Utc>>("", "now")?),
-        None => None,
-    })
+    postgres_value(db, "SELECT now() AS v").await
 }
 
 /// The Postgres server's major version (15 for 15.4; none on SQLite).
 pub async fn server_major(db: &Db) -> Result<Option<u32>, DbErr> {
+    let number: Option<String> =
+        postgres_value(db, "SELECT current_setting('server_version_num') AS v").await?;
+    Ok(number
+        .and_then(|n| n.parse::<u32>().ok())
+        .map(|n| n / 10_000))
+}
+
+/// Column `v` of the one row `sql` answers on Postgres (none on SQLite).
+async fn postgres_value<T: sea_orm::TryGetable>(db: &Db, sql: &str) -> Result<Option<T>, DbErr> {
     if db.get_database_backend() != DbBackend::Postgres {
         return Ok(None);
     }
     let row = db
-        .query_one_raw(Statement::from_string(
-            DbBackend::Postgres,
-            "SELECT current_setting('server_version_num') AS v",
-        ))
+        .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
         .await?;
-    Ok(match row {
-        Some(row) => row
-            .try_get::<String>("", "v")?
-            .parse::<u32>()
-            .ok()
-            .map(|n| n / 10_000),
-        None => None,
-    })
+    row.map(|row| row.try_get::<T>("", "v")).transpose()
 }
 
 /// Tables counted in an instance backup's summary.
