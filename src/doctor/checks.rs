@@ -360,21 +360,19 @@ pub(super) async fn backups(host: &Host<'_>) -> Check {
             .unwrap_or_default();
         backup_problems(&database.name, &list, &mut problems);
     }
-    let tools = match crate::db::health::server_major(db).await {
-        Ok(Some(server)) => postgres_tools(server).await,
-        _ => None,
-    };
     let mut fixes = Vec::new();
-    if let Some((problem, fix)) = tools {
-        problems.push(problem);
-        fixes.push(fix);
-    }
-    if problems.len() > fixes.len() {
+    if !problems.is_empty() {
         fixes.push(
             "look at why a backup failed (System → Backups for the installation, Databases → \
              Backups for a database) and give each database a backup schedule"
-                .into(),
+                .to_string(),
         );
+    }
+    if let Ok(Some(server)) = crate::db::health::server_major(db).await
+        && let Some((problem, fix)) = postgres_tools(server).await
+    {
+        problems.push(problem);
+        fixes.push(fix);
     }
     if !problems.is_empty() {
         return Check::warn("backups", problems.join("; "), fixes.join("; "));
@@ -405,33 +403,44 @@ async fn postgres_tools(server: u32) -> Option<(String, String)> {
          backups run pg_dump, `shard restore` runs pg_restore"
     );
     for program in ["pg_dump", "pg_restore"] {
-        let probe = tokio::task::spawn_blocking(move || {
-            std::process::Command::new(program)
-                .arg("--version")
-                .stdin(std::process::Stdio::null())
-                .output()
-        });
+        let probe = tokio::task::spawn_blocking(move || tool_problem(program, server));
         let problem = match tokio::time::timeout(WITHIN, probe).await {
-            Ok(Ok(Ok(out))) if out.status.success() => {
-                match client_major(&String::from_utf8_lossy(&out.stdout)) {
-                    Some(client) if client < server => format!(
-                        "{program} is version {client}, older than the Postgres {server} server"
-                    ),
-                    Some(_) => continue,
-                    None => format!("{program} --version did not name a version"),
-                }
-            }
-            Ok(Ok(Err(e))) if e.kind() == std::io::ErrorKind::NotFound => {
-                format!("{program} is not installed (the installation's backups need it)")
-            }
-            Ok(Ok(Ok(out))) => format!("{program} --version failed ({})", out.status),
-            Ok(Ok(Err(e))) => format!("cannot run {program}: {e}"),
+            Ok(Ok(None)) => continue,
+            Ok(Ok(Some(problem))) => problem,
             Ok(Err(e)) => format!("cannot run {program}: {e}"),
             Err(_) => format!("{program} --version did not answer within 5 s"),
         };
         return Some((problem, fix));
     }
     None
+}
+
+/// What is wrong with `program` (a Postgres client tool) for a `server` of that major
+/// version, from its `--version` (blocking).
+fn tool_problem(program: &str, server: u32) -> Option<String> {
+    let out = match std::process::Command::new(program)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Some(format!(
+                "{program} is not installed (the installation's backups need it)"
+            ));
+        }
+        Err(e) => return Some(format!("cannot run {program}: {e}")),
+    };
+    if !out.status.success() {
+        return Some(format!("{program} --version failed ({})", out.status));
+    }
+    match client_major(&String::from_utf8_lossy(&out.stdout)) {
+        Some(client) if client < server => Some(format!(
+            "{program} is version {client}, older than the Postgres {server} server"
+        )),
+        Some(_) => None,
+        None => Some(format!("{program} --version did not name a version")),
+    }
 }
 
 /// The major version in `pg_dump (PostgreSQL) 15.4 (Debian 15.4-1)`.
